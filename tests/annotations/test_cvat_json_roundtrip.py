@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
+from cvat_ext.annotations.cvat_json import (
+    dump_job_annotations,
+    dump_shape,
+    dump_tag,
+    dump_track,
+    parse_job_annotations,
+    parse_shape,
+    parse_tag,
+    parse_track,
+)
 from tests.annotations.recordings import annotation_bodies
 
 BODIES = list(annotation_bodies())
@@ -65,3 +74,125 @@ def test_recordings_cover_every_2d_type_and_a_track() -> None:
     types = {s["type"] for _, _, _, body in BODIES for s in body["shapes"]}
     assert types >= {"rectangle", "polygon", "polyline", "points", "ellipse", "mask", "skeleton"}
     assert any(body["tracks"] for _, _, _, body in BODIES)
+
+
+def _objects(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, side, index, body in BODIES:
+        if side != "response" or (name, side, index) in _CVAT_SHORT_FORMS:
+            continue
+        for obj in body[kind]:
+            found.append((f"{name}-{obj.get('type', 'tag')}-{obj.get('id')}", obj))
+    return found
+
+
+SHAPES = _objects("shapes")
+TAGS = _objects("tags")
+TRACKS = _objects("tracks")
+
+
+@pytest.mark.parametrize("obj", [o for _, o in SHAPES], ids=[i for i, _ in SHAPES])
+def test_shape_round_trip(obj: dict[str, Any]) -> None:
+    shape = parse_shape(obj, where="job 1")
+    assert dump_shape(shape) == obj
+    assert shape.type.value == obj["type"]
+    if obj["type"] == "mask":
+        assert shape.mask is not None
+        assert list(shape.mask.ltrb) == obj["points"][-4:]
+        assert shape.mask.counts.tolist() == obj["points"][:-4]
+    elif obj["type"] == "skeleton":
+        assert len(shape.elements) == len(obj["elements"])
+        assert all(e.points.shape == (1, 2) for e in shape.elements)
+    else:
+        assert shape.points.ravel().tolist() == obj["points"]
+
+
+@pytest.mark.parametrize("obj", [o for _, o in TAGS], ids=[i for i, _ in TAGS])
+def test_tag_round_trip(obj: dict[str, Any]) -> None:
+    assert dump_tag(parse_tag(obj)) == obj
+
+
+@pytest.mark.parametrize("obj", [o for _, o in TRACKS], ids=[i for i, _ in TRACKS])
+def test_track_round_trip(obj: dict[str, Any]) -> None:
+    track = parse_track(obj)
+    assert dump_track(track) == obj
+    assert [s.frame for s in track.shapes] == [s["frame"] for s in obj["shapes"]]
+
+
+def _cuboid() -> dict[str, Any]:
+    return {
+        "type": "cuboid",
+        "occluded": False,
+        "outside": False,
+        "z_order": 1,
+        "rotation": 0.0,
+        "points": [float(v) for v in range(16)],
+        "id": 9,
+        "label_id": 165,
+        "group": 2,
+        "source": "semi-auto",
+        "frame": 3,
+        "score": 0.5,
+        "attributes": [{"spec_id": 32, "value": "stop"}],
+        "elements": [],
+    }
+
+
+def test_cuboid_round_trip_as_8_corners() -> None:
+    obj = _cuboid()
+    shape = parse_shape(obj)
+    assert shape.points.shape == (8, 2)
+    assert shape.points[1].tolist() == [2.0, 3.0]
+    assert dump_shape(shape) == obj
+
+
+def _skeleton_track() -> dict[str, Any]:
+    def keyframe(frame: int, x: float, *, outside: bool = False, type_: str = "points") -> dict[str, Any]:
+        points = [] if type_ == "skeleton" else [x, 2 * x]
+        return {
+            "id": frame,
+            "type": type_,
+            "frame": frame,
+            "occluded": False,
+            "outside": outside,
+            "z_order": 0,
+            "rotation": 0.0,
+            "points": points,
+            "attributes": [],
+        }
+
+    def sub(label_id: int, *shapes: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": label_id,
+            "label_id": label_id,
+            "frame": 0,
+            "group": 0,
+            "source": "manual",
+            "shapes": list(shapes),
+            "attributes": [],
+        }
+
+    return {
+        "id": 7,
+        "label_id": 168,
+        "frame": 0,
+        "group": 0,
+        "source": "manual",
+        "shapes": [keyframe(0, 0, type_="skeleton"), keyframe(4, 0, type_="skeleton")],
+        "attributes": [],
+        "elements": [sub(169, keyframe(0, 10), keyframe(4, 50)), sub(170, keyframe(0, 20, outside=True))],
+    }
+
+
+def test_skeleton_track_round_trip() -> None:
+    obj = _skeleton_track()
+    track = parse_track(obj)
+    assert len(track.elements) == 2
+    assert dump_track(track) == obj
+    assert "elements" not in dump_track(track)["elements"][0]
+
+
+def test_dump_leaves_out_missing_ids() -> None:
+    shape = parse_shape({"type": "rectangle", "frame": 0, "label_id": 1, "points": [0, 0, 1, 1]})
+    assert "id" not in dump_shape(shape)
+    assert "id" not in dump_tag(parse_tag({"frame": 0, "label_id": 1}))
