@@ -1,0 +1,236 @@
+"""Responses CVAT 2.73 accepts from a function, built from our types (contracts §2.6).
+
+Detector: a JSON list of items ``{"label", "type", "points", "confidence"?, "attributes"?, ...}``:
+
+* ``rectangle``: ``points`` ``[x1, y1, x2, y2]`` absolute pixels;
+* ``polygon``: ``points`` flat ``[x0, y0, x1, y1, ...]``;
+* ``mask``: ``mask`` is the **raw** (not run-length encoded) row-major crop, 0 or 255 per pixel,
+  over the **inclusive** box, followed by ``[left, top, right, bottom]``; CVAT run-length encodes it
+  itself. ``points`` (a polygon) is added when given, so ``conv_mask_to_poly`` can use it;
+* ``skeleton``: ``elements`` = one ``{"label", "type": "points", "points": [x, y], "outside"}``
+  per sublabel, all of them (CVAT would add missing ones at the centroid);
+* ``tag``: no points.
+
+``confidence`` is a string; CVAT 2.73 ignores it (it stores ``score=1``) but it is cheap and
+useful for debugging. Interactor (version 2): ``{"shapes": [{"type": "mask", "points": <CVAT RLE
+counts + [l, t, r, b]>, "attributes": [{"spec_id": 0, "value": <confidence>}]}]}`` — spec_id 0 is
+read by the UI as the confidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_ext.annotations.model import MaskRle
+from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.serverless.spec import LabelSpec
+
+__all__ = [
+    "RawJson",
+    "detections_to_items",
+    "encode_json",
+    "interactor_mask_shape",
+    "interactor_response",
+    "mask_item",
+    "polygon_item",
+    "rectangle_item",
+    "skeleton_item",
+    "tag_item",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RawJson:
+    """An already serialised JSON body (e.g. a cached response): the handler sends it as is."""
+
+    data: str | bytes
+
+
+def _confidence(value: float | None) -> dict[str, str]:
+    return {} if value is None else {"confidence": f"{float(value):.4f}"}
+
+
+def _attributes(attributes: Mapping[str, str] | None) -> dict[str, Any]:
+    if not attributes:
+        return {}
+    return {"attributes": [{"name": str(k), "value": str(v)} for k, v in attributes.items()]}
+
+
+def _coords(values: npt.ArrayLike) -> list[float]:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(arr)):
+        raise AnnotationFormatError(f"response: non-finite coordinates {arr.tolist()}")
+    return [round(v, 2) for v in arr.tolist()]
+
+
+def rectangle_item(
+    label: str,
+    xyxy: npt.ArrayLike,
+    *,
+    confidence: float | None = None,
+    attributes: Mapping[str, str] | None = None,
+    rotation: float = 0.0,
+) -> dict[str, Any]:
+    """A detector rectangle item; ``xyxy`` (4,) absolute pixels."""
+    item: dict[str, Any] = {"label": label, "type": "rectangle", "points": _coords(xyxy)}
+    if rotation:
+        item["rotation"] = float(rotation)
+    return item | _confidence(confidence) | _attributes(attributes)
+
+
+def polygon_item(
+    label: str,
+    points_xy: npt.ArrayLike,
+    *,
+    confidence: float | None = None,
+    attributes: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A detector polygon item; ``points_xy`` (K, 2), K >= 3."""
+    pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    if pts.shape[0] < 3:
+        raise AnnotationFormatError(f"response: polygon for '{label}' has {pts.shape[0]} points, need >= 3")
+    return (
+        {"label": label, "type": "polygon", "points": _coords(pts)} | _confidence(confidence) | _attributes(attributes)
+    )
+
+
+def mask_item(
+    label: str,
+    mask: MaskCrop,
+    *,
+    confidence: float | None = None,
+    attributes: Mapping[str, str] | None = None,
+    polygon_xy: npt.ArrayLike | None = None,
+) -> dict[str, Any] | None:
+    """A detector mask item: raw 0/255 crop over the tight inclusive box + ``[l, t, r, b]``.
+
+    Returns None for an empty mask (CVAT cannot store one). ``polygon_xy`` (K, 2) is sent as
+    ``points`` for ``conv_mask_to_poly``.
+    """
+    tight = mask.tight()
+    if tight is None:
+        return None
+    crop = tight.bitmap.astype(np.uint8) * np.uint8(255)
+    raw: list[int] = crop.ravel().tolist()
+    raw.extend(tight.ltrb)
+    item: dict[str, Any] = {"label": label, "type": "mask", "mask": raw}
+    if polygon_xy is not None:
+        pts = np.asarray(polygon_xy, dtype=np.float64).reshape(-1, 2)
+        if pts.shape[0] >= 3:
+            item["points"] = _coords(pts)
+    return item | _confidence(confidence) | _attributes(attributes)
+
+
+def skeleton_item(
+    label: str,
+    sublabels: Sequence[str],
+    keypoints_xy: npt.ArrayLike,
+    outside: npt.ArrayLike,
+    *,
+    confidence: float | None = None,
+    attributes: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A detector skeleton item with one element per sublabel, in ``sublabels`` order.
+
+    ``keypoints_xy`` (K, 2) pixels, ``outside`` (K,) bool (invisible keypoints keep their position).
+    """
+    kp = np.asarray(keypoints_xy, dtype=np.float64).reshape(-1, 2)
+    out = np.asarray(outside, dtype=bool).reshape(-1)
+    if kp.shape[0] != len(sublabels) or out.shape[0] != len(sublabels):
+        raise AnnotationFormatError(
+            f"response: skeleton '{label}' has {len(sublabels)} sublabels but {kp.shape[0]} keypoints "
+            f"and {out.shape[0]} outside flags"
+        )
+    elements = [
+        {"label": name, "type": "points", "points": _coords(xy), "outside": bool(o)}
+        for name, xy, o in zip(sublabels, kp, out, strict=True)
+    ]
+    return (
+        {"label": label, "type": "skeleton", "elements": elements} | _confidence(confidence) | _attributes(attributes)
+    )
+
+
+def tag_item(label: str, *, confidence: float | None = None) -> dict[str, Any]:
+    return {"label": label, "type": "tag"} | _confidence(confidence)
+
+
+def detections_to_items(
+    dets: Detections,
+    labels: Mapping[int, LabelSpec],
+    *,
+    keypoint_thr: float = 0.0,
+    polygons: Sequence[npt.NDArray[np.float64] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """CVAT detector items for ``dets``; the label of each object is ``labels[class_id]``.
+
+    The item type follows the label's spec type: ``mask``/``polygon`` labels use the object's mask
+    (falling back to the box when it has none), ``skeleton`` labels its keypoints (a keypoint
+    scoring below ``keypoint_thr`` is sent ``outside``, at its predicted position), anything
+    else a rectangle. Objects whose class has no label are skipped (the model may know more
+    classes than the function declares).
+    """
+    items: list[dict[str, Any]] = []
+    for i in range(len(dets)):
+        spec = labels.get(int(dets.class_id[i]))
+        if spec is None:
+            continue
+        score = float(dets.score[i])
+        mask = dets.masks[i] if dets.masks is not None else None
+        item: dict[str, Any] | None
+        if spec.type in ("mask", "polygon") and mask is not None:
+            item = mask_item(spec.name, mask, confidence=score, polygon_xy=None if polygons is None else polygons[i])
+        elif spec.type == "skeleton":
+            if dets.keypoints is None:
+                raise AnnotationFormatError(
+                    f"response: label '{spec.name}' is a skeleton but the model gave no keypoints"
+                )
+            kp = dets.keypoints[i]
+            item = skeleton_item(
+                spec.name, [s.name for s in spec.sublabels], kp[:, :2], kp[:, 2] < keypoint_thr, confidence=score
+            )
+        else:
+            item = rectangle_item(spec.name, dets.xyxy[i], confidence=score)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def interactor_mask_shape(
+    bitmap: npt.ArrayLike, *, left: int = 0, top: int = 0, confidence: float | None = None
+) -> dict[str, Any] | None:
+    """One interactor v2 shape from a (H, W) bool mask whose top-left pixel is ``(left, top)``.
+
+    ``points`` = CVAT RLE counts over the tight inclusive box, then ``[l, t, r, b]``; None if empty.
+    """
+    crop = MaskCrop(np.asarray(bitmap, dtype=bool), left, top).tight()
+    if crop is None:
+        return None
+    rle = MaskRle.from_bitmap(crop.bitmap, crop.left, crop.top)
+    shape: dict[str, Any] = {"type": "mask", "points": [*rle.counts.tolist(), *rle.ltrb]}
+    if confidence is not None:
+        shape["attributes"] = [{"spec_id": 0, "value": f"{float(confidence):.4f}"}]
+    else:
+        shape["attributes"] = []
+    return shape
+
+
+def interactor_response(shapes: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """``{"shapes": [...]}`` with empty masks dropped."""
+    return {"shapes": [s for s in shapes if s is not None]}
+
+
+def encode_json(result: Any) -> str | bytes:
+    """The response body: :class:`RawJson` as is, anything else through ``json.dumps``.
+
+    Text, not bytes: Nuclio's Python wrapper base64-encodes a bytes body on its way out.
+    """
+    if isinstance(result, RawJson):
+        return result.data
+    return json.dumps(result, separators=(",", ":"), allow_nan=False)
