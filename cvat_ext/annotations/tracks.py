@@ -98,10 +98,7 @@ def iter_frames(
 
     # one stream of (frame, rank, shape, track_id) per source; the rank keeps the documented order
     shape_stream = ((s.frame, 0, i, s, None) for i, s in enumerate(sorted(ann.shapes, key=_frame_of)))
-    track_streams = [
-        ((s.frame, 1 + t_idx, i, s, track.id) for i, s in enumerate(_iter_track_shapes(track, last_frame)))
-        for t_idx, track in enumerate(ann.tracks)
-    ]
+    track_streams = [_track_stream(track, 1 + t_idx, last_frame) for t_idx, track in enumerate(ann.tracks)]
     items = heapq.merge(shape_stream, *track_streams, key=lambda item: (item[0], item[1], item[2]))
     tags_by_frame: dict[int, list[Tag]] = {}
     for tag in ann.tags:
@@ -147,6 +144,11 @@ def iter_frames(
     while next_extra is not None:
         yield build(next_extra, [], [])
         next_extra = next(extra, None)
+
+
+def _track_stream(track: Track, rank: int, last_frame: int | None) -> Iterator[tuple[int, int, int, Shape, int | None]]:
+    for i, shape in enumerate(_iter_track_shapes(track, last_frame)):
+        yield shape.frame, rank, i, shape, track.id
 
 
 def _frame_of(shape: Shape) -> int:
