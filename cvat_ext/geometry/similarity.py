@@ -25,6 +25,12 @@ import numpy.typing as npt
 from cvat_ext.annotations.model import Shape, ShapeType
 from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.geometry.boxes import FloatArray, box_iou
+from cvat_ext.geometry.cuboids import cuboid2d_iou
+from cvat_ext.geometry.ellipses import ellipse_runs
+from cvat_ext.geometry.keypoints import oks
+from cvat_ext.geometry.lines import polyline_runs
+from cvat_ext.geometry.masks import RowRuns, empty_runs, rle_to_runs, runs_iou
+from cvat_ext.geometry.polygons import polygon_runs
 from cvat_ext.geometry.rotated import rotated_box_iou
 
 logger = logging.getLogger(__name__)
@@ -99,6 +105,93 @@ def rectangle_similarity(a: Sequence[Shape], b: Sequence[Shape]) -> FloatArray:
     return box_iou(xyxy_a, xyxy_b)
 
 
+def _frame_wh(a: Sequence[Shape], b: Sequence[Shape], params: SimilarityParams) -> tuple[float, float]:
+    """The frame size, or the extent of the shapes when the frame size is unknown."""
+    if min(params.image_wh) > 0:
+        return float(params.image_wh[0]), float(params.image_wh[1])
+    boxes = np.array([s.xyxy for s in (*a, *b)], dtype=np.float64).reshape(-1, 4)
+    if boxes.size == 0:
+        return 1.0, 1.0
+    return max(float(boxes[:, 2].max()), 1.0), max(float(boxes[:, 3].max()), 1.0)
+
+
+def segment_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
+    """Polygons and masks (any mix, in order) -> row runs, clipped to the frame when it is known."""
+    if not shapes:
+        return empty_runs(0)
+    is_mask = np.array([s.type is ShapeType.MASK for s in shapes])
+    parts = RowRuns.concat(
+        [
+            rle_to_runs([s.mask for s in shapes if s.mask is not None]),
+            polygon_runs([s.points for s in shapes if s.type is ShapeType.POLYGON]),
+        ]
+    )
+    # restore the caller's order: masks were numbered first, then polygons
+    position = np.concatenate([np.flatnonzero(is_mask), np.flatnonzero(~is_mask)])
+    runs = RowRuns(parts.row, parts.start, parts.end, position[parts.owner], len(shapes))
+    return runs.clipped(*params.image_wh) if min(params.image_wh) > 0 else runs
+
+
+def _ellipse_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
+    cxcy_rxry = np.array([s.ellipse_cxcy_rxry for s in shapes], dtype=np.float64).reshape(-1, 4)
+    return ellipse_runs(cxcy_rxry, [s.rotation for s in shapes], clip_wh=params.image_wh)
+
+
+def _line_runs(shapes: Sequence[Shape], radius: float, params: SimilarityParams) -> RowRuns:
+    return polyline_runs([s.points for s in shapes], radius, clip_wh=params.image_wh)
+
+
+def points_similarity(a: Sequence[Shape], b: Sequence[Shape], params: SimilarityParams) -> FloatArray:
+    """``points`` shapes -> (N, M) OKS; shapes with different point counts score 0."""
+    out = np.zeros((len(a), len(b)))
+    width, height = _frame_wh(a, b, params)
+    count_a = np.array([s.points.shape[0] for s in a])
+    count_b = np.array([s.points.shape[0] for s in b])
+    for k in np.intersect1d(count_a, count_b):
+        ia, ib = np.flatnonzero(count_a == k), np.flatnonzero(count_b == k)
+        kp_a = np.stack([a[int(i)].points for i in ia])
+        kp_b = np.stack([b[int(j)].points for j in ib])
+        out[np.ix_(ia, ib)] = oks(kp_a, None, kp_b, None, sigmas=_sigmas(params, int(k)), fallback_scale=width * height)
+    return out
+
+
+def _sigmas(params: SimilarityParams, k: int) -> float | FloatArray:
+    if params.keypoint_sigmas is None:
+        return params.oks_sigma
+    if params.keypoint_sigmas.shape != (k,):
+        raise AnnotationFormatError(
+            f"similarity params: keypoint_sigmas has {params.keypoint_sigmas.shape[0]} values for {k} keypoints"
+        )
+    return params.keypoint_sigmas
+
+
+def skeleton_keypoints(shapes: Sequence[Shape], label_ids: Sequence[int]) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """Skeletons -> keypoints (N, K, 2) and visibility (N, K) in the order of ``label_ids``.
+
+    A keypoint is visible when its element exists and is not ``outside``.
+    """
+    column = {label_id: k for k, label_id in enumerate(label_ids)}
+    kp = np.zeros((len(shapes), len(column), 2))
+    vis = np.zeros((len(shapes), len(column)), dtype=bool)
+    for i, s in enumerate(shapes):
+        for e in s.elements:
+            k = column[e.label_id]
+            kp[i, k] = e.points.reshape(-1, 2)[0]
+            vis[i, k] = not e.outside
+    return kp, vis
+
+
+def skeleton_similarity(a: Sequence[Shape], b: Sequence[Shape], params: SimilarityParams) -> FloatArray:
+    """Skeletons -> (N, M) OKS over keypoints aligned by element label id (ascending)."""
+    label_ids = sorted({e.label_id for s in (*a, *b) for e in s.elements})
+    if not label_ids:
+        return np.zeros((len(a), len(b)))
+    width, height = _frame_wh(a, b, params)
+    kp_a, vis_a = skeleton_keypoints(a, label_ids)
+    kp_b, vis_b = skeleton_keypoints(b, label_ids)
+    return oks(kp_a, vis_a, kp_b, vis_b, sigmas=_sigmas(params, len(label_ids)), fallback_scale=width * height)
+
+
 def similarity_matrix(a: Sequence[Shape], b: Sequence[Shape], params: SimilarityParams | None = None) -> FloatArray:
     """(N, M) float64 similarity in [0, 1] between the shapes of one frame.
 
@@ -112,4 +205,17 @@ def similarity_matrix(a: Sequence[Shape], b: Sequence[Shape], params: Similarity
         return np.zeros((len(a), len(b)))
     if family == "rectangle":
         return rectangle_similarity(a, b)
-    raise AnnotationFormatError(f"similarity_matrix: shape type family {family!r} is not supported yet")
+    if family == "segment":
+        return runs_iou(segment_runs(a, params), segment_runs(b, params))
+    if family == "ellipse":
+        return runs_iou(_ellipse_runs(a, params), _ellipse_runs(b, params))
+    if family == "polyline":
+        width, height = _frame_wh(a, b, params)
+        radius = params.line_thickness * float(np.sqrt(width * height))
+        return runs_iou(_line_runs(a, radius, params), _line_runs(b, radius, params))
+    if family == "points":
+        return points_similarity(a, b, params)
+    if family == "skeleton":
+        return skeleton_similarity(a, b, params)
+    assert family == "cuboid"
+    return cuboid2d_iou(np.stack([s.points for s in a]), np.stack([s.points for s in b]))
