@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -56,8 +56,12 @@ def test_429_honours_retry_after_seconds(
 
 def test_429_honours_retry_after_http_date(stub: StubCvat, make_client: MakeClient, fake_time: FakeTime):
     when = datetime.now(UTC) + timedelta(seconds=20)
-    stub.on("GET", "/api/jobs/5", Reply(429, headers={"Retry-After": format_datetime(when, usegmt=True)}),
-            Reply(200, _job_body()))
+    stub.on(
+        "GET",
+        "/api/jobs/5",
+        Reply(429, headers={"Retry-After": format_datetime(when, usegmt=True)}),
+        Reply(200, _job_body()),
+    )
     make_client(stub.url).get_job(5)
     assert len(fake_time.sleeps) == 1 and 15.0 <= fake_time.sleeps[0] <= 20.0
 
@@ -133,12 +137,30 @@ def test_refused_post_is_retried(make_client: MakeClient, fake_time: FakeTime):
 @pytest.mark.parametrize(
     "status, body, exc_type, text",
     [
-        (404, {"detail": "No Job matches the given query."}, CvatNotFoundError,
-         "job 812: GET /api/jobs/812 -> 404 Not Found: No Job matches the given query."),
-        (403, {"detail": "You do not have permission to perform this action."}, CvatPermissionError,
-         "job 812: GET /api/jobs/812 -> 403 Forbidden: You do not have permission"),
-        (401, {"detail": "Invalid token."}, CvatAuthError, "job 812: GET /api/jobs/812 -> 401 Unauthorized: Invalid token."),
-        (400, ["Quality reports require a Ground Truth job"], CvatBadRequestError, "-> 400 Bad Request: Quality reports"),
+        (
+            404,
+            {"detail": "No Job matches the given query."},
+            CvatNotFoundError,
+            "job 812: GET /api/jobs/812 -> 404 Not Found: No Job matches the given query.",
+        ),
+        (
+            403,
+            {"detail": "You do not have permission to perform this action."},
+            CvatPermissionError,
+            "job 812: GET /api/jobs/812 -> 403 Forbidden: You do not have permission",
+        ),
+        (
+            401,
+            {"detail": "Invalid token."},
+            CvatAuthError,
+            "job 812: GET /api/jobs/812 -> 401 Unauthorized: Invalid token.",
+        ),
+        (
+            400,
+            ["Quality reports require a Ground Truth job"],
+            CvatBadRequestError,
+            "-> 400 Bad Request: Quality reports",
+        ),
         (418, "teapot", CvatHttpError, "-> 418 I'm a Teapot"),
     ],
 )
@@ -165,7 +187,10 @@ def test_rate_limited_error_carries_retry_after(stub: StubCvat, make_client: Mak
 def test_recorded_401_and_404_bodies(stub: StubCvat, make_client: MakeClient):
     from tests.cvat.recorded import load
 
-    for name, exc_type in (("E01_unauthenticated_401.json", CvatAuthError), ("E03_not_found_404.json", CvatNotFoundError)):
+    for name, exc_type in (
+        ("E01_unauthenticated_401.json", CvatAuthError),
+        ("E03_not_found_404.json", CvatNotFoundError),
+    ):
         exchange = load(name)["exchanges"][0]
         stub.on("GET", exchange["request"]["path"], Reply(exchange["response"]["status"], exchange["response"]["body"]))
         job_id = int(exchange["request"]["path"].rsplit("/", 1)[1])
