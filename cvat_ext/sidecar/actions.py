@@ -1,0 +1,100 @@
+"""Idempotent CVAT writes: every action runs under a key recorded in the state store.
+
+Protocol of one action (the names in brackets are the crash-test boundaries passed to ``hook``)::
+
+    started row written (payload = the decided values)        [<kind>:started]
+    CVAT call                                                 [<kind>:called]
+    done row + audit entry written in one transaction         [<kind>:done]
+
+A restart finds the row in one of three states: none (the action is planned again), ``done``
+(skipped, no CVAT call) or ``started`` (the CVAT call may or may not have happened: the action's
+``reconcile`` looks at CVAT and either confirms the earlier call or repeats it with the stored
+payload, so a reviewer chosen before the crash is the one assigned after it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cvat_ext.sidecar.state import StateStore
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[str], None]
+
+
+def no_hook(boundary: str) -> None:
+    """The production hook: nothing."""
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    result: dict[str, Any]
+    performed: bool  # False when the action was already done (or confirmed by reconcile)
+
+
+class ActionRunner:
+    """Runs keyed actions for one sidecar replica (``owner``)."""
+
+    def __init__(self, store: StateStore, owner: str, *, hook: Hook = no_hook) -> None:
+        self.store = store
+        self.owner = owner
+        self.hook = hook
+
+    def payload_of(self, key: str) -> dict[str, Any] | None:
+        """The payload stored for a started or done action (the decision made before a crash)."""
+        row = self.store.get_action(key)
+        return row.payload if row is not None else None
+
+    def is_done(self, key: str) -> bool:
+        row = self.store.get_action(key)
+        return row is not None and row.status == "done"
+
+    def run(
+        self,
+        key: str,
+        kind: str,
+        *,
+        job_id: int | None,
+        payload: dict[str, Any],
+        do: Callable[[dict[str, Any]], dict[str, Any]],
+        audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        reconcile: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    ) -> ActionOutcome:
+        """Run ``do(payload)`` once per ``key``.
+
+        ``audit(payload, result)`` returns the audit entry fields (action, reason, job_id, ...).
+        ``reconcile(payload)`` returns the result when CVAT shows the action already happened,
+        else None (then ``do`` runs with the stored payload).
+        """
+        row = self.store.get_action(key)
+        if row is not None and row.status == "done":
+            return ActionOutcome(row.result or {}, performed=False)
+        if row is not None:
+            payload = row.payload  # the decision taken before the interruption wins
+            if reconcile is not None:
+                found = reconcile(payload)
+                if found is not None:
+                    log.info("action %s: found done in CVAT after an interruption", key)
+                    self._finish(key, payload, found, audit)
+                    return ActionOutcome(found, performed=False)
+        self.store.start_action(key, kind, job_id, payload, self.owner)
+        self.hook(f"{kind}:started")
+        result = do(payload)
+        self.hook(f"{kind}:called")
+        self._finish(key, payload, result, audit)
+        self.hook(f"{kind}:done")
+        return ActionOutcome(result, performed=True)
+
+    def _finish(
+        self,
+        key: str,
+        payload: dict[str, Any],
+        result: dict[str, Any],
+        audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        entry = {"replica": self.owner, **audit(payload, result)}
+        self.store.finish_action(key, result, entry)

@@ -1,0 +1,113 @@
+"""Change detection whose cost follows the changes: the ``updated_date`` cursor.
+
+Each cycle lists only jobs with ``updated_date`` after the cursor (one request per page, sorted
+by ``updated_date``), minus a small overlap so two jobs saved in the same instant are never
+lost; a job counts as changed only when it differs from the state store's copy. The first cycle
+and every reconciliation pass (``reconcile_interval_s``) list everything in scope and compare,
+catching anything the cursor and webhooks missed. Job ids queued by webhooks or left over from a
+failed unit (``pending``) are read individually unless the listing already returned them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cvat_ext.cvat.models import Job
+from cvat_ext.errors import CvatNotFoundError
+from cvat_ext.sidecar.config import ScopeSettings
+from cvat_ext.sidecar.interface import CvatApi
+from cvat_ext.sidecar.publish import iso_utc, job_row
+from cvat_ext.sidecar.state import JobRow, StateStore
+
+log = logging.getLogger(__name__)
+
+CURSOR = "jobs.updated_date"
+RECONCILED_AT = "jobs.reconciled_at"
+#: re-list this much before the cursor: same-instant saves and clock granularity
+OVERLAP = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """Jobs to look at this cycle (``changed``: id -> job) and where the cursor may move."""
+
+    changed: dict[int, Job]
+    pending_ids: tuple[int, ...]
+    new_cursor: str | None
+    full_listing: bool
+
+
+class ChangeFeed:
+    """Finds changed jobs for one cycle."""
+
+    def __init__(
+        self,
+        client: CvatApi,
+        store: StateStore,
+        scope: ScopeSettings,
+        *,
+        reconcile_interval_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.scope = scope
+        self.reconcile_interval_s = reconcile_interval_s
+        self.clock = clock
+
+    def _listing(self, updated_after: datetime | None) -> Iterator[Job]:
+        if not self.scope.project_ids and not self.scope.task_ids:
+            yield from self.client.iter_jobs(updated_after=updated_after, sort="updated_date")
+            return
+        for project_id in self.scope.project_ids:
+            yield from self.client.iter_jobs(project_id=project_id, updated_after=updated_after, sort="updated_date")
+        for task_id in self.scope.task_ids:
+            yield from self.client.iter_jobs(task_id=task_id, updated_after=updated_after, sort="updated_date")
+
+    def collect(self) -> ChangeSet:
+        """List changes (CVAT calls: one per page of changed jobs, plus one per pending job)."""
+        cursor = self.store.get_cursor(CURSOR)
+        last_full = self.store.get_cursor(RECONCILED_AT)
+        now = self.clock()
+        full = cursor is None or last_full is None or now - float(last_full) >= self.reconcile_interval_s
+        updated_after = None if full else _parse(cursor) - OVERLAP if cursor else None
+        listed: dict[int, Job] = {}
+        for job in self._listing(updated_after):
+            listed[job.id] = job
+        changed = {jid: job for jid, job in listed.items() if _differs(self.store.get_job(jid), job_row(job))}
+        pending = tuple(self.store.pending())
+        for job_id in pending:
+            if job_id in changed:
+                continue
+            if job_id in listed:
+                changed[job_id] = listed[job_id]
+                continue
+            try:
+                changed[job_id] = self.client.get_job(job_id)
+            except CvatNotFoundError:
+                log.info("pending job %d no longer exists in CVAT; dropping it", job_id)
+                self.store.dequeue([job_id])
+        new_cursor = max((iso_utc(j) for j in listed.values()), default=None)
+        if cursor is not None and (new_cursor is None or new_cursor < cursor):
+            new_cursor = cursor
+        if full:
+            log.info("full job listing: %d jobs in scope, %d changed", len(listed), len(changed))
+        return ChangeSet(changed=changed, pending_ids=pending, new_cursor=new_cursor, full_listing=full)
+
+    def commit(self, changes: ChangeSet) -> None:
+        """Move the cursor after the cycle handled (or queued) every changed job."""
+        if changes.new_cursor is not None:
+            self.store.advance_cursor(CURSOR, changes.new_cursor)
+        if changes.full_listing:
+            self.store.set_cursor(RECONCILED_AT, repr(self.clock()))
+
+
+def _differs(known: JobRow | None, seen: JobRow) -> bool:
+    return known is None or known != seen
+
+
+def _parse(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

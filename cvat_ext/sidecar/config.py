@@ -1,0 +1,301 @@
+"""Sidecar settings: a YAML file plus environment variables (pydantic-settings).
+
+Precedence, highest first: environment variables, the YAML file, the defaults below. Environment
+variables use the prefix ``CVAT_EXT_`` and ``__`` between nesting levels, e.g.
+``CVAT_EXT_CVAT__URL``, ``CVAT_EXT_CVAT__ACCESS_TOKEN``, ``CVAT_EXT_CONSENSUS__MIN_AGREEMENT``.
+Lists are given as JSON in the environment (``CVAT_EXT_REVIEWERS__USERNAMES='["rev1","rev2"]'``).
+
+Secrets (the CVAT token, the webhook secret, the state URL which may hold a database password)
+are :class:`pydantic.SecretStr`: they print as ``**********`` and never reach a log line. Unknown
+keys are rejected so a typo in the YAML file is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from cvat_ext.errors import ConfigError
+
+ENV_PREFIX = "CVAT_EXT_"
+ENV_DELIMITER = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CvatSettings(_Section):
+    """How to reach CVAT. Use a personal access token of an org **maintainer**."""
+
+    url: str = Field(description="CVAT base URL, e.g. http://cvat-server:8080")
+    access_token: SecretStr | None = Field(default=None, description="personal access token (Bearer)")
+    username: str | None = None
+    password: SecretStr | None = None
+    org: str = Field(default="", description="organization slug; empty = personal workspace")
+    timeout_s: float = Field(default=30.0, gt=0)
+    retry_max_attempts: int = Field(default=5, ge=1)
+    retry_budget_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> CvatSettings:
+        has_token = self.access_token is not None and self.access_token.get_secret_value() != ""
+        if not has_token and not (self.username and self.password):
+            raise ValueError(
+                "no CVAT credentials: set cvat.access_token (CVAT_EXT_CVAT__ACCESS_TOKEN) "
+                "or cvat.username + cvat.password"
+            )
+        return self
+
+
+class ScopeSettings(_Section):
+    """Which jobs the sidecar watches; empty lists = everything visible in the organization."""
+
+    project_ids: tuple[int, ...] = ()
+    task_ids: tuple[int, ...] = ()
+
+
+class ConsensusSettings(_Section):
+    """Agreement scoring of consensus replicas."""
+
+    enabled: bool = True
+    iou_thr: float = Field(default=0.5, gt=0, le=1)
+    min_agreement: float = Field(default=0.7, ge=0, le=1, description="below this a parent job goes to review")
+    min_replica_agreement: float = Field(
+        default=0.6, ge=0, le=1, description="a replica below this is the sloppy one; its findings become issues"
+    )
+
+
+class RulesSettings(_Section):
+    """Validation rule packs (files or folders of YAML, see qa_rules/)."""
+
+    packs: tuple[str, ...] = ()
+    run_on_states: tuple[str, ...] = ("completed",)
+    max_errors: int = Field(default=5, ge=0, description="more rule errors than this send the job to review")
+
+
+class ReviewerSettings(_Section):
+    """The expert pool: CVAT usernames, and/or every active org member with one of ``roles``."""
+
+    usernames: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+    @field_validator("roles")
+    @classmethod
+    def _check_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = {"worker", "supervisor", "maintainer", "owner"}
+        bad = [r for r in value if r not in allowed]
+        if bad:
+            raise ValueError(f"unknown org role(s) {bad}, expected some of {sorted(allowed)}")
+        return value
+
+
+Stage = Literal["annotation", "validation", "acceptance"]
+State = Literal["new", "in progress", "completed", "rejected"]
+
+
+class RoutingSettings(_Section):
+    """What happens to a job after scoring."""
+
+    enabled: bool = True
+    target: Literal["parent", "worst_replica"] = "parent"
+    review_stage: Stage = "validation"
+    review_state: State = "new"
+    pass_stage: Stage | None = Field(default="validation", description="stage for jobs that pass; null = leave")
+    pass_state: State = "new"
+
+
+class MergeSettings(_Section):
+    """High-agreement consensus: ``ours`` writes our merge (with scores) to the parent job,
+    ``cvat`` asks CVAT's own merge, ``none`` leaves the parent alone."""
+
+    policy: Literal["none", "ours", "cvat"] = "none"
+
+
+class IssueSettings(_Section):
+    enabled: bool = True
+    min_severity: Literal["warning", "error"] = "warning"
+    max_per_job: int = Field(default=50, ge=0)
+    resolve_fixed: bool = True
+
+
+class QualitySettings(_Section):
+    """Request CVAT's own quality report when a task's ground-truth job is accepted and completed."""
+
+    request_reports: bool = True
+    wait_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class GuideSettings(_Section):
+    """A QA summary (markdown + PNG chart) in each task's guide, inside a marked block."""
+
+    enabled: bool = True
+    min_interval_s: float = Field(default=600.0, ge=0, description="at most one guide update per task per interval")
+
+
+class StateSettings(_Section):
+    """``sqlite:///path/state.db`` (default, one replica) or ``postgresql://user:pw@host/db`` (several)."""
+
+    url: SecretStr = SecretStr("sqlite:///./cvat-ext-state.db")
+    lease_ttl_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if not raw.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///PATH or postgresql://... (value hidden)")
+        return value
+
+
+class WebhookSettings(_Section):
+    enabled: bool = False
+    secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> WebhookSettings:
+        if self.enabled and (self.secret is None or not self.secret.get_secret_value()):
+            raise ValueError("webhooks.enabled needs webhooks.secret (CVAT_EXT_WEBHOOKS__SECRET)")
+        return self
+
+
+class ServerSettings(_Section):
+    """The HTTP server for /healthz, /metrics and /webhooks/cvat (not started by ``--once``)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=9000, ge=0, le=65535)
+
+
+class ServiceSettings(_Section):
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    reconcile_interval_s: float = Field(default=900.0, gt=0, description="full job listing every interval")
+    replica_id: str = Field(default="", description="lease owner name; default hostname:pid")
+
+
+class SidecarSettings(BaseSettings):
+    """All sidecar settings. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    cvat: CvatSettings
+    scope: ScopeSettings = ScopeSettings()
+    consensus: ConsensusSettings = ConsensusSettings()
+    rules: RulesSettings = RulesSettings()
+    reviewers: ReviewerSettings = ReviewerSettings()
+    routing: RoutingSettings = RoutingSettings()
+    merge: MergeSettings = MergeSettings()
+    issues: IssueSettings = IssueSettings()
+    quality: QualitySettings = QualitySettings()
+    guide: GuideSettings = GuideSettings()
+    state: StateSettings = StateSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    server: ServerSettings = ServerSettings()
+    service: ServiceSettings = ServiceSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the YAML file arrives as init kwargs; the environment overrides it (12-factor deployments)
+        return env_settings, init_settings
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    # built from loc + msg only: pydantic's own str() echoes input values, which may be secrets
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        env = ENV_PREFIX + ENV_DELIMITER.join(str(p) for p in err["loc"]).upper() if loc else ""
+        hint = f" (or env {env})" if env and err["type"] == "missing" else ""
+        if loc == "cvat" and err["type"] == "missing":
+            hint = " (set CVAT_EXT_CVAT__URL and CVAT_EXT_CVAT__ACCESS_TOKEN, or a cvat: section)"
+        lines.append(f"  {loc or '<root>'}: {err['msg']}{hint}")
+    return f"{source}: invalid sidecar settings:\n" + "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; ConfigError naming the file for a missing or bad file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_settings(path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> SidecarSettings:
+    """Settings from the YAML file at ``path`` (optional), the environment and ``overrides``.
+
+    ``overrides`` (tests) has the same shape as the YAML file and wins over both.
+    Raises ConfigError with one line per problem and the env var that would fix a missing value.
+    """
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "environment"
+    try:
+        settings = SidecarSettings(**data)
+        if overrides:
+            merged = _deep_merge(settings.model_dump(), dict(overrides))
+            settings = SidecarSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+    return settings
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def replica_id(settings: SidecarSettings) -> str:
+    """This process's lease-owner name."""
+    if settings.service.replica_id:
+        return settings.service.replica_id
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def secret_values(settings: SidecarSettings) -> list[str]:
+    """Every secret in the settings (for the log redaction filter)."""
+    found = [settings.cvat.access_token, settings.cvat.password, settings.webhooks.secret, settings.state.url]
+    values = [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+    return [v for v in values if len(v) >= 4]

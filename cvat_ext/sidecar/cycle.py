@@ -1,0 +1,489 @@
+"""One sidecar cycle: changed jobs -> work units -> score -> decide -> act.
+
+Outline of :meth:`Cycle.run`:
+
+1. collect changed jobs (:mod:`changes`), queue their ids in ``pending``, cache them, move the
+   cursor (the queue makes the hand-off durable: a crash later in the cycle loses nothing);
+2. group them into units: a consensus parent with its replicas, a plain annotation job, or a
+   task whose ground-truth job was accepted;
+3. per unit, under a lease: skip when its inputs (signature) did not change, else fetch the
+   annotations, run the rule packs, score the replicas, decide (review or pass), publish
+   issues, reassign / move / merge, record the score and the signature, dequeue its jobs;
+4. per touched task: CVAT quality report (when a completed GT job exists) and the guide summary.
+
+A unit failing on a CVAT error stays queued and is retried next cycle; the other units go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.cvat.models import Job
+from cvat_ext.errors import CvatError, CvatExtError, LeaseLostError
+from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
+from cvat_ext.sidecar.changes import ChangeFeed
+from cvat_ext.sidecar.config import SidecarSettings
+from cvat_ext.sidecar.interface import (
+    ConsensusOutcome,
+    ConsensusRunner,
+    CvatApi,
+    Finding,
+    ReplicaInput,
+    RuleRunner,
+)
+from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.publish import Publisher, job_row
+from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
+from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of work: ``kind`` consensus (``job_id`` = parent), job, or quality (``job_id`` = GT job)."""
+
+    kind: str
+    job_id: int
+    task_id: int
+    trigger_ids: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.job_id}"
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (also logged at INFO)."""
+
+    changed_jobs: int = 0
+    units: int = 0
+    scored_units: int = 0
+    jobs_scored: int = 0
+    unchanged_units: int = 0
+    waiting_units: int = 0
+    leased_elsewhere: int = 0
+    failed_units: int = 0
+    findings: int = 0
+    issues_opened: int = 0
+    issues_resolved: int = 0
+    decisions: dict[int, str] = field(default_factory=dict)
+    cvat_calls: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def signature(parts: Iterable[Any]) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:24]
+
+
+class Cycle:
+    """The per-cycle pipeline of one replica; keep one instance per process (it caches labels,
+    frame meta and the reviewer pool between cycles)."""
+
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        client: CvatApi,
+        store: StateStore,
+        *,
+        owner: str,
+        rules: RuleRunner | None = None,
+        consensus: ConsensusRunner | None = None,
+        metrics: SidecarMetrics | None = None,
+        hook: Hook = no_hook,
+        clock: Callable[[], float] = time.time,
+        guide: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.owner = owner
+        self.rules = rules
+        self.consensus = consensus
+        self.metrics = metrics if metrics is not None else SidecarMetrics()
+        self.clock = clock
+        self.guide = guide
+        self.runner = ActionRunner(store, owner, hook=hook)
+        self.publisher = Publisher(
+            client,
+            store,
+            self.runner,
+            self.metrics,
+            min_severity=settings.issues.min_severity,
+            max_issues_per_job=settings.issues.max_per_job,
+            resolve_fixed=settings.issues.resolve_fixed,
+        )
+        self.feed = ChangeFeed(
+            client, store, settings.scope, reconcile_interval_s=settings.service.reconcile_interval_s, clock=clock
+        )
+        self.pool = ReviewerPool(
+            client, store, settings.reviewers, ttl_s=settings.service.reconcile_interval_s, clock=clock
+        )
+        self._labels: dict[int, tuple[float, LabelSet]] = {}
+        self._meta: dict[int, JobMeta] = {}
+
+    # --- the cycle ------------------------------------------------------------------------------
+    def run(self) -> CycleReport:
+        report = CycleReport()
+        started = self.clock()
+        calls_before = dict(self.client.calls)
+        t0 = time.perf_counter()
+        try:
+            changes = self.feed.collect()
+            report.changed_jobs = len(changes.changed)
+            # durable hand-off before any work: queue, cache, cursor
+            self.store.enqueue(changes.changed, "changed")
+            self.store.upsert_jobs(job_row(j) for j in changes.changed.values())
+            self.feed.commit(changes)
+            units = self.plan(changes.changed.values())
+            report.units = len(units)
+            touched: set[int] = set()
+            for unit in units:
+                if self._run_unit(unit, report):
+                    touched.add(unit.task_id)
+            for task_id in sorted(touched):
+                self._after_task(task_id, report)
+        except CvatError as exc:
+            # listing failed (after the client's retries): nothing was lost, the next cycle retries
+            self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
+            self.metrics.cycles.labels(outcome="error").inc()
+            report.errors.append(str(exc))
+            log.warning("cycle aborted by a CVAT error (will retry): %s", exc)
+            return self._close(report, calls_before, t0)
+        self.metrics.cycles.labels(outcome="ok").inc()
+        self.metrics.last_cycle.set(self.clock())
+        log.info(
+            "cycle: %d changed jobs, %d units (%d scored, %d unchanged, %d waiting, %d leased elsewhere, %d failed), "
+            "%d issues opened, %d resolved, started at %.0f",
+            report.changed_jobs,
+            report.units,
+            report.scored_units,
+            report.unchanged_units,
+            report.waiting_units,
+            report.leased_elsewhere,
+            report.failed_units,
+            report.issues_opened,
+            report.issues_resolved,
+            started,
+        )
+        return self._close(report, calls_before, t0)
+
+    def _close(self, report: CycleReport, calls_before: dict[str, int], t0: float) -> CycleReport:
+        report.seconds = time.perf_counter() - t0
+        report.cvat_calls = self.metrics.count_calls(calls_before, dict(self.client.calls))
+        self.metrics.cycle_seconds.observe(report.seconds)
+        return report
+
+    def plan(self, jobs: Iterable[Job]) -> list[Unit]:
+        """Group changed jobs into units (sorted by key, so replicas visit them in one order)."""
+        triggers: dict[tuple[str, int], tuple[int, list[int]]] = {}
+
+        def add(kind: str, job_id: int, task_id: int, trigger: int) -> None:
+            triggers.setdefault((kind, job_id), (task_id, []))[1].append(trigger)
+
+        consensus_on = self.settings.consensus.enabled and self.consensus is not None
+        for job in jobs:
+            if job.type == "consensus_replica" and job.parent_job_id is not None and consensus_on:
+                add("consensus", job.parent_job_id, job.task_id, job.id)
+            elif job.type == "annotation" and job.consensus_replicas > 0 and consensus_on:
+                add("consensus", job.id, job.task_id, job.id)
+            elif job.type in ("annotation", "consensus_replica"):
+                add("job", job.id, job.task_id, job.id)
+            elif job.type == "ground_truth":
+                add("quality", job.id, job.task_id, job.id)
+        return [Unit(kind, jid, task_id, tuple(ids)) for (kind, jid), (task_id, ids) in sorted(triggers.items())]
+
+    def _run_unit(self, unit: Unit, report: CycleReport) -> bool:
+        """Process one unit under its lease; True when it was scored (the task needs a summary)."""
+        ttl = self.settings.state.lease_ttl_s
+        if not self.store.try_lease(unit.key, self.owner, ttl):
+            report.leased_elsewhere += 1
+            return False
+        try:
+            if unit.kind == "consensus":
+                outcome = self._consensus_unit(unit, report)
+            elif unit.kind == "job":
+                outcome = self._job_unit(unit, report)
+            else:
+                outcome = self._quality_unit(unit)
+            if outcome == "scored":
+                report.scored_units += 1
+            elif outcome == "unchanged":
+                report.unchanged_units += 1
+            else:
+                report.waiting_units += 1
+            self.store.dequeue(unit.trigger_ids)
+            return outcome in ("scored", "quality")
+        except (CvatError, LeaseLostError) as exc:
+            report.failed_units += 1
+            report.errors.append(f"{unit.key}: {exc}")
+            self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
+            log.warning("%s: left queued for the next cycle after a CVAT error: %s", unit.key, exc)
+            return False
+        except CvatExtError as exc:
+            # bad data in CVAT (malformed annotations...): report, do not retry forever
+            report.failed_units += 1
+            report.errors.append(f"{unit.key}: {exc}")
+            log.error("%s: skipped: %s", unit.key, exc)
+            self.store.append_audit(
+                replica=self.owner, action="unit.error", job_id=unit.job_id, task_id=unit.task_id, reason=str(exc)
+            )
+            self.store.dequeue(unit.trigger_ids)
+            return False
+        finally:
+            self.store.release_lease(unit.key, self.owner)
+
+    # --- inputs (cached) --------------------------------------------------------------------------
+    def labels(self, task_id: int) -> LabelSet:
+        hit = self._labels.get(task_id)
+        if hit is not None and self.clock() - hit[0] < self.settings.service.reconcile_interval_s:
+            return hit[1]
+        labels = self.client.get_labels(task_id=task_id)
+        self._labels[task_id] = (self.clock(), labels)
+        return labels
+
+    def meta(self, job_id: int) -> JobMeta:
+        hit = self._meta.get(job_id)
+        if hit is None:
+            hit = self._meta[job_id] = self.client.get_job_meta(job_id)
+        return hit
+
+    def _job_row(self, job_id: int) -> JobRow:
+        row = self.store.get_job(job_id)
+        if row is None:
+            row = job_row(self.client.get_job(job_id))
+            self.store.upsert_jobs([row])
+        return row
+
+    def _replicas(self, parent_id: int) -> list[JobRow]:
+        rows = self.store.replicas_of(parent_id)
+        if not rows:
+            rows = [job_row(j) for j in self.client.iter_jobs(parent_job_id=parent_id, type="consensus_replica")]
+            self.store.upsert_jobs(rows)
+        return rows
+
+    def _rule_findings(self, job: JobRow, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+        if self.rules is None:
+            return []
+        return list(self.rules.check(job.id, None, ann, labels, meta))
+
+    # --- units ------------------------------------------------------------------------------------
+    def _consensus_unit(self, unit: Unit, report: CycleReport) -> str:
+        assert self.consensus is not None
+        parent = self._job_row(unit.job_id)
+        replicas = self._replicas(unit.job_id)
+        if not replicas or any(r.state != "completed" for r in replicas):
+            return "waiting"
+        sig = signature(f"{r.id}@{r.updated_date}" for r in replicas)
+        if self.store.unit_signature(unit.key) == sig:
+            return "unchanged"
+        labels = self.labels(parent.task_id)
+        meta = self.meta(parent.id)
+        inputs = [ReplicaInput(r.id, r.assignee_id, self.client.get_annotations(r.id)) for r in replicas]
+        rule_findings: list[Finding] = []
+        for r, inp in zip(replicas, inputs, strict=True):
+            rule_findings += self._rule_findings(r, inp.annotations, labels, meta)
+        outcome = self.consensus.score(parent.id, inputs, labels, meta)
+        thr = self.settings.consensus.min_replica_agreement
+        sloppy = {jid for jid, a in outcome.replica_agreement.items() if a < thr}
+        consensus_findings = [f for f in outcome.findings if f.job_id in sloppy]
+        findings = self.publisher.publishable(rule_findings + consensus_findings)
+        self._count_findings(rule_findings + consensus_findings, report)
+        assignees = {r.id: r.assignee_id for r in replicas}
+        self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
+
+        errors = sum(1 for f in rule_findings if f.severity == "error")
+        decision = self._decide_consensus(unit, sig, parent, replicas, outcome, errors)
+        report.decisions[parent.id] = decision
+        report.jobs_scored += len(replicas)
+        self.metrics.jobs_scored.inc(len(replicas))
+        self.store.put_score(
+            ScoreRow(
+                unit.key,
+                parent.task_id,
+                parent.id,
+                "consensus",
+                float(outcome.agreement),
+                errors,
+                len(findings),
+                decision,
+                {"replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}},
+                self.clock(),
+            )
+        )
+        self.store.set_unit_signature(unit.key, sig, parent.task_id)
+        return "scored"
+
+    def _decide_consensus(
+        self,
+        unit: Unit,
+        sig: str,
+        parent: JobRow,
+        replicas: Sequence[JobRow],
+        outcome: ConsensusOutcome,
+        errors: int,
+    ) -> str:
+        cfg = self.settings
+        min_agreement = cfg.consensus.min_agreement
+        low = outcome.agreement < min_agreement
+        too_many = errors > cfg.rules.max_errors
+        if low or too_many:
+            why = (
+                f"agreement {outcome.agreement:.2f} < {min_agreement:.2f}"
+                if low
+                else f"{errors} rule errors > {cfg.rules.max_errors}"
+            )
+            target = parent
+            if cfg.routing.target == "worst_replica" and outcome.replica_agreement:
+                worst = min(outcome.replica_agreement.items(), key=lambda kv: (kv[1], kv[0]))[0]
+                target = next((r for r in replicas if r.id == worst), parent)
+            annotators = {r.assignee_id for r in replicas} | {parent.assignee_id}
+            return self._route(f"route:{unit.key}:{sig}", target, annotators, why)
+        why = f"agreement {outcome.agreement:.2f} >= {min_agreement:.2f}"
+        if cfg.merge.policy == "ours" and outcome.merged is not None:
+            self.publisher.write_merge(
+                f"merge:{unit.key}:{sig}", parent, outcome.merged, task_id=parent.task_id, reason=why
+            )
+        elif cfg.merge.policy == "cvat":
+            self.publisher.request_cvat_merge(f"merge:{unit.key}:{sig}", parent, task_id=parent.task_id, reason=why)
+        return self._pass(f"pass:{unit.key}:{sig}", parent, why)
+
+    def _route(self, key: str, target: JobRow, annotators: set[int | None], why: str) -> str:
+        cfg = self.settings.routing
+        if not cfg.enabled:
+            return f"review needed ({why}); routing disabled"
+        if (
+            self.runner.payload_of(key) is None
+            and self.pool.is_reviewer(target.assignee_id)
+            and target.stage == cfg.review_stage
+        ):
+            return f"review ({why}); already with reviewer {target.assignee_id}"
+
+        def choose() -> dict[str, Any]:
+            reviewer = self.pool.least_loaded(exclude={a for a in annotators if a is not None})
+            return {"assignee_id": reviewer.id, "stage": cfg.review_stage, "state": cfg.review_state}
+
+        try:
+            moved = self.publisher.move_job(
+                key, target, task_id=target.task_id, choose=choose, action="job.reassign", reason=why
+            )
+        except NoReviewerError as exc:
+            log.warning("job %d: %s", target.id, exc)
+            return f"review needed ({why}); {exc}"
+        return f"review ({why}) -> job {moved.id} assigned to user {moved.assignee_id}"
+
+    def _pass(self, key: str, job: JobRow, why: str) -> str:
+        cfg = self.settings.routing
+        if not cfg.enabled or cfg.pass_stage is None or job.stage != "annotation":
+            return f"pass ({why})"
+        stage, state = cfg.pass_stage, cfg.pass_state
+        moved = self.publisher.move_job(
+            key,
+            job,
+            task_id=job.task_id,
+            choose=lambda: {"stage": stage, "state": state},
+            action="job.pass",
+            reason=why,
+        )
+        return f"pass ({why}) -> job {moved.id} {moved.stage}/{moved.state}"
+
+    def _job_unit(self, unit: Unit, report: CycleReport) -> str:
+        job = self._job_row(unit.job_id)
+        if job.state not in self.settings.rules.run_on_states or self.rules is None:
+            return "waiting"
+        sig = signature([job.updated_date, job.state])
+        if self.store.unit_signature(unit.key) == sig:
+            return "unchanged"
+        ann = self.client.get_annotations(job.id)
+        found = self._rule_findings(job, ann, self.labels(job.task_id), self.meta(job.id))
+        findings = self.publisher.publishable(found)
+        self._count_findings(found, report)
+        self._publish(findings, [job.id], {job.id: job.assignee_id}, job.task_id, report)
+        errors = sum(1 for f in found if f.severity == "error")
+        if errors > self.settings.rules.max_errors:
+            decision = self._route(
+                f"route:{unit.key}:{sig}",
+                job,
+                {job.assignee_id},
+                f"{errors} rule errors > {self.settings.rules.max_errors}",
+            )
+        else:
+            decision = self._pass(
+                f"pass:{unit.key}:{sig}", job, f"{errors} rule errors <= {self.settings.rules.max_errors}"
+            )
+        report.decisions[job.id] = decision
+        report.jobs_scored += 1
+        self.metrics.jobs_scored.inc()
+        self.store.put_score(
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, {}, self.clock())
+        )
+        # our own PATCH moved updated_date: remember the post-action value so it is not "changed"
+        after = self.store.get_job(job.id) or job
+        self.store.set_unit_signature(unit.key, signature([after.updated_date, after.state]), job.task_id)
+        return "scored"
+
+    def _quality_unit(self, unit: Unit) -> str:
+        gt = self._job_row(unit.job_id)
+        if not self.settings.quality.request_reports or (gt.stage, gt.state) != ("acceptance", "completed"):
+            return "waiting"
+        sig = signature([gt.updated_date])
+        if self.store.unit_signature(unit.key) == sig:
+            return "unchanged"
+        result = self.publisher.quality_report(
+            f"quality:{gt.task_id}:{sig}", gt.task_id, gt.id, timeout_s=self.settings.quality.wait_timeout_s
+        )
+        accuracy = result.get("accuracy")
+        self.store.put_score(
+            ScoreRow(
+                unit.key,
+                gt.task_id,
+                gt.id,
+                "quality",
+                float(accuracy) if isinstance(accuracy, int | float) else None,
+                int(result.get("error_count") or 0),
+                int(result.get("conflict_count") or 0),
+                f"CVAT quality report {result.get('report_id')}",
+                result,
+                self.clock(),
+            )
+        )
+        self.store.set_unit_signature(unit.key, sig, gt.task_id)
+        return "quality"
+
+    # --- helpers ------------------------------------------------------------------------------------
+    def _publish(
+        self,
+        findings: list[Finding],
+        job_ids: list[int],
+        assignees: dict[int, int | None],
+        task_id: int,
+        report: CycleReport,
+    ) -> None:
+        if not self.settings.issues.enabled:
+            return
+        opened, resolved = self.publisher.sync_issues(job_ids, findings, assignees, task_id)
+        report.issues_opened += opened
+        report.issues_resolved += resolved
+
+    def _count_findings(self, findings: Sequence[Finding], report: CycleReport) -> None:
+        report.findings += len(findings)
+        for f in findings:
+            self.metrics.findings.labels(source=f.source, severity=f.severity).inc()
+
+    def _after_task(self, task_id: int, report: CycleReport) -> None:
+        if self.guide is None or not self.settings.guide.enabled:
+            return
+        try:
+            self.guide.publish(task_id)
+        except CvatError as exc:
+            report.errors.append(f"guide task {task_id}: {exc}")
+            self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
+            log.warning("task %d: guide update failed (retried next time): %s", task_id, exc)

@@ -1,0 +1,167 @@
+"""The sidecar's contracts: what it needs from CVAT, the rules engine and the consensus engine.
+
+Only protocols and frozen specs live here. The cycle is written against these, so tests can drive
+it with plain fakes while the production wiring (:mod:`cvat_ext.sidecar.engines`) adapts the real
+:class:`cvat_ext.cvat.client.CvatClient`, :mod:`cvat_ext.rules` and :mod:`cvat_ext.consensus`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, Task, Unset, User
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem to show in CVAT: an issue pinned at ``xyxy`` (absolute pixels) on task frame
+    ``frame`` of job ``job_id``.
+
+    ``source`` is ``rule`` or ``consensus``; ``code`` the rule id or the disagreement kind
+    (``missing_annotation``, ``extra_annotation``, ``mismatching_label``, ``low_overlap``...);
+    ``message`` the human text with the numbers and the threshold.
+    """
+
+    job_id: int
+    frame: int
+    xyxy: tuple[float, float, float, float]
+    source: str
+    code: str
+    severity: Severity
+    message: str
+    label: str | None = None
+    object_id: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity of the finding across cycles and restarts (16 hex chars).
+
+        The box is snapped to an 8 px grid so a re-scored, unchanged object keeps its identity.
+        """
+        box = ",".join(str(round(v / 8.0)) for v in self.xyxy)
+        ident = f"{self.job_id}|{self.source}|{self.code}|{self.frame}|{self.label or ''}|{box}"
+        return hashlib.sha256(ident.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ConsensusOutcome:
+    """Agreement of the replicas of one parent job.
+
+    ``agreement`` in [0, 1] for the whole group; ``replica_agreement`` replica job id -> [0, 1]
+    (how well that annotator agrees with the others); ``findings`` are on replica jobs;
+    ``merged`` the merged annotations (scores set) when the engine produced them.
+    """
+
+    agreement: float
+    replica_agreement: Mapping[int, float]
+    findings: tuple[Finding, ...] = ()
+    merged: JobAnnotations | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaInput:
+    """One replica handed to the consensus engine."""
+
+    job_id: int
+    assignee_id: int | None
+    annotations: JobAnnotations
+
+
+class RuleRunner(Protocol):
+    """Runs the configured rule packs on one job's annotations."""
+
+    def check(
+        self, job_id: int, annotator: str | None, ann: JobAnnotations, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]: ...
+
+
+class ConsensusRunner(Protocol):
+    """Scores the replicas of one parent job (all completed) against each other."""
+
+    def score(
+        self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
+    ) -> ConsensusOutcome: ...
+
+
+class CvatApi(Protocol):
+    """The subset of :class:`cvat_ext.cvat.client.CvatClient` the sidecar uses."""
+
+    calls: Any
+
+    def iter_jobs(
+        self,
+        *,
+        task_id: int | None = None,
+        project_id: int | None = None,
+        type: str | None = None,
+        parent_job_id: int | None = None,
+        stage: str | None = None,
+        state: str | None = None,
+        updated_after: datetime | None = None,
+        sort: str = "updated_date",
+        page_size: int = 100,
+    ) -> Iterator[Job]: ...
+
+    def get_job(self, job_id: int) -> Job: ...
+
+    def update_job(
+        self,
+        job_id: int,
+        *,
+        assignee_id: int | Unset | None = UNSET,
+        stage: str | None = None,
+        state: str | None = None,
+    ) -> Job: ...
+
+    def get_task(self, task_id: int) -> Task: ...
+
+    def get_annotations(self, job_id: int) -> JobAnnotations: ...
+
+    def put_annotations(self, job_id: int, ann: JobAnnotations) -> JobAnnotations: ...
+
+    def get_labels(self, *, job_id: int | None = None, task_id: int | None = None) -> LabelSet: ...
+
+    def get_job_meta(self, job_id: int) -> JobMeta: ...
+
+    def whoami(self) -> User: ...
+
+    def list_users(self) -> list[User]: ...
+
+    def list_memberships(self, *, role: str | None = None) -> list[Membership]: ...
+
+    def create_issue(
+        self, job_id: int, frame: int, position: Sequence[float], message: str, assignee_id: int | None = None
+    ) -> Issue: ...
+
+    def list_issues(self, *, job_id: int | None = None, task_id: int | None = None) -> list[Issue]: ...
+
+    def update_issue(
+        self, issue_id: int, *, resolved: bool | None = None, assignee_id: int | Unset | None = UNSET
+    ) -> Issue: ...
+
+    def list_comments(self, issue_id: int) -> list[Comment]: ...
+
+    def request_merge(self, *, job_id: int | None = None, task_id: int | None = None) -> str: ...
+
+    def wait_request(self, rq_id: str, *, timeout_s: float = 600.0, poll_s: float = 2.0) -> dict[str, Any]: ...
+
+    def request_quality_report(self, task_id: int) -> str: ...
+
+    def get_quality_report(self, report_id: int) -> dict[str, Any]: ...
+
+    def get_guide(self, guide_id: int) -> Guide: ...
+
+    def create_guide(self, *, task_id: int | None = None, project_id: int | None = None, markdown: str) -> Guide: ...
+
+    def update_guide(self, guide_id: int, markdown: str) -> Guide: ...
+
+    def upload_asset(self, guide_id: int, filename: str, data: bytes, content_type: str = "image/png") -> str: ...

@@ -1,0 +1,315 @@
+"""Publishing decisions in CVAT: issues on frames, reassignment, stage/state moves, merges,
+quality reports. Every write goes through :class:`ActionRunner` under an idempotency key.
+
+Issue deduplication has two anchors: the finding fingerprint stored in the state store, and the
+same fingerprint embedded at the end of the issue message (``[cvat-ext fp=0123abcd...]``). When a
+crash falls between CVAT's answer to ``POST /api/issues`` and the state write, the restart lists
+the job's issues on that frame and finds the fingerprint in their first comment instead of
+opening a second issue.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cvat_ext.annotations.model import JobAnnotations
+from cvat_ext.cvat.models import UNSET, Job
+from cvat_ext.sidecar.actions import ActionRunner
+from cvat_ext.sidecar.interface import SEVERITY_RANK, CvatApi, Finding
+from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
+
+log = logging.getLogger(__name__)
+
+FP_TAG = re.compile(r"\[cvat-ext fp=([0-9a-f]{16})\]")
+
+
+def issue_message(finding: Finding) -> str:
+    """The issue text: the finding's message, its origin, and the fingerprint tag."""
+    origin = f"rule {finding.code}" if finding.source == "rule" else f"consensus {finding.code}"
+    return f"{finding.message} ({origin}, {finding.severity}) [cvat-ext fp={finding.fingerprint}]"
+
+
+def job_row(job: Job) -> JobRow:
+    """The state store's projection of a client :class:`Job`."""
+    return JobRow(
+        id=job.id,
+        task_id=job.task_id,
+        parent_job_id=job.parent_job_id,
+        type=job.type,
+        stage=job.stage,
+        state=job.state,
+        assignee_id=job.assignee_id,
+        updated_date=iso_utc(job),
+    )
+
+
+def iso_utc(job: Job) -> str:
+    """``updated_date`` as a fixed-width ISO string (these compare in time order)."""
+    return job.updated_date.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: int
+    username: str
+
+
+class Publisher:
+    """All CVAT writes of one cycle (one replica)."""
+
+    def __init__(
+        self,
+        client: CvatApi,
+        store: StateStore,
+        runner: ActionRunner,
+        metrics: SidecarMetrics,
+        *,
+        min_severity: str = "warning",
+        max_issues_per_job: int = 50,
+        resolve_fixed: bool = True,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.runner = runner
+        self.metrics = metrics
+        self.min_rank = SEVERITY_RANK[min_severity]
+        self.max_issues_per_job = max_issues_per_job
+        self.resolve_fixed = resolve_fixed
+
+    # --- issues -----------------------------------------------------------------------------
+    def publishable(self, findings: Iterable[Finding]) -> list[Finding]:
+        """Findings at or above the severity floor, deduplicated, at most N per job (worst first)."""
+        unique: dict[str, Finding] = {}
+        for f in findings:
+            if SEVERITY_RANK.get(f.severity, 0) >= self.min_rank:
+                unique.setdefault(f.fingerprint, f)
+        per_job: dict[int, list[Finding]] = {}
+        for f in sorted(unique.values(), key=lambda f: (-SEVERITY_RANK[f.severity], f.frame, f.fingerprint)):
+            bucket = per_job.setdefault(f.job_id, [])
+            if len(bucket) < self.max_issues_per_job:
+                bucket.append(f)
+        return [f for bucket in per_job.values() for f in bucket]
+
+    def sync_issues(
+        self, job_ids: Sequence[int], findings: Sequence[Finding], assignees: dict[int, int | None], task_id: int
+    ) -> tuple[int, int]:
+        """Open an issue per new finding, resolve published issues whose finding disappeared.
+
+        ``job_ids`` are all jobs of the unit (a job without findings gets its issues resolved).
+        Returns (opened, resolved).
+        """
+        opened = resolved = 0
+        current = {f.fingerprint: f for f in findings}
+        for f in findings:
+            known = self.store.get_issue(f.fingerprint)
+            if known is not None and known.issue_id is not None:
+                continue
+            if self._open_issue(f, assignees.get(f.job_id), task_id):
+                opened += 1
+        if self.resolve_fixed:
+            for job_id in job_ids:
+                for row in self.store.issues_of_job(job_id):
+                    stale = row.status == "open" and row.fingerprint not in current and row.issue_id is not None
+                    if stale and self._resolve_issue(row, task_id):
+                        resolved += 1
+        return opened, resolved
+
+    def _open_issue(self, f: Finding, assignee_id: int | None, task_id: int) -> bool:
+        fp = f.fingerprint
+        message = issue_message(f)
+        payload = {
+            "job_id": f.job_id,
+            "frame": f.frame,
+            "position": [round(v, 2) for v in f.xyxy],
+            "message": message,
+            "assignee_id": assignee_id,
+        }
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            issue = self.client.create_issue(
+                p["job_id"], p["frame"], p["position"], p["message"], assignee_id=p["assignee_id"]
+            )
+            return {"issue_id": issue.id}
+
+        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
+            issue_id = self.find_issue_by_fingerprint(p["job_id"], p["frame"], fp)
+            return {"issue_id": issue_id} if issue_id is not None else None
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "action": "issue.open",
+                "job_id": p["job_id"],
+                "task_id": task_id,
+                "frame": p["frame"],
+                "user_id": p["assignee_id"],
+                "reason": f"{f.source} {f.code} ({f.severity})",
+                "before": {},
+                "after": {"issue_id": r["issue_id"], "position": p["position"], "message": p["message"]},
+            }
+
+        outcome = self.runner.run(
+            f"issue:{fp}", "issue", job_id=f.job_id, payload=payload, do=do, audit=audit, reconcile=reconcile
+        )
+        self.store.put_issue(IssueRow(fp, f.job_id, int(outcome.result["issue_id"]), f.frame, "open", message))
+        if outcome.performed:
+            self.metrics.issues_opened.inc()
+        return outcome.performed
+
+    def find_issue_by_fingerprint(self, job_id: int, frame: int, fingerprint: str) -> int | None:
+        """The id of the job's issue on ``frame`` whose first comment carries ``fingerprint``."""
+        for issue in self.client.list_issues(job_id=job_id):
+            if issue.frame != frame:
+                continue
+            for comment in self.client.list_comments(issue.id)[:1]:
+                m = FP_TAG.search(comment.message)
+                if m and m.group(1) == fingerprint:
+                    return issue.id
+        return None
+
+    def _resolve_issue(self, row: IssueRow, task_id: int) -> bool:
+        assert row.issue_id is not None
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            self.client.update_issue(p["issue_id"], resolved=True)
+            return {"resolved": True}
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "action": "issue.resolve",
+                "job_id": row.job_id,
+                "task_id": task_id,
+                "frame": row.frame,
+                "reason": "finding no longer present",
+                "before": {"issue_id": p["issue_id"], "resolved": False},
+                "after": {"issue_id": p["issue_id"], "resolved": True},
+            }
+
+        # PATCH resolved=true is idempotent, so a restart simply repeats it
+        outcome = self.runner.run(
+            f"resolve:{row.fingerprint}:{row.issue_id}",
+            "resolve",
+            job_id=row.job_id,
+            payload={"issue_id": row.issue_id},
+            do=do,
+            audit=audit,
+        )
+        self.store.put_issue(IssueRow(row.fingerprint, row.job_id, row.issue_id, row.frame, "resolved", row.message))
+        if outcome.performed:
+            self.metrics.issues_resolved.inc()
+        return outcome.performed
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def move_job(
+        self,
+        key: str,
+        job: JobRow,
+        *,
+        task_id: int,
+        choose: Callable[[], dict[str, Any]],
+        action: str,
+        reason: str,
+    ) -> JobRow:
+        """PATCH a job's assignee and/or stage+state under ``key``; returns the job as CVAT has it.
+
+        ``choose()`` decides the target (``{"assignee_id"?, "stage"?, "state"?}``); it is called
+        only when no earlier attempt stored a decision, so a restart never picks another reviewer.
+        """
+        stored = self.runner.payload_of(key)
+        payload = stored if stored is not None else {"job_id": job.id, **choose()}
+        before = {"assignee_id": job.assignee_id, "stage": job.stage, "state": job.state}
+        fields: dict[str, Any] = {k: payload[k] for k in ("assignee_id", "stage", "state") if k in payload}
+        updated: list[Job] = []
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            result = self.client.update_job(
+                p["job_id"],
+                assignee_id=fields.get("assignee_id", UNSET),
+                stage=fields.get("stage"),
+                state=fields.get("state"),
+            )
+            updated.append(result)
+            return {"updated_date": iso_utc(result), **fields}
+
+        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
+            current = self.client.get_job(p["job_id"])
+            if all(getattr(current, k) == v for k, v in fields.items()):
+                updated.append(current)
+                return {"updated_date": iso_utc(current), **fields}
+            return None
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "action": action,
+                "job_id": p["job_id"],
+                "task_id": task_id,
+                "user_id": fields.get("assignee_id"),
+                "reason": reason,
+                "before": before,
+                "after": fields,
+            }
+
+        outcome = self.runner.run(key, "job", job_id=job.id, payload=payload, do=do, audit=audit, reconcile=reconcile)
+        if updated:
+            row = job_row(updated[-1])
+            self.store.upsert_jobs([row])
+            if outcome.performed and "assignee_id" in fields:
+                self.metrics.reassignments.inc()
+            return row
+        return job
+
+    def write_merge(self, key: str, parent: JobRow, merged: JobAnnotations, *, task_id: int, reason: str) -> None:
+        """Our merge replaces the parent job's annotations (PUT is idempotent: a restart repeats it)."""
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            saved = self.client.put_annotations(p["job_id"], merged)
+            return {"shapes": len(saved.shapes), "tags": len(saved.tags), "tracks": len(saved.tracks)}
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {"action": "merge.write", "job_id": p["job_id"], "task_id": task_id, "reason": reason, "after": r}
+
+        self.runner.run(key, "merge", job_id=parent.id, payload={"job_id": parent.id}, do=do, audit=audit)
+
+    def request_cvat_merge(self, key: str, parent: JobRow, *, task_id: int, reason: str) -> None:
+        """CVAT's own merge of the parent's replicas; waits for the request to finish."""
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            rq_id = self.client.request_merge(job_id=p["job_id"])
+            status = self.client.wait_request(rq_id)
+            return {"rq_id": rq_id, "status": str(status.get("status", ""))}
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {"action": "merge.cvat", "job_id": p["job_id"], "task_id": task_id, "reason": reason, "after": r}
+
+        self.runner.run(key, "merge", job_id=parent.id, payload={"job_id": parent.id}, do=do, audit=audit)
+
+    def quality_report(self, key: str, task_id: int, gt_job_id: int, *, timeout_s: float) -> dict[str, Any]:
+        """Request CVAT's quality report for the task and read its summary."""
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            rq_id = self.client.request_quality_report(p["task_id"])
+            status = self.client.wait_request(rq_id, timeout_s=timeout_s)
+            report_id = status.get("result_id")
+            summary: dict[str, Any] = {}
+            if report_id is not None:
+                report = self.client.get_quality_report(int(report_id))
+                summary = dict(report.get("summary") or {})
+            keep = ("accuracy", "precision", "recall", "conflict_count", "error_count", "warning_count")
+            return {"report_id": report_id, **{k: summary.get(k) for k in keep}}
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "action": "quality.report",
+                "job_id": gt_job_id,
+                "task_id": p["task_id"],
+                "reason": "ground-truth job completed",
+                "after": r,
+            }
+
+        return self.runner.run(
+            key, "quality", job_id=gt_job_id, payload={"task_id": task_id}, do=do, audit=audit
+        ).result

@@ -1,0 +1,110 @@
+"""One stdlib HTTP server for ``/healthz``, ``/metrics`` and ``POST /webhooks/cvat``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+
+class SidecarHttpServer:
+    """Serve in a daemon thread; ``port`` 0 picks a free one (see :attr:`url`).
+
+    ``health()`` returns (ok, details); ``/healthz`` answers 200 or 503 with the details as JSON.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        metrics: SidecarMetrics,
+        health: Callable[[], tuple[bool, dict[str, Any]]],
+        webhooks: WebhookReceiver | None = None,
+    ) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "cvat-ext-sidecar"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("http: " + format, *args)
+
+            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, status: int, data: dict[str, Any]) -> None:
+                self._send(status, json.dumps(data).encode("utf-8"))
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    ok, details = outer.health()
+                    self._json(200 if ok else 503, {"ok": ok, **details})
+                elif path == "/metrics":
+                    self._send(200, outer.metrics.render(), CONTENT_TYPE_LATEST)
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path != "/webhooks/cvat" or outer.webhooks is None:
+                    self._json(404, {"error": "not found"})
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or length > MAX_BODY_BYTES:
+                    self._json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                    return
+                body = self.rfile.read(length)
+                status, data = outer.webhooks.handle(dict(self.headers.items()), body)
+                self._json(status, data)
+
+        self.metrics = metrics
+        self.health = health
+        self.webhooks = webhooks
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._httpd.server_address[0])
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
+
+    def start(self) -> SidecarHttpServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sidecar-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SidecarHttpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

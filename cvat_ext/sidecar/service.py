@@ -1,0 +1,207 @@
+"""The sidecar service: wiring from settings, startup checks, the run loop.
+
+Time is injected (``clock`` for timestamps and intervals, ``sleep`` between cycles), so tests
+run any number of cycles without waiting. ``run(once=True)`` is one cycle; otherwise cycles
+repeat every ``service.poll_interval_s``, sooner when a webhook arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cvat_ext.cvat.models import User
+from cvat_ext.errors import ConfigError, CvatAuthError, CvatConnectionError, CvatPermissionError
+from cvat_ext.sidecar.actions import Hook, no_hook
+from cvat_ext.sidecar.config import SidecarSettings, replica_id
+from cvat_ext.sidecar.cycle import Cycle, CycleReport
+from cvat_ext.sidecar.guide import GuidePublisher
+from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, RuleRunner
+from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.server import SidecarHttpServer
+from cvat_ext.sidecar.state import StateStore, open_store
+from cvat_ext.sidecar.webhooks import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+#: default engines are built lazily from settings (they import the rules / consensus packages)
+_DEFAULT: Any = object()
+
+
+def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = time.sleep) -> CvatApi:
+    """A :class:`CvatClient` for the settings (the only place the sidecar builds one)."""
+    from cvat_ext.cvat.client import CvatClient
+    from cvat_ext.cvat.models import RetryPolicy
+
+    c = settings.cvat
+    token = c.access_token.get_secret_value() if c.access_token is not None else None
+    password = c.password.get_secret_value() if c.password is not None else None
+    client: CvatApi = CvatClient(
+        c.url,
+        access_token=token or None,
+        username=c.username if not token else None,
+        password=password if not token else None,
+        org=c.org or None,
+        retry=RetryPolicy(max_attempts=c.retry_max_attempts, budget_s=c.retry_budget_s),
+        timeout_s=c.timeout_s,
+        sleep=sleep,
+    )
+    return client
+
+
+class SidecarService:
+    """One sidecar replica."""
+
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        *,
+        client: CvatApi | None = None,
+        store: StateStore | None = None,
+        rules: RuleRunner | None = _DEFAULT,
+        consensus: ConsensusRunner | None = _DEFAULT,
+        metrics: SidecarMetrics | None = None,
+        hook: Hook = no_hook,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        owner: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        self.metrics = metrics if metrics is not None else SidecarMetrics()
+        self.owner = owner or replica_id(settings)
+        self.client = client if client is not None else make_client(settings, sleep=sleep)
+        self._own_store = store is None
+        self.store = store if store is not None else open_store(settings.state.url.get_secret_value(), clock=clock)
+        if rules is _DEFAULT or consensus is _DEFAULT:
+            from cvat_ext.sidecar import engines
+
+            if rules is _DEFAULT:
+                rules = engines.rule_runner(settings)
+            if consensus is _DEFAULT:
+                consensus = engines.consensus_runner(settings)
+        self.cycle = Cycle(
+            settings,
+            self.client,
+            self.store,
+            owner=self.owner,
+            rules=rules,
+            consensus=consensus,
+            metrics=self.metrics,
+            hook=hook,
+            clock=clock,
+        )
+        self.cycle.guide = GuidePublisher(
+            self.client,
+            self.store,
+            self.cycle.runner,
+            min_agreement=settings.consensus.min_agreement,
+            min_interval_s=settings.guide.min_interval_s,
+            clock=clock,
+        )
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.last_report: CycleReport | None = None
+        self.last_error: str | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def startup_check(self) -> User:
+        """Fail fast, with a clear message, on an unreachable or unauthorised CVAT."""
+        url = self.settings.cvat.url
+        try:
+            user = self.client.whoami()
+        except CvatConnectionError as exc:
+            raise ConfigError(f"cannot reach CVAT at {url}: {exc}") from exc
+        except CvatAuthError as exc:
+            raise ConfigError(
+                f"CVAT at {url} rejected the credentials (401): check CVAT_EXT_CVAT__ACCESS_TOKEN"
+            ) from exc
+        except CvatPermissionError as exc:
+            raise ConfigError(f"CVAT at {url} refused access (403): {exc}") from exc
+        org = self.settings.cvat.org
+        if org:
+            try:
+                self.client.list_memberships(role=None)
+            except (CvatPermissionError, CvatAuthError) as exc:
+                raise ConfigError(f"user '{user.username}' cannot read organization '{org}' on {url}: {exc}") from exc
+        log.info("connected to CVAT at %s as '%s' (org %r), replica %s", url, user.username, org, self.owner)
+        return user
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if callable(close):
+            close()
+        if self._own_store:
+            self.store.close()
+
+    def __enter__(self) -> SidecarService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wake(self) -> None:
+        """Run the next cycle now (a webhook arrived)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        last = self.last_report
+        details: dict[str, Any] = {"replica": self.owner, "last_error": self.last_error}
+        if last is not None:
+            details.update(changed_jobs=last.changed_jobs, units=last.units, failed_units=last.failed_units)
+        return self.last_error is None, details
+
+    def webhook_receiver(self) -> WebhookReceiver | None:
+        cfg = self.settings.webhooks
+        if not cfg.enabled or cfg.secret is None:
+            return None
+        return WebhookReceiver(cfg.secret.get_secret_value(), self.store, wake=self.wake, metrics=self.metrics)
+
+    def http_server(self) -> SidecarHttpServer:
+        cfg = self.settings.server
+        return SidecarHttpServer(
+            cfg.host, cfg.port, metrics=self.metrics, health=self.health, webhooks=self.webhook_receiver()
+        )
+
+    # --- running ---------------------------------------------------------------------------------
+    def run_once(self) -> CycleReport:
+        report = self.cycle.run()
+        self.last_report = report
+        self.last_error = report.errors[0] if report.errors and report.units == 0 else None
+        return report
+
+    def run(self, *, once: bool = False, max_cycles: int | None = None) -> CycleReport | None:
+        """Cycle until :meth:`stop` (or ``max_cycles``); ``once`` = a single cycle, no server."""
+        if once:
+            return self.run_once()
+        server = self.http_server() if self.settings.server.enabled else None
+        if server is not None:
+            server.start()
+            log.info("serving /healthz, /metrics%s on %s", " and /webhooks/cvat" if server.webhooks else "", server.url)
+        cycles = 0
+        try:
+            while not self._stop.is_set():
+                self.run_once()
+                cycles += 1
+                if max_cycles is not None and cycles >= max_cycles:
+                    break
+                self._wait(self.settings.service.poll_interval_s)
+        finally:
+            if server is not None:
+                server.stop()
+        return self.last_report
+
+    def _wait(self, seconds: float) -> None:
+        # sleep in short steps so a webhook (wake) or stop starts the next cycle promptly
+        deadline = self.clock() + seconds
+        while not self._wake.is_set() and self.clock() < deadline:
+            self.sleep(min(1.0, max(0.0, deadline - self.clock())))
+        self._wake.clear()

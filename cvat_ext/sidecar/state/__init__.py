@@ -1,0 +1,36 @@
+"""Durable sidecar state: :class:`StateStore` (SQL, two dialects) and :func:`open_store`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from cvat_ext.errors import ConfigError
+from cvat_ext.sidecar.state.base import (
+    ActionRow,
+    AuditRecord,
+    IssueRow,
+    JobRow,
+    ScoreRow,
+    StateStore,
+)
+
+__all__ = ["ActionRow", "AuditRecord", "IssueRow", "JobRow", "ScoreRow", "StateStore", "open_store"]
+
+
+def open_store(url: str, *, clock: Callable[[], float] = time.time) -> StateStore:
+    """Open (and migrate) the store at ``url``: ``sqlite:///relative.db``, ``sqlite:////abs/path.db``,
+    ``sqlite:///:memory:`` or ``postgresql://...``."""
+    if url.startswith("sqlite://"):
+        from cvat_ext.sidecar.state.sqlite import SqliteStateStore
+
+        path = url[len("sqlite://") :]
+        path = path[1:] if path.startswith("/") else path
+        if not path:
+            raise ConfigError("state url: sqlite:/// needs a file path, e.g. sqlite:///./state.db")
+        return SqliteStateStore(path, clock=clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        from cvat_ext.sidecar.state.postgres import PostgresStateStore
+
+        return PostgresStateStore(url, clock=clock)
+    raise ConfigError("state url: expected sqlite:///PATH or postgresql://... (value hidden)")

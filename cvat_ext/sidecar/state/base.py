@@ -1,0 +1,528 @@
+"""The sidecar's durable state: one SQL schema, two dialects (SQLite, PostgreSQL).
+
+What is kept (table: meaning):
+
+* ``cursors``: change-detection cursors (``updated_date`` high-water marks, ISO 8601 UTC);
+* ``jobs``: the last seen summary of every job in scope (type, parent, stage, state, assignee,
+  ``updated_date``), so a cycle knows the replicas of a parent without asking CVAT;
+* ``pending``: job ids to look at next cycle (webhook deliveries, work that failed on a CVAT error);
+* ``units``: the input signature of every work unit (a job, or a consensus parent with its
+  replicas) last processed, so unchanged inputs are never scored twice;
+* ``actions``: every CVAT write the sidecar decided, by idempotency key, ``started`` then ``done``;
+* ``issues``: published issues by finding fingerprint (``open`` / ``resolved``);
+* ``leases``: row leases with an expiry, so replicas never act on the same unit at once;
+* ``scores``: the latest result per unit (agreement, rule errors, decision) for the task guide;
+* ``guides``: hash and time of the last guide update per task;
+* ``audit``: the append-only log (a trigger rejects UPDATE and DELETE).
+
+Times are epoch seconds (float) from the injected clock, except ``audit.at`` (ISO 8601 UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cvat_ext.errors import StateStoreError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """What the state remembers of one job (a projection of the client's ``Job``)."""
+
+    id: int
+    task_id: int
+    parent_job_id: int | None
+    type: str
+    stage: str
+    state: str
+    assignee_id: int | None
+    updated_date: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    key: str
+    kind: str
+    job_id: int | None
+    status: str  # started | done
+    payload: dict[str, Any]
+    result: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRow:
+    fingerprint: str
+    job_id: int
+    issue_id: int | None
+    frame: int
+    status: str  # open | resolved
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    unit_key: str
+    task_id: int
+    job_id: int
+    kind: str
+    agreement: float | None
+    rule_errors: int
+    findings: int
+    decision: str
+    detail: dict[str, Any]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audit entry: when, who (replica), what (action), on what (job/frame/user), why,
+    and the before -> after values."""
+
+    seq: int
+    at: str
+    replica: str
+    action: str
+    job_id: int | None
+    task_id: int | None
+    frame: int | None
+    user_id: int | None
+    reason: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    key: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "replica": self.replica,
+            "action": self.action,
+            "job_id": self.job_id,
+            "task_id": self.task_id,
+            "frame": self.frame,
+            "user_id": self.user_id,
+            "reason": self.reason,
+            "before": self.before,
+            "after": self.after,
+            "key": self.key,
+        }
+
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id BIGINT PRIMARY KEY, task_id BIGINT NOT NULL, parent_job_id BIGINT, type TEXT NOT NULL,
+    stage TEXT NOT NULL, state TEXT NOT NULL, assignee_id BIGINT, updated_date TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_job_id);
+CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id);
+CREATE TABLE IF NOT EXISTS pending (job_id BIGINT PRIMARY KEY, enqueued_at DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS units (key TEXT PRIMARY KEY, signature TEXT NOT NULL, task_id BIGINT,
+    updated_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, kind TEXT NOT NULL, job_id BIGINT,
+    status TEXT NOT NULL, payload TEXT NOT NULL, result TEXT, owner TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS issues (fingerprint TEXT PRIMARY KEY, job_id BIGINT NOT NULL, issue_id BIGINT,
+    frame BIGINT NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS issues_job ON issues (job_id);
+CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS scores (unit_key TEXT PRIMARY KEY, task_id BIGINT NOT NULL, job_id BIGINT NOT NULL,
+    kind TEXT NOT NULL, agreement DOUBLE PRECISION, rule_errors BIGINT NOT NULL, findings BIGINT NOT NULL,
+    decision TEXT NOT NULL, detail TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
+CREATE INDEX IF NOT EXISTS scores_task ON scores (task_id);
+CREATE TABLE IF NOT EXISTS guides (task_id BIGINT PRIMARY KEY, content_hash TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (seq {serial}, at TEXT NOT NULL, replica TEXT NOT NULL, action TEXT NOT NULL,
+    job_id BIGINT, task_id BIGINT, frame BIGINT, user_id BIGINT, reason TEXT NOT NULL,
+    before TEXT NOT NULL, after TEXT NOT NULL, key TEXT NOT NULL);
+"""
+
+_AUDIT_COLUMNS = "seq, at, replica, action, job_id, task_id, frame, user_id, reason, before, after, key"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StateStore:
+    """The SQL state store. Subclasses supply the connection and the dialect bits.
+
+    All methods are safe to call from several threads (the webhook server enqueues while the
+    cycle runs) and, for PostgreSQL, from several processes. SQL is written with ``?`` markers.
+    """
+
+    serial_ddl = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    description = "state store"
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        # one connection per store, shared by the cycle and the webhook thread
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # --- dialect hooks ----------------------------------------------------------------------
+    def _raw_execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    def _script(self, ddl: str) -> None:
+        for statement in ddl.split(";\n"):
+            if statement.strip():
+                self._execute(statement)
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._raw_execute(sql, params)
+            except StateStoreError:
+                raise
+            except Exception as exc:  # driver errors differ per dialect; translated here
+                raise self._wrap(exc, sql) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A (re-entrant) transaction: the outermost one commits or rolls back."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._execute_control(self._begin)
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._execute_control(self._rollback)
+                raise
+            self._depth -= 1
+            if outer:
+                self._execute_control(self._commit)
+
+    def _execute_control(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            raise StateStoreError(f"{self.description}: transaction failed: {exc}") from exc
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _append_only_ddl(self) -> str:
+        return ""
+
+    # --- schema -------------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Create the tables (idempotent)."""
+        self._script(_DDL.replace("{serial}", self.serial_ddl) + self._append_only_ddl())
+        self._execute(
+            "INSERT INTO meta(name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO NOTHING",
+            (str(SCHEMA_VERSION),),
+        )
+
+    # --- cursors --------------------------------------------------------------------------------
+    def get_cursor(self, name: str) -> str | None:
+        rows = self._execute("SELECT value FROM cursors WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def advance_cursor(self, name: str, value: str) -> None:
+        """Move a cursor forward (never back; ISO 8601 UTC strings compare in time order)."""
+        self._execute(
+            "INSERT INTO cursors(name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value "
+            "WHERE cursors.value < excluded.value",
+            (name, value),
+        )
+
+    def set_cursor(self, name: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO cursors(name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    # --- job cache ------------------------------------------------------------------------------
+    def upsert_jobs(self, rows: Iterable[JobRow]) -> None:
+        with self._transaction():
+            for r in rows:
+                self._execute(
+                    "INSERT INTO jobs(id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET task_id = excluded.task_id, "
+                    "parent_job_id = excluded.parent_job_id, type = excluded.type, stage = excluded.stage, "
+                    "state = excluded.state, assignee_id = excluded.assignee_id, "
+                    "updated_date = excluded.updated_date",
+                    (r.id, r.task_id, r.parent_job_id, r.type, r.stage, r.state, r.assignee_id, r.updated_date),
+                )
+
+    def _job_rows(self, where: str, params: Sequence[Any]) -> list[JobRow]:
+        rows = self._execute(
+            "SELECT id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date FROM jobs "
+            f"WHERE {where} ORDER BY id",
+            params,
+        )
+        return [JobRow(*row) for row in rows]
+
+    def get_job(self, job_id: int) -> JobRow | None:
+        rows = self._job_rows("id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def replicas_of(self, parent_job_id: int) -> list[JobRow]:
+        return self._job_rows("parent_job_id = ? AND type = 'consensus_replica'", (parent_job_id,))
+
+    def jobs_of_task(self, task_id: int) -> list[JobRow]:
+        return self._job_rows("task_id = ?", (task_id,))
+
+    def assigned_counts(self, user_ids: Iterable[int]) -> dict[int, int]:
+        """Open (not completed) jobs per assignee, from the job cache: the reviewer load."""
+        ids = list(user_ids)
+        counts = {uid: 0 for uid in ids}
+        if not ids:
+            return counts
+        marks = ", ".join("?" for _ in ids)
+        rows = self._execute(
+            f"SELECT assignee_id, COUNT(*) FROM jobs WHERE assignee_id IN ({marks}) AND state <> 'completed' "
+            "GROUP BY assignee_id",
+            ids,
+        )
+        counts.update({int(uid): int(n) for uid, n in rows})
+        return counts
+
+    # --- pending queue --------------------------------------------------------------------------
+    def enqueue(self, job_ids: Iterable[int], reason: str) -> None:
+        now = self.clock()
+        with self._transaction():
+            for job_id in job_ids:
+                self._execute(
+                    "INSERT INTO pending(job_id, enqueued_at, reason) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                    (int(job_id), now, reason),
+                )
+
+    def pending(self) -> list[int]:
+        return [int(r[0]) for r in self._execute("SELECT job_id FROM pending ORDER BY enqueued_at, job_id")]
+
+    def dequeue(self, job_ids: Iterable[int]) -> None:
+        with self._transaction():
+            for job_id in job_ids:
+                self._execute("DELETE FROM pending WHERE job_id = ?", (int(job_id),))
+
+    # --- units ----------------------------------------------------------------------------------
+    def unit_signature(self, key: str) -> str | None:
+        rows = self._execute("SELECT signature FROM units WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_unit_signature(self, key: str, signature: str, task_id: int | None) -> None:
+        self._execute(
+            "INSERT INTO units(key, signature, task_id, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET signature = excluded.signature, task_id = excluded.task_id, updated_at = excluded.updated_at",
+            (key, signature, task_id, self.clock()),
+        )
+
+    # --- actions --------------------------------------------------------------------------------
+    def get_action(self, key: str) -> ActionRow | None:
+        rows = self._execute("SELECT key, kind, job_id, status, payload, result FROM actions WHERE key = ?", (key,))
+        if not rows:
+            return None
+        k, kind, job_id, status, payload, result = rows[0]
+        return ActionRow(k, kind, job_id, status, json.loads(payload), json.loads(result) if result else None)
+
+    def start_action(self, key: str, kind: str, job_id: int | None, payload: dict[str, Any], owner: str) -> None:
+        now = self.clock()
+        self._execute(
+            "INSERT INTO actions(key, kind, job_id, status, payload, result, owner, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'started', ?, NULL, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, "
+            "updated_at = excluded.updated_at",
+            (key, kind, job_id, json.dumps(payload, sort_keys=True), owner, now, now),
+        )
+
+    def finish_action(self, key: str, result: dict[str, Any], audit: dict[str, Any] | None = None) -> None:
+        """Mark an action done and append its audit entry in the same transaction."""
+        with self._transaction():
+            self._execute(
+                "UPDATE actions SET status = 'done', result = ?, updated_at = ? WHERE key = ?",
+                (json.dumps(result, sort_keys=True), self.clock(), key),
+            )
+            if audit is not None:
+                self._append_audit(key=key, **audit)
+
+    def actions(self, *, status: str | None = None) -> list[ActionRow]:
+        sql = "SELECT key, kind, job_id, status, payload, result FROM actions"
+        params: tuple[Any, ...] = ()
+        if status is not None:
+            sql += " WHERE status = ?"
+            params = (status,)
+        rows = self._execute(sql + " ORDER BY created_at, key", params)
+        return [ActionRow(k, kd, j, s, json.loads(p), json.loads(r) if r else None) for k, kd, j, s, p, r in rows]
+
+    # --- issues ---------------------------------------------------------------------------------
+    def issues_of_job(self, job_id: int) -> list[IssueRow]:
+        rows = self._execute(
+            "SELECT fingerprint, job_id, issue_id, frame, status, message FROM issues WHERE job_id = ? "
+            "ORDER BY fingerprint",
+            (job_id,),
+        )
+        return [IssueRow(*r) for r in rows]
+
+    def get_issue(self, fingerprint: str) -> IssueRow | None:
+        rows = self._execute(
+            "SELECT fingerprint, job_id, issue_id, frame, status, message FROM issues WHERE fingerprint = ?",
+            (fingerprint,),
+        )
+        return IssueRow(*rows[0]) if rows else None
+
+    def put_issue(self, row: IssueRow) -> None:
+        now = self.clock()
+        self._execute(
+            "INSERT INTO issues(fingerprint, job_id, issue_id, frame, status, message, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET issue_id = excluded.issue_id, "
+            "status = excluded.status, message = excluded.message, updated_at = excluded.updated_at",
+            (row.fingerprint, row.job_id, row.issue_id, row.frame, row.status, row.message, now, now),
+        )
+
+    # --- leases ---------------------------------------------------------------------------------
+    def try_lease(self, key: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the lease on ``key`` for ``ttl_s`` seconds; False when another owner
+        holds an unexpired one. One atomic upsert, so two replicas can never both win."""
+        now = self.clock()
+        rows = self._execute(
+            "INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+            "SET owner = excluded.owner, expires_at = excluded.expires_at "
+            "WHERE leases.owner = excluded.owner OR leases.expires_at < ? RETURNING owner",
+            (key, owner, now + ttl_s, now),
+        )
+        return bool(rows) and rows[0][0] == owner
+
+    def release_lease(self, key: str, owner: str) -> None:
+        self._execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+
+    # --- scores and guides ------------------------------------------------------------------------
+    def put_score(self, row: ScoreRow) -> None:
+        self._execute(
+            "INSERT INTO scores(unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, "
+            "detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_key) DO UPDATE SET "
+            "agreement = excluded.agreement, "
+            "rule_errors = excluded.rule_errors, findings = excluded.findings, decision = excluded.decision, "
+            "detail = excluded.detail, at = excluded.at",
+            (
+                row.unit_key,
+                row.task_id,
+                row.job_id,
+                row.kind,
+                row.agreement,
+                row.rule_errors,
+                row.findings,
+                row.decision,
+                json.dumps(row.detail, sort_keys=True),
+                row.at,
+            ),
+        )
+
+    def scores_of_task(self, task_id: int) -> list[ScoreRow]:
+        rows = self._execute(
+            "SELECT unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, detail, at "
+            "FROM scores WHERE task_id = ? ORDER BY job_id, unit_key",
+            (task_id,),
+        )
+        return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
+
+    def guide_state(self, task_id: int) -> tuple[str, float] | None:
+        rows = self._execute("SELECT content_hash, updated_at FROM guides WHERE task_id = ?", (task_id,))
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    def set_guide_state(self, task_id: int, content_hash: str) -> None:
+        self._execute(
+            "INSERT INTO guides(task_id, content_hash, updated_at) VALUES (?, ?, ?) ON CONFLICT (task_id) DO UPDATE "
+            "SET content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+            (task_id, content_hash, self.clock()),
+        )
+
+    # --- audit ----------------------------------------------------------------------------------
+    def _append_audit(
+        self,
+        *,
+        key: str,
+        replica: str,
+        action: str,
+        reason: str,
+        job_id: int | None = None,
+        task_id: int | None = None,
+        frame: int | None = None,
+        user_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        self._execute(
+            "INSERT INTO audit(at, replica, action, job_id, task_id, frame, user_id, reason, before, after, key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _iso(self.clock()),
+                replica,
+                action,
+                job_id,
+                task_id,
+                frame,
+                user_id,
+                reason,
+                json.dumps(before or {}, sort_keys=True),
+                json.dumps(after or {}, sort_keys=True),
+                key,
+            ),
+        )
+
+    def append_audit(self, **entry: Any) -> None:
+        """Append one audit entry (see :class:`AuditRecord` for the fields; ``key`` optional)."""
+        entry.setdefault("key", "")
+        with self._transaction():
+            self._append_audit(**entry)
+
+    def iter_audit(self, *, since_seq: int = 0, batch: int = 1000) -> Iterator[AuditRecord]:
+        """The audit log in order, streamed in batches."""
+        last = since_seq
+        while True:
+            rows = self._execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+            )
+            for r in rows:
+                yield AuditRecord(
+                    int(r[0]),
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    json.loads(r[9]),
+                    json.loads(r[10]),
+                    r[11],
+                )
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])
+
+    def _wrap(self, exc: Exception, sql: str) -> StateStoreError:
+        verb = sql.split(None, 1)[0] if sql.strip() else "?"
+        return StateStoreError(f"{self.description}: {verb} failed: {exc}")
