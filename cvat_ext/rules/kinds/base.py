@@ -1,0 +1,151 @@
+"""The checker contract: one :class:`Checker` per rule, fed frame by frame by the engine.
+
+A checker sees each frame's :class:`~cvat_ext.rules.frame_view.FrameView` (``check_frame``), may
+look at the job's tracks once (``check_tracks``), and may report job-level statistics at the end
+(``finish``). It only builds :class:`Finding` objects through :meth:`Checker.object_finding` /
+:meth:`Checker.frame_finding`, so every finding carries the rule id, severity, action, job,
+annotator and a pin-able position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_ext.annotations.model import JobAnnotations, LabelSet
+from cvat_ext.rules.findings import Finding
+from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.schema import Action, ActionsBySeverity, RuleBase
+
+R = TypeVar("R", bound=RuleBase)
+FrameSize = Callable[[int], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every checker of one job run shares: labels (by name/id), job id, annotator, actions."""
+
+    labels: LabelSet
+    job_id: int | None
+    annotator: str | None
+    actions: ActionsBySeverity
+    label_names: Mapping[int, str] = field(init=False)
+    attribute_names: Mapping[int, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label_names", {i: lab.name for i, lab in self.labels.by_id.items()})
+        names = {spec.id: spec.name for lab in self.labels.by_id.values() for spec in lab.attributes}
+        object.__setattr__(self, "attribute_names", names)
+
+    def label_ids(self, names: Iterable[str]) -> frozenset[int]:
+        """Ids of the top-level labels with these names (unknown names match nothing)."""
+        by_name = self.labels.by_name
+        return frozenset(by_name[n].id for n in names if n in by_name)
+
+
+def clip_xyxy(xyxy: Iterable[float], frame_wh: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Clip a box into the image (when its size is known) so CVAT can pin an issue on it."""
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    width, height = frame_wh
+    if width > 0 and height > 0:
+        x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+        y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+    return round(x1, 2), round(y1, 2), round(max(x1, x2), 2), round(max(y1, y2), 2)
+
+
+def fmt(value: float) -> str:
+    """A number for a message: integers without decimals, others with at most 3 significant decimals."""
+    value = float(value)
+    if value.is_integer():
+        return str(int(value))
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
+
+
+class Checker(Generic[R]):
+    """Base of all checkers; subclasses set ``kind`` and override the hooks they need."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, rule: R, ctx: JobContext) -> None:
+        self.rule = rule
+        self.ctx = ctx
+        labels = rule.scope.labels
+        self.scope_label_ids: frozenset[int] | None = ctx.label_ids(labels) if labels is not None else None
+        types = rule.scope.shape_types
+        self.scope_types = np.array(types, dtype="<U9") if types is not None else None
+        self.action: Action = rule.action or ctx.actions.for_severity(rule.severity)
+
+    # --- hooks ----------------------------------------------------------------------------------
+    def check_frame(self, view: FrameView) -> Iterator[Finding]:
+        """Findings on one frame."""
+        return iter(())
+
+    def check_tracks(self, ann: JobAnnotations, frame_size: FrameSize, last_frame: int) -> Iterator[Finding]:
+        """Findings about whole tracks (called once per job, before the frames); ``last_frame`` is the
+        job's stop frame (a track's last visible keyframe lasts until it)."""
+        return iter(())
+
+    def finish(self) -> Iterator[Finding]:
+        """Findings that need the whole job (called once, after the last frame)."""
+        return iter(())
+
+    # --- helpers --------------------------------------------------------------------------------
+    def in_scope(self, view: FrameView) -> npt.NDArray[np.bool_]:
+        """(N,) rows of the frame this rule applies to (label and shape-type scope)."""
+        mask = np.ones(len(view), dtype=bool)
+        if self.scope_label_ids is not None:
+            mask &= np.isin(view.label_id, np.fromiter(self.scope_label_ids, dtype=np.int64))
+        if self.scope_types is not None:
+            mask &= np.isin(view.type_name, self.scope_types)
+        return mask
+
+    def label_in_scope(self, label_id: int) -> bool:
+        return self.scope_label_ids is None or label_id in self.scope_label_ids
+
+    def make_finding(
+        self,
+        *,
+        frame: int,
+        message: str,
+        xyxy: Iterable[float],
+        frame_wh: tuple[int, int],
+        object_id: int | None = None,
+        label: str | None = None,
+        track_id: int | None = None,
+    ) -> Finding:
+        return Finding(
+            rule_id=self.rule.id,
+            kind=self.kind,
+            severity=self.rule.severity,
+            action=self.action,
+            job_id=self.ctx.job_id,
+            frame=frame,
+            object_id=object_id,
+            annotator=self.ctx.annotator,
+            message=message,
+            position=clip_xyxy(xyxy, frame_wh),
+            label=label,
+            track_id=track_id,
+        )
+
+    def object_finding(self, view: FrameView, index: int, detail: str) -> Finding:
+        """A finding on row ``index``: message ``<label> <type> <id>: <detail>``, pinned on its box."""
+        shape = view.shapes[index]
+        return self.make_finding(
+            frame=view.frame,
+            message=f"{view.describe(index)}: {detail}",
+            xyxy=view.xyxy[index],
+            frame_wh=view.frame_wh,
+            object_id=shape.id,
+            label=self.ctx.label_names.get(shape.label_id),
+            track_id=view.track_ids[index],
+        )
+
+    def frame_finding(self, view: FrameView, message: str) -> Finding:
+        """A finding about the whole frame, pinned on the whole image."""
+        width, height = view.frame_wh
+        return self.make_finding(frame=view.frame, message=message, xyxy=(0, 0, width, height), frame_wh=view.frame_wh)

@@ -1,0 +1,74 @@
+"""Content family: ``allowed_shape_types``, ``required_attributes``, ``max_objects_per_frame``,
+``required_frame_tags``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from cvat_ext.rules.findings import Finding
+from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.kinds.base import Checker, JobContext
+from cvat_ext.rules.schema import (
+    AllowedShapeTypesRule,
+    MaxObjectsPerFrameRule,
+    RequiredAttributesRule,
+    RequiredFrameTagsRule,
+)
+
+
+class AllowedShapeTypesChecker(Checker[AllowedShapeTypesRule]):
+    kind = "allowed_shape_types"
+
+    def check_frame(self, view: FrameView) -> Iterator[Finding]:
+        allowed = np.array(self.rule.types, dtype="<U9")
+        bad = self.in_scope(view) & ~np.isin(view.type_name, allowed)
+        for row in np.flatnonzero(bad):
+            detail = f"type {view.type_name[row]} is not allowed (allowed: {', '.join(self.rule.types)})"
+            yield self.object_finding(view, int(row), detail)
+
+
+class RequiredAttributesChecker(Checker[RequiredAttributesRule]):
+    kind = "required_attributes"
+
+    def check_frame(self, view: FrameView) -> Iterator[Finding]:
+        names = self.ctx.attribute_names
+        for row in np.flatnonzero(self.in_scope(view)):
+            shape = view.shapes[row]
+            values = {names.get(a.spec_id, f"#{a.spec_id}"): a.value for a in shape.attributes}
+            problems = [f"attribute '{n}' has no value" for n in self.rule.required if not values.get(n)]
+            for attr, allowed in self.rule.allowed_values.items():
+                value = values.get(attr)
+                if value and value not in allowed:
+                    problems.append(f"attribute '{attr}' is {value!r}, allowed: {', '.join(allowed)}")
+            if problems:
+                yield self.object_finding(view, int(row), "; ".join(problems))
+
+
+class MaxObjectsPerFrameChecker(Checker[MaxObjectsPerFrameRule]):
+    kind = "max_objects_per_frame"
+
+    def check_frame(self, view: FrameView) -> Iterator[Finding]:
+        count = int(self.in_scope(view).sum())
+        if count > self.rule.max_objects:
+            which = ", ".join(self.rule.scope.labels) if self.rule.scope.labels is not None else "any label"
+            yield self.frame_finding(view, f"{count} objects ({which}) > max_objects {self.rule.max_objects}")
+
+
+class RequiredFrameTagsChecker(Checker[RequiredFrameTagsRule]):
+    """Runs on every frame of the job, including frames without any annotation."""
+
+    kind = "required_frame_tags"
+
+    def __init__(self, rule: RequiredFrameTagsRule, ctx: JobContext) -> None:
+        super().__init__(rule, ctx)
+        self.wanted = rule.tags
+
+    def check_frame(self, view: FrameView) -> Iterator[Finding]:
+        present = {self.ctx.label_names.get(t.label_id, "") for t in view.tags}
+        missing = [t for t in self.wanted if t not in present]
+        if self.rule.mode == "all" and missing:
+            yield self.frame_finding(view, f"frame tag(s) {', '.join(missing)} missing")
+        elif self.rule.mode == "any" and len(missing) == len(self.wanted):
+            yield self.frame_finding(view, f"none of the frame tags {', '.join(self.wanted)} is set")
