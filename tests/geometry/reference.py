@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -97,3 +98,70 @@ def mask_iou_dense_ref(bits_a: np.ndarray, bits_b: np.ndarray) -> float:
     inter = int(np.logical_and(bits_a, bits_b).sum())
     union = int(np.logical_or(bits_a, bits_b).sum())
     return inter / union if union else 0.0
+
+
+def runs_to_dense(runs: object, index: int, ltrb: tuple[int, int, int, int]) -> np.ndarray:
+    """Dense bool image over inclusive ``ltrb`` of segment ``index`` of a RowRuns."""
+    left, top, right, bottom = ltrb
+    out = np.zeros((bottom - top + 1, right - left + 1), dtype=bool)
+    sel = runs.owner == index  # type: ignore[attr-defined]
+    for y, x0, x1 in zip(runs.row[sel], runs.start[sel], runs.end[sel]):  # type: ignore[attr-defined]
+        assert top <= y <= bottom and left <= x0 and x1 - 1 <= right, "run outside the reference window"
+        out[y - top, x0 - left : x1 - left] = True
+    return out
+
+
+def pixel_centres(ltrb: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    left, top, right, bottom = ltrb
+    ys, xs = np.mgrid[top : bottom + 1, left : right + 1]
+    return xs + 0.5, ys + 0.5
+
+
+def polygon_dense_ref(poly: np.ndarray, ltrb: tuple[int, int, int, int]) -> np.ndarray:
+    """Crossing-number (even-odd) test of every pixel centre; a loop over edges."""
+    px, py = pixel_centres(ltrb)
+    inside = np.zeros(px.shape, dtype=bool)
+    k = len(poly)
+    for i in range(k):
+        (x0, y0), (x1, y1) = poly[i], poly[(i + 1) % k]
+        straddle = (y0 > py) != (y1 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= straddle & (px < xc)
+    return inside
+
+
+def ellipse_dense_ref(
+    cx: float, cy: float, rx: float, ry: float, rot_deg: float, ltrb: tuple[int, int, int, int]
+) -> np.ndarray:
+    px, py = pixel_centres(ltrb)
+    t = math.radians(rot_deg)
+    dx, dy = px - cx, py - cy
+    u = dx * math.cos(t) + dy * math.sin(t)
+    v = -dx * math.sin(t) + dy * math.cos(t)
+    if rx <= 0 or ry <= 0:
+        return np.zeros(px.shape, dtype=bool)
+    return (u / rx) ** 2 + (v / ry) ** 2 <= 1
+
+
+def polyline_dense_ref(line: np.ndarray, radius: float, ltrb: tuple[int, int, int, int]) -> np.ndarray:
+    px, py = pixel_centres(ltrb)
+    best = np.full(px.shape, np.inf)
+    segs = list(itertools.pairwise(line)) if len(line) > 1 else [(line[0], line[0])]
+    for (x0, y0), (x1, y1) in segs:
+        vx, vy = x1 - x0, y1 - y0
+        length2 = vx * vx + vy * vy
+        t = np.zeros(px.shape) if length2 == 0 else np.clip(((px - x0) * vx + (py - y0) * vy) / length2, 0, 1)
+        best = np.minimum(best, np.hypot(px - (x0 + t * vx), py - (y0 + t * vy)))
+    return best <= radius
+
+
+def oks_ref(a: np.ndarray, va: np.ndarray, b: np.ndarray, vb: np.ndarray, sigmas: np.ndarray, scale: float) -> float:
+    num, den = 0.0, 0
+    for k in range(len(a)):
+        if va[k] or vb[k]:
+            den += 1
+        if va[k] and vb[k]:
+            d2 = float(((a[k] - b[k]) ** 2).sum())
+            num += math.exp(-d2 / (2 * scale * (2 * sigmas[k]) ** 2))
+    return num / den if den else 0.0
