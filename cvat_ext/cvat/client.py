@@ -181,6 +181,8 @@ class CvatClient:
         ``{">": [{"var": "updated_date"}, "<iso>"]}``: with ``sort="updated_date"`` this is the
         change-detection cursor (annotation saves touch the job's ``updated_date``).
         """
+        if type == "consensus_replica" and self._server is not None:
+            type = features_for(self._server).replica_job_type
         filters: dict[str, Any] = {
             k: v
             for k, v in {
@@ -200,7 +202,11 @@ class CvatClient:
         where = ", ".join(f"{k}={v}" for k, v in filters.items() if k != "filter")
         what = f"jobs ({where})" if where else "jobs"
         rows = self._t.pages(
-            what, lambda p: self._api.jobs_api.list(page=p, page_size=page_size, **filters, **self._t.opts)
+            # raw query: the SDK's enum for ``type`` lacks 2.73's "consensus_replica"
+            what,
+            lambda p: self._t.raw(
+                self._api.jobs_api.list_endpoint, query=[*filters.items(), ("page", p), ("page_size", page_size)]
+            ),
         )
         for row in rows:
             yield wire.job_from_json(row, where=what)
@@ -442,7 +448,10 @@ class CvatClient:
             **({"job_id": job_id} if job_id is not None else {"task_id": task_id})
         )
         try:
-            data = self._t.object(what, lambda: self._api.consensus_api.create_merge(request, **self._t.opts))
+            data = self._t.object(
+                what,
+                lambda: self._api.consensus_api.create_merge(consensus_merge_create_request=request, **self._t.opts),
+            )
         except CvatHttpError as exc:
             rq_id = self._rq_id_of_conflict(exc)
             if rq_id is None:
@@ -550,7 +559,9 @@ class CvatClient:
         what = f"task {task_id} guide" if task_id is not None else f"project {project_id} guide"
         owner = {"task_id": task_id} if task_id is not None else {"project_id": project_id}
         request = models.AnnotationGuideWriteRequest(markdown=markdown, **owner)
-        data = self._t.json(what, lambda: self._api.guides_api.create(request, **self._t.opts))
+        data = self._t.json(
+            what, lambda: self._api.guides_api.create(annotation_guide_write_request=request, **self._t.opts)
+        )
         return wire.guide_from_json(data, where=what)
 
     def update_guide(self, guide_id: int, markdown: str) -> Guide:

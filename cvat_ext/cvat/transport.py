@@ -210,7 +210,7 @@ class Transport:
             settings["http_method"],
             dict(path_params or {}),
             list(query),
-            dict(_JSON_HEADERS),
+            dict(_JSON_HEADERS) if body is not None else {"Accept": _JSON_HEADERS["Accept"]},
             body=body,
             auth_settings=settings["auth"],
             _parse_response=False,

@@ -15,12 +15,16 @@ quality report summary          ``accuracy/precision/recall``,    ``requirements
                                 TypeError
 quality report confusion        not available                     ``/reports/{id}/confusion[/matrix]``
 task ``initial_replicas``       ignored                           accepted
+job type of consensus replicas  ``consensus_replica``             ``replica`` (the SDK's enum for the
+                                                                  ``type`` filter rejects 2.73's name)
 ==============================  ================================  ===================================
 
 Consequences: every quality call reads and writes raw JSON (``_parse_response=False``), on any
 version, and quality settings are patched with whatever fields the caller gives. Jobs, tasks,
 issues, comments, labels, consensus and annotation bodies are the same on both sides; we still
-parse them ourselves (faster than the generated models and tolerant of added fields).
+parse them ourselves (faster than the generated models and tolerant of added fields). Our
+:class:`~cvat_ext.cvat.models.Job` always says ``consensus_replica``; the jobs list is called
+without the SDK's input validation so 2.73's filter value passes.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class ServerFeatures:
     flat_quality_settings: bool  # iou_threshold & co. directly on /api/quality/settings/{id}
     quality_settings_put: bool  # PUT /api/quality/settings/{id} exists
     quality_confusion: bool  # /api/quality/reports/{id}/confusion exists
+    replica_job_type: str  # the server's job ``type`` value for consensus replicas
 
 
 def features_for(info: ServerInfo) -> ServerFeatures:
@@ -56,5 +61,9 @@ def features_for(info: ServerInfo) -> ServerFeatures:
         raise CvatVersionError(f"CVAT {info.version} is older than {need}, the oldest version cvat-ext supports")
     newer = v > LAST_FLAT_QUALITY
     return ServerFeatures(
-        version=v, flat_quality_settings=not newer, quality_settings_put=newer, quality_confusion=newer
+        version=v,
+        flat_quality_settings=not newer,
+        quality_settings_put=newer,
+        quality_confusion=newer,
+        replica_job_type="replica" if newer else "consensus_replica",
     )

@@ -153,6 +153,10 @@ def user_from_json(data: Any, *, where: str = "user") -> User:
     return User(id=u.id, username=u.username, first_name=u.first_name, last_name=u.last_name)
 
 
+#: newer servers (SDK 2.80 schema) call replica jobs "replica"; we keep 2.73's name throughout
+_JOB_TYPE_ALIASES = {"replica": "consensus_replica"}
+
+
 def job_from_json(data: Any, *, where: str = "job") -> Job:
     j = _validate(_Job, data, where)
     replicas = j.consensus_replicas if j.consensus_replicas is not None else (j.replicas_count or 0)
@@ -160,7 +164,7 @@ def job_from_json(data: Any, *, where: str = "job") -> Job:
         id=j.id,
         task_id=j.task_id,
         project_id=j.project_id,
-        type=j.type,
+        type=_JOB_TYPE_ALIASES.get(j.type, j.type),
         stage=j.stage,
         state=j.state,
         status=j.status,
