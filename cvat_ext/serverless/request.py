@@ -105,9 +105,7 @@ class ImageInput:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise FunctionInputError(f"{field}: image too large to decode safely ({exc})", field=field) from exc
         except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for unknown / broken files
-            raise FunctionInputError(
-                f"{field}: not a readable image file ({type(exc).__name__})", field=field
-            ) from exc
+            raise FunctionInputError(f"{field}: not a readable image file ({type(exc).__name__})", field=field) from exc
         if self.width <= 0 or self.height <= 0:
             raise FunctionInputError(f"{field}: image has no pixels ({self.width}x{self.height})", field=field)
         if self.width * self.height > max_pixels:

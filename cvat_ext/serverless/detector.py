@@ -1,0 +1,55 @@
+"""A detector function: image -> model -> thresholded :class:`Detections` -> CVAT detector items.
+
+The model is any callable ``model(rgb (H, W, 3) uint8) -> Detections`` returning unthresholded
+scores; ``class_id`` values are the ``id`` of labels declared in the function's spec. The
+threshold is the request's, or the function's default when CVAT sends none (it omits 0.0 too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_ext.errors import ConfigError
+from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.serverless.request import DetectorRequest
+from cvat_ext.serverless.response import detections_to_items
+from cvat_ext.serverless.spec import LabelSpec, labels_by_id
+
+__all__ = ["DetectorFunction"]
+
+Polygonize = Callable[[MaskCrop], "npt.NDArray[np.float64] | None"]
+
+
+@dataclass
+class DetectorFunction:
+    """Callable ``(DetectorRequest) -> list of CVAT detector items``.
+
+    ``labels`` the function's declared labels (each with the model class ``id``);
+    ``default_threshold`` used when the request carries none; ``keypoint_thr`` below which a
+    keypoint is sent ``outside``; ``polygonize`` (optional) turns a mask into a (K, 2) polygon sent
+    as the item's ``points`` so CVAT's ``conv_mask_to_poly`` works.
+    """
+
+    model: Callable[[npt.NDArray[np.uint8]], Detections]
+    labels: Sequence[LabelSpec]
+    default_threshold: float = 0.5
+    keypoint_thr: float = 0.0
+    polygonize: Polygonize | None = None
+    _by_id: dict[int, LabelSpec] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = labels_by_id(self.labels)
+        if not self._by_id:
+            raise ConfigError("detector function: no label in the spec carries an 'id' to map model classes")
+
+    def __call__(self, request: DetectorRequest) -> list[dict[str, Any]]:
+        dets = self.model(request.image.rgb()).above(request.threshold_or(self.default_threshold))
+        polygons = None
+        if self.polygonize is not None and dets.masks is not None:
+            polygons = [None if m is None else self.polygonize(m) for m in dets.masks]
+        return detections_to_items(dets, self._by_id, keypoint_thr=self.keypoint_thr, polygons=polygons)
