@@ -18,7 +18,7 @@ result equals ``pycocotools.mask.iou`` on the dense masks (``iscrowd=0``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -31,13 +31,18 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RowRuns:
-    """Foreground runs of S segments (see module docstring for the format)."""
+    """Foreground runs of S segments (see module docstring for the format).
+
+    ``area`` (S,) and ``ltrb`` (S, 4) are derived on construction.
+    """
 
     row: IntArray
     start: IntArray
     end: IntArray
     owner: IntArray
     count: int
+    area: IntArray = field(init=False)
+    ltrb: IntArray = field(init=False)
 
     def __post_init__(self) -> None:
         n = self.row.shape[0]
@@ -45,26 +50,25 @@ class RowRuns:
             arr = getattr(self, name)
             if arr.shape != (n,):
                 raise ValueError(f"row runs: expected {name} of shape ({n},), got {arr.shape}")
+        length = self.end - self.start
+        object.__setattr__(self, "area", np.bincount(self.owner, weights=length, minlength=self.count).astype(np.int64))
+        object.__setattr__(self, "ltrb", self._boxes())
 
-    @property
-    def area(self) -> IntArray:
-        """(S,) foreground pixel count per segment."""
-        return np.bincount(self.owner, weights=self.end - self.start, minlength=self.count).astype(np.int64)
-
-    @property
-    def ltrb(self) -> IntArray:
+    def _boxes(self) -> IntArray:
         """(S, 4) inclusive pixel box of each segment's foreground; zeros for an empty segment."""
         out = np.zeros((self.count, 4), dtype=np.int64)
         if self.row.size == 0:
             return out
-        big = np.iinfo(np.int64).max
-        lo = np.full((self.count, 2), big, dtype=np.int64)
-        hi = np.full((self.count, 2), -big, dtype=np.int64)
-        np.minimum.at(lo, self.owner, np.stack([self.start, self.row], 1))
-        np.maximum.at(hi, self.owner, np.stack([self.end - 1, self.row], 1))
-        present = np.bincount(self.owner, minlength=self.count) > 0
-        out[present, :2] = lo[present]
-        out[present, 2:] = hi[present]
+        owner, row, start, end = self.owner, self.row, self.start, self.end
+        if np.any(owner[1:] < owner[:-1]):
+            order = np.argsort(owner, kind="stable")
+            owner, row, start, end = owner[order], row[order], start[order], end[order]
+        first = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
+        present = owner[first]
+        out[present, 0] = np.minimum.reduceat(start, first)
+        out[present, 1] = np.minimum.reduceat(row, first)
+        out[present, 2] = np.maximum.reduceat(end, first) - 1
+        out[present, 3] = np.maximum.reduceat(row, first)
         return out
 
     def clipped(self, width: int, height: int) -> RowRuns:
@@ -127,18 +131,17 @@ def rle_to_runs(rles: Sequence[MaskRle]) -> RowRuns:
     return RowRuns(row_local + ltrb[own, 1], start + ltrb[own, 0], end + ltrb[own, 0], own, len(rles))
 
 
-def _keep_owners(runs: RowRuns, keep: npt.NDArray[np.bool_]) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    sel = keep[runs.owner]
-    return runs.row[sel], runs.start[sel], runs.end[sel], runs.owner[sel]
-
-
 def runs_intersection(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
-    """(N, M) pixel counts of ``A_i ∩ B_j`` for all pairs (exact integers, as float64)."""
+    """(N, M) pixel counts of ``A_i ∩ B_j`` for all pairs (exact integers, as float64).
+
+    Join: B's runs sorted by ``(row, start)``; an A run ``[s, e)`` on row ``y`` can only meet the B
+    runs of row ``y`` with ``s - L_y < start_b < e`` (``L_y`` the longest B run on that row), a
+    contiguous range found by two ``searchsorted`` calls. Only segments whose boxes overlap a box
+    on the other side take part.
+    """
     n, m = runs_a.count, runs_b.count
-    inter = np.zeros(n * m)
     if n == 0 or m == 0 or runs_a.row.size == 0 or runs_b.row.size == 0:
-        return inter.reshape(n, m)
-    # prefilter: only segments whose boxes overlap some box on the other side take part
+        return np.zeros((n, m))
     box_a, box_b = runs_a.ltrb, runs_b.ltrb
     overlap = (
         (box_a[:, None, 0] <= box_b[None, :, 2])
@@ -148,24 +151,36 @@ def runs_intersection(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
     )
     overlap &= (runs_a.area > 0)[:, None] & (runs_b.area > 0)[None, :]
     if not overlap.any():
-        return inter.reshape(n, m)
-    row_a, start_a, end_a, own_a = _keep_owners(runs_a, np.any(overlap, axis=1))
-    row_b, start_b, end_b, own_b = _keep_owners(runs_b, np.any(overlap, axis=0))
-    # join on the pixel row: B sorted by row, each A run meets the B runs of its row
-    order = np.argsort(row_b, kind="stable")
-    row_b, start_b, end_b, own_b = row_b[order], start_b[order], end_b[order], own_b[order]
-    lo = np.searchsorted(row_b, row_a, side="left")
-    hi = np.searchsorted(row_b, row_a, side="right")
-    cnt = hi - lo
+        return np.zeros((n, m))
+    sel_a = np.any(overlap, axis=1)[runs_a.owner]
+    sel_b = np.any(overlap, axis=0)[runs_b.owner]
+    row_a, start_a, end_a, own_a = runs_a.row[sel_a], runs_a.start[sel_a], runs_a.end[sel_a], runs_a.owner[sel_a]
+    row_b, start_b, end_b, own_b = runs_b.row[sel_b], runs_b.start[sel_b], runs_b.end[sel_b], runs_b.owner[sel_b]
+    # key = row * span + column offset, so one sorted array serves every row
+    row0 = min(int(row_a.min()), int(row_b.min()))
+    col0 = int(start_b.min())
+    span = int(start_b.max()) - col0 + 2
+    key_b = (row_b - row0) * span + (start_b - col0)
+    order = np.argsort(key_b, kind="stable")
+    key_b, start_b, end_b, own_b = key_b[order], start_b[order], end_b[order], own_b[order]
+    rows_b = row_b[order] - row0
+    longest = np.zeros(int(max(row_a.max(), row_b.max())) - row0 + 1, dtype=np.int64)
+    np.maximum.at(longest, rows_b, end_b - start_b)
+    base = (row_a - row0) * span
+    lo_off = np.clip(start_a - longest[row_a - row0] + 1 - col0, 0, span)
+    hi_off = np.clip(end_a - col0, 0, span)
+    lo = np.searchsorted(key_b, base + lo_off, side="left")
+    hi = np.searchsorted(key_b, base + hi_off, side="left")
+    cnt = np.maximum(hi - lo, 0)
     total = int(cnt.sum())
     if total == 0:
-        return inter.reshape(n, m)
+        return np.zeros((n, m))
     ia = np.repeat(np.arange(row_a.size), cnt)
-    ib = np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    ib = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(total)
     ov = np.minimum(end_a[ia], end_b[ib]) - np.maximum(start_a[ia], start_b[ib])
     pos = ov > 0
     pair = own_a[ia[pos]] * m + own_b[ib[pos]]
-    inter += np.bincount(pair, weights=ov[pos], minlength=n * m)
+    inter: FloatArray = np.bincount(pair, weights=ov[pos], minlength=n * m).astype(np.float64)
     return inter.reshape(n, m)
 
 

@@ -1,0 +1,120 @@
+"""Throughput of the geometry kernels: pairs/s and calls/s per kernel, one core.
+
+Run: ``python3 bench/geometry_kernels.py [--quick]``. Figures depend on the machine; compare rows
+of one run with each other (e.g. per-frame vs batched boxes), not with numbers from elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from cvat_ext.annotations.model import MaskRle, Shape, ShapeType
+from cvat_ext.geometry import (
+    SimilarityParams,
+    box_iou,
+    box_iou_batched,
+    cuboid2d_iou,
+    cuboid3d_iou,
+    ellipse_iou,
+    line_iou,
+    mask_iou,
+    oks,
+    polygon_iou,
+    rle_to_runs,
+    rotated_box_iou,
+    runs_iou,
+    similarity_matrix,
+)
+
+
+def timeit(fn: Callable[[], object], min_time: float) -> float:
+    """Seconds per call (best of a few batches)."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        fn()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+def boxes(rng: np.random.Generator, n: int, w: int = 640, h: int = 480) -> np.ndarray:
+    xy = rng.uniform(0, [w - 60, h - 60], (n, 2))
+    return np.concatenate([xy, xy + rng.uniform(10, 60, (n, 2))], 1)
+
+
+def masks(rng: np.random.Generator, n: int) -> list[MaskRle]:
+    out = []
+    for _ in range(n):
+        hh, ww = rng.integers(40, 120, 2)
+        yy, xx = np.mgrid[:hh, :ww]
+        bits = ((xx - ww / 2) / (ww / 2)) ** 2 + ((yy - hh / 2) / (hh / 2)) ** 2 <= 1
+        left, top = rng.integers(0, 640 - ww), rng.integers(0, 480 - hh)
+        out.append(MaskRle.from_bitmap(bits, int(left), int(top)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="shorter timing windows")
+    args = parser.parse_args()
+    t = 0.2 if args.quick else 1.0
+    rng = np.random.default_rng(0)
+    n = 20
+    a, b = boxes(rng, n), boxes(rng, n)
+    rot_a, rot_b = rng.uniform(-90, 90, n), rng.uniform(-90, 90, n)
+    frames = 1000
+    fa = np.stack([boxes(rng, n) for _ in range(frames)])
+    fb = np.stack([boxes(rng, n) for _ in range(frames)])
+    valid = np.ones((frames, n), dtype=bool)
+    ma, mb = masks(rng, n), masks(rng, n)
+    runs_a, runs_b = rle_to_runs(ma), rle_to_runs(mb)
+    polys_a = [
+        rng.uniform(100, 300, 2) + 40 * np.stack([np.cos(s), np.sin(s)], 1)
+        for s in [np.sort(rng.uniform(0, 2 * np.pi, 16)) for _ in range(n)]
+    ]
+    polys_b = [p + rng.uniform(-10, 10, 2) for p in polys_a]
+    ell = np.column_stack([rng.uniform(50, 500, (n, 2)), rng.uniform(5, 60, (n, 2))])
+    lines_a = [rng.uniform(0, 480, (5, 2)) for _ in range(n)]
+    lines_b = [p + rng.uniform(-5, 5, 2) for p in lines_a]
+    kp_a, kp_b = rng.uniform(0, 400, (n, 17, 2)), rng.uniform(0, 400, (n, 17, 2))
+    cub_a = np.repeat(rng.uniform(0, 400, (n, 1, 2)), 8, 1) + rng.uniform(-30, 30, (n, 8, 2))
+    cub_b = cub_a + rng.uniform(-5, 5, (n, 1, 2))
+    c3a, c3b = rng.uniform(0, 20, (n, 3)), rng.uniform(0, 20, (n, 3))
+    s3 = rng.uniform(1, 5, (n, 3))
+    rect_shapes_a = [Shape(ShapeType.RECTANGLE, 0, 1, x) for x in a]
+    rect_shapes_b = [Shape(ShapeType.RECTANGLE, 0, 1, x) for x in b]
+    mask_shapes_a = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in ma]
+    mask_shapes_b = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in mb]
+    params = SimilarityParams(image_wh=(640, 480))
+
+    rows: list[tuple[str, int, Callable[[], object]]] = [
+        ("box_iou 20x20", n * n, lambda: box_iou(a, b)),
+        (f"box_iou_batched {frames}x20x20", frames * n * n, lambda: box_iou_batched(fa, valid, fb, valid)),
+        ("rotated_box_iou 20x20", n * n, lambda: rotated_box_iou(a, rot_a, b, rot_b)),
+        ("mask_iou 20x20 (RLE in)", n * n, lambda: mask_iou(ma, mb)),
+        ("runs_iou 20x20 (runs cached)", n * n, lambda: runs_iou(runs_a, runs_b)),
+        ("polygon_iou 20x20 (16-gons)", n * n, lambda: polygon_iou(polys_a, polys_b)),
+        ("ellipse_iou 20x20", n * n, lambda: ellipse_iou(ell, rot_a, ell + 3, rot_b)),
+        ("line_iou 20x20 (r=5.5)", n * n, lambda: line_iou(lines_a, lines_b, 5.5)),
+        ("oks 20x20 (K=17)", n * n, lambda: oks(kp_a, None, kp_b, None)),
+        ("cuboid2d_iou 20x20", n * n, lambda: cuboid2d_iou(cub_a, cub_b)),
+        ("cuboid3d_iou 20x20", n * n, lambda: cuboid3d_iou(c3a, s3, rot_a, c3b, s3, rot_b)),
+        ("similarity_matrix rect 20x20", n * n, lambda: similarity_matrix(rect_shapes_a, rect_shapes_b, params)),
+        ("similarity_matrix mask 20x20", n * n, lambda: similarity_matrix(mask_shapes_a, mask_shapes_b, params)),
+    ]
+    print(f"{'kernel':40s} {'calls/s':>12s} {'pairs/s':>14s}")
+    for name, pairs, fn in rows:
+        sec = timeit(fn, t)
+        print(f"{name:40s} {1 / sec:12,.0f} {pairs / sec:14,.0f}")
+
+
+if __name__ == "__main__":
+    main()
