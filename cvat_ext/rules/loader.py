@@ -137,13 +137,16 @@ def _validation_errors(
     found = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        where = _format_loc(loc)
+        rule_id = rule_id_of(loc)
+        # the rule id is printed already: show the field path inside the rule
+        shown_loc = loc[2:] if rule_id is not None and loc[:1] == ("rules",) else loc
+        where = _format_loc(shown_loc)
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see `cvat-ext rules schema`)"
         text = f"{prefix}{where}: {message}" if where else f"{prefix}{message}"
         line = line_of(raw, loc) if raw is not None else None
-        found.append(RuleFileError(text, path=path, line=line or default_line, rule_id=rule_id_of(loc)))
+        found.append(RuleFileError(text, path=path, line=line or default_line, rule_id=rule_id))
     return found
 
 

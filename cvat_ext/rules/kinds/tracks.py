@@ -97,9 +97,7 @@ class TracksChecker(Checker[TracksRule]):
 
     def _jumps(self, track: Track, frame_size: FrameSize) -> Iterator[Finding]:
         rule = self.rule
-        pairs = [
-            (a, b) for a, b in itertools.pairwise(track.shapes) if not a.outside and not b.outside
-        ]
+        pairs = [(a, b) for a, b in itertools.pairwise(track.shapes) if not a.outside and not b.outside]
         boxes = [(keyframe_xyxy(a), keyframe_xyxy(b)) for a, b in pairs]
         for (a, b), (box_a, box_b) in zip(pairs, boxes, strict=True):
             if box_a is None or box_b is None or b.frame <= a.frame:

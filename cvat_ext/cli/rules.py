@@ -1,0 +1,142 @@
+"""``cvat-ext rules``: lint rule packs, check annotation files against them, export the JSON Schema.
+
+Exit codes (for CI): 0 clean; 1 rule-file errors (``lint``) or findings at or above ``--fail-on``
+(``check``); 2 unreadable input (bad JSON, unknown file), reported by the top-level CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from cvat_ext.annotations.cvat_json import load_json_file, parse_job_annotations, parse_job_meta, parse_labels
+from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
+
+
+class CheckFailed(click.ClickException):
+    """Exit status 1 with a one-line reason on stderr (``cvat_ext.cli.main`` returns ``exit_code``)."""
+
+    exit_code = 1
+
+
+@click.group(name="rules")
+def group() -> None:
+    """Validation rule packs (qa_rules/*.yaml): lint, check annotations, export the schema."""
+
+
+@group.command("lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+def lint(paths: Sequence[Path]) -> None:
+    """Validate rule files (with their includes); print every problem as FILE:LINE rule 'ID': what."""
+    problems = lint_files(paths)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        raise CheckFailed(f"{len(problems)} problem(s) in {len(paths)} rule file(s)")
+    click.echo(f"{len(paths)} rule file(s) OK")
+
+
+def _table(findings: Sequence[Finding]) -> str:
+    header = ("frame", "severity", "rule", "object", "message")
+    rows = [
+        (
+            str(f.frame),
+            f.severity.value,
+            f.rule_id,
+            str(f.object_id) if f.object_id is not None else (f"track {f.track_id}" if f.track_id is not None else "-"),
+            f.message,
+        )
+        for f in findings
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        for row in (header, *rows)
+    ]
+    return "\n".join(lines)
+
+
+@group.command("check")
+@click.option(
+    "--rules",
+    "rule_paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Rule file(s); later files override earlier ones by rule id.",
+)
+@click.option(
+    "--annotations",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CVAT job annotations JSON (GET /api/jobs/{id}/annotations).",
+)
+@click.option(
+    "--labels",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CVAT labels JSON (GET /api/labels?task_id=..., list or paginated).",
+)
+@click.option(
+    "--meta",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CVAT job data meta JSON (GET /api/jobs/{id}/data/meta).",
+)
+@click.option(
+    "--format", "out_format", type=click.Choice(["table", "json", "quiet"]), default="table", show_default=True
+)
+@click.option("--job-id", type=int, default=None, help="Job id to put on findings.")
+@click.option("--annotator", default=None, help="Annotator (job assignee) to put on findings.")
+@click.option("--project-id", type=int, default=None, help="Project id, for rules scoped to projects.")
+@click.option("--task-id", type=int, default=None, help="Task id, for rules scoped to tasks.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "never"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding of this severity (or worse) exists.",
+)
+def check(
+    rule_paths: Sequence[Path],
+    annotations: Path,
+    labels: Path,
+    meta: Path,
+    out_format: str,
+    job_id: int | None,
+    annotator: str | None,
+    project_id: int | None,
+    task_id: int | None,
+    fail_on: str,
+) -> None:
+    """Run rule packs on one job's annotation JSON; table, JSON or only the exit code."""
+    pack = load_packs(list(rule_paths))
+    ann = parse_job_annotations(load_json_file(annotations), where=str(annotations))
+    label_set = parse_labels(load_json_file(labels), where=str(labels))
+    job_meta = parse_job_meta(load_json_file(meta), where=str(meta))
+    findings = check_job(
+        ann, label_set, job_meta, pack, job_id=job_id, annotator=annotator, project_id=project_id, task_id=task_id
+    )
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    if out_format == "json":
+        summary = {"pack": pack.name, "rules": len(pack.rules), "errors": errors, "warnings": len(findings) - errors}
+        click.echo(json.dumps({"summary": summary, "findings": [f.to_dict() for f in findings]}, indent=2))
+    elif out_format == "table":
+        if findings:
+            click.echo(_table(findings))
+        click.echo(
+            f"{len(findings)} finding(s): {errors} error(s), {len(findings) - errors} warning(s) "
+            f"from {len(pack.rules)} rule(s) of {pack.name}"
+        )
+    failing = errors if fail_on == "error" else len(findings) if fail_on == "warning" else 0
+    if failing:
+        raise CheckFailed(f"{failing} finding(s) at or above severity {fail_on}")
+
+
+@group.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a rule file (point your editor's YAML plugin at it)."""
+    click.echo(json.dumps(rule_file_json_schema(), indent=2))
