@@ -96,6 +96,11 @@ class _Loc:
         obj = self.kind if type(self.obj_id) is not int else f"{self.kind} {self.obj_id}"
         return f"{head}: {obj}" if head else obj
 
+    def without_frame(self) -> str:
+        """The locator without the frame, to prefix parts that carry their own (track keyframes)."""
+        obj = self.kind if type(self.obj_id) is not int else f"{self.kind} {self.obj_id}"
+        return f"{self.where}: {obj}" if self.where else obj
+
     def fail(self, message: str) -> NoReturn:
         """Raise for this object; ``message`` continues the sentence (``has 2 points, need >= 3``)."""
         raise AnnotationFormatError(f"{self} {message}")
@@ -203,6 +208,17 @@ def _attributes(d: Mapping[str, Any], loc: _Loc) -> tuple[Attribute, ...]:
     return tuple(out)
 
 
+def _pose_fields(d: Mapping[str, Any], loc: _Loc) -> dict[str, Any]:
+    """The per-frame fields shapes and track keyframes share (CVAT's ``ShapeSerializer`` part)."""
+    return {
+        "rotation": _float(d, "rotation", loc, 0.0),
+        "occluded": _bool(d, "occluded", loc),
+        "outside": _bool(d, "outside", loc),
+        "z_order": _int(d, "z_order", loc, 0),
+        "attributes": _attributes(d, loc),
+    }
+
+
 def _shape_type(d: Mapping[str, Any], loc: _Loc) -> ShapeType:
     raw = _str(d, "type", loc)
     shape_type = _SHAPE_TYPES.get(raw)
@@ -305,16 +321,12 @@ def _parse_shape(d: Any, where: str, *, element: bool) -> Shape:
             label_id=label_id,
             points=points,
             mask=mask,
-            rotation=_float(d, "rotation", loc, 0.0),
             id=obj_id,
-            occluded=_bool(d, "occluded", loc),
-            outside=_bool(d, "outside", loc),
-            z_order=_int(d, "z_order", loc, 0),
             group=_int(d, "group", loc, 0),
             source=_str(d, "source", loc, "manual"),
             score=_float(d, "score", loc, 1.0),
-            attributes=_attributes(d, loc),
             elements=elements,
+            **_pose_fields(d, loc),
         )
     except AnnotationFormatError as exc:
         raise _prefixed(where, exc) from None
@@ -340,17 +352,22 @@ def _dump_shape(s: Shape, *, element: bool) -> dict[str, Any]:
         "rotation": s.rotation,
         "points": _dump_points(s.type, s.points, s.mask),
     }
-    if s.id is not None:
-        out["id"] = s.id
-    out["label_id"] = s.label_id
-    out["group"] = s.group
-    out["source"] = s.source
-    out["frame"] = s.frame
+    _dump_head(out, s)
     out["score"] = s.score
     out["attributes"] = _dump_attributes(s.attributes)
     if not element:
         out["elements"] = [_dump_shape(e, element=True) for e in s.elements]
     return out
+
+
+def _dump_head(out: dict[str, Any], obj: Shape | Tag | Track) -> None:
+    """The fields every labeled object has (CVAT's ``AnnotationSerializer``); ``id`` only when set."""
+    if obj.id is not None:
+        out["id"] = obj.id
+    out["label_id"] = obj.label_id
+    out["group"] = obj.group
+    out["source"] = obj.source
+    out["frame"] = obj.frame
 
 
 def _dump_attributes(attributes: Sequence[Attribute]) -> list[dict[str, Any]]:
@@ -380,12 +397,7 @@ def parse_tag(d: Mapping[str, Any], *, where: str = "") -> Tag:
 def dump_tag(t: Tag) -> dict[str, Any]:
     """:class:`Tag` -> CVAT ``LabeledImage`` dict."""
     out: dict[str, Any] = {}
-    if t.id is not None:
-        out["id"] = t.id
-    out["label_id"] = t.label_id
-    out["group"] = t.group
-    out["source"] = t.source
-    out["frame"] = t.frame
+    _dump_head(out, t)
     out["attributes"] = _dump_attributes(t.attributes)
     return out
 
@@ -419,8 +431,7 @@ def _parse_track(d: Any, where: str, *, element: bool) -> Track:
     if raw_elements:
         if types and types != {ShapeType.SKELETON}:
             loc.fail(f"has {len(raw_elements)} element tracks, only skeleton tracks have elements")
-        inner = f"{loc}"
-        elements = tuple(_parse_track(e, inner, element=True) for e in raw_elements)
+        elements = tuple(_parse_track(e, loc.without_frame(), element=True) for e in raw_elements)
     return Track(
         frame=frame,
         label_id=label_id,
@@ -434,7 +445,7 @@ def _parse_track(d: Any, where: str, *, element: bool) -> Track:
 
 
 def _parse_track_shape(d: Any, track_loc: _Loc) -> TrackShape:
-    loc = _Loc(str(track_loc), "keyframe")
+    loc = _Loc(track_loc.without_frame(), "keyframe")
     d = _mapping(d, loc)
     loc.obj_id = obj_id = _opt_int(d, "id", loc)
     shape_type = _shape_type(d, loc)
@@ -447,12 +458,8 @@ def _parse_track_shape(d: Any, track_loc: _Loc) -> TrackShape:
             frame=frame,
             points=points,
             mask=mask,
-            rotation=_float(d, "rotation", loc, 0.0),
             id=obj_id,
-            occluded=_bool(d, "occluded", loc),
-            outside=_bool(d, "outside", loc),
-            z_order=_int(d, "z_order", loc, 0),
-            attributes=_attributes(d, loc),
+            **_pose_fields(d, loc),
         )
     except AnnotationFormatError as exc:
         raise _prefixed(str(loc), exc) from None
@@ -465,12 +472,7 @@ def dump_track(t: Track) -> dict[str, Any]:
 
 def _dump_track(t: Track, *, element: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if t.id is not None:
-        out["id"] = t.id
-    out["label_id"] = t.label_id
-    out["frame"] = t.frame
-    out["group"] = t.group
-    out["source"] = t.source
+    _dump_head(out, t)
     out["shapes"] = [_dump_track_shape(s) for s in t.shapes]
     out["attributes"] = _dump_attributes(t.attributes)
     if not element:

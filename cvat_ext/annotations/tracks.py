@@ -35,7 +35,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 
 import numpy as np
@@ -260,16 +260,13 @@ def _keyframe_state(kf: TrackShape, prev: _State | None) -> _State:
 
 
 def _copy_state(src: _State, frame: int, points: FloatArray | None = None, rotation: float | None = None) -> _State:
-    return _State(
+    """A derived (non-key) frame: ``src`` moved to ``frame``, with new geometry where given."""
+    return replace(
+        src,
         frame=frame,
         keyframe=False,
-        outside=src.outside,
-        occluded=src.occluded,
-        z_order=src.z_order,
         points=src.points if points is None else points,
-        mask=src.mask,
         rotation=src.rotation if rotation is None else rotation,
-        attributes=src.attributes,
     )
 
 

@@ -108,7 +108,7 @@ TRACK_CASES = [
     (track(shapes=DROP), "job 812 frame 12: track 42 is missing required field 'shapes'"),
     (
         track(shapes=[{"id": 120, "type": "rectangle", "frame": 12, "points": [0, 0, 1]}]),
-        "job 812 frame 12: track 42 frame 12: rectangle keyframe 120 has 3 numbers in 'points', need 4",
+        "job 812: track 42 frame 12: rectangle keyframe 120 has 3 numbers in 'points', need 4",
     ),
     (
         track(shapes=[{"type": "rectangle", "frame": 12, "points": [0, 0, 1, 1]}] * 2),
