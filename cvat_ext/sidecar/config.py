@@ -262,16 +262,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_settings(path: str | Path | None = None, *, overrides: Mapping[str, Any] | None = None) -> SidecarSettings:
     """Settings from the YAML file at ``path`` (optional), the environment and ``overrides``.
 
-    ``overrides`` (tests) has the same shape as the YAML file and wins over both.
+    ``overrides`` (tests, tools) has the same shape as the YAML file and is merged over it; the
+    environment still wins over both.
     Raises ConfigError with one line per problem and the env var that would fix a missing value.
     """
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "environment"
     try:
-        settings = SidecarSettings(**data)
-        if overrides:
-            merged = _deep_merge(settings.model_dump(), dict(overrides))
-            settings = SidecarSettings.model_validate(merged)
+        settings = SidecarSettings(**_deep_merge(data, overrides or {}))
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, source)) from None
     return settings

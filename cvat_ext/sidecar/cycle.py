@@ -137,6 +137,7 @@ class Cycle:
         calls_before = dict(self.client.calls)
         t0 = time.perf_counter()
         try:
+            self.recover()
             changes = self.feed.collect()
             report.changed_jobs = len(changes.changed)
             # durable hand-off before any work: queue, cache, cursor
@@ -149,7 +150,8 @@ class Cycle:
             for unit in units:
                 if self._run_unit(unit, report):
                     touched.add(unit.task_id)
-            for task_id in sorted(touched):
+            # also tasks whose summary an earlier (interrupted or debounced) cycle left unpublished
+            for task_id in sorted(touched | set(self.store.tasks_needing_guide())):
                 self._after_task(task_id, report)
         except CvatError as exc:
             # listing failed (after the client's retries): nothing was lost, the next cycle retries
@@ -181,6 +183,28 @@ class Cycle:
         report.cvat_calls = self.metrics.count_calls(calls_before, dict(self.client.calls))
         self.metrics.cycle_seconds.observe(report.seconds)
         return report
+
+    def recover(self) -> int:
+        """Finish actions an interrupted run (this or another replica) left ``started``.
+
+        Only actions idle for a lease TTL are taken (a live replica finishes its own well within
+        it), each under its own lease so two recovering replicas never repeat one.
+        """
+        ttl = self.settings.state.lease_ttl_s
+        done = 0
+        for row in self.store.actions(status="started", idle_for_s=ttl):
+            lease = f"action:{row.key}"
+            if not self.store.try_lease(lease, self.owner, ttl):
+                continue
+            try:
+                if self.publisher.resume(row.key, row.kind, row.payload):
+                    done += 1
+                    log.info("recovered interrupted action %s", row.key)
+            except CvatError as exc:
+                log.warning("action %s: recovery failed, retried next cycle: %s", row.key, exc)
+            finally:
+                self.store.release_lease(lease, self.owner)
+        return done
 
     def plan(self, jobs: Iterable[Job]) -> list[Unit]:
         """Group changed jobs into units (sorted by key, so replicas visit them in one order)."""
@@ -273,7 +297,7 @@ class Cycle:
     def _rule_findings(self, job: JobRow, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
         if self.rules is None:
             return []
-        return list(self.rules.check(job.id, None, ann, labels, meta))
+        return list(self.rules.check(job.id, job.task_id, ann, labels, meta))
 
     # --- units ------------------------------------------------------------------------------------
     def _consensus_unit(self, unit: Unit, report: CycleReport) -> str:
@@ -301,12 +325,10 @@ class Cycle:
         self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
 
         errors = sum(1 for f in rule_findings if f.severity == "error")
-        decision = self._decide_consensus(unit, sig, parent, replicas, outcome, errors)
-        report.decisions[parent.id] = decision
-        report.jobs_scored += len(replicas)
-        self.metrics.jobs_scored.inc(len(replicas))
-        self.store.put_score(
-            ScoreRow(
+        detail = {"replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}}
+
+        def score(decision: str) -> ScoreRow:
+            return ScoreRow(
                 unit.key,
                 parent.task_id,
                 parent.id,
@@ -315,10 +337,17 @@ class Cycle:
                 errors,
                 len(findings),
                 decision,
-                {"replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}},
+                detail,
                 self.clock(),
             )
-        )
+
+        # the score is kept before acting, so an interrupted unit still shows in the task summary
+        self.store.put_score(score("pending"))
+        decision = self._decide_consensus(unit, sig, parent, replicas, outcome, errors)
+        self.store.put_score(score(decision))
+        report.decisions[parent.id] = decision
+        report.jobs_scored += len(replicas)
+        self.metrics.jobs_scored.inc(len(replicas))
         self.store.set_unit_signature(unit.key, sig, parent.task_id)
         return "scored"
 
@@ -408,6 +437,9 @@ class Cycle:
         self._count_findings(found, report)
         self._publish(findings, [job.id], {job.id: job.assignee_id}, job.task_id, report)
         errors = sum(1 for f in found if f.severity == "error")
+        self.store.put_score(
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", {}, self.clock())
+        )
         if errors > self.settings.rules.max_errors:
             decision = self._route(
                 f"route:{unit.key}:{sig}",

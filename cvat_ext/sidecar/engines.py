@@ -1,28 +1,140 @@
 """Production engines for the cycle: adapters from :mod:`cvat_ext.rules` and
 :mod:`cvat_ext.consensus` to the sidecar's :class:`RuleRunner` / :class:`ConsensusRunner`.
 
-Imported only by the service (tests inject fakes or these adapters explicitly).
+Consensus findings name annotators; the adapter turns each into a finding on the replica job of
+the annotator at fault: a missed object on the replicas that lack it, an extra object or a
+disagreeing label on the replicas that drew it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
+from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.errors import ConfigError
 from cvat_ext.sidecar.config import SidecarSettings
-from cvat_ext.sidecar.interface import ConsensusRunner, RuleRunner
+from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, Finding, ReplicaInput, RuleRunner, Severity
 
 log = logging.getLogger(__name__)
+
+#: consensus finding kind -> (issue severity, whose job gets it: "missing" | "present" | "odd_label")
+_CONSENSUS_KINDS: dict[str, tuple[Severity, str]] = {
+    "missing": ("error", "missing"),
+    "extra": ("error", "present"),
+    "label_disagreement": ("error", "odd_label"),
+    "attribute_disagreement": ("warning", "present"),
+    "low_overlap": ("warning", "present"),
+    "tag_disagreement": ("warning", "missing"),
+}
+
+
+class RulePackRunner:
+    """:class:`RuleRunner` over a loaded rule pack."""
+
+    def __init__(self, pack: object) -> None:
+        self.pack = pack
+
+    def check(self, job_id: int, task_id: int, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+        from cvat_ext.rules import check_job
+
+        found = check_job(ann, labels, meta, self.pack, job_id=job_id, annotator=None, task_id=task_id)  # type: ignore[arg-type]
+        return [
+            Finding(
+                job_id=job_id,
+                frame=f.frame,
+                xyxy=tuple(float(v) for v in f.position),  # type: ignore[arg-type]
+                source="rule",
+                code=f.rule_id,
+                severity="error" if f.severity.value == "error" else "warning",
+                message=f.message,
+                label=f.label,
+                object_id=f.object_id,
+            )
+            for f in found
+        ]
+
+
+class ConsensusEngineRunner:
+    """:class:`ConsensusRunner` over :func:`cvat_ext.consensus.engine.score_replicas`.
+
+    ``agreement`` is the pooled pairwise F1 of the replicas; a replica's agreement is its F1
+    against the consensus.
+    """
+
+    def __init__(self, iou_thr: float) -> None:
+        from cvat_ext.consensus.settings import ConsensusSettings
+
+        self.settings = ConsensusSettings(iou_thr=iou_thr)
+
+    def score(
+        self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
+    ) -> ConsensusOutcome:
+        from cvat_ext.consensus.engine import score_replicas
+
+        by_name = {f"job{r.job_id}": r for r in replicas}
+        result = score_replicas({n: r.annotations for n, r in by_name.items()}, labels, meta, self.settings)
+        replica_agreement = {by_name[a.annotator].job_id: _finite(a.f1) for a in result.annotators}
+        findings: list[Finding] = []
+        for f in result.findings:
+            severity, whose = _CONSENSUS_KINDS.get(f.kind.value, ("warning", "present"))
+            if whose == "missing":
+                names = f.missing
+            elif whose == "odd_label":
+                names = tuple(n for n, label in f.labels_by_annotator if label != f.label)
+            else:
+                names = f.present
+            for name in names:
+                replica = by_name.get(name)
+                if replica is None:
+                    continue
+                findings.append(
+                    Finding(
+                        job_id=replica.job_id,
+                        frame=f.frame,
+                        xyxy=f.xyxy,
+                        source="consensus",
+                        code=f.kind.value,
+                        severity=severity,
+                        message=f"{f.message} (replica agreement {replica_agreement.get(replica.job_id, 0.0):.2f})",
+                        label=f.label,
+                    )
+                )
+        s = result.summary
+        return ConsensusOutcome(
+            agreement=_finite(s.f1),
+            replica_agreement=replica_agreement,
+            findings=tuple(findings),
+            merged=result.merged,
+            detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra},
+        )
+
+
+def _finite(value: float) -> float:
+    return 0.0 if value != value else float(value)  # NaN (nothing to compare) counts as no agreement
 
 
 def rule_runner(settings: SidecarSettings) -> RuleRunner | None:
     """The configured rule packs as a :class:`RuleRunner`; None when no pack is configured."""
     if not settings.rules.packs:
         return None
-    return None
+    from cvat_ext.rules import load_packs
+
+    paths: list[Path] = []
+    for entry in settings.rules.packs:
+        p = Path(entry)
+        if p.is_dir():
+            paths += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise ConfigError(f"rules.packs: {entry}: no such file or folder (relative to {Path.cwd()})")
+    return RulePackRunner(load_packs(paths))
 
 
 def consensus_runner(settings: SidecarSettings) -> ConsensusRunner | None:
     """The consensus engine as a :class:`ConsensusRunner`; None when consensus is disabled."""
     if not settings.consensus.enabled:
         return None
-    return None
+    return ConsensusEngineRunner(settings.consensus.iou_thr)

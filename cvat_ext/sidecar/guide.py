@@ -131,6 +131,7 @@ class GuidePublisher:
         digest = hashlib.sha256(draft.encode("utf-8") + (chart or b"")).hexdigest()[:24]
         previous = self.store.guide_state(task_id)
         if previous is not None and previous[0] == digest:
+            self.store.set_guide_state(task_id, digest)  # up to date: no longer pending
             return False
         if previous is not None and self.clock() - previous[1] < self.min_interval_s:
             return False

@@ -80,7 +80,7 @@ class RuleRunner(Protocol):
     """Runs the configured rule packs on one job's annotations."""
 
     def check(
-        self, job_id: int, annotator: str | None, ann: JobAnnotations, labels: LabelSet, meta: JobMeta
+        self, job_id: int, task_id: int, ann: JobAnnotations, labels: LabelSet, meta: JobMeta
     ) -> list[Finding]: ...
 
 

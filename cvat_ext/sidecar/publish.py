@@ -120,16 +120,19 @@ class Publisher:
         return opened, resolved
 
     def _open_issue(self, f: Finding, assignee_id: int | None, task_id: int) -> bool:
-        fp = f.fingerprint
-        message = issue_message(f)
         payload = {
             "job_id": f.job_id,
+            "task_id": task_id,
             "frame": f.frame,
             "position": [round(v, 2) for v in f.xyxy],
-            "message": message,
+            "message": issue_message(f),
             "assignee_id": assignee_id,
+            "fingerprint": f.fingerprint,
+            "reason": f"{f.source} {f.code} ({f.severity})",
         }
+        return self._issue_action(f"issue:{f.fingerprint}", payload)
 
+    def _issue_action(self, key: str, payload: dict[str, Any]) -> bool:
         def do(p: dict[str, Any]) -> dict[str, Any]:
             issue = self.client.create_issue(
                 p["job_id"], p["frame"], p["position"], p["message"], assignee_id=p["assignee_id"]
@@ -137,25 +140,28 @@ class Publisher:
             return {"issue_id": issue.id}
 
         def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
-            issue_id = self.find_issue_by_fingerprint(p["job_id"], p["frame"], fp)
+            issue_id = self.find_issue_by_fingerprint(p["job_id"], p["frame"], p["fingerprint"])
             return {"issue_id": issue_id} if issue_id is not None else None
 
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
                 "action": "issue.open",
                 "job_id": p["job_id"],
-                "task_id": task_id,
+                "task_id": p["task_id"],
                 "frame": p["frame"],
                 "user_id": p["assignee_id"],
-                "reason": f"{f.source} {f.code} ({f.severity})",
+                "reason": p["reason"],
                 "before": {},
                 "after": {"issue_id": r["issue_id"], "position": p["position"], "message": p["message"]},
             }
 
         outcome = self.runner.run(
-            f"issue:{fp}", "issue", job_id=f.job_id, payload=payload, do=do, audit=audit, reconcile=reconcile
+            key, "issue", job_id=payload["job_id"], payload=payload, do=do, audit=audit, reconcile=reconcile
         )
-        self.store.put_issue(IssueRow(fp, f.job_id, int(outcome.result["issue_id"]), f.frame, "open", message))
+        p = self.runner.payload_of(key) or payload
+        self.store.put_issue(
+            IssueRow(p["fingerprint"], p["job_id"], int(outcome.result["issue_id"]), p["frame"], "open", p["message"])
+        )
         if outcome.performed:
             self.metrics.issues_opened.inc()
         return outcome.performed
@@ -172,8 +178,17 @@ class Publisher:
         return None
 
     def _resolve_issue(self, row: IssueRow, task_id: int) -> bool:
-        assert row.issue_id is not None
+        payload = {
+            "issue_id": row.issue_id,
+            "job_id": row.job_id,
+            "task_id": task_id,
+            "frame": row.frame,
+            "fingerprint": row.fingerprint,
+            "message": row.message,
+        }
+        return self._resolve_action(f"resolve:{row.fingerprint}:{row.issue_id}", payload)
 
+    def _resolve_action(self, key: str, payload: dict[str, Any]) -> bool:
         def do(p: dict[str, Any]) -> dict[str, Any]:
             self.client.update_issue(p["issue_id"], resolved=True)
             return {"resolved": True}
@@ -181,24 +196,20 @@ class Publisher:
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
                 "action": "issue.resolve",
-                "job_id": row.job_id,
-                "task_id": task_id,
-                "frame": row.frame,
+                "job_id": p["job_id"],
+                "task_id": p["task_id"],
+                "frame": p["frame"],
                 "reason": "finding no longer present",
                 "before": {"issue_id": p["issue_id"], "resolved": False},
                 "after": {"issue_id": p["issue_id"], "resolved": True},
             }
 
         # PATCH resolved=true is idempotent, so a restart simply repeats it
-        outcome = self.runner.run(
-            f"resolve:{row.fingerprint}:{row.issue_id}",
-            "resolve",
-            job_id=row.job_id,
-            payload={"issue_id": row.issue_id},
-            do=do,
-            audit=audit,
+        outcome = self.runner.run(key, "resolve", job_id=payload["job_id"], payload=payload, do=do, audit=audit)
+        p = self.runner.payload_of(key) or payload
+        self.store.put_issue(
+            IssueRow(p["fingerprint"], p["job_id"], p["issue_id"], p["frame"], "resolved", p["message"])
         )
-        self.store.put_issue(IssueRow(row.fingerprint, row.job_id, row.issue_id, row.frame, "resolved", row.message))
         if outcome.performed:
             self.metrics.issues_resolved.inc()
         return outcome.performed
@@ -219,10 +230,20 @@ class Publisher:
         ``choose()`` decides the target (``{"assignee_id"?, "stage"?, "state"?}``); it is called
         only when no earlier attempt stored a decision, so a restart never picks another reviewer.
         """
-        stored = self.runner.payload_of(key)
-        payload = stored if stored is not None else {"job_id": job.id, **choose()}
-        before = {"assignee_id": job.assignee_id, "stage": job.stage, "state": job.state}
-        fields: dict[str, Any] = {k: payload[k] for k in ("assignee_id", "stage", "state") if k in payload}
+        payload = self.runner.payload_of(key)
+        if payload is None:
+            payload = {
+                "job_id": job.id,
+                "task_id": task_id,
+                "action": action,
+                "reason": reason,
+                "before": {"assignee_id": job.assignee_id, "stage": job.stage, "state": job.state},
+                "fields": choose(),
+            }
+        return self._job_action(key, payload) or job
+
+    def _job_action(self, key: str, payload: dict[str, Any]) -> JobRow | None:
+        fields: dict[str, Any] = payload["fields"]
         updated: list[Job] = []
 
         def do(p: dict[str, Any]) -> dict[str, Any]:
@@ -244,23 +265,43 @@ class Publisher:
 
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
-                "action": action,
+                "action": p["action"],
                 "job_id": p["job_id"],
-                "task_id": task_id,
+                "task_id": p["task_id"],
                 "user_id": fields.get("assignee_id"),
-                "reason": reason,
-                "before": before,
+                "reason": p["reason"],
+                "before": p["before"],
                 "after": fields,
             }
 
-        outcome = self.runner.run(key, "job", job_id=job.id, payload=payload, do=do, audit=audit, reconcile=reconcile)
-        if updated:
-            row = job_row(updated[-1])
-            self.store.upsert_jobs([row])
-            if outcome.performed and "assignee_id" in fields:
-                self.metrics.reassignments.inc()
-            return row
-        return job
+        outcome = self.runner.run(
+            key, "job", job_id=payload["job_id"], payload=payload, do=do, audit=audit, reconcile=reconcile
+        )
+        if not updated:
+            return None
+        row = job_row(updated[-1])
+        self.store.upsert_jobs([row])
+        if outcome.performed and "assignee_id" in fields:
+            self.metrics.reassignments.inc()
+        return row
+
+    def resume(self, key: str, kind: str, payload: dict[str, Any]) -> bool:
+        """Finish an action a crashed run left ``started``, from its stored payload alone.
+
+        Returns False for kinds that need their unit re-run (merges, guides: the unit or task is
+        still pending, so the next pass repeats them under the same key).
+        """
+        if kind == "issue":
+            self._issue_action(key, payload)
+        elif kind == "resolve":
+            self._resolve_action(key, payload)
+        elif kind == "job":
+            self._job_action(key, payload)
+        elif kind == "quality":
+            self.quality_report(key, payload["task_id"], payload["gt_job_id"], timeout_s=payload["timeout_s"])
+        else:
+            return False
+        return True
 
     def write_merge(self, key: str, parent: JobRow, merged: JobAnnotations, *, task_id: int, reason: str) -> None:
         """Our merge replaces the parent job's annotations (PUT is idempotent: a restart repeats it)."""
@@ -310,6 +351,5 @@ class Publisher:
                 "after": r,
             }
 
-        return self.runner.run(
-            key, "quality", job_id=gt_job_id, payload={"task_id": task_id}, do=do, audit=audit
-        ).result
+        payload = {"task_id": task_id, "gt_job_id": gt_job_id, "timeout_s": timeout_s}
+        return self.runner.run(key, "quality", job_id=gt_job_id, payload=payload, do=do, audit=audit).result

@@ -367,12 +367,16 @@ class StateStore:
             if audit is not None:
                 self._append_audit(key=key, **audit)
 
-    def actions(self, *, status: str | None = None) -> list[ActionRow]:
-        sql = "SELECT key, kind, job_id, status, payload, result FROM actions"
-        params: tuple[Any, ...] = ()
+    def actions(self, *, status: str | None = None, idle_for_s: float | None = None) -> list[ActionRow]:
+        """Actions (optionally by status, and untouched for ``idle_for_s`` seconds), oldest first."""
+        sql = "SELECT key, kind, job_id, status, payload, result FROM actions WHERE 1 = 1"
+        params: list[Any] = []
         if status is not None:
-            sql += " WHERE status = ?"
-            params = (status,)
+            sql += " AND status = ?"
+            params.append(status)
+        if idle_for_s is not None:
+            sql += " AND updated_at < ?"
+            params.append(self.clock() - idle_for_s)
         rows = self._execute(sql + " ORDER BY created_at, key", params)
         return [ActionRow(k, kd, j, s, json.loads(p), json.loads(r) if r else None) for k, kd, j, s, p, r in rows]
 
@@ -446,6 +450,14 @@ class StateStore:
             (task_id,),
         )
         return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
+
+    def tasks_needing_guide(self) -> list[int]:
+        """Tasks with scores newer than their last guide update (or never published)."""
+        rows = self._execute(
+            "SELECT DISTINCT s.task_id FROM scores s LEFT JOIN guides g ON g.task_id = s.task_id "
+            "WHERE g.task_id IS NULL OR s.at > g.updated_at ORDER BY s.task_id"
+        )
+        return [int(r[0]) for r in rows]
 
     def guide_state(self, task_id: int) -> tuple[str, float] | None:
         rows = self._execute("SELECT content_hash, updated_at FROM guides WHERE task_id = ?", (task_id,))

@@ -1,0 +1,62 @@
+"""``cvat-ext sidecar``: run the QA sidecar, or check its configuration."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from cvat_ext.sidecar.config import load_settings, secret_values
+from cvat_ext.sidecar.logs import configure
+
+
+@click.group("sidecar")
+def group() -> None:
+    """The QA sidecar service that watches CVAT."""
+
+
+def _setup_logging(settings_secrets: list[str], log_format: str, verbose: int) -> None:
+    current = logging.getLogger().getEffectiveLevel()
+    level = min(logging.INFO, current) if verbose == 0 else logging.DEBUG
+    configure(level=level, json_lines=log_format == "json", secrets=settings_secrets)
+
+
+@group.command("run")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file.")
+@click.option("--once", is_flag=True, help="Run one cycle and exit (no HTTP server).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-v", "--verbose", count=True, help="Debug logging.")
+def run_cmd(config_path: str | None, once: bool, log_format: str, verbose: int) -> None:
+    """Watch CVAT: score changed jobs, publish issues, route work, update task guides."""
+    from cvat_ext.sidecar.service import SidecarService
+
+    settings = load_settings(config_path)
+    _setup_logging(secret_values(settings), log_format, verbose)
+    with SidecarService(settings) as service:
+        service.startup_check()
+        report = service.run(once=once)
+    if once and report is not None:
+        click.echo(
+            f"cycle: {report.changed_jobs} changed jobs, {report.units} units, {report.jobs_scored} jobs scored, "
+            f"{report.issues_opened} issues opened, {report.issues_resolved} resolved, "
+            f"{report.failed_units} failed, {report.cvat_calls} CVAT calls in {report.seconds:.2f} s"
+        )
+        for job_id, decision in sorted(report.decisions.items()):
+            click.echo(f"  job {job_id}: {decision}")
+        for error in report.errors:
+            click.echo(f"  error: {error}", err=True)
+
+
+@group.command("check-config")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file.")
+@click.option("--connect", is_flag=True, help="Also log in to CVAT and open the state store.")
+def check_config_cmd(config_path: str | None, connect: bool) -> None:
+    """Validate the settings (secrets shown as ********) and optionally the connections."""
+    settings = load_settings(config_path)
+    click.echo(settings.model_dump_json(indent=2))
+    if connect:
+        from cvat_ext.sidecar.service import SidecarService
+
+        with SidecarService(settings) as service:
+            user = service.startup_check()
+        click.echo(f"ok: CVAT {settings.cvat.url} as '{user.username}', state store reachable")
