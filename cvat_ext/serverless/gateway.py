@@ -352,8 +352,9 @@ class FunctionGateway:
         return self
 
     def serve_forever(self) -> None:
-        """Block until interrupted (``cvat-ext functions serve``)."""
-        self.start()
+        """Block until interrupted (``cvat-ext functions serve``); starts the servers if needed."""
+        if not self._servers:
+            self.start()
         try:
             for thread in self._threads:
                 thread.join()

@@ -1,0 +1,100 @@
+"""``cvat-ext functions``: lint function.yaml files, list functions, serve them to CVAT locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cvat_ext.errors import ConfigError
+
+DEFAULT_ROOT = "serverless"
+
+
+@click.group("functions")
+def group() -> None:
+    """Serverless functions: lint function.yaml, list, local gateway."""
+
+
+@group.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+def lint_cmd(paths: tuple[Path, ...], strict: bool) -> None:
+    """Check every function*.yaml under PATHS (default: serverless/) for what CVAT 2.73 mis-parses.
+
+    Exit code 1 when any error (or, with --strict, any warning) was found.
+    """
+    from cvat_ext.serverless.lint import find_function_yamls, lint_paths
+
+    roots = list(paths) or [Path(DEFAULT_ROOT)]
+    files = sorted({f for r in roots for f in find_function_yamls(r)})
+    if not files:
+        raise ConfigError(f"no function*.yaml found under {', '.join(map(str, roots))}")
+    issues = lint_paths(files)
+    for issue in issues:
+        click.echo(str(issue), err=issue.severity == "error")
+    errors = sum(i.severity == "error" for i in issues)
+    warnings = len(issues) - errors
+    click.echo(f"{len(files)} files: {errors} errors, {warnings} warnings")
+    if errors or (strict and warnings):
+        raise click.exceptions.Exit(1)
+
+
+@group.command("list")
+@click.option("--root", "roots", multiple=True, type=click.Path(exists=True, path_type=Path), help="Folder to scan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the dashboard listing CVAT would receive.")
+def list_cmd(roots: tuple[Path, ...], as_json: bool) -> None:
+    """List the functions under --root (default: serverless/): name, kind, labels, folder."""
+    from cvat_ext.serverless.lint import find_function_yamls
+    from cvat_ext.serverless.spec import load_function_config
+
+    files = [f for r in (roots or (Path(DEFAULT_ROOT),)) for f in find_function_yamls(r) if f.name == "function.yaml"]
+    rows = []
+    for f in files:
+        cfg = load_function_config(f)
+        gpu = f.with_name("function-gpu.yaml").is_file()
+        rows.append(
+            {"name": cfg.name, "kind": cfg.kind, "labels": len(cfg.labels), "gpu": gpu, "path": str(f.parent)}
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        gpu_mark = "cpu+gpu" if row["gpu"] else "cpu"
+        click.echo(f"{row['name']:<32} {row['kind']:<11} {row['labels']:>3} labels  {gpu_mark:<7}  {row['path']}")
+
+
+@group.command("serve")
+@click.option("--root", "roots", multiple=True, type=click.Path(exists=True, path_type=Path), help="Folder to scan.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 for CVAT in docker).")
+@click.option("--port", default=8070, show_default=True, help="Dashboard port (CVAT_NUCLIO_PORT).")
+@click.option("--only", "names", multiple=True, help="Serve only these function names.")
+@click.option("--eager", is_flag=True, help="Load every model at start instead of on its first call.")
+@click.option("--no-direct-ports", is_flag=True, help="Do not open a port per function (direct invoke method).")
+def serve_cmd(
+    roots: tuple[Path, ...], host: str, port: int, names: tuple[str, ...], eager: bool, no_direct_ports: bool
+) -> None:
+    """Answer CVAT's Nuclio dashboard calls with the functions under --root, run in-process.
+
+    Point CVAT at it: CVAT_NUCLIO_HOST=<this host>, CVAT_NUCLIO_PORT=<port>,
+    CVAT_NUCLIO_INVOKE_METHOD=dashboard. For development and CPU-only installs; production uses Nuclio.
+    """
+    from cvat_ext.serverless.gateway import FunctionGateway
+
+    gateway = FunctionGateway(
+        roots or (Path(DEFAULT_ROOT),),
+        host=host,
+        port=port,
+        names=names or None,
+        eager=eager,
+        direct_ports=not no_direct_ports,
+    )
+    gateway.start()
+    click.echo(f"serving {len(gateway.functions)} functions at {gateway.url}: {', '.join(sorted(gateway.functions))}")
+    try:
+        gateway.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        gateway.stop()
