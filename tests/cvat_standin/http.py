@@ -8,6 +8,7 @@ import logging
 import socket
 import threading
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +73,12 @@ class App:
                 return route.handler(ctx)
         except HttpError as err:
             return Response(err.status, err.body, headers=dict(err.headers))
+        except Exception:  # a stand-in bug: answer 500 and make the test fail via schema_errors
+            trace = traceback.format_exc()
+            log.exception("standin: %s %s crashed", ctx.method, ctx.path)
+            with self._log_lock:
+                self.schema_errors.append(f"INTERNAL ERROR in {ctx.method} {ctx.path}:\n{trace}")
+            return Response(500, {"detail": "stand-in internal error (see schema_errors)"})
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -213,7 +213,7 @@ class CvatStandIn:
         now = w.now()
         s = SettingsRec(w.next_id("quality_settings"), "quality", task_id, project_id, dict(DEFAULT_QUALITY), now,
                         now)
-        w.settings[s.id] = s
+        w.quality_settings[s.id] = s
 
     def add_project(self, name: str, *, org: str | None = None, labels: list[dict[str, Any]],
                     owner: str | None = None) -> int:
@@ -260,7 +260,7 @@ class CvatStandIn:
             if consensus_replicas:
                 cs = SettingsRec(w.next_id("consensus_settings"), "consensus", t.id, None, {"iou_threshold": 0.4},
                                  now, now)
-                w.settings[cs.id] = cs
+                w.consensus_settings[cs.id] = cs
             return t.id
 
     def add_gt_job(self, task_id: int, frames: Sequence[int], *, stage: str = "acceptance",

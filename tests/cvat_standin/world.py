@@ -287,7 +287,8 @@ class World:
         self.webhooks: dict[int, WebhookRec] = {}
         self.deliveries: dict[int, DeliveryRec] = {}
         self.requests: dict[str, RequestRec] = {}
-        self.settings: dict[int, SettingsRec] = {}
+        self.quality_settings: dict[int, SettingsRec] = {}
+        self.consensus_settings: dict[int, SettingsRec] = {}
         self.quality_reports: dict[int, QualityReportRec] = {}
         self.request_polls = 0  # polls a new async request answers before it is finished
         self.deliverer: Deliverer | None = None  # set while the server runs
@@ -347,10 +348,10 @@ class World:
             self.projects[task.project_id].updated_date = now
 
     def quality_settings_for(self, *, task_id: int | None = None, project_id: int | None = None) -> SettingsRec:
-        for s in self.settings.values():
+        for s in self.quality_settings.values():
             if s.kind == "quality" and s.task_id == task_id and s.project_id == project_id:
                 return s
         raise KeyError(f"no quality settings for task {task_id} project {project_id}")
 
     def consensus_settings_for(self, task_id: int) -> SettingsRec | None:
-        return next((s for s in self.settings.values() if s.kind == "consensus" and s.task_id == task_id), None)
+        return next((s for s in self.consensus_settings.values() if s.task_id == task_id), None)

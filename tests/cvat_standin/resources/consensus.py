@@ -46,7 +46,7 @@ def _require_maintainer_of_task(ctx: Request, task_id: int) -> None:
 
 def list_settings(ctx: Request) -> Response:
     w = ctx.w
-    items = [s for s in w.settings.values() if s.kind == "consensus"]
+    items = list(w.consensus_settings.values())
     if "task_id" in ctx.query:
         tid = int(ctx.query["task_id"])
         if tid not in w.tasks:
@@ -59,8 +59,8 @@ def list_settings(ctx: Request) -> Response:
 
 
 def _load_settings(ctx: Request) -> Any:
-    s = ctx.w.settings.get(ctx.int_param())
-    if s is None or s.kind != "consensus":
+    s = ctx.w.consensus_settings.get(ctx.int_param())
+    if s is None:
         raise not_found("ConsensusSettings")
     assert s.task_id is not None
     _require_maintainer_of_task(ctx, s.task_id)

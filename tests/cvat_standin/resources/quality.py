@@ -56,7 +56,7 @@ def _check_task_access(ctx: Request, task: TaskRec) -> None:
 def list_settings(ctx: Request) -> Response:
     """``?task_id=`` the task's; ``?project_id=`` the project's and those of its tasks (surprise 21)."""
     w = ctx.w
-    items = [s for s in w.settings.values() if s.kind == "quality"]
+    items = list(w.quality_settings.values())
     if "task_id" in ctx.query:
         items = [s for s in items if s.task_id == int(ctx.query["task_id"])]
     elif "project_id" in ctx.query:
@@ -72,8 +72,8 @@ def _settings_org(w: World, s: SettingsRec) -> int | None:
 
 
 def _load_settings(ctx: Request) -> SettingsRec:
-    s = ctx.w.settings.get(ctx.int_param())
-    if s is None or s.kind != "quality":
+    s = ctx.w.quality_settings.get(ctx.int_param())
+    if s is None:
         raise not_found("QualitySettings")
     if role_rank(ctx.w, ctx.me, _settings_org(ctx.w, s)) < ROLE_RANK["maintainer"]:
         raise forbidden()
