@@ -34,20 +34,26 @@ def box_area(xyxy: npt.ArrayLike) -> FloatArray:
 
 def _iou_from_inter(inter: FloatArray, area_a: FloatArray, area_b: FloatArray) -> FloatArray:
     """inter (..., N, M) with areas (..., N) and (..., M) -> IoU, 0 where the union is 0."""
-    union = area_a[..., :, None] + area_b[..., None, :] - inter
+    union = area_a[..., :, None] + area_b[..., None, :]
+    union -= inter
     out = np.zeros_like(inter)
     np.divide(inter, union, out=out, where=union > 0)
     # float noise can push an IoU of identical shapes a hair above 1
-    np.clip(out, 0.0, 1.0, out=out)
+    np.minimum(out, 1.0, out=out)
     return out
 
 
 def box_intersection(xyxy_a: FloatArray, xyxy_b: FloatArray) -> FloatArray:
     """Normalised (..., N, 4) and (..., M, 4) -> (..., N, M) intersection areas."""
-    lt = np.maximum(xyxy_a[..., :, None, :2], xyxy_b[..., None, :, :2])
-    rb = np.minimum(xyxy_a[..., :, None, 2:], xyxy_b[..., None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
-    return wh[..., 0] * wh[..., 1]
+    a, b = xyxy_a[..., :, None, :], xyxy_b[..., None, :, :]
+    iw = np.minimum(a[..., 2], b[..., 2])
+    iw -= np.maximum(a[..., 0], b[..., 0])
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(a[..., 3], b[..., 3])
+    ih -= np.maximum(a[..., 1], b[..., 1])
+    np.maximum(ih, 0.0, out=ih)
+    iw *= ih
+    return iw
 
 
 def box_iou(xyxy_a: npt.ArrayLike, xyxy_b: npt.ArrayLike) -> FloatArray:

@@ -106,7 +106,12 @@ def _union_runs(
     """Merge overlapping or touching runs of the same (owner, row) into disjoint runs."""
     if row.size == 0:
         return empty_runs(count)
-    order = np.lexsort((start, row, owner))
+    row0, col0 = int(row.min()), int(start.min())
+    rows, cols = int(row.max()) - row0 + 1, int(start.max()) - col0 + 1
+    if count * rows * cols < 2**62:  # one int64 key sorts faster than a lexsort
+        order = np.argsort(((owner * rows) + (row - row0)) * cols + (start - col0))
+    else:
+        order = np.lexsort((start, row, owner))
     row, start, end, owner = row[order], start[order], end[order], owner[order]
     new_group = np.ones(row.size, dtype=bool)
     new_group[1:] = (row[1:] != row[:-1]) | (owner[1:] != owner[:-1])

@@ -73,6 +73,10 @@ class RowRuns:
 
     def clipped(self, width: int, height: int) -> RowRuns:
         """The runs cut to the frame ``[0, width) x [0, height)`` (what CVAT compares)."""
+        if self.row.size == 0 or (
+            self.ltrb[:, :2].min() >= 0 and self.ltrb[:, 2].max() < width and self.ltrb[:, 3].max() < height
+        ):
+            return self
         start = np.maximum(self.start, 0)
         end = np.minimum(self.end, width)
         keep = (self.row >= 0) & (self.row < height) & (end > start)

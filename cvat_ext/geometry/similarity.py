@@ -120,6 +120,12 @@ def segment_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
     if not shapes:
         return empty_runs(0)
     is_mask = np.array([s.type is ShapeType.MASK for s in shapes])
+    clip = min(params.image_wh) > 0
+    if is_mask.all():
+        runs = rle_to_runs([s.mask for s in shapes if s.mask is not None])
+        return runs.clipped(*params.image_wh) if clip else runs
+    if not is_mask.any():
+        return polygon_runs([s.points for s in shapes], clip_wh=params.image_wh)
     parts = RowRuns.concat(
         [
             rle_to_runs([s.mask for s in shapes if s.mask is not None]),
@@ -129,7 +135,7 @@ def segment_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
     # restore the caller's order: masks were numbered first, then polygons
     position = np.concatenate([np.flatnonzero(is_mask), np.flatnonzero(~is_mask)])
     runs = RowRuns(parts.row, parts.start, parts.end, position[parts.owner], len(shapes))
-    return runs.clipped(*params.image_wh) if min(params.image_wh) > 0 else runs
+    return runs.clipped(*params.image_wh) if clip else runs
 
 
 def _ellipse_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
