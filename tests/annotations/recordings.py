@@ -1,13 +1,22 @@
-"""Annotation bodies from the recorded CVAT 2.73 traffic (``/work/shared/cvat/recorded``)."""
+"""Annotation bodies from the recorded CVAT 2.73 traffic (``shared/cvat/recorded``).
+
+Tests that need a recording skip when the recordings are not on this machine.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-RECORDED = Path("/work/shared/cvat/recorded")
+import pytest
+
+_LOCATIONS = (
+    Path(__file__).resolve().parents[2] / "shared" / "cvat" / "recorded",  # a checkout with shared/
+    Path("/work/shared/cvat/recorded"),
+)
 
 #: files whose exchanges carry LabeledData bodies (requests, responses or both)
 ANNOTATION_FILES = (
@@ -26,14 +35,26 @@ ANNOTATION_FILES = (
 )
 
 
+def _recorded() -> Path | None:
+    return next((p for p in _LOCATIONS if p.is_dir()), None)
+
+
+@cache
 def load(name: str) -> Any:
-    with open(RECORDED / name, encoding="utf-8") as fh:
+    """One recording file (skips the calling test when the recordings are missing)."""
+    where = _recorded()
+    if where is None:
+        pytest.skip("CVAT recordings (shared/cvat/recorded) not available")
+    with open(where / name, encoding="utf-8") as fh:
         return json.load(fh)
 
 
 def annotation_bodies() -> Iterator[tuple[str, str, int, dict[str, Any]]]:
     """``(file, "request"|"response", exchange index, body)`` for every LabeledData body CVAT
-    accepted (responses with status 200, and the requests of those exchanges)."""
+    accepted (responses with status 200, and the requests of those exchanges); nothing when the
+    recordings are missing."""
+    if _recorded() is None:
+        return
     for name in ANNOTATION_FILES:
         for i, exchange in enumerate(load(name)["exchanges"]):
             if exchange["response"]["status"] != 200:
@@ -45,5 +66,6 @@ def annotation_bodies() -> Iterator[tuple[str, str, int, dict[str, Any]]]:
 
 
 def annotation_body(name: str, index: int = 0) -> dict[str, Any]:
-    body: dict[str, Any] = load(name)["exchanges"][index]["response"]["body"]
+    """A deep copy of one recorded response body (tests may not mutate the cached file)."""
+    body: dict[str, Any] = json.loads(json.dumps(load(name)["exchanges"][index]["response"]["body"]))
     return body

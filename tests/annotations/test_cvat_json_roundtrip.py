@@ -71,6 +71,8 @@ def test_round_trip_of_recorded_body(name: str, side: str, index: int, body: dic
 
 
 def test_recordings_cover_every_2d_type_and_a_track() -> None:
+    if not BODIES:
+        pytest.skip("CVAT recordings not available")
     types = {s["type"] for _, _, _, body in BODIES for s in body["shapes"]}
     assert types >= {"rectangle", "polygon", "polyline", "points", "ellipse", "mask", "skeleton"}
     assert any(body["tracks"] for _, _, _, body in BODIES)
