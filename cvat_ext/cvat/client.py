@@ -331,7 +331,9 @@ class CvatClient:
         """Labels of one job, task or project (exactly one of the three)."""
         from cvat_ext.annotations.cvat_json import parse_labels
 
-        given = {k: v for k, v in {"job_id": job_id, "task_id": task_id, "project_id": project_id}.items() if v}
+        given = {
+            k: v for k, v in {"job_id": job_id, "task_id": task_id, "project_id": project_id}.items() if v is not None
+        }
         if len(given) != 1:
             raise ConfigError(f"get_labels needs exactly one of job_id, task_id, project_id, got {given or 'none'}")
         ((key, value),) = given.items()

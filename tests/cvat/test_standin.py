@@ -243,3 +243,18 @@ def test_calls_counter_matches_server_log(bot: CvatClient, cvat_org_world: OrgWo
     bot.get_annotations(cvat_org_world.gt_job_id)
     assert sum(bot.calls.values()) == len(cvat_standin.request_log) - start == 3
     assert set(bot.calls) == {"GET /api/jobs", "GET /api/jobs/{id}", "GET /api/jobs/{id}/annotations"}
+
+
+def test_read_timeout_is_retried_for_get(cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, fake_time: FakeTime):
+    job_id = cvat_org_world.gt_job_id
+    cvat_standin.faults.add("GET", rf"^/api/jobs/{job_id}$", "timeout", delay_s=1.0)
+    with CvatClient(
+        cvat_standin.url,
+        access_token=cvat_org_world.bot_token,
+        org=cvat_org_world.org_slug,
+        timeout_s=0.3,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    ) as client:
+        assert client.get_job(job_id).id == job_id
+        assert client.calls["GET /api/jobs/{id}"] == 2 and len(fake_time.sleeps) == 1
