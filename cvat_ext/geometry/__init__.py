@@ -16,10 +16,11 @@ from cvat_ext.geometry.cuboids import convex_hulls, cuboid2d_iou, cuboid3d_iou
 from cvat_ext.geometry.ellipses import ellipse_iou, ellipse_runs
 from cvat_ext.geometry.keypoints import estimate_keypoint_sigmas, keypoint_box_wh, oks
 from cvat_ext.geometry.lines import line_iou, polyline_runs
-from cvat_ext.geometry.masks import RowRuns, mask_iou, rle_to_runs, runs_intersection, runs_iou
+from cvat_ext.geometry.masks import RowRuns, empty_runs, mask_iou, rle_to_runs, runs_intersection, runs_iou
 from cvat_ext.geometry.polygons import polygon_iou, polygon_runs
 from cvat_ext.geometry.rotated import box_corners, convex_intersection_area, convex_iou, rotated_box_iou
 from cvat_ext.geometry.similarity import (
+    SHAPE_FAMILY,
     SimilarityParams,
     points_similarity,
     rectangle_similarity,
@@ -33,6 +34,7 @@ from cvat_ext.geometry.similarity import (
 cuboid_iou = cuboid2d_iou
 
 __all__ = [
+    "SHAPE_FAMILY",
     "RowRuns",
     "SimilarityParams",
     "box_area",
@@ -47,6 +49,7 @@ __all__ = [
     "cuboid_iou",
     "ellipse_iou",
     "ellipse_runs",
+    "empty_runs",
     "estimate_keypoint_sigmas",
     "keypoint_box_wh",
     "line_iou",

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.geometry.boxes import FloatArray
-from cvat_ext.geometry.masks import RowRuns, empty_runs, runs_iou
+from cvat_ext.geometry.masks import RowRuns, clip_columns, empty_runs, expand_rows, runs_iou
 
 
 def ellipse_runs(
@@ -37,16 +37,10 @@ def ellipse_runs(
     ext_y = np.sqrt((rx * sin) ** 2 + (ry * cos) ** 2)
     r_lo = np.ceil(cy - ext_y - 0.5)
     r_hi = np.floor(cy + ext_y - 0.5) + 1  # exclusive
-    if min(clip_wh) > 0:
-        r_lo = np.maximum(r_lo, 0)
-        r_hi = np.minimum(r_hi, np.ceil(clip_wh[1] * scale))
     valid = (rx > 0) & (ry > 0)
-    n_rows = np.where(valid, np.maximum(r_hi - r_lo, 0), 0).astype(np.int64)
-    total = int(n_rows.sum())
-    if total == 0:
+    own, row = expand_rows(r_lo, np.where(valid, r_hi, r_lo), clip_wh, scale)
+    if row.size == 0:
         return empty_runs(n)
-    own = np.repeat(np.arange(n, dtype=np.int64), n_rows)
-    row = r_lo[own].astype(np.int64) + (np.arange(total) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
     dy = row + 0.5 - cy[own]
     c, s, a2, b2 = cos[own], sin[own], rx[own] ** 2, ry[own] ** 2
     # (dx c + dy s)^2 / a2 + (-dx s + dy c)^2 / b2 <= 1  ->  A dx^2 + B dx + C <= 0
@@ -59,9 +53,7 @@ def ellipse_runs(
     x_hi = cx[own] + (-qb + root) / (2 * qa)
     start = np.ceil(x_lo - 0.5).astype(np.int64)
     end = np.floor(x_hi - 0.5).astype(np.int64) + 1
-    if min(clip_wh) > 0:
-        start = np.maximum(start, 0)
-        end = np.minimum(end, int(np.ceil(clip_wh[0] * scale)))
+    start, end = clip_columns(start, end, clip_wh, scale)
     keep = (disc >= 0) & (end > start)
     return RowRuns(row[keep], start[keep], end[keep], own[keep], n)
 

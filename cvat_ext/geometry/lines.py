@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.geometry.boxes import FloatArray
-from cvat_ext.geometry.masks import RowRuns, empty_runs, runs_iou
+from cvat_ext.geometry.masks import RowRuns, clip_columns, empty_runs, expand_rows, runs_iou
 
 
 def _linear_interval(
@@ -53,15 +53,10 @@ def polyline_runs(
         return empty_runs(len(lines))
     r_lo = np.ceil(np.minimum(seg0[:, 1], seg1[:, 1]) - r - 0.5)
     r_hi = np.floor(np.maximum(seg0[:, 1], seg1[:, 1]) + r - 0.5) + 1
-    if min(clip_wh) > 0:
-        r_lo = np.maximum(r_lo, 0)
-        r_hi = np.minimum(r_hi, np.ceil(clip_wh[1] * scale))
-    n_rows = np.maximum(r_hi - r_lo, 0).astype(np.int64)
-    total = int(n_rows.sum())
+    seg, row = expand_rows(r_lo, r_hi, clip_wh, scale)
+    total = row.size
     if total == 0:
         return empty_runs(len(lines))
-    seg = np.repeat(np.arange(seg0.shape[0]), n_rows)
-    row = r_lo[seg].astype(np.int64) + (np.arange(total) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
     yc = row + 0.5
     p0, p1 = seg0[seg], seg1[seg]
     # end discs
@@ -85,15 +80,12 @@ def polyline_runs(
     band = has_band & (b_lo <= b_hi)
     x_lo = np.where(band, np.minimum(x_lo, b_lo), x_lo)
     x_hi = np.where(band, np.maximum(x_hi, b_hi), x_hi)
-    start = np.ceil(x_lo - 0.5)
-    end = np.floor(x_hi - 0.5) + 1
-    if min(clip_wh) > 0:
-        start = np.maximum(start, 0)
-        end = np.minimum(end, np.ceil(clip_wh[0] * scale))
-    keep = np.isfinite(x_lo) & (end > start)
-    return _union_runs(
-        row[keep], start[keep].astype(np.int64), end[keep].astype(np.int64), seg_owner[seg[keep]], len(lines)
-    )
+    finite = np.isfinite(x_lo)
+    start = np.ceil(np.where(finite, x_lo, 0) - 0.5).astype(np.int64)
+    end = np.floor(np.where(finite, x_hi, 0) - 0.5).astype(np.int64) + 1
+    start, end = clip_columns(start, end, clip_wh, scale)
+    keep = finite & (end > start)
+    return _union_runs(row[keep], start[keep], end[keep], seg_owner[seg[keep]], len(lines))
 
 
 def _union_runs(

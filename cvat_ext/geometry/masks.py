@@ -102,6 +102,29 @@ def empty_runs(count: int) -> RowRuns:
     return RowRuns(z, z, z, z, count)
 
 
+def expand_rows(
+    r_lo: FloatArray, r_hi: FloatArray, clip_wh: tuple[int, int], scale: float
+) -> tuple[IntArray, IntArray]:
+    """Scanline helper: item ``i`` spans pixel rows ``[r_lo[i], r_hi[i])`` (whole numbers as floats)
+    -> ``(item, row)`` (T,) int64 for every covered row, rows kept inside the frame when
+    ``clip_wh`` (width, height) > 0 (in pixels before ``scale``)."""
+    if min(clip_wh) > 0:
+        r_lo = np.maximum(r_lo, 0)
+        r_hi = np.minimum(r_hi, np.ceil(clip_wh[1] * scale))
+    n_rows = np.maximum(r_hi - r_lo, 0).astype(np.int64)
+    total = int(n_rows.sum())
+    item = np.repeat(np.arange(n_rows.size, dtype=np.int64), n_rows)
+    row = r_lo[item].astype(np.int64) + (np.arange(total) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
+    return item, row
+
+
+def clip_columns(start: IntArray, end: IntArray, clip_wh: tuple[int, int], scale: float) -> tuple[IntArray, IntArray]:
+    """Scanline helper: runs ``[start, end)`` cut to the frame's columns when ``clip_wh`` > 0."""
+    if min(clip_wh) > 0:
+        return np.maximum(start, 0), np.minimum(end, int(np.ceil(clip_wh[0] * scale)))
+    return start, end
+
+
 def rle_to_runs(rles: Sequence[MaskRle]) -> RowRuns:
     """CVAT mask RLEs (inclusive ``ltrb`` crops) -> row runs of ``len(rles)`` segments, vectorised."""
     if not rles:
@@ -194,9 +217,7 @@ def runs_iou(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
     return _iou_from_inter(inter, runs_a.area.astype(np.float64), runs_b.area.astype(np.float64))
 
 
-def mask_iou(
-    rles_a: Sequence[MaskRle], rles_b: Sequence[MaskRle], *, image_wh: tuple[int, int] = (0, 0)
-) -> FloatArray:
+def mask_iou(rles_a: Sequence[MaskRle], rles_b: Sequence[MaskRle], *, image_wh: tuple[int, int] = (0, 0)) -> FloatArray:
     """All-pairs IoU of CVAT masks without dense images: (N, M) float64 in [0, 1].
 
     ``image_wh`` (width, height) > 0 clips the masks to the frame first (as CVAT, which rasterises

@@ -23,12 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.geometry.boxes import FloatArray
-from cvat_ext.geometry.masks import RowRuns, empty_runs, runs_iou
+from cvat_ext.geometry.masks import RowRuns, clip_columns, empty_runs, expand_rows, runs_iou
 
 
-def polygon_runs(
-    polys: Sequence[npt.ArrayLike], *, scale: float = 1.0, clip_wh: tuple[int, int] = (0, 0)
-) -> RowRuns:
+def polygon_runs(polys: Sequence[npt.ArrayLike], *, scale: float = 1.0, clip_wh: tuple[int, int] = (0, 0)) -> RowRuns:
     """Polygons, each (K, 2) XY pixels (K >= 3 for any area), -> row runs of ``len(polys)`` segments.
 
     ``clip_wh`` (width, height) > 0 keeps only pixels inside the frame (in unscaled pixels).
@@ -44,15 +42,9 @@ def polygon_runs(
     y_hi = np.maximum(v0[:, 1], v1[:, 1])
     r_lo = np.ceil(y_lo - 0.5)
     r_hi = np.ceil(y_hi - 0.5)  # exclusive; horizontal edges span no row
-    if min(clip_wh) > 0:
-        r_lo = np.maximum(r_lo, 0)
-        r_hi = np.minimum(r_hi, np.ceil(clip_wh[1] * scale))
-    n_rows = np.maximum(r_hi - r_lo, 0).astype(np.int64)
-    total = int(n_rows.sum())
-    if total == 0:
+    edge, row = expand_rows(r_lo, r_hi, clip_wh, scale)
+    if row.size == 0:
         return empty_runs(len(polys))
-    edge = np.repeat(np.arange(owner.size), n_rows)
-    row = r_lo[edge].astype(np.int64) + (np.arange(total) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
     yc = row + 0.5
     x0, y0 = v0[edge, 0], v0[edge, 1]
     x1, y1 = v1[edge, 0], v1[edge, 1]
@@ -64,9 +56,7 @@ def polygon_runs(
     start = np.ceil(x[0::2] - 0.5).astype(np.int64)
     end = np.ceil(x[1::2] - 0.5).astype(np.int64)
     row, own = row[0::2], own[0::2]
-    if min(clip_wh) > 0:
-        start = np.maximum(start, 0)
-        end = np.minimum(end, int(np.ceil(clip_wh[0] * scale)))
+    start, end = clip_columns(start, end, clip_wh, scale)
     keep = end > start
     return RowRuns(row[keep], start[keep], end[keep], own[keep], len(polys))
 

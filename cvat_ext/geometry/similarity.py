@@ -74,7 +74,7 @@ class SimilarityParams:
 
 
 #: types that compare with each other (CVAT compares polygons and masks as one "segment" family)
-_FAMILY: dict[ShapeType, str] = {
+SHAPE_FAMILY: dict[ShapeType, str] = {
     ShapeType.RECTANGLE: "rectangle",
     ShapeType.POLYGON: "segment",
     ShapeType.MASK: "segment",
@@ -87,7 +87,7 @@ _FAMILY: dict[ShapeType, str] = {
 
 
 def _family(a: Sequence[Shape], b: Sequence[Shape]) -> str | None:
-    families = {_FAMILY[s.type] for s in a} | {_FAMILY[s.type] for s in b}
+    families = {SHAPE_FAMILY[s.type] for s in a} | {SHAPE_FAMILY[s.type] for s in b}
     if len(families) > 1:
         types = sorted({s.type.value for s in a} | {s.type.value for s in b})
         raise AnnotationFormatError(f"similarity_matrix: cannot compare shape types {types} with each other")
