@@ -18,7 +18,8 @@ lenient on optional fields (CVAT's serializer defaults fill them). Every problem
 ``job 812 frame 14: polygon 3 has 2 points, need >= 3``. Unknown keys are ignored, not kept.
 
 :func:`dump_job_annotations` writes CVAT's response form: ``dump(parse(body)) == body`` for every
-body CVAT returns (``id`` is left out when it is ``None``, as CVAT's create forbids it).
+body CVAT returns (``id`` is left out when it is ``None``, as CVAT's create forbids it). Numbers are
+written as plain ``int``/``float`` even when our objects hold numpy scalars, so ``json.dumps`` works.
 """
 
 from __future__ import annotations
@@ -346,14 +347,14 @@ def dump_shape(s: Shape) -> dict[str, Any]:
 def _dump_shape(s: Shape, *, element: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": s.type.value,
-        "occluded": s.occluded,
-        "outside": s.outside,
-        "z_order": s.z_order,
-        "rotation": s.rotation,
+        "occluded": bool(s.occluded),
+        "outside": bool(s.outside),
+        "z_order": int(s.z_order),
+        "rotation": float(s.rotation),
         "points": _dump_points(s.type, s.points, s.mask),
     }
     _dump_head(out, s)
-    out["score"] = s.score
+    out["score"] = float(s.score)
     out["attributes"] = _dump_attributes(s.attributes)
     if not element:
         out["elements"] = [_dump_shape(e, element=True) for e in s.elements]
@@ -363,15 +364,15 @@ def _dump_shape(s: Shape, *, element: bool) -> dict[str, Any]:
 def _dump_head(out: dict[str, Any], obj: Shape | Tag | Track) -> None:
     """The fields every labeled object has (CVAT's ``AnnotationSerializer``); ``id`` only when set."""
     if obj.id is not None:
-        out["id"] = obj.id
-    out["label_id"] = obj.label_id
-    out["group"] = obj.group
+        out["id"] = int(obj.id)
+    out["label_id"] = int(obj.label_id)
+    out["group"] = int(obj.group)
     out["source"] = obj.source
-    out["frame"] = obj.frame
+    out["frame"] = int(obj.frame)
 
 
 def _dump_attributes(attributes: Sequence[Attribute]) -> list[dict[str, Any]]:
-    return [{"spec_id": a.spec_id, "value": a.value} for a in attributes]
+    return [{"spec_id": int(a.spec_id), "value": a.value} for a in attributes]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,6 +433,9 @@ def _parse_track(d: Any, where: str, *, element: bool) -> Track:
         if types and types != {ShapeType.SKELETON}:
             loc.fail(f"has {len(raw_elements)} element tracks, only skeleton tracks have elements")
         elements = tuple(_parse_track(e, loc.without_frame(), element=True) for e in raw_elements)
+        for e in elements:
+            if e.shapes and e.shapes[0].type is not ShapeType.POINTS:
+                loc.fail(f"has a {e.shapes[0].type.value} element track, keypoint tracks must be points")
     return Track(
         frame=frame,
         label_id=label_id,
@@ -483,13 +487,13 @@ def _dump_track(t: Track, *, element: bool) -> dict[str, Any]:
 def _dump_track_shape(s: TrackShape) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if s.id is not None:
-        out["id"] = s.id
+        out["id"] = int(s.id)
     out["type"] = s.type.value
-    out["frame"] = s.frame
-    out["occluded"] = s.occluded
-    out["outside"] = s.outside
-    out["z_order"] = s.z_order
-    out["rotation"] = s.rotation
+    out["frame"] = int(s.frame)
+    out["occluded"] = bool(s.occluded)
+    out["outside"] = bool(s.outside)
+    out["z_order"] = int(s.z_order)
+    out["rotation"] = float(s.rotation)
     out["points"] = _dump_points(s.type, s.points, s.mask)
     out["attributes"] = _dump_attributes(s.attributes)
     return out

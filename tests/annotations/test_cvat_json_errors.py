@@ -124,6 +124,10 @@ TRACK_CASES = [
         "track 42 mixes keyframe types ['ellipse', 'rectangle']",
     ),
     (track(elements=[track()]), "track 42 has 1 element tracks, only skeleton tracks have elements"),
+    (
+        track(shapes=[{"type": "skeleton", "frame": 12}], elements=[track(id=43)]),
+        "track 42 has a rectangle element track, keypoint tracks must be points",
+    ),
     (track(shapes=[{"type": "rectangle", "points": [0, 0, 1, 1]}]), "keyframe is missing required field 'frame'"),
     (track(shapes=[{"type": "rectangle", "frame": 12, "outside": 0, "points": [0, 0, 1, 1]}]), "field 'outside'"),
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cvat_ext.annotations.cvat_json import (
@@ -17,6 +19,7 @@ from cvat_ext.annotations.cvat_json import (
     parse_tag,
     parse_track,
 )
+from cvat_ext.annotations.model import Attribute, JobAnnotations, Shape, ShapeType
 from tests.annotations.recordings import annotation_bodies
 
 BODIES = list(annotation_bodies())
@@ -198,3 +201,18 @@ def test_dump_leaves_out_missing_ids() -> None:
     shape = parse_shape({"type": "rectangle", "frame": 0, "label_id": 1, "points": [0, 0, 1, 1]})
     assert "id" not in dump_shape(shape)
     assert "id" not in dump_tag(parse_tag({"frame": 0, "label_id": 1}))
+
+
+def test_dump_writes_plain_numbers_for_numpy_scalars() -> None:
+    shape = Shape(
+        type=ShapeType.RECTANGLE,
+        frame=np.int64(3),  # type: ignore[arg-type]
+        label_id=np.int64(1),  # type: ignore[arg-type]
+        points=np.array([0.0, 0.0, 1.0, 1.0]),
+        rotation=np.float32(10.0),  # type: ignore[arg-type]
+        z_order=np.int64(2),  # type: ignore[arg-type]
+        score=np.float64(0.5),
+        attributes=(Attribute(np.int64(4), "x"),),  # type: ignore[arg-type]
+    )
+    text = json.dumps(dump_job_annotations(JobAnnotations(shapes=(shape,))))
+    assert json.loads(text)["shapes"][0]["frame"] == 3
