@@ -1,0 +1,234 @@
+"""Columnar replica batches: the objects of R annotators on a chunk of frames, padded per frame.
+
+A :class:`ReplicaBatch` holds the shapes of one *match group* (a shape type, optionally one label)
+for ``F`` frames and ``R`` annotators. Objects are flattened into ``M`` rows; ``index (F, R, N)``
+maps (frame position, annotator, slot) to a row, ``-1`` for padding, where ``N`` is the largest
+number of objects one annotator drew on one frame of the chunk. Rectangles also carry their
+geometry columnar (``xyxy (M, 4)``, ``rotation (M,)``) so box kernels run on whole chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_ext.annotations.model import FrameAnnotations, Shape, ShapeType, Tag
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: types matched against each other (as CVAT: polygons and masks are one "segment" family)
+MATCH_FAMILY: dict[ShapeType, str] = {
+    ShapeType.RECTANGLE: "rectangle",
+    ShapeType.POLYGON: "segment",
+    ShapeType.MASK: "segment",
+    ShapeType.ELLIPSE: "ellipse",
+    ShapeType.POLYLINE: "polyline",
+    ShapeType.POINTS: "points",
+    ShapeType.SKELETON: "skeleton",
+    ShapeType.CUBOID: "cuboid",
+}
+
+#: (match family, label id or None when labels are matched against each other)
+GroupKey = tuple[str, int | None]
+
+
+#: shape types by code (``ReplicaBatch.type_code``)
+SHAPE_TYPES: tuple[ShapeType, ...] = tuple(ShapeType)
+_TYPE_CODE = {t: i for i, t in enumerate(SHAPE_TYPES)}
+
+
+@dataclass(frozen=True, eq=False)
+class ReplicaBatch:
+    """One match group on a chunk of frames (see module docstring for the layout).
+
+    ``shapes`` is None for batches built from columns (:meth:`from_columns`, rectangles only):
+    everything the box path needs is columnar.
+    """
+
+    key: GroupKey
+    frames: IntArray  # (F,) task frame indices of the chunk
+    shapes: tuple[Shape, ...] | None  # (M,)
+    index: IntArray  # (F, R, N) row or -1
+    annotator: IntArray  # (M,) annotator position
+    frame_pos: IntArray  # (M,) position in ``frames``
+    slot: IntArray  # (M,) slot in ``index``
+    label: IntArray  # (M,) label id
+    xyxy: FloatArray  # (M, 4) axis-aligned extent (every type; rectangles: the box)
+    rotation: FloatArray  # (M,) degrees (0 for types without rotation)
+    occluded: BoolArray  # (M,)
+    z_order: IntArray  # (M,)
+    attr_key: IntArray  # (M,) hash of the attribute values, 0 when the object has none
+    type_code: IntArray  # (M,) position in SHAPE_TYPES
+
+    def __post_init__(self) -> None:
+        m = self.label.shape[0]
+        if self.shapes is not None and len(self.shapes) != m:
+            raise ValueError(f"shapes: expected {m}, got {len(self.shapes)}")
+        if self.index.ndim != 3 or self.index.shape[0] != self.frames.shape[0]:
+            raise ValueError(f"expected index of shape (F, R, N), got {self.index.shape}")
+        for name in ("annotator", "frame_pos", "slot", "rotation", "occluded", "z_order", "attr_key", "type_code"):
+            arr = getattr(self, name)
+            if arr.shape != (m,):
+                raise ValueError(f"{name}: expected shape ({m},), got {arr.shape}")
+        if self.xyxy.shape != (m, 4):
+            raise ValueError(f"xyxy: expected shape ({m}, 4), got {self.xyxy.shape}")
+
+    @classmethod
+    def from_columns(
+        cls,
+        frames: IntArray,
+        n_annotators: int,
+        frame_pos: IntArray,
+        annotator: IntArray,
+        label: IntArray,
+        xyxy: FloatArray,
+    ) -> ReplicaBatch:
+        """Axis-aligned rectangles given as columns (M,) / (M, 4), in any order."""
+        order = np.lexsort((annotator, frame_pos))
+        frame_pos, annotator, label, xyxy = frame_pos[order], annotator[order], label[order], xyxy[order]
+        m = label.shape[0]
+        slot, index = _slots(frame_pos, annotator, len(frames), n_annotators)
+        return cls(
+            key=("rectangle", None),
+            frames=np.asarray(frames, dtype=np.int64),
+            shapes=None,
+            index=index,
+            annotator=annotator,
+            frame_pos=frame_pos,
+            slot=slot,
+            label=label,
+            xyxy=np.asarray(xyxy, dtype=np.float64),
+            rotation=np.zeros(m),
+            occluded=np.zeros(m, dtype=bool),
+            z_order=np.zeros(m, dtype=np.int64),
+            attr_key=np.zeros(m, dtype=np.int64),
+            type_code=np.full(m, _TYPE_CODE[ShapeType.RECTANGLE], dtype=np.int64),
+        )
+
+    def shape(self, row: int) -> Shape:
+        """The input shape of a row (batches built from shapes only)."""
+        if self.shapes is None:
+            raise ValueError(f"match group {self.key}: built from columns, no shape objects")
+        return self.shapes[row]
+
+    @property
+    def family(self) -> str:
+        return self.key[0]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def n_annotators(self) -> int:
+        return int(self.index.shape[1])
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.index.shape[2])
+
+    @property
+    def valid(self) -> BoolArray:
+        """(F, R, N) true where a slot holds an object."""
+        return self.index >= 0
+
+    def padded(self, values: npt.NDArray[np.generic], fill: float = 0.0) -> npt.NDArray[np.generic]:
+        """Scatter a per-row array ``(M, ...)`` into ``(F, R, N, ...)`` with ``fill`` in the padding."""
+        out = np.full(self.index.shape + values.shape[1:], fill, dtype=values.dtype)
+        out[self.frame_pos, self.annotator, self.slot] = values
+        return out
+
+    def frame_shapes(self, frame_pos: int, annotator: int) -> list[Shape]:
+        """The shapes of one annotator on one frame of the chunk, in slot order."""
+        rows = self.index[frame_pos, annotator]
+        return [self.shape(i) for i in rows[rows >= 0].tolist()]
+
+
+@dataclass(frozen=True)
+class ChunkInput:
+    """Frames of a chunk: ``frames (F,)`` and per frame the annotators' :class:`FrameAnnotations`
+    (``None`` when an annotator has nothing on that frame)."""
+
+    frames: tuple[int, ...]
+    per_frame: tuple[tuple[FrameAnnotations | None, ...], ...]
+    n_annotators: int
+
+    def tags(self, frame_pos: int) -> list[tuple[int, Tag]]:
+        """(annotator, tag) pairs on one frame."""
+        out: list[tuple[int, Tag]] = []
+        for r, fa in enumerate(self.per_frame[frame_pos]):
+            if fa is not None:
+                out.extend((r, t) for t in fa.tags)
+        return out
+
+
+def _extent(shape: Shape) -> Sequence[float]:
+    if shape.type is ShapeType.RECTANGLE:
+        return shape.points  # type: ignore[return-value]
+    return shape.xyxy  # type: ignore[return-value]
+
+
+def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dict[GroupKey, ReplicaBatch]:
+    """Group the chunk's shapes into match groups and pad them per frame and annotator."""
+    rows: dict[GroupKey, tuple[list[Shape], list[int], list[int]]] = {}
+    for pos, per_annot in enumerate(chunk.per_frame):
+        for r, fa in enumerate(per_annot):
+            if fa is None:
+                continue
+            for shape in fa.shapes:
+                if shape.outside:
+                    continue
+                key: GroupKey = (MATCH_FAMILY[shape.type], None if match_across_labels else shape.label_id)
+                entry = rows.get(key)
+                if entry is None:
+                    entry = rows[key] = ([], [], [])
+                entry[0].append(shape)
+                entry[1].append(pos)
+                entry[2].append(r)
+    n_frames = len(chunk.frames)
+    frames = np.asarray(chunk.frames, dtype=np.int64)
+    out: dict[GroupKey, ReplicaBatch] = {}
+    for key, (shapes, pos_list, annot_list) in rows.items():
+        frame_pos = np.asarray(pos_list, dtype=np.int64)
+        annotator = np.asarray(annot_list, dtype=np.int64)
+        slot, index = _slots(frame_pos, annotator, n_frames, chunk.n_annotators)
+        m = len(shapes)
+        if key[0] == "rectangle":
+            xyxy = np.array([s.points for s in shapes], dtype=np.float64).reshape(-1, 4)
+        else:
+            xyxy = np.array([_extent(s) for s in shapes], dtype=np.float64).reshape(-1, 4)
+        out[key] = ReplicaBatch(
+            key=key,
+            frames=frames,
+            shapes=tuple(shapes),
+            index=index,
+            annotator=annotator,
+            frame_pos=frame_pos,
+            slot=slot,
+            label=np.fromiter((s.label_id for s in shapes), dtype=np.int64, count=m),
+            xyxy=xyxy,
+            rotation=np.fromiter((s.rotation for s in shapes), dtype=np.float64, count=m),
+            occluded=np.fromiter((s.occluded for s in shapes), dtype=bool, count=m),
+            z_order=np.fromiter((s.z_order for s in shapes), dtype=np.int64, count=m),
+            attr_key=np.fromiter((hash(s.attributes) if s.attributes else 0 for s in shapes), np.int64, m),
+            type_code=np.fromiter((_TYPE_CODE[s.type] for s in shapes), dtype=np.int64, count=m),
+        )
+    return out
+
+
+def _slots(frame_pos: IntArray, annotator: IntArray, n_frames: int, n_annotators: int) -> tuple[IntArray, IntArray]:
+    """Slots of rows grouped by (frame, annotator) and the (F, R, N) index of rows."""
+    group = frame_pos * n_annotators + annotator
+    if group.size == 0:
+        return np.zeros(0, dtype=np.int64), np.full((n_frames, n_annotators, 0), -1, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+    lengths = np.diff(np.concatenate((starts, [group.size])))
+    slot = np.arange(group.size) - np.repeat(starts, lengths)
+    index = np.full((n_frames, n_annotators, int(lengths.max())), -1, dtype=np.int64)
+    index[frame_pos, annotator, slot] = np.arange(group.size)
+    return slot, index

@@ -1,0 +1,131 @@
+"""Clusters of objects across R annotators, built from the pairwise optimal matchings.
+
+Rule (documented in the README): two objects of different annotators are *linked* when the
+pairwise assignment of their annotators matched them. A cluster is a set of objects in which
+every two members are linked, so it holds at most one object per annotator and every pair in it
+reaches the threshold (the guarantee CVAT's consensus merge gives). Connected components of the
+link graph that already are such cliques become clusters directly (vectorised; nearly all of
+them). Other components are split greedily: links are taken by descending similarity (ties by
+object order) and two clusters join only if every cross pair is linked. Unlinked objects are
+singleton clusters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBatch
+from cvat_ext.consensus.matching import PairLinks, annotator_pairs
+
+Pair = tuple[int, int]
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterTable:
+    """Clusters of one match group in a chunk, ordered by their first object (so by frame).
+
+    ``frame_pos (K,)`` position of the cluster's frame in the chunk; ``members (K, R)`` the slot of
+    each annotator's member, -1 if absent; ``pair_sim (K, P)`` the similarity of each annotator pair
+    (order of :func:`annotator_pairs`), NaN unless both are members.
+    """
+
+    frame_pos: IntArray
+    members: IntArray
+    pair_sim: FloatArray
+
+    def __post_init__(self) -> None:
+        k = self.frame_pos.shape[0]
+        if self.members.ndim != 2 or self.members.shape[0] != k:
+            raise ValueError(f"members: expected shape ({k}, R), got {self.members.shape}")
+        if self.pair_sim.shape[0] != k:
+            raise ValueError(f"pair_sim: expected {k} rows, got {self.pair_sim.shape}")
+
+    @property
+    def present(self) -> BoolArray:
+        """(K, R) true where the annotator has a member."""
+        return self.members >= 0
+
+    def __len__(self) -> int:
+        return int(self.frame_pos.shape[0])
+
+
+def build_clusters(batch: ReplicaBatch, links: Mapping[Pair, PairLinks]) -> ClusterTable:
+    """Cluster the rows of ``batch`` from the pairwise matchings ``links[(r, s)]``."""
+    m = batch.label.shape[0]
+    n_annot = batch.n_annotators
+    pairs = annotator_pairs(n_annot)
+    edge_a = np.concatenate([links[p].a for p in pairs]) if pairs else np.zeros(0, np.int64)
+    edge_b = np.concatenate([links[p].b for p in pairs]) if pairs else np.zeros(0, np.int64)
+    edge_sim = np.concatenate([links[p].sim for p in pairs]) if pairs else np.zeros(0)
+    edge_pair = np.repeat(np.arange(len(pairs)), [len(links[p]) for p in pairs])
+
+    graph = coo_matrix((np.ones(edge_a.size), (edge_a, edge_b)), shape=(m, m))
+    _, comp = connected_components(graph, directed=False)
+    comp = np.asarray(comp, dtype=np.int64)
+
+    # a component is a clique of links iff it has one object per annotator at most and
+    # size * (size - 1) / 2 links (links join different annotators and are one-to-one per pair)
+    n_comp = int(comp.max()) + 1 if m else 0
+    size = np.bincount(comp, minlength=n_comp)
+    n_edges = np.bincount(comp[edge_a], minlength=n_comp)
+    per_annot = np.bincount(comp * n_annot + batch.annotator, minlength=n_comp * n_annot).reshape(n_comp, n_annot)
+    bad = (per_annot.max(axis=1, initial=0) > 1) | (n_edges != size * (size - 1) // 2)
+    root = comp.copy()
+    if bad.any():
+        on_bad = bad[comp[edge_a]]
+        _split_greedily(root, comp, bad, edge_a[on_bad], edge_b[on_bad], edge_sim[on_bad], batch.annotator, n_comp)
+
+    # table: clusters ordered by their first row
+    uniq_root, first_row, inv = np.unique(root, return_index=True, return_inverse=True)
+    order = np.argsort(first_row, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    cluster = rank[inv]
+    members = np.full((uniq_root.size, n_annot), -1, dtype=np.int64)
+    members[cluster, batch.annotator] = batch.slot
+    frame_pos = np.empty(uniq_root.size, dtype=np.int64)
+    frame_pos[cluster] = batch.frame_pos
+    pair_sim = np.full((uniq_root.size, len(pairs)), np.nan)
+    same = cluster[edge_a] == cluster[edge_b]
+    pair_sim[cluster[edge_a[same]], edge_pair[same]] = edge_sim[same]
+    return ClusterTable(frame_pos=frame_pos, members=members, pair_sim=pair_sim)
+
+
+def _split_greedily(
+    root: IntArray,
+    comp: IntArray,
+    bad: BoolArray,
+    edge_a: IntArray,
+    edge_b: IntArray,
+    edge_sim: FloatArray,
+    annotator: IntArray,
+    n_comp: int,
+) -> None:
+    """Re-cluster the nodes of the ``bad`` components in place (``root`` per row) by the greedy rule."""
+    bad_rows = np.flatnonzero(bad[comp])
+    # every bad row starts alone; its new root ids come after all component ids
+    root[bad_rows] = n_comp + bad_rows
+    order = np.lexsort((edge_b, edge_a, -edge_sim))
+    linked = set(zip(edge_a.tolist(), edge_b.tolist(), strict=True))
+    members: dict[int, list[int]] = {}
+    for a, b in zip(edge_a[order].tolist(), edge_b[order].tolist(), strict=True):
+        ra, rb = int(root[a]), int(root[b])
+        if ra == rb:
+            continue
+        ma = members.get(ra, [a])
+        mb = members.get(rb, [b])
+        if {int(annotator[x]) for x in ma} & {int(annotator[y]) for y in mb}:
+            continue
+        if not all((x, y) in linked or (y, x) in linked for x in ma for y in mb):
+            continue
+        joined = ma + mb
+        members.pop(ra, None)
+        members.pop(rb, None)
+        new_root = min(ra, rb)
+        members[new_root] = joined
+        root[joined] = new_root

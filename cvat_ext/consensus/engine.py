@@ -1,0 +1,232 @@
+"""The job-level driver: stream a job's replicas chunk by chunk, score agreement, merge.
+
+Two passes over the frames, each a chunk (``settings.chunk_frames``) at a time:
+
+1. match and cluster every match group, keep the small cluster tables (member slots and labels),
+   pool pairwise disagreement and the cluster labels;
+2. fit the reliabilities (Dawid–Skene on labels, noise separation on geometry), then merge each
+   cluster, collect findings and statistics.
+
+The second pass reuses the first pass's chunks while they hold fewer than
+:data:`CACHE_OBJECTS` objects in total, and re-reads the replicas otherwise, so a long job never
+needs more than a chunk of work in memory beyond the cluster tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Shape, Tag
+from cvat_ext.annotations.tracks import iter_frames
+from cvat_ext.consensus.batch import ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
+from cvat_ext.consensus.clusters import ClusterTable, build_clusters
+from cvat_ext.consensus.fuse import ChunkMerger, JobTally, ReliabilityModel
+from cvat_ext.consensus.matching import annotator_pairs, pair_links
+from cvat_ext.consensus.merge import member_rows
+from cvat_ext.consensus.reliability import fit_dawid_skene, fusion_weights, separate_noise
+from cvat_ext.consensus.report import ConsensusResult
+from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.errors import ConfigError
+from cvat_ext.geometry import SimilarityParams
+
+logger = logging.getLogger(__name__)
+
+#: keep pass-1 chunks for pass 2 while the job has at most this many objects
+CACHE_OBJECTS = 2_000_000
+
+#: progress callback: (pass name, frames just finished)
+ProgressFn = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class ChunkClusters:
+    """Pass-1 result for one chunk: per match group its clusters and member labels (K, R)."""
+
+    tables: Mapping[GroupKey, ClusterTable]
+    labels: Mapping[GroupKey, IntArray]
+
+
+def _frames_of(ann: JobAnnotations, last_frame: int) -> Iterator[FrameAnnotations]:
+    if ann.tracks:
+        yield from iter_frames(ann, last_frame=last_frame)
+        return
+    # no tracks: grouping shapes by frame gives what iter_frames gives, at a fraction of the cost
+    shapes: dict[int, list[Shape]] = {}
+    for shape in ann.shapes:
+        shapes.setdefault(shape.frame, []).append(shape)
+    tags: dict[int, list[Tag]] = {}
+    for tag in ann.tags:
+        tags.setdefault(tag.frame, []).append(tag)
+    for frame in sorted(shapes.keys() | tags.keys()):
+        yield FrameAnnotations(frame=frame, shapes=tuple(shapes.get(frame, ())), tags=tuple(tags.get(frame, ())))
+
+
+def iter_chunks(replicas: Sequence[JobAnnotations], meta: JobMeta, chunk_frames: int) -> Iterator[ChunkInput]:
+    """Frames that any replica annotated, joined across replicas, ``chunk_frames`` at a time."""
+    deleted = set(meta.deleted_frames)
+    streams = [_frames_of(ann, meta.stop_frame) for ann in replicas]
+    heads: list[FrameAnnotations | None] = [next(s, None) for s in streams]
+    frames: list[int] = []
+    per_frame: list[tuple[FrameAnnotations | None, ...]] = []
+    while True:
+        live = [h.frame for h in heads if h is not None]
+        if not live:
+            break
+        frame = min(live)
+        row = tuple(h if h is not None and h.frame == frame else None for h in heads)
+        for i, h in enumerate(row):
+            if h is not None:
+                heads[i] = next(streams[i], None)
+        if frame in deleted:
+            continue
+        frames.append(frame)
+        per_frame.append(row)
+        if len(frames) == chunk_frames:
+            yield ChunkInput(tuple(frames), tuple(per_frame), len(replicas))
+            frames, per_frame = [], []
+    if frames:
+        yield ChunkInput(tuple(frames), tuple(per_frame), len(replicas))
+
+
+def _params(settings: ConsensusSettings, meta: JobMeta, frame: int) -> SimilarityParams:
+    info = meta.frame_info(frame) if meta.frames else None
+    return SimilarityParams(
+        iou_thr=settings.iou_thr,
+        oks_sigma=settings.oks_sigma,
+        line_thickness=settings.line_thickness,
+        image_wh=(info.width, info.height) if info is not None else (0, 0),
+    )
+
+
+def cluster_batch(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> ClusterTable:
+    """Match every annotator pair of one match group and cluster the matches."""
+    links = {(r, s): pair_links(batch, r, s, params, iou_thr) for r, s in annotator_pairs(batch.n_annotators)}
+    return build_clusters(batch, links)
+
+
+#: a re-startable stream of chunks with their match-group batches (called once per pass)
+ChunkSource = Callable[[], Iterable[tuple[ChunkInput, dict[GroupKey, ReplicaBatch]]]]
+
+
+def score_replicas(
+    replicas: Mapping[str, JobAnnotations],
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings | None = None,
+    *,
+    progress: ProgressFn | None = None,
+) -> ConsensusResult:
+    """Score the agreement of a job's consensus replicas and merge them.
+
+    ``replicas`` maps annotator name -> that annotator's job annotations (the order fixes the
+    annotator order of every table). Returns the per-frame findings, the job/label/annotator/pair
+    statistics and the merged annotations (``source="consensus"``, ``score`` set).
+    """
+    settings = settings or ConsensusSettings()
+    names = tuple(replicas)
+    anns = [replicas[n] for n in names]
+    chunk_frames = settings.chunk_frames
+    across = settings.match_across_labels
+
+    def source() -> Iterator[tuple[ChunkInput, dict[GroupKey, ReplicaBatch]]]:
+        for chunk in iter_chunks(anns, meta, chunk_frames):
+            yield chunk, build_batches(chunk, match_across_labels=across)
+
+    return score_chunks(names, source, labels, meta, settings, progress=progress)
+
+
+def score_chunks(
+    names: Sequence[str],
+    source: ChunkSource,
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings,
+    *,
+    progress: ProgressFn | None = None,
+) -> ConsensusResult:
+    """The engine on already columnar chunks (what :func:`score_replicas` feeds it; the benchmark
+    feeds it directly to time matching, agreement and merge without the object conversion)."""
+    names = tuple(names)
+    n_annot = len(names)
+    if n_annot < 2:
+        raise ConfigError(f"consensus needs at least 2 replicas, got {n_annot}: {list(names)}")
+
+    # pass 1: clusters, pooled pair disagreement and labels
+    pairs = annotator_pairs(n_annot)
+    disagreement = np.zeros(len(pairs))
+    linked = np.zeros(len(pairs))
+    stored: list[tuple[ChunkInput | None, dict[GroupKey, ReplicaBatch] | None, ChunkClusters]] = []
+    all_labels: list[IntArray] = []
+    n_objects = 0
+    for chunk, batches in source():
+        params = _params(settings, meta, chunk.frames[0])
+        tables: dict[GroupKey, ClusterTable] = {}
+        chunk_labels: dict[GroupKey, IntArray] = {}
+        for key, batch in batches.items():
+            table = cluster_batch(batch, params, settings.iou_thr)
+            rows = member_rows(batch, table)
+            tables[key] = table
+            chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
+            all_labels.append(chunk_labels[key])
+            ok = np.isfinite(table.pair_sim)
+            disagreement += np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0).sum(axis=0)
+            linked += ok.sum(axis=0)
+            n_objects += int(batch.label.shape[0])
+        keep = n_objects <= CACHE_OBJECTS
+        stored.append((chunk if keep else None, batches if keep else None, ChunkClusters(tables, chunk_labels)))
+        if progress is not None:
+            progress("match", len(chunk.frames))
+    cached = n_objects <= CACHE_OBJECTS
+
+    model = _fit_reliability(names, all_labels, disagreement, linked, settings)
+    logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
+
+    # pass 2: merge and statistics
+    tally = JobTally(model, labels, settings)
+    merger = ChunkMerger(model, labels, meta, settings, tally)
+    again = None if cached else iter(source())
+    for chunk_or_none, batches_or_none, clusters in stored:
+        if again is not None:
+            chunk, batches = next(again)
+        else:
+            assert chunk_or_none is not None and batches_or_none is not None
+            chunk, batches = chunk_or_none, batches_or_none
+        merger.merge_chunk(chunk, batches, clusters.tables)
+        if progress is not None:
+            progress("merge", len(chunk.frames))
+    return tally.result(merger.merged)
+
+
+def _fit_reliability(
+    names: tuple[str, ...],
+    all_labels: list[IntArray],
+    disagreement: FloatArray,
+    linked: FloatArray,
+    settings: ConsensusSettings,
+) -> ReliabilityModel:
+    n_annot = len(names)
+    label_table = np.concatenate(all_labels) if all_labels else np.zeros((0, n_annot), dtype=np.int64)
+    use_estimate = settings.estimate_reliability and settings.method != "nearest"
+    ds = fit_dawid_skene(label_table, iterations=settings.dawid_skene_iters if use_estimate else 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise = separate_noise(np.where(linked > 0, disagreement / np.maximum(linked, 1), np.nan), n_annot)
+    if settings.weights is not None:
+        unknown = sorted(set(settings.weights) - set(names))
+        if unknown:
+            raise ConfigError(f"consensus settings: weights for unknown annotators {unknown}; replicas: {list(names)}")
+        weights = np.array([settings.weights.get(n, 1.0) for n in names], dtype=np.float64)
+    elif use_estimate and n_annot >= 3:
+        weights = fusion_weights(noise)
+    else:
+        weights = np.ones(n_annot)
+    return ReliabilityModel(
+        names=names,
+        weights=weights,
+        dawid_skene=ds if use_estimate else None,
+        label_reliability=ds.accuracy if ds.classes.size else np.full(n_annot, np.nan),
+        geometric_reliability=1.0 - np.sqrt(noise),
+    )

@@ -1,0 +1,150 @@
+"""Pairwise optimal matching of two annotators' objects, on a whole chunk of frames at once.
+
+Objects are the rows of a :class:`~cvat_ext.consensus.batch.ReplicaBatch`. For an annotator pair
+``(r, s)`` the *candidates* are the object pairs on the same frame whose similarity (IoU, or OKS
+for points/skeletons) reaches ``iou_thr``. The matching maximises the summed similarity of
+candidates (Hungarian, :func:`scipy.optimize.linear_sum_assignment`) per frame. On a frame where no
+object has more than one candidate the candidates already are that optimum, so the solver only runs
+on frames with competing candidates, on the sub-matrix of rows and columns that have candidates.
+
+Rectangles never build an (N, N) matrix: a sort-and-sweep over box extents proposes the pairs that
+overlap, and only those go through the geometry kernel. Other types use
+:func:`cvat_ext.geometry.similarity_matrix` per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
+from cvat_ext.geometry import SimilarityParams, box_iou_batched, similarity_matrix
+
+
+@dataclass(frozen=True, eq=False)
+class PairLinks:
+    """Matched object pairs of annotators ``r < s``: rows ``a (L,)`` of r, ``b (L,)`` of s, ``sim (L,)``."""
+
+    a: IntArray
+    b: IntArray
+    sim: FloatArray
+
+    def __post_init__(self) -> None:
+        if not self.a.shape == self.b.shape == self.sim.shape or self.a.ndim != 1:
+            raise ValueError(f"links: expected three (L,) arrays, got {self.a.shape} {self.b.shape} {self.sim.shape}")
+
+    def __len__(self) -> int:
+        return int(self.a.shape[0])
+
+
+def annotator_pairs(n_annotators: int) -> list[tuple[int, int]]:
+    """All ``(r, s)`` with ``r < s``, in a fixed order (the column order of pair tables)."""
+    return [(r, s) for r in range(n_annotators) for s in range(r + 1, n_annotators)]
+
+
+def _rows_of(batch: ReplicaBatch, r: int) -> IntArray:
+    return np.flatnonzero(batch.annotator == r)
+
+
+def box_candidates(batch: ReplicaBatch, r: int, s: int) -> tuple[IntArray, IntArray]:
+    """Rows ``(ia, ib)`` of annotator r and s on the same frame whose boxes overlap (sweep on x)."""
+    rows_a, rows_b = _rows_of(batch, r), _rows_of(batch, s)
+    if rows_a.size == 0 or rows_b.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    xyxy_a, xyxy_b = batch.xyxy[rows_a], batch.xyxy[rows_b]
+    # one sorted key per frame band: frames are separated by more than any box reach
+    span = float(max(np.abs(batch.xyxy).max(), 1.0)) * 4.0 + 1.0
+    cx_a = (xyxy_a[:, 0] + xyxy_a[:, 2]) / 2 + batch.frame_pos[rows_a] * span
+    cx_b = (xyxy_b[:, 0] + xyxy_b[:, 2]) / 2 + batch.frame_pos[rows_b] * span
+    half_a = np.abs(xyxy_a[:, 2] - xyxy_a[:, 0]) / 2
+    reach = half_a + float(np.abs(xyxy_b[:, 2] - xyxy_b[:, 0]).max()) / 2
+    order = np.argsort(cx_b, kind="stable")
+    sorted_b = cx_b[order]
+    lo = np.searchsorted(sorted_b, cx_a - reach, side="left")
+    hi = np.searchsorted(sorted_b, cx_a + reach, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    ia = np.repeat(np.arange(rows_a.size), counts)
+    offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    ib = order[np.arange(total) + offsets]
+    # exact extent overlap on both axes (zero-area contact cannot reach a positive threshold)
+    a, b = xyxy_a[ia], xyxy_b[ib]
+    keep = (
+        (np.minimum(a[:, 2], b[:, 2]) > np.maximum(a[:, 0], b[:, 0]))
+        & (np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1]))
+        & (batch.frame_pos[rows_a][ia] == batch.frame_pos[rows_b][ib])
+    )
+    return rows_a[ia[keep]], rows_b[ib[keep]]
+
+
+def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float) -> PairLinks:
+    """Optimal matching of axis-aligned rectangles of annotators r and s over the whole chunk."""
+    ia, ib = box_candidates(batch, r, s)
+    sim = box_iou_batched(batch.xyxy[ia][:, None], None, batch.xyxy[ib][:, None], None)[:, 0, 0]
+    return match_candidates(batch, ia, ib, sim, iou_thr)
+
+
+def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, iou_thr: float) -> PairLinks:
+    """Optimal matching through :func:`similarity_matrix`, one frame at a time (any shape type)."""
+    ia_parts: list[IntArray] = []
+    ib_parts: list[IntArray] = []
+    sim_parts: list[FloatArray] = []
+    has_r = (batch.index[:, r] >= 0).any(axis=1)
+    has_s = (batch.index[:, s] >= 0).any(axis=1)
+    for f in np.flatnonzero(has_r & has_s).tolist():
+        rows_a = batch.index[f, r][batch.index[f, r] >= 0]
+        rows_b = batch.index[f, s][batch.index[f, s] >= 0]
+        sim = similarity_matrix(
+            [batch.shape(i) for i in rows_a.tolist()], [batch.shape(j) for j in rows_b.tolist()], params
+        )
+        i, j = np.nonzero(sim >= iou_thr)
+        ia_parts.append(rows_a[i])
+        ib_parts.append(rows_b[j])
+        sim_parts.append(sim[i, j])
+    if not ia_parts:
+        return match_candidates(batch, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), iou_thr)
+    return match_candidates(
+        batch, np.concatenate(ia_parts), np.concatenate(ib_parts), np.concatenate(sim_parts), iou_thr
+    )
+
+
+def pair_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, iou_thr: float) -> PairLinks:
+    """The matching of annotators r and s, by the fastest path for the batch's shape type."""
+    if batch.family == "rectangle" and not np.any(np.mod(batch.rotation, 180.0)):
+        return box_links(batch, r, s, iou_thr)
+    return dense_links(batch, r, s, params, iou_thr)
+
+
+def match_candidates(batch: ReplicaBatch, ia: IntArray, ib: IntArray, sim: FloatArray, iou_thr: float) -> PairLinks:
+    """Resolve candidate pairs (rows ``ia`` of one annotator, ``ib`` of the other, their
+    similarity ``sim``) into the per-frame optimal one-to-one matching."""
+    keep = sim >= iou_thr
+    ia, ib, sim = ia[keep], ib[keep], sim[keep]
+    m = batch.label.shape[0]
+    row_count = np.bincount(ia, minlength=m)
+    col_count = np.bincount(ib, minlength=m)
+    contested = (row_count[ia] > 1) | (col_count[ib] > 1)
+    if not contested.any():
+        return PairLinks(ia, ib, sim)
+    frame = batch.frame_pos[ia]
+    hard = np.isin(frame, np.unique(frame[contested]))
+    out_a, out_b, out_sim = [ia[~hard]], [ib[~hard]], [sim[~hard]]
+    ia_h, ib_h, sim_h, frame_h = ia[hard], ib[hard], sim[hard], frame[hard]
+    order = np.argsort(frame_h, kind="stable")
+    ia_h, ib_h, sim_h, frame_h = ia_h[order], ib_h[order], sim_h[order], frame_h[order]
+    bounds = np.flatnonzero(np.diff(frame_h)) + 1
+    for part_a, part_b, part_sim in zip(
+        np.split(ia_h, bounds), np.split(ib_h, bounds), np.split(sim_h, bounds), strict=True
+    ):
+        rows_a, loc_a = np.unique(part_a, return_inverse=True)
+        rows_b, loc_b = np.unique(part_b, return_inverse=True)
+        weights = np.zeros((rows_a.size, rows_b.size))
+        weights[loc_a, loc_b] = part_sim
+        sel_a, sel_b = linear_sum_assignment(weights, maximize=True)
+        ok = weights[sel_a, sel_b] > 0
+        out_a.append(rows_a[sel_a[ok]])
+        out_b.append(rows_b[sel_b[ok]])
+        out_sim.append(weights[sel_a[ok], sel_b[ok]])
+    return PairLinks(np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_sim))

@@ -1,0 +1,250 @@
+"""Fuse each kept cluster into one object.
+
+* rectangles: weighted boxes fusion, the weighted mean of the members' ``xyxy`` (and rotation);
+* masks and polygons: weighted pixel vote on the members' union crop (pixel kept when its vote
+  reaches ``vote_thr`` of the members' weight), or STAPLE EM; polygons are rasterised on a
+  sub-pixel grid and traced back to their largest outer contour;
+* skeletons: weighted median per keypoint over the members that see it, visibility by weighted vote;
+* points, polylines, ellipses, cuboids: the weighted medoid (member most similar to the others);
+* method ``nearest`` (CVAT's documented rule): the member whose extent is nearest (IoU) to the
+  members' mean extent, equal weights;
+* labels come from the caller (Dawid–Skene posterior or weighted vote); attributes by weighted
+  vote among the members that carry the chosen label.
+
+Weights are per annotator ``(R,)``, larger = more trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from cvat_ext.annotations.model import Attribute, MaskRle, Shape, ShapeType, Tag
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBatch
+from cvat_ext.consensus.clusters import ClusterTable
+from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.settings import MergeMethod
+from cvat_ext.geometry import box_iou
+
+SOURCE = "consensus"
+#: sub-pixel factor for polygon rasterisation, and the crop size above which it falls back to 1
+_POLY_SCALE = 4
+_MAX_CROP_PIXELS = 4_000_000
+
+
+def member_rows(batch: ReplicaBatch, table: ClusterTable) -> IntArray:
+    """(K, R) row in ``batch.shapes`` of each member, -1 where absent."""
+    slots = np.where(table.members >= 0, table.members, 0)
+    rows = batch.index[table.frame_pos[:, None], np.arange(table.members.shape[1])[None, :], slots]
+    return np.where(table.members >= 0, rows, -1)
+
+
+def fuse_boxes(xyxy: FloatArray, rotation: FloatArray, weight: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Weighted boxes fusion. ``xyxy (K, R, 4)``, ``rotation (K, R)`` degrees, ``weight (K, R)`` (0 for
+    absent members). Returns fused ``xyxy (K, 4)`` and ``rotation (K,)``."""
+    total = weight.sum(axis=1)
+    total = np.where(total > 0, total, 1.0)
+    fused = np.einsum("kr,krc->kc", weight, xyxy) / total[:, None]
+    if not np.any(rotation):
+        return fused, np.zeros(fused.shape[0])
+    rad = np.deg2rad(rotation)
+    angle = np.rad2deg(np.arctan2((weight * np.sin(rad)).sum(axis=1), (weight * np.cos(rad)).sum(axis=1)))
+    return fused, np.mod(angle, 360.0)
+
+
+def nearest_to_mean(xyxy: FloatArray, present: BoolArray) -> IntArray:
+    """CVAT's rule: (K,) annotator position of the member whose extent has the highest IoU with the
+    mean extent of the cluster. ``xyxy (K, R, 4)``, ``present (K, R)``."""
+    count = np.maximum(present.sum(axis=1), 1)
+    mean = (xyxy * present[:, :, None]).sum(axis=1) / count[:, None]
+    best = np.zeros(xyxy.shape[0], dtype=np.int64)
+    for k in range(xyxy.shape[0]):
+        iou = box_iou(mean[k : k + 1], xyxy[k])[0]
+        iou = np.where(present[k], iou, -1.0)
+        best[k] = int(np.argmax(iou))
+    return best
+
+
+def weighted_medoid(pair_sim: FloatArray, present: BoolArray, weight: FloatArray) -> IntArray:
+    """(K,) annotator position of the member with the highest weighted similarity to the others.
+
+    ``pair_sim (K, P)`` (NaN unless both present), ``present (K, R)``, ``weight (R,)``."""
+    n_annot = present.shape[1]
+    score = np.zeros(present.shape, dtype=np.float64)
+    sim = np.nan_to_num(pair_sim, nan=0.0)
+    for p, (r, s) in enumerate(annotator_pairs(n_annot)):
+        score[:, r] += weight[s] * sim[:, p]
+        score[:, s] += weight[r] * sim[:, p]
+    # ties (singletons, pairs) go to the more trusted annotator
+    score += 1e-6 * weight[None, :]
+    score[~present] = -np.inf
+    return np.asarray(score.argmax(axis=1), dtype=np.int64)
+
+
+def vote_attributes(shapes: Sequence[Shape | Tag], weights: Sequence[float]) -> tuple[Attribute, ...]:
+    """Per attribute spec, the value with the largest summed weight (ties: smallest value string)."""
+    tally: dict[int, dict[str, float]] = {}
+    for shape, w in zip(shapes, weights, strict=True):
+        for attr in shape.attributes:
+            per_value = tally.setdefault(attr.spec_id, {})
+            per_value[attr.value] = per_value.get(attr.value, 0.0) + w
+    return tuple(
+        Attribute(spec_id, min(values.items(), key=lambda kv: (-kv[1], kv[0]))[0])
+        for spec_id, values in sorted(tally.items())
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# masks and polygons
+
+
+def _crop_box(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    arr = np.asarray(boxes)
+    return int(arr[:, 0].min()), int(arr[:, 1].min()), int(arr[:, 2].max()), int(arr[:, 3].max())
+
+
+def _paste_masks(masks: Sequence[MaskRle]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(R', H, W) bool stack of the masks on their union crop, and the crop's inclusive ltrb."""
+    left, top, right, bottom = _crop_box([m.ltrb for m in masks])
+    stack = np.zeros((len(masks), bottom - top + 1, right - left + 1), dtype=bool)
+    for i, m in enumerate(masks):
+        l0, t0, r0, b0 = m.ltrb
+        stack[i, t0 - top : b0 - top + 1, l0 - left : r0 - left + 1] = m.to_bitmap()
+    return stack, (left, top, right, bottom)
+
+
+def pixel_vote(stack: np.ndarray, weight: FloatArray, vote_thr: float) -> np.ndarray:
+    """Weighted vote ``(H, W)`` bool: pixel on where the weight of members covering it reaches
+    ``vote_thr`` of the total. ``stack (R', H, W)`` bool, ``weight (R',)``."""
+    acc = np.tensordot(weight, stack.astype(np.float32), axes=1)
+    return np.asarray(acc >= vote_thr * float(weight.sum()) - 1e-9)
+
+
+def staple(stack: np.ndarray, weight: FloatArray, *, iterations: int = 15) -> np.ndarray:
+    """STAPLE EM (Warfield et al. 2004) on the union crop; starts from the weighted vote.
+
+    Estimates each member's sensitivity ``p`` and specificity ``q`` and the per-pixel probability of
+    foreground; returns it thresholded at 0.5."""
+    d = stack.reshape(stack.shape[0], -1).astype(np.float64)
+    prob = np.tensordot(weight / max(float(weight.sum()), 1e-12), d, axes=1)
+    prior = float(np.clip(prob.mean(), 1e-6, 1 - 1e-6))
+    for _ in range(iterations):
+        on = prob.sum()
+        off = (1.0 - prob).sum()
+        p = np.clip((d * prob).sum(axis=1) / max(on, 1e-12), 1e-6, 1 - 1e-6)
+        q = np.clip(((1.0 - d) * (1.0 - prob)).sum(axis=1) / max(off, 1e-12), 1e-6, 1 - 1e-6)
+        log_a = np.log(prior) + (d * np.log(p)[:, None] + (1 - d) * np.log(1 - p)[:, None]).sum(axis=0)
+        log_b = np.log(1 - prior) + ((1 - d) * np.log(q)[:, None] + d * np.log(1 - q)[:, None]).sum(axis=0)
+        prob = 1.0 / (1.0 + np.exp(np.clip(log_b - log_a, -50, 50)))
+    return np.asarray((prob >= 0.5).reshape(stack.shape[1:]))
+
+
+def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod, vote_thr: float) -> MaskRle | None:
+    """Fused mask (tight box) or None when the vote leaves no pixel."""
+    stack, (left, top, _, _) = _paste_masks(masks)
+    bits = staple(stack, weight) if method == "staple" else pixel_vote(stack, weight, vote_thr)
+    if not bits.any():
+        return None
+    return MaskRle.from_bitmap(bits, left, top).tight()
+
+
+def fuse_polygons(
+    polygons: Sequence[np.ndarray], weight: FloatArray, method: MergeMethod, vote_thr: float
+) -> np.ndarray | None:
+    """Fused polygon ``(K, 2)`` from member polygons, or None when the vote leaves < 3 vertices."""
+    allpts = np.concatenate(polygons)
+    x0, y0 = np.floor(allpts.min(axis=0)) - 1
+    x1, y1 = np.ceil(allpts.max(axis=0)) + 1
+    scale = _POLY_SCALE
+    if (x1 - x0) * (y1 - y0) * scale * scale > _MAX_CROP_PIXELS:
+        scale = 1
+    h, w = int((y1 - y0) * scale), int((x1 - x0) * scale)
+    stack = np.zeros((len(polygons), h, w), dtype=np.uint8)
+    frac = 4  # cv2 sub-pixel bits
+    for i, poly in enumerate(polygons):
+        # pixel (i, j) of the grid covers [j, j+1) / scale: its centre is at (j + 0.5) / scale
+        pts = ((poly - (x0, y0)) * scale - 0.5) * (1 << frac)
+        cv2.fillPoly(stack[i], [np.round(pts).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=frac)
+    stack_b = stack.astype(bool)
+    bits = staple(stack_b, weight) if method == "staple" else pixel_vote(stack_b, weight, vote_thr)
+    contours, _ = cv2.findContours(bits.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    best = max(contours, key=cv2.contourArea)
+    best = cv2.approxPolyDP(best, 0.25 * scale, True)
+    if best.shape[0] < 3:
+        return None
+    # contour runs through boundary pixel centres: move it out by half a pixel of the grid
+    xy = best.reshape(-1, 2).astype(np.float64)
+    centre = xy.mean(axis=0)
+    direction = xy - centre
+    norm = np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
+    xy = xy + 0.5 * direction / norm
+    return np.asarray((xy + 0.5) / scale + (x0, y0), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# skeletons
+
+
+def weighted_median(values: FloatArray, weight: FloatArray) -> float:
+    """The lower weighted median of ``values (n,)`` with ``weight (n,) > 0``."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weight[order])
+    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def fuse_skeleton(members: Sequence[Shape], weight: FloatArray) -> tuple[Shape, ...]:
+    """Fused keypoint elements: per keypoint label, the weighted median of visible members' xy,
+    visible when the weight of members that see it reaches half of the members' weight."""
+    by_label: dict[int, list[tuple[Shape, float]]] = {}
+    for member, w in zip(members, weight, strict=True):
+        for element in member.elements:
+            by_label.setdefault(element.label_id, []).append((element, float(w)))
+    out: list[Shape] = []
+    total = float(weight.sum())
+    for label_id in sorted(by_label):
+        entries = by_label[label_id]
+        seen = [(e, w) for e, w in entries if not e.outside]
+        visible_w = sum(w for _, w in seen)
+        use = seen or entries
+        xy = np.array([e.points.reshape(-1, 2)[0] for e, _ in use])
+        ww = np.array([w for _, w in use])
+        point = (weighted_median(xy[:, 0], ww), weighted_median(xy[:, 1], ww))
+        first = use[0][0]
+        out.append(
+            Shape(
+                type=ShapeType.POINTS,
+                frame=first.frame,
+                label_id=label_id,
+                points=np.array([point]),
+                outside=visible_w < 0.5 * total,
+                occluded=sum(w for e, w in entries if e.occluded) > 0.5 * total,
+                source=SOURCE,
+                attributes=vote_attributes([e for e, _ in entries], [w for _, w in entries]),
+            )
+        )
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# tags
+
+
+def merge_tags(frame: int, tags: Sequence[tuple[int, Tag]], weights: FloatArray, quorum: int) -> list[Tag]:
+    """Per frame: a tag label survives when at least ``quorum`` annotators gave it; score = share
+    of the annotators' total weight. ``tags`` are (annotator, tag) pairs."""
+    by_label: dict[int, dict[int, Tag]] = {}
+    for r, tag in tags:
+        by_label.setdefault(tag.label_id, {}).setdefault(r, tag)
+    out: list[Tag] = []
+    for label_id in sorted(by_label):
+        voters = by_label[label_id]
+        if len(voters) < quorum:
+            continue
+        members = list(voters.values())
+        w = [float(weights[r]) for r in voters]
+        out.append(Tag(frame=frame, label_id=label_id, source=SOURCE, attributes=vote_attributes(members, w)))
+    return out

@@ -1,0 +1,126 @@
+"""Per-annotator reliability: Dawid–Skene for labels, variance separation for geometry.
+
+Labels: Dawid & Skene (1979) EM over clusters. Each annotator r has a confusion matrix
+``pi[r, true, given]``; the E-step gives each cluster a posterior over true labels, the M-step
+re-estimates the confusions (with add-``smoothing`` counts) and the class prior. An annotator's
+label reliability is its prior-weighted accuracy ``sum_c prior_c pi[r, c, c]``.
+
+Geometry: for annotators r, s the mean disagreement of their matched pairs ``d_rs = (1 - IoU_rs)^2``
+grows like ``v_r + v_s``, the two annotators' own localisation noise (the "three-cornered hat"
+used to separate clock noises). Solving ``d_rs = v_r + v_s`` by least squares over all pairs
+(needs R >= 3) gives each annotator's noise; fusion weights are ``1 / v_r`` (inverse variance), and
+``1 - sqrt(v_r)`` is reported as the geometric reliability (an estimate of its IoU to the truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_ext.consensus.batch import FloatArray, IntArray
+from cvat_ext.consensus.matching import annotator_pairs
+
+
+@dataclass(frozen=True, eq=False)
+class DawidSkene:
+    """Fitted model. ``classes (L,)`` label ids; ``confusion (R, L, L)``; ``prior (L,)``."""
+
+    classes: IntArray
+    confusion: FloatArray
+    prior: FloatArray
+
+    @property
+    def accuracy(self) -> FloatArray:
+        """(R,) prior-weighted probability that an annotator gives the true label."""
+        diag = np.diagonal(self.confusion, axis1=1, axis2=2)
+        return np.asarray(diag @ self.prior, dtype=np.float64)
+
+    def posterior(self, labels: IntArray) -> FloatArray:
+        """(K, L) posterior over ``classes`` for clusters ``labels (K, R)`` (-1 = absent)."""
+        codes = _encode(labels, self.classes)
+        return _e_step(codes, self.confusion, self.prior)
+
+
+def _encode(labels: IntArray, classes: IntArray) -> IntArray:
+    """Label ids -> class positions, -1 for absent or unknown labels."""
+    pos = np.searchsorted(classes, labels)
+    pos = np.clip(pos, 0, max(classes.size - 1, 0))
+    ok = (labels >= 0) & (classes.size > 0)
+    if classes.size:
+        ok &= classes[pos] == labels
+    return np.where(ok, pos, -1)
+
+
+def _e_step(codes: IntArray, confusion: FloatArray, prior: FloatArray) -> FloatArray:
+    n_units, n_annot = codes.shape
+    log_post = np.broadcast_to(np.log(prior), (n_units, prior.size)).copy()
+    for r in range(n_annot):
+        # row g of the transposed log-confusion: log P(given g | true c) for every c; the appended
+        # zero row serves absent members (code -1)
+        table = np.vstack([np.log(confusion[r]).T, np.zeros((1, prior.size))])
+        log_post += table[codes[:, r]]
+    log_post -= log_post.max(axis=1, keepdims=True)
+    post = np.exp(log_post)
+    return np.asarray(post / post.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def fit_dawid_skene(labels: IntArray, *, iterations: int = 20, smoothing: float = 0.5, tol: float = 1e-6) -> DawidSkene:
+    """Fit on ``labels (K, R)``: the label id each annotator gave each cluster, -1 when absent.
+
+    Starts from the (unweighted) majority vote; ``iterations = 0`` returns that initial model.
+    Stops early when no posterior moves by more than ``tol``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n_annot = labels.shape[1] if labels.ndim == 2 else 0
+    classes = np.unique(labels[labels >= 0])
+    n_cls = classes.size
+    if n_cls == 0:
+        return DawidSkene(classes, np.ones((n_annot, 0, 0)), np.zeros(0))
+    codes = _encode(labels, classes)
+    # one-hot of the given labels per annotator, with a trailing "absent" column
+    onehot = [np.eye(n_cls + 1)[codes[:, r]][:, :n_cls] for r in range(n_annot)]
+    post = sum(onehot, np.zeros((labels.shape[0], n_cls)))
+    post = post / np.maximum(post.sum(axis=1, keepdims=True), 1.0)
+    confusion = prior = np.zeros(0)
+    for _ in range(max(iterations, 0) + 1):
+        # M-step
+        counts = np.stack([post.T @ oh for oh in onehot]) + smoothing
+        confusion = counts / counts.sum(axis=2, keepdims=True)
+        prior = (post.sum(axis=0) + smoothing) / (post.sum() + smoothing * n_cls)
+        new_post = _e_step(codes, confusion, prior)
+        moved = float(np.abs(new_post - post).max()) if post.size else 0.0
+        post = new_post
+        if moved < tol:
+            break
+    return DawidSkene(classes, confusion, prior)
+
+
+def separate_noise(pair_disagreement: FloatArray, n_annotators: int) -> FloatArray:
+    """Per-annotator noise ``v (R,)`` from pair disagreements ``d (P,)`` (pairs in
+    :func:`~cvat_ext.consensus.matching.annotator_pairs` order, NaN when a pair never matched).
+
+    Least squares on ``d_rs = v_r + v_s``; equal noise when the system is underdetermined.
+    """
+    pairs = annotator_pairs(n_annotators)
+    d = np.asarray(pair_disagreement, dtype=np.float64)
+    ok = np.isfinite(d)
+    if n_annotators < 3 or ok.sum() < n_annotators:
+        mean = float(np.nanmean(d)) / 2 if ok.any() else 0.0
+        return np.full(n_annotators, mean)
+    design = np.zeros((len(pairs), n_annotators))
+    for p, (r, s) in enumerate(pairs):
+        design[p, r] = design[p, s] = 1.0
+    v, *_ = np.linalg.lstsq(design[ok], d[ok], rcond=None)
+    return np.asarray(np.clip(v, 0.0, None), dtype=np.float64)
+
+
+def fusion_weights(noise: FloatArray, *, floor_share: float = 0.1) -> FloatArray:
+    """Inverse-variance weights ``(R,)`` scaled to max 1; noise is floored at ``floor_share`` of
+    the mean so one near-perfect annotator does not take all the weight."""
+    noise = np.asarray(noise, dtype=np.float64)
+    if noise.size == 0:
+        return noise
+    floor = max(float(noise.mean()) * floor_share, 1e-9)
+    w = 1.0 / np.maximum(noise, floor)
+    return np.asarray(w / w.max(), dtype=np.float64)

@@ -1,0 +1,59 @@
+"""Consensus settings: what the sidecar, the CLI and the benchmark pass to the engine.
+
+Parsed with pydantic (``extra="forbid"``) because they arrive from YAML, HTTP or the command line.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cvat_ext.errors import ConfigError
+
+#: ``wbf``: weighted boxes fusion, weighted pixel vote for masks/polygons, weighted keypoint median;
+#: ``staple``: the same with STAPLE EM for masks/polygons;
+#: ``nearest``: CVAT's documented rule (member nearest the mean box, majority label), equal weights.
+MergeMethod = Literal["wbf", "staple", "nearest"]
+
+
+class ConsensusSettings(BaseModel):
+    """Knobs of matching, agreement and merge.
+
+    ``iou_thr`` is the similarity (IoU, or OKS for points/skeletons) a pair needs to match.
+    ``quorum`` is the number of annotators that must have seen an object for it to be merged
+    (``None`` = a strict majority of the replicas, ``1`` = keep everything, as CVAT does).
+    ``weights`` fixes annotator weights (annotator -> weight > 0); otherwise they are estimated
+    from the job when ``estimate_reliability`` is true, or equal.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iou_thr: float = Field(0.5, gt=0.0, le=1.0)
+    quorum: int | None = Field(None, ge=1)
+    method: MergeMethod = "wbf"
+    match_across_labels: bool = True
+    estimate_reliability: bool = True
+    weights: dict[str, float] | None = None
+    low_overlap_thr: float = Field(0.8, ge=0.0, le=1.0)
+    oks_sigma: float = Field(0.09, gt=0.0)
+    line_thickness: float = Field(0.01, gt=0.0)
+    mask_vote_thr: float = Field(0.5, gt=0.0, lt=1.0)
+    chunk_frames: int = Field(256, ge=1)
+    dawid_skene_iters: int = Field(20, ge=0)
+
+    def quorum_for(self, n_annotators: int) -> int:
+        """The effective quorum for ``n_annotators`` replicas."""
+        if self.quorum is None:
+            return n_annotators // 2 + 1
+        return min(self.quorum, max(n_annotators, 1))
+
+    @classmethod
+    def parse(cls, data: object, *, where: str = "consensus settings") -> ConsensusSettings:
+        """Validate untrusted input; errors become :class:`ConfigError` naming the field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"]) or "(root)"
+            raise ConfigError(f"{where}: {loc}: {first['msg']}") from exc
