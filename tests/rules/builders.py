@@ -26,14 +26,11 @@ from cvat_ext.annotations.model import (
 from cvat_ext.rules import Finding, RulePack, check_job
 from cvat_ext.rules.schema import RULE_ADAPTER
 
-SVG = (
-    '<line x1="50" y1="12" x2="18" y2="45" data-type="edge" data-node-from="1" data-node-to="2"></line>'
-    '<line x1="50" y1="12" x2="82" y2="45" data-type="edge" data-node-from="1" data-node-to="3"></line>'
-    '<line x1="50" y1="12" x2="35" y2="92" data-type="edge" data-node-from="1" data-node-to="4"></line>'
-    '<circle r="1.5" cx="50" cy="12" data-type="element node" data-element-id="1" data-node-id="1" data-label-id="41"></circle>'
-    '<circle r="1.5" cx="18" cy="45" data-type="element node" data-element-id="2" data-node-id="2" data-label-id="42"></circle>'
-    '<circle r="1.5" cx="82" cy="45" data-type="element node" data-element-id="3" data-node-id="3" data-label-id="43"></circle>'
-    '<circle r="1.5" cx="35" cy="92" data-type="element node" data-element-id="4" data-node-id="4" data-label-id="44"></circle>'
+SVG = "".join(
+    f'<line data-type="edge" data-node-from="1" data-node-to="{n}"></line>' for n in (2, 3, 4)
+) + "".join(
+    f'<circle r="1.5" cx="0" cy="0" data-type="element node" data-node-id="{n}" data-label-id="{40 + n}"></circle>'
+    for n in (1, 2, 3, 4)
 )
 KEYPOINTS = {"head": 41, "l_hand": 42, "r_hand": 43, "foot": 44}
 
@@ -46,7 +43,9 @@ LABELS = LabelSet(
             "sign",
             "rectangle",
             attributes=(
-                AttributeSpec(10, "kind", AttributeInputType.SELECT, default_value="other", values=("stop", "yield", "other")),
+                AttributeSpec(
+                    10, "kind", AttributeInputType.SELECT, default_value="other", values=("stop", "yield", "other")
+                ),
                 AttributeSpec(11, "note", AttributeInputType.TEXT),
             ),
         ),
@@ -111,12 +110,11 @@ def tag(label: str, frame: int) -> Tag:
     return Tag(frame, LABEL_IDS[label])
 
 
-def box_track(
-    label: str, keyframes: Iterable[tuple[int, Iterable[float], bool]], *, id: int = 1
-) -> Track:
+def box_track(label: str, keyframes: Iterable[tuple[int, Iterable[float], bool]], *, id: int = 1) -> Track:
     """Rectangle track from (frame, xyxy, outside) keyframes."""
     shapes = tuple(
-        TrackShape(ShapeType.RECTANGLE, f, np.asarray(list(xyxy), dtype=float), outside=out) for f, xyxy, out in keyframes
+        TrackShape(ShapeType.RECTANGLE, f, np.asarray(list(xyxy), dtype=float), outside=out)
+        for f, xyxy, out in keyframes
     )
     return Track(frame=shapes[0].frame, label_id=LABEL_IDS[label], shapes=shapes, id=id)
 

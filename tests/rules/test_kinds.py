@@ -107,10 +107,22 @@ CASES: list[tuple[str, dict[str, Any], list[Shape], int, str]] = [
         "car rectangle 2: duplicates car rectangle 1 (IoU 0.952 >= iou_thr 0.8)",
     ),
     ("forbid apart", FORBID, [rect("person", [0, 0, 10, 10]), rect("car", [20, 20, 40, 40])], 0, ""),
-    ("forbid inside", FORBID, [rect("person", [22, 22, 30, 30]), rect("car", [20, 20, 40, 40])], 1, "ioa 1 > max_overlap"),
+    (
+        "forbid inside",
+        FORBID,
+        [rect("person", [22, 22, 30, 30]), rect("car", [20, 20, 40, 40])],
+        1,
+        "ioa 1 > max_overlap",
+    ),
     ("rider on bike", COOC, [rect("rider", [10, 0, 30, 40]), rect("bicycle", [5, 20, 35, 50])], 0, ""),
     ("rider on moto", COOC, [rect("rider", [10, 0, 30, 40]), rect("motorcycle", [5, 20, 35, 50])], 0, ""),
-    ("rider alone", COOC, [rect("rider", [10, 0, 30, 40]), rect("bicycle", [100, 20, 135, 50])], 1, "overlaps no bicycle"),
+    (
+        "rider alone",
+        COOC,
+        [rect("rider", [10, 0, 30, 40]), rect("bicycle", [100, 20, 135, 50])],
+        1,
+        "overlaps no bicycle",
+    ),
     ("rider no partner", COOC, [rect("rider", [10, 0, 30, 40])], 1, "best coverage 0"),
     ("polygon ok", POLY, [shape("polygon", "person", SQUARE)], 0, ""),
     ("bowtie", POLY, [shape("polygon", "person", BOWTIE, id=4)], 1, "self-intersects"),
@@ -134,12 +146,22 @@ CASES: list[tuple[str, dict[str, Any], list[Shape], int, str]] = [
     (
         "pose grouped box",
         KP_BOX,
-        [skeleton(FULL_POSE, group=3), rect("person", [18, 8, 82, 92], group=4), rect("person", [0, 0, 30, 30], group=3)],
+        [
+            skeleton(FULL_POSE, group=3),
+            rect("person", [18, 8, 82, 92], group=4),
+            rect("person", [0, 0, 30, 30], group=3),
+        ],
         1,
         "outside",
     ),
     ("few cars", MAXOBJ, [rect("car", [0, 0, 9, 9]), rect("car", [20, 0, 29, 9]), rect("person", [0, 0, 5, 5])], 0, ""),
-    ("many cars", MAXOBJ, [rect("car", [i * 20, 0, i * 20 + 9, 9]) for i in range(3)], 1, "3 objects (car) > max_objects 2"),
+    (
+        "many cars",
+        MAXOBJ,
+        [rect("car", [i * 20, 0, i * 20 + 9, 9]) for i in range(3)],
+        1,
+        "3 objects (car) > max_objects 2",
+    ),
     ("cuboid ok", CUBOID, [cuboid(20, 10)], 0, ""),
     ("cuboid deep", CUBOID, [cuboid(20, 80)], 1, "depth 80 px > max_depth 50 px"),
     ("cuboid thin", CUBOID, [cuboid(5, 10)], 1, "width 5 px < min_width 10 px"),
@@ -225,7 +247,13 @@ def test_bone_ratio_outlier() -> None:
 
 
 def test_bones_from_rule_names() -> None:
-    rule = {"id": "b", "kind": "keypoints", "max_bone_ratio": 2.0, "min_skeletons": 3, "bones": [["head", "l_hand"], ["head", "r_hand"]]}
+    rule = {
+        "id": "b",
+        "kind": "keypoints",
+        "max_bone_ratio": 2.0,
+        "min_skeletons": 3,
+        "bones": [["head", "l_hand"], ["head", "r_hand"]],
+    }
     poses = [skeleton(FULL_POSE, frame=f, id=f) for f in range(3)]
     odd = skeleton({**FULL_POSE, "l_hand": (49, 11)}, frame=4, id=9)
     assert [f.object_id for f in run(rule, [*poses, odd])] == [9]

@@ -99,7 +99,13 @@ ERROR_CASES = [
     ("unknown kind", "rules:\n  - id: a\n    kind: sise\n", 2, "a", "does not match any of the expected tags"),
     ("bad id", "rules:\n  - id: 'no spaces'\n    kind: size\n    min_width: 1\n", 2, "no spaces", "should match"),
     ("no bound", "rules:\n  - id: a\n    kind: size\n", 2, "a", "give at least one of"),
-    ("min > max", "rules:\n  - id: r\n    kind: aspect_ratio\n    min_ratio: 3\n    max_ratio: 2\n", 2, "r", "greater than"),
+    (
+        "min > max",
+        "rules:\n  - id: r\n    kind: aspect_ratio\n    min_ratio: 3\n    max_ratio: 2\n",
+        2,
+        "r",
+        "greater than",
+    ),
     ("wrong type", "rules:\n  - id: a\n    kind: size\n    min_width: big\n", 4, "a", "valid number"),
     ("bad severity", "rules:\n  - id: a\n    kind: duplicates\n    severity: fatal\n", 4, "a", "'error' or 'warning'"),
     ("top-level typo", "rulez: []\n", 1, None, "unknown key"),
@@ -137,7 +143,9 @@ ERROR_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "rule_id", "words"), [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES])
+@pytest.mark.parametrize(
+    ("text", "line", "rule_id", "words"), [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES]
+)
 def test_errors_name_file_line_rule(tmp_path: Path, text: str, line: int, rule_id: str | None, words: str) -> None:
     path = write(tmp_path, "bad.yaml", text)
     with pytest.raises(RuleFileError) as info:
