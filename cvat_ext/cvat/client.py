@@ -12,6 +12,11 @@ Per call: the org context (``X-Organization``) when ``org`` is set, retries with
 (:mod:`cvat_ext.cvat.translate`), and a count in :attr:`CvatClient.calls`
 (``"GET /api/jobs/{id}"`` -> requests made, retries included).
 
+The methods are grouped by concept: jobs, tasks, annotations, labels and users here; consensus,
+async requests and quality in :mod:`cvat_ext.cvat.quality`; issues, comments, guides, assets and
+webhooks in :mod:`cvat_ext.cvat.publishing`; HTTP, retries and login in
+:mod:`cvat_ext.cvat.transport`.
+
 Not thread-safe: use one client per thread.
 """
 
@@ -23,7 +28,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -34,9 +39,6 @@ from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat import wire
 from cvat_ext.cvat.models import (
     UNSET,
-    Comment,
-    Guide,
-    Issue,
     Job,
     Membership,
     RetryPolicy,
@@ -44,12 +46,12 @@ from cvat_ext.cvat.models import (
     Task,
     Unset,
     User,
-    Webhook,
 )
-from cvat_ext.cvat.translate import body_excerpt
-from cvat_ext.cvat.transport import Transport, _NamedBytes
+from cvat_ext.cvat.publishing import PublishingCalls
+from cvat_ext.cvat.quality import QualityCalls
+from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
-from cvat_ext.errors import ConfigError, CvatError, CvatHttpError, CvatNotFoundError, CvatRequestFailedError
+from cvat_ext.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ def _iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class CvatClient:
+class CvatClient(PublishingCalls, QualityCalls):
     """A CVAT REST client for cvat-ext (see DESIGN.md "cvat client" and README "CVAT client").
 
     Authenticates with a personal access token (``Authorization: Bearer``) or with a username and
@@ -350,320 +352,3 @@ class CvatClient:
         what = f"job {job_id} frame meta"
         data = self._t.object(what, lambda: self._api.jobs_api.retrieve_data_meta(job_id, **self._t.opts))
         return parse_job_meta(data, where=f"job {job_id}")
-
-    # ------------------------------------------------------------------------------------------
-    # issues and comments
-
-    def create_issue(
-        self,
-        job_id: int,
-        frame: int,
-        position: Sequence[float],
-        message: str,
-        assignee_id: int | None = None,
-    ) -> Issue:
-        """Open an issue on task frame ``frame`` of the job; ``message`` becomes its first comment.
-
-        ``position``: ``(x, y)`` point, ``(x1, y1, x2, y2)`` rectangle, or a polygon with more
-        points, absolute pixels.
-        """
-        what = f"job {job_id} frame {frame}: new issue"
-        coords = [float(v) for v in position]
-        if len(coords) < 2 or len(coords) % 2:
-            raise ConfigError(f"{what}: position needs an even number (>= 2) of coordinates, got {len(coords)}")
-        fields: dict[str, Any] = {"frame": frame, "position": coords, "job": job_id, "message": message}
-        if assignee_id is not None:
-            fields["assignee"] = assignee_id
-        request = models.IssueWriteRequest(**fields)
-        data = self._t.json(what, lambda: self._api.issues_api.create(request, **self._t.opts))
-        return wire.issue_from_json(data, where=what)
-
-    def list_issues(self, *, job_id: int | None = None, task_id: int | None = None) -> list[Issue]:
-        filters = {k: v for k, v in {"job_id": job_id, "task_id": task_id}.items() if v is not None}
-        what = "issues" + (" (" + ", ".join(f"{k}={v}" for k, v in filters.items()) + ")" if filters else "")
-        rows = self._t.pages(
-            what, lambda p: self._api.issues_api.list(page=p, page_size=100, **filters, **self._t.opts)
-        )
-        return [wire.issue_from_json(r, where=what) for r in rows]
-
-    def update_issue(
-        self, issue_id: int, *, resolved: bool | None = None, assignee_id: int | Unset | None = UNSET
-    ) -> Issue:
-        what = f"issue {issue_id}"
-        fields: dict[str, Any] = {}
-        if resolved is not None:
-            fields["resolved"] = resolved
-        if not isinstance(assignee_id, Unset):
-            fields["assignee"] = assignee_id
-        if not fields:
-            data = self._t.json(what, lambda: self._api.issues_api.retrieve(issue_id, **self._t.opts))
-            return wire.issue_from_json(data, where=what)
-        request = models.PatchedIssueWriteRequest(**fields)
-        data = self._t.json(
-            what,
-            lambda: self._api.issues_api.partial_update(issue_id, patched_issue_write_request=request, **self._t.opts),
-        )
-        return wire.issue_from_json(data, where=what)
-
-    def add_comment(self, issue_id: int, message: str) -> Comment:
-        what = f"issue {issue_id}: new comment"
-        request = models.CommentWriteRequest(issue=issue_id, message=message)
-        data = self._t.json(what, lambda: self._api.comments_api.create(request, **self._t.opts))
-        return wire.comment_from_json(data, where=what)
-
-    def list_comments(self, issue_id: int) -> list[Comment]:
-        what = f"issue {issue_id} comments"
-        rows = self._t.pages(
-            what, lambda p: self._api.comments_api.list(issue_id=issue_id, page=p, page_size=100, **self._t.opts)
-        )
-        return [wire.comment_from_json(r, where=what) for r in rows]
-
-    # ------------------------------------------------------------------------------------------
-    # consensus and async requests
-
-    def get_consensus_settings(self, task_id: int) -> dict[str, Any]:
-        """The task's consensus settings, raw (``{id, task_id, iou_threshold}`` on 2.73)."""
-        what = f"task {task_id} consensus settings"
-        rows = list(
-            self._t.pages(
-                what, lambda p: self._api.consensus_api.list_settings(task_id=task_id, page=p, **self._t.opts)
-            )
-        )
-        return self._single(rows, what)
-
-    def update_consensus_settings(self, settings_id: int, **fields: Any) -> dict[str, Any]:
-        """PATCH the settings; note CVAT 2.73 silently ignores unknown fields (e.g. ``quorum``)."""
-        what = f"consensus settings {settings_id}"
-        endpoint = self._api.consensus_api.partial_update_settings_endpoint
-        return self._t.object(what, lambda: self._t.raw(endpoint, path_params={"id": settings_id}, body=fields))
-
-    def request_merge(self, *, job_id: int | None = None, task_id: int | None = None) -> str:
-        """Start a consensus merge of a parent job or a whole task; returns the rq_id to wait on.
-
-        The merge REPLACES the parent job's annotations. If the same merge is already running
-        CVAT answers 409 with its rq_id; that rq_id is returned (and logged) instead of an error.
-        """
-        if (job_id is None) == (task_id is None):
-            raise ConfigError("request_merge needs exactly one of job_id, task_id")
-        what = f"job {job_id} merge" if job_id is not None else f"task {task_id} merge"
-        request = models.ConsensusMergeCreateRequest(
-            **({"job_id": job_id} if job_id is not None else {"task_id": task_id})
-        )
-        try:
-            data = self._t.object(
-                what,
-                lambda: self._api.consensus_api.create_merge(consensus_merge_create_request=request, **self._t.opts),
-            )
-        except CvatHttpError as exc:
-            rq_id = self._rq_id_of_conflict(exc)
-            if rq_id is None:
-                raise
-            log.info("%s already running as %s", what, rq_id)
-            return rq_id
-        return self._rq_id(data, what)
-
-    def wait_request(self, rq_id: str, *, timeout_s: float = 600.0, poll_s: float = 2.0) -> dict[str, Any]:
-        """Poll ``/api/requests/{rq_id}`` until ``finished`` (returns the request JSON).
-
-        Raises :class:`CvatRequestFailedError` with CVAT's message when it ends ``failed``, and
-        :class:`CvatError` when it is still queued/started after ``timeout_s``.
-        """
-        what = f"request {rq_id}"
-        start = self._clock()
-        while True:
-            data = self._t.object(what, lambda: self._api.requests_api.retrieve(rq_id, **self._t.opts))
-            status = str(data.get("status", ""))
-            if status == "finished":
-                return data
-            if status == "failed":
-                message = " ".join(str(data.get("message") or "no message").split())
-                raise CvatRequestFailedError(f"{what} failed: {message}")
-            waited = self._clock() - start
-            if waited + poll_s > timeout_s:
-                raise CvatError(f"{what} still {status or 'unknown'} after {waited:.1f} s (timeout {timeout_s:g} s)")
-            self._sleep(poll_s)
-
-    # ------------------------------------------------------------------------------------------
-    # quality control (raw JSON on every server version; see versions.py)
-
-    def get_quality_settings(self, task_id: int) -> dict[str, Any]:
-        what = f"task {task_id} quality settings"
-        rows = list(
-            self._t.pages(
-                what,
-                lambda p: self._api.quality_api.list_settings(task_id=task_id, page=p, page_size=100, **self._t.opts),
-            )
-        )
-        matching = [r for r in rows if r.get("task_id") in (task_id, None)] or rows
-        return self._single(matching, what)
-
-    def update_quality_settings(self, settings_id: int, **fields: Any) -> dict[str, Any]:
-        """PATCH quality settings with CVAT 2.73's flat fields (``iou_threshold``, ``job_filter``...)."""
-        what = f"quality settings {settings_id}"
-        if self._server is not None and not features_for(self._server).flat_quality_settings:
-            log.warning(
-                "CVAT %s uses requirement-based quality settings; flat fields may be ignored", self._server.version
-            )
-        endpoint = self._api.quality_api.partial_update_settings_endpoint
-        return self._t.object(what, lambda: self._t.raw(endpoint, path_params={"id": settings_id}, body=fields))
-
-    def request_quality_report(self, task_id: int) -> str:
-        """Start a task quality report; ``wait_request`` then gives ``result_id`` = report id."""
-        what = f"task {task_id} quality report"
-        request = models.QualityReportCreateRequest(task_id=task_id)
-        data = self._t.object(
-            what, lambda: self._api.quality_api.create_report(quality_report_create_request=request, **self._t.opts)
-        )
-        return self._rq_id(data, what)
-
-    def list_quality_reports(self, *, task_id: int | None = None, job_id: int | None = None) -> list[dict[str, Any]]:
-        filters = {k: v for k, v in {"task_id": task_id, "job_id": job_id}.items() if v is not None}
-        what = "quality reports" + (" (" + ", ".join(f"{k}={v}" for k, v in filters.items()) + ")" if filters else "")
-        return list(
-            self._t.pages(
-                what,
-                lambda p: self._api.quality_api.list_reports(page=p, page_size=100, **filters, **self._t.opts),
-            )
-        )
-
-    def get_quality_report(self, report_id: int) -> dict[str, Any]:
-        what = f"quality report {report_id}"
-        return self._t.object(what, lambda: self._api.quality_api.retrieve_report(report_id, **self._t.opts))
-
-    def get_quality_report_data(self, report_id: int) -> dict[str, Any]:
-        """The full report (documented as binary; 2.73 returns a JSON object)."""
-        what = f"quality report {report_id} data"
-        return self._t.object(what, lambda: self._api.quality_api.retrieve_report_data(report_id, **self._t.opts))
-
-    def list_quality_conflicts(self, report_id: int) -> list[dict[str, Any]]:
-        what = f"quality report {report_id} conflicts"
-        return list(
-            self._t.pages(
-                what,
-                lambda p: self._api.quality_api.list_conflicts(
-                    report_id=report_id, page=p, page_size=100, **self._t.opts
-                ),
-            )
-        )
-
-    # ------------------------------------------------------------------------------------------
-    # guides and assets
-
-    def get_guide(self, guide_id: int) -> Guide:
-        what = f"guide {guide_id}"
-        return wire.guide_from_json(
-            self._t.json(what, lambda: self._api.guides_api.retrieve(guide_id, **self._t.opts)), where=what
-        )
-
-    def create_guide(self, *, task_id: int | None = None, project_id: int | None = None, markdown: str) -> Guide:
-        if (task_id is None) == (project_id is None):
-            raise ConfigError("create_guide needs exactly one of task_id, project_id")
-        what = f"task {task_id} guide" if task_id is not None else f"project {project_id} guide"
-        owner = {"task_id": task_id} if task_id is not None else {"project_id": project_id}
-        request = models.AnnotationGuideWriteRequest(markdown=markdown, **owner)
-        data = self._t.json(
-            what, lambda: self._api.guides_api.create(annotation_guide_write_request=request, **self._t.opts)
-        )
-        return wire.guide_from_json(data, where=what)
-
-    def update_guide(self, guide_id: int, markdown: str) -> Guide:
-        what = f"guide {guide_id}"
-        request = models.PatchedAnnotationGuideWriteRequest(markdown=markdown)
-        data = self._t.json(
-            what,
-            lambda: self._api.guides_api.partial_update(
-                guide_id, patched_annotation_guide_write_request=request, **self._t.opts
-            ),
-        )
-        return wire.guide_from_json(data, where=what)
-
-    def upload_asset(self, guide_id: int, filename: str, data: bytes, content_type: str = "image/png") -> str:
-        """Attach a file (jpeg/png/webp/gif/pdf, <= 10 MB) to a guide; returns its uuid.
-
-        Reference it in the guide's markdown as ``/api/assets/<uuid>``. The multipart part's
-        content type is ``content_type``.
-        """
-        what = f"guide {guide_id}: asset '{filename}'"
-
-        def send() -> Any:
-            # a fresh file object per attempt: the SDK closes what it has read
-            upload = _NamedBytes(data, filename, content_type)
-            return self._api.assets_api.create(guide_id, upload, **self._t.opts)
-
-        body = self._t.object(what, send)
-        uuid = body.get("uuid")
-        if not isinstance(uuid, str) or not uuid:
-            raise CvatError(f"{what}: unexpected CVAT response: no 'uuid' in {body_excerpt(json.dumps(body))}")
-        return uuid
-
-    # ------------------------------------------------------------------------------------------
-    # webhooks
-
-    def create_webhook(
-        self,
-        *,
-        target_url: str,
-        events: Sequence[str],
-        secret: str,
-        project_id: int | None = None,
-        description: str = "",
-    ) -> Webhook:
-        """An organization webhook (project webhook with ``project_id``) posting JSON to ``target_url``.
-
-        Verify deliveries with :func:`cvat_ext.cvat.signature.verify_signature` and ``secret``.
-        """
-        what = f"webhook to {target_url}"
-        fields: dict[str, Any] = {
-            "target_url": target_url,
-            "type": "project" if project_id is not None else "organization",
-            "events": list(events),
-            "secret": secret,
-            "content_type": "application/json",
-            "is_active": True,
-            "description": description,
-        }
-        if project_id is not None:
-            fields["project_id"] = project_id
-        request = models.WebhookWriteRequest(**fields)
-        data = self._t.json(what, lambda: self._api.webhooks_api.create(request, **self._t.opts))
-        return wire.webhook_from_json(data, where=what)
-
-    def list_webhooks(self) -> list[Webhook]:
-        rows = self._t.pages("webhooks", lambda p: self._api.webhooks_api.list(page=p, page_size=100, **self._t.opts))
-        return [wire.webhook_from_json(r, where="webhooks") for r in rows]
-
-    def delete_webhook(self, webhook_id: int) -> None:
-        self._t.request(f"webhook {webhook_id}", lambda: self._api.webhooks_api.destroy(webhook_id, **self._t.opts))
-
-    def ping_webhook(self, webhook_id: int) -> None:
-        """Ask CVAT to deliver a ``ping`` event now (the delivery is recorded by CVAT)."""
-        self._t.request(
-            f"webhook {webhook_id} ping", lambda: self._api.webhooks_api.create_ping(webhook_id, **self._t.opts)
-        )
-
-    # ------------------------------------------------------------------------------------------
-    # helpers
-
-    @staticmethod
-    def _single(rows: list[dict[str, Any]], what: str) -> dict[str, Any]:
-        if not rows:
-            raise CvatNotFoundError(f"{what}: CVAT returned none", status=404)
-        return wire.expect_mapping(rows[0], what)
-
-    @staticmethod
-    def _rq_id(data: Mapping[str, Any], what: str) -> str:
-        rq_id = data.get("rq_id")
-        if not isinstance(rq_id, str) or not rq_id:
-            raise CvatError(f"{what}: unexpected CVAT response: no 'rq_id'")
-        return rq_id
-
-    @staticmethod
-    def _rq_id_of_conflict(exc: CvatHttpError) -> str | None:
-        if exc.status != 409:
-            return None
-        try:
-            body = json.loads(exc.body)
-        except ValueError:
-            return None
-        rq_id = body.get("rq_id") if isinstance(body, dict) else None
-        return rq_id if isinstance(rq_id, str) and rq_id else None

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from cvat_sdk.api_client import ApiClient, Configuration, models
 
 from cvat_ext.cvat import wire
-from cvat_ext.cvat.models import RetryPolicy
+from cvat_ext.cvat.models import RetryPolicy, ServerInfo
 from cvat_ext.cvat.retry import Failure, backoff_delay_s, is_retryable
 from cvat_ext.cvat.translate import Call, body_excerpt, classify, translate
 from cvat_ext.errors import CvatAuthError, CvatError, CvatExtError, CvatHttpError
@@ -60,15 +60,6 @@ class _CountingApiClient(ApiClient):
         # the SDK guesses the part's content type from the file name; honour an explicit one
         filename, data, mimetype = super()._serialize_file(file_instance)
         return filename, data, getattr(file_instance, "content_type", None) or mimetype
-
-
-class _NamedBytes(io.BytesIO):
-    """An in-memory upload with the file name cvat-sdk puts into the multipart part."""
-
-    def __init__(self, data: bytes, name: str, content_type: str) -> None:
-        super().__init__(data)
-        self.name = name
-        self.content_type = content_type
 
 
 def _next_page(next_url: str, page: int) -> int:
@@ -256,3 +247,13 @@ class Transport:
             else:  # neither a session nor a token came back: authenticate every call instead
                 self.api.configuration.username = self._username
                 self.api.configuration.password = self._password
+
+
+class ClientBase:
+    """What the groups of CvatClient methods (``quality``, ``publishing``) share."""
+
+    _t: Transport
+    _api: _CountingApiClient
+    _clock: Callable[[], float]
+    _sleep: Callable[[float], None]
+    _server: ServerInfo | None
