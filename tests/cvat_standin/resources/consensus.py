@@ -7,8 +7,8 @@ completed. Shapes get ``source: consensus`` and ``score`` = share of taking-part
 shape with the same (frame, label, type); tags keep ``source: file`` (surprise 16). The parent's state
 becomes ``completed``; its stage is left unchanged.
 
-Async requests finish after ``World.request_polls`` polls of ``GET /api/requests/{rq_id}``
-(default 0: the first poll already answers ``finished``); the work runs when the request finishes.
+Async requests answer ``request_polls`` unfinished polls of ``GET /api/requests/{rq_id}`` (``queued``,
+then ``started``) before ``finished`` (default 0: done at once); the work runs when it finishes.
 A second request for the same target while one is unfinished answers 409 ``{"rq_id"}``.
 """
 
@@ -96,19 +96,12 @@ def start_request(ctx: Request, rq_id: str, rq_type: str, target: str, *, task_i
     w.requests[rq_id] = RequestRec(rq_id, rq_type, target, ctx.me.id, task.org_id, task.project_id, task_id,
                                    job_id, w.now(), w.request_polls, run)
     if w.request_polls == 0:
-        advance_request(w, w.requests[rq_id])
+        finish_request(w, w.requests[rq_id])
     return Response(202, {"rq_id": rq_id})
 
 
-def advance_request(w: World, r: RequestRec) -> None:
-    """One step of queued -> started -> finished; the work runs when it finishes."""
-    if r.status in ("finished", "failed"):
-        return
-    if r.polls_left > 0:
-        r.polls_left -= 1
-        if r.status == "queued" and r.polls_left == 0:
-            r.status, r.started_date = "started", w.now()
-        return
+def finish_request(w: World, r: RequestRec) -> None:
+    """Run the request's work now and raise its ``completed:request[...]`` webhook."""
     r.started_date = r.started_date or w.now()
     try:
         r.result_id = r.run()
@@ -120,17 +113,21 @@ def advance_request(w: World, r: RequestRec) -> None:
 
 
 def get_request(ctx: Request) -> Response:
+    """The first of ``request_polls`` unfinished polls answers ``queued``, later ones ``started``."""
     w = ctx.w
     r = w.requests.get(ctx.params["id"])
     if r is None:
         raise not_found("Request")
     if r.owner_id != ctx.me.id and not ctx.me.is_superuser:
         raise forbidden()
-    body = ser.request(w, r)  # answer the state before this poll's step, as a worker would
-    advance_request(w, r)
-    if r.status in ("finished", "failed") and body["status"] != r.status:
-        body = ser.request(w, r)
-    return Response(body=body, headers=NO_CACHE)
+    if r.status in ("queued", "started"):
+        if r.polls_left > 0:
+            body = ser.request(w, r)
+            r.polls_left -= 1
+            r.status, r.started_date = "started", r.started_date or w.now()
+            return Response(body=body, headers=NO_CACHE)
+        finish_request(w, r)
+    return Response(body=ser.request(w, r), headers=NO_CACHE)
 
 
 # merge ---------------------------------------------------------------------------------------------
