@@ -33,10 +33,10 @@ Expanded shapes have ``id=None``, ``label_id``/``group``/``source`` of their tra
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from itertools import chain
 
 import numpy as np
 
@@ -93,57 +93,50 @@ def iter_frames(
     Within a frame: the job's shapes in their order, then track shapes in track order
     (``track_ids`` gives each shape's track id, ``None`` for plain shapes); tags in their order.
     """
-    wanted = None if frames is None else sorted(set(frames))
-    wanted_set = None if wanted is None else set(wanted)
-
-    # one stream of (frame, rank, shape, track_id) per source; the rank keeps the documented order
-    shape_stream = ((s.frame, 0, i, s, None) for i, s in enumerate(sorted(ann.shapes, key=_frame_of)))
-    track_streams = [_track_stream(track, 1 + t_idx, last_frame) for t_idx, track in enumerate(ann.tracks)]
-    items = heapq.merge(shape_stream, *track_streams, key=lambda item: (item[0], item[1], item[2]))
     tags_by_frame: dict[int, list[Tag]] = {}
     for tag in ann.tags:
         tags_by_frame.setdefault(tag.frame, []).append(tag)
 
-    def frames_with_shapes() -> Iterator[tuple[int, list[Shape], list[int | None]]]:
-        frame = -1
-        shapes: list[Shape] = []
-        track_ids: list[int | None] = []
-        for f, _, _, shape, track_id in items:
-            if wanted_set is not None and f not in wanted_set:
-                continue
-            if f != frame and shapes:
-                yield frame, shapes, track_ids
-                shapes, track_ids = [], []
-            frame = f
-            shapes.append(shape)
-            track_ids.append(track_id)
-        if shapes:
-            yield frame, shapes, track_ids
+    def build(frame: int, shapes: tuple[Shape, ...] = (), track_ids: tuple[int | None, ...] = ()) -> FrameAnnotations:
+        return FrameAnnotations(frame, shapes, tuple(tags_by_frame.get(frame, ())), track_ids)
 
-    def build(frame: int, shapes: list[Shape], track_ids: list[int | None]) -> FrameAnnotations:
-        return FrameAnnotations(
-            frame=frame,
-            shapes=tuple(shapes),
-            tags=tuple(tags_by_frame.get(frame, ())),
-            track_ids=tuple(track_ids) if shapes else (),
-        )
+    groups = _shape_groups(ann, last_frame)
+    if frames is None:
+        extra_frames = sorted(tags_by_frame)  # frames with tags only
+    else:
+        extra_frames = sorted(set(frames))  # every wanted frame, empty or not
+        wanted = set(extra_frames)
+        last_wanted = extra_frames[-1] if extra_frames else -1
+        # stop expanding tracks past the last wanted frame (a track may run to a far stop frame)
+        groups = (g for g in itertools.takewhile(lambda g: g[0] <= last_wanted, groups) if g[0] in wanted)
 
-    # walk the shape frames and the tag/wanted frames together, in frame order
-    extra_frames = sorted(set(tags_by_frame) if wanted is None else wanted)
-    if wanted_set is not None:
-        extra_frames = [f for f in extra_frames if f in wanted_set]
+    # walk the shape frames and the extra frames together, in frame order
     extra = iter(extra_frames)
     next_extra = next(extra, None)
-    for frame, shapes, track_ids in frames_with_shapes():
+    for frame, shapes, track_ids in groups:
         while next_extra is not None and next_extra < frame:
-            yield build(next_extra, [], [])
+            yield build(next_extra)
             next_extra = next(extra, None)
         if next_extra == frame:
             next_extra = next(extra, None)
         yield build(frame, shapes, track_ids)
     while next_extra is not None:
-        yield build(next_extra, [], [])
+        yield build(next_extra)
         next_extra = next(extra, None)
+
+
+def _shape_groups(
+    ann: JobAnnotations, last_frame: int | None
+) -> Iterator[tuple[int, tuple[Shape, ...], tuple[int | None, ...]]]:
+    """``(frame, shapes, track_ids)`` per frame with shapes, in frame order: the job's shapes in
+    their order, then the expanded track shapes in track order."""
+    shape_stream = ((s.frame, 0, i, s, None) for i, s in enumerate(sorted(ann.shapes, key=_frame_of)))
+    track_streams = [_track_stream(track, 1 + t_idx, last_frame) for t_idx, track in enumerate(ann.tracks)]
+    # (frame, rank, index) is unique, so the merge never compares shapes
+    items = heapq.merge(shape_stream, *track_streams, key=lambda item: (item[0], item[1], item[2]))
+    for frame, group in itertools.groupby(items, key=lambda item: item[0]):
+        rows = list(group)
+        yield frame, tuple(r[3] for r in rows), tuple(r[4] for r in rows)
 
 
 def _track_stream(track: Track, rank: int, last_frame: int | None) -> Iterator[tuple[int, int, int, Shape, int | None]]:
@@ -328,7 +321,7 @@ class _PolyMatch:
                 pairs[int(i)].append(int(j))
         self.pairs = [sorted(p) for p in pairs]
         self.left_idx = np.repeat(np.arange(left.shape[0]), [len(p) for p in self.pairs])
-        self.right_idx = np.fromiter(chain.from_iterable(self.pairs), dtype=np.int64)
+        self.right_idx = np.fromiter(itertools.chain.from_iterable(self.pairs), dtype=np.int64)
         # first interpolated index of each left vertex
         self.first = np.concatenate(([0], np.cumsum([len(p) for p in self.pairs])[:-1]))
 

@@ -332,3 +332,5 @@ def test_iter_frames_is_lazy() -> None:
     job = JobAnnotations(tracks=(Track(frame=0, label_id=1, id=1, shapes=(kf(0, [0, 0, 1, 1]),)),))
     first = list(itertools.islice(iter_frames(job, last_frame=10**12), 3))
     assert [f.frame for f in first] == [0, 1, 2]
+    # with wanted frames, expansion stops after the last one
+    assert [len(f.shapes) for f in iter_frames(job, frames=[5, 1], last_frame=10**12)] == [1, 1]
