@@ -157,8 +157,9 @@ def score_chunks(
 
     # pass 1: clusters, pooled pair disagreement and labels
     pairs = annotator_pairs(n_annot)
-    disagreement = np.zeros(len(pairs))
-    linked = np.zeros(len(pairs))
+    # per family: pooled pair disagreement (sum, count), and the IoU-based one for reporting
+    by_family: dict[str, FloatArray] = {}
+    iou_disagreement = np.zeros((2, len(pairs)))
     stored: list[tuple[ChunkInput | None, dict[GroupKey, ReplicaBatch] | None, ChunkClusters]] = []
     all_labels: list[IntArray] = []
     n_objects = 0
@@ -173,8 +174,11 @@ def score_chunks(
             chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
             all_labels.append(chunk_labels[key])
             ok = np.isfinite(table.pair_sim)
-            disagreement += np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0).sum(axis=0)
-            linked += ok.sum(axis=0)
+            iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
+            iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
+            d = _box_disagreement(batch, rows, pairs) if batch.family == "rectangle" else iou_d
+            acc = by_family.setdefault(batch.family, np.zeros((2, len(pairs))))
+            acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
             n_objects += int(batch.label.shape[0])
         keep = n_objects <= CACHE_OBJECTS
         stored.append((chunk if keep else None, batches if keep else None, ChunkClusters(tables, chunk_labels)))
@@ -182,7 +186,7 @@ def score_chunks(
             progress("match", len(chunk.frames))
     cached = n_objects <= CACHE_OBJECTS
 
-    model = _fit_reliability(names, all_labels, disagreement, linked, settings)
+    model = _fit_reliability(names, all_labels, iou_disagreement, by_family, settings)
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
     # pass 2: merge and statistics
@@ -201,19 +205,35 @@ def score_chunks(
     return tally.result(merger.merged)
 
 
+def _box_disagreement(batch: ReplicaBatch, rows: IntArray, pairs: list[tuple[int, int]]) -> FloatArray:
+    """(K, P) squared corner offsets of two members, over the product of their sizes (NaN-free;
+    absent members give garbage the caller masks). Additive in the annotators' relative jitter
+    variances, unlike IoU."""
+    xyxy = batch.xyxy[np.maximum(rows, 0)]
+    size = np.sqrt(np.maximum((xyxy[..., 2] - xyxy[..., 0]) * (xyxy[..., 3] - xyxy[..., 1]), 1.0))
+    out = np.zeros((rows.shape[0], len(pairs)))
+    for p, (r, s) in enumerate(pairs):
+        out[:, p] = ((xyxy[:, r] - xyxy[:, s]) ** 2).sum(axis=1) / (4.0 * size[:, r] * size[:, s])
+    return out
+
+
+def _mean_disagreement(acc: FloatArray) -> FloatArray:
+    return np.where(acc[1] > 0, acc[0] / np.maximum(acc[1], 1), np.nan)
+
+
 def _fit_reliability(
     names: tuple[str, ...],
     all_labels: list[IntArray],
-    disagreement: FloatArray,
-    linked: FloatArray,
+    iou_disagreement: FloatArray,
+    by_family: Mapping[str, FloatArray],
     settings: ConsensusSettings,
 ) -> ReliabilityModel:
     n_annot = len(names)
     label_table = np.concatenate(all_labels) if all_labels else np.zeros((0, n_annot), dtype=np.int64)
     use_estimate = settings.estimate_reliability and settings.method != "nearest"
     ds = fit_dawid_skene(label_table, iterations=settings.dawid_skene_iters if use_estimate else 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        noise = separate_noise(np.where(linked > 0, disagreement / np.maximum(linked, 1), np.nan), n_annot)
+    noise = separate_noise(_mean_disagreement(iou_disagreement), n_annot)
+    family_weights: dict[str, FloatArray] = {}
     if settings.weights is not None:
         unknown = sorted(set(settings.weights) - set(names))
         if unknown:
@@ -221,11 +241,14 @@ def _fit_reliability(
         weights = np.array([settings.weights.get(n, 1.0) for n in names], dtype=np.float64)
     elif use_estimate and n_annot >= 3:
         weights = fusion_weights(noise)
+        for family, acc in by_family.items():
+            family_weights[family] = fusion_weights(separate_noise(_mean_disagreement(acc), n_annot))
     else:
         weights = np.ones(n_annot)
     return ReliabilityModel(
         names=names,
         weights=weights,
+        family_weights=family_weights,
         dawid_skene=ds if use_estimate else None,
         label_reliability=ds.accuracy if ds.classes.size else np.full(n_annot, np.nan),
         geometric_reliability=1.0 - np.sqrt(noise),

@@ -59,9 +59,14 @@ class ReliabilityModel:
 
     names: tuple[str, ...]
     weights: FloatArray
+    family_weights: Mapping[str, FloatArray]
     dawid_skene: DawidSkene | None
     label_reliability: FloatArray
     geometric_reliability: FloatArray
+
+    def weights_for(self, family: str) -> FloatArray:
+        """Fusion weights for one match family (falls back to the pooled weights)."""
+        return self.family_weights.get(family, self.weights)
 
     def consensus_labels(self, labels: IntArray) -> IntArray:
         """(K,) consensus label of clusters ``labels (K, R)`` (-1 = absent): the Dawid–Skene posterior
@@ -178,7 +183,7 @@ class ChunkMerger:
     # -- geometry -------------------------------------------------------------------------------
 
     def _attributes(
-        self, batch: ReplicaBatch, rows_k: IntArray, cons_k: IntArray
+        self, batch: ReplicaBatch, rows_k: IntArray, cons_k: IntArray, w: FloatArray
     ) -> tuple[tuple[Attribute, ...], ...] | None:
         """Per kept cluster, the weighted attribute vote of the members carrying the consensus label."""
         has_attr = (batch.attr_key[np.maximum(rows_k, 0)] != 0) & (rows_k >= 0)
@@ -192,7 +197,7 @@ class ChunkMerger:
             same = [
                 (r, batch.shape(i)) for r, i in enumerate(rows_k[j].tolist()) if i >= 0 and batch.label[i] == cons_k[j]
             ]
-            out.append(vote_attributes([sh for _, sh in same], [float(self.weights[r]) for r, _ in same]))
+            out.append(vote_attributes([sh for _, sh in same], [float(w[r]) for r, _ in same]))
         return tuple(out)
 
     def _fuse(
@@ -208,9 +213,9 @@ class ChunkMerger:
         rows_k = rows[idx]
         present_k = rows_k >= 0
         safe = np.maximum(rows_k, 0)
-        w = self.weights
+        w = self.weights if self.settings.method == "nearest" else self.model.weights_for(batch.family)
         frames = batch.frames[table.frame_pos[idx]]
-        attrs = self._attributes(batch, rows_k, cons[idx])
+        attrs = self._attributes(batch, rows_k, cons[idx], w)
         weight = w[None, :] * present_k
         occluded = (weight * batch.occluded[safe]).sum(axis=1) > 0.5 * weight.sum(axis=1)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
@@ -240,13 +245,15 @@ class ChunkMerger:
                 out.append(_copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common))
                 continue
             members = [(r, batch.shape(i)) for r, i in enumerate(rows_k[j].tolist()) if i >= 0]
-            shape = self._fuse_members(members, common)
+            shape = self._fuse_members(members, w, common)
             if shape is not None:
                 out.append(shape)
         return out
 
-    def _fuse_members(self, members: list[tuple[int, Shape]], common: dict[str, Any]) -> Shape | None:
-        w = np.array([self.weights[r] for r, _ in members])
+    def _fuse_members(
+        self, members: list[tuple[int, Shape]], weights: FloatArray, common: dict[str, Any]
+    ) -> Shape | None:
+        w = np.array([weights[r] for r, _ in members])
         shapes = [sh for _, sh in members]
         method = self.settings.method
         if shapes[0].type is ShapeType.SKELETON:
