@@ -16,7 +16,6 @@ import logging
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from http.cookies import SimpleCookie
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -96,6 +95,7 @@ class Transport:
         self._username = username
         self._password = password
         self._login_pending = access_token is None
+        self._session_auth = False  # True while authenticated by a session cookie from _login
         config = Configuration(host=url, access_token=access_token)
         config.retries = False  # our retry loop decides; urllib3 raises the first error as is
         self.api = _CountingApiClient(config, self.calls)
@@ -107,9 +107,26 @@ class Transport:
         self.api.rest_client.pool_manager.clear()
 
     def request(self, what: str, send: Callable[[], Any]) -> _Response:
-        """Run ``send`` (one SDK call with ``_parse_response=False``) with retries; raw response."""
+        """Run ``send`` (one SDK call with ``_parse_response=False``) with retries; raw response.
+
+        With password auth the session is opened on first use and, if CVAT later answers 401
+        (session expired), opened again once and the call repeated.
+        """
         if self._login_pending:
             self._login()
+        try:
+            return self._request_with_retries(what, send)
+        except CvatAuthError:
+            if not self._session_auth:
+                raise
+            log.info("CVAT session of '%s' rejected; logging in again", self._username)
+            self._session_auth = False
+            self.api.cookies.clear()
+            self.api.configuration.api_key.pop("csrfHeaderAuth", None)
+            self._login()
+            return self._request_with_retries(what, send)
+
+    def _request_with_retries(self, what: str, send: Callable[[], Any]) -> _Response:
         policy = self.retry
         start = self._clock()
         attempt = 0
@@ -210,15 +227,19 @@ class Transport:
 
     def _login(self) -> None:
         """Session login for username/password; falls back to HTTP Basic without a login endpoint."""
-        self._login_pending = False
         assert self._username is not None and self._password is not None
         what = f"login as '{self._username}'"
         request = models.LoginSerializerExRequest(username=self._username, password=self._password)
+        self._login_pending = False
         try:
             resp = self.request(what, lambda: self.api.auth_api.create_login(request, **self.opts))
-        except CvatHttpError as exc:
+        except CvatExtError as exc:
+            self._login_pending = True  # no credentials in place: the next call tries again
+            if not isinstance(exc, CvatHttpError):
+                raise
             if exc.status in (404, 405):
                 log.info("CVAT at %s has no session login; using HTTP Basic auth", self.url)
+                self._login_pending = False
                 self.api.configuration.username = self._username
                 self.api.configuration.password = self._password
                 return
@@ -231,12 +252,14 @@ class Transport:
                     body=exc.body,
                 ) from exc
             raise
-        cookie_header = resp.headers.get("Set-Cookie")
-        if cookie_header:
-            self.api.cookies.update(SimpleCookie(cookie_header))
+        getlist = getattr(resp.headers, "getlist", None)
+        cookie_headers = getlist("Set-Cookie") if getlist else [resp.headers.get("Set-Cookie") or ""]
+        for header in cookie_headers:  # one header per cookie: a joined line does not parse reliably
+            self.api.cookies.load(header)
         if "csrftoken" in self.api.cookies:
             self.api.configuration.api_key["csrfHeaderAuth"] = self.api.cookies["csrftoken"].value
-        if "sessionid" not in self.api.cookies:
+        self._session_auth = "sessionid" in self.api.cookies
+        if not self._session_auth:
             key = None
             try:
                 key = _json.loads(resp.data or b"{}").get("key")

@@ -253,3 +253,26 @@ def test_secret_token_never_in_error_message(stub: StubCvat, make_client: MakeCl
         client.get_job(5)
     assert "very-secret-token" not in str(info.value)
     assert json.dumps(info.value.body).find("very-secret") < 0
+
+
+def test_expired_session_logs_in_again(stub: StubCvat, make_client: MakeClient):
+    cookies = {"Set-Cookie": "sessionid=s1; Path=/; HttpOnly"}
+    stub.on("POST", "/api/auth/login", Reply(200, {"key": "k"}, cookies))
+    stub.on("GET", "/api/jobs/5", Reply(200, _job_body()), Reply(401, {"detail": "expired"}), Reply(200, _job_body()))
+    client = make_client(stub.url, access_token=None, username="qabot", password="pw")
+    client.get_job(5)
+    client.get_job(5)
+    assert len(stub.requests("POST", "/api/auth/login")) == 2
+    assert client.calls["GET /api/jobs/{id}"] == 3
+
+
+def test_login_connection_failure_is_retried_on_next_call(make_client: MakeClient, stub: StubCvat):
+    stub.on("POST", "/api/auth/login", Reply(503), Reply(200, {}, {"Set-Cookie": "sessionid=s1; Path=/"}))
+    stub.on("GET", "/api/jobs/5", Reply(200, _job_body()))
+    client = make_client(
+        stub.url, access_token=None, username="qabot", password="pw", retry=RetryPolicy(max_attempts=1)
+    )
+    with pytest.raises(CvatServerError, match="login as 'qabot'"):
+        client.get_job(5)
+    assert client.get_job(5).id == _job_body()["id"]
+    assert "sessionid=s1" in stub.requests("GET")[0].headers["Cookie"]
