@@ -143,14 +143,18 @@ def describe_connection_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def translate(exc: BaseException, call: Call, *, base_url: str = "", attempts_note: str = "") -> CvatExtError:
+def translate(
+    exc: BaseException, call: Call, *, base_url: str = "", attempts_note: str = "", hint: str = ""
+) -> CvatExtError:
     """The cvat-ext error for ``exc`` raised while doing ``call``.
 
-    ``attempts_note`` (e.g. ``"after 5 attempts over 12.3 s"``) is appended to the message.
+    ``attempts_note`` (e.g. ``"after 5 attempts over 12.3 s"``) and ``hint`` go into the message.
     """
     if isinstance(exc, CvatExtError):
         return exc
     note = f" ({attempts_note})" if attempts_note else ""
+    if hint:
+        note += f"; {hint}"
     status = _status_of(exc)
     if status is not None:
         try:
@@ -174,7 +178,8 @@ def translate(exc: BaseException, call: Call, *, base_url: str = "", attempts_no
     if is_connection_failure(exc):
         where = f"CVAT at {base_url}" if base_url else "CVAT"
         head = f"{where} unreachable {attempts_note}" if attempts_note else f"{where} failed"
-        return CvatConnectionError(f"{head}: {call}: {describe_connection_failure(exc)}")
+        tail = f"; {hint}" if hint else ""
+        return CvatConnectionError(f"{head}: {call}: {describe_connection_failure(exc)}{tail}")
     if isinstance(exc, core_exc.IncompatibleVersionException):
         return CvatVersionError(f"{call}: {exc}")
     if isinstance(exc, api_exc.OpenApiException | core_exc.CvatSdkException):

@@ -149,7 +149,10 @@ class Transport:
                 elapsed = self._clock() - start
                 note = f"after {attempt} attempts over {elapsed:.1f} s" if attempt > 1 else ""
                 if not method or not is_retryable(method, failure):
-                    raise translate(exc, call, base_url=self.url, attempts_note=note) from exc
+                    hint = ""
+                    if method and failure in (Failure.DROPPED, Failure.SERVER_ERROR):
+                        hint = f"not retried: the {method} may have reached CVAT, check before repeating it"
+                    raise translate(exc, call, base_url=self.url, attempts_note=note, hint=hint) from exc
                 if attempt >= policy.max_attempts:
                     note = f"after {attempt} attempts over {elapsed:.1f} s"
                     raise translate(exc, call, base_url=self.url, attempts_note=note) from exc

@@ -99,6 +99,7 @@ def test_post_not_retried_after_502(stub: StubCvat, make_client: MakeClient, fak
         client.create_issue(812, 14, [1, 2, 3, 4], "QA")
     assert info.value.status == 502
     assert "job 812 frame 14" in str(info.value) and "POST /api/issues -> 502 Bad Gateway" in str(info.value)
+    assert str(info.value).endswith("not retried: the POST may have reached CVAT, check before repeating it")
     assert len(stub.requests("POST", "/api/issues")) == 1
     assert fake_time.sleeps == []
 
