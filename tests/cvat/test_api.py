@@ -226,21 +226,38 @@ def test_quality_is_raw_json(stub: StubCvat, make_client: MakeClient):
     assert len(client.list_quality_conflicts(77)) == conflicts["count"]
 
 
-def test_sdk_typed_model_breaks_on_273_task_report():
-    """Why quality calls are raw: the SDK 2.80 model cannot read a 2.73 task report."""
-    from cvat_sdk.api_client import ApiClient
-    from cvat_sdk.api_client.model.quality_report import QualityReport
+def _typed(body: object, model_name: str) -> None:
+    from cvat_sdk.api_client import ApiClient, models
     from cvat_sdk.api_client.model_utils import validate_and_convert_types
 
-    body = next(
-        e["response"]["body"]
-        for e in _exchanges("85_quality_report_get.json")
-        if e["response"]["body"]["target"] == "task"
-    )
-    with pytest.raises(Exception):  # noqa: B017 - TypeError or ApiTypeError depending on the path
-        validate_and_convert_types(
-            body, (QualityReport,), ["received_data"], True, True, configuration=ApiClient().configuration
-        )
+    model = getattr(models, model_name)
+    validate_and_convert_types(body, (model,), ["received_data"], True, True, configuration=ApiClient().configuration)
+
+
+@pytest.mark.parametrize(
+    "name, path, model",
+    [
+        ("33_job_get.json", "/api/jobs/", "JobRead"),
+        ("30_jobs_list_task.json", "/api/jobs", "PaginatedJobReadList"),
+        ("40_job_annotations_get_replica.json", "/api/jobs/", "LabeledData"),
+        ("41_job_annotations_get_gt.json", "/api/jobs/", "LabeledData"),
+        ("80_quality_settings_get.json", "/api/quality/settings/", "QualitySettings"),
+    ],
+)
+def test_sdk_typed_models_read_273_bodies(name: str, path: str, model: str):
+    """Jobs, annotations and quality settings of 2.73 deserialize with SDK 2.80's typed models."""
+    bodies = response_bodies(name, "GET", path)
+    assert bodies
+    for body in bodies:
+        _typed(body, model)
+
+
+def test_sdk_typed_model_breaks_on_273_task_report():
+    """Why quality calls are raw JSON: SDK 2.80 cannot read a 2.73 *task* report (job reports work)."""
+    reports = {e["response"]["body"]["target"]: e["response"]["body"] for e in _exchanges("85_quality_report_get.json")}
+    _typed(reports["job"], "QualityReport")
+    with pytest.raises(TypeError, match="completed"):
+        _typed(reports["task"], "QualityReport")
 
 
 def test_guide_and_asset(stub: StubCvat, make_client: MakeClient):
