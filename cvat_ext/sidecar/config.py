@@ -74,9 +74,11 @@ class ConsensusSettings(_Section):
 
     enabled: bool = True
     iou_thr: float = Field(default=0.5, gt=0, le=1)
-    min_agreement: float = Field(default=0.7, ge=0, le=1, description="below this a parent job goes to review")
+    min_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="pooled pairwise F1 of the replicas; below it the parent goes to review"
+    )
     min_replica_agreement: float = Field(
-        default=0.6, ge=0, le=1, description="a replica below this is the sloppy one; its findings become issues"
+        default=0.9, ge=0, le=1, description="a replica's F1 against the consensus; below it its findings become issues"
     )
 
 

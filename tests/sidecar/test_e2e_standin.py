@@ -1,0 +1,272 @@
+"""End to end: the sidecar with the real CvatClient (real cvat-sdk over HTTP), the real rule packs
+and consensus engine, against the CVAT stand-in seeded like the recorded org."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cvat_ext.cvat.client import CvatClient
+from cvat_ext.cvat.models import RetryPolicy
+from cvat_ext.cvat.signature import sign
+from cvat_ext.sidecar import engines
+from cvat_ext.sidecar.actions import Hook
+from cvat_ext.sidecar.config import SidecarSettings, load_settings
+from cvat_ext.sidecar.service import SidecarService
+from cvat_ext.sidecar.state import open_store
+from tests.conftest import OrgWorld
+from tests.cvat_standin import CvatStandIn
+from tests.sidecar.scenario import SLOPPY_FRAMES, seed_sloppy_consensus
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "whsec-e2e-0123456789"
+
+
+class Crash(BaseException):
+    """A simulated kill -9."""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 2_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def make_settings(standin: CvatStandIn, world: OrgWorld, state_url: str, **extra: Any) -> SidecarSettings:
+    overrides: dict[str, Any] = {
+        "cvat": {"url": standin.url, "access_token": world.bot_token, "org": world.org_slug},
+        "state": {"url": state_url},
+        "rules": {"packs": [str(REPO / "qa_rules" / "default.yaml")]},
+        "consensus": {"min_agreement": 0.97, "min_replica_agreement": 0.95},
+        "reviewers": {"roles": ["supervisor"]},
+        "merge": {"policy": "ours"},
+        "guide": {"min_interval_s": 0},
+        "webhooks": {"enabled": True, "secret": SECRET},
+        "server": {"port": 0, "host": "127.0.0.1"},
+    }
+    for key, value in extra.items():
+        overrides[key] = {**overrides.get(key, {}), **value}
+    return load_settings(None, overrides=overrides)
+
+
+def make_client(standin: CvatStandIn, world: OrgWorld, *, timeout_s: float = 10.0) -> CvatClient:
+    return CvatClient(
+        standin.url,
+        access_token=world.bot_token,
+        org=world.org_slug,
+        retry=RetryPolicy(max_attempts=4, base_delay_s=0.0, max_delay_s=0.0, budget_s=30.0, jitter=0.0),
+        timeout_s=timeout_s,
+        sleep=lambda s: None,
+    )
+
+
+def make_service(
+    standin: CvatStandIn,
+    world: OrgWorld,
+    cfg: SidecarSettings,
+    clock: Clock,
+    *,
+    hook: Hook | None = None,
+    owner: str = "r1",
+    timeout_s: float = 10.0,
+) -> SidecarService:
+    return SidecarService(
+        cfg,
+        client=make_client(standin, world, timeout_s=timeout_s),
+        rules=engines.rule_runner(cfg),
+        consensus=engines.consensus_runner(cfg),
+        clock=clock,
+        sleep=clock.sleep,
+        owner=owner,
+        **({"hook": hook} if hook is not None else {}),
+    )
+
+
+def visible(standin: CvatStandIn) -> dict[str, Any]:
+    """What managers see in CVAT, ids of issues excluded."""
+    issues = sorted(
+        (i["job"], i["frame"], i["resolved"], (i.get("assignee") or {}).get("username")) for i in standin.issues()
+    )
+    jobs = {j["id"]: ((j.get("assignee") or {}).get("username"), j["stage"], j["state"]) for j in standin.jobs()}
+    return {"issues": issues, "jobs": jobs}
+
+
+@pytest.fixture
+def sloppy(cvat_standin: CvatStandIn, cvat_org_world: OrgWorld) -> Iterator[tuple[CvatStandIn, OrgWorld]]:
+    seed_sloppy_consensus(cvat_standin, cvat_org_world)
+    yield cvat_standin, cvat_org_world
+
+
+def test_sloppy_annotator_gets_issues_and_parent_goes_to_review(
+    sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path
+) -> None:
+    standin, world = sloppy
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
+    clock = Clock()
+    p1, p2 = world.parent_job_ids
+    sloppy_job = world.replica_of(p1, "ann3")
+    with make_service(standin, world, cfg, clock) as svc:
+        svc.startup_check()
+        report = svc.run_once()
+        assert report.failed_units == 0, report.errors
+
+        # issues: only on ann3's replica of parent 1, on the frames where ann3 went wrong, assigned to ann3
+        issues = standin.issues()
+        assert {i["job"] for i in issues} == {sloppy_job}
+        assert sorted({i["frame"] for i in issues}) == sorted(SLOPPY_FRAMES)
+        assert {i["assignee"]["username"] for i in issues} == {"ann3"}
+        assert all(len(i["position"]) == 4 for i in issues)
+        # routing: parent 1 to the expert, never an annotator; parent 2 passes, with our merge written
+        jobs = {j["id"]: j for j in standin.jobs()}
+        assert jobs[p1]["assignee"]["username"] == "rev1"
+        assert (jobs[p1]["stage"], jobs[p1]["state"]) == ("validation", "new")
+        assert (jobs[p2]["stage"], jobs[p2]["state"]) == ("validation", "new") and jobs[p2]["assignee"] is None
+        merged = standin.get_annotations(p2)
+        assert len(merged["shapes"]) == 30 and {s["source"] for s in merged["shapes"]} == {"consensus"}
+        assert not standin.get_annotations(p1)["shapes"]  # low agreement: no merge
+        # the GT job is completed: CVAT's quality report was requested and read
+        with open_store(cfg.state.url.get_secret_value()) as store:
+            actions = Counter(a.action for a in store.iter_audit())
+        assert actions["quality.report"] == 1 and actions["job.reassign"] == 1 and actions["merge.write"] == 1
+        assert actions["issue.open"] == len(issues) and actions["guide.update"] == 1
+        # the task guide shows the summary and a PNG chart
+        task = svc.client.get_task(world.task_id)
+        assert task.guide_id is not None
+        guide = svc.client.get_guide(task.guide_id).markdown
+        assert f"| {p1} | " in guide and "/api/assets/" in guide
+
+        # a second cycle changes nothing and only lists jobs
+        before, log_len = visible(standin), len(standin.request_log)
+        clock.t += 60
+        second = svc.run_once()
+        new_requests = standin.request_log[log_len:]
+        assert visible(standin) == before
+        assert {m for m, _, _ in new_requests} == {"GET"}, new_requests
+        assert second.cvat_calls <= 2 and second.issues_opened == 0 and second.scored_units == 0
+
+
+BOUNDARIES = [
+    f"{kind}:{step}" for kind in ("issue", "job", "merge", "quality", "guide") for step in ("started", "called", "done")
+]
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_kill_at_each_boundary_then_restart(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path, boundary: str
+) -> None:
+    standin, world = cvat_standin, cvat_org_world
+    seed_sloppy_consensus(standin, world)
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
+    clock = Clock()
+
+    def hook(name: str) -> None:
+        if name == boundary:
+            raise Crash(name)
+
+    dead = make_service(standin, world, cfg, clock, hook=hook, owner="dead")
+    with pytest.raises(Crash):
+        dead.run_once()
+    dead.close()
+    clock.t += cfg.state.lease_ttl_s + 1
+    with make_service(standin, world, cfg, clock, owner="restarted") as svc:
+        svc.run_once()
+        clock.t += 60
+        svc.run_once()
+    p1 = world.parent_job_ids[0]
+    got = visible(standin)
+    # no duplicates: one issue per sloppy frame; nothing lost: every decision carried out once
+    assert sorted(f for _, f, _, _ in got["issues"]) == sorted(SLOPPY_FRAMES)
+    assert got["jobs"][p1] == ("rev1", "validation", "new")
+    with open_store(cfg.state.url.get_secret_value()) as store:
+        assert store.actions(status="started") == []
+        actions = Counter(a.action for a in store.iter_audit())
+    assert actions["issue.open"] == len(SLOPPY_FRAMES)
+    assert actions["job.reassign"] == 1 and actions["job.pass"] == 1 and actions["quality.report"] == 1
+    assert actions["merge.write"] == 1 and actions["guide.update"] >= 1
+    assert len(standin.get_annotations(world.parent_job_ids[1])["shapes"]) == 30
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind", "extra"),
+    [
+        ("GET", r"^/api/jobs/\d+/annotations", "status", {"status": 503, "times": 2}),
+        ("GET", r"^/api/jobs/?$", "status", {"status": 502, "times": 1}),
+        ("GET", r"^/api/jobs/\d+/annotations", "retry_after", {"retry_after_s": 0.0, "times": 2}),
+        ("GET", r"^/api/labels", "timeout", {"delay_s": 1.0, "times": 1}),
+        ("POST", r"^/api/issues", "status", {"status": 500, "times": 1}),
+        ("POST", r"^/api/issues", "retry_after", {"retry_after_s": 0.0, "times": 1}),
+        ("PATCH", r"^/api/jobs/\d+$", "status", {"status": 503, "times": 3}),
+        ("GET", r"^/api/jobs/?$", "status", {"status": 503, "times": 8}),  # outlasts the retries: cycle retried
+    ],
+)
+def test_cvat_faults_delay_but_do_not_break(
+    sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path, method: str, path: str, kind: str, extra: dict[str, Any]
+) -> None:
+    standin, world = sloppy
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
+    clock = Clock()
+    standin.faults.add(method, path, kind, **extra)  # type: ignore[arg-type]
+    with make_service(standin, world, cfg, clock, timeout_s=0.5) as svc:
+        for _ in range(3):
+            svc.run_once()
+            clock.t += cfg.state.lease_ttl_s + 1
+    p1 = world.parent_job_ids[0]
+    got = visible(standin)
+    assert sorted(f for _, f, _, _ in got["issues"]) == sorted(SLOPPY_FRAMES)
+    assert got["jobs"][p1] == ("rev1", "validation", "new")
+    with open_store(cfg.state.url.get_secret_value()) as store:
+        assert store.pending() == [] and store.actions(status="started") == []
+
+
+def test_forged_webhook_rejected_valid_one_queues(sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    standin, world = sloppy
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
+    clock = Clock()
+    job_id = world.replica_of(world.parent_job_ids[0], "ann1")
+    body = json.dumps(
+        {
+            "event": "update:job",
+            "webhook_id": 3,
+            "job": {"id": job_id, "state": "completed"},
+            "changes": {"state": {"from": "in progress", "to": "completed"}},
+        }
+    ).encode()
+
+    def post(headers: dict[str, str], data: bytes) -> int:
+        req = urllib.request.Request(
+            f"{server.url}/webhooks/cvat",
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", **headers},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as err:
+            return int(err.code)
+
+    with make_service(standin, world, cfg, clock) as svc, svc.http_server() as server:
+        assert post({}, body) == 401
+        assert post({"X-Signature-256": sign("wrong-secret", body)}, body) == 401
+        assert post({"X-Signature-256": sign(SECRET, body)}, body.replace(b"completed", b"rejected ")) == 401
+        assert svc.store.pending() == []
+        assert post({"X-Signature-256": sign(SECRET, body)}, body) == 200
+        assert svc.store.pending() == [job_id]
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'cvat_ext_sidecar_webhooks_total{result="rejected"} 3.0' in metrics
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as resp:
+            assert json.loads(resp.read())["ok"] is True
