@@ -513,9 +513,14 @@ class Cycle:
     def _after_task(self, task_id: int, report: CycleReport) -> None:
         if self.guide is None or not self.settings.guide.enabled:
             return
+        lease = f"guide:{task_id}"
+        if not self.store.try_lease(lease, self.owner, self.settings.state.lease_ttl_s):
+            return  # another replica is writing this task's guide
         try:
             self.guide.publish(task_id)
         except CvatError as exc:
             report.errors.append(f"guide task {task_id}: {exc}")
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
             log.warning("task %d: guide update failed (retried next time): %s", task_id, exc)
+        finally:
+            self.store.release_lease(lease, self.owner)
