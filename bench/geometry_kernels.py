@@ -31,6 +31,7 @@ from cvat_ext.geometry import (
     rle_to_runs,
     rotated_box_iou,
     runs_iou,
+    runs_iou_sparse,
     similarity_matrix,
 )
 
@@ -94,6 +95,16 @@ def main() -> None:
     mask_shapes_a = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in ma]
     mask_shapes_b = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in mb]
     params = SimilarityParams(image_wh=(640, 480))
+    chunk = 200
+    chunk_a = [m for _ in range(chunk // 20) for m in masks(rng, n * 20)]
+    chunk_b = [m for _ in range(chunk // 20) for m in masks(rng, n * 20)]
+    chunk_frame = np.repeat(np.arange(chunk), n)
+
+    def masks_chunk() -> object:
+        return runs_iou_sparse(rle_to_runs(chunk_a), rle_to_runs(chunk_b), chunk_frame, chunk_frame)
+
+    def masks_per_frame() -> object:
+        return [mask_iou(chunk_a[f * n : (f + 1) * n], chunk_b[f * n : (f + 1) * n]) for f in range(chunk)]
 
     rows: list[tuple[str, int, Callable[[], object]]] = [
         ("box_iou 20x20", n * n, lambda: box_iou(a, b)),
@@ -101,6 +112,8 @@ def main() -> None:
         ("rotated_box_iou 20x20", n * n, lambda: rotated_box_iou(a, rot_a, b, rot_b)),
         ("mask_iou 20x20 (RLE in)", n * n, lambda: mask_iou(ma, mb)),
         ("runs_iou 20x20 (runs cached)", n * n, lambda: runs_iou(runs_a, runs_b)),
+        (f"mask_iou per frame, {chunk} frames x 20x20", chunk * n * n, masks_per_frame),
+        (f"runs_iou_sparse {chunk} frames x 20x20", chunk * n * n, masks_chunk),
         ("polygon_iou 20x20 (16-gons)", n * n, lambda: polygon_iou(polys_a, polys_b)),
         ("ellipse_iou 20x20", n * n, lambda: ellipse_iou(ell, rot_a, ell + 3, rot_b)),
         ("line_iou 20x20 (r=5.5)", n * n, lambda: line_iou(lines_a, lines_b, 5.5)),

@@ -16,7 +16,15 @@ from cvat_ext.geometry.cuboids import convex_hulls, cuboid2d_iou, cuboid3d_iou
 from cvat_ext.geometry.ellipses import ellipse_iou, ellipse_runs
 from cvat_ext.geometry.keypoints import estimate_keypoint_sigmas, keypoint_box_wh, oks
 from cvat_ext.geometry.lines import line_iou, polyline_runs
-from cvat_ext.geometry.masks import RowRuns, empty_runs, mask_iou, rle_to_runs, runs_intersection, runs_iou
+from cvat_ext.geometry.masks import (
+    RowRuns,
+    empty_runs,
+    mask_iou,
+    rle_to_runs,
+    runs_intersection,
+    runs_iou,
+    runs_iou_sparse,
+)
 from cvat_ext.geometry.polygons import polygon_iou, polygon_runs
 from cvat_ext.geometry.rotated import box_corners, convex_intersection_area, convex_iou, rotated_box_iou
 from cvat_ext.geometry.similarity import (
@@ -64,6 +72,7 @@ __all__ = [
     "rotated_box_iou",
     "runs_intersection",
     "runs_iou",
+    "runs_iou_sparse",
     "segment_runs",
     "similarity_matrix",
     "skeleton_keypoints",

@@ -127,44 +127,82 @@ def clip_columns(start: IntArray, end: IntArray, clip_wh: tuple[int, int], scale
 
 def rle_to_runs(rles: Sequence[MaskRle]) -> RowRuns:
     """CVAT mask RLEs (inclusive ``ltrb`` crops) -> row runs of ``len(rles)`` segments, vectorised."""
-    if not rles:
+    n = len(rles)
+    if n == 0:
         return empty_runs(0)
     counts = [r.counts for r in rles]
-    sizes = np.array([c.size for c in counts], dtype=np.int64)
+    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n)
     flat = np.concatenate(counts)
-    seg = np.repeat(np.arange(len(rles), dtype=np.int64), sizes)
-    first = np.cumsum(sizes) - sizes
-    local = np.arange(flat.size, dtype=np.int64) - first[seg]  # run index within its mask
-    ends = np.cumsum(flat)
-    begins = ends - flat
-    base = np.concatenate(([0], ends[np.cumsum(sizes)[:-1] - 1]))  # pixels before each mask
-    fg = (local % 2 == 1) & (flat > 0)
-    owner = seg[fg]
-    p0 = begins[fg] - base[owner]
-    p1 = ends[fg] - base[owner]
     ltrb = np.array([r.ltrb for r in rles], dtype=np.int64)
-    width = ltrb[owner, 2] - ltrb[owner, 0] + 1
-    # split runs that wrap across crop rows
-    r0 = p0 // width
-    r1 = (p1 - 1) // width
-    pieces = r1 - r0 + 1
-    idx = np.repeat(np.arange(owner.size), pieces)
-    k = np.arange(idx.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-    row_local = r0[idx] + k
-    w = width[idx]
-    start = np.maximum(p0[idx], row_local * w) - row_local * w
-    end = np.minimum(p1[idx], (row_local + 1) * w) - row_local * w
-    own = owner[idx]
-    return RowRuns(row_local + ltrb[own, 1], start + ltrb[own, 0], end + ltrb[own, 0], own, len(rles))
+    width = ltrb[:, 2] - ltrb[:, 0] + 1
+    area = width * (ltrb[:, 3] - ltrb[:, 1] + 1)
+    first = np.cumsum(sizes) - sizes
+    # foreground runs sit at odd positions within their mask: parity of (index - first)
+    parity = np.repeat(first & 1, sizes)
+    index = np.arange(flat.size, dtype=np.int64)
+    fg = np.flatnonzero(((index & 1) != parity) & (flat > 0))
+    owner = np.searchsorted(first, fg, side="right") - 1
+    p1 = np.cumsum(flat)[fg] - (np.cumsum(area) - area)[owner]  # end pixel offset within the crop
+    p0 = p1 - flat[fg]
+    w = width[owner]
+    row = p0 // w
+    pieces = (p1 - 1) // w - row + 1
+    if np.any(pieces > 1):
+        # split runs that wrap across crop rows
+        idx = np.repeat(np.arange(owner.size), pieces)
+        row = row[idx] + (np.arange(idx.size) - np.repeat(np.cumsum(pieces) - pieces, pieces))
+        owner, w, p0, p1 = owner[idx], w[idx], p0[idx], p1[idx]
+    row_start = row * w
+    start = np.maximum(p0, row_start) - row_start
+    end = np.minimum(p1, row_start + w) - row_start
+    left = ltrb[owner, 0]
+    return RowRuns(row + ltrb[owner, 1], start + left, end + left, owner, n)
+
+
+def _join_runs(
+    a: tuple[IntArray, IntArray, IntArray, IntArray], b: tuple[IntArray, IntArray, IntArray, IntArray]
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Overlapping run pairs of ``a`` and ``b`` = (row, start, end, owner) arrays -> (owner_a,
+    owner_b, overlap px) per overlapping run pair.
+
+    B's runs are sorted by ``(row, start)``; an A run ``[s, e)`` on row ``y`` can only meet the B
+    runs of row ``y`` with ``s - L_y < start_b < e`` (``L_y`` the longest B run on that row), a
+    contiguous range found by two ``searchsorted`` calls on one ``row * span + column`` key.
+    """
+    row_a, start_a, end_a, own_a = a
+    row_b, start_b, end_b, own_b = b
+    none = np.zeros(0, dtype=np.int64)
+    if row_a.size == 0 or row_b.size == 0:
+        return none, none, none
+    row0 = min(int(row_a.min()), int(row_b.min()))
+    col0 = int(start_b.min())
+    span = int(start_b.max()) - col0 + 2
+    rows_b = row_b - row0
+    key_b = rows_b * span + (start_b - col0)
+    order = np.argsort(key_b)
+    key_b, start_b, end_b, own_b, rows_b = key_b[order], start_b[order], end_b[order], own_b[order], rows_b[order]
+    longest = np.zeros(int(max(row_a.max(), row_b.max())) - row0 + 1, dtype=np.int64)
+    row_first = np.flatnonzero(np.concatenate(([True], rows_b[1:] != rows_b[:-1])))
+    longest[rows_b[row_first]] = np.maximum.reduceat(end_b - start_b, row_first)
+    rows_a = row_a - row0
+    base = rows_a * span
+    lo = np.searchsorted(key_b, base + np.clip(start_a - longest[rows_a] + 1 - col0, 0, span), side="left")
+    hi = np.searchsorted(key_b, base + np.clip(end_a - col0, 0, span), side="left")
+    cnt = np.maximum(hi - lo, 0)
+    total = int(cnt.sum())
+    if total == 0:
+        return none, none, none
+    ia = np.repeat(np.arange(row_a.size), cnt)
+    ib = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(total)
+    ov = np.minimum(end_a[ia], end_b[ib]) - np.maximum(start_a[ia], start_b[ib])
+    pos = ov > 0
+    return own_a[ia[pos]], own_b[ib[pos]], ov[pos]
 
 
 def runs_intersection(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
     """(N, M) pixel counts of ``A_i ∩ B_j`` for all pairs (exact integers, as float64).
 
-    Join: B's runs sorted by ``(row, start)``; an A run ``[s, e)`` on row ``y`` can only meet the B
-    runs of row ``y`` with ``s - L_y < start_b < e`` (``L_y`` the longest B run on that row), a
-    contiguous range found by two ``searchsorted`` calls. Only segments whose boxes overlap a box
-    on the other side take part.
+    Only segments whose boxes overlap a box on the other side take part in the run join.
     """
     n, m = runs_a.count, runs_b.count
     if n == 0 or m == 0 or runs_a.row.size == 0 or runs_b.row.size == 0:
@@ -181,34 +219,51 @@ def runs_intersection(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
         return np.zeros((n, m))
     sel_a = np.any(overlap, axis=1)[runs_a.owner]
     sel_b = np.any(overlap, axis=0)[runs_b.owner]
-    row_a, start_a, end_a, own_a = runs_a.row[sel_a], runs_a.start[sel_a], runs_a.end[sel_a], runs_a.owner[sel_a]
-    row_b, start_b, end_b, own_b = runs_b.row[sel_b], runs_b.start[sel_b], runs_b.end[sel_b], runs_b.owner[sel_b]
-    # key = row * span + column offset, so one sorted array serves every row
-    row0 = min(int(row_a.min()), int(row_b.min()))
-    col0 = int(start_b.min())
-    span = int(start_b.max()) - col0 + 2
-    key_b = (row_b - row0) * span + (start_b - col0)
-    order = np.argsort(key_b, kind="stable")
-    key_b, start_b, end_b, own_b = key_b[order], start_b[order], end_b[order], own_b[order]
-    rows_b = row_b[order] - row0
-    longest = np.zeros(int(max(row_a.max(), row_b.max())) - row0 + 1, dtype=np.int64)
-    np.maximum.at(longest, rows_b, end_b - start_b)
-    base = (row_a - row0) * span
-    lo_off = np.clip(start_a - longest[row_a - row0] + 1 - col0, 0, span)
-    hi_off = np.clip(end_a - col0, 0, span)
-    lo = np.searchsorted(key_b, base + lo_off, side="left")
-    hi = np.searchsorted(key_b, base + hi_off, side="left")
-    cnt = np.maximum(hi - lo, 0)
-    total = int(cnt.sum())
-    if total == 0:
-        return np.zeros((n, m))
-    ia = np.repeat(np.arange(row_a.size), cnt)
-    ib = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(total)
-    ov = np.minimum(end_a[ia], end_b[ib]) - np.maximum(start_a[ia], start_b[ib])
-    pos = ov > 0
-    pair = own_a[ia[pos]] * m + own_b[ib[pos]]
-    inter: FloatArray = np.bincount(pair, weights=ov[pos], minlength=n * m).astype(np.float64)
+    oa, ob, ov = _join_runs(
+        (runs_a.row[sel_a], runs_a.start[sel_a], runs_a.end[sel_a], runs_a.owner[sel_a]),
+        (runs_b.row[sel_b], runs_b.start[sel_b], runs_b.end[sel_b], runs_b.owner[sel_b]),
+    )
+    inter: FloatArray = np.bincount(oa * m + ob, weights=ov, minlength=n * m).astype(np.float64)
     return inter.reshape(n, m)
+
+
+def runs_iou_sparse(
+    runs_a: RowRuns,
+    runs_b: RowRuns,
+    frame_a: npt.ArrayLike | None = None,
+    frame_b: npt.ArrayLike | None = None,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """IoU of the overlapping segment pairs only, for many frames in one call.
+
+    ``frame_a`` (N,) / ``frame_b`` (M,) give each segment's frame (None = all one frame); segments
+    of different frames never meet. -> ``(ia, ib, iou)`` (P,) each: segment indices into A and B
+    and their IoU > 0, sorted by ``(ia, ib)``. Pairs not listed have IoU 0. No (N, M) array is
+    built, so N and M may span thousands of frames (e.g. one :func:`rle_to_runs` call per
+    annotator for a chunk of frames).
+    """
+    row_a, row_b = runs_a.row, runs_b.row
+    if frame_a is not None or frame_b is not None:
+        fa = np.zeros(runs_a.count, dtype=np.int64) if frame_a is None else np.asarray(frame_a, dtype=np.int64)
+        fb = np.zeros(runs_b.count, dtype=np.int64) if frame_b is None else np.asarray(frame_b, dtype=np.int64)
+        if fa.shape != (runs_a.count,) or fb.shape != (runs_b.count,):
+            raise ValueError(f"runs_iou_sparse: expected frame ids ({runs_a.count},) and ({runs_b.count},)")
+        if row_a.size and row_b.size:
+            # stack frames vertically, one frame height apart, so their runs never share a row
+            lo = min(int(row_a.min()), int(row_b.min()))
+            stride = max(int(row_a.max()), int(row_b.max())) - lo + 1
+            row_a = (row_a - lo) + fa[runs_a.owner] * stride
+            row_b = (row_b - lo) + fb[runs_b.owner] * stride
+    oa, ob, ov = _join_runs(
+        (row_a, runs_a.start, runs_a.end, runs_a.owner), (row_b, runs_b.start, runs_b.end, runs_b.owner)
+    )
+    if oa.size == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, np.zeros(0)
+    pair, inverse = np.unique(oa * runs_b.count + ob, return_inverse=True)
+    inter = np.bincount(inverse, weights=ov).astype(np.float64)
+    ia, ib = pair // runs_b.count, pair % runs_b.count
+    union = runs_a.area[ia] + runs_b.area[ib] - inter
+    return ia, ib, np.minimum(inter / union, 1.0)
 
 
 def runs_iou(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:

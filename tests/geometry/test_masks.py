@@ -84,3 +84,37 @@ def test_disjoint_and_translation() -> None:
     moved = mask_iou([MaskRle.from_bitmap(bits, 1000, 700)], [MaskRle.from_bitmap(bits[::-1], 1005, 703)])[0, 0]
     assert base == pytest.approx(moved, abs=0)
     assert mask_iou([a], [far])[0, 0] == 0.0
+
+
+def test_runs_iou_sparse_matches_dense_per_frame() -> None:
+    from cvat_ext.geometry import runs_iou, runs_iou_sparse
+
+    rng = np.random.default_rng(3)
+    frames = 6
+
+    def frame_masks() -> list[MaskRle]:
+        out = []
+        for _ in range(int(rng.integers(0, 5))):
+            bits = rng.uniform(size=(int(rng.integers(1, 9)), int(rng.integers(1, 9)))) < 0.6
+            out.append(MaskRle.from_bitmap(bits, int(rng.integers(-3, 12)), int(rng.integers(-3, 12))))
+        return out
+
+    per_a = [frame_masks() for _ in range(frames)]
+    per_b = [frame_masks() for _ in range(frames)]
+    flat_a = [m for ms in per_a for m in ms]
+    flat_b = [m for ms in per_b for m in ms]
+    fa = np.repeat(np.arange(frames), [len(ms) for ms in per_a])
+    fb = np.repeat(np.arange(frames), [len(ms) for ms in per_b])
+    ia, ib, iou = runs_iou_sparse(rle_to_runs(flat_a), rle_to_runs(flat_b), fa, fb)
+    assert np.all(fa[ia] == fb[ib]) and np.all(iou > 0)
+    got = np.zeros((len(flat_a), len(flat_b)))
+    got[ia, ib] = iou
+    off_a = np.concatenate(([0], np.cumsum([len(ms) for ms in per_a])))
+    off_b = np.concatenate(([0], np.cumsum([len(ms) for ms in per_b])))
+    for f in range(frames):
+        dense = runs_iou(rle_to_runs(per_a[f]), rle_to_runs(per_b[f]))
+        np.testing.assert_array_equal(got[off_a[f] : off_a[f + 1], off_b[f] : off_b[f + 1]], dense)
+        got[off_a[f] : off_a[f + 1], off_b[f] : off_b[f + 1]] = 0
+    assert not got.any()  # nothing across frames
+    ia0, _, _ = runs_iou_sparse(rle_to_runs([]), rle_to_runs(flat_b), [], fb)
+    assert ia0.size == 0
