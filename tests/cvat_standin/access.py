@@ -18,7 +18,7 @@ import binascii
 import http.cookies
 
 from tests.cvat_standin.routing import HttpError, Request, forbidden
-from tests.cvat_standin.world import ROLE_RANK, JobRec, UserRec, World
+from tests.cvat_standin.world import ROLE_RANK, JobRec, TaskRec, UserRec, World
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -149,4 +149,10 @@ def require_org_role(w: World, user: UserRec, org_id: int | None, role: str, *, 
     if user.is_superuser or (owner_id is not None and owner_id == user.id):
         return
     if org_id is None or role_rank(w, user, org_id) < ROLE_RANK[role]:
+        raise forbidden()
+
+
+def require_task_maintainer(w: World, user: UserRec, task: TaskRec) -> None:
+    """The task owner, or an org maintainer/owner (quality reports, consensus, settings)."""
+    if user.id != task.owner_id and role_rank(w, user, task.org_id) < ROLE_RANK["maintainer"]:
         raise forbidden()

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.cvat_standin import serializers as ser
-from tests.cvat_standin.access import require_job_view, role_rank
+from tests.cvat_standin.access import require_job_view, require_task_maintainer
 from tests.cvat_standin.filters import paginate
 from tests.cvat_standin.resources import webhooks
 from tests.cvat_standin.resources.annotations import canonicalize
 from tests.cvat_standin.routing import HttpError, Request, Response, Router, bad_request, forbidden, not_found
-from tests.cvat_standin.world import ROLE_RANK, JobRec, RequestRec, World
+from tests.cvat_standin.world import JobRec, RequestRec, World
 
 NO_CACHE = {"Cache-Control": "max-age=0, no-cache, no-store, must-revalidate, private"}
 
@@ -38,10 +38,7 @@ def register(r: Router) -> None:
 
 
 def _require_maintainer_of_task(ctx: Request, task_id: int) -> None:
-    w = ctx.w
-    task = w.tasks[task_id]
-    if ctx.me.id != task.owner_id and role_rank(w, ctx.me, task.org_id) < ROLE_RANK["maintainer"]:
-        raise forbidden()
+    require_task_maintainer(ctx.w, ctx.me, ctx.w.tasks[task_id])
 
 
 def list_settings(ctx: Request) -> Response:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.cvat_standin import serializers as ser
-from tests.cvat_standin.access import in_context, role_rank
+from tests.cvat_standin.access import in_context, require_task_maintainer, role_rank
 from tests.cvat_standin.filters import json_logic, paginate
 from tests.cvat_standin.resources.consensus import start_request
 from tests.cvat_standin.routing import Request, Response, Router, bad_request, forbidden, not_found
@@ -48,8 +48,7 @@ def register(r: Router) -> None:
 
 
 def _check_task_access(ctx: Request, task: TaskRec) -> None:
-    if ctx.me.id != task.owner_id and role_rank(ctx.w, ctx.me, task.org_id) < ROLE_RANK["maintainer"]:
-        raise forbidden()
+    require_task_maintainer(ctx.w, ctx.me, task)
 
 
 # settings ------------------------------------------------------------------------------------------
