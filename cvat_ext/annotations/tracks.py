@@ -327,17 +327,29 @@ class _PolyMatch:
 
 
 def _arc_positions(points: FloatArray) -> FloatArray:
-    steps = np.hypot(*np.diff(points, axis=0).T) if points.shape[0] > 1 else np.zeros(0)
-    cumulative = np.concatenate(([0.0], np.cumsum(steps)))
+    cumulative = np.concatenate(([0.0], np.cumsum(_steps(points))))
     total = cumulative[-1]
     # a degenerate curve (all vertices equal) has no arc length: CVAT divides by zero there
     return cumulative / total if total > 0 else np.zeros_like(cumulative)
 
 
+def _steps(points: FloatArray) -> FloatArray:
+    """(K-1,) lengths of the edges of a (K, 2) curve.
+
+    Distances here are ``sqrt(dx**2 + dy**2)`` and sums run left to right, the arithmetic CVAT
+    uses, so that exact ties in its comparisons (common with integer pixels) break the same way.
+    """
+    d = np.diff(points, axis=0)
+    return np.sqrt(d[:, 0] ** 2 + d[:, 1] ** 2)
+
+
+def _dist(a: FloatArray, b: FloatArray) -> float:
+    return math.sqrt((float(a[0]) - float(b[0])) ** 2 + (float(a[1]) - float(b[1])) ** 2)
+
+
 def _curve_length(points: FloatArray) -> float:
-    if points.shape[0] < 2:
-        return 0.0
-    return float(np.hypot(*np.diff(points, axis=0).T).sum())
+    steps = _steps(points)
+    return float(np.cumsum(steps)[-1]) if steps.size else 0.0
 
 
 def _polyshape_points(match: _PolyMatch, t: float, shape_type: ShapeType) -> FloatArray:
@@ -360,11 +372,11 @@ def _polyshape_points(match: _PolyMatch, t: float, shape_type: ShapeType) -> Flo
         kept = [interpolated[start]]
         last = start
         for k in range(start + 1, stop):
-            if math.dist(interpolated[last], interpolated[k]) >= threshold:
+            if _dist(interpolated[last], interpolated[k]) >= threshold:
                 kept.append(interpolated[k])
                 last = k
         kept.append(interpolated[stop])
-        if len(kept) == 2 and math.dist(interpolated[start], interpolated[stop]) < threshold:
+        if len(kept) == 2 and _dist(interpolated[start], interpolated[stop]) < threshold:
             kept = [(interpolated[start] + interpolated[stop]) / 2]
         out.extend(kept)
 
