@@ -183,8 +183,8 @@ class CvatClient(PublishingCalls, QualityCalls):
         ``{">": [{"var": "updated_date"}, "<iso>"]}``: with ``sort="updated_date"`` this is the
         change-detection cursor (annotation saves touch the job's ``updated_date``).
         """
-        if type == "consensus_replica" and self._server is not None:
-            type = features_for(self._server).replica_job_type
+        if type == "consensus_replica":  # the name differs by server version (asks /about once)
+            type = self.features().replica_job_type
         filters: dict[str, Any] = {
             k: v
             for k, v in {

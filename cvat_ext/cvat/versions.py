@@ -23,8 +23,9 @@ Consequences: every quality call reads and writes raw JSON (``_parse_response=Fa
 version, and quality settings are patched with whatever fields the caller gives. Jobs, tasks,
 issues, comments, labels, consensus and annotation bodies are the same on both sides; we still
 parse them ourselves (faster than the generated models and tolerant of added fields). Our
-:class:`~cvat_ext.cvat.models.Job` always says ``consensus_replica``; the jobs list is called
-without the SDK's input validation so 2.73's filter value passes.
+:class:`~cvat_ext.cvat.models.Job` always says ``consensus_replica``; the jobs list goes out as
+a raw query (the SDK's enum would reject 2.73's value) and a ``type="consensus_replica"`` filter
+is sent as the server's own name (the version is asked once per client).
 """
 
 from __future__ import annotations

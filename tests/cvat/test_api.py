@@ -41,6 +41,7 @@ def test_jobs_follow_next_pages_with_cursor_filter(stub: StubCvat, make_client: 
     page1 = {"count": len(jobs), "next": f"{stub.url}/api/jobs?page=2&page_size=5", "results": jobs[:5]}
     page2 = {"count": len(jobs), "next": None, "results": jobs[5:]}
     stub.on("GET", "/api/jobs", Reply(200, page1), Reply(200, page2))
+    stub.on("GET", "/api/server/about", Reply(200, response_bodies("01_server_about.json", "GET", "/api")[0]))
     client = make_client(stub.url, org="qa-eval")
     cursor = datetime(2026, 11, 23, 0, 37, 20, 654278, tzinfo=UTC)
     got = client.list_jobs(task_id=52, type="consensus_replica", updated_after=cursor, page_size=5)
@@ -51,6 +52,16 @@ def test_jobs_follow_next_pages_with_cursor_filter(stub: StubCvat, make_client: 
     assert first.query["type"] == ["consensus_replica"] and first.query["page_size"] == ["5"]
     assert second.query["page"] == ["2"]
     assert client.calls["GET /api/jobs"] == 2
+
+
+def test_replica_type_follows_server_version(stub: StubCvat, make_client: MakeClient):
+    stub.on("GET", "/api/server/about", Reply(200, {"name": "CVAT", "version": "2.80.0"}))
+    stub.on("GET", "/api/jobs", Reply(200, {"count": 0, "next": None, "results": []}))
+    client = make_client(stub.url)
+    client.list_jobs(type="consensus_replica")
+    client.list_jobs(type="consensus_replica", parent_job_id=4)
+    assert [r.query["type"] for r in stub.requests("GET", "/api/jobs")] == [["replica"], ["replica"]]
+    assert client.calls["GET /api/server/about"] == 1
 
 
 def test_naive_cursor_is_rejected(make_client: MakeClient, stub: StubCvat):
@@ -67,6 +78,13 @@ def test_recorded_jobs_parse():
     assert (parent.consensus_replicas, parent.assignee_id, parent.organization_id) == (3, None, 3)
     assert gt.type == "ground_truth" and gt.frame_count == 5
     assert replica.updated_date.tzinfo is not None and replica.updated_date.utcoffset().total_seconds() == 0
+
+
+def test_newer_replica_type_is_normalised():
+    from cvat_ext.cvat.wire import job_from_json
+
+    body = dict(response_bodies("33_job_get.json", "GET", "/api/jobs/")[0], type="replica")
+    assert job_from_json(body).type == "consensus_replica"
 
 
 def test_update_job_stage_only_resends_current_state(stub: StubCvat, make_client: MakeClient):
