@@ -258,3 +258,17 @@ def test_read_timeout_is_retried_for_get(cvat_standin: CvatStandIn, cvat_org_wor
     ) as client:
         assert client.get_job(job_id).id == job_id
         assert client.calls["GET /api/jobs/{id}"] == 2 and len(fake_time.sleeps) == 1
+
+
+def test_quality_report_flow(bot: CvatClient, cvat_org_world: OrgWorld, cvat_standin: CvatStandIn):
+    w = cvat_org_world
+    cvat_standin.request_polls = 1
+    rq_id = bot.request_quality_report(w.task_id)
+    done = bot.wait_request(rq_id, poll_s=1.0)
+    report_id = done["result_id"]
+    report = bot.get_quality_report(report_id)
+    assert report["target"] == "task" and "accuracy" in report["summary"]
+    assert {"parameters", "comparison_summary", "frame_results"} <= set(bot.get_quality_report_data(report_id))
+    reports = bot.list_quality_reports(task_id=w.task_id)
+    assert report_id in {r["id"] for r in reports} and any(r["target"] == "job" for r in reports)
+    assert isinstance(bot.list_quality_conflicts(report_id), list)
