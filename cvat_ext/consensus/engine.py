@@ -14,6 +14,7 @@ needs more than a chunk of work in memory beyond the cluster tables.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,12 +23,12 @@ import numpy as np
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Shape, Tag
 from cvat_ext.annotations.tracks import iter_frames
-from cvat_ext.consensus.batch import ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
+from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.fuse import ChunkMerger, JobTally, ReliabilityModel
 from cvat_ext.consensus.matching import annotator_pairs, pair_links
 from cvat_ext.consensus.merge import member_rows
-from cvat_ext.consensus.reliability import fit_dawid_skene, fusion_weights, separate_noise
+from cvat_ext.consensus.reliability import fit_dawid_skene, fit_existence, fusion_weights, separate_noise
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
@@ -162,6 +163,7 @@ def score_chunks(
     iou_disagreement = np.zeros((2, len(pairs)))
     stored: list[tuple[ChunkInput | None, dict[GroupKey, ReplicaBatch] | None, ChunkClusters]] = []
     all_labels: list[IntArray] = []
+    presence: dict[str, list[BoolArray]] = {}
     n_objects = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0])
@@ -173,6 +175,7 @@ def score_chunks(
             tables[key] = table
             chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
             all_labels.append(chunk_labels[key])
+            presence.setdefault(batch.family, []).append(rows >= 0)
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
             iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
@@ -187,6 +190,10 @@ def score_chunks(
     cached = n_objects <= CACHE_OBJECTS
 
     model = _fit_reliability(names, all_labels, iou_disagreement, by_family, settings)
+    if settings.auto_quorum(n_annot):
+        model = dataclasses.replace(
+            model, existence={family: fit_existence(np.concatenate(parts)) for family, parts in presence.items()}
+        )
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
     # pass 2: merge and statistics
@@ -249,6 +256,7 @@ def _fit_reliability(
         names=names,
         weights=weights,
         family_weights=family_weights,
+        existence={},
         dawid_skene=ds if use_estimate else None,
         label_reliability=ds.accuracy if ds.classes.size else np.full(n_annot, np.nan),
         geometric_reliability=1.0 - np.sqrt(noise),

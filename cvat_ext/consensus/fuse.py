@@ -30,7 +30,7 @@ from cvat_ext.consensus.merge import (
     vote_attributes,
     weighted_medoid,
 )
-from cvat_ext.consensus.reliability import DawidSkene
+from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
 from cvat_ext.consensus.report import (
     AnnotatorStats,
     ConsensusResult,
@@ -60,9 +60,17 @@ class ReliabilityModel:
     names: tuple[str, ...]
     weights: FloatArray
     family_weights: Mapping[str, FloatArray]
+    existence: Mapping[str, ExistenceModel]
     dawid_skene: DawidSkene | None
     label_reliability: FloatArray
     geometric_reliability: FloatArray
+
+    def keep(self, family: str, present: BoolArray, quorum: int) -> BoolArray:
+        """(K,) clusters to merge: existence posterior >= 0.5 when fitted, else ``quorum`` members."""
+        model = self.existence.get(family)
+        if model is not None:
+            return model.posterior(present) >= 0.5
+        return np.asarray(present.sum(axis=1) >= quorum)
 
     def weights_for(self, family: str) -> FloatArray:
         """Fusion weights for one match family (falls back to the pooled weights)."""
@@ -168,7 +176,7 @@ class ChunkMerger:
             present = rows >= 0
             labels_kr = np.where(present, batch.label[np.maximum(rows, 0)], -1)
             cons = self.model.consensus_labels(labels_kr)
-            kept = present.sum(axis=1) >= self.quorum
+            kept = self.model.keep(batch.family, present, self.quorum)
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             self._parts.append(self._fuse(batch, table, rows, cons, score, kept))
             self.tally.add_group(batch, table, rows, labels_kr, cons, kept, score, frame_tally)
@@ -511,7 +519,7 @@ class JobTally:
             label_disagreements=int(t[_F_LABEL]),
             attribute_disagreements=int(lab[7]),
             low_overlap=self.low_overlap,
-            quorum=self.quorum,
+            quorum=st.quorum_label(self.n_annot),
             iou_thr=st.iou_thr,
             method=st.method,
         )

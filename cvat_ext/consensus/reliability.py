@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
@@ -124,3 +125,75 @@ def fusion_weights(noise: FloatArray, *, floor_share: float = 0.1) -> FloatArray
     floor = max(float(noise.mean()) * floor_share, 1e-9)
     w = 1.0 / np.maximum(noise, floor)
     return np.asarray(w / w.max(), dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class ExistenceModel:
+    """Is a cluster a real object? A capture–recapture model with false positives.
+
+    A real object is drawn by annotator r independently with probability ``sensitivity[r]``
+    (clusters nobody drew are never seen: the model is truncated at zero). A false object is drawn
+    by exactly one annotator, annotator r with probability ``false_share[r]`` (two annotators do
+    not invent the same object). ``prior`` is the share of real objects among the clusters seen.
+    So a cluster drawn by 2+ annotators is real; a singleton is weighed by who drew it and by how
+    often the others would have missed a real object.
+    """
+
+    prior: float
+    sensitivity: FloatArray
+    false_share: FloatArray
+
+    def _single_real(self) -> FloatArray:
+        """(R,) P(real | only annotator r drew it)."""
+        p = self.sensitivity
+        miss = float(np.prod(1.0 - p))
+        seen = max(1.0 - miss, 1e-12)
+        only_r = p * miss / np.maximum(1.0 - p, 1e-12) / seen
+        real = self.prior * only_r
+        fake = (1.0 - self.prior) * self.false_share
+        return np.asarray(real / np.maximum(real + fake, 1e-300), dtype=np.float64)
+
+    def posterior(self, present: npt.NDArray[np.bool_]) -> FloatArray:
+        """(K,) P(real | which annotators drew the cluster), ``present (K, R)``."""
+        present = np.asarray(present, dtype=bool)
+        count = present.sum(axis=1)
+        out = (count >= 2).astype(np.float64)
+        single = count == 1
+        out[single] = self._single_real()[present[single].argmax(axis=1)]
+        return out
+
+
+def fit_existence(present: npt.NDArray[np.bool_], *, iterations: int = 100, tol: float = 1e-8) -> ExistenceModel:
+    """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)``."""
+    present = np.asarray(present, dtype=bool)
+    n_units, n_annot = present.shape
+    eps = 1e-6
+    if n_units == 0 or n_annot == 0:
+        return ExistenceModel(1.0, np.full(n_annot, 0.5), np.full(n_annot, 1.0 / max(n_annot, 1)))
+    count = present.sum(axis=1)
+    multi = count >= 2
+    single_of = np.where(count == 1, present.argmax(axis=1), -1)
+    singles = np.bincount(single_of[single_of >= 0], minlength=n_annot).astype(np.float64)
+    multi_n = float(multi.sum())
+    multi_hits = present[multi].sum(axis=0).astype(np.float64)
+    # start: every singleton is half real
+    real_single = 0.5 * singles
+    model = ExistenceModel(1.0, np.full(n_annot, 0.5), np.full(n_annot, 1.0 / n_annot))
+    for _ in range(iterations):
+        n_real = multi_n + real_single.sum()
+        # truncated Bernoulli: add the expected real objects nobody drew
+        hits = multi_hits + real_single
+        p = np.clip(hits / max(n_real, eps), eps, 1 - eps)
+        for _ in range(5):
+            miss = float(np.prod(1.0 - p))
+            unseen = n_real * miss / max(1.0 - miss, eps)
+            p = np.clip(hits / max(n_real + unseen, eps), eps, 1 - eps)
+        fake = singles - real_single
+        share = (fake + eps) / (fake.sum() + eps * n_annot)
+        model = ExistenceModel(float(np.clip(n_real / n_units, eps, 1.0)), p, share)
+        new_real = singles * model._single_real()
+        moved = float(np.abs(new_real - real_single).max())
+        real_single = new_real
+        if moved < tol:
+            break
+    return model

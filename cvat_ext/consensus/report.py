@@ -129,7 +129,7 @@ class JobSummary:
     label_disagreements: int
     attribute_disagreements: int
     low_overlap: int
-    quorum: int
+    quorum: str  # "auto" (existence model) or the annotator count
     iou_thr: float
     method: str
 

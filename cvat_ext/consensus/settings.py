@@ -22,7 +22,10 @@ class ConsensusSettings(BaseModel):
 
     ``iou_thr`` is the similarity (IoU, or OKS for points/skeletons) a pair needs to match.
     ``quorum`` is the number of annotators that must have seen an object for it to be merged
-    (``None`` = a strict majority of the replicas, ``1`` = keep everything, as CVAT does).
+    (``1`` = keep everything, as CVAT does). ``None`` = automatic: an object is merged when its
+    probability of being real, from a two-class Dawid–Skene model of who draws what, is >= 0.5
+    (needs ``estimate_reliability``, 3+ replicas and a method other than ``nearest``; otherwise a
+    strict majority). Tags always use the count (a strict majority when ``None``).
     ``weights`` fixes annotator weights (annotator -> weight > 0); otherwise they are estimated
     from the job when ``estimate_reliability`` is true, or equal.
     """
@@ -41,6 +44,14 @@ class ConsensusSettings(BaseModel):
     mask_vote_thr: float = Field(0.5, gt=0.0, lt=1.0)
     chunk_frames: int = Field(256, ge=1)
     dawid_skene_iters: int = Field(20, ge=0)
+
+    def auto_quorum(self, n_annotators: int) -> bool:
+        """True when the quorum is decided by the existence model."""
+        return self.quorum is None and self.estimate_reliability and self.method != "nearest" and n_annotators >= 3
+
+    def quorum_label(self, n_annotators: int) -> str:
+        """How the report shows the quorum: ``auto`` or the count."""
+        return "auto" if self.auto_quorum(n_annotators) else str(self.quorum_for(n_annotators))
 
     def quorum_for(self, n_annotators: int) -> int:
         """The effective quorum for ``n_annotators`` replicas."""
