@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cvat_ext.annotations.model import (  # noqa: E402
+from cvat_ext.annotations.model import (
     FrameInfo,
     JobAnnotations,
     JobMeta,
@@ -144,7 +144,11 @@ def _shape(kind: Kind, frame: int, label: int, xyxy: np.ndarray, outline: np.nda
         return Shape(type=ShapeType.POLYGON, frame=frame, label_id=label, points=_polygon(xyxy, outline))
     if kind == "mask":
         return Shape(
-            type=ShapeType.MASK, frame=frame, label_id=label, points=np.zeros((0, 2)), mask=_mask(_polygon(xyxy, outline))
+            type=ShapeType.MASK,
+            frame=frame,
+            label_id=label,
+            points=np.zeros((0, 2)),
+            mask=_mask(_polygon(xyxy, outline)),
         )
     kps = xyxy[:2] + _KP_LAYOUT * (xyxy[2:] - xyxy[:2])
     elements = tuple(
