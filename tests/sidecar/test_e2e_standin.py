@@ -270,3 +270,49 @@ def test_forged_webhook_rejected_valid_one_queues(sloppy: tuple[CvatStandIn, Org
         assert 'cvat_ext_sidecar_webhooks_total{result="rejected"} 3.0' in metrics
         with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as resp:
             assert json.loads(resp.read())["ok"] is True
+
+
+def test_logs_never_contain_secrets(
+    sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import urllib.error
+    import urllib.request
+
+    standin, world = sloppy
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
+    standin.faults.add("GET", r"^/api/jobs/\d+/annotations", "status", status=503, times=1)
+    standin.faults.add("POST", r"^/api/issues", "status", status=500, times=1)
+    clock = Clock()
+    with caplog.at_level(logging.DEBUG):
+        with make_service(standin, world, cfg, clock) as svc, svc.http_server() as server:
+            svc.startup_check()
+            svc.run_once()
+            clock.t += cfg.state.lease_ttl_s + 1
+            svc.run_once()
+            req = urllib.request.Request(
+                f"{server.url}/webhooks/cvat",
+                data=b'{"event": "ping"}',
+                method="POST",
+                headers={"X-Signature-256": "sha256=" + "0" * 64},
+            )
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(req, timeout=5)
+        # a bad token: the error path must not echo it either
+        bad = make_settings(standin, world, f"sqlite:///{tmp_path}/other.db")
+        with (
+            SidecarService(
+                bad,
+                client=CvatClient(
+                    standin.url, access_token="bad-token-XYZ", org=world.org_slug, retry=RetryPolicy(max_attempts=1)
+                ),
+                rules=None,
+                consensus=None,
+            ) as broken,
+            pytest.raises(Exception, match="401"),
+        ):
+            broken.startup_check()
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert "connected to CVAT" in text and "left queued" in text  # the logs did capture the run
+    for secret in (world.bot_token, SECRET, "bad-token-XYZ"):
+        assert secret not in text
