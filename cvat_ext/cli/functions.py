@@ -12,6 +12,13 @@ from cvat_ext.errors import ConfigError
 DEFAULT_ROOT = "serverless"
 
 
+class LintFailed(click.ClickException):
+    """Exit code 1 with a one-line reason (a ClickException: ``cvat_ext.cli.main`` ignores the
+    return code of ``cli.main`` under standalone_mode=False, so ``Exit(1)`` would end as 0)."""
+
+    exit_code = 1
+
+
 @click.group("functions")
 def group() -> None:
     """Serverless functions: lint function.yaml, list, local gateway."""
@@ -38,7 +45,7 @@ def lint_cmd(paths: tuple[Path, ...], strict: bool) -> None:
     warnings = len(issues) - errors
     click.echo(f"{len(files)} files: {errors} errors, {warnings} warnings")
     if errors or (strict and warnings):
-        raise click.exceptions.Exit(1)
+        raise LintFailed(f"lint failed: {errors} errors, {warnings} warnings")
 
 
 @group.command("list")
