@@ -328,9 +328,19 @@ def _plain(obj: Any) -> dict[str, Any]:
 def write_report_json(result: ConsensusResult, path: str | Path) -> None:
     """Write :meth:`ConsensusResult.to_json` to ``path``."""
     try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(result.to_json(), indent=1))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the report: {exc.strerror}") from exc
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists joined with ';', pairs inside them with ':', None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(":".join(map(str, v)) if isinstance(v, list) else str(v) for v in value)
+    return value
 
 
 def _write_table(path: Path, rows: Sequence[Any], row_type: type) -> None:
@@ -340,12 +350,7 @@ def _write_table(path: Path, rows: Sequence[Any], row_type: type) -> None:
         writer.writerow(names)
         for row in rows:
             plain = _plain(row)
-            writer.writerow(
-                [
-                    "" if plain[n] is None else ";".join(map(str, plain[n])) if isinstance(plain[n], list) else plain[n]
-                    for n in names
-                ]
-            )
+            writer.writerow([_cell(plain[n]) for n in names])
 
 
 def write_csv_tables(result: ConsensusResult, directory: str | Path) -> list[Path]:

@@ -1,0 +1,160 @@
+"""``cvat-ext qa``: offline consensus QA on CVAT JSON files (agreement report, CSV tables, merge).
+
+Inputs are what CVAT serves: one ``GET /api/jobs/{id}/annotations`` body per annotator, the labels
+(``GET /api/labels``, a list or a paginated page) and the job's frame meta
+(``GET /api/jobs/{id}/data/meta``). Bad input ends with one line naming the file (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from cvat_ext.annotations.cvat_json import (
+    dump_job_annotations,
+    load_json_file,
+    parse_job_annotations,
+    parse_job_meta,
+    parse_labels,
+)
+from cvat_ext.annotations.model import JobAnnotations
+from cvat_ext.consensus.engine import score_replicas
+from cvat_ext.consensus.report import write_csv_tables, write_report_json
+from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.errors import ConfigError
+
+
+@click.group(name="qa")
+def group() -> None:
+    """Offline consensus QA on CVAT JSON files: agreement report and merge."""
+
+
+def _replica_args(values: Sequence[str]) -> list[tuple[str, Path]]:
+    out: list[tuple[str, Path]] = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--annotations {value!r}: expected NAME=PATH, e.g. ann1=job_812.json")
+        if name in {n for n, _ in out}:
+            raise ConfigError(f"--annotations: annotator {name!r} given twice")
+        out.append((name, Path(path)))
+    if len(out) < 2:
+        raise ConfigError(f"--annotations: need at least 2 replicas, got {len(out)}")
+    return out
+
+
+def _quorum(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"--quorum {value!r}: expected a positive count or 'auto'")
+    return int(value)
+
+
+def _write_json(path: Path, data: object, what: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the {what}: {exc.strerror}") from exc
+
+
+@group.command("consensus")
+@click.option(
+    "--annotations",
+    "replicas",
+    multiple=True,
+    required=True,
+    metavar="NAME=PATH",
+    help="One annotator's job annotations JSON (repeat per replica).",
+)
+@click.option("--labels", "labels_path", required=True, type=click.Path(path_type=Path), help="Labels JSON.")
+@click.option("--meta", "meta_path", required=True, type=click.Path(path_type=Path), help="Job data meta JSON.")
+@click.option("--report-out", type=click.Path(path_type=Path), help="Write the agreement report (JSON).")
+@click.option("--csv-dir", type=click.Path(path_type=Path), help="Write the report tables as CSV files here.")
+@click.option("--merged-out", type=click.Path(path_type=Path), help="Write the merged annotations (CVAT JSON).")
+@click.option("--iou-thr", type=float, default=0.5, show_default=True, help="Similarity needed to match.")
+@click.option(
+    "--quorum",
+    "quorum_text",
+    default="auto",
+    show_default=True,
+    help="Annotators needed to keep an object, or 'auto' (existence model).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["wbf", "staple", "nearest"]),
+    default="wbf",
+    show_default=True,
+    help="wbf: reliability-weighted fusion; staple: STAPLE for masks/polygons; nearest: CVAT's rule.",
+)
+@click.option("--match-within-labels", is_flag=True, help="Match objects of the same label only.")
+@click.option("--chunk-frames", type=int, default=256, show_default=True, help="Frames processed at once.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
+def consensus(
+    replicas: Sequence[str],
+    labels_path: Path,
+    meta_path: Path,
+    report_out: Path | None,
+    csv_dir: Path | None,
+    merged_out: Path | None,
+    iou_thr: float,
+    quorum_text: str,
+    method: str,
+    match_within_labels: bool,
+    chunk_frames: int,
+    progress: bool | None,
+) -> None:
+    """Score agreement between consensus replicas of one job and merge them."""
+    settings = ConsensusSettings.parse(
+        {
+            "iou_thr": iou_thr,
+            "quorum": _quorum(quorum_text),
+            "method": method,
+            "match_across_labels": not match_within_labels,
+            "chunk_frames": chunk_frames,
+        },
+        where="command line",
+    )
+    named = _replica_args(replicas)
+    labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
+    meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
+    anns: dict[str, JobAnnotations] = {
+        name: parse_job_annotations(load_json_file(path), where=str(path)) for name, path in named
+    }
+    show = sys.stderr.isatty() if progress is None else progress
+    total = len(meta.frame_indices())
+    if show:
+        from tqdm import tqdm
+
+        # two passes over the frames: match, then merge
+        with tqdm(total=2 * total, desc="consensus", unit="frame", file=sys.stderr) as bar:
+
+            def tick(stage: str, frames: int) -> None:
+                bar.set_description(f"consensus ({stage})", refresh=False)
+                bar.update(frames)
+
+            result = score_replicas(anns, labels, meta, settings, progress=tick)
+    else:
+        result = score_replicas(anns, labels, meta, settings)
+    if report_out is not None:
+        write_report_json(result, report_out)
+    if csv_dir is not None:
+        write_csv_tables(result, csv_dir)
+    if merged_out is not None:
+        _write_json(merged_out, dump_job_annotations(result.merged), "merged annotations")
+    s = result.summary
+    click.echo(
+        f"{s.frames} frames, {len(s.annotators)} annotators, {s.clusters} clusters, {s.kept} merged; "
+        f"F1 {s.f1:.3f}, mean IoU {s.mean_iou:.3f}, alpha {s.alpha_lol:.3f} (labels {s.alpha_label:.3f}); "
+        f"{result.n_findings} findings"
+    )
+    for a in result.annotators:
+        click.echo(
+            f"  {a.annotator}: F1 {a.f1:.3f} vs consensus, mean IoU {a.mean_iou:.3f}, "
+            f"label acc {a.label_accuracy:.3f}, weight {a.weight:.2f}"
+        )
