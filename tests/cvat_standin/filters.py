@@ -101,7 +101,7 @@ def apply_list_params(
         name = key.lstrip("-")
         if rows and name not in rows[0][0]:
             raise bad_request({"sort": [f"unknown sort field {name!r}"]})
-        rows.sort(key=lambda pair, n=name: _sort_key(pair[0].get(n)), reverse=desc)
+        rows.sort(key=_row_key(name), reverse=desc)
     return [it for _, it in rows]
 
 
@@ -113,8 +113,14 @@ def _matches_simple(value: Any, wanted: str) -> bool:
     return str(value) == wanted
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    return (0, "") if value is None else (1, value)
+def _row_key(name: str) -> Callable[[tuple[Row, Any]], tuple[int, Any]]:
+    """Sort key on one field; nulls last ascending and first descending, as PostgreSQL orders them."""
+
+    def key(pair: tuple[Row, Any]) -> tuple[int, Any]:
+        value = pair[0].get(name)
+        return (1, "") if value is None else (0, value)
+
+    return key
 
 
 def paginate(ctx: Request, items: Sequence[Any], render: Callable[[Any], Any]) -> dict[str, Any]:

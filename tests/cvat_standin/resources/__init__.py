@@ -1,7 +1,5 @@
 """HTTP handlers of the stand-in, one module per CVAT endpoint family; :func:`build_router` wires them."""
 
-from __future__ import annotations
-
 from tests.cvat_standin.resources import (
     annotations,
     consensus,

@@ -123,7 +123,8 @@ def _parse_multipart(ctx: Request) -> dict[str, tuple[str | None, str, bytes]]:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
-        data = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         fields[name] = (part.get_filename(), part.get_content_type(), data)
     return fields
 

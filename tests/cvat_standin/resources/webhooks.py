@@ -199,10 +199,9 @@ def emit_issue_created(ctx: Request, issue: IssueRec, first_comment_id: int) -> 
     sender = ser.basic_user(w, ctx.base_url, ctx.me.id)
     body = ser.issue(w, ctx.base_url, issue)
     body["comments"]["count"] = 0  # surprise 14: the first comment follows in its own event
-    scope = {"org_id": task.org_id, "project_id": task.project_id}
-    emit(w, "create:issue", {"issue": body, "sender": sender}, **scope)
+    emit(w, "create:issue", {"issue": body, "sender": sender}, org_id=task.org_id, project_id=task.project_id)
     emit(w, "create:comment", {"comment": ser.comment(w, ctx.base_url, w.comments[first_comment_id]),
-                               "sender": sender}, **scope)
+                               "sender": sender}, org_id=task.org_id, project_id=task.project_id)
 
 
 def emit_request_completed(w: World, r: RequestRec) -> None:
