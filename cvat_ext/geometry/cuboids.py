@@ -115,4 +115,4 @@ def cuboid3d_iou(
         inter[ia, ib] = convex_pairs_area(pa, pb, ia, ib) * dz[ia, ib]
     vol_a = polygon_area(pa) * (za[:, 1] - za[:, 0])
     vol_b = polygon_area(pb) * (zb[:, 1] - zb[:, 0])
-    return _iou_from_inter(inter, vol_a, vol_b)
+    return _iou_from_inter(np.minimum(inter, np.minimum(vol_a[:, None], vol_b[None, :])), vol_a, vol_b)

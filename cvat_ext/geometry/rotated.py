@@ -129,7 +129,13 @@ def convex_iou(polys_a: FloatArray, polys_b: FloatArray, candidates: npt.NDArray
     ia, ib = np.nonzero(candidates)
     if ia.size:
         inter[ia, ib] = convex_pairs_area(polys_a, polys_b, ia, ib)
-    return _iou_from_inter(inter, polygon_area(polys_a), polygon_area(polys_b))
+    area_a, area_b = polygon_area(polys_a), polygon_area(polys_b)
+    return _iou_from_inter(_bounded(inter, area_a, area_b), area_a, area_b)
+
+
+def _bounded(inter: FloatArray, area_a: FloatArray, area_b: FloatArray) -> FloatArray:
+    """Clipping noise can leave a sliver where a shape has no area: cap by the smaller area."""
+    return np.minimum(inter, np.minimum(area_a[:, None], area_b[None, :]))
 
 
 def _aabb(polys: FloatArray) -> FloatArray:
@@ -166,5 +172,8 @@ def rotated_box_iou(
         inter[ia, ib] = convex_pairs_area(ca, cb, ia, ib)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    rotated_iou = _iou_from_inter(inter, area_a, area_b)
+    rotated_iou = _iou_from_inter(_bounded(inter, area_a, area_b), area_a, area_b)
+    # the same box twice is exactly 1, however thin (clipping noise is relative to the coordinates)
+    same = (a[:, None, :] == b[None, :, :]).all(axis=2) & (ra[:, None] == rb[None, :])
+    rotated_iou[same & (area_a[:, None] > 0)] = 1.0
     return np.where(rotated_pair, rotated_iou, out)
