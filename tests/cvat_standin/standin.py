@@ -106,6 +106,12 @@ class CvatStandIn:
     def request_polls(self, value: int) -> None:
         self.world.request_polls = value
 
+    def fail_next_request(self, rq_type: str, message: str = "TypeError: injected failure\n") -> None:
+        """Make the next async request of ``rq_type`` (``merge:job``, ``merge:task``, ``calculate:quality``)
+        end ``failed`` with ``message``, without doing its work (like recording E07)."""
+        with self.world.lock:
+            self.world.request_failures.setdefault(rq_type, []).append(message)
+
     def flush_webhooks(self) -> None:
         """Block until every queued webhook delivery was attempted."""
         if self.world.deliverer is not None:

@@ -291,6 +291,7 @@ class World:
         self.consensus_settings: dict[int, SettingsRec] = {}
         self.quality_reports: dict[int, QualityReportRec] = {}
         self.request_polls = 0  # polls a new async request answers before it is finished
+        self.request_failures: dict[str, list[str]] = {}  # request type -> messages of the next failures
         self.deliverer: Deliverer | None = None  # set while the server runs
 
     # ids and time ---------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from tests.standin_checks.replay import (
 EXCHANGES = load_exchanges()
 SKIPPED = {
     "L": "lambda endpoints (/api/lambda/...) are not implemented by the stand-in",
-    "E07": "environment defect on the recording server (skeleton comparison failed), not CVAT behaviour",
 }
 CREATES = {"/api/issues": "issue", "/api/comments": "comment", "/api/guides": "guide", "/api/webhooks": "webhook",
            "/api/assets": "asset", "/api/jobs": "job"}
@@ -45,6 +44,16 @@ LEARN_FROM_LIST = {"/api/quality/settings": "qsettings", "/api/consensus/setting
 # keys whose values depend on what happened before, compared by kind only
 OPAQUE = {"13_webhook_deliveries_list": frozenset({"request"})}
 PNG_260 = b"\x89PNG\r\n\x1a\n" + bytes(252)
+
+
+def _prepare_e07(standin: CvatStandIn, ids: IdMap) -> None:
+    """E07 failed in the recording's worker (environment defect); reproduce it with an injected failure."""
+    standin.set_job(ids.get("job", 150), stage="acceptance", state="completed")
+    standin.fail_next_request("calculate:quality", "TypeError: injected like the recorded failure\n")
+
+
+# runs before the first exchange of a file
+PREPARE = {"E07_quality_report_failed_request.json": _prepare_e07}
 
 
 def skip_reason(ex: Exchange) -> str | None:
@@ -168,6 +177,8 @@ def replayed() -> Iterator[tuple[dict[str, Outcome], CvatStandIn, WebhookReceive
                 outcomes[ex.key] = Outcome(skipped=reason)
                 continue
             _report_ids(standin, ids)
+            if ex.index == 0 and ex.file in PREPARE:
+                PREPARE[ex.file](standin, ids)
             path, query, headers, body = _request(ex, ids, auth, receiver.url)
             reply = send(standin.url, ex.request["method"], path, query, headers, body)
             outcomes[ex.key] = Outcome(reply)

@@ -153,3 +153,15 @@ def test_guide_and_asset(api: Api, cvat_standin: CvatStandIn, cvat_org_world: Or
     assert api.get(f"/api/guides/{guide['id']}")[1]["created_date"]
     anon = requests.get(f"{cvat_standin.url}/api/assets/{asset['uuid']}", timeout=10)
     assert anon.status_code == 401
+
+
+def test_injected_request_failure(api: Api, cvat_standin: CvatStandIn, cvat_org_world: OrgWorld) -> None:
+    parent = cvat_org_world.parent_job_ids[0]
+    cvat_standin.fail_next_request("merge:job", "TypeError: boom\n")
+    _, body = api.post("/api/consensus/merges", {"job_id": parent})
+    _, request = api.get(f"/api/requests/{body['rq_id']}")
+    assert (request["status"], request["message"]) == ("failed", "TypeError: boom\n")
+    _, job = api.get(f"/api/jobs/{parent}")
+    assert job["state"] == "new"  # the work did not run
+    _, body = api.post("/api/consensus/merges", {"job_id": parent})
+    assert api.get(f"/api/requests/{body['rq_id']}")[1]["status"] == "finished"

@@ -100,11 +100,15 @@ def start_request(ctx: Request, rq_id: str, rq_type: str, target: str, *, task_i
 def finish_request(w: World, r: RequestRec) -> None:
     """Run the request's work now and raise its ``completed:request[...]`` webhook."""
     r.started_date = r.started_date or w.now()
-    try:
-        r.result_id = r.run()
-        r.status = "finished"
-    except HttpError as err:
-        r.status, r.message = "failed", str(err.body)
+    failures = w.request_failures.get(r.type)
+    if failures:
+        r.status, r.message = "failed", failures.pop(0)
+    else:
+        try:
+            r.result_id = r.run()
+            r.status = "finished"
+        except HttpError as err:
+            r.status, r.message = "failed", str(err.body)
     r.finished_date = w.now()
     webhooks.emit_request_completed(w, r)
 

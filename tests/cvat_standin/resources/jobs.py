@@ -200,6 +200,9 @@ def create_gt_job(ctx: Request) -> Response:
     if any(not isinstance(f, int) or not 0 <= f < task.size for f in frames):
         raise bad_request({"frames": [f"frames must be in [0, {task.size - 1}]"]})
     job = add_job(w, task, "ground_truth", 0, task.size - 1, included_frames=sorted(set(frames)))
+    webhooks.emit(w, "create:job", {"job": ser.job(w, ctx.base_url, job),
+                                    "sender": ser.basic_user(w, ctx.base_url, ctx.me.id)},
+                  org_id=task.org_id, project_id=task.project_id)
     return Response(201, ser.job(w, ctx.base_url, job), headers={"Location": f"{ctx.base_url}/api/jobs/{job.id}"})
 
 
