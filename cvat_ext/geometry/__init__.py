@@ -11,7 +11,7 @@ rasterisers into row runs), ``keypoints`` (OKS, sigma estimation), ``cuboids`` (
 oriented-box IoU), ``similarity`` (``SimilarityParams`` and the dispatch).
 """
 
-from cvat_ext.geometry.boxes import box_area, box_iou, box_iou_batched
+from cvat_ext.geometry.boxes import box_area, box_iou, box_iou_batched, box_iou_pairs
 from cvat_ext.geometry.cuboids import convex_hulls, cuboid2d_iou, cuboid3d_iou
 from cvat_ext.geometry.ellipses import ellipse_iou, ellipse_runs
 from cvat_ext.geometry.keypoints import estimate_keypoint_sigmas, keypoint_box_wh, oks
@@ -34,6 +34,7 @@ from cvat_ext.geometry.similarity import (
     rectangle_similarity,
     segment_runs,
     similarity_matrix,
+    similarity_sparse,
     skeleton_keypoints,
     skeleton_similarity,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "box_corners",
     "box_iou",
     "box_iou_batched",
+    "box_iou_pairs",
     "convex_hulls",
     "convex_intersection_area",
     "convex_iou",
@@ -75,6 +77,7 @@ __all__ = [
     "runs_iou_sparse",
     "segment_runs",
     "similarity_matrix",
+    "similarity_sparse",
     "skeleton_keypoints",
     "skeleton_similarity",
 ]

@@ -72,6 +72,23 @@ def box_iou(xyxy_a: npt.ArrayLike, xyxy_b: npt.ArrayLike) -> FloatArray:
     return _iou_from_inter(inter, area_a, area_b)
 
 
+def box_iou_pairs(xyxy_a: npt.ArrayLike, xyxy_b: npt.ArrayLike) -> FloatArray:
+    """Element-wise IoU of box pairs: ``xyxy_a`` (P, 4), ``xyxy_b`` (P, 4) -> (P,) in [0, 1].
+
+    For candidate pairs already found (e.g. by a sweep over a chunk of frames)."""
+    a = _as_xyxy(xyxy_a).reshape(-1, 4)
+    b = _as_xyxy(xyxy_b).reshape(-1, 4)
+    if a.shape != b.shape:
+        raise ValueError(f"box_iou_pairs: expected two (P, 4) arrays, got {a.shape} and {b.shape}")
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return np.minimum(out, 1.0, out=out)
+
+
 def box_iou_batched(
     xyxy_a: npt.ArrayLike,
     valid_a: npt.ArrayLike | None,

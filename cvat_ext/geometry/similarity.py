@@ -29,7 +29,7 @@ from cvat_ext.geometry.cuboids import cuboid2d_iou
 from cvat_ext.geometry.ellipses import ellipse_runs
 from cvat_ext.geometry.keypoints import oks
 from cvat_ext.geometry.lines import polyline_runs
-from cvat_ext.geometry.masks import RowRuns, empty_runs, rle_to_runs, runs_iou
+from cvat_ext.geometry.masks import RowRuns, empty_runs, rle_to_runs, runs_iou, runs_iou_sparse
 from cvat_ext.geometry.polygons import polygon_runs
 from cvat_ext.geometry.rotated import rotated_box_iou
 
@@ -211,17 +211,76 @@ def similarity_matrix(a: Sequence[Shape], b: Sequence[Shape], params: Similarity
         return np.zeros((len(a), len(b)))
     if family == "rectangle":
         return rectangle_similarity(a, b)
-    if family == "segment":
-        return runs_iou(segment_runs(a, params), segment_runs(b, params))
-    if family == "ellipse":
-        return runs_iou(_ellipse_runs(a, params), _ellipse_runs(b, params))
-    if family == "polyline":
-        width, height = _frame_wh(a, b, params)
-        radius = params.line_thickness * float(np.sqrt(width * height))
-        return runs_iou(_line_runs(a, radius, params), _line_runs(b, radius, params))
+    if family in _RUN_FAMILIES:
+        runs_a, runs_b = _family_runs(family, a, b, params)
+        return runs_iou(runs_a, runs_b)
     if family == "points":
         return points_similarity(a, b, params)
     if family == "skeleton":
         return skeleton_similarity(a, b, params)
     assert family == "cuboid"
     return cuboid2d_iou(np.stack([s.points for s in a]), np.stack([s.points for s in b]))
+
+
+_RUN_FAMILIES = frozenset({"segment", "ellipse", "polyline"})
+
+
+def _family_runs(
+    family: str, a: Sequence[Shape], b: Sequence[Shape], params: SimilarityParams
+) -> tuple[RowRuns, RowRuns]:
+    """Rasterise both sides of a run-based family the same way."""
+    if family == "segment":
+        return segment_runs(a, params), segment_runs(b, params)
+    if family == "ellipse":
+        return _ellipse_runs(a, params), _ellipse_runs(b, params)
+    width, height = _frame_wh(a, b, params)
+    radius = params.line_thickness * float(np.sqrt(width * height))
+    return _line_runs(a, radius, params), _line_runs(b, radius, params)
+
+
+def similarity_sparse(
+    a: Sequence[Shape],
+    frame_a: npt.ArrayLike,
+    b: Sequence[Shape],
+    frame_b: npt.ArrayLike,
+    params: SimilarityParams | None = None,
+    *,
+    min_sim: float = 0.0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+    """Similarities of same-frame pairs over a chunk of frames, without (N, M) arrays.
+
+    ``a`` (N shapes) with ``frame_a`` (N,) frame ids, ``b`` (M) with ``frame_b`` (M,) ->
+    ``(ia, ib, sim)`` (P,) each, the pairs of one frame whose similarity is > 0 and >= ``min_sim``,
+    sorted by ``(ia, ib)``; unlisted pairs score below that. Same values as
+    :func:`similarity_matrix` per frame. Masks, polygons, ellipses and polylines are rasterised in
+    one call per side and joined in one :func:`runs_iou_sparse`; other types loop over frames (not
+    pairs). ``params.image_wh`` applies to every frame.
+    """
+    params = params or SimilarityParams()
+    fa = np.asarray(frame_a, dtype=np.int64).reshape(-1)
+    fb = np.asarray(frame_b, dtype=np.int64).reshape(-1)
+    if fa.size != len(a) or fb.size != len(b):
+        raise AnnotationFormatError(
+            f"similarity_sparse: {fa.size} frame ids for {len(a)} shapes, {fb.size} for {len(b)}"
+        )
+    family = _family(a, b)
+    if family in _RUN_FAMILIES:
+        runs_a, runs_b = _family_runs(family, a, b, params)
+        ia, ib, sim = runs_iou_sparse(runs_a, runs_b, fa, fb)
+    else:
+        parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]] = []
+        for frame in np.intersect1d(fa, fb).tolist():
+            rows_a, rows_b = np.flatnonzero(fa == frame), np.flatnonzero(fb == frame)
+            mat = similarity_matrix([a[i] for i in rows_a.tolist()], [b[j] for j in rows_b.tolist()], params)
+            i, j = np.nonzero(mat > 0)
+            parts.append((rows_a[i], rows_b[j], mat[i, j]))
+        if not parts:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, np.zeros(0)
+        ia = np.concatenate([p[0] for p in parts])
+        ib = np.concatenate([p[1] for p in parts])
+        sim = np.concatenate([p[2] for p in parts])
+        order = np.lexsort((ib, ia))
+        ia, ib, sim = ia[order], ib[order], sim[order]
+    keep = sim >= min_sim
+    return ia[keep], ib[keep], sim[keep]

@@ -162,3 +162,50 @@ def test_polyline_thickness_from_image_size() -> None:
     small = similarity_matrix([a], [b], SimilarityParams(image_wh=(400, 400)))[0, 0]  # radius 4: disjoint
     large = similarity_matrix([a], [b], SimilarityParams(image_wh=(4000, 4000)))[0, 0]  # radius 40
     assert small == 0.0 and large > 0.7
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_similarity_sparse_matches_per_frame_matrices(kind: ShapeType) -> None:
+    from cvat_ext.geometry import similarity_sparse
+
+    rng = np.random.default_rng(50 + list(ShapeType).index(kind))
+    params = SimilarityParams(image_wh=(640, 480))
+    frames = [3, 7, 8, 12]
+    per_a = {f: [make_shape(kind, rng) for _ in range(int(rng.integers(0, 4)))] for f in frames}
+    per_b = {f: [make_shape(kind, rng) for _ in range(int(rng.integers(0, 4)))] for f in frames}
+    a = [s for f in frames for s in per_a[f]]
+    b = [s for f in frames for s in per_b[f]]
+    fa = [f for f in frames for _ in per_a[f]]
+    fb = [f for f in frames for _ in per_b[f]]
+    ia, ib, sim = similarity_sparse(a, fa, b, fb, params)
+    got = np.zeros((len(a), len(b)))
+    got[ia, ib] = sim
+    expect = np.zeros((len(a), len(b)))
+    ra = rb = 0
+    for f in frames:
+        na, nb = len(per_a[f]), len(per_b[f])
+        expect[ra : ra + na, rb : rb + nb] = similarity_matrix(per_a[f], per_b[f], params)
+        ra, rb = ra + na, rb + nb
+    np.testing.assert_allclose(got, expect, atol=1e-12)
+    assert np.all(np.diff(ia) >= 0)
+    ia2, _, sim2 = similarity_sparse(a, fa, b, fb, params, min_sim=0.5)
+    assert np.all(sim2 >= 0.5) and ia2.size == int((expect >= 0.5).sum())
+
+
+def test_similarity_sparse_checks_frame_ids() -> None:
+    from cvat_ext.geometry import similarity_sparse
+
+    with pytest.raises(AnnotationFormatError, match="frame ids"):
+        similarity_sparse([rect(0, 0, 1, 1)], [0, 1], [rect(0, 0, 1, 1)], [0])
+
+
+def test_box_iou_pairs_is_the_diagonal() -> None:
+    from cvat_ext.geometry import box_iou, box_iou_pairs
+
+    rng = np.random.default_rng(9)
+    xy = rng.uniform(0, 50, (30, 2))
+    a = np.concatenate([xy, xy + rng.uniform(0, 20, (30, 2))], 1)
+    xy = rng.uniform(0, 50, (30, 2))
+    b = np.concatenate([xy, xy + rng.uniform(0, 20, (30, 2))], 1)
+    np.testing.assert_array_equal(box_iou_pairs(a, b), np.diag(box_iou(a, b)))
+    assert box_iou_pairs(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0,)
