@@ -111,6 +111,8 @@ class _Loc:
 
 
 def _describe(value: Any) -> str:
+    if type(value) is int and not -(10**15) < value < 10**15:
+        return f"int with {len(str(abs(value)))} digits"
     if isinstance(value, bool | int | float):
         return f"{type(value).__name__} {value!r}"
     if isinstance(value, str):
@@ -160,7 +162,10 @@ def _float(d: Mapping[str, Any], key: str, loc: _Loc, default: float) -> float:
             return value
         loc.bad_field(key, "a finite number", value)
     if type(value) is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            loc.bad_field(key, "a finite number", value)
     loc.bad_field(key, "a number", value)
 
 

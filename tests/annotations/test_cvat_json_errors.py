@@ -72,6 +72,7 @@ SHAPE_CASES = [
     (shape(rotation="0"), "rectangle 3 field 'rotation': expected a number, got str '0'"),
     (shape(rotation=True), "field 'rotation': expected a number, got bool True"),
     (shape(rotation=float("nan")), "field 'rotation': expected a finite number"),
+    (shape(rotation=10**400), "field 'rotation': expected a finite number, got int with 401 digits"),
     (shape(score=None), "field 'score': expected a number, got null"),
     (shape(occluded=1), "field 'occluded': expected true or false, got int 1"),
     (shape(outside="false"), "field 'outside': expected true or false, got str 'false'"),
