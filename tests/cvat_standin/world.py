@@ -339,14 +339,21 @@ class World:
     def job_org(self, job: JobRec) -> int | None:
         return self.tasks[job.task_id].org_id
 
-    def touch_job(self, job: JobRec) -> None:
-        """Saving annotations touches job, task and project ``updated_date`` (job.touch() in CVAT)."""
+    def touch_job(self, job: JobRec) -> dict[str, str | None]:
+        """Saving annotations touches job, task and project ``updated_date`` (job.touch() in CVAT).
+
+        Returns the previous dates keyed ``job``/``task``/``project`` (for webhook ``before_update``).
+        """
+        task = self.tasks[job.task_id]
+        project = self.projects[task.project_id] if task.project_id is not None else None
+        before = {"job": iso(job.updated_date), "task": iso(task.updated_date),
+                  "project": iso(project.updated_date) if project is not None else None}
         now = self.now()
         job.updated_date = now
-        task = self.tasks[job.task_id]
         task.updated_date = now
-        if task.project_id is not None:
-            self.projects[task.project_id].updated_date = now
+        if project is not None:
+            project.updated_date = now
+        return before
 
     def quality_settings_for(self, *, task_id: int | None = None, project_id: int | None = None) -> SettingsRec:
         for s in self.quality_settings.values():

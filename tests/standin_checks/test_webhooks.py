@@ -143,3 +143,16 @@ def test_project_webhook_scope(api: Api, cvat_standin: CvatStandIn, receiver: We
     api.patch(f"/api/jobs/{cvat_standin.jobs(task_id=other_task)[0]['id']}", {"state": "in progress"})
     payloads = _delivered(cvat_standin, receiver)
     assert [p["job"]["task_id"] for p in payloads] == [other_task]
+
+
+def test_merge_raises_worker_style_events(api: Api, cvat_standin: CvatStandIn, receiver: WebhookReceiver,
+                                          hook: dict[str, Any], cvat_org_world: OrgWorld) -> None:
+    _, body = api.post("/api/consensus/merges", {"job_id": cvat_org_world.parent_job_ids[0]})
+    payloads = _delivered(cvat_standin, receiver)
+    recorded = recorded_deliveries("73_webhook_delivered_merge_job.json")
+    assert [p["event"] for p in payloads] == [r["event"] for r in recorded]
+    assert_shaped_like_recorded(payloads, "73_webhook_delivered_merge_job.json")
+    job_events = [p for p in payloads if p["event"] == "update:job"]
+    assert job_events[0]["job"]["url"].startswith("/api/jobs/") and job_events[0]["job"]["issues"] is None
+    assert set(job_events[1]["changes"]) == {"updated_date", "state"}
+    assert set(payloads[0]["sender"]) == {"id", "username", "email"}

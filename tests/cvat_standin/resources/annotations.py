@@ -14,7 +14,7 @@ from typing import Any
 from tests.cvat_standin.resources import webhooks
 from tests.cvat_standin.resources.jobs import load_job
 from tests.cvat_standin.routing import HttpError, Request, Response, Router, bad_request
-from tests.cvat_standin.world import JobRec, World, iso
+from tests.cvat_standin.world import JobRec, World
 
 KINDS = ("tags", "shapes", "tracks")
 SOURCES = ("manual", "auto", "semi-auto", "file", "consensus")
@@ -170,11 +170,7 @@ def canonicalize(w: World, payload: dict[str, list[dict[str, Any]]], *, keep_ids
 # verbs ----------------------------------------------------------------------------------------------
 def _touch_and_emit(ctx: Request, job: JobRec) -> None:
     """Saving touches job/task/project ``updated_date`` and raises their update events."""
-    w = ctx.w
-    task = w.tasks[job.task_id]
-    before = {"job": iso(job.updated_date), "task": iso(task.updated_date),
-              "project": iso(w.projects[task.project_id].updated_date) if task.project_id is not None else None}
-    w.touch_job(job)
+    before = ctx.w.touch_job(job)
     webhooks.emit_annotations_saved(ctx, job, before)
 
 

@@ -24,7 +24,7 @@ from tests.cvat_standin.filters import paginate
 from tests.cvat_standin.resources import webhooks
 from tests.cvat_standin.resources.annotations import canonicalize
 from tests.cvat_standin.routing import HttpError, Request, Response, Router, bad_request, forbidden, not_found
-from tests.cvat_standin.world import JobRec, RequestRec, World
+from tests.cvat_standin.world import JobRec, RequestRec, World, iso
 
 NO_CACHE = {"Cache-Control": "max-age=0, no-cache, no-store, must-revalidate, private"}
 
@@ -164,9 +164,11 @@ def create_merge(ctx: Request) -> Response:
     target_id = parents[0].id if target == "job" else task_id
     rq_id = f"action=merge&target={target}&target_id={target_id}"
 
+    sender_id = ctx.me.id
+
     def run() -> None:
         for parent in parents:
-            merge_parent(w, parent)
+            merge_parent(w, parent, sender_id)
         return None
 
     return start_request(ctx, rq_id, rq_type, target, task_id=task_id,
@@ -178,8 +180,8 @@ def _taking_part(w: World, parent: JobRec) -> list[JobRec]:
     return [r for r in replicas if (r.stage, r.state) != ("annotation", "new")]
 
 
-def merge_parent(w: World, parent: JobRec) -> None:
-    """Replace the parent's annotations (see the module docstring for the rule)."""
+def merge_parent(w: World, parent: JobRec, sender_id: int) -> None:
+    """Replace the parent's annotations (see the module docstring for the rule); worker-style events."""
     replicas = _taking_part(w, parent)
     if not replicas:
         return
@@ -197,5 +199,13 @@ def merge_parent(w: World, parent: JobRec) -> None:
     for track in merged["tracks"]:
         track["source"] = "consensus"
     parent.annotations = merged
-    w.touch_job(parent)
+    sender = webhooks.worker_sender(w, sender_id)
+    before = w.touch_job(parent)
+    webhooks.emit_saved(w, parent, before, base="", sender=sender, job_body=webhooks.worker_job(w, parent))
+    old = {"updated_date": iso(parent.updated_date), "state": parent.state}
     parent.state = "completed"
+    parent.updated_date = w.now()
+    task = w.tasks[parent.task_id]
+    webhooks.emit_change(w, "job", webhooks.worker_job(w, parent), old,
+                         {"updated_date": iso(parent.updated_date), "state": parent.state}, sender=sender,
+                         org_id=task.org_id, project_id=task.project_id)

@@ -151,14 +151,33 @@ def _changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, A
     return {k: before.get(k) for k in keys}, {k: {"from": before.get(k), "to": after[k]} for k in keys}
 
 
-def emit_update(ctx: Request, resource: str, body: dict[str, Any], before: dict[str, Any], after: dict[str, Any],
-                *, org_id: int | None, project_id: int | None) -> None:
+def emit_change(w: World, resource: str, body: dict[str, Any], before: dict[str, Any], after: dict[str, Any], *,
+                sender: dict[str, Any] | None, org_id: int | None, project_id: int | None) -> None:
+    """``update:<resource>`` with ``before_update``/``changes`` for the fields that changed (none: no event)."""
     before_update, changes = _changes(before, after)
     if not changes:
         return
-    emit(ctx.w, f"update:{resource}", {resource: body, "sender": ser.basic_user(ctx.w, ctx.base_url, ctx.me.id),
-                                       "before_update": before_update, "changes": changes},
+    emit(w, f"update:{resource}", {resource: body, "sender": sender, "before_update": before_update,
+                                   "changes": changes},
          org_id=org_id, project_id=project_id, changed=",".join(changes))
+
+
+def emit_update(ctx: Request, resource: str, body: dict[str, Any], before: dict[str, Any], after: dict[str, Any],
+                *, org_id: int | None, project_id: int | None) -> None:
+    """An API-raised update: absolute URLs and a BasicUser sender."""
+    emit_change(ctx.w, resource, body, before, after, sender=ser.basic_user(ctx.w, ctx.base_url, ctx.me.id),
+                org_id=org_id, project_id=project_id)
+
+
+def worker_sender(w: World, user_id: int) -> dict[str, Any]:
+    """Background workers send ``{id, username, email}`` (surprise 12)."""
+    u = w.users[user_id]
+    return {"id": u.id, "username": u.username, "email": u.email}
+
+
+def worker_job(w: World, job: JobRec) -> dict[str, Any]:
+    """A job as worker-raised events show it: relative URLs, no task/project names, ``issues`` null."""
+    return {**ser.job(w, "", job), "task_name": None, "project_name": None, "issues": None}
 
 
 def emit_job_update(ctx: Request, job: JobRec, before: dict[str, Any], after: dict[str, Any],
@@ -177,20 +196,25 @@ def emit_job_update(ctx: Request, job: JobRec, before: dict[str, Any], after: di
                     org_id=task.org_id, project_id=task.project_id)
 
 
-def emit_annotations_saved(ctx: Request, job: JobRec, before: dict[str, str | None] | None = None) -> None:
+def emit_annotations_saved(ctx: Request, job: JobRec, before: dict[str, str | None]) -> None:
     """Annotation saves touch updated_date only: ``update:job``, ``update:task``, ``update:project``."""
-    w = ctx.w
+    emit_saved(ctx.w, job, before, base=ctx.base_url, sender=ser.basic_user(ctx.w, ctx.base_url, ctx.me.id),
+               job_body=ser.job(ctx.w, ctx.base_url, job))
+
+
+def emit_saved(w: World, job: JobRec, before: dict[str, str | None], *, base: str, sender: dict[str, Any] | None,
+               job_body: dict[str, Any]) -> None:
+    """The three ``updated_date`` events of a save (``before``: old dates keyed job/task/project)."""
     task = w.tasks[job.task_id]
-    before = before or {}
     scope = {"org_id": task.org_id, "project_id": task.project_id}
-    emit_update(ctx, "job", ser.job(w, ctx.base_url, job), {"updated_date": before.get("job")},
-                {"updated_date": iso(job.updated_date)}, **scope)
-    emit_update(ctx, "task", ser.task(w, ctx.base_url, task), {"updated_date": before.get("task")},
-                {"updated_date": iso(task.updated_date)}, **scope)
+    emit_change(w, "job", job_body, {"updated_date": before.get("job")}, {"updated_date": iso(job.updated_date)},
+                sender=sender, **scope)
+    emit_change(w, "task", ser.task(w, base, task), {"updated_date": before.get("task")},
+                {"updated_date": iso(task.updated_date)}, sender=sender, **scope)
     if task.project_id is not None:
         project = w.projects[task.project_id]
-        emit_update(ctx, "project", ser.project(w, ctx.base_url, project), {"updated_date": before.get("project")},
-                    {"updated_date": iso(project.updated_date)}, **scope)
+        emit_change(w, "project", ser.project(w, base, project), {"updated_date": before.get("project")},
+                    {"updated_date": iso(project.updated_date)}, sender=sender, **scope)
 
 
 def emit_issue_created(ctx: Request, issue: IssueRec, first_comment_id: int) -> None:
