@@ -89,7 +89,7 @@ def iter_findings(
     # 2. frame by frame: the job's frames (empty ones included) and any annotated frame outside them
     frames = set(meta.frame_indices()) | set(ann.frames())
     for frame in iter_frames(ann, frames=frames, last_frame=meta.stop_frame):
-        view = build_frame_view(frame, frame_size(frame.frame), ctx.label_names)
+        view = build_frame_view(frame, frame_size(frame.frame), ctx.index)
         for checker in checkers:
             yield from checker.check_frame(view)
 

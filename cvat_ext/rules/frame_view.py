@@ -6,15 +6,50 @@ operations over (N,) / (N, 4) columns instead of a Python loop over shapes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import FloatArray, FrameAnnotations, IntArray, Shape, ShapeType, Tag
+from cvat_ext.annotations.model import FloatArray, FrameAnnotations, IntArray, LabelSet, Shape, ShapeType, Tag
 
-_EMPTY_F = np.zeros(0, dtype=np.float64)
+#: shape types in a fixed order: ``FrameView.type_code`` indexes this
+TYPE_ORDER: tuple[ShapeType, ...] = tuple(ShapeType)
+_TYPE_CODE = {t: i for i, t in enumerate(TYPE_ORDER)}
+_TYPE_NAMES = np.array([t.value for t in TYPE_ORDER], dtype="<U9")
+BoolArray = npt.NDArray[np.bool_]
+
+
+def type_lut(types: Iterable[str]) -> BoolArray:
+    """(T,) bool table over ``TYPE_ORDER``: ``lut[view.type_code]`` selects rows of these types."""
+    wanted = {ShapeType(t) for t in types}
+    return np.array([t in wanted for t in TYPE_ORDER], dtype=bool)
+
+
+@dataclass(frozen=True)
+class LabelIndex:
+    """Label ids -> names and a dense index, so "is this row's label in the set" is a table lookup
+    (``lut[view.label_idx]``) instead of ``np.isin`` on every frame. Unknown ids get index ``L``."""
+
+    names: Mapping[int, str]
+    dense: Mapping[int, int]
+
+    @classmethod
+    def from_labels(cls, labels: LabelSet) -> LabelIndex:
+        ids = sorted(labels.by_id)
+        return cls(
+            names={i: labels.by_id[i].name for i in ids},
+            dense={label_id: k for k, label_id in enumerate(ids)},
+        )
+
+    def lut(self, label_ids: Iterable[int]) -> BoolArray:
+        """(L + 1,) bool table, True at the dense index of each of ``label_ids``."""
+        table = np.zeros(len(self.dense) + 1, dtype=bool)
+        for label_id in label_ids:
+            if label_id in self.dense:
+                table[self.dense[label_id]] = True
+        return table
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +62,9 @@ class FrameView:
       otherwise the extent), pixels;
     * ``area`` (N,): rectangle w*h, ellipse pi*rx*ry, polygon shoelace area, mask pixel count,
       other types the extent area; pixels^2;
-    * ``label_id`` (N,) int64, ``type_name`` (N,) str, ``object_id``/``track_id`` per row;
+    * ``rotation`` (N,) degrees (rectangles, ellipses; 0 otherwise);
+    * ``label_id`` (N,) int64, ``label_idx`` (N,) dense label index (:class:`LabelIndex`),
+      ``type_name`` (N,) str, ``type_code`` (N,) index into :data:`TYPE_ORDER`;
     * ``frame_wh``: image (width, height), ``(0, 0)`` when the job meta does not know the frame.
     """
 
@@ -40,8 +77,11 @@ class FrameView:
     width: FloatArray
     height: FloatArray
     area: FloatArray
+    rotation: FloatArray
     label_id: IntArray
+    label_idx: IntArray
     type_name: npt.NDArray[np.str_]
+    type_code: IntArray
     _label_names: Mapping[int, str] = field(repr=False)
 
     def __len__(self) -> int:
@@ -105,31 +145,41 @@ def _other_geometry(shape: Shape) -> tuple[FloatArray, float, float, float]:
 def polygon_area(points: FloatArray) -> float:
     """Shoelace area of a (K, 2) polygon, pixels^2 (absolute value)."""
     x, y = points[:, 0], points[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
+    twice = x[:-1] @ y[1:] - y[:-1] @ x[1:] + x[-1] * y[0] - y[-1] * x[0]
+    return float(abs(twice) / 2)
 
 
-def build_frame_view(frame: FrameAnnotations, frame_wh: tuple[int, int], label_names: Mapping[int, str]) -> FrameView:
+def build_frame_view(frame: FrameAnnotations, frame_wh: tuple[int, int], index: LabelIndex) -> FrameView:
     """Columns for the visible shapes of ``frame`` (shapes with ``outside=True`` are not there)."""
     track_ids_all: Sequence[int | None] = frame.track_ids or (None,) * len(frame.shapes)
     keep = [i for i, s in enumerate(frame.shapes) if not s.outside]
     shapes = tuple(frame.shapes[i] for i in keep)
     track_ids = tuple(track_ids_all[i] for i in keep)
     n = len(shapes)
+    dense, unknown = index.dense, len(index.dense)
+    # one pass over the shapes for the per-row scalars; geometry is then vectorised per type
+    label_id = np.empty(n, dtype=np.int64)
+    label_idx = np.empty(n, dtype=np.int64)
+    type_code = np.empty(n, dtype=np.int64)
+    rotation = np.empty(n, dtype=np.float64)
+    for i, s in enumerate(shapes):
+        label_id[i] = s.label_id
+        label_idx[i] = dense.get(s.label_id, unknown)
+        type_code[i] = _TYPE_CODE[s.type]
+        rotation[i] = s.rotation
     xyxy = np.zeros((n, 4), dtype=np.float64)
     width = np.zeros(n, dtype=np.float64)
     height = np.zeros(n, dtype=np.float64)
     area = np.zeros(n, dtype=np.float64)
-    rect_rows = [i for i, s in enumerate(shapes) if s.type is ShapeType.RECTANGLE]
-    if rect_rows:
+    is_rect = type_code == _TYPE_CODE[ShapeType.RECTANGLE]
+    rect_rows = np.flatnonzero(is_rect)
+    if rect_rows.size:
         points = np.stack([shapes[i].points for i in rect_rows])
-        rotation = np.array([shapes[i].rotation for i in rect_rows], dtype=np.float64)
-        extent, rect_w, rect_h = _rect_columns(points, rotation)
+        extent, rect_w, rect_h = _rect_columns(points, rotation[rect_rows])
         xyxy[rect_rows], width[rect_rows], height[rect_rows] = extent, rect_w, rect_h
         area[rect_rows] = rect_w * rect_h
-    if len(rect_rows) != n:
-        for i, shape in enumerate(shapes):
-            if shape.type is not ShapeType.RECTANGLE:
-                xyxy[i], width[i], height[i], area[i] = _other_geometry(shape)
+    for row in np.flatnonzero(~is_rect):
+        xyxy[row], width[row], height[row], area[row] = _other_geometry(shapes[row])
     return FrameView(
         frame=frame.frame,
         frame_wh=frame_wh,
@@ -140,7 +190,10 @@ def build_frame_view(frame: FrameAnnotations, frame_wh: tuple[int, int], label_n
         width=width,
         height=height,
         area=area,
-        label_id=np.fromiter((s.label_id for s in shapes), dtype=np.int64, count=n),
-        type_name=np.array([s.type.value for s in shapes], dtype="<U9") if n else np.zeros(0, dtype="<U9"),
-        _label_names=label_names,
+        rotation=rotation,
+        label_id=label_id,
+        label_idx=label_idx,
+        type_name=_TYPE_NAMES[type_code],
+        type_code=type_code,
+        _label_names=index.names,
     )

@@ -26,9 +26,7 @@ from cvat_ext.annotations.model import (
 from cvat_ext.rules import Finding, RulePack, check_job
 from cvat_ext.rules.schema import RULE_ADAPTER
 
-SVG = "".join(
-    f'<line data-type="edge" data-node-from="1" data-node-to="{n}"></line>' for n in (2, 3, 4)
-) + "".join(
+SVG = "".join(f'<line data-type="edge" data-node-from="1" data-node-to="{n}"></line>' for n in (2, 3, 4)) + "".join(
     f'<circle r="1.5" cx="0" cy="0" data-type="element node" data-node-id="{n}" data-label-id="{40 + n}"></circle>'
     for n in (1, 2, 3, 4)
 )

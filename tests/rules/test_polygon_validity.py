@@ -73,3 +73,35 @@ def test_recorded_self_intersecting_polygon_is_real() -> None:
     points = [tuple(p) for p in poly.points.tolist()]
     assert (2, 4) in naive(points)
     assert {tuple(int(v) for v in p) for p in self_intersections(poly.points)} == naive(points)
+
+
+def test_batched_polygons_match_one_by_one() -> None:
+    """Several polygons per (E, E) batch, batches split by max_edges, and a 600-vertex polygon whose
+    rows are processed in chunks: same pairs as the naive loop for each polygon."""
+    from cvat_ext.rules.kinds.validity import polygon_crossings
+
+    rng = np.random.default_rng(3)
+    polygons = [rng.integers(0, 8, size=(int(k), 2)).astype(float) for k in rng.integers(3, 14, size=25)]
+    polygons.append(rng.uniform(0, 100, size=(600, 2)))
+    for max_edges in (16, 512, 5000):
+        got = polygon_crossings(polygons, max_edges=max_edges)
+        for points, pairs in zip(polygons, got, strict=True):
+            expected = naive([tuple(p) for p in points.tolist()])
+            assert {tuple(int(v) for v in pair) for pair in pairs} == expected
+
+
+@pytest.mark.parametrize(
+    ("points", "convex"),
+    [
+        ([(0, 0), (10, 0), (10, 10), (0, 10)], True),
+        ([(0, 10), (10, 10), (10, 0), (0, 0)], True),  # clockwise
+        ([(0, 0), (10, 10), (10, 0), (0, 10)], False),  # bow tie
+        ([(0, 0), (10, 0), (5, 3), (10, 10), (0, 10)], False),  # concave
+        ([(0, 0), (5, 0), (10, 0), (10, 10), (0, 10)], False),  # collinear vertex: left to the full test
+        ([(0, 10), (6, -8), (-10, 3), (10, 3), (-6, -8)], False),  # pentagram: winds twice
+    ],
+)
+def test_strictly_convex(points: list[tuple[int, int]], convex: bool) -> None:
+    from cvat_ext.rules.kinds.validity import strictly_convex
+
+    assert strictly_convex([np.array(points, dtype=float)]).tolist() == [convex]

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 
 from cvat_ext.annotations.model import JobAnnotations, LabelSet
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.frame_view import BoolArray, FrameView, LabelIndex, type_lut
 from cvat_ext.rules.schema import Action, ActionsBySeverity, RuleBase
 
 R = TypeVar("R", bound=RuleBase)
@@ -33,11 +32,13 @@ class JobContext:
     job_id: int | None
     annotator: str | None
     actions: ActionsBySeverity
+    index: LabelIndex = field(init=False)
     label_names: Mapping[int, str] = field(init=False)
     attribute_names: Mapping[int, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "label_names", {i: lab.name for i, lab in self.labels.by_id.items()})
+        object.__setattr__(self, "index", LabelIndex.from_labels(self.labels))
+        object.__setattr__(self, "label_names", self.index.names)
         names = {spec.id: spec.name for lab in self.labels.by_id.values() for spec in lab.attributes}
         object.__setattr__(self, "attribute_names", names)
 
@@ -45,6 +46,10 @@ class JobContext:
         """Ids of the top-level labels with these names (unknown names match nothing)."""
         by_name = self.labels.by_name
         return frozenset(by_name[n].id for n in names if n in by_name)
+
+    def label_lut(self, names: Iterable[str]) -> BoolArray:
+        """Table over ``FrameView.label_idx`` selecting the labels with these names."""
+        return self.index.lut(self.label_ids(names))
 
 
 def clip_xyxy(xyxy: Iterable[float], frame_wh: tuple[int, int]) -> tuple[float, float, float, float]:
@@ -75,8 +80,9 @@ class Checker(Generic[R]):
         self.ctx = ctx
         labels = rule.scope.labels
         self.scope_label_ids: frozenset[int] | None = ctx.label_ids(labels) if labels is not None else None
+        self.scope_label_lut = ctx.index.lut(self.scope_label_ids) if self.scope_label_ids is not None else None
         types = rule.scope.shape_types
-        self.scope_types = np.array(types, dtype="<U9") if types is not None else None
+        self.scope_type_lut = type_lut(types) if types is not None else None
         self.action: Action = rule.action or ctx.actions.for_severity(rule.severity)
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -94,13 +100,14 @@ class Checker(Generic[R]):
         return iter(())
 
     # --- helpers --------------------------------------------------------------------------------
-    def in_scope(self, view: FrameView) -> npt.NDArray[np.bool_]:
+    def in_scope(self, view: FrameView) -> BoolArray:
         """(N,) rows of the frame this rule applies to (label and shape-type scope)."""
-        mask = np.ones(len(view), dtype=bool)
-        if self.scope_label_ids is not None:
-            mask &= np.isin(view.label_id, np.fromiter(self.scope_label_ids, dtype=np.int64))
-        if self.scope_types is not None:
-            mask &= np.isin(view.type_name, self.scope_types)
+        if self.scope_label_lut is not None:
+            mask = self.scope_label_lut[view.label_idx]
+        else:
+            mask = np.ones(len(view), dtype=bool)
+        if self.scope_type_lut is not None:
+            mask &= self.scope_type_lut[view.type_code]
         return mask
 
     def label_in_scope(self, label_id: int) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.frame_view import FrameView, type_lut
 from cvat_ext.rules.kinds.base import Checker, JobContext
 from cvat_ext.rules.schema import (
     AllowedShapeTypesRule,
@@ -21,9 +21,12 @@ from cvat_ext.rules.schema import (
 class AllowedShapeTypesChecker(Checker[AllowedShapeTypesRule]):
     kind = "allowed_shape_types"
 
+    def __init__(self, rule: AllowedShapeTypesRule, ctx: JobContext) -> None:
+        super().__init__(rule, ctx)
+        self.allowed = type_lut(rule.types)
+
     def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        allowed = np.array(self.rule.types, dtype="<U9")
-        bad = self.in_scope(view) & ~np.isin(view.type_name, allowed)
+        bad = self.in_scope(view) & ~self.allowed[view.type_code]
         for row in np.flatnonzero(bad):
             detail = f"type {view.type_name[row]} is not allowed (allowed: {', '.join(self.rule.types)})"
             yield self.object_finding(view, int(row), detail)

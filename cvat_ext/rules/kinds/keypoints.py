@@ -68,7 +68,7 @@ class KeypointsChecker(Checker[KeypointsRule]):
 
     def __init__(self, rule: KeypointsRule, ctx: JobContext) -> None:
         super().__init__(rule, ctx)
-        self.box_ids = np.fromiter(ctx.label_ids(rule.box_labels), dtype=np.int64)
+        self.box_lut = ctx.label_lut(rule.box_labels)
         self.bones: dict[int, list[tuple[int, int]]] = {}
         if rule.max_bone_ratio is not None:
             for label in ctx.labels:
@@ -80,7 +80,7 @@ class KeypointsChecker(Checker[KeypointsRule]):
         rows = np.flatnonzero(self.in_scope(view) & (view.type_name == ShapeType.SKELETON.value))
         if rows.size == 0:
             return
-        box_rows = np.flatnonzero(np.isin(view.label_id, self.box_ids) & (view.type_name == "rectangle"))
+        box_rows = np.flatnonzero(self.box_lut[view.label_idx] & (view.type_name == ShapeType.RECTANGLE.value))
         for row in rows:
             shape = view.shapes[row]
             visible = _visible_points(shape)

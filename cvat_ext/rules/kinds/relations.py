@@ -13,15 +13,22 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import FloatArray
+from cvat_ext.annotations.model import FloatArray, ShapeType
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.geometry import SimilarityParams, similarity_matrix
+from cvat_ext.geometry import SimilarityParams, box_iou, similarity_matrix
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.frame_view import TYPE_ORDER, FrameView
 from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
 from cvat_ext.rules.schema import DuplicatesRule, ForbiddenOverlapRule, RequiredCooccurrenceRule
 
 logger = logging.getLogger(__name__)
+
+_RECT_CODE = TYPE_ORDER.index(ShapeType.RECTANGLE)
+#: types whose FrameView.area is the true area (or less), so the IoU bound above holds; polylines,
+#: points and skeletons are compared by other measures and cuboid areas are box areas
+_AREA_EXACT = np.array(
+    [t in (ShapeType.RECTANGLE, ShapeType.POLYGON, ShapeType.MASK, ShapeType.ELLIPSE) for t in TYPE_ORDER]
+)
 
 
 def extent_intersection(xyxy_a: FloatArray, xyxy_b: FloatArray) -> FloatArray:
@@ -52,16 +59,32 @@ class DuplicatesChecker(Checker[DuplicatesRule]):
         rows = np.flatnonzero(self.in_scope(view))
         if rows.size < 2:
             return
-        # candidate pairs: same label, same type, touching extents (cheap prefilter before the real IoU)
-        keys = view.label_id[rows].astype(str).astype(object) + ":" + view.type_name[rows].astype(object)
+        # axis-aligned rectangles (the bulk): one box_iou matrix for the frame, masked to same label
+        plain = (view.type_code[rows] == _RECT_CODE) & (np.mod(view.rotation[rows], 180.0) == 0)
+        rects = rows[plain]
+        if rects.size >= 2:
+            iou = box_iou(view.xyxy[rects], view.xyxy[rects])
+            same = view.label_idx[rects][:, None] == view.label_idx[rects][None, :]
+            yield from self._report(view, rects, iou, np.triu(same & (iou >= self.rule.iou_thr), k=1))
+        # everything else: similarity_matrix per label/type group whose extents touch at all
+        rest = rows[~plain]
+        if rest.size < 2:
+            return
+        keys = view.label_idx[rest] * len(TYPE_ORDER) + view.type_code[rest]
         same = keys[:, None] == keys[None, :]
-        touching = extent_intersection(view.xyxy[rows], view.xyxy[rows]) > 0
-        candidates = np.triu(same & touching, k=1)
+        inter = extent_intersection(view.xyxy[rest], view.xyxy[rest])
+        # upper bound on the IoU of area-like shapes: the shapes' intersection lies inside their extents'
+        # and the union is at least the larger shape, so IoU <= extent intersection / max(area)
+        area = view.area[rest]
+        bounded = _AREA_EXACT[view.type_code[rest]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bound = inter / np.maximum(area[:, None], area[None, :])
+        possible = np.where(bounded[:, None] & bounded[None, :], bound >= self.rule.iou_thr, inter > 0)
+        candidates = np.triu(same & possible, k=1)
         if not candidates.any():
             return
         for key in np.unique(keys[candidates.any(axis=1)]):
-            group = rows[keys == key]
-            yield from self._check_group(view, group)
+            yield from self._check_group(view, rest[keys == key])
 
     def _check_group(self, view: FrameView, group: npt.NDArray[np.intp]) -> Iterator[Finding]:
         shapes = [view.shapes[i] for i in group]
@@ -73,9 +96,14 @@ class DuplicatesChecker(Checker[DuplicatesRule]):
                 self._unsupported_logged.add(type_name)
                 logger.warning("rule %s: duplicates on %s skipped: %s", self.rule.id, type_name, exc)
             return
-        hits = np.argwhere(np.triu(sim >= self.rule.iou_thr, k=1))
+        yield from self._report(view, group, sim, np.triu(sim >= self.rule.iou_thr, k=1))
+
+    def _report(
+        self, view: FrameView, group: npt.NDArray[np.intp], sim: FloatArray, hits: npt.NDArray[np.bool_]
+    ) -> Iterator[Finding]:
+        """One finding per later object of each duplicate pair (``hits`` upper-triangular over ``group``)."""
         reported: set[int] = set()
-        for first, second in hits:
+        for first, second in np.argwhere(hits):
             if int(second) in reported:
                 continue
             reported.add(int(second))
@@ -91,13 +119,14 @@ class _PairChecker(Checker[ForbiddenOverlapRule | RequiredCooccurrenceRule]):
 
     def __init__(self, rule: ForbiddenOverlapRule | RequiredCooccurrenceRule, ctx: JobContext) -> None:
         super().__init__(rule, ctx)
-        self.other_ids = np.fromiter(ctx.label_ids(rule.other_labels), dtype=np.int64)
+        self.other_lut = ctx.label_lut(rule.other_labels)
 
     def pairs(self, view: FrameView) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
         """Subject row indices, partner row indices, (S, P) intersection areas."""
         subjects = np.flatnonzero(self.in_scope(view))
-        partners = np.flatnonzero(np.isin(view.label_id, self.other_ids))
-        partners = partners[~np.isin(partners, subjects)] if subjects.size else partners
+        in_subjects = np.zeros(len(view), dtype=bool)
+        in_subjects[subjects] = True
+        partners = np.flatnonzero(self.other_lut[view.label_idx] & ~in_subjects)
         inter = extent_intersection(view.xyxy[subjects], view.xyxy[partners])
         return subjects, partners, inter
 

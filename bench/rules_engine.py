@@ -1,0 +1,142 @@
+"""Benchmark: the rule engine on a long job (default 10,000 frames x 50 objects per frame).
+
+Prints frames/s and objects/s for the shipped packs. The job is synthetic but shaped like a driving
+job: mostly rectangles of several labels, a few polygons, a mask and a skeleton per frame, tags, and
+rectangle tracks; ~1% of objects carry a defect so findings are produced and formatted too.
+
+    python3 bench/rules_engine.py [--frames 10000] [--objects 50] [--packs qa_rules/default.yaml ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from cvat_ext.annotations.model import (
+    Attribute,
+    AttributeInputType,
+    AttributeSpec,
+    FrameInfo,
+    JobAnnotations,
+    JobMeta,
+    Label,
+    LabelSet,
+    MaskRle,
+    Shape,
+    ShapeType,
+    Tag,
+    Track,
+    TrackShape,
+)
+from cvat_ext.rules import iter_findings, load_packs
+
+ROOT = Path(__file__).resolve().parents[1]
+KP = ("head", "l_hand", "r_hand", "l_foot", "r_foot")
+SVG = "".join(f'<line data-node-from="1" data-node-to="{n}"></line>' for n in range(2, 6)) + "".join(
+    f'<circle data-node-id="{n}" data-label-id="{30 + n}"></circle>' for n in range(1, 6)
+)
+LABELS = LabelSet(
+    (
+        Label(1, "car", "rectangle"),
+        Label(2, "truck", "any"),
+        Label(3, "person", "any"),
+        Label(4, "rider", "rectangle"),
+        Label(5, "bicycle", "rectangle"),
+        Label(
+            7,
+            "sign",
+            "rectangle",
+            attributes=(AttributeSpec(70, "kind", AttributeInputType.SELECT, values=("stop", "yield", "other")),),
+        ),
+        Label(9, "pose", "skeleton", sublabels=tuple(Label(31 + i, n, "points") for i, n in enumerate(KP)), svg=SVG),
+        Label(10, "day", "tag"),
+    )
+)
+W, H = 1920, 1080
+
+
+def make_job(frames: int, objects: int, seed: int = 0) -> JobAnnotations:
+    rng = np.random.default_rng(seed)
+    rect_labels = np.array([1, 1, 1, 2, 3, 3, 4, 7])
+    n_rect = max(objects - 6, 1)
+    shapes: list[Shape] = []
+    blob = np.zeros((24, 24), dtype=bool)
+    blob[2:22, 2:22] = True
+    mask = MaskRle.from_bitmap(blob, 100, 100)
+    kind = (Attribute(70, "stop"),)
+    for f in range(frames):
+        xy = rng.uniform([0, 0], [W - 200, H - 200], size=(n_rect, 2))
+        wh = rng.uniform(10, 180, size=(n_rect, 2))
+        wh[rng.random(n_rect) < 0.01] = 2.0  # ~1% impossible 2x2 boxes
+        labels = rng.choice(rect_labels, size=n_rect)
+        wh[labels == 3, 1] = np.maximum(wh[labels == 3, 0] * 2.5, 2.0)  # people stand upright
+        for (x, y), (w, h), label in zip(xy, wh, labels, strict=True):
+            attrs = kind if label == 7 else ()
+            shapes.append(Shape(ShapeType.RECTANGLE, f, int(label), np.array([x, y, x + w, y + h]), attributes=attrs))
+            if label == 4:  # every rider sits on a bicycle
+                bike = np.array([x - 5, y + h / 2, x + w + 5, y + h * 1.2])
+                shapes.append(Shape(ShapeType.RECTANGLE, f, 5, bike))
+        for k in range(4):
+            cx, cy = rng.uniform(200, W - 200), rng.uniform(200, H - 200)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, 6))
+            poly = np.stack([cx + 60 * np.cos(angles), cy + 60 * np.sin(angles)], axis=1)
+            shapes.append(Shape(ShapeType.POLYGON, f, 3, poly, id=f * 100 + k))
+        shapes.append(Shape(ShapeType.MASK, f, 3, np.zeros((0, 2)), mask=mask))
+        base = rng.uniform(300, 800, 2)
+        offsets = np.array([[30, 10], [5, 70], [55, 70], [20, 150], [40, 150]], dtype=float)
+        elements = tuple(Shape(ShapeType.POINTS, f, 31 + i, (base + o)[None, :]) for i, o in enumerate(offsets))
+        shapes.append(Shape(ShapeType.SKELETON, f, 9, np.zeros((0, 2)), elements=elements))
+    tracks = []
+    span = max(frames // 20, 2)
+    for t in range(20):
+        start = t * span
+        keyframes = [
+            TrackShape(
+                ShapeType.RECTANGLE,
+                f,
+                np.array([100.0 + 2 * (f - start), 40.0 * t, 200 + 2 * (f - start), 40 * t + 30]),
+            )
+            for f in range(start, start + span - 1, 10)
+        ]
+        end = keyframes[-1]
+        keyframes.append(TrackShape(ShapeType.RECTANGLE, start + span - 1, end.points, outside=True))
+        tracks.append(Track(frame=start, label_id=1, shapes=tuple(keyframes), id=t + 1))
+    tags = tuple(Tag(f, 10) for f in range(frames))
+    return JobAnnotations(shapes=tuple(shapes), tags=tags, tracks=tuple(tracks))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--objects", type=int, default=50)
+    parser.add_argument(
+        "--packs", nargs="+", default=[str(ROOT / "qa_rules" / "default.yaml"), str(ROOT / "qa_rules" / "driving.yaml")]
+    )
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    ann = make_job(args.frames, args.objects)
+    meta = JobMeta(start_frame=0, stop_frame=args.frames - 1, frames=(FrameInfo(W, H),) * args.frames)
+    build_s = time.perf_counter() - t0
+    n_objects = len(ann.shapes)
+    print(f"job: {args.frames} frames, {n_objects} shapes + {len(ann.tracks)} tracks (built in {build_s:.1f} s)")
+    for pack_path in args.packs:
+        pack = load_packs([pack_path])
+        t0 = time.perf_counter()
+        count = 0
+        for _ in iter_findings(ann, LABELS, meta, pack, job_id=1, annotator="bench"):
+            count += 1
+        elapsed = time.perf_counter() - t0
+        print(
+            f"{Path(pack_path).name:>22}: {len(pack.rules):2d} rules  {elapsed:6.2f} s  "
+            f"{args.frames / elapsed:8.0f} frames/s  {n_objects / elapsed:9.0f} objects/s  {count} findings"
+        )
+
+
+if __name__ == "__main__":
+    main()
