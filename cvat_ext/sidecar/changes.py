@@ -1,8 +1,11 @@
 """Change detection whose cost follows the changes: the ``updated_date`` cursor.
 
 Each cycle lists only jobs with ``updated_date`` after the cursor (one request per page, sorted
-by ``updated_date``), minus a small overlap so two jobs saved in the same instant are never
-lost; a job counts as changed only when it differs from the state store's copy. The first cycle
+by ``updated_date``), minus a small overlap (``service.cursor_overlap_s``, 1 ms) so two jobs
+saved in the same instant are never lost; a job counts as changed only when it differs from the
+state store's copy. A larger overlap also covers saves committed out of timestamp order, at the
+price of re-listing every job touched in that window (after a bulk of our own PATCHes, pages of
+them); the reconciliation pass covers those anyway. The first cycle
 and every reconciliation pass (``reconcile_interval_s``) list everything in scope and compare,
 catching anything the cursor and webhooks missed. Job ids queued by webhooks or left over from a
 failed unit (``pending``) are read individually unless the listing already returned them.
@@ -26,8 +29,6 @@ log = logging.getLogger(__name__)
 
 CURSOR = "jobs.updated_date"
 RECONCILED_AT = "jobs.reconciled_at"
-#: re-list this much before the cursor: same-instant saves and clock granularity
-OVERLAP = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,14 @@ class ChangeFeed:
         *,
         reconcile_interval_s: float,
         clock: Callable[[], float],
+        overlap_s: float = 0.001,
     ) -> None:
         self.client = client
         self.store = store
         self.scope = scope
         self.reconcile_interval_s = reconcile_interval_s
         self.clock = clock
+        self.overlap = timedelta(seconds=overlap_s)
 
     def _listing(self, updated_after: datetime | None) -> Iterator[Job]:
         if not self.scope.project_ids and not self.scope.task_ids:
@@ -73,7 +76,7 @@ class ChangeFeed:
         last_full = self.store.get_cursor(RECONCILED_AT)
         now = self.clock()
         full = cursor is None or last_full is None or now - float(last_full) >= self.reconcile_interval_s
-        updated_after = None if full else _parse(cursor) - OVERLAP if cursor else None
+        updated_after = None if full else _parse(cursor) - self.overlap if cursor else None
         listed: dict[int, Job] = {}
         for job in self._listing(updated_after):
             listed[job.id] = job

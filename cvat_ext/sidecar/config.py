@@ -186,6 +186,7 @@ class ServerSettings(_Section):
 class ServiceSettings(_Section):
     poll_interval_s: float = Field(default=30.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0, description="full job listing every interval")
+    cursor_overlap_s: float = Field(default=0.001, ge=0, description="re-list this much before the cursor")
     replica_id: str = Field(default="", description="lease owner name; default hostname:pid")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,10 @@ from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
 
 log = logging.getLogger(__name__)
+
+#: replica annotations kept in memory between cycles, counted in objects (shapes + tags + track
+#: keyframes; least recently used jobs dropped first): ~100 MB at the upper end
+ANNOTATION_CACHE_OBJECTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -122,13 +127,22 @@ class Cycle:
             resolve_fixed=settings.issues.resolve_fixed,
         )
         self.feed = ChangeFeed(
-            client, store, settings.scope, reconcile_interval_s=settings.service.reconcile_interval_s, clock=clock
+            client,
+            store,
+            settings.scope,
+            reconcile_interval_s=settings.service.reconcile_interval_s,
+            clock=clock,
+            overlap_s=settings.service.cursor_overlap_s,
         )
         self.pool = ReviewerPool(
             client, store, settings.reviewers, ttl_s=settings.service.reconcile_interval_s, clock=clock
         )
         self._labels: dict[int, tuple[float, LabelSet]] = {}
         self._meta: dict[int, JobMeta] = {}
+        # replica annotations by (job id, updated_date): re-scoring a parent after one replica
+        # changed fetches only that replica (saving annotations always moves updated_date)
+        self._annotations: OrderedDict[int, tuple[str, JobAnnotations, int]] = OrderedDict()
+        self._cached_objects = 0
 
     # --- the cycle ------------------------------------------------------------------------------
     def run(self) -> CycleReport:
@@ -280,6 +294,21 @@ class Cycle:
             hit = self._meta[job_id] = self.client.get_job_meta(job_id)
         return hit
 
+    def annotations(self, job: JobRow) -> JobAnnotations:
+        hit = self._annotations.get(job.id)
+        if hit is not None and hit[0] == job.updated_date:
+            self._annotations.move_to_end(job.id)
+            return hit[1]
+        ann = self.client.get_annotations(job.id)
+        size = len(ann.shapes) + len(ann.tags) + sum(len(t.shapes) for t in ann.tracks) + 1
+        if hit is not None:
+            self._cached_objects -= self._annotations.pop(job.id)[2]
+        self._annotations[job.id] = (job.updated_date, ann, size)
+        self._cached_objects += size
+        while self._cached_objects > ANNOTATION_CACHE_OBJECTS and self._annotations:
+            self._cached_objects -= self._annotations.popitem(last=False)[1][2]
+        return ann
+
     def _job_row(self, job_id: int) -> JobRow:
         row = self.store.get_job(job_id)
         if row is None:
@@ -311,7 +340,7 @@ class Cycle:
             return "unchanged"
         labels = self.labels(parent.task_id)
         meta = self.meta(parent.id)
-        inputs = [ReplicaInput(r.id, r.assignee_id, self.client.get_annotations(r.id)) for r in replicas]
+        inputs = [ReplicaInput(r.id, r.assignee_id, self.annotations(r)) for r in replicas]
         rule_findings: list[Finding] = []
         for r, inp in zip(replicas, inputs, strict=True):
             rule_findings += self._rule_findings(r, inp.annotations, labels, meta)
