@@ -1,0 +1,180 @@
+"""The engine end to end on small fixed scenarios whose numbers are computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
+from cvat_ext.annotations.model import JobAnnotations, MaskRle, Shape, ShapeType, Track, TrackShape
+from cvat_ext.consensus.engine import score_replicas
+from cvat_ext.consensus.report import FindingKind
+from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.errors import ConfigError
+from tests.consensus.helpers import CAR, KIND_SPEC, PERSON, box, labels, meta
+
+EQUAL = ConsensusSettings(iou_thr=0.5, quorum=2, estimate_reliability=False)
+
+
+def golden_replicas() -> dict[str, JobAnnotations]:
+    """Frame 0: X seen by a, b, c (c shifted by 1 px); Y by a (person) and b (car); Z by c only.
+    Frame 1: W by a and b, IoU exactly 0.5."""
+    a = [box(0, CAR, [0, 0, 10, 10]), box(0, PERSON, [100, 100, 120, 120]), box(1, CAR, [0, 0, 20, 20])]
+    b = [box(0, CAR, [0, 0, 10, 10]), box(0, CAR, [100, 100, 120, 120]), box(1, CAR, [0, 0, 20, 10])]
+    c = [box(0, CAR, [1, 0, 11, 10]), box(0, CAR, [200, 200, 210, 210])]
+    return {name: JobAnnotations(shapes=tuple(s)) for name, s in (("a", a), ("b", b), ("c", c))}
+
+
+def test_golden_report() -> None:
+    result = score_replicas(golden_replicas(), labels(), meta(2), EQUAL)
+    s = result.summary
+    iou_ac = 90 / 110  # X: a vs c
+    # clusters X{a,b,c} Y{a,b} Z{c} W{a,b}; Z is below the quorum
+    assert (s.frames, s.clusters, s.kept) == (2, 4, 3)
+    assert s.mean_iou == pytest.approx((1 + 2 * iou_ac + 1 + 0.5) / 5)
+    # 5 matched pairs, 8 objects: pooled pairwise F1 = 2 * 5 / ((3 - 1) * 8)
+    assert s.f1 == pytest.approx(10 / 16)
+    assert (s.missing, s.extra, s.label_disagreements, s.low_overlap) == (2, 1, 1, 1)
+    # localise-then-label units X(1,1,1) Y(2,1,-) Z(-,-,1) W(1,1,-): by hand alpha = 1 - 77/78
+    assert s.alpha_lol == pytest.approx(1 / 78)
+    # labels only: X(1,1,1) Y(2,1) W(1,1); Z has a single value: alpha = 1 - 2/2
+    assert s.alpha_label == pytest.approx(0.0)
+    assert s.quorum == "2"
+
+    by_name = {a.annotator: a for a in result.annotators}
+    a, c = by_name["a"], by_name["c"]
+    assert (a.objects, a.matched, a.missing, a.extra) == (3, 3, 0, 0)
+    assert a.label_accuracy == pytest.approx(2 / 3)  # Y: person, the consensus says car (tie -> lower id)
+    assert a.mean_iou == pytest.approx((1 + iou_ac + 1 + 0.5) / 4)
+    assert (c.objects, c.matched, c.missing, c.extra) == (2, 1, 2, 1)
+    assert (c.precision, c.recall, c.f1) == pytest.approx((1 / 2, 1 / 3, 2 / 5))
+
+    pairs = {(p.a, p.b): p for p in result.pairs}
+    assert (pairs[("a", "b")].matched, pairs[("a", "b")].f1) == (3, 1.0)
+    assert pairs[("a", "b")].mean_iou == pytest.approx(2.5 / 3)
+    assert (pairs[("a", "c")].matched, pairs[("a", "c")].f1) == (1, pytest.approx(0.4))
+
+    kinds = sorted((f.frame, f.kind.value) for f in result.findings)
+    assert kinds == [
+        (0, "extra"),
+        (0, "label_disagreement"),
+        (0, "missing"),
+        (1, "low_overlap"),
+        (1, "missing"),
+    ]
+    label_finding = next(f for f in result.findings if f.kind is FindingKind.LABEL_DISAGREEMENT)
+    assert label_finding.labels_by_annotator == (("a", "person"), ("b", "car"))
+    assert label_finding.xyxy == (100.0, 100.0, 120.0, 120.0)
+    assert label_finding.missing == ("c",)
+    assert [(f.frame, f.clusters, f.kept, f.findings) for f in result.frames] == [(0, 3, 2, 3), (1, 1, 1, 2)]
+    assert result.frames[1].mean_iou == pytest.approx(0.5)
+
+    merged = sorted(result.merged.shapes, key=lambda sh: (sh.frame, sh.points[0]))
+    assert [(sh.frame, sh.label_id, sh.source) for sh in merged] == [(0, CAR, "consensus")] * 2 + [(1, CAR, "consensus")]
+    assert merged[0].points == pytest.approx([1 / 3, 0, 31 / 3, 10])
+    assert merged[0].score == 1.0
+    assert merged[1].points == pytest.approx([100, 100, 120, 120]) and merged[1].score == pytest.approx(0.6667)
+    assert merged[2].points == pytest.approx([0, 0, 20, 15])
+
+
+@pytest.mark.parametrize(("quorum", "kept"), [(1, 4), (2, 3), (3, 1)])
+def test_quorum_decides_what_is_merged(quorum: int, kept: int) -> None:
+    settings = EQUAL.model_copy(update={"quorum": quorum})
+    result = score_replicas(golden_replicas(), labels(), meta(2), settings)
+    assert result.summary.kept == kept == len(result.merged.shapes)
+    extra = [f for f in result.findings if f.kind is FindingKind.EXTRA]
+    assert sum(len(f.present) for f in extra) == result.summary.extra
+
+
+def test_merged_output_is_cvat_json_that_parses_back() -> None:
+    result = score_replicas(golden_replicas(), labels(), meta(2), ConsensusSettings())
+    data = dump_job_annotations(result.merged)
+    assert set(data) >= {"version", "tags", "shapes", "tracks"}
+    for shape in data["shapes"]:
+        assert shape["source"] == "consensus"
+        assert 0 < shape["score"] <= 1
+        assert shape["type"] == "rectangle" and len(shape["points"]) == 4
+    back = parse_job_annotations(data, where="merged")
+    assert len(back.shapes) == len(result.merged.shapes)
+    for got, want in zip(back.shapes, result.merged.shapes, strict=True):
+        assert np.allclose(got.points, want.points) and got.label_id == want.label_id
+
+
+def test_attribute_disagreement_and_vote() -> None:
+    replicas = {
+        "a": JobAnnotations(shapes=(box(0, CAR, [0, 0, 10, 10], attrs={KIND_SPEC: "a"}),)),
+        "b": JobAnnotations(shapes=(box(0, CAR, [0, 0, 10, 10], attrs={KIND_SPEC: "b"}),)),
+        "c": JobAnnotations(shapes=(box(0, CAR, [0, 0, 10, 10], attrs={KIND_SPEC: "b"}),)),
+    }
+    result = score_replicas(replicas, labels(), meta(1), EQUAL)
+    assert result.summary.attribute_disagreements == 1
+    assert [f.kind for f in result.findings] == [FindingKind.ATTRIBUTE_DISAGREEMENT]
+    assert result.merged.shapes[0].attribute_map() == {KIND_SPEC: "b"}
+
+
+def test_labels_matched_within_label_only_when_asked() -> None:
+    replicas = {
+        "a": JobAnnotations(shapes=(box(0, CAR, [0, 0, 10, 10]),)),
+        "b": JobAnnotations(shapes=(box(0, PERSON, [0, 0, 10, 10]),)),
+    }
+    across = score_replicas(replicas, labels(), meta(1), EQUAL)
+    assert (across.summary.clusters, across.summary.label_disagreements) == (1, 1)
+    within = score_replicas(replicas, labels(), meta(1), EQUAL.model_copy(update={"match_across_labels": False}))
+    assert (within.summary.clusters, within.summary.label_disagreements) == (2, 0)
+
+
+def test_tracks_are_expanded_and_matched_to_shapes() -> None:
+    track = Track(
+        frame=0,
+        label_id=CAR,
+        shapes=(
+            TrackShape(type=ShapeType.RECTANGLE, frame=0, points=np.array([0.0, 0, 10, 10])),
+            TrackShape(type=ShapeType.RECTANGLE, frame=2, points=np.array([4.0, 0, 14, 10])),
+        ),
+    )
+    replicas = {
+        "a": JobAnnotations(tracks=(track,)),
+        "b": JobAnnotations(shapes=tuple(box(f, CAR, [2.0 * f, 0, 2.0 * f + 10, 10]) for f in range(3))),
+    }
+    result = score_replicas(replicas, labels(), meta(3), EQUAL)
+    assert (result.summary.clusters, result.summary.kept) == (3, 3)
+    assert result.summary.mean_iou == pytest.approx(1.0)
+
+
+def test_masks_are_fused_by_pixel_vote() -> None:
+    def mask(left: int) -> Shape:
+        rle = MaskRle.from_bitmap(np.ones((10, 10), dtype=bool), left, 0)
+        return Shape(type=ShapeType.MASK, frame=0, label_id=CAR, points=np.zeros((0, 2)), mask=rle)
+
+    replicas = {n: JobAnnotations(shapes=(mask(x),)) for n, x in (("a", 0), ("b", 0), ("c", 2))}
+    result = score_replicas(replicas, labels(), meta(1), EQUAL)
+    (shape,) = result.merged.shapes
+    assert shape.type is ShapeType.MASK and shape.mask is not None
+    assert shape.mask.ltrb == (0, 0, 9, 9)
+    parsed = parse_job_annotations(dump_job_annotations(result.merged))
+    assert parsed.shapes[0].mask == shape.mask
+
+
+def test_empty_job_and_bad_input() -> None:
+    empty = {"a": JobAnnotations(), "b": JobAnnotations()}
+    result = score_replicas(empty, labels(), meta(1), EQUAL)
+    assert result.summary.clusters == 0 and math.isnan(result.summary.f1)
+    assert result.merged.shapes == ()
+    with pytest.raises(ConfigError, match="at least 2 replicas"):
+        score_replicas({"a": JobAnnotations()}, labels(), meta(1))
+    with pytest.raises(ConfigError, match="unknown annotators"):
+        score_replicas(empty, labels(), meta(1), ConsensusSettings(weights={"zz": 1.0}))
+    with pytest.raises(ConfigError, match="iou_thr"):
+        ConsensusSettings.parse({"iou_thr": 2})
+
+
+def test_second_pass_rereads_when_the_job_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cvat_ext.consensus.engine as engine
+
+    cached = score_replicas(golden_replicas(), labels(), meta(2), EQUAL.model_copy(update={"chunk_frames": 1}))
+    monkeypatch.setattr(engine, "CACHE_OBJECTS", 0)
+    streamed = score_replicas(golden_replicas(), labels(), meta(2), EQUAL.model_copy(update={"chunk_frames": 1}))
+    assert streamed.summary == cached.summary
+    assert [sh.points.tolist() for sh in streamed.merged.shapes] == [sh.points.tolist() for sh in cached.merged.shapes]

@@ -1,0 +1,139 @@
+"""The chunk-level matching and clustering equal a naive per-frame reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+from cvat_ext.consensus.batch import ReplicaBatch
+from cvat_ext.consensus.engine import cluster_batch
+from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.geometry import SimilarityParams, box_iou
+
+PARAMS = SimilarityParams()
+
+
+def naive_clusters(batch: ReplicaBatch, iou_thr: float) -> set[frozenset[int]]:
+    """Per frame: dense IoU, Hungarian on the candidate sub-matrix per annotator pair, then the
+    greedy clique rule over every link of the frame. Clusters as sets of batch rows."""
+    out: set[frozenset[int]] = set()
+    for f in range(batch.n_frames):
+        rows = [batch.index[f, r][batch.index[f, r] >= 0] for r in range(batch.n_annotators)]
+        links: list[tuple[float, int, int]] = []
+        for r, s in annotator_pairs(batch.n_annotators):
+            a, b = rows[r], rows[s]
+            if a.size == 0 or b.size == 0:
+                continue
+            sim = box_iou(batch.xyxy[a], batch.xyxy[b])
+            cand = sim >= iou_thr
+            keep_a = np.flatnonzero(cand.any(axis=1))
+            keep_b = np.flatnonzero(cand.any(axis=0))
+            if keep_a.size == 0:
+                continue
+            sub = np.where(cand, sim, 0.0)[np.ix_(keep_a, keep_b)]
+            sel_a, sel_b = linear_sum_assignment(sub, maximize=True)
+            for i, j in zip(sel_a, sel_b, strict=True):
+                if sub[i, j] > 0:
+                    links.append((float(sub[i, j]), int(a[keep_a[i]]), int(b[keep_b[j]])))
+        linked = {(x, y) for _, x, y in links} | {(y, x) for _, x, y in links}
+        cluster = {int(n): frozenset([int(n)]) for part in rows for n in part}
+        for _, x, y in sorted(links, key=lambda t: (-t[0], t[1], t[2])):
+            cx, cy = cluster[x], cluster[y]
+            if cx == cy:
+                continue
+            if {int(batch.annotator[n]) for n in cx} & {int(batch.annotator[n]) for n in cy}:
+                continue
+            if not all((p, q) in linked for p in cx for q in cy):
+                continue
+            joined = cx | cy
+            for n in joined:
+                cluster[n] = joined
+        out |= set(cluster.values())
+    return out
+
+
+def fast_clusters(batch: ReplicaBatch, iou_thr: float) -> set[frozenset[int]]:
+    table = cluster_batch(batch, PARAMS, iou_thr)
+    out = set()
+    for k in range(len(table)):
+        members = [
+            int(batch.index[table.frame_pos[k], r, slot]) for r, slot in enumerate(table.members[k]) if slot >= 0
+        ]
+        out.add(frozenset(members))
+    return out
+
+
+@st.composite
+def replica_batches(draw: st.DrawFn) -> ReplicaBatch:
+    n_frames = draw(st.integers(1, 3))
+    n_annot = draw(st.integers(2, 4))
+    # a coarse grid makes identical boxes, ties and competing candidates common
+    coord = st.integers(0, 6).map(float)
+    rows = []
+    for f in range(n_frames):
+        for r in range(n_annot):
+            for _ in range(draw(st.integers(0, 5))):
+                x0, y0 = draw(coord), draw(coord)
+                w, h = draw(st.integers(0, 4)), draw(st.integers(1, 4))
+                rows.append((f, r, x0, y0, x0 + w, y0 + h))
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    return ReplicaBatch.from_columns(
+        frames=np.arange(n_frames),
+        n_annotators=n_annot,
+        frame_pos=arr[:, 0].astype(np.int64),
+        annotator=arr[:, 1].astype(np.int64),
+        label=np.ones(len(rows), dtype=np.int64),
+        xyxy=arr[:, 2:],
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=replica_batches(), iou_thr=st.sampled_from([0.1, 0.3, 0.5, 0.75]))
+def test_fast_clusters_equal_naive_reference(batch: ReplicaBatch, iou_thr: float) -> None:
+    fast = fast_clusters(batch, iou_thr)
+    assert fast == naive_clusters(batch, iou_thr)
+    # every row is in exactly one cluster, with at most one object per annotator
+    rows = [r for c in fast for r in c]
+    assert sorted(rows) == list(range(batch.label.shape[0]))
+    for c in fast:
+        annots = [int(batch.annotator[r]) for r in c]
+        assert len(annots) == len(set(annots))
+
+
+def test_every_pair_in_a_cluster_reaches_the_threshold() -> None:
+    # a chain: A~B and B~C match, A and C do not -> no cluster may hold both A and C
+    batch = ReplicaBatch.from_columns(
+        frames=np.array([0]),
+        n_annotators=3,
+        frame_pos=np.zeros(3, dtype=np.int64),
+        annotator=np.array([0, 1, 2]),
+        label=np.ones(3, dtype=np.int64),
+        xyxy=np.array([[0, 0, 10, 10], [2, 0, 12, 10], [4, 0, 14, 10]], dtype=np.float64),
+    )
+    # IoU(A,B) = IoU(B,C) = 80/120 = 0.667, IoU(A,C) = 60/140 = 0.43
+    table = cluster_batch(batch, PARAMS, 0.5)
+    members = sorted(tuple(int(x) for x in m) for m in table.members)
+    assert members == [(-1, -1, 0), (0, 0, -1)]  # the greedy rule keeps the first best link (A, B)
+    kept = table.pair_sim[np.isfinite(table.pair_sim)]
+    assert kept == pytest.approx([80 / 120])
+
+
+def test_hungarian_beats_greedy_on_competing_candidates() -> None:
+    # IoU(a0,b0) = 90/100 = 0.9, IoU(a0,b1) = 80/120 = 0.667, IoU(a1,b0) = 70/120 = 0.583,
+    # IoU(a1,b1) = 50/150 = 0.33. Taking the best pair first (a0-b0) leaves a1 and b1 unmatched;
+    # the optimum matches a0-b1 and a1-b0 (1.25 > 0.9).
+    batch = ReplicaBatch.from_columns(
+        frames=np.array([0]),
+        n_annotators=2,
+        frame_pos=np.zeros(4, dtype=np.int64),
+        annotator=np.array([0, 0, 1, 1]),
+        label=np.ones(4, dtype=np.int64),
+        xyxy=np.array([[0, 0, 10, 10], [-3, 0, 7, 10], [0, 0, 9, 10], [2, 0, 12, 10]], dtype=np.float64),
+    )
+    table = cluster_batch(batch, PARAMS, 0.5)
+    pairs = {(int(m[0]), int(m[1])) for m in table.members}
+    assert pairs == {(0, 1), (1, 0)}
+    assert sorted(table.pair_sim[:, 0].tolist()) == pytest.approx([70 / 120, 80 / 120])
