@@ -72,7 +72,9 @@ def test_golden_report() -> None:
     assert result.frames[1].mean_iou == pytest.approx(0.5)
 
     merged = sorted(result.merged.shapes, key=lambda sh: (sh.frame, sh.points[0]))
-    assert [(sh.frame, sh.label_id, sh.source) for sh in merged] == [(0, CAR, "consensus")] * 2 + [(1, CAR, "consensus")]
+    assert [(sh.frame, sh.label_id, sh.source) for sh in merged] == [(0, CAR, "consensus")] * 2 + [
+        (1, CAR, "consensus")
+    ]
     assert merged[0].points == pytest.approx([1 / 3, 0, 31 / 3, 10])
     assert merged[0].score == 1.0
     assert merged[1].points == pytest.approx([100, 100, 120, 120]) and merged[1].score == pytest.approx(0.6667)

@@ -73,7 +73,7 @@ def test_mask_vote_follows_the_weights() -> None:
 
 def test_polygon_vote_reproduces_an_agreed_polygon() -> None:
     square = np.array([[10.0, 10.0], [40.0, 10.0], [40.0, 30.0], [10.0, 30.0]])
-    shifted = square + (1.0, 0.0)
+    shifted = square + np.array([1.0, 0.0])
     fused = fuse_polygons([square, square, shifted], np.ones(3), "wbf", 0.5)
     assert fused is not None
     iou = similarity_matrix(
