@@ -235,3 +235,15 @@ def test_labels_endpoint(api: Api, cvat_org_world: OrgWorld) -> None:
     assert all(f'data-label-id="{s["id"]}"' in pose["svg"] for s in pose["sublabels"])
     sign = next(lb for lb in by_job["results"] if lb["name"] == "sign")
     assert [a["values"] for a in sign["attributes"]] == [["stop", "yield", "other"], ["false"]]
+
+
+def test_task_and_project_lists(api: Api, cvat_standin: CvatStandIn, cvat_org_world: OrgWorld) -> None:
+    other = cvat_standin.add_task("other", project_id=cvat_org_world.project_id, frames=2, owner="qabot")
+    _, tasks = api.get("/api/tasks", project_id=cvat_org_world.project_id)
+    assert _ids(tasks) == [other, cvat_org_world.task_id]
+    _, gt_tasks = api.get("/api/tasks", validation_mode="gt")
+    assert _ids(gt_tasks) == [cvat_org_world.task_id]
+    _, projects = api.get("/api/projects")
+    assert _ids(projects) == [cvat_org_world.project_id] and projects["results"][0]["tasks"]["count"] == 2
+    ann1 = make_api(cvat_standin, basic=("ann1", cvat_org_world.password))
+    assert _ids(ann1.get("/api/tasks")[1]) == [cvat_org_world.task_id]  # via an assigned replica

@@ -16,7 +16,7 @@ from tests.cvat_standin.access import (
 from tests.cvat_standin.filters import apply_list_params, paginate
 from tests.cvat_standin.resources import webhooks
 from tests.cvat_standin.routing import Request, Response, Router, bad_request, forbidden, not_found
-from tests.cvat_standin.world import ROLE_RANK, JobRec, TaskRec, World, iso
+from tests.cvat_standin.world import ROLE_RANK, JobRec, ProjectRec, TaskRec, World, iso
 
 STAGES = ("annotation", "validation", "acceptance")
 STATES = ("new", "in progress", "completed", "rejected")
@@ -25,7 +25,9 @@ JOB_FILTERS = ("task_id", "project_id", "type", "parent_job_id", "stage", "state
 
 
 def register(r: Router) -> None:
+    r.add("GET", "/api/projects", list_projects)
     r.add("GET", "/api/projects/{id}", get_project)
+    r.add("GET", "/api/tasks", list_tasks)
     r.add("GET", "/api/tasks/{id}", get_task)
     r.add("GET", "/api/labels", list_labels)
     r.add("GET", "/api/labels/{id}", get_label)
@@ -65,20 +67,45 @@ def can_view_task(w: World, ctx: Request, task: TaskRec) -> bool:
     return any(can_view_job(w, me, j) for j in w.jobs.values() if j.task_id == task.id)
 
 
+def can_view_project(w: World, ctx: Request, p: ProjectRec) -> bool:
+    if p.owner_id == ctx.me.id or role_rank(w, ctx.me, p.org_id) >= ROLE_RANK["supervisor"]:
+        return True
+    return any(can_view_task(w, ctx, t) for t in w.tasks.values() if t.project_id == p.id)
+
+
 def get_project(ctx: Request) -> Response:
     w = ctx.w
     p = w.projects.get(ctx.int_param())
     if p is None:
         raise not_found("Project")
-    tasks = [t for t in w.tasks.values() if t.project_id == p.id]
-    if p.owner_id != ctx.me.id and role_rank(w, ctx.me, p.org_id) < ROLE_RANK["supervisor"] and not any(
-            can_view_task(w, ctx, t) for t in tasks):
+    if not can_view_project(w, ctx, p):
         raise forbidden()
     return Response(body=ser.project(w, ctx.base_url, p))
 
 
+def list_projects(ctx: Request) -> Response:
+    w = ctx.w
+    items = [p for p in w.projects.values() if in_context(ctx, p.org_id) and can_view_project(w, ctx, p)]
+    items = apply_list_params(ctx, items, lambda p: {"id": p.id, "name": p.name,
+                                                     "owner": w.users[p.owner_id].username,
+                                                     "updated_date": iso(p.updated_date)},
+                              simple_filters=("name", "owner"))
+    return Response(body=paginate(ctx, items, lambda p: ser.project(w, ctx.base_url, p)))
+
+
 def get_task(ctx: Request) -> Response:
     return Response(body=ser.task(ctx.w, ctx.base_url, load_task(ctx, ctx.int_param())))
+
+
+def list_tasks(ctx: Request) -> Response:
+    w = ctx.w
+    items = [t for t in w.tasks.values() if in_context(ctx, t.org_id) and can_view_task(w, ctx, t)]
+    items = apply_list_params(ctx, items, lambda t: {
+        "id": t.id, "name": t.name, "project_id": t.project_id, "owner": w.users[t.owner_id].username,
+        "updated_date": iso(t.updated_date), "status": ser.task(w, "", t)["status"],
+        "validation_mode": ser.task(w, "", t)["validation_mode"]},
+        simple_filters=("name", "project_id", "owner", "status", "validation_mode"))
+    return Response(body=paginate(ctx, items, lambda t: ser.task(w, ctx.base_url, t)))
 
 
 # labels -------------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class Deliverer:
         self.world = world
         self.timeout_s = timeout_s
         self._queue: queue.Queue[Outgoing | None] = queue.Queue()
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # targets are local
         self._thread = threading.Thread(target=self._run, name="standin-webhooks", daemon=True)
         self._thread.start()
 
