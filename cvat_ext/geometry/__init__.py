@@ -15,7 +15,7 @@ from cvat_ext.geometry.boxes import box_area, box_iou, box_iou_batched, box_iou_
 from cvat_ext.geometry.cuboids import convex_hulls, cuboid2d_iou, cuboid3d_iou
 from cvat_ext.geometry.ellipses import ellipse_iou, ellipse_runs
 from cvat_ext.geometry.keypoints import estimate_keypoint_sigmas, keypoint_box_wh, oks
-from cvat_ext.geometry.lines import line_iou, polyline_runs
+from cvat_ext.geometry.lines import line_iou, line_point_similarity, polyline_runs
 from cvat_ext.geometry.masks import (
     RowRuns,
     empty_runs,
@@ -28,6 +28,7 @@ from cvat_ext.geometry.masks import (
 from cvat_ext.geometry.polygons import polygon_iou, polygon_runs
 from cvat_ext.geometry.rotated import box_corners, convex_intersection_area, convex_iou, rotated_box_iou
 from cvat_ext.geometry.similarity import (
+    LINE_METRICS,
     SHAPE_FAMILY,
     SimilarityParams,
     points_similarity,
@@ -43,6 +44,7 @@ from cvat_ext.geometry.similarity import (
 cuboid_iou = cuboid2d_iou
 
 __all__ = [
+    "LINE_METRICS",
     "SHAPE_FAMILY",
     "RowRuns",
     "SimilarityParams",
@@ -63,6 +65,7 @@ __all__ = [
     "estimate_keypoint_sigmas",
     "keypoint_box_wh",
     "line_iou",
+    "line_point_similarity",
     "mask_iou",
     "oks",
     "points_similarity",

@@ -134,3 +134,116 @@ def line_iou(
         polyline_runs(lines_a, radius, scale=scale, clip_wh=clip_wh),
         polyline_runs(lines_b, radius, scale=scale, clip_wh=clip_wh),
     )
+
+
+# ------------------------------------------------------------------------------------------
+# CVAT's own polyline similarity (quality control / merge): pointwise Gaussian, not an IoU
+
+
+def _pad_lines(lines: Sequence[npt.ArrayLike]) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Lines -> vertices (N, K, 2) padded by repeating the last vertex, their normalised cumulative
+    arc length (N, K) in [0, 1] (all 0 for a zero-length line), and (N, K) True at interior
+    vertices (neither end nor padding)."""
+    pts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in lines]
+    k = max(len(p) for p in pts)
+    out = np.stack([np.concatenate([p, np.repeat(p[-1:], k - len(p), axis=0)]) for p in pts])
+    seg = np.hypot(*np.moveaxis(np.diff(out, axis=1), -1, 0))
+    cum = np.concatenate([np.zeros((out.shape[0], 1)), np.cumsum(seg, axis=1)], axis=1)
+    total = cum[:, -1:]
+    slot = np.arange(k)[None, :]
+    interior = (slot >= 1) & (slot < np.array([len(p) - 1 for p in pts])[:, None])
+    return out, cum / np.where(total > 0, total, 1.0), interior
+
+
+def _interpolate(verts: FloatArray, pos: FloatArray, where: FloatArray) -> FloatArray:
+    """Points at relative arc positions ``where`` (N, M, P) on lines (N, K, 2) with positions
+    ``pos`` (N, K) -> (N, M, P, 2). ``verts``/``pos`` broadcast over the M axis as (N, 1, K, ...)."""
+    k = verts.shape[-2]
+    seg = np.clip((pos[..., None, :] <= where[..., None]).sum(axis=-1) - 1, 0, max(k - 2, 0))
+    nxt = np.minimum(seg + 1, k - 1)
+    t0 = np.take_along_axis(np.broadcast_to(pos[..., None, :], (*where.shape, k)), seg[..., None], -1)[..., 0]
+    t1 = np.take_along_axis(np.broadcast_to(pos[..., None, :], (*where.shape, k)), nxt[..., None], -1)[..., 0]
+    span = t1 - t0
+    local = np.where(span > 0, (where - t0) / np.where(span > 0, span, 1.0), 0.0)
+    vx = np.broadcast_to(verts[..., None, :, :], (*where.shape, k, 2))
+    p0 = np.take_along_axis(vx, seg[..., None, None], -2)[..., 0, :]
+    p1 = np.take_along_axis(vx, nxt[..., None, None], -2)[..., 0, :]
+    return p0 + local[..., None] * (p1 - p0)
+
+
+_Line = tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]
+
+
+def _pointwise(a: _Line, b: _Line, denom: float) -> FloatArray:
+    """Mean Gaussian similarity of A_i and B_j sampled at both ends and at every interior vertex
+    position of either line (CVAT's sample set). Exactly symmetric: the per-sample terms are
+    sorted before summing, so the order of A and B does not matter."""
+    (va, ta, ia), (vb, tb, ib) = a, b
+    n, m = va.shape[0], vb.shape[0]
+    ends = np.broadcast_to(np.array([0.0, 1.0]), (n, m, 2))
+    where = np.concatenate(
+        [
+            ends,
+            np.broadcast_to(ta[:, None, :], (n, m, ta.shape[1])),
+            np.broadcast_to(tb[None, :, :], (n, m, tb.shape[1])),
+        ],
+        axis=2,
+    )
+    valid = np.concatenate(
+        [
+            np.ones((n, m, 2), dtype=bool),
+            np.broadcast_to(ia[:, None, :], (n, m, ia.shape[1])),
+            np.broadcast_to(ib[None, :, :], (n, m, ib.shape[1])),
+        ],
+        axis=2,
+    )
+    pa = _interpolate(va[:, None], ta[:, None], where)
+    pb = _interpolate(vb[None, :], tb[None, :], where)
+    d2 = ((pa - pb) ** 2).sum(axis=-1)
+    terms = np.sort(np.where(valid, np.exp(-d2 / denom), 0.0), axis=2)
+    return terms.sum(axis=2) / valid.sum(axis=2)
+
+
+def line_point_similarity(
+    lines_a: Sequence[npt.ArrayLike],
+    lines_b: Sequence[npt.ArrayLike],
+    *,
+    scale: float,
+    torso_r: float = 0.01,
+    oriented: bool = False,
+) -> FloatArray:
+    """CVAT's polyline similarity, all pairs: (N lines) x (M lines) -> (N, M) in [0, 1].
+
+    As CVAT 2.73 quality control and consensus merge do: both lines are sampled at the same
+    relative arc-length positions, namely both ends and every interior vertex position of either
+    line (each keeps its corners; ``K_a + K_b - 2`` samples), and the similarity is
+    ``mean exp(-d^2 / (2 * scale * (2 * torso_r)^2))`` over the samples (``scale`` = image area,
+    ``torso_r`` = ``line_thickness``). Unless ``oriented``, the better direction of B counts.
+    Lines whose bounding circles are farther apart than CVAT's gate
+    (``r_a^2 + r_b^2 + scale * (6 torso_r)^2``) score 0. CVAT's sequential sampler may differ
+    where vertex positions of the two lines coincide within 1e-7.
+    """
+    n, m = len(lines_a), len(lines_b)
+    if n == 0 or m == 0:
+        return np.zeros((n, m))
+    line_a, line_b = _pad_lines(lines_a), _pad_lines(lines_b)
+    denom = 2 * scale * (2 * torso_r) ** 2
+    if denom <= 0:
+        return np.zeros((n, m))
+    sim = _pointwise(line_a, line_b, denom)
+    if not oriented:
+        rev_a = _pad_lines([np.asarray(p, dtype=np.float64).reshape(-1, 2)[::-1] for p in lines_a])
+        rev_b = _pad_lines([np.asarray(p, dtype=np.float64).reshape(-1, 2)[::-1] for p in lines_b])
+        # both mirrored comparisons, averaged, keep the matrix exactly symmetric
+        sim = np.maximum(sim, (_pointwise(line_a, rev_b, denom) + _pointwise(rev_a, line_b, denom)) / 2)
+    va, vb = line_a[0], line_b[0]
+    # CVAT's coarse gate on the bounding circles
+    lo_a, hi_a = va.min(axis=1), va.max(axis=1)
+    lo_b, hi_b = vb.min(axis=1), vb.max(axis=1)
+    ca, cb = (lo_a + hi_a) / 2, (lo_b + hi_b) / 2
+    r2a = ((hi_a - lo_a) ** 2).sum(axis=1) / 4
+    r2b = ((hi_b - lo_b) ** 2).sum(axis=1) / 4
+    gap2 = ((ca[:, None, :] - cb[None, :, :]) ** 2).sum(axis=-1)
+    far = gap2 > r2a[:, None] + r2b[None, :] + scale * (6 * torso_r) ** 2
+    sim[far] = 0.0
+    return sim

@@ -28,12 +28,16 @@ from cvat_ext.geometry.boxes import FloatArray, box_iou
 from cvat_ext.geometry.cuboids import cuboid2d_iou
 from cvat_ext.geometry.ellipses import ellipse_runs
 from cvat_ext.geometry.keypoints import oks
-from cvat_ext.geometry.lines import polyline_runs
+from cvat_ext.geometry.lines import line_point_similarity, polyline_runs
 from cvat_ext.geometry.masks import RowRuns, empty_runs, rle_to_runs, runs_iou, runs_iou_sparse
 from cvat_ext.geometry.polygons import polygon_runs
 from cvat_ext.geometry.rotated import rotated_box_iou
 
 logger = logging.getLogger(__name__)
+
+
+#: polyline similarity variants (``SimilarityParams.line_metric``)
+LINE_METRICS = frozenset({"buffer_iou", "cvat"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class SimilarityParams:
     keypoint unless ``keypoint_sigmas`` (K,) gives one per keypoint (skeletons: in ascending element
     label id order). ``line_thickness`` is relative to ``sqrt(image area)``; ``image_wh`` is the
     frame size in pixels, ``(0, 0)`` when unknown (then the extent of the compared shapes is used
-    as the image and nothing is clipped to the frame).
+    as the image and nothing is clipped to the frame). ``line_metric``: ``"buffer_iou"`` (IoU of
+    the lines buffered by ``line_thickness * sqrt(image area)``) or ``"cvat"`` (CVAT 2.73's own
+    pointwise Gaussian line similarity, see :func:`~cvat_ext.geometry.lines.line_point_similarity`).
     """
 
     iou_thr: float = 0.4
@@ -52,6 +58,7 @@ class SimilarityParams:
     keypoint_sigmas: npt.NDArray[np.float64] | None = None
     line_thickness: float = 0.01
     image_wh: tuple[int, int] = (0, 0)
+    line_metric: str = "buffer_iou"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.iou_thr <= 1.0:
@@ -63,6 +70,10 @@ class SimilarityParams:
         if len(self.image_wh) != 2 or min(self.image_wh) < 0:
             raise AnnotationFormatError(
                 f"similarity params: image_wh must be (width, height) >= 0, got {self.image_wh}"
+            )
+        if self.line_metric not in LINE_METRICS:
+            raise AnnotationFormatError(
+                f"similarity params: line_metric must be one of {sorted(LINE_METRICS)}, got {self.line_metric!r}"
             )
         if self.keypoint_sigmas is not None:
             sig = np.asarray(self.keypoint_sigmas, dtype=np.float64)
@@ -211,6 +222,11 @@ def similarity_matrix(a: Sequence[Shape], b: Sequence[Shape], params: Similarity
         return np.zeros((len(a), len(b)))
     if family == "rectangle":
         return rectangle_similarity(a, b)
+    if family == "polyline" and params.line_metric == "cvat":
+        width, height = _frame_wh(a, b, params)
+        return line_point_similarity(
+            [s.points for s in a], [s.points for s in b], scale=width * height, torso_r=params.line_thickness
+        )
     if family in _RUN_FAMILIES:
         runs_a, runs_b = _family_runs(family, a, b, params)
         return runs_iou(runs_a, runs_b)
@@ -264,7 +280,7 @@ def similarity_sparse(
             f"similarity_sparse: {fa.size} frame ids for {len(a)} shapes, {fb.size} for {len(b)}"
         )
     family = _family(a, b)
-    if family in _RUN_FAMILIES:
+    if family in _RUN_FAMILIES and not (family == "polyline" and params.line_metric == "cvat"):
         runs_a, runs_b = _family_runs(family, a, b, params)
         ia, ib, sim = runs_iou_sparse(runs_a, runs_b, fa, fb)
     else:

@@ -165,3 +165,41 @@ def oks_ref(a: np.ndarray, va: np.ndarray, b: np.ndarray, vb: np.ndarray, sigmas
             d2 = float(((a[k] - b[k]) ** 2).sum())
             num += math.exp(-d2 / (2 * scale * (2 * sigmas[k]) ** 2))
     return num / den if den else 0.0
+
+
+def line_point_similarity_ref(a: np.ndarray, b: np.ndarray, scale: float, torso_r: float) -> float:
+    """Scalar: sample both lines at both ends and every interior relative vertex position of
+    either, Gaussian mean, best of both directions of b, 0 beyond the bounding-circle gate."""
+
+    def rel(p: np.ndarray) -> np.ndarray:
+        cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))]) if len(p) > 1 else np.zeros(1)
+        return cum / cum[-1] if cum[-1] > 0 else cum
+
+    def at(p: np.ndarray, t: np.ndarray, u: float) -> np.ndarray:
+        if len(p) == 1:
+            return p[0]
+        for s in range(len(p) - 1):
+            last = s == len(p) - 2
+            if t[s] <= u <= t[s + 1] or last:
+                span = t[s + 1] - t[s]
+                f = (u - t[s]) / span if span > 0 else 0.0
+                return p[s] + f * (p[s + 1] - p[s])
+        raise AssertionError
+
+    def score(p: np.ndarray, q: np.ndarray) -> float:
+        tp, tq = rel(p), rel(q)
+        where = [0.0, 1.0, *tp[1:-1], *tq[1:-1]]
+        total = 0.0
+        for u in where:
+            d2 = float(((at(p, tp, u) - at(q, tq, u)) ** 2).sum())
+            total += math.exp(-d2 / (2 * scale * (2 * torso_r) ** 2))
+        return total / len(where)
+
+    def circle(p: np.ndarray) -> tuple[np.ndarray, float]:
+        lo, hi = p.min(0), p.max(0)
+        return (lo + hi) / 2, float(((hi - lo) ** 2).sum() / 4)
+
+    (ca, ra2), (cb, rb2) = circle(a), circle(b)
+    if float(((ca - cb) ** 2).sum()) > ra2 + rb2 + scale * (6 * torso_r) ** 2:
+        return 0.0
+    return max(score(a, b), score(a, b[::-1]))

@@ -135,3 +135,31 @@ def test_line_iou_properties() -> None:
     far = line_iou([line], [line + np.array([0, 6])], 5)[0, 0]
     assert 1 > near > far > 0
     assert line_iou([line], [line], 0)[0, 0] == 0.0  # zero radius: empty buffers
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_line_point_similarity_matches_reference(seed: int) -> None:
+    from cvat_ext.geometry import line_point_similarity
+    from tests.geometry.reference import line_point_similarity_ref
+
+    rng = np.random.default_rng(300 + seed)
+    base = [rng.uniform(0, 200, (int(rng.integers(1, 6)), 2)) for _ in range(4)]
+    lines_a = base[:2] + [p + rng.normal(0, 3, p.shape) for p in base[2:]]
+    lines_b = [p[::-1] + rng.normal(0, 3, p.shape) for p in base] + [rng.uniform(0, 200, (3, 2))]
+    scale = 640 * 480
+    got = line_point_similarity(lines_a, lines_b, scale=scale, torso_r=0.01)
+    for i, a in enumerate(lines_a):
+        for j, b in enumerate(lines_b):
+            assert got[i, j] == pytest.approx(line_point_similarity_ref(a, b, scale, 0.01), abs=1e-9)
+    np.testing.assert_array_equal(got, line_point_similarity(lines_b, lines_a, scale=scale, torso_r=0.01).T)
+    assert np.all((got >= 0) & (got <= 1))
+
+
+def test_line_point_similarity_orientation_and_gate() -> None:
+    from cvat_ext.geometry import line_point_similarity
+
+    line = np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 50.0]])
+    assert line_point_similarity([line], [line[::-1]], scale=1e4)[0, 0] == pytest.approx(1.0)
+    assert line_point_similarity([line], [line[::-1]], scale=1e4, oriented=True)[0, 0] < 0.5
+    assert line_point_similarity([line], [line + 1000], scale=1e4)[0, 0] == 0.0
+    assert line_point_similarity([], [line], scale=1e4).shape == (0, 1)

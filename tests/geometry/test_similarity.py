@@ -90,10 +90,12 @@ def make_shape(kind: ShapeType, rng: np.random.Generator, dx: float = 0.0, dy: f
 ALL_TYPES = list(ShapeType)
 
 
-@pytest.mark.parametrize("kind", ALL_TYPES)
-def test_invariants_every_type(kind: ShapeType) -> None:
+@pytest.mark.parametrize(
+    ("kind", "line_metric"), [(k, "buffer_iou") for k in ShapeType] + [(ShapeType.POLYLINE, "cvat")]
+)
+def test_invariants_every_type(kind: ShapeType, line_metric: str) -> None:
     rng = np.random.default_rng(list(ShapeType).index(kind))
-    params = SimilarityParams(image_wh=(2000, 2000))
+    params = SimilarityParams(image_wh=(2000, 2000), line_metric=line_metric)
     a = [make_shape(kind, rng) for _ in range(5)]
     b = [make_shape(kind, rng) for _ in range(4)]
     sim = similarity_matrix(a, b, params)
