@@ -7,6 +7,7 @@ threshold is the request's, or the function's default when CVAT sends none (it o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ class DetectorFunction:
     default_threshold: float = 0.5
     keypoint_thr: float = 0.0
     polygonize: Polygonize | None = None
+    #: seconds in the model's forward pass / in thresholding + building CVAT items (summed)
+    forward_s: float = field(default=0.0, init=False)
+    items_s: float = field(default=0.0, init=False)
     _by_id: dict[int, LabelSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -48,8 +52,15 @@ class DetectorFunction:
             raise ConfigError("detector function: no label in the spec carries an 'id' to map model classes")
 
     def __call__(self, request: DetectorRequest) -> list[dict[str, Any]]:
-        dets = self.model(request.image.rgb()).above(request.threshold_or(self.default_threshold))
+        rgb = request.image.rgb()
+        t0 = time.perf_counter()
+        dets = self.model(rgb)
+        t1 = time.perf_counter()
+        dets = dets.above(request.threshold_or(self.default_threshold))
         polygons = None
         if self.polygonize is not None and dets.masks is not None:
             polygons = [None if m is None else self.polygonize(m) for m in dets.masks]
-        return detections_to_items(dets, self._by_id, keypoint_thr=self.keypoint_thr, polygons=polygons)
+        items = detections_to_items(dets, self._by_id, keypoint_thr=self.keypoint_thr, polygons=polygons)
+        self.forward_s += t1 - t0
+        self.items_s += time.perf_counter() - t1
+        return items
