@@ -291,6 +291,10 @@ def _check_spec_section(raw: Mapping[str, Any], out: _Collector, *, gpu: bool) -
         limits = _mapping(_mapping(spec.get("resources")).get("limits"))
         if not _is_int(limits.get("nvidia.com/gpu")) or int(annotation_str(limits.get("nvidia.com/gpu"))) < 1:
             out.error("spec.resources.limits", "a GPU function needs 'nvidia.com/gpu: 1'")
+        env_names = {_mapping(e).get("name") for e in spec.get("env") or []}
+        base_image = str(_mapping(spec.get("build")).get("baseImage", ""))
+        if "NVIDIA_VISIBLE_DEVICES" not in env_names and not base_image.startswith(("nvidia/", "nvcr.io/")):
+            out.warning("spec.env", "no NVIDIA_VISIBLE_DEVICES on a non-NVIDIA base image: the GPU may stay hidden")
     _check_build(spec, out)
 
 

@@ -172,6 +172,10 @@ def test_gpu_file_needs_gpu_limit() -> None:
     assert any("nvidia.com/gpu" in e for e in errors(base(), path="x/function-gpu.yaml"))
     doc = set_path(base(), "spec.resources", {"limits": {"nvidia.com/gpu": 1}})
     assert errors(doc, path="x/function-gpu.yaml") == []
+    warnings = [i.where for i in lint_config(doc, path="x/function-gpu.yaml") if i.severity == "warning"]
+    assert warnings == ["spec.env"]  # no NVIDIA_VISIBLE_DEVICES and no NVIDIA base image
+    doc = set_path(doc, "spec.env", [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}])
+    assert lint_config(doc, path="x/function-gpu.yaml") == []
 
 
 def test_sha256_check_in_a_later_directive_counts() -> None:
