@@ -156,3 +156,15 @@ def test_merge_raises_worker_style_events(api: Api, cvat_standin: CvatStandIn, r
     assert job_events[0]["job"]["url"].startswith("/api/jobs/") and job_events[0]["job"]["issues"] is None
     assert set(job_events[1]["changes"]) == {"updated_date", "state"}
     assert set(payloads[0]["sender"]) == {"id", "username", "email"}
+
+
+def test_quality_settings_and_report_events(api: Api, cvat_standin: CvatStandIn, receiver: WebhookReceiver,
+                                            hook: dict[str, Any], cvat_org_world: OrgWorld) -> None:
+    _, page = api.get("/api/quality/settings", task_id=cvat_org_world.task_id)
+    api.patch(f"/api/quality/settings/{page['results'][0]['id']}", {"iou_threshold": 0.5})
+    api.post("/api/quality/reports", {"task_id": cvat_org_world.task_id})
+    payloads = _delivered(cvat_standin, receiver)
+    assert [p["event"] for p in payloads] == ["update:task", "completed:request[calculate:quality]"]
+    assert_shaped_like_recorded(payloads[:1], "82w_webhook_delivered_quality_settings.json")
+    assert_shaped_like_recorded(payloads[1:], "89_webhook_delivered_quality.json")
+    assert payloads[1]["request"]["result_id"] is not None

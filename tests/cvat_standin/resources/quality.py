@@ -19,6 +19,7 @@ from typing import Any
 from tests.cvat_standin import serializers as ser
 from tests.cvat_standin.access import in_context, require_task_maintainer, role_rank
 from tests.cvat_standin.filters import json_logic, paginate
+from tests.cvat_standin.resources import webhooks
 from tests.cvat_standin.resources.consensus import start_request
 from tests.cvat_standin.routing import Request, Response, Router, bad_request, forbidden, not_found
 from tests.cvat_standin.world import ROLE_RANK, JobRec, QualityReportRec, SettingsRec, TaskRec, World, iso
@@ -97,8 +98,13 @@ def patch_settings(ctx: Request) -> Response:
     for k, v in body.items():
         s.values[k] = float(v) if isinstance(DEFAULT_QUALITY[k], float) else v
     s.updated_date = w.now()
-    if s.task_id is not None:
-        w.tasks[s.task_id].updated_date = s.updated_date
+    if s.task_id is not None:  # a settings change touches the task: update:task (recording 82w)
+        task = w.tasks[s.task_id]
+        before = {"updated_date": iso(task.updated_date)}
+        task.updated_date = s.updated_date
+        webhooks.emit_update(ctx, "task", ser.task(w, ctx.base_url, task), before,
+                             {"updated_date": iso(task.updated_date)}, org_id=task.org_id,
+                             project_id=task.project_id)
     return Response(body=ser.settings(s))
 
 
