@@ -85,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--torch", action="store_true", help="also run torchvision ResNet-50 models (slow on CPU)")
+    parser.add_argument("--device", default="cpu", help="torch device for --torch (cpu, cuda)")
     args = parser.parse_args()
 
     from cvat_ext.models.opencv_people import LABELS, OpenCvPeopleDetector
@@ -108,14 +109,16 @@ def main() -> None:
     from cvat_ext.models.torchvision_detection import TorchvisionDetector, build_detection_model
 
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, random ResNet-50 weights")
+    on_gpu = args.device.startswith("cuda")
+    device_name = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__} on {args.device} ({device_name}), random ResNet-50 weights")
     for arch, labels, kw in (
         ("maskrcnn", coco_detection_labels("mask"), {"polygonize": mask_polygon}),
         ("keypointrcnn", (coco_person_skeleton_label(),), {}),
     ):
         model = build_detection_model(arch, "resnet50_fpn")
         model.roi_heads.score_thresh = 0.0  # random weights score low: encode a full set of objects
-        detector = TorchvisionDetector(model)
+        detector = TorchvisionDetector(model, device=args.device)
 
         def factory(ctx: Any, detector: Any = detector, labels: Any = labels, kw: Any = kw) -> Any:
             return DetectorFunction(detector, labels, default_threshold=0.0, **kw)
@@ -123,7 +126,8 @@ def main() -> None:
         _, handler = make_handler(factory)
         for frame_name in ("astronaut 512x512 JPEG", "astronaut 1920x1080 JPEG"):
             rgb, fmt = frames[frame_name]
-            _run(f"{arch} r50 | {frame_name}", handler, {"image": _b64(rgb, fmt)}, max(2, args.iterations // 5))
+            iterations = args.iterations if args.device != "cpu" else max(2, args.iterations // 5)
+            _run(f"{arch} r50 | {frame_name}", handler, {"image": _b64(rgb, fmt)}, iterations)
 
 
 if __name__ == "__main__":
