@@ -165,6 +165,9 @@ class StateStore:
 
     serial_ddl = "INTEGER PRIMARY KEY AUTOINCREMENT"
     description = "state store"
+    begin_sql = "BEGIN"
+    #: the DB-API connection (sqlite3 / psycopg), opened by the subclass
+    _conn: Any
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -177,13 +180,13 @@ class StateStore:
         raise NotImplementedError
 
     def _begin(self) -> None:
-        raise NotImplementedError
+        self._conn.execute(self.begin_sql)
 
     def _commit(self) -> None:
-        raise NotImplementedError
+        self._conn.execute("COMMIT")
 
     def _rollback(self) -> None:
-        raise NotImplementedError
+        self._conn.execute("ROLLBACK")
 
     def _script(self, ddl: str) -> None:
         for statement in ddl.split(";\n"):
@@ -225,7 +228,8 @@ class StateStore:
             raise StateStoreError(f"{self.description}: transaction failed: {exc}") from exc
 
     def close(self) -> None:
-        raise NotImplementedError
+        with self._lock:
+            self._conn.close()
 
     def __enter__(self) -> StateStore:
         return self

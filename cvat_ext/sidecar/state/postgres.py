@@ -56,18 +56,6 @@ class PostgresStateStore(StateStore):
     def _append_only_ddl(self) -> str:
         return _APPEND_ONLY
 
-    def _begin(self) -> None:
-        self._conn.execute("BEGIN")
-
-    def _commit(self) -> None:
-        self._conn.execute("COMMIT")
-
-    def _rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 def _split(ddl: str) -> list[str]:

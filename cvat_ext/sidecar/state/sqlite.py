@@ -59,15 +59,4 @@ class SqliteStateStore(StateStore):
     def _append_only_ddl(self) -> str:
         return _APPEND_ONLY
 
-    def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def _commit(self) -> None:
-        self._conn.execute("COMMIT")
-
-    def _rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    begin_sql = "BEGIN IMMEDIATE"
