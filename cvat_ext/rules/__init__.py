@@ -9,7 +9,7 @@ Public API (what the sidecar and the CLI use)::
     rule_file_json_schema()                                # JSON Schema of a rule file
 
 Modules: ``schema`` (the file format), ``loader`` (YAML, includes, overrides, errors with lines),
-``frame_view`` (per-frame columns), ``kinds`` (one module per family of checkers), ``engine``,
+``frame_batch`` (columns over a batch of frames), ``kinds`` (one module per family of checkers), ``engine``,
 ``findings``.
 """
 

@@ -5,11 +5,12 @@ Outline of :func:`iter_findings`:
 1. pick the pack's rules that apply (enabled, project/task scope) and build one checker each;
 2. track-level checks on the job's tracks (keyframes);
 3. stream the frames (:func:`cvat_ext.annotations.tracks.iter_frames`, tracks expanded): every
-   frame of the job (empty ones too, for frame-tag rules) plus any annotated frame beyond it;
-   one columnar :class:`~cvat_ext.rules.frame_view.FrameView` per frame, shared by all checkers;
+   frame of the job (empty ones too, for frame-tag rules) plus any annotated frame beyond it,
+   packed into a columnar :class:`~cvat_ext.rules.frame_batch.FrameBatch` of consecutive frames
+   (a few thousand objects), shared by all checkers;
 4. job-level conclusions (e.g. bone-length medians) once the last frame has passed.
 
-Only one frame's view is alive at a time, so memory does not grow with the job's length.
+Only one batch is alive at a time, so memory does not grow with the job's length.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet
 from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import build_frame_view
+from cvat_ext.rules.frame_batch import build_frame_batch
 from cvat_ext.rules.kinds import CHECKERS, Checker, JobContext
 from cvat_ext.rules.loader import RulePack
 from cvat_ext.rules.schema import RuleBase
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_ROWS = 4096
+MAX_BATCH_FRAMES = 256
 
 
 def applicable(rule: RuleBase, *, project_id: int | None, task_id: int | None) -> bool:
@@ -60,6 +64,14 @@ class _FrameSizes:
         return size
 
 
+def _run_batch(
+    checkers: list[Checker[Any]], frames: list[FrameAnnotations], frame_size: _FrameSizes, ctx: JobContext
+) -> Iterator[Finding]:
+    batch = build_frame_batch(frames, [frame_size(f.frame) for f in frames], ctx.index)
+    for checker in checkers:
+        yield from checker.check_batch(batch)
+
+
 def iter_findings(
     ann: JobAnnotations,
     labels: LabelSet,
@@ -70,8 +82,11 @@ def iter_findings(
     annotator: str | None,
     project_id: int | None = None,
     task_id: int | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> Iterator[Finding]:
-    """Findings of ``pack`` on one job, lazily: track findings, then frame by frame, then job-level ones."""
+    """Findings of ``pack`` on one job, lazily: track findings, then batches of consecutive frames
+    (findings of one batch grouped by rule), then job-level ones. ``batch_rows`` bounds the objects
+    held at once (a batch closes once it reaches this many objects or 256 frames)."""
     ctx = JobContext(labels=labels, job_id=job_id, annotator=annotator, actions=pack.actions)
     checkers: list[Checker[Any]] = [
         CHECKERS[rule.kind](rule, ctx)
@@ -86,12 +101,19 @@ def iter_findings(
     for checker in checkers:
         yield from checker.check_tracks(ann, frame_size, meta.stop_frame)
 
-    # 2. frame by frame: the job's frames (empty ones included) and any annotated frame outside them
+    # 2. frame by frame: the job's frames (empty ones included) and any annotated frame outside them,
+    #    packed into batches of consecutive frames so row-wise rules run once per batch
     frames = set(meta.frame_indices()) | set(ann.frames())
+    pending: list[FrameAnnotations] = []
+    rows = 0
     for frame in iter_frames(ann, frames=frames, last_frame=meta.stop_frame):
-        view = build_frame_view(frame, frame_size(frame.frame), ctx.index)
-        for checker in checkers:
-            yield from checker.check_frame(view)
+        pending.append(frame)
+        rows += len(frame.shapes)
+        if rows >= batch_rows or len(pending) >= MAX_BATCH_FRAMES:
+            yield from _run_batch(checkers, pending, frame_size, ctx)
+            pending, rows = [], 0
+    if pending:
+        yield from _run_batch(checkers, pending, frame_size, ctx)
 
     # 3. conclusions that needed every frame
     for checker in checkers:
@@ -109,7 +131,7 @@ def check_job(
     project_id: int | None = None,
     task_id: int | None = None,
 ) -> list[Finding]:
-    """All findings of ``pack`` on one job, sorted by frame (stable: rule order within a frame).
+    """All findings of ``pack`` on one job, sorted by frame, then by the rule's place in the pack.
 
     ``annotator`` is the job's assignee (every object of a job is by its annotator). Rules scoped to
     projects/tasks apply only when ``project_id``/``task_id`` match.
@@ -117,4 +139,5 @@ def check_job(
     found = iter_findings(
         ann, labels, meta, pack, job_id=job_id, annotator=annotator, project_id=project_id, task_id=task_id
     )
-    return sorted(found, key=lambda f: f.frame)
+    order = {rule.id: i for i, rule in enumerate(pack.rules)}
+    return sorted(found, key=lambda f: (f.frame, order.get(f.rule_id, 0)))

@@ -1,7 +1,10 @@
-"""The per-frame columnar view every rule reads: one row per visible object on the frame.
+"""The columnar view every rule reads: one row per visible object, over a batch of frames.
 
-Built once per frame by the engine and shared by all rules, so each rule is a handful of numpy
-operations over (N,) / (N, 4) columns instead of a Python loop over shapes.
+The engine streams a job frame by frame and packs consecutive frames into a :class:`FrameBatch`
+(a few thousand rows at a time), shared by all rules. Row-wise rules (sizes, bounds, attributes,
+validity, expressions) are then a handful of numpy operations over (N,) / (N, 4) columns for the
+whole batch; frame-wise rules (duplicates, overlaps, counts, tags) walk the batch's frames through
+``starts`` and work on each frame's rows.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import FloatArray, FrameAnnotations, IntArray, LabelSet, Shape, ShapeType, Tag
 
-#: shape types in a fixed order: ``FrameView.type_code`` indexes this
+#: shape types in a fixed order: ``FrameBatch.type_code`` indexes this
 TYPE_ORDER: tuple[ShapeType, ...] = tuple(ShapeType)
 _TYPE_CODE = {t: i for i, t in enumerate(TYPE_ORDER)}
 _TYPE_NAMES = np.array([t.value for t in TYPE_ORDER], dtype="<U9")
@@ -22,7 +25,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 def type_lut(types: Iterable[str]) -> BoolArray:
-    """(T,) bool table over ``TYPE_ORDER``: ``lut[view.type_code]`` selects rows of these types."""
+    """(T,) bool table over ``TYPE_ORDER``: ``lut[batch.type_code]`` selects rows of these types."""
     wanted = {ShapeType(t) for t in types}
     return np.array([t in wanted for t in TYPE_ORDER], dtype=bool)
 
@@ -30,7 +33,7 @@ def type_lut(types: Iterable[str]) -> BoolArray:
 @dataclass(frozen=True)
 class LabelIndex:
     """Label ids -> names and a dense index, so "is this row's label in the set" is a table lookup
-    (``lut[view.label_idx]``) instead of ``np.isin`` on every frame. Unknown ids get index ``L``."""
+    (``lut[batch.label_idx]``) instead of ``np.isin``. Unknown ids get index ``L``."""
 
     names: Mapping[int, str]
     dense: Mapping[int, int]
@@ -53,26 +56,36 @@ class LabelIndex:
 
 
 @dataclass(frozen=True, eq=False)
-class FrameView:
-    """Visible objects of one frame (``outside`` shapes dropped) as parallel columns.
+class FrameBatch:
+    """Visible objects (``outside`` shapes dropped) of F consecutive frames as N parallel rows.
 
+    Per frame k (F,): ``frames[k]`` task frame index, ``frame_wh[k]`` image (width, height) or
+    ``(0, 0)`` when the job meta cannot size it, ``tags[k]``, and its rows ``starts[k]:starts[k+1]``.
+
+    Per row (N,):
+
+    * ``frame_pos`` index into the frames, ``frame`` the task frame index, ``frame_w``/``frame_h``;
     * ``xyxy`` (N, 4): the axis-aligned extent in pixels, rotation included (what overlaps and
       image-bounds checks use);
-    * ``width``, ``height`` (N,): the object's own size (rectangles/ellipses before rotation,
-      otherwise the extent), pixels;
-    * ``area`` (N,): rectangle w*h, ellipse pi*rx*ry, polygon shoelace area, mask pixel count,
-      other types the extent area; pixels^2;
-    * ``rotation`` (N,) degrees (rectangles, ellipses; 0 otherwise);
-    * ``label_id`` (N,) int64, ``label_idx`` (N,) dense label index (:class:`LabelIndex`),
-      ``type_name`` (N,) str, ``type_code`` (N,) index into :data:`TYPE_ORDER`;
-    * ``frame_wh``: image (width, height), ``(0, 0)`` when the job meta does not know the frame.
+    * ``width``, ``height``: the object's own size (rectangles/ellipses before rotation, otherwise
+      the extent), pixels;
+    * ``area``: rectangle w*h, ellipse pi*rx*ry, polygon shoelace area, mask pixel count, other types
+      the extent area; pixels^2;
+    * ``rotation`` degrees (rectangles, ellipses; 0 otherwise);
+    * ``label_id`` int64, ``label_idx`` dense label index (:class:`LabelIndex`), ``type_name`` str,
+      ``type_code`` index into :data:`TYPE_ORDER`; ``shapes``/``track_ids`` the objects themselves.
     """
 
-    frame: int
-    frame_wh: tuple[int, int]
+    frames: IntArray
+    frame_wh: IntArray
+    tags: tuple[tuple[Tag, ...], ...]
+    starts: IntArray
     shapes: tuple[Shape, ...]
     track_ids: tuple[int | None, ...]
-    tags: tuple[Tag, ...]
+    frame_pos: IntArray
+    frame: IntArray
+    frame_w: FloatArray
+    frame_h: FloatArray
     xyxy: FloatArray
     width: FloatArray
     height: FloatArray
@@ -88,8 +101,20 @@ class FrameView:
         return len(self.shapes)
 
     @property
-    def size_known(self) -> bool:
-        return self.frame_wh[0] > 0 and self.frame_wh[1] > 0
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    def frame_rows(self, k: int) -> slice:
+        """Rows of the batch's k-th frame."""
+        return slice(int(self.starts[k]), int(self.starts[k + 1]))
+
+    def size_known(self) -> BoolArray:
+        """(N,) rows whose frame size is known."""
+        result: BoolArray = (self.frame_w > 0) & (self.frame_h > 0)
+        return result
+
+    def row_frame_wh(self, row: int) -> tuple[int, int]:
+        return int(self.frame_w[row]), int(self.frame_h[row])
 
     def label_names(self) -> npt.NDArray[np.object_]:
         """(N,) label name per row."""
@@ -149,20 +174,37 @@ def polygon_area(points: FloatArray) -> float:
     return float(abs(twice) / 2)
 
 
-def build_frame_view(frame: FrameAnnotations, frame_wh: tuple[int, int], index: LabelIndex) -> FrameView:
-    """Columns for the visible shapes of ``frame`` (shapes with ``outside=True`` are not there)."""
-    track_ids_all: Sequence[int | None] = frame.track_ids or (None,) * len(frame.shapes)
-    keep = [i for i, s in enumerate(frame.shapes) if not s.outside]
-    shapes = tuple(frame.shapes[i] for i in keep)
-    track_ids = tuple(track_ids_all[i] for i in keep)
-    n = len(shapes)
-    dense, unknown = index.dense, len(index.dense)
+def build_frame_batch(
+    frames: Sequence[FrameAnnotations], frame_wh: Sequence[tuple[int, int]], index: LabelIndex
+) -> FrameBatch:
+    """Columns for the visible shapes of ``frames`` (shapes with ``outside=True`` are not there).
+
+    ``frame_wh[k]`` is the image size of ``frames[k]``, ``(0, 0)`` when unknown.
+    """
+    shapes_l: list[Shape] = []
+    track_l: list[int | None] = []
+    counts = np.zeros(len(frames), dtype=np.int64)
+    for k, fa in enumerate(frames):
+        track_ids_all: Sequence[int | None] = fa.track_ids or (None,) * len(fa.shapes)
+        before = len(shapes_l)
+        for s, t in zip(fa.shapes, track_ids_all, strict=True):
+            if not s.outside:
+                shapes_l.append(s)
+                track_l.append(t)
+        counts[k] = len(shapes_l) - before
+    n = len(shapes_l)
+    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    frame_pos = np.repeat(np.arange(len(frames), dtype=np.int64), counts)
+    frame_arr = np.array([fa.frame for fa in frames], dtype=np.int64)
+    wh = np.array(frame_wh, dtype=np.int64).reshape(len(frames), 2)
+
     # one pass over the shapes for the per-row scalars; geometry is then vectorised per type
+    dense, unknown = index.dense, len(index.dense)
     label_id = np.empty(n, dtype=np.int64)
     label_idx = np.empty(n, dtype=np.int64)
     type_code = np.empty(n, dtype=np.int64)
     rotation = np.empty(n, dtype=np.float64)
-    for i, s in enumerate(shapes):
+    for i, s in enumerate(shapes_l):
         label_id[i] = s.label_id
         label_idx[i] = dense.get(s.label_id, unknown)
         type_code[i] = _TYPE_CODE[s.type]
@@ -174,18 +216,23 @@ def build_frame_view(frame: FrameAnnotations, frame_wh: tuple[int, int], index: 
     is_rect = type_code == _TYPE_CODE[ShapeType.RECTANGLE]
     rect_rows = np.flatnonzero(is_rect)
     if rect_rows.size:
-        points = np.stack([shapes[i].points for i in rect_rows])
+        points = np.stack([shapes_l[i].points for i in rect_rows])
         extent, rect_w, rect_h = _rect_columns(points, rotation[rect_rows])
         xyxy[rect_rows], width[rect_rows], height[rect_rows] = extent, rect_w, rect_h
         area[rect_rows] = rect_w * rect_h
     for row in np.flatnonzero(~is_rect):
-        xyxy[row], width[row], height[row], area[row] = _other_geometry(shapes[row])
-    return FrameView(
-        frame=frame.frame,
-        frame_wh=frame_wh,
-        shapes=shapes,
-        track_ids=track_ids,
-        tags=frame.tags,
+        xyxy[row], width[row], height[row], area[row] = _other_geometry(shapes_l[row])
+    return FrameBatch(
+        frames=frame_arr,
+        frame_wh=wh,
+        tags=tuple(fa.tags for fa in frames),
+        starts=starts,
+        shapes=tuple(shapes_l),
+        track_ids=tuple(track_l),
+        frame_pos=frame_pos,
+        frame=frame_arr[frame_pos],
+        frame_w=wh[frame_pos, 0].astype(np.float64),
+        frame_h=wh[frame_pos, 1].astype(np.float64),
         xyxy=xyxy,
         width=width,
         height=height,

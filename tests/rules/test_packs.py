@@ -105,3 +105,14 @@ def test_recorded_gt_job_is_clean() -> None:
     ann, labels, meta = recorded_job("41_job_annotations_get_gt.json")
     pack = load_packs([QA_RULES / "default.yaml"])
     assert check_job(ann, labels, meta, pack, job_id=139, annotator="rev1") == []
+
+
+@pytest.mark.parametrize("batch_rows", [1, 50, 10_000])
+def test_batching_does_not_change_findings(driving: object, batch_rows: int) -> None:
+    """One frame per batch, a few frames per batch, or the whole job at once: the same findings."""
+    ann, labels, meta = driving_job(DRIVING_DEFECTS)
+    reference = check_job(ann, labels, meta, driving, job_id=1, annotator="a")  # type: ignore[arg-type]
+    found = iter_findings(ann, labels, meta, driving, job_id=1, annotator="a", batch_rows=batch_rows)  # type: ignore[arg-type]
+    key = lambda f: (f.frame, f.rule_id, f.object_id or 0, f.track_id or 0, f.message)  # noqa: E731
+    assert sorted(found, key=key) == sorted(reference, key=key)
+    assert len(reference) >= len(DRIVING_DEFECTS)

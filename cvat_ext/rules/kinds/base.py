@@ -1,10 +1,10 @@
-"""The checker contract: one :class:`Checker` per rule, fed frame by frame by the engine.
+"""The checker contract: one :class:`Checker` per rule, fed batches of frames by the engine.
 
-A checker sees each frame's :class:`~cvat_ext.rules.frame_view.FrameView` (``check_frame``), may
-look at the job's tracks once (``check_tracks``), and may report job-level statistics at the end
-(``finish``). It only builds :class:`Finding` objects through :meth:`Checker.object_finding` /
-:meth:`Checker.frame_finding`, so every finding carries the rule id, severity, action, job,
-annotator and a pin-able position.
+A checker sees each :class:`~cvat_ext.rules.frame_batch.FrameBatch` (``check_batch``: consecutive
+frames as columns; frame-wise checks walk ``frames_of``), may look at the job's tracks once
+(``check_tracks``), and may report job-level statistics at the end (``finish``). It only builds
+:class:`Finding` objects through :meth:`Checker.object_finding` / :meth:`Checker.frame_finding`,
+so every finding carries the rule id, severity, action, job, annotator and a pin-able position.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from cvat_ext.annotations.model import JobAnnotations, LabelSet
+from cvat_ext.annotations.model import IntArray, JobAnnotations, LabelSet
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import BoolArray, FrameView, LabelIndex, type_lut
+from cvat_ext.rules.frame_batch import BoolArray, FrameBatch, LabelIndex, type_lut
 from cvat_ext.rules.schema import Action, ActionsBySeverity, RuleBase
 
 R = TypeVar("R", bound=RuleBase)
@@ -48,7 +48,7 @@ class JobContext:
         return frozenset(by_name[n].id for n in names if n in by_name)
 
     def label_lut(self, names: Iterable[str]) -> BoolArray:
-        """Table over ``FrameView.label_idx`` selecting the labels with these names."""
+        """Table over ``FrameBatch.label_idx`` selecting the labels with these names."""
         return self.index.lut(self.label_ids(names))
 
 
@@ -86,8 +86,8 @@ class Checker(Generic[R]):
         self.action: Action = rule.action or ctx.actions.for_severity(rule.severity)
 
     # --- hooks ----------------------------------------------------------------------------------
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        """Findings on one frame."""
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        """Findings on a batch of consecutive frames."""
         return iter(())
 
     def check_tracks(self, ann: JobAnnotations, frame_size: FrameSize, last_frame: int) -> Iterator[Finding]:
@@ -100,14 +100,14 @@ class Checker(Generic[R]):
         return iter(())
 
     # --- helpers --------------------------------------------------------------------------------
-    def in_scope(self, view: FrameView) -> BoolArray:
-        """(N,) rows of the frame this rule applies to (label and shape-type scope)."""
+    def in_scope(self, batch: FrameBatch) -> BoolArray:
+        """(N,) rows this rule applies to (label and shape-type scope)."""
         if self.scope_label_lut is not None:
-            mask = self.scope_label_lut[view.label_idx]
+            mask = self.scope_label_lut[batch.label_idx]
         else:
-            mask = np.ones(len(view), dtype=bool)
+            mask = np.ones(len(batch), dtype=bool)
         if self.scope_type_lut is not None:
-            mask &= self.scope_type_lut[view.type_code]
+            mask &= self.scope_type_lut[batch.type_code]
         return mask
 
     def label_in_scope(self, label_id: int) -> bool:
@@ -139,20 +139,33 @@ class Checker(Generic[R]):
             track_id=track_id,
         )
 
-    def object_finding(self, view: FrameView, index: int, detail: str) -> Finding:
-        """A finding on row ``index``: message ``<label> <type> <id>: <detail>``, pinned on its box."""
-        shape = view.shapes[index]
+    def object_finding(self, batch: FrameBatch, row: int, detail: str) -> Finding:
+        """A finding on ``row``: message ``<label> <type> <id>: <detail>``, pinned on its box."""
+        shape = batch.shapes[row]
         return self.make_finding(
-            frame=view.frame,
-            message=f"{view.describe(index)}: {detail}",
-            xyxy=view.xyxy[index],
-            frame_wh=view.frame_wh,
+            frame=int(batch.frame[row]),
+            message=f"{batch.describe(row)}: {detail}",
+            xyxy=batch.xyxy[row],
+            frame_wh=batch.row_frame_wh(row),
             object_id=shape.id,
             label=self.ctx.label_names.get(shape.label_id),
-            track_id=view.track_ids[index],
+            track_id=batch.track_ids[row],
         )
 
-    def frame_finding(self, view: FrameView, message: str) -> Finding:
-        """A finding about the whole frame, pinned on the whole image."""
-        width, height = view.frame_wh
-        return self.make_finding(frame=view.frame, message=message, xyxy=(0, 0, width, height), frame_wh=view.frame_wh)
+    def frame_finding(self, batch: FrameBatch, k: int, message: str) -> Finding:
+        """A finding about the batch's k-th frame, pinned on the whole image."""
+        width, height = (int(v) for v in batch.frame_wh[k])
+        return self.make_finding(
+            frame=int(batch.frames[k]), message=message, xyxy=(0, 0, width, height), frame_wh=(width, height)
+        )
+
+
+def frames_of(batch: FrameBatch, mask: BoolArray) -> Iterator[tuple[int, IntArray]]:
+    """``(k, rows)`` for each frame k of the batch with rows selected by ``mask`` (global row indices)."""
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        return
+    pos = batch.frame_pos[rows]
+    cuts = np.flatnonzero(pos[1:] != pos[:-1]) + 1
+    for chunk in np.split(rows, cuts):
+        yield int(batch.frame_pos[chunk[0]]), chunk

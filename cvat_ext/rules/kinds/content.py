@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView, type_lut
+from cvat_ext.rules.frame_batch import FrameBatch, type_lut
 from cvat_ext.rules.kinds.base import Checker, JobContext
 from cvat_ext.rules.schema import (
     AllowedShapeTypesRule,
@@ -25,20 +25,20 @@ class AllowedShapeTypesChecker(Checker[AllowedShapeTypesRule]):
         super().__init__(rule, ctx)
         self.allowed = type_lut(rule.types)
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        bad = self.in_scope(view) & ~self.allowed[view.type_code]
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        bad = self.in_scope(batch) & ~self.allowed[batch.type_code]
         for row in np.flatnonzero(bad):
-            detail = f"type {view.type_name[row]} is not allowed (allowed: {', '.join(self.rule.types)})"
-            yield self.object_finding(view, int(row), detail)
+            detail = f"type {batch.type_name[row]} is not allowed (allowed: {', '.join(self.rule.types)})"
+            yield self.object_finding(batch, int(row), detail)
 
 
 class RequiredAttributesChecker(Checker[RequiredAttributesRule]):
     kind = "required_attributes"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
         names = self.ctx.attribute_names
-        for row in np.flatnonzero(self.in_scope(view)):
-            shape = view.shapes[row]
+        for row in np.flatnonzero(self.in_scope(batch)):
+            shape = batch.shapes[row]
             values = {names.get(a.spec_id, f"#{a.spec_id}"): a.value for a in shape.attributes}
             problems = [f"attribute '{n}' has no value" for n in self.rule.required if not values.get(n)]
             for attr, allowed in self.rule.allowed_values.items():
@@ -46,17 +46,18 @@ class RequiredAttributesChecker(Checker[RequiredAttributesRule]):
                 if value and value not in allowed:
                     problems.append(f"attribute '{attr}' is {value!r}, allowed: {', '.join(allowed)}")
             if problems:
-                yield self.object_finding(view, int(row), "; ".join(problems))
+                yield self.object_finding(batch, int(row), "; ".join(problems))
 
 
 class MaxObjectsPerFrameChecker(Checker[MaxObjectsPerFrameRule]):
     kind = "max_objects_per_frame"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        count = int(self.in_scope(view).sum())
-        if count > self.rule.max_objects:
-            which = ", ".join(self.rule.scope.labels) if self.rule.scope.labels is not None else "any label"
-            yield self.frame_finding(view, f"{count} objects ({which}) > max_objects {self.rule.max_objects}")
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        counts = np.bincount(batch.frame_pos[self.in_scope(batch)], minlength=batch.n_frames)
+        which = ", ".join(self.rule.scope.labels) if self.rule.scope.labels is not None else "any label"
+        for k in np.flatnonzero(counts > self.rule.max_objects):
+            message = f"{counts[k]} objects ({which}) > max_objects {self.rule.max_objects}"
+            yield self.frame_finding(batch, int(k), message)
 
 
 class RequiredFrameTagsChecker(Checker[RequiredFrameTagsRule]):
@@ -68,10 +69,12 @@ class RequiredFrameTagsChecker(Checker[RequiredFrameTagsRule]):
         super().__init__(rule, ctx)
         self.wanted = rule.tags
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        present = {self.ctx.label_names.get(t.label_id, "") for t in view.tags}
-        missing = [t for t in self.wanted if t not in present]
-        if self.rule.mode == "all" and missing:
-            yield self.frame_finding(view, f"frame tag(s) {', '.join(missing)} missing")
-        elif self.rule.mode == "any" and len(missing) == len(self.wanted):
-            yield self.frame_finding(view, f"none of the frame tags {', '.join(self.wanted)} is set")
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        names = self.ctx.label_names
+        for k, tags in enumerate(batch.tags):
+            present = {names.get(t.label_id, "") for t in tags}
+            missing = [t for t in self.wanted if t not in present]
+            if self.rule.mode == "all" and missing:
+                yield self.frame_finding(batch, k, f"frame tag(s) {', '.join(missing)} missing")
+            elif self.rule.mode == "any" and len(missing) == len(self.wanted):
+                yield self.frame_finding(batch, k, f"none of the frame tags {', '.join(self.wanted)} is set")

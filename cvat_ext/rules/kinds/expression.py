@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.frame_batch import FrameBatch
 from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
 from cvat_ext.rules.schema import ExpressionRule
 
@@ -254,22 +254,28 @@ class ExpressionChecker(Checker[ExpressionRule]):
         self.spec_ids: dict[str, set[int]] = {}
         for spec_id, name in ctx.attribute_names.items():
             self.spec_ids.setdefault(name, set()).add(spec_id)
+        dense = ctx.index.dense
+        self.label_by_idx = np.array([""] * (len(dense) + 1), dtype=object)
+        for label_id, k in dense.items():
+            self.label_by_idx[k] = ctx.index.names[label_id]
 
-    def _env(self, view: FrameView, rows: npt.NDArray[np.intp]) -> dict[str, Any]:
-        shapes = [view.shapes[i] for i in rows]
-        env: dict[str, Any] = {
-            "area": view.area[rows],
-            "width": view.width[rows],
-            "height": view.height[rows],
-            "rotation": np.array([s.rotation for s in shapes], dtype=np.float64),
-            "score": np.array([s.score for s in shapes], dtype=np.float64),
-            "occluded": np.array([s.occluded for s in shapes], dtype=bool),
-            "label": view.label_names()[rows],
-            "type": view.type_name[rows].astype(object),
-            "frame": float(view.frame),
-            "frame_width": float(view.frame_wh[0]),
-            "frame_height": float(view.frame_wh[1]),
+    def _env(self, batch: FrameBatch, rows: npt.NDArray[np.intp]) -> dict[str, Any]:
+        """Columns of the names the expression reads, for ``rows`` only."""
+        shapes = [batch.shapes[i] for i in rows]
+        columns: dict[str, Callable[[], Any]] = {
+            "area": lambda: batch.area[rows],
+            "width": lambda: batch.width[rows],
+            "height": lambda: batch.height[rows],
+            "rotation": lambda: batch.rotation[rows],
+            "score": lambda: np.array([s.score for s in shapes], dtype=np.float64),
+            "occluded": lambda: np.array([s.occluded for s in shapes], dtype=bool),
+            "label": lambda: self.label_by_idx[batch.label_idx[rows]],
+            "type": lambda: batch.type_name[rows].astype(object),
+            "frame": lambda: batch.frame[rows].astype(np.float64),
+            "frame_width": lambda: batch.frame_w[rows],
+            "frame_height": lambda: batch.frame_h[rows],
         }
+        env: dict[str, Any] = {name: columns[name]() for name in self.compiled.names}
         attributes: dict[str, npt.NDArray[np.object_]] = {}
         for name in self.compiled.attributes:
             ids = self.spec_ids.get(name, set())
@@ -278,22 +284,18 @@ class ExpressionChecker(Checker[ExpressionRule]):
         env["attributes"] = attributes
         return env
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = np.flatnonzero(self.in_scope(view))
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = np.flatnonzero(self.in_scope(batch))
         if rows.size == 0:
             return
-        env = self._env(view, rows)
+        env = self._env(batch, rows)
         holds = self.compiled.evaluate(env, rows.size)
         for k in np.flatnonzero(~holds):
             if self.rule.message:
                 detail = self.rule.message
             else:
-                shown = [
-                    f"{n}={fmt(env[n][k]) if np.ndim(env[n]) else fmt(env[n])}"
-                    for n in self.compiled.names
-                    if FIELD_TYPES[n] == "num"
-                ]
+                shown = [f"{n}={fmt(env[n][k])}" for n in self.compiled.names if FIELD_TYPES[n] == "num"]
                 shown += [f"attributes[{a!r}]={env['attributes'][a][k]!r}" for a in self.compiled.attributes]
                 values = f" ({', '.join(shown)})" if shown else ""
                 detail = f"fails `{self.rule.expr}`{values}"
-            yield self.object_finding(view, int(rows[k]), detail)
+            yield self.object_finding(batch, int(rows[k]), detail)

@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import FloatArray, ShapeType
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
-from cvat_ext.rules.kinds.base import Checker, fmt
+from cvat_ext.rules.frame_batch import FrameBatch
+from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
 from cvat_ext.rules.schema import AspectRatioRule, CuboidSizeRule, OutsideFrameRule, SizeRule
 
 
@@ -40,7 +40,7 @@ class Bound:
 
 def bound_findings(
     checker: Checker[SizeRule] | Checker[CuboidSizeRule] | Checker[AspectRatioRule],
-    view: FrameView,
+    batch: FrameBatch,
     rows: npt.NDArray[np.bool_],
     bounds: list[Bound],
 ) -> Iterator[Finding]:
@@ -50,7 +50,7 @@ def bound_findings(
     broken = np.stack([b.violated() for b in bounds]) & rows[None, :]
     for row in np.flatnonzero(broken.any(axis=0)):
         details = [b.describe(int(row)) for b, hit in zip(bounds, broken[:, row], strict=True) if hit]
-        yield checker.object_finding(view, int(row), "; ".join(details))
+        yield checker.object_finding(batch, int(row), "; ".join(details))
 
 
 def _bounds(rule: object, columns: dict[str, FloatArray], units: dict[str, str]) -> list[Bound]:
@@ -67,29 +67,39 @@ def _bounds(rule: object, columns: dict[str, FloatArray], units: dict[str, str])
 class SizeChecker(Checker[SizeRule]):
     kind = "size"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = self.in_scope(view)
-        columns = {"width": view.width, "height": view.height, "area": view.area}
+    def __init__(self, rule: SizeRule, ctx: JobContext) -> None:
+        super().__init__(rule, ctx)
+        self.has_fractions = any(
+            getattr(rule, f"{side}_{m}_frac") is not None
+            for side in ("min", "max")
+            for m in ("width", "height", "area")
+        )
+
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = self.in_scope(batch)
+        columns = {"width": batch.width, "height": batch.height, "area": batch.area}
         units = {"area": " px²"}
-        if view.size_known:
-            frame_w, frame_h = view.frame_wh
+        if self.has_fractions:
+            # NaN where the frame size is unknown: no fraction bound can fire there
+            frame_w = np.where(batch.frame_w > 0, batch.frame_w, np.nan)
+            frame_h = np.where(batch.frame_h > 0, batch.frame_h, np.nan)
             columns |= {
-                "width_frac": view.width / frame_w,
-                "height_frac": view.height / frame_h,
-                "area_frac": view.area / (frame_w * frame_h),
+                "width_frac": batch.width / frame_w,
+                "height_frac": batch.height / frame_h,
+                "area_frac": batch.area / (frame_w * frame_h),
             }
             units |= {"width_frac": "", "height_frac": "", "area_frac": ""}
-        yield from bound_findings(self, view, rows, _bounds(self.rule, columns, units))
+        yield from bound_findings(self, batch, rows, _bounds(self.rule, columns, units))
 
 
 class AspectRatioChecker(Checker[AspectRatioRule]):
     kind = "aspect_ratio"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = self.in_scope(view) & (view.height > 0)
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = self.in_scope(batch) & (batch.height > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = view.width / np.where(view.height > 0, view.height, 1.0)
-        yield from bound_findings(self, view, rows, _bounds(self.rule, {"ratio": ratio}, {"ratio": ""}))
+            ratio = batch.width / np.where(batch.height > 0, batch.height, 1.0)
+        yield from bound_findings(self, batch, rows, _bounds(self.rule, {"ratio": ratio}, {"ratio": ""}))
 
 
 class CuboidSizeChecker(Checker[CuboidSizeRule]):
@@ -97,40 +107,39 @@ class CuboidSizeChecker(Checker[CuboidSizeRule]):
 
     kind = "cuboid_size"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = self.in_scope(view) & (view.type_name == ShapeType.CUBOID.value)
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = self.in_scope(batch) & (batch.type_name == ShapeType.CUBOID.value)
         if not rows.any():
             return
         idx = np.flatnonzero(rows)
-        corners = np.stack([view.shapes[i].points for i in idx])  # (C, 8, 2)
+        corners = np.stack([batch.shapes[i].points for i in idx])  # (C, 8, 2)
         front = corners[:, :4]
-        n = len(view)
+        n = len(batch)
         width, height, depth = np.zeros(n), np.zeros(n), np.zeros(n)
         width[idx] = front[:, :, 0].max(axis=1) - front[:, :, 0].min(axis=1)
         height[idx] = front[:, :, 1].max(axis=1) - front[:, :, 1].min(axis=1)
         depth[idx] = np.linalg.norm(corners[:, 4:] - front, axis=2).mean(axis=1)
         columns = {"width": width, "height": height, "depth": depth}
-        yield from bound_findings(self, view, rows, _bounds(self.rule, columns, {}))
+        yield from bound_findings(self, batch, rows, _bounds(self.rule, columns, {}))
 
 
 class OutsideFrameChecker(Checker[OutsideFrameRule]):
     kind = "outside_frame"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        if not view.size_known:
-            return
-        rows = self.in_scope(view)
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = self.in_scope(batch) & batch.size_known()
         tol = self.rule.tolerance_px
-        frame_w, frame_h = view.frame_wh
-        x1, y1, x2, y2 = view.xyxy.T
+        frame_w, frame_h = batch.frame_w, batch.frame_h
+        x1, y1, x2, y2 = batch.xyxy.T
         if self.rule.allow_truncation:
             # only objects with nothing inside the (tolerance-grown) image
             bad = rows & ((x2 <= -tol) | (y2 <= -tol) | (x1 >= frame_w + tol) | (y1 >= frame_h + tol))
         else:
             bad = rows & ((x1 < -tol) | (y1 < -tol) | (x2 > frame_w + tol) | (y2 > frame_h + tol))
         for row in np.flatnonzero(bad):
-            beyond = max(-x1[row], -y1[row], x2[row] - frame_w, y2[row] - frame_h)
-            box = ", ".join(fmt(v) for v in view.xyxy[row])
+            width, height = batch.row_frame_wh(int(row))
+            beyond = max(-x1[row], -y1[row], x2[row] - width, y2[row] - height)
+            box = ", ".join(fmt(v) for v in batch.xyxy[row])
             what = "entirely outside" if self.rule.allow_truncation else f"{fmt(beyond)} px outside"
-            detail = f"box [{box}] is {what} the {frame_w}x{frame_h} image (tolerance {fmt(tol)} px)"
-            yield self.object_finding(view, int(row), detail)
+            detail = f"box [{box}] is {what} the {width}x{height} image (tolerance {fmt(tol)} px)"
+            yield self.object_finding(batch, int(row), detail)

@@ -18,7 +18,7 @@ import numpy as np
 
 from cvat_ext.annotations.model import FloatArray, Label, Shape, ShapeType
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.frame_batch import FrameBatch
 from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
 from cvat_ext.rules.kinds.relations import extent_intersection
 from cvat_ext.rules.schema import KeypointsRule
@@ -76,13 +76,14 @@ class KeypointsChecker(Checker[KeypointsRule]):
                     self.bones[label.id] = skeleton_bones(label, rule.bones)
         self.pending: list[_Pending] = []
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = np.flatnonzero(self.in_scope(view) & (view.type_name == ShapeType.SKELETON.value))
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = np.flatnonzero(self.in_scope(batch) & (batch.type_name == ShapeType.SKELETON.value))
         if rows.size == 0:
             return
-        box_rows = np.flatnonzero(self.box_lut[view.label_idx] & (view.type_name == ShapeType.RECTANGLE.value))
+        all_boxes = np.flatnonzero(self.box_lut[batch.label_idx] & (batch.type_name == ShapeType.RECTANGLE.value))
         for row in rows:
-            shape = view.shapes[row]
+            shape = batch.shapes[row]
+            box_rows = all_boxes[batch.frame_pos[all_boxes] == batch.frame_pos[row]]
             visible = _visible_points(shape)
             problems = []
             if len(visible) < self.rule.min_visible:
@@ -90,25 +91,25 @@ class KeypointsChecker(Checker[KeypointsRule]):
                     f"{len(visible)} of {len(shape.elements)} keypoints visible < min_visible {self.rule.min_visible}"
                 )
             if box_rows.size and visible:
-                problems.extend(self._outside_box(view, int(row), box_rows, visible))
+                problems.extend(self._outside_box(batch, int(row), box_rows, visible))
             if problems:
-                yield self.object_finding(view, int(row), "; ".join(problems))
+                yield self.object_finding(batch, int(row), "; ".join(problems))
             if self.rule.max_bone_ratio is not None:
-                self._collect(view, int(row), visible)
+                self._collect(batch, int(row), visible)
 
     def _outside_box(
-        self, view: FrameView, row: int, box_rows: np.ndarray, visible: dict[int, FloatArray]
+        self, batch: FrameBatch, row: int, box_rows: np.ndarray, visible: dict[int, FloatArray]
     ) -> list[str]:
-        group = view.shapes[row].group
-        same_group = [b for b in box_rows if group and view.shapes[b].group == group]
+        group = batch.shapes[row].group
+        same_group = [b for b in box_rows if group and batch.shapes[b].group == group]
         if same_group:
             box = int(same_group[0])
         else:
-            inter = extent_intersection(view.xyxy[row : row + 1], view.xyxy[box_rows])[0]
+            inter = extent_intersection(batch.xyxy[row : row + 1], batch.xyxy[box_rows])[0]
             if not inter.any():
                 return []
             box = int(box_rows[inter.argmax()])
-        x1, y1, x2, y2 = view.xyxy[box]
+        x1, y1, x2, y2 = batch.xyxy[box]
         tol = self.rule.box_tolerance_px
         names = self.ctx.label_names
         outside = [
@@ -118,10 +119,10 @@ class KeypointsChecker(Checker[KeypointsRule]):
         ]
         if not outside:
             return []
-        return [f"keypoint(s) {', '.join(sorted(outside))} outside {view.describe(box)} (tolerance {fmt(tol)} px)"]
+        return [f"keypoint(s) {', '.join(sorted(outside))} outside {batch.describe(box)} (tolerance {fmt(tol)} px)"]
 
-    def _collect(self, view: FrameView, row: int, visible: dict[int, FloatArray]) -> None:
-        shape = view.shapes[row]
+    def _collect(self, batch: FrameBatch, row: int, visible: dict[int, FloatArray]) -> None:
+        shape = batch.shapes[row]
         bones = self.bones.get(shape.label_id)
         if not bones:
             return
@@ -135,12 +136,12 @@ class KeypointsChecker(Checker[KeypointsRule]):
             _Pending(
                 label_id=shape.label_id,
                 ratios=lengths / own_median,
-                frame=view.frame,
-                frame_wh=view.frame_wh,
-                xyxy=view.xyxy[row].copy(),
-                describe=view.describe(row),
+                frame=int(batch.frame[row]),
+                frame_wh=batch.row_frame_wh(row),
+                xyxy=batch.xyxy[row].copy(),
+                describe=batch.describe(row),
                 object_id=shape.id,
-                track_id=view.track_ids[row],
+                track_id=batch.track_ids[row],
             )
         )
 

@@ -17,8 +17,8 @@ from cvat_ext.annotations.model import FloatArray, ShapeType
 from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.geometry import SimilarityParams, box_iou, similarity_matrix
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import TYPE_ORDER, FrameView
-from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
+from cvat_ext.rules.frame_batch import TYPE_ORDER, FrameBatch
+from cvat_ext.rules.kinds.base import Checker, JobContext, fmt, frames_of
 from cvat_ext.rules.schema import DuplicatesRule, ForbiddenOverlapRule, RequiredCooccurrenceRule
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,13 @@ class DuplicatesChecker(Checker[DuplicatesRule]):
         super().__init__(rule, ctx)
         self._unsupported_logged = set()
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = np.flatnonzero(self.in_scope(view))
-        if rows.size < 2:
-            return
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        for _, rows in frames_of(batch, self.in_scope(batch)):
+            if rows.size >= 2:
+                yield from self._check_frame(batch, rows)
+
+    def _check_frame(self, view: FrameBatch, rows: npt.NDArray[np.intp]) -> Iterator[Finding]:
+        """``rows``: the in-scope rows of one frame."""
         # axis-aligned rectangles (the bulk): one box_iou matrix for the frame, masked to same label
         plain = (view.type_code[rows] == _RECT_CODE) & (np.mod(view.rotation[rows], 180.0) == 0)
         rects = rows[plain]
@@ -86,10 +89,10 @@ class DuplicatesChecker(Checker[DuplicatesRule]):
         for key in np.unique(keys[candidates.any(axis=1)]):
             yield from self._check_group(view, rest[keys == key])
 
-    def _check_group(self, view: FrameView, group: npt.NDArray[np.intp]) -> Iterator[Finding]:
+    def _check_group(self, view: FrameBatch, group: npt.NDArray[np.intp]) -> Iterator[Finding]:
         shapes = [view.shapes[i] for i in group]
         try:
-            sim = similarity_matrix(shapes, shapes, SimilarityParams(image_wh=view.frame_wh))
+            sim = similarity_matrix(shapes, shapes, SimilarityParams(image_wh=view.row_frame_wh(int(group[0]))))
         except AnnotationFormatError as exc:
             type_name = shapes[0].type.value
             if type_name not in self._unsupported_logged:
@@ -99,7 +102,7 @@ class DuplicatesChecker(Checker[DuplicatesRule]):
         yield from self._report(view, group, sim, np.triu(sim >= self.rule.iou_thr, k=1))
 
     def _report(
-        self, view: FrameView, group: npt.NDArray[np.intp], sim: FloatArray, hits: npt.NDArray[np.bool_]
+        self, view: FrameBatch, group: npt.NDArray[np.intp], sim: FloatArray, hits: npt.NDArray[np.bool_]
     ) -> Iterator[Finding]:
         """One finding per later object of each duplicate pair (``hits`` upper-triangular over ``group``)."""
         reported: set[int] = set()
@@ -121,23 +124,30 @@ class _PairChecker(Checker[ForbiddenOverlapRule | RequiredCooccurrenceRule]):
         super().__init__(rule, ctx)
         self.other_lut = ctx.label_lut(rule.other_labels)
 
-    def pairs(self, view: FrameView) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
-        """Subject row indices, partner row indices, (S, P) intersection areas."""
-        subjects = np.flatnonzero(self.in_scope(view))
-        in_subjects = np.zeros(len(view), dtype=bool)
-        in_subjects[subjects] = True
-        partners = np.flatnonzero(self.other_lut[view.label_idx] & ~in_subjects)
-        inter = extent_intersection(view.xyxy[subjects], view.xyxy[partners])
-        return subjects, partners, inter
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        subject_mask = self.in_scope(batch)
+        partner_mask = self.other_lut[batch.label_idx] & ~subject_mask
+        for k, subjects in frames_of(batch, subject_mask):
+            rows = batch.frame_rows(k)
+            partners = np.flatnonzero(partner_mask[rows]) + rows.start
+            inter = extent_intersection(batch.xyxy[subjects], batch.xyxy[partners])
+            yield from self.judge(batch, subjects, partners, inter)
+
+    def judge(
+        self, view: FrameBatch, subjects: npt.NDArray[np.intp], partners: npt.NDArray[np.intp], inter: FloatArray
+    ) -> Iterator[Finding]:
+        """Findings for one frame: its subject rows, partner rows and their (S, P) box intersections."""
+        raise NotImplementedError
 
 
 class ForbiddenOverlapChecker(_PairChecker):
     kind = "forbidden_overlap"
     rule: ForbiddenOverlapRule
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        subjects, partners, inter = self.pairs(view)
-        if subjects.size == 0 or partners.size == 0:
+    def judge(
+        self, view: FrameBatch, subjects: npt.NDArray[np.intp], partners: npt.NDArray[np.intp], inter: FloatArray
+    ) -> Iterator[Finding]:
+        if partners.size == 0:
             return
         area_s = _box_area(view.xyxy[subjects])[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -162,10 +172,9 @@ class RequiredCooccurrenceChecker(_PairChecker):
     kind = "required_cooccurrence"
     rule: RequiredCooccurrenceRule
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        subjects, partners, inter = self.pairs(view)
-        if subjects.size == 0:
-            return
+    def judge(
+        self, view: FrameBatch, subjects: npt.NDArray[np.intp], partners: npt.NDArray[np.intp], inter: FloatArray
+    ) -> Iterator[Finding]:
         wanted = " or ".join(self.rule.other_labels)
         if not self.rule.must_overlap:
             if partners.size == 0:

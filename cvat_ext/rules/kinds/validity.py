@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from cvat_ext.annotations.model import FloatArray, MaskRle, ShapeType
 from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.frame_view import FrameView
+from cvat_ext.rules.frame_batch import FrameBatch
 from cvat_ext.rules.kinds.base import Checker, fmt
 from cvat_ext.rules.schema import MaskValidityRule, PolygonValidityRule
 
@@ -145,26 +145,26 @@ def self_intersections(points: FloatArray) -> npt.NDArray[np.intp]:
 class PolygonValidityChecker(Checker[PolygonValidityRule]):
     kind = "polygon_validity"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = np.flatnonzero(self.in_scope(view) & (view.type_name == ShapeType.POLYGON.value))
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = np.flatnonzero(self.in_scope(batch) & (batch.type_name == ShapeType.POLYGON.value))
         if rows.size == 0:
             return
-        polygons = [view.shapes[row].points for row in rows]
+        polygons = [batch.shapes[row].points for row in rows]
         crossings_of = polygon_crossings(polygons) if not self.rule.allow_self_intersection else None
         for k, row in enumerate(rows):
             points = polygons[k]
             problems = []
             if points.shape[0] < self.rule.min_vertices:
                 problems.append(f"{points.shape[0]} vertices < min_vertices {self.rule.min_vertices}")
-            if view.area[row] <= self.rule.min_area:
-                problems.append(f"area {fmt(view.area[row])} px² <= min_area {fmt(self.rule.min_area)} px²")
+            if batch.area[row] <= self.rule.min_area:
+                problems.append(f"area {fmt(batch.area[row])} px² <= min_area {fmt(self.rule.min_area)} px²")
             if crossings_of is not None:
                 crossings = crossings_of[k]
                 if len(crossings):
                     i, j = (int(v) for v in crossings[0])
                     problems.append(f"self-intersects: edge {i} crosses edge {j} ({len(crossings)} crossing(s))")
             if problems:
-                yield self.object_finding(view, int(row), "; ".join(problems))
+                yield self.object_finding(batch, int(row), "; ".join(problems))
 
 
 def mask_fragments(mask: MaskRle, connectivity: int = 8) -> int:
@@ -177,10 +177,10 @@ def mask_fragments(mask: MaskRle, connectivity: int = 8) -> int:
 class MaskValidityChecker(Checker[MaskValidityRule]):
     kind = "mask_validity"
 
-    def check_frame(self, view: FrameView) -> Iterator[Finding]:
-        rows = self.in_scope(view) & (view.type_name == ShapeType.MASK.value)
+    def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
+        rows = self.in_scope(batch) & (batch.type_name == ShapeType.MASK.value)
         for row in np.flatnonzero(rows):
-            mask = view.shapes[row].mask
+            mask = batch.shapes[row].mask
             assert mask is not None
             problems = []
             pixels = mask.area
@@ -194,4 +194,4 @@ class MaskValidityChecker(Checker[MaskValidityRule]):
                         f"({self.rule.connectivity}-connected)"
                     )
             if problems:
-                yield self.object_finding(view, int(row), "; ".join(problems))
+                yield self.object_finding(batch, int(row), "; ".join(problems))
