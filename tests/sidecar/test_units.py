@@ -1,0 +1,148 @@
+"""Smaller pieces: webhook verification on CVAT's recorded deliveries, the guide block and chart,
+metrics labels, the run loop with injected time."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cvat_ext.sidecar.guide import BEGIN, END, agreement_chart, replace_block, summary_markdown
+from cvat_ext.sidecar.logs import RedactingFilter
+from cvat_ext.sidecar.metrics import SidecarMetrics, endpoint_label
+from cvat_ext.sidecar.state import ScoreRow, open_store
+from cvat_ext.sidecar.webhooks import WebhookReceiver
+from tests.cvat.recorded import recorded_dir
+
+RECORDED_SECRET = "qa-eval-webhook-secret"  # visible in 10_webhook_create.json (see its README)
+
+
+def recorded_deliveries() -> list[dict[str, object]]:
+    found = []
+    for path in sorted(recorded_dir().glob("*.json")):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            found += data.get("deliveries", [])
+    return found
+
+
+def test_every_recorded_delivery_verifies_and_queues_its_job(tmp_path: Path) -> None:
+    deliveries = recorded_deliveries()
+    assert len(deliveries) >= 60
+    woken = []
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        receiver = WebhookReceiver(RECORDED_SECRET, store, wake=lambda: woken.append(1))
+        expected: set[int] = set()
+        for d in deliveries:
+            body = str(d["body_raw"]).encode()
+            status, answer = receiver.handle({"X-Signature-256": str(d["x_signature_256_for_body_raw"])}, body)
+            assert status == 200, answer
+            payload = json.loads(body)
+            if isinstance(payload.get("job"), dict):
+                expected.add(payload["job"]["id"])
+                assert payload["job"]["id"] in answer["queued"]
+            if isinstance(payload.get("issue"), dict):
+                expected.add(payload["issue"]["job"])
+        assert set(store.pending()) >= expected and expected
+        assert woken
+
+
+@pytest.mark.parametrize(
+    ("headers", "mangle"),
+    [
+        ({}, False),  # no signature
+        ({"X-Signature-256": "sha256=" + "0" * 64}, False),  # wrong signature
+        ({"X-Signature-256": "md5=abc"}, False),  # wrong scheme
+        (None, True),  # right signature, body changed after signing
+    ],
+)
+def test_bad_signature_is_401_and_changes_nothing(tmp_path: Path, headers: dict[str, str] | None, mangle: bool) -> None:
+    d = next(x for x in recorded_deliveries() if '"update:job"' in str(x["body_raw"]))
+    body = str(d["body_raw"]).encode()
+    if headers is None:
+        headers = {"x-signature-256": str(d["x_signature_256_for_body_raw"])}  # header names are case-insensitive
+    if mangle:
+        body = body.replace(b'"update:job"', b'"delete:job"')
+    metrics = SidecarMetrics()
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        status, _ = WebhookReceiver(RECORDED_SECRET, store, metrics=metrics).handle(headers, body)
+        assert status == 401 and store.pending() == []
+    assert b'cvat_ext_sidecar_webhooks_total{result="rejected"} 1.0' in metrics.render()
+
+
+def test_guide_block_keeps_human_text_and_is_replaced_in_place() -> None:
+    scores = [
+        ScoreRow(
+            "consensus:7",
+            3,
+            7,
+            "consensus",
+            0.812,
+            2,
+            4,
+            "review (agreement 0.81 < 0.90)",
+            {"replicas": {"8": 0.95, "9": 0.6}},
+            0.0,
+        )
+    ]
+    block = summary_markdown(3, scores, min_agreement=0.9, chart_url="/api/assets/u1")
+    assert block.startswith(BEGIN) and block.endswith(END)
+    assert "| 7 | 0.81 | 8: 0.95, 9: 0.60 | 2 | 4 | review (agreement 0.81 < 0.90) |" in block
+    human = "# Labeling guide\n\nDraw tight boxes.\n"
+    first = replace_block(human, block)
+    assert first.startswith(human.rstrip()) and block in first
+    newer = summary_markdown(3, [], min_agreement=0.9, chart_url=None)
+    second = replace_block(first + "\nFooter by a human.\n", newer)
+    assert second.count(BEGIN) == 1 and "0.81" not in second and "Draw tight boxes." in second
+    assert second.rstrip().endswith("Footer by a human.")
+
+
+def test_chart_is_a_png_with_red_bars_below_threshold() -> None:
+    png = agreement_chart([("job 1", 0.95), ("job 2", 0.4)], threshold=0.9)
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    assert img.size == (720, 360)
+    colours = {c for _, c in img.getcolors(100_000) or []}
+    assert (200, 60, 60) in colours and (60, 140, 80) in colours  # one bar under, one over the threshold
+
+
+@pytest.mark.parametrize(
+    ("call", "label"),
+    [
+        ("GET /api/jobs/812/annotations", "GET /api/jobs/{id}/annotations"),
+        ("PATCH /api/jobs/{id}", "PATCH /api/jobs/{id}"),
+        ("GET /api/jobs?page=2", "GET /api/jobs"),
+        ("GET /api/requests/rq-1", "GET /api/requests/rq-1"),
+    ],
+)
+def test_endpoint_labels_are_bounded(call: str, label: str) -> None:
+    assert endpoint_label(call) == label
+
+
+def test_redacting_filter_hides_secrets_in_messages_and_args() -> None:
+    import logging
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "token %s at %s", ("abc-secret-1", "url"), None)
+    assert RedactingFilter(["abc-secret-1"]).filter(record)
+    assert record.getMessage() == "token *** at url"
+
+
+def test_run_loop_stops_after_max_cycles_and_wakes_early(tmp_path: Path) -> None:
+    from tests.sidecar.test_cycle_fake import Clock, service, settings, world
+
+    cvat, clock = world(), Clock()
+    cfg = settings(tmp_path, server={"enabled": False}, service={"poll_interval_s": 30})
+    with service(cvat, cfg, clock) as svc:
+        start = clock.t
+        svc.run(max_cycles=3)
+        # 3 cycles, 2 waits of the poll interval in between (slept through the injected clock)
+        assert clock.t - start == pytest.approx(60)
+        assert cvat.calls["GET /api/jobs"] == 3
+        svc.wake()
+        t0 = clock.t
+        svc._wait(30)  # a pending wake returns at once
+        assert clock.t == t0
+        ok, details = svc.health()
+        assert ok and details["replica"] == "r1"
