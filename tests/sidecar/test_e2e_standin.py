@@ -316,3 +316,23 @@ def test_logs_never_contain_secrets(
     assert "connected to CVAT" in text and "left queued" in text  # the logs did capture the run
     for secret in (world.bot_token, SECRET, "bad-token-XYZ"):
         assert secret not in text
+
+
+def test_cvat_merge_policy_and_worst_replica_routing(sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path) -> None:
+    standin, world = sloppy
+    cfg = make_settings(
+        standin, world, f"sqlite:///{tmp_path}/state.db", merge={"policy": "cvat"}, routing={"target": "worst_replica"}
+    )
+    p1, p2 = world.parent_job_ids
+    with make_service(standin, world, cfg, Clock()) as svc:
+        report = svc.run_once()
+    assert report.failed_units == 0, report.errors
+    jobs = {j["id"]: j for j in standin.jobs()}
+    worst = world.replica_of(p1, "ann3")
+    # the sloppy replica itself goes to the expert; its parent is left alone
+    assert jobs[worst]["assignee"]["username"] == "rev1" and jobs[worst]["stage"] == "validation"
+    assert jobs[p1]["assignee"] is None and jobs[p1]["stage"] == "annotation"
+    # parent 2 agreed: CVAT's own merge filled it, then it moved on
+    merged = standin.get_annotations(p2)["shapes"]
+    assert len(merged) == 30 and {s["source"] for s in merged} == {"consensus"}
+    assert jobs[p2]["stage"] == "validation"
