@@ -21,10 +21,12 @@ from cvat_ext.geometry import (
     SimilarityParams,
     box_iou,
     box_iou_batched,
+    box_iou_pairs,
     cuboid2d_iou,
     cuboid3d_iou,
     ellipse_iou,
     line_iou,
+    line_point_similarity,
     mask_iou,
     oks,
     polygon_iou,
@@ -33,17 +35,24 @@ from cvat_ext.geometry import (
     runs_iou,
     runs_iou_sparse,
     similarity_matrix,
+    similarity_sparse,
 )
 
 
-def timeit(fn: Callable[[], object], min_time: float) -> float:
-    """Seconds per call (best of a few batches)."""
+def timeit(fn: Callable[[], object], min_time: float, repeats: int = 5) -> float:
+    """Seconds per call: the best of ``repeats`` batches (a shared machine only ever adds time)."""
     fn()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_time:
-        fn()
-        calls += 1
-    return (time.perf_counter() - start) / calls
+    start = time.perf_counter()
+    fn()
+    per_call = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(min_time / repeats / per_call))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
 
 
 def boxes(rng: np.random.Generator, n: int, w: int = 640, h: int = 480) -> np.ndarray:
@@ -103,20 +112,38 @@ def main() -> None:
     def masks_chunk() -> object:
         return runs_iou_sparse(rle_to_runs(chunk_a), rle_to_runs(chunk_b), chunk_frame, chunk_frame)
 
+    chunk_shapes_a = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in chunk_a]
+    chunk_shapes_b = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in chunk_b]
+
+    def masks_sparse_shapes() -> object:
+        return similarity_sparse(chunk_shapes_a, chunk_frame, chunk_shapes_b, chunk_frame, params)
+
+    def masks_matrix_per_frame() -> object:
+        return [
+            similarity_matrix(chunk_shapes_a[f * n : (f + 1) * n], chunk_shapes_b[f * n : (f + 1) * n], params)
+            for f in range(chunk)
+        ]
+
+    pairs_a, pairs_b = fa.reshape(-1, 4), fb.reshape(-1, 4)
+
     def masks_per_frame() -> object:
         return [mask_iou(chunk_a[f * n : (f + 1) * n], chunk_b[f * n : (f + 1) * n]) for f in range(chunk)]
 
     rows: list[tuple[str, int, Callable[[], object]]] = [
         ("box_iou 20x20", n * n, lambda: box_iou(a, b)),
         (f"box_iou_batched {frames}x20x20", frames * n * n, lambda: box_iou_batched(fa, valid, fb, valid)),
+        (f"box_iou_pairs {frames * n} pairs", frames * n, lambda: box_iou_pairs(pairs_a, pairs_b)),
         ("rotated_box_iou 20x20", n * n, lambda: rotated_box_iou(a, rot_a, b, rot_b)),
         ("mask_iou 20x20 (RLE in)", n * n, lambda: mask_iou(ma, mb)),
         ("runs_iou 20x20 (runs cached)", n * n, lambda: runs_iou(runs_a, runs_b)),
         (f"mask_iou per frame, {chunk} frames x 20x20", chunk * n * n, masks_per_frame),
         (f"runs_iou_sparse {chunk} frames x 20x20", chunk * n * n, masks_chunk),
+        (f"similarity_matrix mask per frame, {chunk} frames", chunk * n * n, masks_matrix_per_frame),
+        (f"similarity_sparse mask {chunk} frames", chunk * n * n, masks_sparse_shapes),
         ("polygon_iou 20x20 (16-gons)", n * n, lambda: polygon_iou(polys_a, polys_b)),
         ("ellipse_iou 20x20", n * n, lambda: ellipse_iou(ell, rot_a, ell + 3, rot_b)),
         ("line_iou 20x20 (r=5.5)", n * n, lambda: line_iou(lines_a, lines_b, 5.5)),
+        ("line_point_similarity 20x20 (cvat)", n * n, lambda: line_point_similarity(lines_a, lines_b, scale=640 * 480)),
         ("oks 20x20 (K=17)", n * n, lambda: oks(kp_a, None, kp_b, None)),
         ("cuboid2d_iou 20x20", n * n, lambda: cuboid2d_iou(cub_a, cub_b)),
         ("cuboid3d_iou 20x20", n * n, lambda: cuboid3d_iou(c3a, s3, rot_a, c3b, s3, rot_b)),

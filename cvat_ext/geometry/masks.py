@@ -199,32 +199,77 @@ def _join_runs(
     return own_a[ia[pos]], own_b[ib[pos]], ov[pos]
 
 
-def runs_intersection(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
-    """(N, M) pixel counts of ``A_i ∩ B_j`` for all pairs (exact integers, as float64).
+_Runs = tuple[IntArray, IntArray, IntArray, IntArray]  # row, start, end, owner
 
-    Only segments whose boxes overlap a box on the other side take part in the run join.
-    """
-    n, m = runs_a.count, runs_b.count
-    if n == 0 or m == 0 or runs_a.row.size == 0 or runs_b.row.size == 0:
+
+def _dense_intersection(
+    a: _Runs, box_a: IntArray, area_a: IntArray, b: _Runs, box_b: IntArray, area_b: IntArray
+) -> FloatArray:
+    """(N, M) intersections of segments given as run arrays (owners in [0, N) / [0, M)) with their
+    boxes and areas. Only segments whose boxes overlap a box on the other side join."""
+    n, m = box_a.shape[0], box_b.shape[0]
+    if n == 0 or m == 0 or a[0].size == 0 or b[0].size == 0:
         return np.zeros((n, m))
-    box_a, box_b = runs_a.ltrb, runs_b.ltrb
     overlap = (
         (box_a[:, None, 0] <= box_b[None, :, 2])
         & (box_b[None, :, 0] <= box_a[:, None, 2])
         & (box_a[:, None, 1] <= box_b[None, :, 3])
         & (box_b[None, :, 1] <= box_a[:, None, 3])
     )
-    overlap &= (runs_a.area > 0)[:, None] & (runs_b.area > 0)[None, :]
+    overlap &= (area_a > 0)[:, None] & (area_b > 0)[None, :]
     if not overlap.any():
         return np.zeros((n, m))
-    sel_a = np.any(overlap, axis=1)[runs_a.owner]
-    sel_b = np.any(overlap, axis=0)[runs_b.owner]
+    sel_a = np.any(overlap, axis=1)[a[3]]
+    sel_b = np.any(overlap, axis=0)[b[3]]
     oa, ob, ov = _join_runs(
-        (runs_a.row[sel_a], runs_a.start[sel_a], runs_a.end[sel_a], runs_a.owner[sel_a]),
-        (runs_b.row[sel_b], runs_b.start[sel_b], runs_b.end[sel_b], runs_b.owner[sel_b]),
+        (a[0][sel_a], a[1][sel_a], a[2][sel_a], a[3][sel_a]), (b[0][sel_b], b[1][sel_b], b[2][sel_b], b[3][sel_b])
     )
     inter: FloatArray = np.bincount(oa * m + ob, weights=ov, minlength=n * m).astype(np.float64)
     return inter.reshape(n, m)
+
+
+def runs_intersection(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
+    """(N, M) pixel counts of ``A_i ∩ B_j`` for all pairs (exact integers, as float64).
+
+    Only segments whose boxes overlap a box on the other side take part in the run join.
+    """
+    return _dense_intersection(
+        (runs_a.row, runs_a.start, runs_a.end, runs_a.owner),
+        runs_a.ltrb,
+        runs_a.area,
+        (runs_b.row, runs_b.start, runs_b.end, runs_b.owner),
+        runs_b.ltrb,
+        runs_b.area,
+    )
+
+
+class _FrameIndex:
+    """Segments and runs of one side grouped by frame, for slicing one frame at a time."""
+
+    def __init__(self, runs: RowRuns, frame: IntArray) -> None:
+        self.seg_order = np.argsort(frame, kind="stable")  # segment ids grouped by frame
+        sorted_frames = frame[self.seg_order]
+        self.frames, self.seg_start = np.unique(sorted_frames, return_index=True)
+        self.seg_end = np.append(self.seg_start[1:], frame.size)
+        local = np.empty(frame.size, dtype=np.int64)
+        local[self.seg_order] = np.arange(frame.size) - np.repeat(
+            self.seg_start, np.diff(np.append(self.seg_start, frame.size))
+        )
+        run_frame = frame[runs.owner]
+        order = np.argsort(run_frame, kind="stable")
+        self.runs: _Runs = (runs.row[order], runs.start[order], runs.end[order], local[runs.owner[order]])
+        run_frames = run_frame[order]
+        self.run_start = np.searchsorted(run_frames, self.frames, side="left")
+        self.run_end = np.searchsorted(run_frames, self.frames, side="right")
+        self.ltrb = runs.ltrb[self.seg_order]
+        self.area = runs.area[self.seg_order]
+
+    def frame(self, k: int) -> tuple[_Runs, IntArray, IntArray, IntArray]:
+        """Runs (owners local to the frame), boxes, areas and global segment ids of frame slot k."""
+        r0, r1 = int(self.run_start[k]), int(self.run_end[k])
+        s0, s1 = int(self.seg_start[k]), int(self.seg_end[k])
+        runs = (self.runs[0][r0:r1], self.runs[1][r0:r1], self.runs[2][r0:r1], self.runs[3][r0:r1])
+        return runs, self.ltrb[s0:s1], self.area[s0:s1], self.seg_order[s0:s1]
 
 
 def runs_iou_sparse(
@@ -238,32 +283,38 @@ def runs_iou_sparse(
     ``frame_a`` (N,) / ``frame_b`` (M,) give each segment's frame (None = all one frame); segments
     of different frames never meet. -> ``(ia, ib, iou)`` (P,) each: segment indices into A and B
     and their IoU > 0, sorted by ``(ia, ib)``. Pairs not listed have IoU 0. No (N, M) array is
-    built, so N and M may span thousands of frames (e.g. one :func:`rle_to_runs` call per
-    annotator for a chunk of frames).
+    built, so N and M may span many frames; the join runs frame by frame (a loop over frames with
+    the per-frame box prefilter, never over pairs). Rasterising a whole chunk in one call is not
+    faster than per frame (large arrays leave the cache; ``bench/geometry_kernels.py``): use this
+    when runs already exist for a chunk.
     """
-    row_a, row_b = runs_a.row, runs_b.row
-    if frame_a is not None or frame_b is not None:
-        fa = np.zeros(runs_a.count, dtype=np.int64) if frame_a is None else np.asarray(frame_a, dtype=np.int64)
-        fb = np.zeros(runs_b.count, dtype=np.int64) if frame_b is None else np.asarray(frame_b, dtype=np.int64)
-        if fa.shape != (runs_a.count,) or fb.shape != (runs_b.count,):
-            raise ValueError(f"runs_iou_sparse: expected frame ids ({runs_a.count},) and ({runs_b.count},)")
-        if row_a.size and row_b.size:
-            # stack frames vertically, one frame height apart, so their runs never share a row
-            lo = min(int(row_a.min()), int(row_b.min()))
-            stride = max(int(row_a.max()), int(row_b.max())) - lo + 1
-            row_a = (row_a - lo) + fa[runs_a.owner] * stride
-            row_b = (row_b - lo) + fb[runs_b.owner] * stride
-    oa, ob, ov = _join_runs(
-        (row_a, runs_a.start, runs_a.end, runs_a.owner), (row_b, runs_b.start, runs_b.end, runs_b.owner)
-    )
-    if oa.size == 0:
-        none = np.zeros(0, dtype=np.int64)
+    fa = np.zeros(runs_a.count, dtype=np.int64) if frame_a is None else np.asarray(frame_a, dtype=np.int64)
+    fb = np.zeros(runs_b.count, dtype=np.int64) if frame_b is None else np.asarray(frame_b, dtype=np.int64)
+    if fa.shape != (runs_a.count,) or fb.shape != (runs_b.count,):
+        raise ValueError(f"runs_iou_sparse: expected frame ids ({runs_a.count},) and ({runs_b.count},)")
+    none = np.zeros(0, dtype=np.int64)
+    if fa.size == 0 or fb.size == 0:
         return none, none, np.zeros(0)
-    pair, inverse = np.unique(oa * runs_b.count + ob, return_inverse=True)
-    inter = np.bincount(inverse, weights=ov).astype(np.float64)
-    ia, ib = pair // runs_b.count, pair % runs_b.count
-    union = runs_a.area[ia] + runs_b.area[ib] - inter
-    return ia, ib, np.minimum(inter / union, 1.0)
+    side_a, side_b = _FrameIndex(runs_a, fa), _FrameIndex(runs_b, fb)
+    _, slots_a, slots_b = np.intersect1d(side_a.frames, side_b.frames, assume_unique=True, return_indices=True)
+    parts_a: list[IntArray] = []
+    parts_b: list[IntArray] = []
+    parts_iou: list[FloatArray] = []
+    for ka, kb in zip(slots_a.tolist(), slots_b.tolist()):
+        runs_fa, box_fa, area_fa, ids_a = side_a.frame(ka)
+        runs_fb, box_fb, area_fb, ids_b = side_b.frame(kb)
+        inter = _dense_intersection(runs_fa, box_fa, area_fa, runs_fb, box_fb, area_fb)
+        i, j = np.nonzero(inter)
+        if i.size:
+            hit = inter[i, j]
+            parts_a.append(ids_a[i])
+            parts_b.append(ids_b[j])
+            parts_iou.append(np.minimum(hit / (area_fa[i] + area_fb[j] - hit), 1.0))
+    if not parts_a:
+        return none, none, np.zeros(0)
+    ia, ib, iou = np.concatenate(parts_a), np.concatenate(parts_b), np.concatenate(parts_iou)
+    order = np.lexsort((ib, ia))
+    return ia[order], ib[order], iou[order]
 
 
 def runs_iou(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
