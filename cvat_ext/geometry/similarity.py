@@ -1,21 +1,27 @@
 """``similarity_matrix``: one (N, M) similarity per frame for any CVAT shape type.
 
-What each type is compared with (following CVAT quality control, §5.3 of the contracts):
+What each type is compared with (CVAT quality control and merge, §5.3/§5.6 of the contracts, and
+where we differ from CVAT 2.73):
 
 ==============  ==============================================================================
-rectangle       box IoU; exact rotated-box IoU for pairs where a rotation is not a multiple of 180°
-polygon, mask   segment IoU on pixel-centre rasterisations (row runs; polygons and masks mix)
-ellipse         segment IoU of the ellipses rasterised analytically (rotation honoured)
-polyline        IoU of the lines buffered by ``line_thickness * sqrt(image area)``, rasterised
-points          OKS (different point counts -> 0)
-skeleton        OKS over keypoints aligned by element label id, invisible (outside) ones handled
-cuboid          IoU of the convex hulls of the 8 projected points
+rectangle       box IoU; exact rotated-box IoU (convex clipping) where a rotation is not a
+                multiple of 180°. CVAT: plain box IoU whenever the two rotations are equal
+                (even non-zero), pycocotools-rasterised polygons otherwise.
+polygon, mask   pixel IoU of pixel-centre rasterisations (row runs); polygons and masks mix,
+                clipped to the frame when ``image_wh`` is known. CVAT: pycocotools RLE IoU
+                (identical for masks; polygons rasterise within a boundary pixel).
+ellipse         pixel IoU of the ellipses rasterised analytically (rotation honoured).
+polyline        ``line_metric="buffer_iou"``: IoU of the lines buffered by
+                ``line_thickness * sqrt(image area)``; ``"cvat"``: CVAT's pointwise Gaussian.
+points          OKS with keypoints in order (different point counts -> 0). CVAT instead pairs
+                the points of two sets by assignment and scores unpaired ones as misses.
+skeleton        OKS over keypoints aligned by element label id, ``outside`` = invisible.
+cuboid          IoU of the convex hulls of the 8 projected points (CVAT compares none).
 ==============  ==============================================================================
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,9 +38,6 @@ from cvat_ext.geometry.lines import line_point_similarity, polyline_runs
 from cvat_ext.geometry.masks import RowRuns, empty_runs, rle_to_runs, runs_iou
 from cvat_ext.geometry.polygons import polygon_runs
 from cvat_ext.geometry.rotated import rotated_box_iou
-
-logger = logging.getLogger(__name__)
-
 
 #: polyline similarity variants (``SimilarityParams.line_metric``)
 LINE_METRICS = frozenset({"buffer_iou", "cvat"})

@@ -163,3 +163,18 @@ def test_line_point_similarity_orientation_and_gate() -> None:
     assert line_point_similarity([line], [line[::-1]], scale=1e4, oriented=True)[0, 0] < 0.5
     assert line_point_similarity([line], [line + 1000], scale=1e4)[0, 0] == 0.0
     assert line_point_similarity([], [line], scale=1e4).shape == (0, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ellipse_pixel_area_within_documented_bound(seed: int) -> None:
+    rng = np.random.default_rng(400 + seed)
+    e = np.column_stack([rng.uniform(100, 200, (20, 2)), rng.uniform(5, 80, (20, 2))])
+    rot = rng.uniform(-90, 90, 20)
+    area_px = ellipse_runs(e, rot).area
+    rx, ry = e[:, 2], e[:, 3]
+    exact = np.pi * rx * ry
+    h = ((rx - ry) / (rx + ry)) ** 2
+    perimeter = np.pi * (rx + ry) * (1 + 3 * h / (10 + np.sqrt(4 - 3 * h)))  # Ramanujan
+    # boundary discretisation: the error is a fraction of the boundary pixels, well under perimeter / area
+    assert np.all(np.abs(area_px - exact) / exact <= perimeter / exact)
+    assert np.all(np.abs(area_px - exact) <= 0.25 * perimeter + 4)
