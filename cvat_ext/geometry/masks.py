@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import MaskRle
+from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.geometry.boxes import FloatArray, _iou_from_inter
 
 IntArray = npt.NDArray[np.int64]
@@ -102,6 +103,10 @@ def empty_runs(count: int) -> RowRuns:
     return RowRuns(z, z, z, z, count)
 
 
+#: scanline rows one rasterisation call may expand (guards memory against absurd coordinates)
+MAX_SCANLINE_ROWS = 1 << 25
+
+
 def expand_rows(
     r_lo: FloatArray, r_hi: FloatArray, clip_wh: tuple[int, int], scale: float
 ) -> tuple[IntArray, IntArray]:
@@ -111,8 +116,14 @@ def expand_rows(
     if min(clip_wh) > 0:
         r_lo = np.maximum(r_lo, 0)
         r_hi = np.minimum(r_hi, np.ceil(clip_wh[1] * scale))
-    n_rows = np.maximum(r_hi - r_lo, 0).astype(np.int64)
+    n_rows = np.maximum(r_hi - r_lo, 0)
     total = int(n_rows.sum())
+    if total > MAX_SCANLINE_ROWS:
+        raise AnnotationFormatError(
+            f"rasterising shapes that span {total} pixel rows (> {MAX_SCANLINE_ROWS}); "
+            "coordinates far outside the frame? pass the frame size (image_wh) to clip them"
+        )
+    n_rows = n_rows.astype(np.int64)
     item = np.repeat(np.arange(n_rows.size, dtype=np.int64), n_rows)
     row = r_lo[item].astype(np.int64) + (np.arange(total) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows))
     return item, row

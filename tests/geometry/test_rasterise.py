@@ -178,3 +178,12 @@ def test_ellipse_pixel_area_within_documented_bound(seed: int) -> None:
     # boundary discretisation: the error is a fraction of the boundary pixels, well under perimeter / area
     assert np.all(np.abs(area_px - exact) / exact <= perimeter / exact)
     assert np.all(np.abs(area_px - exact) <= 0.25 * perimeter + 4)
+
+
+def test_absurd_coordinates_raise_or_clip() -> None:
+    from cvat_ext.errors import AnnotationFormatError
+
+    tall = [[0.0, -1e9], [10.0, -1e9], [10.0, 1e9]]
+    with pytest.raises(AnnotationFormatError, match="image_wh"):
+        polygon_runs([tall])
+    assert int(polygon_runs([tall], clip_wh=(100, 100)).area[0]) > 0
