@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cvat_ext.errors import ConfigError
 from cvat_ext.models.detections import Detections
 
 PERSON, FACE = 0, 1
@@ -71,6 +72,11 @@ class OpenCvPeopleDetector:
 
     def __post_init__(self) -> None:
         cv2: Any = importlib.import_module("cv2")  # heavy import only where the model runs
+        if not hasattr(cv2, "HOGDescriptor"):
+            raise ConfigError(
+                f"OpenCV {cv2.__version__} has no HOGDescriptor (OpenCV 5 moved it out of the main "
+                "module): install opencv-python-headless>=4.8,<5"
+            )
         self._cv2 = cv2
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

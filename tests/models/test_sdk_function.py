@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("cv2")
+cv2 = pytest.importorskip("cv2")
 cvataa = pytest.importorskip("cvat_sdk.auto_annotation")
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -57,6 +57,7 @@ def sdk_check(function: Any, shapes: list[Any], *, to_poly: bool = False) -> lis
     return list(mapped)
 
 
+@pytest.mark.skipif(not hasattr(cv2, "HOGDescriptor"), reason="OpenCV 5 has no HOG; the models extra pins opencv < 5")
 def test_sdk_opencv_module_on_astronaut() -> None:
     import cvat_ext.models.sdk_opencv as module
 
