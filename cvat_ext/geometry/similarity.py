@@ -307,3 +307,33 @@ def similarity_sparse(
     ia, ib, sim = ia[order], ib[order], sim[order]
     keep = sim >= min_sim
     return ia[keep], ib[keep], sim[keep]
+
+
+def similarity_matrices(
+    groups: Sequence[Sequence[Shape]], params: SimilarityParams | None = None
+) -> dict[tuple[int, int], FloatArray]:
+    """All annotator pairs of one frame: ``groups[r]`` are annotator r's shapes (one type family)
+    -> ``{(r, s): (N_r, N_s) similarity}`` for every ``r < s``.
+
+    Same values as :func:`similarity_matrix` (except buffered polylines when ``image_wh`` is
+    unknown: the radius then comes from the extent of every annotator's lines, one radius for all
+    pairs); masks, polygons, ellipses and buffered lines are rasterised once per annotator
+    instead of once per pair (R - 1 times fewer rasterisations).
+    """
+    params = params or SimilarityParams()
+    family = _family([s for g in groups for s in g], [])
+    pairs = [(r, s) for r in range(len(groups)) for s in range(r + 1, len(groups))]
+    reuse = family in _RUN_FAMILIES and not (family == "polyline" and params.line_metric == "cvat")
+    if not reuse:
+        return {(r, s): similarity_matrix(groups[r], groups[s], params) for r, s in pairs}
+    everyone = [s for g in groups for s in g]
+    if family == "segment":
+        runs = [segment_runs(g, params) for g in groups]
+    elif family == "ellipse":
+        runs = [_ellipse_runs(g, params) for g in groups]
+    else:
+        # one radius for every pair, from the frame (or the extent of all annotators' lines)
+        width, height = _frame_wh(everyone, [], params)
+        radius = params.line_thickness * float(np.sqrt(width * height))
+        runs = [_line_runs(g, radius, params) for g in groups]
+    return {(r, s): runs_iou(runs[r], runs[s]) for r, s in pairs}

@@ -211,3 +211,16 @@ def test_box_iou_pairs_is_the_diagonal() -> None:
     b = np.concatenate([xy, xy + rng.uniform(0, 20, (30, 2))], 1)
     np.testing.assert_array_equal(box_iou_pairs(a, b), np.diag(box_iou(a, b)))
     assert box_iou_pairs(np.zeros((0, 4)), np.zeros((0, 4))).shape == (0,)
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_similarity_matrices_match_pairwise_calls(kind: ShapeType) -> None:
+    from cvat_ext.geometry import similarity_matrices
+
+    rng = np.random.default_rng(70 + list(ShapeType).index(kind))
+    params = SimilarityParams(image_wh=(640, 480))
+    groups = [[make_shape(kind, rng) for _ in range(int(rng.integers(0, 5)))] for _ in range(3)]
+    got = similarity_matrices(groups, params)
+    assert sorted(got) == [(0, 1), (0, 2), (1, 2)]
+    for (r, s), mat in got.items():
+        np.testing.assert_array_equal(mat, similarity_matrix(groups[r], groups[s], params))
