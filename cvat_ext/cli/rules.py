@@ -14,6 +14,7 @@ import click
 
 from cvat_ext.annotations.cvat_json import load_json_file, parse_job_annotations, parse_job_meta, parse_labels
 from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
+from cvat_ext.rules.loader import check_label_names
 
 
 class CheckFailed(click.ClickException):
@@ -29,9 +30,24 @@ def group() -> None:
 
 @group.command("lint")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def lint(paths: Sequence[Path]) -> None:
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CVAT labels JSON: also report label names the rules use that the task does not have.",
+)
+@click.option("--strict", is_flag=True, help="With --labels: unknown label names are errors, not warnings.")
+def lint(paths: Sequence[Path], labels: Path | None, strict: bool) -> None:
     """Validate rule files (with their includes); print every problem as FILE:LINE rule 'ID': what."""
     problems = lint_files(paths)
+    if labels is not None and not problems:
+        label_set = parse_labels(load_json_file(labels), where=str(labels))
+        unknown = [p for path in paths for p in check_label_names(load_packs([path]), label_set)]
+        if strict:
+            problems.extend(unknown)
+        else:
+            for problem in unknown:
+                click.echo(f"warning: {problem}", err=True)
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     if problems:

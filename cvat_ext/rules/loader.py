@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from cvat_ext.annotations.model import LabelSet
 from cvat_ext.errors import RuleFileError
 from cvat_ext.rules.schema import RULE_ADAPTER, RULE_MODELS, ActionsBySeverity, Rule, RuleFile
 
@@ -350,4 +351,37 @@ def lint_files(paths: Iterable[str | Path]) -> list[RuleFileError]:
             problems.extend(exc.errors)
         except RuleFileError as exc:
             problems.append(exc)
+    return problems
+
+
+def label_names_used(rule: Rule) -> dict[str, tuple[str, ...]]:
+    """Field -> label names a rule refers to (scope labels, partner/box labels, frame tags)."""
+    used: dict[str, tuple[str, ...]] = {}
+    if rule.scope.labels:
+        used["scope.labels"] = rule.scope.labels
+    for field_name in ("other_labels", "box_labels", "tags"):
+        names = getattr(rule, field_name, None)
+        if names:
+            used[field_name] = tuple(names)
+    return used
+
+
+def check_label_names(pack: RulePack, labels: LabelSet) -> list[RuleFileError]:
+    """Rule references to labels the task/project does not have (they would silently match nothing),
+    and skeleton ``bones`` naming keypoints no skeleton label has; each error names file:line and rule."""
+    known = {label.name for label in labels}
+    keypoints = {sub.name for label in labels for sub in label.sublabels}
+    problems: list[RuleFileError] = []
+    for rule in pack.rules:
+        path, _, line_text = pack.origins.get(rule.id, "").split(" ", 1)[0].rpartition(":")
+        line = int(line_text) if line_text.isdigit() else None
+        messages = [
+            f"{field_name}: no label named {', '.join(missing)}"
+            for field_name, names in label_names_used(rule).items()
+            if (missing := [n for n in names if n not in known])
+        ]
+        bones = getattr(rule, "bones", None) or ()
+        if missing_kp := sorted({n for bone in bones for n in bone} - keypoints):
+            messages.append(f"bones: no keypoint named {', '.join(missing_kp)}")
+        problems.extend(RuleFileError(m, path=path or None, line=line, rule_id=rule.id) for m in messages)
     return problems

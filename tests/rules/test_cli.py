@@ -101,3 +101,22 @@ def test_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "cvat-ext rule pack"
+
+
+def test_lint_against_task_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(body("22_labels_list_task.json")))
+    pack = tmp_path / "p.yaml"
+    pack.write_text(
+        "rules:\n"
+        "  - id: ok\n    kind: size\n    scope: {labels: [car]}\n    min_width: 2\n"
+        "  - id: typo\n    kind: size\n    scope: {labels: [cra]}\n    min_width: 2\n"
+        "  - id: bones\n    kind: keypoints\n    max_bone_ratio: 3\n    bones: [[head, knee]]\n"
+    )
+    assert main(["rules", "lint", "--labels", str(labels), str(pack)]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {pack}:6 rule 'typo': scope.labels: no label named cra" in err
+    assert f"{pack}:10 rule 'bones': bones: no keypoint named knee" in err
+    assert "rule 'ok'" not in err
+    assert main(["rules", "lint", "--labels", str(labels), "--strict", str(pack)]) == 1
+    assert "error: " in capsys.readouterr().err
