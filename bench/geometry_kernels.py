@@ -34,6 +34,7 @@ from cvat_ext.geometry import (
     rotated_box_iou,
     runs_iou,
     runs_iou_sparse,
+    similarity_matrices,
     similarity_matrix,
     similarity_sparse,
 )
@@ -125,6 +126,11 @@ def main() -> None:
         ]
 
     pairs_a, pairs_b = fa.reshape(-1, 4), fb.reshape(-1, 4)
+    mask_shapes_c = [Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=m) for m in masks(rng, n)]
+    three = [mask_shapes_a, mask_shapes_b, mask_shapes_c]
+
+    def three_by_pairs() -> object:
+        return [similarity_matrix(three[r], three[s], params) for r, s in ((0, 1), (0, 2), (1, 2))]
 
     def masks_per_frame() -> object:
         return [mask_iou(chunk_a[f * n : (f + 1) * n], chunk_b[f * n : (f + 1) * n]) for f in range(chunk)]
@@ -149,6 +155,8 @@ def main() -> None:
         ("cuboid3d_iou 20x20", n * n, lambda: cuboid3d_iou(c3a, s3, rot_a, c3b, s3, rot_b)),
         ("similarity_matrix rect 20x20", n * n, lambda: similarity_matrix(rect_shapes_a, rect_shapes_b, params)),
         ("similarity_matrix mask 20x20", n * n, lambda: similarity_matrix(mask_shapes_a, mask_shapes_b, params)),
+        ("3 annotators x 20 masks: 3 similarity_matrix", 3 * n * n, three_by_pairs),
+        ("3 annotators x 20 masks: similarity_matrices", 3 * n * n, lambda: similarity_matrices(three, params)),
     ]
     print(f"{'kernel':40s} {'calls/s':>12s} {'pairs/s':>14s}")
     for name, pairs, fn in rows:
