@@ -17,10 +17,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cvat_ext.consensus.batch import IntArray
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 
 #: value code for "this coder gave no value" (not pairable)
 NO_VALUE = -1
+
+
+def unit_terms(values: IntArray) -> tuple[FloatArray, BoolArray]:
+    """Per unit of ``values (U, C)``: its observed-disagreement term
+    ``(m_u^2 - sum_c n_uc^2) / (m_u - 1)`` and whether it is pairable (``m_u >= 2``).
+
+    ``sum_c n_uc^2 = m_u + 2 * (coder pairs with equal values)``, so no per-unit histogram is needed.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    valued = values != NO_VALUE
+    m = valued.sum(axis=1)
+    equal = np.zeros(values.shape[0], dtype=np.int64)
+    for i in range(values.shape[1]):
+        for j in range(i + 1, values.shape[1]):
+            equal += (values[:, i] == values[:, j]) & valued[:, i] & valued[:, j]
+    pairable = m >= 2
+    observed = np.where(pairable, (m * m - (m + 2 * equal)) / np.maximum(m - 1, 1), 0.0)
+    return observed, pairable
 
 
 @dataclass
@@ -35,24 +53,16 @@ class AlphaAccumulator:
         values = np.asarray(values, dtype=np.int64)
         if values.size == 0:
             return
-        codes, inverse = np.unique(values, return_inverse=True)
-        inverse = inverse.reshape(values.shape)
-        counts = np.zeros((values.shape[0], codes.size), dtype=np.int64)
-        rows = np.repeat(np.arange(values.shape[0]), values.shape[1])
-        np.add.at(counts, (rows, inverse.ravel()), 1)
-        keep_cols = codes != NO_VALUE
-        counts = counts[:, keep_cols]
-        codes = codes[keep_cols]
-        m_u = counts.sum(axis=1)
-        pairable = m_u >= 2
-        counts = counts[pairable]
-        m_u = m_u[pairable]
-        if m_u.size == 0:
-            return
-        self.observed += float(((m_u**2 - (counts**2).sum(axis=1)) / (m_u - 1)).sum())
-        for code, n in zip(codes.tolist(), counts.sum(axis=0).tolist(), strict=True):
-            if n:
-                self.value_counts[code] = self.value_counts.get(code, 0) + n
+        observed, pairable = unit_terms(values)
+        kept = values[pairable]
+        codes, counts = np.unique(kept[kept != NO_VALUE], return_counts=True)
+        self.add_terms(float(observed.sum()), codes, counts)
+
+    def add_terms(self, observed: float, codes: IntArray, counts: IntArray) -> None:
+        """Add precomputed sums: the units' observed terms and the pairable value counts."""
+        self.observed += observed
+        for code, n in zip(codes.tolist(), counts.tolist(), strict=True):
+            self.value_counts[code] = self.value_counts.get(code, 0) + n
 
     @property
     def n_values(self) -> int:
@@ -73,6 +83,27 @@ class AlphaAccumulator:
         self.observed += other.observed
         for code, n in other.value_counts.items():
             self.value_counts[code] = self.value_counts.get(code, 0) + n
+
+
+def add_grouped(accumulators: dict[int, AlphaAccumulator], values: IntArray, group: IntArray) -> None:
+    """Add units ``values (U, C)`` to per-group accumulators, ``group (U,)`` the group id of each unit."""
+    if values.shape[0] == 0:
+        return
+    observed, pairable = unit_terms(values)
+    groups, inverse = np.unique(group, return_inverse=True)
+    obs_sum = np.bincount(inverse, weights=observed, minlength=groups.size)
+    # value counts per (group, value) with one sort: key = group position * span + value offset
+    vals = values[pairable]
+    owner = np.broadcast_to(inverse[pairable][:, None], vals.shape)
+    valued = vals != NO_VALUE
+    low = int(vals.min()) if vals.size else 0
+    span = (int(vals.max()) - low + 1) if vals.size else 1
+    keys, counts = np.unique(owner[valued] * span + (vals[valued] - low), return_counts=True)
+    key_group = keys // span
+    for g, gid in enumerate(groups.tolist()):
+        sel = key_group == g
+        acc = accumulators.setdefault(gid, AlphaAccumulator())
+        acc.add_terms(float(obs_sum[g]), keys[sel] % span + low, counts[sel])
 
 
 def krippendorff_alpha_nominal(values: IntArray) -> float:

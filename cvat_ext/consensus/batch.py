@@ -46,8 +46,8 @@ _TYPE_CODE = {t: i for i, t in enumerate(SHAPE_TYPES)}
 class ReplicaBatch:
     """One match group on a chunk of frames (see module docstring for the layout).
 
-    ``shapes`` is None for batches built from columns (:meth:`from_columns`, rectangles only):
-    everything the box path needs is columnar.
+    Rows are ordered by (frame, annotator, slot). ``shapes`` is None for batches built from
+    columns (:meth:`from_columns`, rectangles only): everything the box path needs is columnar.
     """
 
     key: GroupKey
@@ -77,6 +77,8 @@ class ReplicaBatch:
                 raise ValueError(f"{name}: expected shape ({m},), got {arr.shape}")
         if self.xyxy.shape != (m, 4):
             raise ValueError(f"xyxy: expected shape ({m}, 4), got {self.xyxy.shape}")
+        if m and np.any(np.diff(self.frame_pos) < 0):
+            raise ValueError("rows must be ordered by frame")
 
     @classmethod
     def from_columns(

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, Shape, ShapeType, Tag
-from cvat_ext.consensus.agreement import AlphaAccumulator, safe_ratio
-from cvat_ext.consensus.batch import SHAPE_TYPES, BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
+from cvat_ext.consensus.agreement import AlphaAccumulator, add_grouped, safe_ratio
+from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
@@ -315,7 +315,6 @@ class JobTally:
         # per label: clusters, kept, sim_sum, sim_n, missing, extra, label_dis, attr_dis
         self.per_label: dict[int, FloatArray] = {}
         self.label_alpha: dict[int, AlphaAccumulator] = {}
-        self.alpha_lol = AlphaAccumulator()
         self.alpha_label = AlphaAccumulator()
         self.low_overlap = 0
         self.blocks: list[FindingBlock] = []
@@ -373,18 +372,18 @@ class JobTally:
             self.annot[[r, s], 5] += pair_sum[p]
             self.annot[[r, s], 6] += pair_n[p]
 
-        # alpha: localise-then-label and label-only
+        # alpha: localise-then-label (job and per consensus label) and label-only
         lol = np.where(present, labels_kr, NOT_ANNOTATED)
-        self.alpha_lol.add(lol)
+        add_grouped(self.label_alpha, lol, cons)
         self.alpha_label.add(labels_kr)
 
         # labels
-        per_cluster = np.stack([np.ones(len(table)), kept, sim_sum, sim_n, missing, extra, label_dis, attr_dis], axis=1)
-        for label in np.unique(cons).tolist():
-            sel = cons == label
-            acc = self.per_label.setdefault(label, np.zeros(8))
-            acc += per_cluster[sel].sum(axis=0)
-            self.label_alpha.setdefault(label, AlphaAccumulator()).add(lol[sel])
+        per_cluster = (np.ones(len(table)), kept, sim_sum, sim_n, missing, extra, label_dis, attr_dis)
+        label_ids, label_pos = np.unique(cons, return_inverse=True)
+        sums = np.stack([np.bincount(label_pos, weights=c, minlength=label_ids.size) for c in per_cluster], axis=1)
+        for label, row in zip(label_ids.tolist(), sums, strict=True):
+            self.per_label.setdefault(label, np.zeros(8))
+            self.per_label[label] += row
 
         # findings, columnar
         flags = np.stack([kept & (count < n), ~kept, label_dis, attr_dis, low], axis=1)
@@ -396,7 +395,7 @@ class JobTally:
             self.blocks.append(
                 FindingBlock(
                     frame=batch.frames[table.frame_pos[idx]],
-                    shape_type=tuple(SHAPE_TYPES[c].value for c in batch.type_code[first].tolist()),
+                    type_code=batch.type_code[first],
                     label=cons[idx],
                     labels=labels_kr[idx],
                     xyxy=_extents(batch, rows_i, rows_i >= 0),
@@ -408,8 +407,16 @@ class JobTally:
             )
 
         # frames
-        columns = np.stack([np.ones(len(table)), kept, sim_sum, sim_n, missing, extra, label_dis, n_findings, count], 1)
-        np.add.at(frame_tally, table.frame_pos, columns)
+        size = frame_tally.shape[0]
+        columns = (np.ones(len(table)), kept, sim_sum, sim_n, missing, extra, label_dis, n_findings, count)
+        for col, values in enumerate(columns):
+            frame_tally[:, col] += np.bincount(table.frame_pos, weights=values, minlength=size)
+
+    def _alpha_lol(self) -> float:
+        job = AlphaAccumulator()
+        for acc in self.label_alpha.values():
+            job.merge(acc)
+        return job.alpha()
 
     def add_tags(self, frame: int, tags: list[tuple[int, Tag]], merged: list[Tag]) -> int:
         """Tag findings on one frame; returns how many were added."""
@@ -512,7 +519,7 @@ class JobTally:
             kept=int(t[_F_KEPT]),
             mean_iou=safe_ratio(t[_F_SIM], t[_F_SIM_N]),
             f1=safe_ratio(2 * t[_F_SIM_N], (self.n_annot - 1) * t[_F_OBJECTS]),
-            alpha_lol=self.alpha_lol.alpha(),
+            alpha_lol=self._alpha_lol(),
             alpha_label=self.alpha_label.alpha(),
             missing=int(t[_F_MISSING]),
             extra=int(t[_F_EXTRA]),

@@ -48,8 +48,17 @@ def _rows_of(batch: ReplicaBatch, r: int) -> IntArray:
     return np.flatnonzero(batch.annotator == r)
 
 
-def box_candidates(batch: ReplicaBatch, r: int, s: int) -> tuple[IntArray, IntArray]:
-    """Rows ``(ia, ib)`` of annotator r and s on the same frame whose boxes overlap (sweep on x)."""
+def _reach(size: FloatArray, iou_thr: float) -> FloatArray:
+    """Largest centre offset along one axis at which a box of extent ``size`` can still reach IoU
+    ``iou_thr`` with any box: IoU >= t needs an overlap >= t * max(extents), which bounds the offset
+    by ``size * (1 - t) * max(1, 1 / (2 t))``."""
+    factor = (1.0 - iou_thr) * max(1.0, 1.0 / (2.0 * iou_thr))
+    return size * factor * (1.0 + 1e-9) + 1e-9
+
+
+def box_candidates(batch: ReplicaBatch, r: int, s: int, iou_thr: float = 0.0) -> tuple[IntArray, IntArray]:
+    """Rows ``(ia, ib)`` of annotator r and s on the same frame whose boxes overlap and whose
+    centres are close enough to reach ``iou_thr`` (a sort-and-sweep on x)."""
     rows_a, rows_b = _rows_of(batch, r), _rows_of(batch, s)
     if rows_a.size == 0 or rows_b.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -58,8 +67,10 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int) -> tuple[IntArray, IntAr
     span = float(max(np.abs(batch.xyxy).max(), 1.0)) * 4.0 + 1.0
     cx_a = (xyxy_a[:, 0] + xyxy_a[:, 2]) / 2 + batch.frame_pos[rows_a] * span
     cx_b = (xyxy_b[:, 0] + xyxy_b[:, 2]) / 2 + batch.frame_pos[rows_b] * span
-    half_a = np.abs(xyxy_a[:, 2] - xyxy_a[:, 0]) / 2
-    reach = half_a + float(np.abs(xyxy_b[:, 2] - xyxy_b[:, 0]).max()) / 2
+    width_a = np.abs(xyxy_a[:, 2] - xyxy_a[:, 0])
+    reach = width_a / 2 + float(np.abs(xyxy_b[:, 2] - xyxy_b[:, 0]).max()) / 2
+    if iou_thr > 0:
+        reach = np.minimum(reach, _reach(width_a, iou_thr))
     order = np.argsort(cx_b, kind="stable")
     sorted_b = cx_b[order]
     lo = np.searchsorted(sorted_b, cx_a - reach, side="left")
@@ -76,12 +87,15 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int) -> tuple[IntArray, IntAr
         & (np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1]))
         & (batch.frame_pos[rows_a][ia] == batch.frame_pos[rows_b][ib])
     )
+    if iou_thr > 0:
+        dy = np.abs((a[:, 1] + a[:, 3]) - (b[:, 1] + b[:, 3])) / 2
+        keep &= dy <= _reach(np.abs(a[:, 3] - a[:, 1]), iou_thr)
     return rows_a[ia[keep]], rows_b[ib[keep]]
 
 
 def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float) -> PairLinks:
     """Optimal matching of axis-aligned rectangles of annotators r and s over the whole chunk."""
-    ia, ib = box_candidates(batch, r, s)
+    ia, ib = box_candidates(batch, r, s, iou_thr)
     sim = box_iou_batched(batch.xyxy[ia][:, None], None, batch.xyxy[ib][:, None], None)[:, 0, 0]
     return match_candidates(batch, ia, ib, sim, iou_thr)
 
@@ -134,17 +148,24 @@ def match_candidates(batch: ReplicaBatch, ia: IntArray, ib: IntArray, sim: Float
     ia_h, ib_h, sim_h, frame_h = ia[hard], ib[hard], sim[hard], frame[hard]
     order = np.argsort(frame_h, kind="stable")
     ia_h, ib_h, sim_h, frame_h = ia_h[order], ib_h[order], sim_h[order], frame_h[order]
-    bounds = np.flatnonzero(np.diff(frame_h)) + 1
-    for part_a, part_b, part_sim in zip(
-        np.split(ia_h, bounds), np.split(ib_h, bounds), np.split(sim_h, bounds), strict=True
-    ):
-        rows_a, loc_a = np.unique(part_a, return_inverse=True)
-        rows_b, loc_b = np.unique(part_b, return_inverse=True)
-        weights = np.zeros((rows_a.size, rows_b.size))
-        weights[loc_a, loc_b] = part_sim
+    # per frame, the sub-matrix of rows and columns with candidates, in row order: local indices
+    # are global ranks minus the rank of the frame's first row (rows are sorted by frame)
+    uniq_a, rank_a = np.unique(ia_h, return_inverse=True)
+    uniq_b, rank_b = np.unique(ib_h, return_inverse=True)
+    frame_a, frame_b = batch.frame_pos[uniq_a], batch.frame_pos[uniq_b]
+    frames, first = np.unique(frame_h, return_index=True)
+    start_a = np.searchsorted(frame_a, frames)
+    start_b = np.searchsorted(frame_b, frames)
+    stop_a = np.searchsorted(frame_a, frames, side="right")
+    stop_b = np.searchsorted(frame_b, frames, side="right")
+    stops = np.append(first[1:], frame_h.size)
+    for f in range(frames.size):
+        lo, hi = int(first[f]), int(stops[f])
+        weights = np.zeros((int(stop_a[f] - start_a[f]), int(stop_b[f] - start_b[f])))
+        weights[rank_a[lo:hi] - start_a[f], rank_b[lo:hi] - start_b[f]] = sim_h[lo:hi]
         sel_a, sel_b = linear_sum_assignment(weights, maximize=True)
         ok = weights[sel_a, sel_b] > 0
-        out_a.append(rows_a[sel_a[ok]])
-        out_b.append(rows_b[sel_b[ok]])
+        out_a.append(uniq_a[start_a[f] + sel_a[ok]])
+        out_b.append(uniq_b[start_b[f] + sel_b[ok]])
         out_sim.append(weights[sel_a[ok], sel_b[ok]])
     return PairLinks(np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_sim))

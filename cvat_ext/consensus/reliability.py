@@ -66,11 +66,24 @@ def _e_step(codes: IntArray, confusion: FloatArray, prior: FloatArray) -> FloatA
     return np.asarray(post / post.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
+def _patterns(codes: IntArray, n_cls: int) -> tuple[IntArray, IntArray]:
+    """Distinct rows of ``codes (K, R)`` (values -1..n_cls-1) and how often each occurs."""
+    n_annot = codes.shape[1]
+    base = n_cls + 1
+    if n_annot and base**n_annot < 2**62:
+        key = (codes + 1) @ (base ** np.arange(n_annot, dtype=np.int64))
+        _, first, counts = np.unique(key, return_index=True, return_counts=True)
+        return codes[first], counts
+    patterns, counts = np.unique(codes, axis=0, return_counts=True)
+    return patterns, counts
+
+
 def fit_dawid_skene(labels: IntArray, *, iterations: int = 20, smoothing: float = 0.5, tol: float = 1e-6) -> DawidSkene:
     """Fit on ``labels (K, R)``: the label id each annotator gave each cluster, -1 when absent.
 
     Starts from the (unweighted) majority vote; ``iterations = 0`` returns that initial model.
-    Stops early when no posterior moves by more than ``tol``.
+    Stops early when no posterior moves by more than ``tol``. EM runs on the distinct label
+    patterns weighted by their counts (the sufficient statistics), not on every cluster.
     """
     labels = np.asarray(labels, dtype=np.int64)
     n_annot = labels.shape[1] if labels.ndim == 2 else 0
@@ -78,17 +91,18 @@ def fit_dawid_skene(labels: IntArray, *, iterations: int = 20, smoothing: float 
     n_cls = classes.size
     if n_cls == 0:
         return DawidSkene(classes, np.ones((n_annot, 0, 0)), np.zeros(0))
-    codes = _encode(labels, classes)
-    # one-hot of the given labels per annotator, with a trailing "absent" column
+    codes, weight = _patterns(_encode(labels, classes), n_cls)
+    # one-hot of the given labels per annotator, with a trailing "absent" column dropped
     onehot = [np.eye(n_cls + 1)[codes[:, r]][:, :n_cls] for r in range(n_annot)]
-    post = sum(onehot, np.zeros((labels.shape[0], n_cls)))
+    post = sum(onehot, np.zeros((codes.shape[0], n_cls)))
     post = post / np.maximum(post.sum(axis=1, keepdims=True), 1.0)
     confusion = prior = np.zeros(0)
+    w = weight[:, None].astype(np.float64)
     for _ in range(max(iterations, 0) + 1):
         # M-step
-        counts = np.stack([post.T @ oh for oh in onehot]) + smoothing
+        counts = np.stack([(post * w).T @ oh for oh in onehot]) + smoothing
         confusion = counts / counts.sum(axis=2, keepdims=True)
-        prior = (post.sum(axis=0) + smoothing) / (post.sum() + smoothing * n_cls)
+        prior = ((post * w).sum(axis=0) + smoothing) / (float(weight.sum()) + smoothing * n_cls)
         new_post = _e_step(codes, confusion, prior)
         moved = float(np.abs(new_post - post).max()) if post.size else 0.0
         post = new_post

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import JobAnnotations
+from cvat_ext.annotations.model import JobAnnotations, ShapeType
 from cvat_ext.errors import ConfigError
 
 IntArray = npt.NDArray[np.int64]
@@ -153,7 +153,7 @@ class FindingBlock:
     """
 
     frame: IntArray
-    shape_type: tuple[str, ...]
+    type_code: IntArray  # (K,) position in ``tuple(ShapeType)`` of the first member's type
     label: IntArray
     labels: IntArray
     xyxy: FloatArray
@@ -167,7 +167,9 @@ class FindingBlock:
 
     def materialise(self, names: Sequence[str], label_name: Callable[[int], str]) -> list[Finding]:
         out: list[Finding] = []
+        shape_types = [t.value for t in ShapeType]
         for k in range(self.frame.shape[0]):
+            shape_type = shape_types[int(self.type_code[k])]
             members = self.labels[k]
             present = tuple(names[r] for r in range(len(names)) if members[r] >= 0)
             missing = tuple(names[r] for r in range(len(names)) if members[r] < 0)
@@ -183,7 +185,7 @@ class FindingBlock:
                     Finding(
                         frame=frame,
                         kind=kind,
-                        shape_type=self.shape_type[k],
+                        shape_type=shape_type,
                         label=label,
                         present=present,
                         missing=missing,
@@ -193,7 +195,7 @@ class FindingBlock:
                         score=float(self.score[k]),
                         kept=bool(self.kept[k]),
                         message=finding_message(
-                            kind, frame, label, self.shape_type[k], present, missing, by_annot, min_sim
+                            kind, frame, label, shape_type, present, missing, by_annot, min_sim
                         ),
                     )
                 )
