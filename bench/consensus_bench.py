@@ -16,12 +16,14 @@ Usage: ``python3 bench/consensus_bench.py [--quick] [--wall]``. Figures only; no
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (thread limits must be set before numpy loads; the repo root joins sys.path first)
 import os
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # one core: before numpy is imported
+    os.environ.setdefault(_var, "1")  # one core
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -32,8 +34,6 @@ from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import contextlib
 
 from consensus_generator import Kind, Scenario, generate
 
