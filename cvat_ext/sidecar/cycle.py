@@ -35,6 +35,7 @@ from cvat_ext.sidecar.interface import (
     ConsensusRunner,
     CvatApi,
     Finding,
+    JobRef,
     ReplicaInput,
     RuleRunner,
 )
@@ -326,7 +327,7 @@ class Cycle:
     def _rule_findings(self, job: JobRow, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
         if self.rules is None:
             return []
-        return list(self.rules.check(job.id, job.task_id, ann, labels, meta))
+        return list(self.rules.check(JobRef(job.id, job.task_id, job.project_id), ann, labels, meta))
 
     # --- units ------------------------------------------------------------------------------------
     def _consensus_unit(self, unit: Unit, report: CycleReport) -> str:

@@ -11,11 +11,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.errors import ConfigError
 from cvat_ext.sidecar.config import SidecarSettings
-from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, Finding, ReplicaInput, RuleRunner, Severity
+from cvat_ext.sidecar.interface import (
+    ConsensusOutcome,
+    ConsensusRunner,
+    Finding,
+    JobRef,
+    ReplicaInput,
+    RuleRunner,
+    Severity,
+)
+
+if TYPE_CHECKING:
+    from cvat_ext.rules import RulePack
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +45,25 @@ _CONSENSUS_KINDS: dict[str, tuple[Severity, str]] = {
 class RulePackRunner:
     """:class:`RuleRunner` over a loaded rule pack."""
 
-    def __init__(self, pack: object) -> None:
+    def __init__(self, pack: RulePack) -> None:
         self.pack = pack
 
-    def check(self, job_id: int, task_id: int, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
         from cvat_ext.rules import check_job
 
-        found = check_job(ann, labels, meta, self.pack, job_id=job_id, annotator=None, task_id=task_id)  # type: ignore[arg-type]
+        found = check_job(
+            ann,
+            labels,
+            meta,
+            self.pack,
+            job_id=job.job_id,
+            annotator=None,
+            project_id=job.project_id,
+            task_id=job.task_id,
+        )
         return [
             Finding(
-                job_id=job_id,
+                job_id=job.job_id,
                 frame=f.frame,
                 xyxy=tuple(float(v) for v in f.position),  # type: ignore[arg-type]
                 source="rule",

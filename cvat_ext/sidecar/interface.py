@@ -76,12 +76,19 @@ class ReplicaInput:
     annotations: JobAnnotations
 
 
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """The job a rule check is about (rules may be scoped to projects and tasks)."""
+
+    job_id: int
+    task_id: int
+    project_id: int | None = None
+
+
 class RuleRunner(Protocol):
     """Runs the configured rule packs on one job's annotations."""
 
-    def check(
-        self, job_id: int, task_id: int, ann: JobAnnotations, labels: LabelSet, meta: JobMeta
-    ) -> list[Finding]: ...
+    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]: ...
 
 
 class ConsensusRunner(Protocol):

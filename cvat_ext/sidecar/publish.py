@@ -45,6 +45,7 @@ def job_row(job: Job) -> JobRow:
         state=job.state,
         assignee_id=job.assignee_id,
         updated_date=iso_utc(job),
+        project_id=job.project_id,
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
 from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
-from cvat_ext.sidecar.interface import ConsensusOutcome, Finding, ReplicaInput
+from cvat_ext.sidecar.interface import ConsensusOutcome, Finding, JobRef, ReplicaInput
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -281,7 +281,8 @@ class ScriptedConsensus:
 class BoxCountRules:
     """A rule engine: one 'tiny box' error per rectangle narrower than 10 px."""
 
-    def check(self, job_id: int, task_id: int, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+        job_id = job.job_id
         return [
             Finding(
                 job_id,

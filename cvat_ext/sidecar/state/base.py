@@ -46,6 +46,7 @@ class JobRow:
     state: str
     assignee_id: int | None
     updated_date: str
+    project_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     id BIGINT PRIMARY KEY, task_id BIGINT NOT NULL, parent_job_id BIGINT, type TEXT NOT NULL,
-    stage TEXT NOT NULL, state TEXT NOT NULL, assignee_id BIGINT, updated_date TEXT NOT NULL);
+    stage TEXT NOT NULL, state TEXT NOT NULL, assignee_id BIGINT, updated_date TEXT NOT NULL, project_id BIGINT);
 CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_job_id);
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id);
 CREATE TABLE IF NOT EXISTS pending (job_id BIGINT PRIMARY KEY, enqueued_at DOUBLE PRECISION NOT NULL,
@@ -273,17 +274,27 @@ class StateStore:
         with self._transaction():
             for r in rows:
                 self._execute(
-                    "INSERT INTO jobs(id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET task_id = excluded.task_id, "
-                    "parent_job_id = excluded.parent_job_id, type = excluded.type, stage = excluded.stage, "
-                    "state = excluded.state, assignee_id = excluded.assignee_id, "
-                    "updated_date = excluded.updated_date",
-                    (r.id, r.task_id, r.parent_job_id, r.type, r.stage, r.state, r.assignee_id, r.updated_date),
+                    "INSERT INTO jobs(id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date, "
+                    "project_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "task_id = excluded.task_id, parent_job_id = excluded.parent_job_id, type = excluded.type, "
+                    "stage = excluded.stage, state = excluded.state, assignee_id = excluded.assignee_id, "
+                    "updated_date = excluded.updated_date, project_id = excluded.project_id",
+                    (
+                        r.id,
+                        r.task_id,
+                        r.parent_job_id,
+                        r.type,
+                        r.stage,
+                        r.state,
+                        r.assignee_id,
+                        r.updated_date,
+                        r.project_id,
+                    ),
                 )
 
     def _job_rows(self, where: str, params: Sequence[Any]) -> list[JobRow]:
         rows = self._execute(
-            "SELECT id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date FROM jobs "
+            "SELECT id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date, project_id FROM jobs "
             f"WHERE {where} ORDER BY id",
             params,
         )

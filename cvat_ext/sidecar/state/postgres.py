@@ -57,7 +57,6 @@ class PostgresStateStore(StateStore):
         return _APPEND_ONLY
 
 
-
 def _split(ddl: str) -> list[str]:
     """Statements of a DDL script; ``$$ ... $$`` bodies keep their semicolons."""
     out: list[str] = []
