@@ -63,16 +63,22 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
+    explicit = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+    loader.flatten_mapping(node)  # merged (``<<: *anchor``) pairs first, then the explicit ones
+    first_explicit = len(node.value) - explicit
     data = LineDict()
     data.line = node.start_mark.line + 1
     data.key_lines = {}
-    for key_node, value_node in node.value:
+    explicit_keys: set[Any] = set()
+    for position, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise yaml.constructor.ConstructorError(None, None, "mapping keys must be scalars", key_node.start_mark)
-        if key in data:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        if position >= first_explicit:
+            # a typo'd repeat is an error; a key overriding a merged anchor is YAML's normal use
+            if key in explicit_keys:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            explicit_keys.add(key)
         data[key] = loader.construct_object(value_node, deep=True)
         data.key_lines[key] = key_node.start_mark.line + 1
     return data

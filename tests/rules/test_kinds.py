@@ -283,3 +283,28 @@ def test_scope_by_project_and_task() -> None:
 
 def test_unknown_label_in_scope_matches_nothing() -> None:
     assert run({**SIZE, "scope": {"labels": ["unicorn"]}}, [rect("car", [0, 0, 1, 1])]) == []
+
+
+def test_track_shapes_are_checked_per_frame_with_their_track_id() -> None:
+    # a car track shrinking from 20x20 to 0x0: frames where the interpolated box is under 4 px are reported
+    track = box_track("car", [(0, [0, 0, 20, 20], False), (10, [0, 0, 0, 0], False), (11, [0, 0, 0, 0], True)], id=5)
+    found = run(SIZE, tracks=[track], job_meta=meta(12))
+    assert [f.frame for f in found] == [9, 10]  # 20 - 2*9 = 2 px on frame 9, 0 px on frame 10
+    assert all(f.object_id is None and f.track_id == 5 for f in found)
+    assert found[0].message.startswith("car rectangle (track 5): width 2 px < min_width 4 px")
+
+
+def test_unknown_frame_size_skips_only_frame_relative_checks() -> None:
+    from cvat_ext.annotations.model import FrameInfo, JobMeta
+
+    mixed = JobMeta(start_frame=0, stop_frame=1, frames=(FrameInfo(640, 480), FrameInfo(800, 600)))
+    far = [rect("car", [0, 0, 600, 2], frame=50)]  # CVAT accepts frames beyond the job
+    rules = [SIZE_FRAC, OUT_STRICT, SIZE, {"id": "e", "kind": "expression", "expr": "frame_width == 0"}]
+    found = run(rules, far, job_meta=mixed)
+    assert sorted(f.rule_id for f in found) == ["sz"]  # the pixel bound still applies
+
+
+def test_check_job_orders_by_frame_then_rule() -> None:
+    shapes = [rect("car", [0, 0, 2, 2], frame=f) for f in (3, 1)] + [rect("car", [700, 0, 720, 2], frame=1)]
+    found = run([OUT_TRUNC_OK, SIZE], shapes)
+    assert [(f.frame, f.rule_id) for f in found] == [(1, "out"), (1, "sz"), (1, "sz"), (3, "sz")]

@@ -202,3 +202,30 @@ def test_schema_command_prints_valid_json() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     assert {"SizeRule", "ExpressionRule", "TracksRule", "KeypointsRule", "Scope"} <= set(schema["$defs"])
     assert schema["$defs"]["SizeRule"]["additionalProperties"] is False
+
+
+def test_yaml_anchors_share_settings(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "anchors.yaml",
+        """\
+x-vehicles: &vehicles {labels: [car, truck]}
+rules:
+  - id: a
+    kind: size
+    scope: *vehicles
+    min_width: 4
+""",
+    )
+    with pytest.raises(RuleFileError, match="x-vehicles: unknown key"):
+        load_pack(path)  # top-level keys are checked too; anchors live inside rules
+    path.write_text(
+        """\
+rules:
+  - &base {id: a, kind: size, scope: {labels: [car, truck]}, min_width: 4}
+  - {<<: *base, id: b, min_height: 4}
+"""
+    )
+    pack = load_pack(path)
+    assert pack.rule("b").scope.labels == ("car", "truck")
+    assert pack.rule("b").min_width == 4  # type: ignore[union-attr]
