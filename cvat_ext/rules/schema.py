@@ -23,7 +23,7 @@ ends in ``_frac`` (a fraction of the frame's width, height or area).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -347,6 +347,25 @@ class ExpressionRule(RuleBase):
         return value
 
 
+RULE_MODELS_ORDERED: tuple[type[RuleBase], ...] = (
+    SizeRule,
+    OutsideFrameRule,
+    AspectRatioRule,
+    CuboidSizeRule,
+    AllowedShapeTypesRule,
+    RequiredAttributesRule,
+    MaxObjectsPerFrameRule,
+    RequiredFrameTagsRule,
+    DuplicatesRule,
+    ForbiddenOverlapRule,
+    RequiredCooccurrenceRule,
+    PolygonValidityRule,
+    MaskValidityRule,
+    KeypointsRule,
+    TracksRule,
+    ExpressionRule,
+)
+
 Rule = Annotated[
     SizeRule
     | OutsideFrameRule
@@ -371,25 +390,7 @@ RULE_ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule)
 
 #: kind name -> parameter model
 RULE_MODELS: dict[str, type[RuleBase]] = {
-    m.model_fields["kind"].annotation.__args__[0]: m  # type: ignore[union-attr]
-    for m in (
-        SizeRule,
-        OutsideFrameRule,
-        AspectRatioRule,
-        CuboidSizeRule,
-        AllowedShapeTypesRule,
-        RequiredAttributesRule,
-        MaxObjectsPerFrameRule,
-        RequiredFrameTagsRule,
-        DuplicatesRule,
-        ForbiddenOverlapRule,
-        RequiredCooccurrenceRule,
-        PolygonValidityRule,
-        MaskValidityRule,
-        KeypointsRule,
-        TracksRule,
-        ExpressionRule,
-    )
+    get_args(m.model_fields["kind"].annotation)[0]: m for m in RULE_MODELS_ORDERED
 }
 
 

@@ -229,3 +229,15 @@ rules:
     pack = load_pack(path)
     assert pack.rule("b").scope.labels == ("car", "truck")
     assert pack.rule("b").min_width == 4  # type: ignore[union-attr]
+
+
+def test_every_kind_has_a_model_and_a_checker() -> None:
+    import typing
+
+    from cvat_ext.rules.kinds import CHECKERS
+    from cvat_ext.rules.schema import RULE_MODELS, Rule
+
+    union = typing.get_args(typing.get_args(Rule)[0])
+    assert set(union) == set(RULE_MODELS.values())
+    assert set(CHECKERS) == set(RULE_MODELS)
+    assert len(RULE_MODELS) == 16

@@ -112,8 +112,6 @@ class _Compiler:
         raise self.fail(node, f"constant {value!r} is not a number, string or boolean")
 
     def _Name(self, node: ast.Name) -> tuple[Evaluator, ExprType]:
-        if node.id in ("True", "False"):  # pragma: no cover - parsed as Constant on 3.8+
-            raise self.fail(node, "unexpected name")
         kind = FIELD_TYPES.get(node.id)
         if kind is None:
             known = ", ".join(sorted(FIELD_TYPES))
