@@ -20,9 +20,10 @@ read by the UI as the confidence.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,7 @@ from cvat_ext.serverless.spec import LabelSpec
 
 __all__ = [
     "RawJson",
+    "RawMask",
     "detections_to_items",
     "encode_json",
     "interactor_mask_shape",
@@ -65,9 +67,58 @@ def _attributes(attributes: Mapping[str, str] | None) -> dict[str, Any]:
 
 def _coords(values: npt.ArrayLike) -> list[float]:
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise AnnotationFormatError(f"response: non-finite coordinates {arr.tolist()}")
-    return [round(v, 2) for v in arr.tolist()]
+    out: list[float] = np.round(arr, 2).tolist()
+    return out
+
+
+class RawMask(Sequence[int]):
+    """The ``mask`` value of a detector item: 0/255 per crop pixel, row-major, then ``l, t, r, b``.
+
+    Behaves as the list of ints it stands for (``==``, iteration, indexing, ``len``), but
+    :func:`encode_json` writes it straight from the bitmap: about 10x faster than ``json.dumps``
+    of a list, which matters for many or large masks next to a fast (GPU) model.
+    """
+
+    __slots__ = ("bits", "ltrb")
+    _TOKENS = np.array([b"0,", b"255,"], dtype="S4")
+
+    def __init__(self, bits: npt.NDArray[np.bool_], ltrb: tuple[int, int, int, int]) -> None:
+        self.bits = bits
+        self.ltrb = ltrb
+
+    def to_list(self) -> list[int]:
+        pixels: list[int] = (self.bits.ravel().astype(np.uint8) * np.uint8(255)).tolist()
+        return [*pixels, *self.ltrb]
+
+    def to_json(self) -> str:
+        """``[0,255,...,l,t,r,b]`` as JSON text."""
+        tokens = self._TOKENS[self.bits.ravel().view(np.uint8)].tobytes().replace(b"\0", b"")
+        return "[" + tokens.decode("ascii") + ",".join(map(str, self.ltrb)) + "]"
+
+    def __len__(self) -> int:
+        return int(self.bits.size) + 4
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.to_list())
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[int]: ...
+    def __getitem__(self, index: int | slice) -> int | list[int]:
+        return self.to_list()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RawMask):
+            return self.ltrb == other.ltrb and np.array_equal(self.bits, other.bits)
+        return isinstance(other, list) and self.to_list() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RawMask({self.bits.shape[1]}x{self.bits.shape[0]} at {self.ltrb})"
 
 
 def rectangle_item(
@@ -117,10 +168,8 @@ def mask_item(
     tight = mask.tight()
     if tight is None:
         return None
-    crop = tight.bitmap.astype(np.uint8) * np.uint8(255)
-    raw: list[int] = crop.ravel().tolist()
-    raw.extend(tight.ltrb)
-    item: dict[str, Any] = {"label": label, "type": "mask", "mask": raw}
+    bits = tight.bitmap if tight.bitmap.dtype == np.bool_ else tight.bitmap.astype(bool)
+    item: dict[str, Any] = {"label": label, "type": "mask", "mask": RawMask(np.ascontiguousarray(bits), tight.ltrb)}
     if polygon_xy is not None:
         pts = np.asarray(polygon_xy, dtype=np.float64).reshape(-1, 2)
         if pts.shape[0] >= 3:
@@ -148,9 +197,10 @@ def skeleton_item(
             f"response: skeleton '{label}' has {len(sublabels)} sublabels but {kp.shape[0]} keypoints "
             f"and {out.shape[0]} outside flags"
         )
+    xy_rows = _coords(kp)  # one check and one rounding for the whole skeleton (hot with 100 people)
     elements = [
-        {"label": name, "type": "points", "points": _coords(xy), "outside": bool(o)}
-        for name, xy, o in zip(sublabels, kp, out, strict=True)
+        {"label": name, "type": "points", "points": xy_rows[2 * k : 2 * k + 2], "outside": o}
+        for k, (name, o) in enumerate(zip(sublabels, out.tolist(), strict=True))
     ]
     return (
         {"label": label, "type": "skeleton", "elements": elements} | _confidence(confidence) | _attributes(attributes)
@@ -226,11 +276,28 @@ def interactor_response(shapes: Sequence[dict[str, Any] | None]) -> dict[str, An
     return {"shapes": [s for s in shapes if s is not None]}
 
 
+_RAW_MARK = "@@cvat-ext-raw-mask-"
+_RAW_RE = re.compile(r'"@@cvat-ext-raw-mask-(\d+)@@"')
+
+
 def encode_json(result: Any) -> str | bytes:
     """The response body: :class:`RawJson` as is, anything else through ``json.dumps``.
 
+    :class:`RawMask` values are written by their own fast encoder: ``json.dumps`` first emits a
+    short placeholder for each, then one regex pass over the (small) text swaps the masks in.
     Text, not bytes: Nuclio's Python wrapper base64-encodes a bytes body on its way out.
     """
     if isinstance(result, RawJson):
         return result.data
-    return json.dumps(result, separators=(",", ":"), allow_nan=False)
+    masks: list[RawMask] = []
+
+    def placeholder(obj: Any) -> str:
+        if isinstance(obj, RawMask):
+            masks.append(obj)
+            return f"{_RAW_MARK}{len(masks) - 1}@@"
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    text = json.dumps(result, separators=(",", ":"), allow_nan=False, default=placeholder)
+    if not masks:
+        return text
+    return _RAW_RE.sub(lambda m: masks[int(m.group(1))].to_json(), text)

@@ -10,6 +10,7 @@ from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.models.detections import Detections, MaskCrop
 from cvat_ext.serverless.response import (
     RawJson,
+    RawMask,
     detections_to_items,
     encode_json,
     interactor_mask_shape,
@@ -118,7 +119,23 @@ def test_detections_to_items_by_label_type() -> None:
     assert [i["type"] for i in items] == ["mask", "rectangle", "skeleton"]
     assert items[0]["mask"] == [255] * 6 + [4, 5, 6, 6]
     assert [e["outside"] for e in items[2]["elements"]] == [False, True]
-    json.dumps(items)
+    decoded = json.loads(encode_json(items))
+    assert decoded[0]["mask"] == [255] * 6 + [4, 5, 6, 6]
+    assert decoded[1:] == items[1:]
+
+
+def test_raw_mask_json_matches_json_dumps_of_the_list() -> None:
+    rng = np.random.default_rng(5)
+    for shape in [(1, 1), (3, 7), (40, 33)]:
+        bits = rng.random(shape) > 0.5
+        raw = RawMask(bits, (5, 6, 5 + shape[1] - 1, 6 + shape[0] - 1))
+        as_list = raw.to_list()
+        assert raw.to_json() == json.dumps(as_list, separators=(",", ":"))
+        assert raw == as_list and len(raw) == len(as_list) and list(raw) == as_list and raw[-4:] == as_list[-4:]
+    items = [{"mask": RawMask(np.array([[True, False]]), (0, 0, 1, 0)), "label": "a"}, {"x": "@@cvat-ext"}]
+    assert json.loads(encode_json(items)) == [{"mask": [255, 0, 0, 0, 1, 0], "label": "a"}, {"x": "@@cvat-ext"}]
+    with pytest.raises(TypeError):
+        encode_json({"a": object()})
 
 
 def test_encode_json() -> None:
