@@ -102,16 +102,17 @@ class Publisher:
         """Open an issue per new finding, resolve published issues whose finding disappeared.
 
         ``job_ids`` are all jobs of the unit (a job without findings gets its issues resolved).
-        Returns (opened, resolved).
+        Returns (opened or reopened, resolved).
         """
         opened = resolved = 0
         current = {f.fingerprint: f for f in findings}
         for f in findings:
             known = self.store.get_issue(f.fingerprint)
-            if known is not None and known.issue_id is not None:
-                continue
-            if self._open_issue(f, assignees.get(f.job_id), task_id):
-                opened += 1
+            if known is None or known.issue_id is None:
+                opened += self._open_issue(f, assignees.get(f.job_id), task_id)
+            elif known.status == "resolved":
+                # the problem came back after a fix: reopen the same issue rather than add one
+                opened += self._reopen_issue(known, task_id)
         if self.resolve_fixed:
             for job_id in job_ids:
                 for row in self.store.issues_of_job(job_id):
@@ -179,40 +180,52 @@ class Publisher:
         return None
 
     def _resolve_issue(self, row: IssueRow, task_id: int) -> bool:
-        payload = {
+        return self._flip_action(f"resolve:{row.fingerprint}:{row.generation}", "resolve", self._flip(row, task_id))
+
+    def _reopen_issue(self, row: IssueRow, task_id: int) -> bool:
+        return self._flip_action(f"reopen:{row.fingerprint}:{row.generation}", "reopen", self._flip(row, task_id))
+
+    @staticmethod
+    def _flip(row: IssueRow, task_id: int) -> dict[str, Any]:
+        return {
             "issue_id": row.issue_id,
             "job_id": row.job_id,
             "task_id": task_id,
             "frame": row.frame,
             "fingerprint": row.fingerprint,
             "message": row.message,
+            "generation": row.generation,
         }
-        return self._resolve_action(f"resolve:{row.fingerprint}:{row.issue_id}", payload)
 
-    def _resolve_action(self, key: str, payload: dict[str, Any]) -> bool:
+    def _flip_action(self, key: str, kind: str, payload: dict[str, Any]) -> bool:
+        """Resolve (``kind`` resolve) or reopen an issue: a PATCH of ``resolved``, idempotent, so a
+        restart simply repeats it. Resolving bumps the generation, so the keys of a later reopen
+        and resolve differ from this one's."""
+        resolve = kind == "resolve"
+
         def do(p: dict[str, Any]) -> dict[str, Any]:
-            self.client.update_issue(p["issue_id"], resolved=True)
-            return {"resolved": True}
+            self.client.update_issue(p["issue_id"], resolved=resolve)
+            return {"resolved": resolve}
 
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
-                "action": "issue.resolve",
+                "action": f"issue.{kind}",
                 "job_id": p["job_id"],
                 "task_id": p["task_id"],
                 "frame": p["frame"],
-                "reason": "finding no longer present",
-                "before": {"issue_id": p["issue_id"], "resolved": False},
-                "after": {"issue_id": p["issue_id"], "resolved": True},
+                "reason": "finding no longer present" if resolve else "finding present again",
+                "before": {"issue_id": p["issue_id"], "resolved": not resolve},
+                "after": {"issue_id": p["issue_id"], "resolved": resolve},
             }
 
-        # PATCH resolved=true is idempotent, so a restart simply repeats it
-        outcome = self.runner.run(key, "resolve", job_id=payload["job_id"], payload=payload, do=do, audit=audit)
+        outcome = self.runner.run(key, kind, job_id=payload["job_id"], payload=payload, do=do, audit=audit)
         p = self.runner.payload_of(key) or payload
+        status, generation = ("resolved", p["generation"] + 1) if resolve else ("open", p["generation"])
         self.store.put_issue(
-            IssueRow(p["fingerprint"], p["job_id"], p["issue_id"], p["frame"], "resolved", p["message"])
+            IssueRow(p["fingerprint"], p["job_id"], p["issue_id"], p["frame"], status, p["message"], generation)
         )
         if outcome.performed:
-            self.metrics.issues_resolved.inc()
+            (self.metrics.issues_resolved if resolve else self.metrics.issues_opened).inc()
         return outcome.performed
 
     # --- jobs ---------------------------------------------------------------------------------
@@ -294,8 +307,8 @@ class Publisher:
         """
         if kind == "issue":
             self._issue_action(key, payload)
-        elif kind == "resolve":
-            self._resolve_action(key, payload)
+        elif kind in ("resolve", "reopen"):
+            self._flip_action(key, kind, payload)
         elif kind == "job":
             self._job_action(key, payload)
         elif kind == "quality":

@@ -213,7 +213,21 @@ def test_fixed_replica_gets_its_issues_resolved(tmp_path: Path) -> None:
         cvat.edit_job(SLOPPY, state="completed")  # the annotator saved a fix
         clock.t += 30
         report = svc.run_once()
-    assert report.issues_resolved == 2
+        assert report.issues_resolved == 2
+        assert all(i.resolved for i in cvat.issues.values() if i.job_id == SLOPPY)
+        ids = sorted(cvat.issues)
+        # the annotator breaks it again: the same issues reopen, none is added
+        fixed["done"] = False
+        cvat.edit_job(SLOPPY, state="completed")
+        clock.t += 30
+        again = svc.run_once()
+        assert again.issues_opened == 2 and sorted(cvat.issues) == ids
+        assert not any(i.resolved for i in cvat.issues.values() if i.job_id == SLOPPY)
+        # and fixed once more: resolved again (new action keys, not the first resolve's)
+        fixed["done"] = True
+        cvat.edit_job(SLOPPY, state="completed")
+        clock.t += 30
+        assert svc.run_once().issues_resolved == 2
     assert all(i.resolved for i in cvat.issues.values() if i.job_id == SLOPPY)
 
 

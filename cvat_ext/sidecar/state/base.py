@@ -67,6 +67,7 @@ class IssueRow:
     frame: int
     status: str  # open | resolved
     message: str
+    generation: int = 0  # times resolved: keys of later resolve/reopen actions differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,7 @@ CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, kind TEXT NOT NULL, jo
     status TEXT NOT NULL, payload TEXT NOT NULL, result TEXT, owner TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS issues (fingerprint TEXT PRIMARY KEY, job_id BIGINT NOT NULL, issue_id BIGINT,
-    frame BIGINT NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL,
+    frame BIGINT NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL, generation BIGINT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS issues_job ON issues (job_id);
 CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL,
@@ -398,7 +399,7 @@ class StateStore:
     # --- issues ---------------------------------------------------------------------------------
     def issues_of_job(self, job_id: int) -> list[IssueRow]:
         rows = self._execute(
-            "SELECT fingerprint, job_id, issue_id, frame, status, message FROM issues WHERE job_id = ? "
+            "SELECT fingerprint, job_id, issue_id, frame, status, message, generation FROM issues WHERE job_id = ? "
             "ORDER BY fingerprint",
             (job_id,),
         )
@@ -406,7 +407,8 @@ class StateStore:
 
     def get_issue(self, fingerprint: str) -> IssueRow | None:
         rows = self._execute(
-            "SELECT fingerprint, job_id, issue_id, frame, status, message FROM issues WHERE fingerprint = ?",
+            "SELECT fingerprint, job_id, issue_id, frame, status, message, generation FROM issues "
+            "WHERE fingerprint = ?",
             (fingerprint,),
         )
         return IssueRow(*rows[0]) if rows else None
@@ -414,10 +416,11 @@ class StateStore:
     def put_issue(self, row: IssueRow) -> None:
         now = self.clock()
         self._execute(
-            "INSERT INTO issues(fingerprint, job_id, issue_id, frame, status, message, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET issue_id = excluded.issue_id, "
-            "status = excluded.status, message = excluded.message, updated_at = excluded.updated_at",
-            (row.fingerprint, row.job_id, row.issue_id, row.frame, row.status, row.message, now, now),
+            "INSERT INTO issues(fingerprint, job_id, issue_id, frame, status, message, generation, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET "
+            "issue_id = excluded.issue_id, status = excluded.status, message = excluded.message, "
+            "generation = excluded.generation, updated_at = excluded.updated_at",
+            (row.fingerprint, row.job_id, row.issue_id, row.frame, row.status, row.message, row.generation, now, now),
         )
 
     # --- leases ---------------------------------------------------------------------------------
