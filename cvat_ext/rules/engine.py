@@ -130,6 +130,7 @@ def check_job(
     annotator: str | None,
     project_id: int | None = None,
     task_id: int | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> list[Finding]:
     """All findings of ``pack`` on one job, sorted by frame, then by the rule's place in the pack.
 
@@ -137,7 +138,15 @@ def check_job(
     projects/tasks apply only when ``project_id``/``task_id`` match.
     """
     found = iter_findings(
-        ann, labels, meta, pack, job_id=job_id, annotator=annotator, project_id=project_id, task_id=task_id
+        ann,
+        labels,
+        meta,
+        pack,
+        job_id=job_id,
+        annotator=annotator,
+        project_id=project_id,
+        task_id=task_id,
+        batch_rows=batch_rows,
     )
     order = {rule.id: i for i, rule in enumerate(pack.rules)}
     return sorted(found, key=lambda f: (f.frame, order.get(f.rule_id, 0)))

@@ -116,3 +116,28 @@ def test_batching_does_not_change_findings(driving: object, batch_rows: int) -> 
     key = lambda f: (f.frame, f.rule_id, f.object_id or 0, f.track_id or 0, f.message)  # noqa: E731
     assert sorted(found, key=key) == sorted(reference, key=key)
     assert len(reference) >= len(DRIVING_DEFECTS)
+
+
+def test_recorded_skeleton_svg_gives_the_bones() -> None:
+    from cvat_ext.rules.kinds.keypoints import skeleton_bones
+
+    _, labels, _ = recorded_job("40_job_annotations_get_replica.json")
+    pose = labels.by_name["pose"]
+    ids = {sub.name: sub.id for sub in pose.sublabels}
+    assert skeleton_bones(pose) == [(ids["head"], ids[n]) for n in ("l_hand", "r_hand", "l_foot", "r_foot")]
+    assert skeleton_bones(pose, (("head", "l_foot"), ("knee", "head"))) == [(ids["head"], ids["l_foot"])]
+
+
+def test_recorded_skeletons_with_hidden_keypoints() -> None:
+    """ann1's skeletons have some keypoints outside (invisible): min_visible counts only visible ones."""
+    ann, labels, meta = recorded_job("40_job_annotations_get_replica.json")
+    skeletons = [s for s in ann.shapes if s.type.value == "skeleton"]
+    visible = {s.id: sum(not e.outside for e in s.elements) for s in skeletons}
+    pack = load_packs([QA_RULES / "default.yaml"])
+    strict = type(pack)(
+        name="strict",
+        rules=(pack.rule("skeleton-visible").model_copy(update={"min_visible": 5}),),
+    )
+    found = check_job(ann, labels, meta, strict, job_id=136, annotator="ann1")
+    assert sorted(f.object_id for f in found) == sorted(i for i, n in visible.items() if n < 5)
+    assert found and all("keypoints visible < min_visible 5" in f.message for f in found)
