@@ -145,6 +145,19 @@ def test_sloppy_annotator_gets_issues_and_parent_goes_to_review(
         guide = svc.client.get_guide(task.guide_id).markdown
         assert f"| {p1} | " in guide and "/api/assets/" in guide
 
+        # the run shows on /metrics
+        metrics = svc.metrics.render().decode()
+        for line in (
+            f"cvat_ext_sidecar_issues_opened_total {float(len(issues))}",
+            "cvat_ext_sidecar_reassignments_total 1.0",
+            "cvat_ext_sidecar_jobs_scored_total 6.0",
+            'cvat_ext_sidecar_cycles_total{outcome="ok"} 1.0',
+            'cvat_ext_sidecar_cvat_calls_total{endpoint="GET /api/jobs/{id}/annotations"} 6.0',
+            'cvat_ext_sidecar_findings_total{severity="error",source="consensus"}',
+            "cvat_ext_sidecar_cycle_seconds_count 1.0",
+        ):
+            assert line in metrics, line
+
         # a second cycle changes nothing and only lists jobs
         before, log_len = visible(standin), len(standin.request_log)
         clock.t += 60
