@@ -349,15 +349,15 @@ def load_packs(paths: Sequence[str | Path]) -> RulePack:
 
 def lint_files(paths: Iterable[str | Path]) -> list[RuleFileError]:
     """Every problem in each file (empty list = all files fine)."""
-    problems: list[RuleFileError] = []
+    problems: dict[str, RuleFileError] = {}  # by text: a file included by several others is reported once
     for p in paths:
         try:
             load_packs([p])
         except RulePackInvalid as exc:
-            problems.extend(exc.errors)
+            problems.update((str(e), e) for e in exc.errors)
         except RuleFileError as exc:
-            problems.append(exc)
-    return problems
+            problems[str(exc)] = exc
+    return list(problems.values())
 
 
 def label_names_used(rule: Rule) -> dict[str, tuple[str, ...]]:

@@ -241,3 +241,10 @@ def test_every_kind_has_a_model_and_a_checker() -> None:
     assert set(union) == set(RULE_MODELS.values())
     assert set(CHECKERS) == set(RULE_MODELS)
     assert len(RULE_MODELS) == 16
+
+
+def test_lint_reports_a_broken_include_once(tmp_path: Path) -> None:
+    broken = write(tmp_path, "base.yaml", "rules:\n  - id: a\n    kind: size\n    min_widht: 1\n")
+    child = write(tmp_path, "child.yaml", "include: [base.yaml]\n")
+    problems = lint_files([broken, child])
+    assert [(p.path, p.line, p.rule_id) for p in problems] == [(str(broken), 4, "a")]
