@@ -26,7 +26,7 @@ from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.fuse import ChunkMerger, JobTally, ReliabilityModel
-from cvat_ext.consensus.matching import annotator_pairs, pair_links
+from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
 from cvat_ext.consensus.reliability import fit_dawid_skene, fit_existence, fusion_weights, separate_noise
 from cvat_ext.consensus.report import ConsensusResult
@@ -105,8 +105,7 @@ def _params(settings: ConsensusSettings, meta: JobMeta, frame: int) -> Similarit
 
 def cluster_batch(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> ClusterTable:
     """Match every annotator pair of one match group and cluster the matches."""
-    links = {(r, s): pair_links(batch, r, s, params, iou_thr) for r, s in annotator_pairs(batch.n_annotators)}
-    return build_clusters(batch, links)
+    return build_clusters(batch, batch_links(batch, params, iou_thr))
 
 
 #: a re-startable stream of chunks with their match-group batches (called once per pass)

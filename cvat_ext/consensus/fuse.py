@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, Shape, ShapeType, Tag
+from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, MaskRle, Shape, ShapeType, Tag
 from cvat_ext.consensus.agreement import AlphaAccumulator, add_grouped, safe_ratio
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
@@ -28,6 +28,7 @@ from cvat_ext.consensus.merge import (
     merge_tags,
     nearest_to_mean,
     vote_attributes,
+    vote_masks,
     weighted_medoid,
 )
 from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
@@ -44,6 +45,8 @@ from cvat_ext.consensus.report import (
     finding_message,
 )
 from cvat_ext.consensus.settings import ConsensusSettings
+
+_MASK_CODE = list(ShapeType).index(ShapeType.MASK)
 
 #: value code of "not annotated" in the localise-then-label alpha (label ids are >= 0)
 NOT_ANNOTATED = -2
@@ -100,43 +103,65 @@ def _extents(batch: ReplicaBatch, rows: IntArray, present: BoolArray) -> FloatAr
 
 
 @dataclass(frozen=True, eq=False)
-class MergedBoxes:
-    """Fused rectangles of one match group in one chunk, columnar (K kept clusters)."""
+class MergedColumns:
+    """Fused objects of one match group in one chunk, columnar (K kept clusters): rectangles
+    (``xyxy (K, 4)``, ``rotation (K,)``) or masks (``mask_ltrb (K, 4)``, ``mask_counts`` K RLEs)."""
 
     frame: IntArray
     label: IntArray
     score: FloatArray
-    xyxy: FloatArray
-    rotation: FloatArray
     occluded: BoolArray
     z_order: IntArray
     attributes: tuple[tuple[Attribute, ...], ...] | None
+    xyxy: FloatArray | None = None
+    rotation: FloatArray | None = None
+    mask_ltrb: IntArray | None = None
+    mask_counts: Sequence[IntArray] | None = None
 
     def materialise(self) -> list[Shape]:
-        attrs = self.attributes or ((),) * self.frame.shape[0]
+        n = self.frame.shape[0]
+        attrs = self.attributes or ((),) * n
+        common = zip(
+            self.frame.tolist(),
+            self.label.tolist(),
+            self.score.tolist(),
+            self.occluded.tolist(),
+            self.z_order.tolist(),
+            attrs,
+            strict=True,
+        )
+        if self.xyxy is not None and self.rotation is not None:
+            return [
+                Shape(
+                    type=ShapeType.RECTANGLE,
+                    frame=f,
+                    label_id=lb,
+                    points=xy,
+                    rotation=rot,
+                    source=SOURCE,
+                    score=round(sc, 4),
+                    occluded=occ,
+                    z_order=z,
+                    attributes=at,
+                )
+                for (f, lb, sc, occ, z, at), xy, rot in zip(common, self.xyxy, self.rotation.tolist(), strict=True)
+            ]
+        assert self.mask_ltrb is not None and self.mask_counts is not None
         return [
             Shape(
-                type=ShapeType.RECTANGLE,
+                type=ShapeType.MASK,
                 frame=f,
                 label_id=lb,
-                points=xy,
-                rotation=rot,
+                points=np.zeros((0, 2)),
+                mask=MaskRle(counts, (ltrb[0], ltrb[1], ltrb[2], ltrb[3])),
                 source=SOURCE,
                 score=round(sc, 4),
                 occluded=occ,
                 z_order=z,
                 attributes=at,
             )
-            for f, lb, xy, rot, sc, occ, z, at in zip(
-                self.frame.tolist(),
-                self.label.tolist(),
-                self.xyxy,
-                self.rotation.tolist(),
-                self.score.tolist(),
-                self.occluded.tolist(),
-                self.z_order.tolist(),
-                attrs,
-                strict=True,
+            for (f, lb, sc, occ, z, at), ltrb, counts in zip(
+                common, self.mask_ltrb.tolist(), self.mask_counts, strict=True
             )
         ]
 
@@ -154,14 +179,14 @@ class ChunkMerger:
         self.tally = tally
         self.quorum = settings.quorum_for(len(model.names))
         self.weights = model.weights if settings.method != "nearest" else np.ones(len(model.names))
-        self._parts: list[MergedBoxes | list[Shape]] = []
+        self._parts: list[MergedColumns | list[Shape]] = []
         self._tags: list[Tag] = []
 
     def merged(self) -> JobAnnotations:
         """Merged shapes sorted by frame (stable), and merged tags."""
         shapes: list[Shape] = []
         for part in self._parts:
-            shapes.extend(part.materialise() if isinstance(part, MergedBoxes) else part)
+            shapes.extend(part.materialise() if isinstance(part, MergedColumns) else part)
         shapes.sort(key=lambda sh: sh.frame)
         return JobAnnotations(shapes=tuple(shapes), tags=tuple(self._tags))
 
@@ -178,7 +203,7 @@ class ChunkMerger:
             cons = self.model.consensus_labels(labels_kr)
             kept = self.model.keep(batch.family, present, self.quorum)
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
-            self._parts.append(self._fuse(batch, table, rows, cons, score, kept))
+            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept))
             self.tally.add_group(batch, table, rows, labels_kr, cons, kept, score, frame_tally)
         for pos, frame in enumerate(chunk.frames):
             tags = chunk.tags(pos)
@@ -216,7 +241,7 @@ class ChunkMerger:
         cons: IntArray,
         score: FloatArray,
         kept: BoolArray,
-    ) -> MergedBoxes | list[Shape]:
+    ) -> list[MergedColumns | list[Shape]]:
         idx = np.flatnonzero(kept)
         rows_k = rows[idx]
         present_k = rows_k >= 0
@@ -232,14 +257,47 @@ class ChunkMerger:
         family = batch.family
         if family == "rectangle" and method != "nearest":
             boxes, angles = fuse_boxes(batch.xyxy[safe], batch.rotation[safe], weight)
-            return MergedBoxes(frames, cons[idx], score[idx], boxes, angles, occluded, z_order, attrs)
+            return [MergedColumns(frames, cons[idx], score[idx], occluded, z_order, attrs, xyxy=boxes, rotation=angles)]
+        out: list[MergedColumns | list[Shape]] = []
+        rest = np.arange(idx.size)
+        if family == "segment" and method == "wbf" and batch.shapes is not None:
+            # clusters of masks only: one run-level vote for all of them
+            is_mask = batch.type_code == _MASK_CODE
+            all_masks = np.where(present_k, is_mask[safe], True).all(axis=1)
+            sel = np.flatnonzero(all_masks)
+            member_j, member_r = np.nonzero(present_k[sel])
+            member_rows = rows_k[sel][member_j, member_r]
+            masks = [batch.shapes[i].mask for i in member_rows.tolist()]
+            ltrb, counts = vote_masks(
+                masks,
+                member_j,
+                w[member_r],
+                sel.size,
+                self.settings.mask_vote_thr,
+            )
+            voted = np.array([c is not None for c in counts], dtype=bool)
+            got = sel[voted]
+            out.append(
+                MergedColumns(
+                    frames[got],
+                    cons[idx[got]],
+                    score[idx[got]],
+                    occluded[got],
+                    z_order[got],
+                    None if attrs is None else tuple(attrs[j] for j in got.tolist()),
+                    mask_ltrb=ltrb[voted],
+                    mask_counts=[c for c in counts if c is not None],
+                )
+            )
+            rest = np.setdiff1d(rest, got)
         pick: IntArray | None = None
         if method == "nearest":
             pick = nearest_to_mean(batch.xyxy[safe], present_k)
         elif family not in ("segment", "skeleton"):
             pick = weighted_medoid(table.pair_sim[idx], present_k, w)
-        out: list[Shape] = []
-        for j, k in enumerate(idx.tolist()):
+        shapes: list[Shape] = []
+        for j in rest.tolist():
+            k = int(idx[j])
             common: dict[str, Any] = {
                 "frame": int(frames[j]),
                 "label_id": int(cons[k]),
@@ -250,12 +308,13 @@ class ChunkMerger:
                 "z_order": int(z_order[j]),
             }
             if pick is not None:
-                out.append(_copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common))
+                shapes.append(_copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common))
                 continue
             members = [(r, batch.shape(i)) for r, i in enumerate(rows_k[j].tolist()) if i >= 0]
             shape = self._fuse_members(members, w, common)
             if shape is not None:
-                out.append(shape)
+                shapes.append(shape)
+        out.append(shapes)
         return out
 
     def _fuse_members(

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
-from cvat_ext.geometry import SimilarityParams, box_iou_batched, similarity_matrix
+from cvat_ext.geometry import RowRuns, SimilarityParams, box_iou_pairs, runs_iou, segment_runs, similarity_matrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,8 +96,7 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int, iou_thr: float = 0.0) ->
 def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float) -> PairLinks:
     """Optimal matching of axis-aligned rectangles of annotators r and s over the whole chunk."""
     ia, ib = box_candidates(batch, r, s, iou_thr)
-    sim = box_iou_batched(batch.xyxy[ia][:, None], None, batch.xyxy[ib][:, None], None)[:, 0, 0]
-    return match_candidates(batch, ia, ib, sim, iou_thr)
+    return match_candidates(batch, ia, ib, box_iou_pairs(batch.xyxy[ia], batch.xyxy[ib]), iou_thr)
 
 
 def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, iou_thr: float) -> PairLinks:
@@ -124,11 +123,51 @@ def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, i
     )
 
 
-def pair_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, iou_thr: float) -> PairLinks:
-    """The matching of annotators r and s, by the fastest path for the batch's shape type."""
+#: frames rasterised together by :func:`segment_links` (its IoU matrix is (20 F)^2 for 20 objects)
+SEGMENT_FRAMES = 16
+
+
+def segment_links(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> dict[tuple[int, int], PairLinks]:
+    """All annotator pairs of a polygon/mask batch: each annotator's shapes of ``SEGMENT_FRAMES``
+    frames become row runs once (the geometry's own rasterisation), stacked with a row offset per
+    frame so that frames never overlap; one run-join IoU per pair then covers them all."""
+    pairs = annotator_pairs(batch.n_annotators)
+    parts: dict[tuple[int, int], list[tuple[IntArray, IntArray, FloatArray]]] = {p: [] for p in pairs}
+    for f0 in range(0, batch.n_frames, SEGMENT_FRAMES):
+        in_chunk = (batch.frame_pos >= f0) & (batch.frame_pos < f0 + SEGMENT_FRAMES)
+        rows = [np.flatnonzero(in_chunk & (batch.annotator == r)) for r in range(batch.n_annotators)]
+        runs = [segment_runs([batch.shape(i) for i in rr.tolist()], params) for rr in rows]
+        lows = [int(x.row.min()) for x in runs if x.row.size]
+        if not lows:
+            continue
+        stride = max(int(x.row.max()) for x in runs if x.row.size) - min(lows) + 2
+        stacked = [
+            RowRuns(x.row + (batch.frame_pos[rr] - f0)[x.owner] * stride, x.start, x.end, x.owner, x.count)
+            for x, rr in zip(runs, rows, strict=True)
+        ]
+        for r, s in pairs:
+            if rows[r].size == 0 or rows[s].size == 0:
+                continue
+            iou = runs_iou(stacked[r], stacked[s])
+            i, j = np.nonzero(iou >= iou_thr)
+            parts[(r, s)].append((rows[r][i], rows[s][j], iou[i, j]))
+    out = {}
+    for p in pairs:
+        if parts[p]:
+            ia, ib, sim = (np.concatenate(col) for col in zip(*parts[p], strict=True))
+        else:
+            ia, ib, sim = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        out[p] = match_candidates(batch, ia, ib, sim, iou_thr)
+    return out
+
+
+def batch_links(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> dict[tuple[int, int], PairLinks]:
+    """The matching of every annotator pair of a batch, by the fastest path for its shape type."""
+    if batch.family == "segment" and batch.shapes is not None:
+        return segment_links(batch, params, iou_thr)
     if batch.family == "rectangle" and not np.any(np.mod(batch.rotation, 180.0)):
-        return box_links(batch, r, s, iou_thr)
-    return dense_links(batch, r, s, params, iou_thr)
+        return {(r, s): box_links(batch, r, s, iou_thr) for r, s in annotator_pairs(batch.n_annotators)}
+    return {(r, s): dense_links(batch, r, s, params, iou_thr) for r, s in annotator_pairs(batch.n_annotators)}
 
 
 def match_candidates(batch: ReplicaBatch, ia: IntArray, ib: IntArray, sim: FloatArray, iou_thr: float) -> PairLinks:

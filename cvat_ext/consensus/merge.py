@@ -26,7 +26,7 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBat
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import MergeMethod
-from cvat_ext.geometry import box_iou
+from cvat_ext.geometry import box_iou, rle_to_runs
 
 SOURCE = "consensus"
 #: sub-pixel factor for polygon rasterisation, and the crop size above which it falls back to 1
@@ -148,6 +148,100 @@ def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod
     if not bits.any():
         return None
     return MaskRle.from_bitmap(bits, left, top).tight()
+
+
+def vote_masks(
+    masks: Sequence[MaskRle], cluster: IntArray, weight: FloatArray, n_clusters: int, vote_thr: float
+) -> tuple[IntArray, list[IntArray | None]]:
+    """Weighted pixel vote for many clusters at once, on row runs (no bitmap is ever built).
+
+    ``masks`` (M,) member masks, ``cluster (M,)`` the cluster of each, ``weight (M,)`` its weight.
+    A pixel is kept where the weight of the members covering it reaches ``vote_thr`` of the
+    cluster's member weight. Returns the tight inclusive ``ltrb (K, 4)`` and the CVAT RLE counts of
+    each cluster (None where the vote keeps no pixel).
+
+    Each run adds its weight at its start column and removes it at its end; sorted by
+    (cluster, row, column), a running sum gives the coverage of every stretch between events.
+    A cluster with a *dominant* member (its weight alone reaches the threshold and the others'
+    together do not) votes exactly that member's mask, which is returned as drawn.
+    """
+    ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
+    counts: list[IntArray | None] = [None] * n_clusters
+    weight = np.asarray(weight, dtype=np.float64)
+    total = np.bincount(cluster, weights=weight, minlength=n_clusters)
+    order = np.lexsort((-weight, cluster))
+    first = order[np.flatnonzero(np.concatenate(([True], cluster[order][1:] != cluster[order][:-1])))]
+    best = np.full(n_clusters, -1, dtype=np.int64)
+    best[cluster[first]] = first
+    w_best = np.where(best >= 0, weight[np.maximum(best, 0)], 0.0)
+    need = vote_thr * total
+    dominant = (best >= 0) & (w_best >= need - 1e-9) & (total - w_best < need - 1e-9)
+    for kk in np.flatnonzero(dominant).tolist():
+        mask = masks[int(best[kk])]
+        ltrb[kk] = mask.ltrb
+        counts[kk] = mask.counts
+    voting = ~dominant[cluster]
+    if not voting.any():
+        return ltrb, counts
+    sub = np.flatnonzero(voting)
+    masks = [masks[i] for i in sub.tolist()]
+    cluster, weight = cluster[sub], weight[sub]
+    runs = rle_to_runs(masks)
+    if runs.row.size == 0:
+        return ltrb, counts
+    # integer weights keep the running sum exact
+    w_int = np.maximum(np.round(np.asarray(weight, dtype=np.float64) / max(float(np.max(weight)), 1e-12) * 2**20), 1)
+    w_int = w_int.astype(np.int64)
+    need = vote_thr * np.bincount(cluster, weights=w_int, minlength=n_clusters) - 1e-6
+    owner_k = cluster[runs.owner]
+    k = np.concatenate([owner_k, owner_k])
+    row = np.concatenate([runs.row, runs.row])
+    x = np.concatenate([runs.start, runs.end])
+    delta = np.concatenate([w_int[runs.owner], -w_int[runs.owner]])
+    order = np.lexsort((x, row, k))
+    k, row, x, delta = k[order], row[order], x[order], delta[order]
+    cover = np.cumsum(delta)
+    # stretch i runs from event i to event i + 1 inside one (cluster, row)
+    same = (k[1:] == k[:-1]) & (row[1:] == row[:-1])
+    keep = same & (x[1:] > x[:-1]) & (cover[:-1] >= need[k[:-1]])
+    i = np.flatnonzero(keep)
+    if i.size == 0:
+        return ltrb, counts
+    run_k, run_row, run_start, run_end = k[i], row[i], x[i], x[i + 1]
+    # join stretches that touch on the same row
+    joined = np.concatenate(
+        ([False], (run_k[1:] == run_k[:-1]) & (run_row[1:] == run_row[:-1]) & (run_start[1:] == run_end[:-1]))
+    )
+    first = np.flatnonzero(~joined)
+    last = np.append(first[1:], run_k.size) - 1
+    run_k, run_row, run_start, run_end = run_k[first], run_row[first], run_start[first], run_end[last]
+    # tight box per cluster (runs are sorted by cluster, then row)
+    bounds = np.flatnonzero(np.concatenate(([True], run_k[1:] != run_k[:-1])))
+    ks = run_k[bounds]
+    left = np.minimum.reduceat(run_start, bounds)
+    right = np.maximum.reduceat(run_end, bounds) - 1
+    top = run_row[bounds]
+    bottom = np.maximum.reduceat(run_row, bounds)
+    ltrb[ks] = np.stack([left, top, right, bottom], axis=1)
+    # flat positions in each crop; runs that continue across a crop row edge merge
+    pos_k = np.repeat(np.arange(ks.size), np.diff(np.append(bounds, run_k.size)))
+    width = right - left + 1
+    p0 = (run_row - top[pos_k]) * width[pos_k] + (run_start - left[pos_k])
+    p1 = p0 + (run_end - run_start)
+    cont = np.concatenate(([False], (pos_k[1:] == pos_k[:-1]) & (p0[1:] == p1[:-1])))
+    first = np.flatnonzero(~cont)
+    last = np.append(first[1:], p0.size) - 1
+    pos_k, p0, p1 = pos_k[first], p0[first], p1[last]
+    prev_end = np.where(np.concatenate(([False], pos_k[1:] == pos_k[:-1])), np.concatenate(([0], p1[:-1])), 0)
+    pairs = np.stack([p0 - prev_end, p1 - p0], axis=1)
+    area = width * (bottom - top + 1)
+    group_end = np.append(np.flatnonzero(pos_k[1:] != pos_k[:-1]), pos_k.size - 1)
+    tails = area - p1[group_end]
+    starts = np.concatenate(([0], group_end[:-1] + 1))
+    for g, kk in enumerate(ks.tolist()):
+        body = pairs[starts[g] : group_end[g] + 1].ravel()
+        counts[kk] = np.append(body, tails[g]) if tails[g] else body
+    return ltrb, counts
 
 
 def fuse_polygons(

@@ -194,9 +194,7 @@ class FindingBlock:
                         min_similarity=min_sim,
                         score=float(self.score[k]),
                         kept=bool(self.kept[k]),
-                        message=finding_message(
-                            kind, frame, label, shape_type, present, missing, by_annot, min_sim
-                        ),
+                        message=finding_message(kind, frame, label, shape_type, present, missing, by_annot, min_sim),
                     )
                 )
         return out
