@@ -86,6 +86,7 @@ class RulesSettings(_Section):
     """Validation rule packs (files or folders of YAML, see qa_rules/)."""
 
     packs: tuple[str, ...] = ()
+    run_on_stages: tuple[str, ...] = ("annotation",)
     run_on_states: tuple[str, ...] = ("completed",)
     max_errors: int = Field(default=5, ge=0, description="more rule errors than this send the job to review")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.models import Job
-from cvat_ext.errors import CvatError, CvatExtError, LeaseLostError
+from cvat_ext.errors import CvatError, CvatExtError, CvatNotFoundError, LeaseLostError
 from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
@@ -253,7 +253,7 @@ class Cycle:
                 outcome = self._job_unit(unit, report)
             else:
                 outcome = self._quality_unit(unit)
-            if outcome == "scored":
+            if outcome in ("scored", "quality"):
                 report.scored_units += 1
             elif outcome == "unchanged":
                 report.unchanged_units += 1
@@ -261,6 +261,14 @@ class Cycle:
                 report.waiting_units += 1
             self.store.dequeue(unit.trigger_ids)
             return outcome in ("scored", "quality")
+        except CvatNotFoundError as exc:
+            # the job (or its task) was deleted in CVAT: nothing left to do for it
+            log.info("%s: gone from CVAT, dropped: %s", unit.key, exc)
+            self.store.append_audit(
+                replica=self.owner, action="unit.gone", job_id=unit.job_id, task_id=unit.task_id, reason=str(exc)
+            )
+            self.store.dequeue(unit.trigger_ids)
+            return False
         except (CvatError, LeaseLostError) as exc:
             report.failed_units += 1
             report.errors.append(f"{unit.key}: {exc}")
@@ -456,7 +464,8 @@ class Cycle:
 
     def _job_unit(self, unit: Unit, report: CycleReport) -> str:
         job = self._job_row(unit.job_id)
-        if job.state not in self.settings.rules.run_on_states or self.rules is None:
+        rules = self.settings.rules
+        if job.stage not in rules.run_on_stages or job.state not in rules.run_on_states or self.rules is None:
             return "waiting"
         sig = signature([job.updated_date, job.state])
         if self.store.unit_signature(unit.key) == sig:

@@ -240,3 +240,39 @@ def test_no_reviewer_outside_the_annotators(tmp_path: Path) -> None:
     assert cvat.jobs[100].assignee_id is None
     assert "no eligible reviewer" in report.decisions[100]
     assert cvat.jobs[200].assignee_id == 13
+
+
+def test_job_deleted_mid_cycle_is_dropped_not_retried_forever(tmp_path: Path) -> None:
+    from cvat_ext.errors import CvatNotFoundError
+
+    cvat, clock = world(), Clock()
+    real = cvat.get_annotations
+
+    def gone(job_id: int) -> JobAnnotations:
+        if job_id == 200:
+            raise CvatNotFoundError("job 200: GET /api/jobs/200/annotations -> 404 Not Found", status=404)
+        return real(job_id)
+
+    cvat.get_annotations = gone  # type: ignore[method-assign]
+    with service(cvat, settings(tmp_path), clock) as svc:
+        report = svc.run_once()
+        assert report.failed_units == 0 and svc.store.pending() == []
+        assert [a.action for a in svc.store.iter_audit() if a.job_id == 200] == ["unit.gone"]
+
+
+def test_plain_job_is_checked_only_when_its_annotator_finished(tmp_path: Path) -> None:
+    cvat, clock = world(), Clock()
+    cvat.edit_job(200, state="in progress")
+    with service(cvat, settings(tmp_path), clock) as svc:
+        svc.run_once()
+        assert not [i for i in cvat.issues.values() if i.job_id == 200]
+        cvat.edit_job(200, state="completed")
+        clock.t += 30
+        svc.run_once()
+        assert len([i for i in cvat.issues.values() if i.job_id == 200]) == 6
+        # a reviewer finishing the review does not trigger another check
+        cvat.edit_job(200, stage="validation", state="completed")
+        calls = cvat.calls["GET /api/jobs/{id}/annotations"]
+        clock.t += 30
+        assert svc.run_once().scored_units == 0
+        assert cvat.calls["GET /api/jobs/{id}/annotations"] == calls
