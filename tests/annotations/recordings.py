@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-_LOCATIONS = (
-    Path(__file__).resolve().parents[2] / "shared" / "cvat" / "recorded",  # a checkout with shared/
-    Path("/work/shared/cvat/recorded"),
-)
+from tests import shared_data
+
+_LOCATIONS = (shared_data.RECORDED_DIR,)
 
 #: files whose exchanges carry LabeledData bodies (requests, responses or both)
 ANNOTATION_FILES = (

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-_CANDIDATES = (
-    Path(__file__).resolve().parents[2] / "shared" / "cvat" / "recorded",
-    Path("/work/shared/cvat/recorded"),
-)
+from tests import shared_data
+
+_CANDIDATES = (shared_data.RECORDED_DIR,)
 
 
 def recorded_dir() -> Path:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 from openapi_schema_validator import OAS30Validator
 
-SCHEMA_PATH = Path("/work/shared/cvat/schema-2.73.0.yml")
+from tests import shared_data
+
+SCHEMA_PATH = shared_data.SCHEMA_PATH
 
 # (method, schema path template, status) -> why the body is not checked against the schema.
 ALLOWED_DEVIATIONS: dict[tuple[str, str, int], str] = {

@@ -15,10 +15,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-RECORDED = Path("/work/shared/cvat/recorded")
+from tests import shared_data
+
+RECORDED = shared_data.RECORDED_DIR
 # structure comparison treats these dicts as maps whose keys are data
 MAP_KEYS = frozenset({"conflicts_by_type", "frame_results", "changes", "before_update"})
 
