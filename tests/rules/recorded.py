@@ -1,25 +1,24 @@
-"""Recorded CVAT 2.73 bodies (``/work/shared/cvat/recorded`` or ``$CVAT_RECORDED``) as our types."""
+"""Recorded CVAT 2.73 bodies (``../shared/cvat/recorded``, see ``tests.shared_data``) as our types."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cvat_ext.annotations.cvat_json import parse_job_annotations, parse_job_meta, parse_labels
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from tests import shared_data
 
-RECORDED = Path(os.environ.get("CVAT_RECORDED", "/work/shared/cvat/recorded"))
+RECORDED = shared_data.RECORDED_DIR
 
 
 def body(name: str, index: int = 0) -> Any:
     path = RECORDED / name
     if not path.is_file():
-        pytest.skip(f"recording {path} not available")
+        pytest.fail(f"recording {path} not found")
     return json.loads(path.read_text())["exchanges"][index]["response"]["body"]
 
 
