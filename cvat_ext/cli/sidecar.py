@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import click
 
@@ -34,6 +35,8 @@ def run_cmd(config_path: str | None, once: bool, log_format: str, verbose: int) 
     _setup_logging(secret_values(settings), log_format, verbose)
     with SidecarService(settings) as service:
         service.startup_check()
+        # docker stop sends SIGTERM: finish the current cycle, then leave (a kill would be safe too)
+        signal.signal(signal.SIGTERM, lambda signum, frame: service.stop())
         report = service.run(once=once)
     if once and report is not None:
         click.echo(

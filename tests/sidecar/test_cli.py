@@ -154,3 +154,75 @@ def test_audit_export_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert lines[1]["before"] == {"assignee_id": None} and lines[1]["after"] == {"assignee_id": 6}
     assert main(["audit", "export", "--state-url", url, "--since-seq", "1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_long_running_service_serves_wakes_on_webhook_and_stops_on_sigterm(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path
+) -> None:
+    import queue
+    import signal
+    import socket
+    import threading
+    import urllib.request
+
+    from cvat_ext.cvat.signature import sign
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = "whsec-cli-test-42"
+    env = {
+        "CVAT_EXT_CVAT__URL": cvat_standin.url,
+        "CVAT_EXT_CVAT__ACCESS_TOKEN": cvat_org_world.bot_token,
+        "CVAT_EXT_CVAT__ORG": cvat_org_world.org_slug,
+        "CVAT_EXT_STATE__URL": f"sqlite:///{tmp_path}/state.db",
+        "CVAT_EXT_WEBHOOKS__ENABLED": "true",
+        "CVAT_EXT_WEBHOOKS__SECRET": secret,
+        "CVAT_EXT_SERVER__HOST": "127.0.0.1",
+        "CVAT_EXT_SERVER__PORT": str(port),
+        "CVAT_EXT_SERVICE__POLL_INTERVAL_S": "3600",  # only the webhook can start the second cycle
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CVAT_EXT_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvat_ext", "sidecar", "run", "--config", str(EXAMPLE), "--log-format", "json"],
+        cwd=REPO,
+        env={**base, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    seen: list[str] = []
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or []], daemon=True).start()
+
+    def wait_for(text: str) -> dict[str, str]:
+        while True:
+            line = lines.get(timeout=60)
+            seen.append(line)
+            entry = json.loads(line)
+            if text in entry["msg"]:
+                return dict(entry)
+
+    try:
+        assert wait_for("serving /healthz")["level"] == "INFO"
+        wait_for("cycle:")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            assert json.loads(resp.read())["ok"] is True
+        job_id = cvat_org_world.replica_of(cvat_org_world.parent_job_ids[0], "ann1")
+        body = json.dumps({"event": "update:job", "webhook_id": 1, "job": {"id": job_id}}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/webhooks/cvat",
+            data=body,
+            method="POST",
+            headers={"X-Signature-256": sign(secret, body)},
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.read())["queued"] == [job_id]
+        wait_for("cycle:")  # woken long before the hour-long poll interval
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(seen)
+    assert cvat_org_world.bot_token not in text and secret not in text
