@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from cvat_ext.consensus.batch import ReplicaBatch
+from cvat_ext.annotations.model import FrameAnnotations, MaskRle, Shape, ShapeType
+from cvat_ext.consensus.batch import ChunkInput, ReplicaBatch, build_batches
 from cvat_ext.consensus.engine import cluster_batch
 from cvat_ext.consensus.matching import annotator_pairs
-from cvat_ext.geometry import SimilarityParams, box_iou
+from cvat_ext.geometry import SimilarityParams, box_iou, similarity_matrix
 
-PARAMS = SimilarityParams()
+PARAMS = SimilarityParams(image_wh=(40, 30))
 
 
 def naive_clusters(batch: ReplicaBatch, iou_thr: float) -> set[frozenset[int]]:
@@ -27,7 +28,10 @@ def naive_clusters(batch: ReplicaBatch, iou_thr: float) -> set[frozenset[int]]:
             a, b = rows[r], rows[s]
             if a.size == 0 or b.size == 0:
                 continue
-            sim = box_iou(batch.xyxy[a], batch.xyxy[b])
+            if batch.shapes is None:
+                sim = box_iou(batch.xyxy[a], batch.xyxy[b])
+            else:
+                sim = similarity_matrix([batch.shapes[i] for i in a], [batch.shapes[j] for j in b], PARAMS)
             cand = sim >= iou_thr
             keep_a = np.flatnonzero(cand.any(axis=1))
             keep_b = np.flatnonzero(cand.any(axis=0))
@@ -137,3 +141,37 @@ def test_hungarian_beats_greedy_on_competing_candidates() -> None:
     pairs = {(int(m[0]), int(m[1])) for m in table.members}
     assert pairs == {(0, 1), (1, 0)}
     assert sorted(table.pair_sim[:, 0].tolist()) == pytest.approx([70 / 120, 80 / 120])
+
+
+@st.composite
+def segment_batches(draw: st.DrawFn) -> ReplicaBatch:
+    """Masks and polygons (some partly outside the 40x30 frame) on a few frames."""
+    n_frames = draw(st.integers(1, 3))
+    n_annot = draw(st.integers(2, 3))
+    per_frame = []
+    for f in range(n_frames):
+        row = []
+        for _ in range(n_annot):
+            shapes = []
+            for _ in range(draw(st.integers(0, 4))):
+                x0, y0 = draw(st.integers(-3, 34)), draw(st.integers(-3, 24))
+                w, h = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+                if draw(st.booleans()):
+                    bits = np.array(draw(st.lists(st.booleans(), min_size=w * h, max_size=w * h))).reshape(h, w)
+                    bits[0, 0] = True
+                    mask = MaskRle.from_bitmap(bits, x0, y0)
+                    shapes.append(Shape(type=ShapeType.MASK, frame=f, label_id=1, points=np.zeros((0, 2)), mask=mask))
+                else:
+                    poly = [(x0, y0), (x0 + w, y0), (x0 + w / 2, y0 + h)]
+                    shapes.append(Shape(type=ShapeType.POLYGON, frame=f, label_id=1, points=np.array(poly, float)))
+            row.append(FrameAnnotations(frame=f, shapes=tuple(shapes)))
+        per_frame.append(tuple(row))
+    chunk = ChunkInput(tuple(range(n_frames)), tuple(per_frame), n_annot)
+    batches = build_batches(chunk)
+    return batches.get(("segment", None)) or draw(replica_batches())
+
+
+@settings(max_examples=150, deadline=None)
+@given(batch=segment_batches(), iou_thr=st.sampled_from([0.2, 0.5]))
+def test_segment_matching_equals_naive_reference(batch: ReplicaBatch, iou_thr: float) -> None:
+    assert fast_clusters(batch, iou_thr) == naive_clusters(batch, iou_thr)

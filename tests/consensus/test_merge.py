@@ -14,6 +14,7 @@ from cvat_ext.consensus.merge import (
     merge_tags,
     nearest_to_mean,
     vote_attributes,
+    vote_masks,
     weighted_median,
 )
 from cvat_ext.geometry import SimilarityParams, similarity_matrix
@@ -107,3 +108,27 @@ def test_tags_need_the_quorum() -> None:
     tags = [(0, Tag(frame=3, label_id=5)), (1, Tag(frame=3, label_id=5)), (2, Tag(frame=3, label_id=6))]
     merged = merge_tags(3, tags, np.ones(3), quorum=2)
     assert [(t.label_id, t.source) for t in merged] == [(5, "consensus")]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_run_level_vote_equals_the_bitmap_vote(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    masks, cluster, weight = [], [], []
+    for k in range(40):
+        for _ in range(int(rng.integers(1, 4))):
+            h, w = (int(v) for v in rng.integers(1, 9, 2))
+            bits = rng.random((h, w)) < 0.6
+            bits[0, 0] = True
+            masks.append(MaskRle.from_bitmap(bits, int(rng.integers(0, 6)), int(rng.integers(0, 6))).tight())
+            cluster.append(k)
+            weight.append(float(rng.choice([1.0, 0.5, rng.uniform(0.1, 1.0)])))
+    cl, wt = np.array(cluster), np.array(weight)
+    ltrb, counts = vote_masks(masks, cl, wt, 40, 0.5)
+    for k in range(40):
+        sel = np.flatnonzero(cl == k)
+        want = fuse_masks([masks[i] for i in sel], wt[sel], "wbf", 0.5)
+        got = counts[k]
+        if want is None:
+            assert got is None
+        else:
+            assert got is not None and MaskRle(got, tuple(ltrb[k])) == want  # type: ignore[arg-type]
