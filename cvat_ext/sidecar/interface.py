@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, Task, Unset, User
+from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
@@ -140,6 +140,8 @@ class CvatApi(Protocol):
     def get_job_meta(self, job_id: int) -> JobMeta: ...
 
     def whoami(self) -> User: ...
+
+    def about(self) -> ServerInfo: ...
 
     def list_users(self) -> list[User]: ...
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cvat_ext.cvat.models import User
-from cvat_ext.errors import ConfigError, CvatAuthError, CvatConnectionError, CvatPermissionError
+from cvat_ext.errors import ConfigError, CvatAuthError, CvatConnectionError, CvatPermissionError, CvatVersionError
 from cvat_ext.sidecar.actions import Hook, no_hook
 from cvat_ext.sidecar.config import SidecarSettings, replica_id
 from cvat_ext.sidecar.cycle import Cycle, CycleReport
@@ -113,6 +113,7 @@ class SidecarService:
         """Fail fast, with a clear message, on an unreachable or unauthorised CVAT."""
         url = self.settings.cvat.url
         try:
+            server = self.client.about()
             user = self.client.whoami()
         except CvatConnectionError as exc:
             raise ConfigError(f"cannot reach CVAT at {url}: {exc}") from exc
@@ -122,13 +123,22 @@ class SidecarService:
             ) from exc
         except CvatPermissionError as exc:
             raise ConfigError(f"CVAT at {url} refused access (403): {exc}") from exc
+        except CvatVersionError as exc:
+            raise ConfigError(f"CVAT at {url}: unsupported server version: {exc}") from exc
         org = self.settings.cvat.org
         if org:
             try:
                 self.client.list_memberships(role=None)
             except (CvatPermissionError, CvatAuthError) as exc:
                 raise ConfigError(f"user '{user.username}' cannot read organization '{org}' on {url}: {exc}") from exc
-        log.info("connected to CVAT at %s as '%s' (org %r), replica %s", url, user.username, org, self.owner)
+        log.info(
+            "connected to CVAT %s at %s as '%s' (org %r), replica %s",
+            server.version,
+            url,
+            user.username,
+            org,
+            self.owner,
+        )
         return user
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, Task, Unset, User
+from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
 from cvat_ext.sidecar.interface import ConsensusOutcome, Finding, JobRef, ReplicaInput
 
@@ -163,6 +163,10 @@ class FakeCvat:
     def get_job_meta(self, job_id: int) -> JobMeta:
         self._call("GET /api/jobs/{id}/data/meta")
         return JobMeta(0, 9, tuple(FrameInfo(640, 480) for _ in range(10)))
+
+    def about(self) -> ServerInfo:
+        self._call("GET /api/server/about")
+        return ServerInfo("2.73.0", (2, 73, 0), "CVAT")
 
     def whoami(self) -> User:
         self._call("GET /api/users/self")
