@@ -118,7 +118,9 @@ def _paste_masks(masks: Sequence[MaskRle]) -> tuple[np.ndarray, tuple[int, int, 
 def pixel_vote(stack: np.ndarray, weight: FloatArray, vote_thr: float) -> np.ndarray:
     """Weighted vote ``(H, W)`` bool: pixel on where the weight of members covering it reaches
     ``vote_thr`` of the total. ``stack (R', H, W)`` bool, ``weight (R',)``."""
-    acc = np.tensordot(weight, stack.astype(np.float32), axes=1)
+    acc = np.zeros(stack.shape[1:], dtype=np.float64)
+    for member, w in zip(stack, weight.tolist(), strict=True):
+        acc[member] += w
     return np.asarray(acc >= vote_thr * float(weight.sum()) - 1e-9)
 
 
@@ -126,19 +128,36 @@ def staple(stack: np.ndarray, weight: FloatArray, *, iterations: int = 15) -> np
     """STAPLE EM (Warfield et al. 2004) on the union crop; starts from the weighted vote.
 
     Estimates each member's sensitivity ``p`` and specificity ``q`` and the per-pixel probability of
-    foreground; returns it thresholded at 0.5."""
-    d = stack.reshape(stack.shape[0], -1).astype(np.float64)
-    prob = np.tensordot(weight / max(float(weight.sum()), 1e-12), d, axes=1)
-    prior = float(np.clip(prob.mean(), 1e-6, 1 - 1e-6))
+    foreground; returns it thresholded at 0.5. Pixels with the same pattern of member votes share
+    every quantity, so EM runs on the (at most 2^R') patterns weighted by their pixel counts."""
+    n = stack.shape[0]
+    code = np.zeros(stack.shape[1:], dtype=np.int64)
+    for r in range(n):
+        code |= stack[r].astype(np.int64) << r
+    counts = np.bincount(code.ravel(), minlength=1 << n).astype(np.float64)
+    bits = ((np.arange(1 << n)[:, None] >> np.arange(n)[None, :]) & 1).astype(np.float64)  # (P, R')
+    prob = bits @ (weight / max(float(weight.sum()), 1e-12))
+    prior = float(np.clip((counts * prob).sum() / max(counts.sum(), 1.0), 1e-6, 1 - 1e-6))
     for _ in range(iterations):
-        on = prob.sum()
-        off = (1.0 - prob).sum()
-        p = np.clip((d * prob).sum(axis=1) / max(on, 1e-12), 1e-6, 1 - 1e-6)
-        q = np.clip(((1.0 - d) * (1.0 - prob)).sum(axis=1) / max(off, 1e-12), 1e-6, 1 - 1e-6)
-        log_a = np.log(prior) + (d * np.log(p)[:, None] + (1 - d) * np.log(1 - p)[:, None]).sum(axis=0)
-        log_b = np.log(1 - prior) + ((1 - d) * np.log(q)[:, None] + d * np.log(1 - q)[:, None]).sum(axis=0)
+        on = counts * prob
+        off = counts * (1.0 - prob)
+        p = np.clip(on @ bits / max(on.sum(), 1e-12), 1e-6, 1 - 1e-6)
+        q = np.clip(off @ (1.0 - bits) / max(off.sum(), 1e-12), 1e-6, 1 - 1e-6)
+        log_a = np.log(prior) + bits @ np.log(p) + (1 - bits) @ np.log(1 - p)
+        log_b = np.log(1 - prior) + (1 - bits) @ np.log(q) + bits @ np.log(1 - q)
         prob = 1.0 / (1.0 + np.exp(np.clip(log_b - log_a, -50, 50)))
-    return np.asarray((prob >= 0.5).reshape(stack.shape[1:]))
+    return np.asarray(prob[code] >= 0.5)
+
+
+def dominant_member(weight: FloatArray, vote_thr: float) -> int | None:
+    """The member whose weight alone decides a ``vote_thr`` vote (its weight reaches the threshold,
+    the others' together do not), or None."""
+    total = float(weight.sum())
+    best = int(np.argmax(weight))
+    need = vote_thr * total - 1e-9
+    if weight[best] >= need and total - weight[best] < need:
+        return best
+    return None
 
 
 def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod, vote_thr: float) -> MaskRle | None:
@@ -167,6 +186,8 @@ def vote_masks(
     """
     ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
     counts: list[IntArray | None] = [None] * n_clusters
+    if not masks:
+        return ltrb, counts
     weight = np.asarray(weight, dtype=np.float64)
     total = np.bincount(cluster, weights=weight, minlength=n_clusters)
     order = np.lexsort((-weight, cluster))
@@ -250,7 +271,14 @@ def vote_masks(
 def fuse_polygons(
     polygons: Sequence[np.ndarray], weight: FloatArray, method: MergeMethod, vote_thr: float
 ) -> np.ndarray | None:
-    """Fused polygon ``(K, 2)`` from member polygons, or None when the vote leaves < 3 vertices."""
+    """Fused polygon ``(K, 2)`` from member polygons, or None when the vote leaves < 3 vertices.
+
+    When one member dominates the weighted vote, the vote is its polygon: it is returned as drawn.
+    """
+    if method != "staple":
+        lead = dominant_member(weight, vote_thr)
+        if lead is not None:
+            return np.asarray(polygons[lead], dtype=np.float64)
     allpts = np.concatenate(polygons)
     x0, y0 = np.floor(allpts.min(axis=0)) - 1
     x1, y1 = np.ceil(allpts.max(axis=0)) + 1

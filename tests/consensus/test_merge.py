@@ -110,6 +110,11 @@ def test_tags_need_the_quorum() -> None:
     assert [(t.label_id, t.source) for t in merged] == [(5, "consensus")]
 
 
+def test_run_level_vote_without_masks() -> None:
+    ltrb, counts = vote_masks([], np.zeros(0, dtype=np.int64), np.zeros(0), 0, 0.5)
+    assert ltrb.shape == (0, 4) and counts == []
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_run_level_vote_equals_the_bitmap_vote(seed: int) -> None:
     rng = np.random.default_rng(seed)
