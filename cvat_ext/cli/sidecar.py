@@ -63,3 +63,40 @@ def check_config_cmd(config_path: str | None, connect: bool) -> None:
         with SidecarService(settings) as service:
             user = service.startup_check()
         click.echo(f"ok: CVAT {settings.cvat.url} as '{user.username}', state store reachable")
+
+
+@group.command("register-webhook")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML settings file.")
+@click.option(
+    "--target-url",
+    required=True,
+    help="Where CVAT reaches the sidecar, e.g. http://cvat_ext_sidecar:9000/webhooks/cvat",
+)
+@click.option("--project-id", type=int, help="A project webhook instead of an organization webhook.")
+@click.option("--ping/--no-ping", default=True, show_default=True, help="Ask CVAT to deliver a ping.")
+def register_webhook_cmd(config_path: str | None, target_url: str, project_id: int | None, ping: bool) -> None:
+    """Create the CVAT webhook the sidecar listens to (with webhooks.secret); skips an existing one."""
+    from cvat_ext.errors import ConfigError
+    from cvat_ext.sidecar.service import make_client
+    from cvat_ext.sidecar.webhooks import EVENTS
+
+    settings = load_settings(config_path)
+    secret = settings.webhooks.secret
+    if secret is None or not secret.get_secret_value():
+        raise ConfigError("register-webhook: set webhooks.secret (CVAT_EXT_WEBHOOKS__SECRET) first")
+    with make_client(settings) as client:
+        existing = [w for w in client.list_webhooks() if w.target_url == target_url and w.project_id == project_id]
+        if existing:
+            click.echo(f"webhook {existing[0].id} already posts to {target_url}")
+            return
+        hook = client.create_webhook(
+            target_url=target_url,
+            events=EVENTS,
+            secret=secret.get_secret_value(),
+            project_id=project_id,
+            description="cvat-ext QA sidecar",
+        )
+        click.echo(f"created {hook.type} webhook {hook.id} -> {target_url} ({', '.join(hook.events)})")
+        if ping:
+            client.ping_webhook(hook.id)
+            click.echo("ping sent: the sidecar logs 'webhook ping'")

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvat_ext.cvat.models import User
 from cvat_ext.errors import ConfigError, CvatAuthError, CvatConnectionError, CvatPermissionError, CvatVersionError
@@ -25,13 +25,16 @@ from cvat_ext.sidecar.server import SidecarHttpServer
 from cvat_ext.sidecar.state import StateStore, open_store
 from cvat_ext.sidecar.webhooks import WebhookReceiver
 
+if TYPE_CHECKING:
+    from cvat_ext.cvat.client import CvatClient
+
 log = logging.getLogger(__name__)
 
 #: default engines are built lazily from settings (they import the rules / consensus packages)
 _DEFAULT: Any = object()
 
 
-def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = time.sleep) -> CvatApi:
+def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = time.sleep) -> CvatClient:
     """A :class:`CvatClient` for the settings (the only place the sidecar builds one)."""
     from cvat_ext.cvat.client import CvatClient
     from cvat_ext.cvat.models import RetryPolicy
@@ -39,7 +42,7 @@ def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = t
     c = settings.cvat
     token = c.access_token.get_secret_value() if c.access_token is not None else None
     password = c.password.get_secret_value() if c.password is not None else None
-    client: CvatApi = CvatClient(
+    return CvatClient(
         c.url,
         access_token=token or None,
         username=c.username if not token else None,
@@ -49,7 +52,6 @@ def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = t
         timeout_s=c.timeout_s,
         sleep=sleep,
     )
-    return client
 
 
 class SidecarService:

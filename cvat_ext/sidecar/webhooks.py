@@ -25,6 +25,18 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 SIGNATURE_HEADER = "X-Signature-256"
 
+#: what the sidecar subscribes to: job changes (annotation saves move ``updated_date``), issue
+#: changes, and finished merges / quality reports
+EVENTS = (
+    "create:job",
+    "update:job",
+    "create:issue",
+    "update:issue",
+    "completed:request[calculate:quality]",
+    "completed:request[merge:job]",
+    "completed:request[merge:task]",
+)
+
 
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore")

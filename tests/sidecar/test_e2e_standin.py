@@ -349,3 +349,28 @@ def test_cvat_merge_policy_and_worst_replica_routing(sloppy: tuple[CvatStandIn, 
     merged = standin.get_annotations(p2)["shapes"]
     assert len(merged) == 30 and {s["source"] for s in merged} == {"consensus"}
     assert jobs[p2]["stage"] == "validation"
+
+
+def test_cvat_delivers_signed_webhooks_that_queue_the_job(sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from cvat_ext.cli import main
+
+    standin, world = sloppy
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
+    job_id = world.replica_of(world.parent_job_ids[1], "ann2")
+    with make_service(standin, world, cfg, Clock()) as svc, svc.http_server() as server:
+        # the CLI registers the org webhook with the configured secret (and skips it the second time)
+        for key, value in {"URL": standin.url, "ACCESS_TOKEN": world.bot_token, "ORG": world.org_slug}.items():
+            monkeypatch.setenv(f"CVAT_EXT_CVAT__{key}", value)
+        monkeypatch.setenv("CVAT_EXT_WEBHOOKS__SECRET", SECRET)
+        target = f"{server.url}/webhooks/cvat"
+        assert main(["sidecar", "register-webhook", "--target-url", target]) == 0
+        assert main(["sidecar", "register-webhook", "--target-url", target, "--no-ping"]) == 0
+        assert len(svc.client.list_webhooks()) == 1
+        standin.flush_webhooks()
+        # an annotator's change in CVAT arrives as a signed update:job delivery
+        svc.client.update_job(job_id, state="in progress")
+        standin.flush_webhooks()
+        codes = {d["event"]: d["status_code"] for d in standin.deliveries()}
+        assert codes["ping"] == 200 and codes["update:job"] == 200
+        assert job_id in svc.store.pending()
