@@ -59,7 +59,8 @@ def cli(verbose: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every :class:`CvatExtError` becomes one line on stderr and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="cvat-ext", standalone_mode=False)
+        # standalone_mode=False: click returns ctx.exit(code)'s code (or the command's return value)
+        result = cli.main(args=argv, prog_name="cvat-ext", standalone_mode=False)
     except CvatExtError as exc:
         click.echo(f"cvat-ext: error: {exc}", err=True)
         return 2
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
