@@ -15,10 +15,12 @@ payload, so a reviewer chosen before the crash is the one assigned after it).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cvat_ext.errors import LeaseLostError
 from cvat_ext.sidecar.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,27 @@ class ActionOutcome:
 class ActionRunner:
     """Runs keyed actions for one sidecar replica (``owner``)."""
 
-    def __init__(self, store: StateStore, owner: str, *, hook: Hook = no_hook) -> None:
+    def __init__(self, store: StateStore, owner: str, *, hook: Hook = no_hook, lease_ttl_s: float = 300.0) -> None:
         self.store = store
         self.owner = owner
         self.hook = hook
+        self.lease_ttl_s = lease_ttl_s
+        #: the lease the current work runs under; renewed before every CVAT write
+        self.lease: str | None = None
+
+    @contextmanager
+    def under_lease(self, key: str) -> Iterator[None]:
+        """Actions inside renew ``key`` first and stop with LeaseLostError if another replica took it
+        (the holder was too slow: its lease expired)."""
+        previous, self.lease = self.lease, key
+        try:
+            yield
+        finally:
+            self.lease = previous
+
+    def _renew(self) -> None:
+        if self.lease is not None and not self.store.try_lease(self.lease, self.owner, self.lease_ttl_s):
+            raise LeaseLostError(f"{self.lease}: lease expired and was taken over by another replica")
 
     def payload_of(self, key: str) -> dict[str, Any] | None:
         """The payload stored for a started or done action (the decision made before a crash)."""
@@ -73,6 +92,7 @@ class ActionRunner:
         row = self.store.get_action(key)
         if row is not None and row.status == "done":
             return ActionOutcome(row.result or {}, performed=False)
+        self._renew()  # one write per action: cheap, and it bounds a slow holder's overlap to one call
         if row is not None:
             payload = row.payload  # the decision taken before the interruption wins
             if reconcile is not None:

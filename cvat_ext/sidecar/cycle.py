@@ -84,6 +84,12 @@ class CycleReport:
     cvat_calls: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    aborted: bool = False  # the change listing itself failed
+
+    @property
+    def healthy(self) -> bool:
+        """False when the cycle got nothing done because of errors (CVAT down, say)."""
+        return not self.aborted and not (self.units and self.failed_units == self.units)
 
 
 def signature(parts: Iterable[Any]) -> str:
@@ -117,7 +123,7 @@ class Cycle:
         self.metrics = metrics if metrics is not None else SidecarMetrics()
         self.clock = clock
         self.guide = guide
-        self.runner = ActionRunner(store, owner, hook=hook)
+        self.runner = ActionRunner(store, owner, hook=hook, lease_ttl_s=settings.state.lease_ttl_s)
         self.publisher = Publisher(
             client,
             store,
@@ -173,6 +179,7 @@ class Cycle:
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
             self.metrics.cycles.labels(outcome="error").inc()
             report.errors.append(str(exc))
+            report.aborted = True
             log.warning("cycle aborted by a CVAT error (will retry): %s", exc)
             return self._close(report, calls_before, t0)
         self.metrics.cycles.labels(outcome="ok").inc()
@@ -212,10 +219,12 @@ class Cycle:
             if not self.store.try_lease(lease, self.owner, ttl):
                 continue
             try:
-                if self.publisher.resume(row.key, row.kind, row.payload):
+                with self.runner.under_lease(lease):
+                    resumed = self.publisher.resume(row.key, row.kind, row.payload)
+                if resumed:
                     done += 1
                     log.info("recovered interrupted action %s", row.key)
-            except CvatError as exc:
+            except (CvatError, LeaseLostError) as exc:
                 log.warning("action %s: recovery failed, retried next cycle: %s", row.key, exc)
             finally:
                 self.store.release_lease(lease, self.owner)
@@ -247,12 +256,13 @@ class Cycle:
             report.leased_elsewhere += 1
             return False
         try:
-            if unit.kind == "consensus":
-                outcome = self._consensus_unit(unit, report)
-            elif unit.kind == "job":
-                outcome = self._job_unit(unit, report)
-            else:
-                outcome = self._quality_unit(unit)
+            with self.runner.under_lease(unit.key):
+                if unit.kind == "consensus":
+                    outcome = self._consensus_unit(unit, report)
+                elif unit.kind == "job":
+                    outcome = self._job_unit(unit, report)
+                else:
+                    outcome = self._quality_unit(unit)
             if outcome in ("scored", "quality"):
                 report.scored_units += 1
             elif outcome == "unchanged":
@@ -556,8 +566,9 @@ class Cycle:
         if not self.store.try_lease(lease, self.owner, self.settings.state.lease_ttl_s):
             return  # another replica is writing this task's guide
         try:
-            self.guide.publish(task_id)
-        except CvatError as exc:
+            with self.runner.under_lease(lease):
+                self.guide.publish(task_id)
+        except (CvatError, LeaseLostError) as exc:
             report.errors.append(f"guide task {task_id}: {exc}")
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
             log.warning("task %d: guide update failed (retried next time): %s", task_id, exc)

@@ -187,7 +187,7 @@ class SidecarService:
     def run_once(self) -> CycleReport:
         report = self.cycle.run()
         self.last_report = report
-        self.last_error = report.errors[0] if report.errors and report.units == 0 else None
+        self.last_error = None if report.healthy else (report.errors[0] if report.errors else "cycle failed")
         return report
 
     def run(self, *, once: bool = False, max_cycles: int | None = None) -> CycleReport | None:

@@ -276,3 +276,39 @@ def test_plain_job_is_checked_only_when_its_annotator_finished(tmp_path: Path) -
         clock.t += 30
         assert svc.run_once().scored_units == 0
         assert cvat.calls["GET /api/jobs/{id}/annotations"] == calls
+
+
+def test_a_holder_whose_lease_expired_stops_before_its_next_write(tmp_path: Path) -> None:
+    cvat, clock = world(), Clock()
+    cfg = settings(tmp_path)
+    other = open_store(cfg.state.url.get_secret_value(), clock=clock)
+    stalled = {"done": False}
+
+    def hook(name: str) -> None:
+        # r1 stalls after its first issue for longer than the lease; r2 takes the unit over
+        if name == "issue:done" and not stalled["done"]:
+            stalled["done"] = True
+            clock.t += cfg.state.lease_ttl_s + 1
+            assert other.try_lease("consensus:100", "r2", cfg.state.lease_ttl_s)
+
+    with service(cvat, cfg, clock, hook=hook) as svc:
+        report = svc.run_once()
+        assert any("taken over by another replica" in e for e in report.errors)
+        assert len([i for i in cvat.issues.values() if i.job_id == SLOPPY]) == 1  # stopped before the second
+        assert 103 in svc.store.pending()  # left queued: nothing lost
+        other.release_lease("consensus:100", "r2")
+        clock.t += 30
+        svc.run_once()
+    other.close()
+    assert len([i for i in cvat.issues.values() if i.job_id == SLOPPY]) == 2
+
+
+def test_health_turns_bad_while_cvat_fails_and_recovers(tmp_path: Path) -> None:
+    cvat, clock = world(), Clock()
+    cvat.fail["GET /api/jobs"] = 1
+    with service(cvat, settings(tmp_path), clock) as svc:
+        report = svc.run_once()
+        assert report.aborted and svc.health() == (False, svc.health()[1])
+        assert "503" in str(svc.health()[1]["last_error"])
+        clock.t += 30
+        assert svc.run_once().healthy and svc.health()[0]

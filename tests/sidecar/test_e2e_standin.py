@@ -351,8 +351,9 @@ def test_cvat_merge_policy_and_worst_replica_routing(sloppy: tuple[CvatStandIn, 
     assert jobs[p2]["stage"] == "validation"
 
 
-def test_cvat_delivers_signed_webhooks_that_queue_the_job(sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cvat_delivers_signed_webhooks_that_queue_the_job(
+    sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cvat_ext.cli import main
 
     standin, world = sloppy
