@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from cvat_ext.annotations.model import JobAnnotations
@@ -52,12 +51,6 @@ def job_row(job: Job) -> JobRow:
 def iso_utc(job: Job) -> str:
     """``updated_date`` as a fixed-width ISO string (these compare in time order)."""
     return job.updated_date.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True)
-class Reviewer:
-    id: int
-    username: str
 
 
 class Publisher:

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cvat_ext.errors import CvatExtError
 from cvat_ext.sidecar.config import ReviewerSettings
 from cvat_ext.sidecar.interface import CvatApi
-from cvat_ext.sidecar.publish import Reviewer
 from cvat_ext.sidecar.state import StateStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    id: int
+    username: str
 
 
 class NoReviewerError(CvatExtError):
