@@ -312,3 +312,38 @@ def test_health_turns_bad_while_cvat_fails_and_recovers(tmp_path: Path) -> None:
         assert "503" in str(svc.health()[1]["last_error"])
         clock.t += 30
         assert svc.run_once().healthy and svc.health()[0]
+
+
+@pytest.mark.parametrize("boundary", ["resolve:started", "resolve:called", "reopen:started", "reopen:called"])
+def test_kill_while_resolving_or_reopening(tmp_path: Path, boundary: str) -> None:
+    cvat, clock = world(), Clock()
+    cfg = settings(tmp_path)
+    state = {"fixed": False, "armed": False}
+
+    def agree(job_id: int) -> float:
+        return 0.9 if state["fixed"] or job_id != SLOPPY else 0.2
+
+    def hook(name: str) -> None:
+        if state["armed"] and name == boundary:
+            state["armed"] = False
+            raise Crash(name)
+
+    consensus = ScriptedConsensus(agree)
+    with service(cvat, cfg, clock, consensus=consensus, hook=hook) as svc:
+        svc.run_once()  # issues opened
+        for fixed in (True, False):  # fix (resolve), then break again (reopen)
+            state["fixed"] = fixed
+            state["armed"] = boundary.startswith("resolve" if fixed else "reopen")
+            cvat.edit_job(SLOPPY, state="completed")
+            clock.t += 30
+            try:
+                svc.run_once()
+            except Crash:
+                clock.t += cfg.state.lease_ttl_s + 1  # the restarted process
+                svc.run_once()
+            sloppy_issues = [i for i in cvat.issues.values() if i.job_id == SLOPPY]
+            assert len(sloppy_issues) == 2
+            assert all(i.resolved == fixed for i in sloppy_issues)
+        assert svc.store.actions(status="started") == []
+        flips = Counter(a.action for a in svc.store.iter_audit() if a.action in ("issue.resolve", "issue.reopen"))
+    assert flips == Counter({"issue.resolve": 2, "issue.reopen": 2})
