@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cvat_ext.cvat.models import User
-from cvat_ext.errors import ConfigError, CvatAuthError, CvatConnectionError, CvatPermissionError, CvatVersionError
+from cvat_ext.errors import (
+    ConfigError,
+    CvatAuthError,
+    CvatConnectionError,
+    CvatExtError,
+    CvatPermissionError,
+    CvatVersionError,
+)
 from cvat_ext.sidecar.actions import Hook, no_hook
 from cvat_ext.sidecar.config import SidecarSettings, replica_id
 from cvat_ext.sidecar.cycle import Cycle, CycleReport
@@ -201,7 +208,12 @@ class SidecarService:
         cycles = 0
         try:
             while not self._stop.is_set():
-                self.run_once()
+                try:
+                    self.run_once()
+                except CvatExtError as exc:
+                    # e.g. the state database restarting: unhealthy until a cycle succeeds again
+                    self.last_error = str(exc)
+                    log.error("cycle failed, retrying after the poll interval: %s", exc)
                 cycles += 1
                 if max_cycles is not None and cycles >= max_cycles:
                     break

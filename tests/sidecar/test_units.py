@@ -146,3 +146,24 @@ def test_run_loop_stops_after_max_cycles_and_wakes_early(tmp_path: Path) -> None
         assert clock.t == t0
         ok, details = svc.health()
         assert ok and details["replica"] == "r1"
+
+
+def test_run_loop_survives_a_failing_cycle(tmp_path: Path) -> None:
+    from cvat_ext.errors import StateStoreError
+    from tests.sidecar.test_cycle_fake import Clock, service, settings, world
+
+    cvat, clock = world(), Clock()
+    cfg = settings(tmp_path, server={"enabled": False})
+    with service(cvat, cfg, clock) as svc:
+        real = svc.cycle.run
+        calls = {"n": 0}
+
+        def flaky() -> object:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise StateStoreError("state store postgresql://db:5432/x: connection lost")
+            return real()
+
+        svc.cycle.run = flaky  # type: ignore[method-assign]
+        svc.run(max_cycles=2)
+        assert calls["n"] == 2 and svc.health()[0]  # failed once, then healthy again
