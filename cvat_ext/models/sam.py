@@ -62,6 +62,8 @@ ENV_WEIGHTS = "CVAT_EXT_WEIGHTS"
 ENV_DEVICE = "CVAT_EXT_DEVICE"
 ENV_PRECISION = "CVAT_EXT_SAM_PRECISION"
 ENV_COMPILE = "CVAT_EXT_SAM_COMPILE"
+#: "1": run without a checkpoint (random weights; benchmarks and tests only)
+ENV_RANDOM_WEIGHTS = "CVAT_EXT_SAM_RANDOM_WEIGHTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,21 @@ def build_sam(model_type: ModelType | str, checkpoint: str | os.PathLike[str] | 
     return sam
 
 
+def _rel_pos_table(module: Any, axis: str, size: int) -> Any:
+    """(size, size, C) relative-position embeddings for one axis.
+
+    The stock ``get_rel_pos`` builds its gather index with ``torch.arange`` on the CPU at every
+    call; indexing a GPU tensor with it copies the index to the device and stalls the CPU until the
+    GPU has drained, twice per block. The index is built once, on the device, by
+    :func:`use_sdpa_attention`; other sizes fall back to the stock function.
+    """
+    rel_pos = getattr(module, f"rel_pos_{axis}")
+    index = getattr(module, f"_rel_index_{axis}", None)
+    if index is not None and index.shape[0] == size:
+        return rel_pos[index]
+    return importlib.import_module("segment_anything.modeling.image_encoder").get_rel_pos(size, size, rel_pos)
+
+
 def _sdpa_attention_forward(self: Any, x: Any) -> Any:
     """``segment_anything`` ``Attention.forward`` on ``F.scaled_dot_product_attention``.
 
@@ -183,15 +200,14 @@ def _sdpa_attention_forward(self: Any, x: Any) -> Any:
     """
     torch = importlib.import_module("torch")
     functional = torch.nn.functional
-    image_encoder = importlib.import_module("segment_anything.modeling.image_encoder")
 
     b, h, w, _ = x.shape
     qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)  # each (B, nHead, H*W, C)
     bias = None
     if self.use_rel_pos:
-        rel_h_pos = image_encoder.get_rel_pos(h, h, self.rel_pos_h)  # (H, H, C)
-        rel_w_pos = image_encoder.get_rel_pos(w, w, self.rel_pos_w)  # (W, W, C)
+        rel_h_pos = _rel_pos_table(self, "h", h)  # (H, H, C)
+        rel_w_pos = _rel_pos_table(self, "w", w)  # (W, W, C)
         r_q = q.reshape(b * self.num_heads, h, w, -1)
         rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rel_h_pos)
         rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rel_w_pos)
@@ -203,13 +219,26 @@ def _sdpa_attention_forward(self: Any, x: Any) -> Any:
 
 
 def use_sdpa_attention(image_encoder: Any) -> int:
-    """Switch every attention block of a SAM ``ImageEncoderViT`` to SDPA; returns how many."""
+    """Switch every attention block of a SAM ``ImageEncoderViT`` to SDPA; returns how many.
+
+    Also registers the relative-position gather indices as (non-persistent) buffers on the
+    module's device, for the input size the embeddings were trained for (2 * size - 1 rows).
+    """
+    torch = importlib.import_module("torch")
     attention_cls = importlib.import_module("segment_anything.modeling.image_encoder").Attention
     count = 0
     for module in image_encoder.modules():
-        if isinstance(module, attention_cls):
-            module.forward = types.MethodType(_sdpa_attention_forward, module)
-            count += 1
+        if not isinstance(module, attention_cls):
+            continue
+        if module.use_rel_pos:
+            for axis in ("h", "w"):
+                rel_pos = getattr(module, f"rel_pos_{axis}")
+                size = (rel_pos.shape[0] + 1) // 2
+                coords = torch.arange(size, device=rel_pos.device)
+                index = coords[:, None] - coords[None, :] + (size - 1)
+                module.register_buffer(f"_rel_index_{axis}", index, persistent=False)
+        module.forward = types.MethodType(_sdpa_attention_forward, module)
+        count += 1
     return count
 
 
@@ -233,6 +262,7 @@ class SamEmbedder:
     precision: Precision = "fp32"
     sdpa: bool = True
     compile: bool = False
+    compile_mode: str | None = None
     model_key: str = "sam"
     encoder_calls: int = field(default=0, init=False)
     _encoder: Any = field(default=None, init=False, repr=False)
@@ -246,7 +276,7 @@ class SamEmbedder:
         # in place: the prompt encoder and mask decoder keep float32 weights and get float32 features
         encoder = self.sam.image_encoder.to(dtype)
         if self.compile:
-            encoder = torch.compile(encoder)
+            encoder = torch.compile(encoder, mode=self.compile_mode)
         self._encoder = encoder
         self._dtype = dtype
         mean = torch.as_tensor(self.sam.pixel_mean, device=self.device).reshape(1, 3, 1, 1)
@@ -276,7 +306,8 @@ class SamEmbedder:
         with torch.inference_mode():
             x = self.preprocess(rgb)
             self.encoder_calls += 1
-            return self._encoder(x).float()
+            # a copy: a compiled encoder with CUDA graphs reuses its output buffer on the next call
+            return self._encoder(x).to(torch.float32, copy=True)
 
     def embed_numpy(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """The embedding as a C-contiguous (1, 256, 64, 64) float32 host array."""
@@ -348,8 +379,14 @@ def stock_embedding(sam: Any, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.floa
     return out
 
 
-def _env_flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def _compile_mode(environ: Mapping[str, str]) -> tuple[bool, str | None]:
+    """``CVAT_EXT_SAM_COMPILE``: empty/0 off, 1 default mode, else a torch.compile mode name."""
+    value = environ.get(ENV_COMPILE, "").strip()
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return False, None
+    if value.lower() in ("1", "true", "yes", "on", "default"):
+        return True, None
+    return True, value
 
 
 def embedder_from_env(
@@ -358,15 +395,17 @@ def embedder_from_env(
     """The ``(SamEmbedder, Sam)`` a function builds from ``CVAT_EXT_*`` (see function.yaml).
 
     ``CVAT_EXT_SAM_MODEL_TYPE`` vit_h|vit_l|vit_b; ``CVAT_EXT_WEIGHTS`` checkpoint path (required
-    unless the type is ``tiny``); ``CVAT_EXT_DEVICE`` (default cuda when available);
+    unless the type is ``tiny`` or ``CVAT_EXT_SAM_RANDOM_WEIGHTS=1``); ``CVAT_EXT_DEVICE`` (default
+    cuda when available);
     ``CVAT_EXT_SAM_PRECISION`` fp16|bf16|fp32 (default fp16 on a GPU, fp32 on CPU);
-    ``CVAT_EXT_SAM_COMPILE`` 1 to ``torch.compile`` the encoder.
+    ``CVAT_EXT_SAM_COMPILE`` 1 (or a mode such as ``reduce-overhead``) to ``torch.compile`` the
+    encoder (needs a C compiler in the image for Triton; the first call compiles for 10-20 s).
     """
     env = os.environ if environ is None else environ
     torch = importlib.import_module("torch")
     model_type = env.get(ENV_MODEL_TYPE, default_model_type) or default_model_type
     weights = env.get(ENV_WEIGHTS) or None
-    if weights is None and model_type != "tiny":
+    if weights is None and model_type != "tiny" and env.get(ENV_RANDOM_WEIGHTS) != "1":
         raise ConfigError(f"sam: {ENV_WEIGHTS} must name the {model_type} checkpoint file")
     device = env.get(ENV_DEVICE) or ("cuda" if torch.cuda.is_available() else "cpu")
     precision = env.get(ENV_PRECISION) or ("fp16" if device.startswith("cuda") else "fp32")
@@ -374,11 +413,13 @@ def embedder_from_env(
         raise ConfigError(f"sam: {ENV_PRECISION}={precision!r}, expected fp16, bf16 or fp32")
     sam = build_sam(model_type, weights)
     key = f"{model_type}-{Path(weights).stem}" if weights else f"{model_type}-random"
+    compile_on, compile_mode = _compile_mode(env)
     embedder = SamEmbedder(
         sam,
         device=device,
         precision=precision,  # type: ignore[arg-type]
-        compile=_env_flag(env, ENV_COMPILE),
+        compile=compile_on,
+        compile_mode=compile_mode,
         model_key=key,
     )
     return embedder, embedder.sam
