@@ -16,22 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import FrameAnnotations, Shape, ShapeType, Tag
+from cvat_ext.geometry import SHAPE_FAMILY
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: types matched against each other (as CVAT: polygons and masks are one "segment" family)
-MATCH_FAMILY: dict[ShapeType, str] = {
-    ShapeType.RECTANGLE: "rectangle",
-    ShapeType.POLYGON: "segment",
-    ShapeType.MASK: "segment",
-    ShapeType.ELLIPSE: "ellipse",
-    ShapeType.POLYLINE: "polyline",
-    ShapeType.POINTS: "points",
-    ShapeType.SKELETON: "skeleton",
-    ShapeType.CUBOID: "cuboid",
-}
+MATCH_FAMILY = SHAPE_FAMILY
 
 #: (match family, label id or None when labels are matched against each other)
 GroupKey = tuple[str, int | None]
