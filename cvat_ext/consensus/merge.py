@@ -26,7 +26,7 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBat
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import MergeMethod
-from cvat_ext.geometry import box_iou, rle_to_runs
+from cvat_ext.geometry import box_iou_pairs, rle_to_runs
 
 SOURCE = "consensus"
 #: sub-pixel factor for polygon rasterisation, and the crop size above which it falls back to 1
@@ -56,15 +56,13 @@ def fuse_boxes(xyxy: FloatArray, rotation: FloatArray, weight: FloatArray) -> tu
 
 def nearest_to_mean(xyxy: FloatArray, present: BoolArray) -> IntArray:
     """CVAT's rule: (K,) annotator position of the member whose extent has the highest IoU with the
-    mean extent of the cluster. ``xyxy (K, R, 4)``, ``present (K, R)``."""
+    mean extent of the cluster (ties: the first annotator). ``xyxy (K, R, 4)``, ``present (K, R)``."""
+    n_clusters, n_annot = present.shape
     count = np.maximum(present.sum(axis=1), 1)
     mean = (xyxy * present[:, :, None]).sum(axis=1) / count[:, None]
-    best = np.zeros(xyxy.shape[0], dtype=np.int64)
-    for k in range(xyxy.shape[0]):
-        iou = box_iou(mean[k : k + 1], xyxy[k])[0]
-        iou = np.where(present[k], iou, -1.0)
-        best[k] = int(np.argmax(iou))
-    return best
+    iou = box_iou_pairs(np.repeat(mean, n_annot, axis=0), xyxy.reshape(-1, 4)).reshape(n_clusters, n_annot)
+    iou = np.where(present, iou, -1.0)
+    return np.asarray(iou.argmax(axis=1), dtype=np.int64)
 
 
 def weighted_medoid(pair_sim: FloatArray, present: BoolArray, weight: FloatArray) -> IntArray:
