@@ -180,3 +180,58 @@ def test_second_pass_rereads_when_the_job_is_large(monkeypatch: pytest.MonkeyPat
     streamed = score_replicas(golden_replicas(), labels(), meta(2), EQUAL.model_copy(update={"chunk_frames": 1}))
     assert streamed.summary == cached.summary
     assert [sh.points.tolist() for sh in streamed.merged.shapes] == [sh.points.tolist() for sh in cached.merged.shapes]
+
+
+def test_cvat_rule_baseline_keeps_singletons_and_picks_a_member() -> None:
+    settings = ConsensusSettings(iou_thr=0.5, quorum=1, method="nearest")
+    result = score_replicas(golden_replicas(), labels(), meta(2), settings)
+    merged = sorted(result.merged.shapes, key=lambda sh: (sh.frame, sh.points[0]))
+    assert len(merged) == 4  # Z, seen by one annotator, is kept
+    # X: the mean box is [1/3, 0, 31/3, 10]; a's and b's [0, 0, 10, 10] is nearest (a first)
+    assert merged[0].points.tolist() == [0, 0, 10, 10]
+    assert {sh.source for sh in merged} == {"consensus"}
+    assert result.summary.method == "nearest" and result.summary.quorum == "1"
+
+
+def test_skeletons_merge_keypoint_by_keypoint() -> None:
+    from tests.consensus.helpers import POSE, skeleton
+
+    replicas = {
+        "a": JobAnnotations(shapes=(skeleton(0, [(100, 100), (300, 300), (200, 150)], [False, False, False]),)),
+        "b": JobAnnotations(shapes=(skeleton(0, [(101, 100), (300, 301), (200, 151)], [False, False, True]),)),
+        "c": JobAnnotations(shapes=(skeleton(0, [(102, 100), (301, 300), (201, 150)], [False, False, True]),)),
+    }
+    result = score_replicas(replicas, labels(), meta(1), EQUAL)
+    assert (result.summary.clusters, result.summary.kept) == (1, 1)
+    (shape,) = result.merged.shapes
+    assert shape.type is ShapeType.SKELETON and shape.label_id == POSE
+    assert [tuple(e.points[0]) for e in shape.elements] == [(101.0, 100.0), (300.0, 300.0), (200.0, 150.0)]
+    assert [e.outside for e in shape.elements] == [False, False, True]  # 1 of 3 sees keypoint 3
+    back = parse_job_annotations(dump_job_annotations(result.merged))
+    assert len(back.shapes[0].elements) == 3
+
+
+def test_progress_reports_both_passes() -> None:
+    seen: list[tuple[str, int]] = []
+    score_replicas(
+        golden_replicas(),
+        labels(),
+        meta(2),
+        EQUAL.model_copy(update={"chunk_frames": 1}),
+        progress=lambda stage, n: seen.append((stage, n)),
+    )
+    assert seen == [("match", 1), ("match", 1), ("merge", 1), ("merge", 1)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"quorum": 0}, "quorum"),
+        ({"method": "mean"}, "method"),
+        ({"surprise": 1}, "surprise"),
+        ({"iou_thr": 0}, "iou_thr"),
+    ],
+)
+def test_settings_reject_bad_values(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ConsensusSettings.parse(data)
