@@ -85,6 +85,14 @@ class ConsensusEngineRunner:
     """
 
     def __init__(self, iou_thr: float) -> None:
+        try:
+            # imported now, so a missing dependency is a startup error, not a failure mid-cycle
+            import cvat_ext.consensus.engine  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                f"consensus engine unavailable ({exc}); install cvat-ext with its dependencies "
+                "or set consensus.enabled: false"
+            ) from exc
         from cvat_ext.consensus.settings import ConsensusSettings
 
         self.settings = ConsensusSettings(iou_thr=iou_thr)
