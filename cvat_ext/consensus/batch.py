@@ -32,6 +32,9 @@ GroupKey = tuple[str, int | None]
 #: shape types by code (``ReplicaBatch.type_code``)
 SHAPE_TYPES: tuple[ShapeType, ...] = tuple(ShapeType)
 _TYPE_CODE = {t: i for i, t in enumerate(SHAPE_TYPES)}
+_FAMILIES = tuple(sorted(set(SHAPE_FAMILY.values())))
+#: shape type code -> match family code
+_FAMILY_CODE = np.array([_FAMILIES.index(SHAPE_FAMILY[t]) for t in SHAPE_TYPES], dtype=np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,48 +172,72 @@ def _extent(shape: Shape) -> Sequence[float]:
 
 def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dict[GroupKey, ReplicaBatch]:
     """Group the chunk's shapes into match groups and pad them per frame and annotator."""
-    rows: dict[GroupKey, tuple[list[Shape], list[int], list[int]]] = {}
+    # gather every shape once, in (frame, annotator) order, then split by group with numpy
+    shapes: list[Shape] = []
+    pos_list: list[int] = []
+    annot_list: list[int] = []
     for pos, per_annot in enumerate(chunk.per_frame):
         for r, fa in enumerate(per_annot):
-            if fa is None:
-                continue
-            for shape in fa.shapes:
-                if shape.outside:
-                    continue
-                key: GroupKey = (MATCH_FAMILY[shape.type], None if match_across_labels else shape.label_id)
-                entry = rows.get(key)
-                if entry is None:
-                    entry = rows[key] = ([], [], [])
-                entry[0].append(shape)
-                entry[1].append(pos)
-                entry[2].append(r)
+            if fa is not None and fa.shapes:
+                shapes.extend(fa.shapes)
+                n = len(fa.shapes)
+                pos_list.extend([pos] * n)
+                annot_list.extend([r] * n)
+    if not shapes:
+        return {}
+    # one pass over the objects for every scalar column: (type, label, rotation, occluded, z, outside)
+    scalars = np.array(
+        [(_TYPE_CODE[s.type], s.label_id, s.rotation, s.occluded, s.z_order, s.outside) for s in shapes],
+        dtype=np.float64,
+    )
+    type_code = scalars[:, 0].astype(np.int64)
+    label = scalars[:, 1].astype(np.int64)
+    family_code = _FAMILY_CODE[type_code]
+    keep = scalars[:, 5] == 0
+    if match_across_labels:
+        group = family_code
+    else:
+        group = family_code * (int(label.max()) - int(label.min()) + 1) + (label - int(label.min()))
+    group = np.where(keep, group, -1)
+    has_attrs = any(s.attributes for s in shapes)
     n_frames = len(chunk.frames)
     frames = np.asarray(chunk.frames, dtype=np.int64)
+    all_pos = np.asarray(pos_list, dtype=np.int64)
+    all_annot = np.asarray(annot_list, dtype=np.int64)
     out: dict[GroupKey, ReplicaBatch] = {}
-    for key, (shapes, pos_list, annot_list) in rows.items():
-        frame_pos = np.asarray(pos_list, dtype=np.int64)
-        annotator = np.asarray(annot_list, dtype=np.int64)
+    for g in np.unique(group[keep]).tolist():
+        idx = np.flatnonzero(group == g)  # stays in (frame, annotator) order
+        first = int(idx[0])
+        family = MATCH_FAMILY[SHAPE_TYPES[int(type_code[first])]]
+        key: GroupKey = (family, None if match_across_labels else int(label[first]))
+        members = [shapes[i] for i in idx.tolist()] if idx.size < len(shapes) else shapes
+        frame_pos, annotator = all_pos[idx], all_annot[idx]
         slot, index = _slots(frame_pos, annotator, n_frames, chunk.n_annotators)
-        m = len(shapes)
-        if key[0] == "rectangle":
-            xyxy = np.array([s.points for s in shapes], dtype=np.float64).reshape(-1, 4)
+        m = len(members)
+        if family == "rectangle":
+            xyxy = np.array([sh.points for sh in members], dtype=np.float64).reshape(-1, 4)
         else:
-            xyxy = np.array([_extent(s) for s in shapes], dtype=np.float64).reshape(-1, 4)
+            xyxy = np.array([_extent(sh) for sh in members], dtype=np.float64).reshape(-1, 4)
+        attr_key = (
+            np.fromiter((hash(sh.attributes) if sh.attributes else 0 for sh in members), np.int64, m)
+            if has_attrs
+            else np.zeros(m, dtype=np.int64)
+        )
         out[key] = ReplicaBatch(
             key=key,
             frames=frames,
-            shapes=tuple(shapes),
+            shapes=tuple(members),
             index=index,
             annotator=annotator,
             frame_pos=frame_pos,
             slot=slot,
-            label=np.fromiter((s.label_id for s in shapes), dtype=np.int64, count=m),
+            label=label[idx],
             xyxy=xyxy,
-            rotation=np.fromiter((s.rotation for s in shapes), dtype=np.float64, count=m),
-            occluded=np.fromiter((s.occluded for s in shapes), dtype=bool, count=m),
-            z_order=np.fromiter((s.z_order for s in shapes), dtype=np.int64, count=m),
-            attr_key=np.fromiter((hash(s.attributes) if s.attributes else 0 for s in shapes), np.int64, m),
-            type_code=np.fromiter((_TYPE_CODE[s.type] for s in shapes), dtype=np.int64, count=m),
+            rotation=scalars[idx, 2],
+            occluded=scalars[idx, 3] != 0,
+            z_order=scalars[idx, 4].astype(np.int64),
+            attr_key=attr_key,
+            type_code=type_code[idx],
         )
     return out
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Shape, Tag
+from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Tag
 from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
@@ -55,15 +55,22 @@ def _frames_of(ann: JobAnnotations, last_frame: int) -> Iterator[FrameAnnotation
     if ann.tracks:
         yield from iter_frames(ann, last_frame=last_frame)
         return
-    # no tracks: grouping shapes by frame gives what iter_frames gives, at a fraction of the cost
-    shapes: dict[int, list[Shape]] = {}
-    for shape in ann.shapes:
-        shapes.setdefault(shape.frame, []).append(shape)
+    # no tracks: slicing the shapes by frame gives what iter_frames gives, at a fraction of the cost
+    shapes = ann.shapes
+    frame_of = np.fromiter((sh.frame for sh in shapes), dtype=np.int64, count=len(shapes))
+    if frame_of.size and np.any(np.diff(frame_of) < 0):
+        order = np.argsort(frame_of, kind="stable")
+        shapes = tuple(shapes[i] for i in order.tolist())
+        frame_of = frame_of[order]
+    bounds = np.flatnonzero(np.diff(frame_of)) + 1
+    starts = [0, *bounds.tolist()]
+    stops = [*bounds.tolist(), len(shapes)]
+    by_frame = {int(frame_of[a]): shapes[a:b] for a, b in zip(starts, stops, strict=True) if b > a}
     tags: dict[int, list[Tag]] = {}
     for tag in ann.tags:
         tags.setdefault(tag.frame, []).append(tag)
-    for frame in sorted(shapes.keys() | tags.keys()):
-        yield FrameAnnotations(frame=frame, shapes=tuple(shapes.get(frame, ())), tags=tuple(tags.get(frame, ())))
+    for frame in sorted(by_frame.keys() | tags.keys()):
+        yield FrameAnnotations(frame=frame, shapes=tuple(by_frame.get(frame, ())), tags=tuple(tags.get(frame, ())))
 
 
 def iter_chunks(replicas: Sequence[JobAnnotations], meta: JobMeta, chunk_frames: int) -> Iterator[ChunkInput]:
