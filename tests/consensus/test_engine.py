@@ -235,3 +235,24 @@ def test_progress_reports_both_passes() -> None:
 def test_settings_reject_bad_values(data: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         ConsensusSettings.parse(data)
+
+
+def test_merged_json_validates_against_the_cvat_request_schema() -> None:
+    """The body we PUT must be a valid ``LabeledDataRequest`` of CVAT 2.73's OpenAPI schema."""
+    import yaml
+    from openapi_schema_validator import OAS30Validator
+
+    from tests.shared_data import SCHEMA_PATH
+
+    spec = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = OAS30Validator({"$ref": "#/components/schemas/LabeledDataRequest", "components": spec["components"]})
+    replicas = golden_replicas()
+    mask = MaskRle.from_bitmap(np.ones((3, 4), dtype=bool), 30, 30)
+    for name in replicas:
+        extra = Shape(type=ShapeType.MASK, frame=1, label_id=PERSON, points=np.zeros((0, 2)), mask=mask)
+        replicas[name] = JobAnnotations(shapes=(*replicas[name].shapes, extra))
+    result = score_replicas(replicas, labels(), meta(2), ConsensusSettings())
+    body = dump_job_annotations(result.merged)
+    assert {s["type"] for s in body["shapes"]} == {"rectangle", "mask"}
+    errors = [e.message for e in validator.iter_errors(body)]
+    assert errors == []
