@@ -126,6 +126,7 @@ def test_shared_value_of_wrong_size_is_recomputed(caplog: pytest.LogCaptureFixtu
     assert store.data["cvat-ext:sam-embedding:m:abc"] == b"\x00" * 4
 
 
+@pytest.mark.redis
 def test_redis_store_roundtrip_with_ttl(redis_server: tuple[str, int]) -> None:
     host, port = redis_server
     store = RedisStore.from_env({"CVAT_FUNCTIONS_REDIS_HOST": host, "CVAT_FUNCTIONS_REDIS_PORT": str(port)})
@@ -138,6 +139,7 @@ def test_redis_store_roundtrip_with_ttl(redis_server: tuple[str, int]) -> None:
     assert store.errors == 0
 
 
+@pytest.mark.redis
 def test_two_workers_share_embeddings_through_redis(redis_server: tuple[str, int]) -> None:
     host, port = redis_server
     env = {"CVAT_FUNCTIONS_REDIS_HOST": host, "CVAT_FUNCTIONS_REDIS_PORT": str(port)}

@@ -165,6 +165,7 @@ def test_drop_in_bad_requests_are_400_json(tiny_env: None, body: dict[str, Any],
     assert fn.model.embedder.encoder_calls == 0
 
 
+@pytest.mark.redis
 def test_drop_in_shares_embeddings_between_workers_through_redis(
     tiny_env: None, frame: np.ndarray, redis_server: tuple[str, int], monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
