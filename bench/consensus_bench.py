@@ -24,6 +24,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from scipy.optimize import linear_sum_assignment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from consensus_generator import Kind, Scenario, generate
+from consensus_generator import MODERATE, SCENARIO_PMS, AnnotatorProfile, Kind, Scenario, generate
 
 from cvat_ext.annotations.model import JobAnnotations, Shape
 from cvat_ext.consensus.batch import ChunkInput, GroupKey, ReplicaBatch, build_batches
@@ -52,9 +53,15 @@ def _one_core() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-def throughput(kind: Kind, frames: int, objects: int, repeat: int = 3) -> tuple[float, float]:
+#: three equally reliable annotators: no one's weight decides a mask vote alone
+EQUALS = tuple(dataclasses.replace(MODERATE, name=f"moderate{i}") for i in range(3))
+
+
+def throughput(
+    kind: Kind, frames: int, objects: int, repeat: int = 3, annotators: tuple[AnnotatorProfile, ...] = SCENARIO_PMS
+) -> tuple[float, float]:
     """(core frames/s, end-to-end frames/s), best of ``repeat``."""
-    g = generate(Scenario(kind=kind, frames=frames, objects_per_frame=objects, seed=1))
+    g = generate(Scenario(kind=kind, frames=frames, objects_per_frame=objects, seed=1, annotators=annotators))
     settings = ConsensusSettings()
     names = tuple(g.replicas)
     anns = [g.replicas[n] for n in names]
@@ -147,11 +154,15 @@ def main() -> None:
     _one_core()
     scale = 0.1 if args.quick else 1.0
     print("(a) throughput, 3 annotators x 20 objects/frame, one core (frames/s)")
-    print(f"{'kind':10s} {'frames':>7s} {'core':>9s} {'end-to-end':>11s}")
+    print(f"{'kind':32s} {'frames':>7s} {'core':>9s} {'end-to-end':>11s}")
     for kind, frames in FRAMES.items():
         n = max(20, int(frames * scale))
         core, e2e = throughput(kind, n, 20)  # type: ignore[arg-type]
-        print(f"{kind:10s} {n:7d} {core:9.0f} {e2e:11.0f}")
+        print(f"{kind + ' (precise/moderate/sloppy)':32s} {n:7d} {core:9.0f} {e2e:11.0f}")
+    for kind in ("rectangle", "mask"):
+        n = max(20, int(FRAMES[kind] * scale))
+        core, e2e = throughput(kind, n, 20, annotators=EQUALS)  # type: ignore[arg-type]
+        print(f"{kind + ' (3 equal annotators)':32s} {n:7d} {core:9.0f} {e2e:11.0f}")
     print("\ngrowth with objects per frame (rectangles)")
     print(f"{'objects':>7s} {'core f/s':>9s} {'e2e f/s':>8s} {'core objects/s':>15s}")
     for objects in (5, 10, 20, 40, 80):

@@ -214,5 +214,5 @@ def generate(sc: Scenario) -> Generated:
 
 if __name__ == "__main__":
     for kind in ("rectangle", "polygon", "mask", "skeleton"):
-        g = generate(Scenario(kind=kind, frames=2, objects_per_frame=3))  # type: ignore[arg-type]
+        g = generate(Scenario(kind=kind, frames=2, objects_per_frame=3))
         print(kind, {n: len(a.shapes) for n, a in g.replicas.items()}, "truth", len(g.truth.shapes))
