@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,7 @@ __all__ = [
     "blob_function_from_env",
     "interactor_function_from_env",
     "make_parse",
+    "prefetch_bodies",
 ]
 
 #: images per prefetch call: a ViT-H embedding takes ~0.1-0.5 s on a GPU, several s on a CPU,
@@ -87,6 +88,24 @@ class PrefetchRequest(BaseModel):
             else:
                 raise FunctionInputError(f"{where}: expected a base64 string, got {type(item).__name__}", field=where)
         return images
+
+
+def prefetch_bodies(files: Iterable[bytes], *, batch: int = MAX_PREFETCH) -> Iterator[dict[str, list[str]]]:
+    """Prefetch request bodies for frame files (as CVAT stores them), ``batch`` frames per body.
+
+    For a caller such as the QA sidecar: POST each body to the function (one Nuclio invocation
+    per body). Keep ``batch`` small on a CPU function so a call fits its ``eventTimeout``.
+    """
+    if not 1 <= batch <= MAX_PREFETCH:
+        raise ConfigError(f"sam prefetch: batch must be 1..{MAX_PREFETCH}, got {batch}")
+    chunk: list[str] = []
+    for data in files:
+        chunk.append(base64.b64encode(data).decode("ascii"))
+        if len(chunk) == batch:
+            yield {"prefetch": chunk}
+            chunk = []
+    if chunk:
+        yield {"prefetch": chunk}
 
 
 def make_parse(

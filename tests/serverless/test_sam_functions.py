@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -25,7 +27,9 @@ import nuclio_sdk.test
 import torch
 from cvat_sdk.masks import decode_mask
 
+from cvat_ext.errors import ConfigError
 from cvat_ext.models.sam import EMBEDDING_SHAPE, SamMaskDecoder, build_sam
+from cvat_ext.models.sam_functions import prefetch_bodies
 from cvat_ext.serverless.lint import lint_paths
 from tests.models.functions import SERVERLESS, function_module
 from tests.serverless.images import b64, gradient
@@ -295,3 +299,58 @@ def test_mask_decoder_threshold_moves_the_mask_boundary(frame: np.ndarray) -> No
     assert (mid & ~low).sum() == 0 and (high & ~mid).sum() == 0
     assert low.sum() > high.sum()
     assert isinstance(embedding, torch.Tensor) and tuple(embedding.shape) == EMBEDDING_SHAPE
+
+
+@pytest.mark.parametrize(("n", "batch", "sizes"), [(0, 4, []), (3, 4, [3]), (8, 4, [4, 4]), (9, 4, [4, 4, 1])])
+def test_prefetch_bodies_batches_frames(n: int, batch: int, sizes: list[int]) -> None:
+    files = [bytes([i]) * 3 for i in range(n)]
+    bodies = list(prefetch_bodies(files, batch=batch))
+    assert [len(b["prefetch"]) for b in bodies] == sizes
+    assert [base64.b64decode(x) for b in bodies for x in b["prefetch"]] == files
+
+
+def test_prefetch_bodies_rejects_bad_batch() -> None:
+    with pytest.raises(ConfigError):
+        list(prefetch_bodies([b"x"], batch=17))
+
+
+def _http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_gateway_serves_both_functions_as_cvat_calls_them(tiny_env: None, frame: np.ndarray) -> None:
+    """List and invoke through the local dashboard stand-in over HTTP, with CVAT's headers."""
+    from cvat_ext.serverless.gateway import FunctionGateway
+
+    common = {"x-nuclio-project-name": "cvat", "x-nuclio-function-namespace": "nuclio"}
+    roots = [SERVERLESS / "pytorch" / "facebookresearch", SERVERLESS / "pytorch" / "cvat_ext"]
+    with FunctionGateway(roots, direct_ports=False) as gw:
+        status, listing = _http(gw.url + "/api/functions", headers=common)
+        assert status == 200
+        assert set(listing) == {"pth-facebookresearch-sam-vit-h", "pth-cvat-ext-sam-vit-b-interactor"}
+        ann = listing["pth-facebookresearch-sam-vit-h"]["metadata"]["annotations"]
+        # what CVAT's LambdaFunction does with them
+        assert int(ann["version"]) == 2 and int(ann["min_pos_points"]) == 0 and int(ann["min_neg_points"]) == 0
+        assert bool(ann["startswith_box_optional"]) and not bool(ann.get("startswith_box"))
+        assert json.loads(ann["spec"] or "[]") == []
+
+        body = {"image": b64(frame), "pos_points": [[60, 45]], "neg_points": [], "obj_bbox": []}
+        for name in ("pth-facebookresearch-sam-vit-h", "pth-cvat-ext-sam-vit-b-interactor"):
+            headers = common | {"x-nuclio-function-name": name, "x-nuclio-path": "/"}
+            headers["Content-Type"] = "application/json"
+            status, answer = _http(gw.url + "/api/function_invocations", json.dumps(body).encode(), headers)
+            assert status == 200
+            if name.endswith("sam-vit-h"):
+                assert _blob(answer).shape == EMBEDDING_SHAPE
+            else:
+                assert set(answer) == {"shapes"} and all(s["type"] == "mask" for s in answer["shapes"])
+        bad = json.dumps({"image": b64(frame), "pos_points": [[999, 1]]}).encode()
+        headers = common | {"x-nuclio-function-name": "pth-cvat-ext-sam-vit-b-interactor"}
+        headers["Content-Type"] = "application/json"
+        status, answer = _http(gw.url + "/api/function_invocations", bad, headers)
+        assert (status, answer["field"]) == (400, "pos_points.0")
