@@ -124,7 +124,7 @@ def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, i
 
 
 #: frames rasterised together by :func:`segment_links` (its IoU matrix is (20 F)^2 for 20 objects)
-SEGMENT_FRAMES = 16
+SEGMENT_FRAMES = 8
 
 
 def segment_links(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> dict[tuple[int, int], PairLinks]:
