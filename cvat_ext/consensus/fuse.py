@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -338,22 +339,9 @@ class ChunkMerger:
 
 
 def _copy_geometry(base: Shape, common: dict[str, Any]) -> Shape:
-    elements = tuple(
-        Shape(
-            type=e.type,
-            frame=e.frame,
-            label_id=e.label_id,
-            points=e.points,
-            outside=e.outside,
-            occluded=e.occluded,
-            source=SOURCE,
-            attributes=e.attributes,
-        )
-        for e in base.elements
-    )
-    return Shape(
-        type=base.type, points=base.points, mask=base.mask, rotation=base.rotation, elements=elements, **common
-    )
+    """A member's geometry as a new consensus object (no id, no group)."""
+    elements = tuple(dataclasses.replace(e, id=None, source=SOURCE) for e in base.elements)
+    return dataclasses.replace(base, id=None, group=0, elements=elements, **common)
 
 
 class JobTally:
