@@ -154,15 +154,15 @@ def main() -> None:
     _one_core()
     scale = 0.1 if args.quick else 1.0
     print("(a) throughput, 3 annotators x 20 objects/frame, one core (frames/s)")
-    print(f"{'kind':32s} {'frames':>7s} {'core':>9s} {'end-to-end':>11s}")
+    print(f"{'kind':36s} {'frames':>7s} {'core':>9s} {'end-to-end':>11s}")
     for kind, frames in FRAMES.items():
         n = max(20, int(frames * scale))
         core, e2e = throughput(kind, n, 20)  # type: ignore[arg-type]
-        print(f"{kind + ' (precise/moderate/sloppy)':32s} {n:7d} {core:9.0f} {e2e:11.0f}")
+        print(f"{kind + ' (precise/moderate/sloppy)':36s} {n:7d} {core:9.0f} {e2e:11.0f}")
     for kind in ("rectangle", "mask"):
         n = max(20, int(FRAMES[kind] * scale))
         core, e2e = throughput(kind, n, 20, annotators=EQUALS)  # type: ignore[arg-type]
-        print(f"{kind + ' (3 equal annotators)':32s} {n:7d} {core:9.0f} {e2e:11.0f}")
+        print(f"{kind + ' (3 equal annotators)':36s} {n:7d} {core:9.0f} {e2e:11.0f}")
     print("\ngrowth with objects per frame (rectangles)")
     print(f"{'objects':>7s} {'core f/s':>9s} {'e2e f/s':>8s} {'core objects/s':>15s}")
     for objects in (5, 10, 20, 40, 80):
