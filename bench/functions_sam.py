@@ -1,4 +1,4 @@
-"""SAM functions on this CPU: cache miss (cold) vs cache hit, through the real Nuclio handler.
+"""SAM functions: cache miss (cold) vs cache hit, through the real Nuclio handler (CPU, or --device cuda).
 
 Each request goes through exactly what Nuclio runs: the function folder's ``main.handler`` (JSON
 body dict -> validation -> base64 decode -> image header -> SHA-256 -> cache -> model ->
@@ -83,15 +83,21 @@ def main() -> None:
     parser.add_argument("--hits", type=int, default=20)
     parser.add_argument("--cold-model", default="tiny")
     parser.add_argument("--interactor-model", default="vit_b")
+    parser.add_argument("--device", default="cpu", help="cpu (fp32) or cuda (fp16 encoder)")
     args = parser.parse_args()
 
     import torch
 
-    os.environ.update({"CVAT_EXT_DEVICE": "cpu", "CVAT_EXT_SAM_PRECISION": "fp32", "CVAT_EXT_SAM_RANDOM_WEIGHTS": "1"})
+    precision = "fp16" if args.device.startswith("cuda") else "fp32"
+    os.environ.update(
+        {"CVAT_EXT_DEVICE": args.device, "CVAT_EXT_SAM_PRECISION": precision, "CVAT_EXT_SAM_RANDOM_WEIGHTS": "1"}
+    )
     for name in ("CVAT_EXT_WEIGHTS", "CVAT_FUNCTIONS_REDIS_HOST", "CVAT_EXT_SAM_COMPILE"):
         os.environ.pop(name, None)
 
     print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if args.device.startswith("cuda"):
+        print(f"device: {torch.cuda.get_device_name(0)}, encoder {precision}")
     rgb = _frame()
     frames = {"1920x1080 JPEG q90": _b64(rgb, "JPEG"), "1920x1080 PNG": _b64(rgb, "PNG")}
 
