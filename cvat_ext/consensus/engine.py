@@ -190,6 +190,9 @@ def score_chunks(
             acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
             n_objects += int(batch.label.shape[0])
         keep = n_objects <= CACHE_OBJECTS
+        if not keep and stored and stored[0][0] is not None:
+            # over the budget: pass 2 will re-read everything, so drop what was kept so far
+            stored = [(None, None, clusters) for _, _, clusters in stored]
         stored.append((chunk if keep else None, batches if keep else None, ChunkClusters(tables, chunk_labels)))
         if progress is not None:
             progress("match", len(chunk.frames))

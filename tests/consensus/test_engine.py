@@ -172,11 +172,12 @@ def test_empty_job_and_bad_input() -> None:
         ConsensusSettings.parse({"iou_thr": 2})
 
 
-def test_second_pass_rereads_when_the_job_is_large(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("budget", [0, 7])  # frame 0 holds 7 objects: with 7 the budget runs out mid-job
+def test_second_pass_rereads_when_the_job_is_large(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
     import cvat_ext.consensus.engine as engine
 
     cached = score_replicas(golden_replicas(), labels(), meta(2), EQUAL.model_copy(update={"chunk_frames": 1}))
-    monkeypatch.setattr(engine, "CACHE_OBJECTS", 0)
+    monkeypatch.setattr(engine, "CACHE_OBJECTS", budget)
     streamed = score_replicas(golden_replicas(), labels(), meta(2), EQUAL.model_copy(update={"chunk_frames": 1}))
     assert streamed.summary == cached.summary
     assert [sh.points.tolist() for sh in streamed.merged.shapes] == [sh.points.tolist() for sh in cached.merged.shapes]
