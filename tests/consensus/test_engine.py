@@ -257,3 +257,23 @@ def test_merged_json_validates_against_the_cvat_request_schema() -> None:
     assert {s["type"] for s in body["shapes"]} == {"rectangle", "mask"}
     errors = [e.message for e in validator.iter_errors(body)]
     assert errors == []
+
+
+def test_tags_are_voted_and_disagreements_reported() -> None:
+    from cvat_ext.annotations.model import Tag
+
+    replicas = {
+        "a": JobAnnotations(tags=(Tag(frame=0, label_id=PERSON), Tag(frame=0, label_id=CAR))),
+        "b": JobAnnotations(tags=(Tag(frame=0, label_id=PERSON),)),
+        "c": JobAnnotations(tags=(Tag(frame=0, label_id=PERSON),)),
+    }
+    result = score_replicas(replicas, labels(), meta(1), EQUAL)
+    assert [(t.label_id, t.source) for t in result.merged.tags] == [(PERSON, "consensus")]
+    (finding,) = result.findings
+    assert (finding.kind, finding.label, finding.present, finding.missing) == (
+        FindingKind.TAG_DISAGREEMENT,
+        "car",
+        ("a",),
+        ("b", "c"),
+    )
+    assert result.frames[0].findings == 1
