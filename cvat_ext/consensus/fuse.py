@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
     SOURCE,
     fuse_boxes,
+    fuse_keypoints,
     fuse_masks,
     fuse_polygons,
     fuse_skeleton,
@@ -118,6 +119,11 @@ class MergedColumns:
     rotation: FloatArray | None = None
     mask_ltrb: IntArray | None = None
     mask_counts: Sequence[IntArray] | None = None
+    kp_label: IntArray | None = None  # (P,) keypoint label ids
+    kp_xy: FloatArray | None = None  # (K, P, 2)
+    kp_outside: BoolArray | None = None  # (K, P)
+    kp_occluded: BoolArray | None = None  # (K, P)
+    kp_present: BoolArray | None = None  # (K, P) some member has the keypoint
 
     def materialise(self) -> list[Shape]:
         n = self.frame.shape[0]
@@ -147,6 +153,8 @@ class MergedColumns:
                 )
                 for (f, lb, sc, occ, z, at), xy, rot in zip(common, self.xyxy, self.rotation.tolist(), strict=True)
             ]
+        if self.kp_label is not None:
+            return self._skeletons(common)
         assert self.mask_ltrb is not None and self.mask_counts is not None
         return [
             Shape(
@@ -165,6 +173,40 @@ class MergedColumns:
                 common, self.mask_ltrb.tolist(), self.mask_counts, strict=True
             )
         ]
+
+    def _skeletons(self, common: Iterable[tuple[int, int, float, bool, int, tuple[Attribute, ...]]]) -> list[Shape]:
+        assert self.kp_label is not None and self.kp_xy is not None and self.kp_present is not None
+        assert self.kp_outside is not None and self.kp_occluded is not None
+        labels = self.kp_label.tolist()
+        out = []
+        for k, (f, lb, sc, occ, z, at) in enumerate(common):
+            elements = tuple(
+                Shape(
+                    type=ShapeType.POINTS,
+                    frame=f,
+                    label_id=labels[p],
+                    points=self.kp_xy[k, p][None, :],
+                    outside=bool(self.kp_outside[k, p]),
+                    occluded=bool(self.kp_occluded[k, p]),
+                    source=SOURCE,
+                )
+                for p in np.flatnonzero(self.kp_present[k]).tolist()
+            )
+            out.append(
+                Shape(
+                    type=ShapeType.SKELETON,
+                    frame=f,
+                    label_id=lb,
+                    points=np.zeros((0, 2)),
+                    elements=elements,
+                    source=SOURCE,
+                    score=round(sc, 4),
+                    occluded=occ,
+                    z_order=z,
+                    attributes=at,
+                )
+            )
+        return out
 
 
 class ChunkMerger:
@@ -291,6 +333,27 @@ class ChunkMerger:
                 )
             )
             rest = np.setdiff1d(rest, got)
+        if family == "skeleton" and method != "nearest" and batch.shapes is not None:
+            fused = self._fuse_skeletons(batch, rows_k[rest], w)
+            if fused is not None:
+                kp_label, kp = fused
+                sel = rest
+                out.append(
+                    MergedColumns(
+                        frames[sel],
+                        cons[idx[sel]],
+                        score[idx[sel]],
+                        occluded[sel],
+                        z_order[sel],
+                        None if attrs is None else tuple(attrs[j] for j in sel.tolist()),
+                        kp_label=kp_label,
+                        kp_xy=kp[0],
+                        kp_outside=kp[1],
+                        kp_occluded=kp[2],
+                        kp_present=kp[3],
+                    )
+                )
+                return out
         pick: IntArray | None = None
         if method == "nearest":
             pick = nearest_to_mean(batch.xyxy[safe], present_k)
@@ -317,6 +380,36 @@ class ChunkMerger:
                 shapes.append(shape)
         out.append(shapes)
         return out
+
+    def _fuse_skeletons(
+        self, batch: ReplicaBatch, rows_k: IntArray, w: FloatArray
+    ) -> tuple[IntArray, tuple[FloatArray, BoolArray, BoolArray, BoolArray]] | None:
+        """Columnar keypoint fusion of kept skeleton clusters; None when an element carries
+        attributes (the per-cluster path votes them)."""
+        member_rows = rows_k[rows_k >= 0].tolist()
+        elements = [(i, e) for i in member_rows for e in batch.shape(i).elements]
+        if any(e.attributes for _, e in elements):
+            return None
+        kp_label = np.unique(np.array([e.label_id for _, e in elements], dtype=np.int64))
+        n_kp = kp_label.size
+        # per member row: (P,) arrays of its keypoints
+        row_pos = {row: j for j, row in enumerate(member_rows)}
+        xy_m = np.zeros((len(member_rows), n_kp, 2))
+        flags = np.zeros((len(member_rows), n_kp, 3), dtype=bool)  # has, visible, occluded
+        if elements:
+            m_idx = np.array([row_pos[i] for i, _ in elements])
+            p_idx = np.searchsorted(kp_label, np.array([e.label_id for _, e in elements]))
+            xy_m[m_idx, p_idx] = np.array([e.points.reshape(-1, 2)[0] for _, e in elements])
+            flags[m_idx, p_idx] = np.array([(True, not e.outside, e.occluded) for _, e in elements], dtype=bool)
+        present = rows_k >= 0
+        slot = np.zeros(rows_k.shape, dtype=np.int64)
+        slot[present] = np.arange(len(member_rows))
+        xy = np.where(present[:, :, None, None], xy_m[slot], 0.0)
+        fl = flags[slot] & present[:, :, None, None]
+        weight = w[None, :] * present
+        fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
+        has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
+        return kp_label, (fused_xy, outside, occluded, has_any)
 
     def _fuse_members(
         self, members: list[tuple[int, Shape]], weights: FloatArray, common: dict[str, Any]

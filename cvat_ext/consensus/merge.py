@@ -357,6 +357,33 @@ def fuse_skeleton(members: Sequence[Shape], weight: FloatArray) -> tuple[Shape, 
     return tuple(out)
 
 
+def fuse_keypoints(
+    xy: FloatArray, has: BoolArray, visible: BoolArray, occluded: BoolArray, weight: FloatArray
+) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """:func:`fuse_skeleton` for many clusters at once.
+
+    ``xy (K, R, P, 2)`` keypoints of each member, ``has (K, R, P)`` the member has the keypoint,
+    ``visible`` / ``occluded (K, R, P)`` its flags, ``weight (K, R)`` member weights (0 if absent).
+    Returns fused ``xy (K, P, 2)``, ``outside (K, P)`` and ``occluded (K, P)``.
+    """
+    w = np.broadcast_to(weight[:, :, None], has.shape) * has
+    seen = w * visible
+    any_seen = seen.sum(axis=1) > 0
+    use = np.where(any_seen[:, None, :], seen, w)  # visible members, or all when none sees it
+    total = weight.sum(axis=1)[:, None]
+    out = np.empty(xy.shape[:1] + xy.shape[2:])
+    for c in range(2):
+        values = np.where(use > 0, xy[..., c], np.inf)
+        order = np.argsort(values, axis=1, kind="stable")
+        cum = np.cumsum(np.take_along_axis(use, order, axis=1), axis=1)
+        pick = np.argmax(cum >= 0.5 * cum[:, -1:, :], axis=1)  # the lower weighted median
+        chosen = np.take_along_axis(order, pick[:, None, :], axis=1)[:, 0, :]
+        out[..., c] = np.take_along_axis(xy[..., c], chosen[:, None, :], axis=1)[:, 0, :]
+    outside = seen.sum(axis=1) < 0.5 * total
+    occ = (w * occluded).sum(axis=1) > 0.5 * total
+    return out, outside, occ
+
+
 # ---------------------------------------------------------------------------------------------
 # tags
 

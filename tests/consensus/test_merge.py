@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from cvat_ext.annotations.model import MaskRle, Shape, ShapeType, Tag
 from cvat_ext.consensus.merge import (
     fuse_boxes,
+    fuse_keypoints,
     fuse_masks,
     fuse_polygons,
     fuse_skeleton,
@@ -137,3 +140,30 @@ def test_run_level_vote_equals_the_bitmap_vote(seed: int) -> None:
             assert got is None
         else:
             assert got is not None and MaskRle(got, tuple(ltrb[k])) == want  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_columnar_keypoint_fusion_equals_the_per_skeleton_rule(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_clusters, n_annot, n_kp = 60, 3, 3
+    xy = rng.integers(0, 5, (n_clusters, n_annot, n_kp, 2)).astype(float)
+    visible = rng.random((n_clusters, n_annot, n_kp)) < 0.6
+    occluded = rng.random((n_clusters, n_annot, n_kp)) < 0.3
+    weight = rng.choice([1.0, 0.5, 0.25], (n_clusters, n_annot))
+    has = np.ones_like(visible)
+    fused_xy, outside, occ = fuse_keypoints(xy, has, visible, occluded, weight)
+    for k in range(n_clusters):
+        members = [skeleton(0, [tuple(p) for p in xy[k, r]], [not v for v in visible[k, r]]) for r in range(n_annot)]
+        members = [
+            dataclasses.replace(
+                m,
+                elements=tuple(
+                    dataclasses.replace(e, occluded=bool(occluded[k, r, i])) for i, e in enumerate(m.elements)
+                ),
+            )
+            for r, m in enumerate(members)
+        ]
+        want = fuse_skeleton(members, weight[k])
+        assert [tuple(e.points[0]) for e in want] == [tuple(p) for p in fused_xy[k]]
+        assert [e.outside for e in want] == outside[k].tolist()
+        assert [e.occluded for e in want] == occ[k].tolist()
