@@ -57,7 +57,7 @@ class ReplicaBatch:
     rotation: FloatArray  # (M,) degrees (0 for types without rotation)
     occluded: BoolArray  # (M,)
     z_order: IntArray  # (M,)
-    attr_key: IntArray  # (M,) hash of the attribute values, 0 when the object has none
+    attr_key: IntArray  # (M,) order-free hash of the attribute values, 0 when the object has none
     type_code: IntArray  # (M,) position in SHAPE_TYPES
 
     def __post_init__(self) -> None:
@@ -219,7 +219,7 @@ def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dic
         else:
             xyxy = np.array([_extent(sh) for sh in members], dtype=np.float64).reshape(-1, 4)
         attr_key = (
-            np.fromiter((hash(sh.attributes) if sh.attributes else 0 for sh in members), np.int64, m)
+            np.fromiter((hash(frozenset(sh.attributes)) if sh.attributes else 0 for sh in members), np.int64, m)
             if has_attrs
             else np.zeros(m, dtype=np.int64)
         )

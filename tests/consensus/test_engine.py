@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -277,3 +278,14 @@ def test_tags_are_voted_and_disagreements_reported() -> None:
         ("b", "c"),
     )
     assert result.frames[0].findings == 1
+
+
+def test_attribute_order_is_not_a_disagreement() -> None:
+    from cvat_ext.annotations.model import Attribute
+
+    base = box(0, CAR, [0, 0, 10, 10])
+    one = dataclasses.replace(base, attributes=(Attribute(KIND_SPEC, "a"), Attribute(99, "x")))
+    other = dataclasses.replace(base, attributes=(Attribute(99, "x"), Attribute(KIND_SPEC, "a")))
+    replicas = {"a": JobAnnotations(shapes=(one,)), "b": JobAnnotations(shapes=(other,))}
+    result = score_replicas(replicas, labels(), meta(1), EQUAL)
+    assert result.summary.attribute_disagreements == 0
