@@ -110,9 +110,19 @@ def _params(settings: ConsensusSettings, meta: JobMeta, frame: int) -> Similarit
     )
 
 
-def cluster_batch(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> ClusterTable:
+def cluster_batch(
+    batch: ReplicaBatch, params: SimilarityParams, iou_thr: float, frame_wh: IntArray | None = None
+) -> ClusterTable:
     """Match every annotator pair of one match group and cluster the matches."""
-    return build_clusters(batch, batch_links(batch, params, iou_thr))
+    return build_clusters(batch, batch_links(batch, params, iou_thr, frame_wh))
+
+
+def _frame_sizes(meta: JobMeta, frames: Sequence[int]) -> IntArray | None:
+    """(F, 2) width and height of each frame, None when the meta lists no frames."""
+    if not meta.frames:
+        return None
+    infos = [meta.frame_info(f) for f in frames]
+    return np.array([(i.width, i.height) for i in infos], dtype=np.int64).reshape(-1, 2)
 
 
 #: a re-startable stream of chunks with their match-group batches (called once per pass)
@@ -173,10 +183,11 @@ def score_chunks(
     n_objects = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0])
+        frame_wh = _frame_sizes(meta, chunk.frames)
         tables: dict[GroupKey, ClusterTable] = {}
         chunk_labels: dict[GroupKey, IntArray] = {}
         for key, batch in batches.items():
-            table = cluster_batch(batch, params, settings.iou_thr)
+            table = cluster_batch(batch, params, settings.iou_thr, frame_wh)
             rows = member_rows(batch, table)
             tables[key] = table
             chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)

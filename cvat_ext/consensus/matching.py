@@ -14,9 +14,11 @@ overlap, and only those go through the geometry kernel. Other types use
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
@@ -99,8 +101,23 @@ def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float) -> PairLinks:
     return match_candidates(batch, ia, ib, box_iou_pairs(batch.xyxy[ia], batch.xyxy[ib]), iou_thr)
 
 
-def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, iou_thr: float) -> PairLinks:
-    """Optimal matching through :func:`similarity_matrix`, one frame at a time (any shape type)."""
+def _with_size(params: SimilarityParams, frame_wh: IntArray | None, frame_pos: int) -> SimilarityParams:
+    if frame_wh is None:
+        return params
+    wh = (int(frame_wh[frame_pos, 0]), int(frame_wh[frame_pos, 1]))
+    return params if wh == params.image_wh else dataclasses.replace(params, image_wh=wh)
+
+
+def dense_links(
+    batch: ReplicaBatch,
+    r: int,
+    s: int,
+    params: SimilarityParams,
+    iou_thr: float,
+    frame_wh: IntArray | None = None,
+) -> PairLinks:
+    """Optimal matching through :func:`similarity_matrix`, one frame at a time (any shape type).
+    ``frame_wh (F, 2)`` gives each frame's size (else ``params.image_wh`` holds for all)."""
     ia_parts: list[IntArray] = []
     ib_parts: list[IntArray] = []
     sim_parts: list[FloatArray] = []
@@ -110,7 +127,9 @@ def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, i
         rows_a = batch.index[f, r][batch.index[f, r] >= 0]
         rows_b = batch.index[f, s][batch.index[f, s] >= 0]
         sim = similarity_matrix(
-            [batch.shape(i) for i in rows_a.tolist()], [batch.shape(j) for j in rows_b.tolist()], params
+            [batch.shape(i) for i in rows_a.tolist()],
+            [batch.shape(j) for j in rows_b.tolist()],
+            _with_size(params, frame_wh, f),
         )
         i, j = np.nonzero(sim >= iou_thr)
         ia_parts.append(rows_a[i])
@@ -127,30 +146,23 @@ def dense_links(batch: ReplicaBatch, r: int, s: int, params: SimilarityParams, i
 SEGMENT_FRAMES = 8
 
 
-def segment_links(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> dict[tuple[int, int], PairLinks]:
+def segment_links(
+    batch: ReplicaBatch, params: SimilarityParams, iou_thr: float, frame_wh: IntArray | None = None
+) -> dict[tuple[int, int], PairLinks]:
     """All annotator pairs of a polygon/mask batch: each annotator's shapes of ``SEGMENT_FRAMES``
-    frames become row runs once (the geometry's own rasterisation), stacked with a row offset per
-    frame so that frames never overlap; one run-join IoU per pair then covers them all."""
+    frames (of one frame size, which clips them) become row runs once (the geometry's own
+    rasterisation), stacked with a row offset per frame so that frames never overlap; one run-join
+    IoU per pair then covers them all."""
     pairs = annotator_pairs(batch.n_annotators)
     parts: dict[tuple[int, int], list[tuple[IntArray, IntArray, FloatArray]]] = {p: [] for p in pairs}
     for f0 in range(0, batch.n_frames, SEGMENT_FRAMES):
-        in_chunk = (batch.frame_pos >= f0) & (batch.frame_pos < f0 + SEGMENT_FRAMES)
-        rows = [np.flatnonzero(in_chunk & (batch.annotator == r)) for r in range(batch.n_annotators)]
-        runs = [segment_runs([batch.shape(i) for i in rr.tolist()], params) for rr in rows]
-        lows = [int(x.row.min()) for x in runs if x.row.size]
-        if not lows:
-            continue
-        stride = max(int(x.row.max()) for x in runs if x.row.size) - min(lows) + 2
-        stacked = [
-            RowRuns(x.row + (batch.frame_pos[rr] - f0)[x.owner] * stride, x.start, x.end, x.owner, x.count)
-            for x, rr in zip(runs, rows, strict=True)
-        ]
-        for r, s in pairs:
-            if rows[r].size == 0 or rows[s].size == 0:
-                continue
-            iou = runs_iou(stacked[r], stacked[s])
-            i, j = np.nonzero(iou >= iou_thr)
-            parts[(r, s)].append((rows[r][i], rows[s][j], iou[i, j]))
+        f1 = min(f0 + SEGMENT_FRAMES, batch.n_frames)
+        sizes = np.zeros((f1 - f0, 2), dtype=np.int64) if frame_wh is None else frame_wh[f0:f1]
+        for wh in np.unique(sizes, axis=0):
+            same_size = np.flatnonzero((sizes == wh).all(axis=1)) + f0
+            group_params = params if frame_wh is None else _with_size(params, frame_wh, int(same_size[0]))
+            in_group = np.isin(batch.frame_pos, same_size)
+            _segment_group(batch, in_group, f0, group_params, iou_thr, parts)
     out = {}
     for p in pairs:
         if parts[p]:
@@ -161,13 +173,44 @@ def segment_links(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float)
     return out
 
 
-def batch_links(batch: ReplicaBatch, params: SimilarityParams, iou_thr: float) -> dict[tuple[int, int], PairLinks]:
-    """The matching of every annotator pair of a batch, by the fastest path for its shape type."""
+def _segment_group(
+    batch: ReplicaBatch,
+    in_group: npt.NDArray[np.bool_],
+    f0: int,
+    params: SimilarityParams,
+    iou_thr: float,
+    parts: dict[tuple[int, int], list[tuple[IntArray, IntArray, FloatArray]]],
+) -> None:
+    """Candidates of the rows ``in_group`` (frames ``f0 ..`` of one size) into ``parts``."""
+    rows = [np.flatnonzero(in_group & (batch.annotator == r)) for r in range(batch.n_annotators)]
+    runs = [segment_runs([batch.shape(i) for i in rr.tolist()], params) for rr in rows]
+    lows = [int(x.row.min()) for x in runs if x.row.size]
+    if not lows:
+        return
+    stride = max(int(x.row.max()) for x in runs if x.row.size) - min(lows) + 2
+    stacked = [
+        RowRuns(x.row + (batch.frame_pos[rr] - f0)[x.owner] * stride, x.start, x.end, x.owner, x.count)
+        for x, rr in zip(runs, rows, strict=True)
+    ]
+    for r, s in parts:
+        if rows[r].size == 0 or rows[s].size == 0:
+            continue
+        iou = runs_iou(stacked[r], stacked[s])
+        i, j = np.nonzero(iou >= iou_thr)
+        parts[(r, s)].append((rows[r][i], rows[s][j], iou[i, j]))
+
+
+def batch_links(
+    batch: ReplicaBatch, params: SimilarityParams, iou_thr: float, frame_wh: IntArray | None = None
+) -> dict[tuple[int, int], PairLinks]:
+    """The matching of every annotator pair of a batch, by the fastest path for its shape type.
+    ``frame_wh (F, 2)``: each frame's size (clips masks, scales lines), else ``params.image_wh``."""
+    pairs = annotator_pairs(batch.n_annotators)
     if batch.family == "segment" and batch.shapes is not None:
-        return segment_links(batch, params, iou_thr)
+        return segment_links(batch, params, iou_thr, frame_wh)
     if batch.family == "rectangle" and not np.any(np.mod(batch.rotation, 180.0)):
-        return {(r, s): box_links(batch, r, s, iou_thr) for r, s in annotator_pairs(batch.n_annotators)}
-    return {(r, s): dense_links(batch, r, s, params, iou_thr) for r, s in annotator_pairs(batch.n_annotators)}
+        return {(r, s): box_links(batch, r, s, iou_thr) for r, s in pairs}
+    return {(r, s): dense_links(batch, r, s, params, iou_thr, frame_wh) for r, s in pairs}
 
 
 def match_candidates(batch: ReplicaBatch, ia: IntArray, ib: IntArray, sim: FloatArray, iou_thr: float) -> PairLinks:

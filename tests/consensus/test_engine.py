@@ -289,3 +289,22 @@ def test_attribute_order_is_not_a_disagreement() -> None:
     replicas = {"a": JobAnnotations(shapes=(one,)), "b": JobAnnotations(shapes=(other,))}
     result = score_replicas(replicas, labels(), meta(1), EQUAL)
     assert result.summary.attribute_disagreements == 0
+
+
+def test_masks_are_clipped_to_their_own_frame_size() -> None:
+    from cvat_ext.annotations.model import FrameInfo, JobMeta
+
+    def mask(frame: int, width: int) -> Shape:
+        rle = MaskRle.from_bitmap(np.ones((5, width), dtype=bool), 0, 0)
+        return Shape(type=ShapeType.MASK, frame=frame, label_id=CAR, points=np.zeros((0, 2)), mask=rle)
+
+    # unclipped IoU 50/100 = 0.5; inside a 10 px wide frame both masks are the same 50 pixels
+    replicas = {
+        "a": JobAnnotations(shapes=(mask(0, 20), mask(1, 20))),
+        "b": JobAnnotations(shapes=(mask(0, 10), mask(1, 10))),
+    }
+    sizes = JobMeta(start_frame=0, stop_frame=1, frames=(FrameInfo(10, 10), FrameInfo(100, 100)))
+    result = score_replicas(replicas, labels(), sizes, EQUAL.model_copy(update={"iou_thr": 0.6}))
+    first = result.frames[0]
+    assert (first.frame, first.clusters, first.mean_iou) == (0, 1, 1.0)
+    assert (result.frames[1].frame, result.frames[1].clusters) == (1, 2)
