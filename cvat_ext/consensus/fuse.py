@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,85 +128,62 @@ class MergedColumns:
     def materialise(self) -> list[Shape]:
         n = self.frame.shape[0]
         attrs = self.attributes or ((),) * n
-        common = zip(
-            self.frame.tolist(),
-            self.label.tolist(),
-            self.score.tolist(),
-            self.occluded.tolist(),
-            self.z_order.tolist(),
-            attrs,
-            strict=True,
-        )
-        if self.xyxy is not None and self.rotation is not None:
-            return [
-                Shape(
-                    type=ShapeType.RECTANGLE,
-                    frame=f,
-                    label_id=lb,
-                    points=xy,
-                    rotation=rot,
-                    source=SOURCE,
-                    score=round(sc, 4),
-                    occluded=occ,
-                    z_order=z,
-                    attributes=at,
-                )
-                for (f, lb, sc, occ, z, at), xy, rot in zip(common, self.xyxy, self.rotation.tolist(), strict=True)
-            ]
-        if self.kp_label is not None:
-            return self._skeletons(common)
-        assert self.mask_ltrb is not None and self.mask_counts is not None
         return [
             Shape(
-                type=ShapeType.MASK,
                 frame=f,
                 label_id=lb,
-                points=np.zeros((0, 2)),
-                mask=MaskRle(counts, (ltrb[0], ltrb[1], ltrb[2], ltrb[3])),
                 source=SOURCE,
                 score=round(sc, 4),
                 occluded=occ,
                 z_order=z,
                 attributes=at,
+                **geometry,
             )
-            for (f, lb, sc, occ, z, at), ltrb, counts in zip(
-                common, self.mask_ltrb.tolist(), self.mask_counts, strict=True
+            for f, lb, sc, occ, z, at, geometry in zip(
+                self.frame.tolist(),
+                self.label.tolist(),
+                self.score.tolist(),
+                self.occluded.tolist(),
+                self.z_order.tolist(),
+                attrs,
+                self._geometry(),
+                strict=True,
             )
         ]
 
-    def _skeletons(self, common: Iterable[tuple[int, int, float, bool, int, tuple[Attribute, ...]]]) -> list[Shape]:
-        assert self.kp_label is not None and self.kp_xy is not None and self.kp_present is not None
-        assert self.kp_outside is not None and self.kp_occluded is not None
-        labels = self.kp_label.tolist()
-        out = []
-        for k, (f, lb, sc, occ, z, at) in enumerate(common):
-            elements = tuple(
-                Shape(
-                    type=ShapeType.POINTS,
-                    frame=f,
-                    label_id=labels[p],
-                    points=self.kp_xy[k, p][None, :],
-                    outside=bool(self.kp_outside[k, p]),
-                    occluded=bool(self.kp_occluded[k, p]),
-                    source=SOURCE,
+    def _geometry(self) -> list[dict[str, Any]]:
+        """Per object, the ``Shape`` fields of its fused geometry."""
+        if self.xyxy is not None and self.rotation is not None:
+            return [
+                {"type": ShapeType.RECTANGLE, "points": xy, "rotation": rot}
+                for xy, rot in zip(self.xyxy, self.rotation.tolist(), strict=True)
+            ]
+        no_points = np.zeros((0, 2))
+        if self.kp_label is not None:
+            assert self.kp_xy is not None and self.kp_present is not None
+            assert self.kp_outside is not None and self.kp_occluded is not None
+            labels = self.kp_label.tolist()
+            out = []
+            for k, frame in enumerate(self.frame.tolist()):
+                elements = tuple(
+                    Shape(
+                        type=ShapeType.POINTS,
+                        frame=frame,
+                        label_id=labels[p],
+                        points=self.kp_xy[k, p][None, :],
+                        outside=bool(self.kp_outside[k, p]),
+                        occluded=bool(self.kp_occluded[k, p]),
+                        source=SOURCE,
+                    )
+                    for p in np.flatnonzero(self.kp_present[k]).tolist()
                 )
-                for p in np.flatnonzero(self.kp_present[k]).tolist()
-            )
-            out.append(
-                Shape(
-                    type=ShapeType.SKELETON,
-                    frame=f,
-                    label_id=lb,
-                    points=np.zeros((0, 2)),
-                    elements=elements,
-                    source=SOURCE,
-                    score=round(sc, 4),
-                    occluded=occ,
-                    z_order=z,
-                    attributes=at,
-                )
-            )
-        return out
+                out.append({"type": ShapeType.SKELETON, "points": no_points, "elements": elements})
+            return out
+        assert self.mask_ltrb is not None and self.mask_counts is not None
+        return [
+            {"type": ShapeType.MASK, "points": no_points, "mask": MaskRle(counts, (lt[0], lt[1], lt[2], lt[3]))}
+            for lt, counts in zip(self.mask_ltrb.tolist(), self.mask_counts, strict=True)
+        ]
 
 
 class ChunkMerger:
@@ -303,6 +280,14 @@ class ChunkMerger:
             return [MergedColumns(frames, cons[idx], score[idx], occluded, z_order, attrs, xyxy=boxes, rotation=angles)]
         out: list[MergedColumns | list[Shape]] = []
         rest = np.arange(idx.size)
+
+        def columns(sel: IntArray, **geometry: Any) -> MergedColumns:
+            """The kept clusters ``sel`` (positions in ``idx``) with their fused ``geometry``."""
+            chosen = None if attrs is None else tuple(attrs[j] for j in sel.tolist())
+            return MergedColumns(
+                frames[sel], cons[idx[sel]], score[idx[sel]], occluded[sel], z_order[sel], chosen, **geometry
+            )
+
         if family == "segment" and method == "wbf" and batch.shapes is not None:
             # clusters of masks only: one run-level vote for all of them
             is_mask = batch.type_code == _MASK_CODE
@@ -320,37 +305,20 @@ class ChunkMerger:
             )
             voted = np.array([c is not None for c in counts], dtype=bool)
             got = sel[voted]
-            out.append(
-                MergedColumns(
-                    frames[got],
-                    cons[idx[got]],
-                    score[idx[got]],
-                    occluded[got],
-                    z_order[got],
-                    None if attrs is None else tuple(attrs[j] for j in got.tolist()),
-                    mask_ltrb=ltrb[voted],
-                    mask_counts=[c for c in counts if c is not None],
-                )
-            )
+            out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
             fused = self._fuse_skeletons(batch, rows_k[rest], w)
             if fused is not None:
-                kp_label, kp = fused
-                sel = rest
+                kp_label, (kp_xy, kp_outside, kp_occluded, kp_present) = fused
                 out.append(
-                    MergedColumns(
-                        frames[sel],
-                        cons[idx[sel]],
-                        score[idx[sel]],
-                        occluded[sel],
-                        z_order[sel],
-                        None if attrs is None else tuple(attrs[j] for j in sel.tolist()),
+                    columns(
+                        rest,
                         kp_label=kp_label,
-                        kp_xy=kp[0],
-                        kp_outside=kp[1],
-                        kp_occluded=kp[2],
-                        kp_present=kp[3],
+                        kp_xy=kp_xy,
+                        kp_outside=kp_outside,
+                        kp_occluded=kp_occluded,
+                        kp_present=kp_present,
                     )
                 )
                 return out
