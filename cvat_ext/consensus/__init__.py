@@ -4,7 +4,8 @@ and merge them into one CVAT annotation set.
 Layout (one concept per module): ``batch`` (columnar chunks of replicas), ``matching`` (pairwise
 optimal assignment), ``clusters`` (cross-annotator clusters), ``agreement`` (Krippendorff's alpha),
 ``reliability`` (Dawid–Skene, noise separation, existence model), ``merge`` (fusion rules),
-``fuse`` (pass 2 on a chunk: merge, findings, tallies), ``report`` (result types and writers),
+``fuse`` (pass 2 on a chunk: labels, quorum, fused objects), ``tally`` (statistics and
+findings), ``report`` (result types and writers),
 ``settings`` and ``engine`` (the streaming job-level driver, :func:`score_replicas`).
 """
 

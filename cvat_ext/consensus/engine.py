@@ -25,12 +25,19 @@ from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta
 from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
-from cvat_ext.consensus.fuse import ChunkMerger, JobTally, ReliabilityModel
+from cvat_ext.consensus.fuse import ChunkMerger
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
-from cvat_ext.consensus.reliability import fit_dawid_skene, fit_existence, fusion_weights, separate_noise
+from cvat_ext.consensus.reliability import (
+    ReliabilityModel,
+    fit_dawid_skene,
+    fit_existence,
+    fusion_weights,
+    separate_noise,
+)
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
 from cvat_ext.geometry import SimilarityParams
 

@@ -1,24 +1,22 @@
-"""Pass 2 of the engine on one chunk: consensus labels, quorum, fused objects, findings, tallies.
+"""Pass 2 of the engine on one chunk: consensus labels, quorum and fused objects.
 
-:class:`ChunkMerger` turns the clusters of a chunk into merged shapes and tags;
-:class:`JobTally` accumulates the statistics and findings and builds the
-:class:`~cvat_ext.consensus.report.ConsensusResult`.
+:class:`ChunkMerger` turns the clusters of a chunk into merged shapes (kept columnar in
+:class:`MergedColumns` until the job's annotations are asked for) and tags, and hands every match
+group to the :class:`~cvat_ext.consensus.tally.JobTally`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, MaskRle, Shape, ShapeType, Tag
-from cvat_ext.consensus.agreement import AlphaAccumulator, add_grouped, safe_ratio
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
-from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
     SOURCE,
     fuse_boxes,
@@ -33,75 +31,11 @@ from cvat_ext.consensus.merge import (
     vote_masks,
     weighted_medoid,
 )
-from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
-from cvat_ext.consensus.report import (
-    AnnotatorStats,
-    ConsensusResult,
-    Finding,
-    FindingBlock,
-    FindingKind,
-    FrameTable,
-    JobSummary,
-    LabelStats,
-    PairStats,
-    finding_message,
-)
+from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.tally import JobTally
 
 _MASK_CODE = list(ShapeType).index(ShapeType.MASK)
-
-#: value code of "not annotated" in the localise-then-label alpha (label ids are >= 0)
-NOT_ANNOTATED = -2
-
-# frame tally columns
-_F_CLUSTERS, _F_KEPT, _F_SIM, _F_SIM_N, _F_MISSING, _F_EXTRA, _F_LABEL, _F_FINDINGS, _F_OBJECTS = range(9)
-_F_COLS = 9
-
-
-@dataclass(frozen=True, eq=False)
-class ReliabilityModel:
-    """What pass 1 learnt about the annotators (arrays are (R,), annotator order of ``names``)."""
-
-    names: tuple[str, ...]
-    weights: FloatArray
-    family_weights: Mapping[str, FloatArray]
-    existence: Mapping[str, ExistenceModel]
-    dawid_skene: DawidSkene | None
-    label_reliability: FloatArray
-    geometric_reliability: FloatArray
-
-    def keep(self, family: str, present: BoolArray, quorum: int) -> BoolArray:
-        """(K,) clusters to merge: existence posterior >= 0.5 when fitted, else ``quorum`` members."""
-        model = self.existence.get(family)
-        if model is not None:
-            return model.posterior(present) >= 0.5
-        return np.asarray(present.sum(axis=1) >= quorum)
-
-    def weights_for(self, family: str) -> FloatArray:
-        """Fusion weights for one match family (falls back to the pooled weights)."""
-        return self.family_weights.get(family, self.weights)
-
-    def consensus_labels(self, labels: IntArray) -> IntArray:
-        """(K,) consensus label of clusters ``labels (K, R)`` (-1 = absent): the Dawid–Skene posterior
-        when fitted, else the weighted vote (ties: the smallest label id)."""
-        if labels.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
-        if self.dawid_skene is not None and self.dawid_skene.classes.size:
-            post = self.dawid_skene.posterior(labels)
-            return np.asarray(self.dawid_skene.classes[post.argmax(axis=1)], dtype=np.int64)
-        classes = np.unique(labels[labels >= 0])
-        votes = np.zeros((labels.shape[0], classes.size))
-        k, r = np.nonzero(labels >= 0)
-        np.add.at(votes, (k, np.searchsorted(classes, labels[k, r])), self.weights[r])
-        return np.asarray(classes[votes.argmax(axis=1)], dtype=np.int64)
-
-
-def _extents(batch: ReplicaBatch, rows: IntArray, present: BoolArray) -> FloatArray:
-    """(K, 4) union of the members' extents."""
-    xyxy = batch.xyxy[np.maximum(rows, 0)]
-    lo = np.where(present[:, :, None], xyxy[:, :, :2], np.inf).min(axis=1)
-    hi = np.where(present[:, :, None], xyxy[:, :, 2:], -np.inf).max(axis=1)
-    return np.concatenate([lo, hi], axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +147,7 @@ class ChunkMerger:
     def merge_chunk(
         self, chunk: ChunkInput, batches: Mapping[GroupKey, ReplicaBatch], tables: Mapping[GroupKey, ClusterTable]
     ) -> None:
-        frame_tally = np.zeros((len(chunk.frames), _F_COLS))
+        frame_tally = self.tally.frame_tally(len(chunk.frames))
         w_all = float(self.model.weights.sum())
         for key, batch in batches.items():
             table = tables[key]
@@ -230,7 +164,7 @@ class ChunkMerger:
             if tags:
                 merged = merge_tags(frame, tags, self.weights, self.quorum)
                 self._tags.extend(merged)
-                frame_tally[pos, _F_FINDINGS] += self.tally.add_tags(frame, tags, merged)
+                self.tally.add_tags(frame, tags, merged, frame_tally[pos])
         self.tally.add_frames(np.asarray(chunk.frames, dtype=np.int64), frame_tally)
 
     # -- geometry -------------------------------------------------------------------------------
@@ -403,249 +337,3 @@ def _copy_geometry(base: Shape, common: dict[str, Any]) -> Shape:
     """A member's geometry as a new consensus object (no id, no group)."""
     elements = tuple(dataclasses.replace(e, id=None, source=SOURCE) for e in base.elements)
     return dataclasses.replace(base, id=None, group=0, elements=elements, **common)
-
-
-class JobTally:
-    """Statistics and findings over the whole job."""
-
-    def __init__(self, model: ReliabilityModel, labels: LabelSet, settings: ConsensusSettings) -> None:
-        self.model = model
-        self.labels = labels
-        self.settings = settings
-        n = len(model.names)
-        self.n_annot = n
-        self.pairs = annotator_pairs(n)
-        self.quorum = settings.quorum_for(n)
-        # per annotator: objects, matched, missing, extra, label_correct, sim_sum, sim_n
-        self.annot = np.zeros((n, 7))
-        # per pair: matched, sim_sum
-        self.pair = np.zeros((len(self.pairs), 2))
-        # per label: clusters, kept, sim_sum, sim_n, missing, extra, label_dis, attr_dis
-        self.per_label: dict[int, FloatArray] = {}
-        self.label_alpha: dict[int, AlphaAccumulator] = {}
-        self.alpha_label = AlphaAccumulator()
-        self.low_overlap = 0
-        self.blocks: list[FindingBlock] = []
-        self.tag_findings: list[Finding] = []
-        self.frame_idx: list[IntArray] = []
-        self.frame_counts: list[FloatArray] = []
-
-    def add_group(
-        self,
-        batch: ReplicaBatch,
-        table: ClusterTable,
-        rows: IntArray,
-        labels_kr: IntArray,
-        cons: IntArray,
-        kept: BoolArray,
-        score: FloatArray,
-        frame_tally: FloatArray,
-    ) -> None:
-        present = rows >= 0
-        count = present.sum(axis=1)
-        n = self.n_annot
-        sim = table.pair_sim
-        sim_ok = np.isfinite(sim)
-        sim0 = np.where(sim_ok, sim, 0.0)
-        sim_sum = sim0.sum(axis=1)
-        sim_n = sim_ok.sum(axis=1)
-
-        # disagreements
-        label_dis = (present & (labels_kr != labels_kr.max(axis=1, keepdims=True))).any(axis=1)
-        akeys = batch.attr_key[np.maximum(rows, 0)]
-        same = present & (labels_kr == cons[:, None])
-        big = np.iinfo(np.int64).max
-        amin = np.where(same, akeys, big).min(axis=1)
-        amax = np.where(same, akeys, -big).max(axis=1)
-        attr_dis = (same.sum(axis=1) >= 2) & (amax > amin)
-        missing = np.where(kept, n - count, 0)
-        extra = np.where(kept, 0, count)
-        min_sim = np.where(sim_ok, sim, np.inf).min(axis=1)
-        min_sim[~sim_ok.any(axis=1)] = np.nan
-        low = np.nan_to_num(min_sim, nan=1.0) < self.settings.low_overlap_thr
-        self.low_overlap += int(low.sum())
-
-        # annotators and pairs
-        p_kept = present & kept[:, None]
-        self.annot[:, 0] += present.sum(axis=0)
-        self.annot[:, 1] += p_kept.sum(axis=0)
-        self.annot[:, 2] += (kept[:, None] & ~present).sum(axis=0)
-        self.annot[:, 3] += (present & ~kept[:, None]).sum(axis=0)
-        self.annot[:, 4] += (p_kept & (labels_kr == cons[:, None])).sum(axis=0)
-        pair_n = sim_ok.sum(axis=0)
-        pair_sum = sim0.sum(axis=0)
-        self.pair[:, 0] += pair_n
-        self.pair[:, 1] += pair_sum
-        for p, (r, s) in enumerate(self.pairs):
-            self.annot[[r, s], 5] += pair_sum[p]
-            self.annot[[r, s], 6] += pair_n[p]
-
-        # alpha: localise-then-label (job and per consensus label) and label-only
-        lol = np.where(present, labels_kr, NOT_ANNOTATED)
-        add_grouped(self.label_alpha, lol, cons)
-        self.alpha_label.add(labels_kr)
-
-        # labels
-        per_cluster = (np.ones(len(table)), kept, sim_sum, sim_n, missing, extra, label_dis, attr_dis)
-        label_ids, label_pos = np.unique(cons, return_inverse=True)
-        sums = np.stack([np.bincount(label_pos, weights=c, minlength=label_ids.size) for c in per_cluster], axis=1)
-        for label, row in zip(label_ids.tolist(), sums, strict=True):
-            self.per_label.setdefault(label, np.zeros(8))
-            self.per_label[label] += row
-
-        # findings, columnar
-        flags = np.stack([kept & (count < n), ~kept, label_dis, attr_dis, low], axis=1)
-        n_findings = flags.sum(axis=1)
-        idx = np.flatnonzero(n_findings)
-        if idx.size:
-            rows_i = rows[idx]
-            first = rows_i[np.arange(idx.size), (rows_i >= 0).argmax(axis=1)]
-            self.blocks.append(
-                FindingBlock(
-                    frame=batch.frames[table.frame_pos[idx]],
-                    type_code=batch.type_code[first],
-                    label=cons[idx],
-                    labels=labels_kr[idx],
-                    xyxy=_extents(batch, rows_i, rows_i >= 0),
-                    min_similarity=min_sim[idx],
-                    score=score[idx],
-                    kept=kept[idx],
-                    flags=flags[idx],
-                )
-            )
-
-        # frames
-        size = frame_tally.shape[0]
-        columns = (np.ones(len(table)), kept, sim_sum, sim_n, missing, extra, label_dis, n_findings, count)
-        for col, values in enumerate(columns):
-            frame_tally[:, col] += np.bincount(table.frame_pos, weights=values, minlength=size)
-
-    def _alpha_lol(self) -> float:
-        job = AlphaAccumulator()
-        for acc in self.label_alpha.values():
-            job.merge(acc)
-        return job.alpha()
-
-    def add_tags(self, frame: int, tags: list[tuple[int, Tag]], merged: list[Tag]) -> int:
-        """Tag findings on one frame; returns how many were added."""
-        names = self.model.names
-        by_label: dict[int, set[int]] = {}
-        for r, tag in tags:
-            by_label.setdefault(tag.label_id, set()).add(r)
-        added = 0
-        kept = {t.label_id for t in merged}
-        for label_id, voters in sorted(by_label.items()):
-            if len(voters) == self.n_annot:
-                continue
-            present = tuple(names[r] for r in sorted(voters))
-            missing = tuple(nm for r, nm in enumerate(names) if r not in voters)
-            label = self.labels.name_of(label_id)
-            by_annot = tuple((p, label) for p in present)
-            kind = FindingKind.TAG_DISAGREEMENT
-            self.tag_findings.append(
-                Finding(
-                    frame=frame,
-                    kind=kind,
-                    shape_type="tag",
-                    label=label,
-                    present=present,
-                    missing=missing,
-                    labels_by_annotator=by_annot,
-                    xyxy=(0.0, 0.0, 0.0, 0.0),
-                    min_similarity=float("nan"),
-                    score=len(voters) / self.n_annot,
-                    kept=label_id in kept,
-                    message=finding_message(kind, frame, label, "tag", present, missing, by_annot, float("nan")),
-                )
-            )
-            added += 1
-        return added
-
-    def add_frames(self, frames: IntArray, frame_tally: FloatArray) -> None:
-        self.frame_idx.append(frames)
-        self.frame_counts.append(frame_tally)
-
-    def result(self, merged: Callable[[], JobAnnotations]) -> ConsensusResult:
-        names = self.model.names
-        st = self.settings
-        annotators = []
-        for r, name in enumerate(names):
-            objects, matched, missing, extra, correct, sim_sum, sim_n = self.annot[r].tolist()
-            n_kept = matched + missing
-            annotators.append(
-                AnnotatorStats(
-                    annotator=name,
-                    objects=int(objects),
-                    matched=int(matched),
-                    missing=int(missing),
-                    extra=int(extra),
-                    precision=safe_ratio(matched, objects),
-                    recall=safe_ratio(matched, n_kept),
-                    f1=safe_ratio(2 * matched, objects + n_kept),
-                    mean_iou=safe_ratio(sim_sum, sim_n),
-                    label_accuracy=safe_ratio(correct, matched),
-                    label_reliability=float(self.model.label_reliability[r]),
-                    geometric_reliability=float(self.model.geometric_reliability[r]),
-                    weight=float(self.model.weights[r]),
-                )
-            )
-        obj = self.annot[:, 0].tolist()
-        pairs = tuple(
-            PairStats(
-                a=names[r],
-                b=names[q],
-                objects_a=int(obj[r]),
-                objects_b=int(obj[q]),
-                matched=int(self.pair[p, 0]),
-                f1=safe_ratio(2 * float(self.pair[p, 0]), obj[r] + obj[q]),
-                mean_iou=safe_ratio(float(self.pair[p, 1]), float(self.pair[p, 0])),
-            )
-            for p, (r, q) in enumerate(self.pairs)
-        )
-        labels = tuple(
-            LabelStats(
-                label=self.labels.name_of(label_id),
-                clusters=int(acc[0]),
-                kept=int(acc[1]),
-                mean_iou=safe_ratio(float(acc[2]), float(acc[3])),
-                missing=int(acc[4]),
-                extra=int(acc[5]),
-                label_disagreements=int(acc[6]),
-                attribute_disagreements=int(acc[7]),
-                alpha=self.label_alpha[label_id].alpha(),
-            )
-            for label_id, acc in sorted(self.per_label.items())
-        )
-        frame_idx = np.concatenate(self.frame_idx) if self.frame_idx else np.zeros(0, dtype=np.int64)
-        counts = np.concatenate(self.frame_counts) if self.frame_counts else np.zeros((0, _F_COLS))
-        t = counts.sum(axis=0).tolist()
-        lab = sum((acc for acc in self.per_label.values()), np.zeros(8))
-        summary = JobSummary(
-            frames=int(frame_idx.size),
-            annotators=names,
-            clusters=int(t[_F_CLUSTERS]),
-            kept=int(t[_F_KEPT]),
-            mean_iou=safe_ratio(t[_F_SIM], t[_F_SIM_N]),
-            f1=safe_ratio(2 * t[_F_SIM_N], (self.n_annot - 1) * t[_F_OBJECTS]),
-            alpha_lol=self._alpha_lol(),
-            alpha_label=self.alpha_label.alpha(),
-            missing=int(t[_F_MISSING]),
-            extra=int(t[_F_EXTRA]),
-            label_disagreements=int(t[_F_LABEL]),
-            attribute_disagreements=int(lab[7]),
-            low_overlap=self.low_overlap,
-            quorum=st.quorum_label(self.n_annot),
-            iou_thr=st.iou_thr,
-            method=st.method,
-        )
-        return ConsensusResult(
-            summary=summary,
-            annotators=tuple(annotators),
-            pairs=pairs,
-            labels=labels,
-            frame_table=FrameTable(frame_idx, counts, self.n_annot),
-            finding_blocks=tuple(self.blocks),
-            extra_findings=tuple(self.tag_findings),
-            label_name=self.labels.name_of,
-            merged_builder=merged,
-        )

@@ -14,12 +14,13 @@ used to separate clock noises). Solving ``d_rs = v_r + v_s`` by least squares ov
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.consensus.batch import FloatArray, IntArray
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
 
 
@@ -211,3 +212,41 @@ def fit_existence(present: npt.NDArray[np.bool_], *, iterations: int = 100, tol:
         if moved < tol:
             break
     return model
+
+
+@dataclass(frozen=True, eq=False)
+class ReliabilityModel:
+    """What pass 1 learnt about the annotators (arrays are (R,), annotator order of ``names``)."""
+
+    names: tuple[str, ...]
+    weights: FloatArray
+    family_weights: Mapping[str, FloatArray]
+    existence: Mapping[str, ExistenceModel]
+    dawid_skene: DawidSkene | None
+    label_reliability: FloatArray
+    geometric_reliability: FloatArray
+
+    def keep(self, family: str, present: BoolArray, quorum: int) -> BoolArray:
+        """(K,) clusters to merge: existence posterior >= 0.5 when fitted, else ``quorum`` members."""
+        model = self.existence.get(family)
+        if model is not None:
+            return model.posterior(present) >= 0.5
+        return np.asarray(present.sum(axis=1) >= quorum)
+
+    def weights_for(self, family: str) -> FloatArray:
+        """Fusion weights for one match family (falls back to the pooled weights)."""
+        return self.family_weights.get(family, self.weights)
+
+    def consensus_labels(self, labels: IntArray) -> IntArray:
+        """(K,) consensus label of clusters ``labels (K, R)`` (-1 = absent): the Dawid–Skene posterior
+        when fitted, else the weighted vote (ties: the smallest label id)."""
+        if labels.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.dawid_skene is not None and self.dawid_skene.classes.size:
+            post = self.dawid_skene.posterior(labels)
+            return np.asarray(self.dawid_skene.classes[post.argmax(axis=1)], dtype=np.int64)
+        classes = np.unique(labels[labels >= 0])
+        votes = np.zeros((labels.shape[0], classes.size))
+        k, r = np.nonzero(labels >= 0)
+        np.add.at(votes, (k, np.searchsorted(classes, labels[k, r])), self.weights[r])
+        return np.asarray(classes[votes.argmax(axis=1)], dtype=np.int64)
