@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from cvat_ext.annotations.model import Attribute, MaskRle, Shape, ShapeType, Tag
@@ -282,6 +281,9 @@ def fuse_polygons(
         lead = dominant_member(weight, vote_thr)
         if lead is not None:
             return np.asarray(polygons[lead], dtype=np.float64)
+    # OpenCV only when a polygon is actually rasterised: the QA core imports without it
+    import cv2
+
     allpts = np.concatenate(polygons)
     x0, y0 = np.floor(allpts.min(axis=0)) - 1
     x1, y1 = np.ceil(allpts.max(axis=0)) + 1
