@@ -69,6 +69,9 @@ class Scenario:
     image_wh: tuple[int, int] = (1280, 720)
     tiny_share: float = 0.1
     seed: int = 0
+    #: skeletons: extra jitter per keypoint (std as a fraction of the object size, one value per
+    #: keypoint of ``KEYPOINTS``), on top of the annotator's box jitter; None = none
+    keypoint_jitter: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,15 @@ def _mask(points: np.ndarray) -> MaskRle:
     return MaskRle.from_bitmap(canvas.astype(bool), int(left), int(top)).tight()
 
 
-def _shape(kind: Kind, frame: int, label: int, xyxy: np.ndarray, outline: np.ndarray, visible: np.ndarray) -> Shape:
+def _shape(
+    kind: Kind,
+    frame: int,
+    label: int,
+    xyxy: np.ndarray,
+    outline: np.ndarray,
+    visible: np.ndarray,
+    kp_offset: np.ndarray | None = None,
+) -> Shape:
     if kind == "rectangle":
         return Shape(type=ShapeType.RECTANGLE, frame=frame, label_id=label, points=xyxy)
     if kind == "polygon":
@@ -151,6 +162,8 @@ def _shape(kind: Kind, frame: int, label: int, xyxy: np.ndarray, outline: np.nda
             mask=_mask(_polygon(xyxy, outline)),
         )
     kps = xyxy[:2] + _KP_LAYOUT * (xyxy[2:] - xyxy[:2])
+    if kp_offset is not None:
+        kps = kps + kp_offset
     elements = tuple(
         Shape(type=ShapeType.POINTS, frame=frame, label_id=kid, points=kps[i : i + 1], outside=not bool(visible[i]))
         for i, (kid, _) in enumerate(KEYPOINTS)
@@ -197,7 +210,11 @@ def generate(sc: Scenario) -> Generated:
                     lab = int((lab + rng.integers(0, n_cls - 1)) % n_cls + 1)
                 outline = np.clip(outlines[i] + rng.normal(0, prof.jitter / 2, outlines[i].shape), 0, 1)
                 vis = np.where(rng.random(len(KEYPOINTS)) < prof.flip_visibility_rate, ~visible[i], visible[i])
-                out.append(_shape(sc.kind, frame, lab, noisy, outline, vis))
+                offset = None
+                if sc.kind == "skeleton" and sc.keypoint_jitter is not None:
+                    spread = np.asarray(sc.keypoint_jitter, dtype=np.float64)[:, None] * size[None, :]
+                    offset = rng.normal(0, 1, (len(KEYPOINTS), 2)) * spread
+                out.append(_shape(sc.kind, frame, lab, noisy, outline, vis, offset))
             n_extra = rng.poisson(prof.extra_rate * len(label))
             if n_extra:
                 ex_xyxy, ex_label, ex_outlines = _truth_frame(rng, sc)

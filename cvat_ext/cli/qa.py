@@ -55,6 +55,28 @@ def _quorum(value: str) -> int | None:
     return int(value)
 
 
+def _keypoint_sigmas(values: Sequence[str]) -> str | dict[str, list[float]]:
+    """``default`` | ``estimate`` | one ``SKELETON=S1,S2,...`` per skeleton label."""
+    if not values:
+        return "default"
+    if len(values) == 1 and values[0] in ("default", "estimate"):
+        return values[0]
+    table: dict[str, list[float]] = {}
+    for value in values:
+        name, sep, numbers = value.partition("=")
+        try:
+            sigmas = [float(x) for x in numbers.split(",")]
+        except ValueError:
+            sigmas = []
+        if not sep or not name or not sigmas:
+            raise ConfigError(
+                f"--keypoint-sigmas {value!r}: expected 'default', 'estimate' or SKELETON=S1,S2,... "
+                "(one sigma per keypoint, in the label's sublabel order)"
+            )
+        table[name] = sigmas
+    return table
+
+
 def _write_json(path: Path, data: object, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,6 +114,14 @@ def _write_json(path: Path, data: object, what: str) -> None:
     show_default=True,
     help="wbf: reliability-weighted fusion; staple: STAPLE for masks/polygons; nearest: CVAT's rule.",
 )
+@click.option(
+    "--keypoint-sigmas",
+    "keypoint_sigmas",
+    multiple=True,
+    metavar="default|estimate|SKELETON=S1,S2,...",
+    help="Skeleton OKS sigmas: one sigma, 0.09, for every keypoint (default), estimated from the replicas, or given "
+    "per keypoint (repeat per skeleton label).",
+)
 @click.option("--match-within-labels", is_flag=True, help="Match objects of the same label only.")
 @click.option("--chunk-frames", type=int, default=256, show_default=True, help="Frames processed at once.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
@@ -105,6 +135,7 @@ def consensus(
     iou_thr: float,
     quorum_text: str,
     method: str,
+    keypoint_sigmas: Sequence[str],
     match_within_labels: bool,
     chunk_frames: int,
     progress: bool | None,
@@ -116,6 +147,7 @@ def consensus(
             "quorum": _quorum(quorum_text),
             "method": method,
             "match_across_labels": not match_within_labels,
+            "keypoint_sigmas": _keypoint_sigmas(keypoint_sigmas),
             "chunk_frames": chunk_frames,
         },
         where="command line",
@@ -127,12 +159,12 @@ def consensus(
         name: parse_job_annotations(load_json_file(path), where=str(path)) for name, path in named
     }
     show = sys.stderr.isatty() if progress is None else progress
-    total = len(meta.frame_indices())
+    # two passes over the frames (match, then merge), three when sigmas are estimated first
+    total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
     if show:
         from tqdm import tqdm
 
-        # two passes over the frames: match, then merge
-        with tqdm(total=2 * total, desc="consensus", unit="frame", file=sys.stderr) as bar:
+        with tqdm(total=total, desc="consensus", unit="frame", file=sys.stderr) as bar:
 
             def tick(stage: str, frames: int) -> None:
                 bar.set_description(f"consensus ({stage})", refresh=False)

@@ -37,6 +37,7 @@ from cvat_ext.consensus.reliability import (
 )
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, sigmas_by_skeleton
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
 from cvat_ext.geometry import SimilarityParams
@@ -107,11 +108,14 @@ def iter_chunks(replicas: Sequence[JobAnnotations], meta: JobMeta, chunk_frames:
         yield ChunkInput(tuple(frames), tuple(per_frame), len(replicas))
 
 
-def _params(settings: ConsensusSettings, meta: JobMeta, frame: int) -> SimilarityParams:
+def _params(
+    settings: ConsensusSettings, meta: JobMeta, frame: int, element_sigmas: Mapping[int, float] | None = None
+) -> SimilarityParams:
     info = meta.frame_info(frame) if meta.frames else None
     return SimilarityParams(
         iou_thr=settings.iou_thr,
         oks_sigma=settings.oks_sigma,
+        element_sigmas=element_sigmas,
         line_thickness=settings.line_thickness,
         image_wh=(info.width, info.height) if info is not None else (0, 0),
     )
@@ -179,6 +183,9 @@ def score_chunks(
     if n_annot < 2:
         raise ConfigError(f"consensus needs at least 2 replicas, got {n_annot}: {list(names)}")
 
+    # pass 0 (only for estimated keypoint sigmas): match skeletons with the default sigma
+    element_sigmas = _element_sigmas(source, labels, meta, settings, progress)
+
     # pass 1: clusters, pooled pair disagreement and labels
     pairs = annotator_pairs(n_annot)
     # per family: pooled pair disagreement (sum, count), and the IoU-based one for reporting
@@ -189,7 +196,7 @@ def score_chunks(
     presence: dict[str, list[BoolArray]] = {}
     n_objects = 0
     for chunk, batches in source():
-        params = _params(settings, meta, chunk.frames[0])
+        params = _params(settings, meta, chunk.frames[0], element_sigmas)
         frame_wh = _frame_sizes(meta, chunk.frames)
         tables: dict[GroupKey, ClusterTable] = {}
         chunk_labels: dict[GroupKey, IntArray] = {}
@@ -236,7 +243,35 @@ def score_chunks(
         merger.merge_chunk(chunk, batches, clusters.tables)
         if progress is not None:
             progress("merge", len(chunk.frames))
-    return tally.result(merger.merged)
+    sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}
+    return tally.result(merger.merged, keypoint_sigmas=sigmas)
+
+
+def _element_sigmas(
+    source: ChunkSource,
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings,
+    progress: ProgressFn | None,
+) -> dict[int, float] | None:
+    """Keypoint label id -> OKS sigma for skeleton matching; None = ``oks_sigma`` everywhere."""
+    if settings.keypoint_sigmas == "default":
+        return None
+    if settings.keypoint_sigmas != "estimate":
+        return given_sigmas(settings.keypoint_sigmas, labels)
+    acc = SigmaAccumulator()
+    for chunk, batches in source():
+        skeletons = [b for b in batches.values() if b.family == "skeleton" and b.shapes is not None]
+        if skeletons:
+            params = _params(settings, meta, chunk.frames[0])
+            frame_wh = _frame_sizes(meta, chunk.frames)
+            for batch in skeletons:
+                acc.add(batch, member_rows(batch, cluster_batch(batch, params, settings.iou_thr, frame_wh)))
+        if progress is not None:
+            progress("sigmas", len(chunk.frames))
+    sigmas = acc.sigmas(settings.oks_sigma)
+    logger.info("estimated keypoint sigmas %s", {k: round(v, 4) for k, v in sigmas.items()})
+    return sigmas
 
 
 def _box_disagreement(batch: ReplicaBatch, rows: IntArray, pairs: list[tuple[int, int]]) -> FloatArray:

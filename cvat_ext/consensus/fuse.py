@@ -33,6 +33,7 @@ from cvat_ext.consensus.merge import (
 )
 from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.sigmas import keypoint_columns
 from cvat_ext.consensus.tally import JobTally
 
 _MASK_CODE = list(ShapeType).index(ShapeType.MASK)
@@ -289,25 +290,10 @@ class ChunkMerger:
         """Columnar keypoint fusion of kept skeleton clusters; None when an element carries
         attributes (the per-cluster path votes them)."""
         member_rows = rows_k[rows_k >= 0].tolist()
-        elements = [(i, e) for i in member_rows for e in batch.shape(i).elements]
-        if any(e.attributes for _, e in elements):
+        if any(e.attributes for i in member_rows for e in batch.shape(i).elements):
             return None
-        kp_label = np.unique(np.array([e.label_id for _, e in elements], dtype=np.int64))
-        n_kp = kp_label.size
-        # per member row: (P,) arrays of its keypoints
-        row_pos = {row: j for j, row in enumerate(member_rows)}
-        xy_m = np.zeros((len(member_rows), n_kp, 2))
-        flags = np.zeros((len(member_rows), n_kp, 3), dtype=bool)  # has, visible, occluded
-        if elements:
-            m_idx = np.array([row_pos[i] for i, _ in elements])
-            p_idx = np.searchsorted(kp_label, np.array([e.label_id for _, e in elements]))
-            xy_m[m_idx, p_idx] = np.array([e.points.reshape(-1, 2)[0] for _, e in elements])
-            flags[m_idx, p_idx] = np.array([(True, not e.outside, e.occluded) for _, e in elements], dtype=bool)
+        kp_label, xy, fl = keypoint_columns(batch, rows_k)
         present = rows_k >= 0
-        slot = np.zeros(rows_k.shape, dtype=np.int64)
-        slot[present] = np.arange(len(member_rows))
-        xy = np.where(present[:, :, None, None], xy_m[slot], 0.0)
-        fl = flags[slot] & present[:, :, None, None]
         weight = w[None, :] * present
         fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)

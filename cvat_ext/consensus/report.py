@@ -275,6 +275,9 @@ class ConsensusResult:
     extra_findings: tuple[Finding, ...]  # tag findings
     label_name: Callable[[int], str]
     merged_builder: Callable[[], JobAnnotations]
+    #: skeleton label name -> OKS sigma per keypoint (sublabel order) used to match; empty when
+    #: every keypoint used ``oks_sigma``
+    keypoint_sigmas: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
     @cached_property
     def frames(self) -> tuple[FrameStats, ...]:
@@ -304,6 +307,7 @@ class ConsensusResult:
             "annotators": [_plain(a) for a in self.annotators],
             "pairs": [_plain(p) for p in self.pairs],
             "labels": [_plain(lb) for lb in self.labels],
+            "keypoint_sigmas": _clean(dict(self.keypoint_sigmas)),
             "frames": [_plain(f) for f in self.frames],
             "findings": [_plain(f) for f in self.findings],
         }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
 from cvat_ext.errors import ConfigError
 
@@ -26,6 +26,10 @@ class ConsensusSettings(BaseModel):
     probability of being real, from a two-class Dawid–Skene model of who draws what, is >= 0.5
     (needs ``estimate_reliability``, 3+ replicas and a method other than ``nearest``; otherwise a
     strict majority). Tags always use the count (a strict majority when ``None``).
+    ``keypoint_sigmas`` (skeleton OKS): ``"default"`` = ``oks_sigma`` for every keypoint;
+    ``"estimate"`` = match once with the default, estimate each keypoint's sigma from the spread of
+    the matched clusters (per skeleton label), match again with those; or a mapping
+    ``skeleton label name -> sigmas`` in the order of the label's sublabels.
     ``weights`` fixes annotator weights (annotator -> weight > 0); otherwise they are estimated
     from the job when ``estimate_reliability`` is true, or equal.
     """
@@ -40,6 +44,7 @@ class ConsensusSettings(BaseModel):
     weights: dict[str, float] | None = None
     low_overlap_thr: float = Field(0.8, ge=0.0, le=1.0)
     oks_sigma: float = Field(0.09, gt=0.0)
+    keypoint_sigmas: Literal["default", "estimate"] | dict[str, list[PositiveFloat]] = "default"
     line_thickness: float = Field(0.01, gt=0.0)
     mask_vote_thr: float = Field(0.5, gt=0.0, lt=1.0)
     chunk_frames: int = Field(256, ge=1)

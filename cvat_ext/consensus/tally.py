@@ -7,7 +7,7 @@ and frame: the counts behind the report; Krippendorff's alpha on localise-then-l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -212,7 +212,9 @@ class JobTally:
         self.frame_idx.append(frames)
         self.frame_counts.append(frame_tally)
 
-    def result(self, merged: Callable[[], JobAnnotations]) -> ConsensusResult:
+    def result(
+        self, merged: Callable[[], JobAnnotations], *, keypoint_sigmas: Mapping[str, tuple[float, ...]] | None = None
+    ) -> ConsensusResult:
         names = self.model.names
         st = self.settings
         annotators = []
@@ -295,4 +297,5 @@ class JobTally:
             extra_findings=tuple(self.tag_findings),
             label_name=self.labels.name_of,
             merged_builder=merged,
+            keypoint_sigmas=dict(keypoint_sigmas or {}),
         )

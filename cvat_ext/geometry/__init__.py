@@ -14,7 +14,13 @@ oriented-box IoU), ``similarity`` (``SimilarityParams`` and the dispatch).
 from cvat_ext.geometry.boxes import box_area, box_iou, box_iou_batched, box_iou_pairs
 from cvat_ext.geometry.cuboids import convex_hulls, cuboid2d_iou, cuboid3d_iou
 from cvat_ext.geometry.ellipses import ellipse_iou, ellipse_runs
-from cvat_ext.geometry.keypoints import estimate_keypoint_sigmas, keypoint_box_wh, oks
+from cvat_ext.geometry.keypoints import (
+    estimate_keypoint_sigmas,
+    keypoint_box_wh,
+    keypoint_sigma_moments,
+    oks,
+    sigmas_from_moments,
+)
 from cvat_ext.geometry.lines import line_iou, line_point_similarity, polyline_runs
 from cvat_ext.geometry.masks import (
     RowRuns,
@@ -65,6 +71,7 @@ __all__ = [
     "empty_runs",
     "estimate_keypoint_sigmas",
     "keypoint_box_wh",
+    "keypoint_sigma_moments",
     "line_iou",
     "line_point_similarity",
     "mask_iou",
@@ -80,6 +87,7 @@ __all__ = [
     "runs_iou",
     "runs_iou_sparse",
     "segment_runs",
+    "sigmas_from_moments",
     "similarity_matrices",
     "similarity_matrix",
     "similarity_sparse",

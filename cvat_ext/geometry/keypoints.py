@@ -106,13 +106,25 @@ def estimate_keypoint_sigmas(
     i.e. the RMS normalised distance to the truth, unbiased for the replica mean. Keypoints seen by
     fewer than two replicas of any object get ``default``; objects of zero area are skipped.
     """
+    num, dof = keypoint_sigma_moments(keypoints, visible, areas=areas)
+    return sigmas_from_moments(num, dof, default=default)
+
+
+def keypoint_sigma_moments(
+    keypoints: npt.ArrayLike, visible: npt.ArrayLike | None = None, *, areas: npt.ArrayLike | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """The sums behind :func:`estimate_keypoint_sigmas`, additive over batches of objects.
+
+    Same inputs; returns ``num (K,)`` (summed squared normalised deviations from the replica mean)
+    and ``dof (K,)`` (summed ``v - 1``). Sum them over chunks, then :func:`sigmas_from_moments`.
+    """
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.ndim != 4 or kp.shape[-1] != 2:
-        raise AnnotationFormatError(f"estimate_keypoint_sigmas: expected (R, N, K, 2) keypoints, got {kp.shape}")
+        raise AnnotationFormatError(f"keypoint sigmas: expected (R, N, K, 2) keypoints, got {kp.shape}")
     r, n, k = kp.shape[:3]
     vis = np.ones((r, n, k), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
     if vis.shape != (r, n, k):
-        raise AnnotationFormatError(f"estimate_keypoint_sigmas: expected visibility {(r, n, k)}, got {vis.shape}")
+        raise AnnotationFormatError(f"keypoint sigmas: expected visibility {(r, n, k)}, got {vis.shape}")
     if areas is None:
         pts = np.moveaxis(kp, 0, 1).reshape(n, r * k, 2)
         wh = keypoint_box_wh(pts, np.moveaxis(vis, 0, 1).reshape(n, r * k))
@@ -126,7 +138,14 @@ def estimate_keypoint_sigmas(
     safe_area = np.where(area > 0, area, 1.0)[:, None]
     num = np.where(usable, dev2 / safe_area, 0.0).sum(axis=0)
     dof = np.where(usable, count - 1, 0).sum(axis=0)
-    out = np.full(k, float(default))
-    np.sqrt(num / np.maximum(dof, 1), out=out, where=dof > 0)
+    return num.astype(np.float64), dof.astype(np.float64)
+
+
+def sigmas_from_moments(num: npt.ArrayLike, dof: npt.ArrayLike, *, default: float = 0.09) -> FloatArray:
+    """``sqrt(num / dof)`` per keypoint (K,); ``default`` where there is no spread information."""
+    num_k = np.asarray(num, dtype=np.float64)
+    dof_k = np.asarray(dof, dtype=np.float64)
+    out = np.full(num_k.shape[0], float(default))
+    np.sqrt(num_k / np.maximum(dof_k, 1), out=out, where=dof_k > 0)
     # identical replicas carry no spread information: keep sigmas positive
     return np.where(out > 0, out, default)

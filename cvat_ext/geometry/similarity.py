@@ -22,7 +22,7 @@ cuboid          IoU of the convex hulls of the 8 projected points (CVAT compares
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,9 @@ class SimilarityParams:
 
     ``iou_thr`` is carried for the matcher and not used by kernels. ``oks_sigma`` applies to every
     keypoint unless ``keypoint_sigmas`` (K,) gives one per keypoint (skeletons: in ascending element
-    label id order). ``line_thickness`` is relative to ``sqrt(image area)``; ``image_wh`` is the
+    label id order). ``element_sigmas`` maps a skeleton element's (keypoint's) label id to its sigma
+    (keypoints it does not list use ``oks_sigma``); it serves jobs with several skeleton labels,
+    whose keypoint label ids differ. ``line_thickness`` is relative to ``sqrt(image area)``; ``image_wh`` is the
     frame size in pixels, ``(0, 0)`` when unknown (then the extent of the compared shapes is used
     as the image and nothing is clipped to the frame). ``line_metric``: ``"buffer_iou"`` (IoU of
     the lines buffered by ``line_thickness * sqrt(image area)``) or ``"cvat"`` (CVAT 2.73's own
@@ -59,6 +61,7 @@ class SimilarityParams:
     iou_thr: float = 0.4
     oks_sigma: float = 0.09
     keypoint_sigmas: npt.NDArray[np.float64] | None = None
+    element_sigmas: Mapping[int, float] | None = None
     line_thickness: float = 0.01
     image_wh: tuple[int, int] = (0, 0)
     line_metric: str = "buffer_iou"
@@ -85,6 +88,10 @@ class SimilarityParams:
                     f"similarity params: keypoint_sigmas must be a (K,) array of positive values, got {sig!r}"
                 )
             object.__setattr__(self, "keypoint_sigmas", sig)
+        if self.element_sigmas is not None and not all(v > 0 for v in self.element_sigmas.values()):
+            raise AnnotationFormatError(
+                f"similarity params: element_sigmas must be positive, got {dict(self.element_sigmas)!r}"
+            )
 
 
 #: types that compare with each other (CVAT compares polygons and masks as one "segment" family)
@@ -209,7 +216,12 @@ def skeleton_similarity(a: Sequence[Shape], b: Sequence[Shape], params: Similari
     width, height = _frame_wh(a, b, params)
     kp_a, vis_a = skeleton_keypoints(a, label_ids)
     kp_b, vis_b = skeleton_keypoints(b, label_ids)
-    return oks(kp_a, vis_a, kp_b, vis_b, sigmas=_sigmas(params, len(label_ids)), fallback_scale=width * height)
+    sigmas: float | FloatArray
+    if params.element_sigmas is not None and params.keypoint_sigmas is None:
+        sigmas = np.array([params.element_sigmas.get(i, params.oks_sigma) for i in label_ids], dtype=np.float64)
+    else:
+        sigmas = _sigmas(params, len(label_ids))
+    return oks(kp_a, vis_a, kp_b, vis_b, sigmas=sigmas, fallback_scale=width * height)
 
 
 def similarity_matrix(a: Sequence[Shape], b: Sequence[Shape], params: SimilarityParams | None = None) -> FloatArray:

@@ -84,7 +84,14 @@ def test_cli_errors_name_the_file(
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
-    [(["--quorum", "zero"], "--quorum"), (["--iou-thr", "1.5"], "iou_thr")],
+    [
+        (["--quorum", "zero"], "--quorum"),
+        (["--iou-thr", "1.5"], "iou_thr"),
+        (["--keypoint-sigmas", "guess"], "--keypoint-sigmas"),
+        (["--keypoint-sigmas", "pose=0.1,x"], "--keypoint-sigmas"),
+        (["--keypoint-sigmas", "pose=0.1,0.2"], "skeleton 'pose' has 3 keypoints"),
+        (["--keypoint-sigmas", "pose=0.1,0.2,-1"], "keypoint_sigmas"),
+    ],
 )
 def test_cli_rejects_bad_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
@@ -98,3 +105,13 @@ def test_cli_needs_two_replicas(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["qa", "consensus", *argv[2:]]) == 0
     assert main(["qa", "consensus", *argv[4:]]) == 2
     assert "at least 2 replicas" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sigmas", [["estimate"], ["default"], ["pose=0.05,0.1,0.2"]])
+def test_cli_accepts_keypoint_sigmas(tmp_path: Path, sigmas: list[str]) -> None:
+    report = tmp_path / "report.json"
+    args = [a for s in sigmas for a in ("--keypoint-sigmas", s)]
+    argv = ["qa", "consensus", *_write_inputs(tmp_path), *args, "--report-out", str(report), "--no-progress"]
+    assert main(argv) == 0
+    got = json.loads(report.read_text())["keypoint_sigmas"]
+    assert got == ({"pose": [0.05, 0.1, 0.2]} if sigmas[0].startswith("pose") else {})
