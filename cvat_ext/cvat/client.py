@@ -28,7 +28,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -51,7 +51,7 @@ from cvat_ext.cvat.publishing import PublishingCalls
 from cvat_ext.cvat.quality import QualityCalls
 from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
-from cvat_ext.errors import ConfigError
+from cvat_ext.errors import ConfigError, CvatConflictError
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,29 @@ class CvatClient(PublishingCalls, QualityCalls):
         data = self._t.json(
             what, lambda: self._api.jobs_api.partial_update(job_id, patched_job_write_request=request, **self._t.opts)
         )
+        return wire.job_from_json(data, where=what)
+
+    def create_gt_job(self, task_id: int, frames: Sequence[int]) -> Job:
+        """``POST /api/jobs``: the task's ground-truth job over exactly ``frames`` (task frame indices,
+        ``frame_selection_method: manual``). CVAT allows one GT job per task: if the task has one,
+        raises :class:`CvatConflictError` naming it (checked first; one extra GET)."""
+        what = f"task {task_id}: new ground-truth job"
+        chosen = sorted({int(f) for f in frames})
+        if not chosen or chosen[0] < 0:
+            raise ConfigError(f"{what}: need at least one frame index >= 0, got {list(frames)[:10]}")
+        existing = self.list_jobs(task_id=task_id, type="ground_truth")
+        if existing:
+            raise CvatConflictError(
+                f"{what}: the task already has ground-truth job {existing[0].id} and CVAT allows one per task; "
+                "delete it or add the frames to it in CVAT",
+                status=409,
+                method="POST",
+                path="/api/jobs",
+            )
+        request = models.JobWriteRequest(
+            type="ground_truth", task_id=task_id, frame_selection_method="manual", frames=chosen
+        )
+        data = self._t.json(what, lambda: self._api.jobs_api.create(request, **self._t.opts))
         return wire.job_from_json(data, where=what)
 
     def get_task(self, task_id: int) -> Task:
