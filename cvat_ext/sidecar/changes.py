@@ -14,12 +14,12 @@ failed unit (``pending``) are read individually unless the listing already retur
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cvat_ext.cvat.models import Job
-from cvat_ext.errors import CvatNotFoundError
+from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
 from cvat_ext.sidecar.config import ScopeSettings
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.publish import iso_utc, job_row
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 CURSOR = "jobs.updated_date"
 RECONCILED_AT = "jobs.reconciled_at"
+#: the organization's numeric id as CVAT reports it on jobs (webhook routing; see webhooks.py)
+ORG_ID = "org.id"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class ChangeFeed:
         for job in self._listing(updated_after):
             listed[job.id] = job
         changed = {jid: job for jid, job in listed.items() if _differs(self.store.get_job(jid), job_row(job))}
+        self._learn_org_id(listed.values())
         pending = tuple(self.store.pending())
         for job_id in pending:
             if job_id in changed:
@@ -90,8 +93,9 @@ class ChangeFeed:
                 continue
             try:
                 changed[job_id] = self.client.get_job(job_id)
-            except CvatNotFoundError:
-                log.info("pending job %d no longer exists in CVAT; dropping it", job_id)
+            except (CvatNotFoundError, CvatPermissionError):
+                # gone, or (several organizations) a webhook for a job of another organization
+                log.info("pending job %d no longer exists in CVAT (or not in this organization); dropping it", job_id)
                 self.store.dequeue([job_id])
         new_cursor = max((iso_utc(j) for j in listed.values()), default=None)
         if cursor is not None and (new_cursor is None or new_cursor < cursor):
@@ -99,6 +103,13 @@ class ChangeFeed:
         if full:
             log.info("full job listing: %d jobs in scope, %d changed", len(listed), len(changed))
         return ChangeSet(changed=changed, pending_ids=pending, new_cursor=new_cursor, full_listing=full)
+
+    def _learn_org_id(self, jobs: Iterable[Job]) -> None:
+        org_ids = {j.organization_id for j in jobs if j.organization_id is not None}
+        if len(org_ids) == 1:
+            (org_id,) = org_ids
+            if self.store.get_cursor(ORG_ID) != str(org_id):
+                self.store.set_cursor(ORG_ID, str(org_id))
 
     def commit(self, changes: ChangeSet) -> None:
         """Move the cursor after the cycle handled (or queued) every changed job."""

@@ -12,14 +12,15 @@ keys are rejected so a typo in the YAML file is an error, not a silently ignored
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cvat_ext.errors import ConfigError
 
@@ -39,9 +40,36 @@ class CvatSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     org: str = Field(default="", description="organization slug; empty = personal workspace")
+    orgs: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="several organization slugs served by one sidecar (with ``org``, if set)"
+    )
     timeout_s: float = Field(default=30.0, gt=0)
     retry_max_attempts: int = Field(default=5, ge=1)
     retry_budget_s: float = Field(default=120.0, gt=0)
+    max_calls_per_s: float = Field(
+        default=20.0, ge=0, description="self rate limit on CVAT requests (all orgs together); 0 = unlimited"
+    )
+    burst: int = Field(default=40, ge=1, description="requests allowed at once before the rate limit applies")
+
+    @field_validator("orgs", mode="before")
+    @classmethod
+    def _split_orgs(cls, value: Any) -> Any:
+        # the environment gives a JSON list or a comma list: CVAT_EXT_CVAT__ORGS='["a","b"]' or 'a,b'
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"expected a JSON list or a comma list of slugs: {exc}") from None
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
+    @property
+    def org_slugs(self) -> tuple[str, ...]:
+        """The organizations served, ``org`` first: ``("",)`` is the personal workspace."""
+        slugs = [self.org] if self.org or not self.orgs else []
+        return tuple(dict.fromkeys([*slugs, *self.orgs]))
 
     @field_validator("url")
     @classmethod

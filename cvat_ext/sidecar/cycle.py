@@ -86,6 +86,28 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     aborted: bool = False  # the change listing itself failed
 
+    def add(self, other: CycleReport) -> None:
+        """Add another organization's report of the same cycle to this one."""
+        for name in (
+            "changed_jobs",
+            "units",
+            "scored_units",
+            "jobs_scored",
+            "unchanged_units",
+            "waiting_units",
+            "leased_elsewhere",
+            "failed_units",
+            "findings",
+            "issues_opened",
+            "issues_resolved",
+            "cvat_calls",
+            "seconds",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.decisions.update(other.decisions)
+        self.errors.extend(other.errors)
+        self.aborted = self.aborted or other.aborted
+
     @property
     def healthy(self) -> bool:
         """False when the cycle got nothing done because of errors (CVAT down, say)."""

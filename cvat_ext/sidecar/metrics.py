@@ -37,6 +37,20 @@ class SidecarMetrics:
         self.webhooks = Counter(
             "cvat_ext_sidecar_webhooks", "Webhook deliveries by result (accepted|rejected)", ["result"], registry=r
         )
+        self.throttled_seconds = Counter(
+            "cvat_ext_sidecar_cvat_throttled_seconds",
+            "Time spent waiting for the self rate limit on CVAT requests (cvat.max_calls_per_s)",
+            registry=r,
+        )
+        self.prefetch = Counter(
+            "cvat_ext_sidecar_prefetch_jobs",
+            "SAM prefetch per job by result (done|failed)",
+            ["result"],
+            registry=r,
+        )
+        self.prefetch_frames = Counter(
+            "cvat_ext_sidecar_prefetch_frames", "Frames sent to the SAM function for prefetch", registry=r
+        )
         self.cycle_seconds = Histogram(
             "cvat_ext_sidecar_cycle_seconds",
             "Cycle latency",

@@ -3,6 +3,11 @@
 Time is injected (``clock`` for timestamps and intervals, ``sleep`` between cycles), so tests
 run any number of cycles without waiting. ``run(once=True)`` is one cycle; otherwise cycles
 repeat every ``service.poll_interval_s``, sooner when a webhook arrives.
+
+One service serves every organization in ``cvat.org_slugs``: per organization one client (with
+its ``X-Organization`` context), one :class:`Cycle` and one scoped view of the shared state store;
+a cycle of the service runs each organization's cycle in turn. All clients share one token
+bucket (``cvat.max_calls_per_s``, ``cvat.burst``): they talk to the same CVAT server.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from cvat_ext.cvat.models import User
@@ -30,6 +35,7 @@ from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.server import SidecarHttpServer
 from cvat_ext.sidecar.state import StateStore, open_store
+from cvat_ext.sidecar.throttle import ThrottledClient, TokenBucket
 from cvat_ext.sidecar.webhooks import WebhookReceiver
 
 if TYPE_CHECKING:
@@ -41,8 +47,11 @@ log = logging.getLogger(__name__)
 _DEFAULT: Any = object()
 
 
-def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = time.sleep) -> CvatClient:
-    """A :class:`CvatClient` for the settings (the only place the sidecar builds one)."""
+def make_client(
+    settings: SidecarSettings, *, org: str | None = None, sleep: Callable[[float], None] = time.sleep
+) -> CvatClient:
+    """A :class:`CvatClient` for the settings and organization ``org`` (default: the first one);
+    the only place the sidecar builds one."""
     from cvat_ext.cvat.client import CvatClient
     from cvat_ext.cvat.models import RetryPolicy
 
@@ -54,7 +63,7 @@ def make_client(settings: SidecarSettings, *, sleep: Callable[[float], None] = t
         access_token=token or None,
         username=c.username if not token else None,
         password=password if not token else None,
-        org=c.org or None,
+        org=(org if org is not None else c.org_slugs[0]) or None,
         retry=RetryPolicy(max_attempts=c.retry_max_attempts, budget_s=c.retry_budget_s),
         timeout_s=c.timeout_s,
         sleep=sleep,
@@ -69,6 +78,7 @@ class SidecarService:
         settings: SidecarSettings,
         *,
         client: CvatApi | None = None,
+        clients: Mapping[str, CvatApi] | None = None,
         store: StateStore | None = None,
         rules: RuleRunner | None = _DEFAULT,
         consensus: ConsensusRunner | None = _DEFAULT,
@@ -83,9 +93,31 @@ class SidecarService:
         self.sleep = sleep
         self.metrics = metrics if metrics is not None else SidecarMetrics()
         self.owner = owner or replica_id(settings)
-        self.client = client if client is not None else make_client(settings, sleep=sleep)
+        self.orgs = settings.cvat.org_slugs
+        if clients is None:
+            if client is not None and len(self.orgs) > 1:
+                raise ConfigError(f"{len(self.orgs)} organizations configured: pass clients={{org: client}}")
+            clients = {self.orgs[0]: client} if client is not None else {}
+        missing = [org for org in self.orgs if org not in clients]
+        self.bucket = TokenBucket(
+            settings.cvat.max_calls_per_s,
+            settings.cvat.burst,
+            clock=clock,
+            sleep=sleep,
+            on_wait=self.metrics.throttled_seconds.inc,
+        )
+        raw = {**clients, **{org: make_client(settings, org=org, sleep=sleep) for org in missing}}
+        #: organization slug -> its client (rate limited unless cvat.max_calls_per_s is 0)
+        self.clients: dict[str, CvatApi] = {
+            org: raw[org] if self.bucket.unlimited else ThrottledClient(raw[org], self.bucket) for org in self.orgs
+        }
+        self.client = self.clients[self.orgs[0]]
         self._own_store = store is None
-        self.store = store if store is not None else open_store(settings.state.url.get_secret_value(), clock=clock)
+        root = store if store is not None else open_store(settings.state.url.get_secret_value(), clock=clock)
+        # a store written by the single-organization version belongs to the first organization
+        root.adopt_legacy(self.orgs[0])
+        #: the first organization's view of the state store (all views share one connection)
+        self.store = root.scoped(self.orgs[0])
         if rules is _DEFAULT or consensus is _DEFAULT:
             from cvat_ext.sidecar import engines
 
@@ -93,25 +125,31 @@ class SidecarService:
                 rules = engines.rule_runner(settings)
             if consensus is _DEFAULT:
                 consensus = engines.consensus_runner(settings)
-        self.cycle = Cycle(
-            settings,
-            self.client,
-            self.store,
-            owner=self.owner,
-            rules=rules,
-            consensus=consensus,
-            metrics=self.metrics,
-            hook=hook,
-            clock=clock,
-        )
-        self.cycle.guide = GuidePublisher(
-            self.client,
-            self.store,
-            self.cycle.runner,
-            min_agreement=settings.consensus.min_agreement,
-            min_interval_s=settings.guide.min_interval_s,
-            clock=clock,
-        )
+        #: organization slug -> its cycle (its own caches, change feed and scoped state)
+        self.cycles: dict[str, Cycle] = {}
+        for org in self.orgs:
+            org_store = self.store.scoped(org)
+            cycle = Cycle(
+                settings,
+                self.clients[org],
+                org_store,
+                owner=self.owner,
+                rules=rules,
+                consensus=consensus,
+                metrics=self.metrics,
+                hook=hook,
+                clock=clock,
+            )
+            cycle.guide = GuidePublisher(
+                self.clients[org],
+                org_store,
+                cycle.runner,
+                min_agreement=settings.consensus.min_agreement,
+                min_interval_s=settings.guide.min_interval_s,
+                clock=clock,
+            )
+            self.cycles[org] = cycle
+        self.cycle = self.cycles[self.orgs[0]]
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.last_report: CycleReport | None = None
@@ -134,26 +172,28 @@ class SidecarService:
             raise ConfigError(f"CVAT at {url} refused access (403): {exc}") from exc
         except CvatVersionError as exc:
             raise ConfigError(f"CVAT at {url}: unsupported server version: {exc}") from exc
-        org = self.settings.cvat.org
-        if org:
+        for org, client in self.clients.items():
+            if not org:
+                continue
             try:
-                self.client.list_memberships(role=None)
+                client.list_memberships(role=None)
             except (CvatPermissionError, CvatAuthError) as exc:
                 raise ConfigError(f"user '{user.username}' cannot read organization '{org}' on {url}: {exc}") from exc
         log.info(
-            "connected to CVAT %s at %s as '%s' (org %r), replica %s",
+            "connected to CVAT %s at %s as '%s' (orgs %s), replica %s",
             server.version,
             url,
             user.username,
-            org,
+            ", ".join(repr(org) for org in self.orgs),
             self.owner,
         )
         return user
 
     def close(self) -> None:
-        close = getattr(self.client, "close", None)
-        if callable(close):
-            close()
+        for client in self.clients.values():
+            close = getattr(client, "close", None)
+            if callable(close):
+                close()
         if self._own_store:
             self.store.close()
 
@@ -182,7 +222,8 @@ class SidecarService:
         cfg = self.settings.webhooks
         if not cfg.enabled or cfg.secret is None:
             return None
-        return WebhookReceiver(cfg.secret.get_secret_value(), self.store, wake=self.wake, metrics=self.metrics)
+        stores = {org: cycle.store for org, cycle in self.cycles.items()}
+        return WebhookReceiver(cfg.secret.get_secret_value(), stores, wake=self.wake, metrics=self.metrics)
 
     def http_server(self) -> SidecarHttpServer:
         cfg = self.settings.server
@@ -192,7 +233,10 @@ class SidecarService:
 
     # --- running ---------------------------------------------------------------------------------
     def run_once(self) -> CycleReport:
-        report = self.cycle.run()
+        """One cycle of every organization (in configuration order); the reports added up."""
+        report = CycleReport()
+        for cycle in self.cycles.values():
+            report.add(cycle.run())
         self.last_report = report
         self.last_error = None if report.healthy else (report.errors[0] if report.errors else "cycle failed")
         return report

@@ -5,6 +5,12 @@ missing signature answers 401 and changes nothing. Accepted events only *queue* 
 the state store) and wake the run loop: the cycle does the rest, so a replayed or duplicated
 delivery is harmless. Payload parsing keeps only the fields used and ignores the rest: CVAT sends
 the whole resource (``GET /api/jobs/{id}`` shape) and adds fields between versions.
+
+With several organizations, a delivery is routed to one organization's queue: by the job's
+``organization`` id in the payload (each organization's id is learned by its change feed, see
+:data:`cvat_ext.sidecar.changes.ORG_ID`), else to the organization whose job cache knows the job
+(issue events carry only the job id), else to every organization (a job another organization
+cannot see is dropped by its next cycle).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cvat_ext.cvat.signature import verify_signature
+from cvat_ext.sidecar.changes import ORG_ID
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.state import StateStore
 
@@ -44,6 +51,7 @@ class _Loose(BaseModel):
 
 class _JobRef(_Loose):
     id: int
+    organization: int | None = None
 
 
 class _IssueRef(_Loose):
@@ -79,6 +87,9 @@ class WebhookPayload(_Loose):
             ids.append(self.request.operation.job_id)
         return sorted(set(ids))
 
+    def organization_id(self) -> int | None:
+        return self.job.organization if self.job is not None else None
+
 
 class WebhookReceiver:
     """Handles one delivery: ``handle(headers, body) -> (status, json body)``."""
@@ -86,13 +97,14 @@ class WebhookReceiver:
     def __init__(
         self,
         secret: str,
-        store: StateStore,
+        store: StateStore | Mapping[str, StateStore],
         *,
         wake: Callable[[], None] = lambda: None,
         metrics: SidecarMetrics | None = None,
     ) -> None:
         self._secret = secret
-        self.store = store
+        #: organization slug -> its scoped store
+        self.stores: dict[str, StateStore] = dict(store) if isinstance(store, Mapping) else {store.org: store}
         self.wake = wake
         self.metrics = metrics if metrics is not None else SidecarMetrics()
 
@@ -112,11 +124,25 @@ class WebhookReceiver:
             return 400, {"error": "not a CVAT webhook payload"}
         ids = payload.job_ids()
         if ids:
-            self.store.enqueue(ids, f"webhook {payload.event}")
+            for store in self._route(payload, ids):
+                store.enqueue(ids, f"webhook {payload.event}")
             self.wake()
         self.metrics.webhooks.labels(result="accepted").inc()
         log.info("webhook %s: queued jobs %s", payload.event, ids)
         return 200, {"event": payload.event, "queued": ids}
+
+
+    def _route(self, payload: WebhookPayload, job_ids: list[int]) -> list[StateStore]:
+        stores = list(self.stores.values())
+        if len(stores) == 1:
+            return stores
+        org_id = payload.organization_id()
+        if org_id is not None:
+            by_id = [st for st in stores if st.get_cursor(ORG_ID) == str(org_id)]
+            if by_id:
+                return by_id[:1]
+        known = [st for st in stores if any(st.get_job(jid) is not None for jid in job_ids)]
+        return known[:1] or stores
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -168,7 +168,8 @@ def test_kill_at_boundary_then_restart(tmp_path: Path, boundary: str, occurrence
         clock.t += 60
         svc2.run_once()
     assert outcome(cvat) == expected
-    with open_store(cfg.state.url.get_secret_value()) as store:
+    with open_store(cfg.state.url.get_secret_value()) as root:
+        store = root.scoped("qa")
         assert store.actions(status="started") == []
         audit = [a for a in store.iter_audit() if a.action == "issue.open"]
         assert len(audit) == len({a.after["issue_id"] for a in audit}) == len(cvat.issues)
@@ -281,7 +282,7 @@ def test_plain_job_is_checked_only_when_its_annotator_finished(tmp_path: Path) -
 def test_a_holder_whose_lease_expired_stops_before_its_next_write(tmp_path: Path) -> None:
     cvat, clock = world(), Clock()
     cfg = settings(tmp_path)
-    other = open_store(cfg.state.url.get_secret_value(), clock=clock)
+    other = open_store(cfg.state.url.get_secret_value(), clock=clock).scoped("qa")
     stalled = {"done": False}
 
     def hook(name: str) -> None:

@@ -200,7 +200,8 @@ def test_kill_at_each_boundary_then_restart(
     # no duplicates: one issue per sloppy frame; nothing lost: every decision carried out once
     assert sorted(f for _, f, _, _ in got["issues"]) == sorted(SLOPPY_FRAMES)
     assert got["jobs"][p1] == ("rev1", "validation", "new")
-    with open_store(cfg.state.url.get_secret_value()) as store:
+    with open_store(cfg.state.url.get_secret_value()) as root:
+        store = root.scoped(world.org_slug)
         assert store.actions(status="started") == []
         actions = Counter(a.action for a in store.iter_audit())
     assert actions["issue.open"] == len(SLOPPY_FRAMES)
@@ -237,7 +238,8 @@ def test_cvat_faults_delay_but_do_not_break(
     got = visible(standin)
     assert sorted(f for _, f, _, _ in got["issues"]) == sorted(SLOPPY_FRAMES)
     assert got["jobs"][p1] == ("rev1", "validation", "new")
-    with open_store(cfg.state.url.get_secret_value()) as store:
+    with open_store(cfg.state.url.get_secret_value()) as root:
+        store = root.scoped(world.org_slug)
         assert store.pending() == [] and store.actions(status="started") == []
 
 

@@ -16,11 +16,20 @@ What is kept (table: meaning):
 * ``audit``: the append-only log (a trigger rejects UPDATE and DELETE).
 
 Times are epoch seconds (float) from the injected clock, except ``audit.at`` (ISO 8601 UTC).
+
+One store serves several CVAT organizations: every table but ``meta`` has an ``org`` column (the
+slug; ``""`` = personal workspace) that is part of its key, and :meth:`StateStore.scoped` gives
+the view of one organization (all methods then read and write only its rows). ``meta`` holds the
+schema version; :meth:`StateStore.migrate` upgrades older stores in place (version 1, the
+single-organization schema, keeps its rows under :data:`LEGACY_ORG` until
+:meth:`StateStore.adopt_legacy` hands them to the organization they belonged to).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,7 +40,11 @@ from typing import Any
 
 from cvat_ext.errors import StateStoreError
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+#: the org column of rows migrated from a version 1 (single-organization) store
+LEGACY_ORG = "*legacy*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +114,12 @@ class AuditRecord:
     before: dict[str, Any]
     after: dict[str, Any]
     key: str
+    org: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "seq": self.seq,
+            "org": self.org,
             "at": self.at,
             "replica": self.replica,
             "action": self.action,
@@ -119,39 +134,73 @@ class AuditRecord:
         }
 
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id BIGINT PRIMARY KEY, task_id BIGINT NOT NULL, parent_job_id BIGINT, type TEXT NOT NULL,
-    stage TEXT NOT NULL, state TEXT NOT NULL, assignee_id BIGINT, updated_date TEXT NOT NULL, project_id BIGINT);
-CREATE INDEX IF NOT EXISTS jobs_parent ON jobs (parent_job_id);
-CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task_id);
-CREATE TABLE IF NOT EXISTS pending (job_id BIGINT PRIMARY KEY, enqueued_at DOUBLE PRECISION NOT NULL,
-    reason TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS units (key TEXT PRIMARY KEY, signature TEXT NOT NULL, task_id BIGINT,
-    updated_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS actions (key TEXT PRIMARY KEY, kind TEXT NOT NULL, job_id BIGINT,
-    status TEXT NOT NULL, payload TEXT NOT NULL, result TEXT, owner TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS issues (fingerprint TEXT PRIMARY KEY, job_id BIGINT NOT NULL, issue_id BIGINT,
-    frame BIGINT NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL, generation BIGINT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS issues_job ON issues (job_id);
-CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS scores (unit_key TEXT PRIMARY KEY, task_id BIGINT NOT NULL, job_id BIGINT NOT NULL,
-    kind TEXT NOT NULL, agreement DOUBLE PRECISION, rule_errors BIGINT NOT NULL, findings BIGINT NOT NULL,
-    decision TEXT NOT NULL, detail TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
-CREATE INDEX IF NOT EXISTS scores_task ON scores (task_id);
-CREATE TABLE IF NOT EXISTS guides (task_id BIGINT PRIMARY KEY, content_hash TEXT NOT NULL,
-    updated_at DOUBLE PRECISION NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (seq {serial}, at TEXT NOT NULL, replica TEXT NOT NULL, action TEXT NOT NULL,
-    job_id BIGINT, task_id BIGINT, frame BIGINT, user_id BIGINT, reason TEXT NOT NULL,
-    before TEXT NOT NULL, after TEXT NOT NULL, key TEXT NOT NULL);
-"""
+_META_DDL = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
-_AUDIT_COLUMNS = "seq, at, replica, action, job_id, task_id, frame, user_id, reason, before, after, key"
+#: version 2 keyed tables: name -> (columns after ``org``, primary key after ``org``, indexes)
+_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "cursors": ("name TEXT NOT NULL, value TEXT NOT NULL", "name", ()),
+    "jobs": (
+        "id BIGINT NOT NULL, task_id BIGINT NOT NULL, parent_job_id BIGINT, type TEXT NOT NULL, stage TEXT NOT NULL, "
+        "state TEXT NOT NULL, assignee_id BIGINT, updated_date TEXT NOT NULL, project_id BIGINT",
+        "id",
+        ("parent_job_id", "task_id"),
+    ),
+    "pending": ("job_id BIGINT NOT NULL, enqueued_at DOUBLE PRECISION NOT NULL, reason TEXT NOT NULL", "job_id", ()),
+    "units": (
+        "key TEXT NOT NULL, signature TEXT NOT NULL, task_id BIGINT, updated_at DOUBLE PRECISION NOT NULL",
+        "key",
+        (),
+    ),
+    "actions": (
+        "key TEXT NOT NULL, kind TEXT NOT NULL, job_id BIGINT, status TEXT NOT NULL, payload TEXT NOT NULL, "
+        "result TEXT, owner TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+        "key",
+        (),
+    ),
+    "issues": (
+        "fingerprint TEXT NOT NULL, job_id BIGINT NOT NULL, issue_id BIGINT, frame BIGINT NOT NULL, "
+        "status TEXT NOT NULL, message TEXT NOT NULL, generation BIGINT NOT NULL, "
+        "created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+        "fingerprint",
+        ("job_id",),
+    ),
+    "leases": ("key TEXT NOT NULL, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL", "key", ()),
+    "scores": (
+        "unit_key TEXT NOT NULL, task_id BIGINT NOT NULL, job_id BIGINT NOT NULL, kind TEXT NOT NULL, "
+        "agreement DOUBLE PRECISION, rule_errors BIGINT NOT NULL, findings BIGINT NOT NULL, decision TEXT NOT NULL, "
+        "detail TEXT NOT NULL, at DOUBLE PRECISION NOT NULL",
+        "unit_key",
+        ("task_id",),
+    ),
+    "guides": (
+        "task_id BIGINT NOT NULL, content_hash TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+        "task_id",
+        (),
+    ),
+}
+
+_AUDIT_DDL = """CREATE TABLE IF NOT EXISTS audit (seq {serial}, at TEXT NOT NULL, replica TEXT NOT NULL,
+    action TEXT NOT NULL, job_id BIGINT, task_id BIGINT, frame BIGINT, user_id BIGINT, reason TEXT NOT NULL,
+    before TEXT NOT NULL, after TEXT NOT NULL, key TEXT NOT NULL, org TEXT NOT NULL DEFAULT '')"""
+
+
+def _table_ddl(name: str) -> list[str]:
+    columns, key, indexes = _TABLES[name]
+    out = [
+        f"CREATE TABLE IF NOT EXISTS {name} (org TEXT NOT NULL DEFAULT '', {columns}, PRIMARY KEY (org, {key}))"
+    ]
+    # index names carry the version: version 1 names stay with the renamed tables until dropped
+    out += [f"CREATE INDEX IF NOT EXISTS {name}_v2_{col} ON {name} (org, {col})" for col in indexes]
+    return out
+
+
+_AUDIT_COLUMNS = "seq, at, replica, action, job_id, task_id, frame, user_id, reason, before, after, key, org"
+
+
+class _TxDepth:
+    """Transaction nesting depth, shared by a store and its scoped views."""
+
+    depth = 0
 
 
 def _iso(ts: float) -> str:
@@ -173,9 +222,17 @@ class StateStore:
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        # one connection per store, shared by the cycle and the webhook thread
+        #: the organization this view reads and writes (see :meth:`scoped`)
+        self.org = ""
+        # one connection per store, shared by the cycle, the webhook thread and every scoped view
         self._lock = threading.RLock()
-        self._depth = 0
+        self._tx = _TxDepth()
+
+    def scoped(self, org: str) -> StateStore:
+        """The view of organization ``org`` (same connection and transactions; do not close it)."""
+        view = copy.copy(self)
+        view.org = org
+        return view
 
     # --- dialect hooks ----------------------------------------------------------------------
     def _raw_execute(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -208,18 +265,18 @@ class StateStore:
     def _transaction(self) -> Iterator[None]:
         """A (re-entrant) transaction: the outermost one commits or rolls back."""
         with self._lock:
-            outer = self._depth == 0
+            outer = self._tx.depth == 0
             if outer:
                 self._execute_control(self._begin)
-            self._depth += 1
+            self._tx.depth += 1
             try:
                 yield
             except BaseException:
-                self._depth -= 1
+                self._tx.depth -= 1
                 if outer:
                     self._execute_control(self._rollback)
                 raise
-            self._depth -= 1
+            self._tx.depth -= 1
             if outer:
                 self._execute_control(self._commit)
 
@@ -243,31 +300,91 @@ class StateStore:
         return ""
 
     # --- schema -------------------------------------------------------------------------------
+    def _lock_schema(self) -> None:
+        """Inside the migration transaction: keep other processes out until it commits."""
+
+    def _has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def schema_version(self) -> int | None:
+        rows = self._execute("SELECT value FROM meta WHERE name = 'schema_version'")
+        return int(rows[0][0]) if rows else None
+
     def migrate(self) -> None:
-        """Create the tables (idempotent)."""
-        self._script(_DDL.replace("{serial}", self.serial_ddl) + self._append_only_ddl())
-        self._execute(
-            "INSERT INTO meta(name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO NOTHING",
-            (str(SCHEMA_VERSION),),
-        )
+        """Create the tables, or upgrade an older store in place (idempotent; one transaction)."""
+        with self._transaction():
+            self._lock_schema()
+            self._execute(_META_DDL)
+            version = self.schema_version()
+            if version is None and self._has_table("jobs"):
+                version = 1  # a version 1 store always wrote its version; be lenient anyway
+            if version is not None and version > SCHEMA_VERSION:
+                raise StateStoreError(
+                    f"{self.description}: schema version {version} is newer than this sidecar's "
+                    f"({SCHEMA_VERSION}); upgrade the sidecar"
+                )
+            if version == 1:
+                self._migrate_v1()
+            for name in _TABLES:
+                for statement in _table_ddl(name):
+                    self._execute(statement)
+            self._execute(_AUDIT_DDL.replace("{serial}", self.serial_ddl))
+            self._execute(
+                "INSERT INTO meta(name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE "
+                "SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+        self._script(self._append_only_ddl())
+
+    def _migrate_v1(self) -> None:
+        """Version 1 -> 2: every keyed table gains ``org`` in its key (rows kept under LEGACY_ORG);
+        the audit log gains an ``org`` column (old entries: ``""``; ADD COLUMN touches no row, so
+        the append-only triggers do not fire)."""
+        log.info("%s: migrating the state schema from version 1 to %d", self.description, SCHEMA_VERSION)
+        for name, (columns, _, _) in _TABLES.items():
+            if not self._has_table(name):
+                continue
+            names = ", ".join(c.split()[0] for c in columns.split(", ") if c.split()[0].isidentifier())
+            self._execute(f"ALTER TABLE {name} RENAME TO {name}_v1")
+            for statement in _table_ddl(name):
+                self._execute(statement)
+            self._execute(f"INSERT INTO {name} (org, {names}) SELECT ?, {names} FROM {name}_v1", (LEGACY_ORG,))
+            self._execute(f"DROP TABLE {name}_v1")
+        if self._has_table("audit"):
+            self._execute("ALTER TABLE audit ADD COLUMN org TEXT NOT NULL DEFAULT ''")
+
+    def adopt_legacy(self, org: str) -> int:
+        """Hand the rows a version 1 store had (one organization's) to ``org``; returns the rows
+        moved (0 once done). Call before the first cycle, with the organization that store served."""
+        moved = 0
+        with self._transaction():
+            for name in _TABLES:
+                n = self._execute(f"SELECT COUNT(*) FROM {name} WHERE org = ?", (LEGACY_ORG,))[0][0]
+                if n:
+                    self._execute(f"UPDATE {name} SET org = ? WHERE org = ?", (org, LEGACY_ORG))
+                    moved += int(n)
+        if moved:
+            log.info("%s: %d rows of the single-organization store now belong to org %r", self.description, moved, org)
+        return moved
 
     # --- cursors --------------------------------------------------------------------------------
     def get_cursor(self, name: str) -> str | None:
-        rows = self._execute("SELECT value FROM cursors WHERE name = ?", (name,))
+        rows = self._execute("SELECT value FROM cursors WHERE org = ? AND name = ?", (self.org, name))
         return str(rows[0][0]) if rows else None
 
     def advance_cursor(self, name: str, value: str) -> None:
         """Move a cursor forward (never back; ISO 8601 UTC strings compare in time order)."""
         self._execute(
-            "INSERT INTO cursors(name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value "
-            "WHERE cursors.value < excluded.value",
-            (name, value),
+            "INSERT INTO cursors(org, name, value) VALUES (?, ?, ?) ON CONFLICT (org, name) DO UPDATE "
+            "SET value = excluded.value WHERE cursors.value < excluded.value",
+            (self.org, name, value),
         )
 
     def set_cursor(self, name: str, value: str) -> None:
         self._execute(
-            "INSERT INTO cursors(name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (name, value),
+            "INSERT INTO cursors(org, name, value) VALUES (?, ?, ?) ON CONFLICT (org, name) DO UPDATE "
+            "SET value = excluded.value",
+            (self.org, name, value),
         )
 
     # --- job cache ------------------------------------------------------------------------------
@@ -275,12 +392,13 @@ class StateStore:
         with self._transaction():
             for r in rows:
                 self._execute(
-                    "INSERT INTO jobs(id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date, "
-                    "project_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "INSERT INTO jobs(org, id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date, "
+                    "project_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, id) DO UPDATE SET "
                     "task_id = excluded.task_id, parent_job_id = excluded.parent_job_id, type = excluded.type, "
                     "stage = excluded.stage, state = excluded.state, assignee_id = excluded.assignee_id, "
                     "updated_date = excluded.updated_date, project_id = excluded.project_id",
                     (
+                        self.org,
                         r.id,
                         r.task_id,
                         r.parent_job_id,
@@ -296,8 +414,8 @@ class StateStore:
     def _job_rows(self, where: str, params: Sequence[Any]) -> list[JobRow]:
         rows = self._execute(
             "SELECT id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date, project_id FROM jobs "
-            f"WHERE {where} ORDER BY id",
-            params,
+            f"WHERE org = ? AND {where} ORDER BY id",
+            (self.org, *params),
         )
         return [JobRow(*row) for row in rows]
 
@@ -319,9 +437,9 @@ class StateStore:
             return counts
         marks = ", ".join("?" for _ in ids)
         rows = self._execute(
-            f"SELECT assignee_id, COUNT(*) FROM jobs WHERE assignee_id IN ({marks}) AND state <> 'completed' "
-            "GROUP BY assignee_id",
-            ids,
+            f"SELECT assignee_id, COUNT(*) FROM jobs WHERE org = ? AND assignee_id IN ({marks}) "
+            "AND state <> 'completed' GROUP BY assignee_id",
+            (self.org, *ids),
         )
         counts.update({int(uid): int(n) for uid, n in rows})
         return counts
@@ -332,33 +450,38 @@ class StateStore:
         with self._transaction():
             for job_id in job_ids:
                 self._execute(
-                    "INSERT INTO pending(job_id, enqueued_at, reason) VALUES (?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
-                    (int(job_id), now, reason),
+                    "INSERT INTO pending(org, job_id, enqueued_at, reason) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (org, job_id) DO NOTHING",
+                    (self.org, int(job_id), now, reason),
                 )
 
     def pending(self) -> list[int]:
-        return [int(r[0]) for r in self._execute("SELECT job_id FROM pending ORDER BY enqueued_at, job_id")]
+        rows = self._execute("SELECT job_id FROM pending WHERE org = ? ORDER BY enqueued_at, job_id", (self.org,))
+        return [int(r[0]) for r in rows]
 
     def dequeue(self, job_ids: Iterable[int]) -> None:
         with self._transaction():
             for job_id in job_ids:
-                self._execute("DELETE FROM pending WHERE job_id = ?", (int(job_id),))
+                self._execute("DELETE FROM pending WHERE org = ? AND job_id = ?", (self.org, int(job_id)))
 
     # --- units ----------------------------------------------------------------------------------
     def unit_signature(self, key: str) -> str | None:
-        rows = self._execute("SELECT signature FROM units WHERE key = ?", (key,))
+        rows = self._execute("SELECT signature FROM units WHERE org = ? AND key = ?", (self.org, key))
         return str(rows[0][0]) if rows else None
 
     def set_unit_signature(self, key: str, signature: str, task_id: int | None) -> None:
         self._execute(
-            "INSERT INTO units(key, signature, task_id, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE "
+            "INSERT INTO units(org, key, signature, task_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (org, key) DO UPDATE "
             "SET signature = excluded.signature, task_id = excluded.task_id, updated_at = excluded.updated_at",
-            (key, signature, task_id, self.clock()),
+            (self.org, key, signature, task_id, self.clock()),
         )
 
     # --- actions --------------------------------------------------------------------------------
     def get_action(self, key: str) -> ActionRow | None:
-        rows = self._execute("SELECT key, kind, job_id, status, payload, result FROM actions WHERE key = ?", (key,))
+        rows = self._execute(
+            "SELECT key, kind, job_id, status, payload, result FROM actions WHERE org = ? AND key = ?", (self.org, key)
+        )
         if not rows:
             return None
         k, kind, job_id, status, payload, result = rows[0]
@@ -367,26 +490,26 @@ class StateStore:
     def start_action(self, key: str, kind: str, job_id: int | None, payload: dict[str, Any], owner: str) -> None:
         now = self.clock()
         self._execute(
-            "INSERT INTO actions(key, kind, job_id, status, payload, result, owner, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'started', ?, NULL, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, "
-            "updated_at = excluded.updated_at",
-            (key, kind, job_id, json.dumps(payload, sort_keys=True), owner, now, now),
+            "INSERT INTO actions(org, key, kind, job_id, status, payload, result, owner, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'started', ?, NULL, ?, ?, ?) ON CONFLICT (org, key) DO UPDATE "
+            "SET owner = excluded.owner, updated_at = excluded.updated_at",
+            (self.org, key, kind, job_id, json.dumps(payload, sort_keys=True), owner, now, now),
         )
 
     def finish_action(self, key: str, result: dict[str, Any], audit: dict[str, Any] | None = None) -> None:
         """Mark an action done and append its audit entry in the same transaction."""
         with self._transaction():
             self._execute(
-                "UPDATE actions SET status = 'done', result = ?, updated_at = ? WHERE key = ?",
-                (json.dumps(result, sort_keys=True), self.clock(), key),
+                "UPDATE actions SET status = 'done', result = ?, updated_at = ? WHERE org = ? AND key = ?",
+                (json.dumps(result, sort_keys=True), self.clock(), self.org, key),
             )
             if audit is not None:
                 self._append_audit(key=key, **audit)
 
     def actions(self, *, status: str | None = None, idle_for_s: float | None = None) -> list[ActionRow]:
         """Actions (optionally by status, and untouched for ``idle_for_s`` seconds), oldest first."""
-        sql = "SELECT key, kind, job_id, status, payload, result FROM actions WHERE 1 = 1"
-        params: list[Any] = []
+        sql = "SELECT key, kind, job_id, status, payload, result FROM actions WHERE org = ?"
+        params: list[Any] = [self.org]
         if status is not None:
             sql += " AND status = ?"
             params.append(status)
@@ -399,28 +522,39 @@ class StateStore:
     # --- issues ---------------------------------------------------------------------------------
     def issues_of_job(self, job_id: int) -> list[IssueRow]:
         rows = self._execute(
-            "SELECT fingerprint, job_id, issue_id, frame, status, message, generation FROM issues WHERE job_id = ? "
-            "ORDER BY fingerprint",
-            (job_id,),
+            "SELECT fingerprint, job_id, issue_id, frame, status, message, generation FROM issues "
+            "WHERE org = ? AND job_id = ? ORDER BY fingerprint",
+            (self.org, job_id),
         )
         return [IssueRow(*r) for r in rows]
 
     def get_issue(self, fingerprint: str) -> IssueRow | None:
         rows = self._execute(
             "SELECT fingerprint, job_id, issue_id, frame, status, message, generation FROM issues "
-            "WHERE fingerprint = ?",
-            (fingerprint,),
+            "WHERE org = ? AND fingerprint = ?",
+            (self.org, fingerprint),
         )
         return IssueRow(*rows[0]) if rows else None
 
     def put_issue(self, row: IssueRow) -> None:
         now = self.clock()
         self._execute(
-            "INSERT INTO issues(fingerprint, job_id, issue_id, frame, status, message, generation, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET "
+            "INSERT INTO issues(org, fingerprint, job_id, issue_id, frame, status, message, generation, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, fingerprint) DO UPDATE SET "
             "issue_id = excluded.issue_id, status = excluded.status, message = excluded.message, "
             "generation = excluded.generation, updated_at = excluded.updated_at",
-            (row.fingerprint, row.job_id, row.issue_id, row.frame, row.status, row.message, row.generation, now, now),
+            (
+                self.org,
+                row.fingerprint,
+                row.job_id,
+                row.issue_id,
+                row.frame,
+                row.status,
+                row.message,
+                row.generation,
+                now,
+                now,
+            ),
         )
 
     # --- leases ---------------------------------------------------------------------------------
@@ -429,25 +563,26 @@ class StateStore:
         holds an unexpired one. One atomic upsert, so two replicas can never both win."""
         now = self.clock()
         rows = self._execute(
-            "INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+            "INSERT INTO leases(org, key, owner, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (org, key) DO UPDATE "
             "SET owner = excluded.owner, expires_at = excluded.expires_at "
             "WHERE leases.owner = excluded.owner OR leases.expires_at < ? RETURNING owner",
-            (key, owner, now + ttl_s, now),
+            (self.org, key, owner, now + ttl_s, now),
         )
         return bool(rows) and rows[0][0] == owner
 
     def release_lease(self, key: str, owner: str) -> None:
-        self._execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+        self._execute("DELETE FROM leases WHERE org = ? AND key = ? AND owner = ?", (self.org, key, owner))
 
     # --- scores and guides ------------------------------------------------------------------------
     def put_score(self, row: ScoreRow) -> None:
         self._execute(
-            "INSERT INTO scores(unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, "
-            "detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_key) DO UPDATE SET "
+            "INSERT INTO scores(org, unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, "
+            "detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, unit_key) DO UPDATE SET "
             "agreement = excluded.agreement, "
             "rule_errors = excluded.rule_errors, findings = excluded.findings, decision = excluded.decision, "
             "detail = excluded.detail, at = excluded.at",
             (
+                self.org,
                 row.unit_key,
                 row.task_id,
                 row.job_id,
@@ -464,28 +599,32 @@ class StateStore:
     def scores_of_task(self, task_id: int) -> list[ScoreRow]:
         rows = self._execute(
             "SELECT unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, detail, at "
-            "FROM scores WHERE task_id = ? ORDER BY job_id, unit_key",
-            (task_id,),
+            "FROM scores WHERE org = ? AND task_id = ? ORDER BY job_id, unit_key",
+            (self.org, task_id),
         )
         return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
 
     def tasks_needing_guide(self) -> list[int]:
         """Tasks with scores newer than their last guide update (or never published)."""
         rows = self._execute(
-            "SELECT DISTINCT s.task_id FROM scores s LEFT JOIN guides g ON g.task_id = s.task_id "
-            "WHERE g.task_id IS NULL OR s.at > g.updated_at ORDER BY s.task_id"
+            "SELECT DISTINCT s.task_id FROM scores s LEFT JOIN guides g ON g.org = s.org AND g.task_id = s.task_id "
+            "WHERE s.org = ? AND (g.task_id IS NULL OR s.at > g.updated_at) ORDER BY s.task_id",
+            (self.org,),
         )
         return [int(r[0]) for r in rows]
 
     def guide_state(self, task_id: int) -> tuple[str, float] | None:
-        rows = self._execute("SELECT content_hash, updated_at FROM guides WHERE task_id = ?", (task_id,))
+        rows = self._execute(
+            "SELECT content_hash, updated_at FROM guides WHERE org = ? AND task_id = ?", (self.org, task_id)
+        )
         return (str(rows[0][0]), float(rows[0][1])) if rows else None
 
     def set_guide_state(self, task_id: int, content_hash: str) -> None:
         self._execute(
-            "INSERT INTO guides(task_id, content_hash, updated_at) VALUES (?, ?, ?) ON CONFLICT (task_id) DO UPDATE "
+            "INSERT INTO guides(org, task_id, content_hash, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (org, task_id) DO UPDATE "
             "SET content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-            (task_id, content_hash, self.clock()),
+            (self.org, task_id, content_hash, self.clock()),
         )
 
     # --- audit ----------------------------------------------------------------------------------
@@ -504,8 +643,8 @@ class StateStore:
         after: dict[str, Any] | None = None,
     ) -> None:
         self._execute(
-            "INSERT INTO audit(at, replica, action, job_id, task_id, frame, user_id, reason, before, after, key) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit(at, replica, action, job_id, task_id, frame, user_id, reason, before, after, key, org) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 _iso(self.clock()),
                 replica,
@@ -518,6 +657,7 @@ class StateStore:
                 json.dumps(before or {}, sort_keys=True),
                 json.dumps(after or {}, sort_keys=True),
                 key,
+                self.org,
             ),
         )
 
@@ -528,7 +668,7 @@ class StateStore:
             self._append_audit(**entry)
 
     def iter_audit(self, *, since_seq: int = 0, batch: int = 1000) -> Iterator[AuditRecord]:
-        """The audit log in order, streamed in batches."""
+        """The audit log of every organization in order, streamed in batches."""
         last = since_seq
         while True:
             rows = self._execute(
@@ -548,6 +688,7 @@ class StateStore:
                     json.loads(r[9]),
                     json.loads(r[10]),
                     r[11],
+                    r[12],
                 )
             if len(rows) < batch:
                 return

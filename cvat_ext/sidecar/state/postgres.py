@@ -56,6 +56,13 @@ class PostgresStateStore(StateStore):
     def _append_only_ddl(self) -> str:
         return _APPEND_ONLY
 
+    def _lock_schema(self) -> None:
+        # one schema creator (or migrator) at a time when replicas start together
+        self._execute("SELECT pg_advisory_xact_lock(4242001)")
+
+    def _has_table(self, name: str) -> bool:
+        return self._execute("SELECT to_regclass(?)", (name,))[0][0] is not None
+
 
 def _split(ddl: str) -> list[str]:
     """Statements of a DDL script; ``$$ ... $$`` bodies keep their semicolons."""

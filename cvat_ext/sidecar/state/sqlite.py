@@ -59,4 +59,7 @@ class SqliteStateStore(StateStore):
     def _append_only_ddl(self) -> str:
         return _APPEND_ONLY
 
+    def _has_table(self, name: str) -> bool:
+        return bool(self._execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+
     begin_sql = "BEGIN IMMEDIATE"
