@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cvat_ext.active_learning.ranking import DEFAULT_WEIGHTS, RankParams, parse_weights, rank_frames
-from cvat_ext.active_learning.signals import FrameSet
+from cvat_ext.active_learning.signals import FrameSet, uncertainty_signal
 from cvat_ext.errors import ConfigError
-from tests.active_learning.helpers import frames, signal
+from tests.active_learning.helpers import detections, frames, signal
 
 
 def test_weighted_order_and_contributions() -> None:
@@ -155,3 +155,13 @@ def test_selection_matches_naive_reference(seed: int) -> None:
     window, top_k = int(rng.integers(0, 6)), int(rng.integers(1, 40))
     ranking = rank_frames(fs, [signal("uncertainty", values)], RankParams(top_k=top_k, nms_window=window))
     assert ranking.frame_indices == _naive_select(fs.frame_idx.tolist(), values.tolist(), window, top_k)
+
+
+def test_empty_job_and_no_detections() -> None:
+    empty = FrameSet.single_job([])
+    ranking = rank_frames(empty, [uncertainty_signal(empty, detections([(3, 0.5)]))], RankParams(nms_window=3))
+    assert ranking.picked == () and ranking.score.shape == (0,)
+    fs = frames(3)
+    sig = uncertainty_signal(fs, detections([]))
+    assert sig.value.tolist() == [0.5, 0.5, 0.5]
+    assert rank_frames(fs, [sig], RankParams(top_k=2, per_job_cap=1)).frame_indices == [0]
