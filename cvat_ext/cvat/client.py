@@ -375,3 +375,17 @@ class CvatClient(PublishingCalls, QualityCalls):
         what = f"job {job_id} frame meta"
         data = self._t.object(what, lambda: self._api.jobs_api.retrieve_data_meta(job_id, **self._t.opts))
         return parse_job_meta(data, where=f"job {job_id}")
+
+    def get_frame(self, job_id: int, frame_idx: int, quality: Literal["original", "compressed"] = "original") -> bytes:
+        """``GET /api/jobs/{id}/data?type=frame&number=N&quality=...``: the frame's image file bytes.
+
+        ``frame_idx`` is the task-level frame number (within the job's ``start_frame..stop_frame``).
+        """
+        what = f"job {job_id} frame {frame_idx}"
+        resp = self._t.request(
+            what,
+            lambda: self._api.jobs_api.retrieve_data(
+                job_id, type="frame", number=frame_idx, quality=quality, **self._t.opts
+            ),
+        )
+        return resp.data

@@ -212,6 +212,29 @@ class ServerSettings(_Section):
     port: int = Field(default=9000, ge=0, le=65535)
 
 
+class PrefetchSettings(_Section):
+    """Warm the SAM function's embedding cache when a job starts (enters ``stages`` x ``states``):
+    its first ``max_frames`` frames, fetched at original quality, POSTed ``batch`` at a time as
+    ``{"prefetch": [<base64 file>...]}``. ``function_url`` is the function's own HTTP trigger
+    (``http://nuclio-pth-facebookresearch-sam-vit-h:8080``) or the Nuclio dashboard's
+    ``http://nuclio:8070/api/function_invocations`` together with ``function_name``."""
+
+    enabled: bool = False
+    function_url: str = ""
+    function_name: str = Field(default="", description="x-nuclio-function-name, for the dashboard invoke URL")
+    max_frames: int = Field(default=50, ge=1)
+    batch: int = Field(default=8, ge=1, le=16, description="frames per call (the function takes at most 16)")
+    timeout_s: float = Field(default=120.0, gt=0, description="per call to the function")
+    stages: tuple[str, ...] = ("annotation",)
+    states: tuple[str, ...] = ("in progress",)
+
+    @model_validator(mode="after")
+    def _check_url(self) -> PrefetchSettings:
+        if self.enabled and not self.function_url.startswith(("http://", "https://")):
+            raise ValueError("prefetch.enabled needs prefetch.function_url, an http:// or https:// URL")
+        return self
+
+
 class ServiceSettings(_Section):
     poll_interval_s: float = Field(default=30.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0, description="full job listing every interval")
@@ -243,6 +266,7 @@ class SidecarSettings(BaseSettings):
     state: StateSettings = StateSettings()
     webhooks: WebhookSettings = WebhookSettings()
     server: ServerSettings = ServerSettings()
+    prefetch: PrefetchSettings = PrefetchSettings()
     service: ServiceSettings = ServiceSettings()
 
     @classmethod

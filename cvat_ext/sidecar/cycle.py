@@ -9,7 +9,8 @@ Outline of :meth:`Cycle.run`:
 3. per unit, under a lease: skip when its inputs (signature) did not change, else fetch the
    annotations, run the rule packs, score the replicas, decide (review or pass), publish
    issues, reassign / move / merge, record the score and the signature, dequeue its jobs;
-4. per touched task: CVAT quality report (when a completed GT job exists) and the guide summary.
+4. per touched task: CVAT quality report (when a completed GT job exists) and the guide summary;
+5. optionally, SAM prefetch for jobs that just started (:mod:`prefetch`; failures only logged).
 
 A unit failing on a CVAT error stays queued and is retried next cycle; the other units go on.
 """
@@ -40,6 +41,7 @@ from cvat_ext.sidecar.interface import (
     RuleRunner,
 )
 from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.prefetch import Prefetcher
 from cvat_ext.sidecar.publish import Publisher, job_row
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
@@ -135,6 +137,7 @@ class Cycle:
         hook: Hook = no_hook,
         clock: Callable[[], float] = time.time,
         guide: Any | None = None,
+        prefetcher: Prefetcher | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -145,6 +148,7 @@ class Cycle:
         self.metrics = metrics if metrics is not None else SidecarMetrics()
         self.clock = clock
         self.guide = guide
+        self.prefetcher = prefetcher
         self.runner = ActionRunner(store, owner, hook=hook, lease_ttl_s=settings.state.lease_ttl_s)
         self.publisher = Publisher(
             client,
@@ -196,6 +200,8 @@ class Cycle:
             # also tasks whose summary an earlier (interrupted or debounced) cycle left unpublished
             for task_id in sorted(touched | set(self.store.tasks_needing_guide())):
                 self._after_task(task_id, report)
+            if self.prefetcher is not None:
+                self.prefetcher.run(changes.changed.values())
         except CvatError as exc:
             # listing failed (after the client's retries): nothing was lost, the next cycle retries
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()

@@ -33,6 +33,7 @@ from cvat_ext.sidecar.cycle import Cycle, CycleReport
 from cvat_ext.sidecar.guide import GuidePublisher
 from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.prefetch import Prefetcher
 from cvat_ext.sidecar.server import SidecarHttpServer
 from cvat_ext.sidecar.state import StateStore, open_store
 from cvat_ext.sidecar.throttle import ThrottledClient, TokenBucket
@@ -148,6 +149,8 @@ class SidecarService:
                 min_interval_s=settings.guide.min_interval_s,
                 clock=clock,
             )
+            if settings.prefetch.enabled:
+                cycle.prefetcher = Prefetcher(settings.prefetch, self.clients[org], org_store, self.metrics)
             self.cycles[org] = cycle
         self.cycle = self.cycles[self.orgs[0]]
         self._wake = threading.Event()

@@ -37,6 +37,7 @@ def register(r: Router) -> None:
     r.add("PATCH", "/api/jobs/{id}", patch_job)
     r.add("DELETE", "/api/jobs/{id}", delete_job)
     r.add("GET", "/api/jobs/{id}/data/meta", job_meta)
+    r.add("GET", "/api/jobs/{id}/data", job_frame)
 
 
 # lookups with permissions -------------------------------------------------------------------------
@@ -268,3 +269,36 @@ def job_meta(ctx: Request) -> Response:
         "stop_frame": job.stop_frame, "frame_filter": "", "frames": frames, "deleted_frames": [],
         "included_frames": job.included_frames, "storage": "local", "cloud_storage_id": None,
     })
+
+
+def job_frame(ctx: Request) -> Response:
+    """``?type=frame&number=N&quality=original|compressed``: a deterministic grey PNG per (task, frame)."""
+    job = load_job(ctx)
+    if ctx.query.get("type") != "frame":
+        raise bad_request({"type": ["only type=frame is served by the stand-in"]})
+    if ctx.query.get("quality", "compressed") not in ("original", "compressed"):
+        raise bad_request({"quality": ["expected original or compressed"]})
+    try:
+        number = int(ctx.query.get("number", ""))
+    except ValueError:
+        raise bad_request({"number": ["A valid integer is required."]}) from None
+    if number not in job.frames:
+        raise bad_request({"detail": "The frame number doesn't belong to the job"})
+    task = ctx.w.tasks[job.task_id]
+    return Response(content_type="image/png", raw=frame_png(task.id, number, task.frame_size))
+
+
+def frame_png(task_id: int, frame: int, size: tuple[int, int]) -> bytes:
+    """An 8-bit greyscale PNG whose rows are a gradient shifted by ``task_id`` and ``frame``."""
+    import struct
+    import zlib
+
+    width, height = size
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(((x + 7 * frame + 13 * task_id) & 0xFF) for x in range(width))
+    rows = row * height
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")

@@ -1,0 +1,116 @@
+"""SAM prefetch: when a job starts, warm the SAM function's embedding cache with its frames.
+
+A job entering ``prefetch.stages`` x ``prefetch.states`` (``annotation`` / ``in progress``: an
+annotator opened it) is seen by the change feed; the cycle then hands it here. Its first
+``prefetch.max_frames`` frames are read at original quality through the CVAT client (one
+``GET /api/jobs/{id}/data?type=frame`` each, streamed: one batch in memory) and POSTed to the
+function as the bodies of :func:`cvat_ext.models.sam_functions.prefetch_bodies`
+(``{"prefetch": [<base64 file>...]}``), so the annotator's first click finds the embedding ready.
+
+Replicas and their parent share frames, so the record is per frame range of a task
+(``prefetch:<task>:<start>-<stop>`` in the state store's ``units``): each range is prefetched
+once, by whichever job of it starts first. Failures (CVAT, the function, the network) are logged
+and counted in ``cvat_ext_sidecar_prefetch_jobs_total{result="failed"}``; they never fail the
+cycle, and the range is tried again the next time one of its jobs changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from cvat_ext.cvat.models import Job
+from cvat_ext.errors import CvatExtError
+from cvat_ext.sidecar.config import PrefetchSettings
+from cvat_ext.sidecar.interface import CvatApi
+from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.state import StateStore
+
+log = logging.getLogger(__name__)
+
+#: ``post(body)`` sends one prefetch body to the function (raises OSError on failure)
+Post = Callable[[dict[str, Any]], None]
+
+
+def http_post(settings: PrefetchSettings) -> Post:
+    """POST JSON to ``settings.function_url`` (with the Nuclio dashboard headers when
+    ``function_name`` is set); any non-2xx answer raises (urllib's HTTPError is an OSError)."""
+    headers = {"Content-Type": "application/json"}
+    if settings.function_name:
+        headers.update({"x-nuclio-function-name": settings.function_name, "x-nuclio-path": "/"})
+        headers["x-nuclio-project-name"] = "cvat"
+
+    def post(body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(settings.function_url, data=data, headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=settings.timeout_s) as resp:
+            resp.read()
+
+    return post
+
+
+class Prefetcher:
+    """Prefetches the frames of jobs that just started; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: PrefetchSettings,
+        client: CvatApi,
+        store: StateStore,
+        metrics: SidecarMetrics,
+        *,
+        post: Post | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.store = store
+        self.metrics = metrics
+        self.post = post if post is not None else http_post(settings)
+
+    def wanted(self, job: Job) -> bool:
+        s = self.settings
+        return job.type in ("annotation", "consensus_replica") and job.stage in s.stages and job.state in s.states
+
+    @staticmethod
+    def key(job: Job) -> str:
+        return f"prefetch:{job.task_id}:{job.start_frame}-{job.stop_frame}"
+
+    def run(self, jobs: Iterable[Job]) -> int:
+        """Prefetch every started job not yet done; returns the frames sent. Never raises a CVAT
+        or network error."""
+        sent = 0
+        for job in sorted((j for j in jobs if self.wanted(j)), key=lambda j: j.id):
+            key = self.key(job)
+            if self.store.unit_signature(key) is not None:
+                continue  # this frame range was prefetched before
+            try:
+                frames = self._prefetch(job)
+            except (CvatExtError, OSError, ValueError) as exc:
+                self.metrics.prefetch.labels(result="failed").inc()
+                log.warning("job %d: SAM prefetch failed (tried again when the job changes): %s", job.id, exc)
+                continue
+            self.store.set_unit_signature(key, f"done:{frames}", job.task_id)
+            self.metrics.prefetch.labels(result="done").inc()
+            self.metrics.prefetch_frames.inc(frames)
+            log.info("job %d: SAM prefetch of %d frames done", job.id, frames)
+            sent += frames
+        return sent
+
+    def _prefetch(self, job: Job) -> int:
+        from cvat_ext.models.sam_functions import prefetch_bodies  # numpy + pydantic only, no torch
+
+        last = min(job.stop_frame, job.start_frame + self.settings.max_frames - 1)
+        frames = range(job.start_frame, last + 1)
+        sent = 0
+
+        def files() -> Iterator[bytes]:
+            for frame_idx in frames:
+                yield self.client.get_frame(job.id, frame_idx, quality="original")
+
+        for body in prefetch_bodies(files(), batch=self.settings.batch):
+            self.post(body)
+            sent += len(body["prefetch"])
+        return sent
