@@ -29,6 +29,11 @@ class SidecarMetrics:
         )
         self.issues_opened = Counter("cvat_ext_sidecar_issues_opened", "CVAT issues opened", registry=r)
         self.issues_resolved = Counter("cvat_ext_sidecar_issues_resolved", "CVAT issues resolved", registry=r)
+        self.issues_still_present = Counter(
+            "cvat_ext_sidecar_issues_still_present",
+            "Issues resolved by hand in CVAT while their finding persists (commented once)",
+            registry=r,
+        )
         self.reassignments = Counter("cvat_ext_sidecar_reassignments", "Jobs reassigned to reviewers", registry=r)
         self.cvat_calls = Counter("cvat_ext_sidecar_cvat_calls", "CVAT API requests", ["endpoint"], registry=r)
         self.cvat_errors = Counter(

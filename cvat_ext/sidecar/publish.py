@@ -6,10 +6,18 @@ same fingerprint embedded at the end of the issue message (``[cvat-ext fp=0123ab
 crash falls between CVAT's answer to ``POST /api/issues`` and the state write, the restart lists
 the job's issues on that frame and finds the fingerprint in their first comment instead of
 opening a second issue.
+
+A person may resolve an issue in CVAT while its finding is still there (a false alarm, or "won't
+fix"). The next time that job is scored, the job's issues are read back (one
+``GET /api/issues?job_id=`` per job that has open issues with current findings); such an issue
+gets one comment ``still present: …`` and is then left alone (state ``dismissed``): it is neither
+reopened nor commented again while the finding lasts. Once the finding disappears the row becomes
+``resolved``, so a later return of the problem reopens the issue as usual.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +33,7 @@ from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
 log = logging.getLogger(__name__)
 
 FP_TAG = re.compile(r"\[cvat-ext fp=([0-9a-f]{16})\]")
+STILL_PRESENT = "still present: "
 
 
 def issue_message(finding: Finding) -> str:
@@ -99,20 +108,75 @@ class Publisher:
         """
         opened = resolved = 0
         current = {f.fingerprint: f for f in findings}
+        known = {f.fingerprint: self.store.get_issue(f.fingerprint) for f in findings}
+        by_hand = self._resolved_in_cvat(
+            [row for row in known.values() if row is not None and row.status == "open" and row.issue_id is not None]
+        )
         for f in findings:
-            known = self.store.get_issue(f.fingerprint)
-            if known is None or known.issue_id is None:
+            row = known[f.fingerprint]
+            if row is None or row.issue_id is None:
                 opened += self._open_issue(f, assignees.get(f.job_id), task_id)
-            elif known.status == "resolved":
+            elif row.status == "resolved":
                 # the problem came back after a fix: reopen the same issue rather than add one
-                opened += self._reopen_issue(known, task_id)
-        if self.resolve_fixed:
-            for job_id in job_ids:
-                for row in self.store.issues_of_job(job_id):
-                    stale = row.status == "open" and row.fingerprint not in current and row.issue_id is not None
-                    if stale and self._resolve_issue(row, task_id):
-                        resolved += 1
+                opened += self._reopen_issue(row, task_id)
+            elif row.status == "open" and row.issue_id in by_hand:
+                self._still_present(row, f, task_id)
+        for job_id in job_ids:
+            for row in self.store.issues_of_job(job_id):
+                if row.fingerprint in current or row.issue_id is None:
+                    continue
+                if row.status == "dismissed":
+                    # resolved by hand and now really gone: a return of the problem reopens it
+                    self.store.put_issue(dataclasses.replace(row, status="resolved", generation=row.generation + 1))
+                elif row.status == "open" and self.resolve_fixed and self._resolve_issue(row, task_id):
+                    resolved += 1
         return opened, resolved
+
+    def _resolved_in_cvat(self, rows: Sequence[IssueRow]) -> set[int]:
+        """Ids of the issues behind ``rows`` (ours, open in our state) that CVAT shows resolved."""
+        wanted = {row.issue_id for row in rows}
+        found: set[int] = set()
+        for job_id in sorted({row.job_id for row in rows}):
+            found |= {i.id for i in self.client.list_issues(job_id=job_id) if i.resolved and i.id in wanted}
+        return found
+
+    def _still_present(self, row: IssueRow, f: Finding, task_id: int) -> bool:
+        """One comment on an issue a person resolved while its finding persists; then ``dismissed``."""
+        key = f"still:{row.fingerprint}:{row.generation}"
+        payload = {**self._flip(row, task_id), "comment": f"{STILL_PRESENT}{issue_message(f)}"}
+        return self._still_action(key, payload)
+
+    def _still_action(self, key: str, payload: dict[str, Any]) -> bool:
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            comment = self.client.add_comment(p["issue_id"], p["comment"])
+            return {"comment_id": comment.id}
+
+        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
+            for comment in self.client.list_comments(p["issue_id"]):
+                if comment.message == p["comment"]:
+                    return {"comment_id": comment.id}
+            return None
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "action": "issue.still_present",
+                "job_id": p["job_id"],
+                "task_id": p["task_id"],
+                "frame": p["frame"],
+                "reason": "issue resolved in CVAT while the finding is still present",
+                "before": {"issue_id": p["issue_id"], "resolved": True},
+                "after": {"issue_id": p["issue_id"], "comment_id": r["comment_id"]},
+            }
+
+        outcome = self.runner.run(
+            key, "comment", job_id=payload["job_id"], payload=payload, do=do, audit=audit, reconcile=reconcile
+        )
+        p = self.runner.payload_of(key) or payload
+        fp, job_id, issue_id, frame = p["fingerprint"], p["job_id"], p["issue_id"], p["frame"]
+        self.store.put_issue(IssueRow(fp, job_id, issue_id, frame, "dismissed", p["message"], p["generation"]))
+        if outcome.performed:
+            self.metrics.issues_still_present.inc()
+        return outcome.performed
 
     def _open_issue(self, f: Finding, assignee_id: int | None, task_id: int) -> bool:
         payload = {
@@ -302,6 +366,8 @@ class Publisher:
             self._issue_action(key, payload)
         elif kind in ("resolve", "reopen"):
             self._flip_action(key, kind, payload)
+        elif kind == "comment":
+            self._still_action(key, payload)
         elif kind == "job":
             self._job_action(key, payload)
         elif kind == "quality":

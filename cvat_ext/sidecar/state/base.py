@@ -78,7 +78,7 @@ class IssueRow:
     job_id: int
     issue_id: int | None
     frame: int
-    status: str  # open | resolved
+    status: str  # open | resolved | dismissed (resolved by a person while the finding persists)
     message: str
     generation: int = 0  # times resolved: keys of later resolve/reopen actions differ
 
