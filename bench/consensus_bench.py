@@ -127,7 +127,9 @@ def accuracy(kind: Kind, frames: int) -> None:
     if kind in ("mask", "polygon"):
         staple = score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings(method="staple"))
         rows.append(("ours (staple, auto quorum)", evaluate(staple.merged, g.truth)))
-    base = score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings(method="nearest", quorum=1, iou_thr=0.4))
+    base = score_replicas(
+        g.replicas, g.labels, g.meta, ConsensusSettings(method="nearest", quorum=1, iou_thr=0.4, rejoin_share=0)
+    )
     rows.append(("CVAT rule (nearest, keep all)", evaluate(base.merged, g.truth)))
     print(f"\n[{kind}] {frames} frames, precise/moderate/sloppy, alpha_lol={ours.summary.alpha_lol:.3f}")
     print(f"{'':32s} {'F1':>7s} {'meanIoU':>8s} {'labelAcc':>8s}")

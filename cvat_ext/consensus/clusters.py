@@ -8,6 +8,14 @@ link graph that already are such cliques become clusters directly (vectorised; n
 them). Other components are split greedily: links are taken by descending similarity (ties by
 object order) and two clusters join only if every cross pair is linked. Unlinked objects are
 singleton clusters.
+
+With ``rejoin`` (the engine's default, ``ConsensusSettings.rejoin_share > 0``) two more greedy
+passes, by descending similarity, recognise one object drawn too differently to match as one:
+(1) parts of a split component whose annotators are disjoint join along any of their links
+(a chain A~B, B~C with A, C apart is one object: an annotator draws an object once);
+(2) a singleton joins another cluster of other annotators along a *weak link* (a pair with a
+similarity in ``[rejoin_share * iou_thr, iou_thr)``). Pairs of a cluster that are not linked keep
+a NaN similarity (they count as unmatched pairs) and the cluster is reported as low overlap.
 """
 
 from __future__ import annotations
@@ -54,8 +62,9 @@ class ClusterTable:
         return int(self.frame_pos.shape[0])
 
 
-def build_clusters(batch: ReplicaBatch, links: Mapping[Pair, PairLinks]) -> ClusterTable:
-    """Cluster the rows of ``batch`` from the pairwise matchings ``links[(r, s)]``."""
+def build_clusters(batch: ReplicaBatch, links: Mapping[Pair, PairLinks], *, rejoin: bool = False) -> ClusterTable:
+    """Cluster the rows of ``batch`` from the pairwise matchings ``links[(r, s)]``; ``rejoin``: also
+    rejoin split parts with disjoint annotators and singletons along weak links (module docstring)."""
     m = batch.label.shape[0]
     n_annot = batch.n_annotators
     pairs = annotator_pairs(n_annot)
@@ -78,7 +87,14 @@ def build_clusters(batch: ReplicaBatch, links: Mapping[Pair, PairLinks]) -> Clus
     root = comp.copy()
     if bad.any():
         on_bad = bad[comp[edge_a]]
-        _split_greedily(root, comp, bad, edge_a[on_bad], edge_b[on_bad], edge_sim[on_bad], batch.annotator, n_comp)
+        _split_greedily(
+            root, comp, bad, edge_a[on_bad], edge_b[on_bad], edge_sim[on_bad], batch.annotator, n_comp, rejoin
+        )
+    weak_a = np.concatenate([links[p].weak_a for p in pairs]) if pairs else np.zeros(0, np.int64)
+    if rejoin and weak_a.size:
+        weak_b = np.concatenate([links[p].weak_b for p in pairs])
+        weak_sim = np.concatenate([links[p].weak_sim for p in pairs])
+        _join_weak(root, weak_a, weak_b, weak_sim, batch.annotator)
 
     # table: clusters ordered by their first row
     uniq_root, first_row, inv = np.unique(root, return_index=True, return_inverse=True)
@@ -105,6 +121,7 @@ def _split_greedily(
     edge_sim: FloatArray,
     annotator: IntArray,
     n_comp: int,
+    rejoin: bool,
 ) -> None:
     """Re-cluster the nodes of the ``bad`` components in place (``root`` per row) by the greedy rule."""
     bad_rows = np.flatnonzero(bad[comp])
@@ -123,9 +140,41 @@ def _split_greedily(
             continue
         if not all((x, y) in linked or (y, x) in linked for x in ma for y in mb):
             continue
-        joined = ma + mb
-        members.pop(ra, None)
-        members.pop(rb, None)
-        new_root = min(ra, rb)
-        members[new_root] = joined
-        root[joined] = new_root
+        _join(root, members, ra, rb, ma + mb)
+    if not rejoin:
+        return
+    # rejoin: parts of a component with disjoint annotators are one object drawn with a low overlap
+    # somewhere (an annotator draws an object once); a link between them is enough
+    for a, b in zip(edge_a[order].tolist(), edge_b[order].tolist(), strict=True):
+        ra, rb = int(root[a]), int(root[b])
+        if ra == rb:
+            continue
+        ma = members.get(ra, [a])
+        mb = members.get(rb, [b])
+        if not {int(annotator[x]) for x in ma} & {int(annotator[y]) for y in mb}:
+            _join(root, members, ra, rb, ma + mb)
+
+
+def _join_weak(root: IntArray, weak_a: IntArray, weak_b: IntArray, weak_sim: FloatArray, annotator: IntArray) -> None:
+    """Join a singleton to another cluster of other annotators along a weak link (similarity below
+    the threshold), by descending similarity: the same object drawn too differently to match."""
+    order = np.lexsort((weak_b, weak_a, -weak_sim))
+    touched = np.flatnonzero(np.isin(root, np.unique(root[np.concatenate([weak_a, weak_b])])))
+    members: dict[int, list[int]] = {}
+    for row, r in zip(touched.tolist(), root[touched].tolist(), strict=True):
+        members.setdefault(r, []).append(row)
+    for a, b in zip(weak_a[order].tolist(), weak_b[order].tolist(), strict=True):
+        ra, rb = int(root[a]), int(root[b])
+        ma, mb = members[ra], members[rb]
+        if ra == rb or (len(ma) > 1 and len(mb) > 1):
+            continue
+        if not {int(annotator[x]) for x in ma} & {int(annotator[y]) for y in mb}:
+            _join(root, members, ra, rb, ma + mb)
+
+
+def _join(root: IntArray, members: dict[int, list[int]], ra: int, rb: int, joined: list[int]) -> None:
+    members.pop(ra, None)
+    members.pop(rb, None)
+    new_root = min(ra, rb)
+    members[new_root] = joined
+    root[joined] = new_root

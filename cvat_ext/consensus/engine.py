@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 #: keep pass-1 chunks for pass 2 while the job has at most this many objects
 CACHE_OBJECTS = 2_000_000
 
+#: families whose annotator noise is measured on the extents' corners (additive in the jitter
+#: variances at every object size; (1 - IoU)^2 carries a rasterisation floor on small objects)
+EXTENT_FAMILIES = frozenset({"rectangle", "segment"})
+
 #: progress callback: (pass name, frames just finished)
 ProgressFn = Callable[[str, int], None]
 
@@ -122,10 +126,15 @@ def _params(
 
 
 def cluster_batch(
-    batch: ReplicaBatch, params: SimilarityParams, iou_thr: float, frame_wh: IntArray | None = None
+    batch: ReplicaBatch,
+    params: SimilarityParams,
+    iou_thr: float,
+    frame_wh: IntArray | None = None,
+    weak_thr: float | None = None,
 ) -> ClusterTable:
-    """Match every annotator pair of one match group and cluster the matches."""
-    return build_clusters(batch, batch_links(batch, params, iou_thr, frame_wh))
+    """Match every annotator pair of one match group and cluster the matches (``weak_thr``: also
+    rejoin singletons along pairs of similarity in ``[weak_thr, iou_thr)``)."""
+    return build_clusters(batch, batch_links(batch, params, iou_thr, frame_wh, weak_thr), rejoin=weak_thr is not None)
 
 
 def _frame_sizes(meta: JobMeta, frames: Sequence[int]) -> IntArray | None:
@@ -201,7 +210,7 @@ def score_chunks(
         tables: dict[GroupKey, ClusterTable] = {}
         chunk_labels: dict[GroupKey, IntArray] = {}
         for key, batch in batches.items():
-            table = cluster_batch(batch, params, settings.iou_thr, frame_wh)
+            table = cluster_batch(batch, params, settings.iou_thr, frame_wh, settings.weak_thr)
             rows = member_rows(batch, table)
             tables[key] = table
             chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
@@ -210,7 +219,7 @@ def score_chunks(
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
             iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
-            d = _box_disagreement(batch, rows, pairs) if batch.family == "rectangle" else iou_d
+            d = _box_disagreement(batch, rows, pairs) if batch.family in EXTENT_FAMILIES else iou_d
             acc = by_family.setdefault(batch.family, np.zeros((2, len(pairs))))
             acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
             n_objects += int(batch.label.shape[0])

@@ -198,12 +198,12 @@ class ChunkMerger:
         kept: BoolArray,
     ) -> list[MergedColumns | list[Shape]]:
         idx = np.flatnonzero(kept)
+        w = self.weights if self.settings.method == "nearest" else self.model.weights_for(batch.family)
+        frames = batch.frames[table.frame_pos[idx]]
+        attrs = self._attributes(batch, rows[idx], cons[idx], w)
         rows_k = rows[idx]
         present_k = rows_k >= 0
         safe = np.maximum(rows_k, 0)
-        w = self.weights if self.settings.method == "nearest" else self.model.weights_for(batch.family)
-        frames = batch.frames[table.frame_pos[idx]]
-        attrs = self._attributes(batch, rows_k, cons[idx], w)
         weight = w[None, :] * present_k
         occluded = (weight * batch.occluded[safe]).sum(axis=1) > 0.5 * weight.sum(axis=1)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)

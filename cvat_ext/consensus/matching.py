@@ -25,17 +25,31 @@ from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
 from cvat_ext.geometry import RowRuns, SimilarityParams, box_iou_pairs, runs_iou, segment_runs, similarity_matrix
 
 
+def _empty_int() -> IntArray:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class PairLinks:
-    """Matched object pairs of annotators ``r < s``: rows ``a (L,)`` of r, ``b (L,)`` of s, ``sim (L,)``."""
+    """Matched object pairs of annotators ``r < s``: rows ``a (L,)`` of r, ``b (L,)`` of s, ``sim (L,)``.
+
+    ``weak_a``, ``weak_b``, ``weak_sim`` (W,): candidate pairs with a similarity in
+    ``[weak_thr, iou_thr)`` (below the threshold: not matched; the clustering may rejoin two
+    singletons along them, see :mod:`cvat_ext.consensus.clusters`). Empty without ``weak_thr``.
+    """
 
     a: IntArray
     b: IntArray
     sim: FloatArray
+    weak_a: IntArray = dataclasses.field(default_factory=_empty_int)
+    weak_b: IntArray = dataclasses.field(default_factory=_empty_int)
+    weak_sim: FloatArray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         if not self.a.shape == self.b.shape == self.sim.shape or self.a.ndim != 1:
             raise ValueError(f"links: expected three (L,) arrays, got {self.a.shape} {self.b.shape} {self.sim.shape}")
+        if not self.weak_a.shape == self.weak_b.shape == self.weak_sim.shape or self.weak_a.ndim != 1:
+            raise ValueError(f"weak links: expected three (W,) arrays, got {self.weak_a.shape} {self.weak_sim.shape}")
 
     def __len__(self) -> int:
         return int(self.a.shape[0])
@@ -95,10 +109,10 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int, iou_thr: float = 0.0) ->
     return rows_a[ia[keep]], rows_b[ib[keep]]
 
 
-def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float) -> PairLinks:
+def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float, weak_thr: float | None = None) -> PairLinks:
     """Optimal matching of axis-aligned rectangles of annotators r and s over the whole chunk."""
-    ia, ib = box_candidates(batch, r, s, iou_thr)
-    return match_candidates(batch, ia, ib, box_iou_pairs(batch.xyxy[ia], batch.xyxy[ib]), iou_thr)
+    ia, ib = box_candidates(batch, r, s, iou_thr if weak_thr is None else weak_thr)
+    return match_candidates(batch, ia, ib, box_iou_pairs(batch.xyxy[ia], batch.xyxy[ib]), iou_thr, weak_thr)
 
 
 def _with_size(params: SimilarityParams, frame_wh: IntArray | None, frame_pos: int) -> SimilarityParams:
@@ -115,9 +129,11 @@ def dense_links(
     params: SimilarityParams,
     iou_thr: float,
     frame_wh: IntArray | None = None,
+    weak_thr: float | None = None,
 ) -> PairLinks:
     """Optimal matching through :func:`similarity_matrix`, one frame at a time (any shape type).
     ``frame_wh (F, 2)`` gives each frame's size (else ``params.image_wh`` holds for all)."""
+    low = iou_thr if weak_thr is None else weak_thr
     ia_parts: list[IntArray] = []
     ib_parts: list[IntArray] = []
     sim_parts: list[FloatArray] = []
@@ -131,14 +147,14 @@ def dense_links(
             [batch.shape(j) for j in rows_b.tolist()],
             _with_size(params, frame_wh, f),
         )
-        i, j = np.nonzero(sim >= iou_thr)
+        i, j = np.nonzero(sim >= low)
         ia_parts.append(rows_a[i])
         ib_parts.append(rows_b[j])
         sim_parts.append(sim[i, j])
     if not ia_parts:
         return match_candidates(batch, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), iou_thr)
     return match_candidates(
-        batch, np.concatenate(ia_parts), np.concatenate(ib_parts), np.concatenate(sim_parts), iou_thr
+        batch, np.concatenate(ia_parts), np.concatenate(ib_parts), np.concatenate(sim_parts), iou_thr, weak_thr
     )
 
 
@@ -147,7 +163,11 @@ SEGMENT_FRAMES = 8
 
 
 def segment_links(
-    batch: ReplicaBatch, params: SimilarityParams, iou_thr: float, frame_wh: IntArray | None = None
+    batch: ReplicaBatch,
+    params: SimilarityParams,
+    iou_thr: float,
+    frame_wh: IntArray | None = None,
+    weak_thr: float | None = None,
 ) -> dict[tuple[int, int], PairLinks]:
     """All annotator pairs of a polygon/mask batch: each annotator's shapes of ``SEGMENT_FRAMES``
     frames (of one frame size, which clips them) become row runs once (the geometry's own
@@ -162,14 +182,14 @@ def segment_links(
             same_size = np.flatnonzero((sizes == wh).all(axis=1)) + f0
             group_params = params if frame_wh is None else _with_size(params, frame_wh, int(same_size[0]))
             in_group = np.isin(batch.frame_pos, same_size)
-            _segment_group(batch, in_group, f0, group_params, iou_thr, parts)
+            _segment_group(batch, in_group, f0, group_params, iou_thr if weak_thr is None else weak_thr, parts)
     out = {}
     for p in pairs:
         if parts[p]:
             ia, ib, sim = (np.concatenate(col) for col in zip(*parts[p], strict=True))
         else:
             ia, ib, sim = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        out[p] = match_candidates(batch, ia, ib, sim, iou_thr)
+        out[p] = match_candidates(batch, ia, ib, sim, iou_thr, weak_thr)
     return out
 
 
@@ -201,22 +221,37 @@ def _segment_group(
 
 
 def batch_links(
-    batch: ReplicaBatch, params: SimilarityParams, iou_thr: float, frame_wh: IntArray | None = None
+    batch: ReplicaBatch,
+    params: SimilarityParams,
+    iou_thr: float,
+    frame_wh: IntArray | None = None,
+    weak_thr: float | None = None,
 ) -> dict[tuple[int, int], PairLinks]:
     """The matching of every annotator pair of a batch, by the fastest path for its shape type.
-    ``frame_wh (F, 2)``: each frame's size (clips masks, scales lines), else ``params.image_wh``."""
+    ``frame_wh (F, 2)``: each frame's size (clips masks, scales lines), else ``params.image_wh``.
+    ``weak_thr`` (< ``iou_thr``): also report the pairs in ``[weak_thr, iou_thr)`` as weak links."""
     pairs = annotator_pairs(batch.n_annotators)
+    if weak_thr is not None and weak_thr >= iou_thr:
+        weak_thr = None
     if batch.family == "segment" and batch.shapes is not None:
-        return segment_links(batch, params, iou_thr, frame_wh)
+        return segment_links(batch, params, iou_thr, frame_wh, weak_thr)
     if batch.family == "rectangle" and not np.any(np.mod(batch.rotation, 180.0)):
-        return {(r, s): box_links(batch, r, s, iou_thr) for r, s in pairs}
-    return {(r, s): dense_links(batch, r, s, params, iou_thr, frame_wh) for r, s in pairs}
+        return {(r, s): box_links(batch, r, s, iou_thr, weak_thr) for r, s in pairs}
+    return {(r, s): dense_links(batch, r, s, params, iou_thr, frame_wh, weak_thr) for r, s in pairs}
 
 
-def match_candidates(batch: ReplicaBatch, ia: IntArray, ib: IntArray, sim: FloatArray, iou_thr: float) -> PairLinks:
+def match_candidates(
+    batch: ReplicaBatch, ia: IntArray, ib: IntArray, sim: FloatArray, iou_thr: float, weak_thr: float | None = None
+) -> PairLinks:
     """Resolve candidate pairs (rows ``ia`` of one annotator, ``ib`` of the other, their
-    similarity ``sim``) into the per-frame optimal one-to-one matching."""
+    similarity ``sim``) into the per-frame optimal one-to-one matching; with ``weak_thr``, the
+    candidates in ``[weak_thr, iou_thr)`` come back as weak links."""
     keep = sim >= iou_thr
+    if weak_thr is not None:
+        weak = ~keep & (sim >= weak_thr)
+        if weak.any():
+            strong = match_candidates(batch, ia[keep], ib[keep], sim[keep], iou_thr)
+            return dataclasses.replace(strong, weak_a=ia[weak], weak_b=ib[weak], weak_sim=sim[weak])
     ia, ib, sim = ia[keep], ib[keep], sim[keep]
     m = batch.label.shape[0]
     row_count = np.bincount(ia, minlength=m)

@@ -30,6 +30,9 @@ class ConsensusSettings(BaseModel):
     ``"estimate"`` = match once with the default, estimate each keypoint's sigma from the spread of
     the matched clusters (per skeleton label), match again with those; or a mapping
     ``skeleton label name -> sigmas`` in the order of the label's sublabels.
+    ``rejoin_share``: an object no other annotator matched (a singleton) joins another
+    annotator's cluster when their similarity reaches ``rejoin_share * iou_thr`` (the same object
+    drawn too differently to match; reported as low overlap); ``0`` never.
     ``weights`` fixes annotator weights (annotator -> weight > 0); otherwise they are estimated
     from the job when ``estimate_reliability`` is true, or equal.
     """
@@ -42,6 +45,7 @@ class ConsensusSettings(BaseModel):
     match_across_labels: bool = True
     estimate_reliability: bool = True
     weights: dict[str, float] | None = None
+    rejoin_share: float = Field(0.5, ge=0.0, le=1.0)
     low_overlap_thr: float = Field(0.8, ge=0.0, le=1.0)
     oks_sigma: float = Field(0.09, gt=0.0)
     keypoint_sigmas: Literal["default", "estimate"] | dict[str, list[PositiveFloat]] = "default"
@@ -49,6 +53,11 @@ class ConsensusSettings(BaseModel):
     mask_vote_thr: float = Field(0.5, gt=0.0, lt=1.0)
     chunk_frames: int = Field(256, ge=1)
     dawid_skene_iters: int = Field(20, ge=0)
+
+    @property
+    def weak_thr(self) -> float | None:
+        """Similarity at which a singleton rejoins another annotator's object (None: never)."""
+        return self.iou_thr * self.rejoin_share if self.rejoin_share > 0 else None
 
     def auto_quorum(self, n_annotators: int) -> bool:
         """True when the quorum is decided by the existence model."""

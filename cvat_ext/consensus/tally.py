@@ -104,7 +104,8 @@ class JobTally:
         extra = np.where(kept, 0, count)
         min_sim = np.where(sim_ok, sim, np.inf).min(axis=1)
         min_sim[~sim_ok.any(axis=1)] = np.nan
-        low = np.nan_to_num(min_sim, nan=1.0) < self.settings.low_overlap_thr
+        # a rejoined cluster has a pair below the match threshold (not linked): low overlap too
+        low = (np.nan_to_num(min_sim, nan=1.0) < self.settings.low_overlap_thr) | (count * (count - 1) // 2 > sim_n)
         self.low_overlap += int(low.sum())
 
         # annotators and pairs

@@ -304,7 +304,7 @@ def test_masks_are_clipped_to_their_own_frame_size() -> None:
         "b": JobAnnotations(shapes=(mask(0, 10), mask(1, 10))),
     }
     sizes = JobMeta(start_frame=0, stop_frame=1, frames=(FrameInfo(10, 10), FrameInfo(100, 100)))
-    result = score_replicas(replicas, labels(), sizes, EQUAL.model_copy(update={"iou_thr": 0.6}))
+    result = score_replicas(replicas, labels(), sizes, EQUAL.model_copy(update={"iou_thr": 0.6, "rejoin_share": 0.0}))
     first = result.frames[0]
     assert (first.frame, first.clusters, first.mean_iou) == (0, 1, 1.0)
     assert (result.frames[1].frame, result.frames[1].clusters) == (1, 2)

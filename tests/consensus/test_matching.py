@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -175,3 +177,56 @@ def segment_batches(draw: st.DrawFn) -> ReplicaBatch:
 @given(batch=segment_batches(), iou_thr=st.sampled_from([0.2, 0.5]))
 def test_segment_matching_equals_naive_reference(batch: ReplicaBatch, iou_thr: float) -> None:
     assert fast_clusters(batch, iou_thr) == naive_clusters(batch, iou_thr)
+
+
+def _chain_batch() -> ReplicaBatch:
+    # IoU(A,B) = IoU(B,C) = 80/120 = 0.667, IoU(A,C) = 60/140 = 0.43; D (annotator 0) far away
+    return ReplicaBatch.from_columns(
+        frames=np.array([0]),
+        n_annotators=3,
+        frame_pos=np.zeros(3, dtype=np.int64),
+        annotator=np.array([0, 1, 2]),
+        label=np.ones(3, dtype=np.int64),
+        xyxy=np.array([[0, 0, 10, 10], [2, 0, 12, 10], [4, 0, 14, 10]], dtype=np.float64),
+    )
+
+
+@pytest.mark.parametrize(
+    ("xyxy", "weak_thr", "expected"),
+    [
+        # a chain of disjoint annotators is one object drawn with a low overlap somewhere
+        ([[0, 0, 10, 10], [2, 0, 12, 10], [4, 0, 14, 10]], 0.25, [(0, 0, 0)]),
+        # a singleton joins the pair it overlaps below the threshold (IoU 0.43 >= 0.25)
+        ([[0, 0, 10, 10], [0, 0, 10, 10], [4, 0, 14, 10]], 0.25, [(0, 0, 0)]),
+        # ... but not below the weak threshold (IoU 0.43 < 0.45)
+        ([[0, 0, 10, 10], [0, 0, 10, 10], [4, 0, 14, 10]], 0.45, [(-1, -1, 0), (0, 0, -1)]),
+        # two singletons of different annotators join along a weak link; the third stays alone
+        ([[0, 0, 10, 10], [4, 0, 14, 10], [40, 40, 50, 50]], 0.25, [(-1, -1, 0), (0, 0, -1)]),
+    ],
+)
+def test_rejoin_recognises_one_object_drawn_apart(xyxy: list[list[float]], weak_thr: float, expected: list) -> None:
+    batch = dataclasses.replace(_chain_batch(), xyxy=np.array(xyxy, dtype=np.float64))
+    table = cluster_batch(batch, PARAMS, 0.5, None, weak_thr)
+    assert sorted(tuple(int(x) for x in m) for m in table.members) == expected
+    # unlinked pairs inside a cluster keep NaN: only links reach the threshold
+    finite = table.pair_sim[np.isfinite(table.pair_sim)]
+    assert np.all(finite >= 0.5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batch=replica_batches(), iou_thr=st.sampled_from([0.3, 0.5, 0.75]))
+def test_rejoined_clusters_coarsen_the_strict_ones(batch: ReplicaBatch, iou_thr: float) -> None:
+    strict = fast_clusters(batch, iou_thr)
+    table = cluster_batch(batch, PARAMS, iou_thr, None, iou_thr / 2)
+    rejoined = {
+        frozenset(int(batch.index[table.frame_pos[k], r, slot]) for r, slot in enumerate(m) if slot >= 0)
+        for k, m in enumerate(table.members)
+    }
+    rows = sorted(r for c in rejoined for r in c)
+    assert rows == list(range(batch.label.shape[0]))
+    for c in rejoined:
+        annots = [int(batch.annotator[r]) for r in c]
+        assert len(annots) == len(set(annots))
+    # every strict cluster lies inside one rejoined cluster
+    for c in strict:
+        assert sum(1 for d in rejoined if c <= d) == 1
