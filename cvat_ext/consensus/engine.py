@@ -241,7 +241,9 @@ def score_chunks(
 
     # pass 2: merge and statistics
     tally = JobTally(model, labels, settings)
-    merger = ChunkMerger(model, labels, meta, settings, tally)
+    merger = ChunkMerger(
+        model, labels, meta, settings, tally, params=lambda frame: _params(settings, meta, frame, element_sigmas)
+    )
     again = None if cached else iter(source())
     for chunk_or_none, batches_or_none, clusters in stored:
         if again is not None:

@@ -8,7 +8,7 @@ group to the :class:`~cvat_ext.consensus.tally.JobTally`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, MaskRle, Shape, ShapeType, Tag
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
+from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, mask_conformity, shape_conformity
 from cvat_ext.consensus.merge import (
     SOURCE,
     fuse_boxes,
@@ -35,6 +36,7 @@ from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import keypoint_columns
 from cvat_ext.consensus.tally import JobTally
+from cvat_ext.geometry import SimilarityParams
 
 _MASK_CODE = list(ShapeType).index(ShapeType.MASK)
 
@@ -125,7 +127,13 @@ class ChunkMerger:
     """Merges chunk after chunk; :meth:`merged` builds the job's merged annotations."""
 
     def __init__(
-        self, model: ReliabilityModel, labels: LabelSet, meta: JobMeta, settings: ConsensusSettings, tally: JobTally
+        self,
+        model: ReliabilityModel,
+        labels: LabelSet,
+        meta: JobMeta,
+        settings: ConsensusSettings,
+        tally: JobTally,
+        params: Callable[[int], SimilarityParams] | None = None,
     ) -> None:
         self.model = model
         self.labels = labels
@@ -134,6 +142,8 @@ class ChunkMerger:
         self.tally = tally
         self.quorum = settings.quorum_for(len(model.names))
         self.weights = model.weights if settings.method != "nearest" else np.ones(len(model.names))
+        #: similarity parameters of a frame (the engine's: frame size, keypoint sigmas)
+        self.params: Callable[[int], SimilarityParams] = params or (lambda _frame: SimilarityParams())
         self._parts: list[MergedColumns | list[Shape]] = []
         self._tags: list[Tag] = []
 
@@ -158,7 +168,9 @@ class ChunkMerger:
             cons = self.model.consensus_labels(labels_kr)
             kept = self.model.keep(batch.family, present, self.quorum)
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
-            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept))
+            conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
+            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity))
+            self.tally.add_conformity(conformity)
             self.tally.add_group(batch, table, rows, labels_kr, cons, kept, score, frame_tally)
         for pos, frame in enumerate(chunk.frames):
             tags = chunk.tags(pos)
@@ -196,7 +208,10 @@ class ChunkMerger:
         cons: IntArray,
         score: FloatArray,
         kept: BoolArray,
+        conformity: FloatArray,
     ) -> list[MergedColumns | list[Shape]]:
+        """Fused objects of the kept clusters; ``conformity (K_kept, R)`` receives each member's
+        similarity to its fused object."""
         idx = np.flatnonzero(kept)
         w = self.weights if self.settings.method == "nearest" else self.model.weights_for(batch.family)
         frames = batch.frames[table.frame_pos[idx]]
@@ -212,6 +227,7 @@ class ChunkMerger:
         family = batch.family
         if family == "rectangle" and method != "nearest":
             boxes, angles = fuse_boxes(batch.xyxy[safe], batch.rotation[safe], weight)
+            conformity[:] = box_conformity(batch.xyxy[safe], batch.rotation[safe], present_k, boxes, angles)
             return [MergedColumns(frames, cons[idx], score[idx], occluded, z_order, attrs, xyxy=boxes, rotation=angles)]
         out: list[MergedColumns | list[Shape]] = []
         rest = np.arange(idx.size)
@@ -240,12 +256,30 @@ class ChunkMerger:
             )
             voted = np.array([c is not None for c in counts], dtype=bool)
             got = sel[voted]
+            fused_masks = [
+                MaskRle(c, (lt[0], lt[1], lt[2], lt[3])) if c is not None else None
+                for lt, c in zip(ltrb.tolist(), counts, strict=True)
+            ]
+            on = voted[member_j]
+            conformity[sel] = mask_conformity(
+                [m for m, ok in zip(masks, on.tolist(), strict=True) if ok],
+                member_j[on],
+                member_r[on],
+                fused_masks,  # type: ignore[arg-type]  # None only where no member points at it
+                (sel.size, conformity.shape[1]),
+            )
             out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
             fused = self._fuse_skeletons(batch, rows_k[rest], w)
             if fused is not None:
-                kp_label, (kp_xy, kp_outside, kp_occluded, kp_present) = fused
+                kp_label, (kp_xy, kp_outside, kp_occluded, kp_present), (xy, visible) = fused
+                params = self.params(int(frames[0])) if frames.size else self.params(0)
+                sigmas = _kp_sigmas(params, kp_label)
+                wh = params.image_wh
+                conformity[rest] = keypoint_conformity(
+                    xy, visible, rows_k[rest] >= 0, kp_xy, kp_present & ~kp_outside, sigmas, float(wh[0] * wh[1]) or 1.0
+                )
                 out.append(
                     columns(
                         rest,
@@ -262,6 +296,11 @@ class ChunkMerger:
             pick = nearest_to_mean(batch.xyxy[safe], present_k)
         elif family not in ("segment", "skeleton"):
             pick = weighted_medoid(table.pair_sim[idx], present_k, w)
+        if pick is not None and family == "rectangle" and idx.size:
+            chosen = rows_k[np.arange(idx.size), pick]
+            conformity[:] = box_conformity(
+                batch.xyxy[safe], batch.rotation[safe], present_k, batch.xyxy[chosen], batch.rotation[chosen]
+            )
         shapes: list[Shape] = []
         for j in rest.tolist():
             k = int(idx[j])
@@ -274,19 +313,22 @@ class ChunkMerger:
                 "occluded": bool(occluded[j]),
                 "z_order": int(z_order[j]),
             }
-            if pick is not None:
-                shapes.append(_copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common))
-                continue
             members = [(r, batch.shape(i)) for r, i in enumerate(rows_k[j].tolist()) if i >= 0]
-            shape = self._fuse_members(members, w, common)
-            if shape is not None:
-                shapes.append(shape)
+            if pick is not None:
+                shape: Shape | None = _copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common)
+            else:
+                shape = self._fuse_members(members, w, common)
+            if shape is None:
+                continue
+            shapes.append(shape)
+            if not (pick is not None and family == "rectangle"):
+                shape_conformity(members, shape, self.params(int(frames[j])), conformity[j])
         out.append(shapes)
         return out
 
     def _fuse_skeletons(
         self, batch: ReplicaBatch, rows_k: IntArray, w: FloatArray
-    ) -> tuple[IntArray, tuple[FloatArray, BoolArray, BoolArray, BoolArray]] | None:
+    ) -> tuple[IntArray, tuple[FloatArray, BoolArray, BoolArray, BoolArray], tuple[FloatArray, BoolArray]] | None:
         """Columnar keypoint fusion of kept skeleton clusters; None when an element carries
         attributes (the per-cluster path votes them)."""
         member_rows = rows_k[rows_k >= 0].tolist()
@@ -297,7 +339,7 @@ class ChunkMerger:
         weight = w[None, :] * present
         fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
-        return kp_label, (fused_xy, outside, occluded, has_any)
+        return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])
 
     def _fuse_members(
         self, members: list[tuple[int, Shape]], weights: FloatArray, common: dict[str, Any]
@@ -317,6 +359,13 @@ class ChunkMerger:
                 return Shape(type=ShapeType.MASK, points=np.zeros((0, 2)), mask=rle, **common)
         # mixed polygon/mask clusters or an empty vote: the most trusted member's geometry
         return _copy_geometry(shapes[int(np.argmax(w))], common)
+
+
+def _kp_sigmas(params: SimilarityParams, kp_label: IntArray) -> float | FloatArray:
+    """The OKS sigmas of keypoints ``kp_label (P,)`` under ``params``."""
+    if params.element_sigmas is None:
+        return params.oks_sigma
+    return np.array([params.element_sigmas.get(i, params.oks_sigma) for i in kp_label.tolist()], dtype=np.float64)
 
 
 def _copy_geometry(base: Shape, common: dict[str, Any]) -> Shape:

@@ -67,6 +67,7 @@ class AnnotatorStats:
     recall: float
     f1: float
     mean_iou: float  # mean similarity with the other members of its clusters
+    consensus_iou: float  # mean IoU/OKS of its members against the merged object of their kept cluster
     label_accuracy: float  # share of its matched objects whose label equals the consensus label
     label_reliability: float  # Dawid–Skene prior-weighted accuracy
     geometric_reliability: float  # 1 - sqrt(noise) from the pairwise variance separation

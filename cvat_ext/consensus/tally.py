@@ -71,6 +71,14 @@ class JobTally:
         self.tag_findings: list[Finding] = []
         self.frame_idx: list[IntArray] = []
         self.frame_counts: list[FloatArray] = []
+        # per annotator: sum and count of its members' similarity to their merged object
+        self.conformity = np.zeros((n, 2))
+
+    def add_conformity(self, sim: FloatArray) -> None:
+        """``sim (K, R)``: each member's IoU/OKS to the merged object of its (kept) cluster, NaN absent."""
+        ok = np.isfinite(sim)
+        self.conformity[:, 0] += np.where(ok, sim, 0.0).sum(axis=0)
+        self.conformity[:, 1] += ok.sum(axis=0)
 
     def add_group(
         self,
@@ -233,6 +241,7 @@ class JobTally:
                     recall=safe_ratio(matched, n_kept),
                     f1=safe_ratio(2 * matched, objects + n_kept),
                     mean_iou=safe_ratio(sim_sum, sim_n),
+                    consensus_iou=safe_ratio(float(self.conformity[r, 0]), float(self.conformity[r, 1])),
                     label_accuracy=safe_ratio(correct, matched),
                     label_reliability=float(self.model.label_reliability[r]),
                     geometric_reliability=float(self.model.geometric_reliability[r]),

@@ -19,6 +19,7 @@ from cvat_ext.geometry.keypoints import (
     keypoint_box_wh,
     keypoint_sigma_moments,
     oks,
+    oks_paired,
     sigmas_from_moments,
 )
 from cvat_ext.geometry.lines import line_iou, line_point_similarity, polyline_runs
@@ -29,6 +30,7 @@ from cvat_ext.geometry.masks import (
     rle_to_runs,
     runs_intersection,
     runs_iou,
+    runs_iou_paired,
     runs_iou_sparse,
 )
 from cvat_ext.geometry.polygons import polygon_iou, polygon_runs
@@ -76,6 +78,7 @@ __all__ = [
     "line_point_similarity",
     "mask_iou",
     "oks",
+    "oks_paired",
     "points_similarity",
     "polygon_iou",
     "polygon_runs",
@@ -85,6 +88,7 @@ __all__ = [
     "rotated_box_iou",
     "runs_intersection",
     "runs_iou",
+    "runs_iou_paired",
     "runs_iou_sparse",
     "segment_runs",
     "sigmas_from_moments",

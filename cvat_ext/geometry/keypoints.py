@@ -149,3 +149,36 @@ def sigmas_from_moments(num: npt.ArrayLike, dof: npt.ArrayLike, *, default: floa
     np.sqrt(num_k / np.maximum(dof_k, 1), out=out, where=dof_k > 0)
     # identical replicas carry no spread information: keep sigmas positive
     return np.where(out > 0, out, default)
+
+
+def oks_paired(
+    kp_a: npt.ArrayLike,
+    vis_a: npt.ArrayLike,
+    kp_b: npt.ArrayLike,
+    vis_b: npt.ArrayLike,
+    *,
+    sigmas: float | npt.ArrayLike = 0.09,
+    fallback_scale: float = 1.0,
+) -> FloatArray:
+    """OKS of object ``i`` of A with object ``i`` of B (the diagonal of :func:`oks`, without the
+    (N, N) work): ``kp_a``/``kp_b`` (L, K, 2), ``vis_a``/``vis_b`` (L, K) -> (L,) in [0, 1]."""
+    a = np.asarray(kp_a, dtype=np.float64)
+    b = np.asarray(kp_b, dtype=np.float64)
+    if a.ndim != 3 or a.shape != b.shape or a.shape[2] != 2:
+        raise AnnotationFormatError(f"oks_paired: expected two (L, K, 2) keypoint arrays, got {a.shape} and {b.shape}")
+    va = np.asarray(vis_a, dtype=bool)
+    vb = np.asarray(vis_b, dtype=bool)
+    n, k = a.shape[:2]
+    if n == 0 or k == 0:
+        return np.zeros(n)
+    sig = np.broadcast_to(np.asarray(sigmas, dtype=np.float64), (k,))
+    box_a, box_b = keypoint_box_wh(a, va), keypoint_box_wh(b, vb)
+    scale = ((box_a[:, 0] + box_b[:, 0]) / 2) * ((box_a[:, 1] + box_b[:, 1]) / 2)
+    scale = np.where(scale > 0, scale, fallback_scale)
+    d2 = ((a - b) ** 2).sum(axis=2)
+    e = np.exp(-d2 / (2 * scale[:, None] * (2 * sig) ** 2))
+    num = np.where(va & vb, e, 0.0).sum(axis=1)
+    den = (va | vb).sum(axis=1)
+    out = np.zeros(n)
+    np.divide(num, den, out=out, where=den > 0)
+    return out

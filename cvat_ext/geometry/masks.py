@@ -346,3 +346,36 @@ def mask_iou(rles_a: Sequence[MaskRle], rles_b: Sequence[MaskRle], *, image_wh: 
         runs_a = runs_a.clipped(*image_wh)
         runs_b = runs_b.clipped(*image_wh)
     return runs_iou(runs_a, runs_b)
+
+
+def runs_iou_paired(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
+    """IoU of segment ``i`` of A with segment ``i`` of B, for every i: (S,) float64 in [0, 1].
+
+    Both sides hold the same number S of segments. One sweep over the start/end events of both
+    sides' runs, sorted by (segment, row, column): a stretch covered twice is their intersection.
+    No pair other than (i, i) is ever looked at, so S may span a whole chunk of frames.
+    """
+    if runs_a.count != runs_b.count:
+        raise ValueError(f"runs_iou_paired: expected equal segment counts, got {runs_a.count} and {runs_b.count}")
+    n = runs_a.count
+    inter = np.zeros(n)
+    if runs_a.row.size and runs_b.row.size:
+        owner = np.concatenate([runs_a.owner, runs_b.owner])
+        row = np.concatenate([runs_a.row, runs_b.row])
+        start = np.concatenate([runs_a.start, runs_b.start])
+        end = np.concatenate([runs_a.end, runs_b.end])
+        k = np.repeat(owner, 2)
+        r = np.repeat(row, 2)
+        x = np.stack([start, end], axis=1).ravel()
+        delta = np.tile(np.array([1, -1], dtype=np.int64), owner.size)
+        order = np.lexsort((delta, x, r, k))  # at one column an end comes before a start
+        k, r, x, delta = k[order], r[order], x[order], delta[order]
+        cover = np.cumsum(delta)
+        # stretch i runs from event i to event i + 1 inside one (segment, row)
+        both = (cover[:-1] == 2) & (k[1:] == k[:-1]) & (r[1:] == r[:-1])
+        i = np.flatnonzero(both)
+        inter = np.bincount(k[i], weights=(x[i + 1] - x[i]).astype(np.float64), minlength=n).astype(np.float64)
+    union = runs_a.area + runs_b.area - inter
+    out = np.zeros(n)
+    np.divide(inter, union, out=out, where=union > 0)
+    return np.clip(out, 0.0, 1.0)
