@@ -25,6 +25,7 @@ CSV_COLUMNS = (
     "before",
     "after",
     "key",
+    "org",
 )
 
 
