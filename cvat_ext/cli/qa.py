@@ -7,7 +7,6 @@ Inputs are what CVAT serves: one ``GET /api/jobs/{id}/annotations`` body per ann
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import click
 
 from cvat_ext.annotations.cvat_json import (
-    dump_job_annotations,
     load_json_file,
     parse_job_annotations,
     parse_job_meta,
@@ -23,7 +21,7 @@ from cvat_ext.annotations.cvat_json import (
 )
 from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.consensus.engine import score_replicas
-from cvat_ext.consensus.report import write_csv_tables, write_report_json
+from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
 
@@ -75,14 +73,6 @@ def _keypoint_sigmas(values: Sequence[str]) -> str | dict[str, list[float]]:
             )
         table[name] = sigmas
     return table
-
-
-def _write_json(path: Path, data: object, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write the {what}: {exc.strerror}") from exc
 
 
 @group.command("consensus")
@@ -178,7 +168,7 @@ def consensus(
     if csv_dir is not None:
         write_csv_tables(result, csv_dir)
     if merged_out is not None:
-        _write_json(merged_out, dump_job_annotations(result.merged), "merged annotations")
+        write_merged_json(result, merged_out)
     s = result.summary
     click.echo(
         f"{s.frames} frames, {len(s.annotators)} annotators, {s.clusters} clusters, {s.kept} merged; "

@@ -8,11 +8,11 @@ geometry's own kernels (paired forms: member i against the fused object of its o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cvat_ext.annotations.model import MaskRle, Shape
+from cvat_ext.annotations.model import MaskRle, Shape, ShapeType
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.geometry import (
     SimilarityParams,
@@ -21,7 +21,9 @@ from cvat_ext.geometry import (
     rle_to_runs,
     rotated_box_iou,
     runs_iou_paired,
+    segment_runs,
     similarity_matrix,
+    take_runs,
 )
 
 
@@ -48,11 +50,23 @@ def mask_conformity(
     members: Sequence[MaskRle], member_k: IntArray, member_r: IntArray, fused: Sequence[MaskRle], shape: tuple[int, int]
 ) -> FloatArray:
     """Member masks (M,) of clusters ``member_k`` (positions in ``fused``) and annotators
-    ``member_r`` against the fused masks -> ``shape`` (K, R)."""
+    ``member_r`` against the fused masks -> ``shape`` (K, R). A member whose mask *is* the fused
+    one (the vote was its drawing) scores 1 without a run join; each fused mask is decoded once."""
     out = np.full(shape, np.nan)
-    if len(members):
-        iou = runs_iou_paired(rle_to_runs(members), rle_to_runs([fused[k] for k in member_k.tolist()]))
-        out[member_k, member_r] = iou
+    same = np.array(
+        [
+            m.ltrb == fused[k].ltrb and np.array_equal(m.counts, fused[k].counts)
+            for m, k in zip(members, member_k.tolist(), strict=True)
+        ],
+        dtype=bool,
+    ).reshape(-1)
+    out[member_k[same], member_r[same]] = 1.0
+    rest = np.flatnonzero(~same)
+    if rest.size:
+        ks, pos = np.unique(member_k[rest], return_inverse=True)
+        fused_runs = take_runs(rle_to_runs([fused[k] for k in ks.tolist()]), pos)
+        iou = runs_iou_paired(rle_to_runs([members[i] for i in rest.tolist()]), fused_runs)
+        out[member_k[rest], member_r[rest]] = iou
     return out
 
 
@@ -78,10 +92,43 @@ def keypoint_conformity(
 
 
 def shape_conformity(
-    members: Sequence[tuple[int, Shape]], fused: Shape, params: SimilarityParams, out: FloatArray
+    items: Sequence[tuple[int, Sequence[tuple[int, Shape]], Shape]],
+    params: Callable[[Shape], SimilarityParams],
+    out: FloatArray,
 ) -> None:
-    """One cluster's members ``(annotator, shape)`` against its fused shape, into ``out (R,)``."""
-    if not members:
-        return
-    sim = similarity_matrix([sh for _, sh in members], [fused], params)[:, 0]
-    out[[r for r, _ in members]] = sim
+    """Clusters ``(row in out, members (annotator, shape), fused shape)`` -> ``out (K, R)``.
+
+    Polygons and masks (one family) go through one rasterisation and one paired run join per
+    frame size; other types through :func:`similarity_matrix` per cluster."""
+    # per frame size: member pairs (row, annotator, member) and the fused shapes they compare with
+    segments: dict[tuple[int, int], tuple[list[tuple[int, int, Shape]], list[int], list[Shape]]] = {}
+    for j, members, fused in items:
+        if fused.type in (ShapeType.POLYGON, ShapeType.MASK) and all(
+            sh.type in (ShapeType.POLYGON, ShapeType.MASK) for _, sh in members
+        ):
+            pairs, fused_of, fused_list = segments.setdefault(params(fused).image_wh, ([], [], []))
+            for r, sh in members:
+                if _same_geometry(sh, fused):  # the vote was this member's drawing
+                    out[j, r] = 1.0
+                else:
+                    pairs.append((j, r, sh))
+                    fused_of.append(len(fused_list))
+            fused_list.append(fused)
+        elif members:
+            sim = similarity_matrix([sh for _, sh in members], [fused], params(fused))[:, 0]
+            out[j, [r for r, _ in members]] = sim
+    for pairs, fused_of, fused_list in segments.values():
+        if not pairs:
+            continue
+        p = params(fused_list[0])
+        fused_runs = take_runs(segment_runs(fused_list, p), np.asarray(fused_of, dtype=np.int64))
+        iou = runs_iou_paired(segment_runs([sh for *_, sh in pairs], p), fused_runs)
+        out[[j for j, *_ in pairs], [r for _, r, _ in pairs]] = iou
+
+
+def _same_geometry(a: Shape, b: Shape) -> bool:
+    if a.type is not b.type:
+        return False
+    if a.mask is not None and b.mask is not None:
+        return a.mask.ltrb == b.mask.ltrb and np.array_equal(a.mask.counts, b.mask.counts)
+    return a.points.shape == b.points.shape and bool(np.array_equal(a.points, b.points))

@@ -255,7 +255,7 @@ def score_chunks(
         if progress is not None:
             progress("merge", len(chunk.frames))
     sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}
-    return tally.result(merger.merged, keypoint_sigmas=sigmas)
+    return tally.result(merger.merged, keypoint_sigmas=sigmas, merged_stream=merger.stream)
 
 
 def _element_sigmas(

@@ -8,7 +8,8 @@ group to the :class:`~cvat_ext.consensus.tally.JobTally`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,20 +146,33 @@ class ChunkMerger:
         #: similarity parameters of a frame (the engine's: frame size, keypoint sigmas)
         self.params: Callable[[int], SimilarityParams] = params or (lambda _frame: SimilarityParams())
         self._parts: list[MergedColumns | list[Shape]] = []
+        self._chunk_starts: list[int] = []  # position in ``_parts`` where each chunk begins
         self._tags: list[Tag] = []
 
     def merged(self) -> JobAnnotations:
         """Merged shapes sorted by frame (stable), and merged tags."""
-        shapes: list[Shape] = []
-        for part in self._parts:
-            shapes.extend(part.materialise() if isinstance(part, MergedColumns) else part)
-        shapes.sort(key=lambda sh: sh.frame)
+        shapes = [sh for part in self._iter_chunks() for sh in part]
         return JobAnnotations(shapes=tuple(shapes), tags=tuple(self._tags))
+
+    def stream(self) -> tuple[tuple[Tag, ...], Iterator[list[Shape]]]:
+        """The merged tags, and the merged shapes built one chunk at a time (each sorted by frame;
+        chunks come in frame order, so the concatenation is what :meth:`merged` gives)."""
+        return tuple(self._tags), self._iter_chunks()
+
+    def _iter_chunks(self) -> Iterator[list[Shape]]:
+        bounds = [*self._chunk_starts, len(self._parts)]
+        for lo, hi in itertools.pairwise(bounds):
+            shapes: list[Shape] = []
+            for part in self._parts[lo:hi]:
+                shapes.extend(part.materialise() if isinstance(part, MergedColumns) else part)
+            shapes.sort(key=lambda sh: sh.frame)
+            yield shapes
 
     def merge_chunk(
         self, chunk: ChunkInput, batches: Mapping[GroupKey, ReplicaBatch], tables: Mapping[GroupKey, ClusterTable]
     ) -> None:
         frame_tally = self.tally.frame_tally(len(chunk.frames))
+        self._chunk_starts.append(len(self._parts))
         w_all = float(self.model.weights.sum())
         for key, batch in batches.items():
             table = tables[key]
@@ -302,6 +316,7 @@ class ChunkMerger:
                 batch.xyxy[safe], batch.rotation[safe], present_k, batch.xyxy[chosen], batch.rotation[chosen]
             )
         shapes: list[Shape] = []
+        to_compare: list[tuple[int, list[tuple[int, Shape]], Shape]] = []
         for j in rest.tolist():
             k = int(idx[j])
             common: dict[str, Any] = {
@@ -322,7 +337,8 @@ class ChunkMerger:
                 continue
             shapes.append(shape)
             if not (pick is not None and family == "rectangle"):
-                shape_conformity(members, shape, self.params(int(frames[j])), conformity[j])
+                to_compare.append((j, members, shape))
+        shape_conformity(to_compare, lambda fused: self.params(fused.frame), conformity)
         out.append(shapes)
         return out
 

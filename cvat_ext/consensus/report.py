@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import heapq
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import JobAnnotations, ShapeType
+from cvat_ext.annotations.model import JobAnnotations, Shape, ShapeType, Tag
 from cvat_ext.errors import ConfigError
 
 IntArray = npt.NDArray[np.int64]
@@ -167,7 +168,10 @@ class FindingBlock:
         return int(self.flags.sum())
 
     def materialise(self, names: Sequence[str], label_name: Callable[[int], str]) -> list[Finding]:
-        out: list[Finding] = []
+        return list(self.iter_findings(names, label_name))
+
+    def iter_findings(self, names: Sequence[str], label_name: Callable[[int], str]) -> Iterator[Finding]:
+        """The block's findings as objects, one cluster at a time (in frame order)."""
         shape_types = [t.value for t in ShapeType]
         for k in range(self.frame.shape[0]):
             shape_type = shape_types[int(self.type_code[k])]
@@ -182,7 +186,7 @@ class FindingBlock:
             for c, kind in enumerate(CLUSTER_FINDING_KINDS):
                 if not self.flags[k, c]:
                     continue
-                out.append(
+                yield (
                     Finding(
                         frame=frame,
                         kind=kind,
@@ -198,7 +202,6 @@ class FindingBlock:
                         message=finding_message(kind, frame, label, shape_type, present, missing, by_annot, min_sim),
                     )
                 )
-        return out
 
 
 def finding_message(
@@ -235,10 +238,17 @@ class FrameTable:
     n_annotators: int
 
     def materialise(self) -> tuple[FrameStats, ...]:
-        out = []
-        for frame, row in zip(self.frame.tolist(), self.counts.tolist(), strict=True):
+        return tuple(self.iter_rows())
+
+    def iter_rows(self, block: int = 4096) -> Iterator[FrameStats]:
+        """Rows as objects, ``block`` frames converted at a time."""
+        for lo in range(0, self.frame.shape[0], block):
+            yield from self._rows(slice(lo, lo + block))
+
+    def _rows(self, part: slice) -> Iterator[FrameStats]:
+        for frame, row in zip(self.frame[part].tolist(), self.counts[part].tolist(), strict=True):
             clusters, kept, sim, sim_n, missing, extra, label_dis, findings, objects = row
-            out.append(
+            yield (
                 FrameStats(
                     frame=frame,
                     clusters=int(clusters),
@@ -251,7 +261,6 @@ class FrameTable:
                     findings=int(findings),
                 )
             )
-        return tuple(out)
 
 
 #: columns of :attr:`FrameTable.counts`
@@ -276,6 +285,9 @@ class ConsensusResult:
     extra_findings: tuple[Finding, ...]  # tag findings
     label_name: Callable[[int], str]
     merged_builder: Callable[[], JobAnnotations]
+    #: the merged annotations, chunk by chunk, for writing them without building them all:
+    #: returns the merged tags and an iterator over each chunk's shapes (sorted by frame)
+    merged_stream: Callable[[], tuple[tuple[Tag, ...], Iterator[list[Shape]]]] | None = None
     #: skeleton label name -> OKS sigma per keypoint (sublabel order) used to match; empty when
     #: every keypoint used ``oks_sigma``
     keypoint_sigmas: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
@@ -287,11 +299,20 @@ class ConsensusResult:
     @cached_property
     def findings(self) -> tuple[Finding, ...]:
         """All findings, sorted by frame."""
+        return tuple(self.iter_findings())
+
+    def iter_findings(self) -> Iterator[Finding]:
+        """All findings sorted by frame (stable: in block order, tag findings last), built lazily
+        block by block: every block and the tag findings are already in frame order."""
         names = self.summary.annotators
-        out = [f for block in self.finding_blocks for f in block.materialise(names, self.label_name)]
-        out.extend(self.extra_findings)
-        out.sort(key=lambda f: f.frame)
-        return tuple(out)
+        streams = [block.iter_findings(names, self.label_name) for block in self.finding_blocks]
+        return heapq.merge(*streams, iter(self.extra_findings), key=lambda f: f.frame)
+
+    def iter_frames(self) -> Iterator[FrameStats]:
+        """Per-frame rows, built lazily."""
+        if "frames" in self.__dict__:
+            return iter(self.frames)
+        return self.frame_table.iter_rows()
 
     @cached_property
     def merged(self) -> JobAnnotations:
@@ -330,13 +351,67 @@ def _plain(obj: Any) -> dict[str, Any]:
     return {f.name: _clean(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
+def _json_array(fh: TextIO, rows: Iterable[Any]) -> None:
+    """A JSON array written one element a line."""
+    fh.write("[")
+    sep = "\n  "
+    for row in rows:
+        fh.write(sep)
+        fh.write(json.dumps(row))
+        sep = ",\n  "
+    fh.write("\n ]" if sep != "\n  " else "]")
+
+
 def write_report_json(result: ConsensusResult, path: str | Path) -> None:
-    """Write :meth:`ConsensusResult.to_json` to ``path``."""
+    """Write the report (:meth:`ConsensusResult.to_json`) to ``path``, streaming the per-frame rows
+    and findings (built a block at a time, never all at once)."""
+    head = {
+        "summary": _plain(result.summary),
+        "annotators": [_plain(a) for a in result.annotators],
+        "pairs": [_plain(p) for p in result.pairs],
+        "labels": [_plain(lb) for lb in result.labels],
+        "keypoint_sigmas": _clean(dict(result.keypoint_sigmas)),
+    }
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(result.to_json(), indent=1))
+        with Path(path).open("w") as fh:
+            fh.write("{\n")
+            for key, value in head.items():
+                fh.write(f" {json.dumps(key)}: {json.dumps(value)},\n")
+            fh.write(' "frames": ')
+            _json_array(fh, (_plain(f) for f in result.iter_frames()))
+            fh.write(',\n "findings": ')
+            _json_array(fh, (_plain(f) for f in result.iter_findings()))
+            fh.write("\n}\n")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the report: {exc.strerror}") from exc
+
+
+def write_merged_json(result: ConsensusResult, path: str | Path) -> None:
+    """Write the merged annotations as CVAT ``LabeledData`` JSON (what ``dump_job_annotations``
+    gives), a chunk of shapes at a time when the result can stream them."""
+    from cvat_ext.annotations.cvat_json import dump_job_annotations, dump_shape
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with Path(path).open("w") as fh:
+            if result.merged_stream is None:
+                fh.write(json.dumps(dump_job_annotations(result.merged)))
+                return
+            tags, chunks = result.merged_stream()
+            body = dump_job_annotations(JobAnnotations(tags=tags))
+            fh.write("{")
+            for key, value in body.items():
+                if key != "version":
+                    fh.write(", ")
+                fh.write(f"{json.dumps(key)}: ")
+                if key == "shapes":
+                    _json_array(fh, (dump_shape(sh) for part in chunks for sh in part))
+                else:
+                    fh.write(json.dumps(value))
+            fh.write("}\n")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the merged annotations: {exc.strerror}") from exc
 
 
 def _cell(value: Any) -> Any:
@@ -348,7 +423,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _write_table(path: Path, rows: Sequence[Any], row_type: type) -> None:
+def _write_table(path: Path, rows: Iterable[Any], row_type: type) -> None:
     names = [f.name for f in dataclasses.fields(row_type)]
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -363,13 +438,13 @@ def write_csv_tables(result: ConsensusResult, directory: str | Path) -> list[Pat
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tables: list[tuple[str, Sequence[Any], type]] = [
+        tables: list[tuple[str, Iterable[Any], type]] = [
             ("summary.csv", [result.summary], JobSummary),
             ("annotators.csv", result.annotators, AnnotatorStats),
             ("pairs.csv", result.pairs, PairStats),
             ("labels.csv", result.labels, LabelStats),
-            ("frames.csv", result.frames, FrameStats),
-            ("findings.csv", result.findings, Finding),
+            ("frames.csv", result.iter_frames(), FrameStats),
+            ("findings.csv", result.iter_findings(), Finding),
         ]
         paths = []
         for name, rows, row_type in tables:

@@ -7,11 +7,11 @@ and frame: the counts behind the report; Krippendorff's alpha on localise-then-l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
-from cvat_ext.annotations.model import JobAnnotations, LabelSet, Tag
+from cvat_ext.annotations.model import JobAnnotations, LabelSet, Shape, Tag
 from cvat_ext.consensus.agreement import AlphaAccumulator, add_grouped, safe_ratio
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
@@ -222,7 +222,11 @@ class JobTally:
         self.frame_counts.append(frame_tally)
 
     def result(
-        self, merged: Callable[[], JobAnnotations], *, keypoint_sigmas: Mapping[str, tuple[float, ...]] | None = None
+        self,
+        merged: Callable[[], JobAnnotations],
+        *,
+        keypoint_sigmas: Mapping[str, tuple[float, ...]] | None = None,
+        merged_stream: Callable[[], tuple[tuple[Tag, ...], Iterator[list[Shape]]]] | None = None,
     ) -> ConsensusResult:
         names = self.model.names
         st = self.settings
@@ -308,4 +312,5 @@ class JobTally:
             label_name=self.labels.name_of,
             merged_builder=merged,
             keypoint_sigmas=dict(keypoint_sigmas or {}),
+            merged_stream=merged_stream,
         )

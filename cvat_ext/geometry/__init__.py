@@ -32,6 +32,7 @@ from cvat_ext.geometry.masks import (
     runs_iou,
     runs_iou_paired,
     runs_iou_sparse,
+    take_runs,
 )
 from cvat_ext.geometry.polygons import polygon_iou, polygon_runs
 from cvat_ext.geometry.rotated import box_corners, convex_intersection_area, convex_iou, rotated_box_iou
@@ -97,4 +98,5 @@ __all__ = [
     "similarity_sparse",
     "skeleton_keypoints",
     "skeleton_similarity",
+    "take_runs",
 ]

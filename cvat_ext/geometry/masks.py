@@ -351,31 +351,50 @@ def mask_iou(rles_a: Sequence[MaskRle], rles_b: Sequence[MaskRle], *, image_wh: 
 def runs_iou_paired(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
     """IoU of segment ``i`` of A with segment ``i`` of B, for every i: (S,) float64 in [0, 1].
 
-    Both sides hold the same number S of segments. One sweep over the start/end events of both
-    sides' runs, sorted by (segment, row, column): a stretch covered twice is their intersection.
-    No pair other than (i, i) is ever looked at, so S may span a whole chunk of frames.
+    Both sides hold the same number S of segments. The runs of one segment on one row are
+    disjoint, so the B runs that a run of A overlaps are a contiguous range of B sorted by
+    (segment, row, column): two binary searches find it. No pair other than (i, i) is ever looked
+    at, so S may span a whole chunk of frames.
     """
     if runs_a.count != runs_b.count:
         raise ValueError(f"runs_iou_paired: expected equal segment counts, got {runs_a.count} and {runs_b.count}")
     n = runs_a.count
     inter = np.zeros(n)
     if runs_a.row.size and runs_b.row.size:
-        owner = np.concatenate([runs_a.owner, runs_b.owner])
-        row = np.concatenate([runs_a.row, runs_b.row])
-        start = np.concatenate([runs_a.start, runs_b.start])
-        end = np.concatenate([runs_a.end, runs_b.end])
-        k = np.repeat(owner, 2)
-        r = np.repeat(row, 2)
-        x = np.stack([start, end], axis=1).ravel()
-        delta = np.tile(np.array([1, -1], dtype=np.int64), owner.size)
-        order = np.lexsort((delta, x, r, k))  # at one column an end comes before a start
-        k, r, x, delta = k[order], r[order], x[order], delta[order]
-        cover = np.cumsum(delta)
-        # stretch i runs from event i to event i + 1 inside one (segment, row)
-        both = (cover[:-1] == 2) & (k[1:] == k[:-1]) & (r[1:] == r[:-1])
-        i = np.flatnonzero(both)
-        inter = np.bincount(k[i], weights=(x[i + 1] - x[i]).astype(np.float64), minlength=n).astype(np.float64)
+        row0 = min(int(runs_a.row.min()), int(runs_b.row.min()))
+        n_rows = max(int(runs_a.row.max()), int(runs_b.row.max())) - row0 + 1
+        x0 = min(int(runs_a.start.min()), int(runs_b.start.min()))
+        width = max(int(runs_a.end.max()), int(runs_b.end.max())) - x0 + 1
+        line_a = (runs_a.owner * n_rows + (runs_a.row - row0)) * width - x0
+        line_b = (runs_b.owner * n_rows + (runs_b.row - row0)) * width - x0
+        start_b, end_b = line_b + runs_b.start, line_b + runs_b.end
+        if np.any(start_b[1:] < start_b[:-1]):
+            order = np.argsort(start_b, kind="stable")
+            start_b, end_b = start_b[order], end_b[order]
+        start_a, end_a = line_a + runs_a.start, line_a + runs_a.end
+        # B runs with end > start_a and start < end_a (the same line: lines are ``width`` apart)
+        lo = np.searchsorted(end_b, start_a, side="right")
+        hi = np.searchsorted(start_b, end_a, side="left")
+        count = np.maximum(hi - lo, 0)
+        ia = np.repeat(np.arange(start_a.size), count)
+        ib = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(ia.size)
+        overlap = np.minimum(end_a[ia], end_b[ib]) - np.maximum(start_a[ia], start_b[ib])
+        inter = np.bincount(runs_a.owner[ia], weights=np.maximum(overlap, 0).astype(np.float64), minlength=n)
     union = runs_a.area + runs_b.area - inter
     out = np.zeros(n)
     np.divide(inter, union, out=out, where=union > 0)
-    return np.clip(out, 0.0, 1.0)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
+def take_runs(runs: RowRuns, index: npt.ArrayLike) -> RowRuns:
+    """Segments ``index (S',)`` of ``runs`` (repeats allowed) as a new :class:`RowRuns` of S'
+    segments, each keeping its runs in their order."""
+    idx = np.asarray(index, dtype=np.int64)
+    order = np.argsort(runs.owner, kind="stable")
+    per_owner = np.bincount(runs.owner, minlength=runs.count)
+    first = np.cumsum(per_owner) - per_owner
+    count = per_owner[idx]
+    pos = np.repeat(first[idx] - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+    sel = order[pos]
+    owner = np.repeat(np.arange(idx.size, dtype=np.int64), count)
+    return RowRuns(runs.row[sel], runs.start[sel], runs.end[sel], owner, int(idx.size))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cvat_ext.annotations.model import MaskRle
-from cvat_ext.geometry import oks, oks_paired, rle_to_runs, runs_iou, runs_iou_paired
+from cvat_ext.geometry import oks, oks_paired, rle_to_runs, runs_iou, runs_iou_paired, take_runs
 
 
 def _random_masks(rng: np.random.Generator, n: int) -> list[MaskRle]:
@@ -41,3 +41,14 @@ def test_oks_paired_is_the_diagonal(seed: int) -> None:
     sig = rng.uniform(0.02, 0.2, k)
     full = oks(a, va, b, vb, sigmas=sig, fallback_scale=900.0)
     np.testing.assert_allclose(oks_paired(a, va, b, vb, sigmas=sig, fallback_scale=900.0), np.diag(full))
+
+
+def test_take_runs_repeats_and_reorders_segments() -> None:
+    rng = np.random.default_rng(3)
+    masks = _random_masks(rng, 4)
+    idx = [2, 0, 2, 3]
+    taken = take_runs(rle_to_runs(masks), idx)
+    direct = rle_to_runs([masks[i] for i in idx])
+    assert taken.count == 4
+    np.testing.assert_array_equal(taken.area, direct.area)
+    np.testing.assert_allclose(runs_iou(taken, direct), runs_iou(direct, direct))
