@@ -379,7 +379,8 @@ def runs_iou_paired(runs_a: RowRuns, runs_b: RowRuns) -> FloatArray:
         ia = np.repeat(np.arange(start_a.size), count)
         ib = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(ia.size)
         overlap = np.minimum(end_a[ia], end_b[ib]) - np.maximum(start_a[ia], start_b[ib])
-        inter = np.bincount(runs_a.owner[ia], weights=np.maximum(overlap, 0).astype(np.float64), minlength=n)
+        weights = np.maximum(overlap, 0).astype(np.float64)
+        inter = np.asarray(np.bincount(runs_a.owner[ia], weights=weights, minlength=n), dtype=np.float64)
     union = runs_a.area + runs_b.area - inter
     out = np.zeros(n)
     np.divide(inter, union, out=out, where=union > 0)
