@@ -92,17 +92,35 @@ class ChangeFeed:
                 changed[job_id] = listed[job_id]
                 continue
             try:
-                changed[job_id] = self.client.get_job(job_id)
+                job = self.client.get_job(job_id)
             except (CvatNotFoundError, CvatPermissionError):
-                # gone, or (several organizations) a webhook for a job of another organization
-                log.info("pending job %d no longer exists in CVAT (or not in this organization); dropping it", job_id)
+                log.info("pending job %d no longer exists in CVAT (or is not visible); dropping it", job_id)
                 self.store.dequeue([job_id])
+                continue
+            if self._foreign(job):
+                # CVAT answers GET /api/jobs/{id} whatever the org context: keep other orgs' jobs out
+                log.info(
+                    "pending job %d belongs to organization id %s, not %r; dropping it",
+                    job_id,
+                    job.organization_id,
+                    self.store.org,
+                )
+                self.store.dequeue([job_id])
+                continue
+            changed[job_id] = job
         new_cursor = max((iso_utc(j) for j in listed.values()), default=None)
         if cursor is not None and (new_cursor is None or new_cursor < cursor):
             new_cursor = cursor
         if full:
             log.info("full job listing: %d jobs in scope, %d changed", len(listed), len(changed))
         return ChangeSet(changed=changed, pending_ids=pending, new_cursor=new_cursor, full_listing=full)
+
+    def _foreign(self, job: Job) -> bool:
+        """Whether ``job`` is in another organization than this feed's (as far as known)."""
+        if not self.store.org:
+            return job.organization_id is not None  # the personal workspace has no organization
+        known = self.store.get_cursor(ORG_ID)
+        return known is not None and job.organization_id is not None and str(job.organization_id) != known
 
     def _learn_org_id(self, jobs: Iterable[Job]) -> None:
         org_ids = {j.organization_id for j in jobs if j.organization_id is not None}

@@ -9,8 +9,9 @@ the whole resource (``GET /api/jobs/{id}`` shape) and adds fields between versio
 With several organizations, a delivery is routed to one organization's queue: by the job's
 ``organization`` id in the payload (each organization's id is learned by its change feed, see
 :data:`cvat_ext.sidecar.changes.ORG_ID`), else to the organization whose job cache knows the job
-(issue events carry only the job id), else to every organization (a job another organization
-cannot see is dropped by its next cycle).
+(issue events carry only the job id); a delivery neither identifies queues nothing but still wakes
+the loop (the next listing finds the job if it changed: CVAT would show any organization's job to
+a member of several, so guessing could act on a job under the wrong organization).
 """
 
 from __future__ import annotations
@@ -131,7 +132,6 @@ class WebhookReceiver:
         log.info("webhook %s: queued jobs %s", payload.event, ids)
         return 200, {"event": payload.event, "queued": ids}
 
-
     def _route(self, payload: WebhookPayload, job_ids: list[int]) -> list[StateStore]:
         stores = list(self.stores.values())
         if len(stores) == 1:
@@ -142,7 +142,9 @@ class WebhookReceiver:
             if by_id:
                 return by_id[:1]
         known = [st for st in stores if any(st.get_job(jid) is not None for jid in job_ids)]
-        return known[:1] or stores
+        if not known:
+            log.info("webhook: no organization known for jobs %s; the next listing finds them", job_ids)
+        return known[:1]
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

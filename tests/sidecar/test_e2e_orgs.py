@@ -113,6 +113,12 @@ def test_two_orgs_in_one_sidecar(cvat_standin: CvatStandIn, cvat_org_world: OrgW
                 assert resp.status == 200
         assert svc.cycles[ORG2].store.pending() == [p2]
         assert svc.cycles[w1.org_slug].store.pending() == []
+        # a job queued for the wrong organization (a delivery without an org id) is dropped there
+        svc.cycles[w1.org_slug].store.enqueue([p2], "webhook create:issue")
+        clock.t += 60
+        third = svc.run_once()
+        assert third.healthy and not third.errors, third.errors
+        assert svc.cycles[w1.org_slug].store.pending() == [] and svc.cycles[ORG2].store.pending() == []
 
     # state and audit keep the organizations apart
     with open_store(cfg.state.url.get_secret_value()) as root:
@@ -135,9 +141,7 @@ def test_single_org_store_from_the_previous_version_keeps_working(
     url = f"sqlite:///{tmp_path}/state.db"
     cfg = make_settings(standin, world, url)
     clock = Clock()
-    with SidecarService(
-        cfg, client=make_client(standin, world), clock=clock, sleep=clock.sleep, owner="r1"
-    ) as svc:
+    with SidecarService(cfg, client=make_client(standin, world), clock=clock, sleep=clock.sleep, owner="r1") as svc:
         svc.run_once()
     issues_before = len(standin.issues())
     # turn the file into what the single-org version wrote (no org column, version 1)
@@ -169,3 +173,28 @@ def test_orgs_setting_from_yaml_and_env(monkeypatch: Any) -> None:
     monkeypatch.setenv("CVAT_EXT_CVAT__ORGS", '["x",')
     with pytest.raises(ConfigError, match=r"cvat\.orgs"):
         load_settings(None, overrides=base)
+
+
+def test_webhook_routing_by_org_id_then_job_cache_then_everyone(tmp_path: Path) -> None:
+    from cvat_ext.sidecar.changes import ORG_ID
+    from cvat_ext.sidecar.state import JobRow
+    from cvat_ext.sidecar.webhooks import WebhookReceiver
+
+    with open_store(f"sqlite:///{tmp_path}/s.db") as root:
+        a, b = root.scoped("a"), root.scoped("b")
+        a.set_cursor(ORG_ID, "1")
+        b.set_cursor(ORG_ID, "2")
+        b.upsert_jobs([JobRow(30, 3, None, "annotation", "annotation", "new", None, "2026-11-23T00:00:00.000000Z")])
+        receiver = WebhookReceiver(SECRET, {"a": a, "b": b})
+
+        def deliver(payload: dict[str, Any]) -> None:
+            body = json.dumps(payload).encode()
+            status, _ = receiver.handle({"X-Signature-256": sign(SECRET, body)}, body)
+            assert status == 200
+
+        deliver({"event": "update:job", "job": {"id": 11, "organization": 2}})
+        assert (a.pending(), b.pending()) == ([], [11])
+        deliver({"event": "create:issue", "issue": {"id": 5, "job": 30}})  # no org id: b's cache knows job 30
+        assert (a.pending(), b.pending()) == ([], [11, 30])
+        deliver({"event": "create:issue", "issue": {"id": 6, "job": 99}})  # unknown anywhere: no queue
+        assert (a.pending(), b.pending()) == ([], [11, 30])

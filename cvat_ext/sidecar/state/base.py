@@ -186,9 +186,7 @@ _AUDIT_DDL = """CREATE TABLE IF NOT EXISTS audit (seq {serial}, at TEXT NOT NULL
 
 def _table_ddl(name: str) -> list[str]:
     columns, key, indexes = _TABLES[name]
-    out = [
-        f"CREATE TABLE IF NOT EXISTS {name} (org TEXT NOT NULL DEFAULT '', {columns}, PRIMARY KEY (org, {key}))"
-    ]
+    out = [f"CREATE TABLE IF NOT EXISTS {name} (org TEXT NOT NULL DEFAULT '', {columns}, PRIMARY KEY (org, {key}))"]
     # index names carry the version: version 1 names stay with the renamed tables until dropped
     out += [f"CREATE INDEX IF NOT EXISTS {name}_v2_{col} ON {name} (org, {col})" for col in indexes]
     return out
