@@ -74,8 +74,12 @@ def check_config_cmd(config_path: str | None, connect: bool) -> None:
 )
 @click.option("--project-id", type=int, help="A project webhook instead of an organization webhook.")
 @click.option("--ping/--no-ping", default=True, show_default=True, help="Ask CVAT to deliver a ping.")
-def register_webhook_cmd(config_path: str | None, target_url: str, project_id: int | None, ping: bool) -> None:
-    """Create the CVAT webhook the sidecar listens to (with webhooks.secret); skips an existing one."""
+@click.option("--org", "only_org", help="Only this organization (default: every configured one).")
+def register_webhook_cmd(
+    config_path: str | None, target_url: str, project_id: int | None, ping: bool, only_org: str | None
+) -> None:
+    """Create the CVAT webhook the sidecar listens to (with webhooks.secret) in each configured
+    organization; skips an existing one."""
     from cvat_ext.errors import ConfigError
     from cvat_ext.sidecar.service import make_client
     from cvat_ext.sidecar.webhooks import EVENTS
@@ -84,19 +88,30 @@ def register_webhook_cmd(config_path: str | None, target_url: str, project_id: i
     secret = settings.webhooks.secret
     if secret is None or not secret.get_secret_value():
         raise ConfigError("register-webhook: set webhooks.secret (CVAT_EXT_WEBHOOKS__SECRET) first")
-    with make_client(settings) as client:
-        existing = [w for w in client.list_webhooks() if w.target_url == target_url and w.project_id == project_id]
-        if existing:
-            click.echo(f"webhook {existing[0].id} already posts to {target_url}")
-            return
-        hook = client.create_webhook(
-            target_url=target_url,
-            events=EVENTS,
-            secret=secret.get_secret_value(),
-            project_id=project_id,
-            description="cvat-ext QA sidecar",
-        )
-        click.echo(f"created {hook.type} webhook {hook.id} -> {target_url} ({', '.join(hook.events)})")
-        if ping:
-            client.ping_webhook(hook.id)
-            click.echo("ping sent: the sidecar logs 'webhook ping'")
+    orgs = settings.cvat.org_slugs
+    if only_org is not None:
+        if only_org not in orgs:
+            raise ConfigError(f"register-webhook: --org {only_org!r} is not configured (cvat.org/cvat.orgs: {orgs})")
+        orgs = (only_org,)
+    if project_id is not None and len(orgs) > 1:
+        raise ConfigError("register-webhook: --project-id with several organizations needs --org")
+    for org in orgs:
+        where = f"org {org!r}: " if len(orgs) > 1 else ""
+        with make_client(settings, org=org) as client:
+            existing = [
+                w for w in client.list_webhooks() if w.target_url == target_url and w.project_id == project_id
+            ]
+            if existing:
+                click.echo(f"{where}webhook {existing[0].id} already posts to {target_url}")
+                continue
+            hook = client.create_webhook(
+                target_url=target_url,
+                events=EVENTS,
+                secret=secret.get_secret_value(),
+                project_id=project_id,
+                description="cvat-ext QA sidecar",
+            )
+            click.echo(f"{where}created {hook.type} webhook {hook.id} -> {target_url} ({', '.join(hook.events)})")
+            if ping:
+                client.ping_webhook(hook.id)
+                click.echo(f"{where}ping sent: the sidecar logs 'webhook ping'")

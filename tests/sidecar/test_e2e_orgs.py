@@ -198,3 +198,25 @@ def test_webhook_routing_by_org_id_then_job_cache_then_everyone(tmp_path: Path) 
         assert (a.pending(), b.pending()) == ([], [11, 30])
         deliver({"event": "create:issue", "issue": {"id": 6, "job": 99}})  # unknown anywhere: no queue
         assert (a.pending(), b.pending()) == ([], [11, 30])
+
+
+def test_register_webhook_in_every_org(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, monkeypatch: Any, capsys: Any
+) -> None:
+    from cvat_ext.cli import main
+    from tests.sidecar.test_e2e_standin import make_client as client_for
+
+    standin, w1 = cvat_standin, cvat_org_world
+    w2 = seed_second_org(standin, w1)
+    for key, value in {"URL": standin.url, "ACCESS_TOKEN": w1.bot_token, "ORGS": f"{w1.org_slug},{ORG2}"}.items():
+        monkeypatch.setenv(f"CVAT_EXT_CVAT__{key}", value)
+    monkeypatch.setenv("CVAT_EXT_WEBHOOKS__SECRET", SECRET)
+    target = "http://127.0.0.1:9/webhooks/cvat"
+    assert main(["sidecar", "register-webhook", "--target-url", target, "--no-ping"]) == 0
+    assert main(["sidecar", "register-webhook", "--target-url", target, "--no-ping"]) == 0  # nothing new
+    out = capsys.readouterr().out
+    assert out.count("created organization webhook") == 2 and out.count("already posts") == 2
+    for w in (w1, w2):
+        with client_for(standin, w) as client:
+            assert [h.target_url for h in client.list_webhooks()] == [target]
+    assert main(["sidecar", "register-webhook", "--target-url", target, "--project-id", "1"]) == 2
