@@ -201,7 +201,7 @@ class Cycle:
             for task_id in sorted(touched | set(self.store.tasks_needing_guide())):
                 self._after_task(task_id, report)
             if self.prefetcher is not None:
-                self.prefetcher.run(changes.changed.values())
+                self.prefetcher.submit(changes.changed.values())
         except CvatError as exc:
             # listing failed (after the client's retries): nothing was lost, the next cycle retries
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()

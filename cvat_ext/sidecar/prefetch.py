@@ -7,6 +7,10 @@ annotator opened it) is seen by the change feed; the cycle then hands it here. I
 function as the bodies of :func:`cvat_ext.models.sam_functions.prefetch_bodies`
 (``{"prefetch": [<base64 file>...]}``), so the annotator's first click finds the embedding ready.
 
+The long-running service prefetches in a background thread (:meth:`Prefetcher.start`, with a
+client of its own: clients are not thread-safe; the same rate limit), so a slow or unreachable
+function never delays a QA cycle; ``--once`` and tests prefetch inline at the end of the cycle.
+
 Replicas and their parent share frames, so the record is per frame range of a task
 (``prefetch:<task>:<start>-<stop>`` in the state store's ``units``): each range is prefetched
 once, by whichever job of it starts first. Failures (CVAT, the function, the network) are logged
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -69,6 +75,63 @@ class Prefetcher:
         self.store = store
         self.metrics = metrics
         self.post = post if post is not None else http_post(settings)
+        self._queue: queue.Queue[Job | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._inline_client = client
+
+    # --- background mode ------------------------------------------------------------------------
+    def start(self, client: CvatApi | None = None) -> None:
+        """From now on, :meth:`submit` queues jobs for a worker thread using ``client``."""
+        self._inline_client = self.client
+        if client is not None:
+            self.client = client
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="sidecar-prefetch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the worker after the job it is on (queued jobs are dropped: they were not recorded
+        as done, so they are prefetched when they change again)."""
+        if self._queue is None or self._thread is None:
+            return
+        while True:
+            try:
+                self._queue.get_nowait()
+                self._queue.task_done()
+            except queue.Empty:
+                break
+        self._queue.put(None)
+        self._thread.join(timeout=timeout_s)
+        self._queue, self._thread = None, None
+        self.client = self._inline_client
+
+    def drain(self) -> None:
+        """Wait until the worker finished every queued job (no-op inline)."""
+        if self._queue is not None:
+            self._queue.join()
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        q = self._queue
+        while True:
+            job = q.get()
+            try:
+                if job is None:
+                    return
+                self.run([job])
+            except Exception:  # the worker must outlive anything one job does (a state store hiccup)
+                log.exception("SAM prefetch worker: job %s failed", getattr(job, "id", "?"))
+            finally:
+                q.task_done()
+
+    def submit(self, jobs: Iterable[Job]) -> None:
+        """Prefetch the started ones among ``jobs``: inline, or queued for the worker after :meth:`start`."""
+        wanted = sorted((j for j in jobs if self.wanted(j)), key=lambda j: j.id)
+        if self._queue is None:
+            self.run(wanted)
+            return
+        for job in wanted:
+            self._queue.put(job)
 
     def wanted(self, job: Job) -> bool:
         s = self.settings

@@ -249,6 +249,7 @@ class SidecarService:
         if once:
             return self.run_once()
         server = self.http_server() if self.settings.server.enabled else None
+        prefetch_clients = self._start_prefetch()
         if server is not None:
             server.start()
             log.info("serving /healthz, /metrics%s on %s", " and /webhooks/cvat" if server.webhooks else "", server.url)
@@ -268,7 +269,26 @@ class SidecarService:
         finally:
             if server is not None:
                 server.stop()
+            self._stop_prefetch(prefetch_clients)
         return self.last_report
+
+    def _start_prefetch(self) -> list[Any]:
+        """Move SAM prefetch to background threads, each with a client of its own."""
+        clients: list[Any] = []
+        for org, cycle in self.cycles.items():
+            if cycle.prefetcher is None:
+                continue
+            raw = make_client(self.settings, org=org, sleep=self.sleep)
+            clients.append(raw)
+            cycle.prefetcher.start(raw if self.bucket.unlimited else ThrottledClient(raw, self.bucket))
+        return clients
+
+    def _stop_prefetch(self, clients: list[Any]) -> None:
+        for cycle in self.cycles.values():
+            if cycle.prefetcher is not None:
+                cycle.prefetcher.stop()
+        for client in clients:
+            client.close()
 
     def _wait(self, seconds: float) -> None:
         # sleep in short steps so a webhook (wake) or stop starts the next cycle promptly

@@ -130,3 +130,30 @@ def test_enabled_needs_a_function_url(cvat_standin: CvatStandIn, cvat_org_world:
 
     with pytest.raises(ConfigError, match="function_url"):
         make_settings(cvat_standin, cvat_org_world, "sqlite:///x.db", prefetch={"enabled": True})
+
+
+def test_background_worker_prefetches_outside_the_cycle(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path, function: FakeFunction
+) -> None:
+    standin, world = cvat_standin, cvat_org_world
+    prefetch = {"enabled": True, "function_url": function.url, "max_frames": 4, "batch": 4}
+    p2 = world.parent_job_ids[1]
+    with service(standin, world, tmp_path, prefetch) as svc:
+        prefetcher = svc.cycle.prefetcher
+        assert prefetcher is not None
+        worker_client = make_client(standin, world)
+        prefetcher.start(worker_client)  # what `sidecar run` does
+        try:
+            svc.run_once()
+            svc.client.update_job(world.replica_of(p2, "ann3"), state="in progress")
+            cycle_calls = sum(svc.client.calls.values())
+            svc.run_once()
+            prefetcher.drain()
+            assert [len(b["prefetch"]) for b in function.bodies] == [4]
+            # the frames went through the worker's own client, not the cycle's
+            assert worker_client.calls["GET /api/jobs/{id}/data"] == 4
+            assert svc.client.calls["GET /api/jobs/{id}/data"] == 0 and sum(svc.client.calls.values()) > cycle_calls
+        finally:
+            prefetcher.stop()
+            worker_client.close()
+        assert prefetcher.client is svc.client
