@@ -7,10 +7,12 @@ Exit codes (for CI): 0 clean; 1 rule-file errors (``lint``) or findings at or ab
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
 from cvat_ext.annotations.cvat_json import load_json_file, parse_job_annotations, parse_job_meta, parse_labels
 from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
@@ -116,6 +118,7 @@ def _table(findings: Sequence[Finding]) -> str:
     show_default=True,
     help="Exit 1 when a finding of this severity (or worse) exists.",
 )
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
 def check(
     rule_paths: Sequence[Path],
     annotations: Path,
@@ -127,15 +130,31 @@ def check(
     project_id: int | None,
     task_id: int | None,
     fail_on: str,
+    progress: bool | None,
 ) -> None:
     """Run rule packs on one job's annotation JSON; table, JSON or only the exit code."""
     pack = load_packs(list(rule_paths))
     ann = parse_job_annotations(load_json_file(annotations), where=str(annotations))
     label_set = parse_labels(load_json_file(labels), where=str(labels))
     job_meta = parse_job_meta(load_json_file(meta), where=str(meta))
-    findings = check_job(
-        ann, label_set, job_meta, pack, job_id=job_id, annotator=annotator, project_id=project_id, task_id=task_id
-    )
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(desc="rules", unit="frame", file=sys.stderr, disable=not show) as bar:
+
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        findings = check_job(
+            ann,
+            label_set,
+            job_meta,
+            pack,
+            job_id=job_id,
+            annotator=annotator,
+            project_id=project_id,
+            task_id=task_id,
+            progress=tick,
+        )
     errors = sum(f.severity is Severity.ERROR for f in findings)
     if out_format == "json":
         summary = {"pack": pack.name, "rules": len(pack.rules), "errors": errors, "warnings": len(findings) - errors}

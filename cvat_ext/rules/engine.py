@@ -16,7 +16,7 @@ Only one batch is alive at a time, so memory does not grow with the job's length
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 4096
 MAX_BATCH_FRAMES = 256
+
+#: ``progress(frames_done, frames_total)``, called after each batch of frames
+Progress = Callable[[int, int], None]
 
 
 def applicable(rule: RuleBase, *, project_id: int | None, task_id: int | None) -> bool:
@@ -83,10 +86,12 @@ def iter_findings(
     project_id: int | None = None,
     task_id: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
 ) -> Iterator[Finding]:
     """Findings of ``pack`` on one job, lazily: track findings, then batches of consecutive frames
     (findings of one batch grouped by rule), then job-level ones. ``batch_rows`` bounds the objects
-    held at once (a batch closes once it reaches this many objects or 256 frames)."""
+    held at once (a batch closes once it reaches this many objects or 256 frames). ``progress`` is
+    told ``(frames_done, frames_total)`` after each batch."""
     ctx = JobContext(labels=labels, job_id=job_id, annotator=annotator, actions=pack.actions)
     checkers: list[Checker[Any]] = [
         CHECKERS[rule.kind](rule, ctx)
@@ -105,15 +110,20 @@ def iter_findings(
     #    packed into batches of consecutive frames so row-wise rules run once per batch
     frames = set(meta.frame_indices()) | set(ann.frames())
     pending: list[FrameAnnotations] = []
-    rows = 0
+    rows = done = 0
     for frame in iter_frames(ann, frames=frames, last_frame=meta.stop_frame):
         pending.append(frame)
         rows += len(frame.shapes)
         if rows >= batch_rows or len(pending) >= MAX_BATCH_FRAMES:
             yield from _run_batch(checkers, pending, frame_size, ctx)
+            done += len(pending)
+            if progress is not None:
+                progress(done, len(frames))
             pending, rows = [], 0
     if pending:
         yield from _run_batch(checkers, pending, frame_size, ctx)
+        if progress is not None:
+            progress(done + len(pending), len(frames))
 
     # 3. conclusions that needed every frame
     for checker in checkers:
@@ -131,6 +141,7 @@ def check_job(
     project_id: int | None = None,
     task_id: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
 ) -> list[Finding]:
     """All findings of ``pack`` on one job, sorted by frame, then by the rule's place in the pack.
 
@@ -147,6 +158,7 @@ def check_job(
         project_id=project_id,
         task_id=task_id,
         batch_rows=batch_rows,
+        progress=progress,
     )
     order = {rule.id: i for i, rule in enumerate(pack.rules)}
     return sorted(found, key=lambda f: (f.frame, order.get(f.rule_id, 0)))

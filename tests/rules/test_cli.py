@@ -120,3 +120,14 @@ def test_lint_against_task_labels(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "rule 'ok'" not in err
     assert main(["rules", "lint", "--labels", str(labels), "--strict", str(pack)]) == 1
     assert "error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "shown"), [("--progress", True), ("--no-progress", False)])
+def test_check_progress_bar_on_stderr(
+    merged_job: list[str], capsys: pytest.CaptureFixture[str], flag: str, shown: bool
+) -> None:
+    args = ["rules", "check", "--rules", str(QA_RULES / "default.yaml"), *merged_job, "--fail-on", "never"]
+    assert main([*args, flag]) == 0
+    err = capsys.readouterr().err
+    # the recorded parent job covers frames 0-9: the bar ends at 10/10
+    assert ("rules: 100%" in err and "10/10" in err) is shown
