@@ -12,13 +12,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cvat_ext.annotations.model import MaskRle, Shape, ShapeType
-from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.annotations.model import Shape, ShapeType
+from cvat_ext.consensus.batch import BoolArray, FloatArray
 from cvat_ext.geometry import (
     SimilarityParams,
     box_iou_pairs,
     oks_paired,
-    rle_to_runs,
     rotated_box_iou,
     runs_iou_paired,
     segment_runs,
@@ -43,30 +42,6 @@ def box_conformity(
         out[j, q] = rotated_box_iou(
             member_xyxy[j, q][None], member_rot[j, q][None], fused_xyxy[j][None], fused_rot[j][None]
         )[0, 0]
-    return out
-
-
-def mask_conformity(
-    members: Sequence[MaskRle], member_k: IntArray, member_r: IntArray, fused: Sequence[MaskRle], shape: tuple[int, int]
-) -> FloatArray:
-    """Member masks (M,) of clusters ``member_k`` (positions in ``fused``) and annotators
-    ``member_r`` against the fused masks -> ``shape`` (K, R). A member whose mask *is* the fused
-    one (the vote was its drawing) scores 1 without a run join; each fused mask is decoded once."""
-    out = np.full(shape, np.nan)
-    same = np.array(
-        [
-            m.ltrb == fused[k].ltrb and np.array_equal(m.counts, fused[k].counts)
-            for m, k in zip(members, member_k.tolist(), strict=True)
-        ],
-        dtype=bool,
-    ).reshape(-1)
-    out[member_k[same], member_r[same]] = 1.0
-    rest = np.flatnonzero(~same)
-    if rest.size:
-        ks, pos = np.unique(member_k[rest], return_inverse=True)
-        fused_runs = take_runs(rle_to_runs([fused[k] for k in ks.tolist()]), pos)
-        iou = runs_iou_paired(rle_to_runs([members[i] for i in rest.tolist()]), fused_runs)
-        out[member_k[rest], member_r[rest]] = iou
     return out
 
 

@@ -18,7 +18,8 @@ import numpy as np
 from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, MaskRle, Shape, ShapeType, Tag
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
-from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, mask_conformity, shape_conformity
+from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
+from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
     SOURCE,
     fuse_boxes,
@@ -261,27 +262,18 @@ class ChunkMerger:
             member_j, member_r = np.nonzero(present_k[sel])
             member_rows = rows_k[sel][member_j, member_r]
             masks = [batch.shapes[i].mask for i in member_rows.tolist()]
-            ltrb, counts = vote_masks(
-                masks,
-                member_j,
-                w[member_r],
-                sel.size,
-                self.settings.mask_vote_thr,
+            # IoU with the heaviest member, known from the matching where the two are linked
+            lead_r = np.where(present_k[sel], w[None, :], -1.0).argmax(axis=1)[member_j]
+            pair_of = _pair_index(len(w))
+            lead_iou = table.pair_sim[idx[sel[member_j]], pair_of[member_r, lead_r]]
+            lead_iou[member_r == lead_r] = 1.0
+            ltrb, counts, member_iou = vote_masks(
+                masks, member_j, w[member_r], sel.size, self.settings.mask_vote_thr, lead_iou
             )
             voted = np.array([c is not None for c in counts], dtype=bool)
             got = sel[voted]
-            fused_masks = [
-                MaskRle(c, (lt[0], lt[1], lt[2], lt[3])) if c is not None else None
-                for lt, c in zip(ltrb.tolist(), counts, strict=True)
-            ]
             on = voted[member_j]
-            conformity[sel] = mask_conformity(
-                [m for m, ok in zip(masks, on.tolist(), strict=True) if ok],
-                member_j[on],
-                member_r[on],
-                fused_masks,  # type: ignore[arg-type]  # None only where no member points at it
-                (sel.size, conformity.shape[1]),
-            )
+            conformity[got[np.searchsorted(got, sel[member_j[on]])], member_r[on]] = member_iou[on]
             out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
@@ -375,6 +367,15 @@ class ChunkMerger:
                 return Shape(type=ShapeType.MASK, points=np.zeros((0, 2)), mask=rle, **common)
         # mixed polygon/mask clusters or an empty vote: the most trusted member's geometry
         return _copy_geometry(shapes[int(np.argmax(w))], common)
+
+
+def _pair_index(n_annotators: int) -> IntArray:
+    """(R, R) column of each annotator pair in pair tables (``annotator_pairs`` order); 0 on the
+    diagonal (callers handle equal annotators)."""
+    out = np.zeros((n_annotators, n_annotators), dtype=np.int64)
+    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
+        out[r, s] = out[s, r] = p
+    return out
 
 
 def _kp_sigmas(params: SimilarityParams, kp_label: IntArray) -> float | FloatArray:

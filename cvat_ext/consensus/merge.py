@@ -25,7 +25,7 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBat
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import MergeMethod
-from cvat_ext.geometry import box_iou_pairs, rle_to_runs
+from cvat_ext.geometry import RowRuns, box_iou_pairs, rle_to_runs, runs_iou_paired, take_runs
 
 SOURCE = "consensus"
 #: sub-pixel factor for polygon rasterisation, and the crop size above which it falls back to 1
@@ -166,15 +166,58 @@ def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod
     return MaskRle.from_bitmap(bits, left, top).tight()
 
 
+#: clusters voted together by :func:`vote_masks` (a whole chunk's runs at once leave the cache)
+VOTE_BLOCK = 128
+
+
 def vote_masks(
-    masks: Sequence[MaskRle], cluster: IntArray, weight: FloatArray, n_clusters: int, vote_thr: float
-) -> tuple[IntArray, list[IntArray | None]]:
+    masks: Sequence[MaskRle],
+    cluster: IntArray,
+    weight: FloatArray,
+    n_clusters: int,
+    vote_thr: float,
+    lead_iou: FloatArray | None = None,
+) -> tuple[IntArray, list[IntArray | None], FloatArray]:
+    """Weighted pixel vote for many clusters at once (see :func:`_vote_block`), in blocks of
+    :data:`VOTE_BLOCK` clusters."""
+    if n_clusters <= VOTE_BLOCK:
+        return _vote_block(masks, cluster, weight, n_clusters, vote_thr, lead_iou)
+    ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
+    counts: list[IntArray | None] = [None] * n_clusters
+    member_iou = np.zeros(len(masks))
+    for c0 in range(0, n_clusters, VOTE_BLOCK):
+        c1 = min(c0 + VOTE_BLOCK, n_clusters)
+        sel = np.flatnonzero((cluster >= c0) & (cluster < c1))
+        part = _vote_block(
+            [masks[i] for i in sel.tolist()],
+            cluster[sel] - c0,
+            weight[sel],
+            c1 - c0,
+            vote_thr,
+            None if lead_iou is None else lead_iou[sel],
+        )
+        ltrb[c0:c1], counts[c0:c1], member_iou[sel] = part
+    return ltrb, counts, member_iou
+
+
+def _vote_block(
+    masks: Sequence[MaskRle],
+    cluster: IntArray,
+    weight: FloatArray,
+    n_clusters: int,
+    vote_thr: float,
+    lead_iou: FloatArray | None = None,
+) -> tuple[IntArray, list[IntArray | None], FloatArray]:
     """Weighted pixel vote for many clusters at once, on row runs (no bitmap is ever built).
 
     ``masks`` (M,) member masks, ``cluster (M,)`` the cluster of each, ``weight (M,)`` its weight.
     A pixel is kept where the weight of the members covering it reaches ``vote_thr`` of the
     cluster's member weight. Returns the tight inclusive ``ltrb (K, 4)`` and the CVAT RLE counts of
-    each cluster (None where the vote keeps no pixel).
+    each cluster (None where the vote keeps no pixel), and each member's IoU with its cluster's
+    voted mask ``(M,)`` (0 where the vote keeps no pixel), from the runs the vote already has.
+    ``lead_iou (M,)``: each member's IoU with its cluster's heaviest member (the first of equal
+    weight) where already known (NaN elsewhere): a dominant cluster's vote *is* that member's mask,
+    so only the unknown ones are decoded.
 
     Each run adds its weight at its start column and removes it at its end; sorted by
     (cluster, row, column), a running sum gives the coverage of every stretch between events.
@@ -183,8 +226,9 @@ def vote_masks(
     """
     ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
     counts: list[IntArray | None] = [None] * n_clusters
+    member_iou = np.zeros(len(masks))
     if not masks:
-        return ltrb, counts
+        return ltrb, counts, member_iou
     weight = np.asarray(weight, dtype=np.float64)
     total = np.bincount(cluster, weights=weight, minlength=n_clusters)
     order = np.lexsort((-weight, cluster))
@@ -199,14 +243,26 @@ def vote_masks(
         ltrb[kk] = mask.ltrb
         counts[kk] = mask.counts
     voting = ~dominant[cluster]
+    # a dominant cluster's vote is its lead's mask: the lead scores 1, the others their IoU with it
+    led = np.flatnonzero(~voting)
+    member_iou[led[best[cluster[led]] == led]] = 1.0
+    others = led[best[cluster[led]] != led]
+    if lead_iou is not None and others.size:
+        known = np.isfinite(lead_iou[others])
+        member_iou[others[known]] = lead_iou[others[known]]
+        others = others[~known]
+    if others.size:
+        leads, pos = np.unique(best[cluster[others]], return_inverse=True)
+        lead_runs = take_runs(rle_to_runs([masks[i] for i in leads.tolist()]), pos)
+        member_iou[others] = runs_iou_paired(rle_to_runs([masks[i] for i in others.tolist()]), lead_runs)
     if not voting.any():
-        return ltrb, counts
+        return ltrb, counts, member_iou
     sub = np.flatnonzero(voting)
     masks = [masks[i] for i in sub.tolist()]
     cluster, weight = cluster[sub], weight[sub]
     runs = rle_to_runs(masks)
     if runs.row.size == 0:
-        return ltrb, counts
+        return ltrb, counts, member_iou
     # integer weights keep the running sum exact
     w_int = np.maximum(np.round(np.asarray(weight, dtype=np.float64) / max(float(np.max(weight)), 1e-12) * 2**20), 1)
     w_int = w_int.astype(np.int64)
@@ -229,7 +285,7 @@ def vote_masks(
     keep = same & (x[1:] > x[:-1]) & (cover[:-1] >= need[k[:-1]])
     i = np.flatnonzero(keep)
     if i.size == 0:
-        return ltrb, counts
+        return ltrb, counts, member_iou
     run_k, run_row, run_start, run_end = k[i], row[i], x[i], x[i + 1]
     # join stretches that touch on the same row
     joined = np.concatenate(
@@ -238,6 +294,9 @@ def vote_masks(
     first = np.flatnonzero(~joined)
     last = np.append(first[1:], run_k.size) - 1
     run_k, run_row, run_start, run_end = run_k[first], run_row[first], run_start[first], run_end[last]
+    # members against the voted runs of their own cluster (runs sorted by cluster, row, column)
+    voted_runs = RowRuns(run_row, run_start, run_end, run_k, n_clusters)
+    member_iou[sub] = runs_iou_paired(runs, take_runs(voted_runs, cluster))
     # tight box per cluster (runs are sorted by cluster, then row)
     bounds = np.flatnonzero(np.concatenate(([True], run_k[1:] != run_k[:-1])))
     ks = run_k[bounds]
@@ -267,7 +326,7 @@ def vote_masks(
     sizes = 2 * np.diff(np.concatenate(([-1], group_end))) + has_tail
     for kk, piece in zip(ks.tolist(), np.split(flat, np.cumsum(sizes)[:-1]), strict=True):
         counts[kk] = piece
-    return ltrb, counts
+    return ltrb, counts, member_iou
 
 
 def fuse_polygons(

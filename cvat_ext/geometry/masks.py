@@ -136,15 +136,42 @@ def clip_columns(start: IntArray, end: IntArray, clip_wh: tuple[int, int], scale
     return start, end
 
 
+#: masks decoded per vectorised block by :func:`rle_to_runs`: one call over a whole chunk's masks
+#: (millions of runs) is several times slower per run than blocks whose temporaries stay in cache
+RLE_BLOCK = 256
+
+
 def rle_to_runs(rles: Sequence[MaskRle]) -> RowRuns:
-    """CVAT mask RLEs (inclusive ``ltrb`` crops) -> row runs of ``len(rles)`` segments, vectorised."""
-    n = len(rles)
+    """CVAT mask RLEs (inclusive ``ltrb`` crops) -> row runs of ``len(rles)`` segments, vectorised
+    (in blocks of :data:`RLE_BLOCK` masks)."""
+    return rle_columns_to_runs([r.counts for r in rles], [r.ltrb for r in rles])
+
+
+def rle_columns_to_runs(counts: Sequence[npt.ArrayLike], ltrb: npt.ArrayLike) -> RowRuns:
+    """:func:`rle_to_runs` on masks given as columns: CVAT RLE ``counts`` (S arrays) and inclusive
+    ``ltrb (S, 4)`` crops (no :class:`MaskRle` objects needed)."""
+    n = len(counts)
     if n == 0:
         return empty_runs(0)
-    counts = [r.counts for r in rles]
-    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n)
+    box = np.asarray(ltrb, dtype=np.int64).reshape(n, 4)
+    if n <= RLE_BLOCK:
+        return RowRuns(*_rle_block(counts, box), n)
+    parts = [_rle_block(counts[lo : lo + RLE_BLOCK], box[lo : lo + RLE_BLOCK]) for lo in range(0, n, RLE_BLOCK)]
+    owners = [part[3] + lo for part, lo in zip(parts, range(0, n, RLE_BLOCK), strict=True)]
+    return RowRuns(
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate(owners),
+        n,
+    )
+
+
+def _rle_block(counts: Sequence[npt.ArrayLike], ltrb: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """(row, start, end, owner) of the runs of a few masks."""
+    n = len(counts)
+    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n)  # type: ignore[arg-type]
     flat = np.concatenate(counts)
-    ltrb = np.array([r.ltrb for r in rles], dtype=np.int64)
     width = ltrb[:, 2] - ltrb[:, 0] + 1
     area = width * (ltrb[:, 3] - ltrb[:, 1] + 1)
     first = np.cumsum(sizes) - sizes
@@ -167,7 +194,7 @@ def rle_to_runs(rles: Sequence[MaskRle]) -> RowRuns:
     start = np.maximum(p0, row_start) - row_start
     end = np.minimum(p1, row_start + w) - row_start
     left = ltrb[owner, 0]
-    return RowRuns(row + ltrb[owner, 1], start + left, end + left, owner, n)
+    return row + ltrb[owner, 1], start + left, end + left, owner
 
 
 def _join_runs(

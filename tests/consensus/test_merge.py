@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import cvat_ext.consensus.merge as merge_module
 from cvat_ext.annotations.model import MaskRle, Shape, ShapeType, Tag
 from cvat_ext.consensus.merge import (
     fuse_boxes,
@@ -20,7 +21,7 @@ from cvat_ext.consensus.merge import (
     vote_masks,
     weighted_median,
 )
-from cvat_ext.geometry import SimilarityParams, similarity_matrix
+from cvat_ext.geometry import SimilarityParams, mask_iou, similarity_matrix
 from tests.consensus.helpers import box, skeleton
 
 
@@ -114,12 +115,14 @@ def test_tags_need_the_quorum() -> None:
 
 
 def test_run_level_vote_without_masks() -> None:
-    ltrb, counts = vote_masks([], np.zeros(0, dtype=np.int64), np.zeros(0), 0, 0.5)
+    ltrb, counts, _ = vote_masks([], np.zeros(0, dtype=np.int64), np.zeros(0), 0, 0.5)
     assert ltrb.shape == (0, 4) and counts == []
 
 
+@pytest.mark.parametrize("block", [128, 7])
 @pytest.mark.parametrize("seed", range(5))
-def test_run_level_vote_equals_the_bitmap_vote(seed: int) -> None:
+def test_run_level_vote_equals_the_bitmap_vote(seed: int, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(merge_module, "VOTE_BLOCK", block)  # 7: the 40 clusters go in blocks
     rng = np.random.default_rng(seed)
     masks, cluster, weight = [], [], []
     for k in range(40):
@@ -131,15 +134,19 @@ def test_run_level_vote_equals_the_bitmap_vote(seed: int) -> None:
             cluster.append(k)
             weight.append(float(rng.choice([1.0, 0.5, rng.uniform(0.1, 1.0)])))
     cl, wt = np.array(cluster), np.array(weight)
-    ltrb, counts = vote_masks(masks, cl, wt, 40, 0.5)
+    ltrb, counts, member_iou = vote_masks(masks, cl, wt, 40, 0.5)
     for k in range(40):
         sel = np.flatnonzero(cl == k)
         want = fuse_masks([masks[i] for i in sel], wt[sel], "wbf", 0.5)
         got = counts[k]
         if want is None:
             assert got is None
+            np.testing.assert_array_equal(member_iou[sel], 0.0)
         else:
             assert got is not None and MaskRle(got, tuple(ltrb[k])) == want  # type: ignore[arg-type]
+            # each member's IoU with the voted mask, against the dense kernel
+            ref = mask_iou([masks[i] for i in sel], [want])[:, 0]
+            np.testing.assert_allclose(member_iou[sel], ref)
 
 
 @pytest.mark.parametrize("seed", range(3))
