@@ -9,6 +9,7 @@ geometry columnar (``xyxy (M, 4)``, ``rotation (M,)``) so box kernels run on who
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ MATCH_FAMILY = SHAPE_FAMILY
 #: (match family, label id or None when labels are matched against each other)
 GroupKey = tuple[str, int | None]
 
+
+_ATTRS = operator.attrgetter("attributes")
+_TYPE = operator.attrgetter("type")
+_POINTS = operator.attrgetter("points")
 
 #: shape types by code (``ReplicaBatch.type_code``)
 SHAPE_TYPES: tuple[ShapeType, ...] = tuple(ShapeType)
@@ -174,36 +179,37 @@ def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dic
     """Group the chunk's shapes into match groups and pad them per frame and annotator."""
     # gather every shape once, in (frame, annotator) order, then split by group with numpy
     shapes: list[Shape] = []
-    pos_list: list[int] = []
-    annot_list: list[int] = []
+    blocks: list[tuple[int, int, int]] = []  # (frame position, annotator, object count)
     for pos, per_annot in enumerate(chunk.per_frame):
         for r, fa in enumerate(per_annot):
             if fa is not None and fa.shapes:
                 shapes.extend(fa.shapes)
-                n = len(fa.shapes)
-                pos_list.extend([pos] * n)
-                annot_list.extend([r] * n)
+                blocks.append((pos, r, len(fa.shapes)))
     if not shapes:
         return {}
-    # one pass over the objects for every scalar column: (type, label, rotation, occluded, z, outside)
-    scalars = np.array(
-        [(_TYPE_CODE[s.type], s.label_id, s.rotation, s.occluded, s.z_order, s.outside) for s in shapes],
-        dtype=np.float64,
-    )
-    type_code = scalars[:, 0].astype(np.int64)
-    label = scalars[:, 1].astype(np.int64)
+    n_obj = len(shapes)
+    block_arr = np.array(blocks, dtype=np.int64).reshape(-1, 3)
+    all_pos = np.repeat(block_arr[:, 0], block_arr[:, 2])
+    all_annot = np.repeat(block_arr[:, 1], block_arr[:, 2])
+    # scalar columns: one C-level pass (attrgetter -> fromiter) per column, no Python loop
+    def column(name: str, dtype: type) -> npt.NDArray[np.generic]:
+        return np.fromiter(map(operator.attrgetter(name), shapes), dtype=dtype, count=n_obj)
+
+    type_code = np.fromiter(map(_TYPE_CODE.__getitem__, map(_TYPE, shapes)), dtype=np.int64, count=n_obj)
+    label = column("label_id", np.int64)
+    rotation = column("rotation", np.float64)
+    occluded_col = column("occluded", np.bool_)
+    z_col = column("z_order", np.int64)
     family_code = _FAMILY_CODE[type_code]
-    keep = scalars[:, 5] == 0
+    keep = ~column("outside", np.bool_)
     if match_across_labels:
         group = family_code
     else:
         group = family_code * (int(label.max()) - int(label.min()) + 1) + (label - int(label.min()))
     group = np.where(keep, group, -1)
-    has_attrs = any(s.attributes for s in shapes)
+    has_attrs = any(map(_ATTRS, shapes))
     n_frames = len(chunk.frames)
     frames = np.asarray(chunk.frames, dtype=np.int64)
-    all_pos = np.asarray(pos_list, dtype=np.int64)
-    all_annot = np.asarray(annot_list, dtype=np.int64)
     out: dict[GroupKey, ReplicaBatch] = {}
     for g in np.unique(group[keep]).tolist():
         idx = np.flatnonzero(group == g)  # stays in (frame, annotator) order
@@ -215,7 +221,7 @@ def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dic
         slot, index = _slots(frame_pos, annotator, n_frames, chunk.n_annotators)
         m = len(members)
         if family == "rectangle":
-            xyxy = np.array([sh.points for sh in members], dtype=np.float64).reshape(-1, 4)
+            xyxy = np.concatenate(list(map(_POINTS, members)), dtype=np.float64).reshape(-1, 4)
         else:
             xyxy = np.array([_extent(sh) for sh in members], dtype=np.float64).reshape(-1, 4)
         attr_key = (
@@ -233,9 +239,9 @@ def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dic
             slot=slot,
             label=label[idx],
             xyxy=xyxy,
-            rotation=scalars[idx, 2],
-            occluded=scalars[idx, 3] != 0,
-            z_order=scalars[idx, 4].astype(np.int64),
+            rotation=rotation[idx],
+            occluded=occluded_col[idx],
+            z_order=z_col[idx],
             attr_key=attr_key,
             type_code=type_code[idx],
         )
