@@ -10,7 +10,8 @@ geometry columnar (``xyxy (M, 4)``, ``rotation (M,)``) so box kernels run on who
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,6 @@ GroupKey = tuple[str, int | None]
 
 
 _ATTRS = operator.attrgetter("attributes")
-_TYPE = operator.attrgetter("type")
 _POINTS = operator.attrgetter("points")
 
 #: shape types by code (``ReplicaBatch.type_code``)
@@ -192,16 +192,17 @@ def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dic
     all_pos = np.repeat(block_arr[:, 0], block_arr[:, 2])
     all_annot = np.repeat(block_arr[:, 1], block_arr[:, 2])
     # scalar columns: one C-level pass (attrgetter -> fromiter) per column, no Python loop
-    def column(name: str, dtype: type) -> npt.NDArray[np.generic]:
-        return np.fromiter(map(operator.attrgetter(name), shapes), dtype=dtype, count=n_obj)
+    def column(name: str) -> Iterator[Any]:
+        return map(operator.attrgetter(name), shapes)
 
-    type_code = np.fromiter(map(_TYPE_CODE.__getitem__, map(_TYPE, shapes)), dtype=np.int64, count=n_obj)
-    label = column("label_id", np.int64)
-    rotation = column("rotation", np.float64)
-    occluded_col = column("occluded", np.bool_)
-    z_col = column("z_order", np.int64)
+    type_code = np.fromiter(map(_TYPE_CODE.__getitem__, column("type")), dtype=np.int64, count=n_obj)
+    label = np.fromiter(column("label_id"), dtype=np.int64, count=n_obj)
+    rotation = np.fromiter(column("rotation"), dtype=np.float64, count=n_obj)
+    occluded_col = np.fromiter(column("occluded"), dtype=np.bool_, count=n_obj)
+    z_col = np.fromiter(column("z_order"), dtype=np.int64, count=n_obj)
+    outside = np.fromiter(column("outside"), dtype=np.bool_, count=n_obj)
     family_code = _FAMILY_CODE[type_code]
-    keep = ~column("outside", np.bool_)
+    keep = ~outside
     if match_across_labels:
         group = family_code
     else:
