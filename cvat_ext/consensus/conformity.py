@@ -14,6 +14,7 @@ import numpy as np
 
 from cvat_ext.annotations.model import Shape, ShapeType
 from cvat_ext.consensus.batch import BoolArray, FloatArray
+from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.geometry import (
     SimilarityParams,
     box_iou_pairs,
@@ -67,27 +68,36 @@ def keypoint_conformity(
 
 
 def shape_conformity(
-    items: Sequence[tuple[int, Sequence[tuple[int, Shape]], Shape]],
+    items: Sequence[tuple[int, Sequence[tuple[int, Shape]], Shape, FloatArray]],
     params: Callable[[Shape], SimilarityParams],
     out: FloatArray,
 ) -> None:
     """Clusters ``(row in out, members (annotator, shape), fused shape)`` -> ``out (K, R)``.
 
     Polygons and masks (one family) go through one rasterisation and one paired run join per
-    frame size; other types through :func:`similarity_matrix` per cluster."""
+    frame size; other types through :func:`similarity_matrix` per cluster. Each item also carries
+    its cluster's ``pair_sim (P,)``: when the fused shape is a member's own drawing, the others'
+    similarity to it is already known from the matching wherever the pair was linked."""
+    pair_of = {pq: p for p, pq in enumerate(annotator_pairs(out.shape[1]))}
     # per frame size: member pairs (row, annotator, member) and the fused shapes they compare with
     segments: dict[tuple[int, int], tuple[list[tuple[int, int, Shape]], list[int], list[Shape]]] = {}
-    for j, members, fused in items:
+    for j, members, fused, pair_sim in items:
+        lead = next((r for r, sh in members if _same_geometry(sh, fused)), None)
+        if lead is not None:  # the fused shape is this member's drawing
+            out[j, lead] = 1.0
+            for r, _ in members:
+                if r != lead:
+                    out[j, r] = pair_sim[pair_of[(min(r, lead), max(r, lead))]]
+            members = [(r, sh) for r, sh in members if not np.isfinite(out[j, r])]
+            if not members:
+                continue
         if fused.type in (ShapeType.POLYGON, ShapeType.MASK) and all(
             sh.type in (ShapeType.POLYGON, ShapeType.MASK) for _, sh in members
         ):
             pairs, fused_of, fused_list = segments.setdefault(params(fused).image_wh, ([], [], []))
             for r, sh in members:
-                if _same_geometry(sh, fused):  # the vote was this member's drawing
-                    out[j, r] = 1.0
-                else:
-                    pairs.append((j, r, sh))
-                    fused_of.append(len(fused_list))
+                pairs.append((j, r, sh))
+                fused_of.append(len(fused_list))
             fused_list.append(fused)
         elif members:
             sim = similarity_matrix([sh for _, sh in members], [fused], params(fused))[:, 0]
@@ -102,7 +112,8 @@ def shape_conformity(
 
 
 def _same_geometry(a: Shape, b: Shape) -> bool:
-    if a.type is not b.type:
+    """True when ``b`` is ``a``'s drawing (skeletons never: their fusion is per keypoint)."""
+    if a.type is not b.type or a.elements or b.elements:
         return False
     if a.mask is not None and b.mask is not None:
         return a.mask.ltrb == b.mask.ltrb and np.array_equal(a.mask.counts, b.mask.counts)

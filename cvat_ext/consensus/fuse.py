@@ -308,7 +308,7 @@ class ChunkMerger:
                 batch.xyxy[safe], batch.rotation[safe], present_k, batch.xyxy[chosen], batch.rotation[chosen]
             )
         shapes: list[Shape] = []
-        to_compare: list[tuple[int, list[tuple[int, Shape]], Shape]] = []
+        to_compare: list[tuple[int, list[tuple[int, Shape]], Shape, FloatArray]] = []
         for j in rest.tolist():
             k = int(idx[j])
             common: dict[str, Any] = {
@@ -329,7 +329,7 @@ class ChunkMerger:
                 continue
             shapes.append(shape)
             if not (pick is not None and family == "rectangle"):
-                to_compare.append((j, members, shape))
+                to_compare.append((j, members, shape, table.pair_sim[k]))
         shape_conformity(to_compare, lambda fused: self.params(fused.frame), conformity)
         out.append(shapes)
         return out

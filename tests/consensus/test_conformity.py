@@ -74,3 +74,24 @@ def test_nearest_method_compares_with_the_chosen_member() -> None:
     # frame 0: the member nearest the mean box is a (or b, identical): IoU 1, 1 and 90/110
     assert got["c"] < got["a"] == got["b"]
     assert all(0.0 <= v <= 1.0 for v in got.values())
+
+
+@pytest.mark.parametrize("weights", [{"a": 3.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 1.0, "c": 1.0}])
+def test_polygon_consensus_iou_equals_the_kernel(weights: dict[str, float]) -> None:
+    from cvat_ext.geometry import SimilarityParams, similarity_matrix
+
+    def poly(dx: float) -> Shape:
+        pts = np.array([[10, 10], [40, 10], [40, 30], [10, 30]], dtype=np.float64) + np.array([dx, 0.0])
+        return Shape(type=ShapeType.POLYGON, frame=0, label_id=PERSON, points=pts)
+
+    members = {"a": poly(0.0), "b": poly(3.0), "c": poly(6.0)}
+    replicas = {n: JobAnnotations(shapes=(sh,)) for n, sh in members.items()}
+    settings = EQUAL.model_copy(update={"weights": weights, "estimate_reliability": True})
+    result = score_replicas(replicas, labels(), meta(1), settings)
+    (fused,) = result.merged.shapes
+    params = SimilarityParams(image_wh=(640, 480))
+    want = similarity_matrix(list(members.values()), [fused], params)[:, 0]
+    got = [a.consensus_iou for a in result.annotators]
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    if weights["a"] == 3.0:  # a dominates the vote: the merged polygon is a's drawing
+        assert got[0] == 1.0
