@@ -158,6 +158,12 @@ def _split_greedily(
 def _join_weak(root: IntArray, weak_a: IntArray, weak_b: IntArray, weak_sim: FloatArray, annotator: IntArray) -> None:
     """Join a singleton to another cluster of other annotators along a weak link (similarity below
     the threshold), by descending similarity: the same object drawn too differently to match."""
+    # only an edge with a singleton end can ever join (a join never makes a singleton)
+    size = np.bincount(root, minlength=int(root.max()) + 1)
+    useful = (size[root[weak_a]] == 1) | (size[root[weak_b]] == 1)
+    weak_a, weak_b, weak_sim = weak_a[useful], weak_b[useful], weak_sim[useful]
+    if weak_a.size == 0:
+        return
     order = np.lexsort((weak_b, weak_a, -weak_sim))
     touched = np.flatnonzero(np.isin(root, np.unique(root[np.concatenate([weak_a, weak_b])])))
     members: dict[int, list[int]] = {}
