@@ -128,9 +128,26 @@ def _split_greedily(
     # every bad row starts alone; its new root ids come after all component ids
     root[bad_rows] = n_comp + bad_rows
     order = np.lexsort((edge_b, edge_a, -edge_sim))
-    linked = set(zip(edge_a.tolist(), edge_b.tolist(), strict=True))
+    edges = list(zip(edge_a[order].tolist(), edge_b[order].tolist(), strict=True))
+    linked = set(edges)
     members: dict[int, list[int]] = {}
-    for a, b in zip(edge_a[order].tolist(), edge_b[order].tolist(), strict=True):
+    _greedy_joins(root, members, edges, annotator, linked)
+    if rejoin:
+        # parts of a component with disjoint annotators are one object drawn with a low overlap
+        # somewhere (an annotator draws an object once): a link between them is enough
+        _greedy_joins(root, members, edges, annotator, None)
+
+
+def _greedy_joins(
+    root: IntArray,
+    members: dict[int, list[int]],
+    edges: list[tuple[int, int]],
+    annotator: IntArray,
+    linked: set[tuple[int, int]] | None,
+) -> None:
+    """Join the clusters of each edge in turn when their annotators are disjoint and, with
+    ``linked``, every cross pair is linked (``root`` and ``members`` updated in place)."""
+    for a, b in edges:
         ra, rb = int(root[a]), int(root[b])
         if ra == rb:
             continue
@@ -138,21 +155,9 @@ def _split_greedily(
         mb = members.get(rb, [b])
         if {int(annotator[x]) for x in ma} & {int(annotator[y]) for y in mb}:
             continue
-        if not all((x, y) in linked or (y, x) in linked for x in ma for y in mb):
+        if linked is not None and not all((x, y) in linked or (y, x) in linked for x in ma for y in mb):
             continue
         _join(root, members, ra, rb, ma + mb)
-    if not rejoin:
-        return
-    # rejoin: parts of a component with disjoint annotators are one object drawn with a low overlap
-    # somewhere (an annotator draws an object once); a link between them is enough
-    for a, b in zip(edge_a[order].tolist(), edge_b[order].tolist(), strict=True):
-        ra, rb = int(root[a]), int(root[b])
-        if ra == rb:
-            continue
-        ma = members.get(ra, [a])
-        mb = members.get(rb, [b])
-        if not {int(annotator[x]) for x in ma} & {int(annotator[y]) for y in mb}:
-            _join(root, members, ra, rb, ma + mb)
 
 
 def _join_weak(root: IntArray, weak_a: IntArray, weak_b: IntArray, weak_sim: FloatArray, annotator: IntArray) -> None:

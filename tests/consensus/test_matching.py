@@ -109,9 +109,9 @@ def test_fast_clusters_equal_naive_reference(batch: ReplicaBatch, iou_thr: float
         assert len(annots) == len(set(annots))
 
 
-def test_every_pair_in_a_cluster_reaches_the_threshold() -> None:
-    # a chain: A~B and B~C match, A and C do not -> no cluster may hold both A and C
-    batch = ReplicaBatch.from_columns(
+def _chain_batch() -> ReplicaBatch:
+    # a chain: IoU(A,B) = IoU(B,C) = 80/120 = 0.667, IoU(A,C) = 60/140 = 0.43
+    return ReplicaBatch.from_columns(
         frames=np.array([0]),
         n_annotators=3,
         frame_pos=np.zeros(3, dtype=np.int64),
@@ -119,7 +119,11 @@ def test_every_pair_in_a_cluster_reaches_the_threshold() -> None:
         label=np.ones(3, dtype=np.int64),
         xyxy=np.array([[0, 0, 10, 10], [2, 0, 12, 10], [4, 0, 14, 10]], dtype=np.float64),
     )
-    # IoU(A,B) = IoU(B,C) = 80/120 = 0.667, IoU(A,C) = 60/140 = 0.43
+
+
+def test_every_pair_in_a_cluster_reaches_the_threshold() -> None:
+    # A~B and B~C match, A and C do not -> no cluster may hold both A and C
+    batch = _chain_batch()
     table = cluster_batch(batch, PARAMS, 0.5)
     members = sorted(tuple(int(x) for x in m) for m in table.members)
     assert members == [(-1, -1, 0), (0, 0, -1)]  # the greedy rule keeps the first best link (A, B)
@@ -177,18 +181,6 @@ def segment_batches(draw: st.DrawFn) -> ReplicaBatch:
 @given(batch=segment_batches(), iou_thr=st.sampled_from([0.2, 0.5]))
 def test_segment_matching_equals_naive_reference(batch: ReplicaBatch, iou_thr: float) -> None:
     assert fast_clusters(batch, iou_thr) == naive_clusters(batch, iou_thr)
-
-
-def _chain_batch() -> ReplicaBatch:
-    # IoU(A,B) = IoU(B,C) = 80/120 = 0.667, IoU(A,C) = 60/140 = 0.43; D (annotator 0) far away
-    return ReplicaBatch.from_columns(
-        frames=np.array([0]),
-        n_annotators=3,
-        frame_pos=np.zeros(3, dtype=np.int64),
-        annotator=np.array([0, 1, 2]),
-        label=np.ones(3, dtype=np.int64),
-        xyxy=np.array([[0, 0, 10, 10], [2, 0, 12, 10], [4, 0, 14, 10]], dtype=np.float64),
-    )
 
 
 @pytest.mark.parametrize(
