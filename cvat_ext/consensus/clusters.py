@@ -169,13 +169,13 @@ def _join_weak(root: IntArray, weak_a: IntArray, weak_b: IntArray, weak_sim: Flo
     weak_a, weak_b, weak_sim = weak_a[useful], weak_b[useful], weak_sim[useful]
     # an edge whose two clusters no other edge touches joins whatever the order (if their
     # annotators are disjoint): all such edges at once, the singleton end taking the other's root
-    ra, rb = root[weak_a], root[weak_b]
-    touches = np.bincount(np.concatenate([ra, rb]), minlength=size.size)
+    root_a, root_b = root[weak_a], root[weak_b]
+    touches = np.bincount(np.concatenate([root_a, root_b]), minlength=size.size)
     annots = np.zeros(size.size, dtype=np.int64)
     np.bitwise_or.at(annots, root, np.left_shift(1, annotator))
-    alone = (touches[ra] == 1) & (touches[rb] == 1) & ((annots[ra] & annots[rb]) == 0)
-    a_single = size[ra] == 1
-    root[np.where(a_single, weak_a, weak_b)[alone]] = np.where(a_single, rb, ra)[alone]
+    alone = (touches[root_a] == 1) & (touches[root_b] == 1) & ((annots[root_a] & annots[root_b]) == 0)
+    a_single = size[root_a] == 1
+    root[np.where(a_single, weak_a, weak_b)[alone]] = np.where(a_single, root_b, root_a)[alone]
     weak_a, weak_b, weak_sim = weak_a[~alone], weak_b[~alone], weak_sim[~alone]
     if weak_a.size == 0:
         return
