@@ -172,8 +172,9 @@ def _join_weak(root: IntArray, weak_a: IntArray, weak_b: IntArray, weak_sim: Flo
     root_a, root_b = root[weak_a], root[weak_b]
     touches = np.bincount(np.concatenate([root_a, root_b]), minlength=size.size)
     annots = np.zeros(size.size, dtype=np.int64)
-    np.bitwise_or.at(annots, root, np.left_shift(1, annotator))
+    np.bitwise_or.at(annots, root, np.left_shift(1, np.minimum(annotator, 62)))
     alone = (touches[root_a] == 1) & (touches[root_b] == 1) & ((annots[root_a] & annots[root_b]) == 0)
+    alone &= int(annotator.max()) < 62  # one bit per annotator
     a_single = size[root_a] == 1
     root[np.where(a_single, weak_a, weak_b)[alone]] = np.where(a_single, root_b, root_a)[alone]
     weak_a, weak_b, weak_sim = weak_a[~alone], weak_b[~alone], weak_sim[~alone]
