@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.models.weights import load_checkpoint
 
 __all__ = [
     "CHECKPOINTS",
@@ -165,14 +166,7 @@ def build_sam(model_type: ModelType | str, checkpoint: str | os.PathLike[str] | 
         torch.manual_seed(seed)
         sam = registry[model_type](checkpoint=None).eval()
     if checkpoint is not None:
-        try:
-            state = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as exc:
-            raise ConfigError(f"sam: cannot load checkpoint {checkpoint} ({exc})") from exc
-        try:
-            sam.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ConfigError(f"sam: checkpoint {checkpoint} does not fit {model_type} ({exc})"[:2000]) from exc
+        load_checkpoint(sam, checkpoint, what=f"sam {model_type}")
     return sam
 
 

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
 from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.models.weights import load_checkpoint
 
 Arch = Literal["maskrcnn", "keypointrcnn"]
 COCO_NUM_CLASSES = 91
@@ -133,20 +134,8 @@ def build_detection_model(
             kwargs["num_keypoints"] = num_keypoints
         model = getattr(det, builder)(**kwargs)
     if weights_path is not None:
-        _load_weights(model, weights_path)
+        load_checkpoint(model, weights_path, what="torchvision detection")
     return model.eval()
-
-
-def _load_weights(model: Any, weights_path: str | os.PathLike[str]) -> None:
-    torch = importlib.import_module("torch")
-    try:
-        state = torch.load(os.fspath(weights_path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as exc:
-        raise ConfigError(f"torchvision detection: cannot load weights {weights_path} ({exc})") from exc
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ConfigError(f"torchvision detection: weights {weights_path} do not fit the model ({exc})"[:2000]) from exc
 
 
 @dataclass

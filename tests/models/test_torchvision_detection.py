@@ -90,9 +90,9 @@ def test_weights_round_trip_and_mismatch(tmp_path: Any, image: np.ndarray) -> No
     again = build_detection_model("maskrcnn", "tiny", seed=2, weights_path=path)
     a, b = TorchvisionDetector(model)(image), TorchvisionDetector(again)(image)
     np.testing.assert_allclose(a.xyxy, b.xyxy)
-    with pytest.raises(ConfigError, match="do not fit"):
+    with pytest.raises(ConfigError, match="does not fit the model"):
         build_detection_model("keypointrcnn", "tiny", weights_path=path)
-    with pytest.raises(ConfigError, match="cannot load"):
+    with pytest.raises(ConfigError, match="cannot load checkpoint"):
         build_detection_model("maskrcnn", "tiny", weights_path=tmp_path / "missing.pth")
 
 
