@@ -441,11 +441,13 @@ class Cycle:
         low = outcome.agreement < min_agreement
         too_many = errors > cfg.rules.max_errors
         if low or too_many:
-            why = (
-                f"agreement {outcome.agreement:.2f} < {min_agreement:.2f}"
-                if low
-                else f"{errors} rule errors > {cfg.rules.max_errors}"
-            )
+            if not low:
+                why = f"{errors} rule errors > {cfg.rules.max_errors}"
+            elif outcome.detail.get("clusters") == 0:
+                # nothing to compare is not agreement: an expert confirms the frames are empty
+                why = "no replica drew any object; agreement cannot be measured"
+            else:
+                why = f"agreement {outcome.agreement:.2f} < {min_agreement:.2f}"
             target = parent
             if cfg.routing.target == "worst_replica" and outcome.replica_agreement:
                 worst = min(outcome.replica_agreement.items(), key=lambda kv: (kv[1], kv[0]))[0]

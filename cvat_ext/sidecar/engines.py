@@ -136,7 +136,7 @@ class ConsensusEngineRunner:
             replica_agreement=replica_agreement,
             findings=tuple(findings),
             merged=result.merged,
-            detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra},
+            detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
         )
 
 

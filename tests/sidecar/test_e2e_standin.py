@@ -377,3 +377,20 @@ def test_cvat_delivers_signed_webhooks_that_queue_the_job(
         codes = {d["event"]: d["status_code"] for d in standin.deliveries()}
         assert codes["ping"] == 200 and codes["update:job"] == 200
         assert job_id in svc.store.pending()
+
+
+def test_replicas_with_no_objects_go_to_review_saying_why(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path
+) -> None:
+    """Completed replicas that drew nothing cannot agree or disagree: the parent goes to an expert
+    with that reason, not with a misleading "agreement 0.00"."""
+    cfg = make_settings(cvat_standin, cvat_org_world, f"sqlite:///{tmp_path}/state.db")
+    with make_service(cvat_standin, cvat_org_world, cfg, Clock()) as svc:
+        report = svc.run_once()
+    assert report.failed_units == 0, report.errors
+    for parent in cvat_org_world.parent_job_ids:
+        decision = report.decisions[parent]
+        assert "no replica drew any object" in decision, decision
+        assert "agreement 0.00" not in decision
+        job = next(j for j in cvat_standin.jobs() if j["id"] == parent)
+        assert (job["assignee"] or {}).get("username") == "rev1"
