@@ -200,6 +200,53 @@ def vote_masks(
     return ltrb, counts, member_iou
 
 
+#: members one cluster may have for :func:`_member_vote_iou` (one bit of an int64 each)
+MEMBER_BITS = 62
+
+
+def _member_vote_iou(
+    runs: RowRuns,
+    cluster: IntArray,
+    order: IntArray,
+    sweep: tuple[IntArray, IntArray, IntArray],
+    kept: IntArray,
+    n_clusters: int,
+) -> FloatArray:
+    """Each voting member's IoU with its cluster's voted mask, from the vote's own sweep.
+
+    ``runs`` are the members' runs (owner = member), ``cluster (M,)`` each member's cluster, and
+    ``order`` sorts the run events (a start and an end per run, interleaved) into the sweep whose
+    ``(cluster, row, column)`` are given; ``kept`` are the stretches the vote keeps. A member
+    gets a bit of its own within its cluster; the running sum of those bits tells which members
+    cover a stretch (a member's runs never overlap), so each kept stretch adds its length to those
+    members' intersections. Clusters of more than :data:`MEMBER_BITS` members fall back to a run
+    join against the voted runs.
+    """
+    k, row, x = sweep
+    n_members = cluster.size
+    by_cluster = np.argsort(cluster, kind="stable")
+    sizes = np.bincount(cluster, minlength=n_clusters)
+    rank = np.empty(n_members, dtype=np.int64)
+    rank[by_cluster] = np.arange(n_members) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    length = x[kept + 1] - x[kept]
+    voted_area = np.bincount(k[kept], weights=length, minlength=n_clusters).astype(np.int64)
+    if int(sizes.max()) > MEMBER_BITS:
+        voted = RowRuns(row[kept], x[kept], x[kept + 1], k[kept], n_clusters)
+        return runs_iou_paired(runs, take_runs(voted, cluster))
+    bit = np.left_shift(np.int64(1), rank[runs.owner])
+    covering = np.cumsum(np.stack([bit, -bit], axis=1).ravel()[order])[kept]
+    stretch_k = k[kept]
+    inter = np.zeros((n_clusters, int(sizes.max())))
+    for r in range(inter.shape[1]):
+        on = (covering >> r) & 1
+        inter[:, r] = np.bincount(stretch_k, weights=length * on, minlength=n_clusters)
+    inter_m = inter[cluster, rank]
+    union = runs.area + voted_area[cluster] - inter_m
+    out = np.zeros(n_members)
+    np.divide(inter_m, union, out=out, where=union > 0)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
 def _vote_block(
     masks: Sequence[MaskRle],
     cluster: IntArray,
@@ -286,6 +333,7 @@ def _vote_block(
     i = np.flatnonzero(keep)
     if i.size == 0:
         return ltrb, counts, member_iou
+    member_iou[sub] = _member_vote_iou(runs, cluster, order, (k, row, x), i, n_clusters)
     run_k, run_row, run_start, run_end = k[i], row[i], x[i], x[i + 1]
     # join stretches that touch on the same row
     joined = np.concatenate(
@@ -294,9 +342,6 @@ def _vote_block(
     first = np.flatnonzero(~joined)
     last = np.append(first[1:], run_k.size) - 1
     run_k, run_row, run_start, run_end = run_k[first], run_row[first], run_start[first], run_end[last]
-    # members against the voted runs of their own cluster (runs sorted by cluster, row, column)
-    voted_runs = RowRuns(run_row, run_start, run_end, run_k, n_clusters)
-    member_iou[sub] = runs_iou_paired(runs, take_runs(voted_runs, cluster))
     # tight box per cluster (runs are sorted by cluster, then row)
     bounds = np.flatnonzero(np.concatenate(([True], run_k[1:] != run_k[:-1])))
     ks = run_k[bounds]

@@ -119,10 +119,14 @@ def test_run_level_vote_without_masks() -> None:
     assert ltrb.shape == (0, 4) and counts == []
 
 
+@pytest.mark.parametrize("member_bits", [62, 1])
 @pytest.mark.parametrize("block", [128, 7])
 @pytest.mark.parametrize("seed", range(5))
-def test_run_level_vote_equals_the_bitmap_vote(seed: int, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_level_vote_equals_the_bitmap_vote(
+    seed: int, block: int, member_bits: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(merge_module, "VOTE_BLOCK", block)  # 7: the 40 clusters go in blocks
+    monkeypatch.setattr(merge_module, "MEMBER_BITS", member_bits)  # 1: member IoUs by the run join
     rng = np.random.default_rng(seed)
     masks, cluster, weight = [], [], []
     for k in range(40):
