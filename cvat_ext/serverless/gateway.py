@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.http_endpoint import JsonRequestHandler
 from cvat_ext.serverless.handler import error_body
 from cvat_ext.serverless.lint import find_function_yamls
 from cvat_ext.serverless.spec import annotation_str
@@ -190,22 +191,9 @@ def load_function(yaml_path: str | Path) -> LocalFunction:
     return LocalFunction(name=name, yaml_path=path, config=config, module=module, max_body_bytes=max_body)
 
 
-class _JsonHandler(BaseHTTPRequestHandler):
+class _JsonHandler(JsonRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode())
 
     def _read_body(self, limit: int) -> bytes | None:
         """The request body, or None (after draining it) when it exceeds ``limit`` bytes."""
@@ -224,10 +212,10 @@ class _JsonHandler(BaseHTTPRequestHandler):
         body = self._read_body(fn.max_body_bytes)
         if body is None:
             message = f"body: {self.headers.get('Content-Length')} bytes, limit {fn.max_body_bytes}"
-            self._send(400, _as_bytes(error_body(message, "body")))
+            self.send_body(400, _as_bytes(error_body(message, "body")))
             return
         status, content_type, answer = fn.invoke(body, headers=dict(self.headers.items()), path=path)
-        self._send(status, answer, content_type)
+        self.send_body(status, answer, content_type)
 
 
 class _DashboardHandler(_JsonHandler):
@@ -237,30 +225,30 @@ class _DashboardHandler(_JsonHandler):
         if path == "/api/functions":
             project = self.headers.get("x-nuclio-project-name")
             listed = {} if project not in (None, PROJECT) else gateway.functions
-            self._send_json(200, {name: fn.dashboard_config() for name, fn in listed.items()})
+            self.send_json(200, {name: fn.dashboard_config() for name, fn in listed.items()})
         elif path.startswith("/api/functions/"):
             fn = gateway.functions.get(path.removeprefix("/api/functions/"))
             if fn is None:
-                self._send_json(404, {"error": f"function {path.rsplit('/', 1)[-1]!r} not found"})
+                self.send_json(404, {"error": f"function {path.rsplit('/', 1)[-1]!r} not found"})
             else:
-                self._send_json(200, fn.dashboard_config())
+                self.send_json(200, fn.dashboard_config())
         elif path in ("", "/api/healthz"):
-            self._send_json(200, {"functions": sorted(gateway.functions)})
+            self.send_json(200, {"functions": sorted(gateway.functions)})
         else:
-            self._send_json(404, {"error": f"no route {path}"})
+            self.send_json(404, {"error": f"no route {path}"})
 
     def do_POST(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
         if path != "/api/function_invocations":
             self._read_body(0)
-            self._send_json(404, {"error": f"no route {path}"})
+            self.send_json(404, {"error": f"no route {path}"})
             return
         name = self.headers.get("x-nuclio-function-name")
         fn = self.server.gateway.functions.get(name or "")
         if fn is None:
             self._read_body(0)
             status = 400 if not name else 404
-            self._send(status, _as_bytes(error_body(f"unknown function {name!r}", "x-nuclio-function-name")))
+            self.send_body(status, _as_bytes(error_body(f"unknown function {name!r}", "x-nuclio-function-name")))
             return
         self._invoke(fn, self.headers.get("x-nuclio-path") or "/")
 

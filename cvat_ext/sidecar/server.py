@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from cvat_ext.http_endpoint import JsonRequestHandler
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
 
@@ -34,47 +34,34 @@ class SidecarHttpServer:
     ) -> None:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonRequestHandler):
             server_version = "cvat-ext-sidecar"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("http: " + format, *args)
-
-            def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, status: int, data: dict[str, Any]) -> None:
-                self._send(status, json.dumps(data).encode("utf-8"))
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
                     ok, details = outer.health()
-                    self._json(200 if ok else 503, {"ok": ok, **details})
+                    self.send_json(200 if ok else 503, {"ok": ok, **details})
                 elif path == "/metrics":
-                    self._send(200, outer.metrics.render(), CONTENT_TYPE_LATEST)
+                    self.send_body(200, outer.metrics.render(), CONTENT_TYPE_LATEST)
                 else:
-                    self._json(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path != "/webhooks/cvat" or outer.webhooks is None:
-                    self._json(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
                     return
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
                 except ValueError:
                     length = -1
                 if length < 0 or length > MAX_BODY_BYTES:
-                    self._json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                    self.send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
                     return
                 body = self.rfile.read(length)
                 status, data = outer.webhooks.handle(dict(self.headers.items()), body)
-                self._json(status, data)
+                self.send_json(status, data)
 
         self.metrics = metrics
         self.health = health
