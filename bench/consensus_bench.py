@@ -6,7 +6,9 @@
     building the merged Python objects; plus the growth with objects per frame for boxes.
 (b) accuracy against the hidden truth on the precise / moderate / sloppy scenario, for each single
     annotator, our merge, and CVAT's documented rule re-implemented (member nearest the mean box,
-    majority label, every cluster kept, CVAT's default iou threshold 0.4).
+    majority label, every cluster kept, CVAT's default iou threshold 0.4); then our F1 margin over
+    the best single annotator on three more seeds (a few thousand objects each: one seed's figure
+    moves by a few 0.001).
 
 Times are CPU seconds of this process (``time.process_time``) with BLAS limited to one thread, so
 a shared, busy machine still gives one-core figures; ``--wall`` uses wall-clock time instead.
@@ -117,8 +119,9 @@ def evaluate(pred: JobAnnotations, truth: JobAnnotations, iou_thr: float = 0.5) 
     return f1, float(np.mean(ious)) if ious else float("nan"), correct / max(tp, 1)
 
 
-def accuracy(kind: Kind, frames: int) -> None:
-    g = generate(Scenario(kind=kind, frames=frames, seed=7))
+def accuracy(kind: Kind, frames: int, seeds: tuple[int, ...] = (7, 1, 2, 3)) -> None:
+    """The full table for the first seed; then, per seed, our F1 margin over the best annotator."""
+    g = generate(Scenario(kind=kind, frames=frames, seed=seeds[0]))
     rows: list[tuple[str, tuple[float, float, float]]] = []
     for name, ann in g.replicas.items():
         rows.append((f"annotator {name}", evaluate(ann, g.truth)))
@@ -131,18 +134,25 @@ def accuracy(kind: Kind, frames: int) -> None:
         g.replicas, g.labels, g.meta, ConsensusSettings(method="nearest", quorum=1, iou_thr=0.4, rejoin_share=0)
     )
     rows.append(("CVAT rule (nearest, keep all)", evaluate(base.merged, g.truth)))
-    print(f"\n[{kind}] {frames} frames, precise/moderate/sloppy, alpha_lol={ours.summary.alpha_lol:.3f}")
+    alpha = ours.summary.alpha_lol
+    print(f"\n[{kind}] {frames} frames, seed {seeds[0]}, precise/moderate/sloppy, alpha_lol={alpha:.3f}")
     print(f"{'':32s} {'F1':>7s} {'meanIoU':>8s} {'labelAcc':>8s}")
     for name, (f1, miou, lacc) in rows:
-        print(f"{name:32s} {f1:7.3f} {miou:8.3f} {lacc:8.3f}")
+        print(f"{name:32s} {f1:7.4f} {miou:8.3f} {lacc:8.3f}")
     best_single = max(r[1][0] for r in rows[:3])
     (f1, miou, lacc), (_bf1, bmiou, blacc) = rows[3][1], rows[-1][1]
-    f1_ok = f1 >= best_single - 5e-4 and f1 >= 0.95  # the table shows 3 decimals
     print(
-        f"targets: F1 {f1:.3f} >= best single {best_single:.3f} and >= 0.95: {f1_ok}; "
+        f"targets: F1 {f1:.4f} >= best single {best_single:.4f} and >= 0.95: {f1 >= best_single and f1 >= 0.95}; "
         f"mean IoU gain {miou - bmiou:+.3f} (>= 0.03: {miou - bmiou >= 0.03}); "
         f"label acc {lacc:.3f} vs {blacc:.3f} (no worse: {lacc >= blacc})"
     )
+    margins = [f"seed {seeds[0]}: {f1 - best_single:+.4f}"]
+    for seed in seeds[1:]:
+        g = generate(Scenario(kind=kind, frames=frames, seed=seed))
+        best = max(evaluate(ann, g.truth)[0] for ann in g.replicas.values())
+        ours_f1 = evaluate(score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings()).merged, g.truth)[0]
+        margins.append(f"seed {seed}: {ours_f1 - best:+.4f}")
+    print("F1 ours minus best single annotator: " + ", ".join(margins))
 
 
 def main() -> None:
@@ -172,7 +182,7 @@ def main() -> None:
         core, e2e = throughput("rectangle", n, objects)
         print(f"{objects:7d} {core:9.0f} {e2e:8.0f} {core * objects * 3:15.0f}")
     print("\n(b) merged-vs-truth accuracy (IoU >= 0.5 to the hidden truth)")
-    for kind, frames in (("rectangle", 500), ("mask", 100), ("polygon", 60), ("skeleton", 200)):
+    for kind, frames in (("rectangle", 500), ("mask", 100), ("polygon", 100), ("skeleton", 200)):
         accuracy(kind, max(10, int(frames * scale)))  # type: ignore[arg-type]
 
 

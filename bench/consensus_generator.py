@@ -69,6 +69,9 @@ class Scenario:
     image_wh: tuple[int, int] = (1280, 720)
     tiny_share: float = 0.1
     seed: int = 0
+    #: share of the image (each side) the truth's object grid covers; below 1 the objects keep their
+    #: size and crowd together, overlapping their neighbours (a crowd, a parking lot, a shelf)
+    spread: float = 1.0
     #: skeletons: extra jitter per keypoint (std as a fraction of the object size, one value per
     #: keypoint of ``KEYPOINTS``), on top of the annotator's box jitter; None = none
     keypoint_jitter: tuple[float, ...] | None = None
@@ -110,10 +113,11 @@ def _truth_frame(rng: np.random.Generator, sc: Scenario) -> tuple[np.ndarray, np
     cols = int(np.ceil(np.sqrt(n * w / h)))
     rows = int(np.ceil(n / cols))
     cell = rng.permutation(cols * rows)[:n]
-    cx = (cell % cols + 0.5) * (w / cols) + rng.uniform(-0.15, 0.15, n) * (w / cols)
-    cy = (cell // cols + 0.5) * (h / rows) + rng.uniform(-0.15, 0.15, n) * (h / rows)
     bw = np.minimum(bw, 0.9 * w / cols)
     bh = np.minimum(bh, 0.9 * h / rows)
+    gw, gh = w * sc.spread, h * sc.spread
+    cx = (w - gw) / 2 + (cell % cols + 0.5) * (gw / cols) + rng.uniform(-0.15, 0.15, n) * (gw / cols)
+    cy = (h - gh) / 2 + (cell // cols + 0.5) * (gh / rows) + rng.uniform(-0.15, 0.15, n) * (gh / rows)
     xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
     label = rng.integers(1, len(CLASS_LABELS) + 1, n)
     outlines = []

@@ -25,6 +25,7 @@ from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta
 from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
+from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
@@ -57,10 +58,12 @@ ProgressFn = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class ChunkClusters:
-    """Pass-1 result for one chunk: per match group its clusters and member labels (K, R)."""
+    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R) and
+    existence strata (K,) (:func:`cluster_strata`)."""
 
     tables: Mapping[GroupKey, ClusterTable]
     labels: Mapping[GroupKey, IntArray]
+    strata: Mapping[GroupKey, IntArray]
 
 
 def _frames_of(ann: JobAnnotations, last_frame: int) -> Iterator[FrameAnnotations]:
@@ -137,6 +140,12 @@ def cluster_batch(
     return build_clusters(batch, batch_links(batch, params, iou_thr, frame_wh, weak_thr), rejoin=weak_thr is not None)
 
 
+def cluster_strata(batch: ReplicaBatch, table: ClusterTable, rows: IntArray) -> IntArray:
+    """(K,) existence stratum of each cluster: 1 when shadowed by a better-supported cluster."""
+    extents = cluster_extents(batch.xyxy, rows)
+    return shadowed(table.frame_pos, table.present.sum(axis=1), extents).astype(np.int64)
+
+
 def _frame_sizes(meta: JobMeta, frames: Sequence[int]) -> IntArray | None:
     """(F, 2) width and height of each frame, None when the meta lists no frames."""
     if not meta.frames:
@@ -203,12 +212,14 @@ def score_chunks(
     stored: list[tuple[ChunkInput | None, dict[GroupKey, ReplicaBatch] | None, ChunkClusters]] = []
     all_labels: list[IntArray] = []
     presence: dict[str, list[BoolArray]] = {}
+    strata_of: dict[str, list[IntArray]] = {}
     n_objects = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0], element_sigmas)
         frame_wh = _frame_sizes(meta, chunk.frames)
         tables: dict[GroupKey, ClusterTable] = {}
         chunk_labels: dict[GroupKey, IntArray] = {}
+        chunk_strata: dict[GroupKey, IntArray] = {}
         for key, batch in batches.items():
             table = cluster_batch(batch, params, settings.iou_thr, frame_wh, settings.weak_thr)
             rows = member_rows(batch, table)
@@ -216,6 +227,8 @@ def score_chunks(
             chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
             all_labels.append(chunk_labels[key])
             presence.setdefault(batch.family, []).append(rows >= 0)
+            chunk_strata[key] = cluster_strata(batch, table, rows)
+            strata_of.setdefault(batch.family, []).append(chunk_strata[key])
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
             iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
@@ -227,7 +240,8 @@ def score_chunks(
         if not keep and stored and stored[0][0] is not None:
             # over the budget: pass 2 will re-read everything, so drop what was kept so far
             stored = [(None, None, clusters) for _, _, clusters in stored]
-        stored.append((chunk if keep else None, batches if keep else None, ChunkClusters(tables, chunk_labels)))
+        clusters = ChunkClusters(tables, chunk_labels, chunk_strata)
+        stored.append((chunk if keep else None, batches if keep else None, clusters))
         if progress is not None:
             progress("match", len(chunk.frames))
     cached = n_objects <= CACHE_OBJECTS
@@ -235,7 +249,11 @@ def score_chunks(
     model = _fit_reliability(names, all_labels, iou_disagreement, by_family, settings)
     if settings.auto_quorum(n_annot):
         model = dataclasses.replace(
-            model, existence={family: fit_existence(np.concatenate(parts)) for family, parts in presence.items()}
+            model,
+            existence={
+                family: fit_existence(np.concatenate(parts), np.concatenate(strata_of[family]))
+                for family, parts in presence.items()
+            },
         )
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
@@ -251,7 +269,7 @@ def score_chunks(
         else:
             assert chunk_or_none is not None and batches_or_none is not None
             chunk, batches = chunk_or_none, batches_or_none
-        merger.merge_chunk(chunk, batches, clusters.tables)
+        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata)
         if progress is not None:
             progress("merge", len(chunk.frames))
     sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}

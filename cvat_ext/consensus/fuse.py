@@ -170,7 +170,11 @@ class ChunkMerger:
             yield shapes
 
     def merge_chunk(
-        self, chunk: ChunkInput, batches: Mapping[GroupKey, ReplicaBatch], tables: Mapping[GroupKey, ClusterTable]
+        self,
+        chunk: ChunkInput,
+        batches: Mapping[GroupKey, ReplicaBatch],
+        tables: Mapping[GroupKey, ClusterTable],
+        strata: Mapping[GroupKey, IntArray] | None = None,
     ) -> None:
         frame_tally = self.tally.frame_tally(len(chunk.frames))
         self._chunk_starts.append(len(self._parts))
@@ -181,7 +185,7 @@ class ChunkMerger:
             present = rows >= 0
             labels_kr = np.where(present, batch.label[np.maximum(rows, 0)], -1)
             cons = self.model.consensus_labels(labels_kr)
-            kept = self.model.keep(batch.family, present, self.quorum)
+            kept = self.model.keep(batch.family, present, self.quorum, None if strata is None else strata[key])
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
             self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity))

@@ -144,68 +144,86 @@ def fusion_weights(noise: FloatArray, *, floor_share: float = 0.1) -> FloatArray
 
 @dataclass(frozen=True, eq=False)
 class ExistenceModel:
-    """Is a cluster a real object? A capture–recapture model with false positives.
+    """Is a cluster a real object? A capture–recapture model with false positives, by stratum.
 
     A real object is drawn by annotator r independently with probability ``sensitivity[r]``
     (clusters nobody drew are never seen: the model is truncated at zero). A false object is drawn
-    by exactly one annotator, annotator r with probability ``false_share[r]`` (two annotators do
-    not invent the same object). ``prior`` is the share of real objects among the clusters seen.
-    So a cluster drawn by 2+ annotators is real; a singleton is weighed by who drew it and by how
-    often the others would have missed a real object.
+    by exactly one annotator, annotator r with probability ``false_share[c, r]`` (two annotators do
+    not invent the same object). ``prior[c]`` is the share of real objects among the clusters seen
+    in stratum c (:mod:`cvat_ext.consensus.context`: 0 open, 1 shadowed by a better-supported
+    cluster). So a cluster drawn by 2+ annotators is real; a singleton is weighed by who drew it,
+    by how often the others would have missed a real object, and by how often singletons of its
+    stratum are real. The sensitivities are shared: an annotator misses objects wherever they are.
     """
 
-    prior: float
-    sensitivity: FloatArray
-    false_share: FloatArray
+    prior: FloatArray  # (C,)
+    sensitivity: FloatArray  # (R,)
+    false_share: FloatArray  # (C, R)
 
     def _single_real(self) -> FloatArray:
-        """(R,) P(real | only annotator r drew it)."""
+        """(C, R) P(real | only annotator r drew it, stratum c)."""
         p = self.sensitivity
         miss = float(np.prod(1.0 - p))
         seen = max(1.0 - miss, 1e-12)
         only_r = p * miss / np.maximum(1.0 - p, 1e-12) / seen
-        real = self.prior * only_r
-        fake = (1.0 - self.prior) * self.false_share
+        real = self.prior[:, None] * only_r[None, :]
+        fake = (1.0 - self.prior[:, None]) * self.false_share
         return np.asarray(real / np.maximum(real + fake, 1e-300), dtype=np.float64)
 
-    def posterior(self, present: npt.NDArray[np.bool_]) -> FloatArray:
-        """(K,) P(real | which annotators drew the cluster), ``present (K, R)``."""
+    def posterior(self, present: npt.NDArray[np.bool_], stratum: IntArray | None = None) -> FloatArray:
+        """(K,) P(real | which annotators drew the cluster, its stratum); ``present (K, R)``,
+        ``stratum (K,)`` (None: all open)."""
         present = np.asarray(present, dtype=bool)
         count = present.sum(axis=1)
         out = (count >= 2).astype(np.float64)
-        single = count == 1
-        out[single] = self._single_real()[present[single].argmax(axis=1)]
+        single = np.flatnonzero(count == 1)
+        c = np.zeros(single.size, dtype=np.int64) if stratum is None else np.asarray(stratum)[single]
+        out[single] = self._single_real()[np.minimum(c, self.prior.size - 1), present[single].argmax(axis=1)]
         return out
 
 
-def fit_existence(present: npt.NDArray[np.bool_], *, iterations: int = 100, tol: float = 1e-8) -> ExistenceModel:
-    """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)``."""
+def fit_existence(
+    present: npt.NDArray[np.bool_],
+    stratum: IntArray | None = None,
+    *,
+    n_strata: int = 2,
+    iterations: int = 100,
+    tol: float = 1e-8,
+) -> ExistenceModel:
+    """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)`` of clusters in
+    ``stratum (K,)`` (values below ``n_strata``; None: all in stratum 0)."""
     present = np.asarray(present, dtype=bool)
     n_units, n_annot = present.shape
+    strata = np.zeros(n_units, dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
     eps = 1e-6
     if n_units == 0 or n_annot == 0:
-        return ExistenceModel(1.0, np.full(n_annot, 0.5), np.full(n_annot, 1.0 / max(n_annot, 1)))
+        return ExistenceModel(
+            np.ones(n_strata), np.full(n_annot, 0.5), np.full((n_strata, n_annot), 1.0 / max(n_annot, 1))
+        )
     count = present.sum(axis=1)
     multi = count >= 2
-    single_of = np.where(count == 1, present.argmax(axis=1), -1)
-    singles = np.bincount(single_of[single_of >= 0], minlength=n_annot).astype(np.float64)
-    multi_n = float(multi.sum())
+    single = count == 1
+    singles = np.zeros((n_strata, n_annot))
+    np.add.at(singles, (strata[single], present[single].argmax(axis=1)), 1.0)
+    units = np.bincount(strata, minlength=n_strata).astype(np.float64)
+    multi_n = np.bincount(strata[multi], minlength=n_strata).astype(np.float64)
     multi_hits = present[multi].sum(axis=0).astype(np.float64)
     # start: every singleton is half real
     real_single = 0.5 * singles
-    model = ExistenceModel(1.0, np.full(n_annot, 0.5), np.full(n_annot, 1.0 / n_annot))
+    model = ExistenceModel(np.ones(n_strata), np.full(n_annot, 0.5), np.full((n_strata, n_annot), 1.0 / n_annot))
     for _ in range(iterations):
-        n_real = multi_n + real_single.sum()
+        n_real = multi_n.sum() + real_single.sum()
         # truncated Bernoulli: add the expected real objects nobody drew
-        hits = multi_hits + real_single
+        hits = multi_hits + real_single.sum(axis=0)
         p = np.clip(hits / max(n_real, eps), eps, 1 - eps)
         for _ in range(5):
             miss = float(np.prod(1.0 - p))
             unseen = n_real * miss / max(1.0 - miss, eps)
             p = np.clip(hits / max(n_real + unseen, eps), eps, 1 - eps)
         fake = singles - real_single
-        share = (fake + eps) / (fake.sum() + eps * n_annot)
-        model = ExistenceModel(float(np.clip(n_real / n_units, eps, 1.0)), p, share)
+        share = (fake + eps) / (fake.sum(axis=1, keepdims=True) + eps * n_annot)
+        prior = np.clip((multi_n + real_single.sum(axis=1)) / np.maximum(units, eps), eps, 1.0)
+        model = ExistenceModel(prior, p, share)
         new_real = singles * model._single_real()
         moved = float(np.abs(new_real - real_single).max())
         real_single = new_real
@@ -226,11 +244,12 @@ class ReliabilityModel:
     label_reliability: FloatArray
     geometric_reliability: FloatArray
 
-    def keep(self, family: str, present: BoolArray, quorum: int) -> BoolArray:
-        """(K,) clusters to merge: existence posterior >= 0.5 when fitted, else ``quorum`` members."""
+    def keep(self, family: str, present: BoolArray, quorum: int, stratum: IntArray | None = None) -> BoolArray:
+        """(K,) clusters to merge: existence posterior >= 0.5 when fitted (``stratum``: see
+        :class:`ExistenceModel`), else ``quorum`` members."""
         model = self.existence.get(family)
         if model is not None:
-            return model.posterior(present) >= 0.5
+            return model.posterior(present, stratum) >= 0.5
         return np.asarray(present.sum(axis=1) >= quorum)
 
     def weights_for(self, family: str) -> FloatArray:

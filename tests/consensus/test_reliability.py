@@ -64,3 +64,43 @@ def test_existence_model_weighs_singletons_by_who_drew_them() -> None:
     assert post[0] == 1.0
     assert post[1] > 0.5  # the careful annotator alone: real
     assert post[3] < 0.1  # the one that invents objects alone: not real
+
+
+def test_existence_strata_learn_where_singletons_are_real() -> None:
+    # the careful annotator 0 draws singletons in both strata: in open space most are objects the
+    # others missed, on top of better-supported clusters most are duplicates it invented
+    rng = np.random.default_rng(2)
+    real = rng.random((3000, 3)) < np.array([0.99, 0.9, 0.8])
+    real = real[real.any(axis=1)]
+    real_stratum = (rng.random(real.shape[0]) < 0.05).astype(np.int64)  # a few real objects overlap
+    dup = np.zeros((60, 3), dtype=bool)
+    dup[:, 0] = True
+    sloppy = np.zeros((300, 3), dtype=bool)
+    sloppy[:, 2] = True
+    present = np.concatenate([real, dup, sloppy])
+    stratum = np.concatenate([real_stratum, np.ones(60, dtype=np.int64), rng.integers(0, 2, 300)])
+    model = fit_existence(present, stratum)
+    assert model.prior.shape == (2,)
+    single0 = np.array([[1, 0, 0]], dtype=bool)
+    assert model.posterior(single0, np.array([0]))[0] > 0.5
+    assert model.posterior(single0, np.array([1]))[0] < 0.5
+    # one stratum for everything: the singletons of annotator 0 cannot be told apart
+    pooled = fit_existence(present)
+    assert pooled.posterior(single0)[0] == pytest.approx(pooled.posterior(single0, np.array([0]))[0])
+
+
+def test_existence_strata_that_look_alike_change_nothing() -> None:
+    rng = np.random.default_rng(3)
+    real = rng.random((4000, 3)) < np.array([0.98, 0.9, 0.7])
+    real = real[real.any(axis=1)]
+    fake = np.zeros((500, 3), dtype=bool)
+    fake[np.arange(500), rng.choice(3, 500, p=[0.05, 0.15, 0.8])] = True
+    present = np.concatenate([real, fake])
+    stratum = rng.integers(0, 2, present.shape[0])  # a stratum that carries no information
+    split = fit_existence(present, stratum)
+    pooled = fit_existence(present)
+    singles = np.eye(3, dtype=bool)
+    for c in (0, 1):
+        got, want = split.posterior(singles, np.full(3, c)), pooled.posterior(singles)
+        assert (got >= 0.5).tolist() == (want >= 0.5).tolist() == [True, False, False]
+        assert got == pytest.approx(want, abs=0.1)  # two halves of the data: sampling noise

@@ -1,0 +1,39 @@
+"""Merged-vs-truth accuracy on generated replicas with a hidden truth (bench/consensus_generator).
+
+The benchmark prints these figures over more frames and seeds; here they guard the properties the
+merge is built for, on small fixed scenarios."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cvat_ext.consensus import engine
+from cvat_ext.consensus.settings import ConsensusSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from consensus_bench import evaluate
+from consensus_generator import Kind, Scenario, generate
+
+
+@pytest.mark.parametrize(("kind", "frames"), [("rectangle", 200), ("mask", 60), ("polygon", 60), ("skeleton", 80)])
+def test_merge_beats_the_best_single_annotator(kind: Kind, frames: int) -> None:
+    g = generate(Scenario(kind=kind, frames=frames, seed=5))
+    best = max(evaluate(ann, g.truth)[0] for ann in g.replicas.values())
+    merged = engine.score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings()).merged
+    assert evaluate(merged, g.truth)[0] > best
+
+
+def test_shadow_strata_keep_the_careful_annotators_finds_and_drop_its_duplicates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    g = generate(Scenario(kind="rectangle", frames=300, seed=4))
+    settings = ConsensusSettings()
+    with_strata = engine.score_replicas(g.replicas, g.labels, g.meta, settings).merged
+    monkeypatch.setattr(engine, "cluster_strata", lambda batch, table, rows: np.zeros(len(table), dtype=np.int64))
+    one_stratum = engine.score_replicas(g.replicas, g.labels, g.meta, settings).merged
+    assert evaluate(with_strata, g.truth)[0] > evaluate(one_stratum, g.truth)[0] + 0.002
