@@ -21,6 +21,8 @@ def _as_xyxy(xyxy: npt.ArrayLike) -> FloatArray:
         return arr.reshape(0, 4)
     if arr.shape[-1] != 4:
         raise ValueError(f"xyxy: expected shape (..., 4), got {arr.shape}")
+    if (arr[..., 2:] >= arr[..., :2]).all():
+        return arr  # already normalised (the common case): no copy
     lo = np.minimum(arr[..., :2], arr[..., 2:])
     hi = np.maximum(arr[..., :2], arr[..., 2:])
     return np.concatenate([lo, hi], axis=-1)

@@ -171,17 +171,22 @@ def _rle_block(counts: Sequence[npt.ArrayLike], ltrb: IntArray) -> tuple[IntArra
     """(row, start, end, owner) of the runs of a few masks."""
     n = len(counts)
     sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n)  # type: ignore[arg-type]
-    flat = np.concatenate(counts)
+    flat = np.concatenate(counts).astype(np.int64, copy=False)
     width = ltrb[:, 2] - ltrb[:, 0] + 1
     area = width * (ltrb[:, 3] - ltrb[:, 1] + 1)
     first = np.cumsum(sizes) - sizes
-    # foreground runs sit at odd positions within their mask: parity of (index - first)
-    parity = np.repeat(first & 1, sizes)
-    index = np.arange(flat.size, dtype=np.int64)
-    fg = np.flatnonzero(((index & 1) != parity) & (flat > 0))
-    owner = np.searchsorted(first, fg, side="right") - 1
-    p1 = np.cumsum(flat)[fg] - (np.cumsum(area) - area)[owner]  # end pixel offset within the crop
-    p0 = p1 - flat[fg]
+    # foreground runs are a mask's odd positions: index them directly
+    n_fg = sizes // 2
+    fg_first = np.cumsum(n_fg) - n_fg
+    owner = np.repeat(np.arange(n, dtype=np.int64), n_fg)
+    fg = np.repeat(first + 1 - 2 * fg_first, n_fg) + 2 * np.arange(owner.size, dtype=np.int64)
+    ends = np.cumsum(flat)
+    length = flat[fg]
+    nz = length > 0
+    if not nz.all():
+        fg, owner, length = fg[nz], owner[nz], length[nz]
+    p1 = ends[fg] - (np.cumsum(area) - area)[owner]  # end pixel offset within the crop
+    p0 = p1 - length
     w = width[owner]
     row = p0 // w
     pieces = (p1 - 1) // w - row + 1
