@@ -162,30 +162,55 @@ def _greedy_joins(
 
 def _join_weak(root: IntArray, weak_a: IntArray, weak_b: IntArray, weak_sim: FloatArray, annotator: IntArray) -> None:
     """Join a singleton to another cluster of other annotators along a weak link (similarity below
-    the threshold), by descending similarity: the same object drawn too differently to match."""
+    the threshold), by descending similarity: the same object drawn too differently to match.
+
+    The greedy order is kept without a loop over edges: in each round, every edge that comes first
+    (by similarity, then rows) among the remaining edges of *both* its clusters is decided at once.
+    No earlier edge can change those two clusters, so each decision is the one the edge-by-edge
+    greedy takes, and the round's edges touch disjoint clusters."""
     # only an edge with a singleton end can ever join (a join never makes a singleton)
     size = np.bincount(root, minlength=int(root.max()) + 1)
     useful = (size[root[weak_a]] == 1) | (size[root[weak_b]] == 1)
-    weak_a, weak_b, weak_sim = weak_a[useful], weak_b[useful], weak_sim[useful]
-    # an edge whose two clusters no other edge touches joins whatever the order (if their
-    # annotators are disjoint): all such edges at once, the singleton end taking the other's root
-    root_a, root_b = root[weak_a], root[weak_b]
-    touches = np.bincount(np.concatenate([root_a, root_b]), minlength=size.size)
-    annots = np.zeros(size.size, dtype=np.int64)
-    np.bitwise_or.at(annots, root, np.left_shift(1, np.minimum(annotator, 62)))
-    alone = (touches[root_a] == 1) & (touches[root_b] == 1) & ((annots[root_a] & annots[root_b]) == 0)
-    alone &= int(annotator.max()) < 62  # one bit per annotator
-    a_single = size[root_a] == 1
-    root[np.where(a_single, weak_a, weak_b)[alone]] = np.where(a_single, root_b, root_a)[alone]
-    weak_a, weak_b, weak_sim = weak_a[~alone], weak_b[~alone], weak_sim[~alone]
+    order = np.lexsort((weak_b[useful], weak_a[useful], -weak_sim[useful]))
+    weak_a, weak_b = weak_a[useful][order], weak_b[useful][order]
     if weak_a.size == 0:
         return
-    order = np.lexsort((weak_b, weak_a, -weak_sim))
+    if int(annotator.max()) >= MAX_ANNOTATOR_BITS:
+        _join_weak_in_turn(root, weak_a, weak_b, annotator)
+        return
+    annots = np.zeros(size.size, dtype=np.int64)
+    np.bitwise_or.at(annots, root, np.left_shift(np.int64(1), annotator))
+    rank = np.arange(weak_a.size)
+    first = np.empty(size.size, dtype=np.int64)
+    while weak_a.size:
+        ra, rb = root[weak_a], root[weak_b]
+        first.fill(weak_a.size + rank[-1] + 1)
+        np.minimum.at(first, ra, rank)
+        np.minimum.at(first, rb, rank)
+        now = (first[ra] == rank) & (first[rb] == rank)
+        xa, xb = ra[now], rb[now]
+        ok = (xa != xb) & ((size[xa] == 1) | (size[xb] == 1)) & ((annots[xa] & annots[xb]) == 0)
+        xa, xb, a, b = xa[ok], xb[ok], weak_a[now][ok], weak_b[now][ok]
+        a_single = size[xa] == 1
+        src, dst = np.where(a_single, xa, xb), np.where(a_single, xb, xa)
+        root[np.where(a_single, a, b)] = dst
+        size[dst] += 1
+        size[src] = 0
+        annots[dst] |= annots[src]
+        weak_a, weak_b, rank = weak_a[~now], weak_b[~now], rank[~now]
+
+
+#: annotators the vectorised weak join tracks as bits of an int64; more go edge by edge
+MAX_ANNOTATOR_BITS = 62
+
+
+def _join_weak_in_turn(root: IntArray, weak_a: IntArray, weak_b: IntArray, annotator: IntArray) -> None:
+    """:func:`_join_weak` edge by edge (edges already in greedy order), for very many annotators."""
     touched = np.flatnonzero(np.isin(root, np.unique(root[np.concatenate([weak_a, weak_b])])))
     members: dict[int, list[int]] = {}
     for row, r in zip(touched.tolist(), root[touched].tolist(), strict=True):
         members.setdefault(r, []).append(row)
-    for a, b in zip(weak_a[order].tolist(), weak_b[order].tolist(), strict=True):
+    for a, b in zip(weak_a.tolist(), weak_b.tolist(), strict=True):
         ra, rb = int(root[a]), int(root[b])
         ma, mb = members[ra], members[rb]
         if ra == rb or (len(ma) > 1 and len(mb) > 1):

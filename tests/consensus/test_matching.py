@@ -12,6 +12,7 @@ from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.annotations.model import FrameAnnotations, MaskRle, Shape, ShapeType
 from cvat_ext.consensus.batch import ChunkInput, ReplicaBatch, build_batches
+from cvat_ext.consensus.clusters import _join_weak, _join_weak_in_turn
 from cvat_ext.consensus.engine import cluster_batch
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.geometry import SimilarityParams, box_iou, similarity_matrix
@@ -222,3 +223,40 @@ def test_rejoined_clusters_coarsen_the_strict_ones(batch: ReplicaBatch, iou_thr:
     # every strict cluster lies inside one rejoined cluster
     for c in strict:
         assert sum(1 for d in rejoined if c <= d) == 1
+
+
+def _partition(root: np.ndarray) -> set[frozenset[int]]:
+    return {frozenset(np.flatnonzero(root == r).tolist()) for r in np.unique(root)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(2, 30).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(0, n - 1), min_size=n, max_size=n),  # cluster seed per row
+            st.lists(st.integers(0, 3), min_size=n, max_size=n),  # annotator per row
+            st.lists(
+                st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.sampled_from([0.2, 0.3, 0.35, 0.4])),
+                max_size=3 * n,
+            ),
+        )
+    )
+)
+def test_weak_joins_by_rounds_equal_the_edge_by_edge_greedy(data: tuple[list[int], list[int], list]) -> None:
+    seeds, annots, edges = data
+    edges = [(a, b, w) for a, b, w in edges if a != b]
+    root = np.array(seeds, dtype=np.int64)
+    annotator = np.array(annots, dtype=np.int64)
+    weak_a = np.array([e[0] for e in edges], dtype=np.int64)
+    weak_b = np.array([e[1] for e in edges], dtype=np.int64)
+    weak_sim = np.array([e[2] for e in edges], dtype=np.float64)
+    fast = root.copy()
+    _join_weak(fast, weak_a, weak_b, weak_sim, annotator)
+    # reference: the same useful edges in greedy order, decided one at a time
+    slow = root.copy()
+    size = np.bincount(root, minlength=int(root.max()) + 1)
+    useful = (size[root[weak_a]] == 1) | (size[root[weak_b]] == 1)
+    order = np.lexsort((weak_b[useful], weak_a[useful], -weak_sim[useful]))
+    if order.size:
+        _join_weak_in_turn(slow, weak_a[useful][order], weak_b[useful][order], annotator)
+    assert _partition(fast) == _partition(slow)
