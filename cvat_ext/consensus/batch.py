@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import FrameAnnotations, Shape, ShapeType, Tag
 from cvat_ext.geometry import SHAPE_FAMILY
+
+if TYPE_CHECKING:
+    from cvat_ext.consensus.segments import SegmentRuns
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -64,6 +67,10 @@ class ReplicaBatch:
     z_order: IntArray  # (M,)
     attr_key: IntArray  # (M,) order-free hash of the attribute values, 0 when the object has none
     type_code: IntArray  # (M,) position in SHAPE_TYPES
+    #: polygons/masks: row runs of every row, decoded once by the matching and reused by the mask
+    #: vote (:func:`cvat_ext.consensus.segments.segment_rows_runs`); the engine clears it to bound
+    #: memory
+    runs_cache: dict[bytes, SegmentRuns] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         m = self.label.shape[0]

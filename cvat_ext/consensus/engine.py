@@ -9,7 +9,9 @@ Two passes over the frames, each a chunk (``settings.chunk_frames``) at a time:
 
 The second pass reuses the first pass's chunks while they hold fewer than
 :data:`CACHE_OBJECTS` objects in total, and re-reads the replicas otherwise, so a long job never
-needs more than a chunk of work in memory beyond the cluster tables.
+needs more than a chunk of work in memory beyond the cluster tables. Within that budget the mask
+vote also reuses the row runs the matching decoded, while they number at most
+:data:`CACHE_RUNS`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 #: keep pass-1 chunks for pass 2 while the job has at most this many objects
 CACHE_OBJECTS = 2_000_000
+#: ... and, within those, the matching's mask/polygon row runs for the mask vote while they hold
+#: at most this many runs in total (32 bytes a run)
+CACHE_RUNS = 8_000_000
 
 #: families whose annotator noise is measured on the extents' corners (additive in the jitter
 #: variances at every object size; (1 - IoU)^2 carries a rasterisation floor on small objects)
@@ -213,7 +218,7 @@ def score_chunks(
     all_labels: list[IntArray] = []
     presence: dict[str, list[BoolArray]] = {}
     strata_of: dict[str, list[IntArray]] = {}
-    n_objects = 0
+    n_objects = n_runs = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0], element_sigmas)
         frame_wh = _frame_sizes(meta, chunk.frames)
@@ -236,6 +241,12 @@ def score_chunks(
             acc = by_family.setdefault(batch.family, np.zeros((2, len(pairs))))
             acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
             n_objects += int(batch.label.shape[0])
+        if n_runs <= CACHE_RUNS:
+            n_runs += sum(runs.n_runs for b in batches.values() for runs in b.runs_cache.values())
+            if n_runs > CACHE_RUNS:  # over the budget: the vote decodes the masks again
+                _drop_runs(b for _, b, _ in stored if b is not None)
+        if n_runs > CACHE_RUNS:
+            _drop_runs([batches])
         keep = n_objects <= CACHE_OBJECTS
         if not keep and stored and stored[0][0] is not None:
             # over the budget: pass 2 will re-read everything, so drop what was kept so far
@@ -270,10 +281,18 @@ def score_chunks(
             assert chunk_or_none is not None and batches_or_none is not None
             chunk, batches = chunk_or_none, batches_or_none
         merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata)
+        _drop_runs([batches])
         if progress is not None:
             progress("merge", len(chunk.frames))
     sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}
     return tally.result(merger.merged, keypoint_sigmas=sigmas, merged_stream=merger.stream)
+
+
+def _drop_runs(chunks: Iterable[Mapping[GroupKey, ReplicaBatch]]) -> None:
+    """Forget the row runs the matching kept with these chunks' batches (the vote decodes again)."""
+    for batches in chunks:
+        for batch in batches.values():
+            batch.runs_cache.clear()
 
 
 def _element_sigmas(

@@ -22,6 +22,7 @@ from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, s
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
     SOURCE,
+    MemberRuns,
     fuse_boxes,
     fuse_keypoints,
     fuse_masks,
@@ -201,6 +202,14 @@ class ChunkMerger:
 
     # -- geometry -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _cached_runs(batch: ReplicaBatch, rows: IntArray) -> MemberRuns | None:
+        """The matching's runs of batch ``rows`` (by position) when the batch still has them."""
+        if len(batch.runs_cache) != 1:
+            return None
+        (runs,) = batch.runs_cache.values()
+        return lambda idx: runs.take(rows[idx])
+
     def _attributes(
         self, batch: ReplicaBatch, rows_k: IntArray, cons_k: IntArray, w: FloatArray
     ) -> tuple[tuple[Attribute, ...], ...] | None:
@@ -272,7 +281,13 @@ class ChunkMerger:
             lead_iou = table.pair_sim[idx[sel[member_j]], pair_of[member_r, lead_r]]
             lead_iou[member_r == lead_r] = 1.0
             ltrb, counts, member_iou = vote_masks(
-                masks, member_j, w[member_r], sel.size, self.settings.mask_vote_thr, lead_iou
+                masks,
+                member_j,
+                w[member_r],
+                sel.size,
+                self.settings.mask_vote_thr,
+                lead_iou,
+                self._cached_runs(batch, member_rows),
             )
             voted = np.array([c is not None for c in counts], dtype=bool)
             got = sel[voted]

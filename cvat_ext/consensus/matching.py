@@ -18,11 +18,18 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
-from cvat_ext.geometry import RowRuns, SimilarityParams, box_iou_pairs, runs_iou, segment_runs, similarity_matrix
+from cvat_ext.consensus.segments import segment_rows_runs
+from cvat_ext.geometry import (
+    RowRuns,
+    SimilarityParams,
+    box_iou_pairs,
+    runs_iou,
+    similarity_matrix,
+    take_runs,
+)
 
 
 def _empty_int() -> IntArray:
@@ -158,10 +165,6 @@ def dense_links(
     )
 
 
-#: frames rasterised together by :func:`segment_links` (its IoU matrix is (20 F)^2 for 20 objects)
-SEGMENT_FRAMES = 8
-
-
 def segment_links(
     batch: ReplicaBatch,
     params: SimilarityParams,
@@ -169,20 +172,16 @@ def segment_links(
     frame_wh: IntArray | None = None,
     weak_thr: float | None = None,
 ) -> dict[tuple[int, int], PairLinks]:
-    """All annotator pairs of a polygon/mask batch: each annotator's shapes of ``SEGMENT_FRAMES``
-    frames (of one frame size, which clips them) become row runs once (the geometry's own
-    rasterisation), stacked with a row offset per frame so that frames never overlap; one run-join
-    IoU per pair then covers them all."""
+    """All annotator pairs of a polygon/mask batch: the shapes become row runs once, in blocks of
+    frames (:func:`~cvat_ext.consensus.segments.segment_rows_runs`); in each block every
+    annotator's runs are stacked with a row offset per frame, so that frames never overlap, and one
+    run-join IoU per pair covers the block."""
     pairs = annotator_pairs(batch.n_annotators)
     parts: dict[tuple[int, int], list[tuple[IntArray, IntArray, FloatArray]]] = {p: [] for p in pairs}
-    for f0 in range(0, batch.n_frames, SEGMENT_FRAMES):
-        f1 = min(f0 + SEGMENT_FRAMES, batch.n_frames)
-        sizes = np.zeros((f1 - f0, 2), dtype=np.int64) if frame_wh is None else frame_wh[f0:f1]
-        for wh in np.unique(sizes, axis=0):
-            same_size = np.flatnonzero((sizes == wh).all(axis=1)) + f0
-            group_params = params if frame_wh is None else _with_size(params, frame_wh, int(same_size[0]))
-            in_group = np.isin(batch.frame_pos, same_size)
-            _segment_group(batch, in_group, f0, group_params, iou_thr if weak_thr is None else weak_thr, parts)
+    runs = segment_rows_runs(batch, params, frame_wh)
+    thr = iou_thr if weak_thr is None else weak_thr
+    for b, block in enumerate(runs.blocks):
+        _segment_block(batch, block, runs.offsets[b], int(runs.bounds[b]), thr, parts)
     out = {}
     for p in pairs:
         if parts[p]:
@@ -193,31 +192,35 @@ def segment_links(
     return out
 
 
-def _segment_group(
+def _segment_block(
     batch: ReplicaBatch,
-    in_group: npt.NDArray[np.bool_],
-    f0: int,
-    params: SimilarityParams,
+    block: RowRuns,
+    offsets: IntArray,
+    lo: int,
     iou_thr: float,
     parts: dict[tuple[int, int], list[tuple[IntArray, IntArray, FloatArray]]],
 ) -> None:
-    """Candidates of the rows ``in_group`` (frames ``f0 ..`` of one size) into ``parts``."""
-    rows = [np.flatnonzero(in_group & (batch.annotator == r)) for r in range(batch.n_annotators)]
-    runs = [segment_runs([batch.shape(i) for i in rr.tolist()], params) for rr in rows]
-    lows = [int(x.row.min()) for x in runs if x.row.size]
+    """Candidates of the rows ``lo : lo + block.count`` (a block of frames) into ``parts``."""
+    annot = batch.annotator[lo : lo + block.count]
+    local = [np.flatnonzero(annot == r) for r in range(batch.n_annotators)]
+    taken = [take_runs(block, idx, offsets) for idx in local]
+    lows = [int(x.row.min()) for x in taken if x.row.size]
     if not lows:
         return
-    stride = max(int(x.row.max()) for x in runs if x.row.size) - min(lows) + 2
-    stacked = [
-        RowRuns(x.row + (batch.frame_pos[rr] - f0)[x.owner] * stride, x.start, x.end, x.owner, x.count)
-        for x, rr in zip(runs, rows, strict=True)
-    ]
+    stride = max(int(x.row.max()) for x in taken if x.row.size) - min(lows) + 2
+    frame_pos = batch.frame_pos[lo : lo + block.count]
+    f0 = int(frame_pos[0])
+    stacked = []
+    for x, idx in zip(taken, local, strict=True):
+        shift = (frame_pos[idx] - f0) * stride
+        ltrb = x.ltrb + (shift[:, None] * np.array([0, 1, 0, 1])) * (x.area > 0)[:, None]
+        stacked.append(RowRuns.derived(x.row + shift[x.owner], x.start, x.end, x.owner, x.count, x.area, ltrb))
     for r, s in parts:
-        if rows[r].size == 0 or rows[s].size == 0:
+        if local[r].size == 0 or local[s].size == 0:
             continue
         iou = runs_iou(stacked[r], stacked[s])
         i, j = np.nonzero(iou >= iou_thr)
-        parts[(r, s)].append((rows[r][i], rows[s][j], iou[i, j]))
+        parts[(r, s)].append((lo + local[r][i], lo + local[s][j], iou[i, j]))
 
 
 def batch_links(

@@ -16,7 +16,7 @@ Weights are per annotator ``(R,)``, larger = more trusted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -170,6 +170,15 @@ def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod
 VOTE_BLOCK = 128
 
 
+#: the row runs of some of the masks given to :func:`vote_masks`, by their positions
+MemberRuns = Callable[[IntArray], RowRuns]
+
+
+def decoded_runs(masks: Sequence[MaskRle]) -> MemberRuns:
+    """Runs of ``masks`` decoded on demand (the default of :func:`vote_masks`)."""
+    return lambda idx: rle_to_runs([masks[i] for i in idx.tolist()])
+
+
 def vote_masks(
     masks: Sequence[MaskRle],
     cluster: IntArray,
@@ -177,11 +186,14 @@ def vote_masks(
     n_clusters: int,
     vote_thr: float,
     lead_iou: FloatArray | None = None,
+    member_runs: MemberRuns | None = None,
 ) -> tuple[IntArray, list[IntArray | None], FloatArray]:
     """Weighted pixel vote for many clusters at once (see :func:`_vote_block`), in blocks of
-    :data:`VOTE_BLOCK` clusters."""
+    :data:`VOTE_BLOCK` clusters. ``member_runs`` gives the members' row runs where they are
+    decoded already (the matching's, clipped to the frame); by default the masks are decoded."""
+    runs_of = member_runs or decoded_runs(masks)
     if n_clusters <= VOTE_BLOCK:
-        return _vote_block(masks, cluster, weight, n_clusters, vote_thr, lead_iou)
+        return _vote_block(masks, cluster, weight, n_clusters, vote_thr, lead_iou, runs_of)
     ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
     counts: list[IntArray | None] = [None] * n_clusters
     member_iou = np.zeros(len(masks))
@@ -195,9 +207,15 @@ def vote_masks(
             c1 - c0,
             vote_thr,
             None if lead_iou is None else lead_iou[sel],
+            _subset(runs_of, sel),
         )
         ltrb[c0:c1], counts[c0:c1], member_iou[sel] = part
     return ltrb, counts, member_iou
+
+
+def _subset(runs_of: MemberRuns, sel: IntArray) -> MemberRuns:
+    """``runs_of`` for the members ``sel`` (positions within ``sel``)."""
+    return lambda idx: runs_of(sel[idx])
 
 
 #: members one cluster may have for :func:`_member_vote_iou` (one bit of an int64 each)
@@ -253,7 +271,8 @@ def _vote_block(
     weight: FloatArray,
     n_clusters: int,
     vote_thr: float,
-    lead_iou: FloatArray | None = None,
+    lead_iou: FloatArray | None,
+    runs_of: MemberRuns,
 ) -> tuple[IntArray, list[IntArray | None], FloatArray]:
     """Weighted pixel vote for many clusters at once, on row runs (no bitmap is ever built).
 
@@ -264,7 +283,7 @@ def _vote_block(
     voted mask ``(M,)`` (0 where the vote keeps no pixel), from the runs the vote already has.
     ``lead_iou (M,)``: each member's IoU with its cluster's heaviest member (the first of equal
     weight) where already known (NaN elsewhere): a dominant cluster's vote *is* that member's mask,
-    so only the unknown ones are decoded.
+    so only the unknown ones are decoded. ``runs_of`` gives members' row runs by position.
 
     Each run adds its weight at its start column and removes it at its end; sorted by
     (cluster, row, column), a running sum gives the coverage of every stretch between events.
@@ -300,14 +319,13 @@ def _vote_block(
         others = others[~known]
     if others.size:
         leads, pos = np.unique(best[cluster[others]], return_inverse=True)
-        lead_runs = take_runs(rle_to_runs([masks[i] for i in leads.tolist()]), pos)
-        member_iou[others] = runs_iou_paired(rle_to_runs([masks[i] for i in others.tolist()]), lead_runs)
+        lead_runs = take_runs(runs_of(leads), pos)
+        member_iou[others] = runs_iou_paired(runs_of(others), lead_runs)
     if not voting.any():
         return ltrb, counts, member_iou
     sub = np.flatnonzero(voting)
-    masks = [masks[i] for i in sub.tolist()]
     cluster, weight = cluster[sub], weight[sub]
-    runs = rle_to_runs(masks)
+    runs = runs_of(sub)
     if runs.row.size == 0:
         return ltrb, counts, member_iou
     # integer weights keep the running sum exact

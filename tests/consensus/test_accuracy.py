@@ -17,7 +17,9 @@ from cvat_ext.consensus.settings import ConsensusSettings
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from consensus_bench import evaluate
-from consensus_generator import Kind, Scenario, generate
+from consensus_generator import MODERATE, Kind, Scenario, generate
+
+__all__ = ["MODERATE", "Scenario", "generate"]  # the other consensus tests build replicas with them
 
 
 @pytest.mark.parametrize(("kind", "frames"), [("rectangle", 200), ("mask", 60), ("polygon", 60), ("skeleton", 80)])
