@@ -3,24 +3,23 @@
 Inputs are what CVAT serves: one ``GET /api/jobs/{id}/annotations`` body per annotator, the labels
 (``GET /api/labels``, a list or a paginated page) and the job's frame meta
 (``GET /api/jobs/{id}/data/meta``). Bad input ends with one line naming the file (exit code 2).
+The annotation files are read incrementally into temporary SQLite files
+(:class:`~cvat_ext.annotations.frame_store.FrameStore`), so memory grows with a chunk of frames,
+not with the job.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
-from cvat_ext.annotations.cvat_json import (
-    load_json_file,
-    parse_job_annotations,
-    parse_job_meta,
-    parse_labels,
-)
-from cvat_ext.annotations.model import JobAnnotations
-from cvat_ext.consensus.engine import score_replicas
+from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
+from cvat_ext.annotations.frame_store import FrameStore
+from cvat_ext.consensus.engine import score_streams
 from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
@@ -145,24 +144,24 @@ def consensus(
     named = _replica_args(replicas)
     labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
     meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
-    anns: dict[str, JobAnnotations] = {
-        name: parse_job_annotations(load_json_file(path), where=str(path)) for name, path in named
-    }
     show = sys.stderr.isatty() if progress is None else progress
     # two passes over the frames (match, then merge), three when sigmas are estimated first
     total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
-    if show:
-        from tqdm import tqdm
+    with ExitStack() as stack:
+        # each replica is validated and spilled to a temporary SQLite file, read back a chunk at a time
+        stores = {name: stack.enter_context(FrameStore(path)) for name, path in named}
+        if show:
+            from tqdm import tqdm
 
-        with tqdm(total=total, desc="consensus", unit="frame", file=sys.stderr) as bar:
+            bar = stack.enter_context(tqdm(total=total, desc="consensus", unit="frame", file=sys.stderr))
 
             def tick(stage: str, frames: int) -> None:
                 bar.set_description(f"consensus ({stage})", refresh=False)
                 bar.update(frames)
 
-            result = score_replicas(anns, labels, meta, settings, progress=tick)
-    else:
-        result = score_replicas(anns, labels, meta, settings)
+            result = score_streams(stores, labels, meta, settings, progress=tick)
+        else:
+            result = score_streams(stores, labels, meta, settings)
     if report_out is not None:
         write_report_json(result, report_out)
     if csv_dir is not None:

@@ -17,9 +17,11 @@ vote also reuses the row runs the matching decoded, while they number at most
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -49,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 #: keep pass-1 chunks for pass 2 while the job has at most this many objects
 CACHE_OBJECTS = 2_000_000
+#: ... the same for :func:`score_streams`, whose callers read from disk to save memory
+STREAM_CACHE_OBJECTS = 50_000
 #: ... and, within those, the matching's mask/polygon row runs for the mask vote while they hold
 #: at most this many runs in total (32 bytes a run)
 CACHE_RUNS = 8_000_000
@@ -69,6 +73,19 @@ class ChunkClusters:
     tables: Mapping[GroupKey, ClusterTable]
     labels: Mapping[GroupKey, IntArray]
     strata: Mapping[GroupKey, IntArray]
+
+
+#: a re-startable per-replica stream: each call yields the replica's frames anew, in frame order
+FrameSource = Callable[[], Iterator[FrameAnnotations]]
+
+
+class FrameReader(Protocol):
+    """What :func:`score_streams` reads a replica from (:class:`cvat_ext.annotations.frame_store.FrameStore`)."""
+
+    def iter_frames(self, last_frame: int | None, *, window: int = ...) -> Iterator[FrameAnnotations]:
+        """Per-frame annotations in frame order, tracks expanded up to ``last_frame``, read
+        ``window`` frames at a time."""
+        ...
 
 
 def _frames_of(ann: JobAnnotations, last_frame: int) -> Iterator[FrameAnnotations]:
@@ -93,10 +110,14 @@ def _frames_of(ann: JobAnnotations, last_frame: int) -> Iterator[FrameAnnotation
         yield FrameAnnotations(frame=frame, shapes=tuple(by_frame.get(frame, ())), tags=tuple(tags.get(frame, ())))
 
 
-def iter_chunks(replicas: Sequence[JobAnnotations], meta: JobMeta, chunk_frames: int) -> Iterator[ChunkInput]:
-    """Frames that any replica annotated, joined across replicas, ``chunk_frames`` at a time."""
+def iter_chunks(
+    replicas: Sequence[JobAnnotations | FrameSource], meta: JobMeta, chunk_frames: int
+) -> Iterator[ChunkInput]:
+    """Frames that any replica annotated, joined across replicas, ``chunk_frames`` at a time.
+
+    A replica is its whole :class:`JobAnnotations` or a :data:`FrameSource` (called once here)."""
     deleted = set(meta.deleted_frames)
-    streams = [_frames_of(ann, meta.stop_frame) for ann in replicas]
+    streams = [_frames_of(r, meta.stop_frame) if isinstance(r, JobAnnotations) else r() for r in replicas]
     heads: list[FrameAnnotations | None] = [next(s, None) for s in streams]
     frames: list[int] = []
     per_frame: list[tuple[FrameAnnotations | None, ...]] = []
@@ -179,15 +200,50 @@ def score_replicas(
     """
     settings = settings or ConsensusSettings()
     names = tuple(replicas)
-    anns = [replicas[n] for n in names]
+    return score_chunks(
+        names, _batched_source([replicas[n] for n in names], meta, settings), labels, meta, settings, progress=progress
+    )
+
+
+def score_streams(
+    readers: Mapping[str, FrameReader],
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cache_objects: int | None = None,
+) -> ConsensusResult:
+    """:func:`score_replicas` on replicas read frame by frame (e.g. from
+    :class:`~cvat_ext.annotations.frame_store.FrameStore`), re-read on every pass.
+
+    Pass-1 chunks are kept for pass 2 only while the job has at most ``cache_objects`` objects
+    (default :data:`STREAM_CACHE_OBJECTS`), so memory stays at about a chunk's worth of work plus
+    the cluster tables. The result is the one :func:`score_replicas` gives for the same replicas.
+    """
+    settings = settings or ConsensusSettings()
+    names = tuple(readers)
+    window = settings.chunk_frames
+    sources: list[JobAnnotations | FrameSource] = [
+        functools.partial(readers[n].iter_frames, meta.stop_frame, window=window) for n in names
+    ]
+    budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
+    source = _batched_source(sources, meta, settings)
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget)
+
+
+def _batched_source(
+    replicas: Sequence[JobAnnotations | FrameSource], meta: JobMeta, settings: ConsensusSettings
+) -> ChunkSource:
+    """The engine's chunk source over whole or streamed replicas: chunks with their match groups."""
     chunk_frames = settings.chunk_frames
     across = settings.match_across_labels
 
     def source() -> Iterator[tuple[ChunkInput, dict[GroupKey, ReplicaBatch]]]:
-        for chunk in iter_chunks(anns, meta, chunk_frames):
+        for chunk in iter_chunks(replicas, meta, chunk_frames):
             yield chunk, build_batches(chunk, match_across_labels=across)
 
-    return score_chunks(names, source, labels, meta, settings, progress=progress)
+    return source
 
 
 def score_chunks(
@@ -198,9 +254,14 @@ def score_chunks(
     settings: ConsensusSettings,
     *,
     progress: ProgressFn | None = None,
+    cache_objects: int | None = None,
 ) -> ConsensusResult:
     """The engine on already columnar chunks (what :func:`score_replicas` feeds it; the benchmark
-    feeds it directly to time matching, agreement and merge without the object conversion)."""
+    feeds it directly to time matching, agreement and merge without the object conversion).
+
+    ``cache_objects``: keep pass-1 chunks for pass 2 while the job has at most this many objects
+    (default :data:`CACHE_OBJECTS`), else call ``source`` again."""
+    cache_budget = CACHE_OBJECTS if cache_objects is None else cache_objects
     names = tuple(names)
     n_annot = len(names)
     if n_annot < 2:
@@ -247,7 +308,7 @@ def score_chunks(
                 _drop_runs(b for _, b, _ in stored if b is not None)
         if n_runs > CACHE_RUNS:
             _drop_runs([batches])
-        keep = n_objects <= CACHE_OBJECTS
+        keep = n_objects <= cache_budget
         if not keep and stored and stored[0][0] is not None:
             # over the budget: pass 2 will re-read everything, so drop what was kept so far
             stored = [(None, None, clusters) for _, _, clusters in stored]
@@ -255,7 +316,7 @@ def score_chunks(
         stored.append((chunk if keep else None, batches if keep else None, clusters))
         if progress is not None:
             progress("match", len(chunk.frames))
-    cached = n_objects <= CACHE_OBJECTS
+    cached = n_objects <= cache_budget
 
     model = _fit_reliability(names, all_labels, iou_disagreement, by_family, settings)
     if settings.auto_quorum(n_annot):
