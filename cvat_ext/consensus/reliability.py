@@ -142,91 +142,125 @@ def fusion_weights(noise: FloatArray, *, floor_share: float = 0.1) -> FloatArray
     return np.asarray(w / w.max(), dtype=np.float64)
 
 
+#: existence strata (:mod:`cvat_ext.consensus.context`)
+OPEN, SHADOWED = 0, 1
+
+
+#: annotators from which shadowed clusters drawn by several of them may be spurious (the echo
+#: model): with three, the shadowed patterns cannot tell its parameters apart
+MIN_ECHO_ANNOTATORS = 4
+
+
 @dataclass(frozen=True, eq=False)
 class ExistenceModel:
     """Is a cluster a real object? A capture–recapture model with false positives, by stratum.
 
     A real object is drawn by annotator r independently with probability ``sensitivity[r]``
-    (clusters nobody drew are never seen: the model is truncated at zero). A false object is drawn
-    by exactly one annotator, annotator r with probability ``false_share[c, r]`` (two annotators do
-    not invent the same object). ``prior[c]`` is the share of real objects among the clusters seen
-    in stratum c (:mod:`cvat_ext.consensus.context`: 0 open, 1 shadowed by a better-supported
-    cluster). So a cluster drawn by 2+ annotators is real; a singleton is weighed by who drew it,
-    by how often the others would have missed a real object, and by how often singletons of its
-    stratum are real. The sensitivities are shared: an annotator misses objects wherever they are.
+    (clusters nobody drew are never seen: the model is truncated at zero); an annotator misses
+    objects wherever they are, so the sensitivities are shared by the strata. False objects differ
+    by where they are (:mod:`cvat_ext.consensus.context`):
+
+    * open space (stratum 0): an invention of one annotator, annotator r with probability
+      ``false_share[0, r]`` (two annotators do not invent the same object there);
+    * shadowed by a better-supported cluster (stratum 1): a spurious drawing around a real object
+      (a duplicate, a part, a box dropped on the neighbour). With ``echo`` (fitted from
+      :data:`MIN_ECHO_ANNOTATORS` annotators on) each annotator makes one independently with
+      probability ``echo[r]``, so several may coincide; otherwise it is one annotator's, annotator
+      r with probability ``false_share[1, r]``.
+
+    A cluster drawn by everyone is real, and is never shadowed (nothing near it has more
+    support): it tells the sensitivities, not the strata. So the model weighs the *partial*
+    clusters, those some annotator did not draw: ``prior[c]`` is the share of real objects among
+    the partial clusters of stratum c, and the real objects' patterns are conditioned on being
+    partial (in a crowd, where partial clusters are often shadowed and complete ones never, the
+    strata then fit alike).
     """
 
-    prior: FloatArray  # (C,)
+    prior: FloatArray  # (2,)
     sensitivity: FloatArray  # (R,)
-    false_share: FloatArray  # (C, R)
-
-    def _single_real(self) -> FloatArray:
-        """(C, R) P(real | only annotator r drew it, stratum c)."""
-        p = self.sensitivity
-        miss = float(np.prod(1.0 - p))
-        seen = max(1.0 - miss, 1e-12)
-        only_r = p * miss / np.maximum(1.0 - p, 1e-12) / seen
-        real = self.prior[:, None] * only_r[None, :]
-        fake = (1.0 - self.prior[:, None]) * self.false_share
-        return np.asarray(real / np.maximum(real + fake, 1e-300), dtype=np.float64)
+    false_share: FloatArray  # (2, R)
+    echo: FloatArray | None = None  # (R,)
 
     def posterior(self, present: npt.NDArray[np.bool_], stratum: IntArray | None = None) -> FloatArray:
         """(K,) P(real | which annotators drew the cluster, its stratum); ``present (K, R)``,
         ``stratum (K,)`` (None: all open)."""
         present = np.asarray(present, dtype=bool)
-        count = present.sum(axis=1)
-        out = (count >= 2).astype(np.float64)
-        single = np.flatnonzero(count == 1)
-        c = np.zeros(single.size, dtype=np.int64) if stratum is None else np.asarray(stratum)[single]
-        out[single] = self._single_real()[np.minimum(c, self.prior.size - 1), present[single].argmax(axis=1)]
-        return out
+        c = np.zeros(present.shape[0], dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
+        shadow = c == SHADOWED
+        partial = np.asarray(~present.all(axis=1), dtype=bool)
+        real = self.prior[c] * _bernoulli_truncated(present, self.sensitivity, not_all=partial)
+        fake = np.where(present.sum(axis=1) == 1, self.false_share[c, present.argmax(axis=1)], 0.0)
+        if self.echo is not None:
+            fake = np.where(shadow, _bernoulli_truncated(present, self.echo, not_all=shadow), fake)
+        fake = (1.0 - self.prior[c]) * fake
+        return np.asarray(np.where(partial, real / np.maximum(real + fake, 1e-300), 1.0), dtype=np.float64)
+
+
+def _bernoulli_truncated(
+    present: npt.NDArray[np.bool_], prob: FloatArray, *, not_all: npt.NDArray[np.bool_] | None = None
+) -> FloatArray:
+    """(K,) P(pattern | each annotator draws with ``prob[r]`` independently, at least one does;
+    where ``not_all``, also not all of them)."""
+    log_p, log_q = np.log(prob), np.log1p(-prob)
+    seen = max(1.0 - float(np.exp(log_q.sum())), 1e-300)
+    out = np.exp(present @ log_p + (~present) @ log_q) / seen
+    if not_all is not None:
+        out = np.where(not_all, out / max(1.0 - float(np.exp(log_p.sum())) / seen, 1e-300), out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _fit_truncated(hits: FloatArray, n: float, eps: float) -> FloatArray:
+    """Per-annotator draw probabilities from ``hits (R,)`` among ``n`` units seen, adding the units
+    nobody drew (a zero-truncated Bernoulli, by fixed-point steps)."""
+    p = np.clip(hits / max(n, eps), eps, 1 - eps)
+    for _ in range(5):
+        miss = float(np.prod(1.0 - p))
+        unseen = n * miss / max(1.0 - miss, eps)
+        p = np.clip(hits / max(n + unseen, eps), eps, 1 - eps)
+    return p
 
 
 def fit_existence(
     present: npt.NDArray[np.bool_],
     stratum: IntArray | None = None,
     *,
-    n_strata: int = 2,
     iterations: int = 100,
     tol: float = 1e-8,
 ) -> ExistenceModel:
     """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)`` of clusters in
-    ``stratum (K,)`` (values below ``n_strata``; None: all in stratum 0)."""
+    ``stratum (K,)`` (0 open, 1 shadowed; None: all open), over the distinct (pattern, stratum)
+    pairs with their counts."""
     present = np.asarray(present, dtype=bool)
     n_units, n_annot = present.shape
-    strata = np.zeros(n_units, dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
     eps = 1e-6
+    flat = np.full((2, n_annot), 1.0 / max(n_annot, 1))
     if n_units == 0 or n_annot == 0:
-        return ExistenceModel(
-            np.ones(n_strata), np.full(n_annot, 0.5), np.full((n_strata, n_annot), 1.0 / max(n_annot, 1))
-        )
-    count = present.sum(axis=1)
-    multi = count >= 2
-    single = count == 1
-    singles = np.zeros((n_strata, n_annot))
-    np.add.at(singles, (strata[single], present[single].argmax(axis=1)), 1.0)
-    units = np.bincount(strata, minlength=n_strata).astype(np.float64)
-    multi_n = np.bincount(strata[multi], minlength=n_strata).astype(np.float64)
-    multi_hits = present[multi].sum(axis=0).astype(np.float64)
-    # start: every singleton is half real
-    real_single = 0.5 * singles
-    model = ExistenceModel(np.ones(n_strata), np.full(n_annot, 0.5), np.full((n_strata, n_annot), 1.0 / n_annot))
+        return ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
+    strata = np.zeros(n_units, dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
+    keys, count = np.unique(np.column_stack([present, strata]), axis=0, return_counts=True)
+    pattern, c, count = keys[:, :-1].astype(bool), keys[:, -1], count.astype(np.float64)
+    size = pattern.sum(axis=1)
+    single = size == 1
+    shadow = c == SHADOWED
+    echoes = n_annot >= MIN_ECHO_ANNOTATORS
+    partial = size < n_annot
+    units = np.bincount(c[partial], weights=count[partial], minlength=2)
+    # start: lone objects half real, and shadowed groups too when they may be spurious
+    real = np.where(single | (shadow & echoes), 0.5, 1.0)
+    model = ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
     for _ in range(iterations):
-        n_real = multi_n.sum() + real_single.sum()
-        # truncated Bernoulli: add the expected real objects nobody drew
-        hits = multi_hits + real_single.sum(axis=0)
-        p = np.clip(hits / max(n_real, eps), eps, 1 - eps)
-        for _ in range(5):
-            miss = float(np.prod(1.0 - p))
-            unseen = n_real * miss / max(1.0 - miss, eps)
-            p = np.clip(hits / max(n_real + unseen, eps), eps, 1 - eps)
-        fake = singles - real_single
-        share = (fake + eps) / (fake.sum(axis=1, keepdims=True) + eps * n_annot)
-        prior = np.clip((multi_n + real_single.sum(axis=1)) / np.maximum(units, eps), eps, 1.0)
-        model = ExistenceModel(prior, p, share)
-        new_real = singles * model._single_real()
-        moved = float(np.abs(new_real - real_single).max())
-        real_single = new_real
+        w_real, w_fake = count * real, count * (1.0 - real)
+        sensitivity = _fit_truncated(w_real @ pattern, float(w_real.sum()), eps)
+        share = np.zeros((2, n_annot))
+        np.add.at(share, c[single], w_fake[single, None] * pattern[single])
+        share = (share + eps) / (share.sum(axis=1, keepdims=True) + eps * n_annot)
+        echo = _fit_truncated(w_fake[shadow] @ pattern[shadow], float(w_fake[shadow].sum()), eps) if echoes else None
+        real_partial = np.bincount(c[partial], weights=w_real[partial], minlength=2)
+        prior = np.clip(real_partial / np.maximum(units, eps), eps, 1.0)
+        model = ExistenceModel(prior, sensitivity, share, echo)
+        new_real = model.posterior(pattern, c)
+        moved = float(np.abs(new_real - real).max())
+        real = new_real
         if moved < tol:
             break
     return model

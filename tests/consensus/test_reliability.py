@@ -90,17 +90,39 @@ def test_existence_strata_learn_where_singletons_are_real() -> None:
 
 
 def test_existence_strata_that_look_alike_change_nothing() -> None:
+    # a crowd: whether a cluster is shadowed says nothing about whether it is real (any cluster not
+    # drawn by everyone may be), so the strata must reach the pooled model's decisions
     rng = np.random.default_rng(3)
     real = rng.random((4000, 3)) < np.array([0.98, 0.9, 0.7])
     real = real[real.any(axis=1)]
     fake = np.zeros((500, 3), dtype=bool)
     fake[np.arange(500), rng.choice(3, 500, p=[0.05, 0.15, 0.8])] = True
     present = np.concatenate([real, fake])
-    stratum = rng.integers(0, 2, present.shape[0])  # a stratum that carries no information
+    stratum = np.where(present.all(axis=1), 0, rng.integers(0, 2, present.shape[0]))
     split = fit_existence(present, stratum)
     pooled = fit_existence(present)
-    singles = np.eye(3, dtype=bool)
+    patterns = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=bool)
+    want = pooled.posterior(patterns) >= 0.5
     for c in (0, 1):
-        got, want = split.posterior(singles, np.full(3, c)), pooled.posterior(singles)
-        assert (got >= 0.5).tolist() == (want >= 0.5).tolist() == [True, False, False]
-        assert got == pytest.approx(want, abs=0.1)  # two halves of the data: sampling noise
+        got = split.posterior(patterns, np.full(len(patterns), c)) >= 0.5
+        assert got.tolist() == want.tolist() == [True, False, False, True, True, True]
+
+
+def test_shadowed_pairs_of_object_inventing_annotators_are_not_real() -> None:
+    # five annotators; the two sloppy ones (3, 4) often both draw something spurious next to a real
+    # object: in the shadow of another object, their pair is not evidence of a real one
+    rng = np.random.default_rng(4)
+    real = rng.random((3000, 5)) < np.array([0.99, 0.95, 0.95, 0.8, 0.8])
+    real = real[real.any(axis=1)]
+    echo = rng.random((1500, 5)) < np.array([0.01, 0.05, 0.05, 0.5, 0.5])
+    echo = echo[echo.any(axis=1)]
+    present = np.concatenate([real, echo])
+    # some real objects overlap others too (never those everyone drew: nothing has more support)
+    real_stratum = np.where(real.all(axis=1), 0, rng.random(len(real)) < 0.3)
+    stratum = np.concatenate([real_stratum, np.ones(len(echo))]).astype(np.int64)
+    model = fit_existence(present, stratum)
+    sloppy_pair = np.array([[0, 0, 0, 1, 1]], dtype=bool)
+    assert model.posterior(sloppy_pair, np.array([1]))[0] < 0.5
+    assert model.posterior(sloppy_pair, np.array([0]))[0] == 1.0  # in open space a pair is real
+    careful_pair = np.array([[1, 1, 0, 0, 0]], dtype=bool)
+    assert model.posterior(careful_pair, np.array([1]))[0] > 0.5
