@@ -52,12 +52,11 @@ def shadowed(frame_pos: IntArray, support: IntArray, extents: FloatArray, cover:
     if own.size == 0:
         return out
     other = order[np.repeat(first - (np.cumsum(n_better) - n_better), n_better) + np.arange(own.size)]
-    box = extents
-    a, b = box[own], box[other]
+    a, b = extents[own], extents[other]
     iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
     ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    area = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+    area = (extents[:, 2] - extents[:, 0]) * (extents[:, 3] - extents[:, 1])
     hit = inter >= cover * np.maximum(np.minimum(area[own], area[other]), 1e-12)
     out[own[hit]] = True
     return out

@@ -67,8 +67,8 @@ ProgressFn = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class ChunkClusters:
-    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R) and
-    existence strata (K,) (:func:`cluster_strata`)."""
+    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R) and, when
+    the existence model decides the quorum, existence strata (K,) (:func:`cluster_strata`)."""
 
     tables: Mapping[GroupKey, ClusterTable]
     labels: Mapping[GroupKey, IntArray]
@@ -279,6 +279,7 @@ def score_chunks(
     all_labels: list[IntArray] = []
     presence: dict[str, list[BoolArray]] = {}
     strata_of: dict[str, list[IntArray]] = {}
+    auto_quorum = settings.auto_quorum(n_annot)
     n_objects = n_runs = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0], element_sigmas)
@@ -293,8 +294,9 @@ def score_chunks(
             chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
             all_labels.append(chunk_labels[key])
             presence.setdefault(batch.family, []).append(rows >= 0)
-            chunk_strata[key] = cluster_strata(batch, table, rows)
-            strata_of.setdefault(batch.family, []).append(chunk_strata[key])
+            if auto_quorum:
+                chunk_strata[key] = cluster_strata(batch, table, rows)
+                strata_of.setdefault(batch.family, []).append(chunk_strata[key])
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
             iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
@@ -319,7 +321,7 @@ def score_chunks(
     cached = n_objects <= cache_budget
 
     model = _fit_reliability(names, all_labels, iou_disagreement, by_family, settings)
-    if settings.auto_quorum(n_annot):
+    if auto_quorum:
         model = dataclasses.replace(
             model,
             existence={

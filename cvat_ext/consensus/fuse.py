@@ -186,7 +186,7 @@ class ChunkMerger:
             present = rows >= 0
             labels_kr = np.where(present, batch.label[np.maximum(rows, 0)], -1)
             cons = self.model.consensus_labels(labels_kr)
-            kept = self.model.keep(batch.family, present, self.quorum, None if strata is None else strata[key])
+            kept = self.model.keep(batch.family, present, self.quorum, None if strata is None else strata.get(key))
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
             self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity))

@@ -125,8 +125,7 @@ def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float, weak_thr: flo
 def _with_size(params: SimilarityParams, frame_wh: IntArray | None, frame_pos: int) -> SimilarityParams:
     if frame_wh is None:
         return params
-    wh = (int(frame_wh[frame_pos, 0]), int(frame_wh[frame_pos, 1]))
-    return params if wh == params.image_wh else dataclasses.replace(params, image_wh=wh)
+    return params.sized((int(frame_wh[frame_pos, 0]), int(frame_wh[frame_pos, 1])))
 
 
 def dense_links(

@@ -10,13 +10,12 @@ the vote (``ReplicaBatch.runs_cache``).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from cvat_ext.consensus.batch import IntArray, ReplicaBatch
-from cvat_ext.geometry import RowRuns, SimilarityParams, owner_offsets, segment_runs, take_runs
+from cvat_ext.geometry import RowRuns, SimilarityParams, empty_runs, owner_offsets, segment_runs, take_runs
 
 #: frames decoded (and joined by the matching) together: the matching's IoU matrix per block is
 #: (20 F)^2 for 20 objects per frame
@@ -41,7 +40,7 @@ class SegmentRuns:
         """Runs of batch ``rows`` (any order, repeats allowed) as segments ``0 .. len(rows)``."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
-            return take_runs(self.blocks[0], rows, self.offsets[0]) if self.blocks else _no_runs()
+            return take_runs(self.blocks[0], rows, self.offsets[0]) if self.blocks else empty_runs(0)
         first = int(np.searchsorted(self.bounds, rows.min(), side="right")) - 1
         last = int(np.searchsorted(self.bounds, rows.max(), side="right")) - 1
         if first == last:
@@ -59,11 +58,6 @@ class SegmentRuns:
             np.concatenate([p.ltrb for p in parts]),
         )
         return take_runs(merged, rows - self.bounds[first], owner_offsets(merged))
-
-
-def _no_runs() -> RowRuns:
-    z = np.zeros(0, dtype=np.int64)
-    return RowRuns(z, z, z, z, 0)
 
 
 def segment_rows_runs(batch: ReplicaBatch, params: SimilarityParams, frame_wh: IntArray | None = None) -> SegmentRuns:
@@ -93,19 +87,14 @@ def _decode_block(
         return _grouped(segment_runs(shapes, params))
     sizes = frame_wh[batch.frame_pos[lo:hi]]
     if (sizes == sizes[0]).all():
-        return _grouped(segment_runs(shapes, _sized(params, sizes[0])))
+        return _grouped(segment_runs(shapes, params.sized((int(sizes[0, 0]), int(sizes[0, 1])))))
     parts = []
     for wh in np.unique(sizes, axis=0):
         local = np.flatnonzero((sizes == wh).all(axis=1))
-        runs = segment_runs([shapes[i] for i in local.tolist()], _sized(params, wh))
+        runs = segment_runs([shapes[i] for i in local.tolist()], params.sized((int(wh[0]), int(wh[1]))))
         parts.append(RowRuns(runs.row, runs.start, runs.end, local[runs.owner], hi - lo))
     row, start, end, owner = (np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "start", "end", "owner"))
     return _grouped(RowRuns(row, start, end, owner, hi - lo))
-
-
-def _sized(params: SimilarityParams, wh: IntArray) -> SimilarityParams:
-    size = (int(wh[0]), int(wh[1]))
-    return params if size == params.image_wh else dataclasses.replace(params, image_wh=size)
 
 
 def _grouped(runs: RowRuns) -> RowRuns:

@@ -22,6 +22,7 @@ cuboid          IoU of the convex hulls of the 8 projected points (CVAT compares
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -92,6 +93,10 @@ class SimilarityParams:
             raise AnnotationFormatError(
                 f"similarity params: element_sigmas must be positive, got {dict(self.element_sigmas)!r}"
             )
+
+    def sized(self, wh: tuple[int, int]) -> SimilarityParams:
+        """These parameters for frames of size ``wh`` (width, height): ``self`` when it already is."""
+        return self if wh == self.image_wh else dataclasses.replace(self, image_wh=wh)
 
 
 #: types that compare with each other (CVAT compares polygons and masks as one "segment" family)
