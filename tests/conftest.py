@@ -42,7 +42,7 @@ GT_FRAMES = (1, 7, 8, 11, 15)
 
 @dataclass(frozen=True)
 class OrgWorld:
-    """Ids of the seeded org (as in /work/shared/cvat/recorded, README "The scenario")."""
+    """Ids of the seeded org (as in tests/data/cvat-2.73/recorded, README "The scenario")."""
 
     org_slug: str
     org_id: int

@@ -1,32 +1,15 @@
-"""Where the team's shared reference data lives: ``../shared`` beside the checkout.
+"""Where the recorded CVAT 2.73 facts the tests use live: ``tests/data/cvat-2.73`` in this repository.
 
-``CVAT_EXT_SHARED`` overrides it. The recordings and the OpenAPI schema are test inputs, not
-optional extras: when they are missing the tests that need them fail with this message rather than
-skip, so CI can never pass by silently testing less.
+The recordings (real request/response pairs from a CVAT 2.73.0 server) and CVAT's OpenAPI schema
+are data of this project: a bare ``git clone`` runs every test with nothing beside it. See
+``tests/data/cvat-2.73/README.md`` for where they come from.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    """The shared folder (``$CVAT_EXT_SHARED``, else ``<repo>/../shared``, else ``<repo>/shared``)."""
-    env = os.environ.get("CVAT_EXT_SHARED")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO_ROOT.parent / "shared", REPO_ROOT / "shared", Path("/work/shared")]
-    for path in candidates:
-        if (path / "cvat").is_dir():
-            return path
-    raise FileNotFoundError(
-        "shared reference data not found: expected ../shared/cvat beside the checkout "
-        f"(looked in {', '.join(str(c) for c in candidates)}); set CVAT_EXT_SHARED"
-    )
-
-
-SHARED_DIR = shared_dir()
-RECORDED_DIR = SHARED_DIR / "cvat" / "recorded"
-SCHEMA_PATH = SHARED_DIR / "cvat" / "schema-2.73.0.yml"
+DATA_DIR = Path(__file__).resolve().parent / "data" / "cvat-2.73"
+RECORDED_DIR = DATA_DIR / "recorded"
+SCHEMA_PATH = DATA_DIR / "schema-2.73.0.yml"

@@ -1,7 +1,7 @@
 """What differs between the CVAT servers we talk to (server side), with cvat-sdk 2.80 as the client.
 
 The SDK's generated code follows the 2.80 schema; cvat-ext is built and verified against CVAT
-2.73.0 (recordings in ``shared/cvat/recorded``). Differences that matter to the client:
+2.73.0 (recordings in ``tests/data/cvat-2.73/recorded``). Differences that matter to the client:
 
 ==============================  ================================  ===================================
 area                            CVAT 2.73                         newer servers (SDK 2.80 schema)

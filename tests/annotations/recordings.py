@@ -1,6 +1,6 @@
-"""Annotation bodies from the recorded CVAT 2.73 traffic (``shared/cvat/recorded``).
+"""Annotation bodies from the recorded CVAT 2.73 traffic (``tests/data/cvat-2.73/recorded``).
 
-Tests that need a recording skip when the recordings are not on this machine.
+The recordings are part of the repository (recorded facts, see tests/data/cvat-2.73/README.md).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from tests import shared_data
 
@@ -40,10 +39,10 @@ def _recorded() -> Path | None:
 
 @cache
 def load(name: str) -> Any:
-    """One recording file (skips the calling test when the recordings are missing)."""
+    """One recording file (the recordings are in the repository: missing means a broken checkout)."""
     where = _recorded()
     if where is None:
-        pytest.skip("CVAT recordings (shared/cvat/recorded) not available")
+        raise FileNotFoundError("CVAT recordings (tests/data/cvat-2.73/recorded) missing from the checkout")
     with open(where / name, encoding="utf-8") as fh:
         return json.load(fh)
 

@@ -1,4 +1,4 @@
-"""Access to the real CVAT 2.73 recordings (``shared/cvat/recorded``) for tests."""
+"""Access to the real CVAT 2.73 recordings (``tests/data/cvat-2.73/recorded``) for tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from tests import shared_data
 
@@ -18,8 +17,7 @@ def recorded_dir() -> Path:
     for path in _CANDIDATES:
         if path.is_dir():
             return path
-    pytest.skip("CVAT recordings (shared/cvat/recorded) not available")
-    raise AssertionError("unreachable")
+    raise FileNotFoundError("CVAT recordings (tests/data/cvat-2.73/recorded) missing from the checkout")
 
 
 @cache

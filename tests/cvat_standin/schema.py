@@ -2,7 +2,7 @@
 
 Where the recordings show the real server deviating from its own schema, the deviation is
 allowed explicitly (``ALLOWED_DEVIATIONS``; numbers refer to "Surprises" in
-/work/shared/cvat/recorded/README.md). Everything else that does not validate is a stand-in bug.
+tests/data/cvat-2.73/recorded/README.md). Everything else that does not validate is a stand-in bug.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Recorded CVAT 2.73 bodies (``../shared/cvat/recorded``, see ``tests.shared_data``) as our types."""
+"""Recorded CVAT 2.73 bodies (``tests/data/cvat-2.73/recorded``, see ``tests.shared_data``) as our types."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from cvat_ext.serverless.gateway import FunctionGateway
 from tests.serverless.images import b64, gradient
 
 REPO = Path(__file__).resolve().parents[2]
-#: the Nuclio-side requests of recordings L01-L03 (/work/shared/cvat/recorded), kept with the tests
+#: the Nuclio-side requests of recordings L01-L03 (tests/data/cvat-2.73/recorded), kept with the tests
 RECORDED = json.loads((Path(__file__).with_name("recorded_nuclio.json")).read_text())["files"]
 
 #: the dashboard headers CVAT sent in the recording (L01), used when the recording is unavailable
