@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-
 from tests import shared_data
 
 _LOCATIONS = (shared_data.RECORDED_DIR,)

@@ -7,7 +7,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-
 from tests import shared_data
 
 _CANDIDATES = (shared_data.RECORDED_DIR,)
