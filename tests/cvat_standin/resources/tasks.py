@@ -151,7 +151,13 @@ def _natural_key(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _order(images: list[ImageRec], sorting_method: str) -> list[ImageRec]:
+def _order(images: list[ImageRec], sorting_method: str, file_order: Any) -> list[ImageRec]:
+    if sorting_method == "predefined" and file_order:
+        by_name = {i.name: i for i in images}
+        names = [str(n).rsplit("/", 1)[-1] for n in file_order]
+        if sorted(names) != sorted(by_name):
+            raise bad_request({"upload_file_order": ["must list every uploaded file once"]})
+        return [by_name[n] for n in names]
     if sorting_method == "lexicographical":
         return sorted(images, key=lambda i: i.name)
     if sorting_method == "natural":
@@ -165,7 +171,7 @@ def _finish_upload(ctx: Request, task: TaskRec, fields: dict[str, Any]) -> Respo
         raise bad_request({"sorting_method": [f'"{sorting}" is not a valid choice.']})
     if not task.upload:
         raise bad_request({"client_files": ["No media data found"]})
-    images = _order(task.upload, sorting)
+    images = _order(task.upload, sorting, fields.get("upload_file_order"))
     w = ctx.w
 
     def run() -> int | None:
