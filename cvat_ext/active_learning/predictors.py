@@ -5,8 +5,9 @@ with ``score=1``, contracts §2.6), so a round reads them where they are kept:
 
 * :class:`FunctionPredictor` calls a deployed detector function the way CVAT's lambda manager does
   (contracts §2.3, §2.5): ``POST {"image": <base64 of the original frame>, "threshold": t}`` either
-  to the function's own URL, or to a Nuclio dashboard's ``/api/function_invocations`` with
-  ``x-nuclio-function-name``. The answer is the detector list of §2.6 whose ``confidence`` is the
+  to the function's own HTTP trigger, or to the Nuclio dashboard's invocation URL
+  (``http://nuclio:8070/api/function_invocations``) with ``x-nuclio-function-name`` (as the sidecar's
+  SAM prefetch does). The answer is the detector list of §2.6 whose ``confidence`` is the
   score; labels are mapped to the project's labels by name (as CVAT's default mapping does).
 * :class:`TaskAnnotationsPredictor` reads shapes that carry a ``score`` from the pool task's jobs
   (what ``cvat-cli task auto-annotate`` with cvat-ext's cvat-sdk functions leaves there).
@@ -147,13 +148,9 @@ class FunctionPredictor:
 
     def _call(self, image: bytes, where: str) -> Any:
         payload = {"image": base64.b64encode(image).decode("ascii"), "threshold": self.threshold}
-        if self.function_name:
-            target = f"{self.url}/api/function_invocations"
-            headers = {"x-nuclio-function-name": self.function_name, "x-nuclio-path": "/"}
-        else:
-            target, headers = self.url, {}
+        headers = {"x-nuclio-function-name": self.function_name, "x-nuclio-path": "/"} if self.function_name else {}
         try:
-            resp = self._post(target, json=payload, headers=headers, timeout=self.timeout_s)
+            resp = self._post(self.url, json=payload, headers=headers, timeout=self.timeout_s)
         except requests.Timeout:
             raise PredictorError(f"{where}: function {self.model_version} timed out after {self.timeout_s:g} s") \
                 from None

@@ -21,6 +21,8 @@ A round, for a *pool task* (unlabelled images in a project):
      them. Assignees from the pool are given round-robin.
    * ``mode="gt"``: the pool task's ground-truth job over the picked frames, for experts (an
      existing GT job with exactly those frames is the round's own).
+   Either way the round's table (frame, score, why) goes into that task's CVAT guide, in a block
+   of its own (people's text around it is kept).
 3. **Record.** The action is finished with the task and job ids, and an audit entry is appended.
 
 A round whose plan is saved but not finished is resumed by the next call (same frames), so a new
@@ -48,6 +50,7 @@ from cvat_ext.active_learning.signals import (
     findings_signal,
     uncertainty_signal,
 )
+from cvat_ext.cvat.guide_blocks import markers, replace_block
 from cvat_ext.errors import ConfigError, CvatExtError
 
 if TYPE_CHECKING:
@@ -315,6 +318,37 @@ def _act_gt(client: CvatClient, rec: RoundRecord) -> dict[str, Any]:
     return {"task_id": rec.pool_task_id, "job_ids": [job.id], "prelabels": 0}
 
 
+def round_guide_block(rec: RoundRecord, new_frames: bool) -> str:
+    """The round's block for the task guide: what was picked, in which order, and why."""
+    begin, end = markers(f"al-round-{rec.pool_task_id}-{rec.number}")
+    where = "this task" if new_frames else f"the ground-truth job of pool task {rec.pool_task_id}"
+    lines = [begin, f"## Active-learning round {rec.number} (cvat-ext)", "",
+             f"{len(rec.picks)} frames of pool task {rec.pool_task_id} were picked for {where} by "
+             f"`{rec.model_version}` ({rec.planned_at}), most informative first: where the model is least sure, "
+             "where issues are open, and spread over different scenes.", ""]
+    header = (["frame here"] if new_frames else []) + ["pool frame", "file", "score", "why"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, p in enumerate(rec.picks):
+        cells = ([str(i)] if new_frames else []) + [str(p.frame), p.name.replace("|", "/"), f"{p.score:.3f}", p.why]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(end)
+    return "\n".join(lines)
+
+
+def _publish_guide(client: CvatClient, task_id: int, rec: RoundRecord) -> None:
+    """Put the round's block into the task's guide (replacing an earlier copy of it; people's text kept)."""
+    name = f"al-round-{rec.pool_task_id}-{rec.number}"
+    block = round_guide_block(rec, new_frames=rec.mode == "task")
+    task = client.get_task(task_id)
+    if task.guide_id is None:
+        client.create_guide(task_id=task_id, markdown=replace_block("", block, name))
+        return
+    guide = client.get_guide(task.guide_id)
+    updated = replace_block(guide.markdown, block, name)
+    if updated != guide.markdown:
+        client.update_guide(guide.id, updated)
+
+
 def run_round(
     client: CvatClient,
     store: StateStore,
@@ -343,6 +377,7 @@ def run_round(
         payload = rec.to_json() | {"prelabel_shapes": {str(f): v for f, v in shapes.items()}}
         store.start_action(rec.key, ROUND_KIND, None, payload, owner)
     result = _act_gt(client, rec) if rec.mode == "gt" else _act_task(client, params, rec, frames_src, shapes)
+    _publish_guide(client, result["task_id"], rec)
     audit = {"replica": owner, "action": ROUND_KIND, "reason": f"active-learning round {rec.number}: "
              f"{len(rec.picks)} frames of pool task {rec.pool_task_id} by {rec.model_version}",
              "task_id": result["task_id"], "after": {"frames": list(rec.frames), **result}}

@@ -107,10 +107,10 @@ def _round_table(rec: RoundRecord) -> str:
 @click.option("--project", "project_id", type=int, required=True, help="CVAT project id.")
 @click.option("--pool-task", "pool_task_id", type=int, required=True, help="The task holding the unlabelled pool.")
 @click.option("--batch", type=int, required=True, help="Frames to send in this round.")
-@click.option("--function-url", default=None, help="A deployed detector: its own URL, or a Nuclio dashboard URL "
-              "with --function.")
-@click.option("--function", "function_name", default=None, help="Function name at the dashboard (Nuclio's "
-              "/api/function_invocations).")
+@click.option("--function-url", default=None, help="A deployed detector: its own HTTP trigger URL, or the Nuclio "
+              "dashboard's http://HOST:8070/api/function_invocations with --function.")
+@click.option("--function", "function_name", default=None, help="Function name (x-nuclio-function-name) for the "
+              "dashboard URL.")
 @click.option("--threshold", type=float, default=0.05, show_default=True, help="Detector score threshold sent.")
 @click.option("--label-map", default="", help="MODEL=PROJECT_LABEL,... where names differ (default: by name).")
 @click.option("--predictions-from-task", "from_task", is_flag=True,

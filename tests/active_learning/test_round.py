@@ -104,6 +104,10 @@ def test_round_puts_the_picked_frames_with_prelabels_into_a_new_task(
     for new_idx, pick in enumerate(rec.picks):
         conf = SCENES[pick.frame // 6][pick.frame % 6]
         assert by_frame[new_idx]["score"] == pytest.approx(conf, abs=0.003)
+    guide = client.get_guide(client.get_task(task.id).guide_id)  # type: ignore[arg-type]
+    assert "## Active-learning round 1 (cvat-ext)" in guide.markdown
+    for new_idx, pick in enumerate(rec.picks):
+        assert f"| {new_idx} | {pick.frame} | {pick.name} | {pick.score:.3f} | {pick.why} |" in guide.markdown
     (stored,) = list_rounds(store, project_id=w.project_id)
     assert stored.frames == rec.frames and stored.status == "done" and stored.task_id == task.id
     audit = [a for a in store.iter_audit() if a.action == "al_round"]
@@ -194,6 +198,8 @@ def test_gt_mode_creates_the_pool_tasks_ground_truth_job(client: CvatClient, sto
     with detector_function() as server:
         rec = run_round(client, store, params, _predictor(server, w), now_iso=_now)
     (gt,) = client.list_jobs(task_id=pool_task, type="ground_truth")
+    markdown = client.get_guide(client.get_task(pool_task).guide_id).markdown  # type: ignore[arg-type]
+    assert "ground-truth job of pool task" in markdown and f"| {rec.picks[0].frame} |" in markdown
     assert rec.job_ids == (gt.id,) and rec.task_id == pool_task
     assert client.get_job_meta(gt.id).included_frames == tuple(sorted(rec.frames))
 
