@@ -41,6 +41,7 @@ from cvat_ext.sidecar.webhooks import WebhookReceiver
 
 if TYPE_CHECKING:
     from cvat_ext.cvat.client import CvatClient
+    from cvat_ext.reports.pages import ReportPages
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,31 @@ class SidecarService:
     def http_server(self) -> SidecarHttpServer:
         cfg = self.settings.server
         return SidecarHttpServer(
-            cfg.host, cfg.port, metrics=self.metrics, health=self.health, webhooks=self.webhook_receiver()
+            cfg.host, cfg.port, metrics=self.metrics, health=self.health, webhooks=self.webhook_receiver(),
+            reports=self.report_pages(),
+        )
+
+    def report_pages(self) -> ReportPages | None:
+        """The managers' pages (``reports.enabled``): sign-in checked against this CVAT, data from the store."""
+        cfg = self.settings.reports
+        if not cfg.enabled:
+            return None
+        from cvat_ext.cvat.client import CvatClient
+        from cvat_ext.reports.access import Sessions, cvat_verifier
+        from cvat_ext.reports.pages import ReportPages
+
+        url, timeout_s = self.settings.cvat.url, self.settings.cvat.timeout_s
+
+        def viewer_client(**credentials: Any) -> CvatClient:
+            return CvatClient(url, timeout_s=timeout_s, **credentials)
+
+        return ReportPages(
+            cvat_url=url,
+            stores={org: self.store.scoped(org) for org in self.orgs},
+            verify=cvat_verifier(self.orgs, viewer_client),
+            sessions=Sessions(ttl_s=cfg.session_ttl_s, clock=self.clock),
+            min_agreement=self.settings.consensus.min_agreement,
+            secure_cookie=cfg.secure_cookie,
         )
 
     # --- running ---------------------------------------------------------------------------------
@@ -262,7 +287,8 @@ class SidecarService:
         prefetch_clients = self._start_prefetch()
         if server is not None:
             server.start()
-            log.info("serving /healthz, /metrics%s on %s", " and /webhooks/cvat" if server.webhooks else "", server.url)
+            log.info("serving /healthz, /metrics%s%s on %s", " and /webhooks/cvat" if server.webhooks else "",
+                     " and the report pages (/reports)" if server.reports else "", server.url)
         cycles = 0
         try:
             while not self._stop.is_set():
