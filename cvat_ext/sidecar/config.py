@@ -241,6 +241,8 @@ class ReportSettings(_Section):
     enabled: bool = True
     session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a sign-in lasts this long")
     secure_cookie: bool = Field(default=False, description="mark the session cookie Secure (behind HTTPS)")
+    public_url: str = Field(default="", description="the pages' address as managers reach it "
+                            "(http://qa.example:9000); when set, each task guide's QA summary links to its page")
 
 
 class ScheduledRound(_Section):

@@ -72,6 +72,16 @@ def make_client(
     )
 
 
+def report_url_of(settings: SidecarSettings, org: str) -> Callable[[int], str] | None:
+    """A task's report page address, for links from CVAT (``reports.public_url``; None when unset)."""
+    base = settings.reports.public_url.rstrip("/")
+    if not (settings.reports.enabled and base):
+        return None
+    from cvat_ext.reports.pages import PERSONAL
+
+    return lambda task_id: f"{base}/reports/org/{org or PERSONAL}/task/{task_id}"
+
+
 class SidecarService:
     """One sidecar replica."""
 
@@ -153,6 +163,7 @@ class SidecarService:
                 min_agreement=settings.consensus.min_agreement,
                 min_interval_s=settings.guide.min_interval_s,
                 clock=clock,
+                report_url=report_url_of(settings, org),
             )
             if settings.prefetch.enabled:
                 cycle.prefetcher = Prefetcher(settings.prefetch, self.clients[org], org_store, self.metrics)

@@ -15,6 +15,8 @@ from tests.cvat_standin import CvatStandIn
 from tests.sidecar.scenario import seed_sloppy_consensus
 from tests.sidecar.test_e2e_standin import Clock, make_service, make_settings
 
+PUBLIC_URL = "http://qa.example:9000"
+
 
 @dataclass
 class Served:
@@ -33,7 +35,7 @@ class Served:
 def served(cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path) -> Iterator[Served]:
     seed_sloppy_consensus(cvat_standin, cvat_org_world)
     cfg = make_settings(cvat_standin, cvat_org_world, f"sqlite:///{tmp_path}/state.db",
-                        reports={"session_ttl_s": 600})
+                        reports={"session_ttl_s": 600, "public_url": PUBLIC_URL})
     clock = Clock()
     with make_service(cvat_standin, cvat_org_world, cfg, clock) as svc:
         report = svc.run_once()

@@ -14,7 +14,7 @@ from cvat_ext.sidecar.state import StateStore
 from tests.active_learning.detector_server import detector_function, url_of
 from tests.active_learning.pool import pool_images
 from tests.reports.browser import chromium, console_errors
-from tests.reports.conftest import Served
+from tests.reports.conftest import PUBLIC_URL, Served
 from tests.sidecar.test_e2e_standin import make_client
 
 #: set to a folder to keep the screenshots (the docs' pictures are made this way)
@@ -122,3 +122,10 @@ def test_sessions_expire_and_other_organizations_are_forbidden(served: Served) -
     served.clock.t += 601  # reports.session_ttl_s is 600 in this fixture
     assert s.get(f"{served.url}/reports/org/qa-eval", timeout=10).status_code == 401
     assert requests.post(f"{served.url}/login", data="x" * 10_000, timeout=10).status_code == 413
+
+
+def test_the_task_guide_links_to_the_task_page(served: Served) -> None:
+    (task_id,) = served.service.store.scored_tasks()
+    with make_client(served.standin, served.world) as client:
+        guide = client.get_guide(client.get_task(task_id).guide_id)  # type: ignore[arg-type]
+    assert f"]({PUBLIC_URL}/reports/org/qa-eval/task/{task_id})" in guide.markdown
