@@ -235,6 +235,31 @@ class PrefetchSettings(_Section):
         return self
 
 
+class QualificationSettings(_Section):
+    """Qualification against gold (a task's ground-truth job): who may work unreviewed.
+
+    Gold checks come from the tasks in ``exam_task_ids`` / ``exam_project_ids`` (both empty: every
+    task with a ground-truth job). An annotator is decided once their checks cover
+    ``min_gold_frames`` gold frames: qualified at an accuracy (F1 against gold) of at least ``bar``.
+    A not-qualified annotator re-qualifies after ``requalify_checks`` passing checks in a row. With
+    ``gate``, their completed jobs get an issue saying why and go to review."""
+
+    enabled: bool = False
+    bar: float = Field(default=0.9, gt=0, le=1)
+    min_gold_frames: int = Field(default=10, ge=1)
+    requalify_checks: int = Field(default=2, ge=1)
+    exam_task_ids: tuple[int, ...] = ()
+    exam_project_ids: tuple[int, ...] = ()
+    gate: bool = True
+
+
+class WorkforceSettings(_Section):
+    """Per-annotator records for scorecards (``cvat-ext report annotators``, the report pages)."""
+
+    enabled: bool = True
+    qualification: QualificationSettings = QualificationSettings()
+
+
 class ReportSettings(_Section):
     """Report pages for managers on the sidecar's server (``/reports``), behind CVAT sign-in."""
 
@@ -316,6 +341,7 @@ class SidecarSettings(BaseSettings):
     prefetch: PrefetchSettings = PrefetchSettings()
     active_learning: ActiveLearningSettings = ActiveLearningSettings()
     reports: ReportSettings = ReportSettings()
+    workforce: WorkforceSettings = WorkforceSettings()
     service: ServiceSettings = ServiceSettings()
 
     @classmethod

@@ -48,6 +48,7 @@ from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
 
 if TYPE_CHECKING:
     from cvat_ext.sidecar.al_rounds import RoundScheduler
+    from cvat_ext.workforce.collector import WorkCollector
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Cycle:
         self.guide = guide
         self.prefetcher = prefetcher
         self.al_scheduler: RoundScheduler | None = None  # scheduled active-learning rounds (service wiring)
+        self.workforce: WorkCollector | None = None  # annotators' records and the qualification gate
         self.runner = ActionRunner(store, owner, hook=hook, lease_ttl_s=settings.state.lease_ttl_s)
         self.publisher = Publisher(
             client,
@@ -206,6 +208,8 @@ class Cycle:
                 self._after_task(task_id, report)
             if self.prefetcher is not None:
                 self.prefetcher.submit(changes.changed.values())
+            if self.workforce is not None:
+                self.workforce.step(changes.changed.values())
             if self.al_scheduler is not None:
                 self.al_scheduler.step()
         except CvatError as exc:
@@ -516,7 +520,7 @@ class Cycle:
         sig = signature([job.updated_date, job.state])
         if self.store.unit_signature(unit.key) == sig:
             return "unchanged"
-        ann = self.client.get_annotations(job.id)
+        ann = self.annotations(job)  # cached: the workforce step reads the same job after
         found = self._rule_findings(job, ann, self.labels(job.task_id), self.meta(job.id))
         findings = self.publisher.publishable(found)
         self._count_findings(found, report)

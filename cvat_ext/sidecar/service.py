@@ -167,6 +167,11 @@ class SidecarService:
             )
             if settings.prefetch.enabled:
                 cycle.prefetcher = Prefetcher(settings.prefetch, self.clients[org], org_store, self.metrics)
+            if settings.workforce.enabled:
+                from cvat_ext.workforce.collector import WorkCollector
+
+                cycle.workforce = WorkCollector(settings.workforce, self.clients[org], cycle, org_store,
+                                                cycle.runner, cycle.pool, iou_thr=settings.consensus.iou_thr)
             scheduled = [r for r in settings.active_learning.rounds if r.org == org]
             if scheduled:
                 from cvat_ext.sidecar.al_rounds import RoundScheduler
