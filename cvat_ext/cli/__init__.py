@@ -24,7 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("cvat_ext.cli.sidecar", "The QA sidecar service that watches CVAT."),
     "audit": ("cvat_ext.cli.audit", "Export the sidecar's append-only audit log."),
     "functions": ("cvat_ext.cli.functions", "Serverless functions: lint function.yaml, local gateway."),
-    "al": ("cvat_ext.cli.al", "Active learning: rank frames so the most informative are labeled first."),
+    "al": ("cvat_ext.cli.al", "Active learning: rank frames, run rounds against CVAT."),
+    "report": ("cvat_ext.cli.report", "Reports from the sidecar's state: annotator scorecards."),
 }
 
 

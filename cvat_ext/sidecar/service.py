@@ -171,7 +171,8 @@ class SidecarService:
                 from cvat_ext.workforce.collector import WorkCollector
 
                 cycle.workforce = WorkCollector(settings.workforce, self.clients[org], cycle, org_store,
-                                                cycle.runner, cycle.pool, iou_thr=settings.consensus.iou_thr)
+                                                cycle.runner, cycle.pool, cycle.publisher,
+                                                iou_thr=settings.consensus.iou_thr)
             scheduled = [r for r in settings.active_learning.rounds if r.org == org]
             if scheduled:
                 from cvat_ext.sidecar.al_rounds import RoundScheduler

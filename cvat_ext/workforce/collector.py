@@ -31,6 +31,7 @@ from cvat_ext.cvat.models import Job
 from cvat_ext.errors import CvatError
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.config import WorkforceSettings
+from cvat_ext.sidecar.publish import Publisher
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, QualificationRow, StateStore, WorkRow
 from cvat_ext.workforce.gold import GoldCheck, gold_check
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 WORK_TYPES = ("annotation", "consensus_replica")
 GATE_MARK = "cvat-ext qualification:"
+ISSUE_KIND = "qualification.issue"
 
 
 def _iso(ts: datetime) -> str:
@@ -67,10 +69,11 @@ class WorkCollector:
     """Records annotators' work and applies the qualification gate; :meth:`step` runs once per cycle."""
 
     def __init__(self, settings: WorkforceSettings, client: Any, reader: JobReader, store: StateStore,
-                 runner: ActionRunner, pool: ReviewerPool, *, iou_thr: float) -> None:
+                 runner: ActionRunner, pool: ReviewerPool, publisher: Publisher, *, iou_thr: float) -> None:
         self.settings = settings
         self.client = client
         self.reader = reader
+        self.publisher = publisher
         self.store = store
         self.runner = runner
         self.pool = pool
@@ -84,35 +87,59 @@ class WorkCollector:
     def step(self, changed: Iterable[Job]) -> int:
         """Record the changed jobs; returns how many completions were measured."""
         self._gold.clear()  # a GT job may have been edited since the last cycle
+        try:
+            self.recover()
+        except CvatError as exc:
+            log.warning("workforce: interrupted gates not finished this cycle: %s", exc)
         measured = 0
         for job in changed:
-            if job.type not in WORK_TYPES or job.stage != "annotation" or job.assignee_id is None:
+            if job.type not in WORK_TYPES or job.assignee_id is None:
                 continue
             try:
                 measured += self._record(job)
-            except CvatError as exc:  # the next change of the job tries again
+            except CvatError as exc:  # the job stays pending: the next cycle tries again
                 log.warning("workforce: job %d not recorded this cycle: %s", job.id, exc)
         return measured
 
     def _record(self, job: Job) -> int:
         assert job.assignee_id is not None
         username = job.assignee_username or f"user {job.assignee_id}"
-        started = WorkRow(job.id, job.assignee_id, username, job.project_id, job.task_id, job.type,
-                          job.updated_date.timestamp())
-        self.store.start_work(started)
-        if job.state != "completed":
-            return 0
-        (row,) = self.store.work(job_id=job.id)
-        if row.completed_date == _iso(job.updated_date):
-            return 0  # this completion is recorded already
+        rows = self.store.work(job_id=job.id)
+        if job.stage != "annotation":
+            # review work is not recorded; but a job that left the annotation stage while its work was
+            # open (the QA step moved it first, or a crash hid its completion) was completed
+            if not rows or rows[0].completed_at is not None or rows[0].user_id != job.assignee_id:
+                return 0
+        else:
+            self.store.start_work(WorkRow(job.id, job.assignee_id, username, job.project_id, job.task_id, job.type,
+                                          job.updated_date.timestamp()))
+            if job.state != "completed":
+                return 0
+            rows = self.store.work(job_id=job.id)
+            if rows[0].completed_date == _iso(job.updated_date):
+                return 0  # this completion is recorded already
+        # pending until recorded: a crash before the end shows the job to the next cycle again
+        self.store.enqueue([job.id], "workforce")
         facts = self._facts(job)
+        if self.settings.qualification.enabled:
+            extra = (job.id, facts["gold"]) if "gold" in facts else None
+            now = self._update_standing(job.assignee_id, username, extra=extra)
+            if now.status == "not_qualified" and self.settings.qualification.gate:
+                facts["gate"] = {"status": "pending", "why": now.why, "start_frame": job.start_frame}
         self.store.complete_work(job.id, completed_at=job.updated_date.timestamp(),
                                  completed_date=_iso(job.updated_date), facts=facts)
-        if self.settings.qualification.enabled:
-            now = self._update_standing(job.assignee_id, username)
-            if now.status == "not_qualified" and self.settings.qualification.gate:
-                self._gate(job, username, now)
+        self.store.dequeue([job.id])
+        if "gate" in facts:
+            (row,) = self.store.work(job_id=job.id)
+            self._gate(row)
         return 1
+
+    def recover(self) -> int:
+        """Finish the gates an interrupted run left pending (the work row holds what they need)."""
+        pending = [r for r in self.store.work(completed=True) if r.facts.get("gate", {}).get("status") == "pending"]
+        for row in pending:
+            self._gate(row)
+        return len(pending)
 
     # --- facts ----------------------------------------------------------------------------------
     def _in_exam(self, job: Job) -> bool:
@@ -148,8 +175,12 @@ class WorkCollector:
         return facts
 
     # --- qualification --------------------------------------------------------------------------
-    def _update_standing(self, user_id: int, username: str) -> Standing:
+    def _update_standing(self, user_id: int, username: str,
+                         extra: tuple[int, dict[str, Any]] | None = None) -> Standing:
+        """Recompute from every recorded gold check, plus ``extra`` (the job being recorded)."""
         checks = checks_of(self.store.work(user_id=user_id, completed=True))
+        if extra is not None:
+            checks = [c for c in checks if c.job_id != extra[0]] + [GoldCheck(extra[0], **extra[1])]
         now = standing(checks, self.policy)
         before = self.store.get_qualification(user_id)
         self.store.put_qualification(QualificationRow(
@@ -165,49 +196,44 @@ class WorkCollector:
             log.info("qualification: %s is now %s (%s)", username, now.status, now.why)
         return now
 
-    def _gate(self, job: Job, username: str, now: Standing) -> None:
-        key = f"qualification-gate:{job.id}:{_iso(job.updated_date)}"
-        message = (f"{GATE_MARK} {username} is not qualified: {now.why}. This job goes to review instead of "
-                   "being passed on.")
-
+    def _open_issue(self, key: str, payload: dict[str, Any]) -> None:
         def issue(p: dict[str, Any]) -> dict[str, Any]:
-            created = self.client.create_issue(job.id, job.start_frame, [0.0, 0.0], p["message"])
+            created = self.client.create_issue(p["job_id"], p["frame"], [0.0, 0.0], p["message"])
             return {"issue_id": created.id}
 
         def issue_found(p: dict[str, Any]) -> dict[str, Any] | None:
-            for found in self.client.list_issues(job_id=job.id):
-                if not found.resolved and found.frame == job.start_frame:
+            for found in self.client.list_issues(job_id=p["job_id"]):
+                if found.frame == p["frame"]:
                     comments = self.client.list_comments(found.id)
                     if comments and comments[0].message == p["message"]:
                         return {"issue_id": found.id}
             return None
 
-        self.runner.run(f"{key}:issue", "qualification.issue", job_id=job.id, payload={"message": message},
-                        do=issue, reconcile=issue_found,
-                        audit=lambda p, r: {"action": "qualification.issue", "job_id": job.id, "task_id": job.task_id,
-                                            "user_id": job.assignee_id, "reason": p["message"], "after": r})
-        if job.type != "annotation" or self.pool.is_reviewer(job.assignee_id):
-            return  # a replica's parent is routed by the consensus step; a reviewer's own job stays
-        try:
-            reviewer = self.pool.least_loaded(exclude={job.assignee_id} if job.assignee_id else set())
-        except NoReviewerError as exc:
-            log.warning("qualification: job %d of %s stays unrouted: %s", job.id, username, exc)
-            return
+        self.runner.run(key, ISSUE_KIND, job_id=payload["job_id"], payload=payload, do=issue, reconcile=issue_found,
+                        audit=lambda p, r: {"action": ISSUE_KIND, "job_id": p["job_id"], "task_id": p["task_id"],
+                                            "user_id": p["user_id"], "reason": p["message"], "after": r})
 
-        def route(p: dict[str, Any]) -> dict[str, Any]:
-            moved = self.client.update_job(job.id, assignee_id=p["reviewer_id"], stage="validation", state="new")
-            return {"assignee_id": moved.assignee_id, "stage": moved.stage}
+    def _gate(self, row: WorkRow) -> None:
+        """One issue that says why, and an annotation job to a reviewer (both keyed: never twice)."""
+        gate = row.facts["gate"]
+        key = f"qualification-gate:{row.job_id}:{row.completed_date}"
+        message = (f"{GATE_MARK} {row.username} is not qualified: {gate['why']}. This job goes to review instead "
+                   "of being passed on.")
+        self._open_issue(f"{key}:issue", {"job_id": row.job_id, "task_id": row.task_id, "frame": gate["start_frame"],
+                                          "message": message, "user_id": row.user_id})
+        job = self.store.get_job(row.job_id)
+        if row.job_type == "annotation" and job is not None and not self.pool.is_reviewer(row.user_id):
+            # a replica's parent is routed by the consensus step; a reviewer's own job stays with them
+            def choose() -> dict[str, Any]:
+                return {"assignee_id": self.pool.least_loaded(exclude={row.user_id}).id, "stage": "validation",
+                        "state": "new"}
 
-        def routed(p: dict[str, Any]) -> dict[str, Any] | None:
-            current = self.client.get_job(job.id)
-            if current.assignee_id == p["reviewer_id"] and current.stage == "validation":
-                return {"assignee_id": current.assignee_id, "stage": current.stage}
-            return None
-
-        self.runner.run(f"{key}:route", "qualification.route", job_id=job.id,
-                        payload={"reviewer_id": reviewer.id, "reviewer": reviewer.username},
-                        do=route, reconcile=routed,
-                        audit=lambda p, r: {"action": "qualification.route", "job_id": job.id, "task_id": job.task_id,
-                                            "user_id": job.assignee_id,
-                                            "reason": f"{username} is not qualified: job to reviewer {p['reviewer']}",
-                                            "after": r})
+            try:
+                self.publisher.move_job(f"{key}:route", job, task_id=row.task_id, choose=choose,
+                                        action="qualification.route",
+                                        reason=f"{row.username} is not qualified ({gate['why']}): job to a reviewer")
+            except NoReviewerError as exc:
+                log.warning("qualification: job %d of %s stays unrouted: %s", row.job_id, row.username, exc)
+        facts = {**row.facts, "gate": {**gate, "status": "done"}}
+        self.store.complete_work(row.job_id, completed_at=row.completed_at or 0.0,
+                                 completed_date=row.completed_date or "", facts=facts)

@@ -646,6 +646,32 @@ class StateStore:
         )
         return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
 
+    def all_scores(self) -> list[ScoreRow]:
+        rows = self._execute(
+            "SELECT unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, detail, at "
+            "FROM scores WHERE org = ? ORDER BY job_id, unit_key",
+            (self.org,),
+        )
+        return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
+
+    def jobs_by_ids(self, job_ids: Iterable[int]) -> list[JobRow]:
+        wanted = sorted(set(job_ids))
+        out: list[JobRow] = []
+        for start in range(0, len(wanted), 500):  # bounded IN lists
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            out += self._job_rows(f"id IN ({marks})", chunk)
+        return out
+
+    def issue_counts_by_job(self) -> dict[int, tuple[int, int]]:
+        """Per job: issues the sidecar published, and how many of them are resolved."""
+        rows = self._execute(
+            "SELECT job_id, COUNT(*), SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END) FROM issues "
+            "WHERE org = ? GROUP BY job_id",
+            (self.org,),
+        )
+        return {int(j): (int(n), int(r or 0)) for j, n, r in rows}
+
     def scored_tasks(self) -> list[int]:
         """Tasks with at least one score, ascending."""
         return [int(r[0]) for r in self._execute(
