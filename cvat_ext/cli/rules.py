@@ -63,7 +63,7 @@ def _table(findings: Sequence[Finding]) -> str:
         (
             str(f.frame),
             f.severity.value,
-            f.rule_id,
+            f.code,
             str(f.object_id) if f.object_id is not None else (f"track {f.track_id}" if f.track_id is not None else "-"),
             f.message,
         )
@@ -158,7 +158,7 @@ def check(
     errors = sum(f.severity is Severity.ERROR for f in findings)
     if out_format == "json":
         summary = {"pack": pack.name, "rules": len(pack.rules), "errors": errors, "warnings": len(findings) - errors}
-        click.echo(json.dumps({"summary": summary, "findings": [f.to_dict() for f in findings]}, indent=2))
+        click.echo(json.dumps({"summary": summary, "findings": [f.rule_record() for f in findings]}, indent=2))
     elif out_format == "table":
         if findings:
             click.echo(_table(findings))
