@@ -6,7 +6,7 @@
 * consensus: the report JSON of ``cvat-ext qa consensus --report-out`` or a
   :class:`~cvat_ext.consensus.report.ConsensusResult` (read column-wise, no per-frame objects).
 * findings: the JSON of ``cvat-ext rules check --format json`` (or a bare list of findings), or
-  rule :class:`~cvat_ext.rules.findings.Finding` objects.
+  rule :class:`~cvat_ext.qa.findings.Finding` objects.
 * frames: job frame meta (``GET /api/jobs/{id}/data/meta``), one per job.
 
 Errors raise :class:`AnnotationFormatError` naming the file and the item
@@ -29,7 +29,7 @@ from cvat_ext.errors import AnnotationFormatError
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.report import ConsensusResult
-    from cvat_ext.rules.findings import Finding as RuleFinding
+    from cvat_ext.qa.findings import Finding as RuleFinding
 
 
 def _column(rows: Sequence[Any], key: str, default: Any, ok: Callable[[Any], bool], where: str, want: str) -> list[Any]:

@@ -15,6 +15,7 @@ import click
 from tqdm import tqdm
 
 from cvat_ext.annotations.cvat_json import load_json_file, parse_job_annotations, parse_job_meta, parse_labels
+from cvat_ext.qa.decision import Policy, decide
 from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
 from cvat_ext.rules.loader import check_label_names
 
@@ -63,7 +64,7 @@ def _table(findings: Sequence[Finding]) -> str:
         (
             str(f.frame),
             f.severity.value,
-            f.rule_id,
+            f.code,
             str(f.object_id) if f.object_id is not None else (f"track {f.track_id}" if f.track_id is not None else "-"),
             f.message,
         )
@@ -118,6 +119,13 @@ def _table(findings: Sequence[Finding]) -> str:
     show_default=True,
     help="Exit 1 when a finding of this severity (or worse) exists.",
 )
+@click.option(
+    "--max-errors",
+    type=int,
+    default=5,
+    show_default=True,
+    help="As the sidecar's rules.max_errors, for the decision line of the table.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
 def check(
     rule_paths: Sequence[Path],
@@ -130,9 +138,12 @@ def check(
     project_id: int | None,
     task_id: int | None,
     fail_on: str,
+    max_errors: int,
     progress: bool | None,
 ) -> None:
-    """Run rule packs on one job's annotation JSON; table, JSON or only the exit code."""
+    """Run rule packs on one job's annotation JSON; table, JSON or only the exit code.
+
+    The table ends with what the sidecar would do with the job (the pack's actions, ``--max-errors``)."""
     pack = load_packs(list(rule_paths))
     ann = parse_job_annotations(load_json_file(annotations), where=str(annotations))
     label_set = parse_labels(load_json_file(labels), where=str(labels))
@@ -158,7 +169,7 @@ def check(
     errors = sum(f.severity is Severity.ERROR for f in findings)
     if out_format == "json":
         summary = {"pack": pack.name, "rules": len(pack.rules), "errors": errors, "warnings": len(findings) - errors}
-        click.echo(json.dumps({"summary": summary, "findings": [f.to_dict() for f in findings]}, indent=2))
+        click.echo(json.dumps({"summary": summary, "findings": [f.rule_record() for f in findings]}, indent=2))
     elif out_format == "table":
         if findings:
             click.echo(_table(findings))
@@ -166,6 +177,8 @@ def check(
             f"{len(findings)} finding(s): {errors} error(s), {len(findings) - errors} warning(s) "
             f"from {len(pack.rules)} rule(s) of {pack.name}"
         )
+        decided = decide(findings, Policy(max_errors=max_errors), job_id=job_id or 0)
+        click.echo(f"sidecar decision: {decided.verdict} ({decided.reason})")
     failing = errors if fail_on == "error" else len(findings) if fail_on == "warning" else 0
     if failing:
         raise CheckFailed(f"{failing} finding(s) at or above severity {fail_on}")

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
 
 ENV_PREFIX = "CVAT_EXT_"
@@ -97,17 +98,30 @@ class ScopeSettings(_Section):
     task_ids: tuple[int, ...] = ()
 
 
-class ConsensusSettings(_Section):
-    """Agreement scoring of consensus replicas."""
+class ConsensusSection(_Section):
+    """Agreement scoring of consensus replicas: when to score and how to decide (here), and how the
+    engine matches and merges (``engine``: the one :class:`~cvat_ext.consensus.settings.ConsensusSettings`
+    the offline ``qa consensus`` command also uses; e.g. ``CVAT_EXT_CONSENSUS__ENGINE__QUORUM=2``)."""
 
     enabled: bool = True
-    iou_thr: float = Field(default=0.5, gt=0, le=1)
+    engine: ConsensusSettings = ConsensusSettings()
     min_agreement: float = Field(
         default=0.9, ge=0, le=1, description="pooled pairwise F1 of the replicas; below it the parent goes to review"
     )
     min_replica_agreement: float = Field(
         default=0.9, ge=0, le=1, description="a replica's F1 against the consensus; below it its findings become issues"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        # engine knobs once sat here; name their new place rather than a bare "extra inputs"
+        if isinstance(data, Mapping):
+            moved = sorted(k for k in data if k in ConsensusSettings.model_fields)
+            if moved:
+                where = f"consensus.engine.{moved[0]}"
+                raise ValueError(f"{', '.join(moved)}: engine settings live under consensus.engine (e.g. {where})")
+        return data
 
 
 class RulesSettings(_Section):
@@ -327,7 +341,7 @@ class SidecarSettings(BaseSettings):
 
     cvat: CvatSettings
     scope: ScopeSettings = ScopeSettings()
-    consensus: ConsensusSettings = ConsensusSettings()
+    consensus: ConsensusSection = ConsensusSection()
     rules: RulesSettings = RulesSettings()
     reviewers: ReviewerSettings = ReviewerSettings()
     routing: RoutingSettings = RoutingSettings()

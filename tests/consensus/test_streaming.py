@@ -114,7 +114,7 @@ def _plain(result: ConsensusResult) -> Any:
         result.summary,
         result.annotators,
         result.pairs,
-        sorted((f.frame, f.kind.value, f.message) for f in result.findings),
+        sorted((f.frame, f.code, f.message) for f in result.findings),
         dump_job_annotations(result.merged),
     )
 
