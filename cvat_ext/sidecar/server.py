@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from cvat_ext.http_endpoint import JsonRequestHandler
+from cvat_ext.http_endpoint import JsonRequestHandler, bind_server
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
 
@@ -66,7 +66,9 @@ class SidecarHttpServer:
         self.metrics = metrics
         self.health = health
         self.webhooks = webhooks
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = bind_server(
+            lambda address: ThreadingHTTPServer(address, Handler), host, port, what="sidecar HTTP server"
+        )
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
