@@ -4,20 +4,21 @@ fails with one line instead of parsing as an empty job.
 The readers are lenient where CVAT is (missing annotation lists count as empty), so a frame meta,
 a labels page or a findings report all "parse" as annotations without a single object. The sniff
 reads JSON events from the start of the file until one key decides the kind (CVAT writes the
-deciding keys first: ``version``/``tags`` of annotations, ``chunk_size``/``start_frame`` of a
-meta), at most :data:`MAX_EVENTS` events, so a 1 GB annotation file costs microseconds. YAML rule
+deciding keys first: ``version``/``tags`` of annotations, ``chunks_updated_date`` of a meta), at
+most :data:`MAX_EVENTS` events, so a 1 GB annotation file costs microseconds. YAML rule
 packs are recognised by a top-level ``rules:``/``include:``/``overrides:`` line.
 
 Kinds and their deciding keys (``root.key`` for objects, ``[0].key`` for the first list item):
 
 ========================  ===============================================================
 annotations               ``version`` ``tags`` ``shapes`` ``tracks`` ``intervals``
-meta                      ``start_frame`` ``stop_frame`` ``frames`` ``chunk_size`` ``frame_filter``
+meta                      ``frames`` ``chunks_updated_date`` ``chapters`` ``included_frames``
 labels                    ``[0].name`` with ``[0].attributes``/``color``/``sublabels``/``type``,
                           or a page ``results`` whose first item does
 findings                  ``findings`` with ``summary.pack``; ``[0].rule_id``
 consensus report          ``summary.annotators`` ``pairs`` ``keypoint_sigmas``
 rules (YAML)              a top-level ``rules:`` ``include:`` or ``overrides:`` line
+CVAT record               ``url`` (a job, task or project: none of the inputs)
 ========================  ===============================================================
 """
 
@@ -46,6 +47,7 @@ class FileKind(StrEnum):
     FINDINGS = "findings"
     CONSENSUS_REPORT = "consensus report"
     RULES = "rules"
+    CVAT_RECORD = "cvat record"
 
 
 #: what each kind is, for messages: "this is <what>, not <what>"
@@ -56,25 +58,17 @@ DESCRIPTION: Final[dict[FileKind, str]] = {
     FileKind.FINDINGS: "rule findings (cvat-ext rules check --format json)",
     FileKind.CONSENSUS_REPORT: "a consensus report (cvat-ext qa consensus --report-out)",
     FileKind.RULES: "a rule pack (YAML with rules:)",
+    FileKind.CVAT_RECORD: "a CVAT job, task or project record (GET /api/jobs/{id} & co.)",
 }
 
 _ROOT_KEYS: Final[dict[str, FileKind]] = {
     **dict.fromkeys(("version", "tags", "shapes", "tracks", "intervals"), FileKind.ANNOTATIONS),
-    **dict.fromkeys(
-        (
-            "start_frame",
-            "stop_frame",
-            "chunk_size",
-            "chunks_updated_date",
-            "chapters",
-            "frame_filter",
-            "image_quality",
-            "included_frames",
-            "deleted_frames",
-        ),
-        FileKind.META,
-    ),
+    # start_frame/stop_frame/frame_filter are in job and task records too: not deciding. A report's
+    # "frames" comes after its "summary", which decides first.
+    **dict.fromkeys(("frames", "chunks_updated_date", "chapters", "included_frames", "deleted_frames"), FileKind.META),
     **dict.fromkeys(("pairs", "keypoint_sigmas", "annotators"), FileKind.CONSENSUS_REPORT),
+    # every CVAT object record (job, task, project, user) starts with its url; the inputs do not
+    "url": FileKind.CVAT_RECORD,
 }
 _SUMMARY_KEYS: Final[dict[str, FileKind]] = {
     "pack": FileKind.FINDINGS,
@@ -109,7 +103,6 @@ def _sniff_json(path: Path) -> FileKind | None:
             if prefix == "":
                 root_keys.add(value)
                 if value in _ROOT_KEYS:
-                    # "frames" is a meta's list and a report's table: decided by its neighbours
                     return _ROOT_KEYS[value]
             elif prefix == "summary" and value in _SUMMARY_KEYS:
                 return _SUMMARY_KEYS[value]
@@ -117,8 +110,6 @@ def _sniff_json(path: Path) -> FileKind | None:
                 item_keys.add(value)
     if "findings" in root_keys:
         return FileKind.FINDINGS
-    if "frames" in root_keys:
-        return FileKind.META
     return _from_item_keys(item_keys)
 
 
