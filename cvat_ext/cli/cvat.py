@@ -208,6 +208,11 @@ def _counts(data: Mapping[str, Any]) -> str:
     return ", ".join(f"{len(data.get(k) or [])} {k}" for k in ("shapes", "tracks", "tags"))
 
 
+_out_dir_option = click.option(
+    "-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write to."
+)
+
+
 def _fetch_job_files(client: CvatClient, job_id: int, out_dir: Path) -> tuple[Path, Path]:
     """Save the job's labels and frame meta as ``labels.json`` and ``meta.json`` in ``out_dir``."""
     labels_path, meta_path = out_dir / "labels.json", out_dir / "meta.json"
@@ -218,9 +223,7 @@ def _fetch_job_files(client: CvatClient, job_id: int, out_dir: Path) -> tuple[Pa
 
 @group.command("fetch")
 @click.argument("job_id", type=int)
-@click.option(
-    "-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write to."
-)
+@_out_dir_option
 @click.pass_obj
 def fetch_cmd(conn: Connection, job_id: int, out_dir: Path) -> None:
     """Save what 'rules check' and 'al rank' read for JOB_ID: labels.json, meta.json and
@@ -245,9 +248,7 @@ def _replica_names(replicas: Sequence[Job]) -> list[str]:
 
 @group.command("fetch-replicas")
 @click.argument("parent_job_id", type=int)
-@click.option(
-    "-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write to."
-)
+@_out_dir_option
 @click.pass_obj
 def fetch_replicas_cmd(conn: Connection, parent_job_id: int, out_dir: Path) -> None:
     """Save what 'qa consensus' reads for a consensus parent job: labels.json, meta.json and one

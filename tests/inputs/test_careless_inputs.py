@@ -169,20 +169,8 @@ def _attribute_of_other_label(w: Workspace) -> list[str]:
     return w.check()
 
 
-def _labels_as_annotations(w: Workspace) -> list[str]:
-    return w.consensus(b=w.labels)
 
 
-def _meta_as_annotations(w: Workspace) -> list[str]:
-    return w.check(annotations=w.meta)
-
-
-def _annotations_as_labels(w: Workspace) -> list[str]:
-    return w.consensus(labels=w.a)
-
-
-def _annotations_as_meta(w: Workspace) -> list[str]:
-    return w.check(meta=w.b)
 
 
 def _labels_page_as_meta(w: Workspace) -> list[str]:
@@ -190,24 +178,9 @@ def _labels_page_as_meta(w: Workspace) -> list[str]:
     return w.consensus(meta=page)
 
 
-def _rules_as_findings(w: Workspace) -> list[str]:
-    return w.rank(findings=w.rules)
 
 
-def _annotations_as_rules(w: Workspace) -> list[str]:
-    return w.check(rules=w.a)
 
-
-def _findings_as_report(w: Workspace) -> list[str]:
-    return w.rank(report=w.findings)
-
-
-def _report_as_findings(w: Workspace) -> list[str]:
-    return w.rank(findings=w.report)
-
-
-def _report_as_predictions(w: Workspace) -> list[str]:
-    return w.rank(predictions=w.report)
 
 
 def _predictions_of_other_job(w: Workspace) -> list[str]:
@@ -250,22 +223,23 @@ CASES: list[tuple[str, Callable[[Workspace], list[str]], tuple[str, ...]]] = [
      ("a.json: shapes[2].attributes[0] (frame 14) has attribute id 42, which ", "labels.json does not have")),
     ("attribute of another label", _attribute_of_other_label,
      ("a.json: tracks[0].attributes[0] (frame 20) has attribute id 8 of label 'person', not of its label 'car'",)),
-    ("labels given as annotations", _labels_as_annotations,
+    ("labels given as annotations", lambda w: w.consensus(b=w.labels),
      ("labels.json: this is a labels file (GET /api/labels), not job annotations", "check --annotations b=")),
-    ("meta given as annotations", _meta_as_annotations,
+    ("meta given as annotations", lambda w: w.check(annotations=w.meta),
      ("meta.json: this is a job frame meta (GET /api/jobs/{id}/data/meta), not job annotations",)),
-    ("annotations given as labels", _annotations_as_labels,
+    ("annotations given as labels", lambda w: w.consensus(labels=w.a),
      ("a.json: this is job annotations (GET /api/jobs/{id}/annotations), not a labels file", "check --labels")),
-    ("annotations given as meta", _annotations_as_meta, ("b.json: this is job annotations", "check --meta")),
+    ("annotations given as meta", lambda w: w.check(meta=w.b), ("b.json: this is job annotations", "check --meta")),
     ("labels page given as meta", _labels_page_as_meta, ("labels_page.json: this is a labels file",)),
-    ("rule pack given as findings", _rules_as_findings,
+    ("rule pack given as findings", lambda w: w.rank(findings=w.rules),
      ("rules.yaml: this is a rule pack (YAML with rules:), not rule findings", "check --findings")),
-    ("annotations given as a rule pack", _annotations_as_rules,
+    ("annotations given as a rule pack", lambda w: w.check(rules=w.a),
      ("a.json: this is job annotations", "not a rule pack", "check --rules")),
-    ("findings given as a consensus report", _findings_as_report,
+    ("findings given as a consensus report", lambda w: w.rank(report=w.findings),
      ("findings.json: this is rule findings", "not a consensus report", "check --consensus-report")),
-    ("consensus report given as findings", _report_as_findings, ("report.json: this is a consensus report",)),
-    ("consensus report given as predictions", _report_as_predictions,
+    ("consensus report given as findings", lambda w: w.rank(findings=w.report),
+     ("report.json: this is a consensus report",)),
+    ("consensus report given as predictions", lambda w: w.rank(predictions=w.report),
      ("report.json: this is a consensus report", "check --predictions")),
     ("predictions of another job", _predictions_of_other_job,
      ("a.json: none of its 24 detections (frames 0..98) lies on a frame of the --meta jobs (job)",)),
