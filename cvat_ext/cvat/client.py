@@ -14,7 +14,8 @@ Per call: the org context (``X-Organization``) when ``org`` is set, retries with
 
 The methods are grouped by concept: jobs, tasks, annotations, labels and users here; consensus,
 async requests and quality in :mod:`cvat_ext.cvat.quality`; issues, comments, guides, assets and
-webhooks in :mod:`cvat_ext.cvat.publishing`; HTTP, retries and login in
+webhooks in :mod:`cvat_ext.cvat.publishing`; task creation from images and task frames in
+:mod:`cvat_ext.cvat.tasks`; HTTP, retries and login in
 :mod:`cvat_ext.cvat.transport`.
 
 Not thread-safe: use one client per thread.
@@ -49,6 +50,7 @@ from cvat_ext.cvat.models import (
 )
 from cvat_ext.cvat.publishing import PublishingCalls
 from cvat_ext.cvat.quality import QualityCalls
+from cvat_ext.cvat.tasks import TaskCalls
 from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
 from cvat_ext.errors import ConfigError, CvatConflictError
@@ -73,7 +75,7 @@ def _label_owner(job_id: int | None, task_id: int | None, project_id: int | None
     return given, f"{key.removesuffix('_id')} {value} labels"
 
 
-class CvatClient(PublishingCalls, QualityCalls):
+class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
     """A CVAT REST client for cvat-ext (see DESIGN.md "cvat client" and README "CVAT client").
 
     Authenticates with a personal access token (``Authorization: Bearer``) or with a username and

@@ -15,14 +15,16 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from cvat_ext.cvat.guide_blocks import markers
+from cvat_ext.cvat.guide_blocks import replace_block as replace_named_block
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.state import ScoreRow, StateStore
 
 log = logging.getLogger(__name__)
 
-BEGIN = "<!-- cvat-ext:qa-summary:begin -->"
-END = "<!-- cvat-ext:qa-summary:end -->"
+BLOCK = "qa-summary"
+BEGIN, END = markers(BLOCK)
 CHART_WH = (720, 360)
 
 
@@ -60,11 +62,7 @@ def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement:
 
 def replace_block(markdown: str, block: str) -> str:
     """``markdown`` with the summary block replaced (or appended when absent)."""
-    start, end = markdown.find(BEGIN), markdown.find(END)
-    if start != -1 and end > start:
-        return markdown[:start] + block + markdown[end + len(END) :]
-    sep = "\n\n" if markdown.strip() else ""
-    return markdown.rstrip() + sep + block + "\n"
+    return replace_named_block(markdown, block, BLOCK)
 
 
 def agreement_chart(bars: Sequence[tuple[str, float]], *, threshold: float) -> bytes:

@@ -126,6 +126,10 @@ class SidecarService:
                 rules = engines.rule_runner(settings)
             if consensus is _DEFAULT:
                 consensus = engines.consensus_runner(settings)
+        strays = sorted({r.org for r in settings.active_learning.rounds} - set(self.orgs))
+        if strays:
+            raise ConfigError(f"active_learning.rounds: organization(s) {', '.join(map(repr, strays))} are not in "
+                              "cvat.org_slugs")
         #: organization slug -> its cycle (its own caches, change feed and scoped state)
         self.cycles: dict[str, Cycle] = {}
         for org in self.orgs:
@@ -151,6 +155,12 @@ class SidecarService:
             )
             if settings.prefetch.enabled:
                 cycle.prefetcher = Prefetcher(settings.prefetch, self.clients[org], org_store, self.metrics)
+            scheduled = [r for r in settings.active_learning.rounds if r.org == org]
+            if scheduled:
+                from cvat_ext.sidecar.al_rounds import RoundScheduler
+
+                cycle.al_scheduler = RoundScheduler(scheduled, self.clients[org], org_store, self.metrics,
+                                                    owner=self.owner)
             self.cycles[org] = cycle
         self.cycle = self.cycles[self.orgs[0]]
         self._wake = threading.Event()
