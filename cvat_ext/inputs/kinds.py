@@ -4,20 +4,20 @@ fails with one line instead of parsing as an empty job.
 The readers are lenient where CVAT is (missing annotation lists count as empty), so a frame meta,
 a labels page or a findings report all "parse" as annotations without a single object. The sniff
 reads JSON events from the start of the file until one key decides the kind (CVAT writes the
-deciding keys first: ``version``/``tags`` of annotations, ``chunks_updated_date`` of a meta), at
+deciding keys first: ``tags`` of annotations, ``chunks_updated_date`` of a meta), at
 most :data:`MAX_EVENTS` events: about a millisecond whatever the file's size. YAML rule
 packs are recognised by a top-level ``rules:``/``include:``/``overrides:`` line.
 
 Kinds and their deciding keys (``root.key`` for objects, ``[0].key`` for the first list item):
 
 ========================  ===============================================================
-annotations               ``version`` ``tags`` ``shapes`` ``tracks`` ``intervals``
+annotations               ``tags`` ``shapes`` ``tracks`` ``intervals``
 meta                      ``frames`` ``chunks_updated_date`` ``chapters`` ``included_frames``
 labels                    ``[0].name`` with ``[0].attributes``/``color``/``sublabels``/``type``,
                           or a page ``results`` whose first item does
 findings                  ``findings`` with ``summary.pack``; ``[0].rule_id``
 consensus report          ``summary.annotators`` ``pairs`` ``keypoint_sigmas``
-rules (YAML)              a top-level ``rules:`` ``include:`` or ``overrides:`` line
+rules                     ``rules`` ``include`` ``overrides``; in YAML, such a top-level line
 CVAT record               ``url`` (a job, task or project: none of the inputs)
 ========================  ===============================================================
 """
@@ -62,7 +62,9 @@ DESCRIPTION: Final[dict[FileKind, str]] = {
 }
 
 _ROOT_KEYS: Final[dict[str, FileKind]] = {
-    **dict.fromkeys(("version", "tags", "shapes", "tracks", "intervals"), FileKind.ANNOTATIONS),
+    # not "version": a rule pack written as JSON starts with it too (CVAT writes "tags" right after)
+    **dict.fromkeys(("tags", "shapes", "tracks", "intervals"), FileKind.ANNOTATIONS),
+    **dict.fromkeys(("rules", "include", "overrides"), FileKind.RULES),
     # start_frame/stop_frame/frame_filter are in job and task records too: not deciding. A report's
     # "frames" comes after its "summary", which decides first.
     **dict.fromkeys(("frames", "chunks_updated_date", "chapters", "included_frames", "deleted_frames"), FileKind.META),

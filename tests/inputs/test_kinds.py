@@ -42,7 +42,9 @@ def test_labels_as_a_plain_list_and_empty_inputs(tmp_path: Path) -> None:
     assert sniff_kind(write(tmp_path, "l.json", recorded_body("22_labels_list_task")["results"])) is FileKind.LABELS
     assert sniff_kind(write(tmp_path, "e.json", [])) is None
     assert sniff_kind(write(tmp_path, "d.json", {})) is None
-    assert sniff_kind(write(tmp_path, "a.json", {"version": 0})) is FileKind.ANNOTATIONS
+    assert sniff_kind(write(tmp_path, "a.json", {"version": 0, "tags": []})) is FileKind.ANNOTATIONS
+    # a rule pack written as JSON (YAML reads it) also starts with "version"
+    assert sniff_kind(write(tmp_path, "pack.json", {"version": 1, "name": "x", "rules": []})) is FileKind.RULES
 
 
 @pytest.mark.parametrize("pack", sorted(p.name for p in (REPO / "qa_rules").glob("*.yaml")))
