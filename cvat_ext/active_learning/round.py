@@ -158,11 +158,11 @@ def _record(payload: Mapping[str, Any], status: str, result: Mapping[str, Any] |
                        result.get("task_id"), tuple(result.get("job_ids", ())), int(result.get("prelabels", 0)))
 
 
-def list_rounds(store: StateStore, *, project_id: int, pool_task_id: int | None = None) -> list[RoundRecord]:
-    """Rounds of a project (optionally of one pool task), oldest first."""
+def list_rounds(store: StateStore, *, project_id: int | None, pool_task_id: int | None = None) -> list[RoundRecord]:
+    """Rounds of a project (``None``: of every project; optionally of one pool task), oldest first."""
     out = []
     for row in store.actions():
-        if row.kind != ROUND_KIND or row.payload.get("project_id") != project_id:
+        if row.kind != ROUND_KIND or (project_id is not None and row.payload.get("project_id") != project_id):
             continue
         if pool_task_id is not None and row.payload.get("pool_task_id") != pool_task_id:
             continue

@@ -236,6 +236,16 @@ class PrefetchSettings(_Section):
         return self
 
 
+class ReportSettings(_Section):
+    """Report pages for managers on the sidecar's server (``/reports``), behind CVAT sign-in."""
+
+    enabled: bool = True
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a sign-in lasts this long")
+    secure_cookie: bool = Field(default=False, description="mark the session cookie Secure (behind HTTPS)")
+    public_url: str = Field(default="", description="the pages' address as managers reach it "
+                            "(http://qa.example:9000); when set, each task guide's QA summary links to its page")
+
+
 class ScheduledRound(_Section):
     """One pool task whose active-learning rounds the sidecar starts by itself (``cvat-ext al round``'s
     options): a round starts when the previous round's jobs are all ``completed`` (the first at once).
@@ -306,6 +316,7 @@ class SidecarSettings(BaseSettings):
     server: ServerSettings = ServerSettings()
     prefetch: PrefetchSettings = PrefetchSettings()
     active_learning: ActiveLearningSettings = ActiveLearningSettings()
+    reports: ReportSettings = ReportSettings()
     service: ServiceSettings = ServiceSettings()
 
     @classmethod
