@@ -18,7 +18,7 @@ from cvat_ext.errors import CvatExtError
 
 #: subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "cvat": ("cvat_ext.cli.cvat", "Talk to a CVAT server: check access, list jobs, fetch annotations."),
+    "cvat": ("cvat_ext.cli.cvat", "Talk to a CVAT server: jobs, fetch the offline tools' inputs, write a merge back."),
     "qa": ("cvat_ext.cli.qa", "Offline consensus QA on CVAT JSON files: agreement report and merge."),
     "rules": ("cvat_ext.cli.rules", "Validation rule packs: lint, check annotations, export the schema."),
     "sidecar": ("cvat_ext.cli.sidecar", "The QA sidecar service that watches CVAT."),

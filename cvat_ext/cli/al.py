@@ -13,9 +13,9 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -26,6 +26,7 @@ from cvat_ext.active_learning.signals import (
     Detections,
     FindingCounts,
     FrameSet,
+    IntArray,
     Signal,
     UncertaintyParams,
     disagreement_signal,
@@ -34,8 +35,22 @@ from cvat_ext.active_learning.signals import (
 )
 from cvat_ext.cli.al_rounds import connect, cvat_options, round_cmd, rounds_cmd
 from cvat_ext.errors import ConfigError
+from cvat_ext.inputs.crosscheck import check_overlap
+from cvat_ext.inputs.files import read_meta
+from cvat_ext.inputs.kinds import FileKind, expect_kind
 
 log = logging.getLogger(__name__)
+
+
+
+class _FrameRows(Protocol):
+    """A table read from one input file: one task frame index per row."""
+
+    @property
+    def frame_idx(self) -> IntArray: ...
+
+
+T = TypeVar("T", bound=_FrameRows)
 
 
 @click.group(name="al", context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,11 +87,17 @@ def _band(value: str) -> tuple[float, float]:
         raise ConfigError(f"--ambiguous-band {value!r}: expected LOW,HIGH, e.g. 0.3,0.7") from None
 
 
-def _warn_outside(frames: FrameSet, frame_idx: Any, what: str) -> None:
+def _checked(frames: FrameSet, path: Path, kind: FileKind, option: str, read: Callable[[Path], T], what: str) -> T:
+    """One input file: its kind, then its rows against the --meta frames (all outside: an error;
+    some outside: a warning, as predictions may cover a whole task)."""
+    expect_kind(path, kind, option)
+    table = read(path)
+    frame_idx = table.frame_idx
     _, inside = frames.positions(frame_idx)
-    outside = int((~inside).sum())
+    outside = check_overlap(str(path), what, frame_idx, inside, f"the --meta jobs ({', '.join(frames.job_names)})")
     if outside:
-        click.echo(f"warning: {outside} {what} on frames outside the --meta jobs were ignored", err=True)
+        click.echo(f"warning: {path}: {outside} {what} on frames outside the --meta jobs were ignored", err=True)
+    return table
 
 
 def build_signals(
@@ -89,16 +110,27 @@ def build_signals(
     """Read the files and compute one signal per kind of input given."""
     signals: list[Signal] = []
     if predictions:
-        det = Detections.concat([sources.read_predictions(p) for p in predictions])
-        _warn_outside(frames, det.frame_idx, "detections")
+        det = Detections.concat(
+            [
+                _checked(frames, p, FileKind.ANNOTATIONS, "--predictions", sources.read_predictions, "detections")
+                for p in predictions
+            ]
+        )
         signals.append(uncertainty_signal(frames, det, uncertainty))
     if reports:
-        table = ConsensusFrames.concat([sources.read_consensus_report(p) for p in reports])
-        _warn_outside(frames, table.frame_idx, "consensus frames")
+        table = ConsensusFrames.concat(
+            [
+                _checked(
+                    frames, p, FileKind.CONSENSUS_REPORT, "--consensus-report", sources.read_consensus_report, "frames"
+                )
+                for p in reports
+            ]
+        )
         signals.append(disagreement_signal(frames, table))
     if findings:
-        counts = FindingCounts.concat([sources.read_findings(p) for p in findings])
-        _warn_outside(frames, counts.frame_idx, "findings")
+        counts = FindingCounts.concat(
+            [_checked(frames, p, FileKind.FINDINGS, "--findings", sources.read_findings, "findings") for p in findings]
+        )
         signals.append(findings_signal(frames, counts))
     return signals
 
@@ -207,7 +239,7 @@ def rank(
         weights=parse_weights(weights), top_k=top_k or None, nms_window=nms_window, per_job_cap=per_job_cap
     )
     uncertainty = UncertaintyParams(band=_band(ambiguous_band), empty_prior=empty_prior)
-    frames = sources.frames_from_metas([(name, sources.read_meta(path)) for name, path in _meta_args(metas)])
+    frames = sources.frames_from_metas([(name, read_meta(path)) for name, path in _meta_args(metas)])
     ranking = rank_frames(frames, build_signals(frames, predictions, reports, findings, uncertainty), params)
 
     if out_format == "json":

@@ -18,12 +18,14 @@ from pathlib import Path
 
 import click
 
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
 from cvat_ext.annotations.frame_store import FrameStore
 from cvat_ext.consensus.engine import score_streams
 from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
+from cvat_ext.inputs.crosscheck import check_annotation_file
+from cvat_ext.inputs.files import read_labels, read_meta
+from cvat_ext.inputs.kinds import FileKind, expect_kind
 from cvat_ext.qa.decision import Agreement, Policy, decide
 
 
@@ -153,14 +155,20 @@ def consensus(
         where="command line",
     )
     named = _replica_args(replicas)
-    labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
-    meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
+    labels = read_labels(labels_path)
+    meta = read_meta(meta_path)
+    for name, path in named:
+        expect_kind(path, FileKind.ANNOTATIONS, f"--annotations {name}=")
     show = sys.stderr.isatty() if progress is None else progress
     # two passes over the frames (match, then merge), three when sigmas are estimated first
     total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
     with ExitStack() as stack:
         # each replica is validated and spilled to a temporary SQLite file, read back a chunk at a time
         stores = {name: stack.enter_context(FrameStore(path)) for name, path in named}
+        for _, path in named:  # after the store: its reader names malformed objects first
+            check_annotation_file(
+                path, meta=meta, meta_path=str(meta_path), labels=labels, labels_path=str(labels_path)
+            )
         if show:
             from tqdm import tqdm
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_annotations, parse_job_meta, parse_labels
+from cvat_ext.inputs.crosscheck import check_annotation_file
+from cvat_ext.inputs.files import read_annotations, read_labels, read_meta
+from cvat_ext.inputs.kinds import FileKind, expect_kind
 from cvat_ext.qa.decision import Policy, decide
 from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
 from cvat_ext.rules.loader import check_label_names
@@ -42,9 +44,11 @@ def group() -> None:
 @click.option("--strict", is_flag=True, help="With --labels: unknown label names are errors, not warnings.")
 def lint(paths: Sequence[Path], labels: Path | None, strict: bool) -> None:
     """Validate rule files (with their includes); print every problem as FILE:LINE rule 'ID': what."""
+    for path in paths:
+        expect_kind(path, FileKind.RULES, "the rule file arguments")
     problems = lint_files(paths)
     if labels is not None and not problems:
-        label_set = parse_labels(load_json_file(labels), where=str(labels))
+        label_set = read_labels(labels)
         unknown = [p for path in paths for p in check_label_names(load_packs([path]), label_set)]
         if strict:
             problems.extend(unknown)
@@ -144,10 +148,13 @@ def check(
     """Run rule packs on one job's annotation JSON; table, JSON or only the exit code.
 
     The table ends with what the sidecar would do with the job (the pack's actions, ``--max-errors``)."""
+    for rule_path in rule_paths:
+        expect_kind(rule_path, FileKind.RULES, "--rules")
     pack = load_packs(list(rule_paths))
-    ann = parse_job_annotations(load_json_file(annotations), where=str(annotations))
-    label_set = parse_labels(load_json_file(labels), where=str(labels))
-    job_meta = parse_job_meta(load_json_file(meta), where=str(meta))
+    ann = read_annotations(annotations)
+    label_set = read_labels(labels)
+    job_meta = read_meta(meta)
+    check_annotation_file(annotations, meta=job_meta, meta_path=str(meta), labels=label_set, labels_path=str(labels))
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(desc="rules", unit="frame", file=sys.stderr, disable=not show) as bar:
 

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
+from cvat_ext.inputs.text import read_utf8
 
 ENV_PREFIX = "CVAT_EXT_"
 ENV_DELIMITER = "__"
@@ -388,9 +389,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """The YAML mapping in ``path``; ConfigError naming the file for a missing or bad file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_utf8(p)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not UTF-8: the message names the file, line and column
+        raise ConfigError(str(exc)) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

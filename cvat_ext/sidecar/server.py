@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from cvat_ext.http_endpoint import JsonRequestHandler
+from cvat_ext.http_endpoint import JsonRequestHandler, bind_server
 from cvat_ext.reports.pages import MAX_FORM_BYTES, ReportPages
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
@@ -94,7 +94,9 @@ class SidecarHttpServer:
         self.health = health
         self.webhooks = webhooks
         self.reports = reports
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = bind_server(
+            lambda address: ThreadingHTTPServer(address, Handler), host, port, what="sidecar HTTP server"
+        )
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -15,6 +15,7 @@ from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.consensus import ConsensusSettings, score_replicas
 from cvat_ext.consensus.report import write_report_json
 from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.inputs.files import read_meta
 from cvat_ext.qa.findings import Action, Finding, Severity, Source
 from tests.active_learning.helpers import meta_json, predictions_json, write
 from tests.consensus.helpers import CAR, PERSON, box, labels, meta
@@ -145,4 +146,4 @@ def test_frames_from_metas(tmp_path: Path) -> None:
         sources.frames_from_metas([])
     path = write(tmp_path / "meta.json", {"frames": "nope"})
     with pytest.raises(AnnotationFormatError, match=r"meta\.json"):
-        sources.read_meta(path)
+        read_meta(path)
