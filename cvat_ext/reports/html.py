@@ -73,3 +73,35 @@ def bar_chart(bars: Sequence[tuple[str, float]], *, threshold: float | None = No
                      f'text-anchor="middle">threshold {threshold:.2f}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def line_chart(points: Sequence[tuple[float, float]], *, threshold: float | None = None, width: int = 720,
+               height: int = 220, x_label: str = "", y_label: str = "") -> str:
+    """Values in [0, 1] over time (``(epoch_s, value)``, sorted) as points joined by a line, inline SVG."""
+    left, right, top, bottom = 48, 16, 12, 32
+    plot_w, plot_h = width - left - right, height - top - bottom
+    if points:
+        t0, t1 = points[0][0], points[-1][0]
+        span = (t1 - t0) or 1.0
+        xy = [(left + (t - t0) / span * plot_w if t1 > t0 else left + plot_w / 2,
+               top + (1.0 - min(max(v, 0.0), 1.0)) * plot_h) for t, v in points]
+    else:
+        xy = []
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{esc(y_label or "chart")}" style="background:#fff">',
+             f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>']
+    for tick in (0.0, 0.5, 1.0):
+        y = top + (1.0 - tick) * plot_h
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{tick:.1f}</text>')
+    if threshold is not None:
+        y = top + (1.0 - threshold) * plot_h
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#b3261e" '
+                     f'stroke-dasharray="4 3"/>')
+    if len(xy) > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#2f6fb5" stroke-width="2"/>')
+    parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#2f6fb5"/>' for x, y in xy]
+    parts.append(f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle" font-size="12">'
+                 f'{esc(x_label)}</text></svg>')
+    return "".join(parts)

@@ -6,8 +6,11 @@ does not manage is 403):
 * ``GET /login``, ``POST /login`` (form: ``token``, or ``username`` and ``password``), ``POST /logout``;
 * ``GET /reports``: the organizations the viewer manages;
 * ``GET /reports/org/<slug>``: tasks the sidecar scored (worst agreement, rule errors, open issues,
-  decisions) and the active-learning rounds; the personal workspace's slug is ``~``;
+  decisions), annotators (those below the bar first) and the active-learning rounds; the personal
+  workspace's slug is ``~``;
 * ``GET /reports/org/<slug>/task/<id>``: every scored job of the task, with a chart of agreement;
+* ``GET /reports/org/<slug>/annotator/<user id>``: an annotator's scorecard, accuracy on gold job by
+  job, and their weakest jobs with links that open CVAT at the job;
 * ``GET /reports/org/<slug>/rounds/<project_id>``: each active-learning round, why each frame was
   picked, and where the frames went.
 
@@ -18,13 +21,14 @@ open CVAT at the task or job.
 from __future__ import annotations
 
 import logging
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cvat_ext.reports.access import SESSION_COOKIE, AccessDenied, Sessions, Verifier, Viewer
-from cvat_ext.reports.html import bar_chart, esc, layout, table
+from cvat_ext.reports.html import bar_chart, esc, layout, line_chart, table
 
 if TYPE_CHECKING:
     from cvat_ext.sidecar.state import StateStore
@@ -51,8 +55,11 @@ class ReportPages:
     """Routes report requests; ``stores`` maps each configured organization slug to its state view."""
 
     def __init__(self, *, cvat_url: str, stores: Mapping[str, StateStore], verify: Verifier, sessions: Sessions,
-                 min_agreement: float, secure_cookie: bool = False) -> None:
+                 min_agreement: float, secure_cookie: bool = False, qualification_bar: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.cvat_url = cvat_url.rstrip("/")
+        self.qualification_bar = qualification_bar
+        self.clock = clock
         self.stores = dict(stores)
         self.verify = verify
         self.sessions = sessions
@@ -99,6 +106,8 @@ class ReportPages:
             return org, lambda v, s: self._task(v, s, org, int(rest[1]))
         if len(rest) == 2 and rest[1].isdigit() and rest[0] == "rounds":
             return org, lambda v, s: self._rounds(v, s, org, int(rest[1]))
+        if len(rest) == 2 and rest[1].isdigit() and rest[0] == "annotator":
+            return org, lambda v, s: self._annotator(v, s, org, int(rest[1]))
         return None
 
     # --- sign-in ------------------------------------------------------------------------------------
@@ -166,6 +175,7 @@ class ReportPages:
         body = "<h2>Tasks the sidecar scored</h2>" + table(
             ["task", "scored units", "worst agreement", "rule errors", "open issues", "sent to review", "CVAT"], rows,
             numeric=(1, 2, 3, 4, 5))
+        body += "<h2>Annotators</h2>" + self._annotators_table(store, org)
         rounds = list_rounds(store, project_id=None)
         projects = sorted({r.project_id for r in rounds})
         round_rows = [[f'<a href="/reports/org/{esc(_slug(org))}/rounds/{p}">project {p}</a>',
@@ -174,6 +184,63 @@ class ReportPages:
         body += "<h2>Active-learning rounds</h2>" + table(["project", "rounds", "frames sent"], round_rows,
                                                            numeric=(1, 2))
         return layout(f"Organization {_slug(org)}", body, username=viewer.username)
+
+    def _annotators_table(self, store: StateStore, org: str) -> str:
+        from cvat_ext.workforce.scorecards import scorecards
+
+        def fmt(v: float | None, digits: int = 3) -> str:
+            return "—" if v is None else f"{v:.{digits}f}"
+
+        rows = []
+        for c in sorted(scorecards(store, now=self.clock()), key=lambda c: (c.status != "not_qualified", c.username)):
+            status = ('<span class="bad">not qualified</span>' if c.status == "not_qualified"
+                      else esc(c.status.replace("_", " ")) or '<span class="muted">—</span>')
+            rows.append([f'<a href="/reports/org/{esc(_slug(org))}/annotator/{c.user_id}">{esc(c.username)}</a>',
+                         status, str(c.jobs), str(c.objects), fmt(c.gold_accuracy), str(c.gold_frames),
+                         fmt(c.vs_consensus), fmt(c.rule_errors_per_100, 1),
+                         f"{c.issues_resolved}/{c.issues_opened}", fmt(c.gold_7d), str(c.jobs_7d)])
+        return table(["annotator", "qualification", "jobs", "objects", "gold accuracy", "gold frames",
+                      "vs consensus", "rule errors /100 obj", "issues resolved/opened", "gold 7 d", "jobs 7 d"],
+                     rows, numeric=(2, 3, 4, 5, 6, 7, 9, 10))
+
+    def _annotator(self, viewer: Viewer, store: StateStore, org: str, user_id: int) -> bytes:
+        from cvat_ext.workforce.gold import GoldCheck
+        from cvat_ext.workforce.scorecards import scorecards
+
+        work = store.work(user_id=user_id, completed=True)
+        cards = [c for c in scorecards(store, now=self.clock()) if c.user_id == user_id]
+        if not cards:
+            return layout("Annotator", '<p class="muted">No completed work recorded for this annotator.</p>',
+                          username=viewer.username)
+        card = cards[0]
+        standing = store.get_qualification(user_id)
+        facts = [("qualification", (standing.status.replace("_", " ") if standing else "not tracked")),
+                 ("jobs / frames / objects", f"{card.jobs} / {card.frames} / {card.objects}"),
+                 ("accuracy on gold", "—" if card.gold_accuracy is None else
+                  f"{card.gold_accuracy:.3f} over {card.gold_frames} gold frames"),
+                 ("agreement vs consensus (not accuracy)", "—" if card.vs_consensus is None else
+                  f"{card.vs_consensus:.3f}"),
+                 ("rule errors", f"{card.rule_errors}" + ("" if card.rule_errors_per_100 is None else
+                                                          f" ({card.rule_errors_per_100:.1f} per 100 objects)")),
+                 ("issues on their work (resolved / opened)", f"{card.issues_resolved} / {card.issues_opened}"),
+                 ("median time to complete", "—" if card.median_hours is None else f"{card.median_hours:.1f} h"),
+                 ("objects per hour", "—" if card.objects_per_hour is None else f"{card.objects_per_hour:.0f}"),
+                 ("last 7 / 30 days", f"{card.jobs_7d} / {card.jobs_30d} jobs")]
+        summary = table(["", ""], [[esc(k), esc(v)] for k, v in facts])
+        checks = sorted(((r.completed_at or 0.0, GoldCheck(r.job_id, **r.facts["gold"]).f1, r)
+                         for r in work if r.facts.get("gold")), key=lambda t: (t[0], t[2].job_id))
+        chart = ("<h2>Accuracy on gold, job by job</h2>" + line_chart(
+            [(t, f1) for t, f1, _ in checks], threshold=self.qualification_bar, x_label="completed (oldest → newest)")
+                 if checks else "")
+        rows = []
+        for _, f1, r in sorted(checks, key=lambda t: (t[1], t[2].job_id))[:10]:
+            frame = r.facts.get("gate", {}).get("start_frame")
+            link = f"{esc(self.cvat_url)}/tasks/{r.task_id}/jobs/{r.job_id}" + (f"?frame={frame}" if frame else "")
+            rows.append([f'<a href="{link}">job {r.job_id}</a>', f"task {r.task_id}", f"{f1:.3f}",
+                         str(r.facts["gold"]["frames"]), esc(r.completed_date or "")])
+        worst_html = "<h2>Weakest jobs on gold</h2>" + table(["job", "task", "gold accuracy", "gold frames",
+                                                              "completed"], rows, numeric=(2, 3))
+        return layout(f"Annotator {card.username}", summary + chart + worst_html, username=viewer.username)
 
     def _task(self, viewer: Viewer, store: StateStore, org: str, task_id: int) -> bytes:
         scores = store.scores_of_task(task_id)

@@ -284,6 +284,8 @@ class SidecarService:
             sessions=Sessions(ttl_s=cfg.session_ttl_s, clock=self.clock),
             min_agreement=self.settings.consensus.min_agreement,
             secure_cookie=cfg.secure_cookie,
+            qualification_bar=q.bar if (q := self.settings.workforce.qualification).enabled else None,
+            clock=self.clock,
         )
 
     # --- running ---------------------------------------------------------------------------------

@@ -129,3 +129,43 @@ def test_the_task_guide_links_to_the_task_page(served: Served) -> None:
     with make_client(served.standin, served.world) as client:
         guide = client.get_guide(client.get_task(task_id).guide_id)  # type: ignore[arg-type]
     assert f"]({PUBLIC_URL}/reports/org/qa-eval/task/{task_id})" in guide.markdown
+
+
+def test_a_manager_sees_who_is_below_the_bar_and_why(cvat_standin, cvat_org_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import time as _time
+
+    from cvat_ext.workforce.scorecards import scorecards
+    from tests.sidecar.test_e2e_standin import Clock, make_service, make_settings
+    from tests.workforce.scenario import seed_gold_task
+
+    task = seed_gold_task(cvat_standin, cvat_org_world)
+    cfg = make_settings(cvat_standin, cvat_org_world, f"sqlite:///{tmp_path}/state.db", workforce={
+        "qualification": {"enabled": True, "bar": 0.9, "min_gold_frames": 4}})
+    with make_service(cvat_standin, cvat_org_world, cfg, Clock()) as svc:
+        svc.run_once()
+        cards = {c.username: c for c in scorecards(svc.store, now=_time.time())}
+        with svc.http_server() as server, chromium() as driver:
+            _sign_in(driver, server.url, "rev1", cvat_org_world.password)
+            driver.get(f"{server.url}/reports/org/qa-eval")
+            tables = driver.find_elements("css selector", "main table")
+            annotators = [[td.text for td in tr.find_elements("tag name", "td")]
+                          for tr in tables[1].find_elements("css selector", "tbody tr")]
+            assert annotators[0][:2] == ["ann3", "not qualified"]  # below the bar first
+            by_name = {row[0]: row for row in annotators}
+            for name, card in cards.items():
+                assert by_name[name][2] == str(card.jobs) and by_name[name][3] == str(card.objects)
+                assert by_name[name][4] == ("—" if card.gold_accuracy is None else f"{card.gold_accuracy:.3f}")
+            _shot(driver, tmp_path, "reports-overview-annotators.png")
+            driver.find_element("link text", "ann3").click()
+            assert driver.find_element("css selector", "main h1").text == "Annotator ann3"
+            summary = dict(_cells(driver, "main table:first-of-type tbody tr"))
+            assert summary["qualification"] == "not qualified"
+            ann3 = cards["ann3"]
+            assert summary["accuracy on gold"] == f"{ann3.gold_accuracy:.3f} over {ann3.gold_frames} gold frames"
+            points = driver.find_elements("css selector", "svg circle")
+            assert len(points) == len([r for r in svc.store.work(user_id=cvat_org_world.user_ids["ann3"],
+                                                                  completed=True) if r.facts.get("gold")])
+            link = driver.find_element("link text", f"job {task.sloppy_job}").get_attribute("href")
+            assert link == f"{cvat_standin.url}/tasks/{task.task_id}/jobs/{task.sloppy_job}?frame=10"
+            _shot(driver, tmp_path, "reports-annotator.png")
+            assert console_errors(driver) == []
