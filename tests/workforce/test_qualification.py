@@ -19,7 +19,9 @@ def check(frames: int, f1: float, objects: int = 50) -> GoldCheck:
     ([], "pending", None),
     ([check(4, 0.5)], "pending", None),  # too few gold frames to decide
     ([check(4, 1.0), check(6, 0.9)], "qualified", 0.95),  # decided on the job that reaches 10 frames
-    ([check(10, 0.88)], "not_qualified", 0.88),
+    ([check(10, 0.88)], "pending", 0.88),  # below the bar, but 50 objects cannot tell 0.88 from 0.9
+    ([check(10, 0.88, objects=2000)], "not_qualified", 0.88),  # 2000 objects can
+    ([check(10, 0.88), check(20, 0.88)], "not_qualified", 0.88),  # at 3 x min_gold_frames the estimate decides
     ([check(12, 0.5), check(5, 1.0)], "not_qualified", 0.5),  # one pass is not enough to re-qualify
     ([check(12, 0.5), check(5, 1.0), check(5, 0.92)], "qualified", 0.96),  # two in a row
     ([check(12, 0.5), check(5, 1.0), check(5, 0.6), check(5, 1.0)], "not_qualified", 0.5),  # not in a row
@@ -36,5 +38,14 @@ def test_standing(checks: list[GoldCheck], status: str, accuracy: float | None) 
 
 
 def test_the_reason_carries_the_numbers() -> None:
-    why = standing([check(10, 0.8)], POLICY).why
-    assert "0.80" in why and "0.90" in why and "2 gold checks in a row" in why
+    why = standing([check(10, 0.7)], POLICY).why
+    assert "0.70" in why and "0.90" in why and "2 gold checks in a row" in why
+    assert "not beyond chance" in standing([check(10, 0.88)], POLICY).why
+
+
+@pytest.mark.parametrize(("f1", "n", "below"), [(0.5, 50, True), (0.85, 50, False), (0.85, 1000, True),
+                                                (0.9, 10_000, False), (0.0, 0, False)])
+def test_surely_below_is_a_one_sided_bound(f1: float, n: float, below: bool) -> None:
+    from cvat_ext.workforce.qualification import surely_below
+
+    assert surely_below(f1, n, POLICY) is below
