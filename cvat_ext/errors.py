@@ -10,6 +10,8 @@ Tree::
     ├── ConfigError                 bad settings / CLI arguments / config file
     │   └── RuleFileError           a qa_rules YAML file that does not parse or validate
     ├── AnnotationFormatError       malformed annotations, labels or frame meta (CVAT JSON or ours)
+    │   └── InputMismatchError      input files that parse but do not belong together (a frame
+    │                               outside the meta, an unknown label id) or are the wrong kind
     ├── CvatError                   anything that went wrong talking to CVAT
     │   ├── CvatConnectionError     CVAT unreachable / connection dropped / timed out (after retries)
     │   ├── CvatHttpError           CVAT answered with an error status (.status)
@@ -57,6 +59,12 @@ class RuleFileError(ConfigError):
 
 class AnnotationFormatError(CvatExtError):
     """Malformed annotation data (CVAT JSON, labels, frame meta or our own types)."""
+
+
+class InputMismatchError(AnnotationFormatError):
+    """Input files that each parse but contradict each other (annotations on frames the meta does not
+    have, label or attribute ids the labels file lacks) or a file of the wrong kind (labels given
+    where annotations are expected). The message names both files and the first offending object."""
 
 
 class CvatError(CvatExtError):

@@ -6,8 +6,8 @@
 * consensus: the report JSON of ``cvat-ext qa consensus --report-out`` or a
   :class:`~cvat_ext.consensus.report.ConsensusResult` (read column-wise, no per-frame objects).
 * findings: the JSON of ``cvat-ext rules check --format json`` (or a bare list of findings), or
-  rule :class:`~cvat_ext.rules.findings.Finding` objects.
-* frames: job frame meta (``GET /api/jobs/{id}/data/meta``), one per job.
+  rule :class:`~cvat_ext.qa.findings.Finding` objects.
+* frames: job frame metas (read by :func:`cvat_ext.inputs.files.read_meta`), one per job.
 
 Errors raise :class:`AnnotationFormatError` naming the file and the item
 (``pred.json: shapes[3]: score 'high' is not a number``).
@@ -23,13 +23,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cvat_ext.active_learning.signals import ConsensusFrames, Detections, FindingCounts, FrameSet
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta
+from cvat_ext.annotations.cvat_json import load_json_file
 from cvat_ext.annotations.model import JobAnnotations, JobMeta
 from cvat_ext.errors import AnnotationFormatError
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.report import ConsensusResult
-    from cvat_ext.rules.findings import Finding as RuleFinding
+    from cvat_ext.qa.findings import Finding as RuleFinding
 
 
 def _column(rows: Sequence[Any], key: str, default: Any, ok: Callable[[Any], bool], where: str, want: str) -> list[Any]:
@@ -241,6 +241,3 @@ def frames_from_metas(metas: Sequence[tuple[str, JobMeta]]) -> FrameSet:
         )
     return FrameSet(frame_idx, job, tuple(names))
 
-
-def read_meta(path: str | Path) -> JobMeta:
-    return parse_job_meta(load_json_file(path), where=str(path))

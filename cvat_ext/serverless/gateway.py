@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from cvat_ext.errors import ConfigError
-from cvat_ext.http_endpoint import JsonRequestHandler
+from cvat_ext.http_endpoint import JsonRequestHandler, bind_server
 from cvat_ext.serverless.handler import error_body
 from cvat_ext.serverless.lint import find_function_yamls
 from cvat_ext.serverless.spec import annotation_str
@@ -325,12 +325,16 @@ class FunctionGateway:
         if self._eager:
             for fn in self.functions.values():
                 fn.warm_up()
-        dashboard = _Server((self.host, self._port), _DashboardHandler)
+        dashboard = bind_server(
+            lambda address: _Server(address, _DashboardHandler), self.host, self._port, what="functions dashboard"
+        )
         dashboard.gateway = self
         self._serve(dashboard)
         for fn in self.functions.values():
             if self._direct_ports:
-                direct = _Server((self.host, 0), _DirectHandler)
+                direct = bind_server(
+                    lambda address: _Server(address, _DirectHandler), self.host, 0, what=f"function {fn.name}"
+                )
                 direct.gateway = self
                 direct.function = fn
                 fn.http_port = int(direct.server_address[1])
