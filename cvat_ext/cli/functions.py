@@ -32,7 +32,7 @@ def lint_cmd(paths: tuple[Path, ...], strict: bool) -> None:
 
     Exit code 1 when any error (or, with --strict, any warning) was found.
     """
-    from cvat_ext.serverless.lint import find_function_yamls, lint_paths
+    from cvat_ext.functions.dev.lint import find_function_yamls, lint_paths
 
     roots = list(paths) or [Path(DEFAULT_ROOT)]
     files = sorted({f for r in roots for f in find_function_yamls(r)})
@@ -53,8 +53,8 @@ def lint_cmd(paths: tuple[Path, ...], strict: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the dashboard listing CVAT would receive.")
 def list_cmd(roots: tuple[Path, ...], as_json: bool) -> None:
     """List the functions under --root (default: serverless/): name, kind, labels, folder."""
-    from cvat_ext.serverless.lint import find_function_yamls
-    from cvat_ext.serverless.spec import load_function_config
+    from cvat_ext.functions.dev.lint import find_function_yamls
+    from cvat_ext.functions.spec import load_function_config
 
     files = [f for r in (roots or (Path(DEFAULT_ROOT),)) for f in find_function_yamls(r) if f.name == "function.yaml"]
     rows = []
@@ -87,7 +87,7 @@ def serve_cmd(
     Point CVAT at it: CVAT_NUCLIO_HOST=<this host>, CVAT_NUCLIO_PORT=<port>,
     CVAT_NUCLIO_INVOKE_METHOD=dashboard. For development and CPU-only installs; production uses Nuclio.
     """
-    from cvat_ext.serverless.gateway import FunctionGateway
+    from cvat_ext.functions.dev.gateway import FunctionGateway
 
     gateway = FunctionGateway(
         roots or (Path(DEFAULT_ROOT),),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import Job
+from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatError, CvatExtError, CvatNotFoundError, LeaseLostError
 from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
+from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}

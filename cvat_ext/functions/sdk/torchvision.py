@@ -1,6 +1,6 @@
 """cvat-sdk auto-annotation factories for the torchvision COCO models (``create(**params)``).
 
-    cvat-cli task auto-annotate TASK_ID --function-module cvat_ext.models.sdk_maskrcnn \\
+    cvat-cli task auto-annotate TASK_ID --function-module cvat_ext.functions.sdk.maskrcnn \\
         [-p weights=str:/path/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth] [-p device=str:cuda] [--conv-mask-to-poly]
 
 Without ``weights``, torchvision fetches its published COCO checkpoint through torch.hub, which
@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from cvat_ext.models.coco import coco_detection_labels, coco_person_skeleton_label
+from cvat_ext.functions.coco import coco_detection_labels, coco_person_skeleton_label
+from cvat_ext.functions.sdk.function import SdkDetectionFunction
 from cvat_ext.models.contours import mask_polygon
-from cvat_ext.models.sdk_function import SdkDetectionFunction
 from cvat_ext.models.torchvision_detection import Arch, TorchvisionDetector, build_detection_model
 
 _WEIGHT_ENUMS = {

@@ -28,12 +28,12 @@ import torch
 from cvat_sdk.masks import decode_mask
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.functions.dev.lint import lint_paths
+from cvat_ext.functions.sam import prefetch_bodies
 from cvat_ext.models.sam import EMBEDDING_SHAPE, SamMaskDecoder, build_sam
-from cvat_ext.models.sam_functions import prefetch_bodies
-from cvat_ext.serverless.lint import lint_paths
-from tests.models.functions import SERVERLESS, function_module
-from tests.serverless.images import b64, gradient
-from tests.serverless.test_sam_cache import redis_server  # noqa: F401
+from tests.functions.images import b64, gradient
+from tests.functions.loading import SERVERLESS, function_module
+from tests.functions.test_sam_cache import redis_server  # noqa: F401
 
 pytestmark = pytest.mark.models
 
@@ -325,7 +325,7 @@ def _http(url: str, data: bytes | None = None, headers: dict[str, str] | None = 
 
 def test_gateway_serves_both_functions_as_cvat_calls_them(tiny_env: None, frame: np.ndarray) -> None:
     """List and invoke through the local dashboard stand-in over HTTP, with CVAT's headers."""
-    from cvat_ext.serverless.gateway import FunctionGateway
+    from cvat_ext.functions.dev.gateway import FunctionGateway
 
     common = {"x-nuclio-project-name": "cvat", "x-nuclio-function-namespace": "nuclio"}
     roots = [SERVERLESS / "pytorch" / "facebookresearch", SERVERLESS / "pytorch" / "cvat_ext"]

@@ -13,12 +13,12 @@ import pytest
 import requests
 from cvat_sdk.masks import encode_mask
 
-from cvat_ext.serverless.gateway import FunctionGateway
-from tests.serverless.images import b64, gradient
+from cvat_ext.functions.dev.gateway import FunctionGateway
+from tests.functions.images import b64, gradient
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 #: the Nuclio-side requests of recordings L01-L03 (tests/data/cvat-2.73/recorded), kept with the tests
-RECORDED = json.loads((Path(__file__).with_name("recorded_nuclio.json")).read_text())["files"]
+RECORDED = json.loads((Path(__file__).parents[1] / "recorded_nuclio.json").read_text())["files"]
 
 #: the dashboard headers CVAT sent in the recording (L01), used when the recording is unavailable
 CVAT_HEADERS = {
@@ -69,7 +69,7 @@ spec:
 INTERACTOR_HANDLER = '''\
 import numpy as np
 
-from cvat_ext.serverless.response import interactor_mask_shape, interactor_response
+from cvat_ext.functions.response import interactor_mask_shape, interactor_response
 
 
 def build_model(context):
@@ -87,7 +87,7 @@ def build_model(context):
 INTERACTOR_MAIN = """\
 from model_handler import build_model
 
-from cvat_ext.serverless.handler import InteractorRequest, make_handler
+from cvat_ext.functions.handler import InteractorRequest, make_handler
 
 init_context, handler = make_handler(build_model, request_type=InteractorRequest)
 """

@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import MaskRle
+from cvat_ext.functions.spec import LabelSpec, labels_by_id
 from cvat_ext.models.detections import Detections, MaskCrop
-from cvat_ext.serverless.spec import LabelSpec, labels_by_id
 
 __all__ = ["SdkDetectionFunction", "sdk_label_specs"]
 

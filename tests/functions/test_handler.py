@@ -10,10 +10,10 @@ import nuclio_sdk.test
 import pytest
 
 from cvat_ext.errors import FunctionInputError
-from cvat_ext.serverless.handler import HandlerStats, make_handler
-from cvat_ext.serverless.request import DetectorRequest, InteractorRequest, RequestLimits
-from cvat_ext.serverless.response import RawJson
-from tests.serverless.images import b64, gradient, png_bomb_b64, truncated_png_b64
+from cvat_ext.functions.handler import HandlerStats, make_handler
+from cvat_ext.functions.request import DetectorRequest, InteractorRequest, RequestLimits
+from cvat_ext.functions.response import RawJson
+from tests.functions.images import b64, gradient, png_bomb_b64, truncated_png_b64
 
 IMG = b64(gradient())
 BUILDS: list[int] = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cvat_ext.errors import FunctionInputError
-from cvat_ext.serverless.request import (
+from cvat_ext.functions.request import (
     DetectorRequest,
     ImageInput,
     InteractorRequest,
@@ -15,7 +15,7 @@ from cvat_ext.serverless.request import (
     decode_body,
     parse_request,
 )
-from tests.serverless.images import b64, gradient, png_bomb_b64, truncated_png_b64
+from tests.functions.images import b64, gradient, png_bomb_b64, truncated_png_b64
 
 IMG = b64(gradient())
 

@@ -37,10 +37,10 @@ from typing import Any
 import yaml
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.functions.dev.lint import find_function_yamls
+from cvat_ext.functions.handler import error_body
+from cvat_ext.functions.spec import annotation_str
 from cvat_ext.http_endpoint import JsonRequestHandler
-from cvat_ext.serverless.handler import error_body
-from cvat_ext.serverless.lint import find_function_yamls
-from cvat_ext.serverless.spec import annotation_str
 
 __all__ = ["FunctionGateway", "LocalFunction", "load_function"]
 

@@ -1,4 +1,4 @@
-"""The two SAM Nuclio functions on top of the shared runtime (``cvat_ext.serverless``).
+"""The two SAM Nuclio functions on top of the shared runtime (``cvat_ext.functions``).
 
 **Drop-in** ``pth-facebookresearch-sam-vit-h`` (:class:`SamBlobFunction`): answers CVAT's interactor
 call with ``{"blob": base64(float32 (1, 256, 64, 64) embedding bytes)}`` — the browser decodes the
@@ -31,8 +31,8 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cvat_ext.errors import ConfigError, FunctionInputError
-from cvat_ext.serverless.embedding_cache import CacheSource, EmbeddingCache, LruCache, RedisStore
-from cvat_ext.serverless.request import (
+from cvat_ext.functions.embedding_cache import CacheSource, EmbeddingCache, LruCache, RedisStore
+from cvat_ext.functions.request import (
     DEFAULT_LIMITS,
     FunctionRequest,
     ImageInput,
@@ -41,7 +41,7 @@ from cvat_ext.serverless.request import (
     decode_body,
     parse_request,
 )
-from cvat_ext.serverless.response import RawJson, interactor_mask_shape, interactor_response
+from cvat_ext.functions.response import RawJson, interactor_mask_shape, interactor_response
 
 __all__ = [
     "MAX_PREFETCH",

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from cvat_ext.errors import ConfigError
-from cvat_ext.serverless.spec import (
+from cvat_ext.functions.spec import (
     FUNCTION_YAML_ENV,
     LabelSpec,
     annotation_str,

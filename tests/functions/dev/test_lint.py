@@ -10,9 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from cvat_ext.cli.functions import group
-from cvat_ext.serverless.lint import find_function_yamls, lint_config, lint_paths
+from cvat_ext.functions.dev.lint import find_function_yamls, lint_config, lint_paths
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 SKELETON = {
     "id": 2,

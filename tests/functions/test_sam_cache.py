@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cvat_ext.errors import ConfigError
-from cvat_ext.serverless.embedding_cache import (
+from cvat_ext.functions.embedding_cache import (
     CacheSource,
     EmbeddingCache,
     LruCache,

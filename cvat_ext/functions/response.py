@@ -30,8 +30,8 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import MaskRle
 from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.functions.spec import LabelSpec
 from cvat_ext.models.detections import Detections, MaskCrop
-from cvat_ext.serverless.spec import LabelSpec
 
 __all__ = [
     "RawJson",

@@ -2,7 +2,7 @@
 
 A function's ``main.py`` is three lines::
 
-    from cvat_ext.serverless.handler import make_handler
+    from cvat_ext.functions.handler import make_handler
     from model_handler import build_model          # build_model(context) -> callable(request) -> JSON-able
 
     init_context, handler = make_handler(build_model, request_type=DetectorRequest)
@@ -10,7 +10,7 @@ A function's ``main.py`` is three lines::
 ``init_context(context)`` builds the model once per worker into ``context.user_data.model``;
 ``handler(context, event)`` answers every event with a JSON ``context.Response``:
 
-* 200 and the model's result (any JSON-able value, or :class:`~cvat_ext.serverless.response.RawJson`);
+* 200 and the model's result (any JSON-able value, or :class:`~cvat_ext.functions.response.RawJson`);
 * a :class:`~cvat_ext.errors.FunctionInputError` (bad body, bad base64, not an image, too big, a
   missing or mistyped field, or raised by the model for a bad prompt) -> its status (400) and
   ``{"error": <message>, "field": <field or null>}``;
@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from cvat_ext.errors import FunctionInputError
-from cvat_ext.serverless.request import (
+from cvat_ext.functions.request import (
     DEFAULT_LIMITS,
     DetectorRequest,
     FunctionRequest,
@@ -44,7 +44,7 @@ from cvat_ext.serverless.request import (
     RequestLimits,
     parse_request,
 )
-from cvat_ext.serverless.response import RawJson, encode_json
+from cvat_ext.functions.response import RawJson, encode_json
 
 # request/response types re-exported so a main.py needs one import line
 __all__ = [

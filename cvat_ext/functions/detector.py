@@ -16,10 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.functions.request import DetectorRequest
+from cvat_ext.functions.response import detections_to_items
+from cvat_ext.functions.spec import LabelSpec, labels_by_id
 from cvat_ext.models.detections import Detections, MaskCrop
-from cvat_ext.serverless.request import DetectorRequest
-from cvat_ext.serverless.response import detections_to_items
-from cvat_ext.serverless.spec import LabelSpec, labels_by_id
 
 __all__ = ["DetectorFunction"]
 

@@ -1,16 +1,16 @@
 """cvat-sdk auto-annotation module: OpenCV people (HOG + body-from-face) and faces (Haar).
 
     cvat-cli --server-host URL --org ORG task auto-annotate TASK_ID \\
-        --function-module cvat_ext.models.sdk_opencv [--conf-threshold 0.6]
+        --function-module cvat_ext.functions.sdk.opencv [--conf-threshold 0.6]
 
 Labels ``person`` and ``face`` (rectangles); shapes carry the detector score.
 """
 
 from __future__ import annotations
 
+from cvat_ext.functions.sdk.function import SdkDetectionFunction
+from cvat_ext.functions.spec import LabelSpec
 from cvat_ext.models.opencv_people import LABELS, OpenCvPeopleDetector
-from cvat_ext.models.sdk_function import SdkDetectionFunction
-from cvat_ext.serverless.spec import LabelSpec
 
 _function = SdkDetectionFunction(
     OpenCvPeopleDetector,

@@ -7,8 +7,7 @@ import pytest
 from cvat_sdk.masks import encode_mask  # cross-check of our RLE against the SDK's encoder
 
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.models.detections import Detections, MaskCrop
-from cvat_ext.serverless.response import (
+from cvat_ext.functions.response import (
     RawJson,
     RawMask,
     detections_to_items,
@@ -19,7 +18,8 @@ from cvat_ext.serverless.response import (
     rectangle_item,
     skeleton_item,
 )
-from cvat_ext.serverless.spec import LabelSpec
+from cvat_ext.functions.spec import LabelSpec
+from cvat_ext.models.detections import Detections, MaskCrop
 
 
 def _naive_raw_mask(full: np.ndarray) -> list[int]:

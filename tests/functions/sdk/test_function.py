@@ -17,10 +17,10 @@ from cvat_sdk.auto_annotation.driver import _AnnotationMapper  # noqa: E402
 from cvat_sdk.masks import encode_mask  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from cvat_ext.functions.sdk.function import SdkDetectionFunction  # noqa: E402
+from cvat_ext.functions.spec import LabelSpec  # noqa: E402
 from cvat_ext.models.detections import Detections, MaskCrop  # noqa: E402
-from cvat_ext.models.sdk_function import SdkDetectionFunction  # noqa: E402
-from cvat_ext.serverless.spec import LabelSpec  # noqa: E402
-from tests.models.functions import iou  # noqa: E402
+from tests.functions.loading import iou  # noqa: E402
 
 pytestmark = pytest.mark.models
 
@@ -59,7 +59,7 @@ def sdk_check(function: Any, shapes: list[Any], *, to_poly: bool = False) -> lis
 
 @pytest.mark.skipif(not hasattr(cv2, "HOGDescriptor"), reason="OpenCV 5 has no HOG; the models extra pins opencv < 5")
 def test_sdk_opencv_module_on_astronaut() -> None:
-    import cvat_ext.models.sdk_opencv as module
+    import cvat_ext.functions.sdk.opencv as module
 
     image = Image.fromarray(skimage_data.astronaut())
     shapes = module.detect(context(), image)
@@ -118,7 +118,8 @@ def test_masks_skeletons_and_scores_pass_the_sdk_driver() -> None:
 def test_torchvision_sdk_factories_with_tiny_models() -> None:
     pytest.importorskip("torch")
     pytest.importorskip("torchvision")
-    from cvat_ext.models import sdk_keypointrcnn, sdk_maskrcnn
+    from cvat_ext.functions.sdk import keypointrcnn as sdk_keypointrcnn
+    from cvat_ext.functions.sdk import maskrcnn as sdk_maskrcnn
 
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 255, size=(96, 128, 3), dtype=np.uint8))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from cvat_ext.serverless.gateway import load_function
+from cvat_ext.functions.dev.gateway import load_function
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERLESS = REPO / "serverless"

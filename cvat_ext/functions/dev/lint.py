@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import yaml
 
-from cvat_ext.serverless.spec import annotation_str
+from cvat_ext.functions.spec import annotation_str
 
 __all__ = ["LintIssue", "find_function_yamls", "lint_config", "lint_file", "lint_paths"]
 
