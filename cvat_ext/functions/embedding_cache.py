@@ -38,6 +38,7 @@ __all__ = [
     "LruCache",
     "RedisStore",
     "SharedStore",
+    "process_lru",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ ENV_REDIS_PASSWORD = "CVAT_FUNCTIONS_REDIS_PASSWORD"
 #: seconds an entry lives in the shared store (default one day: a labelling session)
 ENV_REDIS_TTL = "CVAT_EXT_SAM_REDIS_TTL_S"
 DEFAULT_KEY_PREFIX = "cvat-ext:sam-embedding"
+#: set by ``functions serve`` per served function: its workers (threads) share one local cache
+ENV_LOCAL_CACHE_SCOPE = "CVAT_EXT_LOCAL_CACHE_SCOPE"
 
 
 class CacheSource(StrEnum):
@@ -114,6 +117,24 @@ class LruCache(Generic[V]):
             while self._bytes > self.max_bytes:
                 _, (_, evicted) = self._items.popitem(last=False)
                 self._bytes -= evicted
+
+
+_PROCESS_LRUS: dict[str, LruCache[Any]] = {}
+_PROCESS_LRUS_LOCK = threading.Lock()
+
+
+def process_lru(scope: str, max_bytes: int, sizeof: Callable[[Any], int]) -> LruCache[Any]:
+    """The one :class:`LruCache` of ``scope`` in this process (created on first use).
+
+    ``cvat-ext functions serve`` runs a function's workers as threads of one process and gives
+    them one scope, so a frame embedded by one worker is a hit for the others (Nuclio's workers
+    are processes: each keeps its own LRU and they share through Redis).
+    """
+    with _PROCESS_LRUS_LOCK:
+        cache = _PROCESS_LRUS.get(scope)
+        if cache is None:
+            cache = _PROCESS_LRUS[scope] = LruCache(max_bytes, sizeof)
+        return cache
 
 
 @dataclass

@@ -31,7 +31,14 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cvat_ext.errors import ConfigError, FunctionInputError
-from cvat_ext.functions.embedding_cache import CacheSource, EmbeddingCache, LruCache, RedisStore
+from cvat_ext.functions.embedding_cache import (
+    ENV_LOCAL_CACHE_SCOPE,
+    CacheSource,
+    EmbeddingCache,
+    LruCache,
+    RedisStore,
+    process_lru,
+)
 from cvat_ext.functions.request import (
     DEFAULT_LIMITS,
     FunctionRequest,
@@ -108,9 +115,7 @@ def prefetch_bodies(files: Iterable[bytes], *, batch: int = MAX_PREFETCH) -> Ite
         yield {"prefetch": chunk}
 
 
-def make_parse(
-    request_type: type[BaseModel], *, limits: RequestLimits = DEFAULT_LIMITS
-) -> Callable[[Any], BaseModel]:
+def make_parse(request_type: type[BaseModel], *, limits: RequestLimits = DEFAULT_LIMITS) -> Callable[[Any], BaseModel]:
     """Body parser for ``make_handler(parse=...)``: a prefetch body or a ``request_type`` body."""
 
     def parse(body: Any) -> BaseModel:
@@ -238,6 +243,13 @@ def _cache_mb(environ: Mapping[str, str], default_mb: int) -> int:
         raise ConfigError(f"sam: {ENV_CACHE_MB} must be an integer number of MiB ({exc})") from exc
 
 
+def _local_cache(env: Mapping[str, str], what: str, default_mb: int, sizeof: Callable[[Any], int]) -> LruCache[Any]:
+    """This worker's LRU, or the one its sibling workers share when the server set a scope."""
+    max_bytes = _cache_mb(env, default_mb) * 2**20
+    scope = env.get(ENV_LOCAL_CACHE_SCOPE, "")
+    return process_lru(f"{scope}:{what}", max_bytes, sizeof) if scope else LruCache(max_bytes, sizeof)
+
+
 def _tensor_nbytes(tensor: Any) -> int:
     return int(tensor.numel() * tensor.element_size())
 
@@ -248,7 +260,7 @@ def blob_function_from_env(environ: Mapping[str, str] | None = None) -> SamBlobF
 
     env = os.environ if environ is None else environ
     embedder, _ = embedder_from_env(env, default_model_type="vit_h")
-    local: LruCache[str] = LruCache(_cache_mb(env, 1024) * 2**20, len)
+    local: LruCache[str] = _local_cache(env, f"blob:{embedder.model_key}", 1024, len)
     cache = EmbeddingCache(
         local, model_key=embedder.model_key, shared=RedisStore.from_env(env), raw_nbytes=EMBEDDING_NBYTES
     )
@@ -261,7 +273,7 @@ def interactor_function_from_env(environ: Mapping[str, str] | None = None) -> Sa
 
     env = os.environ if environ is None else environ
     embedder, sam = embedder_from_env(env, default_model_type="vit_b")
-    local: LruCache[Any] = LruCache(_cache_mb(env, 512) * 2**20, _tensor_nbytes)
+    local: LruCache[Any] = _local_cache(env, f"embedding:{embedder.model_key}", 512, _tensor_nbytes)
     cache = EmbeddingCache(
         local, model_key=embedder.model_key, shared=RedisStore.from_env(env), raw_nbytes=EMBEDDING_NBYTES
     )

@@ -11,30 +11,36 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cvat_ext.errors import ConfigError
 
 __all__ = [
+    "FUNCTION_YAML_ENV",
     "NUCLIO_FUNCTION_YAML",
     "AttributeSpecDecl",
-    "FunctionConfig",
+    "FunctionYaml",
+    "HttpTrigger",
     "LabelSpec",
     "annotation_str",
     "function_yaml_path",
     "labels_by_id",
     "load_function_config",
     "parse_label_specs",
+    "read_function_yaml",
     "read_labels",
 ]
 
 NUCLIO_FUNCTION_YAML = Path("/opt/nuclio/function.yaml")
 #: env var that overrides where the function reads its yaml (tests, unusual images)
 FUNCTION_YAML_ENV = "CVAT_EXT_FUNCTION_YAML"
+#: Nuclio's default request body limit when the trigger sets none
+DEFAULT_MAX_BODY = 32 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +80,154 @@ class LabelSpec:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionConfig:
-    """The parts of a function.yaml the runtime uses; ``raw`` is the whole parsed document."""
+class EnvVar(BaseModel):
+    """One ``spec.env`` item: ``{name, value}`` (``valueFrom`` is Kubernetes-only)."""
 
-    name: str
-    kind: str
-    labels: tuple[LabelSpec, ...]
-    annotations: Mapping[str, str]
-    raw: Mapping[str, Any] = field(repr=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    value: Any = None
+    value_from: Any = Field(default=None, alias="valueFrom")
+
+
+class Trigger(BaseModel):
+    """One ``spec.triggers`` entry. Values are kept as written; :meth:`FunctionYaml.http` checks them."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = ""
+    numWorkers: Any = None
+    maxWorkers: Any = None
+    workerAvailabilityTimeoutMilliseconds: Any = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunctionSection(BaseModel):
+    """``spec``: what CVAT, the runtime and the lint read; Nuclio's other keys are kept as extras."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    description: Any = None
+    handler: Any = "main:handler"
+    runtime: Any = ""
+    eventTimeout: Any = None
+    env: list[EnvVar] = Field(default_factory=list)
+    triggers: dict[str, Trigger] = Field(default_factory=dict)
+    resources: dict[str, Any] = Field(default_factory=dict)
+    build: dict[str, Any] = Field(default_factory=dict)
+
+
+class Metadata(BaseModel):
+    """``metadata``; annotations become strings as Nuclio stores them (``true`` -> ``"true"``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = ""
+    namespace: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("annotations", mode="before")
+    @classmethod
+    def _as_strings(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): annotation_str(v) for k, v in value.items()}
+        return value
+
+
+def _positive_int(value: Any, where: str, default: int) -> int:
+    """``value`` as a positive int (Nuclio accepts ``"2"``), ``default`` when left out."""
+    if value is None:
+        return default
+    try:
+        number = int(annotation_str(value))
+    except ValueError:
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        raise ConfigError(f"{where}: {value!r} is not a positive integer")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTrigger:
+    """The HTTP trigger's settings the runtime honours (Nuclio's defaults where left out)."""
+
+    num_workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    #: how long a request waits for a free worker before 503 (Nuclio's default 10 s)
+    worker_availability_timeout_s: float = 10.0
+
+
+class FunctionYaml(BaseModel):
+    """A function.yaml, the one parsed form used by the runtime, ``functions serve`` and the lint.
+
+    Structure is checked here (a list where a mapping belongs is a validation error naming the
+    key); what CVAT makes of the values (``bool("false")``, label JSON) is the lint's business.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    metadata: Metadata
+    spec: FunctionSection = Field(default_factory=FunctionSection)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def kind(self) -> str:
+        """``detector`` | ``interactor`` | ``tracker`` | ``reid`` (as written; the lint checks it)."""
+        return self.metadata.annotations.get("type", "")
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.metadata.annotations
+
+    @property
+    def labels(self) -> tuple[LabelSpec, ...]:
+        """The declared labels (``metadata.annotations.spec``); bad JSON -> ConfigError."""
+        return parse_label_specs(self.metadata.annotations.get("spec"), where=f"function {self.name} spec")
+
+    def env_values(self, *, where: str = "function.yaml") -> dict[str, str]:
+        """``spec.env`` as ``{name: value}`` strings (``valueFrom`` -> ConfigError: Kubernetes only)."""
+        out: dict[str, str] = {}
+        for i, item in enumerate(self.spec.env):
+            if item.value_from is not None:
+                raise ConfigError(f"{where}: spec.env[{i}] {item.name}: valueFrom needs Kubernetes, give a value")
+            out[item.name] = annotation_str(item.value)
+        return out
+
+    def http(self, *, where: str = "function.yaml") -> HttpTrigger:
+        """The first HTTP trigger's settings; a value that is not a positive integer -> ConfigError."""
+        for name, trigger in self.spec.triggers.items():
+            if trigger.kind != "http":
+                continue
+            at = f"{where}: spec.triggers.{name}"
+            timeout_ms = _positive_int(
+                trigger.workerAvailabilityTimeoutMilliseconds, f"{at}.workerAvailabilityTimeoutMilliseconds", 10_000
+            )
+            max_body = trigger.attributes.get("maxRequestBodySize")
+            return HttpTrigger(
+                num_workers=_positive_int(trigger.numWorkers, f"{at}.numWorkers", 1),
+                max_body_bytes=_positive_int(max_body, f"{at}.attributes.maxRequestBodySize", DEFAULT_MAX_BODY),
+                worker_availability_timeout_s=timeout_ms / 1000.0,
+            )
+        return HttpTrigger()
+
+    @classmethod
+    def parse(cls, raw: Any, *, where: str = "function.yaml") -> FunctionYaml:
+        """Validate a parsed YAML document; problems -> one ConfigError naming ``where`` and the key."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: expected a YAML mapping at the top")
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{where}: {loc}: {first['msg']}") from exc
+        if not config.metadata.name:
+            raise ConfigError(f"{where}: metadata.name is missing")
+        return config
 
 
 def function_yaml_path(near: str | os.PathLike[str] | None = None) -> Path:
@@ -146,27 +291,20 @@ def parse_label_specs(spec: str | Sequence[Any] | None, *, where: str = "spec") 
     return tuple(_label(d, f"{where} label {i}") for i, d in enumerate(data))
 
 
-def load_function_config(path: str | os.PathLike[str]) -> FunctionConfig:
-    """Parse a function.yaml into a :class:`FunctionConfig`; problems -> ConfigError naming the file."""
+def read_function_yaml(path: str | os.PathLike[str]) -> Any:
+    """The parsed YAML document of ``path``; unreadable or not YAML -> ConfigError naming the file."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{p}: cannot read function yaml ({exc})") from exc
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{p}: expected a YAML mapping at the top")
-    metadata = raw.get("metadata") or {}
-    annotations = {str(k): annotation_str(v) for k, v in (metadata.get("annotations") or {}).items()}
-    name = metadata.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{p}: metadata.name is missing")
-    return FunctionConfig(
-        name=name,
-        kind=annotations.get("type", ""),
-        labels=parse_label_specs(annotations.get("spec"), where=f"{p} spec"),
-        annotations=annotations,
-        raw=raw,
-    )
+
+
+def load_function_config(path: str | os.PathLike[str]) -> FunctionYaml:
+    """Parse a function.yaml into a :class:`FunctionYaml`; problems -> ConfigError naming the file."""
+    config = FunctionYaml.parse(read_function_yaml(path), where=str(path))
+    config.labels  # noqa: B018 (a bad label spec is an error of loading, not of the first call)
+    return config
 
 
 def read_labels(path: str | os.PathLike[str] | None = None) -> tuple[LabelSpec, ...]:

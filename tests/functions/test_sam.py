@@ -329,7 +329,9 @@ def test_gateway_serves_both_functions_as_cvat_calls_them(tiny_env: None, frame:
 
     common = {"x-nuclio-project-name": "cvat", "x-nuclio-function-namespace": "nuclio"}
     roots = [SERVERLESS / "pytorch" / "facebookresearch", SERVERLESS / "pytorch" / "cvat_ext"]
-    with FunctionGateway(roots, direct_ports=False) as gw:
+    # the yamls name the official checkpoints under /opt/weights: serve the tiny model instead
+    tiny = ["CVAT_EXT_SAM_MODEL_TYPE=tiny", "CVAT_EXT_WEIGHTS=", "CVAT_EXT_DEVICE=cpu", "CVAT_EXT_SAM_CACHE_MB=64"]
+    with FunctionGateway(roots, direct_ports=False, env=tiny, workers=1) as gw:
         status, listing = _http(gw.url + "/api/functions", headers=common)
         assert status == 200
         assert set(listing) == {"pth-facebookresearch-sam-vit-h", "pth-cvat-ext-sam-vit-b-interactor"}

@@ -66,7 +66,7 @@ spec:
         maxRequestBodySize: 200000
 """
 
-INTERACTOR_HANDLER = '''\
+INTERACTOR_HANDLER = """\
 import numpy as np
 
 from cvat_ext.functions.response import interactor_mask_shape, interactor_response
@@ -82,7 +82,7 @@ def build_model(context):
         mask[y0 : y1 + 1, x0 : x1 + 1] = True
         return interactor_response([interactor_mask_shape(mask, confidence=0.87)])
     return model
-'''
+"""
 
 INTERACTOR_MAIN = """\
 from model_handler import build_model

@@ -125,9 +125,7 @@ def test_valid_configs_have_no_errors(kind: str) -> None:
         ),
         (
             "metadata.annotations.spec",
-            spec_with(
-                [{"name": "a", "attributes": [{"name": "c", "input_type": "text", "values": []}] * 2}]
-            ),
+            spec_with([{"name": "a", "attributes": [{"name": "c", "input_type": "text", "values": []}] * 2}]),
             "duplicate attribute name 'c'",
         ),
         ("metadata.annotations.spec", spec_with([{k: v for k, v in SKELETON.items() if k != "svg"}]), "without 'svg'"),
