@@ -90,7 +90,7 @@ def main() -> None:
 
     from cvat_ext.functions.detector import DetectorFunction
     from cvat_ext.functions.handler import make_handler
-    from cvat_ext.functions.spec import LabelSpec
+    from cvat_ext.functions.interface import LabelSpec
     from cvat_ext.models.opencv_people import LABELS, OpenCvPeopleDetector
 
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")

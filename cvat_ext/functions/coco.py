@@ -7,7 +7,7 @@ keypoints in model output order and ``COCO_SKELETON`` the usual limb edges betwe
 
 from __future__ import annotations
 
-from cvat_ext.functions.spec import LabelSpec
+from cvat_ext.functions.interface import LabelSpec
 
 COCO_CATEGORIES: tuple[str, ...] = (
     "__background__",

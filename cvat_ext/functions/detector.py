@@ -8,22 +8,15 @@ threshold is the request's, or the function's default when CVAT sends none (it o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from cvat_ext.errors import ConfigError
+from cvat_ext.functions.interface import DetectionModel, DetectorFunctionSpec, LabelSpec, Polygonize
 from cvat_ext.functions.request import DetectorRequest
 from cvat_ext.functions.response import detections_to_items
-from cvat_ext.functions.spec import LabelSpec, labels_by_id
-from cvat_ext.models.detections import Detections, MaskCrop
 
 __all__ = ["DetectorFunction"]
-
-Polygonize = Callable[[MaskCrop], "npt.NDArray[np.float64] | None"]
 
 
 @dataclass
@@ -33,10 +26,11 @@ class DetectorFunction:
     ``labels`` the function's declared labels (each with the model class ``id``);
     ``default_threshold`` used when the request carries none; ``keypoint_thr`` below which a
     keypoint is sent ``outside``; ``polygonize`` (optional) turns a mask into a (K, 2) polygon sent
-    as the item's ``points`` so CVAT's ``conv_mask_to_poly`` works.
+    as the item's ``points`` so CVAT's ``conv_mask_to_poly`` works. Labels and thresholds are
+    checked once, as a :class:`DetectorFunctionSpec`.
     """
 
-    model: Callable[[npt.NDArray[np.uint8]], Detections]
+    model: DetectionModel
     labels: Sequence[LabelSpec]
     default_threshold: float = 0.5
     keypoint_thr: float = 0.0
@@ -44,23 +38,19 @@ class DetectorFunction:
     #: seconds in the model's forward pass / in thresholding + building CVAT items (summed)
     forward_s: float = field(default=0.0, init=False)
     items_s: float = field(default=0.0, init=False)
-    _by_id: dict[int, LabelSpec] = field(init=False, repr=False)
+    spec: DetectorFunctionSpec = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._by_id = labels_by_id(self.labels)
-        if not self._by_id:
-            raise ConfigError("detector function: no label in the spec carries an 'id' to map model classes")
+        self.spec = DetectorFunctionSpec(tuple(self.labels), self.default_threshold, self.keypoint_thr)
+        self._by_id = self.spec.by_class_id
 
     def __call__(self, request: DetectorRequest) -> list[dict[str, Any]]:
         rgb = request.image.rgb()
         t0 = time.perf_counter()
         dets = self.model(rgb)
         t1 = time.perf_counter()
-        dets = dets.above(request.threshold_or(self.default_threshold))
-        polygons = None
-        if self.polygonize is not None and dets.masks is not None:
-            polygons = [None if m is None else self.polygonize(m) for m in dets.masks]
-        items = detections_to_items(dets, self._by_id, keypoint_thr=self.keypoint_thr, polygons=polygons)
+        dets = dets.above(request.threshold_or(self.spec.default_threshold))
+        items = detections_to_items(dets, self._by_id, keypoint_thr=self.spec.keypoint_thr, polygonize=self.polygonize)
         self.forward_s += t1 - t0
         self.items_s += time.perf_counter() - t1
         return items

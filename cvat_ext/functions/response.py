@@ -30,7 +30,8 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import MaskRle
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.functions.spec import LabelSpec
+from cvat_ext.functions.encode import plan_shapes
+from cvat_ext.functions.interface import LabelSpec, Polygonize
 from cvat_ext.models.detections import Detections, MaskCrop
 
 __all__ = [
@@ -216,39 +217,28 @@ def detections_to_items(
     labels: Mapping[int, LabelSpec],
     *,
     keypoint_thr: float = 0.0,
-    polygons: Sequence[npt.NDArray[np.float64] | None] | None = None,
+    polygonize: Polygonize | None = None,
 ) -> list[dict[str, Any]]:
-    """CVAT detector items for ``dets``; the label of each object is ``labels[class_id]``.
+    """CVAT detector items for ``dets``; which object becomes which shape is :func:`plan_shapes`'s policy.
 
-    The item type follows the label's spec type: ``mask``/``polygon`` labels use the object's mask
-    (falling back to the box when it has none), ``skeleton`` labels its keypoints (a keypoint
-    scoring below ``keypoint_thr`` is sent ``outside``, at its predicted position), anything
-    else a rectangle. Objects whose class has no label are skipped (the model may know more
-    classes than the function declares).
+    ``polygonize`` (optional) adds each mask's polygon as the item's ``points`` so CVAT's
+    ``conv_mask_to_poly`` can use it.
     """
     items: list[dict[str, Any]] = []
-    for i in range(len(dets)):
-        spec = labels.get(int(dets.class_id[i]))
-        if spec is None:
-            continue
-        score = float(dets.score[i])
-        mask = dets.masks[i] if dets.masks is not None else None
-        item: dict[str, Any] | None
-        if spec.type in ("mask", "polygon") and mask is not None:
-            item = mask_item(spec.name, mask, confidence=score, polygon_xy=None if polygons is None else polygons[i])
-        elif spec.type == "skeleton":
-            if dets.keypoints is None:
-                raise AnnotationFormatError(
-                    f"response: label '{spec.name}' is a skeleton but the model gave no keypoints"
-                )
-            kp = dets.keypoints[i]
-            item = skeleton_item(
-                spec.name, [s.name for s in spec.sublabels], kp[:, :2], kp[:, 2] < keypoint_thr, confidence=score
-            )
+    for shape in plan_shapes(dets, labels, keypoint_thr=keypoint_thr).shapes:
+        name = shape.label.name
+        if shape.kind == "skeleton":
+            assert shape.keypoints_xy is not None and shape.outside is not None
+            sublabels = [s.name for s in shape.label.sublabels]
+            items.append(skeleton_item(name, sublabels, shape.keypoints_xy, shape.outside, confidence=shape.score))
+        elif shape.kind == "mask":
+            assert shape.mask is not None
+            polygon = polygonize(shape.mask) if polygonize is not None else None
+            item = mask_item(name, shape.mask, confidence=shape.score, polygon_xy=polygon)
+            if item is not None:
+                items.append(item)
         else:
-            item = rectangle_item(spec.name, dets.xyxy[i], confidence=score)
-        if item is not None:
-            items.append(item)
+            items.append(rectangle_item(name, shape.xyxy, confidence=shape.score))
     return items
 
 

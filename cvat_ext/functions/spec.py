@@ -19,17 +19,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.functions.interface import AttributeSpecDecl, LabelSpec
 
 __all__ = [
     "FUNCTION_YAML_ENV",
     "NUCLIO_FUNCTION_YAML",
-    "AttributeSpecDecl",
     "FunctionYaml",
     "HttpTrigger",
-    "LabelSpec",
     "annotation_str",
     "function_yaml_path",
-    "labels_by_id",
     "load_function_config",
     "parse_label_specs",
     "read_function_yaml",
@@ -41,43 +39,6 @@ NUCLIO_FUNCTION_YAML = Path("/opt/nuclio/function.yaml")
 FUNCTION_YAML_ENV = "CVAT_EXT_FUNCTION_YAML"
 #: Nuclio's default request body limit when the trigger sets none
 DEFAULT_MAX_BODY = 32 * 2**20
-
-
-@dataclass(frozen=True, slots=True)
-class AttributeSpecDecl:
-    """A declared label attribute: ``input_type`` number|select|radio|checkbox|text, ``values`` strings."""
-
-    name: str
-    input_type: str
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LabelSpec:
-    """One declared label. ``id`` is the model class index (None when not given)."""
-
-    name: str
-    type: str = "any"
-    id: int | None = None
-    attributes: tuple[AttributeSpecDecl, ...] = ()
-    sublabels: tuple[LabelSpec, ...] = ()
-    svg: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """The spec JSON object of this label (as written into ``metadata.annotations.spec``)."""
-        out: dict[str, Any] = {}
-        if self.id is not None:
-            out["id"] = self.id
-        out["name"] = self.name
-        out["type"] = self.type
-        if self.attributes:
-            out["attributes"] = [
-                {"name": a.name, "input_type": a.input_type, "values": list(a.values)} for a in self.attributes
-            ]
-        if self.type == "skeleton":
-            out["sublabels"] = [s.to_json() for s in self.sublabels]
-            out["svg"] = self.svg
-        return out
 
 
 class EnvVar(BaseModel):
@@ -310,8 +271,3 @@ def load_function_config(path: str | os.PathLike[str]) -> FunctionYaml:
 def read_labels(path: str | os.PathLike[str] | None = None) -> tuple[LabelSpec, ...]:
     """The labels this function declares; ``path`` defaults to :func:`function_yaml_path`."""
     return load_function_config(function_yaml_path() if path is None else path).labels
-
-
-def labels_by_id(labels: Sequence[LabelSpec]) -> dict[int, LabelSpec]:
-    """``{class id: label}`` for the labels that carry an id (what a model maps its outputs with)."""
-    return {label.id: label for label in labels if label.id is not None}

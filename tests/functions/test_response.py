@@ -7,6 +7,7 @@ import pytest
 from cvat_sdk.masks import encode_mask  # cross-check of our RLE against the SDK's encoder
 
 from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.functions.interface import LabelSpec
 from cvat_ext.functions.response import (
     RawJson,
     RawMask,
@@ -18,7 +19,6 @@ from cvat_ext.functions.response import (
     rectangle_item,
     skeleton_item,
 )
-from cvat_ext.functions.spec import LabelSpec
 from cvat_ext.models.detections import Detections, MaskCrop
 
 
@@ -102,9 +102,7 @@ def test_detections_to_items_by_label_type() -> None:
     labels = {
         1: LabelSpec("person", "mask", 1),
         2: LabelSpec("car", "rectangle", 2),
-        3: LabelSpec(
-            "pose", "skeleton", 3, sublabels=(LabelSpec("nose", "points", 0), LabelSpec("eye", "points", 1))
-        ),
+        3: LabelSpec("pose", "skeleton", 3, sublabels=(LabelSpec("nose", "points", 0), LabelSpec("eye", "points", 1))),
     }
     mask = MaskCrop(np.ones((2, 3), dtype=bool), 4, 5)
     kp = np.array([[[1, 1, 0.9], [2, 2, 0.1]]] * 4, dtype=float)

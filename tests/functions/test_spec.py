@@ -7,12 +7,11 @@ import pytest
 import yaml
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.functions.interface import LabelSpec, labels_by_id
 from cvat_ext.functions.spec import (
     FUNCTION_YAML_ENV,
-    LabelSpec,
     annotation_str,
     function_yaml_path,
-    labels_by_id,
     load_function_config,
     parse_label_specs,
     read_labels,

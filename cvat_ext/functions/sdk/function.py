@@ -17,15 +17,12 @@ from typing import Any
 
 import cvat_sdk.auto_annotation as cvataa
 import numpy as np
-import numpy.typing as npt
 
 from cvat_ext.annotations.model import MaskRle
-from cvat_ext.functions.spec import LabelSpec, labels_by_id
-from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.functions.encode import PlannedShape, plan_shapes
+from cvat_ext.functions.interface import DetectionModel, DetectorFunctionSpec, LabelSpec, Polygonize
 
 __all__ = ["SdkDetectionFunction", "sdk_label_specs"]
-
-Model = Callable[[npt.NDArray[np.uint8]], Detections]
 
 
 def sdk_label_specs(labels: Sequence[LabelSpec]) -> list[Any]:
@@ -48,23 +45,24 @@ class SdkDetectionFunction:
     """A cvat-sdk ``DetectionFunction`` around ``model_factory() -> model(rgb) -> Detections``.
 
     ``keypoint_thr``: keypoints scoring below it are ``outside``. ``polygonize`` turns a mask into
-    a (K, 2) polygon when the context asks for ``conv_mask_to_poly`` (masks without one are dropped).
+    a (K, 2) polygon for polygon labels and when the context asks for ``conv_mask_to_poly`` (a mask
+    it cannot polygonize is dropped: the SDK forbids masks then). Which object becomes which shape
+    is :func:`~cvat_ext.functions.encode.plan_shapes`'s policy, shared with the Nuclio handler.
     """
 
     def __init__(
         self,
-        model_factory: Callable[[], Model],
+        model_factory: Callable[[], DetectionModel],
         labels: Sequence[LabelSpec],
         *,
         default_threshold: float = 0.5,
         keypoint_thr: float = 0.0,
-        polygonize: Callable[[MaskCrop], npt.NDArray[np.float64] | None] | None = None,
+        polygonize: Polygonize | None = None,
     ) -> None:
         self._model_factory = model_factory
-        self._model: Model | None = None
-        self._labels = labels_by_id(labels)
-        self._default_threshold = default_threshold
-        self._keypoint_thr = keypoint_thr
+        self._model: DetectionModel | None = None
+        self.function_spec = DetectorFunctionSpec(tuple(labels), default_threshold, keypoint_thr)
+        self._labels = self.function_spec.by_class_id
         self._polygonize = polygonize
         self.spec = cvataa.DetectionFunctionSpec(labels=sdk_label_specs(labels))
 
@@ -73,44 +71,35 @@ class SdkDetectionFunction:
         if self._model is None:
             self._model = self._model_factory()
         rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
-        threshold = context.conf_threshold if context.conf_threshold is not None else self._default_threshold
+        threshold = context.conf_threshold
+        if threshold is None:
+            threshold = self.function_spec.default_threshold
         dets = self._model(rgb).above(threshold)
-        shapes = []
-        for i in range(len(dets)):
-            label = self._labels.get(int(dets.class_id[i]))
-            if label is None:
-                continue
-            shape = self._shape(label, dets, i, bool(context.conv_mask_to_poly))
-            if shape is not None:
-                shapes.append(shape)
-        return shapes
+        plan = plan_shapes(dets, self._labels, keypoint_thr=self.function_spec.keypoint_thr)
+        to_poly = bool(context.conv_mask_to_poly)
+        shapes = (self._shape(shape, to_poly) for shape in plan.shapes)
+        return [shape for shape in shapes if shape is not None]
 
-    def _shape(self, label: LabelSpec, dets: Detections, i: int, to_poly: bool) -> Any:
-        score = float(dets.score[i])
-        label_id = int(dets.class_id[i])
-        if label.type == "skeleton":
-            if dets.keypoints is None:
-                return None
+    def _shape(self, shape: PlannedShape, to_poly: bool) -> Any:
+        label_id = shape.label.id
+        assert label_id is not None  # planned shapes come from labels with ids
+        if shape.kind == "skeleton":
+            assert shape.keypoints_xy is not None and shape.outside is not None
             elements = [
-                cvataa.keypoint(
-                    sub.id if sub.id is not None else k,
-                    [float(x), float(y)],
-                    outside=bool(s < self._keypoint_thr),
+                cvataa.keypoint(sub.id if sub.id is not None else k, [float(x), float(y)], outside=bool(out))
+                for k, (sub, (x, y), out) in enumerate(
+                    zip(shape.label.sublabels, shape.keypoints_xy.tolist(), shape.outside.tolist(), strict=True)
                 )
-                for k, (sub, (x, y, s)) in enumerate(zip(label.sublabels, dets.keypoints[i], strict=True))
             ]
-            return cvataa.skeleton(label_id, elements, score=score)
-        mask = dets.masks[i] if dets.masks is not None else None
-        if label.type in ("mask", "polygon"):
-            # the SDK checks types strictly: a mask label gets a mask (or polygon), never a box
-            tight = None if mask is None else mask.tight()
-            if tight is None:
-                return None
-            if to_poly or label.type == "polygon":
-                polygon = self._polygonize(tight) if self._polygonize is not None else None
+            return cvataa.skeleton(label_id, elements, score=shape.score)
+        if shape.kind == "mask":
+            mask = shape.mask
+            assert mask is not None
+            if to_poly or shape.label.type == "polygon":
+                polygon = self._polygonize(mask) if self._polygonize is not None else None
                 if polygon is None:
                     return None
-                return cvataa.polygon(label_id, [float(v) for v in polygon.reshape(-1)], score=score)
-            rle = MaskRle.from_bitmap(tight.bitmap, tight.left, tight.top)
-            return cvataa.mask(label_id, [*map(float, rle.counts), *map(float, rle.ltrb)], score=score)
-        return cvataa.rectangle(label_id, [float(v) for v in dets.xyxy[i]], score=score)
+                return cvataa.polygon(label_id, [float(v) for v in polygon.reshape(-1)], score=shape.score)
+            rle = MaskRle.from_bitmap(mask.bitmap, mask.left, mask.top)
+            return cvataa.mask(label_id, [*map(float, rle.counts), *map(float, rle.ltrb)], score=shape.score)
+        return cvataa.rectangle(label_id, [float(v) for v in shape.xyxy], score=shape.score)

@@ -8,8 +8,8 @@ Labels ``person`` and ``face`` (rectangles); shapes carry the detector score.
 
 from __future__ import annotations
 
+from cvat_ext.functions.interface import LabelSpec
 from cvat_ext.functions.sdk.function import SdkDetectionFunction
-from cvat_ext.functions.spec import LabelSpec
 from cvat_ext.models.opencv_people import LABELS, OpenCvPeopleDetector
 
 _function = SdkDetectionFunction(

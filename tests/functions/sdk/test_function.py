@@ -17,8 +17,8 @@ from cvat_sdk.auto_annotation.driver import _AnnotationMapper  # noqa: E402
 from cvat_sdk.masks import encode_mask  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from cvat_ext.functions.interface import LabelSpec  # noqa: E402
 from cvat_ext.functions.sdk.function import SdkDetectionFunction  # noqa: E402
-from cvat_ext.functions.spec import LabelSpec  # noqa: E402
 from cvat_ext.models.detections import Detections, MaskCrop  # noqa: E402
 from tests.functions.loading import iou  # noqa: E402
 
