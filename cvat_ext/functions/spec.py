@@ -258,7 +258,7 @@ def read_function_yaml(path: str | os.PathLike[str]) -> Any:
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: cannot read function yaml ({exc})") from exc
+        raise ConfigError(f"{p}: cannot read YAML ({exc})") from exc
 
 
 def load_function_config(path: str | os.PathLike[str]) -> FunctionYaml:

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from pydantic import ValidationError
 
-from cvat_ext.functions.spec import annotation_str
+from cvat_ext.errors import ConfigError
+from cvat_ext.functions.spec import FunctionSection, FunctionYaml, Metadata, annotation_str, read_function_yaml
 
 __all__ = ["LintIssue", "find_function_yamls", "lint_config", "lint_file", "lint_paths"]
 
@@ -102,18 +103,15 @@ def _is_int(value: Any) -> bool:
     return True
 
 
-def _check_metadata(raw: Mapping[str, Any], out: _Collector) -> tuple[str, Mapping[str, Any]]:
-    metadata = raw.get("metadata")
-    if not isinstance(metadata, Mapping):
-        out.error("metadata", "missing: CVAT needs metadata.name and metadata.annotations")
-        return "", {}
-    name = metadata.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+def _check_metadata(config: FunctionYaml, out: _Collector) -> tuple[str, Mapping[str, str]]:
+    metadata: Metadata = config.metadata
+    name = metadata.name
+    if not NAME_RE.match(name):
         out.error("metadata.name", f"{name!r} is not a CVAT function id (letters, digits, '_', '.', '-')")
-    annotations = metadata.get("annotations")
-    if not isinstance(annotations, Mapping):
+    if "annotations" not in metadata.model_fields_set:
         out.error("metadata.annotations", "missing: CVAT reads type, name, version and spec from it")
         return "", {}
+    annotations = metadata.annotations
     kind = annotation_str(annotations.get("type"))
     if kind not in KINDS:
         out.error("metadata.annotations.type", f"{kind!r} is not one of {', '.join(KINDS)}: CVAT skips the function")
@@ -263,66 +261,68 @@ def _check_spec(kind: str, annotations: Mapping[str, Any], out: _Collector) -> N
     _check_ids(labels, where, out)
 
 
-def _check_spec_section(raw: Mapping[str, Any], out: _Collector, *, gpu: bool) -> None:
-    spec = raw.get("spec")
-    if not isinstance(spec, Mapping):
+def _check_spec_section(config: FunctionYaml, out: _Collector, *, gpu: bool) -> None:
+    if "spec" not in config.model_fields_set:
         out.error("spec", "missing: CVAT reads spec.description (KeyError otherwise)")
         return
-    if "description" not in spec:
+    spec: FunctionSection = config.spec
+    if "description" not in spec.model_fields_set:
         out.error("spec.description", "missing: CVAT indexes it directly and fails to list the function")
-    elif not isinstance(spec["description"], str) or not spec["description"].strip():
+    elif not isinstance(spec.description, str) or not spec.description.strip():
         out.warning("spec.description", "empty: shown to users in the AI tools dialog")
-    handler = spec.get("handler")
+    handler = spec.handler
     if not isinstance(handler, str) or ":" not in handler:
         out.error("spec.handler", f"{handler!r} is not 'module:function'")
-    runtime = str(spec.get("runtime", ""))
+    runtime = str(spec.runtime or "")
     match = re.match(r"^python:3\.(\d+)$", runtime)
     if not match:
         out.warning("spec.runtime", f"{runtime!r} is not a python:3.x runtime")
     elif int(match.group(1)) < 11:
         out.warning("spec.runtime", f"{runtime} is below python:3.11 (cvat-sdk and cvat-ext need >= 3.11)")
-    timeout = spec.get("eventTimeout")
+    timeout = spec.eventTimeout
     if timeout is None:
         out.error("spec.eventTimeout", "missing: say how long one frame may take (CVAT itself waits 120 s)")
     elif not DURATION_RE.match(str(timeout)):
         out.error("spec.eventTimeout", f"{timeout!r} is not a duration like '30s'")
     _check_triggers(spec, out, gpu=gpu)
     if gpu:
-        limits = _mapping(_mapping(spec.get("resources")).get("limits"))
+        limits = _mapping(spec.resources.get("limits"))
         if not _is_int(limits.get("nvidia.com/gpu")) or int(annotation_str(limits.get("nvidia.com/gpu"))) < 1:
             out.error("spec.resources.limits", "a GPU function needs 'nvidia.com/gpu: 1'")
-        env_names = {_mapping(e).get("name") for e in spec.get("env") or []}
-        base_image = str(_mapping(spec.get("build")).get("baseImage", ""))
+        env_names = {e.name for e in spec.env}
+        base_image = str(spec.build.get("baseImage", ""))
         if "NVIDIA_VISIBLE_DEVICES" not in env_names and not base_image.startswith(("nvidia/", "nvcr.io/")):
             out.warning("spec.env", "no NVIDIA_VISIBLE_DEVICES on a non-NVIDIA base image: the GPU may stay hidden")
+    for i, item in enumerate(spec.env):
+        if item.value_from is not None:
+            out.warning(f"spec.env[{i}]", f"{item.name}: valueFrom works on Kubernetes only (not `functions serve`)")
     _check_build(spec, out)
 
 
-def _check_triggers(spec: Mapping[str, Any], out: _Collector, *, gpu: bool) -> None:
-    triggers = _mapping(spec.get("triggers"))
-    http = [(name, _mapping(t)) for name, t in triggers.items() if _mapping(t).get("kind") == "http"]
+def _check_triggers(spec: FunctionSection, out: _Collector, *, gpu: bool) -> None:
+    http = [(name, t) for name, t in spec.triggers.items() if t.kind == "http"]
     if not http:
         out.error("spec.triggers", "no http trigger: CVAT invokes functions over HTTP")
         return
     for name, trigger in http:
         where = f"spec.triggers.{name}"
-        workers = trigger.get("numWorkers")
+        workers = trigger.numWorkers
         if workers is None:
-            hint = " (maxWorkers is the old name)" if "maxWorkers" in trigger else ""
+            hint = " (maxWorkers is the old name)" if trigger.maxWorkers is not None else ""
             out.error(f"{where}.numWorkers", f"missing{hint}: set how many requests run in parallel")
         elif not _is_int(workers) or int(workers) < 1:
             out.error(f"{where}.numWorkers", f"{workers!r} is not a positive integer")
         elif gpu and int(workers) > 1:
             out.warning(f"{where}.numWorkers", f"{workers} workers each load the model onto one GPU")
-        body = _mapping(trigger.get("attributes")).get("maxRequestBodySize")
+        body = trigger.attributes.get("maxRequestBodySize")
         if body is None:
             out.error(f"{where}.attributes.maxRequestBodySize", "missing: CVAT sends whole frames as base64")
         elif not _is_int(body) or int(body) < 1:
             out.error(f"{where}.attributes.maxRequestBodySize", f"{body!r} is not a positive byte count")
 
 
-def _check_build(spec: Mapping[str, Any], out: _Collector) -> None:
-    directives = _mapping(_mapping(spec.get("build")).get("directives"))
+def _check_build(spec: FunctionSection, out: _Collector) -> None:
+    directives = _mapping(spec.build.get("directives"))
     steps: list[tuple[str, str, str]] = []
     for phase in ("preCopy", "postCopy"):
         for k, d in enumerate(directives.get(phase) or []):
@@ -344,25 +344,42 @@ def _check_build(spec: Mapping[str, Any], out: _Collector) -> None:
                 out.error(where, f"downloads {base} without a sha256 check (add '&& sha256sum -c' or --checksum)")
 
 
+def _parse(raw: Mapping[str, Any], out: _Collector) -> FunctionYaml | None:
+    """The document as :class:`FunctionYaml` (the runtime's model); structure errors -> issues."""
+    try:
+        return FunctionYaml.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "<root>"
+            message = "missing" if err["type"] == "missing" else err["msg"]
+            if where == "metadata":
+                message += ": CVAT needs metadata.name and metadata.annotations"
+            out.error(where, message)
+        return None
+
+
 def lint_config(raw: Any, *, path: str = "<function.yaml>", gpu: bool | None = None) -> list[LintIssue]:
     """Lint one parsed function.yaml; ``gpu`` defaults to "gpu" appearing in the file name."""
     out = _Collector(path)
     if not isinstance(raw, Mapping):
         out.error("<root>", "expected a YAML mapping")
         return out.issues
+    config = _parse(raw, out)
+    if config is None:
+        return out.issues
     is_gpu = "gpu" in Path(path).name if gpu is None else gpu
-    kind, annotations = _check_metadata(raw, out)
+    kind, annotations = _check_metadata(config, out)
     if annotations:
         _check_spec(kind, annotations, out)
-    _check_spec_section(raw, out, gpu=is_gpu)
+    _check_spec_section(config, out, gpu=is_gpu)
     return out.issues
 
 
 def _load(path: Path) -> tuple[Any, list[LintIssue]]:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")), []
-    except (OSError, yaml.YAMLError) as exc:
-        return None, [LintIssue(str(path), "error", "<file>", f"cannot read YAML ({exc})")]
+        return read_function_yaml(path), []
+    except ConfigError as exc:
+        return None, [LintIssue(str(path), "error", "<file>", str(exc).removeprefix(f"{path}: "))]
 
 
 def lint_file(path: str | Path) -> list[LintIssue]:
@@ -394,17 +411,17 @@ def lint_paths(paths: Iterable[str | Path]) -> list[LintIssue]:
 
 
 def _compare_pair(cpu: Path, gpu: Path) -> list[LintIssue]:
-    (a, _), (b, _) = _load(cpu), _load(gpu)
-    if not isinstance(a, Mapping) or not isinstance(b, Mapping):
-        return []
-    meta_a, meta_b = _mapping(a.get("metadata")), _mapping(b.get("metadata"))
+    try:
+        a = FunctionYaml.model_validate(read_function_yaml(cpu))
+        b = FunctionYaml.model_validate(read_function_yaml(gpu))
+    except (ConfigError, ValidationError):
+        return []  # each file's own lint reports it
     issues = []
-    if meta_a.get("name") != meta_b.get("name"):
+    if a.name != b.name:
         issues.append(
             LintIssue(str(gpu), "warning", "metadata.name", f"differs from {cpu.name}: two functions in CVAT's list")
         )
-    ann_a = {k: annotation_str(v) for k, v in _mapping(meta_a.get("annotations")).items()}
-    ann_b = {k: annotation_str(v) for k, v in _mapping(meta_b.get("annotations")).items()}
+    ann_a, ann_b = a.annotations, b.annotations
     for key in sorted(set(ann_a) | set(ann_b)):
         va, vb = ann_a.get(key), ann_b.get(key)
         if key == "spec" and va is not None and vb is not None:

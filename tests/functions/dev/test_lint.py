@@ -220,3 +220,25 @@ def test_cli_lint_fails_on_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(group, ["lint", str(tmp_path)])
     assert result.exit_code == 1
     assert "spec.description" in result.output
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "where"),
+    [
+        ("spec.triggers", ["http"], "spec.triggers"),
+        ("spec.env", {"A": "1"}, "spec.env"),
+        ("metadata.annotations", ["type"], "metadata.annotations"),
+        ("metadata", _DELETE, "metadata"),
+    ],
+)
+def test_structure_errors_come_from_the_runtime_model(tmp_path: Path, dotted: str, value: Any, where: str) -> None:
+    """The lint and the runtime parse with one model (FunctionYaml): the same file fails both, at the same key."""
+    from cvat_ext.errors import ConfigError
+    from cvat_ext.functions.spec import load_function_config
+
+    doc = set_path(base(), dotted, value)
+    assert any(e.startswith(f"{where}: ") for e in errors(doc)), errors(doc)
+    path = tmp_path / "function.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=rf"function\.yaml: {where}"):
+        load_function_config(path)
