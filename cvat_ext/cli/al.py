@@ -22,9 +22,9 @@ from cvat_ext.active_learning import sources
 from cvat_ext.active_learning.ranking import Ranking, RankParams, parse_weights, rank_frames
 from cvat_ext.active_learning.signals import (
     ConsensusFrames,
-    Detections,
     FindingCounts,
     FrameSet,
+    Prelabels,
     Signal,
     UncertaintyParams,
     disagreement_signal,
@@ -83,7 +83,7 @@ def build_signals(
     """Read the files and compute one signal per kind of input given."""
     signals: list[Signal] = []
     if predictions:
-        det = Detections.concat([sources.read_predictions(p) for p in predictions])
+        det = Prelabels.concat([sources.read_predictions(p) for p in predictions])
         _warn_outside(frames, det.frame_idx, "detections")
         signals.append(uncertainty_signal(frames, det, uncertainty))
     if reports:
