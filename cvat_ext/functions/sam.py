@@ -243,11 +243,14 @@ def _cache_mb(environ: Mapping[str, str], default_mb: int) -> int:
         raise ConfigError(f"sam: {ENV_CACHE_MB} must be an integer number of MiB ({exc})") from exc
 
 
-def _local_cache(env: Mapping[str, str], what: str, default_mb: int, sizeof: Callable[[Any], int]) -> LruCache[Any]:
-    """This worker's LRU, or the one its sibling workers share when the server set a scope."""
+def _embedding_cache(
+    env: Mapping[str, str], model_key: str, what: str, default_mb: int, sizeof: Callable[[Any], int]
+) -> EmbeddingCache[Any]:
+    """The worker's cache: its LRU (shared by sibling workers when the server set a scope) + Redis."""
     max_bytes = _cache_mb(env, default_mb) * 2**20
     scope = env.get(ENV_LOCAL_CACHE_SCOPE, "")
-    return process_lru(f"{scope}:{what}", max_bytes, sizeof) if scope else LruCache(max_bytes, sizeof)
+    local = process_lru(f"{scope}:{what}:{model_key}", max_bytes, sizeof) if scope else LruCache(max_bytes, sizeof)
+    return EmbeddingCache(local, model_key=model_key, shared=RedisStore.from_env(env), raw_nbytes=EMBEDDING_NBYTES)
 
 
 def _tensor_nbytes(tensor: Any) -> int:
@@ -260,11 +263,7 @@ def blob_function_from_env(environ: Mapping[str, str] | None = None) -> SamBlobF
 
     env = os.environ if environ is None else environ
     embedder, _ = embedder_from_env(env, default_model_type="vit_h")
-    local: LruCache[str] = _local_cache(env, f"blob:{embedder.model_key}", 1024, len)
-    cache = EmbeddingCache(
-        local, model_key=embedder.model_key, shared=RedisStore.from_env(env), raw_nbytes=EMBEDDING_NBYTES
-    )
-    return SamBlobFunction(embedder, cache)
+    return SamBlobFunction(embedder, _embedding_cache(env, embedder.model_key, "blob", 1024, len))
 
 
 def interactor_function_from_env(environ: Mapping[str, str] | None = None) -> SamInteractorFunction:
@@ -273,8 +272,5 @@ def interactor_function_from_env(environ: Mapping[str, str] | None = None) -> Sa
 
     env = os.environ if environ is None else environ
     embedder, sam = embedder_from_env(env, default_model_type="vit_b")
-    local: LruCache[Any] = _local_cache(env, f"embedding:{embedder.model_key}", 512, _tensor_nbytes)
-    cache = EmbeddingCache(
-        local, model_key=embedder.model_key, shared=RedisStore.from_env(env), raw_nbytes=EMBEDDING_NBYTES
-    )
+    cache = _embedding_cache(env, embedder.model_key, "embedding", 512, _tensor_nbytes)
     return SamInteractorFunction(embedder, SamMaskDecoder(sam), cache)
