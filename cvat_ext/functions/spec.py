@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cvat_ext.errors import ConfigError
-from cvat_ext.functions.interface import AttributeSpecDecl, LabelSpec
+from cvat_ext.functions.interface import AttributeSpecDecl, InteractorFunctionSpec, LabelSpec
 
 __all__ = [
     "FUNCTION_YAML_ENV",
@@ -148,6 +148,11 @@ class FunctionYaml(BaseModel):
     def labels(self) -> tuple[LabelSpec, ...]:
         """The declared labels (``metadata.annotations.spec``); bad JSON -> ConfigError."""
         return parse_label_specs(self.metadata.annotations.get("spec"), where=f"function {self.name} spec")
+
+    @property
+    def interactor(self) -> InteractorFunctionSpec:
+        """What CVAT's UI reads from an interactor's annotations (ints -> ConfigError when not ints)."""
+        return InteractorFunctionSpec.from_annotations(self.metadata.annotations, where=f"function {self.name}")
 
     def env_values(self, *, where: str = "function.yaml") -> dict[str, str]:
         """``spec.env`` as ``{name: value}`` strings (``valueFrom`` -> ConfigError: Kubernetes only)."""

@@ -140,3 +140,16 @@ def test_interactor_spec_reads_annotations_as_cvat_does(
 def test_interactor_spec_bad_int_names_the_function() -> None:
     with pytest.raises(ConfigError, match="sam: min_pos_points"):
         InteractorFunctionSpec.from_annotations({"min_pos_points": "one"}, where="sam")
+
+
+def test_repository_sam_interactors_declare_what_their_functions_need() -> None:
+    from pathlib import Path
+
+    from cvat_ext.functions.spec import load_function_config
+
+    serverless = Path(__file__).resolve().parents[2] / "serverless" / "pytorch"
+    drop_in = load_function_config(serverless / "facebookresearch" / "sam" / "nuclio" / "function.yaml").interactor
+    server = load_function_config(serverless / "cvat_ext" / "sam-interactor" / "nuclio" / "function.yaml").interactor
+    # the drop-in takes a bare frame (the browser decodes); the server-decoded one needs a click or a box
+    assert (drop_in.min_pos_points, drop_in.startswith_box_optional) == (0, True)
+    assert (server.min_pos_points, server.min_neg_points, server.startswith_box_optional) == (1, 0, True)
