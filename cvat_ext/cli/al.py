@@ -3,6 +3,7 @@
 ``rank`` reads model predictions (scores), consensus reports and rule findings, scores every
 frame of the jobs given by ``--meta`` and prints the top K (table, CSV or JSON); with
 ``--create-gt-job TASK_ID`` it also creates the task's CVAT ground-truth job over those frames.
+``round`` and ``rounds`` (:mod:`cvat_ext.cli.al_rounds`) run the loop against CVAT.
 Bad input ends with one line naming the file and exit code 2 (top-level CLI).
 """
 
@@ -31,6 +32,7 @@ from cvat_ext.active_learning.signals import (
     findings_signal,
     uncertainty_signal,
 )
+from cvat_ext.cli.al_rounds import connect, cvat_options, round_cmd, rounds_cmd
 from cvat_ext.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,11 @@ log = logging.getLogger(__name__)
 
 @click.group(name="al", context_settings={"help_option_names": ["-h", "--help"]})
 def group() -> None:
-    """Active learning: rank frames so the most informative are labeled first."""
+    """Active learning: rank frames so the most informative are labeled first; run rounds against CVAT."""
+
+
+group.add_command(round_cmd)
+group.add_command(rounds_cmd)
 
 
 def _meta_args(values: Sequence[str]) -> list[tuple[str, Path]]:
@@ -171,11 +177,7 @@ def ranking_table(ranking: Ranking) -> str:
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
 @click.option("--create-gt-job", "gt_task_id", type=int, default=None,
               help="Create this task's CVAT ground-truth job over the picked frames.")
-@click.option("--url", envvar="CVAT_EXT_CVAT__URL", help="CVAT URL (with --create-gt-job) [env CVAT_EXT_CVAT__URL].")
-@click.option("--token", envvar="CVAT_EXT_CVAT__ACCESS_TOKEN", help="CVAT token [env CVAT_EXT_CVAT__ACCESS_TOKEN].")
-@click.option("--username", envvar="CVAT_EXT_CVAT__USERNAME", help="CVAT user [env CVAT_EXT_CVAT__USERNAME].")
-@click.option("--password", envvar="CVAT_EXT_CVAT__PASSWORD", help="CVAT password [env CVAT_EXT_CVAT__PASSWORD].")
-@click.option("--org", envvar="CVAT_EXT_CVAT__ORG", help="CVAT organization slug [env CVAT_EXT_CVAT__ORG].")
+@cvat_options
 def rank(
     predictions: Sequence[Path],
     reports: Sequence[Path],
@@ -224,11 +226,9 @@ def rank(
             raise ConfigError(f"{out}: cannot write: {exc.strerror}") from exc
 
     if gt_task_id is not None:
-        from cvat_ext.cli.cvat import Connection
-
         if not ranking.picked:
             raise ConfigError(f"task {gt_task_id}: no frame picked, no ground-truth job created")
-        with Connection(url, token, username, password, org, 30.0).client() as client:
+        with connect(url, token, username, password, org) as client:
             job = client.create_gt_job(gt_task_id, ranking.frame_indices)
         click.echo(
             f"created ground-truth job {job.id} in task {gt_task_id} over {len(ranking.picked)} frame(s)", err=True

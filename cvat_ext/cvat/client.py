@@ -14,7 +14,8 @@ Per call: the org context (``X-Organization``) when ``org`` is set, retries with
 
 The methods are grouped by concept: jobs, tasks, annotations, labels and users here; consensus,
 async requests and quality in :mod:`cvat_ext.cvat.quality`; issues, comments, guides, assets and
-webhooks in :mod:`cvat_ext.cvat.publishing`; HTTP, retries and login in
+webhooks in :mod:`cvat_ext.cvat.publishing`; task creation from images and task frames in
+:mod:`cvat_ext.cvat.tasks`; HTTP, retries and login in
 :mod:`cvat_ext.cvat.transport`.
 
 Not thread-safe: use one client per thread.
@@ -49,6 +50,7 @@ from cvat_ext.cvat.records import (
     Unset,
     User,
 )
+from cvat_ext.cvat.tasks import TaskCalls
 from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
 from cvat_ext.errors import ConfigError, CvatConflictError
@@ -64,7 +66,7 @@ def _iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class CvatClient(PublishingCalls, QualityCalls):
+class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
     """A CVAT REST client for cvat-ext (see DESIGN.md "cvat client" and README "CVAT client").
 
     Authenticates with a personal access token (``Authorization: Bearer``) or with a username and

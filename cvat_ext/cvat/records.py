@@ -48,6 +48,7 @@ class User:
     username: str
     first_name: str = ""
     last_name: str = ""
+    is_superuser: bool = False
 
 
 @dataclass(frozen=True)

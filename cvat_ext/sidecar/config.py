@@ -235,6 +235,53 @@ class PrefetchSettings(_Section):
         return self
 
 
+class ReportSettings(_Section):
+    """Report pages for managers on the sidecar's server (``/reports``), behind CVAT sign-in."""
+
+    enabled: bool = True
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a sign-in lasts this long")
+    secure_cookie: bool = Field(default=False, description="mark the session cookie Secure (behind HTTPS)")
+    public_url: str = Field(default="", description="the pages' address as managers reach it "
+                            "(http://qa.example:9000); when set, each task guide's QA summary links to its page")
+
+
+class ScheduledRound(_Section):
+    """One pool task whose active-learning rounds the sidecar starts by itself (``cvat-ext al round``'s
+    options): a round starts when the previous round's jobs are all ``completed`` (the first at once).
+    ``function_url`` is a deployed detector's own HTTP trigger, or the Nuclio dashboard's
+    ``http://nuclio:8070/api/function_invocations`` together with ``function_name``."""
+
+    org: str = Field(default="", description="organization slug of the project (one of cvat.org_slugs)")
+    project_id: int = Field(ge=1)
+    pool_task_id: int = Field(ge=1)
+    batch: int = Field(ge=1)
+    function_url: str
+    function_name: str = ""
+    threshold: float = Field(default=0.05, ge=0, le=1)
+    mode: Literal["task", "gt"] = "task"
+    diversity: float = Field(default=0.5, ge=0, le=1)
+    candidates: int = Field(default=4, ge=1)
+    nms_window: int = Field(default=0, ge=0)
+    segment_size: int | None = Field(default=None, ge=1)
+    replicas: int = Field(default=0, ge=0)
+    assignees: tuple[str, ...] = Field(default=(), description="CVAT usernames; jobs are assigned in turn")
+    max_rounds: int | None = Field(default=None, ge=1, description="stop after this many rounds")
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduledRound:
+        if not self.function_url.startswith(("http://", "https://")):
+            raise ValueError("function_url must be an http:// or https:// URL")
+        if self.replicas == 1:
+            raise ValueError("replicas must be 0 or >= 2 (CVAT rejects 1)")
+        return self
+
+
+class ActiveLearningSettings(_Section):
+    """Active-learning rounds the sidecar runs without a person at a terminal (off when empty)."""
+
+    rounds: tuple[ScheduledRound, ...] = ()
+
+
 class ServiceSettings(_Section):
     poll_interval_s: float = Field(default=30.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0, description="full job listing every interval")
@@ -267,6 +314,8 @@ class SidecarSettings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     server: ServerSettings = ServerSettings()
     prefetch: PrefetchSettings = PrefetchSettings()
+    active_learning: ActiveLearningSettings = ActiveLearningSettings()
+    reports: ReportSettings = ReportSettings()
     service: ServiceSettings = ServiceSettings()
 
     @classmethod

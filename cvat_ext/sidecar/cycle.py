@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import Job
@@ -45,6 +45,9 @@ from cvat_ext.sidecar.prefetch import Prefetcher
 from cvat_ext.sidecar.publish import Publisher, job_row
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
+
+if TYPE_CHECKING:
+    from cvat_ext.sidecar.al_rounds import RoundScheduler
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,7 @@ class Cycle:
         self.clock = clock
         self.guide = guide
         self.prefetcher = prefetcher
+        self.al_scheduler: RoundScheduler | None = None  # scheduled active-learning rounds (service wiring)
         self.runner = ActionRunner(store, owner, hook=hook, lease_ttl_s=settings.state.lease_ttl_s)
         self.publisher = Publisher(
             client,
@@ -202,6 +206,8 @@ class Cycle:
                 self._after_task(task_id, report)
             if self.prefetcher is not None:
                 self.prefetcher.submit(changes.changed.values())
+            if self.al_scheduler is not None:
+                self.al_scheduler.step()
         except CvatError as exc:
             # listing failed (after the client's retries): nothing was lost, the next cycle retries
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()

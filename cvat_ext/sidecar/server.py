@@ -1,4 +1,5 @@
-"""One stdlib HTTP server for ``/healthz``, ``/metrics`` and ``POST /webhooks/cvat``."""
+"""One stdlib HTTP server for ``/healthz``, ``/metrics``, ``POST /webhooks/cvat`` and the report pages
+(``/login``, ``/reports``; :mod:`cvat_ext.reports.pages`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from cvat_ext.http_endpoint import JsonRequestHandler
+from cvat_ext.reports.pages import MAX_FORM_BYTES, ReportPages
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
 
@@ -31,15 +33,30 @@ class SidecarHttpServer:
         metrics: SidecarMetrics,
         health: Callable[[], tuple[bool, dict[str, Any]]],
         webhooks: WebhookReceiver | None = None,
+        reports: ReportPages | None = None,
     ) -> None:
         outer = self
 
         class Handler(JsonRequestHandler):
             server_version = "cvat-ext-sidecar"
 
+            def _report(self, method: str, path: str, body: bytes) -> None:
+                assert outer.reports is not None
+                answer = outer.reports.handle(method, path, dict(self.headers.items()), body)
+                self.send_response(answer.status)
+                for key, value in answer.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", answer.content_type)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(answer.body)
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/healthz":
+                if outer.reports is not None and outer.reports.handles(path):
+                    self._report("GET", path, b"")
+                elif path == "/healthz":
                     ok, details = outer.health()
                     self.send_json(200 if ok else 503, {"ok": ok, **details})
                 elif path == "/metrics":
@@ -49,6 +66,16 @@ class SidecarHttpServer:
 
             def do_POST(self) -> None:
                 path = self.path.split("?", 1)[0]
+                if outer.reports is not None and outer.reports.handles(path):
+                    try:
+                        length = int(self.headers.get("Content-Length") or 0)
+                    except ValueError:
+                        length = -1
+                    if not 0 <= length <= MAX_FORM_BYTES:
+                        self.send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                        return
+                    self._report("POST", path, self.rfile.read(length))
+                    return
                 if path != "/webhooks/cvat" or outer.webhooks is None:
                     self.send_json(404, {"error": "not found"})
                     return
@@ -66,6 +93,7 @@ class SidecarHttpServer:
         self.metrics = metrics
         self.health = health
         self.webhooks = webhooks
+        self.reports = reports
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None

@@ -602,6 +602,20 @@ class StateStore:
         )
         return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
 
+    def scored_tasks(self) -> list[int]:
+        """Tasks with at least one score, ascending."""
+        return [int(r[0]) for r in self._execute(
+            "SELECT DISTINCT task_id FROM scores WHERE org = ? ORDER BY task_id", (self.org,))]
+
+    def open_issues_by_task(self) -> dict[int, int]:
+        """Open published issues per task (tasks known from the ``jobs`` table)."""
+        rows = self._execute(
+            "SELECT j.task_id, COUNT(*) FROM issues i JOIN jobs j ON j.org = i.org AND j.id = i.job_id "
+            "WHERE i.org = ? AND i.status = 'open' GROUP BY j.task_id",
+            (self.org,),
+        )
+        return {int(t): int(n) for t, n in rows}
+
     def tasks_needing_guide(self) -> list[int]:
         """Tasks with scores newer than their last guide update (or never published)."""
         rows = self._execute(
