@@ -119,8 +119,6 @@ def serve_cmd(
         workers=workers,
     )
     gateway.start()
-    for name, reason in sorted(gateway.failures.items()):
-        click.echo(f"not served: {name}: {reason}", err=True)
     ready = gateway.ready_functions()
     if not ready:
         gateway.stop()

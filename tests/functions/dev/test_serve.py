@@ -184,7 +184,7 @@ def test_cli_serve_with_nothing_loadable_exits_2(tmp_path: Path) -> None:
         cwd=REPO,
     )
     assert proc.returncode == 2
-    assert "not served: fn-nodep" in proc.stderr and "no function could be loaded" in proc.stderr
+    assert "function fn-nodep cannot load, not served" in proc.stderr and "no function could be loaded" in proc.stderr
 
 
 # ----------------------------------------------------------------------------------------------
