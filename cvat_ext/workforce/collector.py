@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import Job
+from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatError, CvatNotFoundError
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.config import WorkforceSettings
