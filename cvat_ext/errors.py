@@ -25,6 +25,7 @@ Tree::
     │   ├── CvatRequestFailedError  an async CVAT request (/api/requests/{id}) ended as "failed"
     │   └── CvatVersionError        the server is older than anything we can talk to
     ├── FunctionInputError          a serverless function got a bad request (.field, .status = 4xx)
+    ├── FunctionUnavailableError    a served function cannot take the call now (not loaded, busy, draining)
     ├── StateStoreError             the sidecar's durable state (SQLite/PostgreSQL) failed
     └── LeaseLostError              another sidecar replica holds the job
 """
@@ -143,6 +144,13 @@ class FunctionInputError(CvatExtError):
         super().__init__(message)
         self.field = field
         self.status = status
+
+
+class FunctionUnavailableError(CvatExtError):
+    """A served function cannot answer now: it failed to load, no worker freed up in time, or the
+    server is draining. Answered as 503 with a JSON error (``status``)."""
+
+    status = 503
 
 
 class StateStoreError(CvatExtError):

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import requests
 
-from cvat_ext.active_learning.signals import Detections
+from cvat_ext.active_learning.signals import Prelabels
 from cvat_ext.errors import ConfigError, CvatExtError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ _PRELABEL_TYPES = {"rectangle", "polygon", "polyline", "points", "ellipse"}
 class PoolPredictions:
     """``detections``: columnar (frame_idx, score, label_id); ``shapes``: frame -> CVAT shape dicts."""
 
-    detections: Detections
+    detections: Prelabels
     shapes: Mapping[int, Sequence[dict[str, Any]]] = field(default_factory=dict)
     model_version: str = ""
     dropped_labels: Mapping[str, int] = field(default_factory=dict)  # model label -> count not in project
@@ -184,7 +184,7 @@ class FunctionPredictor:
         if dropped:
             log.warning("function %s: labels not in the project were ignored: %s", self.model_version,
                         ", ".join(f"{k} ({v})" for k, v in sorted(dropped.items())))
-        return PoolPredictions(Detections(np.array(frame_col, np.int64), np.array(score_col), np.array(label_col,
+        return PoolPredictions(Prelabels(np.array(frame_col, np.int64), np.array(score_col), np.array(label_col,
                                np.int64)), shapes, self.model_version, dropped)
 
 
@@ -213,5 +213,5 @@ class TaskAnnotationsPredictor:
                 label_col.append(int(shape["label_id"]))
                 kept = {k: v for k, v in shape.items() if k not in ("id", "elements")}
                 shapes.setdefault(int(frame), []).append(json.loads(json.dumps(kept)) | {"source": "auto"})
-        return PoolPredictions(Detections(np.array(frame_col, np.int64), np.array(score_col), np.array(label_col,
+        return PoolPredictions(Prelabels(np.array(frame_col, np.int64), np.array(score_col), np.array(label_col,
                                np.int64)), shapes, self.model_version)

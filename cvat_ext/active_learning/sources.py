@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cvat_ext.active_learning.signals import ConsensusFrames, Detections, FindingCounts, FrameSet
+from cvat_ext.active_learning.signals import ConsensusFrames, FindingCounts, FrameSet, Prelabels
 from cvat_ext.annotations.cvat_json import load_json_file
 from cvat_ext.annotations.model import JobAnnotations, JobMeta
 from cvat_ext.errors import AnnotationFormatError
@@ -72,31 +72,31 @@ def _list_field(data: Any, key: str, where: str) -> list[Any]:
 # predictions
 
 
-def detections_from_json(data: Any, *, where: str) -> Detections:
+def detections_from_json(data: Any, *, where: str) -> Prelabels:
     """Scored shapes of a CVAT ``LabeledData`` body, columnar."""
     shapes = _list_field(data, "shapes", where)
     loc = f"{where}: shapes"
     frame = _column(shapes, "frame", None, _is_int, loc, "a frame index")
     score = _column(shapes, "score", 1.0, lambda v: _is_number(v) and 0.0 <= v <= 1.0, loc, "a number in [0, 1]")
     label_id = _column(shapes, "label_id", None, _is_int, loc, "a label id")
-    return Detections(
+    return Prelabels(
         np.array(frame, dtype=np.int64).reshape(-1),
         np.array(score, dtype=np.float64).reshape(-1),
         np.array(label_id, dtype=np.int64).reshape(-1),
     )
 
 
-def detections_from_annotations(ann: JobAnnotations) -> Detections:
+def detections_from_annotations(ann: JobAnnotations) -> Prelabels:
     """Scored shapes of a :class:`JobAnnotations` (tracks and tags carry no score)."""
     n = len(ann.shapes)
-    return Detections(
+    return Prelabels(
         np.fromiter((s.frame for s in ann.shapes), np.int64, n),
         np.fromiter((s.score for s in ann.shapes), np.float64, n),
         np.fromiter((s.label_id for s in ann.shapes), np.int64, n),
     )
 
 
-def read_predictions(path: str | Path) -> Detections:
+def read_predictions(path: str | Path) -> Prelabels:
     """A predictions file (CVAT annotations JSON with scores)."""
     return detections_from_json(load_json_file(path), where=str(path))
 

@@ -23,10 +23,10 @@ from cvat_ext.active_learning import sources
 from cvat_ext.active_learning.ranking import Ranking, RankParams, parse_weights, rank_frames
 from cvat_ext.active_learning.signals import (
     ConsensusFrames,
-    Detections,
     FindingCounts,
     FrameSet,
     IntArray,
+    Prelabels,
     Signal,
     UncertaintyParams,
     disagreement_signal,
@@ -110,7 +110,7 @@ def build_signals(
     """Read the files and compute one signal per kind of input given."""
     signals: list[Signal] = []
     if predictions:
-        det = Detections.concat(
+        det = Prelabels.concat(
             [
                 _checked(frames, p, FileKind.ANNOTATIONS, "--predictions", sources.read_predictions, "detections")
                 for p in predictions

@@ -24,7 +24,7 @@ from cvat_ext.errors import ConfigError
 
 if TYPE_CHECKING:
     from cvat_ext.cvat.client import CvatClient
-    from cvat_ext.cvat.models import Job
+    from cvat_ext.cvat.records import Job
 
 JOB_TYPES = ("annotation", "ground_truth", "consensus_replica")
 JOB_STAGES = ("annotation", "validation", "acceptance")

@@ -38,7 +38,9 @@ from cvat_sdk.api_client import models
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat import wire
-from cvat_ext.cvat.models import (
+from cvat_ext.cvat.publishing import PublishingCalls
+from cvat_ext.cvat.quality import QualityCalls
+from cvat_ext.cvat.records import (
     UNSET,
     Job,
     Membership,
@@ -48,8 +50,6 @@ from cvat_ext.cvat.models import (
     Unset,
     User,
 )
-from cvat_ext.cvat.publishing import PublishingCalls
-from cvat_ext.cvat.quality import QualityCalls
 from cvat_ext.cvat.tasks import TaskCalls
 from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for

@@ -17,7 +17,7 @@ from typing import Any
 from cvat_sdk.api_client import models
 
 from cvat_ext.cvat import wire
-from cvat_ext.cvat.models import Task
+from cvat_ext.cvat.records import Task
 from cvat_ext.cvat.transport import ClientBase
 from cvat_ext.errors import ConfigError, CvatError
 

@@ -1,4 +1,4 @@
-"""CVAT response bodies -> our dataclasses (:mod:`cvat_ext.cvat.models`).
+"""CVAT response bodies -> our dataclasses (:mod:`cvat_ext.cvat.records`).
 
 Bodies are untrusted input, so they are validated with pydantic v2. Unlike our own config files
 these models use ``extra="ignore"``: every CVAT release adds response fields, and a client that
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from cvat_ext.cvat.models import Comment, Guide, Issue, Job, Membership, ServerInfo, Task, User, Webhook
+from cvat_ext.cvat.records import Comment, Guide, Issue, Job, Membership, ServerInfo, Task, User, Webhook
 from cvat_ext.errors import CvatError
 
 _M = TypeVar("_M", bound=BaseModel)

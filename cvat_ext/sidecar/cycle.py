@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import Job
+from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatError, CvatExtError, CvatNotFoundError, LeaseLostError
 from cvat_ext.qa.decision import Agreement, Decision, Policy, Verdict, decide
 from cvat_ext.qa.findings import Finding, Severity

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cvat_ext.annotations.model import JobAnnotations
-from cvat_ext.cvat.models import UNSET, Job
+from cvat_ext.cvat.records import UNSET, Job
 from cvat_ext.qa.findings import SEVERITY_RANK, Finding
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.interface import CvatApi

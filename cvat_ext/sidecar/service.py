@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cvat_ext.cvat.models import User
+from cvat_ext.cvat.records import User
 from cvat_ext.errors import (
     ConfigError,
     CvatAuthError,
@@ -55,7 +55,7 @@ def make_client(
     """A :class:`CvatClient` for the settings and organization ``org`` (default: the first one);
     the only place the sidecar builds one."""
     from cvat_ext.cvat.client import CvatClient
-    from cvat_ext.cvat.models import RetryPolicy
+    from cvat_ext.cvat.records import RetryPolicy
 
     c = settings.cvat
     token = c.access_token.get_secret_value() if c.access_token is not None else None

@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import Job
-from cvat_ext.errors import CvatError
+from cvat_ext.cvat.records import Job
+from cvat_ext.errors import CvatError, CvatNotFoundError
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.config import WorkforceSettings
 from cvat_ext.sidecar.publish import Publisher
@@ -82,6 +82,7 @@ class WorkCollector:
         self.policy = QualificationPolicy(bar=q.bar, min_gold_frames=q.min_gold_frames,
                                           requalify_checks=q.requalify_checks)
         self._gold: dict[int, tuple[int, Any, tuple[int, ...]] | None] = {}  # task -> (gt job, annotations, frames)
+        self._queued_before: set[int] = set()
 
     # --- per cycle ------------------------------------------------------------------------------
     def step(self, changed: Iterable[Job]) -> int:
@@ -92,11 +93,16 @@ class WorkCollector:
         except CvatError as exc:
             log.warning("workforce: interrupted gates not finished this cycle: %s", exc)
         measured = 0
+        # jobs the QA steps left queued stay queued: this step only takes its own entries out
+        self._queued_before = set(self.store.pending())
         for job in changed:
             if job.type not in WORK_TYPES or job.assignee_id is None:
                 continue
             try:
                 measured += self._record(job)
+            except CvatNotFoundError:  # deleted since it was listed: nothing to record
+                self._release(job.id)
+                log.info("workforce: job %d is gone from CVAT; not recorded", job.id)
             except CvatError as exc:  # the job stays pending: the next cycle tries again
                 log.warning("workforce: job %d not recorded this cycle: %s", job.id, exc)
         return measured
@@ -128,11 +134,15 @@ class WorkCollector:
                 facts["gate"] = {"status": "pending", "why": now.why, "start_frame": job.start_frame}
         self.store.complete_work(job.id, completed_at=job.updated_date.timestamp(),
                                  completed_date=_iso(job.updated_date), facts=facts)
-        self.store.dequeue([job.id])
+        self._release(job.id)
         if "gate" in facts:
             (row,) = self.store.work(job_id=job.id)
             self._gate(row)
         return 1
+
+    def _release(self, job_id: int) -> None:
+        if job_id not in self._queued_before:
+            self.store.dequeue([job_id])
 
     def recover(self) -> int:
         """Finish the gates an interrupted run left pending (the work row holds what they need)."""

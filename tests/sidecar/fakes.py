@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
+from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
 from cvat_ext.qa.findings import Action, Finding, Severity, Source
 from cvat_ext.sidecar.interface import ConsensusOutcome, JobRef, ReplicaInput

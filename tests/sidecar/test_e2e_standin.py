@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cvat_ext.cvat.client import CvatClient
-from cvat_ext.cvat.models import RetryPolicy
+from cvat_ext.cvat.records import RetryPolicy
 from cvat_ext.cvat.signature import sign
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.actions import Hook
