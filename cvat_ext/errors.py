@@ -64,7 +64,15 @@ class CvatError(CvatExtError):
 
 
 class CvatConnectionError(CvatError):
-    """CVAT could not be reached, dropped the connection or timed out (after the retry budget)."""
+    """CVAT could not be reached, dropped the connection or timed out (after the retry budget).
+
+    ``failure`` says which, in words: ``connection refused`` (or another reason the connection
+    never opened), ``timed out`` or ``connection dropped``; empty when unknown.
+    """
+
+    def __init__(self, message: str, *, failure: str = "") -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 class CvatHttpError(CvatError):
