@@ -19,8 +19,10 @@ kind            what the client sees / what reaches the upstream
 ==============  =====================================================================================
 
 Faults come from scripted rules (:meth:`FaultProxy.script`, checked first, in order) and from a
-seeded random draw at ``rate`` (the kind drawn uniformly among ``kinds`` that apply to the method).
-With one client thread the sequence of faults is reproducible for a seed.
+seeded random draw at ``rate`` (the kind drawn uniformly among ``kinds`` that apply to the method);
+``write_rate``, when given, replaces ``rate`` for writes (POST, PATCH, PUT, DELETE), which then get
+only the write kinds: a stress mix for late and ambiguous writes. With one client thread the
+sequence of faults is reproducible for a seed.
 
 Bounded: loopback only, at most ``max_connections`` handled at once (more wait in the listen
 backlog), request bodies up to ``MAX_BODY_BYTES``, every socket read with a timeout, stalls and late
@@ -85,13 +87,14 @@ class FaultProxy:
         stall_s: float = 1.0,
         late_s: float = 1.0,
         gate_late: bool = False,
+        write_rate: float | None = None,
         max_connections: int = 32,
     ) -> None:
         unknown = sorted(set(kinds) - set(ALL_KINDS))
         if unknown:
             raise ValueError(f"unknown fault kinds {unknown}; expected some of {ALL_KINDS}")
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"rate {rate} outside [0, 1]")
+        if not 0.0 <= rate <= 1.0 or not 0.0 <= (write_rate or 0.0) <= 1.0:
+            raise ValueError(f"rate {rate} / write_rate {write_rate} outside [0, 1]")
         if not (0 <= stall_s <= MAX_HOLD_S and 0 <= late_s <= MAX_HOLD_S):
             raise ValueError(f"stall_s and late_s must lie in [0, {MAX_HOLD_S}]")
         up = urlsplit(upstream_url)
@@ -99,6 +102,7 @@ class FaultProxy:
             raise ValueError(f"upstream {upstream_url!r} is not on loopback: the proxy is a test utility")
         self.upstream = (up.hostname, up.port or 80)
         self.rate = rate
+        self.write_rate = write_rate
         self.kinds = kinds
         self.retry_after_s = retry_after_s
         self.stall_s = stall_s
@@ -176,9 +180,14 @@ class FaultProxy:
                     return rule.kind
             # one draw per request whatever happens, so the sequence depends only on the seed
             roll, pick = self._rng.random(), self._rng.random()
-            if self.rate <= 0 or roll >= self.rate:
+            stress = self.write_rate is not None and method in WRITE_METHODS
+            rate = self.write_rate if stress and self.write_rate is not None else self.rate
+            if rate <= 0 or roll >= rate:
                 return None
-            usable = [k for k in self.kinds if k in PLAIN_KINDS or method in WRITE_METHODS]
+            if stress:
+                usable = [k for k in self.kinds if k in WRITE_KINDS]
+            else:
+                usable = [k for k in self.kinds if k in PLAIN_KINDS or method in WRITE_METHODS]
             return usable[int(pick * len(usable))] if usable else None
 
     def _record(self, entry: ProxyEntry) -> None:
@@ -242,7 +251,8 @@ class FaultProxy:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                    self.wfile.write(body)
                 self.close_connection = True
 
             def _serve(self) -> None:

@@ -46,6 +46,7 @@ _FP = re.compile(r"\[cvat-ext fp=([0-9a-f]{16})\]")
 class FaultRunResult:
     seed: int
     requests: int = 0
+    faulted_phase_requests: int = 0  # requests while faults were on (start-up and faulted cycles)
     faults: Counter[str] = field(default_factory=Counter)
     issue_posts_landed_unseen: int = 0  # issue POSTs CVAT committed while the client saw a failure
     duplicates_created: int = 0
@@ -92,6 +93,7 @@ def fault_run(
     client_timeout_s: float = 0.5,
     late_s: float = 1.0,
     kinds: tuple[str, ...] = ALL_KINDS,
+    write_rate: float | None = None,
     state_dir: Path | None = None,
 ) -> FaultRunResult:
     """One seeded fault run (see the module docstring); real HTTP, fake sidecar clock."""
@@ -99,7 +101,13 @@ def fault_run(
     with (
         sloppy_world() as (standin, world),
         FaultProxy(
-            standin.url, rate=rate, seed=seed, kinds=kinds, stall_s=client_timeout_s + 0.3, late_s=late_s
+            standin.url,
+            rate=rate,
+            seed=seed,
+            kinds=kinds,
+            stall_s=client_timeout_s + 0.3,
+            late_s=late_s,
+            write_rate=write_rate,
         ) as proxy,
         tempfile.TemporaryDirectory(dir=state_dir) as tmp,
     ):
@@ -135,11 +143,11 @@ def fault_run(
                 result.exits += 1
             for k in range(cycles + settle_cycles):
                 if k == cycles:
-                    proxy.rate = 0.0
+                    proxy.rate, proxy.write_rate = 0.0, None
+                    result.faulted_phase_requests = len(proxy.entries())
                     proxy.drain()
                 try:
-                    report = svc.run_once()
-                    result.duplicates_resolved += report.duplicates_resolved
+                    svc.run_once()
                 except CvatExtError:
                     pass  # the run loop logs it and goes on (e.g. the state store restarting)
                 except Exception:
@@ -163,6 +171,7 @@ def fault_run(
         still_open = issue_copies(standin, open_only=True)
         result.duplicates_created = sum(n - 1 for n in every.values())
         result.duplicates_open = sum(n - 1 for n in still_open.values())
+        result.duplicates_resolved = audit["issue.duplicate"]
         result.lost = _lost(standin, world, still_open, started, pending, audit)
         result.lost_actions = len(result.lost)
     return result
