@@ -33,7 +33,7 @@ from typing import Any
 from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.cvat.models import UNSET, Issue, Job
 from cvat_ext.errors import CvatConnectionError, CvatError, CvatServerError, CvatWritePendingError
-from cvat_ext.sidecar.actions import ActionRunner
+from cvat_ext.sidecar.actions import ActionOutcome, ActionRunner
 from cvat_ext.sidecar.interface import SEVERITY_RANK, CvatApi, Finding
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
@@ -191,16 +191,6 @@ class Publisher:
         return self._still_action(key, payload)
 
     def _still_action(self, key: str, payload: dict[str, Any]) -> bool:
-        def do(p: dict[str, Any]) -> dict[str, Any]:
-            comment = self.client.add_comment(p["issue_id"], p["comment"])
-            return {"comment_id": comment.id}
-
-        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
-            for comment in self.client.list_comments(p["issue_id"]):
-                if comment.message == p["comment"]:
-                    return {"comment_id": comment.id}
-            return None
-
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
                 "action": "issue.still_present",
@@ -212,16 +202,7 @@ class Publisher:
                 "after": {"issue_id": p["issue_id"], "comment_id": r["comment_id"]},
             }
 
-        outcome = self.runner.run(
-            key,
-            "comment",
-            job_id=payload["job_id"],
-            payload=payload,
-            do=do,
-            audit=audit,
-            reconcile=reconcile,
-            settle_s=self.write_visibility_s,
-        )
+        outcome = self._comment_action(key, "comment", payload, audit)
         p = self.runner.payload_of(key) or payload
         fp, job_id, issue_id, frame = p["fingerprint"], p["job_id"], p["issue_id"], p["frame"]
         self.store.put_issue(IssueRow(fp, job_id, issue_id, frame, "dismissed", p["message"], p["generation"]))
@@ -297,20 +278,7 @@ class Publisher:
 
     def resolve_duplicate(self, key: str, payload: dict[str, Any]) -> bool:
         """Resolve issue ``payload["issue_id"]``, a second copy of issue ``payload["kept"]`` (same
-        fingerprint), and say so in a comment; True when done now. PATCH first (idempotent), then
-        the comment, looked up before it is repeated."""
-
-        def do(p: dict[str, Any]) -> dict[str, Any]:
-            self.client.update_issue(p["issue_id"], resolved=True)
-            comment = self.client.add_comment(p["issue_id"], p["comment"])
-            return {"comment_id": comment.id}
-
-        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
-            for comment in self.client.list_comments(p["issue_id"]):
-                if comment.message == p["comment"]:
-                    self.client.update_issue(p["issue_id"], resolved=True)
-                    return {"comment_id": comment.id}
-            return None
+        fingerprint), and say so in a comment; True when done now."""
 
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
@@ -329,9 +297,39 @@ class Publisher:
                 },
             }
 
-        outcome = self.runner.run(
+        outcome = self._comment_action(key, "dedupe", payload, audit, resolve=True)
+        if outcome.performed:
+            self.metrics.duplicates_resolved.inc()
+        return outcome.performed
+
+    def _comment_action(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        *,
+        resolve: bool = False,
+    ) -> ActionOutcome:
+        """Add ``payload["comment"]`` to issue ``payload["issue_id"]`` once (after resolving the issue
+        when ``resolve``: a PATCH, idempotent, so it goes first). A comment is a create: after an
+        ambiguous attempt it is looked up by its text, and repeated only after the window."""
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            if resolve:
+                self.client.update_issue(p["issue_id"], resolved=True)
+            comment = self.client.add_comment(p["issue_id"], p["comment"])
+            return {"comment_id": comment.id}
+
+        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
+            for comment in self.client.list_comments(p["issue_id"]):
+                if comment.message == p["comment"]:
+                    return {"comment_id": comment.id}
+            return None
+
+        return self.runner.run(
             key,
-            "dedupe",
+            kind,
             job_id=payload["job_id"],
             payload=payload,
             do=do,
@@ -339,9 +337,6 @@ class Publisher:
             reconcile=reconcile,
             settle_s=self.write_visibility_s,
         )
-        if outcome.performed:
-            self.metrics.duplicates_resolved.inc()
-        return outcome.performed
 
     def _resolve_issue(self, row: IssueRow, task_id: int) -> bool:
         return self._flip_action(f"resolve:{row.fingerprint}:{row.generation}", "resolve", self._flip(row, task_id))

@@ -71,6 +71,19 @@ def issue_copies(standin: CvatStandIn, *, open_only: bool) -> Counter[tuple[int,
     return copies
 
 
+def proxied_client(proxy: FaultProxy, world: OrgWorld, clock: Clock, *, timeout_s: float) -> CvatClient:
+    """The bot's client through ``proxy``: 4 attempts with backoff, on the fake clock."""
+    return CvatClient(
+        proxy.url,
+        access_token=world.bot_token,
+        org=world.org_slug,
+        retry=RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=4.0, budget_s=60.0, jitter=0.0),
+        timeout_s=timeout_s,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+
+
 @contextmanager
 def sloppy_world() -> Iterator[tuple[CvatStandIn, OrgWorld]]:
     with CvatStandIn() as standin:
@@ -118,15 +131,7 @@ def fault_run(
             cvat={"write_visibility_s": write_visibility_s, "duplicate_watch_s": max(3600.0, write_visibility_s)},
         )
         clock = Clock()
-        client = CvatClient(
-            proxy.url,
-            access_token=world.bot_token,
-            org=world.org_slug,
-            retry=RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=4.0, budget_s=60.0, jitter=0.0),
-            timeout_s=client_timeout_s,
-            sleep=clock.sleep,
-            clock=clock,
-        )
+        client = proxied_client(proxy, world, clock, timeout_s=client_timeout_s)
         svc = SidecarService(
             cfg,
             client=client,

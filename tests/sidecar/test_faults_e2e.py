@@ -10,15 +10,13 @@ from typing import Any
 
 import pytest
 
-from cvat_ext.cvat.client import CvatClient
-from cvat_ext.cvat.models import RetryPolicy
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.duplicates import duplicate_comment
 from cvat_ext.sidecar.service import SidecarService
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
 from tests.reliability.fault_proxy import FaultProxy
-from tests.reliability.fault_run import fault_run, issue_copies
+from tests.reliability.fault_run import fault_run, issue_copies, proxied_client
 from tests.sidecar.scenario import SLOPPY_FRAMES
 from tests.sidecar.test_e2e_standin import Clock, Crash, make_service, make_settings
 from tests.sidecar.test_startup_faults import warm_up
@@ -31,17 +29,9 @@ def proxied_service(
     standin: CvatStandIn, world: OrgWorld, proxy: FaultProxy, tmp_path: Path, clock: Clock, **cvat: Any
 ) -> SidecarService:
     cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db", cvat=cvat)
-    client = CvatClient(
-        proxy.url,
-        access_token=world.bot_token,
-        org=world.org_slug,
-        retry=RetryPolicy(max_attempts=3, base_delay_s=0.0, max_delay_s=0.0, budget_s=30.0, jitter=0.0),
-        timeout_s=CLIENT_TIMEOUT_S,
-        sleep=clock.sleep,
-    )
     return SidecarService(
         cfg,
-        client=client,
+        client=proxied_client(proxy, world, clock, timeout_s=CLIENT_TIMEOUT_S),
         rules=engines.rule_runner(cfg),
         consensus=engines.consensus_runner(cfg),
         clock=clock,
