@@ -253,16 +253,7 @@ class Publisher:
                 "after": {"issue_id": r["issue_id"], "position": p["position"], "message": p["message"]},
             }
 
-        outcome = self.runner.run(
-            key,
-            "issue",
-            job_id=payload["job_id"],
-            payload=payload,
-            do=do,
-            audit=audit,
-            reconcile=reconcile,
-            settle_s=self.write_visibility_s,
-        )
+        outcome = self._create(key, "issue", payload, do, audit, reconcile)
         p = self.runner.payload_of(key) or payload
         self.store.put_issue(
             IssueRow(p["fingerprint"], p["job_id"], int(outcome.result["issue_id"]), p["frame"], "open", p["message"])
@@ -327,6 +318,19 @@ class Publisher:
                     return {"comment_id": comment.id}
             return None
 
+        return self._create(key, kind, payload, do, audit, reconcile)
+
+    def _create(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        do: Callable[[dict[str, Any]], dict[str, Any]],
+        audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        reconcile: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> ActionOutcome:
+        """Run a create (POST) on ``payload["job_id"]``: never repeated within the write-visibility
+        window of an earlier, ambiguous attempt that ``reconcile`` cannot find yet."""
         return self.runner.run(
             key,
             kind,
