@@ -8,7 +8,8 @@
    faults. Run with the default write-visibility window (120 s) and with a 0 s window, where only
    the duplicate check stands between a late write and a duplicate issue; and both again as a
    write stress (20 % of reads faulted, 50 % of writes, writes only ambiguous: applied-then-502,
-   applied-then-reset, committed late), since one run makes only ~10 writes.
+   applied-then-reset, committed late), since one run makes only ~10 writes; and a baseline of the
+   write stress with neither window nor duplicate check (what issue 16 measured), without targets.
    Targets: 0 duplicates left open, 0 lost actions, 0 exits.
 2. Webhook fuzz (``tests.reliability.webhook_fuzz``): ``--fuzz`` seeded hostile requests per scope
    (nothing in scope, the whole organization, one task) against a running sidecar, with a second
@@ -42,7 +43,8 @@ def figure(name: str, value: float, unit: str, target: str | None = None, met: b
     return {"name": name, "value": value, "unit": unit, "target": target, "met": met}
 
 
-def fault_figures(label: str, runs: list[FaultRunResult]) -> list[dict[str, Any]]:
+def fault_figures(label: str, runs: list[FaultRunResult], *, baseline: bool = False) -> list[dict[str, Any]]:
+    """Figures of one variant; a baseline's figures carry no target (they show the problem)."""
     faults: Counter[str] = Counter()
     for r in runs:
         faults.update(r.faults)
@@ -51,6 +53,7 @@ def fault_figures(label: str, runs: list[FaultRunResult]) -> list[dict[str, Any]
     dup_open = sum(r.duplicates_open for r in runs)
     lost = sum(r.lost_actions for r in runs)
     exits = sum(r.exits for r in runs)
+    goal = "" if baseline else " (target 0)"
     print(
         f"\nfault run, {label}: {len(runs)} seeds; while faults were on: {requests} requests, "
         f"{injected} faulted ({injected / requests:.1%}); {sum(r.requests for r in runs)} requests in all"
@@ -61,20 +64,24 @@ def fault_figures(label: str, runs: list[FaultRunResult]) -> list[dict[str, Any]
     )
     print(
         f"  duplicate issues created {sum(r.duplicates_created for r in runs)}, resolved by the duplicate check "
-        f"{sum(r.duplicates_resolved for r in runs)}, left open {dup_open} (target 0)"
+        f"{sum(r.duplicates_resolved for r in runs)}, left open {dup_open}{goal}"
     )
-    print(f"  lost actions {lost} (target 0), exits {exits} (target 0)")
+    print(f"  lost actions {lost}{goal}, exits {exits}{goal}")
     for r in runs:
         for what in r.lost:
             print(f"    seed {r.seed}: lost: {what}")
-    tag = label.split(":")[0]
+    tag = label.split(":")[0].split(" (")[0]
+
+    def target(value: int) -> tuple[str | None, bool | None]:
+        return (None, None) if baseline else ("0", value == 0)
+
     return [
         figure(f"fault run ({tag}): requests faulted", round(100.0 * injected / requests, 1), "%"),
         figure(f"fault run ({tag}): late writes", faults["late"], "writes"),
         figure(f"fault run ({tag}): duplicates created", sum(r.duplicates_created for r in runs), "issues"),
-        figure(f"fault run ({tag}): duplicates left open", dup_open, "issues", "0", dup_open == 0),
-        figure(f"fault run ({tag}): lost actions", lost, "actions", "0", lost == 0),
-        figure(f"fault run ({tag}): exits", exits, "exits", "0", exits == 0),
+        figure(f"fault run ({tag}): duplicates left open", dup_open, "issues", *target(dup_open)),
+        figure(f"fault run ({tag}): lost actions", lost, "actions", *target(lost)),
+        figure(f"fault run ({tag}): exits", exits, "exits", *target(exits)),
     ]
 
 
@@ -91,12 +98,13 @@ def main() -> int:
 
     # --- 1. fault run -----------------------------------------------------------------------------
     variants = (
-        ("20 %, window 120 s: the default", 120.0, None),
-        ("20 %, window 0 s: duplicate check only", 0.0, None),
-        ("write stress, window 120 s", 120.0, 0.5),
-        ("write stress, window 0 s", 0.0, 0.5),
+        ("20 %, window 120 s: the default", 120.0, 3600.0, None),
+        ("20 %, window 0 s: duplicate check only", 0.0, 3600.0, None),
+        ("write stress, window 120 s", 120.0, 3600.0, 0.5),
+        ("write stress, window 0 s", 0.0, 3600.0, 0.5),
+        ("baseline, write stress, window 0 s, no duplicate check (as before issue 16)", 0.0, 0.0, 0.5),
     )
-    for label, window, write_rate in variants:
+    for label, window, watch, write_rate in variants:
         runs = [
             fault_run(
                 seed=seed,
@@ -105,10 +113,11 @@ def main() -> int:
                 write_visibility_s=window,
                 late_s=3.0,
                 write_rate=write_rate,
+                duplicate_watch_s=watch,
             )
             for seed in range(1, args.seeds + 1)
         ]
-        figures += fault_figures(label, runs)
+        figures += fault_figures(label, runs, baseline=label.startswith("baseline"))
 
     # --- 2. webhook fuzz --------------------------------------------------------------------------
     statuses: Counter[int] = Counter()

@@ -107,6 +107,7 @@ def fault_run(
     late_s: float = 1.0,
     kinds: tuple[str, ...] = ALL_KINDS,
     write_rate: float | None = None,
+    duplicate_watch_s: float = 3600.0,
     state_dir: Path | None = None,
 ) -> FaultRunResult:
     """One seeded fault run (see the module docstring); real HTTP, fake sidecar clock."""
@@ -128,7 +129,7 @@ def fault_run(
             standin,
             world,
             f"sqlite:///{tmp}/state.db",
-            cvat={"write_visibility_s": write_visibility_s, "duplicate_watch_s": max(3600.0, write_visibility_s)},
+            cvat={"write_visibility_s": write_visibility_s, "duplicate_watch_s": duplicate_watch_s},
         )
         clock = Clock()
         client = proxied_client(proxy, world, clock, timeout_s=client_timeout_s)
