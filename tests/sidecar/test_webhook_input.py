@@ -4,6 +4,7 @@ configured organization and scope (the seeded fuzzer against a running sidecar).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,11 @@ import pytest
 from cvat_ext.cvat.signature import sign
 from cvat_ext.sidecar.state import open_store
 from cvat_ext.sidecar.webhooks import MAX_CVAT_ID, MAX_JSON_DEPTH, WebhookReceiver, parse_bounded_json
+from tests.conftest import OrgWorld
+from tests.cvat_standin import CvatStandIn
 from tests.reliability.webhook_fuzz import SCOPES, webhook_fuzz_run
+from tests.sidecar.scenario import seed_sloppy_consensus
+from tests.sidecar.test_e2e_standin import Clock, make_service, make_settings
 
 SECRET = "whsec-input-0123456789"
 
@@ -77,3 +82,35 @@ def test_webhook_fuzz_every_request_answered_nothing_acted_outside_scope(scope: 
     else:
         # positive control: the in-scope sloppy task was acted on (issues, routing, pass)
         assert run.acted_in_scope > 0 and run.dropped_out_of_scope > 0
+
+
+def test_fresh_sidecar_of_an_empty_org_drops_another_orgs_jobs(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path
+) -> None:
+    """Issue 16's case: nothing in the configured organization yet, a fresh state (its id never
+    learned from a listing), and signed deliveries naming jobs of another organization the bot
+    belongs to. The jobs are read, found outside, dropped: never scored, never written."""
+    standin, world = cvat_standin, cvat_org_world
+    seed_sloppy_consensus(standin, world)
+    standin.add_org("qa-empty", owner="admin")
+    standin.add_membership("qa-empty", "qabot", "maintainer")
+    empty = dataclasses.replace(world, org_slug="qa-empty")
+    cfg = make_settings(standin, empty, f"sqlite:///{tmp_path}/state.db", webhooks={"secret": SECRET})
+    foreign = [j["id"] for j in standin.jobs(task_id=world.task_id)]
+    with make_service(standin, empty, cfg, Clock()) as svc:
+        receiver = svc.webhook_receiver()
+        assert receiver is not None
+        for job_id in foreign:
+            body = job_body(job_id)
+            assert receiver.handle({"X-Signature-256": sign(SECRET, body)}, body)[0] == 200
+        assert sorted(svc.store.pending()) == sorted(foreign)
+        log_start = len(standin.request_log)
+        report = svc.run_once()
+        svc.run_once()
+        dropped = svc.metrics.render().decode()
+        assert svc.store.pending() == [] and report.units == 0
+    requests = standin.request_log[log_start:]
+    assert {m for m, _, _ in requests} == {"GET"}, requests
+    assert not [p for _, p, _ in requests if p.endswith("/annotations")]
+    assert standin.issues() == []
+    assert f"cvat_ext_sidecar_webhook_jobs_out_of_scope_total {float(len(foreign))}" in dropped
