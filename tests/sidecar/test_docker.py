@@ -55,7 +55,7 @@ def test_docs_settings_table_lists_every_setting() -> None:
     table = "\n".join(line for line in text.splitlines() if line.startswith("| `"))
     documented = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", table))
     # rows like `cvat.username`, `cvat.password` or `server.enabled`, `server.host`, ... list several;
-    # nested sections (consensus.engine.*) are documented on their docs/ page
+    # nested sections (consensus.engine.*) and settings documented on a docs/ page count as well
     for page in sorted((REPO / "docs").glob("*.md")):
         documented |= set(re.findall(r"`([a-z_]+\.[a-z_]+)(?:\.[a-z_]+)*(?::[^`]*)?`", page.read_text()))
     missing = sorted(_fields() - documented)
