@@ -23,7 +23,6 @@ Run: ``python3 bench/sidecar_faults.py [--seeds 5] [--cycles 8] [--fuzz 400]`` (
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -31,12 +30,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from results_io import BenchResults
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.reliability.fault_run import FaultRunResult, fault_run
 from tests.reliability.webhook_fuzz import SCOPES, webhook_fuzz_run
-
-RESULTS = Path(__file__).resolve().parent / "results" / "sidecar_faults.json"
 
 
 def figure(name: str, value: float, unit: str, target: str | None = None, met: bool | None = None) -> dict[str, Any]:
@@ -154,11 +153,10 @@ def main() -> int:
     ]
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    command = "python3 bench/sidecar_faults.py " + " ".join(sys.argv[1:])
-    RESULTS.write_text(
-        json.dumps({"bench": "sidecar_faults", "command": command.strip(), "figures": figures}, indent=2) + "\n"
-    )
+    results = BenchResults(__file__)
+    for f in figures:
+        results.add(**f)
+    results.write()
     return 0 if all(f["met"] is not False for f in figures) else 1
 
 
