@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -617,15 +617,19 @@ class Cycle:
         self._count_findings(found, report)
         self._publish(findings, [job.id], {job.id: job.assignee_id}, job.task_id, report)
         errors = sum(1 for f in found if f.severity is Severity.ERROR)
+        # errors per rule: the annotators' scorecards break rule violations down by rule
+        detail = {"rule_errors": dict(Counter(f.code for f in found if f.severity is Severity.ERROR))}
         self.store.put_score(
-            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", {}, self.clock())
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", detail,
+                     self.clock())
         )
         decision = self._execute(decided, f"{unit.key}:{sig}", {job.id: job}, {job.assignee_id})
         report.decisions[job.id] = decision
         report.jobs_scored += 1
         self.metrics.jobs_scored.inc()
         self.store.put_score(
-            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, {}, self.clock())
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, detail,
+                     self.clock())
         )
         # our own PATCH moved updated_date: remember the post-action value so it is not "changed"
         after = self.store.get_job(job.id) or job
