@@ -61,6 +61,7 @@ __all__ = [
     "decode_rgb",
     "read_header",
     "rgb_from_pil",
+    "shrink_rgb",
 ]
 
 #: default in-flight decoded pixels per process (env ``CVAT_EXT_DECODE_BUDGET_MP``, megapixels):
@@ -73,8 +74,11 @@ DECODE_WAIT_S = 60.0
 #: formats and modes OpenCV decodes to the same 8-bit pixels Pillow gives (alpha dropped)
 _CV2_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "TIFF"})
 _CV2_MODES = frozenset({"1", "L", "P", "RGB", "RGBA", "LA", "PA"})
+_GREY_MODES = frozenset({"1", "L", "LA"})
 #: rows per step of the in-place BGR -> RGB swap (bounds its temporary to a strip)
 _SWAP_ROWS = 256
+#: pixels per strip of a Pillow conversion
+_STRIP_PIXELS = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +263,22 @@ def rgb_from_pil(image: PILImage.Image, *, field: str = "image") -> npt.NDArray[
         raise FunctionInputError(f"{field}: image does not convert to RGB ({exc})", field=field) from exc
 
 
+def shrink_rgb(rgb: npt.NDArray[np.uint8], scale: float) -> tuple[npt.NDArray[np.uint8], tuple[float, float]]:
+    """``rgb`` (H, W, 3) uint8 shrunk by ``scale`` < 1 (area average, each side >= 1 pixel) and the
+    ``(sx, sy)`` input pixels per output pixel, to map results back (``x_input = x_out * sx``).
+
+    Done on uint8 before a model sees the frame, so no float copy of a large frame is ever made.
+    """
+    h, w = rgb.shape[:2]
+    out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
+    cv2 = _cv2_module()
+    if cv2 is not None:
+        small = cv2.resize(np.ascontiguousarray(rgb), (out_w, out_h), interpolation=cv2.INTER_AREA)
+    else:
+        small = np.asarray(_pil().fromarray(rgb).resize((out_w, out_h), _pil().Resampling.BOX), dtype=np.uint8)
+    return np.asarray(small, dtype=np.uint8), (w / out_w, h / out_h)
+
+
 def _cv2_can_decode(data: bytes, header: FrameHeader) -> bool:
     if header.format not in _CV2_FORMATS or header.mode not in _CV2_MODES or header.n_frames != 1:
         return False
@@ -281,14 +301,21 @@ def _decode_cv2(data: bytes, header: FrameHeader) -> npt.NDArray[np.uint8] | Non
     cv2 = _cv2_module()
     if cv2 is None:
         return None
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    grey = header.mode in _GREY_MODES
+    # a grey file decoded as colour costs a hidden grey buffer plus the colour one: decode grey, expand once
+    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error:
         return None
-    if bgr is None or bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (header.height, header.width):
         return None
-    if bgr.shape[:2] != (header.height, header.width):
+    if grey and pixels.ndim == 2:
+        rgb = np.empty((header.height, header.width, 3), dtype=np.uint8)
+        rgb[...] = pixels[..., None]
+        return rgb
+    bgr = pixels
+    if bgr.ndim != 3 or bgr.shape[2] != 3:
         return None
     # swap B and R in place, a strip at a time: a second full-frame buffer would double the peak
     for top in range(0, bgr.shape[0], _SWAP_ROWS):
@@ -318,33 +345,53 @@ def _decode_pil(data: bytes, field: str) -> npt.NDArray[np.uint8]:
         raise FunctionInputError(f"{field}: image does not decode ({type(exc).__name__}: {exc})", field=field) from exc
 
 
+def _strips(img: PILImage.Image) -> Iterator[tuple[int, PILImage.Image]]:
+    """``(top row, strip image)`` of about ``_STRIP_PIXELS`` each, so conversions never hold a
+    second full-frame copy (Pillow stores RGB at 4 bytes a pixel: a 64 MP frame would be 256 MB)."""
+    width, height = img.size
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        yield top, img.crop((0, top, width, min(top + rows, height)))
+
+
 def _pil_to_rgb(img: PILImage.Image) -> npt.NDArray[np.uint8]:
-    mode = img.mode
-    if mode.startswith("I") or mode == "F":
-        return _gray_to_rgb(_scale_to_uint8(np.asarray(img), mode))
-    if mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
+    """A loaded Pillow image -> ``(H, W, 3) uint8`` RGB, converted a strip at a time."""
+    width, height = img.size
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    if img.mode == "F" or img.mode.startswith("I"):
+        to_uint8 = _high_depth_to_uint8(img)
+        for top, strip in _strips(img):
+            grey = to_uint8(np.asarray(strip))
+            rgb[top : top + grey.shape[0]] = grey[..., None]
+        return rgb
+    for top, strip in _strips(img):
+        part = np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"), dtype=np.uint8)
+        rgb[top : top + part.shape[0]] = part
+    return rgb
 
 
-def _scale_to_uint8(samples: npt.NDArray[Any], mode: str) -> npt.NDArray[np.uint8]:
-    """High bit-depth grey samples -> uint8 (see the module docstring for the mapping)."""
-    if mode == "F" or samples.dtype.kind == "f":
+def _high_depth_to_uint8(img: PILImage.Image) -> Callable[[npt.NDArray[Any]], npt.NDArray[np.uint8]]:
+    """The mapping of high bit-depth grey samples to uint8 (see the module docstring).
+
+    Integers: 1/257 (65535 -> 255). Floats: [0, 1] -> [0, 255] when every finite sample lies in
+    it, else the finite min..max range (found in a first pass over the strips); NaN/inf -> 0.
+    """
+    if img.mode != "F":
+        return lambda samples: np.clip((np.asarray(samples, dtype=np.int64) + 128) // 257, 0, 255).astype(np.uint8)
+    lo, hi = np.inf, -np.inf
+    for _, strip in _strips(img):
+        values = np.asarray(strip, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    if not np.isfinite(lo) or (lo >= 0.0 and hi <= 1.0):
+        lo, hi = 0.0, 1.0
+    gain = 255.0 / (hi - lo) if hi > lo else 0.0
+
+    def scale(samples: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
         values = np.asarray(samples, dtype=np.float64)
         finite = np.isfinite(values)
-        if not finite.any():
-            return np.zeros(values.shape, dtype=np.uint8)
-        lo, hi = float(values[finite].min()), float(values[finite].max())
-        if lo >= 0.0 and hi <= 1.0:
-            lo, hi = 0.0, 1.0
-        span = hi - lo if hi > lo else 1.0
-        scaled = np.where(finite, (values - lo) * (255.0 / span), 0.0)
-        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    values_i = np.asarray(samples, dtype=np.int64)
-    return np.clip((values_i + 128) // 257, 0, 255).astype(np.uint8)
+        scaled = np.where(finite, (np.where(finite, values, lo) - lo) * gain, 0.0)
+        return np.asarray(np.clip(np.rint(scaled), 0, 255), dtype=np.uint8)
 
-
-def _gray_to_rgb(gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    rgb = np.empty((*gray.shape[:2], 3), dtype=np.uint8)
-    rgb[...] = gray.reshape(*gray.shape[:2], 1)
-    return rgb
+    return scale

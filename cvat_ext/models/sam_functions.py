@@ -31,6 +31,8 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cvat_ext.errors import ConfigError, FunctionInputError
+from cvat_ext.models.frame_input import check_frame
+from cvat_ext.models.sam import FRAME_LIMITS
 from cvat_ext.serverless.embedding_cache import CacheSource, EmbeddingCache, LruCache, RedisStore
 from cvat_ext.serverless.request import (
     DEFAULT_LIMITS,
@@ -159,7 +161,8 @@ class SamBlobFunction:
         return RawJson(self.blob(request.image)[0])
 
     def blob(self, image: ImageInput) -> tuple[str, CacheSource]:
-        """The JSON body for ``image`` and where it came from."""
+        """The JSON body for ``image`` and where it came from; a frame SAM cannot take -> 400."""
+        check_frame(image.width, image.height, FRAME_LIMITS, field=image.field)
 
         def compute() -> tuple[str, bytes]:
             raw = self.embedder.embed_numpy(image.rgb()).astype("<f4", copy=False).tobytes()
@@ -223,6 +226,7 @@ class SamInteractorFunction:
 
     def embedding(self, image: ImageInput) -> tuple[Any, CacheSource]:
         """The (1, 256, 64, 64) float32 embedding tensor of ``image`` on the model's device."""
+        check_frame(image.width, image.height, FRAME_LIMITS, field=image.field)
 
         def compute() -> tuple[Any, bytes]:
             tensor = self.embedder.embed(image.rgb())

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import MaskRle
 from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.models.frame_input import check_frame, rgb_from_pil
 from cvat_ext.serverless.spec import LabelSpec, labels_by_id
 
 __all__ = ["SdkDetectionFunction", "sdk_label_specs"]
@@ -72,7 +73,11 @@ class SdkDetectionFunction:
         """Shapes for one PIL image, with ``score``; label/sublabel ids are the spec ids."""
         if self._model is None:
             self._model = self._model_factory()
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        limits = getattr(self._model, "frame_limits", None)
+        # the SDK has no empty-vs-error distinction per frame: a frame the model cannot take has no shapes
+        if limits is not None and not check_frame(int(image.width), int(image.height), limits):
+            return []
+        rgb = rgb_from_pil(image)
         threshold = context.conf_threshold if context.conf_threshold is not None else self._default_threshold
         dets = self._model(rgb).above(threshold)
         shapes = []

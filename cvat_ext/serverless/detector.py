@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
 from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.models.frame_input import FrameLimits, check_frame
 from cvat_ext.serverless.request import DetectorRequest
 from cvat_ext.serverless.response import detections_to_items
 from cvat_ext.serverless.spec import LabelSpec, labels_by_id
@@ -41,6 +42,8 @@ class DetectorFunction:
     default_threshold: float = 0.5
     keypoint_thr: float = 0.0
     polygonize: Polygonize | None = None
+    #: the frame geometry the model takes (default: the model's own ``frame_limits`` attribute, if any)
+    frame_limits: FrameLimits | None = None
     #: seconds in the model's forward pass / in thresholding + building CVAT items (summed)
     forward_s: float = field(default=0.0, init=False)
     items_s: float = field(default=0.0, init=False)
@@ -48,11 +51,17 @@ class DetectorFunction:
 
     def __post_init__(self) -> None:
         self._by_id = labels_by_id(self.labels)
+        if self.frame_limits is None:
+            self.frame_limits = getattr(self.model, "frame_limits", None)
         if not self._by_id:
             raise ConfigError("detector function: no label in the spec carries an 'id' to map model classes")
 
     def __call__(self, request: DetectorRequest) -> list[dict[str, Any]]:
-        rgb = request.image.rgb()
+        image = request.image
+        # checked on the header, before any pixel is decoded or the model library is called
+        if self.frame_limits is not None and not check_frame(image.width, image.height, self.frame_limits):
+            return []
+        rgb = image.rgb()
         t0 = time.perf_counter()
         dets = self.model(rgb)
         t1 = time.perf_counter()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cvat_ext.errors import FunctionInputError
+from cvat_ext.models import frame_input
 from cvat_ext.serverless.request import (
     DetectorRequest,
     ImageInput,
@@ -179,7 +180,7 @@ def test_opencv_and_pillow_decoders_agree(mode: str, fmt: str) -> None:
     img.save(buf, format=fmt)
     image = ImageInput(buf.getvalue())
     fast = image.rgb()
-    slow = image._decode_pil()
+    slow = frame_input._decode_pil(buf.getvalue(), "image")
     assert fast.shape == slow.shape == (40, 56, 3)
     assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
 
