@@ -16,7 +16,8 @@ what CVAT's ``direct`` invoke method posts to. Functions are found as ``**/funct
 each ``main.py`` is imported from its folder and its ``init_context`` runs on the first call
 (or at start with ``eager``). One worker per function: calls to one function are serialised, as a
 Nuclio function with ``numWorkers: 1``. Bodies above the function's ``maxRequestBodySize`` get
-400 with a JSON error, like every other malformed request.
+413 with a JSON error; every other bound (bad ``Content-Length``, deep JSON, slow clients, listen
+backlog) is the shared HTTP base's (:mod:`cvat_ext.http_endpoint`), the same as the sidecar's.
 """
 
 from __future__ import annotations
@@ -29,15 +30,14 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import yaml
 
-from cvat_ext.errors import ConfigError
-from cvat_ext.http_endpoint import JsonRequestHandler
+from cvat_ext.errors import ConfigError, HttpInputError
+from cvat_ext.http_endpoint import BoundedHTTPServer, JsonRequestHandler
 from cvat_ext.serverless.handler import error_body
 from cvat_ext.serverless.lint import find_function_yamls
 from cvat_ext.serverless.spec import annotation_str
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 PROJECT = "cvat"
 DEFAULT_MAX_BODY = 32 * 2**20
-_DRAIN_CHUNK = 1 << 20
 
 
 @dataclass
@@ -111,7 +110,7 @@ class LocalFunction:
         if content_type.split(";")[0].strip() == "application/json":
             try:  # Nuclio hands JSON bodies to Python handlers already decoded
                 event_body = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # the handler's own parsing reports it
                 event_body = body
         event = nuclio_sdk.Event(
             body=event_body, content_type=content_type, headers=dict(headers), method="POST", path=path, size=len(body)
@@ -195,24 +194,11 @@ class _JsonHandler(JsonRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None (after draining it) when it exceeds ``limit`` bytes."""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= limit:
-            return self.rfile.read(length)
-        remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(_DRAIN_CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-        return None
-
     def _invoke(self, fn: LocalFunction, path: str) -> None:
-        body = self._read_body(fn.max_body_bytes)
-        if body is None:
-            message = f"body: {self.headers.get('Content-Length')} bytes, limit {fn.max_body_bytes}"
-            self.send_body(400, _as_bytes(error_body(message, "body")))
+        try:
+            body = self.read_body(fn.max_body_bytes)
+        except HttpInputError as exc:
+            self.send_refusal(exc)
             return
         status, content_type, answer = fn.invoke(body, headers=dict(self.headers.items()), path=path)
         self.send_body(status, answer, content_type)
@@ -240,13 +226,13 @@ class _DashboardHandler(_JsonHandler):
     def do_POST(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
         if path != "/api/function_invocations":
-            self._read_body(0)
+            self.discard_body()
             self.send_json(404, {"error": f"no route {path}"})
             return
         name = self.headers.get("x-nuclio-function-name")
         fn = self.server.gateway.functions.get(name or "")
         if fn is None:
-            self._read_body(0)
+            self.discard_body()
             status = 400 if not name else 404
             self.send_body(status, _as_bytes(error_body(f"unknown function {name!r}", "x-nuclio-function-name")))
             return
@@ -262,8 +248,7 @@ class _DirectHandler(_JsonHandler):
         self._invoke(fn, self.path)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(BoundedHTTPServer):
     gateway: FunctionGateway
     function: LocalFunction | None = None
 

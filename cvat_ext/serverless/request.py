@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from cvat_ext.errors import FunctionInputError
+from cvat_ext.json_depth import json_depth
 from cvat_ext.models.frame_input import decode_rgb, read_header
 
 __all__ = [
@@ -65,13 +66,15 @@ class RequestLimits:
     base64 text of ``image`` (48 Mi chars ≈ 36 MiB file, above CVAT's usual 32 MB
     ``maxRequestBodySize``); ``max_image_pixels`` is the decompression-bomb guard checked on the
     header before any pixel is decoded (64 MP: a 8K x 8K frame passes, a 30000 x 30000 PNG bomb not);
-    ``max_points`` bounds each prompt list.
+    ``max_points`` bounds each prompt list; ``max_json_depth`` the nesting of a raw JSON body
+    (checked without recursion before ``json.loads``, which recurses once per level).
     """
 
     max_body_bytes: int = 64 * 2**20
     max_image_b64_chars: int = 48 * 2**20
     max_image_pixels: int = 64_000_000
     max_points: int = 1000
+    max_json_depth: int = 64
 
 
 DEFAULT_LIMITS = RequestLimits()
@@ -231,9 +234,12 @@ def decode_body(body: Any, *, limits: RequestLimits = DEFAULT_LIMITS) -> Mapping
             raise FunctionInputError(f"body: {size} bytes, limit {limits.max_body_bytes}", field="body")
         if size == 0:
             raise FunctionInputError("body: empty, expected a JSON object", field="body")
+        raw = bytes(body) if isinstance(body, memoryview) else body
+        if json_depth(raw, stop_above=limits.max_json_depth) > limits.max_json_depth:
+            raise FunctionInputError(f"body: JSON nested deeper than {limits.max_json_depth} levels", field="body")
         try:
-            decoded = json.loads(bytes(body) if isinstance(body, memoryview) else body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            decoded = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise FunctionInputError(f"body: not JSON ({exc})", field="body") from exc
         if not isinstance(decoded, Mapping):
             raise FunctionInputError(f"body: expected a JSON object, got {type(decoded).__name__}", field="body")

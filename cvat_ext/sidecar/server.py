@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from cvat_ext.http_endpoint import JsonRequestHandler
+from cvat_ext.errors import HttpInputError
+from cvat_ext.http_endpoint import BoundedHTTPServer, HttpLimits, JsonRequestHandler
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
 
@@ -31,6 +31,7 @@ class SidecarHttpServer:
         metrics: SidecarMetrics,
         health: Callable[[], tuple[bool, dict[str, Any]]],
         webhooks: WebhookReceiver | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         outer = self
 
@@ -50,24 +51,21 @@ class SidecarHttpServer:
             def do_POST(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path != "/webhooks/cvat" or outer.webhooks is None:
+                    self.discard_body()
                     self.send_json(404, {"error": "not found"})
                     return
                 try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if length < 0 or length > MAX_BODY_BYTES:
-                    self.send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                    body = self.read_body(MAX_BODY_BYTES)
+                except HttpInputError as exc:
+                    self.send_refusal(exc)
                     return
-                body = self.rfile.read(length)
                 status, data = outer.webhooks.handle(dict(self.headers.items()), body)
                 self.send_json(status, data)
 
         self.metrics = metrics
         self.health = health
         self.webhooks = webhooks
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = BoundedHTTPServer((host, port), Handler, limits=limits)
         self._thread: threading.Thread | None = None
 
     @property
