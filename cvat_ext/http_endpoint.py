@@ -110,28 +110,44 @@ class _DeadlineReader:
         self._raw = raw
         self._sock = sock
         self._deadline = float("inf")
+        #: since the last arm(): bytes seen, whether the deadline passed, whether an answer went out
+        self.bytes_read = 0
+        self.timed_out = False
+        self.answered = False
 
     def arm(self, seconds: float) -> None:
         self._deadline = time.monotonic() + seconds
+        self.bytes_read = 0
+        self.timed_out = self.answered = False
 
     def _before_recv(self) -> None:
         left = self._deadline - time.monotonic()
         if left <= 0:
+            self.timed_out = True
             raise TimeoutError("deadline passed")
         self._sock.settimeout(left)
+
+    def _recv(self, call: Callable[[int], bytes], size: int) -> bytes:
+        try:
+            data = call(size)
+        except TimeoutError:
+            self.timed_out = True
+            raise
+        self.bytes_read += len(data)
+        return data
 
     def readline(self, limit: int = -1) -> bytes:
         parts: list[bytes] = []
         size = 0
         while limit < 0 or size < limit:
             self._before_recv()
-            buffered = self._raw.peek(1)  # at most one recv
+            buffered = self._recv(self._raw.peek, 1)  # at most one recv
             if not buffered:
                 break
             room = len(buffered) if limit < 0 else min(len(buffered), limit - size)
             newline = buffered.find(b"\n", 0, room)
             take = newline + 1 if newline >= 0 else room
-            parts.append(self._raw.read(take))
+            parts.append(self._raw.read(take))  # already buffered
             size += take
             if newline >= 0:
                 break
@@ -142,7 +158,8 @@ class _DeadlineReader:
         left = n
         while left != 0:
             self._before_recv()
-            chunk = self._raw.read1(_READ_CHUNK if left < 0 else min(left, _READ_CHUNK))
+            want = _READ_CHUNK if left < 0 else min(left, _READ_CHUNK)
+            chunk = self._recv(self._raw.read1, want)
             if not chunk:
                 break
             parts.append(chunk)
@@ -168,15 +185,42 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         self.rfile = _DeadlineReader(self.rfile, self.connection)
 
     def handle_one_request(self) -> None:
-        # request line + headers within header_timeout_s; a timeout closes the connection (stdlib)
+        # request line + headers within header_timeout_s; the stdlib closes the connection on a
+        # timeout, silently: a client that sent part of a request gets a 408 first
         self.rfile.arm(self.limits.header_timeout_s)
         super().handle_one_request()
+        if self.rfile.timed_out and self.rfile.bytes_read and not self.rfile.answered:
+            self._send_raw_408()
+
+    def _send_raw_408(self) -> None:
+        body = json.dumps({"error": "request not received in time", "field": None}).encode()
+        head = (
+            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            self.connection.settimeout(self.limits.body_timeout_s)
+            self.wfile.write(head.encode("ascii") + body)
+        except OSError:
+            pass  # the client left
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's framing errors, with client mistakes kept in 4xx: an unknown method is 405
+        (stdlib 501), an unsupported HTTP version 400 (stdlib 505)."""
+        code = {501: 405, 505: 400}.get(code, code)
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            # the stdlib answers a request line it could not parse HTTP/0.9 style, with no status
+            # line at all; no client of ours speaks 0.9
+            self.request_version = "HTTP/1.1"
+            self.close_connection = True
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s %s", type(self).__name__, self.address_string(), format % args)
 
     def send_body(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         """Answer ``status`` with ``body`` and its length."""
+        self.rfile.answered = True
         self.connection.settimeout(self.limits.body_timeout_s)  # a client that never reads is cut off too
         self.send_response(status)
         self.send_header("Content-Type", content_type)

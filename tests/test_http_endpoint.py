@@ -69,6 +69,20 @@ def test_requests_get_one_clear_answer(server: BoundedHTTPServer, raw: bytes, st
     assert elapsed < 3
 
 
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"POST / HTTP/1.1\r\nHost: x\r\n", 408),  # headers never finished: answered, then closed
+        (b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 405),  # stdlib: 501
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400),  # stdlib: 505
+        (b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+    ],
+)
+def test_framing_errors_stay_4xx(server: BoundedHTTPServer, raw: bytes, status: int) -> None:
+    assert exchange(server.server_address[1], raw)[0] == status
+
+
 def test_slowloris_headers_are_cut_off(server: BoundedHTTPServer) -> None:
     # one header byte every 0.1 s: each read is quick, the total is not
     elapsed = closed_within(server.server_address[1], b"POST / HTTP/1.1\r\n", drip=b"X", every_s=0.1, wait_s=5)
