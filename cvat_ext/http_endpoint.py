@@ -110,15 +110,22 @@ class _DeadlineReader:
         self._raw = raw
         self._sock = sock
         self._deadline = float("inf")
-        #: since the last arm(): bytes seen, whether the deadline passed, whether an answer went out
+        #: bytes seen since the last answered request, whether the armed deadline passed, whether
+        #: the current request was answered
         self.bytes_read = 0
         self.timed_out = False
         self.answered = False
 
     def arm(self, seconds: float) -> None:
         self._deadline = time.monotonic() + seconds
-        self.bytes_read = 0
-        self.timed_out = self.answered = False
+        self.timed_out = False
+
+    def next_request(self) -> None:
+        """Forget the bytes of an answered request; blank lines the stdlib skipped without an
+        answer still count, so a client that sent only those gets its 408 too."""
+        if self.answered:
+            self.bytes_read = 0
+            self.answered = False
 
     def _before_recv(self) -> None:
         left = self._deadline - time.monotonic()
@@ -185,17 +192,24 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         self.rfile = _DeadlineReader(self.rfile, self.connection)
 
     def handle_one_request(self) -> None:
-        # request line + headers within header_timeout_s; the stdlib closes the connection on a
-        # timeout, silently: a client that sent part of a request gets a 408 first
-        self.rfile.arm(self.limits.header_timeout_s)
+        # request line + headers within header_timeout_s. The stdlib closes the connection
+        # silently on a timeout or a blank request line: a client that sent anything gets an answer
+        reader = self.rfile
+        reader.next_request()
+        reader.arm(self.limits.header_timeout_s)
         super().handle_one_request()
-        if self.rfile.timed_out and self.rfile.bytes_read and not self.rfile.answered:
-            self._send_raw_408()
+        if reader.bytes_read and not reader.answered and (reader.timed_out or self.close_connection):
+            if reader.timed_out:
+                self._send_raw(408, "Request Timeout", "request not received in time")
+            else:
+                self._send_raw(400, "Bad Request", "empty request line")
+            self.close_connection = True
 
-    def _send_raw_408(self) -> None:
-        body = json.dumps({"error": "request not received in time", "field": None}).encode()
+    def _send_raw(self, status: int, reason: str, message: str) -> None:
+        """An answer written without the stdlib's state (no request line was parsed)."""
+        body = json.dumps({"error": message, "field": None}).encode()
         head = (
-            "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         )
         try:

@@ -73,6 +73,7 @@ def test_requests_get_one_clear_answer(server: BoundedHTTPServer, raw: bytes, st
     ("raw", "status"),
     [
         (b"POST / HTTP/1.1\r\nHost: x\r\n", 408),  # headers never finished: answered, then closed
+        (b"\r\n\r\n", 400),  # a blank request line (the stdlib closes without an answer)
         (b"FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 405),  # stdlib: 501
         (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400),  # stdlib: 505
         (b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
