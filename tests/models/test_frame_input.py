@@ -85,9 +85,12 @@ def test_pillow_path_matches_pillow_convert_for_8_bit_modes(mode: str) -> None:
         assert np.array_equal(rgb, np.asarray(img.convert("RGB")))
 
 
-@pytest.mark.parametrize("mode", ["1", "L", "RGB", "P", "RGBA"])
-def test_opencv_and_pillow_paths_agree(mode: str) -> None:
-    data = save(Image.fromarray(gradient(40, 56)).convert(mode))
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("1", "PNG"), ("L", "PNG"), ("RGB", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("L", "JPEG"), ("RGB", "JPEG")],
+)
+def test_opencv_and_pillow_paths_agree(mode: str, fmt: str) -> None:
+    data = save(Image.fromarray(gradient(40, 56)).convert(mode), fmt)
     header = read_header(data, max_pixels=10**6)
     fast, slow = frame_input._decode_cv2(data, header), frame_input._decode_pil(data, "image")
     assert fast is not None and np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
