@@ -88,10 +88,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="torch device for --torch (cpu, cuda)")
     args = parser.parse_args()
 
+    from cvat_ext.functions.detector import DetectorFunction
+    from cvat_ext.functions.handler import make_handler
+    from cvat_ext.functions.interface import LabelSpec
     from cvat_ext.models.opencv_people import LABELS, OpenCvPeopleDetector
-    from cvat_ext.serverless.detector import DetectorFunction
-    from cvat_ext.serverless.handler import make_handler
-    from cvat_ext.serverless.spec import LabelSpec
 
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     frames = _frames()
@@ -109,7 +109,7 @@ def main() -> None:
         return
     import torch
 
-    from cvat_ext.models.coco import coco_detection_labels, coco_person_skeleton_label
+    from cvat_ext.functions.coco import coco_detection_labels, coco_person_skeleton_label
     from cvat_ext.models.contours import mask_polygon
     from cvat_ext.models.torchvision_detection import TorchvisionDetector, build_detection_model
 

@@ -2,7 +2,7 @@
 
 The real CLI runs in a child process (the OpenCV people/face function: CPU, weights shipped with
 OpenCV) with 1 s HTTP timeouts; every request is sent on its own loopback connection by the seeded
-fuzzer in tests/serverless/function_fuzz.py (odd images, hostile JSON, broken framing and headers,
+fuzzer in tests/functions/function_fuzz.py (odd images, hostile JSON, broken framing and headers,
 bombs). Printed and written to bench/results/functions_fuzz.json:
 
 * process deaths (target 0; the server is restarted after each), answers >= 500 to bad input
@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from tests.serverless import function_fuzz  # noqa: E402
-from tests.serverless.function_fuzz import ServeProcess, generate, run_fuzz  # noqa: E402
+from tests.functions import function_fuzz  # noqa: E402
+from tests.functions.function_fuzz import ServeProcess, generate, run_fuzz  # noqa: E402
 
 RSS_TARGET_MB = 600
 

@@ -57,7 +57,7 @@ class Worker:
     def __init__(self, relpath: str) -> None:
         import nuclio_sdk
 
-        from cvat_ext.serverless.gateway import load_function
+        from cvat_ext.functions.dev.gateway import load_function
 
         self.module = load_function(ROOT / "serverless" / relpath / "nuclio" / "function.yaml").module
         self.context = nuclio_sdk.Context(nuclio_sdk.Logger(40, "bench"))

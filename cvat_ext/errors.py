@@ -10,6 +10,8 @@ Tree::
     ├── ConfigError                 bad settings / CLI arguments / config file
     │   └── RuleFileError           a qa_rules YAML file that does not parse or validate
     ├── AnnotationFormatError       malformed annotations, labels or frame meta (CVAT JSON or ours)
+    │   └── InputMismatchError      input files that parse but do not belong together (a frame
+    │                               outside the meta, an unknown label id) or are the wrong kind
     ├── CvatError                   anything that went wrong talking to CVAT
     │   ├── CvatConnectionError     CVAT unreachable / connection dropped / timed out (after retries)
     │   ├── CvatHttpError           CVAT answered with an error status (.status)
@@ -23,6 +25,7 @@ Tree::
     │   ├── CvatRequestFailedError  an async CVAT request (/api/requests/{id}) ended as "failed"
     │   └── CvatVersionError        the server is older than anything we can talk to
     ├── FunctionInputError          a serverless function got a bad request (.field, .status = 4xx)
+    ├── FunctionUnavailableError    a served function cannot take the call now (not loaded, busy, draining)
     ├── HttpInputError              an HTTP endpoint refused a request before reading it (.status 4xx)
     ├── StateStoreError             the sidecar's durable state (SQLite/PostgreSQL) failed
     └── LeaseLostError              another sidecar replica holds the job
@@ -58,6 +61,12 @@ class RuleFileError(ConfigError):
 
 class AnnotationFormatError(CvatExtError):
     """Malformed annotation data (CVAT JSON, labels, frame meta or our own types)."""
+
+
+class InputMismatchError(AnnotationFormatError):
+    """Input files that each parse but contradict each other (annotations on frames the meta does not
+    have, label or attribute ids the labels file lacks) or a file of the wrong kind (labels given
+    where annotations are expected). The message names both files and the first offending object."""
 
 
 class CvatError(CvatExtError):
@@ -146,6 +155,13 @@ class HttpInputError(CvatExtError):
         super().__init__(message)
         self.status = status
         self.field = field
+
+
+class FunctionUnavailableError(CvatExtError):
+    """A served function cannot answer now: it failed to load, no worker freed up in time, or the
+    server is draining. Answered as 503 with a JSON error (``status``)."""
+
+    status = 503
 
 
 class StateStoreError(CvatExtError):

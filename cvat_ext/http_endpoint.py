@@ -1,5 +1,6 @@
 """The base of cvat-ext's small stdlib HTTP endpoints (the functions gateway, the sidecar server):
-one way to answer with a body or JSON, one way to read a body, and the same bounds for both.
+one way to bind (a busy port is one line, not a traceback), one way to answer with a body or JSON,
+one way to read a body, and the same bounds for both; request logs at debug level only.
 
 Bounds (:class:`HttpLimits`, set in one place: defaults here, ``CVAT_EXT_HTTP_*`` environment):
 
@@ -19,6 +20,7 @@ Every refusal answers ``{"error": <message>, "field": <field or null>}`` with it
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -28,14 +30,22 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 from cvat_ext.errors import ConfigError, HttpInputError
 from cvat_ext.json_depth import json_depth
 
-__all__ = ["BoundedHTTPServer", "HttpLimits", "JsonRequestHandler"]
+__all__ = ["BoundedHTTPServer", "HttpLimits", "JsonRequestHandler", "bind_server"]
 
 logger = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+_BIND_PROBLEMS = {
+    errno.EADDRINUSE: "is in use (another process listens there: stop it or pick another port)",
+    errno.EACCES: "needs privileges to bind (ports below 1024: pick another port)",
+    errno.EADDRNOTAVAIL: "is not an address of this machine",
+}
 
 ENV_PREFIX = "CVAT_EXT_HTTP_"
 #: a refused over-limit body is read and dropped up to this many bytes past the limit, so the client
@@ -45,6 +55,18 @@ _READ_CHUNK = 1 << 20
 #: more digits than any body we accept could need (and int() of them stays cheap)
 _MAX_LENGTH_DIGITS = 18
 _JSON_CONTAINER_START = re.compile(rb"[ \t\r\n]*[\[{]")
+
+
+def bind_server(make: Callable[[tuple[str, int]], S], host: str, port: int, *, what: str) -> S:
+    """``make((host, port))`` (a server class bound to its handler), with the bind's ``OSError``
+    turned into one :class:`ConfigError` line: ``sidecar: port 8080 on 127.0.0.1 is in use (...)``."""
+    try:
+        return make((host, port))
+    except OSError as exc:
+        problem = _BIND_PROBLEMS.get(exc.errno or -1, f"cannot be bound: {exc.strerror or exc}")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(f"{what}: {host} {problem} (port {port})") from exc
+        raise ConfigError(f"{what}: port {port} on {host} {problem}") from exc
 
 
 @dataclass(frozen=True, slots=True)

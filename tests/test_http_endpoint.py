@@ -1,6 +1,6 @@
 """The shared HTTP base: every bound once, on a minimal echo endpoint over real sockets.
 
-The gateway and the sidecar server each get their own check (tests/serverless/test_gateway_bounds.py,
+The gateway and the sidecar server each get their own check (tests/functions/test_gateway_bounds.py,
 tests/sidecar/test_server_bounds.py). Timeouts are set to fractions of a second here.
 """
 

@@ -16,9 +16,9 @@ from cvat_ext.active_learning.ranking import (
 )
 from cvat_ext.active_learning.signals import (
     ConsensusFrames,
-    Detections,
     FindingCounts,
     FrameSet,
+    Prelabels,
     Signal,
     UncertaintyParams,
     binary_entropy,
@@ -30,9 +30,9 @@ from cvat_ext.active_learning.signals import (
 __all__ = [
     "DEFAULT_WEIGHTS",
     "ConsensusFrames",
-    "Detections",
     "FindingCounts",
     "FrameSet",
+    "Prelabels",
     "RankParams",
     "RankedFrame",
     "Ranking",

@@ -106,9 +106,10 @@ class Signal:
 
 
 @dataclass(frozen=True, eq=False)
-class Detections:
-    """Model pre-labels, columnar: ``frame_idx (N,)`` task frames, ``score (N,)`` in [0, 1],
-    ``label_id (N,)``."""
+class Prelabels:
+    """Model pre-labels over a job's frames, columnar: ``frame_idx (N,)`` task frames, ``score (N,)``
+    in [0, 1], ``label_id (N,)``. Not :class:`cvat_ext.models.detections.Detections` (one image's
+    geometry from a model): only what the uncertainty signal reads, across frames."""
 
     frame_idx: IntArray
     score: FloatArray
@@ -131,7 +132,7 @@ class Detections:
         return int(self.frame_idx.shape[0])
 
     @classmethod
-    def concat(cls, parts: list[Detections]) -> Detections:
+    def concat(cls, parts: list[Prelabels]) -> Prelabels:
         if not parts:
             return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
         return cls(
@@ -169,10 +170,10 @@ def binary_entropy(p: npt.ArrayLike) -> FloatArray:
     return np.clip(h, 0.0, 1.0)
 
 
-def uncertainty_signal(frames: FrameSet, det: Detections, params: UncertaintyParams | None = None) -> Signal:
+def uncertainty_signal(frames: FrameSet, det: Prelabels, params: UncertaintyParams | None = None) -> Signal:
     """Model uncertainty per frame from scored detections (see the module docstring).
 
-    Detections on frames outside ``frames`` are ignored (the caller may log them).
+    Pre-labels on frames outside ``frames`` are ignored (the caller may log them).
     """
     params = params or UncertaintyParams()
     n_frames = len(frames)

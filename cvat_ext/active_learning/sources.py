@@ -6,8 +6,8 @@
 * consensus: the report JSON of ``cvat-ext qa consensus --report-out`` or a
   :class:`~cvat_ext.consensus.report.ConsensusResult` (read column-wise, no per-frame objects).
 * findings: the JSON of ``cvat-ext rules check --format json`` (or a bare list of findings), or
-  rule :class:`~cvat_ext.rules.findings.Finding` objects.
-* frames: job frame meta (``GET /api/jobs/{id}/data/meta``), one per job.
+  rule :class:`~cvat_ext.qa.findings.Finding` objects.
+* frames: job frame metas (read by :func:`cvat_ext.inputs.files.read_meta`), one per job.
 
 Errors raise :class:`AnnotationFormatError` naming the file and the item
 (``pred.json: shapes[3]: score 'high' is not a number``).
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cvat_ext.active_learning.signals import ConsensusFrames, Detections, FindingCounts, FrameSet
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta
+from cvat_ext.active_learning.signals import ConsensusFrames, FindingCounts, FrameSet, Prelabels
+from cvat_ext.annotations.cvat_json import load_json_file
 from cvat_ext.annotations.model import JobAnnotations, JobMeta
 from cvat_ext.errors import AnnotationFormatError
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.report import ConsensusResult
-    from cvat_ext.rules.findings import Finding as RuleFinding
+    from cvat_ext.qa.findings import Finding as RuleFinding
 
 
 def _column(rows: Sequence[Any], key: str, default: Any, ok: Callable[[Any], bool], where: str, want: str) -> list[Any]:
@@ -72,31 +72,31 @@ def _list_field(data: Any, key: str, where: str) -> list[Any]:
 # predictions
 
 
-def detections_from_json(data: Any, *, where: str) -> Detections:
+def detections_from_json(data: Any, *, where: str) -> Prelabels:
     """Scored shapes of a CVAT ``LabeledData`` body, columnar."""
     shapes = _list_field(data, "shapes", where)
     loc = f"{where}: shapes"
     frame = _column(shapes, "frame", None, _is_int, loc, "a frame index")
     score = _column(shapes, "score", 1.0, lambda v: _is_number(v) and 0.0 <= v <= 1.0, loc, "a number in [0, 1]")
     label_id = _column(shapes, "label_id", None, _is_int, loc, "a label id")
-    return Detections(
+    return Prelabels(
         np.array(frame, dtype=np.int64).reshape(-1),
         np.array(score, dtype=np.float64).reshape(-1),
         np.array(label_id, dtype=np.int64).reshape(-1),
     )
 
 
-def detections_from_annotations(ann: JobAnnotations) -> Detections:
+def detections_from_annotations(ann: JobAnnotations) -> Prelabels:
     """Scored shapes of a :class:`JobAnnotations` (tracks and tags carry no score)."""
     n = len(ann.shapes)
-    return Detections(
+    return Prelabels(
         np.fromiter((s.frame for s in ann.shapes), np.int64, n),
         np.fromiter((s.score for s in ann.shapes), np.float64, n),
         np.fromiter((s.label_id for s in ann.shapes), np.int64, n),
     )
 
 
-def read_predictions(path: str | Path) -> Detections:
+def read_predictions(path: str | Path) -> Prelabels:
     """A predictions file (CVAT annotations JSON with scores)."""
     return detections_from_json(load_json_file(path), where=str(path))
 
@@ -241,6 +241,3 @@ def frames_from_metas(metas: Sequence[tuple[str, JobMeta]]) -> FrameSet:
         )
     return FrameSet(frame_idx, job, tuple(names))
 
-
-def read_meta(path: str | Path) -> JobMeta:
-    return parse_job_meta(load_json_file(path), where=str(path))

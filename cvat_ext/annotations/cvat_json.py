@@ -53,6 +53,7 @@ from cvat_ext.annotations.model import (
     TrackShape,
 )
 from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.inputs.text import read_utf8
 
 __all__ = [
     "dump_job_annotations",
@@ -713,11 +714,14 @@ def load_json_file(path: str | PathLike[str]) -> Any:
     :class:`AnnotationFormatError` naming the file (and the line and column)."""
     parse_constant: Callable[[str], Any] = _reject_constant
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh, parse_constant=parse_constant)
+        text = read_utf8(path)
+    except ValueError as exc:  # not UTF-8: the message gives line and column
+        raise AnnotationFormatError(str(exc)) from exc
+    except OSError as exc:
+        raise AnnotationFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text, parse_constant=parse_constant)
     except json.JSONDecodeError as exc:
         raise AnnotationFormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
     except ValueError as exc:
         raise AnnotationFormatError(f"{path}: invalid JSON: {exc}") from exc
-    except OSError as exc:
-        raise AnnotationFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc

@@ -18,13 +18,14 @@ from cvat_ext.errors import CvatExtError
 
 #: subcommand name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "cvat": ("cvat_ext.cli.cvat", "Talk to a CVAT server: check access, list jobs, fetch annotations."),
+    "cvat": ("cvat_ext.cli.cvat", "Talk to a CVAT server: jobs, fetch the offline tools' inputs, write a merge back."),
     "qa": ("cvat_ext.cli.qa", "Offline consensus QA on CVAT JSON files: agreement report and merge."),
     "rules": ("cvat_ext.cli.rules", "Validation rule packs: lint, check annotations, export the schema."),
     "sidecar": ("cvat_ext.cli.sidecar", "The QA sidecar service that watches CVAT."),
     "audit": ("cvat_ext.cli.audit", "Export the sidecar's append-only audit log."),
     "functions": ("cvat_ext.cli.functions", "Serverless functions: lint function.yaml, local gateway."),
-    "al": ("cvat_ext.cli.al", "Active learning: rank frames so the most informative are labeled first."),
+    "al": ("cvat_ext.cli.al", "Active learning: rank frames, run rounds against CVAT."),
+    "report": ("cvat_ext.cli.report", "Reports from the sidecar's state: annotator scorecards."),
 }
 
 

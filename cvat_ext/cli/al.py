@@ -3,6 +3,7 @@
 ``rank`` reads model predictions (scores), consensus reports and rule findings, scores every
 frame of the jobs given by ``--meta`` and prints the top K (table, CSV or JSON); with
 ``--create-gt-job TASK_ID`` it also creates the task's CVAT ground-truth job over those frames.
+``round`` and ``rounds`` (:mod:`cvat_ext.cli.al_rounds`) run the loop against CVAT.
 Bad input ends with one line naming the file and exit code 2 (top-level CLI).
 """
 
@@ -12,9 +13,9 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -22,23 +23,43 @@ from cvat_ext.active_learning import sources
 from cvat_ext.active_learning.ranking import Ranking, RankParams, parse_weights, rank_frames
 from cvat_ext.active_learning.signals import (
     ConsensusFrames,
-    Detections,
     FindingCounts,
     FrameSet,
+    IntArray,
+    Prelabels,
     Signal,
     UncertaintyParams,
     disagreement_signal,
     findings_signal,
     uncertainty_signal,
 )
+from cvat_ext.cli.al_rounds import connect, cvat_options, round_cmd, rounds_cmd
 from cvat_ext.errors import ConfigError
+from cvat_ext.inputs.crosscheck import check_overlap
+from cvat_ext.inputs.files import read_meta
+from cvat_ext.inputs.kinds import FileKind, expect_kind
 
 log = logging.getLogger(__name__)
 
 
+
+class _FrameRows(Protocol):
+    """A table read from one input file: one task frame index per row."""
+
+    @property
+    def frame_idx(self) -> IntArray: ...
+
+
+T = TypeVar("T", bound=_FrameRows)
+
+
 @click.group(name="al", context_settings={"help_option_names": ["-h", "--help"]})
 def group() -> None:
-    """Active learning: rank frames so the most informative are labeled first."""
+    """Active learning: rank frames so the most informative are labeled first; run rounds against CVAT."""
+
+
+group.add_command(round_cmd)
+group.add_command(rounds_cmd)
 
 
 def _meta_args(values: Sequence[str]) -> list[tuple[str, Path]]:
@@ -66,11 +87,17 @@ def _band(value: str) -> tuple[float, float]:
         raise ConfigError(f"--ambiguous-band {value!r}: expected LOW,HIGH, e.g. 0.3,0.7") from None
 
 
-def _warn_outside(frames: FrameSet, frame_idx: Any, what: str) -> None:
+def _checked(frames: FrameSet, path: Path, kind: FileKind, option: str, read: Callable[[Path], T], what: str) -> T:
+    """One input file: its kind, then its rows against the --meta frames (all outside: an error;
+    some outside: a warning, as predictions may cover a whole task)."""
+    expect_kind(path, kind, option)
+    table = read(path)
+    frame_idx = table.frame_idx
     _, inside = frames.positions(frame_idx)
-    outside = int((~inside).sum())
+    outside = check_overlap(str(path), what, frame_idx, inside, f"the --meta jobs ({', '.join(frames.job_names)})")
     if outside:
-        click.echo(f"warning: {outside} {what} on frames outside the --meta jobs were ignored", err=True)
+        click.echo(f"warning: {path}: {outside} {what} on frames outside the --meta jobs were ignored", err=True)
+    return table
 
 
 def build_signals(
@@ -83,16 +110,27 @@ def build_signals(
     """Read the files and compute one signal per kind of input given."""
     signals: list[Signal] = []
     if predictions:
-        det = Detections.concat([sources.read_predictions(p) for p in predictions])
-        _warn_outside(frames, det.frame_idx, "detections")
+        det = Prelabels.concat(
+            [
+                _checked(frames, p, FileKind.ANNOTATIONS, "--predictions", sources.read_predictions, "detections")
+                for p in predictions
+            ]
+        )
         signals.append(uncertainty_signal(frames, det, uncertainty))
     if reports:
-        table = ConsensusFrames.concat([sources.read_consensus_report(p) for p in reports])
-        _warn_outside(frames, table.frame_idx, "consensus frames")
+        table = ConsensusFrames.concat(
+            [
+                _checked(
+                    frames, p, FileKind.CONSENSUS_REPORT, "--consensus-report", sources.read_consensus_report, "frames"
+                )
+                for p in reports
+            ]
+        )
         signals.append(disagreement_signal(frames, table))
     if findings:
-        counts = FindingCounts.concat([sources.read_findings(p) for p in findings])
-        _warn_outside(frames, counts.frame_idx, "findings")
+        counts = FindingCounts.concat(
+            [_checked(frames, p, FileKind.FINDINGS, "--findings", sources.read_findings, "findings") for p in findings]
+        )
         signals.append(findings_signal(frames, counts))
     return signals
 
@@ -171,11 +209,7 @@ def ranking_table(ranking: Ranking) -> str:
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
 @click.option("--create-gt-job", "gt_task_id", type=int, default=None,
               help="Create this task's CVAT ground-truth job over the picked frames.")
-@click.option("--url", envvar="CVAT_EXT_CVAT__URL", help="CVAT URL (with --create-gt-job) [env CVAT_EXT_CVAT__URL].")
-@click.option("--token", envvar="CVAT_EXT_CVAT__ACCESS_TOKEN", help="CVAT token [env CVAT_EXT_CVAT__ACCESS_TOKEN].")
-@click.option("--username", envvar="CVAT_EXT_CVAT__USERNAME", help="CVAT user [env CVAT_EXT_CVAT__USERNAME].")
-@click.option("--password", envvar="CVAT_EXT_CVAT__PASSWORD", help="CVAT password [env CVAT_EXT_CVAT__PASSWORD].")
-@click.option("--org", envvar="CVAT_EXT_CVAT__ORG", help="CVAT organization slug [env CVAT_EXT_CVAT__ORG].")
+@cvat_options
 def rank(
     predictions: Sequence[Path],
     reports: Sequence[Path],
@@ -205,7 +239,7 @@ def rank(
         weights=parse_weights(weights), top_k=top_k or None, nms_window=nms_window, per_job_cap=per_job_cap
     )
     uncertainty = UncertaintyParams(band=_band(ambiguous_band), empty_prior=empty_prior)
-    frames = sources.frames_from_metas([(name, sources.read_meta(path)) for name, path in _meta_args(metas)])
+    frames = sources.frames_from_metas([(name, read_meta(path)) for name, path in _meta_args(metas)])
     ranking = rank_frames(frames, build_signals(frames, predictions, reports, findings, uncertainty), params)
 
     if out_format == "json":
@@ -224,11 +258,9 @@ def rank(
             raise ConfigError(f"{out}: cannot write: {exc.strerror}") from exc
 
     if gt_task_id is not None:
-        from cvat_ext.cli.cvat import Connection
-
         if not ranking.picked:
             raise ConfigError(f"task {gt_task_id}: no frame picked, no ground-truth job created")
-        with Connection(url, token, username, password, org, 30.0).client() as client:
+        with connect(url, token, username, password, org) as client:
             job = client.create_gt_job(gt_task_id, ranking.frame_indices)
         click.echo(
             f"created ground-truth job {job.id} in task {gt_task_id} over {len(ranking.picked)} frame(s)", err=True

@@ -32,7 +32,7 @@ def lint_cmd(paths: tuple[Path, ...], strict: bool) -> None:
 
     Exit code 1 when any error (or, with --strict, any warning) was found.
     """
-    from cvat_ext.serverless.lint import find_function_yamls, lint_paths
+    from cvat_ext.functions.dev.lint import find_function_yamls, lint_paths
 
     roots = list(paths) or [Path(DEFAULT_ROOT)]
     files = sorted({f for r in roots for f in find_function_yamls(r)})
@@ -53,17 +53,15 @@ def lint_cmd(paths: tuple[Path, ...], strict: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the dashboard listing CVAT would receive.")
 def list_cmd(roots: tuple[Path, ...], as_json: bool) -> None:
     """List the functions under --root (default: serverless/): name, kind, labels, folder."""
-    from cvat_ext.serverless.lint import find_function_yamls
-    from cvat_ext.serverless.spec import load_function_config
+    from cvat_ext.functions.dev.lint import find_function_yamls
+    from cvat_ext.functions.spec import load_function_config
 
     files = [f for r in (roots or (Path(DEFAULT_ROOT),)) for f in find_function_yamls(r) if f.name == "function.yaml"]
     rows = []
     for f in files:
         cfg = load_function_config(f)
         gpu = f.with_name("function-gpu.yaml").is_file()
-        rows.append(
-            {"name": cfg.name, "kind": cfg.kind, "labels": len(cfg.labels), "gpu": gpu, "path": str(f.parent)}
-        )
+        rows.append({"name": cfg.name, "kind": cfg.kind, "labels": len(cfg.labels), "gpu": gpu, "path": str(f.parent)})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -73,35 +71,59 @@ def list_cmd(roots: tuple[Path, ...], as_json: bool) -> None:
 
 
 @group.command("serve")
-@click.option("--root", "roots", multiple=True, type=click.Path(exists=True, path_type=Path), help="Folder to scan.")
+@click.option("--root", "roots", multiple=True, type=click.Path(path_type=Path), help="Folder to scan.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 for CVAT in docker).")
 @click.option("--port", default=8070, show_default=True, help="Dashboard port (CVAT_NUCLIO_PORT).")
 @click.option("--only", "names", multiple=True, help="Serve only these function names.")
-@click.option("--eager", is_flag=True, help="Load every model at start instead of on its first call.")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    envvar="CVAT_EXT_FUNCTIONS_ENV",
+    metavar="[FUNCTION:]NAME=VALUE",
+    help="Set a variable over the yamls' spec.env, for every function or one (repeatable; "
+    "from the environment: CVAT_EXT_FUNCTIONS_ENV, space-separated).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Workers per function instead of each yaml's numWorkers.")
+@click.option("--lazy", is_flag=True, help="Load each worker's model on its first call instead of at start.")
+@click.option("--drain-timeout", default=300.0, show_default=True, help="Seconds SIGTERM waits for calls in flight.")
 @click.option("--no-direct-ports", is_flag=True, help="Do not open a port per function (direct invoke method).")
 def serve_cmd(
-    roots: tuple[Path, ...], host: str, port: int, names: tuple[str, ...], eager: bool, no_direct_ports: bool
+    roots: tuple[Path, ...],
+    host: str,
+    port: int,
+    names: tuple[str, ...],
+    env: tuple[str, ...],
+    workers: int | None,
+    lazy: bool,
+    drain_timeout: float,
+    no_direct_ports: bool,
 ) -> None:
     """Answer CVAT's Nuclio dashboard calls with the functions under --root, run in-process.
 
-    Point CVAT at it: CVAT_NUCLIO_HOST=<this host>, CVAT_NUCLIO_PORT=<port>,
+    Each function runs with its yaml's spec.env (plus --env) and numWorkers workers. Functions that
+    cannot load are reported and not listed to CVAT. SIGTERM drains: calls in flight finish, new
+    ones get 503. Point CVAT at it: CVAT_NUCLIO_HOST=<this host>, CVAT_NUCLIO_PORT=<port>,
     CVAT_NUCLIO_INVOKE_METHOD=dashboard. For development and CPU-only installs; production uses Nuclio.
     """
-    from cvat_ext.serverless.gateway import FunctionGateway
+    from cvat_ext.functions.dev.gateway import FunctionGateway
 
     gateway = FunctionGateway(
         roots or (Path(DEFAULT_ROOT),),
         host=host,
         port=port,
         names=names or None,
-        eager=eager,
+        eager=not lazy,
         direct_ports=not no_direct_ports,
+        env=env,
+        workers=workers,
     )
     gateway.start()
-    click.echo(f"serving {len(gateway.functions)} functions at {gateway.url}: {', '.join(sorted(gateway.functions))}")
-    try:
-        gateway.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopped")
-    finally:
+    ready = gateway.ready_functions()
+    if not ready:
         gateway.stop()
+        raise ConfigError(f"no function could be loaded ({len(gateway.failures)} failed, see above)")
+    served = ", ".join(f"{name} ({fn.pool.size} workers)" for name, fn in sorted(ready.items()))
+    click.echo(f"serving {len(ready)} functions at {gateway.url}: {served}")
+    drained = gateway.serve_forever(drain_timeout_s=drain_timeout)
+    click.echo("stopped" if drained else "stopped with calls still in flight", err=not drained)

@@ -10,6 +10,7 @@ not with the job.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -17,12 +18,15 @@ from pathlib import Path
 
 import click
 
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
 from cvat_ext.annotations.frame_store import FrameStore
 from cvat_ext.consensus.engine import score_streams
 from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
+from cvat_ext.inputs.crosscheck import check_annotation_file
+from cvat_ext.inputs.files import read_labels, read_meta
+from cvat_ext.inputs.kinds import FileKind, expect_kind
+from cvat_ext.qa.decision import Agreement, Policy, decide
 
 
 @click.group(name="qa")
@@ -113,6 +117,13 @@ def _keypoint_sigmas(values: Sequence[str]) -> str | dict[str, list[float]]:
 )
 @click.option("--match-within-labels", is_flag=True, help="Match objects of the same label only.")
 @click.option("--chunk-frames", type=int, default=256, show_default=True, help="Frames processed at once.")
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.9,
+    show_default=True,
+    help="As the sidecar's consensus.min_agreement, for the decision line.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
 def consensus(
     replicas: Sequence[str],
@@ -127,9 +138,11 @@ def consensus(
     keypoint_sigmas: Sequence[str],
     match_within_labels: bool,
     chunk_frames: int,
+    min_agreement: float,
     progress: bool | None,
 ) -> None:
-    """Score agreement between consensus replicas of one job and merge them."""
+    """Score agreement between consensus replicas of one job and merge them; the last line says
+    what the sidecar would do with the parent job (``--min-agreement``; rule findings aside)."""
     settings = ConsensusSettings.parse(
         {
             "iou_thr": iou_thr,
@@ -142,14 +155,20 @@ def consensus(
         where="command line",
     )
     named = _replica_args(replicas)
-    labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
-    meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
+    labels = read_labels(labels_path)
+    meta = read_meta(meta_path)
+    for name, path in named:
+        expect_kind(path, FileKind.ANNOTATIONS, f"--annotations {name}=")
     show = sys.stderr.isatty() if progress is None else progress
     # two passes over the frames (match, then merge), three when sigmas are estimated first
     total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
     with ExitStack() as stack:
         # each replica is validated and spilled to a temporary SQLite file, read back a chunk at a time
         stores = {name: stack.enter_context(FrameStore(path)) for name, path in named}
+        for _, path in named:  # after the store: its reader names malformed objects first
+            check_annotation_file(
+                path, meta=meta, meta_path=str(meta_path), labels=labels, labels_path=str(labels_path)
+            )
         if show:
             from tqdm import tqdm
 
@@ -179,3 +198,6 @@ def consensus(
             f"  {a.annotator}: F1 {a.f1:.3f} vs consensus, mean IoU {a.mean_iou:.3f}, "
             f"label acc {a.label_accuracy:.3f}, weight {a.weight:.2f}"
         )
+    agreement = Agreement(0.0 if math.isnan(s.f1) else s.f1, measurable=s.clusters > 0)
+    decided = decide([], Policy(min_agreement=min_agreement), job_id=0, agreement=agreement)
+    click.echo(f"sidecar decision: {decided.verdict} ({decided.reason})")

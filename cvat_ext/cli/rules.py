@@ -14,7 +14,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_annotations, parse_job_meta, parse_labels
+from cvat_ext.inputs.crosscheck import check_annotation_file
+from cvat_ext.inputs.files import read_annotations, read_labels, read_meta
+from cvat_ext.inputs.kinds import FileKind, expect_kind
+from cvat_ext.qa.decision import Policy, decide
 from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
 from cvat_ext.rules.loader import check_label_names
 
@@ -41,9 +44,11 @@ def group() -> None:
 @click.option("--strict", is_flag=True, help="With --labels: unknown label names are errors, not warnings.")
 def lint(paths: Sequence[Path], labels: Path | None, strict: bool) -> None:
     """Validate rule files (with their includes); print every problem as FILE:LINE rule 'ID': what."""
+    for path in paths:
+        expect_kind(path, FileKind.RULES, "the rule file arguments")
     problems = lint_files(paths)
     if labels is not None and not problems:
-        label_set = parse_labels(load_json_file(labels), where=str(labels))
+        label_set = read_labels(labels)
         unknown = [p for path in paths for p in check_label_names(load_packs([path]), label_set)]
         if strict:
             problems.extend(unknown)
@@ -63,7 +68,7 @@ def _table(findings: Sequence[Finding]) -> str:
         (
             str(f.frame),
             f.severity.value,
-            f.rule_id,
+            f.code,
             str(f.object_id) if f.object_id is not None else (f"track {f.track_id}" if f.track_id is not None else "-"),
             f.message,
         )
@@ -118,6 +123,13 @@ def _table(findings: Sequence[Finding]) -> str:
     show_default=True,
     help="Exit 1 when a finding of this severity (or worse) exists.",
 )
+@click.option(
+    "--max-errors",
+    type=int,
+    default=5,
+    show_default=True,
+    help="As the sidecar's rules.max_errors, for the decision line of the table.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when a TTY).")
 def check(
     rule_paths: Sequence[Path],
@@ -130,13 +142,19 @@ def check(
     project_id: int | None,
     task_id: int | None,
     fail_on: str,
+    max_errors: int,
     progress: bool | None,
 ) -> None:
-    """Run rule packs on one job's annotation JSON; table, JSON or only the exit code."""
+    """Run rule packs on one job's annotation JSON; table, JSON or only the exit code.
+
+    The table ends with what the sidecar would do with the job (the pack's actions, ``--max-errors``)."""
+    for rule_path in rule_paths:
+        expect_kind(rule_path, FileKind.RULES, "--rules")
     pack = load_packs(list(rule_paths))
-    ann = parse_job_annotations(load_json_file(annotations), where=str(annotations))
-    label_set = parse_labels(load_json_file(labels), where=str(labels))
-    job_meta = parse_job_meta(load_json_file(meta), where=str(meta))
+    ann = read_annotations(annotations)
+    label_set = read_labels(labels)
+    job_meta = read_meta(meta)
+    check_annotation_file(annotations, meta=job_meta, meta_path=str(meta), labels=label_set, labels_path=str(labels))
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(desc="rules", unit="frame", file=sys.stderr, disable=not show) as bar:
 
@@ -158,7 +176,7 @@ def check(
     errors = sum(f.severity is Severity.ERROR for f in findings)
     if out_format == "json":
         summary = {"pack": pack.name, "rules": len(pack.rules), "errors": errors, "warnings": len(findings) - errors}
-        click.echo(json.dumps({"summary": summary, "findings": [f.to_dict() for f in findings]}, indent=2))
+        click.echo(json.dumps({"summary": summary, "findings": [f.rule_record() for f in findings]}, indent=2))
     elif out_format == "table":
         if findings:
             click.echo(_table(findings))
@@ -166,6 +184,8 @@ def check(
             f"{len(findings)} finding(s): {errors} error(s), {len(findings) - errors} warning(s) "
             f"from {len(pack.rules)} rule(s) of {pack.name}"
         )
+        decided = decide(findings, Policy(max_errors=max_errors), job_id=job_id or 0)
+        click.echo(f"sidecar decision: {decided.verdict} ({decided.reason})")
     failing = errors if fail_on == "error" else len(findings) if fail_on == "warning" else 0
     if failing:
         raise CheckFailed(f"{failing} finding(s) at or above severity {fail_on}")

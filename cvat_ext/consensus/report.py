@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import JobAnnotations, Shape, ShapeType, Tag
 from cvat_ext.errors import ConfigError
+from cvat_ext.qa.findings import Finding, Severity, Source, Votes
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -37,22 +38,71 @@ class FindingKind(StrEnum):
     TAG_DISAGREEMENT = "tag_disagreement"  # a frame tag not given by every annotator
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One problem on one frame, with a box to pin a CVAT issue on (``xyxy`` pixels)."""
+#: issue severity of each kind: what the merge got wrong or may have (errors), what a reviewer may
+#: want to look at (warnings)
+KIND_SEVERITY: Mapping[FindingKind, Severity] = {
+    FindingKind.MISSING: Severity.ERROR,
+    FindingKind.EXTRA: Severity.ERROR,
+    FindingKind.LABEL_DISAGREEMENT: Severity.ERROR,
+    FindingKind.ATTRIBUTE_DISAGREEMENT: Severity.WARNING,
+    FindingKind.LOW_OVERLAP: Severity.WARNING,
+    FindingKind.TAG_DISAGREEMENT: Severity.WARNING,
+}
 
-    frame: int
-    kind: FindingKind
-    shape_type: str
-    label: str
-    present: tuple[str, ...]  # annotators with a member
-    missing: tuple[str, ...]  # annotators without one
-    labels_by_annotator: tuple[tuple[str, str], ...]
-    xyxy: tuple[float, float, float, float]
-    min_similarity: float
-    score: float
-    kept: bool
-    message: str
+#: the columns of a consensus finding in the report (JSON ``findings`` and ``findings.csv``)
+FINDING_COLUMNS = (
+    "frame",
+    "kind",
+    "shape_type",
+    "label",
+    "present",
+    "missing",
+    "labels_by_annotator",
+    "xyxy",
+    "min_similarity",
+    "score",
+    "kept",
+    "message",
+)
+
+
+def consensus_finding(
+    kind: FindingKind, frame: int, label: str, xyxy: tuple[float, float, float, float], votes: Votes
+) -> Finding:
+    """A consensus :class:`Finding` (``code`` = ``kind``) on one cluster; its message names the annotators."""
+    v = votes
+    by_annot = v.labels_by_annotator
+    message = finding_message(kind, frame, label, v.shape_type, v.present, v.missing, by_annot, v.min_similarity)
+    return Finding(
+        source=Source.CONSENSUS,
+        code=kind,
+        severity=KIND_SEVERITY[kind],
+        frame=frame,
+        xyxy=xyxy,
+        message=message,
+        label=label,
+        votes=votes,
+    )
+
+
+def finding_record(f: Finding) -> dict[str, Any]:
+    """The report row of a consensus finding, keyed by :data:`FINDING_COLUMNS`."""
+    v = f.votes
+    assert v is not None, "a consensus finding carries its votes"
+    return {
+        "frame": f.frame,
+        "kind": f.code,
+        "shape_type": v.shape_type,
+        "label": f.label,
+        "present": v.present,
+        "missing": v.missing,
+        "labels_by_annotator": v.labels_by_annotator,
+        "xyxy": f.xyxy,
+        "min_similarity": v.min_similarity,
+        "score": v.score,
+        "kept": v.kept,
+        "message": f.message,
+    }
 
 
 @dataclass(frozen=True)
@@ -186,22 +236,8 @@ class FindingBlock:
             for c, kind in enumerate(CLUSTER_FINDING_KINDS):
                 if not self.flags[k, c]:
                     continue
-                yield (
-                    Finding(
-                        frame=frame,
-                        kind=kind,
-                        shape_type=shape_type,
-                        label=label,
-                        present=present,
-                        missing=missing,
-                        labels_by_annotator=by_annot,
-                        xyxy=xyxy,  # type: ignore[arg-type]
-                        min_similarity=min_sim,
-                        score=float(self.score[k]),
-                        kept=bool(self.kept[k]),
-                        message=finding_message(kind, frame, label, shape_type, present, missing, by_annot, min_sim),
-                    )
-                )
+                votes = Votes(shape_type, present, missing, by_annot, min_sim, float(self.score[k]), bool(self.kept[k]))
+                yield consensus_finding(kind, frame, label, xyxy, votes)  # type: ignore[arg-type]
 
 
 def finding_message(
@@ -331,7 +367,7 @@ class ConsensusResult:
             "labels": [_plain(lb) for lb in self.labels],
             "keypoint_sigmas": _clean(dict(self.keypoint_sigmas)),
             "frames": [_plain(f) for f in self.frames],
-            "findings": [_plain(f) for f in self.findings],
+            "findings": [_clean(finding_record(f)) for f in self.findings],
         }
 
 
@@ -381,7 +417,7 @@ def write_report_json(result: ConsensusResult, path: str | Path) -> None:
             fh.write(' "frames": ')
             _json_array(fh, (_plain(f) for f in result.iter_frames()))
             fh.write(',\n "findings": ')
-            _json_array(fh, (_plain(f) for f in result.iter_findings()))
+            _json_array(fh, (_clean(finding_record(f)) for f in result.iter_findings()))
             fh.write("\n}\n")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the report: {exc.strerror}") from exc
@@ -423,14 +459,16 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _write_table(path: Path, rows: Iterable[Any], row_type: type) -> None:
-    names = [f.name for f in dataclasses.fields(row_type)]
+def _write_table(path: Path, rows: Iterable[Mapping[str, Any]], names: Sequence[str]) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(names)
-        for row in rows:
-            plain = _plain(row)
+        for plain in rows:
             writer.writerow([_cell(plain[n]) for n in names])
+
+
+def _dataclass_table(rows: Iterable[Any], row_type: type) -> tuple[Iterable[Mapping[str, Any]], Sequence[str]]:
+    return (_plain(r) for r in rows), [f.name for f in dataclasses.fields(row_type)]
 
 
 def write_csv_tables(result: ConsensusResult, directory: str | Path) -> list[Path]:
@@ -438,17 +476,17 @@ def write_csv_tables(result: ConsensusResult, directory: str | Path) -> list[Pat
     out = Path(directory)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tables: list[tuple[str, Iterable[Any], type]] = [
-            ("summary.csv", [result.summary], JobSummary),
-            ("annotators.csv", result.annotators, AnnotatorStats),
-            ("pairs.csv", result.pairs, PairStats),
-            ("labels.csv", result.labels, LabelStats),
-            ("frames.csv", result.iter_frames(), FrameStats),
-            ("findings.csv", result.iter_findings(), Finding),
+        tables: list[tuple[str, tuple[Iterable[Mapping[str, Any]], Sequence[str]]]] = [
+            ("summary.csv", _dataclass_table([result.summary], JobSummary)),
+            ("annotators.csv", _dataclass_table(result.annotators, AnnotatorStats)),
+            ("pairs.csv", _dataclass_table(result.pairs, PairStats)),
+            ("labels.csv", _dataclass_table(result.labels, LabelStats)),
+            ("frames.csv", _dataclass_table(result.iter_frames(), FrameStats)),
+            ("findings.csv", ((_clean(finding_record(f)) for f in result.iter_findings()), FINDING_COLUMNS)),
         ]
         paths = []
-        for name, rows, row_type in tables:
-            _write_table(out / name, rows, row_type)
+        for name, (rows, names) in tables:
+            _write_table(out / name, rows, names)
             paths.append(out / name)
     except OSError as exc:
         raise ConfigError(f"{directory}: cannot write CSV tables: {exc.strerror}") from exc

@@ -20,16 +20,16 @@ from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.report import (
     AnnotatorStats,
     ConsensusResult,
-    Finding,
     FindingBlock,
     FindingKind,
     FrameTable,
     JobSummary,
     LabelStats,
     PairStats,
-    finding_message,
+    consensus_finding,
 )
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.qa.findings import Finding, Votes
 
 #: value code of "not annotated" in the localise-then-label alpha (label ids are >= 0)
 NOT_ANNOTATED = -2
@@ -197,22 +197,9 @@ class JobTally:
             missing = tuple(nm for r, nm in enumerate(names) if r not in voters)
             label = self.labels.name_of(label_id)
             by_annot = tuple((p, label) for p in present)
-            kind = FindingKind.TAG_DISAGREEMENT
+            votes = Votes("tag", present, missing, by_annot, float("nan"), len(voters) / self.n_annot, label_id in kept)
             self.tag_findings.append(
-                Finding(
-                    frame=frame,
-                    kind=kind,
-                    shape_type="tag",
-                    label=label,
-                    present=present,
-                    missing=missing,
-                    labels_by_annotator=by_annot,
-                    xyxy=(0.0, 0.0, 0.0, 0.0),
-                    min_similarity=float("nan"),
-                    score=len(voters) / self.n_annot,
-                    kept=label_id in kept,
-                    message=finding_message(kind, frame, label, "tag", present, missing, by_annot, float("nan")),
-                )
+                consensus_finding(FindingKind.TAG_DISAGREEMENT, frame, label, (0.0, 0.0, 0.0, 0.0), votes)
             )
             added += 1
         frame_row[_F_FINDINGS] += added

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cvat_ext.cvat.client import CvatClient
-    from cvat_ext.cvat.models import (
+    from cvat_ext.cvat.records import (
         UNSET,
         Comment,
         Guide,
@@ -42,7 +42,7 @@ __all__ = [
     "Webhook",
 ]
 
-_EXPORTS = {name: "cvat_ext.cvat.models" for name in __all__} | {"CvatClient": "cvat_ext.cvat.client"}
+_EXPORTS = {name: "cvat_ext.cvat.records" for name in __all__} | {"CvatClient": "cvat_ext.cvat.client"}
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,8 @@ Per call: the org context (``X-Organization``) when ``org`` is set, retries with
 
 The methods are grouped by concept: jobs, tasks, annotations, labels and users here; consensus,
 async requests and quality in :mod:`cvat_ext.cvat.quality`; issues, comments, guides, assets and
-webhooks in :mod:`cvat_ext.cvat.publishing`; HTTP, retries and login in
+webhooks in :mod:`cvat_ext.cvat.publishing`; task creation from images and task frames in
+:mod:`cvat_ext.cvat.tasks`; HTTP, retries and login in
 :mod:`cvat_ext.cvat.transport`.
 
 Not thread-safe: use one client per thread.
@@ -37,7 +38,9 @@ from cvat_sdk.api_client import models
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat import wire
-from cvat_ext.cvat.models import (
+from cvat_ext.cvat.publishing import PublishingCalls
+from cvat_ext.cvat.quality import QualityCalls
+from cvat_ext.cvat.records import (
     UNSET,
     Job,
     Membership,
@@ -47,8 +50,7 @@ from cvat_ext.cvat.models import (
     Unset,
     User,
 )
-from cvat_ext.cvat.publishing import PublishingCalls
-from cvat_ext.cvat.quality import QualityCalls
+from cvat_ext.cvat.tasks import TaskCalls
 from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
 from cvat_ext.errors import ConfigError, CvatConflictError
@@ -64,7 +66,16 @@ def _iso_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class CvatClient(PublishingCalls, QualityCalls):
+def _label_owner(job_id: int | None, task_id: int | None, project_id: int | None) -> tuple[dict[str, int], str]:
+    """The one owner of a labels call as query parameters, and its name ("task 52 labels")."""
+    given = {k: v for k, v in {"job_id": job_id, "task_id": task_id, "project_id": project_id}.items() if v is not None}
+    if len(given) != 1:
+        raise ConfigError(f"get_labels needs exactly one of job_id, task_id, project_id, got {given or 'none'}")
+    ((key, value),) = given.items()
+    return given, f"{key.removesuffix('_id')} {value} labels"
+
+
+class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
     """A CVAT REST client for cvat-ext (see DESIGN.md "cvat client" and README "CVAT client").
 
     Authenticates with a personal access token (``Authorization: Bearer``) or with a username and
@@ -356,25 +367,29 @@ class CvatClient(PublishingCalls, QualityCalls):
         """Labels of one job, task or project (exactly one of the three)."""
         from cvat_ext.annotations.cvat_json import parse_labels
 
-        given = {
-            k: v for k, v in {"job_id": job_id, "task_id": task_id, "project_id": project_id}.items() if v is not None
-        }
-        if len(given) != 1:
-            raise ConfigError(f"get_labels needs exactly one of job_id, task_id, project_id, got {given or 'none'}")
-        ((key, value),) = given.items()
-        what = f"{key.removesuffix('_id')} {value} labels"
-        rows = list(
+        _, what = _label_owner(job_id, task_id, project_id)
+        return parse_labels(self.get_labels_json(job_id=job_id, task_id=task_id, project_id=project_id), where=what)
+
+    def get_labels_json(
+        self, *, job_id: int | None = None, task_id: int | None = None, project_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The labels of one job, task or project as CVAT serves them (every page's ``results``, in
+        order): what ``cvat-ext cvat fetch`` saves for ``--labels``."""
+        given, what = _label_owner(job_id, task_id, project_id)
+        return list(
             self._t.pages(what, lambda p: self._api.labels_api.list(page=p, page_size=100, **given, **self._t.opts))
         )
-        return parse_labels(rows, where=what)
 
     def get_job_meta(self, job_id: int) -> JobMeta:
         """``GET /api/jobs/{id}/data/meta``: frame sizes and names."""
         from cvat_ext.annotations.cvat_json import parse_job_meta
 
+        return parse_job_meta(self.get_job_meta_json(job_id), where=f"job {job_id}")
+
+    def get_job_meta_json(self, job_id: int) -> dict[str, Any]:
+        """The job's frame meta as CVAT serves it: what ``cvat-ext cvat fetch`` saves for ``--meta``."""
         what = f"job {job_id} frame meta"
-        data = self._t.object(what, lambda: self._api.jobs_api.retrieve_data_meta(job_id, **self._t.opts))
-        return parse_job_meta(data, where=f"job {job_id}")
+        return self._t.object(what, lambda: self._api.jobs_api.retrieve_data_meta(job_id, **self._t.opts))
 
     def get_frame(self, job_id: int, frame_idx: int, quality: Literal["original", "compressed"] = "original") -> bytes:
         """``GET /api/jobs/{id}/data?type=frame&number=N&quality=...``: the frame's image file bytes.

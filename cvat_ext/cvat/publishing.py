@@ -11,7 +11,7 @@ from typing import Any
 from cvat_sdk.api_client import models
 
 from cvat_ext.cvat import wire
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Unset, Webhook
+from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Unset, Webhook
 from cvat_ext.cvat.translate import body_excerpt
 from cvat_ext.cvat.transport import ClientBase
 from cvat_ext.errors import ConfigError, CvatError

@@ -10,7 +10,7 @@ What is retried (see also README "CVAT client"):
 * HTTP 429: every method. CVAT (Django REST framework) throttles before the view runs, so the
   request was not applied. ``Retry-After`` (seconds or an HTTP date) replaces the computed delay.
 
-Delays grow exponentially with jitter (:class:`~cvat_ext.cvat.models.RetryPolicy`); the whole
+Delays grow exponentially with jitter (:class:`~cvat_ext.cvat.records.RetryPolicy`); the whole
 sequence is capped by ``RetryPolicy.budget_s``.
 """
 
@@ -21,7 +21,7 @@ import random
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from cvat_ext.cvat.models import RetryPolicy
+from cvat_ext.cvat.records import RetryPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from cvat_sdk.api_client import ApiClient, Configuration, models
 
 from cvat_ext.cvat import wire
-from cvat_ext.cvat.models import RetryPolicy, ServerInfo
+from cvat_ext.cvat.records import RetryPolicy, ServerInfo
 from cvat_ext.cvat.retry import Failure, backoff_delay_s, is_retryable
 from cvat_ext.cvat.translate import Call, body_excerpt, classify, translate
 from cvat_ext.errors import CvatAuthError, CvatError, CvatExtError, CvatHttpError

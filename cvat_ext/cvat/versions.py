@@ -23,7 +23,7 @@ Consequences: every quality call reads and writes raw JSON (``_parse_response=Fa
 version, and quality settings are patched with whatever fields the caller gives. Jobs, tasks,
 issues, comments, labels, consensus and annotation bodies are the same on both sides; we still
 parse them ourselves (faster than the generated models and tolerant of added fields). Our
-:class:`~cvat_ext.cvat.models.Job` always says ``consensus_replica``; the jobs list goes out as
+:class:`~cvat_ext.cvat.records.Job` always says ``consensus_replica``; the jobs list goes out as
 a raw query (the SDK's enum would reject 2.73's value) and a ``type="consensus_replica"`` filter
 is sent as the server's own name (the version is asked once per client).
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cvat_ext.cvat.models import ServerInfo
+from cvat_ext.cvat.records import ServerInfo
 from cvat_ext.errors import CvatVersionError
 
 #: oldest server we support: consensus merges, ``/api/requests`` polling and webhook ``changes``

@@ -1,4 +1,4 @@
-"""CVAT response bodies -> our dataclasses (:mod:`cvat_ext.cvat.models`).
+"""CVAT response bodies -> our dataclasses (:mod:`cvat_ext.cvat.records`).
 
 Bodies are untrusted input, so they are validated with pydantic v2. Unlike our own config files
 these models use ``extra="ignore"``: every CVAT release adds response fields, and a client that
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from cvat_ext.cvat.models import Comment, Guide, Issue, Job, Membership, ServerInfo, Task, User, Webhook
+from cvat_ext.cvat.records import Comment, Guide, Issue, Job, Membership, ServerInfo, Task, User, Webhook
 from cvat_ext.errors import CvatError
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -36,6 +36,7 @@ class _UserRef(_Wire):
     username: str = ""
     first_name: str = ""
     last_name: str = ""
+    is_superuser: bool = False  # in the full user body (/api/users/self), absent from BasicUser
 
 
 class _About(_Wire):
@@ -150,7 +151,8 @@ def server_info_from_json(data: Any) -> ServerInfo:
 
 def user_from_json(data: Any, *, where: str = "user") -> User:
     u = _validate(_UserRef, data, where)
-    return User(id=u.id, username=u.username, first_name=u.first_name, last_name=u.last_name)
+    return User(id=u.id, username=u.username, first_name=u.first_name, last_name=u.last_name,
+                is_superuser=u.is_superuser)
 
 
 #: newer servers (SDK 2.80 schema) call replica jobs "replica"; we keep 2.73's name throughout

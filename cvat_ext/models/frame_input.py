@@ -1,6 +1,6 @@
 """The one way from an image file to the pixels a model takes: header, decode, geometry limits.
 
-Every model function (the Nuclio handlers through :class:`cvat_ext.serverless.request.ImageInput`,
+Every model function (the Nuclio handlers through :class:`cvat_ext.functions.request.ImageInput`,
 the cvat-sdk ``sdk_*`` modules through :func:`rgb_from_pil`) goes through this module, so no model
 library ever sees a frame it cannot take. Three steps:
 

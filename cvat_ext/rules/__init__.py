@@ -9,14 +9,14 @@ Public API (what the sidecar and the CLI use)::
     rule_file_json_schema()                                # JSON Schema of a rule file
 
 Modules: ``schema`` (the file format), ``loader`` (YAML, includes, overrides, errors with lines),
-``frame_batch`` (columns over a batch of frames), ``kinds`` (one module per family of checkers), ``engine``,
-``findings``.
+``frame_batch`` (columns over a batch of frames), ``kinds`` (one module per family of checkers), ``engine``.
+Findings are :class:`cvat_ext.qa.findings.Finding` (source ``rule``, ``code`` = the rule id).
 """
 
+from cvat_ext.qa.findings import Action, Finding, Severity, has_errors
 from cvat_ext.rules.engine import check_job, iter_findings
-from cvat_ext.rules.findings import Finding, has_errors
 from cvat_ext.rules.loader import RulePack, RulePackInvalid, lint_files, load_pack, load_packs
-from cvat_ext.rules.schema import Action, Severity, rule_file_json_schema
+from cvat_ext.rules.schema import rule_file_json_schema
 
 __all__ = [
     "Action",

@@ -22,7 +22,7 @@ from typing import Any
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet
 from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.frame_batch import build_frame_batch
 from cvat_ext.rules.kinds import CHECKERS, Checker, JobContext
 from cvat_ext.rules.loader import RulePack
@@ -161,4 +161,4 @@ def check_job(
         progress=progress,
     )
     order = {rule.id: i for i, rule in enumerate(pack.rules)}
-    return sorted(found, key=lambda f: (f.frame, order.get(f.rule_id, 0)))
+    return sorted(found, key=lambda f: (f.frame, order.get(f.code, 0)))

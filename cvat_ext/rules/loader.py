@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from cvat_ext.annotations.model import LabelSet
 from cvat_ext.errors import RuleFileError
+from cvat_ext.inputs.text import read_utf8
 from cvat_ext.rules.schema import RULE_ADAPTER, RULE_MODELS, ActionsBySeverity, Rule, RuleFile
 
 logger = logging.getLogger(__name__)
@@ -226,9 +227,11 @@ def _rule_id_in(raw: Any, loc: Sequence[Any]) -> str | None:
 def _load_file(path: Path, stack: tuple[Path, ...]) -> _Resolved:
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         raise RuleFileError(f"cannot read rule file: {exc.strerror or exc}", path=shown) from None
+    except ValueError as exc:  # not UTF-8: the message names the file, line and column
+        raise RuleFileError(str(exc)) from None
     raw = parse_yaml(text, shown)
     if raw is None:
         raw = LineDict()

@@ -22,30 +22,17 @@ ends in ``_frac`` (a fraction of the frame's width, height or area).
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from cvat_ext.qa.findings import Action, Severity
 
 RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 ShapeTypeName = Literal["rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"]
 Px = Annotated[float, Field(ge=0)]
 Frac = Annotated[float, Field(ge=0, le=1)]
-
-
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-
-
-class Action(StrEnum):
-    """What the sidecar does with a finding (the CLI only reports it)."""
-
-    OPEN_ISSUE = "open_issue"  # pin a CVAT issue at the finding's position
-    REJECT_JOB = "reject_job"  # open the issue and send the job back to annotation (state rejected)
-    SEND_TO_REVIEW = "send_to_review"  # open the issue and move the job to the validation stage
-    NONE = "none"  # report only
 
 
 class _Model(BaseModel):

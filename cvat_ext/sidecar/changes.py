@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cvat_ext.cvat.models import Job
+from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
 from cvat_ext.sidecar.config import ScopeSettings
 from cvat_ext.sidecar.interface import CvatApi

@@ -22,7 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
+from cvat_ext.inputs.text import read_utf8
 
 ENV_PREFIX = "CVAT_EXT_"
 ENV_DELIMITER = "__"
@@ -97,17 +99,30 @@ class ScopeSettings(_Section):
     task_ids: tuple[int, ...] = ()
 
 
-class ConsensusSettings(_Section):
-    """Agreement scoring of consensus replicas."""
+class ConsensusSection(_Section):
+    """Agreement scoring of consensus replicas: when to score and how to decide (here), and how the
+    engine matches and merges (``engine``: the one :class:`~cvat_ext.consensus.settings.ConsensusSettings`
+    the offline ``qa consensus`` command also uses; e.g. ``CVAT_EXT_CONSENSUS__ENGINE__QUORUM=2``)."""
 
     enabled: bool = True
-    iou_thr: float = Field(default=0.5, gt=0, le=1)
+    engine: ConsensusSettings = ConsensusSettings()
     min_agreement: float = Field(
         default=0.9, ge=0, le=1, description="pooled pairwise F1 of the replicas; below it the parent goes to review"
     )
     min_replica_agreement: float = Field(
         default=0.9, ge=0, le=1, description="a replica's F1 against the consensus; below it its findings become issues"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        # engine knobs once sat here; name their new place rather than a bare "extra inputs"
+        if isinstance(data, Mapping):
+            moved = sorted(k for k in data if k in ConsensusSettings.model_fields)
+            if moved:
+                where = f"consensus.engine.{moved[0]}"
+                raise ValueError(f"{', '.join(moved)}: engine settings live under consensus.engine (e.g. {where})")
+        return data
 
 
 class RulesSettings(_Section):
@@ -235,6 +250,78 @@ class PrefetchSettings(_Section):
         return self
 
 
+class QualificationSettings(_Section):
+    """Qualification against gold (a task's ground-truth job): who may work unreviewed.
+
+    Gold checks come from the tasks in ``exam_task_ids`` / ``exam_project_ids`` (both empty: every
+    task with a ground-truth job). An annotator is decided once their checks cover
+    ``min_gold_frames`` gold frames: qualified at an accuracy (F1 against gold) of at least ``bar``.
+    A not-qualified annotator re-qualifies after ``requalify_checks`` passing checks in a row. With
+    ``gate``, their completed jobs get an issue saying why and go to review."""
+
+    enabled: bool = False
+    bar: float = Field(default=0.9, gt=0, le=1)
+    min_gold_frames: int = Field(default=10, ge=1)
+    requalify_checks: int = Field(default=2, ge=1)
+    exam_task_ids: tuple[int, ...] = ()
+    exam_project_ids: tuple[int, ...] = ()
+    gate: bool = True
+
+
+class WorkforceSettings(_Section):
+    """Per-annotator records for scorecards (``cvat-ext report annotators``, the report pages)."""
+
+    enabled: bool = True
+    qualification: QualificationSettings = QualificationSettings()
+
+
+class ReportSettings(_Section):
+    """Report pages for managers on the sidecar's server (``/reports``), behind CVAT sign-in."""
+
+    enabled: bool = True
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a sign-in lasts this long")
+    secure_cookie: bool = Field(default=False, description="mark the session cookie Secure (behind HTTPS)")
+    public_url: str = Field(default="", description="the pages' address as managers reach it "
+                            "(http://qa.example:9000); when set, each task guide's QA summary links to its page")
+
+
+class ScheduledRound(_Section):
+    """One pool task whose active-learning rounds the sidecar starts by itself (``cvat-ext al round``'s
+    options): a round starts when the previous round's jobs are all ``completed`` (the first at once).
+    ``function_url`` is a deployed detector's own HTTP trigger, or the Nuclio dashboard's
+    ``http://nuclio:8070/api/function_invocations`` together with ``function_name``."""
+
+    org: str = Field(default="", description="organization slug of the project (one of cvat.org_slugs)")
+    project_id: int = Field(ge=1)
+    pool_task_id: int = Field(ge=1)
+    batch: int = Field(ge=1)
+    function_url: str
+    function_name: str = ""
+    threshold: float = Field(default=0.05, ge=0, le=1)
+    mode: Literal["task", "gt"] = "task"
+    diversity: float = Field(default=0.5, ge=0, le=1)
+    candidates: int = Field(default=4, ge=1)
+    nms_window: int = Field(default=0, ge=0)
+    segment_size: int | None = Field(default=None, ge=1)
+    replicas: int = Field(default=0, ge=0)
+    assignees: tuple[str, ...] = Field(default=(), description="CVAT usernames; jobs are assigned in turn")
+    max_rounds: int | None = Field(default=None, ge=1, description="stop after this many rounds")
+
+    @model_validator(mode="after")
+    def _check(self) -> ScheduledRound:
+        if not self.function_url.startswith(("http://", "https://")):
+            raise ValueError("function_url must be an http:// or https:// URL")
+        if self.replicas == 1:
+            raise ValueError("replicas must be 0 or >= 2 (CVAT rejects 1)")
+        return self
+
+
+class ActiveLearningSettings(_Section):
+    """Active-learning rounds the sidecar runs without a person at a terminal (off when empty)."""
+
+    rounds: tuple[ScheduledRound, ...] = ()
+
+
 class ServiceSettings(_Section):
     poll_interval_s: float = Field(default=30.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0, description="full job listing every interval")
@@ -255,7 +342,7 @@ class SidecarSettings(BaseSettings):
 
     cvat: CvatSettings
     scope: ScopeSettings = ScopeSettings()
-    consensus: ConsensusSettings = ConsensusSettings()
+    consensus: ConsensusSection = ConsensusSection()
     rules: RulesSettings = RulesSettings()
     reviewers: ReviewerSettings = ReviewerSettings()
     routing: RoutingSettings = RoutingSettings()
@@ -267,6 +354,9 @@ class SidecarSettings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     server: ServerSettings = ServerSettings()
     prefetch: PrefetchSettings = PrefetchSettings()
+    active_learning: ActiveLearningSettings = ActiveLearningSettings()
+    reports: ReportSettings = ReportSettings()
+    workforce: WorkforceSettings = WorkforceSettings()
     service: ServiceSettings = ServiceSettings()
 
     @classmethod
@@ -299,9 +389,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """The YAML mapping in ``path``; ConfigError naming the file for a missing or bad file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_utf8(p)
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config file: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not UTF-8: the message names the file, line and column
+        raise ConfigError(str(exc)) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -7,8 +7,9 @@ Outline of :meth:`Cycle.run`:
 2. group them into units: a consensus parent with its replicas, a plain annotation job, or a
    task whose ground-truth job was accepted;
 3. per unit, under a lease: skip when its inputs (signature) did not change, else fetch the
-   annotations, run the rule packs, score the replicas, decide (review or pass), publish
-   issues, reassign / move / merge, record the score and the signature, dequeue its jobs;
+   annotations, run the rule packs, score the replicas, decide (:func:`cvat_ext.qa.decision.decide`:
+   accept, review or reject), publish its issues, execute it (send back / reassign / merge and
+   move), record the score and the signature, dequeue its jobs;
 4. per touched task: CVAT quality report (when a completed GT job exists) and the guide summary;
 5. optionally, SAM prefetch for jobs that just started (:mod:`prefetch`; failures only logged).
 
@@ -23,28 +24,26 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import Job
+from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatError, CvatExtError, CvatNotFoundError, LeaseLostError
+from cvat_ext.qa.decision import Agreement, Decision, Policy, Verdict, decide
+from cvat_ext.qa.findings import Finding, Severity
 from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
-from cvat_ext.sidecar.interface import (
-    ConsensusOutcome,
-    ConsensusRunner,
-    CvatApi,
-    Finding,
-    JobRef,
-    ReplicaInput,
-    RuleRunner,
-)
+from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.prefetch import Prefetcher
 from cvat_ext.sidecar.publish import Publisher, job_row
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
+
+if TYPE_CHECKING:
+    from cvat_ext.sidecar.al_rounds import RoundScheduler
+    from cvat_ext.workforce.collector import WorkCollector
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,15 @@ class Cycle:
         self.clock = clock
         self.guide = guide
         self.prefetcher = prefetcher
+        self.al_scheduler: RoundScheduler | None = None  # scheduled active-learning rounds (service wiring)
+        self.workforce: WorkCollector | None = None  # annotators' records and the qualification gate
         self.runner = ActionRunner(store, owner, hook=hook, lease_ttl_s=settings.state.lease_ttl_s)
+        self.policy = Policy(
+            max_errors=settings.rules.max_errors,
+            min_agreement=settings.consensus.min_agreement,
+            min_replica_agreement=settings.consensus.min_replica_agreement,
+            review_target=settings.routing.target,
+        )
         self.publisher = Publisher(
             client,
             store,
@@ -202,6 +209,10 @@ class Cycle:
                 self._after_task(task_id, report)
             if self.prefetcher is not None:
                 self.prefetcher.submit(changes.changed.values())
+            if self.workforce is not None:
+                self.workforce.step(changes.changed.values())
+            if self.al_scheduler is not None:
+                self.al_scheduler.step()
         except CvatError as exc:
             # listing failed (after the client's retries): nothing was lost, the next cycle retries
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
@@ -392,15 +403,16 @@ class Cycle:
         for r, inp in zip(replicas, inputs, strict=True):
             rule_findings += self._rule_findings(r, inp.annotations, labels, meta)
         outcome = self.consensus.score(parent.id, inputs, labels, meta)
-        thr = self.settings.consensus.min_replica_agreement
-        sloppy = {jid for jid, a in outcome.replica_agreement.items() if a < thr}
-        consensus_findings = [f for f in outcome.findings if f.job_id in sloppy]
-        findings = self.publisher.publishable(rule_findings + consensus_findings)
-        self._count_findings(rule_findings + consensus_findings, report)
+        agreement = Agreement(
+            outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0
+        )
+        decided = decide([*rule_findings, *outcome.findings], self.policy, job_id=parent.id, agreement=agreement)
+        findings = self.publisher.publishable(decided.issues)
+        self._count_findings([*decided.issues, *decided.recorded], report)
         assignees = {r.id: r.assignee_id for r in replicas}
         self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
 
-        errors = sum(1 for f in rule_findings if f.severity == "error")
+        errors = sum(1 for f in rule_findings if f.severity is Severity.ERROR)
         detail = {"replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}}
 
         def score(decision: str) -> ScoreRow:
@@ -419,7 +431,18 @@ class Cycle:
 
         # the score is kept before acting, so an interrupted unit still shows in the task summary
         self.store.put_score(score("pending"))
-        decision = self._decide_consensus(unit, sig, parent, replicas, outcome, errors)
+        jobs = {r.id: r for r in replicas} | {parent.id: parent}
+        annotators = {r.assignee_id for r in replicas} | {parent.assignee_id}
+
+        def merge(why: str) -> None:
+            if self.settings.merge.policy == "ours" and outcome.merged is not None:
+                self.publisher.write_merge(
+                    f"merge:{unit.key}:{sig}", parent, outcome.merged, task_id=parent.task_id, reason=why
+                )
+            elif self.settings.merge.policy == "cvat":
+                self.publisher.request_cvat_merge(f"merge:{unit.key}:{sig}", parent, task_id=parent.task_id, reason=why)
+
+        decision = self._execute(decided, f"{unit.key}:{sig}", jobs, annotators, on_accept=merge)
         self.store.put_score(score(decision))
         report.decisions[parent.id] = decision
         report.jobs_scored += len(replicas)
@@ -427,41 +450,42 @@ class Cycle:
         self.store.set_unit_signature(unit.key, sig, parent.task_id)
         return "scored"
 
-    def _decide_consensus(
+    def _execute(
         self,
-        unit: Unit,
-        sig: str,
-        parent: JobRow,
-        replicas: Sequence[JobRow],
-        outcome: ConsensusOutcome,
-        errors: int,
+        decided: Decision,
+        key: str,
+        jobs: dict[int, JobRow],
+        annotators: set[int | None],
+        *,
+        on_accept: Callable[[str], None] | None = None,
     ) -> str:
-        cfg = self.settings
-        min_agreement = cfg.consensus.min_agreement
-        low = outcome.agreement < min_agreement
-        too_many = errors > cfg.rules.max_errors
-        if low or too_many:
-            if not low:
-                why = f"{errors} rule errors > {cfg.rules.max_errors}"
-            elif outcome.detail.get("clusters") == 0:
-                # nothing to compare is not agreement: an expert confirms the frames are empty
-                why = "no replica drew any object; agreement cannot be measured"
-            else:
-                why = f"agreement {outcome.agreement:.2f} < {min_agreement:.2f}"
-            target = parent
-            if cfg.routing.target == "worst_replica" and outcome.replica_agreement:
-                worst = min(outcome.replica_agreement.items(), key=lambda kv: (kv[1], kv[0]))[0]
-                target = next((r for r in replicas if r.id == worst), parent)
-            annotators = {r.assignee_id for r in replicas} | {parent.assignee_id}
-            return self._route(f"route:{unit.key}:{sig}", target, annotators, why)
-        why = f"agreement {outcome.agreement:.2f} >= {min_agreement:.2f}"
-        if cfg.merge.policy == "ours" and outcome.merged is not None:
-            self.publisher.write_merge(
-                f"merge:{unit.key}:{sig}", parent, outcome.merged, task_id=parent.task_id, reason=why
-            )
-        elif cfg.merge.policy == "cvat":
-            self.publisher.request_cvat_merge(f"merge:{unit.key}:{sig}", parent, task_id=parent.task_id, reason=why)
-        return self._pass(f"pass:{unit.key}:{sig}", parent, why)
+        """Carry out a decision on the unit ``key`` (``<unit key>:<signature>``, so a restart repeats
+        nothing); returns the line recorded as the unit's decision."""
+        why = decided.reason
+        if decided.verdict is Verdict.REJECT:
+            done = [self._reject(f"reject:{key}:{jid}", jobs[jid], why) for jid in decided.job_ids if jid in jobs]
+            return f"reject ({why}) -> " + ", ".join(done)
+        target = jobs[decided.job_ids[0]]
+        if decided.verdict is Verdict.REVIEW:
+            return self._route(f"route:{key}", target, annotators, why)
+        if on_accept is not None:
+            on_accept(why)
+        return self._pass(f"pass:{key}", target, why)
+
+    def _reject(self, key: str, job: JobRow, why: str) -> str:
+        """Send ``job`` back to its annotator: stage annotation, state rejected (CVAT needs both
+        fields; the assignee stays)."""
+        if not self.settings.routing.enabled:
+            return f"job {job.id} not moved (routing disabled)"
+        moved = self.publisher.move_job(
+            key,
+            job,
+            task_id=job.task_id,
+            choose=lambda: {"stage": "annotation", "state": "rejected"},
+            action="job.reject",
+            reason=why,
+        )
+        return f"job {moved.id} {moved.stage}/{moved.state}"
 
     def _route(self, key: str, target: JobRow, annotators: set[int | None], why: str) -> str:
         cfg = self.settings.routing
@@ -510,26 +534,17 @@ class Cycle:
         sig = signature([job.updated_date, job.state])
         if self.store.unit_signature(unit.key) == sig:
             return "unchanged"
-        ann = self.client.get_annotations(job.id)
+        ann = self.annotations(job)  # cached: the workforce step reads the same job after
         found = self._rule_findings(job, ann, self.labels(job.task_id), self.meta(job.id))
-        findings = self.publisher.publishable(found)
+        decided = decide(found, self.policy, job_id=job.id)
+        findings = self.publisher.publishable(decided.issues)
         self._count_findings(found, report)
         self._publish(findings, [job.id], {job.id: job.assignee_id}, job.task_id, report)
-        errors = sum(1 for f in found if f.severity == "error")
+        errors = sum(1 for f in found if f.severity is Severity.ERROR)
         self.store.put_score(
             ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", {}, self.clock())
         )
-        if errors > self.settings.rules.max_errors:
-            decision = self._route(
-                f"route:{unit.key}:{sig}",
-                job,
-                {job.assignee_id},
-                f"{errors} rule errors > {self.settings.rules.max_errors}",
-            )
-        else:
-            decision = self._pass(
-                f"pass:{unit.key}:{sig}", job, f"{errors} rule errors <= {self.settings.rules.max_errors}"
-            )
+        decision = self._execute(decided, f"{unit.key}:{sig}", {job.id: job}, {job.assignee_id})
         report.decisions[job.id] = decision
         report.jobs_scored += 1
         self.metrics.jobs_scored.inc()

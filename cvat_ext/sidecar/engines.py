@@ -1,44 +1,39 @@
 """Production engines for the cycle: adapters from :mod:`cvat_ext.rules` and
 :mod:`cvat_ext.consensus` to the sidecar's :class:`RuleRunner` / :class:`ConsensusRunner`.
 
-Consensus findings name annotators; the adapter turns each into a finding on the replica job of
-the annotator at fault: a missed object on the replicas that lack it, an extra object or a
-disagreeing label on the replicas that drew it.
+Consensus findings name annotators; the adapter turns each into a copy on the replica job of
+each annotator at fault (``job_id`` set): a missed object on the replicas that lack it, an extra
+object or a disagreeing label on the replicas that drew it. Rule findings already carry their job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
+from cvat_ext.qa.findings import Finding
 from cvat_ext.sidecar.config import SidecarSettings
-from cvat_ext.sidecar.interface import (
-    ConsensusOutcome,
-    ConsensusRunner,
-    Finding,
-    JobRef,
-    ReplicaInput,
-    RuleRunner,
-    Severity,
-)
+from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, JobRef, ReplicaInput, RuleRunner
 
 if TYPE_CHECKING:
     from cvat_ext.rules import RulePack
 
 log = logging.getLogger(__name__)
 
-#: consensus finding kind -> (issue severity, whose job gets it: "missing" | "present" | "odd_label")
-_CONSENSUS_KINDS: dict[str, tuple[Severity, str]] = {
-    "missing": ("error", "missing"),
-    "extra": ("error", "present"),
-    "label_disagreement": ("error", "odd_label"),
-    "attribute_disagreement": ("warning", "present"),
-    "low_overlap": ("warning", "present"),
-    "tag_disagreement": ("warning", "missing"),
+#: consensus finding kind -> whose replica job gets it: "missing" | "present" | "odd_label"
+_AT_FAULT: dict[str, str] = {
+    "missing": "missing",
+    "extra": "present",
+    "label_disagreement": "odd_label",
+    "attribute_disagreement": "present",
+    "low_overlap": "present",
+    "tag_disagreement": "missing",
 }
 
 
@@ -51,7 +46,7 @@ class RulePackRunner:
     def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
         from cvat_ext.rules import check_job
 
-        found = check_job(
+        return check_job(
             ann,
             labels,
             meta,
@@ -61,20 +56,6 @@ class RulePackRunner:
             project_id=job.project_id,
             task_id=job.task_id,
         )
-        return [
-            Finding(
-                job_id=job.job_id,
-                frame=f.frame,
-                xyxy=tuple(float(v) for v in f.position),  # type: ignore[arg-type]
-                source="rule",
-                code=f.rule_id,
-                severity="error" if f.severity.value == "error" else "warning",
-                message=f.message,
-                label=f.label,
-                object_id=f.object_id,
-            )
-            for f in found
-        ]
 
 
 class ConsensusEngineRunner:
@@ -84,7 +65,7 @@ class ConsensusEngineRunner:
     against the consensus.
     """
 
-    def __init__(self, iou_thr: float) -> None:
+    def __init__(self, settings: ConsensusSettings) -> None:
         try:
             # imported now, so a missing dependency is a startup error, not a failure mid-cycle
             import cvat_ext.consensus.engine  # noqa: F401
@@ -93,9 +74,7 @@ class ConsensusEngineRunner:
                 f"consensus engine unavailable ({exc}); install cvat-ext with its dependencies "
                 "or set consensus.enabled: false"
             ) from exc
-        from cvat_ext.consensus.settings import ConsensusSettings
-
-        self.settings = ConsensusSettings(iou_thr=iou_thr)
+        self.settings = settings
 
     def score(
         self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
@@ -107,27 +86,25 @@ class ConsensusEngineRunner:
         replica_agreement = {by_name[a.annotator].job_id: _finite(a.f1) for a in result.annotators}
         findings: list[Finding] = []
         for f in result.findings:
-            severity, whose = _CONSENSUS_KINDS.get(f.kind.value, ("warning", "present"))
+            assert f.votes is not None, "consensus findings carry their votes"
+            whose = _AT_FAULT.get(f.code, "present")
             if whose == "missing":
-                names = f.missing
+                names = f.votes.missing
             elif whose == "odd_label":
-                names = tuple(n for n, label in f.labels_by_annotator if label != f.label)
+                names = tuple(n for n, label in f.votes.labels_by_annotator if label != f.label)
             else:
-                names = f.present
+                names = f.votes.present
             for name in names:
                 replica = by_name.get(name)
                 if replica is None:
                     continue
+                agreement = replica_agreement.get(replica.job_id, 0.0)
                 findings.append(
-                    Finding(
+                    dataclasses.replace(
+                        f,
                         job_id=replica.job_id,
-                        frame=f.frame,
-                        xyxy=f.xyxy,
-                        source="consensus",
-                        code=f.kind.value,
-                        severity=severity,
-                        message=f"{f.message} (replica agreement {replica_agreement.get(replica.job_id, 0.0):.2f})",
-                        label=f.label,
+                        annotator=name,
+                        message=f"{f.message} (replica agreement {agreement:.2f})",
                     )
                 )
         s = result.summary
@@ -166,4 +143,4 @@ def consensus_runner(settings: SidecarSettings) -> ConsensusRunner | None:
     """The consensus engine as a :class:`ConsensusRunner`; None when consensus is disabled."""
     if not settings.consensus.enabled:
         return None
-    return ConsensusEngineRunner(settings.consensus.iou_thr)
+    return ConsensusEngineRunner(settings.consensus.engine)

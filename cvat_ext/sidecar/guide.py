@@ -15,19 +15,22 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from cvat_ext.cvat.guide_blocks import markers
+from cvat_ext.cvat.guide_blocks import replace_block as replace_named_block
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.state import ScoreRow, StateStore
 
 log = logging.getLogger(__name__)
 
-BEGIN = "<!-- cvat-ext:qa-summary:begin -->"
-END = "<!-- cvat-ext:qa-summary:end -->"
+BLOCK = "qa-summary"
+BEGIN, END = markers(BLOCK)
 CHART_WH = (720, 360)
 
 
-def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement: float, chart_url: str | None) -> str:
-    """The summary block (markers included) for one task's latest scores."""
+def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement: float, chart_url: str | None,
+                     report_url: str | None = None) -> str:
+    """The summary block (markers included) for one task's latest scores (``report_url``: its report page)."""
     lines = [BEGIN, f"## QA summary (cvat-ext) — task {task_id}", ""]
     consensus = [s for s in scores if s.kind == "consensus"]
     rules = [s for s in scores if s.kind == "rules"]
@@ -54,17 +57,15 @@ def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement:
         lines.append("")
     if chart_url:
         lines += [f"![agreement per job]({chart_url})", ""]
+    if report_url:
+        lines += [f"Details per job and annotator: [task {task_id} on the QA report pages]({report_url})", ""]
     lines.append(END)
     return "\n".join(lines)
 
 
 def replace_block(markdown: str, block: str) -> str:
     """``markdown`` with the summary block replaced (or appended when absent)."""
-    start, end = markdown.find(BEGIN), markdown.find(END)
-    if start != -1 and end > start:
-        return markdown[:start] + block + markdown[end + len(END) :]
-    sep = "\n\n" if markdown.strip() else ""
-    return markdown.rstrip() + sep + block + "\n"
+    return replace_named_block(markdown, block, BLOCK)
 
 
 def agreement_chart(bars: Sequence[tuple[str, float]], *, threshold: float) -> bytes:
@@ -112,6 +113,7 @@ class GuidePublisher:
         min_agreement: float,
         min_interval_s: float,
         clock: Callable[[], float],
+        report_url: Callable[[int], str] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -119,6 +121,7 @@ class GuidePublisher:
         self.min_agreement = min_agreement
         self.min_interval_s = min_interval_s
         self.clock = clock
+        self.report_url = report_url
 
     def publish(self, task_id: int) -> bool:
         """Update the guide when the summary changed and the interval has passed; True if written."""
@@ -127,7 +130,8 @@ class GuidePublisher:
             return False
         bars = [(f"job {s.job_id}", s.agreement) for s in scores if s.kind == "consensus" and s.agreement is not None]
         chart = agreement_chart(bars, threshold=self.min_agreement) if bars else None
-        draft = summary_markdown(task_id, scores, min_agreement=self.min_agreement, chart_url=None)
+        page = self.report_url(task_id) if self.report_url is not None else None
+        draft = summary_markdown(task_id, scores, min_agreement=self.min_agreement, chart_url=None, report_url=page)
         digest = hashlib.sha256(draft.encode("utf-8") + (chart or b"")).hexdigest()[:24]
         previous = self.store.guide_state(task_id)
         if previous is not None and previous[0] == digest:
@@ -146,7 +150,7 @@ class GuidePublisher:
             if chart is not None:
                 uuid = self.client.upload_asset(guide.id, f"qa-summary-task{task_id}.png", chart)
                 url = f"/api/assets/{uuid}"
-            block = summary_markdown(task_id, scores, min_agreement=self.min_agreement, chart_url=url)
+            block = summary_markdown(task_id, scores, min_agreement=self.min_agreement, chart_url=url, report_url=page)
             self.client.update_guide(guide.id, replace_block(guide.markdown, block))
             return {"guide_id": guide.id, "chart": url}
 

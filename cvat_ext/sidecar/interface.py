@@ -7,48 +7,14 @@ it with plain fakes while the production wiring (:mod:`cvat_ext.sidecar.engines`
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
-
-Severity = Literal["error", "warning", "info"]
-SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem to show in CVAT: an issue pinned at ``xyxy`` (absolute pixels) on task frame
-    ``frame`` of job ``job_id``.
-
-    ``source`` is ``rule`` or ``consensus``; ``code`` the rule id or the disagreement kind
-    (``missing_annotation``, ``extra_annotation``, ``mismatching_label``, ``low_overlap``...);
-    ``message`` the human text with the numbers and the threshold.
-    """
-
-    job_id: int
-    frame: int
-    xyxy: tuple[float, float, float, float]
-    source: str
-    code: str
-    severity: Severity
-    message: str
-    label: str | None = None
-    object_id: int | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        """Stable identity of the finding across cycles and restarts (16 hex chars).
-
-        The box is snapped to an 8 px grid so a re-scored, unchanged object keeps its identity.
-        """
-        box = ",".join(str(round(v / 8.0)) for v in self.xyxy)
-        ident = f"{self.job_id}|{self.source}|{self.code}|{self.frame}|{self.label or ''}|{box}"
-        return hashlib.sha256(ident.encode("utf-8")).hexdigest()[:16]
+from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
+from cvat_ext.qa.findings import Finding
 
 
 @dataclass(frozen=True)
@@ -56,7 +22,8 @@ class ConsensusOutcome:
     """Agreement of the replicas of one parent job.
 
     ``agreement`` in [0, 1] for the whole group; ``replica_agreement`` replica job id -> [0, 1]
-    (how well that annotator agrees with the others); ``findings`` are on replica jobs;
+    (how well that annotator agrees with the others); ``findings`` are on replica jobs (``job_id``
+    set, one per replica at fault);
     ``merged`` the merged annotations (scores set) when the engine produced them.
     """
 

@@ -56,6 +56,10 @@ class SidecarMetrics:
         self.prefetch_frames = Counter(
             "cvat_ext_sidecar_prefetch_frames", "Frames sent to the SAM function for prefetch", registry=r
         )
+        self.al_rounds = Counter(
+            "cvat_ext_sidecar_al_rounds", "Scheduled active-learning rounds, by result (started|waiting|failed)",
+            ["result"], registry=r,
+        )
         self.cycle_seconds = Histogram(
             "cvat_ext_sidecar_cycle_seconds",
             "Cycle latency",

@@ -4,7 +4,7 @@ A job entering ``prefetch.stages`` x ``prefetch.states`` (``annotation`` / ``in 
 annotator opened it) is seen by the change feed; the cycle then hands it here. Its first
 ``prefetch.max_frames`` frames are read at original quality through the CVAT client (one
 ``GET /api/jobs/{id}/data?type=frame`` each, streamed: one batch in memory) and POSTed to the
-function as the bodies of :func:`cvat_ext.models.sam_functions.prefetch_bodies`
+function as the bodies of :func:`cvat_ext.functions.sam.prefetch_bodies`
 (``{"prefetch": [<base64 file>...]}``), so the annotator's first click finds the embedding ready.
 
 The long-running service prefetches in a background thread (:meth:`Prefetcher.start`, with a
@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cvat_ext.cvat.models import Job
+from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatExtError
 from cvat_ext.sidecar.config import PrefetchSettings
 from cvat_ext.sidecar.interface import CvatApi
@@ -163,7 +163,7 @@ class Prefetcher:
         return sent
 
     def _prefetch(self, job: Job) -> int:
-        from cvat_ext.models.sam_functions import prefetch_bodies  # numpy + pydantic only, no torch
+        from cvat_ext.functions.sam import prefetch_bodies  # numpy + pydantic only, no torch
 
         last = min(job.stop_frame, job.start_frame + self.settings.max_frames - 1)
         frames = range(job.start_frame, last + 1)

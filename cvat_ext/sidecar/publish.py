@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cvat_ext.annotations.model import JobAnnotations
-from cvat_ext.cvat.models import UNSET, Job
+from cvat_ext.cvat.records import UNSET, Job
+from cvat_ext.qa.findings import SEVERITY_RANK, Finding
 from cvat_ext.sidecar.actions import ActionRunner
-from cvat_ext.sidecar.interface import SEVERITY_RANK, CvatApi, Finding
+from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
 
@@ -91,7 +92,7 @@ class Publisher:
         for f in findings:
             if SEVERITY_RANK.get(f.severity, 0) >= self.min_rank:
                 unique.setdefault(f.fingerprint, f)
-        per_job: dict[int, list[Finding]] = {}
+        per_job: dict[int | None, list[Finding]] = {}
         for f in sorted(unique.values(), key=lambda f: (-SEVERITY_RANK[f.severity], f.frame, f.fingerprint)):
             bucket = per_job.setdefault(f.job_id, [])
             if len(bucket) < self.max_issues_per_job:
@@ -115,7 +116,7 @@ class Publisher:
         for f in findings:
             row = known[f.fingerprint]
             if row is None or row.issue_id is None:
-                opened += self._open_issue(f, assignees.get(f.job_id), task_id)
+                opened += self._open_issue(f, assignees.get(f.job_id) if f.job_id is not None else None, task_id)
             elif row.status == "resolved":
                 # the problem came back after a fix: reopen the same issue rather than add one
                 opened += self._reopen_issue(row, task_id)

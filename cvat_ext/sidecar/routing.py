@@ -73,7 +73,9 @@ class ReviewerPool:
         return user_id is not None and any(r.id == user_id for r in self.members())
 
     def least_loaded(self, *, exclude: set[int]) -> Reviewer:
-        """The pool member with the fewest open jobs (ties: username), never one in ``exclude``."""
+        """The pool member with the fewest open jobs (ties: username), never one in ``exclude`` nor one
+        the qualification gate holds as not qualified."""
+        exclude = exclude | self.store.not_qualified_users()
         candidates = [r for r in self.members() if r.id not in exclude]
         if not candidates:
             raise NoReviewerError(

@@ -1,4 +1,5 @@
-"""One stdlib HTTP server for ``/healthz``, ``/metrics`` and ``POST /webhooks/cvat``."""
+"""One stdlib HTTP server for ``/healthz``, ``/metrics``, ``POST /webhooks/cvat`` and the report pages
+(``/login``, ``/reports``; :mod:`cvat_ext.reports.pages`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from cvat_ext.errors import HttpInputError
-from cvat_ext.http_endpoint import BoundedHTTPServer, HttpLimits, JsonRequestHandler
+from cvat_ext.http_endpoint import BoundedHTTPServer, HttpLimits, JsonRequestHandler, bind_server
+from cvat_ext.reports.pages import MAX_FORM_BYTES, ReportPages
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
 
@@ -31,6 +33,7 @@ class SidecarHttpServer:
         metrics: SidecarMetrics,
         health: Callable[[], tuple[bool, dict[str, Any]]],
         webhooks: WebhookReceiver | None = None,
+        reports: ReportPages | None = None,
         limits: HttpLimits | None = None,
     ) -> None:
         outer = self
@@ -38,9 +41,23 @@ class SidecarHttpServer:
         class Handler(JsonRequestHandler):
             server_version = "cvat-ext-sidecar"
 
+            def _report(self, method: str, path: str, body: bytes) -> None:
+                assert outer.reports is not None
+                answer = outer.reports.handle(method, path, dict(self.headers.items()), body)
+                self.send_response(answer.status)
+                for key, value in answer.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", answer.content_type)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(answer.body)
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/healthz":
+                if outer.reports is not None and outer.reports.handles(path):
+                    self._report("GET", path, b"")
+                elif path == "/healthz":
                     ok, details = outer.health()
                     self.send_json(200 if ok else 503, {"ok": ok, **details})
                 elif path == "/metrics":
@@ -50,6 +67,14 @@ class SidecarHttpServer:
 
             def do_POST(self) -> None:
                 path = self.path.split("?", 1)[0]
+                if outer.reports is not None and outer.reports.handles(path):
+                    try:
+                        form = self.read_body(MAX_FORM_BYTES)
+                    except HttpInputError as exc:
+                        self.send_refusal(exc)
+                        return
+                    self._report("POST", path, form)
+                    return
                 if path != "/webhooks/cvat" or outer.webhooks is None:
                     self.discard_body()
                     self.send_json(404, {"error": "not found"})
@@ -65,7 +90,10 @@ class SidecarHttpServer:
         self.metrics = metrics
         self.health = health
         self.webhooks = webhooks
-        self._httpd = BoundedHTTPServer((host, port), Handler, limits=limits)
+        self.reports = reports
+        self._httpd = bind_server(
+            lambda address: BoundedHTTPServer(address, Handler, limits=limits), host, port, what="sidecar HTTP server"
+        )
         self._thread: threading.Thread | None = None
 
     @property

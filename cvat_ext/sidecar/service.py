@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cvat_ext.cvat.models import User
+from cvat_ext.cvat.records import User
 from cvat_ext.errors import (
     ConfigError,
     CvatAuthError,
@@ -41,6 +41,7 @@ from cvat_ext.sidecar.webhooks import WebhookReceiver
 
 if TYPE_CHECKING:
     from cvat_ext.cvat.client import CvatClient
+    from cvat_ext.reports.pages import ReportPages
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def make_client(
     """A :class:`CvatClient` for the settings and organization ``org`` (default: the first one);
     the only place the sidecar builds one."""
     from cvat_ext.cvat.client import CvatClient
-    from cvat_ext.cvat.models import RetryPolicy
+    from cvat_ext.cvat.records import RetryPolicy
 
     c = settings.cvat
     token = c.access_token.get_secret_value() if c.access_token is not None else None
@@ -69,6 +70,16 @@ def make_client(
         timeout_s=c.timeout_s,
         sleep=sleep,
     )
+
+
+def report_url_of(settings: SidecarSettings, org: str) -> Callable[[int], str] | None:
+    """A task's report page address, for links from CVAT (``reports.public_url``; None when unset)."""
+    base = settings.reports.public_url.rstrip("/")
+    if not (settings.reports.enabled and base):
+        return None
+    from cvat_ext.reports.pages import PERSONAL
+
+    return lambda task_id: f"{base}/reports/org/{org or PERSONAL}/task/{task_id}"
 
 
 class SidecarService:
@@ -126,6 +137,10 @@ class SidecarService:
                 rules = engines.rule_runner(settings)
             if consensus is _DEFAULT:
                 consensus = engines.consensus_runner(settings)
+        strays = sorted({r.org for r in settings.active_learning.rounds} - set(self.orgs))
+        if strays:
+            raise ConfigError(f"active_learning.rounds: organization(s) {', '.join(map(repr, strays))} are not in "
+                              "cvat.org_slugs")
         #: organization slug -> its cycle (its own caches, change feed and scoped state)
         self.cycles: dict[str, Cycle] = {}
         for org in self.orgs:
@@ -148,9 +163,22 @@ class SidecarService:
                 min_agreement=settings.consensus.min_agreement,
                 min_interval_s=settings.guide.min_interval_s,
                 clock=clock,
+                report_url=report_url_of(settings, org),
             )
             if settings.prefetch.enabled:
                 cycle.prefetcher = Prefetcher(settings.prefetch, self.clients[org], org_store, self.metrics)
+            if settings.workforce.enabled:
+                from cvat_ext.workforce.collector import WorkCollector
+
+                cycle.workforce = WorkCollector(settings.workforce, self.clients[org], cycle, org_store,
+                                                cycle.runner, cycle.pool, cycle.publisher,
+                                                iou_thr=settings.consensus.engine.iou_thr)
+            scheduled = [r for r in settings.active_learning.rounds if r.org == org]
+            if scheduled:
+                from cvat_ext.sidecar.al_rounds import RoundScheduler
+
+                cycle.al_scheduler = RoundScheduler(scheduled, self.clients[org], org_store, self.metrics,
+                                                    owner=self.owner)
             self.cycles[org] = cycle
         self.cycle = self.cycles[self.orgs[0]]
         self._wake = threading.Event()
@@ -231,7 +259,33 @@ class SidecarService:
     def http_server(self) -> SidecarHttpServer:
         cfg = self.settings.server
         return SidecarHttpServer(
-            cfg.host, cfg.port, metrics=self.metrics, health=self.health, webhooks=self.webhook_receiver()
+            cfg.host, cfg.port, metrics=self.metrics, health=self.health, webhooks=self.webhook_receiver(),
+            reports=self.report_pages(),
+        )
+
+    def report_pages(self) -> ReportPages | None:
+        """The managers' pages (``reports.enabled``): sign-in checked against this CVAT, data from the store."""
+        cfg = self.settings.reports
+        if not cfg.enabled:
+            return None
+        from cvat_ext.cvat.client import CvatClient
+        from cvat_ext.reports.access import Sessions, cvat_verifier
+        from cvat_ext.reports.pages import ReportPages
+
+        url, timeout_s = self.settings.cvat.url, self.settings.cvat.timeout_s
+
+        def viewer_client(**credentials: Any) -> CvatClient:
+            return CvatClient(url, timeout_s=timeout_s, **credentials)
+
+        return ReportPages(
+            cvat_url=url,
+            stores={org: self.store.scoped(org) for org in self.orgs},
+            verify=cvat_verifier(self.orgs, viewer_client),
+            sessions=Sessions(ttl_s=cfg.session_ttl_s, clock=self.clock),
+            min_agreement=self.settings.consensus.min_agreement,
+            secure_cookie=cfg.secure_cookie,
+            qualification_bar=q.bar if (q := self.settings.workforce.qualification).enabled else None,
+            clock=self.clock,
         )
 
     # --- running ---------------------------------------------------------------------------------
@@ -252,7 +306,8 @@ class SidecarService:
         prefetch_clients = self._start_prefetch()
         if server is not None:
             server.start()
-            log.info("serving /healthz, /metrics%s on %s", " and /webhooks/cvat" if server.webhooks else "", server.url)
+            log.info("serving /healthz, /metrics%s%s on %s", " and /webhooks/cvat" if server.webhooks else "",
+                     " and the report pages (/reports)" if server.reports else "", server.url)
         cycles = 0
         try:
             while not self._stop.is_set():

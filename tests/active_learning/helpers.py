@@ -9,16 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from cvat_ext.active_learning.signals import Detections, FrameSet, Signal
+from cvat_ext.active_learning.signals import FrameSet, Prelabels, Signal
 
 
 def frames(n: int, start: int = 0) -> FrameSet:
     return FrameSet.single_job(np.arange(start, start + n))
 
 
-def detections(rows: Sequence[tuple[int, float]]) -> Detections:
+def detections(rows: Sequence[tuple[int, float]]) -> Prelabels:
     """``(frame, score)`` rows, label 1."""
-    return Detections(
+    return Prelabels(
         np.array([f for f, _ in rows], dtype=np.int64),
         np.array([s for _, s in rows], dtype=np.float64),
         np.ones(len(rows), dtype=np.int64),

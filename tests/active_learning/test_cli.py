@@ -1,4 +1,4 @@
-"""``cvat-ext al rank`` end to end on files, and the ground-truth job over real HTTP."""
+"""``cvat-ext al rank`` end to end on files, the ground-truth job, and ``al round``/``al rounds`` over real HTTP."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ import pytest
 from cvat_ext import cli
 from cvat_ext.cvat.client import CvatClient
 from cvat_ext.errors import ConfigError, CvatConflictError
+from tests.active_learning.detector_server import detector_function, url_of
 from tests.active_learning.helpers import meta_json, predictions_json, write
+from tests.active_learning.pool import pool_images
+from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
 
 
@@ -169,3 +172,53 @@ def test_rank_create_gt_job(files: dict[str, Path], cvat_standin: CvatStandIn,
     # a second run: CVAT allows one GT job per task
     assert cli.main(args) == 2
     assert f"already has ground-truth job {gt[0]['id']}" in capsys.readouterr().err
+
+
+# --- al round / al rounds against the stand-in ------------------------------------------------------
+def _round_args(standin: CvatStandIn, world: OrgWorld, pool: int, state: Path, *extra: str) -> list[str]:
+    return ["al", "round", "--project", str(world.project_id), "--pool-task", str(pool), "--state",
+            f"sqlite:///{state}", "--url", standin.url, "--token", world.bot_token, "--org", world.org_slug, *extra]
+
+
+@pytest.fixture
+def pool(cvat_standin: CvatStandIn, cvat_org_world: OrgWorld) -> int:
+    with CvatClient(cvat_standin.url, access_token=cvat_org_world.bot_token, org=cvat_org_world.org_slug) as c:
+        return c.create_task_from_images("pool", project_id=cvat_org_world.project_id,
+                                         images=pool_images([[0.5, 0.4, 0.9], [0.45, 0.2, 0.99]])).id
+
+
+def test_round_and_rounds_commands(cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, pool: int, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state.db"
+    with detector_function() as server:
+        args = _round_args(cvat_standin, cvat_org_world, pool, state, "--batch", "2", "--function-url",
+                           url_of(server), "--assignee", "ann2", "--format", "json")
+        assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["round"] == 1 and out["status"] == "done" and len(out["picks"]) == 2
+    assert out["prelabels"] == 2 and out["picks"][0]["why"].startswith("uncertainty")
+    jobs = cvat_standin.jobs(task_id=out["task_id"])
+    assert [j["assignee"]["username"] for j in jobs] == ["ann2"]
+    assert cli.main(["al", "rounds", "--project", str(cvat_org_world.project_id), "--state", f"sqlite:///{state}",
+                     "--org", cvat_org_world.org_slug]) == 0
+    table = capsys.readouterr().out
+    assert "round 1 of pool task" in table and f"task {out['task_id']}: jobs" in table
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--batch", "2"], "give exactly one of --function-url"),
+    (["--batch", "2", "--function-url", "http://127.0.0.1:9", "--predictions-from-task"], "give exactly one of"),
+    (["--batch", "0", "--predictions-from-task"], "batch must be >= 1"),
+    (["--batch", "2", "--predictions-from-task", "--replicas", "1"], "consensus_replicas must be 0 or >= 2"),
+    (["--batch", "2", "--predictions-from-task", "--assignee", "nobody"], "no CVAT user 'nobody'"),
+    (["--batch", "2", "--function-url", "http://127.0.0.1:9", "--label-map", "auto=truck"],
+     "--label-map 'auto=truck': expected MODEL=PROJECT_LABEL"),
+    (["--batch", "2", "--function-url", "http://127.0.0.1:9"], "cannot connect to function"),
+])
+def test_round_careless_input_one_line_exit_2(cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, pool: int,
+                                              tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              extra: list[str], message: str) -> None:
+    assert cli.main(_round_args(cvat_standin, cvat_org_world, pool, tmp_path / "s.db", *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert cvat_standin.jobs(task_id=pool + 1) == []  # nothing was created

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from cvat_ext.active_learning.signals import (
     ConsensusFrames,
-    Detections,
     FindingCounts,
     FrameSet,
+    Prelabels,
     Signal,
     UncertaintyParams,
     binary_entropy,
@@ -91,12 +91,12 @@ def test_uncertainty_params_errors(kwargs: dict[str, object], message: str) -> N
 @pytest.mark.parametrize("bad", [1.2, -0.1, float("nan")])
 def test_detections_reject_scores_outside_0_1(bad: float) -> None:
     with pytest.raises(ConfigError, match="detection 1 on frame 4: score"):
-        Detections(np.array([3, 4]), np.array([0.5, bad]), np.array([1, 1]))
+        Prelabels(np.array([3, 4]), np.array([0.5, bad]), np.array([1, 1]))
 
 
 def test_types_validate_shapes() -> None:
     with pytest.raises(ConfigError, match=r"expected shape \(2,\), got \(3,\)"):
-        Detections(np.array([3, 4]), np.array([0.5, 0.5, 0.5]), np.array([1, 1]))
+        Prelabels(np.array([3, 4]), np.array([0.5, 0.5, 0.5]), np.array([1, 1]))
     with pytest.raises(ConfigError, match="sorted and unique"):
         FrameSet(np.array([3, 3]), np.array([0, 0]))
     with pytest.raises(ConfigError, match=r"in \[0, 1\]"):

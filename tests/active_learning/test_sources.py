@@ -15,8 +15,8 @@ from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.consensus import ConsensusSettings, score_replicas
 from cvat_ext.consensus.report import write_report_json
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.rules.findings import Finding
-from cvat_ext.rules.schema import Action, Severity
+from cvat_ext.inputs.files import read_meta
+from cvat_ext.qa.findings import Action, Finding, Severity, Source
 from tests.active_learning.helpers import meta_json, predictions_json, write
 from tests.consensus.helpers import CAR, PERSON, box, labels, meta
 
@@ -114,12 +114,14 @@ def test_consensus_report_errors(tmp_path: Path, data: Any, message: str) -> Non
 
 
 def _finding(frame: int, severity: Severity) -> Finding:
-    return Finding("r1", "min_size", severity, Action.OPEN_ISSUE, 812, frame, 4, None, "too small", (0, 0, 1, 1))
+    return Finding(
+        Source.RULE, "r1", severity, frame, (0, 0, 1, 1), "too small", Action.OPEN_ISSUE, 812, object_id=4
+    )
 
 
 def test_findings_from_rules_output_and_objects(tmp_path: Path) -> None:
     found = [_finding(2, Severity.ERROR), _finding(2, Severity.WARNING), _finding(5, Severity.ERROR)]
-    data = {"summary": {"errors": 2, "warnings": 1}, "findings": [f.to_dict() for f in found]}
+    data = {"summary": {"errors": 2, "warnings": 1}, "findings": [f.rule_record() for f in found]}
     counts = sources.read_findings(write(tmp_path / "findings.json", data))
     assert counts.frame_idx.tolist() == [2, 2, 5] and counts.is_error.tolist() == [True, False, True]
     same = sources.findings_from_rules(found)
@@ -144,4 +146,4 @@ def test_frames_from_metas(tmp_path: Path) -> None:
         sources.frames_from_metas([])
     path = write(tmp_path / "meta.json", {"frames": "nope"})
     with pytest.raises(AnnotationFormatError, match=r"meta\.json"):
-        sources.read_meta(path)
+        read_meta(path)

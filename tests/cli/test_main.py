@@ -66,7 +66,7 @@ def test_core_cli_never_imports_torch() -> None:
     code = (
         "import sys; from cvat_ext import cli\n"
         "for name in cli.SUBCOMMANDS: cli.main([name, '--help'])\n"
-        "import cvat_ext.consensus, cvat_ext.geometry, cvat_ext.rules, cvat_ext.sidecar, cvat_ext.serverless\n"
+        "import cvat_ext.consensus, cvat_ext.geometry, cvat_ext.rules, cvat_ext.sidecar, cvat_ext.functions\n"
         "assert 'torch' not in sys.modules, 'torch imported by the core'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -43,7 +43,9 @@ def test_cli_writes_report_tables_and_merge(tmp_path: Path, capsys: pytest.Captu
         "--no-progress",
     ]
     assert main(argv) == 0
-    assert "4 clusters, 3 merged" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "4 clusters, 3 merged" in printed
+    assert printed.strip().splitlines()[-1].startswith("sidecar decision: review (agreement 0.")  # 3 disagree
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["kept"] == 3 and report["summary"]["quorum"] == "2"
     assert {f["kind"] for f in report["findings"]} == {"missing", "extra", "label_disagreement", "low_overlap"}

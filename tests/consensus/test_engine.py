@@ -57,7 +57,7 @@ def test_golden_report() -> None:
     assert pairs[("a", "b")].mean_iou == pytest.approx(2.5 / 3)
     assert (pairs[("a", "c")].matched, pairs[("a", "c")].f1) == (1, pytest.approx(0.4))
 
-    kinds = sorted((f.frame, f.kind.value) for f in result.findings)
+    kinds = sorted((f.frame, f.code) for f in result.findings)
     assert kinds == [
         (0, "extra"),
         (0, "label_disagreement"),
@@ -65,10 +65,10 @@ def test_golden_report() -> None:
         (1, "low_overlap"),
         (1, "missing"),
     ]
-    label_finding = next(f for f in result.findings if f.kind is FindingKind.LABEL_DISAGREEMENT)
-    assert label_finding.labels_by_annotator == (("a", "person"), ("b", "car"))
+    label_finding = next(f for f in result.findings if f.code is FindingKind.LABEL_DISAGREEMENT)
+    assert label_finding.votes.labels_by_annotator == (("a", "person"), ("b", "car"))
     assert label_finding.xyxy == (100.0, 100.0, 120.0, 120.0)
-    assert label_finding.missing == ("c",)
+    assert label_finding.votes.missing == ("c",)
     assert [(f.frame, f.clusters, f.kept, f.findings) for f in result.frames] == [(0, 3, 2, 3), (1, 1, 1, 2)]
     assert result.frames[1].mean_iou == pytest.approx(0.5)
 
@@ -87,8 +87,8 @@ def test_quorum_decides_what_is_merged(quorum: int, kept: int) -> None:
     settings = EQUAL.model_copy(update={"quorum": quorum})
     result = score_replicas(golden_replicas(), labels(), meta(2), settings)
     assert result.summary.kept == kept == len(result.merged.shapes)
-    extra = [f for f in result.findings if f.kind is FindingKind.EXTRA]
-    assert sum(len(f.present) for f in extra) == result.summary.extra
+    extra = [f for f in result.findings if f.code is FindingKind.EXTRA]
+    assert sum(len(f.votes.present) for f in extra) == result.summary.extra
 
 
 def test_merged_output_is_cvat_json_that_parses_back() -> None:
@@ -113,7 +113,7 @@ def test_attribute_disagreement_and_vote() -> None:
     }
     result = score_replicas(replicas, labels(), meta(1), EQUAL)
     assert result.summary.attribute_disagreements == 1
-    assert [f.kind for f in result.findings] == [FindingKind.ATTRIBUTE_DISAGREEMENT]
+    assert [f.code for f in result.findings] == [FindingKind.ATTRIBUTE_DISAGREEMENT]
     assert result.merged.shapes[0].attribute_map() == {KIND_SPEC: "b"}
 
 
@@ -271,7 +271,7 @@ def test_tags_are_voted_and_disagreements_reported() -> None:
     result = score_replicas(replicas, labels(), meta(1), EQUAL)
     assert [(t.label_id, t.source) for t in result.merged.tags] == [(PERSON, "consensus")]
     (finding,) = result.findings
-    assert (finding.kind, finding.label, finding.present, finding.missing) == (
+    assert (finding.code, finding.label, finding.votes.present, finding.votes.missing) == (
         FindingKind.TAG_DISAGREEMENT,
         "car",
         ("a",),

@@ -76,6 +76,11 @@ def test_cli_outputs_are_byte_identical_to_the_in_memory_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: Kind, extra: list[str]
 ) -> None:
     replicas, labels, meta = _job(kind)
+    # the CLI refuses objects beyond the meta's frames (cvat_ext.inputs): leave the tag past the end out
+    replicas = {
+        name: dataclasses.replace(ann, tags=tuple(t for t in ann.tags if t.frame <= meta.stop_frame))
+        for name, ann in replicas.items()
+    }
     inputs = _write_job(tmp_path, replicas, labels, meta)
 
     def run(out: Path) -> dict[str, bytes]:
@@ -103,7 +108,7 @@ def test_cli_outputs_are_byte_identical_to_the_in_memory_path(
     assert sorted(streamed) == ["merged.json", "report.json", *(f"tables/{t}.csv" for t in TABLES)]
     assert streamed == whole
     merged = json.loads(streamed["merged.json"])
-    assert merged["shapes"] and json.loads(streamed["report.json"])["summary"]["frames"] == len(meta.frames) + 1
+    assert merged["shapes"] and json.loads(streamed["report.json"])["summary"]["frames"] == len(meta.frames)
 
 
 TABLES = ("annotators", "findings", "frames", "labels", "pairs", "summary")
@@ -114,7 +119,7 @@ def _plain(result: ConsensusResult) -> Any:
         result.summary,
         result.annotators,
         result.pairs,
-        sorted((f.frame, f.kind.value, f.message) for f in result.findings),
+        sorted((f.frame, f.code, f.message) for f in result.findings),
         dump_job_annotations(result.merged),
     )
 

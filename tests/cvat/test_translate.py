@@ -13,7 +13,7 @@ import urllib3.exceptions
 from cvat_sdk.api_client import exceptions as api_exc
 from cvat_sdk.core import exceptions as core_exc
 
-from cvat_ext.cvat.models import RetryPolicy
+from cvat_ext.cvat.records import RetryPolicy
 from cvat_ext.cvat.retry import Failure, backoff_delay_s, is_retryable, parse_retry_after
 from cvat_ext.cvat.translate import Call, body_excerpt, classify, translate
 from cvat_ext.errors import (

@@ -143,7 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             payload = json.dumps(resp.body).encode("utf-8")
         self.send_response(resp.status, REASONS.get(resp.status))
-        self.send_header("Content-Type", resp.content_type)
+        if resp.content_type:  # CVAT's empty upload answers carry none (recording T01)
+            self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in resp.headers.items():
             self.send_header(key, value)

@@ -80,7 +80,7 @@ def task(w: World, base: str, t: TaskRec) -> dict[str, Any]:
     jobs = [j for j in w.jobs.values() if j.task_id == t.id]
     counted = [j for j in jobs if j.type == "annotation"]
     has_gt = any(j.type == "ground_truth" for j in jobs)
-    return {
+    rendered = {
         "url": f"{base}/api/tasks/{t.id}", "id": t.id, "name": t.name, "project_id": t.project_id,
         "project_name": w.projects[t.project_id].name if t.project_id is not None else None,
         "owner": basic_user(w, base, t.owner_id), "assignee": basic_user(w, base, t.assignee_id),
@@ -97,6 +97,12 @@ def task(w: World, base: str, t: TaskRec) -> dict[str, Any]:
         "labels": {"url": f"{base}/api/labels?task_id={t.id}"}, "assignee_updated_date": None,
         "validation_mode": "gt" if has_gt else None, "consensus_enabled": t.consensus_replicas > 0,
     }
+    if not t.has_data:  # created over HTTP, data not uploaded yet (recording T01, exchange 1)
+        for key in ("size", "image_quality", "data_chunk_size", "data_original_chunk_type",
+                    "data_compressed_chunk_type", "data_cloud_storage_id"):
+            del rendered[key]
+        rendered.update({"overlap": None, "data": None, "dimension": "", "mode": "", "media_type": ""})
+    return rendered
 
 
 def job(w: World, base: str, j: JobRec) -> dict[str, Any]:
@@ -184,10 +190,13 @@ def settings(s: SettingsRec) -> dict[str, Any]:
 
 def request(w: World, r: RequestRec) -> dict[str, Any]:
     owner = w.users[r.owner_id]
+    operation = {"type": r.type, "target": r.target, "project_id": r.project_id, "task_id": r.task_id,
+                 "job_id": r.job_id, "org_id": r.org_id, "lightweight": None}
+    if r.type == "create:task":  # recorded with a format key; merge and quality requests without
+        operation["format"] = None
     return {
         "status": r.status, "message": r.message, "id": r.id,
-        "operation": {"type": r.type, "target": r.target, "project_id": r.project_id, "task_id": r.task_id,
-                      "job_id": r.job_id, "org_id": r.org_id, "lightweight": None},
+        "operation": operation,
         "progress": 0.0, "created_date": iso(r.created_date), "started_date": iso(r.started_date),
         "finished_date": iso(r.finished_date),
         "expiry_date": iso(r.finished_date + timedelta(minutes=5)) if r.finished_date else None,

@@ -24,7 +24,7 @@ from tests.cvat_standin.http import App, StandInHTTPServer
 from tests.cvat_standin.resources import build_router
 from tests.cvat_standin.resources.annotations import KINDS, canonicalize, validate_payload
 from tests.cvat_standin.resources.jobs import add_job
-from tests.cvat_standin.resources.quality import DEFAULT_QUALITY
+from tests.cvat_standin.resources.tasks import add_quality_settings, build_task_jobs
 from tests.cvat_standin.resources.webhooks import Deliverer
 from tests.cvat_standin.routing import HttpError
 from tests.cvat_standin.world import (
@@ -35,7 +35,6 @@ from tests.cvat_standin.world import (
     MembershipRec,
     OrgRec,
     ProjectRec,
-    SettingsRec,
     TaskRec,
     TokenRec,
     UserRec,
@@ -214,13 +213,6 @@ class CvatStandIn:
         w.labels[lb.id] = lb
         return lb
 
-    def _add_quality_settings(self, *, task_id: int | None, project_id: int | None) -> None:
-        w = self.world
-        now = w.now()
-        s = SettingsRec(w.next_id("quality_settings"), "quality", task_id, project_id, dict(DEFAULT_QUALITY), now,
-                        now)
-        w.quality_settings[s.id] = s
-
     def add_project(self, name: str, *, org: str | None = None, labels: list[dict[str, Any]],
                     owner: str | None = None) -> int:
         """``labels`` as CVAT POST bodies: {name, type, color?, attributes: [...], sublabels: [...], svg?}."""
@@ -231,7 +223,7 @@ class CvatStandIn:
             p = ProjectRec(w.next_id("project"), name, org_id, self._default_owner(org_id, owner), now, now)
             w.projects[p.id] = p
             self._add_labels(labels, project_id=p.id, task_id=None)
-            self._add_quality_settings(task_id=None, project_id=p.id)
+            add_quality_settings(w, task_id=None, project_id=p.id)
             return p.id
 
     def add_task(self, name: str, *, org: str | None = None, project_id: int | None = None,
@@ -251,22 +243,12 @@ class CvatStandIn:
             else:
                 org_id = self._org_id(org)
             now = w.now()
-            seg = segment_size or frames
             t = TaskRec(w.next_id("task"), name, org_id, project_id, self._default_owner(org_id, owner), frames,
-                        frame_size, seg, consensus_replicas, now, now)
+                        frame_size, segment_size or frames, consensus_replicas, now, now)
             w.tasks[t.id] = t
             if labels is not None:
                 self._add_labels(labels, project_id=None, task_id=t.id)
-            for start in range(0, frames, seg):
-                stop = min(start + seg, frames) - 1
-                parent = add_job(w, t, "annotation", start, stop)
-                for _ in range(consensus_replicas):
-                    add_job(w, t, "consensus_replica", start, stop, parent_job_id=parent.id)
-            self._add_quality_settings(task_id=t.id, project_id=None)
-            if consensus_replicas:
-                cs = SettingsRec(w.next_id("consensus_settings"), "consensus", t.id, None, {"iou_threshold": 0.4},
-                                 now, now)
-                w.consensus_settings[cs.id] = cs
+            build_task_jobs(w, t)
             return t.id
 
     def add_gt_job(self, task_id: int, frames: Sequence[int], *, stage: str = "acceptance",

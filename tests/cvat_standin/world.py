@@ -108,6 +108,22 @@ class TaskRec:
     updated_date: datetime
     guide_id: int | None = None
     assignee_id: int | None = None
+    # tasks created over HTTP: media uploaded (frame order) and whether its data request finished;
+    # seeded tasks have no images (frames are generated, ``resources.jobs.frame_png``) and have data
+    images: list[ImageRec] | None = None
+    has_data: bool = True
+    upload: list[ImageRec] | None = None  # files received between Upload-Start and Upload-Finish
+
+
+@dataclass(frozen=True)
+class ImageRec:
+    """One uploaded media file of a task."""
+
+    name: str
+    data: bytes
+    width: int
+    height: int
+    content_type: str
 
 
 @dataclass

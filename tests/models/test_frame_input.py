@@ -20,8 +20,8 @@ from cvat_ext.models.frame_input import (
     rgb_from_pil,
     shrink_rgb,
 )
-from tests.serverless.hostile_images import HOSTILE_IMAGES, UNREADABLE, png_1bit_bomb
-from tests.serverless.images import encode, gradient
+from tests.functions.hostile_images import HOSTILE_IMAGES, UNREADABLE, png_1bit_bomb
+from tests.functions.images import encode, gradient
 
 
 def save(img: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:

@@ -17,8 +17,8 @@ import nuclio_sdk  # noqa: E402
 import nuclio_sdk.test  # noqa: E402
 
 from cvat_ext.models.opencv_people import FACE, PERSON, OpenCvPeopleDetector, nms  # noqa: E402
-from tests.models.functions import function_module, iou  # noqa: E402
-from tests.serverless.images import b64, gradient  # noqa: E402
+from tests.functions.images import b64, gradient  # noqa: E402
+from tests.functions.loading import function_module, iou  # noqa: E402
 
 pytestmark = pytest.mark.models
 

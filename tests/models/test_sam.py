@@ -26,8 +26,8 @@ from cvat_ext.models.sam import (  # noqa: E402
     stock_embedding,
     use_sdpa_attention,
 )
-from tests.models.functions import SERVERLESS  # noqa: E402
-from tests.serverless.images import gradient  # noqa: E402
+from tests.functions.images import gradient  # noqa: E402
+from tests.functions.loading import SERVERLESS  # noqa: E402
 
 pytestmark = pytest.mark.models
 

@@ -16,12 +16,13 @@ import nuclio_sdk  # noqa: E402
 import nuclio_sdk.test  # noqa: E402
 
 from cvat_ext.errors import ConfigError  # noqa: E402
-from cvat_ext.models.coco import (  # noqa: E402
+from cvat_ext.functions.coco import (  # noqa: E402
     COCO_CATEGORIES,
     COCO_KEYPOINTS,
     coco_detection_labels,
     coco_person_skeleton_label,
 )
+from cvat_ext.functions.spec import read_labels  # noqa: E402
 from cvat_ext.models.torchvision_detection import (  # noqa: E402
     ENV_VARIANT,
     ENV_WEIGHTS,
@@ -29,9 +30,8 @@ from cvat_ext.models.torchvision_detection import (  # noqa: E402
     build_detection_model,
     detector_from_env,
 )
-from cvat_ext.serverless.spec import read_labels  # noqa: E402
-from tests.models.functions import SERVERLESS, function_module  # noqa: E402
-from tests.serverless.images import b64, gradient  # noqa: E402
+from tests.functions.images import b64, gradient  # noqa: E402
+from tests.functions.loading import SERVERLESS, function_module  # noqa: E402
 
 pytestmark = pytest.mark.models
 

@@ -51,8 +51,32 @@ def test_check_table_and_exit_code(merged_job: list[str], capsys: pytest.Capture
     assert main([*args, "--annotator", "ann3"]) == 1
     out = capsys.readouterr().out
     assert "tiny-object" in out and "4372" in out
-    assert out.strip().splitlines()[-1].startswith("9 finding(s): 5 error(s), 4 warning(s)")
+    *_, counts, decision = out.strip().splitlines()
+    assert counts.startswith("9 finding(s): 5 error(s), 4 warning(s)")
+    # default.yaml: errors reject_job, so the sidecar would send the job back
+    assert decision == "sidecar decision: reject (5 reject_job findings (tiny-object, polygon-valid))"
     assert main([*args, "--fail-on", "never"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("error_action", "max_errors", "decision"),
+    [
+        ("open_issue", 5, "sidecar decision: accept (5 rule errors <= 5)"),
+        ("open_issue", 4, "sidecar decision: review (5 rule errors > 4)"),
+        ("send_to_review", 5, "sidecar decision: review (5 send_to_review findings (tiny-object, polygon-valid))"),
+        ("none", 0, "sidecar decision: accept (0 rule errors <= 0)"),
+    ],
+)
+def test_check_decision_line_follows_the_pack_actions(
+    tmp_path: Path, merged_job: list[str], capsys: pytest.CaptureFixture[str], error_action: str, max_errors: int,
+    decision: str,
+) -> None:
+    pack = tmp_path / "pack.yaml"
+    default = QA_RULES / "default.yaml"
+    pack.write_text(f"version: 1\nname: p\ninclude: [{default}]\nactions: {{error: {error_action}}}\n")
+    args = ["rules", "check", "--rules", str(pack), *merged_job, "--max-errors", str(max_errors), "--fail-on", "never"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == decision
 
 
 def test_check_json(merged_job: list[str], capsys: pytest.CaptureFixture[str]) -> None:

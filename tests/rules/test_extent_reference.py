@@ -69,7 +69,7 @@ def test_extent_rules_match_reference(seed: int) -> None:
         {"id": "ratio", "kind": "aspect_ratio", "min_ratio": 0.25, "max_ratio": 4},
     ]
     found = run(rules, shapes, job_meta=meta(40, (W, H)), batch_rows=500)
-    got = {(f.rule_id, f.object_id) for f in found}
+    got = {(f.code, f.object_id) for f in found}
     expected = set()
     for s in shapes:
         width, height, area = own_size(s)

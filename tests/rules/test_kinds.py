@@ -178,8 +178,8 @@ def test_kind(rule: dict[str, Any], shapes: list[Shape], count: int, words: str)
     assert len(findings) == count, [str(f) for f in findings]
     if count:
         assert words in findings[0].message
-        assert findings[0].rule_id == rule["id"]
-        assert findings[0].kind == rule["kind"]
+        assert findings[0].code == rule["id"]
+        assert findings[0].rule_kind == rule["kind"]
 
 
 def test_outside_shapes_of_tracks_are_not_checked() -> None:
@@ -192,7 +192,7 @@ def test_frame_tags() -> None:
     found = run(rule, [rect("car", [0, 0, 9, 9], frame=1)], tags=[tag("day", 0), tag("blurry", 2)], job_meta=meta(4))
     # frames 1 (annotated, untagged) and 3 (empty) lack a tag; the finding covers the whole image
     assert [f.frame for f in found] == [1, 3]
-    assert found[0].position == (0.0, 0.0, 640.0, 480.0)
+    assert found[0].xyxy == (0.0, 0.0, 640.0, 480.0)
     assert found[0].object_id is None
     rule_all = {**rule, "mode": "all"}
     found = run(rule_all, tags=[tag("day", 0), tag("blurry", 0), tag("day", 1)], job_meta=meta(2))
@@ -265,11 +265,11 @@ def test_finding_fields_and_actions() -> None:
     assert found.severity is Severity.WARNING
     assert found.action is Action.OPEN_ISSUE  # the default action for warnings
     assert (found.job_id, found.frame, found.object_id, found.annotator, found.label) == (7, 3, 77, "ann3", "car")
-    assert found.position == (630.0, 10.0, 640.0, 12.0)  # clipped into the image for the CVAT issue
+    assert found.xyxy == (630.0, 10.0, 640.0, 12.0)  # clipped into the image for the CVAT issue
     assert str(found).startswith("job 7 frame 3: [warning sz] car rectangle 77: ")
     (found,) = run({**SIZE, "action": "send_to_review"}, [rect("car", [0, 0, 1, 1])])
     assert found.action is Action.SEND_TO_REVIEW
-    assert found.to_dict()["action"] == "send_to_review"
+    assert found.rule_record()["action"] == "send_to_review"
 
 
 def test_scope_by_project_and_task() -> None:
@@ -301,10 +301,10 @@ def test_unknown_frame_size_skips_only_frame_relative_checks() -> None:
     far = [rect("car", [0, 0, 600, 2], frame=50)]  # CVAT accepts frames beyond the job
     rules = [SIZE_FRAC, OUT_STRICT, SIZE, {"id": "e", "kind": "expression", "expr": "frame_width == 0"}]
     found = run(rules, far, job_meta=mixed)
-    assert sorted(f.rule_id for f in found) == ["sz"]  # the pixel bound still applies
+    assert sorted(f.code for f in found) == ["sz"]  # the pixel bound still applies
 
 
 def test_check_job_orders_by_frame_then_rule() -> None:
     shapes = [rect("car", [0, 0, 2, 2], frame=f) for f in (3, 1)] + [rect("car", [700, 0, 720, 2], frame=1)]
     found = run([OUT_TRUNC_OK, SIZE], shapes)
-    assert [(f.frame, f.rule_id) for f in found] == [(1, "out"), (1, "sz"), (1, "sz"), (3, "sz")]
+    assert [(f.frame, f.code) for f in found] == [(1, "out"), (1, "sz"), (1, "sz"), (3, "sz")]

@@ -34,13 +34,13 @@ def test_driving_clean_scene_has_no_findings(driving: object) -> None:
 def test_driving_defect_caught_by_its_rule(driving: object, defect: str) -> None:
     ann, labels, meta = driving_job([defect])
     found = check_job(ann, labels, meta, driving, job_id=1, annotator="ann1")  # type: ignore[arg-type]
-    assert {f.rule_id for f in found} == set(DRIVING_DEFECTS[defect].split("+")), [str(f) for f in found]
+    assert {f.code for f in found} == set(DRIVING_DEFECTS[defect].split("+")), [str(f) for f in found]
 
 
 def test_driving_all_defects_at_once(driving: object) -> None:
     ann, labels, meta = driving_job(DRIVING_DEFECTS)
     found = check_job(ann, labels, meta, driving, job_id=1, annotator="ann1")  # type: ignore[arg-type]
-    assert {f.rule_id for f in found} == {r for v in DRIVING_DEFECTS.values() for r in v.split("+")}
+    assert {f.code for f in found} == {r for v in DRIVING_DEFECTS.values() for r in v.split("+")}
 
 
 def test_retail_clean_scene_has_no_findings(retail: object) -> None:
@@ -53,13 +53,13 @@ def test_retail_clean_scene_has_no_findings(retail: object) -> None:
 def test_retail_defect_caught_by_its_rule(retail: object, defect: str) -> None:
     ann, labels, meta = retail_job([defect])
     found = check_job(ann, labels, meta, retail, job_id=2, annotator="ann2")  # type: ignore[arg-type]
-    assert {f.rule_id for f in found} == set(RETAIL_DEFECTS[defect].split("+")), [str(f) for f in found]
+    assert {f.code for f in found} == set(RETAIL_DEFECTS[defect].split("+")), [str(f) for f in found]
 
 
 def test_retail_actions_come_from_the_pack(retail: object) -> None:
     ann, labels, meta = retail_job(["no_section_tag", "unknown_facing"])
     found = check_job(ann, labels, meta, retail, job_id=2, annotator="ann2")  # type: ignore[arg-type]
-    actions = {(f.rule_id, f.severity.value, f.action.value) for f in found}
+    actions = {(f.code, f.severity.value, f.action.value) for f in found}
     assert actions == {("section-tag", "error", "send_to_review"), ("product-facing", "warning", "open_issue")}
 
 
@@ -72,17 +72,17 @@ def test_recorded_merged_job_impossible_labels() -> None:
     ann, labels, meta = recorded_job("72_consensus_parent_after_merge.json")
     pack = load_packs([QA_RULES / "default.yaml"])
     found = check_job(ann, labels, meta, pack, job_id=131, annotator="ann3", project_id=24, task_id=52)
-    tiny = sorted(f.object_id for f in found if f.rule_id == "tiny-object")
-    edge = sorted(f.object_id for f in found if f.rule_id == "beyond-image-edge")
+    tiny = sorted(f.object_id for f in found if f.code == "tiny-object")
+    edge = sorted(f.object_id for f in found if f.code == "beyond-image-edge")
     assert tiny == [4372, 4406, 4421]
     assert edge == [4365, 4370, 4414, 4419]
     one = next(f for f in found if f.object_id == 4372)
     assert one.message == "car rectangle 4372: width 2 px < min_width 4 px; height 2 px < min_height 4 px"
     assert (one.frame, one.severity, one.job_id, one.annotator) == (2, Severity.ERROR, 131, "ann3")
-    assert one.position == (410.7, 21.0, 412.7, 23.0)
+    assert one.xyxy == (410.7, 21.0, 412.7, 23.0)
     beyond = next(f for f in found if f.object_id == 4419)
-    assert beyond.position[0] == 0.0  # pinned inside the image
-    assert {f.rule_id for f in found} <= {"tiny-object", "beyond-image-edge", "polygon-valid"}
+    assert beyond.xyxy[0] == 0.0  # pinned inside the image
+    assert {f.code for f in found} <= {"tiny-object", "beyond-image-edge", "polygon-valid"}
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "driving.yaml", "retail_shelves.yaml"])
@@ -95,10 +95,10 @@ def test_recorded_replica_with_every_shape_type(name: str) -> None:
     assert all(10 <= f.frame <= 19 for f in found)
     if name == "driving.yaml":
         # the recorded car track moves 83.7 px/frame between keyframes 12 and 15 (diagonal 800 px)
-        assert [(f.rule_id, f.track_id, f.frame) for f in found] == [("vehicle-tracks", 42, 15)]
+        assert [(f.code, f.track_id, f.frame) for f in found] == [("vehicle-tracks", 42, 15)]
     if name == "retail_shelves.yaml":
         # no section tags in a driving task: every frame of the job is reported once
-        assert sorted(f.frame for f in found if f.rule_id == "section-tag") == list(range(10, 20))
+        assert sorted(f.frame for f in found if f.code == "section-tag") == list(range(10, 20))
 
 
 def test_recorded_gt_job_is_clean() -> None:
@@ -113,7 +113,7 @@ def test_batching_does_not_change_findings(driving: object, batch_rows: int) -> 
     ann, labels, meta = driving_job(DRIVING_DEFECTS)
     reference = check_job(ann, labels, meta, driving, job_id=1, annotator="a")  # type: ignore[arg-type]
     found = iter_findings(ann, labels, meta, driving, job_id=1, annotator="a", batch_rows=batch_rows)  # type: ignore[arg-type]
-    key = lambda f: (f.frame, f.rule_id, f.object_id or 0, f.track_id or 0, f.message)  # noqa: E731
+    key = lambda f: (f.frame, f.code, f.object_id or 0, f.track_id or 0, f.message)  # noqa: E731
     assert sorted(found, key=key) == sorted(reference, key=key)
     assert len(reference) >= len(DRIVING_DEFECTS)
 

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
-from cvat_ext.cvat.models import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
+from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
-from cvat_ext.sidecar.interface import ConsensusOutcome, Finding, JobRef, ReplicaInput
+from cvat_ext.qa.findings import Action, Finding, Severity, Source
+from cvat_ext.sidecar.interface import ConsensusOutcome, JobRef, ReplicaInput
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -266,14 +267,14 @@ class ScriptedConsensus:
         per = {r.job_id: self.agreement(r.job_id) for r in replicas}
         findings = tuple(
             Finding(
-                r.job_id,
-                frame,
-                (10.0 * frame, 10.0, 10.0 * frame + 40, 60.0),
-                "consensus",
-                "missing",
-                "error",
-                f"car missed on frame {frame}",
-                "car",
+                source=Source.CONSENSUS,
+                code="missing",
+                severity=Severity.ERROR,
+                frame=frame,
+                xyxy=(10.0 * frame, 10.0, 10.0 * frame + 40, 60.0),
+                message=f"car missed on frame {frame}",
+                job_id=r.job_id,
+                label="car",
             )
             for r in replicas
             if per[r.job_id] < 0.5
@@ -282,21 +283,25 @@ class ScriptedConsensus:
         return ConsensusOutcome(sum(per.values()) / len(per), per, findings, JobAnnotations())
 
 
+@dataclass
 class BoxCountRules:
-    """A rule engine: one 'tiny box' error per rectangle narrower than 10 px."""
+    """A rule engine: one 'tiny box' error per rectangle narrower than 10 px, with ``action``."""
+
+    action: Action = Action.OPEN_ISSUE
 
     def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
         job_id = job.job_id
         return [
             Finding(
-                job_id,
-                s.frame,
-                tuple(float(v) for v in s.points),
-                "rule",
-                "min_size",
-                "error",  # type: ignore[arg-type]
-                f"car rectangle width {s.points[2] - s.points[0]:.0f} px < 10 px",
-                "car",
+                source=Source.RULE,
+                code="min_size",
+                severity=Severity.ERROR,
+                frame=s.frame,
+                xyxy=tuple(float(v) for v in s.points),  # type: ignore[arg-type]
+                message=f"car rectangle width {s.points[2] - s.points[0]:.0f} px < 10 px",
+                action=self.action,
+                job_id=job_id,
+                label="car",
             )
             for s in ann.shapes
             if s.points[2] - s.points[0] < 10

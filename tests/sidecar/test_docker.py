@@ -1,5 +1,5 @@
 """docker/: the compose file's environment and the example settings name real settings, and the
-README's settings table lists every setting."""
+README's settings table (or a page under docs/) lists every setting."""
 
 from __future__ import annotations
 
@@ -54,6 +54,17 @@ def test_readme_settings_table_lists_every_setting() -> None:
     section = text.split("## QA sidecar", 1)[1].split("\n## ", 1)[0]
     table = section.split("### Settings", 1)[1].split("\n### ", 1)[0]
     documented = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", table))
-    # rows like `cvat.username`, `cvat.password` or `server.enabled`, `server.host`, ... list several
+    # rows like `cvat.username`, `cvat.password` or `server.enabled`, `server.host`, ... list several;
+    # nested sections (consensus.engine.*) are documented on their docs/ page
+    for page in sorted((REPO / "docs").glob("*.md")):
+        documented |= set(re.findall(r"`([a-z_]+\.[a-z_]+)(?:\.[a-z_]+)*(?::[^`]*)?`", page.read_text()))
     missing = sorted(_fields() - documented)
-    assert not missing, f"README settings table lacks {missing}"
+    assert not missing, f"README settings table and docs/ lack {missing}"
+
+
+def test_docs_name_every_consensus_engine_setting() -> None:
+    text = (REPO / "docs" / "manager-decisions.md").read_text()
+    named = set(re.findall(r"`consensus\.engine\.([a-z_]+)`", text))
+    from cvat_ext.consensus.settings import ConsensusSettings
+
+    assert named == set(ConsensusSettings.model_fields)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cvat_ext.cvat.client import CvatClient
-from cvat_ext.cvat.models import RetryPolicy
+from cvat_ext.cvat.records import RetryPolicy
 from cvat_ext.cvat.signature import sign
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.actions import Hook
@@ -152,7 +152,8 @@ def test_sloppy_annotator_gets_issues_and_parent_goes_to_review(
             "cvat_ext_sidecar_reassignments_total 1.0",
             "cvat_ext_sidecar_jobs_scored_total 6.0",
             'cvat_ext_sidecar_cycles_total{outcome="ok"} 1.0',
-            'cvat_ext_sidecar_cvat_calls_total{endpoint="GET /api/jobs/{id}/annotations"} 6.0',
+            # 6 replicas once each, plus the GT job once for the annotators' gold checks (workforce)
+            'cvat_ext_sidecar_cvat_calls_total{endpoint="GET /api/jobs/{id}/annotations"} 7.0',
             'cvat_ext_sidecar_findings_total{severity="error",source="consensus"}',
             "cvat_ext_sidecar_cycle_seconds_count 1.0",
         ):

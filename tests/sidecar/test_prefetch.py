@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cvat_ext.models.sam_functions import PrefetchRequest
+from cvat_ext.functions.sam import PrefetchRequest
 from cvat_ext.sidecar.service import SidecarService
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import seed_org_world
 from tests.cvat_standin import CvatStandIn
+from tests.cvat_standin.resources.jobs import frame_png
 from tests.standin_checks.receiver import WebhookReceiver
 from tests.standin_checks.replay import (
     RECORDED,
@@ -38,8 +39,8 @@ EXCHANGES = load_exchanges()
 SKIPPED = {
     "L": "lambda endpoints (/api/lambda/...) are not implemented by the stand-in",
 }
-CREATES = {"/api/issues": "issue", "/api/comments": "comment", "/api/guides": "guide", "/api/webhooks": "webhook",
-           "/api/assets": "asset", "/api/jobs": "job"}
+CREATES = {"/api/tasks": "task", "/api/issues": "issue", "/api/comments": "comment", "/api/guides": "guide",
+           "/api/webhooks": "webhook", "/api/assets": "asset", "/api/jobs": "job"}
 LEARN_FROM_LIST = {"/api/quality/settings": "qsettings", "/api/consensus/settings": "csettings"}
 # keys whose values depend on what happened before, compared by kind only
 OPAQUE = {"13_webhook_deliveries_list": frozenset({"request"})}
@@ -52,8 +53,19 @@ def _prepare_e07(standin: CvatStandIn, ids: IdMap) -> None:
     standin.fail_next_request("calculate:quality", "TypeError: injected like the recorded failure\n")
 
 
+def _prepare_t01(standin: CvatStandIn, ids: IdMap) -> None:
+    """T01 ran in another organization (fn-e2e, id 4) and project (4): make them, owned by admin."""
+    recorded = json.loads((RECORDED / "T01_task_create_from_images.json").read_text())["exchanges"][1]
+    org_id = standin.add_org(recorded["request"]["headers"]["X-Organization"], owner="admin")
+    project_id = standin.add_project(recorded["response"]["body"]["project_name"], org="fn-e2e",
+                                     labels=[{"name": "person", "type": "rectangle"}], owner="admin")
+    ids.set("org", recorded["response"]["body"]["organization"], org_id)
+    ids.set("project", recorded["request"]["body"]["project_id"], project_id)
+
+
 # runs before the first exchange of a file
-PREPARE = {"E07_quality_report_failed_request.json": _prepare_e07}
+PREPARE = {"E07_quality_report_failed_request.json": _prepare_e07,
+           "T01_task_create_from_images.json": _prepare_t01}
 
 
 def skip_reason(ex: Exchange) -> str | None:
@@ -142,7 +154,7 @@ def _report_ids(standin: CvatStandIn, ids: IdMap) -> None:
 def _request(ex: Exchange, ids: IdMap, auth: dict[str, str], receiver_url: str) -> tuple[str, dict[str, str],
                                                                                          dict[str, str], bytes | None]:
     req = ex.request
-    headers = {k: v for k, v in req["headers"].items() if k in ("X-Organization", "Accept")}
+    headers = {k: v for k, v in req["headers"].items() if k in ("X-Organization", "Accept") or k.startswith("Upload-")}
     user = ex.username
     if user is not None:
         headers["Authorization"] = auth[user]
@@ -155,6 +167,10 @@ def _request(ex: Exchange, ids: IdMap, auth: dict[str, str], receiver_url: str) 
         body, ctype = multipart({"guide_id": (None, "text/plain", str(ids.get("guide", int(form["guide_id"])))
                                               .encode()),
                                  "file": ("qa-chart.png", "image/png", PNG_260)})
+        headers["Content-Type"] = ctype
+    elif isinstance(raw, str) and "multipart/form-data" in raw:  # a summarised upload: three small PNGs
+        body, ctype = multipart({f"client_files[{i}]": (f"img_{i}.png", "image/png", frame_png(0, i, (64, 48)))
+                                 for i in range(3)})
         headers["Content-Type"] = ctype
     elif raw is not None:
         raw = remap_body(ids, copy.deepcopy(raw))

@@ -16,7 +16,7 @@ from typing import ClassVar, Generic, TypeVar
 import numpy as np
 
 from cvat_ext.annotations.model import IntArray, JobAnnotations, LabelSet
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding, Source
 from cvat_ext.rules.frame_batch import BoolArray, FrameBatch, LabelIndex, type_lut
 from cvat_ext.rules.schema import Action, ActionsBySeverity, RuleBase
 
@@ -125,18 +125,19 @@ class Checker(Generic[R]):
         track_id: int | None = None,
     ) -> Finding:
         return Finding(
-            rule_id=self.rule.id,
-            kind=self.kind,
+            source=Source.RULE,
+            code=self.rule.id,
             severity=self.rule.severity,
+            frame=frame,
+            xyxy=clip_xyxy(xyxy, frame_wh),
+            message=message,
             action=self.action,
             job_id=self.ctx.job_id,
-            frame=frame,
-            object_id=object_id,
-            annotator=self.ctx.annotator,
-            message=message,
-            position=clip_xyxy(xyxy, frame_wh),
             label=label,
+            object_id=object_id,
             track_id=track_id,
+            annotator=self.ctx.annotator,
+            rule_kind=self.kind,
         )
 
     def object_finding(self, batch: FrameBatch, row: int, detail: str) -> Finding:

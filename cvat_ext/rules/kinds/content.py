@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.frame_batch import FrameBatch, type_lut
 from cvat_ext.rules.kinds.base import Checker, JobContext
 from cvat_ext.rules.schema import (

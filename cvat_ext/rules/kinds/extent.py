@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import FloatArray, ShapeType
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.frame_batch import FrameBatch
 from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
 from cvat_ext.rules.schema import AspectRatioRule, CuboidSizeRule, OutsideFrameRule, SizeRule

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvat_ext.annotations.model import FloatArray, Label, Shape, ShapeType
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.frame_batch import FrameBatch
 from cvat_ext.rules.kinds.base import Checker, JobContext, fmt
 from cvat_ext.rules.kinds.relations import extent_intersection

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from cvat_ext.annotations.model import FloatArray, ShapeType
 from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.geometry import SimilarityParams, box_iou, similarity_matrix
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.frame_batch import TYPE_ORDER, FrameBatch
 from cvat_ext.rules.kinds.base import Checker, JobContext, fmt, frames_of
 from cvat_ext.rules.schema import DuplicatesRule, ForbiddenOverlapRule, RequiredCooccurrenceRule

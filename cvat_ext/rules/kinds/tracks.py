@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from cvat_ext.annotations.model import FloatArray, JobAnnotations, ShapeType, Track, TrackShape
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.kinds.base import Checker, FrameSize, fmt
 from cvat_ext.rules.schema import TracksRule
 

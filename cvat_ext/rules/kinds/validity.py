@@ -9,7 +9,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from cvat_ext.annotations.model import FloatArray, MaskRle, ShapeType
-from cvat_ext.rules.findings import Finding
+from cvat_ext.qa.findings import Finding
 from cvat_ext.rules.frame_batch import FrameBatch
 from cvat_ext.rules.kinds.base import Checker, fmt
 from cvat_ext.rules.schema import MaskValidityRule, PolygonValidityRule

@@ -11,11 +11,14 @@ from cvat_ext.sidecar.state.base import (
     AuditRecord,
     IssueRow,
     JobRow,
+    QualificationRow,
     ScoreRow,
     StateStore,
+    WorkRow,
 )
 
-__all__ = ["ActionRow", "AuditRecord", "IssueRow", "JobRow", "ScoreRow", "StateStore", "open_store"]
+__all__ = ["ActionRow", "AuditRecord", "IssueRow", "JobRow", "QualificationRow", "ScoreRow", "StateStore", "WorkRow",
+           "open_store"]
 
 
 def open_store(url: str, *, clock: Callable[[], float] = time.time) -> StateStore:

@@ -13,6 +13,8 @@ What is kept (table: meaning):
 * ``leases``: row leases with an expiry, so replicas never act on the same unit at once;
 * ``scores``: the latest result per unit (agreement, rule errors, decision) for the task guide;
 * ``guides``: hash and time of the last guide update per task;
+* ``work``: each annotator job (who, when started and completed, what it measured) for scorecards;
+* ``qualification``: each annotator's standing against gold and the checks behind it;
 * ``audit``: the append-only log (a trigger rejects UPDATE and DELETE).
 
 Times are epoch seconds (float) from the injected clock, except ``audit.at`` (ISO 8601 UTC).
@@ -34,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +97,33 @@ class ScoreRow:
     decision: str
     detail: dict[str, Any]
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WorkRow:
+    """One annotator's job: when it was first seen assigned and when completed, and what it measured."""
+
+    job_id: int
+    user_id: int
+    username: str
+    project_id: int | None
+    task_id: int
+    job_type: str
+    started_at: float
+    completed_at: float | None = None
+    completed_date: str | None = None  # the job's updated_date when it was seen completed
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QualificationRow:
+    """An annotator's standing against gold: ``qualified`` | ``not_qualified`` | ``pending``."""
+
+    user_id: int
+    username: str
+    status: str
+    checks: list[dict[str, Any]]
+    updated_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +204,21 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "guides": (
         "task_id BIGINT NOT NULL, content_hash TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
         "task_id",
+        (),
+    ),
+    # one row per annotator job (workforce scorecards), written as the job starts and completes
+    "work": (
+        "job_id BIGINT NOT NULL, user_id BIGINT NOT NULL, username TEXT NOT NULL, project_id BIGINT, "
+        "task_id BIGINT NOT NULL, job_type TEXT NOT NULL, started_at DOUBLE PRECISION NOT NULL, "
+        "completed_at DOUBLE PRECISION, completed_date TEXT, facts TEXT NOT NULL",
+        "job_id",
+        ("user_id", "project_id"),
+    ),
+    # qualification against gold per annotator: status and the gold checks behind it
+    "qualification": (
+        "user_id BIGINT NOT NULL, username TEXT NOT NULL, status TEXT NOT NULL, checks TEXT NOT NULL, "
+        "updated_at DOUBLE PRECISION NOT NULL",
+        "user_id",
         (),
     ),
 }
@@ -602,6 +646,46 @@ class StateStore:
         )
         return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
 
+    def all_scores(self) -> list[ScoreRow]:
+        rows = self._execute(
+            "SELECT unit_key, task_id, job_id, kind, agreement, rule_errors, findings, decision, detail, at "
+            "FROM scores WHERE org = ? ORDER BY job_id, unit_key",
+            (self.org,),
+        )
+        return [ScoreRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]), r[9]) for r in rows]
+
+    def jobs_by_ids(self, job_ids: Iterable[int]) -> list[JobRow]:
+        wanted = sorted(set(job_ids))
+        out: list[JobRow] = []
+        for start in range(0, len(wanted), 500):  # bounded IN lists
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            out += self._job_rows(f"id IN ({marks})", chunk)
+        return out
+
+    def issue_counts_by_job(self) -> dict[int, tuple[int, int]]:
+        """Per job: issues the sidecar published, and how many of them are resolved."""
+        rows = self._execute(
+            "SELECT job_id, COUNT(*), SUM(CASE WHEN status = 'resolved' THEN 1 ELSE 0 END) FROM issues "
+            "WHERE org = ? GROUP BY job_id",
+            (self.org,),
+        )
+        return {int(j): (int(n), int(r or 0)) for j, n, r in rows}
+
+    def scored_tasks(self) -> list[int]:
+        """Tasks with at least one score, ascending."""
+        return [int(r[0]) for r in self._execute(
+            "SELECT DISTINCT task_id FROM scores WHERE org = ? ORDER BY task_id", (self.org,))]
+
+    def open_issues_by_task(self) -> dict[int, int]:
+        """Open published issues per task (tasks known from the ``jobs`` table)."""
+        rows = self._execute(
+            "SELECT j.task_id, COUNT(*) FROM issues i JOIN jobs j ON j.org = i.org AND j.id = i.job_id "
+            "WHERE i.org = ? AND i.status = 'open' GROUP BY j.task_id",
+            (self.org,),
+        )
+        return {int(t): int(n) for t, n in rows}
+
     def tasks_needing_guide(self) -> list[int]:
         """Tasks with scores newer than their last guide update (or never published)."""
         rows = self._execute(
@@ -624,6 +708,67 @@ class StateStore:
             "SET content_hash = excluded.content_hash, updated_at = excluded.updated_at",
             (self.org, task_id, content_hash, self.clock()),
         )
+
+    # --- workforce ------------------------------------------------------------------------------
+    def start_work(self, row: WorkRow) -> None:
+        """Remember that ``row.username`` works on ``row.job_id`` (first sighting wins; a new assignee restarts it)."""
+        self._execute(
+            "INSERT INTO work(org, job_id, user_id, username, project_id, task_id, job_type, started_at, "
+            "completed_at, completed_date, facts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, '{}') "
+            "ON CONFLICT (org, job_id) DO UPDATE SET user_id = excluded.user_id, username = excluded.username, "
+            "started_at = excluded.started_at, completed_at = NULL, completed_date = NULL, facts = '{}' "
+            "WHERE work.user_id <> excluded.user_id",
+            (self.org, row.job_id, row.user_id, row.username, row.project_id, row.task_id, row.job_type,
+             row.started_at),
+        )
+
+    def complete_work(self, job_id: int, *, completed_at: float, completed_date: str, facts: dict[str, Any]) -> None:
+        self._execute(
+            "UPDATE work SET completed_at = ?, completed_date = ?, facts = ? WHERE org = ? AND job_id = ?",
+            (completed_at, completed_date, json.dumps(facts, sort_keys=True), self.org, job_id),
+        )
+
+    def work(self, *, job_id: int | None = None, project_id: int | None = None, user_id: int | None = None,
+             completed: bool | None = None) -> list[WorkRow]:
+        sql = ("SELECT job_id, user_id, username, project_id, task_id, job_type, started_at, completed_at, "
+               "completed_date, facts FROM work WHERE org = ?")
+        params: list[Any] = [self.org]
+        for column, value in (("job_id", job_id), ("project_id", project_id), ("user_id", user_id)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if completed is not None:
+            sql += " AND completed_at IS NOT NULL" if completed else " AND completed_at IS NULL"
+        rows = self._execute(sql + " ORDER BY started_at, job_id", params)
+        return [WorkRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9])) for r in rows]
+
+    def get_qualification(self, user_id: int) -> QualificationRow | None:
+        rows = self._execute(
+            "SELECT user_id, username, status, checks, updated_at FROM qualification WHERE org = ? AND user_id = ?",
+            (self.org, user_id),
+        )
+        return QualificationRow(rows[0][0], rows[0][1], rows[0][2], json.loads(rows[0][3]), rows[0][4]) if rows \
+            else None
+
+    def qualifications(self) -> list[QualificationRow]:
+        rows = self._execute(
+            "SELECT user_id, username, status, checks, updated_at FROM qualification WHERE org = ? ORDER BY username",
+            (self.org,),
+        )
+        return [QualificationRow(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def put_qualification(self, row: QualificationRow) -> None:
+        self._execute(
+            "INSERT INTO qualification(org, user_id, username, status, checks, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (org, user_id) DO UPDATE SET username = excluded.username, status = excluded.status, "
+            "checks = excluded.checks, updated_at = excluded.updated_at",
+            (self.org, row.user_id, row.username, row.status, json.dumps(row.checks, sort_keys=True),
+             row.updated_at),
+        )
+
+    def not_qualified_users(self) -> set[int]:
+        return {int(r[0]) for r in self._execute(
+            "SELECT user_id FROM qualification WHERE org = ? AND status = 'not_qualified'", (self.org,))}
 
     # --- audit ----------------------------------------------------------------------------------
     def _append_audit(

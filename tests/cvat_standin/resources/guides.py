@@ -111,7 +111,7 @@ def delete_guide(ctx: Request) -> Response:
     return Response(204, None)
 
 
-def _parse_multipart(ctx: Request) -> dict[str, tuple[str | None, str, bytes]]:
+def parse_multipart(ctx: Request) -> dict[str, tuple[str | None, str, bytes]]:
     """Form fields as {name: (filename, content_type, data)}."""
     ctype = ctx.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
@@ -131,7 +131,7 @@ def _parse_multipart(ctx: Request) -> dict[str, tuple[str | None, str, bytes]]:
 
 def create_asset(ctx: Request) -> Response:
     w = ctx.w
-    fields = _parse_multipart(ctx)
+    fields = parse_multipart(ctx)
     if "file" not in fields or "guide_id" not in fields:
         raise bad_request({k: ["This field is required."] for k in ("file", "guide_id") if k not in fields})
     guide_id = int(fields["guide_id"][2].decode())

@@ -252,23 +252,30 @@ def delete_job(ctx: Request) -> Response:
 
 
 def job_meta(ctx: Request) -> Response:
-    w = ctx.w
     job = load_job(ctx)
-    task = w.tasks[job.task_id]
-    width, height = task.frame_size
+    return Response(body=data_meta(ctx.w.tasks[job.task_id], job.start_frame, job.stop_frame, job.included_frames))
+
+
+def data_meta(task: TaskRec, start: int, stop: int, included_frames: list[int] | None) -> dict[str, Any]:
+    """``/data/meta`` of frames ``start..stop`` (a job's, or the whole task's)."""
     frames = []
-    for f in range(job.start_frame, job.stop_frame + 1):
-        name = f"frame_{f:03d}.png"
-        if job.included_frames is not None and f not in job.included_frames:
+    for f in range(start, stop + 1):
+        if task.images:
+            image = task.images[f]
+            name, width, height = image.name, image.width, image.height
+        else:
+            name, (width, height) = f"frame_{f:03d}.png", task.frame_size
+        if included_frames is not None and f not in included_frames:
             name = "placeholder.jpg"
         frames.append({"width": width, "height": height, "name": name, "related_files": 0,
                        "has_related_context": False})
-    return Response(body={
+    size = len(included_frames) if included_frames is not None else stop - start + 1
+    return {
         "chapters": None, "chunks_updated_date": iso(task.created_date), "chunk_size": ser.CHUNK_SIZE,
-        "size": len(job.frames), "image_quality": 95, "start_frame": job.start_frame,
-        "stop_frame": job.stop_frame, "frame_filter": "", "frames": frames, "deleted_frames": [],
-        "included_frames": job.included_frames, "storage": "local", "cloud_storage_id": None,
-    })
+        "size": size, "image_quality": 95, "start_frame": start, "stop_frame": stop, "frame_filter": "",
+        "frames": frames, "deleted_frames": [], "included_frames": included_frames, "storage": "local",
+        "cloud_storage_id": None,
+    }
 
 
 def job_frame(ctx: Request) -> Response:
@@ -284,8 +291,16 @@ def job_frame(ctx: Request) -> Response:
         raise bad_request({"number": ["A valid integer is required."]}) from None
     if number not in job.frames:
         raise bad_request({"detail": "The frame number doesn't belong to the job"})
-    task = ctx.w.tasks[job.task_id]
-    return Response(content_type="image/png", raw=frame_png(task.id, number, task.frame_size))
+    data, content_type = frame_bytes(ctx.w.tasks[job.task_id], number)
+    return Response(content_type=content_type, raw=data)
+
+
+def frame_bytes(task: TaskRec, number: int) -> tuple[bytes, str]:
+    """Frame ``number``: the uploaded file of a task created over HTTP, else a generated PNG."""
+    if task.images:
+        image = task.images[number]
+        return image.data, image.content_type
+    return frame_png(task.id, number, task.frame_size), "image/png"
 
 
 def frame_png(task_id: int, frame: int, size: tuple[int, int]) -> bytes:

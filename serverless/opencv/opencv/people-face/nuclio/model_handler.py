@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cvat_ext.functions.detector import DetectorFunction
+from cvat_ext.functions.spec import function_yaml_path, read_labels
 from cvat_ext.models.opencv_people import OpenCvPeopleDetector
-from cvat_ext.serverless.detector import DetectorFunction
-from cvat_ext.serverless.spec import function_yaml_path, read_labels
 
 #: used when CVAT sends no threshold (it never sends 0.0); 0.5 = positive side of the classifiers
 DEFAULT_THRESHOLD = 0.5

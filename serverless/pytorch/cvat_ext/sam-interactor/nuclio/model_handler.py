@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvat_ext.models.sam_functions import SamInteractorFunction, interactor_function_from_env
+from cvat_ext.functions.sam import SamInteractorFunction, interactor_function_from_env
 
 
 def build_model(context: Any) -> SamInteractorFunction:

@@ -1,13 +1,13 @@
 """Nuclio entry point (handler: main:handler): the shared cvat-ext runtime around model_handler.
 
 The body is CVAT's interactor call (only ``image`` is read: the browser decodes the prompts) or a
-prefetch call ``{"prefetch": ["<b64 frame file>", ...]}`` (see cvat_ext.models.sam_functions).
+prefetch call ``{"prefetch": ["<b64 frame file>", ...]}`` (see cvat_ext.functions.sam).
 """
 
 from model_handler import build_model
 
-from cvat_ext.models.sam_functions import make_parse
-from cvat_ext.serverless.handler import make_handler
-from cvat_ext.serverless.request import FunctionRequest
+from cvat_ext.functions.handler import make_handler
+from cvat_ext.functions.request import FunctionRequest
+from cvat_ext.functions.sam import make_parse
 
 init_context, handler = make_handler(build_model, parse=make_parse(FunctionRequest))

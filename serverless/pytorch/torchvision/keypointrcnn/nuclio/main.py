@@ -2,6 +2,6 @@
 
 from model_handler import build_model
 
-from cvat_ext.serverless.handler import DetectorRequest, make_handler
+from cvat_ext.functions.handler import DetectorRequest, make_handler
 
 init_context, handler = make_handler(build_model, request_type=DetectorRequest)

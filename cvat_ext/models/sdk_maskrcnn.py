@@ -1,9 +1,0 @@
-"""cvat-sdk auto-annotation module: torchvision Mask R-CNN (``--function-module cvat_ext.models.sdk_maskrcnn``).
-
-Parameters (``-p name=type:value``): ``variant=str:resnet50_fpn|resnet50_fpn_v2``,
-``weights=str:<path>``, ``device=str:cpu|cuda``, ``threshold=float:0.5``.
-"""
-
-from cvat_ext.models.sdk_torchvision import create_maskrcnn as create
-
-__all__ = ["create"]

@@ -1,0 +1,92 @@
+"""Scheduled active-learning rounds: the sidecar starts the next round when the last one is labelled.
+
+For each ``active_learning.rounds`` entry of the cycle's organization, once per cycle:
+
+* no round yet, or the last round's jobs (its task's annotation jobs, or replicas; the GT job in
+  ``gt`` mode) are all ``completed`` → the next round runs
+  (:func:`cvat_ext.active_learning.round.run_round`, the same code as ``cvat-ext al round``);
+* a round whose plan is saved but not yet all in CVAT (a crash, CVAT down) → it is resumed;
+* otherwise, or after ``max_rounds``, nothing happens.
+
+A failure (the function down, CVAT errors, an exhausted pool) is logged and counted in
+``cvat_ext_sidecar_al_rounds_total{result="failed"}`` and never fails the QA cycle; the next cycle
+tries again. Started rounds count as ``result="started"``, cycles that wait as ``"waiting"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from cvat_ext.active_learning.predictors import FunctionPredictor
+from cvat_ext.active_learning.round import RoundParams, RoundRecord, list_rounds, run_round
+from cvat_ext.errors import CvatExtError
+from cvat_ext.sidecar.config import ScheduledRound
+from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def _done_labelling(client: Any, rec: RoundRecord) -> bool:
+    jobs = {j.id: j for j in client.list_jobs(task_id=rec.task_id)} if rec.task_id is not None else {}
+    return bool(rec.job_ids) and all(j in jobs and jobs[j].state == "completed" for j in rec.job_ids)
+
+
+class RoundScheduler:
+    """Runs the organization's scheduled rounds; :meth:`step` is called once per cycle."""
+
+    def __init__(self, specs: Sequence[ScheduledRound], client: Any, store: StateStore, metrics: SidecarMetrics,
+                 *, owner: str, now_iso: Callable[[], str] | None = None) -> None:
+        self.specs = tuple(specs)
+        self.client = client
+        self.store = store
+        self.metrics = metrics
+        self.owner = owner
+        self.now_iso = now_iso or (lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def due(self, spec: ScheduledRound) -> bool:
+        rounds = list_rounds(self.store, project_id=spec.project_id, pool_task_id=spec.pool_task_id)
+        if any(r.status != "done" for r in rounds):
+            return True  # resume
+        if spec.max_rounds is not None and len(rounds) >= spec.max_rounds:
+            return False
+        return not rounds or _done_labelling(self.client, rounds[-1])
+
+    def _params(self, spec: ScheduledRound) -> RoundParams:
+        ids: tuple[int, ...] = ()
+        if spec.assignees:
+            known = {u.username: u.id for u in self.client.list_users()}
+            missing = [a for a in spec.assignees if a not in known]
+            if missing:
+                raise CvatExtError(f"active_learning round of pool task {spec.pool_task_id}: no CVAT user "
+                                   f"{', '.join(map(repr, missing))}")
+            ids = tuple(known[a] for a in spec.assignees)
+        return RoundParams(project_id=spec.project_id, pool_task_id=spec.pool_task_id, batch=spec.batch,
+                           mode=spec.mode, candidates=spec.candidates, diversity=spec.diversity,
+                           nms_window=spec.nms_window, segment_size=spec.segment_size,
+                           consensus_replicas=spec.replicas, assignee_ids=ids)
+
+    def step(self) -> list[RoundRecord]:
+        started = []
+        for spec in self.specs:
+            where = f"active-learning rounds of pool task {spec.pool_task_id}"
+            try:
+                if not self.due(spec):
+                    self.metrics.al_rounds.labels(result="waiting").inc()
+                    continue
+                labels = {lb.name: lb.id for lb in self.client.get_labels(project_id=spec.project_id)}
+                predictor = FunctionPredictor(spec.function_url, function_name=spec.function_name or None,
+                                              threshold=spec.threshold, label_ids=labels)
+                rec = run_round(self.client, self.store, self._params(spec), predictor, owner=self.owner,
+                                now_iso=self.now_iso)
+            except CvatExtError as exc:
+                self.metrics.al_rounds.labels(result="failed").inc()
+                log.warning("%s: round not started (next cycle retries): %s", where, exc)
+                continue
+            self.metrics.al_rounds.labels(result="started").inc()
+            log.info("%s: round %d sent %d frames to task %s", where, rec.number, len(rec.picks), rec.task_id)
+            started.append(rec)
+        return started

@@ -1,0 +1,1 @@
+"""The people side of QA: annotators' work records, gold qualification and scorecards."""
