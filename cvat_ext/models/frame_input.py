@@ -1,7 +1,7 @@
 """The one way from an image file to the pixels a model takes: header, decode, geometry limits.
 
 Every model function (the Nuclio handlers through :class:`cvat_ext.functions.request.ImageInput`,
-the cvat-sdk ``sdk_*`` modules through :func:`rgb_from_pil`) goes through this module, so no model
+the cvat-sdk ``cvat_ext.functions.sdk`` modules through :func:`rgb_from_pil`) goes through this module, so no model
 library ever sees a frame it cannot take. Three steps:
 
 1. :func:`read_header` opens the file with Pillow and reads only its header: format, mode, size and
