@@ -23,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from results_io import BenchResults  # bench/ is on sys.path as the script's own folder
 
 from cvat_ext.active_learning import sources
 from cvat_ext.active_learning.ranking import RankParams, rank_frames
@@ -138,11 +139,16 @@ def main() -> None:
         ("signals + rank top K (in memory)", t_sig + t_top),
         ("cvat-ext al rank end to end (CLI, files)", t_cli),
     ]
+    results = BenchResults(__file__, note=f"{n:,} frames, {len(det):,} detections; best of 3 except the reader, "
+                                          "the naive loop and the CLI (one run each)")
     print(f"{'stage':<56} {'seconds':>9} {'frames/s':>14}")
     for name, t in rows:
         print(f"{name:<56} {t:>9.4f} {n / t:>14,.0f}")
+        results.add(name, n / t, "frames/s")
     print(f"uncertainty signal: columnar {t_unc * 1e3:.1f} ms vs per-object Python loop {t_naive * 1e3:.1f} ms "
           f"({t_naive / t_unc:.0f}x)")
+    results.add("uncertainty signal: columnar vs per-object Python loop", t_naive / t_unc, "x faster")
+    results.write()
     print(f"top frames: {top.frame_indices[:10]}")
 
 

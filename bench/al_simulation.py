@@ -24,11 +24,11 @@ figures as the mechanism working on a controlled problem, not as a promise on yo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from results_io import BenchResults
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -107,7 +107,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
-    figures = []
+    results = BenchResults(__file__, note=f"pool {args.pool}, batch {args.batch}, {args.rounds} rounds, "
+                                          f"{args.seeds} seeds")
     for burst in (1, 10, 30):
         curves = {s: [] for s in STRATEGIES}
         targets = []
@@ -134,15 +135,13 @@ def main() -> None:
             need_txt = (f"{median:.0f}" if np.isfinite(median) else f"> {labels[-1]}") + \
                 f" (median over seeds; {reached}/{len(need)} reached it)"
             print(f"{s:<24}" + "".join(f"{mean[i]:>7.3f}" for i in shown) + f"   {need_txt}")
-            figures.append({"name": f"burst {burst}: {s}, labels to 98 % of whole-pool accuracy",
-                            "value": median if np.isfinite(median) else None, "unit": "labels",
-                            "target": None, "met": None})
-            figures.append({"name": f"burst {burst}: {s}, accuracy after {labels[4]} labels",
-                            "value": round(float(mean[4]), 4), "unit": "accuracy", "target": None, "met": None})
-    out = ROOT / "bench" / "results" / "al_simulation.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"bench": "al_simulation", "command": "python3 bench/al_simulation.py",
-                               "figures": figures}, indent=1) + "\n")
+            if np.isfinite(median):
+                results.add(f"burst {burst}: {s}, labels to 98 % of whole-pool accuracy", median, "labels")
+            else:  # the median seed never got there: the run's whole budget is a lower bound
+                results.add(f"burst {burst}: {s}, labels to 98 % of whole-pool accuracy (not reached; more than)",
+                            labels[-1], "labels")
+            results.add(f"burst {burst}: {s}, accuracy after {labels[4]} labels", float(mean[4]), "accuracy")
+    results.write()
 
 
 if __name__ == "__main__":

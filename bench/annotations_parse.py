@@ -21,6 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from results_io import BenchResults
+
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.tracks import iter_frames
 
@@ -110,13 +112,19 @@ def main() -> None:
         n_expanded += len(fa.shapes)
     t_iter = time.perf_counter() - t0
 
+    results = BenchResults(__file__, note=f"{args.frames:,} frames x {args.objects} objects = {n_shapes:,} shapes")
+
     def row(name: str, seconds: float, count: int, unit: str, note: str) -> None:
         print(f"{name:<22} {seconds:7.2f} s {count / seconds:12,.0f} {unit}/s  {note}")
+        results.add(name, count / seconds, f"{unit}/s")
 
     row("json.loads", t_json, n_shapes, "shapes", "(yardstick)")
     row("parse_job_annotations", t_parse, n_shapes, "shapes", f"({t_parse / t_json:.1f}x json.loads)")
     row("dump_job_annotations", t_dump, n_shapes, "shapes", f"({t_dump / t_json:.1f}x json.loads)")
     row("iter_frames", t_iter, n_frames, "frames", f"({n_expanded} shapes incl. tracks)")
+    results.add("parse_job_annotations time / json.loads time", t_parse / t_json, "x")
+    results.add("dump_job_annotations time / json.loads time", t_dump / t_json, "x")
+    results.write()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from consensus_generator import MODERATE, PRECISE, SCENARIO_PMS, SLOPPY, AnnotatorProfile, Kind, Scenario, generate
+from results_io import BenchResults
 
 from cvat_ext.annotations.model import JobAnnotations, Shape
 from cvat_ext.consensus.batch import ChunkInput, GroupKey, ReplicaBatch, build_batches
@@ -121,7 +122,7 @@ def evaluate(pred: JobAnnotations, truth: JobAnnotations, iou_thr: float = 0.5) 
     return f1, float(np.mean(ious)) if ious else float("nan"), correct / max(tp, 1)
 
 
-def accuracy(kind: Kind, frames: int, seeds: tuple[int, ...] = (7, 1, 2, 3)) -> None:
+def accuracy(kind: Kind, frames: int, results: BenchResults, seeds: tuple[int, ...] = (7, 1, 2, 3)) -> None:
     """The full table for the first seed; then, per seed, our F1 margin over the best annotator."""
     g = generate(Scenario(kind=kind, frames=frames, seed=seeds[0]))
     rows: list[tuple[str, tuple[float, float, float]]] = []
@@ -148,22 +149,34 @@ def accuracy(kind: Kind, frames: int, seeds: tuple[int, ...] = (7, 1, 2, 3)) -> 
         f"mean IoU gain {miou - bmiou:+.3f} (>= 0.03: {miou - bmiou >= 0.03}); "
         f"label acc {lacc:.3f} vs {blacc:.3f} (no worse: {lacc >= blacc})"
     )
+    label = f"{kind}, {frames} frames, seed {seeds[0]}"
+    results.add(f"{label}: F1 ours", f1, "F1", f">= best single ({best_single:.4f}) and >= 0.95",
+                f1 >= best_single and f1 >= 0.95)
+    results.add(f"{label}: F1 best single annotator", best_single, "F1")
+    results.add(f"{label}: F1 CVAT rule", rows[-1][1][0], "F1")
+    results.add(f"{label}: mean IoU gain over the CVAT rule", miou - bmiou, "IoU", ">= 0.03", miou - bmiou >= 0.03)
+    results.add(f"{label}: label accuracy ours", lacc, "share", f">= CVAT rule ({blacc:.3f})", lacc >= blacc)
     margins = [f"seed {seeds[0]}: {f1 - best_single:+.4f}"]
     for seed in seeds[1:]:
         g = generate(Scenario(kind=kind, frames=frames, seed=seed))
         best = max(evaluate(ann, g.truth)[0] for ann in g.replicas.values())
         ours_f1 = evaluate(score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings()).merged, g.truth)[0]
         margins.append(f"seed {seed}: {ours_f1 - best:+.4f}")
+        results.add(f"{kind}, {frames} frames, seed {seed}: F1 ours minus best single", ours_f1 - best, "F1",
+                    "> 0", ours_f1 - best > 0)
     print("F1 ours minus best single annotator: " + ", ".join(margins))
 
 
-def five_replicas(kind: Kind, frames: int) -> None:
+def five_replicas(kind: Kind, frames: int, results: BenchResults) -> None:
     """F1 of every annotator and of our merge with five replicas (two of them sloppy)."""
     g = generate(Scenario(kind=kind, frames=frames, seed=3, annotators=FIVE))
     singles = {name: evaluate(ann, g.truth)[0] for name, ann in g.replicas.items()}
     ours = evaluate(score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings()).merged, g.truth)[0]
     shown = ", ".join(f"{name} {f1:.4f}" for name, f1 in singles.items())
     print(f"[{kind}] {frames} frames: ours {ours:.4f}; {shown}")
+    best = max(singles.values())
+    results.add(f"five replicas, {kind}, {frames} frames, seed 3: F1 ours", ours, "F1",
+                f">= best single ({best:.4f})", ours >= best)
 
 
 def main() -> None:
@@ -176,28 +189,38 @@ def main() -> None:
         CLOCK = time.perf_counter
     _one_core()
     scale = 0.1 if args.quick else 1.0
+    clock = "wall-clock" if args.wall else "CPU"
+    results = BenchResults(__file__, note=f"one core, {clock} time, best of 5"
+                           + ("; --quick: a tenth of the frames" if args.quick else ""))
     print("(a) throughput, 3 annotators x 20 objects/frame, one core (frames/s)")
     print(f"{'kind':36s} {'frames':>7s} {'core':>9s} {'end-to-end':>11s}")
     for kind, frames in FRAMES.items():
         n = max(20, int(frames * scale))
         core, e2e = throughput(kind, n, 20)  # type: ignore[arg-type]
         print(f"{kind + ' (precise/moderate/sloppy)':36s} {n:7d} {core:9.0f} {e2e:11.0f}")
+        results.add(f"{kind}s, precise/moderate/sloppy, {n} frames: core", core, "frames/s")
+        results.add(f"{kind}s, precise/moderate/sloppy, {n} frames: end-to-end", e2e, "frames/s")
     for kind in ("rectangle", "mask"):
         n = max(20, int(FRAMES[kind] * scale))
         core, e2e = throughput(kind, n, 20, annotators=EQUALS)  # type: ignore[arg-type]
         print(f"{kind + ' (3 equal annotators)':36s} {n:7d} {core:9.0f} {e2e:11.0f}")
+        target, met = (">= 1,000", core >= 1000) if kind == "mask" else (None, None)
+        results.add(f"{kind}s, 3 equally reliable annotators, {n} frames: core", core, "frames/s", target, met)
+        results.add(f"{kind}s, 3 equally reliable annotators, {n} frames: end-to-end", e2e, "frames/s")
     print("\ngrowth with objects per frame (rectangles)")
     print(f"{'objects':>7s} {'core f/s':>9s} {'e2e f/s':>8s} {'core objects/s':>15s}")
     for objects in (5, 10, 20, 40, 80):
         n = max(20, int(80_000 * scale) // objects)
         core, e2e = throughput("rectangle", n, objects)
         print(f"{objects:7d} {core:9.0f} {e2e:8.0f} {core * objects * 3:15.0f}")
+        results.add(f"rectangles, {objects} objects/frame: core", core, "frames/s")
     print("\n(b) merged-vs-truth accuracy (IoU >= 0.5 to the hidden truth)")
     for kind, frames in (("rectangle", 500), ("mask", 100), ("polygon", 100), ("skeleton", 200)):
-        accuracy(kind, max(10, int(frames * scale)))  # type: ignore[arg-type]
+        accuracy(kind, max(10, int(frames * scale)), results)  # type: ignore[arg-type]
     print("\n(c) five replicas (precise, two moderate, two sloppy), F1 against the truth")
     for kind, frames in (("rectangle", 300), ("mask", 60)):
-        five_replicas(kind, max(10, int(frames * scale)))  # type: ignore[arg-type]
+        five_replicas(kind, max(10, int(frames * scale)), results)  # type: ignore[arg-type]
+    results.write()
 
 
 if __name__ == "__main__":

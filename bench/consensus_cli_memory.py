@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from consensus_generator import Scenario, generate, make_labels, make_meta
+from results_io import BenchResults
 
 from cvat_ext.annotations.cvat_json import dump_labels, dump_shape
 
@@ -105,6 +106,8 @@ def main() -> None:
         replicas = write_job(folder, args.frames, args.objects)
         size = sum(p.stat().st_size for p in replicas)
         print(f"{args.frames} frames, {len(replicas)} replicas, {size / 1e6:.0f} MB of annotations JSON")
+        results = BenchResults(__file__, note=f"{args.frames:,} frames x {args.objects} boxes, {len(replicas)} "
+                               f"replicas, {size / 1e6:.0f} MB of JSON; report, CSV tables and merged JSON written")
         pairs = [f"{p.stem}={p}" for p in replicas]
         labels, meta = str(folder / "labels.json"), str(folder / "meta.json")
 
@@ -115,6 +118,8 @@ def main() -> None:
         cmd += ["--merged-out", str(out / "merged.json"), "--no-progress"]
         rss, cpu = run_measured(cmd)
         print(f"  qa consensus (FrameStore):   peak RSS {rss:.2f} GB, CPU {cpu:.1f} s")
+        results.add("qa consensus (FrameStore): peak RSS", rss, "GB")
+        results.add("qa consensus (FrameStore): CPU", cpu, "s")
 
         if args.in_memory:
             out = folder / "whole"
@@ -126,6 +131,10 @@ def main() -> None:
                 for rel in ("report.json", "merged.json", "tables/findings.csv", "tables/summary.csv")
             )
             print(f"  outputs byte-identical: {same}")
+            results.add("whole-file parse: peak RSS", rss, "GB")
+            results.add("whole-file parse: CPU", cpu, "s")
+            results.add("outputs byte-identical (1 = yes)", int(same), "", "1", same)
+        results.write()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from results_io import BenchResults
+
 
 def _frames() -> dict[str, tuple[np.ndarray, str]]:
     import cv2
@@ -53,7 +55,9 @@ def _b64(rgb: np.ndarray, fmt: str) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _run(name: str, handler: Callable[[Any, Any], Any], body: dict[str, Any], iterations: int) -> None:
+def _run(
+    name: str, handler: Callable[[Any, Any], Any], body: dict[str, Any], iterations: int, results: BenchResults
+) -> None:
     import nuclio_sdk
 
     context = nuclio_sdk.Context(nuclio_sdk.Logger(40, "bench"))
@@ -79,6 +83,10 @@ def _run(name: str, handler: Callable[[Any, Any], Any], body: dict[str, Any], it
         f"decode {1000 * stats.decode_s / n:4.1f}, encode {1000 * encode_s / n:4.1f})  "
         f"= {100 * runtime_s / model_s:5.1f}% of model  [{items} items]"
     )
+    results.add(f"{name}: throughput", iterations / wall, "images/s")
+    results.add(f"{name}: model", 1000 * model_s / n, "ms")
+    share = 100 * runtime_s / model_s
+    results.add(f"{name}: runtime (parse + decode + encode) / model", share, "%", "< 10", share < 10)
 
 
 def main() -> None:
@@ -94,6 +102,9 @@ def main() -> None:
     from cvat_ext.models.opencv_people import LABELS, OpenCvPeopleDetector
 
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    on_gpu = args.torch and args.device.startswith("cuda")
+    results = BenchResults(__file__, variant="cuda" if on_gpu else None,
+                           note=f"{args.iterations} iterations per frame (a fifth, at least 2, for torch on CPU)")
     frames = _frames()
     opencv_labels = [LabelSpec(n, "rectangle", i) for i, n in LABELS.items()]
     _, opencv = make_handler(lambda ctx: DetectorFunction(OpenCvPeopleDetector(), opencv_labels))
@@ -103,9 +114,10 @@ def main() -> None:
         print(f"opencv-people-face: skipped, OpenCV {cv2.__version__} has no HOG (needs OpenCV 4.x)")
     else:
         for frame_name, (rgb, fmt) in frames.items():
-            _run(f"opencv-people-face | {frame_name}", opencv, {"image": _b64(rgb, fmt)}, args.iterations)
+            _run(f"opencv-people-face | {frame_name}", opencv, {"image": _b64(rgb, fmt)}, args.iterations, results)
 
     if not args.torch:
+        results.write()
         return
     import torch
 
@@ -114,7 +126,6 @@ def main() -> None:
     from cvat_ext.models.torchvision_detection import TorchvisionDetector, build_detection_model
 
     torch.manual_seed(0)
-    on_gpu = args.device.startswith("cuda")
     device_name = torch.cuda.get_device_name() if on_gpu else f"{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {args.device} ({device_name}), random ResNet-50 weights")
     for arch, labels, kw in (
@@ -132,7 +143,9 @@ def main() -> None:
         for frame_name in ("astronaut 512x512 JPEG", "astronaut 1920x1080 JPEG"):
             rgb, fmt = frames[frame_name]
             iterations = args.iterations if args.device != "cpu" else max(2, args.iterations // 5)
-            _run(f"{arch} r50 | {frame_name}", handler, {"image": _b64(rgb, fmt)}, iterations)
+            _run(f"{arch} r50 | {frame_name}", handler, {"image": _b64(rgb, fmt)}, iterations, results)
+    results.machine.update(device=args.device if not on_gpu else torch.cuda.get_device_name(), torch=torch.__version__)
+    results.write()
 
 
 if __name__ == "__main__":

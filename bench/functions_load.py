@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from results_io import BenchResults
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -187,11 +188,10 @@ def main() -> None:
                     "met": dropped == 0,
                 },
             ]
-    command = "python3 bench/functions_load.py " + " ".join(sys.argv[1:])
-    out = REPO / "bench" / "results" / "functions_load.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"bench": "functions_load", "command": command.strip(), "figures": figures}, indent=1))
-    print(f"wrote {out.relative_to(REPO)}")
+    results = BenchResults(__file__)
+    for f in figures:
+        results.add(**f)  # type: ignore[arg-type]
+    results.write()
 
 
 if __name__ == "__main__":

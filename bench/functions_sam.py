@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import BenchResults
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
@@ -96,8 +97,18 @@ def main() -> None:
         os.environ.pop(name, None)
 
     print(f"CPU: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    if args.device.startswith("cuda"):
+    on_gpu = args.device.startswith("cuda")
+    # runs kept side by side: functions_sam[-cuda][-<cold model>] (tiny, the default, adds nothing)
+    variant = "-".join([*(["cuda"] if on_gpu else []), *([args.cold_model] if args.cold_model != "tiny" else [])])
+    results = BenchResults(
+        __file__, variant=variant or None,
+        note=f"random weights; drop-in miss with the {args.cold_model} encoder, interactor {args.interactor_model}; "
+             "function time of the real Nuclio handler for a 1920x1080 frame",
+    )
+    results.machine.update(torch=torch.__version__, threads=torch.get_num_threads(), encoder=precision)
+    if on_gpu:
         print(f"device: {torch.cuda.get_device_name(0)}, encoder {precision}")
+        results.machine.update(device=torch.cuda.get_device_name(0))
     rgb = _frame()
     frames = {"1920x1080 JPEG q90": _b64(rgb, "JPEG"), "1920x1080 PNG": _b64(rgb, "PNG")}
 
@@ -117,10 +128,16 @@ def main() -> None:
         print(f"  {'':<20} + Nuclio wrapper envelope json.dumps {1000 * envelope_s:.1f} ms (outside the handler)")
         runs = worker.context.user_data.model.embedder.encoder_calls
         print(f"  {'':<20} response {size / 1e6:.1f} MB; model runs so far: {runs}")
+        results.add(f"drop-in {name}: miss ({args.cold_model})", 1000 * miss, "ms")
+        hit_ms = 1000 * statistics.median(hits)
+        results.add(f"drop-in {name}: hit, median", hit_ms, "ms", "< 50", hit_ms < 50)
+        results.add(f"drop-in {name}: Nuclio envelope json.dumps (outside the handler)", 1000 * envelope_s, "ms")
     t0 = time.perf_counter()
     prefetch_body = {"prefetch": [_b64(np.ascontiguousarray(rgb[:, ::-1]), "JPEG")]}
     _, response = worker.call(prefetch_body)
-    print(f"  prefetch of 1 new frame: {1000 * (time.perf_counter() - t0):.1f} ms -> {response.body}")
+    prefetch_s = time.perf_counter() - t0
+    print(f"  prefetch of 1 new frame: {1000 * prefetch_s:.1f} ms -> {response.body}")
+    results.add(f"drop-in prefetch of 1 new JPEG frame ({args.cold_model})", 1000 * prefetch_s, "ms")
 
     print(f"\n== server-decoded interactor ({args.interactor_model} random weights)")
     os.environ["CVAT_EXT_SAM_MODEL_TYPE"] = args.interactor_model
@@ -138,6 +155,11 @@ def main() -> None:
     print(f"  first click (embedding miss) {1000 * miss:8.1f} ms")
     print(f"  next clicks (cached)         {_ms(hits)}")
     print(f"  box prompt (cached)          {1000 * box_hit:8.1f} ms; response {len(response.body) / 1e3:.1f} kB")
+    results.add(f"interactor ({args.interactor_model}): first click (embedding miss)", 1000 * miss, "ms")
+    click_ms = 1000 * statistics.median(hits)
+    results.add(f"interactor ({args.interactor_model}): next clicks (cached), median", click_ms, "ms")
+    results.add(f"interactor ({args.interactor_model}): box prompt (cached)", 1000 * box_hit, "ms")
+    results.write()
 
 
 if __name__ == "__main__":

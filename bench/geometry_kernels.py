@@ -16,6 +16,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from results_io import BenchResults
+
 from cvat_ext.annotations.model import MaskRle, Shape, ShapeType
 from cvat_ext.geometry import (
     SimilarityParams,
@@ -158,10 +160,13 @@ def main() -> None:
         ("3 annotators x 20 masks: 3 similarity_matrix", 3 * n * n, three_by_pairs),
         ("3 annotators x 20 masks: similarity_matrices", 3 * n * n, lambda: similarity_matrices(three, params)),
     ]
+    results = BenchResults(__file__, note="one core; best of 5 timing windows per kernel")
     print(f"{'kernel':40s} {'calls/s':>12s} {'pairs/s':>14s}")
     for name, pairs, fn in rows:
         sec = timeit(fn, t)
         print(f"{name:40s} {1 / sec:12,.0f} {pairs / sec:14,.0f}")
+        results.add(name, pairs / sec, "pairs/s")
+    results.write()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import BenchResults
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -37,7 +38,6 @@ from cvat_ext.inputs.columns import ids_from_file
 from cvat_ext.inputs.crosscheck import check_frames, check_labels
 from cvat_ext.inputs.kinds import sniff_kind
 
-RESULTS = Path(__file__).resolve().parent / "results" / "input_crosscheck.json"
 FRAMES = 5000
 
 
@@ -153,9 +153,10 @@ def main() -> None:
     for f in figures:
         target = f" (target {f['target']}: {'met' if f['met'] else 'NOT met'})" if f["target"] else ""
         print(f"  {f['name']}: {f['value']} {f['unit']}{target}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"bench": "input_crosscheck", "command": "python3 bench/input_crosscheck.py",
-                                   "figures": figures}, indent=1) + "\n")
+    results = BenchResults(__file__, note=f"{args.shapes} shapes, best of {args.repeat}")
+    for f in figures:
+        results.add(**f)
+    results.write()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from results_io import BenchResults
+
 from cvat_ext.annotations.model import (
     Attribute,
     AttributeInputType,
@@ -136,6 +138,10 @@ def main() -> None:
         pass
     floor_s = time.process_time() - cpu0
     print(f"{'iter_frames only':>34}: {time.perf_counter() - wall0:6.2f} s wall {floor_s:6.2f} s cpu")
+    results = BenchResults(__file__, note=f"{args.frames:,} frames, {n_objects:,} shapes + {len(ann.tracks)} tracks; "
+                                          "CPU seconds of this process")
+    results.add("streaming the frames only (the floor)", floor_s, "CPU s")
+    cpu_by_run: dict[str, float] = {}
     runs = [(p, DEFAULT_BATCH_ROWS) for p in args.packs] + [(args.packs[0], 1)]
     for pack_path, batch_rows in runs:
         pack = load_packs([pack_path])
@@ -150,6 +156,15 @@ def main() -> None:
             f"{args.frames / cpu:7.0f} frames/s  {n_objects / cpu:8.0f} objects/s  {len(pack.rules):2d} rules  "
             f"{count} findings"
         )
+        results.add(f"{name}: CPU time", cpu, "CPU s")
+        results.add(f"{name}: frames/s", args.frames / cpu, "frames/s")
+        results.add(f"{name}: objects/s", n_objects / cpu, "objects/s")
+        cpu_by_run[name] = cpu
+    first = Path(args.packs[0]).name
+    batched, single = cpu_by_run[f"{first} (batched)"], cpu_by_run[f"{first} (one frame per batch)"]
+    print(f"batching makes {first} {single / batched:.1f}x faster than one frame per batch (same run)")
+    results.add(f"{first}: batched vs one frame per batch", single / batched, "x faster")
+    results.write()
 
 
 if __name__ == "__main__":

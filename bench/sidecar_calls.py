@@ -27,6 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results_io import BenchResults
+
 from cvat_ext.cvat.client import CvatClient
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.config import load_settings
@@ -155,6 +157,15 @@ def main() -> int:
         print(f"CVAT calls per steady-state cycle: {steady.cvat_calls} = {reads} reads (change detection + the "
               f"changed jobs' annotations; target <= {target}: {'OK' if reads <= target else 'OVER TARGET'}) "
               f"+ {writes} writes (the decisions those {len(changed)} changes caused); idle cycle: {idle.cvat_calls}")
+        results = BenchResults(__file__, note=f"CVAT stand-in over real HTTP, {total:,} jobs ({len(plain)} plain, "
+                               f"{len(replicas)} consensus replicas), {len(changed)} changed; no self rate limit")
+        results.add("steady-state cycle: reads", reads, "calls", f"<= {target}", reads <= target)
+        results.add("steady-state cycle: writes (issues and job moves the changes call for)", writes, "calls")
+        results.add("idle cycle: calls", idle.cvat_calls, "calls")
+        results.add("cold cycle: CVAT calls", cold.cvat_calls, "calls")
+        results.add("cold cycle: jobs scored per second (round trips included)",
+                    cold.jobs_scored / max(cold.seconds, 1e-9), "jobs/s")
+        results.write()
     return 0
 
 

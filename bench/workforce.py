@@ -18,13 +18,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from results_io import BenchResults
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -175,10 +175,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     args = ap.parse_args()
     figures = pages_bench(args.jobs, args.annotators) + qualification_bench(args.seeds)
-    out = ROOT / "bench" / "results" / "workforce.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"bench": "workforce", "command": "python3 bench/workforce.py", "figures": figures},
-                              indent=1) + "\n")
+    results = BenchResults(__file__, note=f"{args.jobs} jobs, {args.annotators} annotators, {args.seeds} seeds")
+    for f in figures:
+        results.add(**f)  # type: ignore[arg-type]
+    results.write()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ Tree::
     │   │   ├── CvatRateLimitedError      429
     │   │   └── CvatServerError           5xx
     │   ├── CvatRequestFailedError  an async CVAT request (/api/requests/{id}) ended as "failed"
+    │   ├── CvatWritePendingError   an earlier create may still land: not repeated yet (retry later)
     │   └── CvatVersionError        the server is older than anything we can talk to
     ├── FunctionInputError          a serverless function got a bad request (.field, .status = 4xx)
     ├── FunctionUnavailableError    a served function cannot take the call now (not loaded, busy, draining)
@@ -74,7 +75,15 @@ class CvatError(CvatExtError):
 
 
 class CvatConnectionError(CvatError):
-    """CVAT could not be reached, dropped the connection or timed out (after the retry budget)."""
+    """CVAT could not be reached, dropped the connection or timed out (after the retry budget).
+
+    ``failure`` says which, in words: ``connection refused`` (or another reason the connection
+    never opened), ``timed out`` or ``connection dropped``; empty when unknown.
+    """
+
+    def __init__(self, message: str, *, failure: str = "") -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 class CvatHttpError(CvatError):
@@ -132,6 +141,19 @@ class CvatServerError(CvatHttpError):
 
 class CvatRequestFailedError(CvatError):
     """An asynchronous CVAT request (``/api/requests/{rq_id}``) finished with status ``failed``."""
+
+
+class CvatWritePendingError(CvatError):
+    """An earlier attempt of a create (issue, comment) failed ambiguously and its result is not
+    visible in CVAT yet: it is not repeated before the write-visibility window has passed.
+
+    ``key`` is the action's idempotency key, ``wait_s`` the seconds left in the window.
+    """
+
+    def __init__(self, message: str, *, key: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.key = key
+        self.wait_s = wait_s
 
 
 class CvatVersionError(CvatError):

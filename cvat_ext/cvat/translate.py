@@ -143,6 +143,30 @@ def describe_connection_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def connection_failure_kind(exc: BaseException) -> str:
+    """``connection refused`` / ``timed out`` / ``connection dropped`` / ``not connected``: what
+    an operator needs to tell a CVAT that is down from one that is slow or restarting."""
+    root = _root_cause(exc)
+    if isinstance(root, api_exc.ApiException):
+        return "TLS failure"
+    if isinstance(root, urllib3.exceptions.NameResolutionError):
+        return "name not resolved"
+    if isinstance(root, urllib3.exceptions.NewConnectionError):
+        return "connection refused" if "refused" in str(root).lower() else "not connected"
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(
+        root,
+        urllib3.exceptions.ConnectTimeoutError
+        | urllib3.exceptions.ReadTimeoutError
+        | urllib3.exceptions.TimeoutError
+        | requests.Timeout
+        | TimeoutError,
+    ):
+        return "timed out"
+    return "connection dropped"
+
+
 def translate(
     exc: BaseException, call: Call, *, base_url: str = "", attempts_note: str = "", hint: str = ""
 ) -> CvatExtError:
@@ -179,7 +203,9 @@ def translate(
         where = f"CVAT at {base_url}" if base_url else "CVAT"
         head = f"{where} unreachable {attempts_note}" if attempts_note else f"{where} failed"
         tail = f"; {hint}" if hint else ""
-        return CvatConnectionError(f"{head}: {call}: {describe_connection_failure(exc)}{tail}")
+        return CvatConnectionError(
+            f"{head}: {call}: {describe_connection_failure(exc)}{tail}", failure=connection_failure_kind(exc)
+        )
     if isinstance(exc, core_exc.IncompatibleVersionException):
         return CvatVersionError(f"{call}: {exc}")
     if isinstance(exc, api_exc.OpenApiException | core_exc.CvatSdkException):

@@ -126,7 +126,9 @@ class Transport:
             self._login()
             return self._request_with_retries(what, send)
 
-    def _request_with_retries(self, what: str, send: Callable[[], Any]) -> _Response:
+    def _request_with_retries(self, what: str, send: Callable[[], Any], *, repeatable: bool = False) -> _Response:
+        """``send`` under the retry policy; ``repeatable`` marks a POST that is safe to repeat
+        (login: a second session changes nothing), so 5xx and dropped connections retry it too."""
         policy = self.retry
         start = self._clock()
         attempt = 0
@@ -148,7 +150,7 @@ class Transport:
                 failure = classify(exc)
                 elapsed = self._clock() - start
                 note = f"after {attempt} attempts over {elapsed:.1f} s" if attempt > 1 else ""
-                if not method or not is_retryable(method, failure):
+                if not method or not is_retryable("PUT" if repeatable else method, failure):
                     hint = ""
                     if method and failure in (Failure.DROPPED, Failure.SERVER_ERROR):
                         hint = f"not retried: the {method} may have reached CVAT, check before repeating it"
@@ -235,7 +237,10 @@ class Transport:
         request = models.LoginSerializerExRequest(username=self._username, password=self._password)
         self._login_pending = False
         try:
-            resp = self.request(what, lambda: self.api.auth_api.create_login(request, **self.opts))
+            # start-up meets CVAT's bad moments here first: same retries as any idempotent call
+            resp = self._request_with_retries(
+                what, lambda: self.api.auth_api.create_login(request, **self.opts), repeatable=True
+            )
         except CvatExtError as exc:
             self._login_pending = True  # no credentials in place: the next call tries again
             if not isinstance(exc, CvatHttpError):

@@ -222,6 +222,8 @@ class ReportPages:
                   f"{card.vs_consensus:.3f}"),
                  ("rule errors", f"{card.rule_errors}" + ("" if card.rule_errors_per_100 is None else
                                                           f" ({card.rule_errors_per_100:.1f} per 100 objects)")),
+                 ("rule errors by rule", ", ".join(f"{code}: {n}" for code, n in card.rule_errors_by_rule.items())
+                  or "—"),
                  ("issues on their work (resolved / opened)", f"{card.issues_resolved} / {card.issues_opened}"),
                  ("median time to complete", "—" if card.median_hours is None else f"{card.median_hours:.1f} h"),
                  ("objects per hour", "—" if card.objects_per_hour is None else f"{card.objects_per_hour:.0f}"),

@@ -10,6 +10,12 @@ A restart finds the row in one of three states: none (the action is planned agai
 (skipped, no CVAT call) or ``started`` (the CVAT call may or may not have happened: the action's
 ``reconcile`` looks at CVAT and either confirms the earlier call or repeats it with the stored
 payload, so a reviewer chosen before the crash is the one assigned after it).
+
+A create (issue, comment) whose earlier attempt failed ambiguously (timeout, reset, 5xx: CVAT may
+have committed it, possibly after the client gave up) is repeated only once ``settle_s`` seconds
+(the CVAT write-visibility window) have passed since that attempt without ``reconcile`` finding
+it; before that :class:`~cvat_ext.errors.CvatWritePendingError` says "try again later". Actions
+CVAT keeps refusing, or that a later cycle replaced, are closed with :meth:`ActionRunner.close`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from cvat_ext.errors import LeaseLostError
+from cvat_ext.errors import CvatWritePendingError, LeaseLostError
 from cvat_ext.sidecar.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -82,12 +88,14 @@ class ActionRunner:
         do: Callable[[dict[str, Any]], dict[str, Any]],
         audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
         reconcile: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+        settle_s: float = 0.0,
     ) -> ActionOutcome:
         """Run ``do(payload)`` once per ``key``.
 
         ``audit(payload, result)`` returns the audit entry fields (action, reason, job_id, ...).
         ``reconcile(payload)`` returns the result when CVAT shows the action already happened,
-        else None (then ``do`` runs with the stored payload).
+        else None (then ``do`` runs with the stored payload, but not within ``settle_s`` seconds
+        of the earlier attempt: CvatWritePendingError).
         """
         row = self.store.get_action(key)
         if row is not None and row.status == "done":
@@ -101,6 +109,14 @@ class ActionRunner:
                     log.info("action %s: found done in CVAT after an interruption", key)
                     self._finish(key, payload, found, audit)
                     return ActionOutcome(found, performed=False)
+                waited = self.store.clock() - row.updated_at
+                if waited < settle_s:
+                    raise CvatWritePendingError(
+                        f"action {key}: the attempt {waited:.0f} s ago may still land in CVAT; not repeated "
+                        f"before the {settle_s:g} s write-visibility window has passed",
+                        key=key,
+                        wait_s=settle_s - waited,
+                    )
         self.store.start_action(key, kind, job_id, payload, self.owner)
         self.hook(f"{kind}:started")
         result = do(payload)
@@ -108,6 +124,13 @@ class ActionRunner:
         self._finish(key, payload, result, audit)
         self.hook(f"{kind}:done")
         return ActionOutcome(result, performed=True)
+
+    def close(self, key: str, status: str, *, reason: str, audit: dict[str, Any]) -> None:
+        """Close a ``started`` action without doing it: ``parked`` (CVAT keeps refusing it) or
+        ``superseded`` (a later cycle replaced it); the audit entry says why."""
+        entry = {"replica": self.owner, "reason": reason, **audit}
+        self.store.finish_action(key, {"closed": status, "reason": reason}, entry, status=status)
+        log.info("action %s closed as %s: %s", key, status, reason)
 
     def _finish(
         self,

@@ -8,7 +8,10 @@ price of re-listing every job touched in that window (after a bulk of our own PA
 them); the reconciliation pass covers those anyway. The first cycle
 and every reconciliation pass (``reconcile_interval_s``) list everything in scope and compare,
 catching anything the cursor and webhooks missed. Job ids queued by webhooks or left over from a
-failed unit (``pending``) are read individually unless the listing already returned them.
+failed unit (``pending``) are read individually unless the listing already returned them, and
+kept only when the job read from CVAT is inside the configured organization and scope
+(:meth:`ChangeFeed.outside`): a webhook can name any job id, and CVAT answers
+``GET /api/jobs/{id}`` for a job of another organization the user belongs to.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
 from cvat_ext.sidecar.config import ScopeSettings
 from cvat_ext.sidecar.interface import CvatApi
+from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.publish import iso_utc, job_row
 from cvat_ext.sidecar.state import JobRow, StateStore
 
@@ -55,6 +59,7 @@ class ChangeFeed:
         reconcile_interval_s: float,
         clock: Callable[[], float],
         overlap_s: float = 0.001,
+        metrics: SidecarMetrics | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -62,6 +67,7 @@ class ChangeFeed:
         self.reconcile_interval_s = reconcile_interval_s
         self.clock = clock
         self.overlap = timedelta(seconds=overlap_s)
+        self.metrics = metrics if metrics is not None else SidecarMetrics()
 
     def _listing(self, updated_after: datetime | None) -> Iterator[Job]:
         if not self.scope.project_ids and not self.scope.task_ids:
@@ -97,15 +103,11 @@ class ChangeFeed:
                 log.info("pending job %d no longer exists in CVAT (or is not visible); dropping it", job_id)
                 self.store.dequeue([job_id])
                 continue
-            if self._foreign(job):
-                # CVAT answers GET /api/jobs/{id} whatever the org context: keep other orgs' jobs out
-                log.info(
-                    "pending job %d belongs to organization id %s, not %r; dropping it",
-                    job_id,
-                    job.organization_id,
-                    self.store.org,
-                )
+            why = self.outside(job)
+            if why is not None:
+                log.warning("queued job %d is outside this sidecar's scope (%s); dropping it", job_id, why)
                 self.store.dequeue([job_id])
+                self.metrics.webhook_jobs_out_of_scope.inc()
                 continue
             changed[job_id] = job
         new_cursor = max((iso_utc(j) for j in listed.values()), default=None)
@@ -115,12 +117,32 @@ class ChangeFeed:
             log.info("full job listing: %d jobs in scope, %d changed", len(listed), len(changed))
         return ChangeSet(changed=changed, pending_ids=pending, new_cursor=new_cursor, full_listing=full)
 
-    def _foreign(self, job: Job) -> bool:
-        """Whether ``job`` is in another organization than this feed's (as far as known)."""
-        if not self.store.org:
-            return job.organization_id is not None  # the personal workspace has no organization
+    def outside(self, job: Job) -> str | None:
+        """Why ``job`` (as read from CVAT) is outside this feed's organization and scope; None when
+        inside. May cost one CVAT call: the first time, the organization's id is confirmed by
+        listing the job's task in the organization's context (a listing shows only its jobs)."""
+        scope = self.scope
+        if scope.task_ids or scope.project_ids:
+            in_task = job.task_id in scope.task_ids
+            in_project = job.project_id is not None and job.project_id in scope.project_ids
+            if not (in_task or in_project):
+                return f"task {job.task_id} (project {job.project_id}) is not in scope.task_ids/project_ids"
+        if not self.store.org:  # the personal workspace has no organization
+            if job.organization_id is not None:
+                return f"organization id {job.organization_id}, not the personal workspace"
+            return None
+        if job.organization_id is None:
+            return f"personal workspace, not organization {self.store.org!r}"
         known = self.store.get_cursor(ORG_ID)
-        return known is not None and job.organization_id is not None and str(job.organization_id) != known
+        if known is None:
+            listed = next(iter(self.client.iter_jobs(task_id=job.task_id, page_size=1)), None)
+            if listed is None or listed.organization_id is None:
+                return f"task {job.task_id} is not listed in organization {self.store.org!r}"
+            known = str(listed.organization_id)
+            self.store.set_cursor(ORG_ID, known)
+        if str(job.organization_id) != known:
+            return f"organization id {job.organization_id}, not {self.store.org!r} (id {known})"
+        return None
 
     def _learn_org_id(self, jobs: Iterable[Job]) -> None:
         org_ids = {j.organization_id for j in jobs if j.organization_id is not None}

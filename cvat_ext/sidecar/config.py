@@ -52,6 +52,18 @@ class CvatSettings(_Section):
         default=20.0, ge=0, description="self rate limit on CVAT requests (all orgs together); 0 = unlimited"
     )
     burst: int = Field(default=40, ge=1, description="requests allowed at once before the rate limit applies")
+    write_visibility_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="a create (issue, comment) that timed out or failed ambiguously is looked up by "
+        "fingerprint for this long before it may be sent again (CVAT may commit it late)",
+    )
+    duplicate_watch_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="after such a create, its job is checked for duplicate issues for this long; "
+        "duplicates found are resolved with a comment",
+    )
 
     @field_validator("orgs", mode="before")
     @classmethod
@@ -88,6 +100,15 @@ class CvatSettings(_Section):
             raise ValueError(
                 "no CVAT credentials: set cvat.access_token (CVAT_EXT_CVAT__ACCESS_TOKEN) "
                 "or cvat.username + cvat.password"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_watch(self) -> CvatSettings:
+        if self.duplicate_watch_s < self.write_visibility_s:
+            raise ValueError(
+                f"duplicate_watch_s ({self.duplicate_watch_s:g}) must be >= write_visibility_s "
+                f"({self.write_visibility_s:g}): a late write lands within the window at the earliest"
             )
         return self
 
@@ -324,6 +345,12 @@ class ActiveLearningSettings(_Section):
 
 class ServiceSettings(_Section):
     poll_interval_s: float = Field(default=30.0, gt=0)
+    park_after_denials: int = Field(
+        default=3,
+        ge=1,
+        description="a unit CVAT answers 403 this many cycles in a row is parked (dropped from the queue, "
+        "audited, counted) instead of retried every cycle",
+    )
     reconcile_interval_s: float = Field(default=900.0, gt=0, description="full job listing every interval")
     cursor_overlap_s: float = Field(default=0.001, ge=0, description="re-list this much before the cursor")
     replica_id: str = Field(default="", description="lease owner name; default hostname:pid")

@@ -14,6 +14,11 @@ Outline of :meth:`Cycle.run`:
 5. optionally, SAM prefetch for jobs that just started (:mod:`prefetch`; failures only logged).
 
 A unit failing on a CVAT error stays queued and is retried next cycle; the other units go on.
+A unit waiting for an earlier ambiguous create to show in CVAT stays queued too (counted as
+waiting); one CVAT keeps refusing with 403 for ``service.park_after_denials`` cycles is parked:
+dropped from the queue, audited (``unit.parked``) and counted, never retried for ever. After the
+units, the jobs watched after ambiguous creates are checked for duplicate issues
+(:mod:`duplicates`).
 """
 
 from __future__ import annotations
@@ -21,25 +26,33 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import Job
-from cvat_ext.errors import CvatError, CvatExtError, CvatNotFoundError, LeaseLostError
+from cvat_ext.errors import (
+    CvatError,
+    CvatExtError,
+    CvatNotFoundError,
+    CvatPermissionError,
+    CvatWritePendingError,
+    LeaseLostError,
+)
 from cvat_ext.qa.decision import Agreement, Decision, Policy, Verdict, decide
 from cvat_ext.qa.findings import Finding, Severity
 from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
+from cvat_ext.sidecar.duplicates import DuplicateSweeper
 from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.prefetch import Prefetcher
 from cvat_ext.sidecar.publish import Publisher, job_row
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
-from cvat_ext.sidecar.state import JobRow, ScoreRow, StateStore
+from cvat_ext.sidecar.state import ActionRow, JobRow, ScoreRow, StateStore
 
 if TYPE_CHECKING:
     from cvat_ext.sidecar.al_rounds import RoundScheduler
@@ -78,9 +91,11 @@ class CycleReport:
     waiting_units: int = 0
     leased_elsewhere: int = 0
     failed_units: int = 0
+    parked_units: int = 0
     findings: int = 0
     issues_opened: int = 0
     issues_resolved: int = 0
+    duplicates_resolved: int = 0
     decisions: dict[int, str] = field(default_factory=dict)
     cvat_calls: int = 0
     seconds: float = 0.0
@@ -98,9 +113,11 @@ class CycleReport:
             "waiting_units",
             "leased_elsewhere",
             "failed_units",
+            "parked_units",
             "findings",
             "issues_opened",
             "issues_resolved",
+            "duplicates_resolved",
             "cvat_calls",
             "seconds",
         ):
@@ -165,7 +182,12 @@ class Cycle:
             min_severity=settings.issues.min_severity,
             max_issues_per_job=settings.issues.max_per_job,
             resolve_fixed=settings.issues.resolve_fixed,
+            write_visibility_s=settings.cvat.write_visibility_s,
+            duplicate_watch_s=settings.cvat.duplicate_watch_s,
         )
+        self.sweeper = DuplicateSweeper(client, store, self.publisher)
+        #: unit key -> cycles in a row CVAT answered 403 (parked at service.park_after_denials)
+        self._denials: dict[str, int] = {}
         self.feed = ChangeFeed(
             client,
             store,
@@ -173,6 +195,7 @@ class Cycle:
             reconcile_interval_s=settings.service.reconcile_interval_s,
             clock=clock,
             overlap_s=settings.service.cursor_overlap_s,
+            metrics=self.metrics,
         )
         self.pool = ReviewerPool(
             client, store, settings.reviewers, ttl_s=settings.service.reconcile_interval_s, clock=clock
@@ -204,6 +227,7 @@ class Cycle:
             for unit in units:
                 if self._run_unit(unit, report):
                     touched.add(unit.task_id)
+            report.duplicates_resolved = self.sweeper.sweep()
             # also tasks whose summary an earlier (interrupted or debounced) cycle left unpublished
             for task_id in sorted(touched | set(self.store.tasks_needing_guide())):
                 self._after_task(task_id, report)
@@ -260,14 +284,37 @@ class Cycle:
             try:
                 with self.runner.under_lease(lease):
                     resumed = self.publisher.resume(row.key, row.kind, row.payload)
+                    superseded = None if resumed else self._superseded(row)
+                    if superseded is not None:
+                        self.runner.close(row.key, "superseded", reason=superseded, audit=_closing(row, "superseded"))
                 if resumed:
                     done += 1
                     log.info("recovered interrupted action %s", row.key)
+            except CvatWritePendingError as exc:
+                log.info("action %s: %s", row.key, exc)
+            except (CvatPermissionError, CvatNotFoundError) as exc:
+                # refused again after a lease TTL: retrying every cycle would never end
+                reason = f"CVAT refused it again ({exc.status}): {exc}"
+                self.runner.close(row.key, "parked", reason=reason, audit=_closing(row, "parked"))
+                self.metrics.parked.labels(what="action").inc()
+                log.error("action %s parked: %s", row.key, reason)
             except (CvatError, LeaseLostError) as exc:
                 log.warning("action %s: recovery failed, retried next cycle: %s", row.key, exc)
             finally:
                 self.store.release_lease(lease, self.owner)
         return done
+
+    def _superseded(self, row: ActionRow) -> str | None:
+        """Why a started merge or guide action will never be repeated under its key (its unit's
+        inputs or its task's summary changed since), or None while it still may be."""
+        if row.kind == "guide" and self.guide is not None:
+            return self.guide.superseded(row.key, row.payload, row.updated_at)
+        if row.kind == "merge":
+            unit_key, _, sig = row.key.removeprefix("merge:").rpartition(":")
+            current = self.store.unit_signature(unit_key)
+            if current is not None and current != sig:
+                return f"{unit_key} was scored again with other inputs; its merge decision replaced this one"
+        return None
 
     def plan(self, jobs: Iterable[Job]) -> list[Unit]:
         """Group changed jobs into units (sorted by key, so replicas visit them in one order)."""
@@ -309,7 +356,23 @@ class Cycle:
             else:
                 report.waiting_units += 1
             self.store.dequeue(unit.trigger_ids)
+            self._denials.pop(unit.key, None)
             return outcome in ("scored", "quality")
+        except CvatWritePendingError as exc:
+            # not a failure: an earlier create may still land; the unit stays queued
+            report.waiting_units += 1
+            log.info("%s: stays queued while an earlier write may still land (%.0f s left)", unit.key, exc.wait_s)
+            return False
+        except CvatPermissionError as exc:
+            denials = self._denials[unit.key] = self._denials.get(unit.key, 0) + 1
+            if denials < self.settings.service.park_after_denials:
+                report.failed_units += 1
+                report.errors.append(f"{unit.key}: {exc}")
+                self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
+                log.warning("%s: CVAT refused (403, %d in a row); left queued: %s", unit.key, denials, exc)
+                return False
+            self._park(unit, exc, denials, report)
+            return False
         except CvatNotFoundError as exc:
             # the job (or its task) was deleted in CVAT: nothing left to do for it
             log.info("%s: gone from CVAT, dropped: %s", unit.key, exc)
@@ -336,6 +399,19 @@ class Cycle:
             return False
         finally:
             self.store.release_lease(unit.key, self.owner)
+
+    def _park(self, unit: Unit, exc: CvatPermissionError, denials: int, report: CycleReport) -> None:
+        """Drop a unit CVAT keeps refusing from the queue, saying so in the log, audit and metrics."""
+        reason = f"CVAT refused it {denials} cycles in a row (403): {exc}"
+        report.parked_units += 1
+        report.errors.append(f"{unit.key}: parked: {reason}")
+        self.metrics.parked.labels(what="unit").inc()
+        log.error("%s: parked (not retried until the job changes again): %s", unit.key, reason)
+        self.store.append_audit(
+            replica=self.owner, action="unit.parked", job_id=unit.job_id, task_id=unit.task_id, reason=reason
+        )
+        self.store.dequeue(unit.trigger_ids)
+        self._denials.pop(unit.key, None)
 
     # --- inputs (cached) --------------------------------------------------------------------------
     def labels(self, task_id: int) -> LabelSet:
@@ -541,15 +617,19 @@ class Cycle:
         self._count_findings(found, report)
         self._publish(findings, [job.id], {job.id: job.assignee_id}, job.task_id, report)
         errors = sum(1 for f in found if f.severity is Severity.ERROR)
+        # errors per rule: the annotators' scorecards break rule violations down by rule
+        detail = {"rule_errors": dict(Counter(f.code for f in found if f.severity is Severity.ERROR))}
         self.store.put_score(
-            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", {}, self.clock())
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", detail,
+                     self.clock())
         )
         decision = self._execute(decided, f"{unit.key}:{sig}", {job.id: job}, {job.assignee_id})
         report.decisions[job.id] = decision
         report.jobs_scored += 1
         self.metrics.jobs_scored.inc()
         self.store.put_score(
-            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, {}, self.clock())
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, detail,
+                     self.clock())
         )
         # our own PATCH moved updated_date: remember the post-action value so it is not "changed"
         after = self.store.get_job(job.id) or job
@@ -619,3 +699,16 @@ class Cycle:
             log.warning("task %d: guide update failed (retried next time): %s", task_id, exc)
         finally:
             self.store.release_lease(lease, self.owner)
+
+
+def _closing(row: ActionRow, status: str) -> dict[str, Any]:
+    """The audit fields of an action closed without being done (parked or superseded)."""
+    payload = row.payload
+    return {
+        "action": f"{row.kind}.{status}",
+        "job_id": row.job_id,
+        "task_id": payload.get("task_id"),
+        "frame": payload.get("frame"),
+        "before": {"status": "started"},
+        "after": {"status": status},
+    }

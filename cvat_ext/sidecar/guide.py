@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -122,6 +123,19 @@ class GuidePublisher:
         self.min_interval_s = min_interval_s
         self.clock = clock
         self.report_url = report_url
+
+    def superseded(self, key: str, payload: dict[str, Any], attempted_at: float) -> str | None:
+        """Why the started guide action ``key`` (last tried at ``attempted_at``) is superseded: the
+        task's guide was written after it (by a later summary, or with this one); None while the
+        guide still waits for it (the next publish repeats it under the same key)."""
+        task_id = int(payload["task_id"])
+        state = self.store.guide_state(task_id)
+        if state is None or state[1] < attempted_at:
+            return None
+        digest = key.rsplit(":", 1)[-1]
+        if state[0] == digest:
+            return f"task {task_id}: the guide already shows this summary"
+        return f"task {task_id}: the guide was rewritten with a later summary"
 
     def publish(self, task_id: int) -> bool:
         """Update the guide when the summary changed and the interval has passed; True if written."""

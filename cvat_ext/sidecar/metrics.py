@@ -66,6 +66,27 @@ class SidecarMetrics:
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
         )
+        self.writes_pending = Counter(
+            "cvat_ext_sidecar_writes_pending",
+            "Creates held back because an earlier ambiguous attempt may still land (write-visibility window)",
+            registry=r,
+        )
+        self.duplicates_resolved = Counter(
+            "cvat_ext_sidecar_duplicates_resolved",
+            "Second issues with the same finding fingerprint found in CVAT and resolved with a comment",
+            registry=r,
+        )
+        self.parked = Counter(
+            "cvat_ext_sidecar_parked",
+            "Units and actions parked after CVAT kept refusing them (403/404), by what (unit|action)",
+            ["what"],
+            registry=r,
+        )
+        self.webhook_jobs_out_of_scope = Counter(
+            "cvat_ext_sidecar_webhook_jobs_out_of_scope",
+            "Queued job ids dropped after reading the job: outside the organization or scope",
+            registry=r,
+        )
         self.last_cycle = Gauge(
             "cvat_ext_sidecar_last_cycle_timestamp_seconds", "End of the last successful cycle", registry=r
         )

@@ -13,6 +13,13 @@ fix"). The next time that job is scored, the job's issues are read back (one
 gets one comment ``still present: …`` and is then left alone (state ``dismissed``): it is neither
 reopened nor commented again while the finding lasts. Once the finding disappears the row becomes
 ``resolved``, so a later return of the problem reopens the issue as usual.
+
+A create that failed ambiguously (timeout, reset, 5xx: CVAT may commit it after the client gave
+up) is neither forgotten nor blindly repeated: its action stays ``started`` and is looked up by
+fingerprint each cycle, and repeated only after ``write_visibility_s`` (see
+:class:`~cvat_ext.sidecar.actions.ActionRunner`); its job is also *watched* for
+``duplicate_watch_s``, and :mod:`cvat_ext.sidecar.duplicates` resolves any second issue with the
+same fingerprint that still shows up (:meth:`Publisher.resolve_duplicate`).
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cvat_ext.annotations.model import JobAnnotations
-from cvat_ext.cvat.records import UNSET, Job
+from cvat_ext.cvat.records import UNSET, Issue, Job
+from cvat_ext.errors import CvatConnectionError, CvatError, CvatServerError, CvatWritePendingError
 from cvat_ext.qa.findings import SEVERITY_RANK, Finding
-from cvat_ext.sidecar.actions import ActionRunner
+from cvat_ext.sidecar.actions import ActionOutcome, ActionRunner
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
@@ -41,6 +49,29 @@ def issue_message(finding: Finding) -> str:
     """The issue text: the finding's message, its origin, and the fingerprint tag."""
     origin = f"rule {finding.code}" if finding.source == "rule" else f"consensus {finding.code}"
     return f"{finding.message} ({origin}, {finding.severity}) [cvat-ext fp={finding.fingerprint}]"
+
+
+def maybe_applied(exc: CvatError) -> bool:
+    """Whether a failed create may still have been (or still be) committed by CVAT."""
+    if isinstance(exc, CvatServerError):
+        return True
+    return isinstance(exc, CvatConnectionError) and exc.failure not in ("connection refused", "name not resolved")
+
+
+def fingerprinted(client: CvatApi, issues: Iterable[Issue], frame: int, fingerprint: str) -> list[Issue]:
+    """The issues among ``issues`` on ``frame`` whose first comment carries ``fingerprint`` (id order).
+
+    CVAT calls: one comment listing per issue on that frame.
+    """
+    found: list[Issue] = []
+    for issue in sorted(issues, key=lambda i: i.id):
+        if issue.frame != frame:
+            continue
+        for comment in client.list_comments(issue.id)[:1]:
+            m = FP_TAG.search(comment.message)
+            if m and m.group(1) == fingerprint:
+                found.append(issue)
+    return found
 
 
 def job_row(job: Job) -> JobRow:
@@ -76,6 +107,8 @@ class Publisher:
         min_severity: str = "warning",
         max_issues_per_job: int = 50,
         resolve_fixed: bool = True,
+        write_visibility_s: float = 120.0,
+        duplicate_watch_s: float = 3600.0,
     ) -> None:
         self.client = client
         self.store = store
@@ -84,6 +117,8 @@ class Publisher:
         self.min_rank = SEVERITY_RANK[min_severity]
         self.max_issues_per_job = max_issues_per_job
         self.resolve_fixed = resolve_fixed
+        self.write_visibility_s = write_visibility_s
+        self.duplicate_watch_s = duplicate_watch_s
 
     # --- issues -----------------------------------------------------------------------------
     def publishable(self, findings: Iterable[Finding]) -> list[Finding]:
@@ -105,9 +140,12 @@ class Publisher:
         """Open an issue per new finding, resolve published issues whose finding disappeared.
 
         ``job_ids`` are all jobs of the unit (a job without findings gets its issues resolved).
-        Returns (opened or reopened, resolved).
+        Returns (opened or reopened, resolved). A create still inside its write-visibility window
+        does not stop the others; the first such CvatWritePendingError is raised at the end, so
+        the unit stays queued and is looked at again next cycle.
         """
         opened = resolved = 0
+        pending: list[CvatWritePendingError] = []
         current = {f.fingerprint: f for f in findings}
         known = {f.fingerprint: self.store.get_issue(f.fingerprint) for f in findings}
         by_hand = self._resolved_in_cvat(
@@ -116,7 +154,10 @@ class Publisher:
         for f in findings:
             row = known[f.fingerprint]
             if row is None or row.issue_id is None:
-                opened += self._open_issue(f, assignees.get(f.job_id) if f.job_id is not None else None, task_id)
+                try:
+                    opened += self._open_issue(f, assignees.get(f.job_id) if f.job_id is not None else None, task_id)
+                except CvatWritePendingError as exc:
+                    pending.append(exc)
             elif row.status == "resolved":
                 # the problem came back after a fix: reopen the same issue rather than add one
                 opened += self._reopen_issue(row, task_id)
@@ -131,6 +172,9 @@ class Publisher:
                     self.store.put_issue(dataclasses.replace(row, status="resolved", generation=row.generation + 1))
                 elif row.status == "open" and self.resolve_fixed and self._resolve_issue(row, task_id):
                     resolved += 1
+        if pending:
+            self.metrics.writes_pending.inc(len(pending))
+            raise pending[0]
         return opened, resolved
 
     def _resolved_in_cvat(self, rows: Sequence[IssueRow]) -> set[int]:
@@ -148,16 +192,6 @@ class Publisher:
         return self._still_action(key, payload)
 
     def _still_action(self, key: str, payload: dict[str, Any]) -> bool:
-        def do(p: dict[str, Any]) -> dict[str, Any]:
-            comment = self.client.add_comment(p["issue_id"], p["comment"])
-            return {"comment_id": comment.id}
-
-        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
-            for comment in self.client.list_comments(p["issue_id"]):
-                if comment.message == p["comment"]:
-                    return {"comment_id": comment.id}
-            return None
-
         def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
             return {
                 "action": "issue.still_present",
@@ -169,9 +203,7 @@ class Publisher:
                 "after": {"issue_id": p["issue_id"], "comment_id": r["comment_id"]},
             }
 
-        outcome = self.runner.run(
-            key, "comment", job_id=payload["job_id"], payload=payload, do=do, audit=audit, reconcile=reconcile
-        )
+        outcome = self._comment_action(key, "comment", payload, audit)
         p = self.runner.payload_of(key) or payload
         fp, job_id, issue_id, frame = p["fingerprint"], p["job_id"], p["issue_id"], p["frame"]
         self.store.put_issue(IssueRow(fp, job_id, issue_id, frame, "dismissed", p["message"], p["generation"]))
@@ -194,9 +226,16 @@ class Publisher:
 
     def _issue_action(self, key: str, payload: dict[str, Any]) -> bool:
         def do(p: dict[str, Any]) -> dict[str, Any]:
-            issue = self.client.create_issue(
-                p["job_id"], p["frame"], p["position"], p["message"], assignee_id=p["assignee_id"]
-            )
+            try:
+                issue = self.client.create_issue(
+                    p["job_id"], p["frame"], p["position"], p["message"], assignee_id=p["assignee_id"]
+                )
+            except CvatError as exc:
+                if maybe_applied(exc):
+                    # CVAT may commit it late: watch the job for a second copy (duplicates.py)
+                    watched = {k: p[k] for k in ("job_id", "task_id", "frame", "fingerprint")}
+                    self.store.watch(key, p["job_id"], watched, self.store.clock() + self.duplicate_watch_s)
+                raise
             return {"issue_id": issue.id}
 
         def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
@@ -215,9 +254,7 @@ class Publisher:
                 "after": {"issue_id": r["issue_id"], "position": p["position"], "message": p["message"]},
             }
 
-        outcome = self.runner.run(
-            key, "issue", job_id=payload["job_id"], payload=payload, do=do, audit=audit, reconcile=reconcile
-        )
+        outcome = self._create(key, "issue", payload, do, audit, reconcile)
         p = self.runner.payload_of(key) or payload
         self.store.put_issue(
             IssueRow(p["fingerprint"], p["job_id"], int(outcome.result["issue_id"]), p["frame"], "open", p["message"])
@@ -227,15 +264,84 @@ class Publisher:
         return outcome.performed
 
     def find_issue_by_fingerprint(self, job_id: int, frame: int, fingerprint: str) -> int | None:
-        """The id of the job's issue on ``frame`` whose first comment carries ``fingerprint``."""
-        for issue in self.client.list_issues(job_id=job_id):
-            if issue.frame != frame:
-                continue
-            for comment in self.client.list_comments(issue.id)[:1]:
-                m = FP_TAG.search(comment.message)
-                if m and m.group(1) == fingerprint:
-                    return issue.id
-        return None
+        """The id of the job's (oldest) issue on ``frame`` whose first comment carries ``fingerprint``."""
+        found = fingerprinted(self.client, self.client.list_issues(job_id=job_id), frame, fingerprint)
+        return found[0].id if found else None
+
+    def resolve_duplicate(self, key: str, payload: dict[str, Any]) -> bool:
+        """Resolve issue ``payload["issue_id"]``, a second copy of issue ``payload["kept"]`` (same
+        fingerprint), and say so in a comment; True when done now."""
+
+        def audit(p: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "action": "issue.duplicate",
+                "job_id": p["job_id"],
+                "task_id": p["task_id"],
+                "frame": p["frame"],
+                "reason": f"second issue for finding {p['fingerprint']} (issue {p['kept']} kept): "
+                "a create CVAT committed after the sidecar had given up on it",
+                "before": {"issue_id": p["issue_id"], "resolved": False},
+                "after": {
+                    "issue_id": p["issue_id"],
+                    "resolved": True,
+                    "kept": p["kept"],
+                    "comment_id": r["comment_id"],
+                },
+            }
+
+        outcome = self._comment_action(key, "dedupe", payload, audit, resolve=True)
+        if outcome.performed:
+            self.metrics.duplicates_resolved.inc()
+        return outcome.performed
+
+    def _comment_action(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        *,
+        resolve: bool = False,
+    ) -> ActionOutcome:
+        """Add ``payload["comment"]`` to issue ``payload["issue_id"]`` once (after resolving the issue
+        when ``resolve``: a PATCH, idempotent, so it goes first). A comment is a create: after an
+        ambiguous attempt it is looked up by its text, and repeated only after the window."""
+
+        def do(p: dict[str, Any]) -> dict[str, Any]:
+            if resolve:
+                self.client.update_issue(p["issue_id"], resolved=True)
+            comment = self.client.add_comment(p["issue_id"], p["comment"])
+            return {"comment_id": comment.id}
+
+        def reconcile(p: dict[str, Any]) -> dict[str, Any] | None:
+            for comment in self.client.list_comments(p["issue_id"]):
+                if comment.message == p["comment"]:
+                    return {"comment_id": comment.id}
+            return None
+
+        return self._create(key, kind, payload, do, audit, reconcile)
+
+    def _create(
+        self,
+        key: str,
+        kind: str,
+        payload: dict[str, Any],
+        do: Callable[[dict[str, Any]], dict[str, Any]],
+        audit: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+        reconcile: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> ActionOutcome:
+        """Run a create (POST) on ``payload["job_id"]``: never repeated within the write-visibility
+        window of an earlier, ambiguous attempt that ``reconcile`` cannot find yet."""
+        return self.runner.run(
+            key,
+            kind,
+            job_id=payload["job_id"],
+            payload=payload,
+            do=do,
+            audit=audit,
+            reconcile=reconcile,
+            settle_s=self.write_visibility_s,
+        )
 
     def _resolve_issue(self, row: IssueRow, task_id: int) -> bool:
         return self._flip_action(f"resolve:{row.fingerprint}:{row.generation}", "resolve", self._flip(row, task_id))
@@ -369,6 +475,8 @@ class Publisher:
             self._flip_action(key, kind, payload)
         elif kind == "comment":
             self._still_action(key, payload)
+        elif kind == "dedupe":
+            self.resolve_duplicate(key, payload)
         elif kind == "job":
             self._job_action(key, payload)
         elif kind == "quality":

@@ -25,6 +25,8 @@ from cvat_ext.errors import (
     CvatConnectionError,
     CvatExtError,
     CvatPermissionError,
+    CvatRateLimitedError,
+    CvatServerError,
     CvatVersionError,
 )
 from cvat_ext.sidecar.actions import Hook, no_hook
@@ -188,13 +190,25 @@ class SidecarService:
 
     # --- lifecycle -------------------------------------------------------------------------------
     def startup_check(self) -> User:
-        """Fail fast, with a clear message, on an unreachable or unauthorised CVAT."""
+        """Fail, with a message saying what happened, on a CVAT that stays unreachable, failing or
+        throttling through the client's retries, or that refuses the credentials.
+
+        Login and these first calls are retried like every other call (``cvat.retry_max_attempts``
+        within ``cvat.retry_budget_s``): one reset, 502 or 429 at start-up costs a retry, not the
+        process.
+        """
         url = self.settings.cvat.url
         try:
             server = self.client.about()
             user = self.client.whoami()
         except CvatConnectionError as exc:
-            raise ConfigError(f"cannot reach CVAT at {url}: {exc}") from exc
+            if exc.failure in ("connection refused", "name not resolved", "not connected", ""):
+                raise ConfigError(f"cannot reach CVAT at {url} ({exc.failure or 'no connection'}): {exc}") from exc
+            raise ConfigError(f"CVAT at {url} did not answer the start-up check ({exc.failure}): {exc}") from exc
+        except CvatRateLimitedError as exc:
+            raise ConfigError(f"CVAT at {url} kept throttling the start-up check (429): {exc}") from exc
+        except CvatServerError as exc:
+            raise ConfigError(f"CVAT at {url} kept failing the start-up check ({exc.status}): {exc}") from exc
         except CvatAuthError as exc:
             raise ConfigError(
                 f"CVAT at {url} rejected the credentials (401): check CVAT_EXT_CVAT__ACCESS_TOKEN"

@@ -12,6 +12,12 @@ With several organizations, a delivery is routed to one organization's queue: by
 (issue events carry only the job id); a delivery neither identifies queues nothing but still wakes
 the loop (the next listing finds the job if it changed: CVAT would show any organization's job to
 a member of several, so guessing could act on a job under the wrong organization).
+
+A signed body is still untrusted input: ids must be CVAT ids (integers in 1..2^31-1, see
+:data:`CVAT_ID`), nesting deeper than :data:`MAX_JSON_DEPTH` is refused, and anything else that
+does not parse answers 400, never a 500 or a dropped connection. Queuing a job id does not mean
+acting on it: the cycle reads the job from CVAT and keeps it only inside the configured
+organization and scope (:meth:`cvat_ext.sidecar.changes.ChangeFeed.collect`).
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cvat_ext.cvat.signature import verify_signature
 from cvat_ext.sidecar.changes import ORG_ID
@@ -31,6 +37,10 @@ from cvat_ext.sidecar.state import StateStore
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
+#: CVAT ids are PostgreSQL ``integer`` primary keys: 1 .. 2^31-1
+MAX_CVAT_ID = 2**31 - 1
+#: CVAT's webhook bodies nest about 6 levels deep; far more is an attack on the parser
+MAX_JSON_DEPTH = 32
 SIGNATURE_HEADER = "X-Signature-256"
 
 #: what the sidecar subscribes to: job changes (annotation saves move ``updated_date``), issue
@@ -46,23 +56,27 @@ EVENTS = (
 )
 
 
+#: an id as CVAT writes it: a JSON integer (no strings, floats or booleans) in 1..2^31-1
+CVAT_ID = Annotated[int, Field(strict=True, ge=1, le=MAX_CVAT_ID)]
+
+
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
 class _JobRef(_Loose):
-    id: int
-    organization: int | None = None
+    id: CVAT_ID
+    organization: CVAT_ID | None = None
 
 
 class _IssueRef(_Loose):
-    id: int
-    job: int | None = None
+    id: CVAT_ID
+    job: CVAT_ID | None = None
 
 
 class _Operation(_Loose):
-    job_id: int | None = None
-    task_id: int | None = None
+    job_id: CVAT_ID | None = None
+    task_id: CVAT_ID | None = None
 
 
 class _RequestRef(_Loose):
@@ -119,10 +133,11 @@ class WebhookReceiver:
             log.warning("webhook rejected: %s signature", "missing" if header is None else "invalid")
             return 401, {"error": "invalid or missing X-Signature-256"}
         try:
-            payload = WebhookPayload.model_validate(json.loads(body))
-        except (ValueError, ValidationError):
+            payload = WebhookPayload.model_validate(parse_bounded_json(body))
+        except (ValueError, RecursionError, ValidationError) as exc:
             self.metrics.webhooks.labels(result="rejected").inc()
-            return 400, {"error": "not a CVAT webhook payload"}
+            log.warning("webhook rejected: %s", _why(exc))
+            return 400, {"error": f"not a CVAT webhook payload: {_why(exc)}"}
         ids = payload.job_ids()
         if ids:
             for store in self._route(payload, ids):
@@ -145,6 +160,36 @@ class WebhookReceiver:
         if not known:
             log.info("webhook: no organization known for jobs %s; the next listing finds them", job_ids)
         return known[:1]
+
+
+def parse_bounded_json(body: bytes) -> Any:
+    """``body`` as JSON, refusing nesting deeper than :data:`MAX_JSON_DEPTH` (ValueError).
+
+    ``json.loads`` itself stops at the interpreter's recursion limit with a RecursionError (the
+    caller catches it too); the walk after it enforces the much lower limit iteratively.
+    """
+    data = json.loads(body)
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                stack.append((child, depth + 1))
+    return data
+
+
+def _why(exc: BaseException) -> str:
+    """One short line for a rejected body (pydantic's first error names the field)."""
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        return f"{where}: {err['msg']}"
+    if isinstance(exc, RecursionError):
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -9,7 +9,8 @@ jobs, and the qualification standing. Columns are computed with numpy over all r
 * ``gold_accuracy``: pooled F1 against gold over ``gold_frames`` (``None`` without gold);
 * ``vs_consensus``: mean agreement of the annotator's replicas with the consensus (``None`` when
   none was scored);
-* ``rule_errors_per_100``: rule errors per 100 objects drawn;
+* ``rule_errors_per_100``: rule errors per 100 objects drawn, and ``rule_errors_by_rule``: the same
+  errors by rule (the rule's id);
 * ``issues_opened`` / ``issues_resolved``: issues the sidecar published on their jobs, and how many
   were resolved since (rework done);
 * ``median_hours`` and ``objects_per_hour``: from first sight assigned to completion, as the
@@ -43,6 +44,7 @@ class Scorecard:
     vs_consensus: float | None
     rule_errors: int
     rule_errors_per_100: float | None
+    rule_errors_by_rule: dict[str, int]  # rule code -> errors (per 100 objects: divide by objects / 100)
     issues_opened: int
     issues_resolved: int
     median_hours: float | None
@@ -91,6 +93,7 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
     jobs = {j.id: j for j in store.jobs_by_ids([r.job_id for r in rows])}
     vs = np.full(len(rows), np.nan)
     rule_err = np.zeros(len(rows))
+    by_rule: list[dict[str, int]] = [{} for _ in users]
     for i, r in enumerate(rows):
         parent = jobs[r.job_id].parent_job_id if r.job_id in jobs else None
         cons = scores.get((parent, "consensus")) if parent is not None else None
@@ -100,6 +103,9 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
         own = scores.get((r.job_id, "rules"))
         if own is not None:
             rule_err[i] = own.rule_errors
+            mine = by_rule[who[i]]
+            for code, count in own.detail.get("rule_errors", {}).items():
+                mine[code] = mine.get(code, 0) + int(count)
     issues = store.issue_counts_by_job()
     opened = np.array([issues.get(r.job_id, (0, 0))[0] for r in rows], np.float64)
     resolved = np.array([issues.get(r.job_id, (0, 0))[1] for r in rows], np.float64)
@@ -128,6 +134,7 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
             gold_accuracy=None if total_sum[i] <= 0 else float(2 * matched_sum[i] / total_sum[i]),
             vs_consensus=None if vs_n[i] == 0 else float(vs_sum[i] / vs_n[i]),
             rule_errors=err, rule_errors_per_100=None if obj_sum[i] <= 0 else 100.0 * err / float(obj_sum[i]),
+            rule_errors_by_rule=dict(sorted(by_rule[i].items())),
             issues_opened=int(opened_sum[i]), issues_resolved=int(resolved_sum[i]),
             median_hours=float(np.median(hours[who == i])),
             objects_per_hour=None if hours_sum[i] <= 0 else float(obj_sum[i] / hours_sum[i]),

@@ -8,7 +8,10 @@ What is kept (table: meaning):
 * ``pending``: job ids to look at next cycle (webhook deliveries, work that failed on a CVAT error);
 * ``units``: the input signature of every work unit (a job, or a consensus parent with its
   replicas) last processed, so unchanged inputs are never scored twice;
-* ``actions``: every CVAT write the sidecar decided, by idempotency key, ``started`` then ``done``;
+* ``actions``: every CVAT write the sidecar decided, by idempotency key, ``started`` then ``done``
+  (or ``parked``: CVAT kept refusing it with 403/404; ``superseded``: a later cycle replaced it);
+* ``watches``: issue creates that failed ambiguously (timeout, reset, 5xx), with the finding's
+  job, frame and fingerprint, until when their job is checked for duplicate issues;
 * ``issues``: published issues by finding fingerprint (``open`` / ``resolved``);
 * ``leases``: row leases with an expiry, so replicas never act on the same unit at once;
 * ``scores``: the latest result per unit (agreement, rule errors, decision) for the task guide;
@@ -69,9 +72,10 @@ class ActionRow:
     key: str
     kind: str
     job_id: int | None
-    status: str  # started | done
+    status: str  # started | done | parked | superseded
     payload: dict[str, Any]
     result: dict[str, Any] | None
+    updated_at: float = 0.0  # clock seconds of the last attempt (or of finishing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +197,11 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "fingerprint",
         ("job_id",),
     ),
+    "watches": (
+        "key TEXT NOT NULL, job_id BIGINT NOT NULL, payload TEXT NOT NULL, until DOUBLE PRECISION NOT NULL",
+        "key",
+        (),
+    ),
     "leases": ("key TEXT NOT NULL, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL", "key", ()),
     "scores": (
         "unit_key TEXT NOT NULL, task_id BIGINT NOT NULL, job_id BIGINT NOT NULL, kind TEXT NOT NULL, "
@@ -243,6 +252,13 @@ class _TxDepth:
     """Transaction nesting depth, shared by a store and its scoped views."""
 
     depth = 0
+
+
+def _action_row(row: Sequence[Any]) -> ActionRow:
+    key, kind, job_id, status, payload, result, updated_at = row
+    return ActionRow(
+        key, kind, job_id, status, json.loads(payload), json.loads(result) if result else None, float(updated_at)
+    )
 
 
 def _iso(ts: float) -> str:
@@ -522,12 +538,10 @@ class StateStore:
     # --- actions --------------------------------------------------------------------------------
     def get_action(self, key: str) -> ActionRow | None:
         rows = self._execute(
-            "SELECT key, kind, job_id, status, payload, result FROM actions WHERE org = ? AND key = ?", (self.org, key)
+            "SELECT key, kind, job_id, status, payload, result, updated_at FROM actions WHERE org = ? AND key = ?",
+            (self.org, key),
         )
-        if not rows:
-            return None
-        k, kind, job_id, status, payload, result = rows[0]
-        return ActionRow(k, kind, job_id, status, json.loads(payload), json.loads(result) if result else None)
+        return _action_row(rows[0]) if rows else None
 
     def start_action(self, key: str, kind: str, job_id: int | None, payload: dict[str, Any], owner: str) -> None:
         now = self.clock()
@@ -538,19 +552,24 @@ class StateStore:
             (self.org, key, kind, job_id, json.dumps(payload, sort_keys=True), owner, now, now),
         )
 
-    def finish_action(self, key: str, result: dict[str, Any], audit: dict[str, Any] | None = None) -> None:
-        """Mark an action done and append its audit entry in the same transaction."""
+    def finish_action(
+        self, key: str, result: dict[str, Any], audit: dict[str, Any] | None = None, *, status: str = "done"
+    ) -> None:
+        """Close an action (``done``, ``parked`` or ``superseded``) and append its audit entry in the
+        same transaction."""
+        if status not in ("done", "parked", "superseded"):
+            raise StateStoreError(f"action {key}: cannot close as {status!r}; expected done|parked|superseded")
         with self._transaction():
             self._execute(
-                "UPDATE actions SET status = 'done', result = ?, updated_at = ? WHERE org = ? AND key = ?",
-                (json.dumps(result, sort_keys=True), self.clock(), self.org, key),
+                "UPDATE actions SET status = ?, result = ?, updated_at = ? WHERE org = ? AND key = ?",
+                (status, json.dumps(result, sort_keys=True), self.clock(), self.org, key),
             )
             if audit is not None:
                 self._append_audit(key=key, **audit)
 
     def actions(self, *, status: str | None = None, idle_for_s: float | None = None) -> list[ActionRow]:
         """Actions (optionally by status, and untouched for ``idle_for_s`` seconds), oldest first."""
-        sql = "SELECT key, kind, job_id, status, payload, result FROM actions WHERE org = ?"
+        sql = "SELECT key, kind, job_id, status, payload, result, updated_at FROM actions WHERE org = ?"
         params: list[Any] = [self.org]
         if status is not None:
             sql += " AND status = ?"
@@ -559,7 +578,26 @@ class StateStore:
             sql += " AND updated_at < ?"
             params.append(self.clock() - idle_for_s)
         rows = self._execute(sql + " ORDER BY created_at, key", params)
-        return [ActionRow(k, kd, j, s, json.loads(p), json.loads(r) if r else None) for k, kd, j, s, p, r in rows]
+        return [_action_row(row) for row in rows]
+
+    # --- watches (ambiguous creates) --------------------------------------------------------------
+    def watch(self, key: str, job_id: int, payload: dict[str, Any], until: float) -> None:
+        """Check ``job_id`` for duplicates of the create under ``key`` until ``until`` (clock seconds);
+        a later failure of the same create moves ``until`` on."""
+        self._execute(
+            "INSERT INTO watches(org, key, job_id, payload, until) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (org, key) DO UPDATE SET until = excluded.until WHERE watches.until < excluded.until",
+            (self.org, key, job_id, json.dumps(payload, sort_keys=True), until),
+        )
+
+    def watches(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """Live watches as (key, job_id, payload), by job; expired ones are deleted first."""
+        with self._transaction():
+            self._execute("DELETE FROM watches WHERE org = ? AND until < ?", (self.org, self.clock()))
+            rows = self._execute(
+                "SELECT key, job_id, payload FROM watches WHERE org = ? ORDER BY job_id, key", (self.org,)
+            )
+        return [(str(k), int(j), json.loads(p)) for k, j, p in rows]
 
     # --- issues ---------------------------------------------------------------------------------
     def issues_of_job(self, job_id: int) -> list[IssueRow]:
