@@ -27,6 +27,7 @@ Tree::
     │   └── CvatVersionError        the server is older than anything we can talk to
     ├── FunctionInputError          a serverless function got a bad request (.field, .status = 4xx)
     ├── FunctionUnavailableError    a served function cannot take the call now (not loaded, busy, draining)
+    ├── HttpInputError              an HTTP endpoint refused a request before reading it (.status 4xx)
     ├── StateStoreError             the sidecar's durable state (SQLite/PostgreSQL) failed
     └── LeaseLostError              another sidecar replica holds the job
 """
@@ -166,6 +167,16 @@ class FunctionInputError(CvatExtError):
         super().__init__(message)
         self.field = field
         self.status = status
+
+
+class HttpInputError(CvatExtError):
+    """An HTTP endpoint (gateway, sidecar) refused a request's framing or body: bad or too large
+    ``Content-Length``, too deep JSON, too slow. ``status`` the 4xx to answer, ``field`` what was wrong."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
 
 
 class FunctionUnavailableError(CvatExtError):

@@ -15,6 +15,7 @@ from typing import Any
 from cvat_ext.functions.interface import DetectionModel, DetectorFunctionSpec, LabelSpec, Polygonize
 from cvat_ext.functions.request import DetectorRequest
 from cvat_ext.functions.response import detections_to_items
+from cvat_ext.models.frame_input import FrameLimits, check_frame
 
 __all__ = ["DetectorFunction"]
 
@@ -35,6 +36,8 @@ class DetectorFunction:
     default_threshold: float = 0.5
     keypoint_thr: float = 0.0
     polygonize: Polygonize | None = None
+    #: the frame geometry the model takes (default: the model's own ``frame_limits`` attribute, if any)
+    frame_limits: FrameLimits | None = None
     #: seconds in the model's forward pass / in thresholding + building CVAT items (summed)
     forward_s: float = field(default=0.0, init=False)
     items_s: float = field(default=0.0, init=False)
@@ -43,9 +46,15 @@ class DetectorFunction:
     def __post_init__(self) -> None:
         self.spec = DetectorFunctionSpec(tuple(self.labels), self.default_threshold, self.keypoint_thr)
         self._by_id = self.spec.by_class_id
+        if self.frame_limits is None:
+            self.frame_limits = getattr(self.model, "frame_limits", None)
 
     def __call__(self, request: DetectorRequest) -> list[dict[str, Any]]:
-        rgb = request.image.rgb()
+        image = request.image
+        # checked on the header, before any pixel is decoded or the model library is called
+        if self.frame_limits is not None and not check_frame(image.width, image.height, self.frame_limits):
+            return []
+        rgb = image.rgb()
         t0 = time.perf_counter()
         dets = self.model(rgb)
         t1 = time.perf_counter()

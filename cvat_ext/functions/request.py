@@ -22,13 +22,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
-import importlib
-import io
 import json
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -47,6 +43,8 @@ from pydantic import (
 )
 
 from cvat_ext.errors import FunctionInputError
+from cvat_ext.json_depth import json_depth
+from cvat_ext.models.frame_input import decode_rgb, read_header
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -68,13 +66,15 @@ class RequestLimits:
     base64 text of ``image`` (48 Mi chars ≈ 36 MiB file, above CVAT's usual 32 MB
     ``maxRequestBodySize``); ``max_image_pixels`` is the decompression-bomb guard checked on the
     header before any pixel is decoded (64 MP: a 8K x 8K frame passes, a 30000 x 30000 PNG bomb not);
-    ``max_points`` bounds each prompt list.
+    ``max_points`` bounds each prompt list; ``max_json_depth`` the nesting of a raw JSON body
+    (checked without recursion before ``json.loads``, which recurses once per level).
     """
 
     max_body_bytes: int = 64 * 2**20
     max_image_b64_chars: int = 48 * 2**20
     max_image_pixels: int = 64_000_000
     max_points: int = 1000
+    max_json_depth: int = 64
 
 
 DEFAULT_LIMITS = RequestLimits()
@@ -88,33 +88,16 @@ class ImageInput:
     (0 until called) so the runtime can report its own overhead apart from the model's.
     """
 
-    __slots__ = ("_rgb", "data", "decode_s", "field", "format", "height", "max_pixels", "width")
+    __slots__ = ("_rgb", "data", "decode_s", "field", "format", "header", "height", "max_pixels", "width")
 
     def __init__(self, data: bytes, *, max_pixels: int = DEFAULT_LIMITS.max_image_pixels, field: str = "image") -> None:
-        from PIL import Image
-
         self.data = data
         self.field = field
         self.max_pixels = max_pixels
         self.decode_s = 0.0
         self._rgb: npt.NDArray[np.uint8] | None = None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as img:  # reads the header only
-                    self.width, self.height = (int(v) for v in img.size)
-                    self.format = str(img.format or "")
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise FunctionInputError(f"{field}: image too large to decode safely ({exc})", field=field) from exc
-        except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for unknown / broken files
-            raise FunctionInputError(f"{field}: not a readable image file ({type(exc).__name__})", field=field) from exc
-        if self.width <= 0 or self.height <= 0:
-            raise FunctionInputError(f"{field}: image has no pixels ({self.width}x{self.height})", field=field)
-        if self.width * self.height > max_pixels:
-            raise FunctionInputError(
-                f"{field}: image is {self.width}x{self.height} = {self.width * self.height} pixels, limit {max_pixels}",
-                field=field,
-            )
+        self.header = read_header(data, max_pixels=max_pixels, field=field)
+        self.width, self.height, self.format = self.header.width, self.header.height, self.header.format
 
     @classmethod
     def from_b64(cls, text: str, *, limits: RequestLimits = DEFAULT_LIMITS, field: str = "image") -> ImageInput:
@@ -140,60 +123,20 @@ class ImageInput:
         return hashlib.sha256(self.data).hexdigest()
 
     def rgb(self) -> npt.NDArray[np.uint8]:
-        """The pixels as (H, W, 3) uint8 RGB, decoded once; a truncated file -> FunctionInputError.
+        """The first frame as (H, W, 3) uint8 RGB, decoded once by :func:`cvat_ext.models.frame_input.decode_rgb`
+        (every bit depth and mode converted; a truncated file -> FunctionInputError).
 
-        OpenCV decodes when it is installed (the model images have it: ~1.6x faster on PNG, ~3x on
-        JPEG, identical pixels), Pillow otherwise or when OpenCV refuses the file. EXIF orientation
-        is not applied, as in CVAT's own functions: coordinates refer to the stored pixel grid.
+        EXIF orientation is not applied, as in CVAT's own functions: coordinates refer to the stored
+        pixel grid.
         """
         if self._rgb is None:
             t0 = time.perf_counter()
-            # OpenCV silently grey-fills a truncated JPEG where Pillow raises: only whole JPEGs go to it
-            whole = self.format != "JPEG" or self.data.rstrip(b"\0").endswith(b"\xff\xd9")
-            rgb = _decode_cv2(self.data) if whole else None
-            if rgb is None or rgb.shape[:2] != (self.height, self.width):
-                rgb = self._decode_pil()
-            if rgb.shape[:2] != (self.height, self.width):
-                raise FunctionInputError(
-                    f"{self.field}: decoded {rgb.shape[1]}x{rgb.shape[0]}, header said {self.width}x{self.height}",
-                    field=self.field,
-                )
-            self._rgb = rgb
+            self._rgb = decode_rgb(self.data, self.header, field=self.field)
             self.decode_s += time.perf_counter() - t0
         return self._rgb
 
-    def _decode_pil(self) -> npt.NDArray[np.uint8]:
-        from PIL import Image
-
-        try:
-            with Image.open(io.BytesIO(self.data)) as img:
-                # the header was bounded in __init__; the pixel limit is enforced there, not by PIL's global
-                img.load()
-                return np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise FunctionInputError(f"{self.field}: image does not decode ({exc})", field=self.field) from exc
-
     def __repr__(self) -> str:
         return f"ImageInput({self.format} {self.width}x{self.height}, {len(self.data)} bytes)"
-
-
-@functools.cache
-def _cv2_module() -> Any:
-    try:
-        return importlib.import_module("cv2")
-    except ImportError:
-        return None
-
-
-def _decode_cv2(data: bytes) -> npt.NDArray[np.uint8] | None:
-    """(H, W, 3) RGB via OpenCV, or None when OpenCV is missing or cannot read the file."""
-    cv2 = _cv2_module()
-    if cv2 is None:
-        return None
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if bgr is None or bgr.ndim != 3 or bgr.dtype != np.uint8:
-        return None
-    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 XY = Annotated[list[StrictFloat], Field(min_length=2, max_length=2)]
@@ -291,9 +234,12 @@ def decode_body(body: Any, *, limits: RequestLimits = DEFAULT_LIMITS) -> Mapping
             raise FunctionInputError(f"body: {size} bytes, limit {limits.max_body_bytes}", field="body")
         if size == 0:
             raise FunctionInputError("body: empty, expected a JSON object", field="body")
+        raw = bytes(body) if isinstance(body, memoryview) else body
+        if json_depth(raw, stop_above=limits.max_json_depth) > limits.max_json_depth:
+            raise FunctionInputError(f"body: JSON nested deeper than {limits.max_json_depth} levels", field="body")
         try:
-            decoded = json.loads(bytes(body) if isinstance(body, memoryview) else body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            decoded = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise FunctionInputError(f"body: not JSON ({exc})", field="body") from exc
         if not isinstance(decoded, Mapping):
             raise FunctionInputError(f"body: expected a JSON object, got {type(decoded).__name__}", field="body")

@@ -49,6 +49,8 @@ from cvat_ext.functions.request import (
     parse_request,
 )
 from cvat_ext.functions.response import RawJson, interactor_mask_shape, interactor_response
+from cvat_ext.models.frame_input import check_frame
+from cvat_ext.models.sam import FRAME_LIMITS
 
 __all__ = [
     "MAX_PREFETCH",
@@ -164,7 +166,8 @@ class SamBlobFunction:
         return RawJson(self.blob(request.image)[0])
 
     def blob(self, image: ImageInput) -> tuple[str, CacheSource]:
-        """The JSON body for ``image`` and where it came from."""
+        """The JSON body for ``image`` and where it came from; a frame SAM cannot take -> 400."""
+        check_frame(image.width, image.height, FRAME_LIMITS, field=image.field)
 
         def compute() -> tuple[str, bytes]:
             raw = self.embedder.embed_numpy(image.rgb()).astype("<f4", copy=False).tobytes()
@@ -228,6 +231,7 @@ class SamInteractorFunction:
 
     def embedding(self, image: ImageInput) -> tuple[Any, CacheSource]:
         """The (1, 256, 64, 64) float32 embedding tensor of ``image`` on the model's device."""
+        check_frame(image.width, image.height, FRAME_LIMITS, field=image.field)
 
         def compute() -> tuple[Any, bytes]:
             tensor = self.embedder.embed(image.rgb())

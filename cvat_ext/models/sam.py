@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
+from cvat_ext.models.frame_input import FrameLimits, shrink_rgb
 from cvat_ext.models.weights import load_checkpoint
 
 __all__ = [
@@ -56,6 +57,11 @@ Precision = Literal["fp32", "fp16", "bf16"]
 EMBEDDING_SHAPE = (1, 256, 64, 64)
 EMBEDDING_NBYTES = int(np.prod(EMBEDDING_SHAPE)) * 4
 IMAGE_SIZE = 1024
+#: the long side is scaled to IMAGE_SIZE: beyond IMAGE_SIZE:1 the short side rounds to 0 pixels and
+#: the resize fails. An interactor has no empty answer, so such a frame is a 400 naming the limit.
+FRAME_LIMITS = FrameLimits("SAM", max_aspect=IMAGE_SIZE, outside="reject")
+#: frames with a longer side are shrunk on the CPU before the device resize (see SamEmbedder.preprocess)
+SHRINK_ABOVE = 2 * IMAGE_SIZE
 
 #: environment read by :func:`embedder_from_env` (set in function.yaml)
 ENV_MODEL_TYPE = "CVAT_EXT_SAM_MODEL_TYPE"
@@ -285,6 +291,10 @@ class SamEmbedder:
             raise ValueError(f"sam: expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
         h, w = rgb.shape[:2]
         new_h, new_w = preprocess_shape(h, w)
+        if max(h, w) > SHRINK_ABOVE:
+            # as float32 on the device a frame costs 12 bytes a pixel (768 MB at 64 MP): average it
+            # down on the CPU (uint8) to SHRINK_ABOVE first; the antialiased resize below does the rest
+            rgb, _ = shrink_rgb(rgb, SHRINK_ABOVE / max(h, w))
         pixels = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = pixels.permute(2, 0, 1).unsqueeze(0).float()
         if (new_h, new_w) != (h, w):

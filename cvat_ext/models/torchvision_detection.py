@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
 from cvat_ext.models.detections import Detections, MaskCrop
+from cvat_ext.models.frame_input import FrameLimits, shrink_rgb
 from cvat_ext.models.weights import load_checkpoint
 
 Arch = Literal["maskrcnn", "keypointrcnn"]
@@ -144,6 +145,11 @@ class TorchvisionDetector:
 
     ``mask_thr`` binarises mask probabilities; masks are cut to their (rounded, clipped) box
     before binarising, so memory stays proportional to the objects, not N full frames.
+
+    A frame larger than the model's working size (its transform's ``min_size``/``max_size`` scale)
+    is shrunk to that size on the CPU first (uint8, area average) and the results are mapped back:
+    torchvision would otherwise hold the whole frame as float32 and paste every mask at full size
+    (an 8000x8000 frame took 11.7 GB for 20 masks; shrunk it takes what a 1333-px frame takes).
     """
 
     model: Any
@@ -154,28 +160,60 @@ class TorchvisionDetector:
         self._torch: Any = importlib.import_module("torch")
         self.model = self.model.to(self.device).eval()
 
+    @property
+    def frame_limits(self) -> FrameLimits:
+        """The model's transform scales the long side to at most ``max_size``: beyond ``max_size / 2``:1
+        the short side would round below 2 pixels (0 fails the resize), and nothing is detectable
+        there anyway, so the detector answers the empty result."""
+        transform = getattr(self.model, "transform", None)
+        max_size = int(getattr(transform, "max_size", 1333))
+        return FrameLimits("the torchvision detector", max_aspect=max(max_size / 2, 1.0), outside="empty")
+
+    def work_scale(self, height: int, width: int) -> float:
+        """The scale the model's transform applies to a ``height x width`` frame (1.0 when it has none)."""
+        transform = getattr(self.model, "transform", None)
+        if transform is None:
+            return 1.0
+        min_size = float(transform.min_size[-1])
+        return min(min_size / min(height, width), float(transform.max_size) / max(height, width))
+
     def __call__(self, rgb: npt.NDArray[np.uint8]) -> Detections:
         torch = self._torch
         h, w = rgb.shape[:2]
+        to_input = (1.0, 1.0)
+        scale = self.work_scale(h, w)
+        if scale < 1.0:
+            rgb, to_input = shrink_rgb(rgb, scale)
         # torch refuses read-only arrays (PIL's); the uint8 copy is small next to the float image
         pixels = np.array(rgb, dtype=np.uint8, order="C", copy=not rgb.flags.writeable)
         image = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float().div_(255.0)
         with torch.inference_mode():
             out = self.model([image])[0]
-        xyxy = out["boxes"].float().cpu().numpy().astype(np.float64)
+        sx, sy = to_input
+        xyxy = out["boxes"].float().cpu().numpy().astype(np.float64) * [sx, sy, sx, sy]
+        xyxy = np.clip(xyxy, 0, [w, h, w, h])
         score = out["scores"].float().cpu().numpy().astype(np.float64)
         class_id = out["labels"].cpu().numpy().astype(np.int64)
         masks = None
         if "masks" in out:
-            masks = self._crop_masks(out["masks"], xyxy, h, w)
+            masks = self._crop_masks(out["masks"], xyxy, h, w, to_input)
         keypoints = None
         if "keypoints" in out:
             kp = out["keypoints"].float().cpu().numpy().astype(np.float64)
+            kp[..., 0] *= sx
+            kp[..., 1] *= sy
             kp_score = out["keypoints_scores"].float().cpu().numpy().astype(np.float64)
             keypoints = np.concatenate([kp[..., :2], kp_score[..., None]], axis=-1).reshape(len(score), -1, 3)
         return Detections(xyxy, score, class_id, masks=masks, keypoints=keypoints)
 
-    def _crop_masks(self, probs: Any, xyxy: npt.NDArray[np.float64], h: int, w: int) -> tuple[MaskCrop | None, ...]:
+    def _crop_masks(
+        self, probs: Any, xyxy: npt.NDArray[np.float64], h: int, w: int, to_input: tuple[float, float]
+    ) -> tuple[MaskCrop | None, ...]:
+        """Per detection, the binarised mask inside its box in input pixels.
+
+        ``probs`` (N, 1, h', w') at the working size; ``to_input`` (sx, sy) input pixels per working
+        pixel: a shrunk frame's probabilities are resized (bilinear) to the box, never the frame.
+        """
         crops: list[MaskCrop | None] = []
         for i in range(xyxy.shape[0]):
             x0, y0 = int(max(np.floor(xyxy[i, 0]), 0)), int(max(np.floor(xyxy[i, 1]), 0))
@@ -183,9 +221,29 @@ class TorchvisionDetector:
             if x1 < x0 or y1 < y0:
                 crops.append(None)
                 continue
-            bits = (probs[i, 0, y0 : y1 + 1, x0 : x1 + 1] > self.mask_thr).cpu().numpy()
+            box_probs = self._box_probs(probs[i, 0], (x0, y0, x1, y1), to_input)
+            bits = (box_probs > self.mask_thr).cpu().numpy()
             crops.append(MaskCrop(bits, x0, y0).tight())
         return tuple(crops)
+
+    def _box_probs(self, probs: Any, box: tuple[int, int, int, int], to_input: tuple[float, float]) -> Any:
+        """(y1 - y0 + 1, x1 - x0 + 1) probabilities of the inclusive input-pixel ``box``."""
+        x0, y0, x1, y1 = box
+        if to_input == (1.0, 1.0):
+            return probs[y0 : y1 + 1, x0 : x1 + 1]
+        sx, sy = to_input
+        # input pixel centre (x + 0.5) sits at working coordinate (x + 0.5) / sx: sample there
+        functional = self._torch.nn.functional
+        xs = self._torch.arange(x0, x1 + 1, device=probs.device, dtype=probs.dtype).add_(0.5).div_(sx)
+        ys = self._torch.arange(y0, y1 + 1, device=probs.device, dtype=probs.dtype).add_(0.5).div_(sy)
+        hs, ws = probs.shape
+        grid_x = xs.mul_(2.0 / ws).sub_(1.0)  # grid_sample's [-1, 1] with align_corners=False
+        grid_y = ys.mul_(2.0 / hs).sub_(1.0)
+        grid = self._torch.stack(self._torch.meshgrid(grid_y, grid_x, indexing="ij")[::-1], dim=-1)
+        sampled = functional.grid_sample(
+            probs[None, None], grid[None], mode="bilinear", padding_mode="border", align_corners=False
+        )
+        return sampled[0, 0]
 
 
 def detector_from_env(arch: Arch, *, default_weights: str | None = None) -> TorchvisionDetector:

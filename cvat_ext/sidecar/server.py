@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from cvat_ext.http_endpoint import JsonRequestHandler, bind_server
+from cvat_ext.errors import HttpInputError
+from cvat_ext.http_endpoint import BoundedHTTPServer, HttpLimits, JsonRequestHandler, bind_server
 from cvat_ext.reports.pages import MAX_FORM_BYTES, ReportPages
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.webhooks import MAX_BODY_BYTES, WebhookReceiver
@@ -34,6 +34,7 @@ class SidecarHttpServer:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         webhooks: WebhookReceiver | None = None,
         reports: ReportPages | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
         outer = self
 
@@ -68,25 +69,21 @@ class SidecarHttpServer:
                 path = self.path.split("?", 1)[0]
                 if outer.reports is not None and outer.reports.handles(path):
                     try:
-                        length = int(self.headers.get("Content-Length") or 0)
-                    except ValueError:
-                        length = -1
-                    if not 0 <= length <= MAX_FORM_BYTES:
-                        self.send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                        form = self.read_body(MAX_FORM_BYTES)
+                    except HttpInputError as exc:
+                        self.send_refusal(exc)
                         return
-                    self._report("POST", path, self.rfile.read(length))
+                    self._report("POST", path, form)
                     return
                 if path != "/webhooks/cvat" or outer.webhooks is None:
+                    self.discard_body()
                     self.send_json(404, {"error": "not found"})
                     return
                 try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if length < 0 or length > MAX_BODY_BYTES:
-                    self.send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+                    body = self.read_body(MAX_BODY_BYTES)
+                except HttpInputError as exc:
+                    self.send_refusal(exc)
                     return
-                body = self.rfile.read(length)
                 status, data = outer.webhooks.handle(dict(self.headers.items()), body)
                 self.send_json(status, data)
 
@@ -95,9 +92,8 @@ class SidecarHttpServer:
         self.webhooks = webhooks
         self.reports = reports
         self._httpd = bind_server(
-            lambda address: ThreadingHTTPServer(address, Handler), host, port, what="sidecar HTTP server"
+            lambda address: BoundedHTTPServer(address, Handler, limits=limits), host, port, what="sidecar HTTP server"
         )
-        self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property

@@ -165,25 +165,6 @@ def test_image_sha256_is_content_key() -> None:
     assert a.decode_s == 0.0  # nothing decoded yet: a cache hit pays only for the hash
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-def test_opencv_and_pillow_decoders_agree(mode: str, fmt: str) -> None:
-    import io
-
-    from PIL import Image
-
-    if fmt == "JPEG" and mode in ("RGBA", "P"):
-        pytest.skip("JPEG has no alpha or palette")
-    img = Image.fromarray(gradient(40, 56)).convert(mode)
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    image = ImageInput(buf.getvalue())
-    fast = image.rgb()
-    slow = image._decode_pil()
-    assert fast.shape == slow.shape == (40, 56, 3)
-    assert np.abs(fast.astype(int) - slow.astype(int)).max() <= 1
-
-
 def test_truncated_jpeg_is_rejected() -> None:
     data = base64.b64decode(b64(gradient(64, 64), "JPEG"))
     cut = base64.b64encode(data[: len(data) * 2 // 3]).decode()

@@ -143,3 +143,37 @@ def test_keypointrcnn_function_returns_full_skeletons(monkeypatch: pytest.Monkey
         assert [e["label"] for e in item["elements"]] == list(COCO_KEYPOINTS)
         assert all(e["type"] == "points" and len(e["points"]) == 2 for e in item["elements"])
         assert all(isinstance(e["outside"], bool) for e in item["elements"])
+
+
+def _mask_bitmap(mask: Any, h: int, w: int) -> np.ndarray:
+    full = np.zeros((h, w), dtype=bool)
+    if mask is not None:
+        left, top, right, bottom = mask.ltrb
+        full[top : bottom + 1, left : right + 1] = mask.bitmap
+    return full
+
+
+@pytest.mark.parametrize("arch", ["maskrcnn", "keypointrcnn"])
+@pytest.mark.parametrize("factor", [2, 3])
+def test_frames_above_the_working_size_are_shrunk_and_mapped_back(arch: str, factor: int) -> None:
+    # a frame at the tiny model's working size (short side 128) and the same frame repeated
+    # factor x factor: the shrunk big frame is the small one, so results are the small ones x factor
+    rng = np.random.default_rng(factor)
+    small = rng.integers(0, 256, size=(128, 176, 3), dtype=np.uint8)
+    big = np.repeat(np.repeat(small, factor, axis=0), factor, axis=1)
+    detector = TorchvisionDetector(build_detection_model(arch, "tiny"))
+    assert detector.work_scale(*small.shape[:2]) == 1.0 and detector.work_scale(*big.shape[:2]) < 1.0
+    a, b = detector(small), detector(big)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose(b.xyxy, np.clip(a.xyxy * factor, 0, [big.shape[1], big.shape[0]] * 2), atol=1e-3)
+    if arch == "keypointrcnn":
+        assert a.keypoints is not None and b.keypoints is not None
+        np.testing.assert_allclose(b.keypoints[..., :2], a.keypoints[..., :2] * factor, atol=1e-3)
+        return
+    assert a.masks is not None and b.masks is not None
+    for ma, mb in zip(a.masks, b.masks, strict=True):
+        up = np.repeat(np.repeat(_mask_bitmap(ma, *small.shape[:2]), factor, 0), factor, 1)
+        got = _mask_bitmap(mb, *big.shape[:2])
+        union = (up | got).sum()
+        # bilinear resampling of the probabilities vs nearest-neighbour repetition: edges differ
+        assert union == 0 or (up & got).sum() / union > 0.8

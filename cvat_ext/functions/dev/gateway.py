@@ -20,7 +20,9 @@ what CVAT's ``direct`` invoke method posts to. Functions are found as ``**/funct
 * each function has ``numWorkers`` workers, each with its own ``init_context`` (run at start, or on
   a worker's first call with ``eager=False``); a call waits for a free worker at most
   ``workerAvailabilityTimeoutMilliseconds`` (then 503) (:mod:`~cvat_ext.functions.dev.workers`);
-* bodies above the trigger's ``maxRequestBodySize`` get 400 with a JSON error.
+* bodies above the trigger's ``maxRequestBodySize`` get 413 with a JSON error; every other bound
+  (bad ``Content-Length``, deep JSON, slow clients, listen backlog) is the shared HTTP base's
+  (:mod:`cvat_ext.http_endpoint`), the same as the sidecar's.
 
 A function that cannot load (its yaml, an import such as a missing dependency, its
 ``init_context`` such as missing weights) is logged, kept in :attr:`FunctionGateway.failures` and
@@ -44,26 +46,24 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cvat_ext.errors import ConfigError, FunctionUnavailableError
+from cvat_ext.errors import ConfigError, FunctionUnavailableError, HttpInputError
 from cvat_ext.functions.dev.environment import EnvOverrides, function_environment, scoped_environ
 from cvat_ext.functions.dev.lint import find_function_yamls
 from cvat_ext.functions.dev.workers import WorkerPool
 from cvat_ext.functions.embedding_cache import ENV_LOCAL_CACHE_SCOPE
 from cvat_ext.functions.handler import error_body
 from cvat_ext.functions.spec import FunctionYaml, HttpTrigger, load_function_config
-from cvat_ext.http_endpoint import JsonRequestHandler, bind_server
+from cvat_ext.http_endpoint import BoundedHTTPServer, JsonRequestHandler, bind_server
 
 __all__ = ["FunctionGateway", "LocalFunction", "load_function"]
 
 logger = logging.getLogger(__name__)
 
 PROJECT = "cvat"
-_DRAIN_CHUNK = 1 << 20
 
 
 @dataclass
@@ -156,7 +156,7 @@ class LocalFunction:
         if content_type.split(";")[0].strip() == "application/json":
             try:  # Nuclio hands JSON bodies to Python handlers already decoded
                 event_body = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # the handler's own parsing reports it
                 event_body = body
         event = nuclio_sdk.Event(
             body=event_body, content_type=content_type, headers=dict(headers), method="POST", path=path, size=len(body)
@@ -247,32 +247,19 @@ class _JsonHandler(JsonRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def _read_body(self, limit: int) -> bytes | None:
-        """The request body, or None (after draining it) when it exceeds ``limit`` bytes."""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= limit:
-            return self.rfile.read(length)
-        remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(_DRAIN_CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-        return None
-
     def _invoke(self, fn: LocalFunction, path: str) -> None:
         gateway = self.server.gateway
         with gateway.invocation() as admitted:
             if not admitted:
-                self._read_body(0)
+                self.discard_body()
                 self.close_connection = True
                 message = "shutting down: not taking new calls"
                 self._answer(fn.name, FunctionUnavailableError.status, _as_bytes(error_body(message, None)))
                 return
-            body = self._read_body(fn.max_body_bytes)
-            if body is None:
-                message = f"body: {self.headers.get('Content-Length')} bytes, limit {fn.max_body_bytes}"
-                self._answer(fn.name, 400, _as_bytes(error_body(message, "body")))
+            try:
+                body = self.read_body(fn.max_body_bytes)
+            except HttpInputError as exc:
+                self._answer(fn.name, exc.status, _as_bytes(error_body(str(exc), exc.field)))
                 return
             status, content_type, answer = fn.invoke(body, headers=dict(self.headers.items()), path=path)
             self._answer(fn.name, status, answer, content_type)
@@ -331,19 +318,19 @@ class _DashboardHandler(_JsonHandler):
     def do_POST(self) -> None:
         path = self.path.split("?")[0].rstrip("/")
         if path != "/api/function_invocations":
-            self._read_body(0)
+            self.discard_body()
             self.send_json(404, {"error": f"no route {path}"})
             return
         name = self.headers.get("x-nuclio-function-name")
         fn = self.server.gateway.functions.get(name or "")
         reason = self.server.gateway.failures.get(name or "")
         if fn is None and reason is not None:
-            self._read_body(0)
+            self.discard_body()
             message = f"function {name} is not loaded: {reason}"
             self._answer(name or "?", FunctionUnavailableError.status, _as_bytes(error_body(message, None)))
             return
         if fn is None:
-            self._read_body(0)
+            self.discard_body()
             status = 400 if not name else 404
             self._answer(
                 name or "?", status, _as_bytes(error_body(f"unknown function {name!r}", "x-nuclio-function-name"))
@@ -361,10 +348,9 @@ class _DirectHandler(_JsonHandler):
         self._invoke(fn, self.path)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # bursts of CVAT calls (a whole-task auto-annotation, 50 annotators) must queue, not be refused
-    request_queue_size = 128
+class _Server(BoundedHTTPServer):
+    # bursts of CVAT calls (a whole-task auto-annotation, 50 annotators) must queue, not be refused:
+    # the listen backlog is HttpLimits.request_queue_size (128), as for every cvat-ext endpoint
     gateway: FunctionGateway
     function: LocalFunction | None = None
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import cvat_sdk.auto_annotation as cvataa
-import numpy as np
 
 from cvat_ext.annotations.model import MaskRle
 from cvat_ext.functions.encode import PlannedShape, plan_shapes
 from cvat_ext.functions.interface import DetectionModel, DetectorFunctionSpec, LabelSpec, Polygonize
+from cvat_ext.models.frame_input import check_frame, rgb_from_pil
 
 __all__ = ["SdkDetectionFunction", "sdk_label_specs"]
 
@@ -70,7 +70,11 @@ class SdkDetectionFunction:
         """Shapes for one PIL image, with ``score``; label/sublabel ids are the spec ids."""
         if self._model is None:
             self._model = self._model_factory()
-        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        limits = getattr(self._model, "frame_limits", None)
+        # the SDK has no empty-vs-error distinction per frame: a frame the model cannot take has no shapes
+        if limits is not None and not check_frame(int(image.width), int(image.height), limits):
+            return []
+        rgb = rgb_from_pil(image)
         threshold = context.conf_threshold
         if threshold is None:
             threshold = self.function_spec.default_threshold

@@ -188,7 +188,8 @@ def test_interactor_invocation_as_cvat_sends_it(gateway: FunctionGateway) -> Non
         (b"{broken", 400, "body"),
         (json.dumps({"image": "!!"}).encode(), 400, "image"),
         (json.dumps({"image": b64(gradient()), "pos_points": [["a", 1]]}).encode(), 400, "pos_points.0.0"),
-        (json.dumps({"image": "A" * 300_000}).encode(), 400, "body"),  # over maxRequestBodySize (200000)
+        (json.dumps({"image": "A" * 300_000}).encode(), 413, "body"),  # over maxRequestBodySize (200000)
+        (b"[" * 100_000, 400, "body"),  # nested deeper than the HTTP base allows
         (json.dumps({"image": b64(gradient()), "obj_bbox": [[0, 0], [5, 5]], "threshold": 0.99}).encode(), 500, None),
     ],
 )

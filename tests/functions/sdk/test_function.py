@@ -131,3 +131,16 @@ def test_torchvision_sdk_factories_with_tiny_models() -> None:
     shapes = poses.detect(context(0.001), image)
     assert shapes and all(len(s.elements) == 17 for s in shapes)
     assert len(sdk_check(poses, shapes)) == len(shapes)
+
+
+@pytest.mark.parametrize(
+    ("size_wh", "mode"),
+    [((1, 1), "RGB"), ((1, 4000), "RGB"), ((200, 40), "RGB"), ((96, 160), "I;16"), ((96, 160), "F")],
+)
+def test_sdk_opencv_module_takes_odd_frames(size_wh: tuple[int, int], mode: str) -> None:
+    # the cvat-sdk path goes through the same frame normalisation as the Nuclio path
+    from cvat_ext.functions.sdk import opencv as sdk_opencv
+
+    image = Image.new(mode, size_wh)
+    shapes = sdk_opencv.detect(context(0.5), image)
+    assert shapes == []
