@@ -8,10 +8,11 @@ Connection settings come from options or the environment (options win):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -62,29 +63,46 @@ def _parse_when(value: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The connection options (url, token, username, password, org, timeout_s) of every command
+    that talks to CVAT; build the client with ``Connection(**those).client()``."""
+    options = [
+        click.option(
+            "--url",
+            envvar="CVAT_EXT_CVAT__URL",
+            help="CVAT server URL, e.g. http://localhost:8080 [env CVAT_EXT_CVAT__URL].",
+        ),
+        click.option(
+            "--token",
+            envvar="CVAT_EXT_CVAT__ACCESS_TOKEN",
+            help="Personal access token, sent as 'Authorization: Bearer' [env CVAT_EXT_CVAT__ACCESS_TOKEN].",
+        ),
+        click.option(
+            "--username",
+            envvar="CVAT_EXT_CVAT__USERNAME",
+            help="Username, instead of a token [env CVAT_EXT_CVAT__USERNAME].",
+        ),
+        click.option(
+            "--password",
+            envvar="CVAT_EXT_CVAT__PASSWORD",
+            help="Password for --username [env CVAT_EXT_CVAT__PASSWORD].",
+        ),
+        click.option(
+            "--org",
+            envvar="CVAT_EXT_CVAT__ORG",
+            help="Organization slug sent as X-Organization on every call [env CVAT_EXT_CVAT__ORG].",
+        ),
+        click.option(
+            "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-request timeout, seconds."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--url", envvar="CVAT_EXT_CVAT__URL", help="CVAT server URL, e.g. http://localhost:8080 [env CVAT_EXT_CVAT__URL]."
-)
-@click.option(
-    "--token",
-    envvar="CVAT_EXT_CVAT__ACCESS_TOKEN",
-    help="Personal access token, sent as 'Authorization: Bearer' [env CVAT_EXT_CVAT__ACCESS_TOKEN].",
-)
-@click.option(
-    "--username", envvar="CVAT_EXT_CVAT__USERNAME", help="Username, instead of a token [env CVAT_EXT_CVAT__USERNAME]."
-)
-@click.option(
-    "--password", envvar="CVAT_EXT_CVAT__PASSWORD", help="Password for --username [env CVAT_EXT_CVAT__PASSWORD]."
-)
-@click.option(
-    "--org",
-    envvar="CVAT_EXT_CVAT__ORG",
-    help="Organization slug sent as X-Organization on every call [env CVAT_EXT_CVAT__ORG].",
-)
-@click.option(
-    "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-request timeout, seconds."
-)
+@connection_options
 @click.pass_context
 def group(
     ctx: click.Context,

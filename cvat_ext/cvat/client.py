@@ -51,7 +51,7 @@ from cvat_ext.cvat.publishing import PublishingCalls
 from cvat_ext.cvat.quality import QualityCalls
 from cvat_ext.cvat.transport import Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
-from cvat_ext.errors import ConfigError, CvatConflictError
+from cvat_ext.errors import ConfigError, CvatConflictError, CvatError
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,55 @@ class CvatClient(PublishingCalls, QualityCalls):
         what = f"task {task_id}"
         data = self._t.json(what, lambda: self._api.tasks_api.retrieve(task_id, **self._t.opts))
         return wire.task_from_json(data, where=what)
+
+    def create_task(
+        self,
+        name: str,
+        *,
+        project_id: int,
+        files: Sequence[tuple[str, bytes]],
+        image_quality: int = 95,
+        segment_size: int | None = None,
+        timeout_s: float = 3600.0,
+    ) -> Task:
+        """Create a task in a project from image files ``(file name, bytes)`` in frame order.
+
+        ``POST /api/tasks``, then one multipart ``POST /api/tasks/{id}/data`` with every file as
+        ``client_files`` (``sorting_method`` "predefined": frame order is ``files`` order), then
+        waits for the data request. The bytes sent are exactly ``files``: nothing else is read
+        from disk here, so a caller decides what may leave the machine.
+        """
+        if not files:
+            raise ConfigError(f"task {name!r}: no files to upload")
+        if not 1 <= image_quality <= 100:
+            raise ConfigError(f"task {name!r}: image_quality must be 1..100, got {image_quality}")
+        what = f"task {name!r} in project {project_id}"
+        body: dict[str, Any] = {"name": name, "project_id": project_id}
+        if segment_size is not None:
+            body["segment_size"] = segment_size
+        endpoint = self._api.tasks_api.create_endpoint
+        created = self._t.object(what, lambda: self._t.raw(endpoint, body=body))
+        task = wire.task_from_json(created, where=what)
+
+        def send() -> Any:
+            # fresh file objects per attempt: the SDK closes what it has read
+            from cvat_ext.cvat.publishing import NamedBytes
+
+            request = models.DataRequest(
+                image_quality=image_quality,
+                sorting_method="predefined",
+                client_files=[NamedBytes(data, file_name, "application/octet-stream") for file_name, data in files],
+            )
+            return self._api.tasks_api.create_data(
+                task.id, data_request=request, _content_type="multipart/form-data", **self._t.opts
+            )
+
+        accepted = self._t.object(f"task {task.id} data", send)
+        rq_id = accepted.get("rq_id")
+        if not isinstance(rq_id, str) or not rq_id:
+            raise CvatError(f"task {task.id} data: unexpected CVAT response: no 'rq_id'")
+        self.wait_request(rq_id, timeout_s=timeout_s)
+        return self.get_task(task.id)
 
     # ------------------------------------------------------------------------------------------
     # annotations, labels, frame meta

@@ -108,6 +108,8 @@ class TaskRec:
     updated_date: datetime
     guide_id: int | None = None
     assignee_id: int | None = None
+    #: (file name, file bytes) per frame, for tasks created over HTTP (resources.task_data)
+    files: list[tuple[str, bytes]] | None = None
 
 
 @dataclass

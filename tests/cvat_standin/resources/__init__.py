@@ -7,6 +7,7 @@ from tests.cvat_standin.resources import (
     issues,
     jobs,
     quality,
+    task_data,
     users,
     webhooks,
 )
@@ -15,6 +16,6 @@ from tests.cvat_standin.routing import Router
 
 def build_router() -> Router:
     router = Router()
-    for module in (users, jobs, annotations, issues, consensus, quality, guides, webhooks):
+    for module in (users, jobs, task_data, annotations, issues, consensus, quality, guides, webhooks):
         module.register(router)
     return router

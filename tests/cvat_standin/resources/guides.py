@@ -111,22 +111,27 @@ def delete_guide(ctx: Request) -> Response:
     return Response(204, None)
 
 
-def _parse_multipart(ctx: Request) -> dict[str, tuple[str | None, str, bytes]]:
-    """Form fields as {name: (filename, content_type, data)}."""
+def multipart_parts(ctx: Request) -> list[tuple[str, str | None, str, bytes]]:
+    """Form parts in order as (name, filename, content_type, data); names may repeat."""
     ctype = ctx.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise bad_request({"detail": f'Unsupported media type "{ctype}" in request.'})
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         f"Content-Type: {ctype}\r\n\r\n".encode() + ctx.raw_body)
-    fields: dict[str, tuple[str | None, str, bytes]] = {}
+    parts = []
     for part in msg.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
         payload = part.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
-        fields[name] = (part.get_filename(), part.get_content_type(), data)
-    return fields
+        parts.append((name, part.get_filename(), part.get_content_type(), data))
+    return parts
+
+
+def _parse_multipart(ctx: Request) -> dict[str, tuple[str | None, str, bytes]]:
+    """Form fields as {name: (filename, content_type, data)} (the last part of a repeated name)."""
+    return {name: (filename, ctype, data) for name, filename, ctype, data in multipart_parts(ctx)}
 
 
 def create_asset(ctx: Request) -> Response:

@@ -258,7 +258,7 @@ def job_meta(ctx: Request) -> Response:
     width, height = task.frame_size
     frames = []
     for f in range(job.start_frame, job.stop_frame + 1):
-        name = f"frame_{f:03d}.png"
+        name = task.files[f][0] if task.files is not None else f"frame_{f:03d}.png"
         if job.included_frames is not None and f not in job.included_frames:
             name = "placeholder.jpg"
         frames.append({"width": width, "height": height, "name": name, "related_files": 0,
@@ -285,6 +285,11 @@ def job_frame(ctx: Request) -> Response:
     if number not in job.frames:
         raise bad_request({"detail": "The frame number doesn't belong to the job"})
     task = ctx.w.tasks[job.task_id]
+    if task.files is not None:  # uploaded data (resources.task_data): the file as stored
+        from tests.cvat_standin.resources.task_data import content_type  # (circular at import time)
+
+        name, data = task.files[number]
+        return Response(content_type=content_type(name), raw=data)
     return Response(content_type="image/png", raw=frame_png(task.id, number, task.frame_size))
 
 
