@@ -80,7 +80,7 @@ def task(w: World, base: str, t: TaskRec) -> dict[str, Any]:
     jobs = [j for j in w.jobs.values() if j.task_id == t.id]
     counted = [j for j in jobs if j.type == "annotation"]
     has_gt = any(j.type == "ground_truth" for j in jobs)
-    return {
+    out = {
         "url": f"{base}/api/tasks/{t.id}", "id": t.id, "name": t.name, "project_id": t.project_id,
         "project_name": w.projects[t.project_id].name if t.project_id is not None else None,
         "owner": basic_user(w, base, t.owner_id), "assignee": basic_user(w, base, t.assignee_id),
@@ -97,6 +97,11 @@ def task(w: World, base: str, t: TaskRec) -> dict[str, Any]:
         "labels": {"url": f"{base}/api/labels?task_id={t.id}"}, "assignee_updated_date": None,
         "validation_mode": "gt" if has_gt else None, "consensus_enabled": t.consensus_replicas > 0,
     }
+    if t.files is not None and not t.size:  # created over HTTP, data not attached yet (recording T01)
+        for key in ("data_chunk_size", "data_cloud_storage_id", "data_compressed_chunk_type",
+                    "data_original_chunk_type", "image_quality", "size"):
+            del out[key]
+    return out
 
 
 def job(w: World, base: str, j: JobRec) -> dict[str, Any]:
@@ -184,7 +189,7 @@ def settings(s: SettingsRec) -> dict[str, Any]:
 
 def request(w: World, r: RequestRec) -> dict[str, Any]:
     owner = w.users[r.owner_id]
-    return {
+    out = {
         "status": r.status, "message": r.message, "id": r.id,
         "operation": {"type": r.type, "target": r.target, "project_id": r.project_id, "task_id": r.task_id,
                       "job_id": r.job_id, "org_id": r.org_id, "lightweight": None},
@@ -194,3 +199,6 @@ def request(w: World, r: RequestRec) -> dict[str, Any]:
         "owner": {"id": owner.id, "username": owner.username},
         "result_url": None, "result_id": r.result_id,
     }
+    if r.type == "create:task":  # CVAT adds the (import) format to task creation requests (T01)
+        out["operation"]["format"] = None
+    return out

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from tests import shared_data
 
@@ -130,7 +131,7 @@ PATH_KINDS = [
     (re.compile(r"^/api/quality/reports/(\d+)"), "report"), (re.compile(r"^/api/assets/([\w-]+)"), "asset"),
 ]
 QUERY_KINDS = {"task_id": "task", "job_id": "job", "parent_job_id": "job", "project_id": "project",
-               "issue_id": "issue", "report_id": "report"}
+               "issue_id": "issue", "report_id": "report", "org_id": "org"}
 BODY_KINDS = {"job": "job", "job_id": "job", "task_id": "task", "project_id": "project", "issue": "issue",
               "label_id": "label", "spec_id": "attribute", "assignee": "user", "guide_id": "guide"}
 
@@ -142,7 +143,8 @@ def remap_path(ids: IdMap, path: str) -> str:
             raw = m.group(1)
             recorded: Any = int(raw) if raw.isdigit() else raw
             return path[: m.start(1)] + str(ids.get(kind, recorded)) + path[m.end(1):]
-    m = re.match(r"^/api/requests/action=(\w+)&target=(\w+)&target_id=(\d+)(.*)$", path)
+    # cvat-sdk sends the rq id URL-encoded (recording T01), CVAT's own links do not
+    m = re.match(r"^/api/requests/action=(\w+)&target=(\w+)&target_id=(\d+)(.*)$", unquote(path))
     if m:
         return (f"/api/requests/action={m.group(1)}&target={m.group(2)}"
                 f"&target_id={ids.get(m.group(2), int(m.group(3)))}{m.group(4)}")

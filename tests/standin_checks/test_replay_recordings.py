@@ -39,7 +39,7 @@ SKIPPED = {
     "L": "lambda endpoints (/api/lambda/...) are not implemented by the stand-in",
 }
 CREATES = {"/api/issues": "issue", "/api/comments": "comment", "/api/guides": "guide", "/api/webhooks": "webhook",
-           "/api/assets": "asset", "/api/jobs": "job"}
+           "/api/assets": "asset", "/api/jobs": "job", "/api/tasks": "task"}
 LEARN_FROM_LIST = {"/api/quality/settings": "qsettings", "/api/consensus/settings": "csettings"}
 # keys whose values depend on what happened before, compared by kind only
 OPAQUE = {"13_webhook_deliveries_list": frozenset({"request"})}
@@ -115,9 +115,33 @@ def _seed(standin: CvatStandIn, ids: IdMap) -> dict[str, str]:
         shifted = _strip_ids_shift(replica, -10)
         shifted["tracks"] = []  # the recorded track starts on frame 12 of parent 2 only
         standin.set_annotations(job_id, remap_body(ids, shifted))
+    _seed_task_creation(standin, ids)
     standin.request_polls = 1
     return {"qabot": f"Bearer {world.bot_token}",
             **{u: basic_auth(u, world.password) for u in world.user_ids if u != "qabot"}}
+
+
+def _seed_task_creation(standin: CvatStandIn, ids: IdMap) -> None:
+    """T01 creates a task as admin in org fn-e2e (recorded id 4), project "fn-e2e people" (4)."""
+    org_id = standin.add_org("fn-e2e", owner="admin")
+    project_id = standin.add_project("fn-e2e people", org="fn-e2e", owner="admin",
+                                     labels=[{"name": "person", "type": "any", "attributes": []}])
+    ids.set("org", 4, org_id)
+    ids.set("project", 4, project_id)
+
+
+def _frames_multipart(n: int = 3) -> tuple[bytes, str]:
+    """``client_files`` parts of ``n`` small PNG frames (the recording keeps only the byte count)."""
+    import io
+
+    from PIL import Image
+
+    fields = {}
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 30), (40 * i, 80, 120)).save(buf, format="PNG")
+        fields[f"client_files[{i}]"] = (f"frame_{i}.png", "image/png", buf.getvalue())
+    return multipart(fields)
 
 
 def _report_ids(standin: CvatStandIn, ids: IdMap) -> None:
@@ -142,7 +166,8 @@ def _report_ids(standin: CvatStandIn, ids: IdMap) -> None:
 def _request(ex: Exchange, ids: IdMap, auth: dict[str, str], receiver_url: str) -> tuple[str, dict[str, str],
                                                                                          dict[str, str], bytes | None]:
     req = ex.request
-    headers = {k: v for k, v in req["headers"].items() if k in ("X-Organization", "Accept")}
+    headers = {k: v for k, v in req["headers"].items()
+               if k in ("X-Organization", "Accept", "Upload-Start", "Upload-Multiple", "Upload-Finish")}
     user = ex.username
     if user is not None:
         headers["Authorization"] = auth[user]
@@ -156,6 +181,8 @@ def _request(ex: Exchange, ids: IdMap, auth: dict[str, str], receiver_url: str) 
                                               .encode()),
                                  "file": ("qa-chart.png", "image/png", PNG_260)})
         headers["Content-Type"] = ctype
+    elif isinstance(raw, str) and raw.startswith("<") and "multipart/form-data" in raw:
+        body, headers["Content-Type"] = _frames_multipart()
     elif raw is not None:
         raw = remap_body(ids, copy.deepcopy(raw))
         if isinstance(raw, dict) and "target_url" in raw:

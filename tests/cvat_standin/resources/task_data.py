@@ -1,11 +1,13 @@
 """POST /api/tasks (in a project) and POST /api/tasks/{id}/data (one multipart "Data" request).
 
-A task created here has no frames until its data is attached. The data request takes
-``client_files`` parts (in order; CVAT's ``sorting_method`` "predefined" keeps that order, the only
-one the stand-in implements) and ``image_quality``, answers 202 ``{rq_id}``
-(``action=create&target=task&target_id=N``), and the request finishes like every async request:
-the frames are the uploaded files, served as stored by ``GET /api/jobs/{id}/data?type=frame``.
-TUS chunked uploads (``Upload-Start``/``Upload-Finish`` headers) are not implemented: 400.
+A task created here has no frames until its data is attached, either by one multipart "Data"
+request (``client_files`` parts + ``image_quality``; what ``CvatClient.create_task`` sends) or by
+cvat-sdk's ``Upload-Start`` / ``Upload-Multiple`` / ``Upload-Finish`` sequence (recording T01).
+Files keep their upload order (``sorting_method`` is not applied). The finish answers 202
+``{rq_id}`` (``action=create&target=task&target_id=N``) and the request completes like every
+async request; frames are the uploaded files, served as stored by
+``GET /api/jobs/{id}/data?type=frame`` and ``GET /api/tasks/{id}/data?type=frame``. TUS chunked
+uploads are not implemented (400).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.cvat_standin.world import SettingsRec, TaskRec
 def register(r: Router) -> None:
     r.add("POST", "/api/tasks", create_task)
     r.add("POST", "/api/tasks/{id}/data", create_data)
+    r.add("GET", "/api/tasks/{id}/data", task_frame)
 
 
 def content_type(filename: str) -> str:
@@ -59,26 +62,58 @@ def create_task(ctx: Request) -> Response:
     return Response(201, ser.task(w, ctx.base_url, task), headers={"Location": f"{ctx.base_url}/api/tasks/{task.id}"})
 
 
-def create_data(ctx: Request) -> Response:
-    from PIL import Image
+def _client_files(ctx: Request) -> list[tuple[str, bytes]]:
+    return [(filename or f"file_{i}", data) for i, (name, filename, _, data) in enumerate(multipart_parts(ctx))
+            if name.startswith("client_files")]
 
-    from tests.cvat_standin.resources.jobs import add_job, load_task
+
+def _image_quality(value: object) -> int:
+    text = value.decode() if isinstance(value, bytes) else str(value) if value is not None else ""
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise bad_request({"image_quality": ["This field is required."]})
+    return int(text)
+
+
+def create_data(ctx: Request) -> Response:
+    """One "Data" request (multipart, no upload headers), or cvat-sdk's sequence: ``Upload-Start``
+    (202), ``Upload-Multiple`` multipart parts (200 each), ``Upload-Finish`` with the JSON options
+    (202 ``{rq_id}``). TUS chunks (``Upload-Length``) are not implemented."""
+    from tests.cvat_standin.resources.jobs import load_task
 
     w = ctx.w
     task = load_task(ctx, ctx.int_param())
     require_org_role(w, ctx.me, task.org_id, "supervisor", owner_id=task.owner_id)
-    if any(h in ctx.headers for h in ("upload-start", "upload-finish", "upload-multiple")):
-        raise bad_request({"detail": "the stand-in takes one multipart Data request (no TUS)"})
-    if task.files:
+    if task.size:
         raise bad_request({"detail": "Adding more data is not supported"})
-    parts = multipart_parts(ctx)
-    files = [(filename or f"file_{i}", data) for i, (name, filename, _, data) in enumerate(parts)
-             if name.startswith("client_files")]
-    quality = [data for name, _, _, data in parts if name == "image_quality"]
+    if "upload-length" in ctx.headers or "tus-resumable" in ctx.headers:
+        raise bad_request({"detail": "the stand-in does not implement TUS chunked uploads"})
+    if task.files is None:
+        task.files = []
+    if "upload-start" in ctx.headers and "upload-finish" not in ctx.headers:
+        task.files = []
+        return Response(202, content_type="", raw=b"")  # CVAT answers these two without a body
+    if "upload-multiple" in ctx.headers:
+        task.files += _client_files(ctx)
+        return Response(200, content_type="", raw=b"")
+    if "upload-finish" in ctx.headers:
+        quality = _image_quality(ctx.json_object().get("image_quality"))
+    else:  # a single Data request
+        parts = multipart_parts(ctx)
+        task.files = _client_files(ctx)
+        quality = _image_quality(next((d for n, _, _, d in parts if n == "image_quality"), None))
+    del quality  # validated only: the stand-in serves the files as uploaded
+    return _attach(ctx, task)
+
+
+def _attach(ctx: Request, task: TaskRec) -> Response:
+    from PIL import Image
+
+    from tests.cvat_standin.resources.jobs import add_job
+
+    w = ctx.w
+    files = list(task.files or [])
     if not files:
         raise bad_request({"client_files": ["No media data found"]})
-    if not quality or not quality[0].decode().isdigit() or not 1 <= int(quality[0].decode()) <= 100:
-        raise bad_request({"image_quality": ["This field is required."]})
     sizes = []
     for filename, data in files:
         try:
@@ -100,3 +135,20 @@ def create_data(ctx: Request) -> Response:
 
     return start_request(ctx, f"action=create&target=task&target_id={task.id}", "create:task", "task",
                          task_id=task.id, job_id=None, run=run)
+
+
+def task_frame(ctx: Request) -> Response:
+    """``GET /api/tasks/{id}/data?type=frame&number=N``: an uploaded frame as stored."""
+    from tests.cvat_standin.resources.jobs import load_task
+
+    task = load_task(ctx, ctx.int_param())
+    if ctx.query.get("type") != "frame":
+        raise bad_request({"type": ["only type=frame is served by the stand-in"]})
+    try:
+        number = int(ctx.query.get("number", ""))
+    except ValueError:
+        raise bad_request({"number": ["A valid integer is required."]}) from None
+    if not task.files or not 0 <= number < task.size:
+        raise bad_request({"detail": "The frame number doesn't belong to the task"})
+    name, data = task.files[number]
+    return Response(content_type=content_type(name), raw=data)
