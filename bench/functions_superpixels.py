@@ -212,25 +212,24 @@ def bench_libraries(objects: list[HandMask], ximgproc_python: str | None) -> lis
 
     def slic_at(max_side: int) -> Callable[[np.ndarray], SuperpixelMap]:
         def run(rgb: np.ndarray) -> SuperpixelMap:
-            lab, _ = work_frame(rgb, max_side)
+            work, lab = work_frame(rgb, max_side)
             labels = segmentation.slic(
-                lab, n_segments=n_for(rgb), compactness=coarse.compactness, sigma=coarse.sigma,
-                start_label=0, convert2lab=False, channel_axis=-1,
+                work, n_segments=n_for(rgb), compactness=coarse.compactness, sigma=coarse.sigma,
+                start_label=0, channel_axis=-1,
             )  # fmt: skip
             return map_from_work_labels(lab, labels, rgb.shape[:2])
 
         return run
 
     def felzenszwalb(rgb: np.ndarray) -> SuperpixelMap:
-        lab, factor = work_frame(rgb, coarse.work_max_side)
-        small = np.asarray(rgb if factor == 1.0 else _resize(rgb, lab.shape[:2]))
+        small, lab = work_frame(rgb, coarse.work_max_side)
         # scale grows with the wanted region size so the count is comparable
         area = lab.shape[0] * lab.shape[1] / n_for(rgb)
         labels = segmentation.felzenszwalb(small, scale=area / 4, sigma=0.8, min_size=int(area / 4))
         return map_from_work_labels(lab, labels, rgb.shape[:2])
 
     def compact_watershed(rgb: np.ndarray) -> SuperpixelMap:
-        lab, _ = work_frame(rgb, coarse.work_max_side)
+        _, lab = work_frame(rgb, coarse.work_max_side)
         gradient = filters.sobel(lab[..., 0])
         labels = segmentation.watershed(gradient, markers=n_for(rgb), compactness=0.001)
         return map_from_work_labels(lab, labels, rgb.shape[:2])
@@ -296,7 +295,7 @@ def _bench_ximgproc(
             maps = []
             for i, o in enumerate(objects):
                 labels = np.load(str(Path(tmp) / f"obj{i}.{name}.labels.npy"))
-                lab, _ = work_frame(o.rgb, max_side)
+                _, lab = work_frame(o.rgb, max_side)
                 maps.append(map_from_work_labels(lab, labels, o.rgb.shape[:2]))
             coarse = SCALES["coarse"]
             ious = _ious(maps, objects, coarse.edge_lab, coarse.seed_lab)

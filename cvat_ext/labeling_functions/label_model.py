@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["LabelModel", "fit_label_model", "majority_vote"]
+__all__ = ["LabelModel", "fit_label_model", "majority_vote", "vote_posterior"]
 
 _EPS = 1e-4
 
@@ -70,6 +70,15 @@ def _posterior(
     score -= score.max(axis=1, keepdims=True)
     post = np.exp(score)
     return np.asarray(post / post.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def vote_posterior(matrix: npt.ArrayLike, accuracy: npt.ArrayLike, prior: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """(N, K) posterior of the one-coin model with given LF ``accuracy`` (M,) and label ``prior``
+    (K,), no fitting: for a handful of candidates (one image) where EM has nothing to learn from."""
+    votes = np.asarray(matrix, dtype=np.int8)
+    patterns, _, inverse = _patterns(votes)
+    post = _posterior(patterns, np.asarray(accuracy, dtype=np.float64), np.asarray(prior, dtype=np.float64))
+    return np.asarray(post[inverse], dtype=np.float64)
 
 
 def fit_label_model(

@@ -97,12 +97,12 @@ class SuperpixelScale:
         return "slic-" + "-".join(f"{p:g}" for p in parts)
 
 
-#: measured on the hand-made masks (bench/functions_superpixels.py): fine ~4000 superpixels per MP
-#: (about 16x16 px) for object parts; coarse ~1200 per MP (about 29x29 px) and a looser colour
-#: growth, for a whole uniform object in one click
+#: chosen on the hand-made masks (bench/functions_superpixels.py; 4 objects, so a rough choice):
+#: fine ~4000 superpixels per MP (about 16x16 px) and a tight colour growth, for object parts;
+#: coarse ~2000 per MP (about 22x22 px) and a looser growth, for a whole uniform object in one click
 SCALES: dict[str, SuperpixelScale] = {
     "fine": SuperpixelScale("fine", segments_per_mp=4000, edge_lab=8.0, seed_lab=15.0),
-    "coarse": SuperpixelScale("coarse", segments_per_mp=1200, edge_lab=12.0, seed_lab=22.0),
+    "coarse": SuperpixelScale("coarse", segments_per_mp=2000, edge_lab=12.0, seed_lab=22.0),
 }
 
 
@@ -304,9 +304,9 @@ def _neighbour_edges(labels: npt.NDArray[np.integer], s: int) -> npt.NDArray[np.
     return np.stack([pairs // s, pairs % s], axis=1).astype(np.int32)
 
 
-def work_frame(rgb: npt.NDArray[np.uint8], max_side: int) -> tuple[npt.NDArray[np.float32], float]:
-    """The frame downscaled (area interpolation) to a longest side <= ``max_side``, in CIELAB
-    float32 (L 0..100), and the scale factor applied (<= 1)."""
+def work_frame(rgb: npt.NDArray[np.uint8], max_side: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """The frame downscaled (area interpolation) to a longest side <= ``max_side``: as uint8 RGB
+    (what the segmentation runs on) and in CIELAB float32 (L 0..100; the superpixels' colours)."""
     import cv2
 
     h, w = rgb.shape[:2]
@@ -316,7 +316,7 @@ def work_frame(rgb: npt.NDArray[np.uint8], max_side: int) -> tuple[npt.NDArray[n
         work = cv2.resize(rgb, (max(round(w * factor), 1), max(round(h * factor), 1)), interpolation=cv2.INTER_AREA)
     # OpenCV's Lab conversion: ~8x faster than skimage's, same scale (L 0..100) for float input
     lab = cv2.cvtColor(work.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
-    return np.asarray(lab, dtype=np.float32), factor
+    return np.ascontiguousarray(work, dtype=np.uint8), np.asarray(lab, dtype=np.float32)
 
 
 def map_from_work_labels(
@@ -350,14 +350,15 @@ def segment_frame(rgb: npt.NDArray[np.uint8], scale: SuperpixelScale) -> Superpi
     from skimage.segmentation import slic
 
     h, w = rgb.shape[:2]
-    lab, _ = work_frame(rgb, scale.work_max_side)
+    work, lab = work_frame(rgb, scale.work_max_side)
+    # SLIC gets the RGB frame and converts it to Lab itself: it rescales its input to [0, 1] first,
+    # so a Lab input would shrink every colour difference ~100x and leave a plain grid
     labels = slic(
-        lab,
+        work,
         n_segments=scale.n_segments(h, w),
         compactness=scale.compactness,
         sigma=scale.sigma,
         start_label=0,
-        convert2lab=False,
         channel_axis=-1,
         enforce_connectivity=True,
     )
