@@ -7,6 +7,7 @@ Connection settings come from options or the environment (options win):
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -64,8 +65,22 @@ def _parse_when(value: str) -> datetime:
 
 
 def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The connection options (url, token, username, password, org, timeout_s) of every command
-    that talks to CVAT; build the client with ``Connection(**those).client()``."""
+    """The connection options (``--url --token --username --password --org --timeout``) of every
+    command that talks to CVAT; the command receives them as one ``conn: Connection`` argument."""
+
+    @functools.wraps(fn)
+    def with_connection(
+        *args: Any,
+        url: str | None,
+        token: str | None,
+        username: str | None,
+        password: str | None,
+        org: str | None,
+        timeout_s: float,
+        **kwargs: Any,
+    ) -> Any:
+        return fn(*args, conn=Connection(url, token, username, password, org, timeout_s), **kwargs)
+
     options = [
         click.option(
             "--url",
@@ -96,25 +111,18 @@ def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-request timeout, seconds."
         ),
     ]
+    wrapped: Callable[..., Any] = with_connection
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        wrapped = option(wrapped)
+    return wrapped
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @connection_options
 @click.pass_context
-def group(
-    ctx: click.Context,
-    url: str | None,
-    token: str | None,
-    username: str | None,
-    password: str | None,
-    org: str | None,
-    timeout_s: float,
-) -> None:
+def group(ctx: click.Context, conn: Connection) -> None:
     """Talk to a CVAT server: check access, list jobs, fetch annotations."""
-    ctx.obj = Connection(url, token, username, password, org, timeout_s)
+    ctx.obj = conn
 
 
 @group.command()

@@ -52,12 +52,7 @@ def apply_cmd(
     output: Path | None,
     write: bool,
     min_confidence: float,
-    url: str | None,
-    token: str | None,
-    username: str | None,
-    password: str | None,
-    org: str | None,
-    timeout_s: float,
+    conn: Connection,
 ) -> None:
     """Apply LFs to every shape of task N, combine the votes with the label model, print the LF
     analysis (accuracy against the task's GT job when it has one); optionally write the labels."""
@@ -67,7 +62,7 @@ def apply_cmd(
     from cvat_ext.labeling_functions.label_model import fit_label_model
 
     lfs = load_lfs(packs)
-    with Connection(url, token, username, password, org, timeout_s).client() as client:
+    with conn.client() as client:
         task = task_candidates(client, task_id)
         run = apply_lfs(lfs, task.candidates)
         model = fit_label_model(run.matrix, len(run.labels))

@@ -201,18 +201,12 @@ def create_task_cmd(
     segment_size: int | None,
     image_quality: int,
     keep_dir: Path | None,
-    url: str | None,
-    token: str | None,
-    username: str | None,
-    password: str | None,
-    org: str | None,
-    timeout_s: float,
+    conn: Connection,
     **opts: Any,
 ) -> None:
     """Blur the images of SRC, then create a CVAT task from the blurred copies only.
 
     Nothing is uploaded unless every image was blurred and written: originals never reach CVAT."""
-    conn = Connection(url, token, username, password, org, timeout_s)
     with tempfile.TemporaryDirectory(prefix="cvat-ext-privacy-") as tmp:
         work = keep_dir or Path(tmp) / "blurred"
         report, report_path = _run_blur(src, work, opts, overwrite=False)
@@ -250,12 +244,7 @@ def scan_cmd(
     detector_labels: str,
     min_score: float,
     as_json: bool,
-    url: str | None,
-    token: str | None,
-    username: str | None,
-    password: str | None,
-    org: str | None,
-    timeout_s: float,
+    conn: Connection,
 ) -> None:
     """Report the frames of task N where faces or plates are still visible (exit code 1 if any)."""
     from cvat_ext.privacy.scan import scan_task
@@ -268,7 +257,7 @@ def scan_cmd(
         nonlocal scanned
         scanned += 1
 
-    with Connection(url, token, username, password, org, timeout_s).client() as client:
+    with conn.client() as client:
         for finding in scan_task(client, task_id, detector, min_score=min_score, on_frame=count):
             findings += 1
             if as_json:
