@@ -40,6 +40,22 @@ def _logistic(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
 
+def cascade_boxes(
+    classifier: Any, gray: npt.NDArray[np.uint8], *, scale_factor: float, min_neighbors: int, min_size_px: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """A Haar cascade's boxes ``xywh`` (N, 4) on a grey image and their scores (N,): the logistic
+    of the last stage's weight, so 0.5 is the cascade's own decision."""
+    found, _, weights = classifier.detectMultiScale3(
+        gray,
+        scaleFactor=scale_factor,
+        minNeighbors=min_neighbors,
+        minSize=(min_size_px, min_size_px),
+        outputRejectLevels=True,
+    )
+    xywh = np.asarray(found, dtype=np.float64).reshape(-1, 4)
+    return xywh, _logistic(np.asarray(weights, dtype=np.float64).reshape(-1))
+
+
 def nms(xyxy: npt.NDArray[np.float64], score: npt.NDArray[np.float64], iou_thr: float) -> npt.NDArray[np.int64]:
     """Indices kept by greedy non-maximum suppression, highest score first."""
     order = np.argsort(-score, kind="stable")
@@ -95,15 +111,13 @@ class OpenCvPeopleDetector:
             gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
         gh, gw = gray.shape
         # step 2: faces
-        faces, _, face_w = self._face.detectMultiScale3(
+        face_xywh, face_score = cascade_boxes(
+            self._face,
             gray,
-            scaleFactor=self.face_scale,
-            minNeighbors=self.face_min_neighbors,
-            minSize=(self.face_min_size, self.face_min_size),
-            outputRejectLevels=True,
+            scale_factor=self.face_scale,
+            min_neighbors=self.face_min_neighbors,
+            min_size_px=self.face_min_size,
         )
-        face_xywh = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
-        face_score = _logistic(np.asarray(face_w, dtype=np.float64).reshape(-1))
         # step 3: people (HOG) and bodies proposed by faces
         stride = (self.hog_win_stride, self.hog_win_stride)
         people, hog_w = self._hog.detectMultiScale(gray, winStride=stride, padding=(8, 8), scale=self.hog_scale)

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError, CvatExtError
 from cvat_ext.models.detections import Detections
-from cvat_ext.models.opencv_people import nms
+from cvat_ext.models.opencv_people import cascade_boxes, nms
 
 __all__ = [
     "FACE",
@@ -61,10 +61,6 @@ class PiiDetector(Protocol):
     name: str
 
     def __call__(self, rgb: npt.NDArray[np.uint8]) -> Detections: ...
-
-
-def _logistic(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
 
 @dataclass
@@ -103,15 +99,13 @@ class CascadeDetector:
     def _run(
         self, classifier: Any, gray: npt.NDArray[np.uint8]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        found, _, weights = classifier.detectMultiScale3(
+        return cascade_boxes(
+            classifier,
             gray,
-            scaleFactor=self.scale_factor,
-            minNeighbors=self.min_neighbors,
-            minSize=(self.min_size_px, self.min_size_px),
-            outputRejectLevels=True,
+            scale_factor=self.scale_factor,
+            min_neighbors=self.min_neighbors,
+            min_size_px=self.min_size_px,
         )
-        xywh = np.asarray(found, dtype=np.float64).reshape(-1, 4)
-        return xywh, _logistic(np.asarray(weights, dtype=np.float64).reshape(-1))
 
     def __call__(self, rgb: npt.NDArray[np.uint8]) -> Detections:
         cv2 = self._cv2
