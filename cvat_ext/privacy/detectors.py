@@ -10,7 +10,9 @@ table: ``xyxy`` (N, 4) absolute pixels, ``score`` (N,) in [0, 1], ``class_id`` (
   Tuned for recall (privacy errs on the blurred side): ``min_neighbors`` 3.
 * :class:`HttpDetector`: any deployed cvat-ext (or CVAT) detector function, called over HTTP with
   the body CVAT sends (``{"image": <b64 file>, "threshold"}``); its rectangles whose label is in
-  ``labels`` become faces or plates (e.g. ``opencv-people-face``'s ``face``).
+  ``labels`` become faces or plates (e.g. ``opencv-people-face``'s ``face``), and its skeletons
+  with such a label give a face box from their head keypoints (nose, eyes, ears: e.g.
+  ``pth-torchvision-keypointrcnn``'s ``person`` with ``--detector-labels person=face``).
 
 :func:`union_detector` runs several and concatenates their regions.
 """
@@ -193,12 +195,22 @@ class HttpDetector:
         rows, scores, ids = [], [], []
         for i, item in enumerate(items):
             kind = self.labels.get(str(item.get("label"))) if isinstance(item, dict) else None
-            if kind is None or item.get("type") != "rectangle":
+            if kind is None:
                 continue
-            points = item.get("points")
-            if not isinstance(points, list) or len(points) != 4:
-                raise CvatExtError(f"privacy detector {self.url}: item {i}: rectangle needs 4 points, got {points!r}")
-            rows.append([float(v) for v in points])
+            if item.get("type") == "skeleton":
+                box = _head_box(item)  # a pose model (e.g. pth-torchvision-keypointrcnn): its head keypoints
+                if box is None:
+                    continue
+            elif item.get("type") == "rectangle":
+                points = item.get("points")
+                if not isinstance(points, list) or len(points) != 4:
+                    raise CvatExtError(
+                        f"privacy detector {self.url}: item {i}: rectangle needs 4 points, got {points!r}"
+                    )
+                box = [float(v) for v in points]
+            else:
+                continue
+            rows.append(box)
             scores.append(float(item.get("confidence", 1.0)))
             ids.append(kind_to_id[kind])
         return Detections(
@@ -206,6 +218,26 @@ class HttpDetector:
             np.asarray(scores, dtype=np.float64),
             np.asarray(ids, dtype=np.int64),
         )
+
+
+#: COCO keypoint names of the head
+HEAD_KEYPOINTS = frozenset({"nose", "left_eye", "right_eye", "left_ear", "right_ear"})
+
+
+def _head_box(item: Mapping[str, Any]) -> list[float] | None:
+    """A face box from a skeleton's visible head keypoints: their bounding square grown 1.6x (the
+    keypoints sit inside the face, the box must cover hair and chin); None with fewer than two."""
+    xy = [
+        element["points"][:2]
+        for element in item.get("elements") or ()
+        if isinstance(element, dict) and element.get("label") in HEAD_KEYPOINTS and not element.get("outside")
+    ]
+    if len(xy) < 2:
+        return None
+    pts = np.asarray(xy, dtype=np.float64)
+    centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    half = 0.8 * float(np.ptp(pts, axis=0).max())
+    return [centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half]
 
 
 @dataclass

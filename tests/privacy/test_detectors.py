@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,34 @@ def test_unreachable_detector_is_one_clear_error() -> None:
     detector = HttpDetector("http://127.0.0.1:9", {"face": "face"}, timeout_s=2)
     with pytest.raises(CvatExtError, match="request failed"):
         detector(np.zeros((8, 8, 3), dtype=np.uint8))
+
+
+def test_pose_detector_head_keypoints_give_face_boxes() -> None:
+    def element(name: str, x: float, y: float, outside: bool = False) -> dict[str, object]:
+        return {"label": name, "type": "points", "points": [x, y], "outside": outside}
+
+    skeletons = [
+        {
+            "label": "person",
+            "type": "skeleton",
+            "confidence": "0.9",
+            "elements": [
+                element("nose", 100, 100),
+                element("left_eye", 90, 90),
+                element("right_eye", 110, 90),
+                element("left_ear", 80, 95, outside=True),
+                element("left_shoulder", 60, 160),
+            ],
+        },
+        # one visible head keypoint is not enough for a box
+        {
+            "label": "person",
+            "type": "skeleton",
+            "elements": [element("nose", 300, 300), element("left_eye", 0, 0, True)],
+        },
+    ]
+    detector = HttpDetector("http://pose", {"person": "face"}, post=lambda url, body: json.dumps(skeletons).encode())
+    found = detector(np.zeros((400, 400, 3), dtype=np.uint8))
+    assert found.class_id.tolist() == [FACE] and found.score.tolist() == [0.9]
+    # head points span 20 px: a 32 px square around their centre (100, 95)
+    np.testing.assert_allclose(found.xyxy, [[84, 79, 116, 111]])
