@@ -121,6 +121,7 @@ def _blur_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Blur sigma / block size, as a fraction of the region's shorter side.",
         ),
         click.option("--jpeg-quality", type=int, default=95, show_default=True),
+        click.option("--workers", type=int, default=1, show_default=True, help="Processes to blur with."),
         click.option(
             "--report",
             "report_path",
@@ -155,7 +156,7 @@ def _run_blur(src: Path, dst: Path, opts: dict[str, Any], overwrite: bool) -> tu
         jpeg_quality=opts["jpeg_quality"],
         overwrite=overwrite,
     )
-    report = blur_files(sources, dst, detector, params, src_label=str(src))
+    report = blur_files(sources, dst, detector, params, src_label=str(src), workers=opts["workers"])
     report_path = opts["report_path"] or dst / REPORT_DIR / f"privacy-{report.run_id}.json"
     write_report(report, report_path)
     return report, report_path

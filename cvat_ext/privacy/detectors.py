@@ -98,6 +98,14 @@ class CascadeDetector:
             self._classifiers.append((key, classifier, class_id))
         self.name = "opencv-haar:" + "+".join(self.cascades)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # OpenCV classifiers do not pickle: a worker process loads its own (blur --workers)
+        return {k: v for k, v in self.__dict__.items() if k not in ("_cv2", "_classifiers")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
     def _run(
         self, classifier: Any, gray: npt.NDArray[np.uint8]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,21 +104,86 @@ def blur_files(
     *,
     src_label: str,
     on_file: Callable[[FileResult], None] | None = None,
+    workers: int = 1,
 ) -> BlurReport:
     """Redact every source into ``dst`` (same relative paths). Never raises for a bad file: the
-    report comes back ``failed`` with the error naming the file, after the files already done."""
+    report comes back ``failed`` with the error naming the file.
+
+    ``workers`` > 1 spreads the files over that many processes (the detector is sent to each
+    once). One process stops at the first bad file; several finish the files already handed out,
+    and the report lists every file written, in source order.
+    """
+    if workers < 1:
+        raise ConfigError(f"privacy: workers must be >= 1, got {workers}")
     report = BlurReport(str(uuid.uuid4()), _now_iso(), src_label, str(dst), detector.name, asdict(params))
-    try:
-        for source in sources:
-            result = _blur_one(source, dst, detector, params)
-            report.files.append(result)
-            if on_file is not None:
-                on_file(result)
+    results = (
+        _run_serial(sources, dst, detector, params)
+        if workers == 1
+        else _run_parallel(sources, dst, detector, params, workers)
+    )
+    for result in results:
+        if isinstance(result, CvatExtError):
+            report.status, report.error = "failed", str(result)
+            if workers == 1:
+                break
+            continue
+        report.files.append(result)
+        if on_file is not None:
+            on_file(result)
+    if report.status == "running":
         report.status = "ok"
-    except CvatExtError as exc:
-        report.status, report.error = "failed", str(exc)
     report.finished_at = _now_iso()
     return report
+
+
+def _run_serial(
+    sources: Sequence[Source], dst: Path, detector: PiiDetector, params: BlurParams
+) -> Iterator[FileResult | CvatExtError]:
+    for source in sources:
+        try:
+            yield _blur_one(source, dst, detector, params)
+        except CvatExtError as exc:
+            yield exc
+            return
+
+
+_WORKER_DETECTOR: list[PiiDetector] = []
+
+
+def _init_worker(detector: PiiDetector) -> None:
+    import cv2
+
+    # one OpenCV thread per worker: the workers are the parallelism (threads x processes oversubscribe)
+    cv2.setNumThreads(1)
+    _WORKER_DETECTOR[:] = [detector]
+
+
+def _blur_in_worker(source: Source, dst: Path, params: BlurParams) -> FileResult | CvatExtError:
+    try:
+        return _blur_one(source, dst, _WORKER_DETECTOR[0], params)
+    except CvatExtError as exc:
+        return exc
+
+
+def _run_parallel(
+    sources: Sequence[Source], dst: Path, detector: PiiDetector, params: BlurParams, workers: int
+) -> Iterator[FileResult | CvatExtError]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: a child forked from a process whose OpenCV thread pool is running can deadlock
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(detector,)) as pool:
+        futures = [pool.submit(_blur_in_worker, source, dst, params) for source in sources]
+        first_error: CvatExtError | None = None
+        for future in futures:
+            result = future.result()
+            if isinstance(result, CvatExtError):
+                first_error = first_error or result
+            else:
+                yield result
+        if first_error is not None:
+            yield first_error
 
 
 def _blur_one(source: Source, dst: Path, detector: PiiDetector, params: BlurParams) -> FileResult:

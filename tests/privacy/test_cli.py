@@ -171,3 +171,24 @@ def test_scan_reports_unblurred_frames(
     assert all(r["kind"] == "face" for f in findings for r in f["regions"])
     code, _, err = run(["privacy", "scan", "--task", "999", *conn_args(cvat_standin, cvat_org_world)], capsys)
     assert code == 2 and err.count("\n") == 1
+
+
+def test_workers_give_the_same_files_and_report_every_file_written(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    assert run(["privacy", "blur", str(photos), str(serial)], capsys)[0] == 0
+    assert run(["privacy", "blur", str(photos), str(parallel), "--workers", "2"], capsys)[0] == 0
+    strip = {rel: h for rel, h in digest(serial).items() if not rel.startswith(".cvat-ext")}
+    assert strip == {rel: h for rel, h in digest(parallel).items() if not rel.startswith(".cvat-ext")}
+    # a bad file in the middle: the other workers' files are written and reported
+    (photos / "b_broken.jpg").write_bytes(b"not a jpeg")
+    code, _, err = run(["privacy", "blur", str(photos), str(tmp_path / "p2"), "--workers", "2"], capsys)
+    assert code == 2 and "b_broken.jpg: not a readable image" in err
+    (report_path,) = (tmp_path / "p2" / ".cvat-ext").glob("privacy-*.json")
+    report = json.loads(report_path.read_text())
+    assert report["status"] == "failed" and [f["src"] for f in report["files"]] == [
+        "coffee.png",
+        "hopper.jpg",
+        "phone/astronaut.jpg",
+    ]
