@@ -214,6 +214,13 @@ def create_task_cmd(
         if report.error is not None:
             _audit(opts["state_url"], report, report_path)
             raise ConfigError(f"{report.error} (nothing uploaded; report {report_path})")
+        # CVAT keeps only the base name of each uploaded file: two equal names would collide there
+        names = [Path(f.dst).name for f in report.files]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ConfigError(
+                f"{src}: files in different folders share the names {clash[:5]}; CVAT keeps base names only"
+            )
         # exactly the files this run wrote, in source order, read back from the work folder
         files = [(f.dst, (work / f.dst).read_bytes()) for f in report.files]
         with conn.client() as client:

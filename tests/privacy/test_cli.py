@@ -192,3 +192,31 @@ def test_workers_give_the_same_files_and_report_every_file_written(
         "hopper.jpg",
         "phone/astronaut.jpg",
     ]
+
+
+def test_create_task_refuses_colliding_base_names(
+    photos: Path,
+    tmp_path: Path,
+    cvat_standin: CvatStandIn,
+    cvat_org_world: OrgWorld,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shutil.copy(photos / "hopper.jpg", photos / "phone" / "hopper.jpg")
+    code, _, err = run(
+        [
+            "privacy",
+            "create-task",
+            str(photos),
+            "--name",
+            "x",
+            "--project",
+            str(cvat_org_world.project_id),
+            "--keep",
+            str(tmp_path / "kept"),
+            *conn_args(cvat_standin, cvat_org_world),
+        ],
+        capsys,
+    )
+    assert code == 2 and err.count("\n") == 1 and "share the names ['hopper.jpg']" in err
+    with cvat_standin.world.lock:
+        assert all(t.name != "x" for t in cvat_standin.world.tasks.values())  # nothing created
