@@ -73,8 +73,7 @@ def main() -> int:
 
     if args.repo is None:
         results = BenchResults(__file__)
-        for name, value, unit, target, met in figures:
-            results.add(name, value, unit, target, met)
+        results.add_all({"name": n, "value": v, "unit": u, "target": t, "met": m} for n, v, u, t, m in figures)
         results.write()
     return 0 if all(met is not False for *_, met in figures) else 1
 
