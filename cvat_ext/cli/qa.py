@@ -3,9 +3,9 @@
 Inputs are what CVAT serves: one ``GET /api/jobs/{id}/annotations`` body per annotator, the labels
 (``GET /api/labels``, a list or a paginated page) and the job's frame meta
 (``GET /api/jobs/{id}/data/meta``). Bad input ends with one line naming the file (exit code 2).
-The annotation files are read incrementally into temporary SQLite files
-(:class:`~cvat_ext.annotations.frame_store.FrameStore`), so memory grows with a chunk of frames,
-not with the job.
+Each annotation file is read once into columns (:mod:`cvat_ext.annotations.columnar_json`,
+a few dozen bytes per object) and the engine cuts its chunks from them
+(:mod:`cvat_ext.consensus.table_source`); nothing is parsed twice.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import click
 
+from cvat_ext.annotations.columnar_json import read_annotations_file
 from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
-from cvat_ext.annotations.frame_store import FrameStore
-from cvat_ext.consensus.engine import score_streams
 from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.table_source import score_tables
 from cvat_ext.errors import ConfigError
 
 
@@ -147,9 +147,9 @@ def consensus(
     show = sys.stderr.isatty() if progress is None else progress
     # two passes over the frames (match, then merge), three when sigmas are estimated first
     total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
+    # each replica is validated and read into columns once; the engine cuts its chunks from them
+    tables = {name: read_annotations_file(path, last_frame=meta.stop_frame) for name, path in named}
     with ExitStack() as stack:
-        # each replica is validated and spilled to a temporary SQLite file, read back a chunk at a time
-        stores = {name: stack.enter_context(FrameStore(path)) for name, path in named}
         if show:
             from tqdm import tqdm
 
@@ -159,9 +159,9 @@ def consensus(
                 bar.set_description(f"consensus ({stage})", refresh=False)
                 bar.update(frames)
 
-            result = score_streams(stores, labels, meta, settings, progress=tick)
+            result = score_tables(tables, labels, meta, settings, progress=tick)
         else:
-            result = score_streams(stores, labels, meta, settings)
+            result = score_tables(tables, labels, meta, settings)
     if report_out is not None:
         write_report_json(result, report_out)
     if csv_dir is not None:

@@ -1,0 +1,310 @@
+"""The object table: a job's shapes as parallel columns, the form the engines read.
+
+A :class:`ShapeTable` holds ``M`` shapes (rows), one numpy column per scalar field and the
+geometry ragged in one flat array:
+
+* ``frame (M,)``, ``label_id (M,)``, ``type_code (M,)`` (position in :data:`SHAPE_TYPES`),
+  ``occluded (M,)``, ``outside (M,)``, ``z_order (M,)``, ``group (M,)``, ``rotation (M,)`` degrees,
+  ``score (M,)``, ``obj_id (M,)`` with ``has_id (M,)`` (CVAT's ``id`` may be null), ``source_code
+  (M,)`` into ``sources``;
+* ``coords (C,)`` float64 and ``coord_start (M+1,)``: row ``i``'s numbers are
+  ``coords[coord_start[i]:coord_start[i+1]]``, exactly CVAT's flat ``points``: rectangle/ellipse
+  4 numbers, polygon/polyline/points XY pairs, cuboid 16, mask ``counts... + [left, top, right,
+  bottom]`` (CVAT RLE, inclusive box), skeleton none;
+* the rare parts sparse, by row: ``attributes`` (row -> attribute values) and ``elements``
+  (skeleton row -> its keypoint :class:`Shape` s).
+
+The table is built once at the boundary (:mod:`cvat_ext.annotations.columnar_json`) and validated
+there; :meth:`ShapeTable.shape` builds a :class:`Shape` on demand for code that edits or inspects a
+few objects. Rows keep the order they were given in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from cvat_ext.annotations.model import Attribute, MaskRle, Shape, ShapeType
+
+__all__ = ["SHAPE_TYPES", "TYPE_CODE", "LazyShapes", "ShapeTable"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: shape types by code (``ShapeTable.type_code``)
+SHAPE_TYPES: tuple[ShapeType, ...] = tuple(ShapeType)
+TYPE_CODE: dict[ShapeType, int] = {t: i for i, t in enumerate(SHAPE_TYPES)}
+_RECT, _ELLIPSE, _MASK, _SKELETON, _CUBOID = (
+    TYPE_CODE[t] for t in (ShapeType.RECTANGLE, ShapeType.ELLIPSE, ShapeType.MASK, ShapeType.SKELETON, ShapeType.CUBOID)
+)
+_FLAT_TYPES = frozenset({_RECT, _ELLIPSE})
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeTable:
+    """``M`` shapes as columns (see the module docstring for the layout and units)."""
+
+    frame: IntArray
+    label_id: IntArray
+    type_code: IntArray
+    occluded: BoolArray
+    outside: BoolArray
+    z_order: IntArray
+    group: IntArray
+    rotation: FloatArray
+    score: FloatArray
+    obj_id: IntArray
+    has_id: BoolArray
+    source_code: IntArray
+    sources: tuple[str, ...]
+    coords: FloatArray
+    coord_start: IntArray
+    attributes: Mapping[int, tuple[Attribute, ...]] = field(default_factory=dict)
+    elements: Mapping[int, tuple[Shape, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        m = self.frame.shape[0]
+        for name in ("label_id", "type_code", "occluded", "outside", "z_order", "group", "rotation", "score"):
+            if getattr(self, name).shape != (m,):
+                raise ValueError(f"{name}: expected shape ({m},), got {getattr(self, name).shape}")
+        for name in ("obj_id", "has_id", "source_code"):
+            if getattr(self, name).shape != (m,):
+                raise ValueError(f"{name}: expected shape ({m},), got {getattr(self, name).shape}")
+        if self.coord_start.shape != (m + 1,) or (m and int(self.coord_start[-1]) != self.coords.shape[0]):
+            raise ValueError(f"coord_start: expected ({m + 1},) ending at {self.coords.shape[0]}")
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    # ------------------------------------------------------------------------------------------
+    # building
+
+    @classmethod
+    def empty(cls) -> ShapeTable:
+        return cls.from_shapes(())
+
+    @classmethod
+    def from_shapes(cls, shapes: Sequence[Shape]) -> ShapeTable:
+        """Shapes already built (the slow path, tracks, tests) -> a table in the same order."""
+        n = len(shapes)
+        sources = tuple(dict.fromkeys(s.source for s in shapes))
+        source_of = {name: i for i, name in enumerate(sources)}
+        flat = [_flat_points(s) for s in shapes]
+        lengths = np.fromiter(map(len, flat), dtype=np.int64, count=n)
+        return cls(
+            frame=np.fromiter((s.frame for s in shapes), np.int64, n),
+            label_id=np.fromiter((s.label_id for s in shapes), np.int64, n),
+            type_code=np.fromiter((TYPE_CODE[s.type] for s in shapes), np.int64, n),
+            occluded=np.fromiter((s.occluded for s in shapes), np.bool_, n),
+            outside=np.fromiter((s.outside for s in shapes), np.bool_, n),
+            z_order=np.fromiter((s.z_order for s in shapes), np.int64, n),
+            group=np.fromiter((s.group for s in shapes), np.int64, n),
+            rotation=np.fromiter((s.rotation for s in shapes), np.float64, n),
+            score=np.fromiter((s.score for s in shapes), np.float64, n),
+            obj_id=np.fromiter((0 if s.id is None else s.id for s in shapes), np.int64, n),
+            has_id=np.fromiter((s.id is not None for s in shapes), np.bool_, n),
+            source_code=np.fromiter((source_of[s.source] for s in shapes), np.int64, n),
+            sources=sources,
+            coords=np.concatenate([np.zeros(0), *flat]).astype(np.float64),
+            coord_start=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
+            attributes={i: s.attributes for i, s in enumerate(shapes) if s.attributes},
+            elements={i: s.elements for i, s in enumerate(shapes) if s.elements},
+        )
+
+    @staticmethod
+    def concat(tables: Sequence[ShapeTable]) -> ShapeTable:
+        """The rows of ``tables`` one after the other."""
+        if len(tables) == 1:
+            return tables[0]
+        if not tables:
+            return ShapeTable.empty()
+        sources = tuple(dict.fromkeys(s for t in tables for s in t.sources))
+        source_of = {name: i for i, name in enumerate(sources)}
+        row_base = np.cumsum([0, *(len(t) for t in tables)]).tolist()
+        coord_base = np.cumsum([0, *(t.coords.shape[0] for t in tables)]).tolist()
+        attributes: dict[int, tuple[Attribute, ...]] = {}
+        elements: dict[int, tuple[Shape, ...]] = {}
+        for t, base in zip(tables, row_base, strict=False):
+            attributes.update((base + i, a) for i, a in t.attributes.items())
+            elements.update((base + i, e) for i, e in t.elements.items())
+
+        def cat(name: str) -> npt.NDArray[Any]:
+            return np.concatenate([getattr(t, name) for t in tables])
+
+        return ShapeTable(
+            frame=cat("frame"),
+            label_id=cat("label_id"),
+            type_code=cat("type_code"),
+            occluded=cat("occluded"),
+            outside=cat("outside"),
+            z_order=cat("z_order"),
+            group=cat("group"),
+            rotation=cat("rotation"),
+            score=cat("score"),
+            obj_id=cat("obj_id"),
+            has_id=cat("has_id"),
+            source_code=np.concatenate(
+                [np.array([source_of[s] for s in t.sources], dtype=np.int64)[t.source_code] for t in tables]
+            ),
+            sources=sources,
+            coords=cat("coords"),
+            coord_start=np.concatenate(
+                [[0], *(t.coord_start[1:] + b for t, b in zip(tables, coord_base, strict=False))]
+            ).astype(np.int64),
+            attributes=attributes,
+            elements=elements,
+        )
+
+    def take(self, rows: IntArray) -> ShapeTable:
+        """The table of ``rows`` (positions, in the order given)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.diff(self.coord_start)[rows]
+        start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        gather = np.repeat(self.coord_start[rows] - start[:-1], lengths) + np.arange(int(start[-1]), dtype=np.int64)
+        renumber = {int(r): i for i, r in enumerate(rows.tolist())} if (self.attributes or self.elements) else {}
+        return ShapeTable(
+            frame=self.frame[rows],
+            label_id=self.label_id[rows],
+            type_code=self.type_code[rows],
+            occluded=self.occluded[rows],
+            outside=self.outside[rows],
+            z_order=self.z_order[rows],
+            group=self.group[rows],
+            rotation=self.rotation[rows],
+            score=self.score[rows],
+            obj_id=self.obj_id[rows],
+            has_id=self.has_id[rows],
+            source_code=self.source_code[rows],
+            sources=self.sources,
+            coords=self.coords[gather],
+            coord_start=start,
+            attributes={renumber[r]: a for r, a in self.attributes.items() if r in renumber},
+            elements={renumber[r]: e for r, e in self.elements.items() if r in renumber},
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # columns the engines need
+
+    def xyxy(self) -> FloatArray:
+        """(M, 4) axis-aligned extent of every row, as :attr:`Shape.xyxy` (rectangles: the box)."""
+        m = len(self)
+        out = np.zeros((m, 4))
+        start, stop = self.coord_start[:-1], self.coord_start[1:]
+        code = self.type_code
+        flat = np.isin(code, list(_FLAT_TYPES))
+        if flat.any():
+            four = self.coords[start[flat][:, None] + np.arange(4)]
+            ell = code[flat] == _ELLIPSE
+            if ell.any():
+                cx, cy, x_right, y_top = four[ell].T
+                rx, ry = np.abs(x_right - cx), np.abs(cy - y_top)
+                four[ell] = np.stack([cx - rx, cy - ry, cx + rx, cy + ry], axis=1)
+            out[flat] = four
+        mask = code == _MASK
+        if mask.any():
+            ltrb = self.coords[stop[mask][:, None] - 4 + np.arange(4)]
+            out[mask] = ltrb + np.array([0.0, 0.0, 1.0, 1.0])
+        pairs = ~flat & ~mask & (code != _SKELETON) & (stop > start)
+        if pairs.any():
+            # XY pairs: per-row min/max over a contiguous run of the flat x and y arrays
+            rows = np.flatnonzero(pairs)
+            n_pts = (stop[rows] - start[rows]) // 2
+            first = np.concatenate(([0], np.cumsum(n_pts)[:-1]))
+            pick = np.repeat(start[rows] - 2 * first, n_pts) + 2 * np.arange(int(n_pts.sum()))
+            x, y = self.coords[pick], self.coords[pick + 1]
+            out[rows] = np.stack(
+                [
+                    np.minimum.reduceat(x, first),
+                    np.minimum.reduceat(y, first),
+                    np.maximum.reduceat(x, first),
+                    np.maximum.reduceat(y, first),
+                ],
+                axis=1,
+            )
+        for i in np.flatnonzero(code == _SKELETON).tolist():
+            out[i] = self.shape(i).xyxy
+        return out
+
+    def attr_key(self) -> IntArray:
+        """(M,) order-free hash of each row's attribute values, 0 for rows without any."""
+        out = np.zeros(len(self), dtype=np.int64)
+        for row, attrs in self.attributes.items():
+            out[row] = hash(frozenset(attrs))
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # objects on demand
+
+    def shape(self, row: int) -> Shape:
+        """Row ``row`` as a :class:`Shape` (the one :func:`~cvat_ext.annotations.cvat_json.parse_shape`
+        gives for the CVAT dict it was read from)."""
+        shape_type = SHAPE_TYPES[int(self.type_code[row])]
+        flat = self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])]
+        mask = None
+        if shape_type is ShapeType.MASK:
+            whole = flat.astype(np.int64)
+            mask = MaskRle(whole[:-4], (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1])))
+            points: FloatArray = np.zeros((0, 2))
+        elif shape_type is ShapeType.CUBOID:
+            points = flat.reshape(8, 2)
+        elif int(self.type_code[row]) in _FLAT_TYPES:
+            points = flat
+        else:
+            points = flat.reshape(-1, 2)
+        return Shape(
+            type=shape_type,
+            frame=int(self.frame[row]),
+            label_id=int(self.label_id[row]),
+            points=points.copy(),
+            mask=mask,
+            rotation=float(self.rotation[row]),
+            id=int(self.obj_id[row]) if self.has_id[row] else None,
+            occluded=bool(self.occluded[row]),
+            outside=bool(self.outside[row]),
+            z_order=int(self.z_order[row]),
+            group=int(self.group[row]),
+            source=self.sources[int(self.source_code[row])],
+            score=float(self.score[row]),
+            attributes=self.attributes.get(row, ()),
+            elements=self.elements.get(row, ()),
+        )
+
+    def shapes(self) -> Iterator[Shape]:
+        """Every row as a :class:`Shape`, in order."""
+        return map(self.shape, range(len(self)))
+
+
+def _flat_points(s: Shape) -> FloatArray:
+    if s.mask is not None:
+        return np.concatenate([s.mask.counts.astype(np.float64), np.asarray(s.mask.ltrb, dtype=np.float64)])
+    return np.asarray(s.points, dtype=np.float64).ravel()
+
+
+class LazyShapes(Sequence[Shape]):
+    """Rows ``rows`` of a table as a sequence of :class:`Shape` s, each built on first use and kept
+    (what :class:`~cvat_ext.consensus.batch.ReplicaBatch` hands to the kernels that need objects)."""
+
+    def __init__(self, table: ShapeTable, rows: IntArray) -> None:
+        self._table = table
+        self._rows = rows.tolist()
+        self._built: dict[int, Shape] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Shape: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Shape]: ...
+    def __getitem__(self, i: int | slice) -> Shape | Sequence[Shape]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        shape = self._built.get(i)
+        if shape is None:
+            shape = self._built[i] = self._table.shape(self._rows[i])
+        return shape
