@@ -17,11 +17,6 @@ from pathlib import Path
 
 import click
 
-from cvat_ext.annotations.columnar_json import read_annotations_file
-from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
-from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
-from cvat_ext.consensus.settings import ConsensusSettings
-from cvat_ext.consensus.table_source import score_tables
 from cvat_ext.errors import ConfigError
 
 
@@ -130,25 +125,37 @@ def consensus(
     progress: bool | None,
 ) -> None:
     """Score agreement between consensus replicas of one job and merge them."""
+    # imports follow the work: the small files are read before the engine (SciPy) is imported
+    named = _replica_args(replicas)
+    quorum = _quorum(quorum_text)
+    sigmas = _keypoint_sigmas(keypoint_sigmas)
+    from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
+
+    labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
+    meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
+    from cvat_ext.consensus.settings import ConsensusSettings
+
     settings = ConsensusSettings.parse(
         {
             "iou_thr": iou_thr,
-            "quorum": _quorum(quorum_text),
+            "quorum": quorum,
             "method": method,
             "match_across_labels": not match_within_labels,
-            "keypoint_sigmas": _keypoint_sigmas(keypoint_sigmas),
+            "keypoint_sigmas": sigmas,
             "chunk_frames": chunk_frames,
         },
         where="command line",
     )
-    named = _replica_args(replicas)
-    labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
-    meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
+    from cvat_ext.annotations.columnar_json import read_annotations_file
+
+    # each replica is validated and read into columns once; the engine cuts its chunks from them
+    tables = {name: read_annotations_file(path, last_frame=meta.stop_frame) for name, path in named}
+    from cvat_ext.consensus.table_source import score_tables
+    from cvat_ext.consensus.writers import write_outputs
+
     show = sys.stderr.isatty() if progress is None else progress
     # two passes over the frames (match, then merge), three when sigmas are estimated first
     total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
-    # each replica is validated and read into columns once; the engine cuts its chunks from them
-    tables = {name: read_annotations_file(path, last_frame=meta.stop_frame) for name, path in named}
     with ExitStack() as stack:
         if show:
             from tqdm import tqdm
@@ -162,12 +169,7 @@ def consensus(
             result = score_tables(tables, labels, meta, settings, progress=tick)
         else:
             result = score_tables(tables, labels, meta, settings)
-    if report_out is not None:
-        write_report_json(result, report_out)
-    if csv_dir is not None:
-        write_csv_tables(result, csv_dir)
-    if merged_out is not None:
-        write_merged_json(result, merged_out)
+    write_outputs(result, report_out=report_out, csv_dir=csv_dir, merged_out=merged_out)
     s = result.summary
     click.echo(
         f"{s.frames} frames, {len(s.annotators)} annotators, {s.clusters} clusters, {s.kept} merged; "

@@ -288,6 +288,9 @@ class ConsensusResult:
     #: the merged annotations, chunk by chunk, for writing them without building them all:
     #: returns the merged tags and an iterator over each chunk's shapes (sorted by frame)
     merged_stream: Callable[[], tuple[tuple[Tag, ...], Iterator[list[Shape]]]] | None = None
+    #: the same, columnar: the merged tags and per chunk its parts, each a
+    #: :class:`~cvat_ext.consensus.fuse.MergedColumns` or a list of shapes (for the columnar writer)
+    merged_parts: Callable[[], tuple[tuple[Tag, ...], Iterator[Sequence[Any]]]] | None = None
     #: skeleton label name -> OKS sigma per keypoint (sublabel order) used to match; empty when
     #: every keypoint used ``oks_sigma``
     keypoint_sigmas: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
