@@ -17,6 +17,10 @@ Two paths, one result:
   polygon 3 has 2 points, need >= 3``), or, for a valid body, gives the frames the table is built
   from (tracks expanded up to ``last_frame``).
 
+Large bodies are not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds
+each shape's bytes and the shapes are decoded :data:`BLOCK_ITEMS` at a time (a file is
+memory-mapped and its pages dropped as they are done), so reading holds the columns, not the file.
+
 msgspec was chosen on measurement (bench/consensus_e2e.py's notes; a 58 MB file of 200,000 boxes
 decodes into typed structs in about half the time ``orjson``/``json`` take to build dicts, and the
 columns come out of structs 2x faster than out of dicts).
@@ -24,10 +28,13 @@ columns come out of structs 2x faster than out of dicts).
 
 from __future__ import annotations
 
+import functools
 import itertools
+import mmap
 import operator
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -37,6 +44,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
 from cvat_ext.annotations.model import Attribute, ShapeType, Tag
 from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable
 from cvat_ext.errors import AnnotationFormatError
@@ -88,6 +96,11 @@ class _Body(msgspec.Struct):
 
 
 _DECODER: Final = msgspec.json.Decoder(_Body)
+_SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
+#: bodies of this size or more have their shapes decoded a block at a time
+SPLIT_BYTES: Final = 16 << 20
+#: shapes decoded at once from a split body (a few MB of structs)
+BLOCK_ITEMS: Final = 20_000
 #: a top-level key the fast decoder would silently take twice (the last one wins): ``"tracks"``
 #: and ``"shapes"`` also appear inside tracks, so their counts are compared with the track count
 _TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
@@ -128,13 +141,24 @@ class ReplicaColumns:
 def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None = None) -> ReplicaColumns:
     """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``).
 
-    Bad input raises :class:`AnnotationFormatError` naming the file, the object and the field."""
+    Files of :data:`SPLIT_BYTES` or more are memory-mapped and their shapes decoded
+    :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so memory holds the columns
+    and one block, not the file. Bad input raises :class:`AnnotationFormatError` naming the file,
+    the object and the field."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < SPLIT_BYTES:
+                return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path)
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                try:
+                    return _fast(mapped, release=functools.partial(_drop_pages, mapped))
+                except _NotFast:
+                    pass
     except OSError as exc:
         raise AnnotationFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return read_annotations_bytes(raw, where=str(path), last_frame=last_frame, path=path)
+    return _slow(b"", str(path), last_frame, path)
 
 
 def read_annotations_bytes(
@@ -152,20 +176,38 @@ def read_annotations_bytes(
 # fast path
 
 
-def _fast(raw: bytes) -> ReplicaColumns:
+def _drop_pages(mapped: mmap.mmap, lo: int, hi: int) -> None:
+    """Let the kernel take back the pages of ``mapped[lo:hi]`` (read again from the page cache if
+    touched), so a scanned file does not stay in the resident set."""
+    start = lo - lo % mmap.PAGESIZE
+    if hi > start:
+        mapped.madvise(mmap.MADV_DONTNEED, start, hi - start)
+
+
+def _decode(raw: bytes | mmap.mmap) -> _Body:
     try:
-        body = _DECODER.decode(raw)
+        return _DECODER.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _NotFast from exc
+
+
+def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = None) -> ReplicaColumns:
+    items = array_items(raw, b"shapes", release=release) if len(raw) >= SPLIT_BYTES else None
+    if items is None:
+        body = _decode(raw)
+        head: bytes | mmap.mmap = raw
+        parts = [_table_or_not(body.shapes)]
+    else:
+        # everything but the shapes in one decode (the array emptied), the shapes a block at a time
+        head = raw[: items.open + 1] + raw[items.close :]
+        body = _decode(head)
+        parts = list(_shape_blocks(raw, items, release))
     if body.tracks:
         raise _NotFast
-    keys = _TOP_KEY.findall(raw)
+    keys = _TOP_KEY.findall(head)
     if len(keys) != len(set(keys)):
         raise _NotFast
-    try:
-        shapes = _shape_table(body.shapes)
-    except (OverflowError, TypeError) as exc:  # an integer beyond int64
-        raise _NotFast from exc
+    shapes = ShapeTable.concat(parts)
     tags: dict[int, list[Tag]] = {}
     for t in body.tags:
         tag = Tag(t.frame, t.label_id, t.id, t.group, t.source, _attrs(t.attributes))
@@ -177,6 +219,37 @@ def _fast(raw: bytes) -> ReplicaColumns:
         tags={f: tuple(v) for f, v in sorted(tags.items())},
         version=body.version,
     )
+
+
+def _shape_blocks(
+    raw: bytes | mmap.mmap, items: ArrayItems, release: Callable[[int, int], None] | None
+) -> Iterator[ShapeTable]:
+    """The shapes array's items decoded :data:`BLOCK_ITEMS` at a time, as tables."""
+    start, stop = items.start.tolist(), items.stop.tolist()
+    view = memoryview(raw)
+    try:
+        for lo in range(0, len(start), BLOCK_ITEMS):
+            hi = min(lo + BLOCK_ITEMS, len(start))
+            if lo and not is_gap(view, stop[lo - 1], start[lo], comma=True):
+                raise _NotFast
+            try:
+                shapes = _SHAPES_DECODER.decode(b"[" + raw[start[lo] : stop[hi - 1]] + b"]")
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise _NotFast from exc
+            if len(shapes) != hi - lo:
+                raise _NotFast
+            yield _table_or_not(shapes)
+            if release is not None:
+                release(start[lo], stop[hi - 1])
+    finally:
+        view.release()
+
+
+def _table_or_not(items: Sequence[_Shape]) -> ShapeTable:
+    try:
+        return _shape_table(items)
+    except (OverflowError, TypeError) as exc:  # an integer beyond int64
+        raise _NotFast from exc
 
 
 def _attrs(items: Sequence[_Attribute]) -> tuple[Attribute, ...]:

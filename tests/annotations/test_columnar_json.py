@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cvat_ext.annotations import columnar_json
+from cvat_ext.annotations import columnar_json, json_scan
 from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_bytes, read_annotations_file
 from cvat_ext.annotations.cvat_json import dump_shape, dump_tag
 from cvat_ext.annotations.frame_store import FrameStore
@@ -160,3 +160,90 @@ def test_table_extents_take_and_concat_match_the_shapes() -> None:
     both = ShapeTable.concat([part, ShapeTable.from_shapes(shapes)])
     assert [dump_shape(s) for s in both.shapes()] == [dump_shape(s) for s in (*part.shapes(), *shapes)]
     assert len(ShapeTable.empty()) == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# large bodies: shapes found by the byte scan and decoded a block at a time
+
+
+@pytest.fixture
+def split_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every body takes the split path, in blocks of 3 shapes, scanned 7 bytes at a time."""
+    monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 3)
+    monkeypatch.setattr(json_scan, "WINDOW", 7)
+
+
+def _tricky_strings(body: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Attribute values and sources full of what the scan must not take for structure."""
+    rng = np.random.default_rng(seed)
+    nasty = ['{"shapes": [', "]}", '\\"', "\\\\", "\\\\\\", 'a"b', "[{", "é}"]
+    for s in body["shapes"]:
+        if rng.random() < 0.5:
+            s["attributes"] = [{"spec_id": 1, "value": "".join(rng.choice(nasty, 3))}]
+        if rng.random() < 0.2:
+            s["source"] = str(rng.choice(nasty))
+    return body
+
+
+@pytest.mark.usefixtures("split_small")
+@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_split_path_same_as_frame_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, ascii_only: bool
+) -> None:
+    body, stop_frame = random_body(seed)
+    body = _tricky_strings(_fast_only(body), seed)
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body, ensure_ascii=ascii_only, indent=seed % 3 or None))
+    blocks: list[int] = []
+    split = columnar_json._shape_blocks
+
+    def spy(*args: Any) -> Any:
+        for table in split(*args):
+            blocks.append(len(table))
+            yield table
+
+    monkeypatch.setattr(columnar_json, "_shape_blocks", spy)
+    monkeypatch.setattr(columnar_json, "_slow", lambda *a: pytest.fail("slow path taken"))
+    got = read_annotations_file(path, last_frame=stop_frame)
+    monkeypatch.undo()
+    assert sum(blocks) == len(body["shapes"]) and all(n <= 3 for n in blocks)
+    assert _columns_view(got) == _store_view(path, stop_frame)
+
+
+@pytest.mark.usefixtures("split_small")
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"shapes": [GOOD_SHAPE, 3, GOOD_SHAPE]}),
+        json.dumps({"shapes": [3]}),
+        json.dumps({"shapes": [GOOD_SHAPE, GOOD_SHAPE, GOOD_SHAPE, "x"]}),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4}).replace("}, {", "} {", 1),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4}).replace("}, {", "},, {", 1),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4})[:-3],
+        json.dumps({"shapes": [GOOD_SHAPE] * 4, "tags": [], "shapes ": []}).replace('"shapes "', '"shapes"'),
+        json.dumps({"shapes": [GOOD_SHAPE, {**GOOD_SHAPE, "points": [0, 0]}, GOOD_SHAPE, GOOD_SHAPE]}),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4}) + "]",
+    ],
+)
+def test_split_path_bad_files_same_error_as_today(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    assert _same_error(path).startswith(f"{path}:")
+
+
+def test_scan_finds_the_items() -> None:
+    body = {"version": 1, "tags": [{"x": "[shapes]"}], "shapes": [{"a": '"}]'}, [1, {"b": 2}], {}]}
+    text = json.dumps(body).encode()
+    for window in (1, 3, 1000):
+        found = json_scan.array_items(text, b"shapes", window=window)
+        assert found is not None
+        assert [json.loads(text[a:b]) for a, b in zip(found.start.tolist(), found.stop.tolist(), strict=True)] == (
+            body["shapes"]
+        )
+        assert text[found.open : found.close + 1] == json.dumps(body["shapes"]).encode()
+    assert json_scan.array_items(b'{"tags": []}', b"shapes") is None
+    assert json_scan.array_items(b'{"shapes": [1, 2]}', b"shapes") is None
+    empty = json_scan.array_items(b'{"shapes": [ ]}', b"shapes")
+    assert empty is not None and empty.start.size == 0
