@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import mmap
 import operator
 import os
@@ -49,7 +50,7 @@ from cvat_ext.annotations.model import Attribute, ShapeType, Tag
 from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable
 from cvat_ext.errors import AnnotationFormatError
 
-__all__ = ["ReplicaColumns", "read_annotations_bytes", "read_annotations_file"]
+__all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,6 +173,25 @@ def read_annotations_bytes(
     return _slow(raw, where, last_frame, path)
 
 
+def read_annotations_body(data: Any, *, where: str, last_frame: int | None = None) -> ReplicaColumns:
+    """:func:`read_annotations_file` on a body already decoded (the dict an HTTP client returns):
+    msgspec converts it into the typed structs with the same strict type checks."""
+    try:
+        body = msgspec.convert(data, _Body)
+    except (msgspec.ValidationError, TypeError):
+        body = None
+    if body is not None:
+        try:
+            return _columns(body, [_table_or_not(body.shapes)], None)
+        except _NotFast:
+            pass
+    try:
+        raw = json.dumps(data, allow_nan=True).encode()
+    except (TypeError, ValueError) as exc:
+        raise AnnotationFormatError(f"{where}: annotations are not JSON data: {exc}") from exc
+    return _slow(raw, where, last_frame, None)
+
+
 # ----------------------------------------------------------------------------------------------
 # fast path
 
@@ -202,11 +222,18 @@ def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = N
         head = raw[: items.open + 1] + raw[items.close :]
         body = _decode(head)
         parts = list(_shape_blocks(raw, items, release))
+    return _columns(body, parts, head)
+
+
+def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None) -> ReplicaColumns:
+    """The replica's columns from its decoded body and shape tables (``head``: the JSON text with
+    the top-level keys, checked for a repeated key; None for a body decoded elsewhere)."""
     if body.tracks:
         raise _NotFast
-    keys = _TOP_KEY.findall(head)
-    if len(keys) != len(set(keys)):
-        raise _NotFast
+    if head is not None:
+        keys = _TOP_KEY.findall(head)
+        if len(keys) != len(set(keys)):
+            raise _NotFast
     shapes = ShapeTable.concat(parts)
     tags: dict[int, list[Tag]] = {}
     for t in body.tags:

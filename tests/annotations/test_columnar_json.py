@@ -247,3 +247,21 @@ def test_scan_finds_the_items() -> None:
     assert json_scan.array_items(b'{"shapes": [1, 2]}', b"shapes") is None
     empty = json_scan.array_items(b'{"shapes": [ ]}', b"shapes")
     assert empty is not None and empty.start.size == 0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_decoded_bodies_same_as_their_text(seed: int) -> None:
+    body, stop_frame = random_body(seed)
+    if seed % 2:
+        body = _fast_only(body)
+    got = columnar_json.read_annotations_body(body, where="job 3", last_frame=stop_frame)
+    want = read_annotations_bytes(json.dumps(body).encode(), where="job 3", last_frame=stop_frame)
+    assert _columns_view(got) == _columns_view(want)
+
+
+@pytest.mark.parametrize(("data", "message"), SHAPE_CASES[:40], ids=[m[:50] for _, m in SHAPE_CASES[:40]])
+def test_decoded_bad_body_names_the_job(data: Any, message: str) -> None:
+    body = {"shapes": [GOOD_SHAPE, data]}
+    with pytest.raises(AnnotationFormatError) as info:
+        columnar_json.read_annotations_body(body, where="job 812")
+    assert str(info.value).startswith("job 812: ")
