@@ -169,6 +169,10 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=20, help="truth objects per frame")
     parser.add_argument("--kinds", default="rectangle,mask,polygon")
     parser.add_argument("--no-today", action="store_true", help="skip today's path (no ratios, no byte check)")
+    parser.add_argument(
+        "--today-frames", type=int, default=10_000, help="run today's path only on jobs of at most this many frames"
+    )
+    parser.add_argument("--side-frames", type=int, default=0, help="also run each kind at this size (side by side)")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/cvat-ext-e2e"))
     args = parser.parse_args()
 
@@ -178,6 +182,8 @@ def main() -> None:
         figures.append({"name": name, "value": round(value, 4), "unit": unit, "target": target, "met": met})
 
     jobs = [(kind, args.frames) for kind in args.kinds.split(",")]
+    if args.side_frames:
+        jobs = [(kind, args.side_frames) for kind in args.kinds.split(",")] + jobs
     if args.big_frames:
         jobs.append(("rectangle", args.big_frames))
     for kind, frames in jobs:
@@ -185,7 +191,7 @@ def main() -> None:
         replicas = write_job(folder, kind, frames, args.objects)
         size = sum(p.stat().st_size for p in replicas)
         # today's path at 100,000 frames takes ~10 min: only the CLI runs there
-        today = not args.no_today and frames <= 10_000
+        today = not args.no_today and frames <= args.today_frames
         runs = run_both(folder, replicas, today=today)
         print(f"{kind}, {frames} frames x 3 replicas, {size / 1e6:.0f} MB of JSON (one core)")
         for path, (wall, cpu, first, rss) in runs.items():

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -242,25 +242,32 @@ class ShapeTable:
 
     def shape(self, row: int) -> Shape:
         """Row ``row`` as a :class:`Shape` (the one :func:`~cvat_ext.annotations.cvat_json.parse_shape`
-        gives for the CVAT dict it was read from)."""
-        shape_type = SHAPE_TYPES[int(self.type_code[row])]
+        gives for the CVAT dict it was read from). The row was validated when the table was read,
+        so the object is assembled without checking it again (read-only arrays, as the checked
+        constructor leaves them)."""
+        code = int(self.type_code[row])
+        shape_type = SHAPE_TYPES[code]
         flat = self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])]
         mask = None
-        if shape_type is ShapeType.MASK:
+        if code == _MASK:
             whole = flat.astype(np.int64)
-            mask = MaskRle(whole[:-4], (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1])))
+            whole.setflags(write=False)
+            ltrb = (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1]))
+            mask = _assembled(MaskRle, counts=whole[:-4], ltrb=ltrb)
             points: FloatArray = np.zeros((0, 2))
-        elif shape_type is ShapeType.CUBOID:
-            points = flat.reshape(8, 2)
-        elif int(self.type_code[row]) in _FLAT_TYPES:
-            points = flat
+        elif code == _CUBOID:
+            points = flat.reshape(8, 2).copy()
+        elif code in _FLAT_TYPES:
+            points = flat.copy()
         else:
-            points = flat.reshape(-1, 2)
-        return Shape(
+            points = flat.reshape(-1, 2).copy()
+        points.setflags(write=False)
+        return _assembled(
+            Shape,
             type=shape_type,
             frame=int(self.frame[row]),
             label_id=int(self.label_id[row]),
-            points=points.copy(),
+            points=points,
             mask=mask,
             rotation=float(self.rotation[row]),
             id=int(self.obj_id[row]) if self.has_id[row] else None,
@@ -277,6 +284,17 @@ class ShapeTable:
     def shapes(self) -> Iterator[Shape]:
         """Every row as a :class:`Shape`, in order."""
         return map(self.shape, range(len(self)))
+
+
+T = TypeVar("T")
+
+
+def _assembled(cls: type[T], **fields: Any) -> T:
+    """A frozen dataclass instance from fields already checked (its ``__post_init__`` skipped)."""
+    obj = object.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(obj, name, value)
+    return obj
 
 
 def _flat_points(s: Shape) -> FloatArray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -160,6 +161,11 @@ def test_table_extents_take_and_concat_match_the_shapes() -> None:
     both = ShapeTable.concat([part, ShapeTable.from_shapes(shapes)])
     assert [dump_shape(s) for s in both.shapes()] == [dump_shape(s) for s in (*part.shapes(), *shapes)]
     assert len(ShapeTable.empty()) == 0
+    # shapes assembled from the table are what the checked constructor builds: read-only arrays
+    rebuilt = [dataclasses.replace(s) for s in shapes]  # replace() runs __post_init__
+    for got, checked in zip(shapes, rebuilt, strict=True):
+        assert not got.points.flags.writeable and got.points.shape == checked.points.shape
+        assert got.mask == checked.mask and (got.mask is None or got.mask.counts.dtype == np.int64)
 
 
 # ----------------------------------------------------------------------------------------------
