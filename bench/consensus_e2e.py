@@ -67,9 +67,9 @@ write_merged_json(result, Path(out) / "merged.json")
 
 def write_job(folder: Path, kind: str, frames: int, objects: int) -> list[Path]:
     """Replica files ``<annotator>.json``, ``labels.json`` and ``meta.json`` (kept when present)."""
-    from consensus_generator import Scenario, generate, make_labels, make_meta
+    from consensus_generator import Scenario, generate, write_labels_and_meta
 
-    from cvat_ext.annotations.cvat_json import dump_labels, dump_shape
+    from cvat_ext.annotations.cvat_json import dump_shape
 
     done = folder / "done"
     names = ("precise", "moderate", "sloppy")
@@ -96,11 +96,7 @@ def write_job(folder: Path, kind: str, frames: int, objects: int) -> list[Path]:
     finally:
         for fh in files.values():
             fh.close()
-    (folder / "labels.json").write_text(json.dumps(dump_labels(make_labels())))
-    meta = make_meta(frames, (1280, 720))
-    frames_meta = [{"width": f.width, "height": f.height, "name": f.name} for f in meta.frames]
-    meta_body = {"start_frame": meta.start_frame, "stop_frame": meta.stop_frame, "frames": frames_meta}
-    (folder / "meta.json").write_text(json.dumps(meta_body))
+    write_labels_and_meta(folder, frames)
     done.touch()
     return [folder / f"{n}.json" for n in names]
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from cvat_ext.annotations.cvat_json import dump_job_annotations, dump_shape
-from cvat_ext.annotations.model import Attribute, JobAnnotations, Shape
+from cvat_ext.annotations.cvat_json import dump_shape
+from cvat_ext.annotations.model import Attribute, Shape
 from cvat_ext.consensus.fuse import MergedColumns
 from cvat_ext.consensus.merge import SOURCE
-from cvat_ext.consensus.report import ConsensusResult, write_merged_json
+from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
 from cvat_ext.errors import ConfigError
 
 __all__ = ["write_merged"]
@@ -97,20 +97,10 @@ def write_merged(result: ConsensusResult, path: Path) -> None:
         write_merged_json(result, path)
         return
     tags, chunks = result.merged_parts()
-    body: dict[str, Any] = dump_job_annotations(JobAnnotations(tags=tags))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as fh:
-            fh.write("{")
-            for key, value in body.items():
-                if key != "version":
-                    fh.write(", ")
-                fh.write(f"{json.dumps(key)}: ")
-                if key == "shapes":
-                    _write_lines(fh, (_chunk_lines(parts) for parts in chunks))
-                else:
-                    fh.write(json.dumps(value))
-            fh.write("}\n")
+            write_labeled_data(fh, tags, lambda: _write_lines(fh, (_chunk_lines(parts) for parts in chunks)))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the merged annotations: {exc.strerror}") from exc
 

@@ -402,19 +402,27 @@ def write_merged_json(result: ConsensusResult, path: str | Path) -> None:
                 fh.write(json.dumps(dump_job_annotations(result.merged)))
                 return
             tags, chunks = result.merged_stream()
-            body = dump_job_annotations(JobAnnotations(tags=tags))
-            fh.write("{")
-            for key, value in body.items():
-                if key != "version":
-                    fh.write(", ")
-                fh.write(f"{json.dumps(key)}: ")
-                if key == "shapes":
-                    _json_array(fh, (dump_shape(sh) for part in chunks for sh in part))
-                else:
-                    fh.write(json.dumps(value))
-            fh.write("}\n")
+            write_labeled_data(fh, tags, lambda: _json_array(fh, (dump_shape(sh) for part in chunks for sh in part)))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the merged annotations: {exc.strerror}") from exc
+
+
+def write_labeled_data(fh: TextIO, tags: tuple[Tag, ...], write_shapes: Callable[[], None]) -> None:
+    """A CVAT ``LabeledData`` body with ``tags`` whose ``shapes`` array ``write_shapes`` writes
+    (key order and separators as ``json.dumps(dump_job_annotations(...))``)."""
+    from cvat_ext.annotations.cvat_json import dump_job_annotations
+
+    body = dump_job_annotations(JobAnnotations(tags=tags))
+    fh.write("{")
+    for key, value in body.items():
+        if key != "version":
+            fh.write(", ")
+        fh.write(f"{json.dumps(key)}: ")
+        if key == "shapes":
+            write_shapes()
+        else:
+            fh.write(json.dumps(value))
+    fh.write("}\n")
 
 
 def _cell(value: Any) -> Any:
