@@ -58,6 +58,8 @@ _FRAME_FIELDS = ("frame", "clusters", "kept", "mean_iou", "f1", "missing", "extr
 _SHAPE_TYPES = tuple(t.value for t in report.ShapeType)
 
 Row = dict[str, Any]
+#: one row of a table: its frame, its report JSON line and its CSV cells
+Line = tuple[int, str, list[Any]]
 
 
 def _fields(row_type: type) -> tuple[str, ...]:
@@ -78,8 +80,20 @@ def _r6(value: float) -> float | None:
 # rows
 
 
-def frame_rows(table: FrameTable, block: int = 4096) -> Iterator[Row]:
-    """Per-frame rows as plain (JSON-ready) dicts, ``block`` frames at a time."""
+def _plain_line(row: Row, names: Sequence[str]) -> Line:
+    """A plain row as its report line and CSV cells (``json.dumps`` and ``report._cell``)."""
+    return row["frame"], json.dumps(row), [report._cell(row[n]) for n in names]
+
+
+def _num(value: float | None) -> str:
+    """A number as ``json.dumps`` writes it."""
+    if value is None:
+        return "null"
+    return repr(value) if math.isfinite(value) else json.dumps(value)
+
+
+def frame_lines(table: FrameTable, block: int = 4096) -> Iterator[Line]:
+    """Per-frame rows (report line, CSV cells), ``block`` frames at a time."""
     n_other = table.n_annotators - 1
     for lo in range(0, table.frame.shape[0], block):
         counts = table.counts[lo : lo + block]
@@ -91,7 +105,7 @@ def frame_rows(table: FrameTable, block: int = 4096) -> Iterator[Row]:
         for frame, (c, k, m, e, ld, fi), iou, f in zip(
             table.frame[lo : lo + block].tolist(), ints, mean_iou.tolist(), f1.tolist(), strict=True
         ):
-            yield {
+            row = {
                 "frame": frame,
                 "clusters": c,
                 "kept": k,
@@ -102,29 +116,46 @@ def frame_rows(table: FrameTable, block: int = 4096) -> Iterator[Row]:
                 "label_disagreements": ld,
                 "findings": fi,
             }
+            yield _plain_line(row, _FRAME_FIELDS)
 
 
 class _Patterns:
-    """Present / missing / labels-by-annotator of a member label row, formatted once per pattern."""
+    """A member label row's present / missing / labels-by-annotator, as values, report JSON and
+    CSV cells, formatted once per distinct pattern."""
 
     def __init__(self, names: Sequence[str], label_name: Callable[[int], str]) -> None:
         self.names = tuple(names)
         self.label_name = label_name
         self._seen: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._labels: dict[int, tuple[str, str]] = {}
+
+    def label(self, label_id: int) -> tuple[str, str]:
+        """The label's name and its JSON string."""
+        found = self._labels.get(label_id)
+        if found is None:
+            name = self.label_name(label_id)
+            found = self._labels[label_id] = (name, json.dumps(name))
+        return found
 
     def get(self, members: tuple[int, ...]) -> tuple[Any, ...]:
         found = self._seen.get(members)
         if found is None:
-            present = tuple(n for n, m in zip(self.names, members, strict=True) if m >= 0)
-            missing = tuple(n for n, m in zip(self.names, members, strict=True) if m < 0)
-            by_annot = tuple((n, self.label_name(m)) for n, m in zip(self.names, members, strict=True) if m >= 0)
-            plain = (list(present), list(missing), [list(p) for p in by_annot])
-            found = self._seen[members] = (present, missing, by_annot, plain)
+            pairs = list(zip(self.names, members, strict=True))
+            present = tuple(n for n, m in pairs if m >= 0)
+            missing = tuple(n for n, m in pairs if m < 0)
+            by_annot = tuple((n, self.label(m)[0]) for n, m in pairs if m >= 0)
+            as_json = (
+                f'"present": {json.dumps(list(present))}, "missing": {json.dumps(list(missing))}, '
+                f'"labels_by_annotator": {json.dumps([list(p) for p in by_annot])}'
+            )
+            cells = (";".join(present), ";".join(missing), ";".join(f"{a}:{lb}" for a, lb in by_annot))
+            found = self._seen[members] = (present, missing, by_annot, as_json, cells)
         return found
 
 
-def _block_rows(block: FindingBlock, patterns: _Patterns, label_names: dict[int, str]) -> Iterator[Row]:
-    """A block's findings as plain dicts, in the order :meth:`FindingBlock.iter_findings` yields."""
+def _block_lines(block: FindingBlock, patterns: _Patterns) -> Iterator[Line]:
+    """A block's findings (report line, CSV cells), in the order :meth:`FindingBlock.iter_findings`
+    yields them; the cluster's part of the line is formatted once for all its findings."""
     ks, cs = np.nonzero(block.flags)
     if not ks.size:
         return
@@ -140,53 +171,43 @@ def _block_rows(block: FindingBlock, patterns: _Patterns, label_names: dict[int,
     for k, c in zip(ks.tolist(), cs.tolist(), strict=True):
         if k != last:
             last = k
-            present, missing, by_annot, (p_plain, m_plain, b_plain) = patterns.get(tuple(labels[k]))
+            present, missing, by_annot, pattern_json, (p_cell, m_cell, b_cell) = patterns.get(tuple(labels[k]))
             frame = frames[k]
-            if label_of[k] not in label_names:
-                label_names[label_of[k]] = patterns.label_name(label_of[k])
-            label = label_names[label_of[k]]
+            label, label_json = patterns.label(label_of[k])
             shape_type = _SHAPE_TYPES[type_code[k]]
-            box = [round(round(v, 2), 6) for v in xyxy[k]]
+            # round(round(v, 2), 6) == round(v, 2): the report's 6-decimal rounding changes nothing
+            box = [round(v, 2) for v in xyxy[k]]
             sim = min_sim[k]
             sim_plain = _r6(sim)
-            sc = round(score[k], 6) if not math.isnan(score[k]) else None
-        kind = CLUSTER_FINDING_KINDS[c]
-        yield {
-            "frame": frame,
-            "kind": kind.value,
-            "shape_type": shape_type,
-            "label": label,
-            "present": p_plain,
-            "missing": m_plain,
-            "labels_by_annotator": b_plain,
-            "xyxy": box,
-            "min_similarity": sim_plain,
-            "score": sc,
-            "kept": kept[k],
-            "message": finding_message(kind, frame, label, shape_type, present, missing, by_annot, sim),
-        }
+            sc = None if math.isnan(score[k]) else round(score[k], 6)
+            middle = (
+                f'"shape_type": "{shape_type}", "label": {label_json}, {pattern_json}, '
+                f'"xyxy": [{", ".join(map(_num, box))}], "min_similarity": {_num(sim_plain)}, '
+                f'"score": {_num(sc)}, "kept": {"true" if kept[k] else "false"}, "message": '
+            )
+            cells = [
+                frame, None, shape_type, label, p_cell, m_cell, b_cell, ";".join(map(str, box)),
+                "" if sim_plain is None else sim_plain, "" if sc is None else sc, kept[k], None,
+            ]  # fmt: skip
+        kind = CLUSTER_FINDING_KINDS[c].value
+        message = finding_message(CLUSTER_FINDING_KINDS[c], frame, label, shape_type, present, missing, by_annot, sim)
+        row_cells = cells.copy()
+        row_cells[1] = kind
+        row_cells[11] = message
+        yield frame, f'{{"frame": {frame}, "kind": "{kind}", {middle}{json.dumps(message)}}}', row_cells
 
 
-def finding_rows(result: ConsensusResult) -> Iterator[Row]:
-    """All findings as plain dicts, in the report's order (by frame; blocks in order, tag findings
-    last on a frame)."""
+def finding_lines(result: ConsensusResult) -> Iterator[Line]:
+    """All findings (report line, CSV cells) in the report's order (by frame; blocks in order, tag
+    findings last on a frame)."""
     patterns = _Patterns(result.summary.annotators, result.label_name)
-    label_names: dict[int, str] = {}
-    streams: list[Iterator[Row]] = [_block_rows(b, patterns, label_names) for b in result.finding_blocks]
-    streams.append(report._plain(f) for f in result.extra_findings)
-    return heapq.merge(*streams, key=operator.itemgetter("frame"))
+    streams: list[Iterator[Line]] = [_block_lines(b, patterns) for b in result.finding_blocks]
+    streams.append(_plain_line(report._plain(f), _FINDING_FIELDS) for f in result.extra_findings)
+    return heapq.merge(*streams, key=operator.itemgetter(0))
 
 
 # ----------------------------------------------------------------------------------------------
 # writing
-
-
-def _json_line(row: Row) -> str:
-    return json.dumps(row)
-
-
-def _csv_cells(row: Row, names: Sequence[str]) -> list[Any]:
-    return [report._cell(row[n]) for n in names]
 
 
 class _Outputs:
@@ -197,7 +218,7 @@ class _Outputs:
         self.csv_dir = csv_dir
         self.fh: TextIO | None = None
 
-    def write_table(self, key: str, csv_name: str, names: Sequence[str], rows: Iterable[Row]) -> None:
+    def write_table(self, key: str, csv_name: str, names: Sequence[str], rows: Iterable[Line]) -> None:
         """One table: a JSON array under ``key`` in the report, and ``csv_name`` in the folder."""
         writer = None
         csv_fh = None
@@ -213,10 +234,10 @@ class _Outputs:
             it = iter(rows)
             while batch := list(itertools.islice(it, 2048)):
                 if fh is not None:
-                    fh.write(sep + ",\n  ".join(map(_json_line, batch)))
+                    fh.write(sep + ",\n  ".join(line for _, line, _ in batch))
                     sep = ",\n  "
                 if writer is not None:
-                    writer.writerows(_csv_cells(r, names) for r in batch)
+                    writer.writerows(cells for _, _, cells in batch)
             if fh is not None:
                 fh.write("\n ]" if sep != "\n  " else "]")
         finally:
@@ -279,8 +300,8 @@ def _write_report_and_tables(result: ConsensusResult, report_out: Path | None, c
                 "keypoint_sigmas": report._clean(dict(result.keypoint_sigmas)),
             }
             out.fh.write("{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()))
-        out.write_table("frames", "frames.csv", _FRAME_FIELDS, frame_rows(result.frame_table))
-        out.write_table("findings", "findings.csv", _FINDING_FIELDS, finding_rows(result))
+        out.write_table("frames", "frames.csv", _FRAME_FIELDS, frame_lines(result.frame_table))
+        out.write_table("findings", "findings.csv", _FINDING_FIELDS, finding_lines(result))
         if out.fh is not None:
             out.fh.write("\n}\n")
     except OSError as exc:
