@@ -129,10 +129,13 @@ def consensus(
     named = _replica_args(replicas)
     quorum = _quorum(quorum_text)
     sigmas = _keypoint_sigmas(keypoint_sigmas)
-    from cvat_ext.annotations.cvat_json import load_json_file, parse_job_meta, parse_labels
+    from cvat_ext.annotations.json_files import load_json_file
 
-    labels = parse_labels(load_json_file(labels_path), where=str(labels_path))
-    meta = parse_job_meta(load_json_file(meta_path), where=str(meta_path))
+    labels_data, meta_data = load_json_file(labels_path), load_json_file(meta_path)
+    from cvat_ext.annotations.cvat_json import parse_job_meta, parse_labels
+
+    labels = parse_labels(labels_data, where=str(labels_path))
+    meta = parse_job_meta(meta_data, where=str(meta_path))
     from cvat_ext.consensus.settings import ConsensusSettings
 
     settings = ConsensusSettings.parse(
