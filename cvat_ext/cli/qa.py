@@ -172,6 +172,7 @@ def consensus(
             result = score_tables(tables, labels, meta, settings, progress=tick)
         else:
             result = score_tables(tables, labels, meta, settings)
+    del tables  # the result holds what the writers need: the replicas' columns can go
     write_outputs(result, report_out=report_out, csv_dir=csv_dir, merged_out=merged_out)
     s = result.summary
     click.echo(

@@ -32,6 +32,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from cvat_ext.consensus import report
+from cvat_ext.consensus.batch import IntArray
 from cvat_ext.consensus.report import (
     CLUSTER_FINDING_KINDS,
     AnnotatorStats,
@@ -153,20 +154,29 @@ class _Patterns:
         return found
 
 
+#: clusters of a block converted to Python values at once (``heapq.merge`` starts every block's
+#: generator at once: converting whole blocks up front held the whole job's findings as objects)
+_SLICE = 512
+
+
 def _block_lines(block: FindingBlock, patterns: _Patterns) -> Iterator[Line]:
     """A block's findings (report line, CSV cells), in the order :meth:`FindingBlock.iter_findings`
     yields them; the cluster's part of the line is formatted once for all its findings."""
-    ks, cs = np.nonzero(block.flags)
-    if not ks.size:
-        return
-    frames = block.frame.tolist()
-    labels = block.labels.tolist()
-    label_of = block.label.tolist()
-    type_code = block.type_code.tolist()
-    xyxy = block.xyxy.tolist()
-    min_sim = block.min_similarity.tolist()
-    score = block.score.tolist()
-    kept = block.kept.tolist()
+    flagged = np.flatnonzero(block.flags.any(axis=1))
+    for lo in range(0, flagged.size, _SLICE):
+        yield from _slice_lines(block, flagged[lo : lo + _SLICE], patterns)
+
+
+def _slice_lines(block: FindingBlock, rows: IntArray, patterns: _Patterns) -> Iterator[Line]:
+    ks, cs = np.nonzero(block.flags[rows])
+    frames = block.frame[rows].tolist()
+    labels = block.labels[rows].tolist()
+    label_of = block.label[rows].tolist()
+    type_code = block.type_code[rows].tolist()
+    xyxy = block.xyxy[rows].tolist()
+    min_sim = block.min_similarity[rows].tolist()
+    score = block.score[rows].tolist()
+    kept = block.kept[rows].tolist()
     last = -1
     for k, c in zip(ks.tolist(), cs.tolist(), strict=True):
         if k != last:
