@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
 from cvat_ext.annotations.model import Attribute, ShapeType, Tag
-from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable
+from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable, TableBuilder
 from cvat_ext.errors import AnnotationFormatError
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
@@ -221,7 +221,11 @@ def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = N
         # everything but the shapes in one decode (the array emptied), the shapes a block at a time
         head = raw[: items.open + 1] + raw[items.close :]
         body = _decode(head)
-        parts = list(_shape_blocks(raw, items, release))
+        # the blocks go straight into columns allocated once (4 numbers a shape to start with)
+        builder = TableBuilder(items.start.size, 4 * items.start.size)
+        for block in _shape_blocks(raw, items, release):
+            builder.add(block)
+        parts = [builder.build()]
     return _columns(body, parts, head)
 
 

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import Attribute, MaskRle, Shape, ShapeType
 
-__all__ = ["SHAPE_TYPES", "TYPE_CODE", "LazyShapes", "ShapeTable"]
+__all__ = ["SHAPE_TYPES", "TYPE_CODE", "LazyShapes", "ShapeTable", "TableBuilder"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -121,44 +121,10 @@ class ShapeTable:
         """The rows of ``tables`` one after the other."""
         if len(tables) == 1:
             return tables[0]
-        if not tables:
-            return ShapeTable.empty()
-        sources = tuple(dict.fromkeys(s for t in tables for s in t.sources))
-        source_of = {name: i for i, name in enumerate(sources)}
-        row_base = np.cumsum([0, *(len(t) for t in tables)]).tolist()
-        coord_base = np.cumsum([0, *(t.coords.shape[0] for t in tables)]).tolist()
-        attributes: dict[int, tuple[Attribute, ...]] = {}
-        elements: dict[int, tuple[Shape, ...]] = {}
-        for t, base in zip(tables, row_base, strict=False):
-            attributes.update((base + i, a) for i, a in t.attributes.items())
-            elements.update((base + i, e) for i, e in t.elements.items())
-
-        def cat(name: str) -> npt.NDArray[Any]:
-            return np.concatenate([getattr(t, name) for t in tables])
-
-        return ShapeTable(
-            frame=cat("frame"),
-            label_id=cat("label_id"),
-            type_code=cat("type_code"),
-            occluded=cat("occluded"),
-            outside=cat("outside"),
-            z_order=cat("z_order"),
-            group=cat("group"),
-            rotation=cat("rotation"),
-            score=cat("score"),
-            obj_id=cat("obj_id"),
-            has_id=cat("has_id"),
-            source_code=np.concatenate(
-                [np.array([source_of[s] for s in t.sources], dtype=np.int64)[t.source_code] for t in tables]
-            ),
-            sources=sources,
-            coords=cat("coords"),
-            coord_start=np.concatenate(
-                [[0], *(t.coord_start[1:] + b for t, b in zip(tables, coord_base, strict=False))]
-            ).astype(np.int64),
-            attributes=attributes,
-            elements=elements,
-        )
+        builder = TableBuilder(sum(len(t) for t in tables), sum(t.coords.shape[0] for t in tables))
+        for t in tables:
+            builder.add(t)
+        return builder.build()
 
     def take(self, rows: IntArray) -> ShapeTable:
         """The table of ``rows`` (positions, in the order given)."""
@@ -301,6 +267,63 @@ def _flat_points(s: Shape) -> FloatArray:
     if s.mask is not None:
         return np.concatenate([s.mask.counts.astype(np.float64), np.asarray(s.mask.ltrb, dtype=np.float64)])
     return np.asarray(s.points, dtype=np.float64).ravel()
+
+
+#: the scalar columns, copied as they are by :class:`TableBuilder`
+_SCALARS = (
+    "frame", "label_id", "type_code", "occluded", "outside", "z_order", "group", "rotation", "score", "obj_id",
+    "has_id",
+)  # fmt: skip
+
+
+class TableBuilder:
+    """Tables appended into columns allocated once for ``rows`` rows (and about ``coords``
+    numbers, grown when needed): a long job's blocks are joined without holding them twice."""
+
+    def __init__(self, rows: int, coords: int) -> None:
+        dtypes = {"occluded": np.bool_, "outside": np.bool_, "has_id": np.bool_, "rotation": np.float64}
+        dtypes["score"] = np.float64
+        self._columns: dict[str, npt.NDArray[Any]] = {
+            name: np.zeros(rows, dtype=dtypes.get(name, np.int64)) for name in _SCALARS
+        }
+        self._source_code = np.zeros(rows, dtype=np.int64)
+        self._coords = np.zeros(max(coords, 0))
+        self._coord_start = np.zeros(rows + 1, dtype=np.int64)
+        self._sources: dict[str, int] = {}
+        self._attributes: dict[int, tuple[Attribute, ...]] = {}
+        self._elements: dict[int, tuple[Shape, ...]] = {}
+        self._rows = 0
+
+    def add(self, table: ShapeTable) -> None:
+        lo, hi = self._rows, self._rows + len(table)
+        if hi > self._source_code.shape[0]:
+            raise ValueError(f"table builder: {hi} rows, allocated {self._source_code.shape[0]}")
+        for name, column in self._columns.items():
+            column[lo:hi] = getattr(table, name)
+        codes = np.array([self._sources.setdefault(s, len(self._sources)) for s in table.sources], dtype=np.int64)
+        self._source_code[lo:hi] = codes[table.source_code] if hi > lo else 0
+        base = int(self._coord_start[lo])
+        need = base + table.coords.shape[0]
+        if need > self._coords.shape[0]:
+            self._coords = np.resize(self._coords, max(need, 2 * self._coords.shape[0]))
+        self._coords[base:need] = table.coords
+        self._coord_start[lo + 1 : hi + 1] = table.coord_start[1:] + base
+        self._attributes.update((lo + i, a) for i, a in table.attributes.items())
+        self._elements.update((lo + i, e) for i, e in table.elements.items())
+        self._rows = hi
+
+    def build(self) -> ShapeTable:
+        n = self._rows
+        cols = {name: column[:n] for name, column in self._columns.items()}
+        return ShapeTable(
+            **cols,
+            source_code=self._source_code[:n],
+            sources=tuple(self._sources),
+            coords=self._coords[: int(self._coord_start[n])],
+            coord_start=self._coord_start[: n + 1],
+            attributes=self._attributes,
+            elements=self._elements,
+        )
 
 
 class LazyShapes(Sequence[Shape]):
