@@ -47,7 +47,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
 from cvat_ext.annotations.model import Attribute, ShapeType, Tag
-from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable, TableBuilder
+from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable, TableBuilder, compact_coords
 from cvat_ext.errors import AnnotationFormatError
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
@@ -330,7 +330,7 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
         has_id=has_id,
         source_code=source_code,
         sources=tuple(sources),
-        coords=coords,
+        coords=compact_coords(coords),
         coord_start=coord_start,
         attributes={i: _attrs(s.attributes) for i, s in enumerate(items) if s.attributes},
     )

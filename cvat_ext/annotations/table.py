@@ -7,7 +7,7 @@ geometry ragged in one flat array:
   ``occluded (M,)``, ``outside (M,)``, ``z_order (M,)``, ``group (M,)``, ``rotation (M,)`` degrees,
   ``score (M,)``, ``obj_id (M,)`` with ``has_id (M,)`` (CVAT's ``id`` may be null), ``source_code
   (M,)`` into ``sources``;
-* ``coords (C,)`` float64 and ``coord_start (M+1,)``: row ``i``'s numbers are
+* ``coords (C,)`` float64 (float32 when every number is exactly one) and ``coord_start (M+1,)``: row ``i``'s numbers are
   ``coords[coord_start[i]:coord_start[i+1]]``, exactly CVAT's flat ``points``: rectangle/ellipse
   4 numbers, polygon/polyline/points XY pairs, cuboid 16, mask ``counts... + [left, top, right,
   bottom]`` (CVAT RLE, inclusive box), skeleton none;
@@ -62,7 +62,7 @@ class ShapeTable:
     has_id: BoolArray
     source_code: IntArray
     sources: tuple[str, ...]
-    coords: FloatArray
+    coords: npt.NDArray[np.floating[Any]]
     coord_start: IntArray
     attributes: Mapping[int, tuple[Attribute, ...]] = field(default_factory=dict)
     elements: Mapping[int, tuple[Shape, ...]] = field(default_factory=dict)
@@ -164,7 +164,7 @@ class ShapeTable:
         code = self.type_code
         flat = np.isin(code, list(_FLAT_TYPES))
         if flat.any():
-            four = self.coords[start[flat][:, None] + np.arange(4)]
+            four = self.coords[start[flat][:, None] + np.arange(4)].astype(np.float64)
             ell = code[flat] == _ELLIPSE
             if ell.any():
                 cx, cy, x_right, y_top = four[ell].T
@@ -173,7 +173,7 @@ class ShapeTable:
             out[flat] = four
         mask = code == _MASK
         if mask.any():
-            ltrb = self.coords[stop[mask][:, None] - 4 + np.arange(4)]
+            ltrb = self.coords[stop[mask][:, None] - 4 + np.arange(4)].astype(np.float64)
             out[mask] = ltrb + np.array([0.0, 0.0, 1.0, 1.0])
         pairs = ~flat & ~mask & (code != _SKELETON) & (stop > start)
         if pairs.any():
@@ -182,7 +182,7 @@ class ShapeTable:
             n_pts = (stop[rows] - start[rows]) // 2
             first = np.concatenate(([0], np.cumsum(n_pts)[:-1]))
             pick = np.repeat(start[rows] - 2 * first, n_pts) + 2 * np.arange(int(n_pts.sum()))
-            x, y = self.coords[pick], self.coords[pick + 1]
+            x, y = self.coords[pick].astype(np.float64), self.coords[pick + 1].astype(np.float64)
             out[rows] = np.stack(
                 [
                     np.minimum.reduceat(x, first),
@@ -222,11 +222,11 @@ class ShapeTable:
             mask = _assembled(MaskRle, counts=whole[:-4], ltrb=ltrb)
             points: FloatArray = np.zeros((0, 2))
         elif code == _CUBOID:
-            points = flat.reshape(8, 2).copy()
+            points = flat.astype(np.float64).reshape(8, 2)
         elif code in _FLAT_TYPES:
-            points = flat.copy()
+            points = flat.astype(np.float64)
         else:
-            points = flat.reshape(-1, 2).copy()
+            points = flat.astype(np.float64).reshape(-1, 2)
         points.setflags(write=False)
         return _assembled(
             Shape,
@@ -267,6 +267,16 @@ def _flat_points(s: Shape) -> FloatArray:
     if s.mask is not None:
         return np.concatenate([s.mask.counts.astype(np.float64), np.asarray(s.mask.ltrb, dtype=np.float64)])
     return np.asarray(s.points, dtype=np.float64).ravel()
+
+
+def compact_coords(coords: FloatArray, block: int = 1 << 20) -> npt.NDArray[np.floating[Any]]:
+    """``coords`` as float32 when every number is one exactly (mask RLE counts and boxes, integer
+    pixel coordinates: half the memory), else unchanged. Readers widen to float64 on use."""
+    for lo in range(0, coords.shape[0], block):
+        part = coords[lo : lo + block]
+        if not np.array_equal(part.astype(np.float32), part):
+            return coords
+    return coords.astype(np.float32)
 
 
 #: the scalar columns, copied as they are by :class:`TableBuilder`
@@ -319,7 +329,7 @@ class TableBuilder:
             **cols,
             source_code=self._source_code[:n],
             sources=tuple(self._sources),
-            coords=self._coords[: int(self._coord_start[n])],
+            coords=compact_coords(self._coords[: int(self._coord_start[n])]),
             coord_start=self._coord_start[: n + 1],
             attributes=self._attributes,
             elements=self._elements,

@@ -271,3 +271,23 @@ def test_decoded_bad_body_names_the_job(data: Any, message: str) -> None:
     with pytest.raises(AnnotationFormatError) as info:
         columnar_json.read_annotations_body(body, where="job 812")
     assert str(info.value).startswith("job 812: ")
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_integer_coordinates_kept_as_float32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool) -> None:
+    """Mask RLEs and integer boxes take half the memory; the shapes are the same."""
+    if split:
+        monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 2)
+    body = _fast_only(random_body(5)[0])
+    masks = [s for s in body["shapes"] if s["type"] == "mask"]
+    assert masks
+    integer = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30, 40]}]}
+    fractional = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30.1, 40]}]}
+    for data, dtype in ((integer, np.float32), (fractional, np.float64)):
+        path = tmp_path / "a.json"
+        path.write_text(json.dumps(data))
+        cols = read_annotations_file(path)
+        assert cols.shapes.coords.dtype == dtype
+        assert all(s.points.dtype == np.float64 for s in cols.shapes.shapes())
+        assert _columns_view(cols) == _store_view(path, 0)
