@@ -7,10 +7,11 @@ geometry ragged in one flat array:
   ``occluded (M,)``, ``outside (M,)``, ``z_order (M,)``, ``group (M,)``, ``rotation (M,)`` degrees,
   ``score (M,)``, ``obj_id (M,)`` with ``has_id (M,)`` (CVAT's ``id`` may be null), ``source_code
   (M,)`` into ``sources``;
-* ``coords (C,)`` float64 (float32 when every number is exactly one) and ``coord_start (M+1,)``: row ``i``'s numbers are
-  ``coords[coord_start[i]:coord_start[i+1]]``, exactly CVAT's flat ``points``: rectangle/ellipse
-  4 numbers, polygon/polyline/points XY pairs, cuboid 16, mask ``counts... + [left, top, right,
-  bottom]`` (CVAT RLE, inclusive box), skeleton none;
+* ``coords (C,)`` float64 (uint16 or float32 when every number is exactly one) and
+  ``coord_start (M+1,)``: row ``i``'s numbers are ``coords[coord_start[i]:coord_start[i+1]]``,
+  exactly CVAT's flat ``points``: rectangle/ellipse 4 numbers, polygon/polyline/points XY pairs,
+  cuboid 16, mask ``counts... + [left, top, right, bottom]`` (CVAT RLE, inclusive box), skeleton
+  none;
 * the rare parts sparse, by row: ``attributes`` (row -> attribute values) and ``elements``
   (skeleton row -> its keypoint :class:`Shape` s).
 
@@ -62,7 +63,7 @@ class ShapeTable:
     has_id: BoolArray
     source_code: IntArray
     sources: tuple[str, ...]
-    coords: npt.NDArray[np.floating[Any]]
+    coords: npt.NDArray[Any]
     coord_start: IntArray
     attributes: Mapping[int, tuple[Attribute, ...]] = field(default_factory=dict)
     elements: Mapping[int, tuple[Shape, ...]] = field(default_factory=dict)
@@ -269,14 +270,20 @@ def _flat_points(s: Shape) -> FloatArray:
     return np.asarray(s.points, dtype=np.float64).ravel()
 
 
-def compact_coords(coords: FloatArray, block: int = 1 << 20) -> npt.NDArray[np.floating[Any]]:
-    """``coords`` as float32 when every number is one exactly (mask RLE counts and boxes, integer
-    pixel coordinates: half the memory), else unchanged. Readers widen to float64 on use."""
+def compact_coords(coords: FloatArray, block: int = 1 << 20) -> npt.NDArray[Any]:
+    """``coords`` in the smallest type that holds every number exactly: uint16 (mask RLE counts
+    and boxes of small non-negative integers: a quarter of the memory), float32, else unchanged.
+    Readers widen to float64 (or int64) on use."""
+    small_ints = exact32 = True
     for lo in range(0, coords.shape[0], block):
         part = coords[lo : lo + block]
-        if not np.array_equal(part.astype(np.float32), part):
-            return coords
-    return coords.astype(np.float32)
+        if small_ints:
+            small_ints = bool(part.min() >= 0 and part.max() <= 65535 and np.array_equal(np.floor(part), part))
+        if not small_ints:
+            exact32 = exact32 and np.array_equal(part.astype(np.float32), part)
+            if not exact32:
+                return coords
+    return coords.astype(np.uint16 if small_ints else np.float32)
 
 
 #: the scalar columns, copied as they are by :class:`TableBuilder`

@@ -274,17 +274,18 @@ def test_decoded_bad_body_names_the_job(data: Any, message: str) -> None:
 
 
 @pytest.mark.parametrize("split", [False, True])
-def test_integer_coordinates_kept_as_float32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool) -> None:
-    """Mask RLEs and integer boxes take half the memory; the shapes are the same."""
+def test_integer_coordinates_kept_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool) -> None:
+    """Mask RLEs and integer boxes take a quarter or half the memory; the shapes are the same."""
     if split:
         monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
         monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 2)
     body = _fast_only(random_body(5)[0])
     masks = [s for s in body["shapes"] if s["type"] == "mask"]
     assert masks
-    integer = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30, 40]}]}
+    small = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30, 40]}]}
+    negative = {"shapes": [*masks, {**GOOD_SHAPE, "points": [-1, 2, 30, 70000]}]}
     fractional = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30.1, 40]}]}
-    for data, dtype in ((integer, np.float32), (fractional, np.float64)):
+    for data, dtype in ((small, np.uint16), (negative, np.float32), (fractional, np.float64)):
         path = tmp_path / "a.json"
         path.write_text(json.dumps(data))
         cols = read_annotations_file(path)
