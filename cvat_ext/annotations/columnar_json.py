@@ -100,8 +100,10 @@ _DECODER: Final = msgspec.json.Decoder(_Body)
 _SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
 #: bodies of this size or more have their shapes decoded a block at a time
 SPLIT_BYTES: Final = 16 << 20
-#: shapes decoded at once from a split body (a few MB of structs)
+#: shapes decoded at once from a split body (a few MB of structs) ...
 BLOCK_ITEMS: Final = 20_000
+#: ... and at most about this much of its text
+BLOCK_BYTES: Final = 4 << 20
 #: a top-level key the fast decoder would silently take twice (the last one wins): ``"tracks"``
 #: and ``"shapes"`` also appear inside tracks, so their counts are compared with the track count
 _TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
@@ -221,8 +223,8 @@ def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = N
         # everything but the shapes in one decode (the array emptied), the shapes a block at a time
         head = raw[: items.open + 1] + raw[items.close :]
         body = _decode(head)
-        # the blocks go straight into columns allocated once (4 numbers a shape to start with)
-        builder = TableBuilder(items.start.size, 4 * items.start.size)
+        # the blocks go straight into columns allocated once
+        builder = TableBuilder(items.start.size)
         for block in _shape_blocks(raw, items, release):
             builder.add(block)
         parts = [builder.build()]
@@ -255,12 +257,17 @@ def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | Non
 def _shape_blocks(
     raw: bytes | mmap.mmap, items: ArrayItems, release: Callable[[int, int], None] | None
 ) -> Iterator[ShapeTable]:
-    """The shapes array's items decoded :data:`BLOCK_ITEMS` at a time, as tables."""
-    start, stop = items.start.tolist(), items.stop.tolist()
+    """The shapes array's items decoded a block at a time (at most :data:`BLOCK_ITEMS` shapes and
+    about :data:`BLOCK_BYTES` of text: a block of masks is mostly numbers, each a Python float
+    while it is decoded), as tables."""
+    starts = items.start
+    start, stop = starts.tolist(), items.stop.tolist()
     view = memoryview(raw)
     try:
-        for lo in range(0, len(start), BLOCK_ITEMS):
-            hi = min(lo + BLOCK_ITEMS, len(start))
+        lo = 0
+        while lo < len(start):
+            by_bytes = int(np.searchsorted(starts, start[lo] + BLOCK_BYTES, side="right"))
+            hi = max(lo + 1, min(lo + BLOCK_ITEMS, by_bytes, len(start)))
             if lo and not is_gap(view, stop[lo - 1], start[lo], comma=True):
                 raise _NotFast
             try:
@@ -272,6 +279,7 @@ def _shape_blocks(
             yield _table_or_not(shapes)
             if release is not None:
                 release(start[lo], stop[hi - 1])
+            lo = hi
     finally:
         view.release()
 

@@ -122,7 +122,7 @@ class ShapeTable:
         """The rows of ``tables`` one after the other."""
         if len(tables) == 1:
             return tables[0]
-        builder = TableBuilder(sum(len(t) for t in tables), sum(t.coords.shape[0] for t in tables))
+        builder = TableBuilder(sum(len(t) for t in tables))
         for t in tables:
             builder.add(t)
         return builder.build()
@@ -294,17 +294,18 @@ _SCALARS = (
 
 
 class TableBuilder:
-    """Tables appended into columns allocated once for ``rows`` rows (and about ``coords``
-    numbers, grown when needed): a long job's blocks are joined without holding them twice."""
+    """Tables appended into scalar columns allocated once for ``rows`` rows, their coordinates
+    kept block by block in their compact types and joined once: a long job's blocks are joined
+    without holding them twice."""
 
-    def __init__(self, rows: int, coords: int) -> None:
+    def __init__(self, rows: int) -> None:
         dtypes = {"occluded": np.bool_, "outside": np.bool_, "has_id": np.bool_, "rotation": np.float64}
         dtypes["score"] = np.float64
         self._columns: dict[str, npt.NDArray[Any]] = {
             name: np.zeros(rows, dtype=dtypes.get(name, np.int64)) for name in _SCALARS
         }
         self._source_code = np.zeros(rows, dtype=np.int64)
-        self._coords = np.zeros(max(coords, 0))
+        self._coords: list[npt.NDArray[Any]] = []
         self._coord_start = np.zeros(rows + 1, dtype=np.int64)
         self._sources: dict[str, int] = {}
         self._attributes: dict[int, tuple[Attribute, ...]] = {}
@@ -320,10 +321,7 @@ class TableBuilder:
         codes = np.array([self._sources.setdefault(s, len(self._sources)) for s in table.sources], dtype=np.int64)
         self._source_code[lo:hi] = codes[table.source_code] if hi > lo else 0
         base = int(self._coord_start[lo])
-        need = base + table.coords.shape[0]
-        if need > self._coords.shape[0]:
-            self._coords = np.resize(self._coords, max(need, 2 * self._coords.shape[0]))
-        self._coords[base:need] = table.coords
+        self._coords.append(table.coords)
         self._coord_start[lo + 1 : hi + 1] = table.coord_start[1:] + base
         self._attributes.update((lo + i, a) for i, a in table.attributes.items())
         self._elements.update((lo + i, e) for i, e in table.elements.items())
@@ -332,11 +330,15 @@ class TableBuilder:
     def build(self) -> ShapeTable:
         n = self._rows
         cols = {name: column[:n] for name, column in self._columns.items()}
+        # the common type of the blocks' compact types holds every number exactly (uint16 and
+        # float32 widen exactly), so the join needs no second look at the values
+        coords = np.concatenate(self._coords) if self._coords else np.zeros(0)
+        self._coords = []
         return ShapeTable(
             **cols,
             source_code=self._source_code[:n],
             sources=tuple(self._sources),
-            coords=compact_coords(self._coords[: int(self._coord_start[n])]),
+            coords=coords,
             coord_start=self._coord_start[: n + 1],
             attributes=self._attributes,
             elements=self._elements,

@@ -174,9 +174,10 @@ def test_table_extents_take_and_concat_match_the_shapes() -> None:
 
 @pytest.fixture
 def split_small(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every body takes the split path, in blocks of 3 shapes, scanned 7 bytes at a time."""
+    """Every body takes the split path, in blocks of at most 3 shapes, scanned 7 bytes at a time."""
     monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
     monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 3)
+    monkeypatch.setattr(columnar_json, "BLOCK_BYTES", 300)  # some blocks end by size, some by count
     monkeypatch.setattr(json_scan, "WINDOW", 7)
 
 
