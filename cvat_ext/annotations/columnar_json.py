@@ -47,7 +47,14 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
 from cvat_ext.annotations.model import Attribute, ShapeType, Tag
-from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, ShapeTable, TableBuilder, compact_coords
+from cvat_ext.annotations.table import (
+    SHAPE_TYPES,
+    TYPE_CODE,
+    ShapeTable,
+    TableBuilder,
+    compact_coords,
+    compact_ints,
+)
 from cvat_ext.errors import AnnotationFormatError
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
@@ -240,7 +247,7 @@ def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | Non
         keys = _TOP_KEY.findall(head)
         if len(keys) != len(set(keys)):
             raise _NotFast
-    shapes = ShapeTable.concat(parts)
+    shapes = compact_ints(ShapeTable.concat(parts))
     tags: dict[int, list[Tag]] = {}
     for t in body.tags:
         tag = Tag(t.frame, t.label_id, t.id, t.group, t.source, _attrs(t.attributes))

@@ -22,6 +22,7 @@ few objects. Rows keep the order they were given in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
@@ -31,7 +32,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import Attribute, MaskRle, Shape, ShapeType
 
-__all__ = ["SHAPE_TYPES", "TYPE_CODE", "LazyShapes", "ShapeTable", "TableBuilder"]
+__all__ = ["SHAPE_TYPES", "TYPE_CODE", "LazyShapes", "ShapeTable", "TableBuilder", "compact_coords", "compact_ints"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -284,6 +285,23 @@ def compact_coords(coords: FloatArray, block: int = 1 << 20) -> npt.NDArray[Any]
             if not exact32:
                 return coords
     return coords.astype(np.uint16 if small_ints else np.float32)
+
+
+#: integer columns kept as int32 when every value fits (frame indices, label ids, z order, group:
+#: 16 bytes a row saved on a 100,000-frame job's 6.6 million rows); readers take any integer type
+_NARROW = ("frame", "label_id", "z_order", "group", "source_code")
+_I32 = np.iinfo(np.int32)
+
+
+def compact_ints(table: ShapeTable) -> ShapeTable:
+    """``table`` with its type codes as int8 and the :data:`_NARROW` columns as int32 where every
+    value fits (the values are unchanged)."""
+    narrow: dict[str, Any] = {"type_code": table.type_code.astype(np.int8)}
+    for name in _NARROW:
+        column = getattr(table, name)
+        if column.dtype != np.int32 and (not column.size or (column.min() >= _I32.min and column.max() <= _I32.max)):
+            narrow[name] = column.astype(np.int32)
+    return dataclasses.replace(table, **narrow)
 
 
 #: the scalar columns, copied as they are by :class:`TableBuilder`

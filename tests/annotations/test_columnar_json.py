@@ -293,3 +293,11 @@ def test_integer_coordinates_kept_small(tmp_path: Path, monkeypatch: pytest.Monk
         assert cols.shapes.coords.dtype == dtype
         assert all(s.points.dtype == np.float64 for s in cols.shapes.shapes())
         assert _columns_view(cols) == _store_view(path, 0)
+
+
+def test_integer_columns_narrowed_only_when_they_fit() -> None:
+    small = read_annotations_bytes(json.dumps({"shapes": [GOOD_SHAPE]}).encode(), where="a").shapes
+    assert (small.frame.dtype, small.z_order.dtype, small.type_code.dtype) == (np.int32, np.int32, np.int8)
+    big = read_annotations_bytes(json.dumps({"shapes": [{**GOOD_SHAPE, "z_order": 2**40}]}).encode(), where="a")
+    assert big.shapes.z_order.dtype == np.int64 and int(big.shapes.z_order[0]) == 2**40
+    assert big.shapes.shape(0).z_order == 2**40 and big.shapes.frame.dtype == np.int32
