@@ -25,10 +25,10 @@ from typing import TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from consensus_generator import Scenario, generate, make_labels, make_meta
+from consensus_generator import Scenario, generate, write_labels_and_meta
 from results_io import BenchResults
 
-from cvat_ext.annotations.cvat_json import dump_labels, dump_shape
+from cvat_ext.annotations.cvat_json import dump_shape
 
 #: frames generated at once (each slice its own seed)
 SLICE_FRAMES = 250
@@ -75,11 +75,7 @@ def write_job(folder: Path, frames: int, objects: int) -> list[Path]:
     finally:
         for fh in files.values():
             fh.close()
-    (folder / "labels.json").write_text(json.dumps(dump_labels(make_labels())))
-    meta = make_meta(frames, (1280, 720))
-    frames_meta = [{"width": f.width, "height": f.height, "name": f.name} for f in meta.frames]
-    meta_body = {"start_frame": meta.start_frame, "stop_frame": meta.stop_frame, "frames": frames_meta}
-    (folder / "meta.json").write_text(json.dumps(meta_body))
+    write_labels_and_meta(folder, frames)
     return [folder / f"{name}.json" for name in files]
 
 

@@ -98,6 +98,19 @@ def make_meta(frames: int, image_wh: tuple[int, int]) -> JobMeta:
     return JobMeta(start_frame=0, stop_frame=frames - 1, frames=(info,) * frames)
 
 
+def write_labels_and_meta(folder: Path, frames: int, image_wh: tuple[int, int] = (1280, 720)) -> None:
+    """``labels.json`` (``GET /api/labels`` results) and ``meta.json`` (job data meta) of a job."""
+    import json
+
+    from cvat_ext.annotations.cvat_json import dump_labels
+
+    (folder / "labels.json").write_text(json.dumps(dump_labels(make_labels())))
+    meta = make_meta(frames, image_wh)
+    frames_meta = [{"width": f.width, "height": f.height, "name": f.name} for f in meta.frames]
+    meta_body = {"start_frame": meta.start_frame, "stop_frame": meta.stop_frame, "frames": frames_meta}
+    (folder / "meta.json").write_text(json.dumps(meta_body))
+
+
 # ---------------------------------------------------------------------------------------------
 # truth objects: a box, a label and a polygon outline in unit coordinates
 

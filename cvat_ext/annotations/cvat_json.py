@@ -25,15 +25,14 @@ written as plain ``int``/``float`` even when our objects hold numpy scalars, so 
 from __future__ import annotations
 
 import gc
-import json
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from os import PathLike
 from typing import Any, NoReturn
 
 import numpy as np
 
+from cvat_ext.annotations.json_files import load_json_file
 from cvat_ext.annotations.model import (
     MIN_VERTICES,
     Attribute,
@@ -53,7 +52,6 @@ from cvat_ext.annotations.model import (
     TrackShape,
 )
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.inputs.text import read_utf8
 
 __all__ = [
     "dump_job_annotations",
@@ -699,29 +697,3 @@ def _int_tuple(d: Mapping[str, Any], key: str, loc: _Loc) -> tuple[int, ...]:
         if type(v) is not int:
             loc.bad_field(f"{key}[{i}]", "an integer", v)
     return tuple(values)
-
-
-# ----------------------------------------------------------------------------------------------
-# files
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def load_json_file(path: str | PathLike[str]) -> Any:
-    """Read a JSON file; bad JSON (NaN/Infinity included) or an unreadable file raises
-    :class:`AnnotationFormatError` naming the file (and the line and column)."""
-    parse_constant: Callable[[str], Any] = _reject_constant
-    try:
-        text = read_utf8(path)
-    except ValueError as exc:  # not UTF-8: the message gives line and column
-        raise AnnotationFormatError(str(exc)) from exc
-    except OSError as exc:
-        raise AnnotationFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        return json.loads(text, parse_constant=parse_constant)
-    except json.JSONDecodeError as exc:
-        raise AnnotationFormatError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
-    except ValueError as exc:
-        raise AnnotationFormatError(f"{path}: invalid JSON: {exc}") from exc

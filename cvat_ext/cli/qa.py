@@ -3,9 +3,9 @@
 Inputs are what CVAT serves: one ``GET /api/jobs/{id}/annotations`` body per annotator, the labels
 (``GET /api/labels``, a list or a paginated page) and the job's frame meta
 (``GET /api/jobs/{id}/data/meta``). Bad input ends with one line naming the file (exit code 2).
-The annotation files are read incrementally into temporary SQLite files
-(:class:`~cvat_ext.annotations.frame_store.FrameStore`), so memory grows with a chunk of frames,
-not with the job.
+Each annotation file is read once into columns (:mod:`cvat_ext.annotations.columnar_json`,
+a few dozen bytes per object) and the engine cuts its chunks from them
+(:mod:`cvat_ext.consensus.table_source`); nothing is parsed twice.
 """
 
 from __future__ import annotations
@@ -18,15 +18,7 @@ from pathlib import Path
 
 import click
 
-from cvat_ext.annotations.frame_store import FrameStore
-from cvat_ext.consensus.engine import score_streams
-from cvat_ext.consensus.report import write_csv_tables, write_merged_json, write_report_json
-from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.errors import ConfigError
-from cvat_ext.inputs.crosscheck import check_annotation_file
-from cvat_ext.inputs.files import read_labels, read_meta
-from cvat_ext.inputs.kinds import FileKind, expect_kind
-from cvat_ext.qa.decision import Agreement, Policy, decide
 
 
 @click.group(name="qa")
@@ -143,32 +135,45 @@ def consensus(
 ) -> None:
     """Score agreement between consensus replicas of one job and merge them; the last line says
     what the sidecar would do with the parent job (``--min-agreement``; rule findings aside)."""
-    settings = ConsensusSettings.parse(
-        {
-            "iou_thr": iou_thr,
-            "quorum": _quorum(quorum_text),
-            "method": method,
-            "match_across_labels": not match_within_labels,
-            "keypoint_sigmas": _keypoint_sigmas(keypoint_sigmas),
-            "chunk_frames": chunk_frames,
-        },
-        where="command line",
-    )
+    # imports follow the work: the small files are read before the engine (SciPy) is imported
     named = _replica_args(replicas)
+    quorum = _quorum(quorum_text)
+    sigmas = _keypoint_sigmas(keypoint_sigmas)
+    from cvat_ext.inputs.files import read_labels, read_meta
+    from cvat_ext.inputs.kinds import FileKind, expect_kind
+
     labels = read_labels(labels_path)
     meta = read_meta(meta_path)
     for name, path in named:
         expect_kind(path, FileKind.ANNOTATIONS, f"--annotations {name}=")
+    from cvat_ext.consensus.settings import ConsensusSettings
+
+    settings = ConsensusSettings.parse(
+        {
+            "iou_thr": iou_thr,
+            "quorum": quorum,
+            "method": method,
+            "match_across_labels": not match_within_labels,
+            "keypoint_sigmas": sigmas,
+            "chunk_frames": chunk_frames,
+        },
+        where="command line",
+    )
+    from cvat_ext.annotations.columnar_json import read_annotations_file
+
+    # each replica is validated and read into columns once; the engine cuts its chunks from them
+    tables = {name: read_annotations_file(path, last_frame=meta.stop_frame) for name, path in named}
+    from cvat_ext.inputs.crosscheck import check_annotation_file
+
+    for _, path in named:  # after the reader: it names malformed objects first
+        check_annotation_file(path, meta=meta, meta_path=str(meta_path), labels=labels, labels_path=str(labels_path))
+    from cvat_ext.consensus.table_source import score_tables
+    from cvat_ext.consensus.writers import write_outputs
+
     show = sys.stderr.isatty() if progress is None else progress
     # two passes over the frames (match, then merge), three when sigmas are estimated first
     total = len(meta.frame_indices()) * (3 if settings.keypoint_sigmas == "estimate" else 2)
     with ExitStack() as stack:
-        # each replica is validated and spilled to a temporary SQLite file, read back a chunk at a time
-        stores = {name: stack.enter_context(FrameStore(path)) for name, path in named}
-        for _, path in named:  # after the store: its reader names malformed objects first
-            check_annotation_file(
-                path, meta=meta, meta_path=str(meta_path), labels=labels, labels_path=str(labels_path)
-            )
         if show:
             from tqdm import tqdm
 
@@ -178,15 +183,11 @@ def consensus(
                 bar.set_description(f"consensus ({stage})", refresh=False)
                 bar.update(frames)
 
-            result = score_streams(stores, labels, meta, settings, progress=tick)
+            result = score_tables(tables, labels, meta, settings, progress=tick)
         else:
-            result = score_streams(stores, labels, meta, settings)
-    if report_out is not None:
-        write_report_json(result, report_out)
-    if csv_dir is not None:
-        write_csv_tables(result, csv_dir)
-    if merged_out is not None:
-        write_merged_json(result, merged_out)
+            result = score_tables(tables, labels, meta, settings)
+    del tables  # the result holds what the writers need: the replicas' columns can go
+    write_outputs(result, report_out=report_out, csv_dir=csv_dir, merged_out=merged_out)
     s = result.summary
     click.echo(
         f"{s.frames} frames, {len(s.annotators)} annotators, {s.clusters} clusters, {s.kept} merged; "
@@ -198,6 +199,8 @@ def consensus(
             f"  {a.annotator}: F1 {a.f1:.3f} vs consensus, mean IoU {a.mean_iou:.3f}, "
             f"label acc {a.label_accuracy:.3f}, weight {a.weight:.2f}"
         )
+    from cvat_ext.qa.decision import Agreement, Policy, decide
+
     agreement = Agreement(0.0 if math.isnan(s.f1) else s.f1, measurable=s.clusters > 0)
     decided = decide([], Policy(min_agreement=min_agreement), job_id=0, agreement=agreement)
     click.echo(f"sidecar decision: {decided.verdict} ({decided.reason})")

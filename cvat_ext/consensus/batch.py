@@ -10,7 +10,7 @@ geometry columnar (``xyxy (M, 4)``, ``rotation (M,)``) so box kernels run on who
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import FrameAnnotations, Shape, ShapeType, Tag
+from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE
 from cvat_ext.geometry import SHAPE_FAMILY
 
 if TYPE_CHECKING:
@@ -36,10 +37,9 @@ GroupKey = tuple[str, int | None]
 
 _ATTRS = operator.attrgetter("attributes")
 _POINTS = operator.attrgetter("points")
+_TYPE = operator.attrgetter("type")
 
-#: shape types by code (``ReplicaBatch.type_code``)
-SHAPE_TYPES: tuple[ShapeType, ...] = tuple(ShapeType)
-_TYPE_CODE = {t: i for i, t in enumerate(SHAPE_TYPES)}
+_TYPE_CODE = TYPE_CODE
 _FAMILIES = tuple(sorted(set(SHAPE_FAMILY.values())))
 #: shape type code -> match family code
 _FAMILY_CODE = np.array([_FAMILIES.index(SHAPE_FAMILY[t]) for t in SHAPE_TYPES], dtype=np.int64)
@@ -55,7 +55,7 @@ class ReplicaBatch:
 
     key: GroupKey
     frames: IntArray  # (F,) task frame indices of the chunk
-    shapes: tuple[Shape, ...] | None  # (M,)
+    shapes: Sequence[Shape] | None  # (M,)
     index: IntArray  # (F, R, N) row or -1
     annotator: IntArray  # (M,) annotator position
     frame_pos: IntArray  # (M,) position in ``frames``
@@ -196,62 +196,103 @@ def build_batches(chunk: ChunkInput, *, match_across_labels: bool = True) -> dic
         return {}
     n_obj = len(shapes)
     block_arr = np.array(blocks, dtype=np.int64).reshape(-1, 3)
-    all_pos = np.repeat(block_arr[:, 0], block_arr[:, 2])
-    all_annot = np.repeat(block_arr[:, 1], block_arr[:, 2])
-    # scalar columns: one C-level pass (attrgetter -> fromiter) per column, no Python loop
-    def column(name: str) -> Iterator[Any]:
-        return map(operator.attrgetter(name), shapes)
 
-    type_code = np.fromiter(map(_TYPE_CODE.__getitem__, column("type")), dtype=np.int64, count=n_obj)
-    label = np.fromiter(column("label_id"), dtype=np.int64, count=n_obj)
-    rotation = np.fromiter(column("rotation"), dtype=np.float64, count=n_obj)
-    occluded_col = np.fromiter(column("occluded"), dtype=np.bool_, count=n_obj)
-    z_col = np.fromiter(column("z_order"), dtype=np.int64, count=n_obj)
-    outside = np.fromiter(column("outside"), dtype=np.bool_, count=n_obj)
-    family_code = _FAMILY_CODE[type_code]
-    keep = ~outside
+    # scalar columns: one C-level pass (attrgetter -> fromiter) per column, no Python loop
+    def column(name: str, dtype: type) -> npt.NDArray[Any]:
+        return np.fromiter(map(operator.attrgetter(name), shapes), dtype=dtype, count=n_obj)
+
+    def extents(idx: IntArray) -> FloatArray:
+        members = [shapes[i] for i in idx.tolist()]
+        if MATCH_FAMILY[members[0].type] == "rectangle":
+            return np.concatenate(list(map(_POINTS, members)), dtype=np.float64).reshape(-1, 4)
+        return np.array([_extent(sh) for sh in members], dtype=np.float64).reshape(-1, 4)
+
+    has_attrs = any(map(_ATTRS, shapes))
+
+    def attr_keys(idx: IntArray) -> IntArray:
+        if not has_attrs:
+            return np.zeros(idx.size, dtype=np.int64)
+        members = (shapes[i] for i in idx.tolist())
+        return np.fromiter((hash(frozenset(sh.attributes)) if sh.attributes else 0 for sh in members), np.int64)
+
+    return group_batches(
+        np.asarray(chunk.frames, dtype=np.int64),
+        chunk.n_annotators,
+        ObjectColumns(
+            frame_pos=np.repeat(block_arr[:, 0], block_arr[:, 2]),
+            annotator=np.repeat(block_arr[:, 1], block_arr[:, 2]),
+            type_code=np.fromiter(map(_TYPE_CODE.__getitem__, map(_TYPE, shapes)), np.int64, n_obj),
+            label=column("label_id", np.int64),
+            rotation=column("rotation", np.float64),
+            occluded=column("occluded", np.bool_),
+            z_order=column("z_order", np.int64),
+            outside=column("outside", np.bool_),
+            extents=extents,
+            attr_keys=attr_keys,
+            shapes=lambda idx: tuple(shapes[i] for i in idx.tolist()) if idx.size < n_obj else tuple(shapes),
+        ),
+        match_across_labels=match_across_labels,
+    )
+
+
+@dataclass(frozen=True)
+class ObjectColumns:
+    """A chunk's objects of every annotator as columns (M,), rows in (frame, annotator) order, with
+    the parts only some groups need given lazily, by row positions: ``extents`` (M', 4) xyxy,
+    ``attr_keys`` (M',) and ``shapes`` (the objects, for the kernels that need them)."""
+
+    frame_pos: IntArray
+    annotator: IntArray
+    type_code: IntArray
+    label: IntArray
+    rotation: FloatArray
+    occluded: BoolArray
+    z_order: IntArray
+    outside: BoolArray
+    extents: Callable[[IntArray], FloatArray]
+    attr_keys: Callable[[IntArray], IntArray]
+    shapes: Callable[[IntArray], Sequence[Shape]]
+
+
+def group_batches(
+    frames: IntArray, n_annotators: int, obj: ObjectColumns, *, match_across_labels: bool = True
+) -> dict[GroupKey, ReplicaBatch]:
+    """Split a chunk's object columns into match groups (outside objects dropped), each padded per
+    frame and annotator: the one place a :class:`ReplicaBatch` is cut from columns."""
+    family_code = _FAMILY_CODE[obj.type_code]
+    keep = ~obj.outside
+    label = obj.label
+    if not keep.any():
+        return {}
     if match_across_labels:
         group = family_code
     else:
         group = family_code * (int(label.max()) - int(label.min()) + 1) + (label - int(label.min()))
     group = np.where(keep, group, -1)
-    has_attrs = any(map(_ATTRS, shapes))
-    n_frames = len(chunk.frames)
-    frames = np.asarray(chunk.frames, dtype=np.int64)
+    n_frames = len(frames)
     out: dict[GroupKey, ReplicaBatch] = {}
     for g in np.unique(group[keep]).tolist():
         idx = np.flatnonzero(group == g)  # stays in (frame, annotator) order
         first = int(idx[0])
-        family = MATCH_FAMILY[SHAPE_TYPES[int(type_code[first])]]
+        family = MATCH_FAMILY[SHAPE_TYPES[int(obj.type_code[first])]]
         key: GroupKey = (family, None if match_across_labels else int(label[first]))
-        members = [shapes[i] for i in idx.tolist()] if idx.size < len(shapes) else shapes
-        frame_pos, annotator = all_pos[idx], all_annot[idx]
-        slot, index = _slots(frame_pos, annotator, n_frames, chunk.n_annotators)
-        m = len(members)
-        if family == "rectangle":
-            xyxy = np.concatenate(list(map(_POINTS, members)), dtype=np.float64).reshape(-1, 4)
-        else:
-            xyxy = np.array([_extent(sh) for sh in members], dtype=np.float64).reshape(-1, 4)
-        attr_key = (
-            np.fromiter((hash(frozenset(sh.attributes)) if sh.attributes else 0 for sh in members), np.int64, m)
-            if has_attrs
-            else np.zeros(m, dtype=np.int64)
-        )
+        frame_pos, annotator = obj.frame_pos[idx], obj.annotator[idx]
+        slot, index = _slots(frame_pos, annotator, n_frames, n_annotators)
         out[key] = ReplicaBatch(
             key=key,
             frames=frames,
-            shapes=tuple(members),
+            shapes=obj.shapes(idx),
             index=index,
             annotator=annotator,
             frame_pos=frame_pos,
             slot=slot,
             label=label[idx],
-            xyxy=xyxy,
-            rotation=rotation[idx],
-            occluded=occluded_col[idx],
-            z_order=z_col[idx],
-            attr_key=attr_key,
-            type_code=type_code[idx],
+            xyxy=obj.extents(idx),
+            rotation=obj.rotation[idx],
+            occluded=obj.occluded[idx],
+            z_order=obj.z_order[idx],
+            attr_key=obj.attr_keys(idx),
+            type_code=obj.type_code[idx],
         )
     return out
 

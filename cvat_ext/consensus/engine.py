@@ -348,7 +348,9 @@ def score_chunks(
         if progress is not None:
             progress("merge", len(chunk.frames))
     sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}
-    return tally.result(merger.merged, keypoint_sigmas=sigmas, merged_stream=merger.stream)
+    return tally.result(
+        merger.merged, keypoint_sigmas=sigmas, merged_stream=merger.stream, merged_parts=merger.parts
+    )
 
 
 def _drop_runs(chunks: Iterable[Mapping[GroupKey, ReplicaBatch]]) -> None:

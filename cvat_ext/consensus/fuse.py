@@ -161,6 +161,12 @@ class ChunkMerger:
         chunks come in frame order, so the concatenation is what :meth:`merged` gives)."""
         return tuple(self._tags), self._iter_chunks()
 
+    def parts(self) -> tuple[tuple[Tag, ...], Iterator[list[MergedColumns | list[Shape]]]]:
+        """The merged tags, and per chunk (in frame order) its parts as kept: columns or shapes;
+        a chunk's shapes are its parts' rows sorted by frame, stable (what :meth:`stream` builds)."""
+        bounds = [*self._chunk_starts, len(self._parts)]
+        return tuple(self._tags), (self._parts[lo:hi] for lo, hi in itertools.pairwise(bounds))
+
     def _iter_chunks(self) -> Iterator[list[Shape]]:
         bounds = [*self._chunk_starts, len(self._parts)]
         for lo, hi in itertools.pairwise(bounds):

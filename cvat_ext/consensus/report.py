@@ -324,6 +324,9 @@ class ConsensusResult:
     #: the merged annotations, chunk by chunk, for writing them without building them all:
     #: returns the merged tags and an iterator over each chunk's shapes (sorted by frame)
     merged_stream: Callable[[], tuple[tuple[Tag, ...], Iterator[list[Shape]]]] | None = None
+    #: the same, columnar: the merged tags and per chunk its parts, each a
+    #: :class:`~cvat_ext.consensus.fuse.MergedColumns` or a list of shapes (for the columnar writer)
+    merged_parts: Callable[[], tuple[tuple[Tag, ...], Iterator[Sequence[Any]]]] | None = None
     #: skeleton label name -> OKS sigma per keypoint (sublabel order) used to match; empty when
     #: every keypoint used ``oks_sigma``
     keypoint_sigmas: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
@@ -435,19 +438,27 @@ def write_merged_json(result: ConsensusResult, path: str | Path) -> None:
                 fh.write(json.dumps(dump_job_annotations(result.merged)))
                 return
             tags, chunks = result.merged_stream()
-            body = dump_job_annotations(JobAnnotations(tags=tags))
-            fh.write("{")
-            for key, value in body.items():
-                if key != "version":
-                    fh.write(", ")
-                fh.write(f"{json.dumps(key)}: ")
-                if key == "shapes":
-                    _json_array(fh, (dump_shape(sh) for part in chunks for sh in part))
-                else:
-                    fh.write(json.dumps(value))
-            fh.write("}\n")
+            write_labeled_data(fh, tags, lambda: _json_array(fh, (dump_shape(sh) for part in chunks for sh in part)))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the merged annotations: {exc.strerror}") from exc
+
+
+def write_labeled_data(fh: TextIO, tags: tuple[Tag, ...], write_shapes: Callable[[], None]) -> None:
+    """A CVAT ``LabeledData`` body with ``tags`` whose ``shapes`` array ``write_shapes`` writes
+    (key order and separators as ``json.dumps(dump_job_annotations(...))``)."""
+    from cvat_ext.annotations.cvat_json import dump_job_annotations
+
+    body = dump_job_annotations(JobAnnotations(tags=tags))
+    fh.write("{")
+    for key, value in body.items():
+        if key != "version":
+            fh.write(", ")
+        fh.write(f"{json.dumps(key)}: ")
+        if key == "shapes":
+            write_shapes()
+        else:
+            fh.write(json.dumps(value))
+    fh.write("}\n")
 
 
 def _cell(value: Any) -> Any:

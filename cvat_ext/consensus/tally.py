@@ -7,7 +7,8 @@ and frame: the counts behind the report; Krippendorff's alpha on localise-then-l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -214,6 +215,7 @@ class JobTally:
         *,
         keypoint_sigmas: Mapping[str, tuple[float, ...]] | None = None,
         merged_stream: Callable[[], tuple[tuple[Tag, ...], Iterator[list[Shape]]]] | None = None,
+        merged_parts: Callable[[], tuple[tuple[Tag, ...], Iterator[Sequence[Any]]]] | None = None,
     ) -> ConsensusResult:
         names = self.model.names
         st = self.settings
@@ -300,4 +302,5 @@ class JobTally:
             merged_builder=merged,
             keypoint_sigmas=dict(keypoint_sigmas or {}),
             merged_stream=merged_stream,
+            merged_parts=merged_parts,
         )

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_body
+from cvat_ext.annotations.cvat_json import parse_job_annotations
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import Job
 from cvat_ext.errors import (
@@ -204,7 +206,7 @@ class Cycle:
         self._meta: dict[int, JobMeta] = {}
         # replica annotations by (job id, updated_date): re-scoring a parent after one replica
         # changed fetches only that replica (saving annotations always moves updated_date)
-        self._annotations: OrderedDict[int, tuple[str, JobAnnotations, int]] = OrderedDict()
+        self._annotations: OrderedDict[int, tuple[str, _Replica, int]] = OrderedDict()
         self._cached_objects = 0
 
     # --- the cycle ------------------------------------------------------------------------------
@@ -428,20 +430,26 @@ class Cycle:
             hit = self._meta[job_id] = self.client.get_job_meta(job_id)
         return hit
 
-    def annotations(self, job: JobRow) -> JobAnnotations:
+    def replica(self, job: JobRow) -> _Replica:
+        """A replica's annotations: fetched once per ``updated_date`` as CVAT's JSON, read into
+        columns for the engine and into objects for the rules on first use."""
         hit = self._annotations.get(job.id)
         if hit is not None and hit[0] == job.updated_date:
             self._annotations.move_to_end(job.id)
             return hit[1]
-        ann = self.client.get_annotations(job.id)
-        size = len(ann.shapes) + len(ann.tags) + sum(len(t.shapes) for t in ann.tracks) + 1
+        fetched = _Replica(self.client.get_annotations_json(job.id), f"job {job.id}")
+        size = fetched.size()
         if hit is not None:
             self._cached_objects -= self._annotations.pop(job.id)[2]
-        self._annotations[job.id] = (job.updated_date, ann, size)
+        self._annotations[job.id] = (job.updated_date, fetched, size)
         self._cached_objects += size
         while self._cached_objects > ANNOTATION_CACHE_OBJECTS and self._annotations:
             self._cached_objects -= self._annotations.popitem(last=False)[1][2]
-        return ann
+        return fetched
+
+    def annotations(self, job: JobRow) -> JobAnnotations:
+        """A job's annotations as objects (the rules, the workforce step), from the same cache."""
+        return self.replica(job).annotations()
 
     def _job_row(self, job_id: int) -> JobRow:
         row = self.store.get_job(job_id)
@@ -474,10 +482,15 @@ class Cycle:
             return "unchanged"
         labels = self.labels(parent.task_id)
         meta = self.meta(parent.id)
-        inputs = [ReplicaInput(r.id, r.assignee_id, self.annotations(r)) for r in replicas]
+        fetched = [self.replica(r) for r in replicas]
+        inputs = [
+            ReplicaInput(r.id, r.assignee_id, columns=f.columns(meta.stop_frame))
+            for r, f in zip(replicas, fetched, strict=True)
+        ]
         rule_findings: list[Finding] = []
-        for r, inp in zip(replicas, inputs, strict=True):
-            rule_findings += self._rule_findings(r, inp.annotations, labels, meta)
+        if self.rules is not None:
+            for r, f in zip(replicas, fetched, strict=True):
+                rule_findings += self._rule_findings(r, f.annotations(), labels, meta)
         outcome = self.consensus.score(parent.id, inputs, labels, meta)
         agreement = Agreement(
             outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0
@@ -712,3 +725,31 @@ def _closing(row: ActionRow, status: str) -> dict[str, Any]:
         "before": {"status": "started"},
         "after": {"status": status},
     }
+
+
+class _Replica:
+    """One fetched replica body (CVAT's JSON), read into columns and objects on first use."""
+
+    def __init__(self, body: dict[str, Any], where: str) -> None:
+        self.body = body
+        self.where = where
+        self._columns: dict[int, ReplicaColumns] = {}
+        self._annotations: JobAnnotations | None = None
+
+    def size(self) -> int:
+        """Objects held, for the cache's bound (malformed sections count as one)."""
+        sections = [self.body.get(k) for k in ("shapes", "tags")] if isinstance(self.body, dict) else []
+        return 1 + sum(len(v) for v in sections if isinstance(v, list))
+
+    def annotations(self) -> JobAnnotations:
+        if self._annotations is None:
+            self._annotations = parse_job_annotations(self.body, where=self.where)
+        return self._annotations
+
+    def columns(self, last_frame: int) -> ReplicaColumns:
+        found = self._columns.get(last_frame)
+        if found is None:
+            found = self._columns[last_frame] = read_annotations_body(
+                self.body, where=self.where, last_frame=last_frame
+            )
+        return found

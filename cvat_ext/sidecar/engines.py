@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,8 @@ from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, JobRef, ReplicaInput, RuleRunner
 
 if TYPE_CHECKING:
+    from cvat_ext.consensus.report import ConsensusResult
+    from cvat_ext.consensus.settings import ConsensusSettings
     from cvat_ext.rules import RulePack
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,8 @@ class ConsensusEngineRunner:
     def score(
         self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
     ) -> ConsensusOutcome:
-        from cvat_ext.consensus.engine import score_replicas
-
         by_name = {f"job{r.job_id}": r for r in replicas}
-        result = score_replicas({n: r.annotations for n, r in by_name.items()}, labels, meta, self.settings)
+        result = _score(by_name, labels, meta, self.settings)
         replica_agreement = {by_name[a.annotator].job_id: _finite(a.f1) for a in result.annotators}
         findings: list[Finding] = []
         for f in result.findings:
@@ -115,6 +115,24 @@ class ConsensusEngineRunner:
             merged=result.merged,
             detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
         )
+
+
+def _score(
+    by_name: Mapping[str, ReplicaInput], labels: LabelSet, meta: JobMeta, settings: ConsensusSettings
+) -> ConsensusResult:
+    """The columnar engine when every replica came as columns, else the per-object one."""
+    columns = {n: r.columns for n, r in by_name.items()}
+    if all(c is not None for c in columns.values()):
+        from cvat_ext.consensus.table_source import score_tables
+
+        return score_tables({n: c for n, c in columns.items() if c is not None}, labels, meta, settings)
+    from cvat_ext.consensus.engine import score_replicas
+
+    objects = {n: r.annotations for n, r in by_name.items()}
+    missing = [n for n, a in objects.items() if a is None]
+    if missing:
+        raise ValueError(f"replicas {missing}: neither annotations nor columns")
+    return score_replicas({n: a for n, a in objects.items() if a is not None}, labels, meta, settings)
 
 
 def _finite(value: float) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.qa.findings import Finding
@@ -36,11 +37,17 @@ class ConsensusOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaInput:
-    """One replica handed to the consensus engine."""
+    """One replica handed to the consensus engine: its annotations as objects, or as columns
+    (:mod:`cvat_ext.annotations.columnar_json`; the engine then takes the columnar path), or both."""
 
     job_id: int
     assignee_id: int | None
-    annotations: JobAnnotations
+    annotations: JobAnnotations | None = None
+    columns: ReplicaColumns | None = None
+
+    def __post_init__(self) -> None:
+        if self.annotations is None and self.columns is None:
+            raise ValueError(f"replica job {self.job_id}: give its annotations or its columns")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,8 @@ class CvatApi(Protocol):
     def get_task(self, task_id: int) -> Task: ...
 
     def get_annotations(self, job_id: int) -> JobAnnotations: ...
+
+    def get_annotations_json(self, job_id: int) -> dict[str, Any]: ...
 
     def put_annotations(self, job_id: int, ann: JobAnnotations) -> JobAnnotations: ...
 

@@ -15,10 +15,9 @@ from cvat_ext.annotations.cvat_json import dump_job_annotations, dump_labels, lo
 from cvat_ext.annotations.frame_store import FrameStore
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet, ShapeType, Tag, Track, TrackShape
 from cvat_ext.cli import main
-from cvat_ext.cli import qa as qa_cli
 from cvat_ext.consensus.batch import ChunkInput
-from cvat_ext.consensus.engine import ProgressFn, iter_chunks, score_replicas, score_streams
-from cvat_ext.consensus.report import ConsensusResult
+from cvat_ext.consensus.engine import iter_chunks, score_replicas, score_streams
+from cvat_ext.consensus.report import ConsensusResult, write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -73,7 +72,7 @@ def _outputs(out: Path) -> dict[str, bytes]:
     [("rectangle", []), ("mask", ["--quorum", "2"]), ("skeleton", ["--keypoint-sigmas", "estimate"])],
 )
 def test_cli_outputs_are_byte_identical_to_the_in_memory_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: Kind, extra: list[str]
+    tmp_path: Path, kind: Kind, extra: list[str]
 ) -> None:
     replicas, labels, meta = _job(kind)
     # the CLI refuses objects beyond the meta's frames (cvat_ext.inputs): leave the tag past the end out
@@ -92,19 +91,26 @@ def test_cli_outputs_are_byte_identical_to_the_in_memory_path(
 
     streamed = run(tmp_path / "new")
 
-    def in_memory(
-        stores: dict[str, FrameStore],
-        labels: LabelSet,
-        meta: JobMeta,
-        settings: ConsensusSettings,
-        progress: ProgressFn | None = None,
-    ) -> ConsensusResult:
-        """The CLI before FrameStore: every file parsed whole."""
-        anns = {name: parse_job_annotations(load_json_file(s.path), where=str(s.path)) for name, s in stores.items()}
-        return score_replicas(anns, labels, meta, settings, progress=progress)
+    def whole_then_write(out: Path) -> dict[str, bytes]:
+        """The CLI before the columnar reader and FrameStore: every file parsed whole."""
+        paths = {v.partition("=")[0]: v.partition("=")[2] for v in inputs[1:-4:2]}
+        anns = {name: parse_job_annotations(load_json_file(p), where=p) for name, p in paths.items()}
+        argv_settings = ["--quorum", "2"] if "--quorum" in extra else []
+        settings = ConsensusSettings.parse(
+            {
+                "chunk_frames": 5,
+                "quorum": 2 if argv_settings else None,
+                "keypoint_sigmas": "estimate" if "estimate" in extra else "default",
+            },
+            where="test",
+        )
+        result = score_replicas(anns, labels, meta, settings)
+        write_report_json(result, out / "report.json")
+        write_csv_tables(result, out / "tables")
+        write_merged_json(result, out / "merged.json")
+        return _outputs(out)
 
-    monkeypatch.setattr(qa_cli, "score_streams", in_memory)
-    whole = run(tmp_path / "old")
+    whole = whole_then_write(tmp_path / "old")
     assert sorted(streamed) == ["merged.json", "report.json", *(f"tables/{t}.csv" for t in TABLES)]
     assert streamed == whole
     merged = json.loads(streamed["merged.json"])

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cvat_ext.annotations.cvat_json import dump_job_annotations
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
@@ -151,6 +152,10 @@ class FakeCvat:
     def get_annotations(self, job_id: int) -> JobAnnotations:
         self._call("GET /api/jobs/{id}/annotations")
         return self.annotations[job_id]
+
+    def get_annotations_json(self, job_id: int) -> dict[str, Any]:
+        self._call("GET /api/jobs/{id}/annotations")
+        return dump_job_annotations(self.annotations[job_id])
 
     def put_annotations(self, job_id: int, ann: JobAnnotations) -> JobAnnotations:
         self._call("PUT /api/jobs/{id}/annotations")

@@ -1,0 +1,423 @@
+"""CVAT annotations JSON -> the object table, at the JSON decoder's speed.
+
+Reads a ``GET /api/jobs/{id}/annotations`` body (``LabeledData``: a file, or the bytes CVAT sent)
+into a :class:`ReplicaColumns`: the shapes as one :class:`~cvat_ext.annotations.table.ShapeTable`
+in frame order (file order within a frame), the tags by frame.
+
+Two paths, one result:
+
+* the **fast path** decodes with msgspec into typed structs (C-level type checks: no bools for
+  numbers, no strings for numbers, no NaN/infinity), then checks every rule of
+  :func:`~cvat_ext.annotations.cvat_json.parse_shape` on whole columns (points per type, mask RLE
+  sums and boxes, finite numbers) and fills the columns without a Python object per shape;
+* the **slow path** runs when the fast one cannot vouch for a file: a check failed, the body has
+  tracks or skeletons, an integer is written as ``14.0``, a top-level key may be repeated. It is
+  :class:`~cvat_ext.annotations.frame_store.FrameStore`, the strict per-object reader: it raises
+  the one error naming the file, the object index and the field (``a.json: shapes[1234] frame 7:
+  polygon 3 has 2 points, need >= 3``), or, for a valid body, gives the frames the table is built
+  from (tracks expanded up to ``last_frame``).
+
+Large bodies are not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds
+each shape's bytes and the shapes are decoded :data:`BLOCK_ITEMS` at a time (a file is
+memory-mapped and its pages dropped as they are done), so reading holds the columns, not the file.
+
+msgspec was chosen on measurement (bench/consensus_e2e.py's notes; a 58 MB file of 200,000 boxes
+decodes into typed structs in about half the time ``orjson``/``json`` take to build dicts, and the
+columns come out of structs 2x faster than out of dicts).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import mmap
+import operator
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
+from cvat_ext.annotations.model import Attribute, ShapeType, Tag
+from cvat_ext.annotations.table import (
+    SHAPE_TYPES,
+    TYPE_CODE,
+    ShapeTable,
+    TableBuilder,
+    compact_coords,
+    compact_ints,
+)
+from cvat_ext.errors import AnnotationFormatError
+
+__all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the typed form of LabeledData the fast path decodes (defaults as CVAT's serializer fills them)
+
+
+class _Attribute(msgspec.Struct):
+    spec_id: int
+    value: str
+
+
+class _Shape(msgspec.Struct):
+    type: str
+    frame: int
+    label_id: int
+    points: list[float] = msgspec.field(default_factory=list)
+    occluded: bool = False
+    outside: bool = False
+    z_order: int = 0
+    rotation: float = 0.0
+    id: int | None = None
+    group: int = 0
+    source: str = "manual"
+    score: float = 1.0
+    attributes: list[_Attribute] = msgspec.field(default_factory=list)
+    elements: list[msgspec.Raw] = msgspec.field(default_factory=list)
+
+
+class _Tag(msgspec.Struct):
+    frame: int
+    label_id: int
+    id: int | None = None
+    group: int = 0
+    source: str = "manual"
+    attributes: list[_Attribute] = msgspec.field(default_factory=list)
+
+
+class _Body(msgspec.Struct):
+    version: int = 0
+    tags: list[_Tag] = msgspec.field(default_factory=list)
+    shapes: list[_Shape] = msgspec.field(default_factory=list)
+    tracks: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    intervals: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+_DECODER: Final = msgspec.json.Decoder(_Body)
+_SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
+#: bodies of this size or more have their shapes decoded a block at a time
+SPLIT_BYTES: Final = 16 << 20
+#: shapes decoded at once from a split body (a few MB of structs) ...
+BLOCK_ITEMS: Final = 20_000
+#: ... and at most about this much of its text
+BLOCK_BYTES: Final = 4 << 20
+#: a top-level key the fast decoder would silently take twice (the last one wins): ``"tracks"``
+#: and ``"shapes"`` also appear inside tracks, so their counts are compared with the track count
+_TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
+_CODE_OF: Final = {t.value: TYPE_CODE[t] for t in SHAPE_TYPES if t is not ShapeType.SKELETON}
+#: numbers in ``points`` per type code (-1: XY pairs, at least MIN_VERTICES of them; -2: mask)
+_NEED = np.array(
+    [
+        {ShapeType.RECTANGLE: 4, ShapeType.ELLIPSE: 4, ShapeType.CUBOID: 16, ShapeType.MASK: -2}.get(t, -1)
+        for t in SHAPE_TYPES
+    ],
+    dtype=np.int64,
+)
+_MIN_NUMBERS = np.array(
+    [2 * {ShapeType.POLYGON: 3, ShapeType.POLYLINE: 2, ShapeType.POINTS: 1}.get(t, 0) for t in SHAPE_TYPES],
+    dtype=np.int64,
+)
+_MASK_CODE = TYPE_CODE[ShapeType.MASK]
+
+
+class _NotFast(Exception):
+    """The fast path cannot vouch for this body: the slow path decides."""
+
+
+@dataclass(frozen=True, eq=False)
+class ReplicaColumns:
+    """One annotations body as columns: ``shapes`` sorted by frame (stable), ``tags`` by frame,
+    ``frames (F,)`` the sorted frames that hold anything (a shape, a tag, a track's frame).
+    ``from_tracks`` is True when the body had tracks (their shapes are in ``shapes``, after the
+    frame's own)."""
+
+    shapes: ShapeTable
+    frames: npt.NDArray[np.int64]
+    tags: dict[int, tuple[Tag, ...]] = field(default_factory=dict)
+    version: int = 0
+    from_tracks: bool = False
+
+
+def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None = None) -> ReplicaColumns:
+    """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``).
+
+    Files of :data:`SPLIT_BYTES` or more are memory-mapped and their shapes decoded
+    :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so memory holds the columns
+    and one block, not the file. Bad input raises :class:`AnnotationFormatError` naming the file,
+    the object and the field."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < SPLIT_BYTES:
+                return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path)
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                try:
+                    return _fast(mapped, release=functools.partial(_drop_pages, mapped))
+                except _NotFast:
+                    pass
+    except OSError as exc:
+        raise AnnotationFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return _slow(b"", str(path), last_frame, path)
+
+
+def read_annotations_bytes(
+    raw: bytes, *, where: str, last_frame: int | None = None, path: Path | None = None
+) -> ReplicaColumns:
+    """:func:`read_annotations_file` on a body already in memory (``where`` starts the errors)."""
+    try:
+        return _fast(raw)
+    except _NotFast:
+        pass
+    return _slow(raw, where, last_frame, path)
+
+
+def read_annotations_body(data: Any, *, where: str, last_frame: int | None = None) -> ReplicaColumns:
+    """:func:`read_annotations_file` on a body already decoded (the dict an HTTP client returns):
+    msgspec converts it into the typed structs with the same strict type checks."""
+    try:
+        body = msgspec.convert(data, _Body)
+    except (msgspec.ValidationError, TypeError):
+        body = None
+    if body is not None:
+        try:
+            return _columns(body, [_table_or_not(body.shapes)], None)
+        except _NotFast:
+            pass
+    try:
+        raw = json.dumps(data, allow_nan=True).encode()
+    except (TypeError, ValueError) as exc:
+        raise AnnotationFormatError(f"{where}: annotations are not JSON data: {exc}") from exc
+    return _slow(raw, where, last_frame, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# fast path
+
+
+def _drop_pages(mapped: mmap.mmap, lo: int, hi: int) -> None:
+    """Let the kernel take back the pages of ``mapped[lo:hi]`` (read again from the page cache if
+    touched), so a scanned file does not stay in the resident set."""
+    start = lo - lo % mmap.PAGESIZE
+    if hi > start:
+        mapped.madvise(mmap.MADV_DONTNEED, start, hi - start)
+
+
+def _decode(raw: bytes | mmap.mmap) -> _Body:
+    try:
+        return _DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _NotFast from exc
+
+
+def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = None) -> ReplicaColumns:
+    items = array_items(raw, b"shapes", release=release) if len(raw) >= SPLIT_BYTES else None
+    if items is None:
+        body = _decode(raw)
+        head: bytes | mmap.mmap = raw
+        parts = [_table_or_not(body.shapes)]
+    else:
+        # everything but the shapes in one decode (the array emptied), the shapes a block at a time
+        head = raw[: items.open + 1] + raw[items.close :]
+        body = _decode(head)
+        # the blocks go straight into columns allocated once
+        builder = TableBuilder(items.start.size)
+        for block in _shape_blocks(raw, items, release):
+            builder.add(block)
+        parts = [builder.build()]
+    return _columns(body, parts, head)
+
+
+def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None) -> ReplicaColumns:
+    """The replica's columns from its decoded body and shape tables (``head``: the JSON text with
+    the top-level keys, checked for a repeated key; None for a body decoded elsewhere)."""
+    if body.tracks:
+        raise _NotFast
+    if head is not None:
+        keys = _TOP_KEY.findall(head)
+        if len(keys) != len(set(keys)):
+            raise _NotFast
+    shapes = compact_ints(ShapeTable.concat(parts))
+    tags: dict[int, list[Tag]] = {}
+    for t in body.tags:
+        tag = Tag(t.frame, t.label_id, t.id, t.group, t.source, _attrs(t.attributes))
+        tags.setdefault(t.frame, []).append(tag)
+    tag_frames = np.fromiter(tags, dtype=np.int64, count=len(tags))
+    return ReplicaColumns(
+        shapes=_by_frame(shapes),
+        frames=np.union1d(shapes.frame, tag_frames),
+        tags={f: tuple(v) for f, v in sorted(tags.items())},
+        version=body.version,
+    )
+
+
+def _shape_blocks(
+    raw: bytes | mmap.mmap, items: ArrayItems, release: Callable[[int, int], None] | None
+) -> Iterator[ShapeTable]:
+    """The shapes array's items decoded a block at a time (at most :data:`BLOCK_ITEMS` shapes and
+    about :data:`BLOCK_BYTES` of text: a block of masks is mostly numbers, each a Python float
+    while it is decoded), as tables."""
+    starts = items.start
+    start, stop = starts.tolist(), items.stop.tolist()
+    view = memoryview(raw)
+    try:
+        lo = 0
+        while lo < len(start):
+            by_bytes = int(np.searchsorted(starts, start[lo] + BLOCK_BYTES, side="right"))
+            hi = max(lo + 1, min(lo + BLOCK_ITEMS, by_bytes, len(start)))
+            if lo and not is_gap(view, stop[lo - 1], start[lo], comma=True):
+                raise _NotFast
+            try:
+                shapes = _SHAPES_DECODER.decode(b"[" + raw[start[lo] : stop[hi - 1]] + b"]")
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise _NotFast from exc
+            if len(shapes) != hi - lo:
+                raise _NotFast
+            yield _table_or_not(shapes)
+            if release is not None:
+                release(start[lo], stop[hi - 1])
+            lo = hi
+    finally:
+        view.release()
+
+
+def _table_or_not(items: Sequence[_Shape]) -> ShapeTable:
+    try:
+        return _shape_table(items)
+    except (OverflowError, TypeError) as exc:  # an integer beyond int64
+        raise _NotFast from exc
+
+
+def _attrs(items: Sequence[_Attribute]) -> tuple[Attribute, ...]:
+    return tuple(Attribute(a.spec_id, a.value) for a in items)
+
+
+def _column(items: Sequence[_Shape], name: str, dtype: type) -> np.ndarray:
+    return np.fromiter(map(operator.attrgetter(name), items), dtype=dtype, count=len(items))
+
+
+def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
+    """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail."""
+    n = len(items)
+    if any(map(operator.attrgetter("elements"), items)):
+        raise _NotFast  # skeletons: the slow path builds their elements
+    code_of = _CODE_OF.get
+    type_code = np.fromiter((code_of(t, -1) for t in map(operator.attrgetter("type"), items)), np.int64, n)
+    if n and type_code.min() < 0:
+        raise _NotFast
+    points = list(map(operator.attrgetter("points"), items))
+    lengths = np.fromiter(map(len, points), dtype=np.int64, count=n)
+    coords = np.fromiter(itertools.chain.from_iterable(points), dtype=np.float64, count=int(lengths.sum()))
+    coord_start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=coord_start[1:])
+    rotation = _column(items, "rotation", np.float64)
+    score = _column(items, "score", np.float64)
+    if not (np.isfinite(coords).all() and np.isfinite(rotation).all() and np.isfinite(score).all()):
+        raise _NotFast
+    _check_points(type_code, lengths, coords, coord_start)
+    ids = list(map(operator.attrgetter("id"), items))
+    has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
+    sources: dict[str, int] = {}
+    source_code = np.fromiter(
+        (sources.setdefault(s, len(sources)) for s in map(operator.attrgetter("source"), items)), np.int64, n
+    )
+    return ShapeTable(
+        frame=_column(items, "frame", np.int64),
+        label_id=_column(items, "label_id", np.int64),
+        type_code=type_code,
+        occluded=_column(items, "occluded", np.bool_),
+        outside=_column(items, "outside", np.bool_),
+        z_order=_column(items, "z_order", np.int64),
+        group=_column(items, "group", np.int64),
+        rotation=rotation,
+        score=score,
+        obj_id=np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n),
+        has_id=has_id,
+        source_code=source_code,
+        sources=tuple(sources),
+        coords=compact_coords(coords),
+        coord_start=coord_start,
+        attributes={i: _attrs(s.attributes) for i, s in enumerate(items) if s.attributes},
+    )
+
+
+def _check_points(type_code: np.ndarray, lengths: np.ndarray, coords: np.ndarray, coord_start: np.ndarray) -> None:
+    """Every shape's ``points`` count fits its type, and every mask RLE is whole, non-negative,
+    over a non-empty box whose area the runs sum to; else :class:`_NotFast`."""
+    need = _NEED[type_code]
+    fixed = need >= 0
+    if np.any(lengths[fixed] != need[fixed]):
+        raise _NotFast
+    pairs = need == -1
+    if np.any((lengths[pairs] % 2 != 0) | (lengths[pairs] < _MIN_NUMBERS[type_code[pairs]])):
+        raise _NotFast
+    masks = np.flatnonzero(type_code == _MASK_CODE)
+    if not masks.size:
+        return
+    if np.any(lengths[masks] < 5):
+        raise _NotFast
+    start, stop = coord_start[masks], coord_start[masks + 1]
+    in_mask = np.repeat(np.arange(masks.size), lengths[masks])
+    values = coords[np.repeat(start - np.concatenate(([0], np.cumsum(lengths[masks])[:-1])), lengths[masks])
+                    + np.arange(in_mask.size)]
+    if np.any(np.floor(values) != values):
+        raise _NotFast
+    ltrb = coords[stop[:, None] - 4 + np.arange(4)]
+    left, top, right, bottom = ltrb.T
+    if np.any(right < left) or np.any(bottom < top):
+        raise _NotFast
+    is_count = np.ones(values.size, dtype=bool)
+    ends = np.cumsum(lengths[masks])
+    is_count[(ends[:, None] - 4 + np.arange(4)).ravel()] = False
+    if np.any(values[is_count] < 0):
+        raise _NotFast
+    sums = np.bincount(in_mask[is_count], weights=values[is_count], minlength=masks.size)
+    if np.any(sums != (right - left + 1) * (bottom - top + 1)):
+        raise _NotFast
+
+
+def _by_frame(table: ShapeTable) -> ShapeTable:
+    """The table sorted by frame, file order within a frame (as the per-object readers give it)."""
+    frame = table.frame
+    if not frame.size or not np.any(frame[1:] < frame[:-1]):
+        return table
+    return table.take(np.argsort(frame, kind="stable"))
+
+
+# ----------------------------------------------------------------------------------------------
+# slow path
+
+
+def _slow(raw: bytes, where: str, last_frame: int | None, path: Path | None) -> ReplicaColumns:
+    """The strict per-object reader: raises today's errors, or builds the columns from its frames."""
+    import tempfile
+
+    from cvat_ext.annotations.frame_store import FrameStore
+
+    with tempfile.TemporaryDirectory(prefix="cvat-ext-body-") as tmp:
+        source = path
+        if source is None:
+            source = Path(tmp) / "annotations.json"
+            source.write_bytes(raw)
+        try:
+            with FrameStore(source, temp_dir=tmp) as store:
+                frames = list(store.iter_frames(last_frame))
+                version, from_tracks = store.version, store.has_tracks
+        except AnnotationFormatError as exc:
+            if path is None:  # the temporary file's name means nothing to the reader: name the body
+                raise AnnotationFormatError(str(exc).replace(str(source), where, 1)) from None
+            raise
+    shapes = ShapeTable.from_shapes([s for fa in frames for s in fa.shapes])
+    tags = {fa.frame: fa.tags for fa in frames if fa.tags}
+    frame_idx = np.fromiter((fa.frame for fa in frames), dtype=np.int64, count=len(frames))
+    return ReplicaColumns(shapes=shapes, frames=frame_idx, tags=tags, version=version, from_tracks=from_tracks)

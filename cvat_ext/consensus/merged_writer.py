@@ -1,0 +1,116 @@
+"""The merged annotations as CVAT JSON, written from the merge's columns.
+
+Writes what :func:`cvat_ext.consensus.report.write_merged_json` writes, byte for byte: a
+``LabeledData`` body whose ``shapes`` array holds one ``dump_shape`` object a line. Fused
+rectangles and masks (:class:`~cvat_ext.consensus.fuse.MergedColumns`) are formatted with one
+template per object straight from their columns (numbers as Python's ``repr``, as ``json`` writes
+them); every other merged shape (skeletons, polygons, the nearest member's copy) goes through
+:func:`~cvat_ext.annotations.cvat_json.dump_shape`. Within a chunk the lines are ordered by frame,
+stable across the chunk's parts, as :meth:`~cvat_ext.consensus.fuse.ChunkMerger.stream` orders
+the shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvat_ext.annotations.cvat_json import dump_shape
+from cvat_ext.annotations.model import Attribute, Shape
+from cvat_ext.consensus.fuse import MergedColumns
+from cvat_ext.consensus.merge import SOURCE
+from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
+from cvat_ext.errors import ConfigError
+
+__all__ = ["write_merged"]
+
+_TAIL = '"label_id": %d, "group": 0, "source": ' + json.dumps(SOURCE) + ', "frame": %d, "score": %r, "attributes": %s, '
+_RECT = (
+    '{"type": "rectangle", "occluded": %s, "outside": false, "z_order": %d, "rotation": %r, '
+    '"points": [%r, %r, %r, %r], ' + _TAIL + '"elements": []}'
+)
+_MASK = '{"type": "mask", "occluded": %s, "outside": false, "z_order": %d, "rotation": 0.0, "points": [%s], ' + _TAIL
+_MASK += '"elements": []}'
+_BOOL = ("false", "true")
+
+
+def _attributes_json(attrs: tuple[tuple[Attribute, ...], ...] | None, n: int) -> list[str]:
+    if attrs is None:
+        return ["[]"] * n
+    return [json.dumps([{"spec_id": int(a.spec_id), "value": a.value} for a in at]) if at else "[]" for at in attrs]
+
+
+def _column_lines(part: MergedColumns) -> list[str] | None:
+    """One JSON line per fused rectangle or mask; None for parts the template does not cover."""
+    n = part.frame.shape[0]
+    head = (part.occluded.tolist(), part.z_order.tolist())
+    tail = (part.label.tolist(), part.frame.tolist(), [round(s, 4) for s in part.score.tolist()])
+    attrs = _attributes_json(part.attributes, n)
+    if part.xyxy is not None and part.rotation is not None:
+        if not (np.isfinite(part.xyxy).all() and np.isfinite(part.rotation).all()):
+            return None  # json writes NaN/Infinity, the template would not
+        return [
+            _RECT % (_BOOL[occ], z, rot, x0, y0, x1, y1, lb, fr, sc, at)
+            for occ, z, rot, (x0, y0, x1, y1), lb, fr, sc, at in zip(
+                *head, part.rotation.tolist(), part.xyxy.tolist(), *tail, attrs, strict=True
+            )
+        ]
+    if part.mask_ltrb is not None and part.mask_counts is not None and part.kp_label is None:
+        points = [
+            ", ".join(map(str, [*np.asarray(c, dtype=np.int64).tolist(), *lt]))
+            for c, lt in zip(part.mask_counts, part.mask_ltrb.tolist(), strict=True)
+        ]
+        return [
+            _MASK % (_BOOL[occ], z, pts, lb, fr, sc, at)
+            for occ, z, pts, lb, fr, sc, at in zip(*head, points, *tail, attrs, strict=True)
+        ]
+    return None
+
+
+def _chunk_lines(parts: Sequence[MergedColumns | list[Shape]]) -> list[str]:
+    """A chunk's merged shapes as JSON lines, ordered by frame (stable across parts)."""
+    lines: list[str] = []
+    frames: list[np.ndarray] = []
+    for part in parts:
+        got = _column_lines(part) if isinstance(part, MergedColumns) else None
+        if got is None:
+            shapes = part.materialise() if isinstance(part, MergedColumns) else part
+            got = [json.dumps(dump_shape(sh)) for sh in shapes]
+            frames.append(np.fromiter((sh.frame for sh in shapes), dtype=np.int64, count=len(shapes)))
+        else:
+            assert isinstance(part, MergedColumns)
+            frames.append(np.asarray(part.frame, dtype=np.int64))
+        lines.extend(got)
+    if not lines:
+        return lines
+    order = np.argsort(np.concatenate(frames), kind="stable")
+    return [lines[i] for i in order.tolist()]
+
+
+def write_merged(result: ConsensusResult, path: Path) -> None:
+    """Write ``result``'s merged annotations to ``path`` (see the module docstring)."""
+    if result.merged_parts is None:
+        write_merged_json(result, path)
+        return
+    tags, chunks = result.merged_parts()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as fh:
+            write_labeled_data(fh, tags, lambda: _write_lines(fh, (_chunk_lines(parts) for parts in chunks)))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the merged annotations: {exc.strerror}") from exc
+
+
+def _write_lines(fh: Any, chunks: Iterator[list[str]]) -> None:
+    """A JSON array of pre-formatted elements, one a line (as ``report._json_array`` writes it)."""
+    fh.write("[")
+    sep = "\n  "
+    for lines in chunks:
+        if lines:
+            fh.write(sep + ",\n  ".join(lines))
+            sep = ",\n  "
+    fh.write("\n ]" if sep != "\n  " else "]")

@@ -1,0 +1,123 @@
+"""The engine's chunk source over replicas read as columns (:mod:`cvat_ext.annotations.columnar_json`).
+
+Each replica is a :class:`~cvat_ext.annotations.columnar_json.ReplicaColumns` (shapes sorted by
+frame). A chunk is ``chunk_frames`` consecutive frames of the union of the replicas' frames
+(deleted frames left out), exactly the frames :func:`cvat_ext.consensus.engine.iter_chunks` gives
+for the same replicas; its rows are cut from each replica's table by binary search on the frame
+column, ordered (frame, annotator, file order) and split into match groups by
+:func:`~cvat_ext.consensus.batch.group_batches`. Nothing is parsed again on the second pass: the
+columns are the kept form of the job, a few dozen bytes per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from cvat_ext.annotations.columnar_json import ReplicaColumns
+from cvat_ext.annotations.model import FrameAnnotations, JobMeta, LabelSet
+from cvat_ext.annotations.table import LazyShapes, ShapeTable
+from cvat_ext.consensus.batch import ChunkInput, GroupKey, IntArray, ObjectColumns, ReplicaBatch, group_batches
+from cvat_ext.consensus.engine import STREAM_CACHE_OBJECTS, ChunkSource, ProgressFn, score_chunks
+from cvat_ext.consensus.report import ConsensusResult
+from cvat_ext.consensus.settings import ConsensusSettings
+
+__all__ = ["job_frames", "score_tables", "table_chunks", "table_source"]
+
+
+def job_frames(replicas: Sequence[ReplicaColumns], meta: JobMeta) -> IntArray:
+    """(F,) sorted frames any replica holds, deleted frames left out."""
+    frames = np.unique(np.concatenate([r.frames for r in replicas])) if replicas else np.zeros(0, np.int64)
+    if meta.deleted_frames:
+        frames = np.setdiff1d(frames, np.asarray(meta.deleted_frames, dtype=np.int64))
+    return frames.astype(np.int64)
+
+
+def table_chunks(
+    replicas: Sequence[ReplicaColumns], meta: JobMeta, chunk_frames: int, *, match_across_labels: bool = True
+) -> Iterator[tuple[ChunkInput, dict[GroupKey, ReplicaBatch]]]:
+    """Chunks of ``chunk_frames`` frames with their match groups (see the module docstring)."""
+    frames = job_frames(replicas, meta)
+    n_annot = len(replicas)
+    for lo in range(0, frames.size, chunk_frames):
+        chunk_frames_idx = frames[lo : lo + chunk_frames]
+        table, frame_pos, annotator = _chunk_rows(replicas, chunk_frames_idx)
+        per_frame = tuple(
+            tuple(
+                FrameAnnotations(frame, (), r.tags[frame]) if frame in r.tags else None for r in replicas
+            )
+            for frame in chunk_frames_idx.tolist()
+        )
+        chunk = ChunkInput(tuple(chunk_frames_idx.tolist()), per_frame, n_annot)
+        if not len(table):
+            yield chunk, {}
+            continue
+        xyxy = table.xyxy()
+        attr_key = table.attr_key()
+        columns = ObjectColumns(
+            frame_pos=frame_pos,
+            annotator=annotator,
+            type_code=table.type_code,
+            label=table.label_id,
+            rotation=table.rotation,
+            occluded=table.occluded,
+            z_order=table.z_order,
+            outside=table.outside,
+            extents=lambda idx, xyxy=xyxy: xyxy[idx],  # type: ignore[misc]
+            attr_keys=lambda idx, attr_key=attr_key: attr_key[idx],  # type: ignore[misc]
+            shapes=lambda idx, table=table: LazyShapes(table, idx),  # type: ignore[misc]
+        )
+        yield chunk, group_batches(chunk_frames_idx, n_annot, columns, match_across_labels=match_across_labels)
+
+
+def _chunk_rows(replicas: Sequence[ReplicaColumns], frames: IntArray) -> tuple[ShapeTable, IntArray, IntArray]:
+    """The chunk's rows of every replica as one table in (frame, annotator, file) order, with each
+    row's frame position and annotator."""
+    parts: list[ShapeTable] = []
+    pos_parts: list[IntArray] = []
+    annot_parts: list[IntArray] = []
+    for r, replica in enumerate(replicas):
+        column = replica.shapes.frame
+        lo = int(np.searchsorted(column, frames[0], side="left"))
+        hi = int(np.searchsorted(column, frames[-1], side="right"))
+        rows = np.arange(lo, hi, dtype=np.int64)
+        pos = np.searchsorted(frames, column[lo:hi])
+        inside = frames[np.minimum(pos, frames.size - 1)] == column[lo:hi]  # deleted frames fall out
+        if not inside.all():
+            rows, pos = rows[inside], pos[inside]
+        parts.append(replica.shapes.take(rows))
+        pos_parts.append(pos.astype(np.int64))
+        annot_parts.append(np.full(rows.size, r, dtype=np.int64))
+    frame_pos, annotator = np.concatenate(pos_parts), np.concatenate(annot_parts)
+    order = np.lexsort((annotator, frame_pos))  # stable: file order within (frame, annotator)
+    return ShapeTable.concat(parts).take(order), frame_pos[order], annotator[order]
+
+
+def table_source(replicas: Sequence[ReplicaColumns], meta: JobMeta, settings: ConsensusSettings) -> ChunkSource:
+    """:data:`~cvat_ext.consensus.engine.ChunkSource` over column replicas (re-startable, no parsing)."""
+
+    def source() -> Iterator[tuple[ChunkInput, dict[GroupKey, ReplicaBatch]]]:
+        return table_chunks(replicas, meta, settings.chunk_frames, match_across_labels=settings.match_across_labels)
+
+    return source
+
+
+def score_tables(
+    replicas: Mapping[str, ReplicaColumns],
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cache_objects: int | None = None,
+) -> ConsensusResult:
+    """:func:`~cvat_ext.consensus.engine.score_replicas` on replicas read as columns: the same
+    result, chunk by chunk. Pass-1 chunks are kept for pass 2 while the job has at most
+    ``cache_objects`` objects (default :data:`~cvat_ext.consensus.engine.STREAM_CACHE_OBJECTS`),
+    else cut again from the columns."""
+    settings = settings or ConsensusSettings()
+    names = tuple(replicas)
+    source = table_source([replicas[n] for n in names], meta, settings)
+    budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget)

@@ -1,0 +1,303 @@
+"""The columnar reader gives FrameStore's shapes, tags and frames, and FrameStore's errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cvat_ext.annotations import columnar_json, json_scan
+from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_bytes, read_annotations_file
+from cvat_ext.annotations.cvat_json import dump_shape, dump_tag
+from cvat_ext.annotations.frame_store import FrameStore
+from cvat_ext.annotations.table import ShapeTable
+from cvat_ext.errors import AnnotationFormatError
+from tests.annotations import recordings
+from tests.annotations.test_cvat_json_errors import SHAPE_CASES
+from tests.annotations.test_frame_store import GOOD_SHAPE, random_body
+
+
+def _store_view(path: Path, last_frame: int) -> tuple[list[Any], list[Any], list[int]]:
+    with FrameStore(path) as store:
+        frames = list(store.iter_frames(last_frame))
+    shapes = [dump_shape(s) for f in frames for s in f.shapes]
+    tags = [dump_tag(t) for f in frames for t in f.tags]
+    return shapes, tags, [f.frame for f in frames]
+
+
+def _columns_view(cols: ReplicaColumns) -> tuple[list[Any], list[Any], list[int]]:
+    shapes = [dump_shape(s) for s in cols.shapes.shapes()]
+    tags = [dump_tag(t) for frame in sorted(cols.tags) for t in cols.tags[frame]]
+    return shapes, tags, cols.frames.tolist()
+
+
+def _fast_only(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without what the fast path hands to the slow one (tracks, skeletons)."""
+    return {**body, "tracks": [], "shapes": [s for s in body["shapes"] if s["type"] != "skeleton"]}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), fast=st.booleans())
+def test_same_as_frame_store(tmp_path: Path, seed: int, fast: bool) -> None:
+    body, stop_frame = random_body(seed)
+    if fast:
+        body = _fast_only(body)
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body))
+    assert _columns_view(read_annotations_file(path, last_frame=stop_frame)) == _store_view(path, stop_frame)
+
+
+def test_plain_bodies_take_the_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any) -> ReplicaColumns:
+        raise AssertionError("slow path taken")
+
+    monkeypatch.setattr(columnar_json, "_slow", refuse)
+    kinds = set()
+    for seed in range(20):
+        body = _fast_only(random_body(seed)[0])
+        kinds |= {s["type"] for s in body["shapes"]}
+        cols = read_annotations_bytes(json.dumps(body).encode(), where="a")
+        assert len(cols.shapes) == len(body["shapes"])
+    assert kinds >= {"rectangle", "polygon", "mask", "points", "cuboid", "ellipse", "polyline"}
+
+
+def test_recorded_cvat_bodies(tmp_path: Path) -> None:
+    seen = 0
+    for name, side, index, body in recordings.annotation_bodies():
+        path = tmp_path / f"{name}.{side}.{index}.json"
+        path.write_text(json.dumps(body))
+        for last_frame in (3, 19):
+            got = _columns_view(read_annotations_file(path, last_frame=last_frame))
+            assert got == _store_view(path, last_frame), (name, side, index)
+        seen += 1
+    assert seen >= 10
+
+
+def _same_error(path: Path) -> str:
+    with pytest.raises(AnnotationFormatError) as store_error:
+        FrameStore(path)
+    with pytest.raises(AnnotationFormatError) as columns_error:
+        read_annotations_file(path)
+    assert str(columns_error.value) == str(store_error.value)
+    return str(columns_error.value)
+
+
+@pytest.mark.parametrize(("data", "message"), SHAPE_CASES, ids=[m[:50] for _, m in SHAPE_CASES])
+def test_bad_shape_same_error_as_today(tmp_path: Path, data: Any, message: str) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"shapes": [GOOD_SHAPE, GOOD_SHAPE, data]}))
+    got = _same_error(path)
+    # the message names the file and the object index (bad JSON, e.g. NaN, is a JSON error)
+    assert got.startswith(f"{path}: shapes[2]") or f"{path}: invalid JSON" in got
+
+
+BAD_FILES = [
+    '{"shapes": [',
+    "",
+    '{"shapes": []} []',
+    "[]",
+    '{"shapes": 5}',
+    '{"version": "x"}',
+    '{"intervals": [1]}',
+    '{"shapes": [], "shapes": []}',
+    json.dumps({"shapes": [GOOD_SHAPE, 3]}),
+    json.dumps({"tags": [{"frame": "x", "label_id": 1}]}),
+    json.dumps({"shapes": [{**GOOD_SHAPE, "frame": 2**70}]}),
+    json.dumps({"tracks": [{"frame": 0, "label_id": 1, "shapes": [{**GOOD_SHAPE, "points": [1]}]}]}),
+]
+
+
+@pytest.mark.parametrize("text", BAD_FILES)
+def test_bad_file_same_error_as_today(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    assert _same_error(path).startswith(f"{path}:")
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_one_bad_mask_among_many_is_named(tmp_path: Path, seed: int) -> None:
+    """A vectorised check fails; the slow path names the first bad object, as today."""
+    rng = np.random.default_rng(seed)
+    body = _fast_only(random_body(seed)[0])
+    masks = [s for s in body["shapes"] if s["type"] == "mask"]
+    if not masks:
+        body["shapes"].append({**GOOD_SHAPE, "type": "mask", "points": [1, 3, 0, 0, 1, 1]})
+        masks = body["shapes"][-1:]
+    bad = masks[int(rng.integers(len(masks)))]
+    how = int(rng.integers(3))
+    if how == 0:
+        bad["points"][0] += 1  # the runs no longer sum to the box area
+    elif how == 1:
+        bad["points"][-2] = bad["points"][-4] - 1  # right < left
+    else:
+        bad["points"] = bad["points"][-4:]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body))
+    assert re.match(rf"{re.escape(str(path))}: shapes\[{body['shapes'].index(bad)}\]", _same_error(path))
+
+
+def test_body_errors_name_the_body_not_a_temporary_file() -> None:
+    with pytest.raises(AnnotationFormatError, match=r"^job 812: shapes\[0\] frame 0: rectangle has 2 numbers"):
+        read_annotations_bytes(json.dumps({"shapes": [{**GOOD_SHAPE, "points": [0, 0]}]}).encode(), where="job 812")
+
+
+def test_table_extents_take_and_concat_match_the_shapes() -> None:
+    body = _fast_only(random_body(7)[0])
+    body["shapes"] += _fast_only(random_body(8)[0])["shapes"]
+    table = read_annotations_bytes(json.dumps(body).encode(), where="a").shapes
+    shapes = list(table.shapes())
+    assert len(shapes) > 20
+    assert np.array_equal(table.xyxy(), np.array([s.xyxy for s in shapes]).reshape(-1, 4))
+    rows = np.random.default_rng(0).permutation(len(table))[: len(table) // 2]
+    part = table.take(rows)
+    assert [dump_shape(s) for s in part.shapes()] == [dump_shape(shapes[i]) for i in rows.tolist()]
+    both = ShapeTable.concat([part, ShapeTable.from_shapes(shapes)])
+    assert [dump_shape(s) for s in both.shapes()] == [dump_shape(s) for s in (*part.shapes(), *shapes)]
+    assert len(ShapeTable.empty()) == 0
+    # shapes assembled from the table are what the checked constructor builds: read-only arrays
+    rebuilt = [dataclasses.replace(s) for s in shapes]  # replace() runs __post_init__
+    for got, checked in zip(shapes, rebuilt, strict=True):
+        assert not got.points.flags.writeable and got.points.shape == checked.points.shape
+        assert got.mask == checked.mask and (got.mask is None or got.mask.counts.dtype == np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# large bodies: shapes found by the byte scan and decoded a block at a time
+
+
+@pytest.fixture
+def split_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every body takes the split path, in blocks of at most 3 shapes, scanned 7 bytes at a time."""
+    monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 3)
+    monkeypatch.setattr(columnar_json, "BLOCK_BYTES", 300)  # some blocks end by size, some by count
+    monkeypatch.setattr(json_scan, "WINDOW", 7)
+
+
+def _tricky_strings(body: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Attribute values and sources full of what the scan must not take for structure."""
+    rng = np.random.default_rng(seed)
+    nasty = ['{"shapes": [', "]}", '\\"', "\\\\", "\\\\\\", 'a"b', "[{", "é}"]
+    for s in body["shapes"]:
+        if rng.random() < 0.5:
+            s["attributes"] = [{"spec_id": 1, "value": "".join(rng.choice(nasty, 3))}]
+        if rng.random() < 0.2:
+            s["source"] = str(rng.choice(nasty))
+    return body
+
+
+@pytest.mark.usefixtures("split_small")
+@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_split_path_same_as_frame_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, ascii_only: bool
+) -> None:
+    body, stop_frame = random_body(seed)
+    body = _tricky_strings(_fast_only(body), seed)
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body, ensure_ascii=ascii_only, indent=seed % 3 or None))
+    blocks: list[int] = []
+    split = columnar_json._shape_blocks
+
+    def spy(*args: Any) -> Any:
+        for table in split(*args):
+            blocks.append(len(table))
+            yield table
+
+    monkeypatch.setattr(columnar_json, "_shape_blocks", spy)
+    monkeypatch.setattr(columnar_json, "_slow", lambda *a: pytest.fail("slow path taken"))
+    got = read_annotations_file(path, last_frame=stop_frame)
+    monkeypatch.undo()
+    assert sum(blocks) == len(body["shapes"]) and all(n <= 3 for n in blocks)
+    assert _columns_view(got) == _store_view(path, stop_frame)
+
+
+@pytest.mark.usefixtures("split_small")
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"shapes": [GOOD_SHAPE, 3, GOOD_SHAPE]}),
+        json.dumps({"shapes": [3]}),
+        json.dumps({"shapes": [GOOD_SHAPE, GOOD_SHAPE, GOOD_SHAPE, "x"]}),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4}).replace("}, {", "} {", 1),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4}).replace("}, {", "},, {", 1),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4})[:-3],
+        json.dumps({"shapes": [GOOD_SHAPE] * 4, "tags": [], "shapes ": []}).replace('"shapes "', '"shapes"'),
+        json.dumps({"shapes": [GOOD_SHAPE, {**GOOD_SHAPE, "points": [0, 0]}, GOOD_SHAPE, GOOD_SHAPE]}),
+        json.dumps({"shapes": [GOOD_SHAPE] * 4}) + "]",
+    ],
+)
+def test_split_path_bad_files_same_error_as_today(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    assert _same_error(path).startswith(f"{path}:")
+
+
+def test_scan_finds_the_items() -> None:
+    body = {"version": 1, "tags": [{"x": "[shapes]"}], "shapes": [{"a": '"}]'}, [1, {"b": 2}], {}]}
+    text = json.dumps(body).encode()
+    for window in (1, 3, 1000):
+        found = json_scan.array_items(text, b"shapes", window=window)
+        assert found is not None
+        assert [json.loads(text[a:b]) for a, b in zip(found.start.tolist(), found.stop.tolist(), strict=True)] == (
+            body["shapes"]
+        )
+        assert text[found.open : found.close + 1] == json.dumps(body["shapes"]).encode()
+    assert json_scan.array_items(b'{"tags": []}', b"shapes") is None
+    assert json_scan.array_items(b'{"shapes": [1, 2]}', b"shapes") is None
+    empty = json_scan.array_items(b'{"shapes": [ ]}', b"shapes")
+    assert empty is not None and empty.start.size == 0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_decoded_bodies_same_as_their_text(seed: int) -> None:
+    body, stop_frame = random_body(seed)
+    if seed % 2:
+        body = _fast_only(body)
+    got = columnar_json.read_annotations_body(body, where="job 3", last_frame=stop_frame)
+    want = read_annotations_bytes(json.dumps(body).encode(), where="job 3", last_frame=stop_frame)
+    assert _columns_view(got) == _columns_view(want)
+
+
+@pytest.mark.parametrize(("data", "message"), SHAPE_CASES[:40], ids=[m[:50] for _, m in SHAPE_CASES[:40]])
+def test_decoded_bad_body_names_the_job(data: Any, message: str) -> None:
+    body = {"shapes": [GOOD_SHAPE, data]}
+    with pytest.raises(AnnotationFormatError) as info:
+        columnar_json.read_annotations_body(body, where="job 812")
+    assert str(info.value).startswith("job 812: ")
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_integer_coordinates_kept_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool) -> None:
+    """Mask RLEs and integer boxes take a quarter or half the memory; the shapes are the same."""
+    if split:
+        monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 2)
+    body = _fast_only(random_body(5)[0])
+    masks = [s for s in body["shapes"] if s["type"] == "mask"]
+    assert masks
+    small = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30, 40]}]}
+    negative = {"shapes": [*masks, {**GOOD_SHAPE, "points": [-1, 2, 30, 70000]}]}
+    fractional = {"shapes": [*masks, {**GOOD_SHAPE, "points": [1, 2, 30.1, 40]}]}
+    for data, dtype in ((small, np.uint16), (negative, np.float32), (fractional, np.float64)):
+        path = tmp_path / "a.json"
+        path.write_text(json.dumps(data))
+        cols = read_annotations_file(path)
+        assert cols.shapes.coords.dtype == dtype
+        assert all(s.points.dtype == np.float64 for s in cols.shapes.shapes())
+        assert _columns_view(cols) == _store_view(path, 0)
+
+
+def test_integer_columns_narrowed_only_when_they_fit() -> None:
+    small = read_annotations_bytes(json.dumps({"shapes": [GOOD_SHAPE]}).encode(), where="a").shapes
+    assert (small.frame.dtype, small.z_order.dtype, small.type_code.dtype) == (np.int32, np.int32, np.int8)
+    big = read_annotations_bytes(json.dumps({"shapes": [{**GOOD_SHAPE, "z_order": 2**40}]}).encode(), where="a")
+    assert big.shapes.z_order.dtype == np.int64 and int(big.shapes.z_order[0]) == 2**40
+    assert big.shapes.shape(0).z_order == 2**40 and big.shapes.frame.dtype == np.int32
