@@ -163,10 +163,13 @@ def consensus(
 
     # each replica is validated and read into columns once; the engine cuts its chunks from them
     tables = {name: read_annotations_file(path, last_frame=meta.stop_frame) for name, path in named}
-    from cvat_ext.inputs.crosscheck import check_annotation_file
+    from cvat_ext.inputs.crosscheck import check_annotation_file, columns_consistent
 
-    for _, path in named:  # after the reader: it names malformed objects first
-        check_annotation_file(path, meta=meta, meta_path=str(meta_path), labels=labels, labels_path=str(labels_path))
+    for name, path in named:  # after the reader: it names malformed objects first
+        # the columns show most files clean at once; the others are read again to name the object
+        if not columns_consistent(tables[name], meta=meta, labels=labels):
+            check_annotation_file(path, meta=meta, meta_path=str(meta_path), labels=labels,
+                                  labels_path=str(labels_path))
     from cvat_ext.consensus.table_source import score_tables
     from cvat_ext.consensus.writers import write_outputs
 

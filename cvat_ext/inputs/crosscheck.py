@@ -21,11 +21,13 @@ from os import PathLike
 import numpy as np
 import numpy.typing as npt
 
+from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import JobMeta, LabelSet
 from cvat_ext.errors import InputMismatchError
 from cvat_ext.inputs.columns import AnnotationIds, ids_from_file
 
-__all__ = ["check_annotation_file", "check_frames", "check_labels", "check_overlap", "frames_inside", "pair_keys"]
+__all__ = ["check_annotation_file", "check_frames", "check_labels", "check_overlap", "columns_consistent",
+           "frames_inside", "pair_keys"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -174,3 +176,29 @@ def check_annotation_file(
     if labels is not None:
         check_labels(ids, labels, labels_path)
     return ids
+
+
+def columns_consistent(replica: ReplicaColumns, *, meta: JobMeta, labels: LabelSet) -> bool:
+    """True when the already-read columns of an annotations file can hold no problem
+    :func:`check_annotation_file` would report (frames inside ``meta``, top-level labels, their own
+    attribute ids), so the file need not be read again; False means "look closer" (and always for
+    tracks and skeleton elements, whose file positions the columns do not keep)."""
+    table = replica.shapes
+    if replica.from_tracks or table.elements:
+        return False
+    if not frames_inside(table.frame.astype(np.int64), meta).all():
+        return False
+    tags = [t for frame_tags in replica.tags.values() for t in frame_tags]
+    if tags and not frames_inside(np.array([t.frame for t in tags], np.int64), meta).all():
+        return False
+    own = {lb.id: {a.id for a in lb.attributes} for lb in labels.labels}
+    if not np.isin(table.label_id, np.fromiter(own, np.int64, len(own))).all():
+        return False
+    if any(t.label_id not in own for t in tags):
+        return False
+    label_of = table.label_id
+    for row, attributes in table.attributes.items():
+        allowed = own[int(label_of[row])]
+        if any(a.spec_id not in allowed for a in attributes):
+            return False
+    return all(a.spec_id in own[t.label_id] for t in tags for a in t.attributes)

@@ -212,3 +212,33 @@ def test_meta_from_another_job_is_said_so(tmp_path: Path) -> None:
                        r"\d+ of \d+ objects are outside, the annotations span frames \d+\.\.\d+: is the meta from "
                        r"another job\?"):
         check_annotation_file(path, meta=small, meta_path="meta.json")
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("bad", [0.0, 0.01, 0.2])
+@pytest.mark.parametrize("plain", [True, False])
+def test_columns_consistent_never_hides_a_problem(tmp_path: Path, seed: int, bad: float, plain: bool) -> None:
+    """The fast path of ``qa consensus``: columns called consistent must hold no problem the file
+    check names; plain files (no tracks, no skeletons) that are clean are called consistent."""
+    from cvat_ext.annotations.columnar_json import read_annotations_file
+    from cvat_ext.inputs.crosscheck import columns_consistent
+
+    rng = random.Random(f"consistent-{seed}-{bad}-{plain}")
+    meta = make_meta(rng, rng.choice(["range", "step", "gt"]))
+    maker = Maker(rng, meta, bad)
+    data = maker.job(120)
+    if plain:
+        data["tracks"] = []
+        data["shapes"] = [s for s in data["shapes"] if s["type"] != "skeleton"]
+    for track in data["tracks"]:  # the annotations reader refuses two keyframes on one frame
+        track["shapes"] = list({k["frame"]: k for k in track["shapes"]}.values())
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(data))
+    label_set = labels()
+    consistent = columns_consistent(read_annotations_file(path, last_frame=meta.stop_frame), meta=meta,
+                                    labels=label_set)
+    problem = naive_first_problem(data, meta, label_set)
+    if consistent:
+        assert problem is None
+    if plain and problem is None:
+        assert consistent
