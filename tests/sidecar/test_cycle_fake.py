@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,14 +248,23 @@ def test_job_deleted_mid_cycle_is_dropped_not_retried_forever(tmp_path: Path) ->
     from cvat_ext.errors import CvatNotFoundError
 
     cvat, clock = world(), Clock()
-    real = cvat.get_annotations
+    real, real_json = cvat.get_annotations, cvat.get_annotations_json
+
+    def missing() -> CvatNotFoundError:
+        return CvatNotFoundError("job 200: GET /api/jobs/200/annotations -> 404 Not Found", status=404)
 
     def gone(job_id: int) -> JobAnnotations:
         if job_id == 200:
-            raise CvatNotFoundError("job 200: GET /api/jobs/200/annotations -> 404 Not Found", status=404)
+            raise missing()
         return real(job_id)
 
+    def gone_json(job_id: int) -> dict[str, Any]:
+        if job_id == 200:
+            raise missing()
+        return real_json(job_id)
+
     cvat.get_annotations = gone  # type: ignore[method-assign]
+    cvat.get_annotations_json = gone_json  # type: ignore[method-assign]
     with service(cvat, settings(tmp_path), clock) as svc:
         report = svc.run_once()
         assert report.failed_units == 0 and svc.store.pending() == []

@@ -9,6 +9,7 @@ import pytest
 
 from cvat_ext.annotations.columnar_json import read_annotations_body
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
+from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.sidecar.engines import ConsensusEngineRunner
 from cvat_ext.sidecar.interface import ConsensusOutcome, ReplicaInput
 
@@ -32,7 +33,7 @@ def _plain(outcome: ConsensusOutcome) -> object:
 def test_columns_and_objects_give_the_same_outcome(kind: Kind, seed: int) -> None:
     g = generate(Scenario(kind=kind, frames=8, objects_per_frame=6, seed=seed))
     bodies = {10 + i: dump_job_annotations(ann) for i, ann in enumerate(g.replicas.values())}
-    runner = ConsensusEngineRunner(iou_thr=0.5)
+    runner = ConsensusEngineRunner(ConsensusSettings(iou_thr=0.5))
     objects = [ReplicaInput(j, None, parse_job_annotations(b)) for j, b in bodies.items()]
     columns = [
         ReplicaInput(j, None, columns=read_annotations_body(b, where=f"job {j}", last_frame=g.meta.stop_frame))
