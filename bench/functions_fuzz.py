@@ -18,7 +18,6 @@ side-by-side figure); the requests are the same.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from collections import Counter
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from results_io import BenchResults  # noqa: E402
 
 from tests.functions import function_fuzz  # noqa: E402
 from tests.functions.function_fuzz import ServeProcess, generate, run_fuzz  # noqa: E402
@@ -70,19 +71,11 @@ def main() -> int:
     for problem in report.problems[:20]:
         print(f"  problem: {problem}")
 
-    if args.repo is None:
-        command = f"python3 bench/functions_fuzz.py --seed {args.seed} --bad {args.bad} --valid {args.valid}"
-        result = {
-            "bench": "functions_fuzz",
-            "command": command,
-            "figures": [
-                {"name": name, "value": value, "unit": unit, "target": target, "met": met}
-                for name, value, unit, target, met in figures
-            ],
-        }
-        out = ROOT / "bench" / "results" / "functions_fuzz.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+    if args.repo is None:  # another checkout's figures are printed, not recorded
+        results = BenchResults(__file__)
+        for name, value, unit, target, met in figures:
+            results.add(name, value, unit, target, met)
+        results.write()
     return 0 if all(met is not False for *_, met in figures) else 1
 
 
