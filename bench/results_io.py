@@ -22,6 +22,7 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,11 @@ class BenchResults:
     def add(self, name: str, value: float, unit: str, target: str | None = None, met: bool | None = None) -> None:
         """Record a figure; ``value`` is rounded to 6 significant digits (more is noise here)."""
         self.figures.append(Figure(name, float(f"{value:.6g}"), unit, target, met))
+
+    def add_all(self, figures: Iterable[Mapping[str, Any]]) -> None:
+        """Record figures given as ``{"name", "value", "unit", "target"?, "met"?}`` mappings."""
+        for f in figures:
+            self.add(f["name"], f["value"], f["unit"], f.get("target"), f.get("met"))
 
     @property
     def stem(self) -> str:

@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("cvat_ext.cli.audit", "Export the sidecar's append-only audit log."),
     "functions": ("cvat_ext.cli.functions", "Serverless functions: lint function.yaml, local gateway."),
     "al": ("cvat_ext.cli.al", "Active learning: rank frames, run rounds against CVAT."),
+    "lf": ("cvat_ext.cli.lf", "Programmatic labeling: labeling functions, label model, LF analysis."),
+    "privacy": ("cvat_ext.cli.privacy", "Blur faces and plates before annotation; scan tasks for visible ones."),
     "report": ("cvat_ext.cli.report", "Reports from the sidecar's state: annotator scorecards."),
 }
 

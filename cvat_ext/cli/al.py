@@ -33,7 +33,8 @@ from cvat_ext.active_learning.signals import (
     findings_signal,
     uncertainty_signal,
 )
-from cvat_ext.cli.al_rounds import connect, cvat_options, round_cmd, rounds_cmd
+from cvat_ext.cli.al_rounds import round_cmd, rounds_cmd
+from cvat_ext.cli.cvat import Connection, connection_options
 from cvat_ext.errors import ConfigError
 from cvat_ext.inputs.crosscheck import check_overlap
 from cvat_ext.inputs.files import read_meta
@@ -209,7 +210,7 @@ def ranking_table(ranking: Ranking) -> str:
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
 @click.option("--create-gt-job", "gt_task_id", type=int, default=None,
               help="Create this task's CVAT ground-truth job over the picked frames.")
-@cvat_options
+@connection_options
 def rank(
     predictions: Sequence[Path],
     reports: Sequence[Path],
@@ -224,11 +225,7 @@ def rank(
     out_format: str,
     out: Path | None,
     gt_task_id: int | None,
-    url: str | None,
-    token: str | None,
-    username: str | None,
-    password: str | None,
-    org: str | None,
+    conn: Connection,
 ) -> None:
     """Rank the frames of the --meta jobs by uncertainty, disagreement and findings; print the top K."""
     if not (predictions or reports or findings):
@@ -260,7 +257,7 @@ def rank(
     if gt_task_id is not None:
         if not ranking.picked:
             raise ConfigError(f"task {gt_task_id}: no frame picked, no ground-truth job created")
-        with connect(url, token, username, password, org) as client:
+        with conn.client() as client:
             job = client.create_gt_job(gt_task_id, ranking.frame_indices)
         click.echo(
             f"created ground-truth job {job.id} in task {gt_task_id} over {len(ranking.picked)} frame(s)", err=True

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cvat_ext.cli.cvat import Connection, connection_options
 from cvat_ext.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,32 +28,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STATE = "sqlite:///./cvat-ext-state.db"
 
 
-def cvat_options(fn: F) -> F:
-    """The CVAT connection options (each also read from the sidecar's environment variable)."""
-    for decorator in reversed([
-        click.option("--url", envvar="CVAT_EXT_CVAT__URL", help="CVAT URL [env CVAT_EXT_CVAT__URL]."),
-        click.option("--token", envvar="CVAT_EXT_CVAT__ACCESS_TOKEN",
-                     help="CVAT token [env CVAT_EXT_CVAT__ACCESS_TOKEN]."),
-        click.option("--username", envvar="CVAT_EXT_CVAT__USERNAME", help="CVAT user [env CVAT_EXT_CVAT__USERNAME]."),
-        click.option("--password", envvar="CVAT_EXT_CVAT__PASSWORD",
-                     help="CVAT password [env CVAT_EXT_CVAT__PASSWORD]."),
-        click.option("--org", envvar="CVAT_EXT_CVAT__ORG", help="CVAT organization slug [env CVAT_EXT_CVAT__ORG]."),
-    ]):
-        fn = decorator(fn)
-    return fn
-
-
 def state_option(fn: F) -> F:
     return click.option("--state", "state_url", envvar="CVAT_EXT_STATE__URL", default=DEFAULT_STATE,
                         show_default=True, help="State store URL, as the sidecar's state.url "
                         "[env CVAT_EXT_STATE__URL].")(fn)
-
-
-def connect(url: str | None, token: str | None, username: str | None, password: str | None,
-             org: str | None) -> CvatClient:
-    from cvat_ext.cli.cvat import Connection
-
-    return Connection(url, token, username, password, org, 60.0).client()
 
 
 def _user_ids(client: CvatClient, usernames: Sequence[str]) -> tuple[int, ...]:
@@ -129,17 +108,16 @@ def _round_table(rec: RoundRecord) -> str:
 @click.option("--no-prelabels", is_flag=True, help="Do not attach the model's detections as pre-labels.")
 @click.option("--format", "out_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @state_option
-@cvat_options
+@connection_options
 def round_cmd(project_id: int, pool_task_id: int, batch: int, function_url: str | None, function_name: str | None,
               threshold: float, label_map: str, from_task: bool, mode: str, diversity: float, candidates: int,
               nms_window: int, segment_size: int | None, replicas: int, assignees: Sequence[str],
-              no_prelabels: bool, out_format: str, state_url: str, url: str | None, token: str | None,
-              username: str | None, password: str | None, org: str | None) -> None:
+              no_prelabels: bool, out_format: str, state_url: str, conn: Connection) -> None:
     """Run the next active-learning round of a pool task (or finish an interrupted one)."""
     from cvat_ext.active_learning.round import RoundParams, run_round
     from cvat_ext.sidecar.state import open_store
 
-    with connect(url, token, username, password, org) as client:
+    with conn.client() as client:
         params = RoundParams(project_id=project_id, pool_task_id=pool_task_id, batch=batch,
                              mode=mode,  # type: ignore[arg-type]  # click.Choice
                              candidates=candidates, diversity=diversity, nms_window=nms_window,
@@ -150,7 +128,7 @@ def round_cmd(project_id: int, pool_task_id: int, batch: int, function_url: str 
                                from_task=from_task)
         store = open_store(state_url)
         try:
-            rec = run_round(client, store.scoped(org or ""), params, predictor,
+            rec = run_round(client, store.scoped(conn.org or ""), params, predictor,
                             now_iso=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
         finally:
             store.close()

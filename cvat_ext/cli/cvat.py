@@ -10,9 +10,10 @@ Connection settings come from options or the environment (options win):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,41 +69,65 @@ def _parse_when(value: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
+def connection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The connection options (``--url --token --username --password --org --timeout``) of every
+    command that talks to CVAT; the command receives them as one ``conn: Connection`` argument."""
+
+    @functools.wraps(fn)
+    def with_connection(
+        *args: Any,
+        url: str | None,
+        token: str | None,
+        username: str | None,
+        password: str | None,
+        org: str | None,
+        timeout_s: float,
+        **kwargs: Any,
+    ) -> Any:
+        return fn(*args, conn=Connection(url, token, username, password, org, timeout_s), **kwargs)
+
+    options = [
+        click.option(
+            "--url",
+            envvar="CVAT_EXT_CVAT__URL",
+            help="CVAT server URL, e.g. http://localhost:8080 [env CVAT_EXT_CVAT__URL].",
+        ),
+        click.option(
+            "--token",
+            envvar="CVAT_EXT_CVAT__ACCESS_TOKEN",
+            help="Personal access token, sent as 'Authorization: Bearer' [env CVAT_EXT_CVAT__ACCESS_TOKEN].",
+        ),
+        click.option(
+            "--username",
+            envvar="CVAT_EXT_CVAT__USERNAME",
+            help="Username, instead of a token [env CVAT_EXT_CVAT__USERNAME].",
+        ),
+        click.option(
+            "--password",
+            envvar="CVAT_EXT_CVAT__PASSWORD",
+            help="Password for --username [env CVAT_EXT_CVAT__PASSWORD].",
+        ),
+        click.option(
+            "--org",
+            envvar="CVAT_EXT_CVAT__ORG",
+            help="Organization slug sent as X-Organization on every call [env CVAT_EXT_CVAT__ORG].",
+        ),
+        click.option(
+            "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-request timeout, seconds."
+        ),
+    ]
+    wrapped: Callable[..., Any] = with_connection
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--url", envvar="CVAT_EXT_CVAT__URL", help="CVAT server URL, e.g. http://localhost:8080 [env CVAT_EXT_CVAT__URL]."
-)
-@click.option(
-    "--token",
-    envvar="CVAT_EXT_CVAT__ACCESS_TOKEN",
-    help="Personal access token, sent as 'Authorization: Bearer' [env CVAT_EXT_CVAT__ACCESS_TOKEN].",
-)
-@click.option(
-    "--username", envvar="CVAT_EXT_CVAT__USERNAME", help="Username, instead of a token [env CVAT_EXT_CVAT__USERNAME]."
-)
-@click.option(
-    "--password", envvar="CVAT_EXT_CVAT__PASSWORD", help="Password for --username [env CVAT_EXT_CVAT__PASSWORD]."
-)
-@click.option(
-    "--org",
-    envvar="CVAT_EXT_CVAT__ORG",
-    help="Organization slug sent as X-Organization on every call [env CVAT_EXT_CVAT__ORG].",
-)
-@click.option(
-    "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-request timeout, seconds."
-)
+@connection_options
 @click.pass_context
-def group(
-    ctx: click.Context,
-    url: str | None,
-    token: str | None,
-    username: str | None,
-    password: str | None,
-    org: str | None,
-    timeout_s: float,
-) -> None:
+def group(ctx: click.Context, conn: Connection) -> None:
     """Talk to a CVAT server: check access, list jobs, fetch inputs of the offline tools, write back."""
-    ctx.obj = Connection(url, token, username, password, org, timeout_s)
+    ctx.obj = conn
 
 
 @group.command()

@@ -17,7 +17,7 @@ from cvat_ext.cvat.transport import ClientBase
 from cvat_ext.errors import ConfigError, CvatError
 
 
-class _NamedBytes(io.BytesIO):
+class NamedBytes(io.BytesIO):
     """An in-memory upload with the file name (and content type) of its multipart part."""
 
     def __init__(self, data: bytes, name: str, content_type: str) -> None:
@@ -135,7 +135,7 @@ class PublishingCalls(ClientBase):
 
         def send() -> Any:
             # a fresh file object per attempt: the SDK closes what it has read
-            upload = _NamedBytes(data, filename, content_type)
+            upload = NamedBytes(data, filename, content_type)
             return self._api.assets_api.create(guide_id, upload, **self._t.opts)
 
         body = self._t.object(what, send)

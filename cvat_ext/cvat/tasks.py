@@ -85,6 +85,8 @@ class TaskCalls(ClientBase):
         """
         what = f"project {project_id}: new task {name!r}"
         _check_images(what, images)  # before the task exists: a bad list leaves nothing behind
+        if not 1 <= image_quality <= 100:
+            raise ConfigError(f"{what}: image_quality must be 1..100, got {image_quality}")
         fields: dict[str, Any] = {"name": name, "project_id": project_id}
         if segment_size:
             fields["segment_size"] = segment_size

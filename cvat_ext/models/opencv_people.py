@@ -53,6 +53,27 @@ def _logistic(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
 
+def cascade_boxes(
+    classifier: Any, gray: npt.NDArray[np.uint8], *, scale_factor: float, min_neighbors: int, min_size_px: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """A Haar cascade's boxes ``xywh`` (N, 4) on a grey image and their scores (N,): the logistic
+    of the last stage's weight, so 0.5 is the cascade's own decision. None on a frame smaller than
+    the detection window (the cascade's own, at least ``min_size_px``): OpenCV asserts there."""
+    native_w, native_h = (int(v) for v in classifier.getOriginalWindowSize())
+    window = (max(native_w, min_size_px), max(native_h, min_size_px))
+    if not fits_window(gray.shape, window):
+        return np.zeros((0, 4)), np.zeros(0)
+    found, _, weights = classifier.detectMultiScale3(
+        gray,
+        scaleFactor=scale_factor,
+        minNeighbors=min_neighbors,
+        minSize=window,
+        outputRejectLevels=True,
+    )
+    xywh = np.asarray(found, dtype=np.float64).reshape(-1, 4)
+    return xywh, _logistic(np.asarray(weights, dtype=np.float64).reshape(-1))
+
+
 def nms(xyxy: npt.NDArray[np.float64], score: npt.NDArray[np.float64], iou_thr: float) -> npt.NDArray[np.int64]:
     """Indices kept by greedy non-maximum suppression, highest score first."""
     order = np.argsort(-score, kind="stable")
@@ -101,8 +122,6 @@ class OpenCvPeopleDetector:
             raise RuntimeError(f"OpenCV face cascade did not load from {cascade_path}")
         hog_w, hog_h = (int(v) for v in self._hog.winSize)
         self._hog_wh = (hog_w, hog_h)
-        face_w, face_h = (int(v) for v in self._face.getOriginalWindowSize())
-        self._face_wh = (max(face_w, self.face_min_size), max(face_h, self.face_min_size))
 
     def __call__(self, rgb: npt.NDArray[np.uint8]) -> Detections:
         cv2 = self._cv2
@@ -133,17 +152,8 @@ class OpenCvPeopleDetector:
 
     def _faces(self, gray: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(N, 4) xywh and (N,) scores of the cascade; none on a frame smaller than its window."""
-        if not fits_window(gray.shape, self._face_wh):
-            return np.zeros((0, 4)), np.zeros(0)
-        faces, _, face_w = self._face.detectMultiScale3(
-            gray,
-            scaleFactor=self.face_scale,
-            minNeighbors=self.face_min_neighbors,
-            minSize=self._face_wh,
-            outputRejectLevels=True,
-        )
-        xywh = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
-        return xywh, _logistic(np.asarray(face_w, dtype=np.float64).reshape(-1))
+        return cascade_boxes(self._face, gray, scale_factor=self.face_scale, min_neighbors=self.face_min_neighbors,
+                             min_size_px=self.face_min_size)
 
     def _people(self, gray: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(N, 4) xywh and (N,) scores of HOG; none on a frame smaller than its 64x128 window."""

@@ -162,7 +162,9 @@ class ReportPages:
         rows = []
         for task_id in store.scored_tasks():
             scores = store.scores_of_task(task_id)
-            agreements = [s.agreement for s in scores if s.agreement is not None]
+            # consensus agreement and rule errors are the sidecar's; CVAT's quality report is its own column
+            agreements = [s.agreement for s in scores if s.kind == "consensus" and s.agreement is not None]
+            quality = [s.agreement for s in scores if s.kind == "quality" and s.agreement is not None]
             worst = min(agreements) if agreements else None
             review = sum(1 for s in scores if s.decision.startswith("review"))
             cls = "bad" if worst is not None and worst < self.min_agreement else "ok"
@@ -170,11 +172,12 @@ class ReportPages:
                 f'<a href="/reports/org/{esc(_slug(org))}/task/{task_id}">task {task_id}</a>',
                 str(len(scores)),
                 f'<span class="{cls}">{worst:.3f}</span>' if worst is not None else '<span class="muted">—</span>',
-                str(sum(s.rule_errors for s in scores)), str(open_issues.get(task_id, 0)), str(review),
-                f'<a href="{esc(self.cvat_url)}/tasks/{task_id}">open in CVAT</a>'])
+                f"{quality[-1]:.3f}" if quality else '<span class="muted">—</span>',
+                str(sum(s.rule_errors for s in scores if s.kind != "quality")), str(open_issues.get(task_id, 0)),
+                str(review), f'<a href="{esc(self.cvat_url)}/tasks/{task_id}">open in CVAT</a>'])
         body = "<h2>Tasks the sidecar scored</h2>" + table(
-            ["task", "scored units", "worst agreement", "rule errors", "open issues", "sent to review", "CVAT"], rows,
-            numeric=(1, 2, 3, 4, 5))
+            ["task", "scored units", "worst consensus agreement", "CVAT quality accuracy", "rule errors",
+             "open issues", "sent to review", "CVAT"], rows, numeric=(1, 2, 3, 4, 5, 6))
         body += "<h2>Annotators</h2>" + self._annotators_table(store, org)
         rounds = list_rounds(store, project_id=None)
         projects = sorted({r.project_id for r in rounds})

@@ -51,10 +51,12 @@ def test_a_supervisor_reads_the_numbers_the_sidecar_stored(served: Served, tmp_p
         assert driver.current_url.endswith("/reports")
         driver.find_element("link text", "qa-eval").click()
         overview = _cells(driver)[0]
-        agreements = [s.agreement for s in scores if s.agreement is not None]
-        assert overview[:5] == [f"task {task_id}", str(len(scores)), f"{min(agreements):.3f}",
-                                str(sum(s.rule_errors for s in scores)), str(store.open_issues_by_task()[task_id])]
-        assert overview[5] == str(sum(s.decision.startswith("review") for s in scores))
+        agreements = [s.agreement for s in scores if s.kind == "consensus" and s.agreement is not None]
+        (quality,) = [s.agreement for s in scores if s.kind == "quality"]
+        assert overview[:7] == [f"task {task_id}", str(len(scores)), f"{min(agreements):.3f}", f"{quality:.3f}",
+                                str(sum(s.rule_errors for s in scores if s.kind != "quality")),
+                                str(store.open_issues_by_task()[task_id]),
+                                str(sum(s.decision.startswith("review") for s in scores))]
         overview_png = _shot(driver, tmp_path, "reports-overview.png")
         driver.find_element("link text", f"task {task_id}").click()
         rows = _cells(driver)
