@@ -29,8 +29,13 @@ FUNCTIONS: dict[str, dict[str, str]] = {
         "CVAT_EXT_DEVICE": "cpu",
         "CVAT_EXT_SAM_CACHE_MB": "16",
     },
+    "skimage/cvat_ext/lf-prelabel": {},
+    "skimage/cvat_ext/superpixels-coarse": {},
+    "skimage/cvat_ext/superpixels-fine": {},
 }
-INTERACTORS = frozenset({"pytorch/cvat_ext/sam-interactor"})
+INTERACTORS = frozenset(
+    {"pytorch/cvat_ext/sam-interactor", "skimage/cvat_ext/superpixels-coarse", "skimage/cvat_ext/superpixels-fine"}
+)
 
 
 def request_body(function: str, image: bytes) -> dict[str, object]:

@@ -8,7 +8,9 @@ regression must fail these tests, not kill pytest. The table says what each case
   ``[]`` for a frame outside their geometry (what CVAT expects: a 4xx would fail a whole batch
   auto-annotation); 400 naming ``image`` for bytes that are not a decodable image;
 * SAM (drop-in and interactor): 200 for every decodable frame within 1024:1, 400 naming the
-  aspect limit beyond it (an interactor has no empty answer), 400 for undecodable bytes.
+  aspect limit beyond it (an interactor has no empty answer), 400 for undecodable bytes;
+* the superpixel interactors: 200 and a mask for every decodable frame up to their own pixel
+  limit (``CVAT_EXT_SUPERPIXEL_MAX_PIXELS``), 413 naming ``image`` above it (the 8000x8000 frame).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ pytestmark = [pytest.mark.models, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SAM_FUNCTIONS = frozenset({"pytorch/facebookresearch/sam", "pytorch/cvat_ext/sam-interactor"})
+SUPERPIXELS = frozenset({"skimage/cvat_ext/superpixels-coarse", "skimage/cvat_ext/superpixels-fine"})
 #: detectors answer [] for frames outside their geometry; which cases those are is the model's business
-DETECTORS = sorted(set(FUNCTIONS) - SAM_FUNCTIONS)
+DETECTORS = sorted(set(FUNCTIONS) - SAM_FUNCTIONS - SUPERPIXELS)
 
 
 @cache
@@ -61,6 +64,8 @@ def expected_status(function: str, case: str) -> int:
         return 400
     if function in SAM_FUNCTIONS and case in BEYOND_SAM_ASPECT:
         return 400
+    if function in SUPERPIXELS and case == "png_1bit_8000x8000":
+        return 413
     return 200
 
 
@@ -72,7 +77,7 @@ def test_hostile_image_gets_a_clear_answer(function: str, case: str) -> None:
     result = results[function, case]
     status, body = result["status"], result["body"]
     assert status == expected_status(function, case), body
-    if status == 400:
+    if status in (400, 413):
         assert body["field"] == "image" and body["error"].startswith("image: ")
         if case in BEYOND_SAM_ASPECT:
             assert "aspect ratio" in body["error"] and "1024:1" in body["error"]
@@ -86,7 +91,7 @@ def test_hostile_image_gets_a_clear_answer(function: str, case: str) -> None:
 
 @pytest.mark.parametrize("function", DETECTORS)
 def test_detector_frames_outside_its_geometry_are_empty(function: str) -> None:
-    # 1x4000 is beyond every detector's aspect limit: no model call, an empty list
+    # 1x4000 holds nothing a detector finds: every detector answers the empty list (a 4xx would fail a batch)
     _, results, _ = run_child()
     assert results[function, "png_1x4000"]["body"] == [] and results[function, "png_4000x1"]["body"] == []
 
