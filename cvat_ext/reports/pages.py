@@ -10,7 +10,7 @@ does not manage is 403):
   workspace's slug is ``~``;
 * ``GET /reports/org/<slug>/task/<id>``: every scored job of the task, with a chart of agreement;
 * ``GET /reports/org/<slug>/annotator/<user id>``: an annotator's scorecard, accuracy on gold job by
-  job, and their weakest jobs with links that open CVAT at the job;
+  job, and the gold frames where they did worst, with links that open CVAT at that job and frame;
 * ``GET /reports/org/<slug>/rounds/<project_id>``: each active-learning round, why each frame was
   picked, and where the frames went.
 
@@ -237,14 +237,15 @@ class ReportPages:
         chart = ("<h2>Accuracy on gold, job by job</h2>" + line_chart(
             [(t, f1) for t, f1, _ in checks], threshold=self.qualification_bar, x_label="completed (oldest → newest)")
                  if checks else "")
-        rows = []
-        for _, f1, r in sorted(checks, key=lambda t: (t[1], t[2].job_id))[:10]:
-            frame = r.facts.get("gate", {}).get("start_frame")
-            link = f"{esc(self.cvat_url)}/tasks/{r.task_id}/jobs/{r.job_id}" + (f"?frame={frame}" if frame else "")
-            rows.append([f'<a href="{link}">job {r.job_id}</a>', f"task {r.task_id}", f"{f1:.3f}",
-                         str(r.facts["gold"]["frames"]), esc(r.completed_date or "")])
-        worst_html = "<h2>Weakest jobs on gold</h2>" + table(["job", "task", "gold accuracy", "gold frames",
-                                                              "completed"], rows, numeric=(2, 3))
+        frames = sorted(((float(frame_f1), int(frame), f1, r) for _, f1, r in checks
+                         for frame, frame_f1 in r.facts["gold"].get("worst_frames", ())),
+                        key=lambda t: (t[0], t[3].job_id, t[1]))[:10]
+        rows = [[f'<a href="{esc(self.cvat_url)}/tasks/{r.task_id}/jobs/{r.job_id}?frame={frame}">'
+                 f"job {r.job_id}, frame {frame}</a>", f"task {r.task_id}", f"{frame_f1:.3f}", f"{job_f1:.3f}",
+                 esc(r.completed_date or "")] for frame_f1, frame, job_f1, r in frames]
+        worst_html = "<h2>Worst gold frames</h2>" + table(["frame in CVAT", "task", "accuracy on the frame",
+                                                           "accuracy on the job", "completed"], rows,
+                                                          numeric=(2, 3))
         return layout(f"Annotator {card.username}", summary + chart + worst_html, username=viewer.username)
 
     def _task(self, viewer: Viewer, store: StateStore, org: str, task_id: int) -> bytes:

@@ -180,7 +180,8 @@ class WorkCollector:
                                self.reader.meta(job.id), iou_thr=self.iou_thr)
             if check is not None:
                 facts["gold"] = {"frames": check.frames, "gold_objects": check.gold_objects,
-                                 "objects": check.objects, "matched": check.matched}
+                                 "objects": check.objects, "matched": check.matched,
+                                 "worst_frames": [list(t) for t in check.worst_frames]}
                 facts["gold_job_id"] = gt_id
         return facts
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.annotations.tracks import expand_track
 
+WORST_FRAMES = 5
+
 
 @dataclass(frozen=True)
 class GoldCheck:
@@ -27,6 +29,8 @@ class GoldCheck:
     gold_objects: int
     objects: int
     matched: int
+    #: the gold frames where the job did worst: ``(frame, F1)``, worst first, at most five, F1 < 1
+    worst_frames: tuple[tuple[int, float], ...] = ()
 
     @property
     def f1(self) -> float:
@@ -54,8 +58,13 @@ def gold_check(job_id: int, work: JobAnnotations, gold: JobAnnotations, gold_fra
     n_gold = len(gold_part.shapes) + len(gold_part.tags)
     n_work = len(work_part.shapes) + len(work_part.tags)
     if n_gold == 0 or n_work == 0:
-        return GoldCheck(job_id, len(frames), n_gold, n_work, 0)
+        one_sided = sorted({s.frame for s in (gold_part.shapes or work_part.shapes)} |
+                           {t.frame for t in (gold_part.tags or work_part.tags)})
+        return GoldCheck(job_id, len(frames), n_gold, n_work, 0, tuple((f, 0.0) for f in one_sided[:WORST_FRAMES]))
     settings = ConsensusSettings(iou_thr=iou_thr, match_across_labels=False, estimate_reliability=False)
     result = score_replicas({"gold": gold_part, "annotator": work_part}, labels, meta, settings)
     (pair,) = result.pairs
-    return GoldCheck(job_id, len(frames), n_gold, n_work, int(pair.matched))
+    # with two "annotators", a frame's F1 is the job's accuracy on that gold frame
+    scored = [(int(f.frame), float(f.f1)) for f in result.iter_frames() if f.f1 == f.f1 and f.f1 < 1.0]
+    worst = tuple(sorted(scored, key=lambda t: (t[1], t[0]))[:WORST_FRAMES])
+    return GoldCheck(job_id, len(frames), n_gold, n_work, int(pair.matched), worst)

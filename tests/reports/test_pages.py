@@ -167,7 +167,11 @@ def test_a_manager_sees_who_is_below_the_bar_and_why(cvat_standin, cvat_org_worl
             points = driver.find_elements("css selector", "svg circle")
             assert len(points) == len([r for r in svc.store.work(user_id=cvat_org_world.user_ids["ann3"],
                                                                   completed=True) if r.facts.get("gold")])
-            link = driver.find_element("link text", f"job {task.sloppy_job}").get_attribute("href")
-            assert link == f"{cvat_standin.url}/tasks/{task.task_id}/jobs/{task.sloppy_job}?frame=10"
+            # ann3 drew 1 of 3 cars right on every gold frame of job B (11, 13, 15, 17): 0.4 on each
+            rows = _cells(driver, "main table:last-of-type tbody tr")
+            assert [r[0] for r in rows][:4] == [f"job {task.sloppy_job}, frame {f}" for f in (11, 13, 15, 17)]
+            assert {r[2] for r in rows[:4]} == {"0.400"}
+            link = driver.find_element("link text", f"job {task.sloppy_job}, frame 11").get_attribute("href")
+            assert link == f"{cvat_standin.url}/tasks/{task.task_id}/jobs/{task.sloppy_job}?frame=11"
             _shot(driver, tmp_path, "reports-annotator.png")
             assert console_errors(driver) == []

@@ -37,6 +37,9 @@ def test_gold_f1(work_rows: list[tuple[int, int, tuple[float, ...]]], f1: float)
     assert got is not None
     assert got.frames == 3 and got.gold_objects == 9 and got.job_id == 7
     assert got.f1 == pytest.approx(f1)
+    # the frames where the job did worst: every gold frame is equally off in these cases
+    assert [frame for frame, _ in got.worst_frames] == ([] if f1 == 1.0 else [1, 3, 5])
+    assert all(frame_f1 == pytest.approx(f1) for _, frame_f1 in got.worst_frames)
 
 
 def test_a_job_without_gold_frames_has_no_check() -> None:
