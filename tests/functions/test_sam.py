@@ -12,7 +12,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,8 +21,6 @@ pytest.importorskip("torch")
 pytest.importorskip("segment_anything")
 pytest.importorskip("nuclio_sdk")
 
-import nuclio_sdk
-import nuclio_sdk.test
 import torch
 from cvat_sdk.masks import decode_mask
 
@@ -32,7 +29,7 @@ from cvat_ext.functions.dev.lint import lint_paths
 from cvat_ext.functions.sam import prefetch_bodies
 from cvat_ext.models.sam import EMBEDDING_SHAPE, SamMaskDecoder, build_sam
 from tests.functions.images import b64, gradient
-from tests.functions.loading import SERVERLESS, function_module
+from tests.functions.loading import SERVERLESS, NuclioWorker
 from tests.functions.test_sam_cache import redis_server  # noqa: F401
 
 pytestmark = pytest.mark.models
@@ -51,23 +48,8 @@ def tiny_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-class Function:
+class Function(NuclioWorker):
     """One function module + one mock platform (= one Nuclio worker)."""
-
-    def __init__(self, relpath: str) -> None:
-        self.module: ModuleType = function_module(relpath)
-        self.platform = nuclio_sdk.test.Platform()
-        self.context: Any = None
-
-    def call(self, body: Any) -> tuple[int, Any]:
-        def keep(context: Any) -> Any:
-            self.context = context
-            return context
-
-        event = nuclio_sdk.Event(body=body, content_type="application/json", method="POST", path="/")
-        response = self.platform.call_handler_with_context_mutation(self.module.handler, event, keep)
-        assert response.content_type == "application/json"
-        return response.status_code, json.loads(response.body)
 
     @property
     def model(self) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,15 +16,13 @@ from cvat_sdk.masks import decode_mask
 pytest.importorskip("nuclio_sdk")
 pytest.importorskip("skimage")
 
-import nuclio_sdk
-import nuclio_sdk.test
 
 from cvat_ext.functions.dev.gateway import FunctionGateway
 from cvat_ext.functions.dev.lint import lint_paths
 from cvat_ext.models.superpixels import SCALES, segment_frame
 from tests.functions.dev.test_gateway import CVAT_HEADERS, cvat_headers, recorded_requests
 from tests.functions.images import b64, gradient
-from tests.functions.loading import SERVERLESS, function_module
+from tests.functions.loading import SERVERLESS, NuclioWorker
 from tests.functions.test_deploy_sh import deploy, deployed_files
 from tests.functions.test_sam_cache import redis_server  # noqa: F401
 
@@ -39,23 +36,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-class Worker:
+class Worker(NuclioWorker):
     """One function module + one mock platform (= one Nuclio worker)."""
-
-    def __init__(self, relpath: str) -> None:
-        self.module: ModuleType = function_module(relpath)
-        self.platform = nuclio_sdk.test.Platform()
-        self.context: Any = None
-
-    def call(self, body: Any) -> tuple[int, Any]:
-        def keep(context: Any) -> Any:
-            self.context = context
-            return context
-
-        event = nuclio_sdk.Event(body=body, content_type="application/json", method="POST", path="/")
-        response = self.platform.call_handler_with_context_mutation(self.module.handler, event, keep)
-        assert response.content_type == "application/json"
-        return response.status_code, json.loads(response.body)
 
     @property
     def stats(self) -> Any:
