@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from cvat_ext.active_learning.predictors import Predictor
     from cvat_ext.active_learning.round import RoundRecord
     from cvat_ext.cvat.client import CvatClient
+    from cvat_ext.sidecar.state import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STATE = "sqlite:///./cvat-ext-state.db"
@@ -32,6 +34,19 @@ def state_option(fn: F) -> F:
     return click.option("--state", "state_url", envvar="CVAT_EXT_STATE__URL", default=DEFAULT_STATE,
                         show_default=True, help="State store URL, as the sidecar's state.url "
                         "[env CVAT_EXT_STATE__URL].")(fn)
+
+
+def open_existing_store(url: str) -> StateStore:
+    """The state store at ``url`` for reading: a SQLite file that does not exist is an error (a typo
+    would otherwise show an empty history), not a new empty store."""
+    from cvat_ext.sidecar.state import open_store
+
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://"):]
+        path = path[1:] if path.startswith("/") else path
+        if path != ":memory:" and not Path(path).is_file():
+            raise ConfigError(f"state store {path} does not exist: pass --state with the sidecar's state.url")
+    return open_store(url)
 
 
 def _user_ids(client: CvatClient, usernames: Sequence[str]) -> tuple[int, ...]:
@@ -144,9 +159,8 @@ def round_cmd(project_id: int, pool_task_id: int, batch: int, function_url: str 
 def rounds_cmd(project_id: int, pool_task_id: int | None, org: str, out_format: str, state_url: str) -> None:
     """List the active-learning rounds of a project: frames sent, why, and where they went."""
     from cvat_ext.active_learning.round import list_rounds
-    from cvat_ext.sidecar.state import open_store
 
-    store = open_store(state_url)
+    store = open_existing_store(state_url)
     try:
         rounds = list_rounds(store.scoped(org), project_id=project_id, pool_task_id=pool_task_id)
     finally:
