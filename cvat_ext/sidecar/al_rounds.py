@@ -8,7 +8,10 @@ For each ``active_learning.rounds`` entry of the cycle's organization, once per 
 * a round whose plan is saved but not yet all in CVAT (a crash, CVAT down) → it is resumed;
 * otherwise, or after ``max_rounds``, nothing happens.
 
-A failure (the function down, CVAT errors, an exhausted pool) is logged and counted in
+The long-running service runs the rounds in a worker thread with a client of its own
+(:meth:`RoundScheduler.start`), so a round over a large pool never holds up a QA cycle; ``--once``
+and tests run them inline. A failure (the function down, CVAT errors, an exhausted pool) is logged
+and counted in
 ``cvat_ext_sidecar_al_rounds_total{result="failed"}`` and never fails the QA cycle; the next cycle
 tries again. Started rounds count as ``result="started"``, cycles that wait as ``"waiting"``.
 """
@@ -16,6 +19,7 @@ tries again. Started rounds count as ``result="started"``, cycles that wait as `
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +50,10 @@ class RoundScheduler:
         self.metrics = metrics
         self.owner = owner
         self.now_iso = now_iso or (lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+        self._thread: threading.Thread | None = None
+        self._inline_client: Any = client
+        self._wake = threading.Event()
+        self._halt = threading.Event()
 
     def due(self, spec: ScheduledRound) -> bool:
         rounds = list_rounds(self.store, project_id=spec.project_id, pool_task_id=spec.pool_task_id)
@@ -69,7 +77,44 @@ class RoundScheduler:
                            nms_window=spec.nms_window, segment_size=spec.segment_size,
                            consensus_replicas=spec.replicas, assignee_ids=ids)
 
+    # --- background mode (the long-running service): rounds never hold up a QA cycle ----------
+    def start(self, client: Any) -> None:
+        """From now on :meth:`step` only wakes a worker thread that runs the due rounds with ``client``
+        (a client of its own: clients are not thread-safe)."""
+        self._inline_client, self.client = self.client, client
+        self._wake, self._halt = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._work, name="sidecar-al-rounds", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the worker after the round it is on (an interrupted round is resumed next time)."""
+        if self._thread is None:
+            return
+        self._halt.set()
+        self._wake.set()
+        self._thread.join(timeout=timeout_s)
+        self._thread = None
+        self.client = self._inline_client
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._halt.is_set():
+                return
+            try:
+                self.run_due()
+            except Exception:  # a worker that dies silently would stop the loop for good
+                log.exception("active-learning rounds: unexpected error; retried at the next cycle")
+
     def step(self) -> list[RoundRecord]:
+        """Once per cycle: run the due rounds now, or (background mode) wake the worker to run them."""
+        if self._thread is not None:
+            self._wake.set()
+            return []
+        return self.run_due()
+
+    def run_due(self) -> list[RoundRecord]:
         started = []
         for spec in self.specs:
             where = f"active-learning rounds of pool task {spec.pool_task_id}"

@@ -342,20 +342,23 @@ class SidecarService:
         return self.last_report
 
     def _start_prefetch(self) -> list[Any]:
-        """Move SAM prefetch to background threads, each with a client of its own."""
+        """Move SAM prefetch and scheduled active-learning rounds to background threads, each with a
+        client of its own (clients are not thread-safe; all share the rate limit)."""
         clients: list[Any] = []
         for org, cycle in self.cycles.items():
-            if cycle.prefetcher is None:
-                continue
-            raw = make_client(self.settings, org=org, sleep=self.sleep)
-            clients.append(raw)
-            cycle.prefetcher.start(raw if self.bucket.unlimited else ThrottledClient(raw, self.bucket))
+            for worker in (cycle.prefetcher, cycle.al_scheduler):
+                if worker is None:
+                    continue
+                raw = make_client(self.settings, org=org, sleep=self.sleep)
+                clients.append(raw)
+                worker.start(raw if self.bucket.unlimited else ThrottledClient(raw, self.bucket))
         return clients
 
     def _stop_prefetch(self, clients: list[Any]) -> None:
         for cycle in self.cycles.values():
-            if cycle.prefetcher is not None:
-                cycle.prefetcher.stop()
+            for worker in (cycle.prefetcher, cycle.al_scheduler):
+                if worker is not None:
+                    worker.stop()
         for client in clients:
             client.close()
 

@@ -2,7 +2,9 @@
 
 Its "model" is readable by the test: the red value of pixel (0, 0) divided by 255 is the confidence
 of one ``car`` rectangle over the middle of the image (the green value of pixel (0, 0) > 200 adds a
-``zebra``, a label no project has). Requests are counted so tests can see what was asked.
+``zebra``, a label no project has). Requests are counted so tests can see what was asked;
+``called`` is set at the first request, and a ``gate`` event, when set on the server, holds every
+answer until the test opens it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.calls += 1
+        self.server.called.set()
+        if self.server.gate is not None:  # a test holds every answer until it opens the gate
+            assert self.server.gate.wait(60), "the test never opened the gate"
         img = Image.open(io.BytesIO(base64.b64decode(body["image"]))).convert("RGB")
         red, green, _ = img.getpixel((0, 0))
         w, h = img.size
@@ -44,11 +49,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     calls = 0
+    called: threading.Event
+    gate: threading.Event | None = None
 
 
 @contextmanager
 def detector_function() -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
+    server.called = threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -86,3 +86,32 @@ def test_bad_schedules_are_refused_at_start(cvat_standin: CvatStandIn, cvat_org_
             "function_url": "http://127.0.0.1:9"}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _service(cvat_standin, w, tmp_path, [base | spec])
+
+
+def test_the_long_running_service_runs_rounds_beside_the_cycles(cvat_standin: CvatStandIn,
+                                                                 cvat_org_world: OrgWorld, tmp_path: Path) -> None:
+    """A round waits on the detector (held by the test) while the QA cycle returns; the worker
+    finishes the round once the detector answers."""
+    import threading
+
+    w = cvat_org_world
+    with make_client(cvat_standin, w) as client:
+        pool = client.create_task_from_images("pool", project_id=w.project_id,
+                                              images=pool_images([[0.5, 0.4, 0.6], [0.45, 0.2, 0.99]])).id
+    with detector_function() as server:
+        server.gate = threading.Event()
+        spec = {"org": w.org_slug, "project_id": w.project_id, "pool_task_id": pool, "batch": 2,
+                "function_url": url_of(server)}
+        with _service(cvat_standin, w, tmp_path, [spec]) as svc:
+            clients = svc._start_prefetch()
+            try:
+                report = svc.run_once()  # would hang here if the round ran inside the cycle
+                assert not report.aborted
+                assert server.called.wait(30)  # the worker is asking the detector
+                assert list_rounds(svc.store, project_id=w.project_id) == []  # nothing planned yet
+                server.gate.set()
+            finally:
+                svc._stop_prefetch(clients)  # joins the worker after its round
+            (rec,) = list_rounds(svc.store, project_id=w.project_id)
+            assert rec.status == "done" and len(rec.picks) == 2
+            assert _al_metric(svc, "started") == 1
