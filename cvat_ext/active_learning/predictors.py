@@ -120,6 +120,20 @@ def parse_detector_answer(
     return scores, labels, shapes, dropped
 
 
+def project_label_ids(client: Any, project_id: int, *, renames: str = "") -> dict[str, int]:
+    """Model label name -> project label id: CVAT's default mapping by name, plus ``MODEL=PROJECT``
+    pairs from ``renames`` (``--label-map``)."""
+    by_name = {lb.name: lb.id for lb in client.get_labels(project_id=project_id)}
+    out = dict(by_name)
+    for pair in filter(None, (p.strip() for p in renames.split(","))):
+        model, sep, project = pair.partition("=")
+        if not sep or not model or project not in by_name:
+            raise ConfigError(f"--label-map {pair!r}: expected MODEL=PROJECT_LABEL with a label of project "
+                              f"{project_id} ({', '.join(sorted(by_name))})")
+        out[model] = by_name[project]
+    return out
+
+
 class FunctionPredictor:
     """A deployed detector function, called once per frame as CVAT's lambda manager calls it."""
 

@@ -140,6 +140,18 @@ class RoundRecord:
                            "why": p.why} for p in self.picks]}
 
 
+def user_ids(client: CvatClient, usernames: Sequence[str], *, where: str) -> tuple[int, ...]:
+    """The CVAT user ids of ``usernames`` (the assignees of a round), in order; a name CVAT does not
+    show in this organization is a :class:`~cvat_ext.errors.ConfigError` starting with ``where``."""
+    if not usernames:
+        return ()
+    known = {u.username: u.id for u in client.list_users()}
+    missing = [name for name in usernames if name not in known]
+    if missing:
+        raise ConfigError(f"{where}: no CVAT user {', '.join(map(repr, missing))} visible in this organization")
+    return tuple(known[name] for name in usernames)
+
+
 def round_key(project_id: int, pool_task_id: int, number: int) -> str:
     return f"{ROUND_KIND}:{project_id}:{pool_task_id}:{number}"
 

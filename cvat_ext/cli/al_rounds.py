@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from cvat_ext.active_learning.predictors import Predictor
     from cvat_ext.active_learning.round import RoundRecord
     from cvat_ext.cvat.client import CvatClient
-    from cvat_ext.sidecar.state import StateStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STATE = "sqlite:///./cvat-ext-state.db"
@@ -36,52 +34,15 @@ def state_option(fn: F) -> F:
                         "[env CVAT_EXT_STATE__URL].")(fn)
 
 
-def open_existing_store(url: str) -> StateStore:
-    """The state store at ``url`` for reading: a SQLite file that does not exist is an error (a typo
-    would otherwise show an empty history), not a new empty store."""
-    from cvat_ext.sidecar.state import open_store
-
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://"):]
-        path = path[1:] if path.startswith("/") else path
-        if path != ":memory:" and not Path(path).is_file():
-            raise ConfigError(f"state store {path} does not exist: pass --state with the sidecar's state.url")
-    return open_store(url)
-
-
-def _user_ids(client: CvatClient, usernames: Sequence[str]) -> tuple[int, ...]:
-    if not usernames:
-        return ()
-    known = {u.username: u.id for u in client.list_users()}
-    missing = [name for name in usernames if name not in known]
-    if missing:
-        raise ConfigError(f"--assignee: no CVAT user {', '.join(map(repr, missing))} visible in this organization")
-    return tuple(known[name] for name in usernames)
-
-
-def _label_map(client: CvatClient, project_id: int, spec: str) -> dict[str, int]:
-    """Model label name -> project label id: by name, plus ``MODEL=PROJECT`` pairs from ``--label-map``."""
-    labels = client.get_labels(project_id=project_id)
-    by_name = {lb.name: lb.id for lb in labels}
-    out = dict(by_name)
-    for pair in filter(None, (p.strip() for p in spec.split(","))):
-        model, sep, project = pair.partition("=")
-        if not sep or not model or project not in by_name:
-            raise ConfigError(f"--label-map {pair!r}: expected MODEL=PROJECT_LABEL with a label of project "
-                              f"{project_id} ({', '.join(sorted(by_name))})")
-        out[model] = by_name[project]
-    return out
-
-
 def _predictor(client: CvatClient, *, project_id: int, pool_task_id: int, function_url: str | None,
                function_name: str | None, threshold: float, label_map: str, from_task: bool) -> Predictor:
-    from cvat_ext.active_learning.predictors import FunctionPredictor, TaskAnnotationsPredictor
+    from cvat_ext.active_learning.predictors import FunctionPredictor, TaskAnnotationsPredictor, project_label_ids
 
     if bool(function_url) == from_task:
         raise ConfigError("give exactly one of --function-url (a deployed detector) and --predictions-from-task")
     if function_url:
         return FunctionPredictor(function_url, function_name=function_name, threshold=threshold,
-                                 label_ids=_label_map(client, project_id, label_map))
+                                 label_ids=project_label_ids(client, project_id, renames=label_map))
     bodies = [client.get_annotations_json(j.id) for j in client.list_jobs(task_id=pool_task_id, type="annotation")]
     return TaskAnnotationsPredictor(bodies, model_version=f"scores in task {pool_task_id}")
 
@@ -129,7 +90,7 @@ def round_cmd(project_id: int, pool_task_id: int, batch: int, function_url: str 
               nms_window: int, segment_size: int | None, replicas: int, assignees: Sequence[str],
               no_prelabels: bool, out_format: str, state_url: str, conn: Connection) -> None:
     """Run the next active-learning round of a pool task (or finish an interrupted one)."""
-    from cvat_ext.active_learning.round import RoundParams, run_round
+    from cvat_ext.active_learning.round import RoundParams, run_round, user_ids
     from cvat_ext.sidecar.state import open_store
 
     with conn.client() as client:
@@ -137,7 +98,8 @@ def round_cmd(project_id: int, pool_task_id: int, batch: int, function_url: str 
                              mode=mode,  # type: ignore[arg-type]  # click.Choice
                              candidates=candidates, diversity=diversity, nms_window=nms_window,
                              segment_size=segment_size, consensus_replicas=replicas,
-                             assignee_ids=_user_ids(client, assignees), prelabels=not no_prelabels)
+                             assignee_ids=user_ids(client, assignees, where="--assignee"),
+                             prelabels=not no_prelabels)
         predictor = _predictor(client, project_id=project_id, pool_task_id=pool_task_id, function_url=function_url,
                                function_name=function_name, threshold=threshold, label_map=label_map,
                                from_task=from_task)
@@ -159,8 +121,9 @@ def round_cmd(project_id: int, pool_task_id: int, batch: int, function_url: str 
 def rounds_cmd(project_id: int, pool_task_id: int | None, org: str, out_format: str, state_url: str) -> None:
     """List the active-learning rounds of a project: frames sent, why, and where they went."""
     from cvat_ext.active_learning.round import list_rounds
+    from cvat_ext.sidecar.state import open_store
 
-    store = open_existing_store(state_url)
+    store = open_store(state_url, must_exist=True)
     try:
         rounds = list_rounds(store.scoped(org), project_id=project_id, pool_task_id=pool_task_id)
     finally:

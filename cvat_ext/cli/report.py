@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import click
 
-from cvat_ext.cli.al_rounds import open_existing_store, state_option
+from cvat_ext.cli.al_rounds import state_option
 from cvat_ext.errors import ConfigError
 
 COLUMNS = ("username", "status", "jobs", "frames", "objects", "gold_frames", "gold_accuracy", "vs_consensus",
@@ -55,9 +55,10 @@ def _cell(value: object) -> str:
 @state_option
 def annotators(project_id: int | None, since: str | None, org: str, out_format: str, state_url: str) -> None:
     """Per-annotator scorecards: volume, accuracy on gold, agreement vs consensus, rules, rework, speed, trend."""
+    from cvat_ext.sidecar.state import open_store
     from cvat_ext.workforce.scorecards import scorecards
 
-    store = open_existing_store(state_url)
+    store = open_store(state_url, must_exist=True)
     try:
         cards = scorecards(store.scoped(org), project_id=project_id, since=_since(since), now=time.time())
     finally:

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cvat_ext.active_learning.predictors import FunctionPredictor
-from cvat_ext.active_learning.round import RoundParams, RoundRecord, list_rounds, run_round
+from cvat_ext.active_learning.predictors import FunctionPredictor, project_label_ids
+from cvat_ext.active_learning.round import RoundParams, RoundRecord, list_rounds, run_round, user_ids
 from cvat_ext.errors import CvatExtError
 from cvat_ext.sidecar.config import ScheduledRound
 from cvat_ext.sidecar.metrics import SidecarMetrics
@@ -64,14 +64,7 @@ class RoundScheduler:
         return not rounds or _done_labelling(self.client, rounds[-1])
 
     def _params(self, spec: ScheduledRound) -> RoundParams:
-        ids: tuple[int, ...] = ()
-        if spec.assignees:
-            known = {u.username: u.id for u in self.client.list_users()}
-            missing = [a for a in spec.assignees if a not in known]
-            if missing:
-                raise CvatExtError(f"active_learning round of pool task {spec.pool_task_id}: no CVAT user "
-                                   f"{', '.join(map(repr, missing))}")
-            ids = tuple(known[a] for a in spec.assignees)
+        ids = user_ids(self.client, spec.assignees, where=f"active_learning round of pool task {spec.pool_task_id}")
         return RoundParams(project_id=spec.project_id, pool_task_id=spec.pool_task_id, batch=spec.batch,
                            mode=spec.mode, candidates=spec.candidates, diversity=spec.diversity,
                            nms_window=spec.nms_window, segment_size=spec.segment_size,
@@ -122,9 +115,9 @@ class RoundScheduler:
                 if not self.due(spec):
                     self.metrics.al_rounds.labels(result="waiting").inc()
                     continue
-                labels = {lb.name: lb.id for lb in self.client.get_labels(project_id=spec.project_id)}
                 predictor = FunctionPredictor(spec.function_url, function_name=spec.function_name or None,
-                                              threshold=spec.threshold, label_ids=labels)
+                                              threshold=spec.threshold,
+                                              label_ids=project_label_ids(self.client, spec.project_id))
                 rec = run_round(self.client, self.store, self._params(spec), predictor, owner=self.owner,
                                 now_iso=self.now_iso)
             except CvatExtError as exc:
