@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cvat_ext.active_learning.diversity import frame_features, select_diverse
-from cvat_ext.active_learning.predictors import PoolPredictions, Predictor
+from cvat_ext.active_learning.predictors import FrameSource, PoolPredictions, Predictor
 from cvat_ext.active_learning.ranking import RankParams, rank_frames
 from cvat_ext.active_learning.signals import (
     FindingCounts,
@@ -225,10 +225,13 @@ def plan_round(
     exclude: set[int],
     store: StateStore | None,
     planned_at: str,
+    frames_src: FrameSource,
 ) -> tuple[RoundRecord, dict[int, list[dict[str, Any]]]]:
     """Score the pool and pick the round's frames; reads CVAT and the model, writes nothing.
 
-    Returns the round and the model's pre-label shapes on the picked frames (pool frame numbers).
+    ``frames_src`` gives a pool frame's file (the caller's cache: the picked frames are uploaded
+    from it afterwards). Returns the round and the model's pre-label shapes on the picked frames
+    (pool frame numbers).
     """
     pool = client.get_task(params.pool_task_id)
     where = f"pool task {pool.id}"
@@ -242,7 +245,6 @@ def plan_round(
     pool_frames = [f for f in range(pool.size) if f not in deleted and f not in exclude]
     if not pool_frames:
         raise RoundError(f"{where}: every frame was sent by an earlier round (or deleted); the pool is exhausted")
-    frames_src = _FrameCache(client, pool.id)
     predictions = predictor.predict(pool_frames, frames_src)
     frame_set = FrameSet(np.array(pool_frames, np.int64), np.zeros(len(pool_frames), np.int64), (where,))
     signals: list[Signal] = [uncertainty_signal(frame_set, predictions.detections, params.uncertainty)]
@@ -384,7 +386,7 @@ def run_round(
         exclude = {f for r in rounds for f in r.frames}
         number = 1 + max((r.number for r in rounds), default=0)
         rec, shapes = plan_round(client, params, predictor, number=number, exclude=exclude, store=store,
-                                 planned_at=now_iso())
+                                 planned_at=now_iso(), frames_src=frames_src)
         # the plan, pre-labels included, is saved before CVAT is touched: a rerun resumes it as it was
         payload = rec.to_json() | {"prelabel_shapes": {str(f): v for f, v in shapes.items()}}
         store.start_action(rec.key, ROUND_KIND, None, payload, owner)

@@ -82,8 +82,11 @@ def test_round_puts_the_picked_frames_with_prelabels_into_a_new_task(
     params = RoundParams(project_id=w.project_id, pool_task_id=pool_task, batch=4, segment_size=2,
                          assignee_ids=(w.user_ids["ann1"], w.user_ids["ann2"]))
     with detector_function() as server:
+        before = client.calls["GET /api/tasks/{id}/data"]
         rec = run_round(client, store, params, _predictor(server, w), now_iso=_now)
         assert server.calls == len(pool_images(SCENES))  # every pool frame asked once, none twice
+        # and read from CVAT once: the model, the features and the upload share one cache
+        assert client.calls["GET /api/tasks/{id}/data"] - before == len(pool_images(SCENES))
     assert rec.status == "done" and rec.number == 1 and len(rec.picks) == 4
     assert rec.picks[0].frame in range(6)  # the most uncertain scene comes first
     assert rec.picks[0].signals["uncertainty"] > 0.9
