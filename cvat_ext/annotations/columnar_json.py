@@ -56,6 +56,7 @@ from cvat_ext.annotations.table import (
     compact_ints,
 )
 from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.gc_pause import gc_paused
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
 
@@ -185,15 +186,16 @@ def read_annotations_bytes(
 def read_annotations_body(data: Any, *, where: str, last_frame: int | None = None) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already decoded (the dict an HTTP client returns):
     msgspec converts it into the typed structs with the same strict type checks."""
-    try:
-        body = msgspec.convert(data, _Body)
-    except (msgspec.ValidationError, TypeError):
-        body = None
-    if body is not None:
+    with gc_paused():
         try:
-            return _columns(body, [_table_or_not(body.shapes)], None)
-        except _NotFast:
-            pass
+            body = msgspec.convert(data, _Body)
+        except (msgspec.ValidationError, TypeError):
+            body = None
+        if body is not None:
+            try:
+                return _columns(body, [_table_or_not(body.shapes)], None)
+            except _NotFast:
+                pass
     try:
         raw = json.dumps(data, allow_nan=True).encode()
     except (TypeError, ValueError) as exc:
@@ -221,6 +223,11 @@ def _decode(raw: bytes | mmap.mmap) -> _Body:
 
 
 def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = None) -> ReplicaColumns:
+    with gc_paused():  # millions of acyclic structs and lists: the collector would rescan them all
+        return _fast_columns(raw, release)
+
+
+def _fast_columns(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None) -> ReplicaColumns:
     items = array_items(raw, b"shapes", release=release) if len(raw) >= SPLIT_BYTES else None
     if items is None:
         body = _decode(raw)

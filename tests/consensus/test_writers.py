@@ -11,7 +11,7 @@ import pytest
 
 from cvat_ext.annotations.cvat_json import parse_job_annotations
 from cvat_ext.annotations.model import Attribute, JobAnnotations, LabelSet, Tag
-from cvat_ext.consensus import writers
+from cvat_ext.consensus import finding_text, writers
 from cvat_ext.consensus.engine import score_replicas
 from cvat_ext.consensus.report import ConsensusResult, write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -69,11 +69,11 @@ def test_generated_jobs_byte_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: Kind, options: dict[str, object], seed: int
 ) -> None:
     if seed % 2:
-        monkeypatch.setattr(writers, "_SLICE", 3)  # blocks converted a few clusters at a time
+        monkeypatch.setattr(finding_text, "WINDOW_CLUSTERS", 3)  # windows of a few clusters
     g = generate(Scenario(kind=kind, frames=14, objects_per_frame=7, seed=seed))
     replicas = _with_tags_and_attributes(g.replicas, seed)
     result = score_replicas(replicas, g.labels, g.meta, ConsensusSettings.parse({"chunk_frames": 4, **options}))
-    assert result.n_findings > 0 and result.merged_parts is not None
+    assert result.n_findings > 0 and result.merged_parts is not None and finding_text.supported(result)
     old, new = _both(result, tmp_path)
     assert sorted(new) == sorted(old) and len(new) == 8
     for name in old:
