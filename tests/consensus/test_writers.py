@@ -99,3 +99,32 @@ def test_unknown_row_fields_fall_back_to_the_per_object_writers(
     monkeypatch.setattr(writers, "_FINDING_FIELDS", ("frame", "kind"))
     old, new = _both(result, tmp_path)
     assert new == old
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_names_that_need_quoting_byte_identical(tmp_path: Path, seed: int) -> None:
+    """Annotator and label names with commas, quotes, semicolons and non-ASCII letters: the CSV
+    cells and the JSON strings are quoted and escaped as csv and json do it."""
+    g = generate(Scenario(kind="rectangle", frames=12, objects_per_frame=6, seed=seed))
+    odd_names = ['a, "b"', "c;d", "é:ü"]
+    replicas = dict(zip(odd_names, _with_tags_and_attributes(g.replicas, seed).values(), strict=True))
+    labels = LabelSet(
+        tuple(dataclasses.replace(lb, name=f'{lb.name}, "q{i}" ü') for i, lb in enumerate(g.labels.labels))
+    )
+    result = score_replicas(replicas, labels, g.meta, ConsensusSettings.parse({"chunk_frames": 5}))
+    assert result.n_findings > 0 and finding_text.supported(result)
+    old, new = _both(result, tmp_path)
+    assert new == old
+
+
+def test_blocks_out_of_frame_order_fall_back_to_the_per_object_writers(tmp_path: Path) -> None:
+    g = generate(Scenario(kind="rectangle", frames=6, objects_per_frame=5, seed=23))
+    result = score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings.parse({"chunk_frames": 6}))
+    block = max(result.finding_blocks, key=lambda b: b.frame.size)
+    assert np.unique(block.frame).size > 1
+    flipped = dataclasses.replace(block, **{f.name: getattr(block, f.name)[::-1] for f in dataclasses.fields(block)})
+    blocks = tuple(flipped if b is block else b for b in result.finding_blocks)
+    result = dataclasses.replace(result, finding_blocks=blocks)
+    assert not finding_text.supported(result)
+    old, new = _both(result, tmp_path)
+    assert new == old
