@@ -106,8 +106,9 @@ class _Body(msgspec.Struct):
 
 _DECODER: Final = msgspec.json.Decoder(_Body)
 _SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
-#: bodies of this size or more have their shapes decoded a block at a time
-SPLIT_BYTES: Final = 16 << 20
+#: bodies of this size or more have their shapes decoded a block at a time (a smaller body is
+#: decoded whole: about 1.4 bytes of structs per byte of JSON for a moment, and no scan)
+SPLIT_BYTES: Final = 128 << 20
 #: shapes decoded at once from a split body (a few MB of structs) ...
 BLOCK_ITEMS: Final = 20_000
 #: ... and at most about this much of its text

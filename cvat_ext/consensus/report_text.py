@@ -6,7 +6,10 @@ on every number and let ``json.dumps`` (``repr``, ``NaN``, ``Infinity``) or ``cs
 
 * :func:`round_like_python` rounds a whole array with NumPy and hands Python's ``round`` only the
   values it cannot vouch for (near a rounding tie, too large, not finite);
-* :func:`json_texts` / :func:`csv_texts` format a column with one ``repr`` per value, the
+* :func:`float_texts` gives each value's ``repr``: msgspec's JSON encoder writes the same shortest
+  round-trip digits about 3x faster, in the same positional form for ``1e-4 <= |v| < 1e16``
+  (and zero); the other values go to ``repr`` (they differ only in the exponent's form there:
+  ``1e16`` against ``1e+16``); :func:`json_texts` / :func:`csv_texts` build on it, the
   non-finite values patched afterwards;
 * :func:`csv_field` quotes a text as ``csv.writer``'s default dialect does (QUOTE_MINIMAL).
 
@@ -22,10 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["csv_field", "csv_texts", "json_texts", "needs_quotes", "round_like_python"]
+__all__ = ["csv_field", "csv_texts", "float_texts", "json_texts", "needs_quotes", "round_like_python"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -51,10 +55,29 @@ def round_like_python(values: npt.ArrayLike, ndigits: int) -> FloatArray:
     return out
 
 
+def float_texts(values: npt.ArrayLike) -> list[str]:
+    """``repr`` of every value of ``values`` (flattened), as a list."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    size = np.abs(x)
+    plain = (size == 0) | ((size >= 1e-4) & (size < 1e16))  # NaN compares False
+    if plain.all():
+        return _encoded(x) if x.size else []
+    texts = list(map(repr, x.tolist()))
+    idx = np.flatnonzero(plain)
+    if idx.size:
+        for i, text in zip(idx.tolist(), _encoded(x[idx]), strict=True):
+            texts[i] = text
+    return texts
+
+
+def _encoded(x: FloatArray) -> list[str]:
+    return msgspec.json.encode(x.tolist())[1:-1].decode("ascii").split(",")
+
+
 def json_texts(values: FloatArray) -> list[str]:
     """Each value of a 1-D column as ``json.dumps`` writes it, NaN as ``null`` (the report's
     ``None``)."""
-    texts = list(map(repr, values.tolist()))
+    texts = float_texts(values)
     for i in np.flatnonzero(~np.isfinite(values)).tolist():
         v = float(values[i])
         texts[i] = "null" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
@@ -63,7 +86,7 @@ def json_texts(values: FloatArray) -> list[str]:
 
 def csv_texts(values: FloatArray) -> list[str]:
     """Each value of a 1-D column as ``csv.writer`` writes it, NaN as an empty cell."""
-    texts = list(map(repr, values.tolist()))
+    texts = float_texts(values)
     for i in np.flatnonzero(np.isnan(values)).tolist():
         texts[i] = ""
     return texts

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from cvat_ext.consensus.report_text import csv_field, csv_texts, json_texts, round_like_python
+from cvat_ext.consensus.report_text import csv_field, csv_texts, float_texts, json_texts, round_like_python
 
 
 def _values(seed: int) -> np.ndarray:
@@ -57,3 +57,17 @@ def test_csv_field_equals_csv_writer(text: str) -> None:
     buf = io.StringIO()
     csv.writer(buf).writerow(["x", text])
     assert "x," + csv_field(text) + "\r\n" == buf.getvalue()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_float_texts_equal_repr(seed: int) -> None:
+    """Every magnitude (the encoder's range and both sides of it), random bit patterns, rounded
+    values, integers, signed zeros and non-finite values."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2**63, 200_000, dtype=np.int64).view(np.float64)
+    scaled = rng.random(200_000) * 10.0 ** rng.integers(-8, 20, 200_000)
+    values = np.concatenate([bits, -scaled, np.round(scaled, 2), np.floor(scaled), _values(seed)])
+    values = np.concatenate([values, [1e-4, np.nextafter(1e-4, 0), 1e16, np.nextafter(1e16, 0)]])
+    assert float_texts(values) == list(map(repr, values.tolist()))
+    assert float_texts(values[:0]) == []
+    assert float_texts(np.ones((2, 3))) == ["1.0"] * 6
