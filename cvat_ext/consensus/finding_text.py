@@ -206,8 +206,8 @@ def _window_lines(w: _Window, texts: _Texts) -> tuple[list[str], list[str], npt.
     label_name, label_json, label_esc, label_csv, label_quote = (
         np.array(col, dtype=object)[label_pos] for col in zip(*label_rows, strict=True)
     )
-    members, pattern_pos = np.unique(w.labels, axis=0, return_inverse=True)
-    pattern_rows = [texts.pattern(tuple(m)) for m in members.tolist()]
+    first_row, pattern_pos = _distinct_rows(w.labels)
+    pattern_rows = [texts.pattern(tuple(m)) for m in w.labels[first_row].tolist()]
     pattern_json = np.array([p[0] for p in pattern_rows], dtype=object)[pattern_pos]
     pattern_csv = np.array([p[1] for p in pattern_rows], dtype=object)[pattern_pos]
     suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
@@ -236,8 +236,10 @@ def _window_lines(w: _Window, texts: _Texts) -> tuple[list[str], list[str], npt.
     suffix_id = suffix_of[pattern_pos[ks], cs]
     low = np.flatnonzero(cs == _LOW)
     if low.size:
-        sims = w.min_similarity[ks[low]].tolist()
-        suffix_id[low] = [texts.low_overlap(f"{s:.2f}") for s in sims]
+        # the message writes the similarity with 2 decimals: one suffix per distinct rounded value
+        # (``format(v, ".2f")`` and ``format(round(v, 2), ".2f")`` are the same text)
+        sims, sim_pos = np.unique(round_like_python(w.min_similarity[ks[low]], 2), return_inverse=True)
+        suffix_id[low] = np.array([texts.low_overlap(f"{v:.2f}") for v in sims.tolist()], dtype=np.int64)[sim_pos]
     suffixes = texts.suffixes
     sfx = [suffixes[i] for i in suffix_id.tolist()]
     kind = [_KINDS[c] for c in cs.tolist()]
@@ -253,6 +255,19 @@ def _window_lines(w: _Window, texts: _Texts) -> tuple[list[str], list[str], npt.
         for fr, kd, k, s in zip(fr_f, kind, k_list, sfx, strict=True)
     ]
     return json_lines, csv_rows, w.frame[ks]
+
+
+def _distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(first, pos)``: a row index per distinct row of ``rows (K, R)`` and each row's position in
+    ``first`` (as ``np.unique(axis=0)``, by one integer per row when the values allow it)."""
+    if rows.size and rows.min() >= -1:
+        base = int(rows.max()) + 2
+        if base ** rows.shape[1] < 2**62:
+            key = (rows + 1) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
+            _, first, pos = np.unique(key, return_index=True, return_inverse=True)
+            return first, pos.reshape(-1)
+    _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first, pos.reshape(-1)
 
 
 def _quoted(text: str) -> str:
