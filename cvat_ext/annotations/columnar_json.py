@@ -39,14 +39,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from cvat_ext.annotations.cvat_json import parse_shape, parse_track
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
-from cvat_ext.annotations.model import Attribute, ShapeType, Tag
+from cvat_ext.annotations.model import Attribute, Shape, ShapeType, Tag
 from cvat_ext.annotations.table import (
     SHAPE_TYPES,
     TYPE_CODE,
@@ -55,10 +56,13 @@ from cvat_ext.annotations.table import (
     compact_coords,
     compact_ints,
 )
+from cvat_ext.annotations.tracks import expand_track
 from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.gc_pause import gc_paused
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
+
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,7 +88,8 @@ class _Shape(msgspec.Struct):
     source: str = "manual"
     score: float = 1.0
     attributes: list[_Attribute] = msgspec.field(default_factory=list)
-    elements: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    #: a skeleton's keypoints, as plain JSON data for the per-object parser
+    elements: list[Any] = msgspec.field(default_factory=list)
 
 
 class _Tag(msgspec.Struct):
@@ -100,7 +105,8 @@ class _Body(msgspec.Struct):
     version: int = 0
     tags: list[_Tag] = msgspec.field(default_factory=list)
     shapes: list[_Shape] = msgspec.field(default_factory=list)
-    tracks: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    #: plain JSON data for the per-object parser and the track expansion
+    tracks: list[Any] = msgspec.field(default_factory=list)
     intervals: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
@@ -117,6 +123,7 @@ BLOCK_BYTES: Final = 4 << 20
 #: and ``"shapes"`` also appear inside tracks, so their counts are compared with the track count
 _TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
 _CODE_OF: Final = {t.value: TYPE_CODE[t] for t in SHAPE_TYPES if t is not ShapeType.SKELETON}
+_SKELETON: Final = ShapeType.SKELETON.value
 #: numbers in ``points`` per type code (-1: XY pairs, at least MIN_VERTICES of them; -2: mask)
 _NEED = np.array(
     [
@@ -165,7 +172,7 @@ def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None =
                 return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path)
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 try:
-                    return _fast(mapped, release=functools.partial(_drop_pages, mapped))
+                    return _fast(mapped, last_frame, release=functools.partial(_drop_pages, mapped))
                 except _NotFast:
                     pass
     except OSError as exc:
@@ -178,7 +185,7 @@ def read_annotations_bytes(
 ) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already in memory (``where`` starts the errors)."""
     try:
-        return _fast(raw)
+        return _fast(raw, last_frame)
     except _NotFast:
         pass
     return _slow(raw, where, last_frame, path)
@@ -194,7 +201,7 @@ def read_annotations_body(data: Any, *, where: str, last_frame: int | None = Non
             body = None
         if body is not None:
             try:
-                return _columns(body, [_table_or_not(body.shapes)], None)
+                return _columns(body, [_table_or_not(body.shapes)], None, last_frame)
             except _NotFast:
                 pass
     try:
@@ -223,12 +230,16 @@ def _decode(raw: bytes | mmap.mmap) -> _Body:
         raise _NotFast from exc
 
 
-def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = None) -> ReplicaColumns:
+def _fast(
+    raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None = None
+) -> ReplicaColumns:
     with gc_paused():  # millions of acyclic structs and lists: the collector would rescan them all
-        return _fast_columns(raw, release)
+        return _fast_columns(raw, last_frame, release)
 
 
-def _fast_columns(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None) -> ReplicaColumns:
+def _fast_columns(
+    raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None
+) -> ReplicaColumns:
     items = array_items(raw, b"shapes", release=release) if len(raw) >= SPLIT_BYTES else None
     if items is None:
         body = _decode(raw)
@@ -243,17 +254,26 @@ def _fast_columns(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | 
         for block in _shape_blocks(raw, items, release):
             builder.add(block)
         parts = [builder.build()]
-    return _columns(body, parts, head)
+    return _columns(body, parts, head, last_frame)
 
 
-def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None) -> ReplicaColumns:
+def _columns(
+    body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None, last_frame: int | None
+) -> ReplicaColumns:
     """The replica's columns from its decoded body and shape tables (``head``: the JSON text with
-    the top-level keys, checked for a repeated key; None for a body decoded elsewhere)."""
+    the top-level keys, checked for a repeated key; None for a body decoded elsewhere). Tracks
+    are expanded up to ``last_frame`` into rows after the shapes' (the frame sort below puts them
+    after each frame's own shapes, in track order)."""
+    inner_shapes_keys = 0
     if body.tracks:
-        raise _NotFast
+        track_rows, inner_shapes_keys = _track_table(body.tracks, last_frame)
+        parts = [*parts, track_rows]
     if head is not None:
+        # "shapes" is also the key of every track's (and element track's) keyframes
         keys = _TOP_KEY.findall(head)
-        if len(keys) != len(set(keys)):
+        count = {k: keys.count(k) for k in set(keys)}
+        count[b"shapes"] = count.get(b"shapes", 0) - inner_shapes_keys
+        if any(c > 1 for c in count.values()) or count[b"shapes"] < 0:
             raise _NotFast
     shapes = compact_ints(ShapeTable.concat(parts))
     tags: dict[int, list[Tag]] = {}
@@ -266,6 +286,7 @@ def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | Non
         frames=np.union1d(shapes.frame, tag_frames),
         tags={f: tuple(v) for f, v in sorted(tags.items())},
         version=body.version,
+        from_tracks=bool(body.tracks),
     )
 
 
@@ -315,10 +336,46 @@ def _column(items: Sequence[_Shape], name: str, dtype: type) -> np.ndarray:
 
 
 def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
-    """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail."""
+    """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail.
+    Skeletons (and anything with elements) are built by ``parse_shape`` itself and put back in
+    file order."""
+    types = map(operator.attrgetter("type"), items)
+    if not any(map(operator.attrgetter("elements"), items)) and _SKELETON not in types:
+        return _plain_table(items)
+    is_object = np.fromiter((bool(s.elements) or s.type == _SKELETON for s in items), dtype=np.bool_, count=len(items))
+    objects, plain = np.flatnonzero(is_object), np.flatnonzero(~is_object)
+    tables = [
+        _plain_table([items[i] for i in plain.tolist()]),
+        ShapeTable.from_shapes([_parsed(msgspec.to_builtins(items[i]), parse_shape) for i in objects.tolist()]),
+    ]
+    return ShapeTable.concat(tables).take(np.argsort(np.concatenate([plain, objects]), kind="stable"))
+
+
+def _parsed(data: Any, parse: Callable[..., T]) -> T:
+    """``parse(data)`` by the per-object parser; any complaint sends the body to the slow path,
+    which names the object in its error."""
+    try:
+        return parse(data)
+    except AnnotationFormatError as exc:
+        raise _NotFast from exc
+
+
+def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTable, int]:
+    """The tracks' visible shapes (expanded up to ``last_frame`` by
+    :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion), in track
+    order, and how many ``"shapes"`` keys the tracks and their element tracks hold."""
+    shapes: list[Shape] = []
+    inner_keys = 0
+    for data in tracks:
+        track = _parsed(data, parse_track)
+        inner_keys += 1 + sum(isinstance(e, dict) and "shapes" in e for e in data.get("elements", ()))
+        shapes.extend(expand_track(track, last_frame=last_frame))
+    return ShapeTable.from_shapes(shapes), inner_keys
+
+
+def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
+    """Typed shapes without elements -> columns (see :func:`_shape_table`)."""
     n = len(items)
-    if any(map(operator.attrgetter("elements"), items)):
-        raise _NotFast  # skeletons: the slow path builds their elements
     code_of = _CODE_OF.get
     type_code = np.fromiter((code_of(t, -1) for t in map(operator.attrgetter("type"), items)), np.int64, n)
     if n and type_code.min() < 0:

@@ -39,7 +39,7 @@ def _columns_view(cols: ReplicaColumns) -> tuple[list[Any], list[Any], list[int]
 
 
 def _fast_only(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` without what the fast path hands to the slow one (tracks, skeletons)."""
+    """``body`` without tracks and skeletons (every row from the columns, none from the per-object parser)."""
     return {**body, "tracks": [], "shapes": [s for s in body["shapes"] if s["type"] != "skeleton"]}
 
 
@@ -66,6 +66,28 @@ def test_plain_bodies_take_the_fast_path(tmp_path: Path, monkeypatch: pytest.Mon
         cols = read_annotations_bytes(json.dumps(body).encode(), where="a")
         assert len(cols.shapes) == len(body["shapes"])
     assert kinds >= {"rectangle", "polygon", "mask", "points", "cuboid", "ellipse", "polyline"}
+
+
+def test_tracks_and_skeletons_take_the_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracks (keyframes, interpolation, outside frames) and skeletons go into the same table as
+    the shapes, FrameStore's rows in FrameStore's order, without the slow path."""
+    monkeypatch.setattr(columnar_json, "_slow", _no_slow)
+    seen = {"tracks": 0, "skeletons": 0}
+    bodies = [random_body(seed) for seed in range(40)]
+    bodies += [(body, 19) for _, side, _, body in recordings.annotation_bodies() if side == "response"]
+    for i, (body, stop_frame) in enumerate(bodies):
+        seen["tracks"] += bool(body["tracks"])
+        seen["skeletons"] += any(s["type"] == "skeleton" for s in body["shapes"])
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps(body))
+        cols = read_annotations_file(path, last_frame=stop_frame)
+        assert _columns_view(cols) == _store_view(path, stop_frame)
+        assert cols.from_tracks == bool(body["tracks"])
+    assert seen["tracks"] >= 10 and seen["skeletons"] >= 5
+
+
+def _no_slow(*args: Any) -> ReplicaColumns:
+    raise AssertionError("slow path taken")
 
 
 def test_recorded_cvat_bodies(tmp_path: Path) -> None:
@@ -200,7 +222,7 @@ def test_split_path_same_as_frame_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, ascii_only: bool
 ) -> None:
     body, stop_frame = random_body(seed)
-    body = _tricky_strings(_fast_only(body), seed)
+    body = _tricky_strings(body, seed)  # tracks and skeletons too
     path = tmp_path / "a.json"
     path.write_text(json.dumps(body, ensure_ascii=ascii_only, indent=seed % 3 or None))
     blocks: list[int] = []
