@@ -36,13 +36,13 @@ def _load() -> Solver:
         if not found:
             from scipy.optimize import linear_sum_assignment as public
 
-            return public  # type: ignore[no-any-return]
+            return public
         loader = importlib.machinery.ExtensionFileLoader(_NAME, str(found[0]))
         spec = importlib.util.spec_from_file_location(_NAME, found[0], loader=loader)
         assert spec is not None
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
-    return module.linear_sum_assignment  # type: ignore[no-any-return]
+    return module.linear_sum_assignment
 
 
 linear_sum_assignment: Solver = _load()
