@@ -40,7 +40,7 @@ from cvat_ext.consensus.report import (
     FindingKind,
     finding_message,
 )
-from cvat_ext.consensus.report_text import csv_field, csv_texts, json_texts, needs_quotes, round_like_python
+from cvat_ext.consensus.report_text import csv_field, float_texts, json_and_csv_texts, needs_quotes, round_like_python
 
 __all__ = ["Batch", "finding_batches", "supported"]
 
@@ -75,10 +75,12 @@ _Votes = tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, str], ...]]
 
 @dataclass(frozen=True)
 class _Suffix:
-    """A message's text after ``frame F: LABEL SHAPE_TYPE``: JSON-escaped, plain, needs CSV quotes."""
+    """A message's text after ``frame F: LABEL SHAPE_TYPE``: JSON-escaped, and as the end of a CSV
+    row, plain and inside a quoted field; ``quote``: the field must be quoted."""
 
     json: str
-    plain: str
+    csv: str
+    csv_quoted: str
     quote: bool
 
 
@@ -114,7 +116,8 @@ class _Texts:
         found = self._suffix_id.get(plain)
         if found is None:
             found = self._suffix_id[plain] = len(self.suffixes)
-            self.suffixes.append(_Suffix(json.dumps(plain)[1:-1], plain, needs_quotes([plain])[0]))
+            quoted = plain.replace('"', '""') + '"\r\n'
+            self.suffixes.append(_Suffix(json.dumps(plain)[1:-1], plain + "\r\n", quoted, needs_quotes([plain])[0]))
         return found
 
     def pattern(self, members: tuple[int, ...]) -> tuple[str, str, list[int]]:
@@ -211,26 +214,30 @@ def _window_lines(w: _Window, texts: _Texts) -> tuple[list[str], list[str], npt.
     pattern_json = np.array([p[0] for p in pattern_rows], dtype=object)[pattern_pos]
     pattern_csv = np.array([p[1] for p in pattern_rows], dtype=object)[pattern_pos]
     suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
-    box_json = list(map(repr, round_like_python(w.xyxy, 2).tolist()))  # "[x0, y0, x1, y1]", as json writes it
-    box_csv = [b[1:-1].replace(", ", ";") for b in box_json]
-    sim6 = round_like_python(w.min_similarity, 6)
-    score6 = round_like_python(w.score, 6)
+    box = iter(float_texts(round_like_python(w.xyxy, 2)))
+    box_json, box_csv = [], []
+    for x0, y0, x1, y1 in zip(box, box, box, box, strict=True):
+        box_json.append(f"[{x0}, {y0}, {x1}, {y1}]")  # a list of finite floats, as json writes it
+        box_csv.append(f"{x0};{y0};{x1};{y1}")
+    sim_json, sim_csv = json_and_csv_texts(round_like_python(w.min_similarity, 6))
+    score_json, score_csv = json_and_csv_texts(round_like_python(w.score, 6))
     mid_json = [
         f', "shape_type": "{st}", "label": {lj}, {pj}, "xyxy": {bx}, "min_similarity": {sm}, "score": {sc}, '
         f'"kept": {kp}, "message": "frame {fr}: {le} {st}'
         for st, lj, pj, bx, sm, sc, kp, fr, le in zip(
-            shape_type, label_json, pattern_json, box_json, json_texts(sim6), json_texts(score6),
+            shape_type, label_json, pattern_json, box_json, sim_json, score_json,
             _JSON_BOOL[w.kept.astype(np.int64)], frame_s, label_esc, strict=True,
         )
     ]  # fmt: skip
-    mid_csv = [
-        f",{st},{lc},{pc},{bx},{sm},{sc},{kp},"
-        for st, lc, pc, bx, sm, sc, kp in zip(
-            shape_type, label_csv, pattern_csv, box_csv, csv_texts(sim6), csv_texts(score6),
-            _CSV_BOOL[w.kept.astype(np.int64)], strict=True,
-        )
-    ]  # fmt: skip
-    head = [f"frame {fr}: {lb} {st}" for fr, lb, st in zip(frame_s, label_name, shape_type, strict=True)]
+    # the CSV row after frame and kind, up to the message's suffix: plain, and opening a quoted message
+    csv_plain, csv_quoted = [], []
+    for st, lc, pc, bx, sm, sc, kp, fr, lb in zip(
+        shape_type, label_csv, pattern_csv, box_csv, sim_csv, score_csv, _CSV_BOOL[w.kept.astype(np.int64)],
+        frame_s, label_name, strict=True,
+    ):  # fmt: skip
+        cells = f",{st},{lc},{pc},{bx},{sm},{sc},{kp},"
+        csv_plain.append(f"{cells}frame {fr}: {lb} {st}")
+        csv_quoted.append(f'{cells}"frame {fr}: {lb.replace(chr(34), chr(34) * 2)} {st}')
 
     # per finding: its suffix, then the lines
     suffix_id = suffix_of[pattern_pos[ks], cs]
@@ -251,7 +258,7 @@ def _window_lines(w: _Window, texts: _Texts) -> tuple[list[str], list[str], npt.
     ]
     quote_label = label_quote.tolist()
     csv_rows = [
-        f"{fr},{kd}{mid_csv[k]}{_quoted(head[k] + s.plain) if s.quote or quote_label[k] else head[k] + s.plain}\r\n"
+        f"{fr},{kd}{csv_quoted[k]}{s.csv_quoted}" if s.quote or quote_label[k] else f"{fr},{kd}{csv_plain[k]}{s.csv}"
         for fr, kd, k, s in zip(fr_f, kind, k_list, sfx, strict=True)
     ]
     return json_lines, csv_rows, w.frame[ks]
@@ -268,10 +275,6 @@ def _distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], 
             return first, pos.reshape(-1)
     _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     return first, pos.reshape(-1)
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
 
 
 def _with_tags(

@@ -29,7 +29,15 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["csv_field", "csv_texts", "float_texts", "json_texts", "needs_quotes", "round_like_python"]
+__all__ = [
+    "csv_field",
+    "csv_texts",
+    "float_texts",
+    "json_and_csv_texts",
+    "json_texts",
+    "needs_quotes",
+    "round_like_python",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -74,13 +82,31 @@ def _encoded(x: FloatArray) -> list[str]:
     return msgspec.json.encode(x.tolist())[1:-1].decode("ascii").split(",")
 
 
+def json_and_csv_texts(values: FloatArray) -> tuple[list[str], list[str]]:
+    """:func:`json_texts` and :func:`csv_texts` of one column, each value formatted once."""
+    texts = float_texts(values)
+    bad = np.flatnonzero(~np.isfinite(values)).tolist()
+    if not bad:
+        return texts, texts
+    as_json, as_csv = texts.copy(), texts.copy()
+    _patch_json(as_json, values, bad)
+    for i in bad:
+        if math.isnan(values[i]):
+            as_csv[i] = ""
+    return as_json, as_csv
+
+
+def _patch_json(texts: list[str], values: FloatArray, idx: list[int]) -> None:
+    for i in idx:
+        v = float(values[i])
+        texts[i] = "null" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
 def json_texts(values: FloatArray) -> list[str]:
     """Each value of a 1-D column as ``json.dumps`` writes it, NaN as ``null`` (the report's
     ``None``)."""
     texts = float_texts(values)
-    for i in np.flatnonzero(~np.isfinite(values)).tolist():
-        v = float(values[i])
-        texts[i] = "null" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    _patch_json(texts, values, np.flatnonzero(~np.isfinite(values)).tolist())
     return texts
 
 

@@ -10,7 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from cvat_ext.consensus.report_text import csv_field, csv_texts, float_texts, json_texts, round_like_python
+from cvat_ext.consensus.report_text import (
+    csv_field,
+    csv_texts,
+    float_texts,
+    json_and_csv_texts,
+    json_texts,
+    round_like_python,
+)
 
 
 def _values(seed: int) -> np.ndarray:
@@ -71,3 +78,10 @@ def test_float_texts_equal_repr(seed: int) -> None:
     assert float_texts(values) == list(map(repr, values.tolist()))
     assert float_texts(values[:0]) == []
     assert float_texts(np.ones((2, 3))) == ["1.0"] * 6
+
+
+def test_json_and_csv_texts_format_once_for_both() -> None:
+    values = round_like_python(_values(6), 6)
+    assert json_and_csv_texts(values) == (json_texts(values), csv_texts(values))
+    finite = values[np.isfinite(values)]
+    assert json_and_csv_texts(finite) == (json_texts(finite), csv_texts(finite))
