@@ -376,8 +376,7 @@ def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTa
 def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
     """Typed shapes without elements -> columns (see :func:`_shape_table`)."""
     n = len(items)
-    code_of = _CODE_OF.get
-    type_code = np.fromiter((code_of(t, -1) for t in map(operator.attrgetter("type"), items)), np.int64, n)
+    type_code = _codes(list(map(operator.attrgetter("type"), items)), _CODE_OF)
     if n and type_code.min() < 0:
         raise _NotFast
     points = list(map(operator.attrgetter("points"), items))
@@ -391,11 +390,15 @@ def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
         raise _NotFast
     _check_points(type_code, lengths, coords, coord_start)
     ids = list(map(operator.attrgetter("id"), items))
-    has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
-    sources: dict[str, int] = {}
-    source_code = np.fromiter(
-        (sources.setdefault(s, len(sources)) for s in map(operator.attrgetter("source"), items)), np.int64, n
-    )
+    if ids.count(None) == n:  # CVAT's export of a job: no ids at all (C-level count, no loop)
+        has_id, obj_id = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64)
+    else:
+        has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
+        obj_id = np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n)
+    source_names = list(map(operator.attrgetter("source"), items))
+    sources = {name: code for code, name in enumerate(dict.fromkeys(source_names))}
+    source_code = _codes(source_names, sources)
+    with_attributes = np.flatnonzero(np.fromiter(map(bool, map(operator.attrgetter("attributes"), items)), np.bool_, n))
     return ShapeTable(
         frame=_column(items, "frame", np.int64),
         label_id=_column(items, "label_id", np.int64),
@@ -406,14 +409,22 @@ def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
         group=_column(items, "group", np.int64),
         rotation=rotation,
         score=score,
-        obj_id=np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n),
+        obj_id=obj_id,
         has_id=has_id,
         source_code=source_code,
         sources=tuple(sources),
         coords=compact_coords(coords),
         coord_start=coord_start,
-        attributes={i: _attrs(s.attributes) for i, s in enumerate(items) if s.attributes},
+        attributes={i: _attrs(items[i].attributes) for i in with_attributes.tolist()},
     )
+
+
+def _codes(names: list[str], code_of: dict[str, int]) -> npt.NDArray[np.int64]:
+    """``(N,)`` the code of every name (-1 for a name ``code_of`` lacks); one C-level count when
+    every name is the same (a job of boxes: every type is ``rectangle``)."""
+    if names and names.count(names[0]) == len(names):
+        return np.full(len(names), code_of.get(names[0], -1), dtype=np.int64)
+    return np.fromiter(map(code_of.get, names, itertools.repeat(-1)), dtype=np.int64, count=len(names))
 
 
 def _check_points(type_code: np.ndarray, lengths: np.ndarray, coords: np.ndarray, coord_start: np.ndarray) -> None:
