@@ -9,17 +9,24 @@ Two paths, one result:
 * the **fast path** decodes with msgspec into typed structs (C-level type checks: no bools for
   numbers, no strings for numbers, no NaN/infinity), then checks every rule of
   :func:`~cvat_ext.annotations.cvat_json.parse_shape` on whole columns (points per type, mask RLE
-  sums and boxes, finite numbers) and fills the columns without a Python object per shape;
-* the **slow path** runs when the fast one cannot vouch for a file: a check failed, the body has
-  tracks or skeletons, an integer is written as ``14.0``, a top-level key may be repeated. It is
-  :class:`~cvat_ext.annotations.frame_store.FrameStore`, the strict per-object reader: it raises
-  the one error naming the file, the object index and the field (``a.json: shapes[1234] frame 7:
-  polygon 3 has 2 points, need >= 3``), or, for a valid body, gives the frames the table is built
-  from (tracks expanded up to ``last_frame``).
+  sums and boxes, finite numbers) and fills the columns without a Python object per shape.
+  Skeletons (``parse_shape``) and tracks (``parse_track``, then
+  :func:`~cvat_ext.annotations.tracks.expand_track` up to ``last_frame``: the per-object path's
+  keyframes, interpolation and outside frames) are built by the per-object code and go into the
+  same table, track rows after each frame's own shapes, in track order;
+* the **slow path** runs when the fast one cannot vouch for a file: a check failed, the
+  per-object parser complained about a skeleton or a track, an integer is written as ``14.0``, a
+  top-level key may be repeated. It is :class:`~cvat_ext.annotations.frame_store.FrameStore`,
+  the strict per-object reader: it raises the one error naming the file, the object index and the
+  field (``a.json: shapes[1234] frame 7: polygon 3 has 2 points, need >= 3``), or, for a valid
+  body, gives the frames the table is built from (tracks expanded up to ``last_frame``).
 
-Large bodies are not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds
-each shape's bytes and the shapes are decoded :data:`BLOCK_ITEMS` at a time (a file is
-memory-mapped and its pages dropped as they are done), so reading holds the columns, not the file.
+Files are memory-mapped and decoded from the page cache. Bodies of :data:`SPLIT_BYTES` or more are
+not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds each shape's bytes
+and the shapes are decoded :data:`BLOCK_ITEMS` at a time (the pages dropped as they are done), so
+reading holds the columns, not the file. Smaller bodies are decoded in one call (the scan costs
+more than the decoding); the cyclic garbage collector is paused meanwhile
+(:mod:`cvat_ext.gc_pause`).
 
 msgspec was chosen on measurement (bench/consensus_e2e.py's notes; a 58 MB file of 200,000 boxes
 decodes into typed structs in about half the time ``orjson``/``json`` take to build dicts, and the
@@ -35,6 +42,7 @@ import mmap
 import operator
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -160,16 +168,17 @@ class ReplicaColumns:
 def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None = None) -> ReplicaColumns:
     """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``).
 
-    Files of :data:`SPLIT_BYTES` or more are memory-mapped and their shapes decoded
-    :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so memory holds the columns
-    and one block, not the file. Bad input raises :class:`AnnotationFormatError` naming the file,
-    the object and the field."""
+    Files are memory-mapped and decoded from the page cache; those of :data:`SPLIT_BYTES` or more
+    have their shapes decoded :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so
+    memory holds the columns and one block, not the file. Bad input raises
+    :class:`AnnotationFormatError` naming the file, the object and the field."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < SPLIT_BYTES:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode) or not info.st_size:  # a pipe, an empty file
                 return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path)
+            # decoded straight from the page cache: no copy of the file in memory
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 try:
                     return _fast(mapped, last_frame, release=functools.partial(_drop_pages, mapped))
