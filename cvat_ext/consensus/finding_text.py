@@ -22,6 +22,7 @@ number is one the templates write as ``json`` would) before a run is written thi
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import itertools
 import json
@@ -147,26 +148,11 @@ class _Texts:
         return found
 
 
-@dataclass(frozen=True)
-class _Window:
-    """The clusters of one frame range, every block's rows concatenated in block order."""
-
-    frame: npt.NDArray[np.int64]
-    type_code: npt.NDArray[np.int64]
-    label: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
-    xyxy: npt.NDArray[np.float64]
-    min_similarity: npt.NDArray[np.float64]
-    score: npt.NDArray[np.float64]
-    kept: npt.NDArray[np.bool_]
-    flags: npt.NDArray[np.bool_]
-
-    @classmethod
-    def cut(cls, parts: Sequence[tuple[FindingBlock, int, int]]) -> _Window:
-        def cat(name: str) -> Any:
-            return np.concatenate([getattr(b, name)[lo:hi] for b, lo, hi in parts])
-
-        return cls(*(cat(name) for name in cls.__dataclass_fields__))
+def _window(parts: Sequence[tuple[FindingBlock, int, int]]) -> FindingBlock:
+    """One block of the rows ``[lo, hi)`` of each ``(block, lo, hi)``, concatenated in that order."""
+    return FindingBlock(
+        *(np.concatenate([getattr(b, f.name)[lo:hi] for b, lo, hi in parts]) for f in dataclasses.fields(FindingBlock))
+    )
 
 
 def finding_batches(result: ConsensusResult) -> Iterator[Batch]:
@@ -189,12 +175,12 @@ def finding_batches(result: ConsensusResult) -> Iterator[Batch]:
             b = blocks[i]
             a, z = np.searchsorted(b.frame, [lo, hi]).tolist()
             parts.append((b, a, z))
-        batch = _window_lines(_Window.cut(parts), texts) if parts else ([], [], np.zeros(0, np.int64))
+        batch = _window_lines(_window(parts), texts) if parts else ([], [], np.zeros(0, np.int64))
         t_lo, t_hi = np.searchsorted(tag_frames, [lo, hi]).tolist()
         yield _with_tags(batch, tags[t_lo:t_hi], tag_frames[t_lo:t_hi])
 
 
-def _window_lines(w: _Window, texts: _Texts) -> tuple[list[str], list[str], npt.NDArray[np.int64]]:
+def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str], npt.NDArray[np.int64]]:
     """The window's findings sorted by frame (stable): JSON lines, CSV rows, frames."""
     # the findings: (cluster, kind) in block, cluster, kind order, then stably by frame
     ks, cs = np.nonzero(w.flags)
