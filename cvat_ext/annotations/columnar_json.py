@@ -378,7 +378,7 @@ def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTa
     for data in tracks:
         track = _parsed(data, parse_track)
         inner_keys += 1 + sum(isinstance(e, dict) and "shapes" in e for e in data.get("elements", ()))
-        shapes.extend(expand_track(track, last_frame=last_frame))
+        shapes.extend(_parsed(track, functools.partial(expand_track, last_frame=last_frame)))
     return ShapeTable.from_shapes(shapes), inner_keys
 
 
