@@ -140,11 +140,19 @@ def run_measured(
         fifo.unlink()
     os.mkfifo(fifo)
     opened: list[float] = []
+    done = threading.Event()
 
     def serve() -> None:
-        with fifo.open("w") as fh:  # blocks until the child opens the FIFO to read
-            opened.append(time.perf_counter())
-            fh.write(labels_text)
+        # once per open by the child (a tree whose CLI opens the labels twice must not hang)
+        while True:
+            with fifo.open("w") as fh:  # blocks until a reader opens the FIFO
+                if done.is_set():
+                    return
+                opened.append(time.perf_counter())
+                try:
+                    fh.write(labels_text)
+                except BrokenPipeError:
+                    return
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
@@ -152,7 +160,10 @@ def run_measured(
     proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    done.set()
+    release = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the server's pending open return
     server.join(timeout=5)
+    os.close(release)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{argv[:6]} failed with exit code {os.waitstatus_to_exitcode(status)}")
     first_byte = opened[0] - t0 if opened else float("nan")
