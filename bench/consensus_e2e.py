@@ -131,39 +131,31 @@ def _tile(src: Path, dst: Path, times: int) -> None:
 
 
 def run_measured(
-    argv: list[str], labels_text: str, fifo: Path, cwd: Path = ROOT
+    argv: list[str], labels_text: str, fifo: Path | None, cwd: Path = ROOT
 ) -> tuple[float, float, float, float]:
     """Run ``argv`` on core 0 with ``fifo`` serving the labels: wall seconds, CPU seconds (user +
     system: what the run costs when other work shares the core), seconds to the first byte read
-    (the child opening the FIFO), peak RSS (GB)."""
-    if fifo.exists():
-        fifo.unlink()
-    os.mkfifo(fifo)
+    (the child opening the FIFO; NaN without one), peak RSS (GB)."""
     opened: list[float] = []
-    done = threading.Event()
+    server = None
+    if fifo is not None:
+        if fifo.exists():
+            fifo.unlink()
+        os.mkfifo(fifo)
 
-    def serve() -> None:
-        # once per open by the child (a tree whose CLI opens the labels twice must not hang)
-        while True:
-            with fifo.open("w") as fh:  # blocks until a reader opens the FIFO
-                if done.is_set():
-                    return
+        def serve() -> None:
+            with fifo.open("w") as fh:  # blocks until the child opens the FIFO to read
                 opened.append(time.perf_counter())
-                try:
-                    fh.write(labels_text)
-                except BrokenPipeError:
-                    return
+                fh.write(labels_text)
 
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
     t0 = time.perf_counter()
     proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    done.set()
-    release = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the server's pending open return
-    server.join(timeout=5)
-    os.close(release)
+    if server is not None:
+        server.join(timeout=5)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{argv[:6]} failed with exit code {os.waitstatus_to_exitcode(status)}")
     first_byte = opened[0] - t0 if opened else float("nan")
@@ -183,8 +175,8 @@ def run_both(folder: Path, replicas: list[Path], *, today: bool, before: Path | 
     cli_out = folder / "out-cli"
     shutil.rmtree(cli_out, ignore_errors=True)
 
-    def cli(out_dir: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "cvat_ext", "qa", "consensus", "--labels", str(fifo), "--meta", meta]
+    def cli(out_dir: Path, labels: Path = fifo) -> list[str]:
+        cmd = [sys.executable, "-m", "cvat_ext", "qa", "consensus", "--labels", str(labels), "--meta", meta]
         cmd += [a for pair in pairs for a in ("--annotations", pair)]
         cmd += ["--report-out", str(out_dir / "report.json"), "--csv-dir", str(out_dir / "tables")]
         return [*cmd, "--merged-out", str(out_dir / "merged.json"), "--no-progress"]
@@ -192,7 +184,9 @@ def run_both(folder: Path, replicas: list[Path], *, today: bool, before: Path | 
     out["cli"] = run_measured(cli(cli_out), labels_text, fifo)
     if before is not None:  # python -m puts the working folder first on sys.path: run from there
         shutil.rmtree(folder / "out-before", ignore_errors=True)
-        out["before"] = run_measured(cli(folder / "out-before"), labels_text, fifo, cwd=before)
+        # the labels as a plain file: an older CLI may open them twice (its kind sniff drained a FIFO)
+        argv = cli(folder / "out-before", folder / "labels.json")
+        out["before"] = run_measured(argv, labels_text, None, cwd=before)
     if today:
         today_out = folder / "out-today"
         shutil.rmtree(today_out, ignore_errors=True)
