@@ -290,9 +290,12 @@ def _columns(
         tag = Tag(t.frame, t.label_id, t.id, t.group, t.source, _attrs(t.attributes))
         tags.setdefault(t.frame, []).append(tag)
     tag_frames = np.fromiter(tags, dtype=np.int64, count=len(tags))
+    shapes = _by_frame(shapes)
+    frame = shapes.frame.astype(np.int64)
+    shape_frames = frame[np.concatenate(([True], frame[1:] != frame[:-1]))] if frame.size else frame  # sorted
     return ReplicaColumns(
-        shapes=_by_frame(shapes),
-        frames=np.union1d(shapes.frame, tag_frames),
+        shapes=shapes,
+        frames=np.union1d(shape_frames, tag_frames) if tag_frames.size else shape_frames,
         tags={f: tuple(v) for f, v in sorted(tags.items())},
         version=body.version,
         from_tracks=bool(body.tracks),
