@@ -32,6 +32,7 @@ from results_io import BenchResults
 
 from cvat_ext.annotations.columnar_json import read_annotations_body
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
+from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.sidecar.engines import ConsensusEngineRunner
 from cvat_ext.sidecar.interface import ConsensusOutcome, ReplicaInput
 
@@ -57,7 +58,7 @@ def main() -> None:
 
     g = generate(Scenario(kind=args.kind, frames=args.frames, objects_per_frame=20, seed=0))
     bodies = {100 + i: dump_job_annotations(ann) for i, ann in enumerate(g.replicas.values())}
-    runner = ConsensusEngineRunner(iou_thr=0.5)
+    runner = ConsensusEngineRunner(ConsensusSettings(iou_thr=0.5))
 
     def today() -> ConsensusOutcome:
         inputs = [ReplicaInput(j, None, parse_job_annotations(b, where=f"job {j}")) for j, b in bodies.items()]
