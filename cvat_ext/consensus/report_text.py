@@ -54,8 +54,9 @@ def round_like_python(values: npt.ArrayLike, ndigits: int) -> FloatArray:
         scaled = x * scale
         out = np.rint(scaled) / scale
         off_tie = np.abs(scaled - np.floor(scaled) - 0.5) > _TIE
-        # NaN and infinities come out of ``rint`` as ``round`` gives them
-        doubt = np.isfinite(scaled) & ~(off_tie & (np.abs(scaled) < _LARGE))
+        # NaN and infinities come out of ``rint`` as ``round`` gives them; a finite value whose
+        # scaled form overflows is large, so Python's
+        doubt = np.isfinite(x) & ~(off_tie & (np.abs(scaled) < _LARGE))
     idx = np.flatnonzero(doubt)
     if idx.size:
         flat = out.reshape(-1)

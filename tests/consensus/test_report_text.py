@@ -28,8 +28,8 @@ def _values(seed: int) -> np.ndarray:
     exact_ties = rng.integers(-4000, 4000, 500) / 8.0  # 0.125, 0.375 ...: exact ties at 2 decimals
     near = np.concatenate([np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf)])
     spread = rng.standard_normal(3000) * 10.0 ** rng.integers(-8, 12, 3000)
-    special = [0.0, -0.0, 1e-300, -1e-300, 5e-324, 1e15, 1e16, 1e300, 2.675, 0.5, 1.5, 2.5, -2.5,
-               math.nan, math.inf, -math.inf]  # fmt: skip
+    special = [0.0, -0.0, 1e-300, -1e-300, 5e-324, 1e15, 1e16, 1e300, 1.7e308, -1.7e308, 2.675, 0.5, 1.5,
+               2.5, -2.5, math.nan, math.inf, -math.inf]  # fmt: skip
     return np.concatenate([ties, exact_ties, near, spread, rng.random(2000), special])
 
 
