@@ -343,6 +343,27 @@ class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
             return self.get_annotations(job_id)
         return parse_job_annotations(wire.expect_mapping(data, what), where=f"job {job_id}")
 
+    def put_annotations_json(self, job_id: int, text: str) -> dict[str, int]:
+        """Replace all annotations of the job with ``text`` (CVAT ``LabeledData`` JSON, e.g. a merge
+        written from columns); returns how many shapes, tags and tracks CVAT saved.
+
+        The same request as :meth:`put_annotations` (the SDK serialises the decoded body), without
+        building an object per annotation on either side.
+        """
+        what = f"job {job_id} annotations"
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{what}: the body to PUT is not JSON: {exc}") from exc
+        endpoint = self._api.jobs_api.update_annotations_endpoint
+        data = self._t.json(what, lambda: self._t.raw(endpoint, path_params={"id": job_id}, body=body))
+        saved = wire.expect_mapping(data, what) if data is not None else self.get_annotations_json(job_id)
+        counts: dict[str, int] = {}
+        for key in ("shapes", "tags", "tracks"):
+            items = saved.get(key)
+            counts[key] = len(items) if isinstance(items, list) else 0
+        return counts
+
     def patch_annotations(
         self, job_id: int, action: Literal["create", "update", "delete"], ann: JobAnnotations
     ) -> JobAnnotations:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cvat_ext.annotations.cvat_json import dump_job_annotations
+from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
@@ -161,6 +162,11 @@ class FakeCvat:
         self._call("PUT /api/jobs/{id}/annotations")
         self.annotations[job_id] = ann
         return ann
+
+    def put_annotations_json(self, job_id: int, text: str) -> dict[str, int]:
+        self._call("PUT /api/jobs/{id}/annotations")
+        ann = self.annotations[job_id] = parse_job_annotations(json.loads(text), where=f"PUT job {job_id}")
+        return {"shapes": len(ann.shapes), "tags": len(ann.tags), "tracks": len(ann.tracks)}
 
     def get_labels(self, *, job_id: int | None = None, task_id: int | None = None) -> LabelSet:
         self._call("GET /api/labels")
