@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import FloatArray, FrameAnnotations, IntArray, LabelSet, Shape, ShapeType, Tag
+from cvat_ext.annotations.table import LazyShapes, ShapeTable
 
 #: shape types in a fixed order: ``FrameBatch.type_code`` indexes this
 TYPE_ORDER: tuple[ShapeType, ...] = tuple(ShapeType)
@@ -80,7 +81,7 @@ class FrameBatch:
     frame_wh: IntArray
     tags: tuple[tuple[Tag, ...], ...]
     starts: IntArray
-    shapes: tuple[Shape, ...]
+    shapes: tuple[Shape, ...] | LazyShapes
     track_ids: tuple[int | None, ...]
     frame_pos: IntArray
     frame: IntArray
@@ -193,42 +194,107 @@ def build_frame_batch(
                 track_l.append(t)
         counts[k] = len(shapes_l) - before
     n = len(shapes_l)
-    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    frame_pos = np.repeat(np.arange(len(frames), dtype=np.int64), counts)
-    frame_arr = np.array([fa.frame for fa in frames], dtype=np.int64)
-    wh = np.array(frame_wh, dtype=np.int64).reshape(len(frames), 2)
-
     # one pass over the shapes for the per-row scalars; geometry is then vectorised per type
-    dense, unknown = index.dense, len(index.dense)
     label_id = np.empty(n, dtype=np.int64)
-    label_idx = np.empty(n, dtype=np.int64)
     type_code = np.empty(n, dtype=np.int64)
     rotation = np.empty(n, dtype=np.float64)
     for i, s in enumerate(shapes_l):
         label_id[i] = s.label_id
-        label_idx[i] = dense.get(s.label_id, unknown)
         type_code[i] = _TYPE_CODE[s.type]
         rotation[i] = s.rotation
+    rect_rows = np.flatnonzero(type_code == _TYPE_CODE[ShapeType.RECTANGLE])
+    rect_xyxy = np.stack([shapes_l[i].points for i in rect_rows]) if rect_rows.size else np.zeros((0, 4))
+    return _batch(
+        np.array([fa.frame for fa in frames], dtype=np.int64),
+        frame_wh,
+        tuple(fa.tags for fa in frames),
+        counts,
+        _Rows(tuple(shapes_l), tuple(track_l), label_id, type_code, rotation, rect_xyxy),
+        index,
+    )
+
+
+def build_table_batch(
+    table: ShapeTable,
+    rows: IntArray,
+    frames: IntArray,
+    counts: IntArray,
+    tags: Sequence[tuple[Tag, ...]],
+    frame_wh: Sequence[tuple[int, int]],
+    index: LabelIndex,
+) -> FrameBatch:
+    """The same batch from a :class:`ShapeTable`: ``rows`` the visible rows of ``frames (F,)``,
+    frame by frame (``counts (F,)`` rows each), ``tags[k]`` the tags of ``frames[k]``.
+
+    Nothing is built per shape: ``FrameBatch.shapes`` builds an object when a checker asks for
+    one (a finding names it, or a kernel needs its polygon or mask). The table has no tracks.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    type_code = table.type_code[rows].astype(np.int64)
+    rect_rows = rows[type_code == _TYPE_CODE[ShapeType.RECTANGLE]]
+    corner = table.coord_start[rect_rows][:, None] + np.arange(4)
+    return _batch(
+        np.asarray(frames, dtype=np.int64),
+        frame_wh,
+        tuple(tags),
+        np.asarray(counts, dtype=np.int64),
+        _Rows(
+            LazyShapes(table, rows),
+            (None,) * rows.size,
+            table.label_id[rows].astype(np.int64),
+            type_code,
+            table.rotation[rows].astype(np.float64),
+            table.coords[corner].astype(np.float64).reshape(-1, 4),
+        ),
+        index,
+    )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The per-row inputs of a batch, whichever source they came from."""
+
+    shapes: tuple[Shape, ...] | LazyShapes
+    track_ids: tuple[int | None, ...]
+    label_id: IntArray
+    type_code: IntArray
+    rotation: FloatArray
+    rect_xyxy: FloatArray  # (R, 4) CVAT's points of the rectangle rows, in row order
+
+
+def _batch(
+    frame_arr: IntArray,
+    frame_wh: Sequence[tuple[int, int]],
+    tags: tuple[tuple[Tag, ...], ...],
+    counts: IntArray,
+    rows: _Rows,
+    index: LabelIndex,
+) -> FrameBatch:
+    n = rows.label_id.shape[0]
+    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    frame_pos = np.repeat(np.arange(frame_arr.shape[0], dtype=np.int64), counts)
+    wh = np.array(frame_wh, dtype=np.int64).reshape(frame_arr.shape[0], 2)
+    dense_ids = np.fromiter(index.dense, dtype=np.int64, count=len(index.dense))
+    label_idx = _dense_index(rows.label_id, dense_ids, np.fromiter(index.dense.values(), np.int64, len(index.dense)))
     xyxy = np.zeros((n, 4), dtype=np.float64)
     width = np.zeros(n, dtype=np.float64)
     height = np.zeros(n, dtype=np.float64)
     area = np.zeros(n, dtype=np.float64)
-    is_rect = type_code == _TYPE_CODE[ShapeType.RECTANGLE]
+    is_rect = rows.type_code == _TYPE_CODE[ShapeType.RECTANGLE]
     rect_rows = np.flatnonzero(is_rect)
     if rect_rows.size:
-        points = np.stack([shapes_l[i].points for i in rect_rows])
-        extent, rect_w, rect_h = _rect_columns(points, rotation[rect_rows])
+        extent, rect_w, rect_h = _rect_columns(rows.rect_xyxy, rows.rotation[rect_rows])
         xyxy[rect_rows], width[rect_rows], height[rect_rows] = extent, rect_w, rect_h
         area[rect_rows] = rect_w * rect_h
-    for row in np.flatnonzero(~is_rect):
-        xyxy[row], width[row], height[row], area[row] = _other_geometry(shapes_l[row])
+    for row in np.flatnonzero(~is_rect).tolist():
+        xyxy[row], width[row], height[row], area[row] = _other_geometry(rows.shapes[row])
     return FrameBatch(
         frames=frame_arr,
         frame_wh=wh,
-        tags=tuple(fa.tags for fa in frames),
+        tags=tags,
         starts=starts,
-        shapes=tuple(shapes_l),
-        track_ids=tuple(track_l),
+        shapes=rows.shapes,
+        track_ids=rows.track_ids,
         frame_pos=frame_pos,
         frame=frame_arr[frame_pos],
         frame_w=wh[frame_pos, 0].astype(np.float64),
@@ -237,10 +303,22 @@ def build_frame_batch(
         width=width,
         height=height,
         area=area,
-        rotation=rotation,
-        label_id=label_id,
+        rotation=rows.rotation,
+        label_id=rows.label_id,
         label_idx=label_idx,
-        type_name=_TYPE_NAMES[type_code],
-        type_code=type_code,
+        type_name=_TYPE_NAMES[rows.type_code],
+        type_code=rows.type_code,
         _label_names=index.names,
     )
+
+
+def _dense_index(label_id: IntArray, ids: IntArray, dense: IntArray) -> IntArray:
+    """(N,) the dense index of each label id (``len(ids)`` for ids the label set lacks)."""
+    out = np.full(label_id.shape[0], ids.shape[0], dtype=np.int64)
+    if ids.size == 0 or label_id.size == 0:
+        return out
+    order = np.argsort(ids)
+    pos = np.clip(np.searchsorted(ids[order], label_id), 0, ids.size - 1)
+    hit = ids[order][pos] == label_id
+    out[hit] = dense[order][pos[hit]]
+    return out

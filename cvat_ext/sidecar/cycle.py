@@ -432,7 +432,7 @@ class Cycle:
 
     def replica(self, job: JobRow) -> _Replica:
         """A replica's annotations: fetched once per ``updated_date`` as CVAT's JSON, read into
-        columns for the engine and into objects for the rules on first use."""
+        columns for the engine and the rules (objects only for a body with tracks) on first use."""
         hit = self._annotations.get(job.id)
         if hit is not None and hit[0] == job.updated_date:
             self._annotations.move_to_end(job.id)
@@ -465,7 +465,9 @@ class Cycle:
             self.store.upsert_jobs(rows)
         return rows
 
-    def _rule_findings(self, job: JobRow, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def _rule_findings(
+        self, job: JobRow, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]:
         if self.rules is None:
             return []
         return list(self.rules.check(JobRef(job.id, job.task_id, job.project_id), ann, labels, meta))
@@ -489,8 +491,11 @@ class Cycle:
         ]
         rule_findings: list[Finding] = []
         if self.rules is not None:
-            for r, f in zip(replicas, fetched, strict=True):
-                rule_findings += self._rule_findings(r, f.annotations(), labels, meta)
+            for r, f, given in zip(replicas, fetched, inputs, strict=True):
+                # the rules read the engine's columns; a body with tracks needs its objects
+                cols = given.columns
+                source = f.annotations() if cols is None or cols.from_tracks else cols
+                rule_findings += self._rule_findings(r, source, labels, meta)
         outcome = self.consensus.score(parent.id, inputs, labels, meta)
         agreement = Agreement(
             outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0

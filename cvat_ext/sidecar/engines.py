@@ -21,6 +21,7 @@ from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, JobRef, ReplicaInput, RuleRunner
 
 if TYPE_CHECKING:
+    from cvat_ext.annotations.columnar_json import ReplicaColumns
     from cvat_ext.consensus.report import ConsensusResult
     from cvat_ext.consensus.settings import ConsensusSettings
     from cvat_ext.rules import RulePack
@@ -34,7 +35,9 @@ class RulePackRunner:
     def __init__(self, pack: RulePack) -> None:
         self.pack = pack
 
-    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def check(
+        self, job: JobRef, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]:
         from cvat_ext.rules import check_job
 
         return check_job(

@@ -84,9 +84,12 @@ class JobRef:
 
 
 class RuleRunner(Protocol):
-    """Runs the configured rule packs on one job's annotations."""
+    """Runs the configured rule packs on one job's annotations: objects, or the columns of a body
+    without tracks (the same findings; see :func:`cvat_ext.rules.engine.iter_findings`)."""
 
-    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]: ...
+    def check(
+        self, job: JobRef, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]: ...
 
 
 class ConsensusRunner(Protocol):

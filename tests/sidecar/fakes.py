@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
@@ -300,8 +301,11 @@ class BoxCountRules:
 
     action: Action = Action.OPEN_ISSUE
 
-    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def check(
+        self, job: JobRef, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]:
         job_id = job.job_id
+        shapes = list(ann.shapes.shapes()) if isinstance(ann, ReplicaColumns) else ann.shapes
         return [
             Finding(
                 source=Source.RULE,
@@ -314,6 +318,6 @@ class BoxCountRules:
                 job_id=job_id,
                 label="car",
             )
-            for s in ann.shapes
+            for s in shapes
             if s.points[2] - s.points[0] < 10
         ]
