@@ -202,14 +202,20 @@ def build_frame_batch(
         label_id[i] = s.label_id
         type_code[i] = _TYPE_CODE[s.type]
         rotation[i] = s.rotation
-    rect_rows = np.flatnonzero(type_code == _TYPE_CODE[ShapeType.RECTANGLE])
-    rect_xyxy = np.stack([shapes_l[i].points for i in rect_rows]) if rect_rows.size else np.zeros((0, 4))
+    geometry = _Geometry.empty(n)
+    is_rect = type_code == _TYPE_CODE[ShapeType.RECTANGLE]
+    rect_rows = np.flatnonzero(is_rect)
+    if rect_rows.size:
+        geometry.set_rectangles(rect_rows, np.stack([shapes_l[i].points for i in rect_rows]), rotation[rect_rows])
+    for row in np.flatnonzero(~is_rect).tolist():
+        extent, width, height, area = _other_geometry(shapes_l[row])
+        geometry.set_row(row, extent, width, height, area)
     return _batch(
         np.array([fa.frame for fa in frames], dtype=np.int64),
         frame_wh,
         tuple(fa.tags for fa in frames),
         counts,
-        _Rows(tuple(shapes_l), tuple(track_l), label_id, type_code, rotation, rect_xyxy),
+        _Rows(tuple(shapes_l), tuple(track_l), label_id, type_code, rotation, geometry),
         index,
     )
 
@@ -231,23 +237,106 @@ def build_table_batch(
     """
     rows = np.asarray(rows, dtype=np.int64)
     type_code = table.type_code[rows].astype(np.int64)
-    rect_rows = rows[type_code == _TYPE_CODE[ShapeType.RECTANGLE]]
-    corner = table.coord_start[rect_rows][:, None] + np.arange(4)
+    rotation = table.rotation[rows].astype(np.float64)
+    shapes = LazyShapes(table, rows)
     return _batch(
         np.asarray(frames, dtype=np.int64),
         frame_wh,
         tuple(tags),
         np.asarray(counts, dtype=np.int64),
         _Rows(
-            LazyShapes(table, rows),
+            shapes,
             (None,) * rows.size,
             table.label_id[rows].astype(np.int64),
             type_code,
-            table.rotation[rows].astype(np.float64),
-            table.coords[corner].astype(np.float64).reshape(-1, 4),
+            rotation,
+            _table_geometry(table, rows, type_code, rotation, shapes),
         ),
         index,
     )
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Per-row geometry of a batch (see :class:`FrameBatch`): extent ``xyxy (N, 4)``, own
+    ``width``, ``height`` and ``area``."""
+
+    xyxy: FloatArray
+    width: FloatArray
+    height: FloatArray
+    area: FloatArray
+
+    @classmethod
+    def empty(cls, n: int) -> _Geometry:
+        return cls(np.zeros((n, 4)), np.zeros(n), np.zeros(n), np.zeros(n))
+
+    def set_rectangles(self, rows: IntArray, points: FloatArray, rotation: FloatArray) -> None:
+        extent, width, height = _rect_columns(points, rotation)
+        self.xyxy[rows], self.width[rows], self.height[rows] = extent, width, height
+        self.area[rows] = width * height
+
+    def set_row(self, row: int, extent: FloatArray, width: float, height: float, area: float) -> None:
+        self.xyxy[row], self.width[row], self.height[row], self.area[row] = extent, width, height, area
+
+
+def _table_geometry(
+    table: ShapeTable, rows: IntArray, type_code: IntArray, rotation: FloatArray, shapes: LazyShapes
+) -> _Geometry:
+    """:class:`_Geometry` of table ``rows`` from the columns, with the values ``_other_geometry``
+    gives for an object: rectangles, ellipses and masks vectorised, polygons one shoelace per row
+    on the row's coordinates, skeletons from their objects (their extent needs the elements)."""
+    geometry = _Geometry.empty(rows.size)
+    start = table.coord_start[rows]
+    stop = table.coord_start[rows + 1]
+
+    def where(t: ShapeType) -> IntArray:
+        return np.flatnonzero(type_code == _TYPE_CODE[t])
+
+    rect = where(ShapeType.RECTANGLE)
+    if rect.size:
+        points = table.coords[start[rect][:, None] + np.arange(4)].astype(np.float64)
+        geometry.set_rectangles(rect, points, rotation[rect])
+    ell = where(ShapeType.ELLIPSE)
+    if ell.size:
+        cx, cy, x_right, y_top = table.coords[start[ell][:, None] + np.arange(4)].astype(np.float64).T
+        rx, ry = np.abs(x_right - cx), np.abs(cy - y_top)
+        rad = np.deg2rad(rotation[ell])
+        half_x = np.hypot(rx * np.cos(rad), ry * np.sin(rad))
+        half_y = np.hypot(rx * np.sin(rad), ry * np.cos(rad))
+        geometry.xyxy[ell] = np.stack([cx - half_x, cy - half_y, cx + half_x, cy + half_y], axis=1)
+        geometry.width[ell], geometry.height[ell], geometry.area[ell] = 2 * rx, 2 * ry, np.pi * rx * ry
+    rest = np.flatnonzero(
+        (type_code != _TYPE_CODE[ShapeType.RECTANGLE])
+        & (type_code != _TYPE_CODE[ShapeType.ELLIPSE])
+        & (type_code != _TYPE_CODE[ShapeType.SKELETON])
+    )
+    if rest.size:
+        extent = table.take(rows[rest]).xyxy()
+        geometry.xyxy[rest] = extent
+        geometry.width[rest] = extent[:, 2] - extent[:, 0]
+        geometry.height[rest] = extent[:, 3] - extent[:, 1]
+        geometry.area[rest] = geometry.width[rest] * geometry.height[rest]
+    mask = where(ShapeType.MASK)
+    if mask.size:
+        # foreground pixels: the odd runs of the RLE (the row's numbers before its 4 ltrb values)
+        counts_len = (stop[mask] - start[mask] - 4).astype(np.int64)
+        within = _ranges(counts_len)
+        runs = table.coords[np.repeat(start[mask], counts_len) + within].astype(np.float64)
+        owner = np.repeat(np.arange(mask.size), counts_len)
+        geometry.area[mask] = np.bincount(owner, weights=runs * (within % 2), minlength=mask.size)
+    for i in where(ShapeType.POLYGON).tolist():
+        flat = table.coords[int(start[i]) : int(stop[i])].astype(np.float64)
+        geometry.area[i] = polygon_area(flat.reshape(-1, 2))
+    for i in where(ShapeType.SKELETON).tolist():
+        geometry.set_row(i, *_other_geometry(shapes[i]))
+    return geometry
+
+
+def _ranges(lengths: IntArray) -> IntArray:
+    """``0..n-1`` for each ``n`` of ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.arange(total, dtype=np.int64) - np.repeat(firsts, lengths)
 
 
 @dataclass(frozen=True)
@@ -259,7 +348,7 @@ class _Rows:
     label_id: IntArray
     type_code: IntArray
     rotation: FloatArray
-    rect_xyxy: FloatArray  # (R, 4) CVAT's points of the rectangle rows, in row order
+    geometry: _Geometry
 
 
 def _batch(
@@ -270,24 +359,11 @@ def _batch(
     rows: _Rows,
     index: LabelIndex,
 ) -> FrameBatch:
-    n = rows.label_id.shape[0]
     starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     frame_pos = np.repeat(np.arange(frame_arr.shape[0], dtype=np.int64), counts)
     wh = np.array(frame_wh, dtype=np.int64).reshape(frame_arr.shape[0], 2)
     dense_ids = np.fromiter(index.dense, dtype=np.int64, count=len(index.dense))
     label_idx = _dense_index(rows.label_id, dense_ids, np.fromiter(index.dense.values(), np.int64, len(index.dense)))
-    xyxy = np.zeros((n, 4), dtype=np.float64)
-    width = np.zeros(n, dtype=np.float64)
-    height = np.zeros(n, dtype=np.float64)
-    area = np.zeros(n, dtype=np.float64)
-    is_rect = rows.type_code == _TYPE_CODE[ShapeType.RECTANGLE]
-    rect_rows = np.flatnonzero(is_rect)
-    if rect_rows.size:
-        extent, rect_w, rect_h = _rect_columns(rows.rect_xyxy, rows.rotation[rect_rows])
-        xyxy[rect_rows], width[rect_rows], height[rect_rows] = extent, rect_w, rect_h
-        area[rect_rows] = rect_w * rect_h
-    for row in np.flatnonzero(~is_rect).tolist():
-        xyxy[row], width[row], height[row], area[row] = _other_geometry(rows.shapes[row])
     return FrameBatch(
         frames=frame_arr,
         frame_wh=wh,
@@ -299,10 +375,10 @@ def _batch(
         frame=frame_arr[frame_pos],
         frame_w=wh[frame_pos, 0].astype(np.float64),
         frame_h=wh[frame_pos, 1].astype(np.float64),
-        xyxy=xyxy,
-        width=width,
-        height=height,
-        area=area,
+        xyxy=rows.geometry.xyxy,
+        width=rows.geometry.width,
+        height=rows.geometry.height,
+        area=rows.geometry.area,
         rotation=rows.rotation,
         label_id=rows.label_id,
         label_idx=label_idx,

@@ -8,13 +8,16 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cvat_ext.annotations.columnar_json import read_annotations_body
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
-from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet, ShapeType
+from cvat_ext.annotations.tracks import iter_frames
 from cvat_ext.rules import check_job, load_packs
 from cvat_ext.rules.engine import iter_findings
+from cvat_ext.rules.frame_batch import LabelIndex, build_frame_batch, build_table_batch
 from tests.rules.recorded import recorded_job
 from tests.rules.scenes import DRIVING_DEFECTS, RETAIL_DEFECTS, driving_job, retail_job
 
@@ -87,3 +90,44 @@ def test_columns_with_tracks_are_refused() -> None:
     pack = load_packs([QA_RULES / "driving.yaml"])
     with pytest.raises(ValueError, match="tracks"):
         list(iter_findings(columns, labels, meta, pack, job_id=1, annotator=None))
+
+
+@pytest.mark.parametrize("scene", sorted(SCENES))
+def test_table_batches_hold_the_object_batches_columns(scene: str) -> None:
+    """Geometry from columns equals geometry from objects, bit for bit: every shape kind of the
+    recorded bodies (ellipses, masks, polygons, polylines, points, skeletons), rotated ellipses
+    and rectangles included."""
+    ann, labels, meta = SCENES[scene]()
+    rng = np.random.default_rng(len(scene))
+    turned = tuple(
+        dataclasses.replace(s, rotation=float(rng.uniform(0, 360)))
+        if s.type in (ShapeType.RECTANGLE, ShapeType.ELLIPSE) and rng.random() < 0.5
+        else s
+        for s in ann.shapes
+    )
+    body = dump_job_annotations(dataclasses.replace(ann, shapes=turned))
+    columns = read_annotations_body(body, where=scene, last_frame=meta.stop_frame)
+    objects = parse_job_annotations(body, where=scene)
+    index = LabelIndex.from_labels(labels)
+    frames = sorted(set(objects.frames()))
+    by_object = build_frame_batch(list(iter_frames(objects, frames=frames)), [(640, 480)] * len(frames), index)
+    table = columns.shapes
+    visible = np.flatnonzero(~table.outside)
+    counts = np.array([np.count_nonzero(table.frame[visible] == f) for f in frames], dtype=np.int64)
+    tags = [columns.tags.get(f, ()) for f in frames]
+    by_table = build_table_batch(table, visible, np.array(frames), counts, tags, [(640, 480)] * len(frames), index)
+    for name in (
+        "starts",
+        "frame",
+        "xyxy",
+        "width",
+        "height",
+        "area",
+        "rotation",
+        "label_id",
+        "label_idx",
+        "type_code",
+    ):
+        np.testing.assert_array_equal(getattr(by_table, name), getattr(by_object, name), err_msg=name)
+    assert by_table.tags == by_object.tags
+    assert [repr(s) for s in by_table.shapes] == [repr(s) for s in by_object.shapes]
