@@ -376,6 +376,10 @@ class LazyShapes(Sequence[Shape]):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def attributes(self, i: SupportsIndex) -> tuple[Attribute, ...]:
+        """The attribute values of the ``i``-th shape, without building it."""
+        return self._table.attributes.get(self._rows[operator.index(i)], ())
+
     @overload
     def __getitem__(self, i: SupportsIndex) -> Shape: ...
     @overload

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import FloatArray, FrameAnnotations, IntArray, LabelSet, Shape, ShapeType, Tag
+from cvat_ext.annotations.model import (
+    Attribute,
+    FloatArray,
+    FrameAnnotations,
+    IntArray,
+    LabelSet,
+    Shape,
+    ShapeType,
+    Tag,
+)
 from cvat_ext.annotations.table import LazyShapes, ShapeTable
 
 #: shape types in a fixed order: ``FrameBatch.type_code`` indexes this
@@ -74,7 +83,9 @@ class FrameBatch:
       the extent area; pixels^2;
     * ``rotation`` degrees (rectangles, ellipses; 0 otherwise);
     * ``label_id`` int64, ``label_idx`` dense label index (:class:`LabelIndex`), ``type_name`` str,
-      ``type_code`` index into :data:`TYPE_ORDER`; ``shapes``/``track_ids`` the objects themselves.
+      ``type_code`` index into :data:`TYPE_ORDER`; ``score``, ``occluded``; ``shapes``/``track_ids``
+      the objects themselves (built on first use when the batch was cut from a table: read
+      attributes through :meth:`row_attributes`).
     """
 
     frames: IntArray
@@ -96,6 +107,8 @@ class FrameBatch:
     label_idx: IntArray
     type_name: npt.NDArray[np.str_]
     type_code: IntArray
+    score: FloatArray
+    occluded: BoolArray
     _label_names: Mapping[int, str] = field(repr=False)
 
     def __len__(self) -> int:
@@ -113,6 +126,12 @@ class FrameBatch:
         """(N,) rows whose frame size is known."""
         result: BoolArray = (self.frame_w > 0) & (self.frame_h > 0)
         return result
+
+    def row_attributes(self, row: int) -> tuple[Attribute, ...]:
+        """The attribute values of ``row`` (from a table without building its object)."""
+        if isinstance(self.shapes, LazyShapes):
+            return self.shapes.attributes(row)
+        return self.shapes[row].attributes
 
     def row_frame_wh(self, row: int) -> tuple[int, int]:
         return int(self.frame_w[row]), int(self.frame_h[row])
@@ -198,10 +217,14 @@ def build_frame_batch(
     label_id = np.empty(n, dtype=np.int64)
     type_code = np.empty(n, dtype=np.int64)
     rotation = np.empty(n, dtype=np.float64)
+    score = np.empty(n, dtype=np.float64)
+    occluded = np.empty(n, dtype=bool)
     for i, s in enumerate(shapes_l):
         label_id[i] = s.label_id
         type_code[i] = _TYPE_CODE[s.type]
         rotation[i] = s.rotation
+        score[i] = s.score
+        occluded[i] = s.occluded
     geometry = _Geometry.empty(n)
     is_rect = type_code == _TYPE_CODE[ShapeType.RECTANGLE]
     rect_rows = np.flatnonzero(is_rect)
@@ -215,7 +238,7 @@ def build_frame_batch(
         frame_wh,
         tuple(fa.tags for fa in frames),
         counts,
-        _Rows(tuple(shapes_l), tuple(track_l), label_id, type_code, rotation, geometry),
+        _Rows(tuple(shapes_l), tuple(track_l), label_id, type_code, rotation, score, occluded, geometry),
         index,
     )
 
@@ -250,6 +273,8 @@ def build_table_batch(
             table.label_id[rows].astype(np.int64),
             type_code,
             rotation,
+            table.score[rows].astype(np.float64),
+            table.occluded[rows].astype(bool),
             _table_geometry(table, rows, type_code, rotation, shapes),
         ),
         index,
@@ -348,6 +373,8 @@ class _Rows:
     label_id: IntArray
     type_code: IntArray
     rotation: FloatArray
+    score: FloatArray
+    occluded: BoolArray
     geometry: _Geometry
 
 
@@ -384,6 +411,8 @@ def _batch(
         label_idx=label_idx,
         type_name=_TYPE_NAMES[rows.type_code],
         type_code=rows.type_code,
+        score=rows.score,
+        occluded=rows.occluded,
         _label_names=index.names,
     )
 

@@ -131,3 +131,4 @@ def test_table_batches_hold_the_object_batches_columns(scene: str) -> None:
         np.testing.assert_array_equal(getattr(by_table, name), getattr(by_object, name), err_msg=name)
     assert by_table.tags == by_object.tags
     assert [repr(s) for s in by_table.shapes] == [repr(s) for s in by_object.shapes]
+    assert [by_table.row_attributes(i) for i in range(len(by_table))] == [s.attributes for s in by_object.shapes]
