@@ -22,14 +22,9 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from cvat_ext.consensus.report import CLUSTER_FINDING_KINDS, KIND_SEVERITY, FindingBlock
+from cvat_ext.consensus.report import CLUSTER_FINDING_KINDS, KIND_SEVERITY, FindingBlock, FloatArray, IntArray
 from cvat_ext.qa.findings import SEVERITY_RANK, Finding, Severity
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 #: consensus finding kind -> whose replica job gets it: "missing" | "present" | "odd_label"
 AT_FAULT: dict[str, str] = {

@@ -42,7 +42,8 @@ from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
 
 if TYPE_CHECKING:
-    from cvat_ext.consensus.replica_findings import IntArray, ReplicaFindings
+    from cvat_ext.consensus.replica_findings import ReplicaFindings
+    from cvat_ext.consensus.report import IntArray
 
 log = logging.getLogger(__name__)
 
