@@ -26,7 +26,7 @@ not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds eac
 and the shapes are decoded :data:`BLOCK_ITEMS` at a time (the pages dropped as they are done), so
 reading holds the columns, not the file. Smaller bodies are decoded in one call (the scan costs
 more than the decoding); the cyclic garbage collector is paused meanwhile
-(:mod:`cvat_ext.gc_pause`).
+(:mod:`cvat_ext.annotations.gc_pause`).
 
 msgspec was chosen on measurement (bench/consensus_e2e.py's notes; a 58 MB file of 200,000 boxes
 decodes into typed structs in about half the time ``orjson``/``json`` take to build dicts, and the
@@ -53,7 +53,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.cvat_json import parse_shape, parse_track
+from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
 from cvat_ext.annotations.model import Attribute, Shape, ShapeType, Tag
 from cvat_ext.annotations.table import (
@@ -64,9 +64,7 @@ from cvat_ext.annotations.table import (
     compact_coords,
     compact_ints,
 )
-from cvat_ext.annotations.tracks import expand_track
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.gc_pause import gc_paused
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
 
@@ -194,7 +192,7 @@ def read_annotations_bytes(
 ) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already in memory (``where`` starts the errors)."""
     try:
-        return _fast(raw, last_frame)
+        return _fast(raw, last_frame)  # the collector is paused inside
     except _NotFast:
         pass
     return _slow(raw, where, last_frame, path)
@@ -203,6 +201,8 @@ def read_annotations_bytes(
 def read_annotations_body(data: Any, *, where: str, last_frame: int | None = None) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already decoded (the dict an HTTP client returns):
     msgspec converts it into the typed structs with the same strict type checks."""
+    # the structs are garbage a moment later; the collector would rescan the caller's whole heap
+    # (the decoded bodies themselves) on every allocation burst
     with gc_paused():
         try:
             body = msgspec.convert(data, _Body)
@@ -354,6 +354,8 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
     types = map(operator.attrgetter("type"), items)
     if not any(map(operator.attrgetter("elements"), items)) and _SKELETON not in types:
         return _plain_table(items)
+    from cvat_ext.annotations.cvat_json import parse_shape  # the per-object parser: only for skeletons
+
     is_object = np.fromiter((bool(s.elements) or s.type == _SKELETON for s in items), dtype=np.bool_, count=len(items))
     objects, plain = np.flatnonzero(is_object), np.flatnonzero(~is_object)
     tables = [
@@ -376,6 +378,9 @@ def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTa
     """The tracks' visible shapes (expanded up to ``last_frame`` by
     :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion), in track
     order, and how many ``"shapes"`` keys the tracks and their element tracks hold."""
+    from cvat_ext.annotations.cvat_json import parse_track
+    from cvat_ext.annotations.tracks import expand_track
+
     shapes: list[Shape] = []
     inner_keys = 0
     for data in tracks:
@@ -456,8 +461,10 @@ def _check_points(type_code: np.ndarray, lengths: np.ndarray, coords: np.ndarray
         raise _NotFast
     start, stop = coord_start[masks], coord_start[masks + 1]
     in_mask = np.repeat(np.arange(masks.size), lengths[masks])
-    values = coords[np.repeat(start - np.concatenate(([0], np.cumsum(lengths[masks])[:-1])), lengths[masks])
-                    + np.arange(in_mask.size)]
+    values = coords[
+        np.repeat(start - np.concatenate(([0], np.cumsum(lengths[masks])[:-1])), lengths[masks])
+        + np.arange(in_mask.size)
+    ]
     if np.any(np.floor(values) != values):
         raise _NotFast
     ltrb = coords[stop[:, None] - 4 + np.arange(4)]

@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_files import load_json_file
 from cvat_ext.annotations.model import (
     MIN_VERTICES,
@@ -50,7 +51,6 @@ from cvat_ext.annotations.model import (
     TrackShape,
 )
 from cvat_ext.errors import AnnotationFormatError
-from cvat_ext.gc_pause import gc_paused
 
 __all__ = [
     "dump_job_annotations",

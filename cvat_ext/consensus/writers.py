@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.consensus import report
 from cvat_ext.consensus.finding_text import Batch, finding_batches, supported
 from cvat_ext.consensus.report import (
@@ -42,7 +43,6 @@ from cvat_ext.consensus.report import (
     PairStats,
 )
 from cvat_ext.errors import ConfigError
-from cvat_ext.gc_pause import gc_paused
 
 __all__ = ["write_outputs"]
 
