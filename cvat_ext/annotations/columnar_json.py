@@ -21,10 +21,11 @@ Two paths, one result:
   field (``a.json: shapes[1234] frame 7: polygon 3 has 2 points, need >= 3``), or, for a valid
   body, gives the frames the table is built from (tracks expanded up to ``last_frame``).
 
-Files are memory-mapped and decoded from the page cache. Bodies of :data:`SPLIT_BYTES` or more are
-not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds each shape's bytes
-and the shapes are decoded :data:`BLOCK_ITEMS` at a time (the pages dropped as they are done), so
-reading holds the columns, not the file. Smaller bodies are decoded in one call (the scan costs
+Files are memory-mapped and decoded from the page cache. Bodies of :data:`SPLIT_BYTES` or more,
+and those whose structs would exceed :data:`WHOLE_STRUCT_BYTES` (dense mask RLEs), are not
+decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds each shape's bytes and
+the shapes are decoded :data:`BLOCK_ITEMS` at a time (the pages dropped as they are done), so
+reading holds the columns, not the file. Other bodies are decoded in one call (the scan costs
 more than the decoding); the cyclic garbage collector is paused meanwhile
 (:mod:`cvat_ext.annotations.gc_pause`).
 
@@ -118,9 +119,17 @@ class _Body(msgspec.Struct):
 
 _DECODER: Final = msgspec.json.Decoder(_Body)
 _SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
-#: bodies of this size or more have their shapes decoded a block at a time (a smaller body is
-#: decoded whole: about 1.4 bytes of structs per byte of JSON for a moment, and no scan)
+#: bodies of this size or more have their shapes decoded a block at a time ...
 SPLIT_BYTES: Final = 128 << 20
+#: ... bodies under this size are decoded whole (no scan: it costs more than the decoding) ...
+WHOLE_BYTES: Final = 16 << 20
+#: ... and those between when their structs are expected to stay under this: each JSON number
+#: becomes a Python float in a list (32 bytes), and the shapes' structs add about as much again
+#: per comma for boxes; the commas are counted in the body's first and last MB (a mask RLE of short
+#: numbers is about 8 bytes of structs per byte of JSON, a box about 2)
+WHOLE_STRUCT_BYTES: Final = 256 << 20
+_STRUCT_BYTES_PER_COMMA: Final = 40
+_SAMPLE_BYTES: Final = 1 << 20
 #: shapes decoded at once from a split body (a few MB of structs) ...
 BLOCK_ITEMS: Final = 20_000
 #: ... and at most about this much of its text
@@ -166,7 +175,7 @@ class ReplicaColumns:
 def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None = None) -> ReplicaColumns:
     """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``).
 
-    Files are memory-mapped and decoded from the page cache; those of :data:`SPLIT_BYTES` or more
+    Files are memory-mapped and decoded from the page cache; large ones (see ``_decode_whole``)
     have their shapes decoded :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so
     memory holds the columns and one block, not the file. Bad input raises
     :class:`AnnotationFormatError` naming the file, the object and the field."""
@@ -246,10 +255,21 @@ def _fast(
         return _fast_columns(raw, last_frame, release)
 
 
+def _decode_whole(raw: bytes | mmap.mmap) -> bool:
+    """Whether to decode ``raw`` in one call (see :data:`WHOLE_STRUCT_BYTES`)."""
+    n = len(raw)
+    if n >= SPLIT_BYTES:
+        return False
+    if n < WHOLE_BYTES:
+        return True
+    sample = raw[:_SAMPLE_BYTES] + raw[-_SAMPLE_BYTES:]
+    return sample.count(b",") / len(sample) * n * _STRUCT_BYTES_PER_COMMA <= WHOLE_STRUCT_BYTES
+
+
 def _fast_columns(
     raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None
 ) -> ReplicaColumns:
-    items = array_items(raw, b"shapes", release=release) if len(raw) >= SPLIT_BYTES else None
+    items = None if _decode_whole(raw) else array_items(raw, b"shapes", release=release)
     if items is None:
         body = _decode(raw)
         head: bytes | mmap.mmap = raw

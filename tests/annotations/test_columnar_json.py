@@ -323,3 +323,21 @@ def test_integer_columns_narrowed_only_when_they_fit() -> None:
     big = read_annotations_bytes(json.dumps({"shapes": [{**GOOD_SHAPE, "z_order": 2**40}]}).encode(), where="a")
     assert big.shapes.z_order.dtype == np.int64 and int(big.shapes.z_order[0]) == 2**40
     assert big.shapes.shape(0).z_order == 2**40 and big.shapes.frame.dtype == np.int32
+
+
+def test_dense_bodies_are_split_sparse_ones_decoded_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between WHOLE_BYTES and SPLIT_BYTES the commas decide: a mask RLE of short numbers would
+    take about 8 bytes of structs per byte of JSON decoded whole, boxes about 2."""
+    box = json.dumps({**GOOD_SHAPE, "type": "rectangle", "points": [10.123456789, 20.5, 30.25, 40.0]})
+    mask = json.dumps({**GOOD_SHAPE, "type": "mask", "points": [1, 2, 3, 4] * 100 + [0, 0, 9, 9]})
+    bodies = {kind: f'{{"version": 0, "shapes": [{", ".join([item] * 3000)}]}}'.encode()
+              for kind, item in (("box", box), ("mask", mask))}  # fmt: skip
+    monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 1000)
+    monkeypatch.setattr(columnar_json, "_SAMPLE_BYTES", 20_000)
+    size = len(bodies["mask"])
+    monkeypatch.setattr(columnar_json, "WHOLE_STRUCT_BYTES", 4 * size)  # between the two estimates
+    assert columnar_json._decode_whole(bodies["box"]) and not columnar_json._decode_whole(bodies["mask"])
+    monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 100)  # from SPLIT_BYTES on, always split
+    assert not columnar_json._decode_whole(bodies["box"])
+    monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 10**9)
+    assert columnar_json._decode_whole(b"{}")
