@@ -131,9 +131,7 @@ class ShapeTable:
     def take(self, rows: IntArray) -> ShapeTable:
         """The table of ``rows`` (positions, in the order given)."""
         rows = np.asarray(rows, dtype=np.int64)
-        lengths = np.diff(self.coord_start)[rows]
-        start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        gather = np.repeat(self.coord_start[rows] - start[:-1], lengths) + np.arange(int(start[-1]), dtype=np.int64)
+        coords, start = self.flat_points(rows)
         renumber = {int(r): i for i, r in enumerate(rows.tolist())} if (self.attributes or self.elements) else {}
         return ShapeTable(
             frame=self.frame[rows],
@@ -149,7 +147,7 @@ class ShapeTable:
             has_id=self.has_id[rows],
             source_code=self.source_code[rows],
             sources=self.sources,
-            coords=self.coords[gather],
+            coords=coords,
             coord_start=start,
             attributes={renumber[r]: a for r, a in self.attributes.items() if r in renumber},
             elements={renumber[r]: e for r, e in self.elements.items() if r in renumber},
@@ -157,6 +155,15 @@ class ShapeTable:
 
     # ------------------------------------------------------------------------------------------
     # columns the engines need
+
+    def flat_points(self, rows: IntArray) -> tuple[npt.NDArray[Any], IntArray]:
+        """CVAT's flat ``points`` of ``rows`` (positions, in the order given), one after the other:
+        ``coords (C',)`` in the table's coordinate type and ``coord_start (len(rows) + 1,)``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.diff(self.coord_start)[rows]
+        start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        gather = np.repeat(self.coord_start[rows] - start[:-1], lengths) + np.arange(int(start[-1]), dtype=np.int64)
+        return self.coords[gather], start
 
     def xyxy(self) -> FloatArray:
         """(M, 4) axis-aligned extent of every row, as :attr:`Shape.xyxy` (rectangles: the box)."""
@@ -369,8 +376,14 @@ class LazyShapes(Sequence[Shape]):
 
     def __init__(self, table: ShapeTable, rows: IntArray) -> None:
         self._table = table
-        self._rows = rows.tolist()
+        self._row_array = np.asarray(rows, dtype=np.int64)
+        self._rows = self._row_array.tolist()
         self._built: dict[int, Shape] = {}
+
+    def flat_points(self, positions: IntArray) -> tuple[npt.NDArray[Any], IntArray]:
+        """:meth:`ShapeTable.flat_points` of the shapes at ``positions`` of this sequence, read
+        from the columns (no :class:`Shape` built): for kernels that take geometry as columns."""
+        return self._table.flat_points(self._row_array[np.asarray(positions, dtype=np.int64)])
 
     def __len__(self) -> int:
         return len(self._rows)
