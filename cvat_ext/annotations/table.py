@@ -225,10 +225,7 @@ class ShapeTable:
         flat = self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])]
         mask = None
         if code == _MASK:
-            whole = flat.astype(np.int64)
-            whole.setflags(write=False)
-            ltrb = (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1]))
-            mask = _assembled(MaskRle, counts=whole[:-4], ltrb=ltrb)
+            mask = _mask_of(flat)
             points: FloatArray = np.zeros((0, 2))
         elif code == _CUBOID:
             points = flat.astype(np.float64).reshape(8, 2)
@@ -256,6 +253,12 @@ class ShapeTable:
             elements=self.elements.get(row, ()),
         )
 
+    def mask(self, row: int) -> MaskRle:
+        """The :class:`MaskRle` of mask row ``row``, without its :class:`Shape`."""
+        if int(self.type_code[row]) != _MASK:
+            raise ValueError(f"row {row} is a {SHAPE_TYPES[int(self.type_code[row])].value}, not a mask")
+        return _mask_of(self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])])
+
     def shapes(self) -> Iterator[Shape]:
         """Every row as a :class:`Shape`, in order."""
         return map(self.shape, range(len(self)))
@@ -270,6 +273,14 @@ def _assembled(cls: type[T], **fields: Any) -> T:
     for name, value in fields.items():
         object.__setattr__(obj, name, value)
     return obj
+
+
+def _mask_of(flat: npt.NDArray[Any]) -> MaskRle:
+    """A mask's flat CVAT points (RLE counts, then inclusive ``ltrb``), validated when read."""
+    whole = flat.astype(np.int64)
+    whole.setflags(write=False)
+    ltrb = (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1]))
+    return _assembled(MaskRle, counts=whole[:-4], ltrb=ltrb)
 
 
 def _flat_points(s: Shape) -> FloatArray:
@@ -384,6 +395,13 @@ class LazyShapes(Sequence[Shape]):
         """:meth:`ShapeTable.flat_points` of the shapes at ``positions`` of this sequence, read
         from the columns (no :class:`Shape` built): for kernels that take geometry as columns."""
         return self._table.flat_points(self._row_array[np.asarray(positions, dtype=np.int64)])
+
+    def mask(self, i: int) -> MaskRle:
+        """The mask of mask shape ``i`` (its :class:`Shape` is not built when it was not yet)."""
+        shape = self._built.get(i)
+        if shape is not None and shape.mask is not None:
+            return shape.mask
+        return self._table.mask(self._rows[i])
 
     def __len__(self) -> int:
         return len(self._rows)
