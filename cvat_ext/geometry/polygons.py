@@ -99,15 +99,26 @@ def _paired_crossings(own: IntArray, row: IntArray, col: FloatArray) -> tuple[In
         order = np.lexsort((col, row, own))
         col, row, own = col[order], row[order], own[order]
         return row[0::2], own[0::2], col[0::2].astype(np.int64), col[1::2].astype(np.int64)
-    group_base = np.cumsum(n_rows) - n_rows
-    present = np.repeat(np.arange(first.size), np.diff(np.append(first, own.size)))
-    key = (group_base[present] + (row - row_min[present])) * int(span) + (col - col_min).astype(np.int64)
+    # group of a crossing = its row shifted by its polygon's offset: polygon p's rows
+    # row_min[p] .. row_max[p] are groups group_base[p] .. group_base[p] + n_rows[p] - 1
+    shift = np.zeros(int(own[-1]) + 1, dtype=np.int64)
+    shift[own[first]] = (np.cumsum(n_rows) - n_rows) - row_min
+    width = int(span)
+    key = (row + shift[own]) * width + (col - col_min).astype(np.int64)
+    if int(key.max()) <= _I32_MAX:
+        key = key.astype(np.int32)  # a narrower sort is faster still
     key.sort()
-    group, rel_col = np.divmod(key[0::2], int(span))
-    end = key[1::2] - group * int(span)
-    slot = np.searchsorted(group_base, group, side="right") - 1
+    first_key, second_key = key[0::2].astype(np.int64), key[1::2].astype(np.int64)
+    group = first_key // width
+    start = first_key - group * width
+    end = second_key - group * width
+    owner = np.repeat(own[first], n_rows)[group]
     offset = int(col_min)
-    return row_min[slot] + (group - group_base[slot]), own[first][slot], rel_col + offset, end + offset
+    return group - shift[owner], owner, start + offset, end + offset
+
+
+#: keys below this sort as int32
+_I32_MAX = int(np.iinfo(np.int32).max)
 
 
 def polygon_iou(

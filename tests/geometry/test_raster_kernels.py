@@ -55,6 +55,7 @@ def assert_same_runs(got: RowRuns, want: RowRuns) -> None:
     assert got.count == want.count
     for name in ("row", "start", "end", "owner", "area", "ltrb"):
         np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        assert getattr(got, name).dtype == np.int64, name
 
 
 @pytest.mark.parametrize("seed", range(12))
