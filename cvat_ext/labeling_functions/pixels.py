@@ -37,9 +37,11 @@ __all__ = [
     "NAMED_HUES",
     "PIXEL_COLUMNS",
     "hue_bins_between",
+    "partition_moments",
     "partition_stats",
     "pixel_box",
     "pixel_stats",
+    "stats_from_moments",
 ]
 
 HUE_BINS = 12
@@ -120,17 +122,18 @@ def _box_sums(table: npt.NDArray[np.generic], ltrb: npt.NDArray[np.int64]) -> np
     return np.asarray(sums, dtype=np.float64).reshape(len(ltrb), -1)
 
 
-def _stats_from_sums(
-    sums: dict[str, npt.NDArray[np.float64]],
-    squares: dict[str, npt.NDArray[np.float64]],
-    counts: npt.NDArray[np.float64],
-    class_counts: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    n = np.maximum(counts, 1.0)
-    means = {c: sums[c] / n for c in _MEAN_CHANNELS}
-    out = [means[c] for c in _MEAN_CHANNELS]
-    out += [np.sqrt(np.clip(squares[c] / n - means[c] ** 2, 0.0, None)) for c in _STD_CHANNELS]
-    result = np.concatenate([np.stack(out, axis=1), class_counts / n[:, None]], axis=1)
+def stats_from_moments(moments: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(N, len(PIXEL_COLUMNS)) statistics from (N, MOMENTS) sums: pixel count, the sums of the
+    mean channels, the sums of squares of the std channels, the colour class counts. Moments
+    add up: the moments of a union of disjoint regions are the sum of theirs."""
+    k, j = len(_MEAN_CHANNELS), len(_STD_CHANNELS)
+    counts = moments[:, 0]
+    n = np.maximum(counts, 1.0)[:, None]
+    means = moments[:, 1 : 1 + k] / n
+    std_of = [1 + _MEAN_CHANNELS.index(c) for c in _STD_CHANNELS]
+    squares = moments[:, 1 + k : 1 + k + j] / n
+    std = np.sqrt(np.clip(squares - (moments[:, std_of] / n) ** 2, 0.0, None))
+    result = np.concatenate([means, std, moments[:, 1 + k + j :] / n], axis=1)
     result[counts <= 0] = np.nan
     return result
 
@@ -146,12 +149,12 @@ def _shrink(rgb: npt.NDArray[np.uint8], max_side: int) -> npt.NDArray[np.uint8]:
     return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
-def partition_stats(
+def partition_moments(
     rgb: npt.NDArray[np.uint8], region: npt.NDArray[np.integer], n_regions: int, *, max_side: int = 1280
 ) -> npt.NDArray[np.float64]:
-    """(n_regions, len(PIXEL_COLUMNS)) colour statistics of the regions of a partition of the
-    frame: ``region`` (H, W) gives every pixel's region id ``0 .. n_regions-1`` (e.g. superpixels
-    joined into segments). One ``bincount`` per channel: each region counts its own pixels."""
+    """(n_regions, MOMENTS) moments (:func:`stats_from_moments`) of the regions of a partition of
+    the frame: ``region`` (H, W) gives every pixel's region id ``0 .. n_regions-1`` (e.g.
+    superpixels). One ``bincount`` per channel: each region counts its own pixels."""
     import cv2
 
     small = _shrink(rgb, max_side)
@@ -160,16 +163,23 @@ def partition_stats(
         ids = cv2.resize(ids.astype(np.int32), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
     flat = ids.reshape(-1).astype(np.int64)
     chans, cls = _channels(small)
-    counts = np.bincount(flat, minlength=n_regions).astype(np.float64)
 
     def weighted(values: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
         return np.asarray(np.bincount(flat, weights=values.reshape(-1), minlength=n_regions), dtype=np.float64)
 
-    sums = {c: weighted(chans[c]) for c in _MEAN_CHANNELS}
-    squares = {c: weighted(np.square(chans[c], dtype=np.float64)) for c in _STD_CHANNELS}
+    columns = [np.bincount(flat, minlength=n_regions).astype(np.float64)]
+    columns += [weighted(chans[c]) for c in _MEAN_CHANNELS]
+    columns += [weighted(np.square(chans[c], dtype=np.float64)) for c in _STD_CHANNELS]
     pair = flat * len(_CLASSES) + cls.reshape(-1)
     class_counts = np.bincount(pair, minlength=n_regions * len(_CLASSES)).reshape(n_regions, len(_CLASSES))
-    return _stats_from_sums(sums, squares, counts, class_counts.astype(np.float64))
+    return np.concatenate([np.stack(columns, axis=1), class_counts.astype(np.float64)], axis=1)
+
+
+def partition_stats(
+    rgb: npt.NDArray[np.uint8], region: npt.NDArray[np.integer], n_regions: int, *, max_side: int = 1280
+) -> npt.NDArray[np.float64]:
+    """(n_regions, len(PIXEL_COLUMNS)) colour statistics of the regions of a partition."""
+    return stats_from_moments(partition_moments(rgb, region, n_regions, max_side=max_side))
 
 
 def pixel_stats(
@@ -224,10 +234,7 @@ def pixel_stats(
         value_sums = _box_sums(cv2.integral(planes, sdepth=cv2.CV_64F), sel)
         one_hot = np.eye(len(_CLASSES), dtype=np.uint8)[cls]
         class_counts = _box_sums(cv2.integral(one_hot, sdepth=cv2.CV_32S), sel)
-        k = len(_MEAN_CHANNELS)
-        sums = {c: value_sums[:, j] for j, c in enumerate(_MEAN_CHANNELS)}
-        squares = {c: value_sums[:, k + j] for j, c in enumerate(_STD_CHANNELS)}
-        out[boxed] = _stats_from_sums(sums, squares, counts, class_counts)
+        out[boxed] = stats_from_moments(np.concatenate([counts[:, None], value_sums, class_counts], axis=1))
     # shapes with their own mask: only their pixels count (one small crop each)
     for i in np.flatnonzero(has_pixels & masked).tolist():
         assert masks is not None
@@ -239,13 +246,9 @@ def pixel_stats(
         if (right - left, bottom - top) != (fw, fh):
             shrunk = cv2.resize(mask.astype(np.uint8), (right - left, bottom - top), interpolation=cv2.INTER_NEAREST)
             mask = np.asarray(shrunk, dtype=np.uint8) > 0
-        count = float(mask.sum())
         crop = {c: chans[c][top:bottom, left:right][mask].astype(np.float64) for c in _MEAN_CHANNELS}
         klass = np.bincount(cls[top:bottom, left:right][mask], minlength=len(_CLASSES)).astype(np.float64)
-        out[i] = _stats_from_sums(
-            {c: np.array([v.sum()]) for c, v in crop.items()},
-            {c: np.array([np.square(crop[c]).sum()]) for c in _STD_CHANNELS},
-            np.array([count]),
-            klass[None, :],
-        )[0]
+        moments = [float(mask.sum()), *(crop[c].sum() for c in _MEAN_CHANNELS)]
+        moments += [np.square(crop[c]).sum() for c in _STD_CHANNELS]
+        out[i] = stats_from_moments(np.array([[*moments, *klass]]))[0]
     return out

@@ -1,15 +1,16 @@
 """Pre-labels for CVAT's auto-annotation: segment proposals of one image, voted on by LFs.
 
 CVAT sends a detector function only the image, so the candidates come from the image itself:
-the coarse superpixels (:mod:`cvat_ext.models.superpixels`) joined into regions wherever
-neighbouring superpixels differ by less than ``edge_lab`` in CIELAB (connected components of the
-superpixel graph), kept when their box covers ``min_rel_area`` .. ``max_rel_area`` of the image
-(the background is usually one huge region). Each region is a candidate with its box, own area
-(``fill`` works) and the colour statistics of its own pixels (every colour feature works). The LFs
-vote; with one image there is nothing for EM to learn, so the votes are combined by the one-coin
-model with every LF at ``prior_accuracy``
+the regions of a hierarchical grouping of the fine superpixels
+(:func:`~cvat_ext.labeling_functions.proposals.hierarchical_proposals`, colour + size + fill
+similarity) that stand out from what they merge into by ``min_contrast`` CIELAB units, kept when
+their box covers ``min_rel_area`` .. ``max_rel_area`` of the image. Each
+region is a candidate with its box, own area (``fill`` works) and the colour statistics of its own
+pixels (every colour feature works). The LFs vote; with one image there is nothing for EM to
+learn, so the votes are combined by the one-coin model with every LF at ``prior_accuracy``
 (:func:`~cvat_ext.labeling_functions.label_model.vote_posterior`): the score of a pre-label is that
-posterior.
+posterior. Nested regions of one object get the same votes, so pre-labels of one label that
+overlap by ``nms_iou`` are reduced to the most confident (then the most compact) one.
 
 **Tags.** CVAT 2.73 accepts ``{"label": name, "type": "tag"}`` items from a detector function
 (contracts §2.6; the label is declared with ``"type": "tag"`` in the spec and must map to a tag
@@ -39,56 +40,50 @@ from cvat_ext.labeling_functions.apply import apply_lfs
 from cvat_ext.labeling_functions.candidates import Candidates
 from cvat_ext.labeling_functions.functions import LabelingFunction
 from cvat_ext.labeling_functions.label_model import vote_posterior
-from cvat_ext.labeling_functions.pixels import partition_stats, pixel_stats
+from cvat_ext.labeling_functions.pixels import partition_moments, pixel_stats, stats_from_moments
+from cvat_ext.labeling_functions.proposals import STRATEGIES, Proposals, hierarchical_proposals
 from cvat_ext.models.detections import Detections
 from cvat_ext.models.superpixels import SCALES, SuperpixelMap, SuperpixelScale, segment_frame
 
-__all__ = ["LfPrelabelFunction", "LfPrelabeller", "prelabel_function_from_env", "region_candidates"]
+__all__ = ["LfPrelabelFunction", "LfPrelabeller", "prelabel_function_from_env", "proposal_candidates"]
 
 
-def region_candidates(
-    spx: SuperpixelMap,
-    rgb: npt.NDArray[np.uint8],
-    *,
-    edge_lab: float,
-    min_rel_area: float,
-    max_rel_area: float,
-) -> Candidates:
-    """Regions of similar colour as :class:`Candidates` (one frame, index 0), with the colour
-    statistics of each region's own pixels (``rgb`` is the frame ``spx`` was cut from)."""
-    from scipy import sparse
-    from scipy.sparse import csgraph
-
-    s = len(spx)
-    a, b = spx.edges[:, 0], spx.edges[:, 1]
-    close = np.linalg.norm(spx.mean_lab[a] - spx.mean_lab[b], axis=1) < edge_lab
-    graph = sparse.csr_matrix((np.ones(int(close.sum()), dtype=np.int8), (a[close], b[close])), shape=(s, s))
-    n_regions, region = csgraph.connected_components(graph, directed=False)
-    area = np.bincount(region, weights=spx.area, minlength=n_regions)
-    ltrb = np.stack(
-        [
-            np.full(n_regions, np.inf),
-            np.full(n_regions, np.inf),
-            np.full(n_regions, -np.inf),
-            np.full(n_regions, -np.inf),
-        ],
-        axis=1,
-    )
-    np.minimum.at(ltrb[:, 0], region, spx.ltrb[:, 0])
-    np.minimum.at(ltrb[:, 1], region, spx.ltrb[:, 1])
-    np.maximum.at(ltrb[:, 2], region, spx.ltrb[:, 2] + 1)
-    np.maximum.at(ltrb[:, 3], region, spx.ltrb[:, 3] + 1)
-    image_area = float(spx.width * spx.height)
-    rel = np.prod(ltrb[:, 2:] - ltrb[:, :2], axis=1) / image_area
-    keep = (rel >= min_rel_area) & (rel <= max_rel_area)
-    stats = partition_stats(rgb, region[spx.labels], n_regions)
+def proposal_candidates(spx: SuperpixelMap, rgb: npt.NDArray[np.uint8], proposals: Proposals) -> Candidates:
+    """Proposals as :class:`Candidates` (one frame, index 0) with the colour statistics of each
+    proposal's own pixels: the superpixels' moments summed over its members (one sparse product)."""
+    moments = partition_moments(rgb, spx.labels, len(spx))
+    stats = stats_from_moments(np.asarray(proposals.membership(len(spx)) @ moments, dtype=np.float64))
     return Candidates(
-        np.zeros(int(keep.sum()), dtype=np.int64),
-        ltrb[keep],
+        np.zeros(len(proposals), dtype=np.int64),
+        proposals.xyxy,
         np.array([spx.width, spx.height], dtype=np.float64),
-        shape_area=area[keep],
-        pixels=stats[keep],
+        shape_area=proposals.area,
+        pixels=stats.reshape(len(proposals), -1),
     )
+
+
+def _nms_per_label(
+    dets: Detections, fill: npt.NDArray[np.float64], iou_thr: float, max_dets: int
+) -> npt.NDArray[np.intp]:
+    """Indices kept: per label, the most confident first (then the one filling its box best);
+    a box overlapping a kept one of the same label by IoU >= ``iou_thr`` is dropped."""
+    order = np.lexsort((-fill, -dets.score))
+    xyxy = dets.xyxy
+    area = np.prod(xyxy[:, 2:] - xyxy[:, :2], axis=1)
+    suppressed = np.zeros(len(order), dtype=bool)
+    kept: list[int] = []
+    for i in order.tolist():
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        if len(kept) == max_dets:
+            break
+        lt = np.maximum(xyxy[i, :2], xyxy[:, :2])
+        rb = np.minimum(xyxy[i, 2:], xyxy[:, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        iou = inter / np.maximum(area[i] + area - inter, 1e-9)
+        suppressed |= (iou >= iou_thr) & (dets.class_id == dets.class_id[i])
+    return np.asarray(sorted(kept), dtype=np.intp)
 
 
 def _combine(lfs: Sequence[LabelingFunction], candidates: Candidates, prior_accuracy: float) -> npt.NDArray[np.float64]:
@@ -107,30 +102,39 @@ class LfPrelabeller:
     """Callable ``rgb (H, W, 3) uint8 -> Detections``: class ids index ``lfs[0].labels``."""
 
     lfs: Sequence[LabelingFunction]
-    scale: SuperpixelScale = SCALES["coarse"]
-    edge_lab: float = 8.0
+    # fine superpixels, one grouping strategy, contrast >= 8: chosen on the recall of the hand-made
+    # boxes of tests/data/labeling_functions/objects.json (bench/labeling_functions.py)
+    scale: SuperpixelScale = SCALES["fine"]
+    min_contrast: float = 8.0
     min_rel_area: float = 0.001
     max_rel_area: float = 0.5
     prior_accuracy: float = 0.7
+    #: pre-labels of one label overlapping by this IoU are one (the most confident is kept)
+    nms_iou: float = 0.5
+    max_detections: int = 100
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.lfs[0].labels
 
     def candidates(self, rgb: npt.NDArray[np.uint8]) -> Candidates:
-        return region_candidates(
-            segment_frame(rgb, self.scale),
-            rgb,
-            edge_lab=self.edge_lab,
+        spx = segment_frame(rgb, self.scale)
+        proposals = hierarchical_proposals(
+            spx,
+            strategies=STRATEGIES[:1],
             min_rel_area=self.min_rel_area,
             max_rel_area=self.max_rel_area,
+            min_contrast=self.min_contrast,
         )
+        return proposal_candidates(spx, rgb, proposals)
 
     def __call__(self, rgb: npt.NDArray[np.uint8]) -> Detections:
         candidates = self.candidates(rgb)
         post = _combine(self.lfs, candidates, self.prior_accuracy)
-        voted = post.sum(axis=1) > 0
-        return Detections(candidates.xyxy[voted], post[voted].max(axis=1), post[voted].argmax(axis=1))
+        voted = np.flatnonzero(post.sum(axis=1) > 0)
+        dets = Detections(candidates.xyxy[voted], post[voted].max(axis=1), post[voted].argmax(axis=1))
+        keep = _nms_per_label(dets, candidates.feature("fill")[voted], self.nms_iou, self.max_detections)
+        return Detections(dets.xyxy[keep], dets.score[keep], dets.class_id[keep])
 
 
 @dataclass
