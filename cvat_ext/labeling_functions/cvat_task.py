@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -280,6 +280,28 @@ def gold_labels(
     return gold
 
 
+def _confident_by_job(
+    job_id: npt.NDArray[np.int64],
+    predicted: npt.NDArray[np.int64],
+    confidence: npt.NDArray[np.float64],
+    label_space: Sequence[str],
+    label_names: dict[int, str],
+    min_confidence: float,
+) -> Iterator[tuple[int, list[tuple[int, int]]]]:
+    """Per job: the rows whose predicted label reaches ``min_confidence`` and is a task label, with
+    that label's task id."""
+    id_of = {name: label_id for label_id, name in label_names.items()}
+    for job in np.unique(job_id).tolist():
+        rows = []
+        for i in np.flatnonzero(job_id == job).tolist():
+            if predicted[i] < 0 or confidence[i] < min_confidence:
+                continue
+            label_id = id_of.get(label_space[int(predicted[i])])
+            if label_id is not None:
+                rows.append((i, label_id))
+        yield int(job), rows
+
+
 def write_labels(
     client: CvatClient,
     task: TaskCandidates,
@@ -290,18 +312,15 @@ def write_labels(
     min_confidence: float,
 ) -> int:
     """Relabel shapes (PATCH update per job); returns how many changed."""
-    id_of = {name: label_id for label_id, name in task.label_names.items()}
     changed = 0
-    for job_id in np.unique(task.job_id).tolist():
-        updates = []
-        for i in np.flatnonzero(task.job_id == job_id):
-            if predicted[i] < 0 or confidence[i] < min_confidence:
-                continue
-            label_id = id_of.get(label_space[int(predicted[i])])
-            shape = task.shapes[i]
-            if label_id is None or label_id == shape.label_id or shape.id is None:
-                continue
-            updates.append(dataclasses.replace(shape, label_id=label_id))
+    for job_id, rows in _confident_by_job(
+        task.job_id, predicted, confidence, label_space, task.label_names, min_confidence
+    ):
+        updates = [
+            dataclasses.replace(task.shapes[i], label_id=label_id)
+            for i, label_id in rows
+            if label_id != task.shapes[i].label_id and task.shapes[i].id is not None
+        ]
         if updates:
             client.patch_annotations(job_id, "update", JobAnnotations(shapes=tuple(updates)))
             changed += len(updates)
@@ -337,17 +356,15 @@ def write_tags(
     min_confidence: float,
 ) -> int:
     """Add the predicted tag to each frame that lacks it (PATCH create per job); returns how many."""
-    id_of = {name: label_id for label_id, name in images.label_names.items()}
     added = 0
-    for job_id in np.unique(images.job_id).tolist():
-        new = []
-        for i in np.flatnonzero(images.job_id == job_id):
-            if predicted[i] < 0 or confidence[i] < min_confidence:
-                continue
-            label_id = id_of.get(label_space[int(predicted[i])])
-            if label_id is None or label_id in images.tag_label_ids[i]:
-                continue
-            new.append(Tag(frame=int(images.candidates.frame[i]), label_id=label_id, source="auto"))
+    for job_id, rows in _confident_by_job(
+        images.job_id, predicted, confidence, label_space, images.label_names, min_confidence
+    ):
+        new = [
+            Tag(frame=int(images.candidates.frame[i]), label_id=label_id, source="auto")
+            for i, label_id in rows
+            if label_id not in images.tag_label_ids[i]
+        ]
         if new:
             client.patch_annotations(job_id, "create", JobAnnotations(tags=tuple(new)))
             added += len(new)
