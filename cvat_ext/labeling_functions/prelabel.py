@@ -40,7 +40,7 @@ from cvat_ext.labeling_functions.apply import apply_lfs
 from cvat_ext.labeling_functions.candidates import Candidates
 from cvat_ext.labeling_functions.functions import LabelingFunction
 from cvat_ext.labeling_functions.label_model import vote_posterior
-from cvat_ext.labeling_functions.pixels import partition_moments, pixel_stats, stats_from_moments
+from cvat_ext.labeling_functions.pixels import PIXEL_COLUMNS, partition_moments, pixel_stats, stats_from_moments
 from cvat_ext.labeling_functions.proposals import STRATEGIES, Proposals, hierarchical_proposals
 from cvat_ext.models.detections import Detections
 from cvat_ext.models.superpixels import SCALES, SuperpixelMap, SuperpixelScale, segment_frame
@@ -58,7 +58,7 @@ def proposal_candidates(spx: SuperpixelMap, rgb: npt.NDArray[np.uint8], proposal
         proposals.xyxy,
         np.array([spx.width, spx.height], dtype=np.float64),
         shape_area=proposals.area,
-        pixels=stats.reshape(len(proposals), -1),
+        pixels=stats.reshape(len(proposals), len(PIXEL_COLUMNS)),
     )
 
 

@@ -84,3 +84,15 @@ def test_hierarchical_proposals_find_more_hand_labelled_objects_than_colour_regi
     # measured: 11/24 for the colour regions, 21/24 for the hierarchy (about 170 proposals a photo)
     assert hits >= 0.8 * total and hits >= base_hits + 6, (base_hits, hits, total)
     assert per_image < 300
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (40, 200), (4000, 1), (64, 64)])
+def test_a_frame_without_proposals_gives_no_pre_labels(shape: tuple[int, int]) -> None:
+    """A uniform or degenerate frame has no region standing out: no candidate, no pre-label."""
+    from cvat_ext.labeling_functions.apply import load_lfs
+    from cvat_ext.labeling_functions.prelabel import LfPrelabeller
+
+    packs = Path(__file__).resolve().parents[2] / "cvat_ext" / "labeling_functions" / "packs"
+    prelabel = LfPrelabeller(load_lfs([packs / "vehicles.yaml", packs / "street_python.py"]))
+    rgb = np.full((*shape, 3), 90, dtype=np.uint8)
+    assert len(prelabel.candidates(rgb)) == 0 and len(prelabel(rgb)) == 0
