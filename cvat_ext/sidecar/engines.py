@@ -9,10 +9,11 @@ object or a disagreeing label on the replicas that drew it. Rule findings alread
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -20,6 +21,7 @@ from cvat_ext.errors import ConfigError
 from cvat_ext.qa.findings import Finding
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, JobRef, ReplicaInput, RuleRunner
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.report import ConsensusResult
@@ -63,8 +65,10 @@ class RulePackRunner:
 class ConsensusEngineRunner:
     """:class:`ConsensusRunner` over :func:`cvat_ext.consensus.engine.score_replicas`.
 
-    ``agreement`` is the pooled pairwise F1 of the replicas; a replica's agreement is its F1
-    against the consensus.
+    Replicas are keyed by annotator name (CVAT username). ``agreement`` is the pooled pairwise F1
+    of the replicas; a replica's agreement is its F1 against the consensus; each issue's message
+    ends with the annotator's estimated accuracy against the truth, or that vs-consensus F1
+    labelled as such when the engine made no estimate.
     """
 
     def __init__(self, settings: ConsensusSettings) -> None:
@@ -79,11 +83,18 @@ class ConsensusEngineRunner:
         self.settings = settings
 
     def score(
-        self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
+        self,
+        parent_job_id: int,
+        replicas: Sequence[ReplicaInput],
+        labels: LabelSet,
+        meta: JobMeta,
+        *,
+        ground_truth: tuple[JobAnnotations, Sequence[int]] | None = None,
+        priors: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ConsensusOutcome:
-        by_name = {f"job{r.job_id}": r for r in replicas}
-        result = _score(by_name, labels, meta, self.settings)
-        replica_agreement = {by_name[a.annotator].job_id: _finite(a.f1) for a in result.annotators}
+        by_name = {r.annotator: r for r in replicas}
+        result = _score(by_name, labels, meta, self.settings, ground_truth=ground_truth, priors=priors)
+        numbers = {a.annotator: AnnotatorAccuracy.from_stats(a, by_name[a.annotator].job_id) for a in result.annotators}
         findings: list[Finding] = []
         for f in result.findings:
             assert f.votes is not None, "consensus findings carry their votes"
@@ -98,41 +109,71 @@ class ConsensusEngineRunner:
                 replica = by_name.get(name)
                 if replica is None:
                     continue
-                agreement = replica_agreement.get(replica.job_id, 0.0)
-                findings.append(
-                    dataclasses.replace(
-                        f,
-                        job_id=replica.job_id,
-                        annotator=name,
-                        message=f"{f.message} (replica agreement {agreement:.2f})",
-                    )
-                )
+                said = numbers[name].text() if name in numbers else "no figures"
+                message = f"{f.message} ({name}: {said})"
+                findings.append(dataclasses.replace(f, job_id=replica.job_id, annotator=name, message=message))
         s = result.summary
+        fitted = {a.annotator: getattr(a, "model", None) for a in result.annotators}
+        models = {name: dict(m) for name, m in fitted.items() if isinstance(m, Mapping)}
+        gt_report = getattr(result, "ground_truth", None)
         return ConsensusOutcome(
             agreement=_finite(s.f1),
-            replica_agreement=replica_agreement,
+            replica_agreement={n.job_id: n.vs_consensus_f1 for n in numbers.values()},
             findings=tuple(findings),
             merged=result.merged,
             detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
+            annotators=tuple(numbers.values()),
+            models=models,
+            ground_truth=gt_report if isinstance(gt_report, Mapping) else None,
         )
 
 
 def _score(
-    by_name: Mapping[str, ReplicaInput], labels: LabelSet, meta: JobMeta, settings: ConsensusSettings
+    by_name: Mapping[str, ReplicaInput],
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings,
+    *,
+    ground_truth: tuple[JobAnnotations, Sequence[int]] | None,
+    priors: Mapping[str, Mapping[str, Any]] | None,
 ) -> ConsensusResult:
     """The columnar engine when every replica came as columns, else the per-object one."""
+    extra = {"ground_truth": ground_truth, "priors": priors}
     columns = {n: r.columns for n, r in by_name.items()}
     if all(c is not None for c in columns.values()):
         from cvat_ext.consensus.table_source import score_tables
 
-        return score_tables({n: c for n, c in columns.items() if c is not None}, labels, meta, settings)
+        tables = {n: c for n, c in columns.items() if c is not None}
+        return score_tables(tables, labels, meta, settings, **_accepted(score_tables, extra))
     from cvat_ext.consensus.engine import score_replicas
 
     objects = {n: r.annotations for n, r in by_name.items()}
     missing = [n for n, a in objects.items() if a is None]
     if missing:
         raise ValueError(f"replicas {missing}: neither annotations nor columns")
-    return score_replicas({n: a for n, a in objects.items() if a is not None}, labels, meta, settings)
+    given = {n: a for n, a in objects.items() if a is not None}
+    return score_replicas(given, labels, meta, settings, **_accepted(score_replicas, extra))
+
+
+def _accepted(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments ``fn`` takes, among those given and not None.
+
+    Gate until the engine of contract 11 (``ground_truth=``, ``priors=``) is merged: an engine
+    without them scores without GT and without pooling, and says so once per argument."""
+    params = inspect.signature(fn).parameters
+    out = {}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if key in params:
+            out[key] = value
+        elif key not in _WARNED:
+            _WARNED.add(key)
+            log.warning("the consensus engine does not take %s= yet; scoring without it", key)
+    return out
+
+
+_WARNED: set[str] = set()
 
 
 def _finite(value: float) -> float:

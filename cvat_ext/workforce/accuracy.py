@@ -1,0 +1,102 @@
+"""One annotator's accuracy on one consensus job, as a manager reads it.
+
+The consensus engine (issue 11) estimates each annotator's precision, recall, F1, mean IoU and
+label accuracy *against the latent truth* (``AnnotatorStats.truth_estimate``, with standard
+errors and the number of ground-truth objects that informed them). Before it, and whenever an
+estimate is absent, the only figure is the annotator's F1 *against the consensus* of the
+replicas, which is agreement, not accuracy. :class:`AnnotatorAccuracy` carries both, and
+:meth:`AnnotatorAccuracy.text` is the one wording used by the issues, the task guide and the
+report pages, so no figure ever appears unlabeled.
+
+Stored in the sidecar's ``scores.detail["annotators"]`` as :meth:`as_dict` (JSON).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: the metrics of a truth estimate, in the engine's key names
+TRUTH_METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
+
+
+@dataclass(frozen=True)
+class AnnotatorAccuracy:
+    """``name``: the annotator (CVAT username, :mod:`cvat_ext.cvat.annotators`) of replica ``job_id``;
+    ``vs_consensus_f1`` in [0, 1] (NaN-free: 0 when nothing was comparable); ``truth``: metric ->
+    estimate in [0, 1] and ``truth_se``: metric -> standard error (empty without an estimate);
+    ``gt_objects``: ground-truth objects behind the estimate (0 without GT)."""
+
+    name: str
+    job_id: int
+    vs_consensus_f1: float
+    truth: Mapping[str, float]
+    truth_se: Mapping[str, float]
+    gt_objects: int = 0
+
+    @property
+    def estimated(self) -> bool:
+        return "f1" in self.truth
+
+    @classmethod
+    def from_stats(cls, stats: Any, job_id: int) -> AnnotatorAccuracy:
+        """From the engine's ``AnnotatorStats`` (report fields of contract 11; the figures of an
+        engine without truth estimates are read under their older names)."""
+        vs = getattr(stats, "vs_consensus_f1", None)
+        vs = getattr(stats, "f1", 0.0) if vs is None else vs
+        est = getattr(stats, "truth_estimate", None) or {}
+        return cls(
+            name=str(stats.annotator),
+            job_id=job_id,
+            vs_consensus_f1=_finite(vs),
+            truth={k: _finite(est[k]) for k in TRUTH_METRICS if _number(est.get(k))},
+            truth_se={k: _finite(v) for k, v in (est.get("se") or {}).items() if k in TRUTH_METRICS and _number(v)},
+            gt_objects=int(est.get("gt_objects") or 0),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["truth"], out["truth_se"] = dict(self.truth), dict(self.truth_se)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnnotatorAccuracy:
+        return cls(
+            name=str(data["name"]),
+            job_id=int(data["job_id"]),
+            vs_consensus_f1=float(data["vs_consensus_f1"]),
+            truth={str(k): float(v) for k, v in (data.get("truth") or {}).items()},
+            truth_se={str(k): float(v) for k, v in (data.get("truth_se") or {}).items()},
+            gt_objects=int(data.get("gt_objects") or 0),
+        )
+
+    def f1_text(self) -> str:
+        """The F1 with what it is measured against: ``est. F1 0.82 ± 0.04`` or ``F1 vs consensus 0.78``."""
+        if not self.estimated:
+            return f"F1 vs consensus {self.vs_consensus_f1:.2f}"
+        return f"est. F1 {self.truth['f1']:.2f}{_pm(self.truth_se.get('f1'))}"
+
+    def text(self) -> str:
+        """The full line: the estimate vs truth (F1, mean IoU, GT objects), or the labelled vs-consensus F1."""
+        if not self.estimated:
+            return f"F1 vs consensus {self.vs_consensus_f1:.2f} (no truth estimate)"
+        parts = [self.f1_text()]
+        if "mean_iou" in self.truth:
+            parts.append(f"mean IoU {self.truth['mean_iou']:.2f}{_pm(self.truth_se.get('mean_iou'))}")
+        gt = f"{self.gt_objects} GT objects" if self.gt_objects else "no GT"
+        return f"{', '.join(parts)} vs truth ({gt})"
+
+
+def _pm(se: float | None) -> str:
+    return "" if se is None else f" ± {se:.2f}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def _finite(value: Any) -> float:
+    v = float(value)
+    return 0.0 if not math.isfinite(v) else v  # NaN (nothing to compare) counts as no agreement
