@@ -483,8 +483,15 @@ class Cycle:
         if gt_job is None:
             return None
         gt = read_ground_truth([gt_job], self)
-        frames = gt.within(meta.start_frame, meta.stop_frame) if gt is not None else ()
-        return (gt.annotations, frames) if gt is not None and frames else None
+        if gt is None:
+            return None
+        if not (gt.annotations.shapes or gt.annotations.tracks or gt.annotations.tags):
+            # every GT frame would say "nothing here": far likelier a GT job accepted before anyone
+            # annotated it than a validation set of empty frames, and it would call every object spurious
+            log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.job_id)
+            return None
+        frames = gt.within(meta.start_frame, meta.stop_frame)
+        return (gt.annotations, frames) if frames else None
 
     def _rule_findings(self, job: JobRow, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
         if self.rules is None:

@@ -14,9 +14,11 @@ Stored in the sidecar's ``scores.detail["annotators"]`` as :meth:`as_dict` (JSON
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 #: the metrics of a truth estimate, in the engine's key names
 TRUTH_METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
@@ -100,3 +102,71 @@ def _number(value: Any) -> bool:
 def _finite(value: Any) -> float:
     v = float(value)
     return 0.0 if not math.isfinite(v) else v  # NaN (nothing to compare) counts as no agreement
+
+
+def accuracies_of(detail: Mapping[str, Any]) -> list[AnnotatorAccuracy]:
+    """The per-annotator figures a consensus score row keeps (``ScoreRow.detail``). Rows written
+    before annotators were named keep only ``replicas`` (job id -> F1 vs consensus): those read as
+    ``job<ID>`` without an estimate."""
+    if "annotators" in detail:
+        return [AnnotatorAccuracy.from_dict(a) for a in detail["annotators"]]
+    return [
+        AnnotatorAccuracy(f"job{job_id}", int(job_id), float(value), {}, {})
+        for job_id, value in sorted(detail.get("replicas", {}).items(), key=lambda kv: int(kv[0]))
+    ]
+
+
+@dataclass(frozen=True)
+class AccuracySummary:
+    """One annotator over several jobs: ``f1`` / ``mean_iou`` the mean estimate over the ``estimated``
+    jobs that had one, with the standard error of that mean (jobs taken as independent); ``gt_objects``
+    summed; ``vs_consensus_f1`` the mean over all ``jobs``."""
+
+    name: str
+    jobs: int
+    estimated: int
+    f1: float | None
+    f1_se: float | None
+    mean_iou: float | None
+    mean_iou_se: float | None
+    gt_objects: int
+    vs_consensus_f1: float
+
+    def f1_text(self) -> str:
+        """``0.820 ± 0.030`` (the estimate vs truth), or ``—`` when no job had one."""
+        return _estimate_text(self.f1, self.f1_se)
+
+    def mean_iou_text(self) -> str:
+        return _estimate_text(self.mean_iou, self.mean_iou_se)
+
+
+def _estimate_text(value: float | None, se: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+
+def summarise(accuracies: Sequence[AnnotatorAccuracy]) -> list[AccuracySummary]:
+    """Group by annotator name (sorted)."""
+    by_name: dict[str, list[AnnotatorAccuracy]] = {}
+    for a in accuracies:
+        by_name.setdefault(a.name, []).append(a)
+    return [combine(name, group) for name, group in sorted(by_name.items())]
+
+
+def combine(name: str, group: Sequence[AnnotatorAccuracy]) -> AccuracySummary:
+    """One annotator's jobs (``group``, not empty) as one summary."""
+    f1, f1_se = _mean_se(group, "f1")
+    iou, iou_se = _mean_se(group, "mean_iou")
+    return AccuracySummary(
+        name=name, jobs=len(group), estimated=sum(a.estimated for a in group), f1=f1, f1_se=f1_se,
+        mean_iou=iou, mean_iou_se=iou_se, gt_objects=sum(a.gt_objects for a in group),
+        vs_consensus_f1=float(np.mean([a.vs_consensus_f1 for a in group])),
+    )
+
+
+def _mean_se(group: Sequence[AnnotatorAccuracy], metric: str) -> tuple[float | None, float | None]:
+    values = np.array([a.truth[metric] for a in group if metric in a.truth])
+    if not len(values):
+        return None, None
+    ses = np.array([a.truth_se[metric] for a in group if metric in a.truth and metric in a.truth_se])
+    se = float(np.sqrt(np.sum(ses**2)) / len(values)) if len(ses) == len(values) else None
+    return float(values.mean()), se
