@@ -78,7 +78,8 @@ def test_usernames_in_issues_guide_scores_and_logs(
         # the task guide: usernames, never the replica job ids
         task = svc.client.get_task(world.task_id)
         guide = svc.client.get_guide(task.guide_id).markdown  # type: ignore[arg-type]
-        assert "| annotator | jobs | estimated F1 (±) | estimated mean IoU (±) | GT objects | F1 vs consensus |" in guide
+        header = "| annotator | jobs | estimated F1 (±) | estimated mean IoU (±) | GT objects | F1 vs consensus |"
+        assert header in guide
         for name in ("ann1", "ann2", "ann3"):
             assert f"| {name} | 2 | " in guide and f"{name}: " in guide
         assert not re.search(r"\bjob\d+\b", guide)  # "job<ID>" is the name of an unassigned replica only
