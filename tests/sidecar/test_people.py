@@ -19,7 +19,6 @@ from cvat_ext.cvat.annotators import replica_names
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.interface import ConsensusOutcome, ReplicaInput
 from cvat_ext.sidecar.service import SidecarService
-from cvat_ext.sidecar.state import open_store
 from cvat_ext.workforce.accuracy import accuracies_of
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
@@ -254,19 +253,3 @@ def test_an_accepted_gt_job_without_annotations_is_not_truth(
     assert all(engine.given[p] is None for p in world.parent_job_ids)
     assert f"GT job {world.gt_job_id} is accepted but has no annotations" in caplog.text
 
-
-def test_the_state_store_keeps_one_fold_per_job(tmp_path: Path) -> None:
-    with open_store(f"sqlite:///{tmp_path}/s.db") as root:
-        store = root.scoped("org")
-        assert store.pooled_prior("project:1", "ann1", 10) is None
-        store.fold_models("project:1", 10, [("ann1", None, {"n": 1})])
-        assert store.pooled_prior("project:1", "ann1", 11) == {"n": 1}  # a new job: the latest posterior
-        store.fold_models("project:1", 11, [("ann1", {"n": 1}, {"n": 2})])
-        assert store.pooled_prior("project:1", "ann1", 10) is None  # job 10 again: its first prior
-        assert store.pooled_prior("project:1", "ann1", 11) == {"n": 1}
-        store.fold_models("project:1", 10, [("ann1", None, {"n": 1, "again": True})])  # re-scored
-        assert store.pooled_prior("project:1", "ann1", 12) == {"n": 2}  # the head stays job 11
-        assert store.pooled_models() == [("project:1", "ann1", 2, {"n": 2})]
-        # scopes and organizations are apart
-        assert store.pooled_prior("project:2", "ann1", 12) is None
-        assert root.scoped("other").pooled_prior("project:1", "ann1", 12) is None
