@@ -444,11 +444,6 @@ class ConsensusResult:
         }
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` as the report writes it: NaN -> None, floats to 6 decimals, enums by value."""
-    return _clean(value)
-
-
 def _clean(value: Any) -> Any:
     if isinstance(value, float):
         return None if math.isnan(value) else round(value, 6)

@@ -502,11 +502,7 @@ class Cycle:
         self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
 
         errors = sum(1 for f in rule_findings if f.severity is Severity.ERROR)
-        detail: dict[str, Any] = {
-            "replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}
-        }
-        if "truth_estimate" in outcome.detail:
-            detail["truth_estimate"] = {str(k): v for k, v in outcome.detail["truth_estimate"].items()}
+        detail = {"replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}}
 
         def score(decision: str) -> ScoreRow:
             return ScoreRow(
@@ -645,9 +641,8 @@ class Cycle:
         report.jobs_scored += 1
         self.metrics.jobs_scored.inc()
         self.store.put_score(
-            ScoreRow(
-                unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, detail, self.clock()
-            )
+            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, detail,
+                     self.clock())
         )
         # our own PATCH moved updated_date: remember the post-action value so it is not "changed"
         after = self.store.get_job(job.id) or job

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -82,14 +81,9 @@ class ConsensusEngineRunner:
     def score(
         self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
     ) -> ConsensusOutcome:
-        from cvat_ext.consensus.report import json_ready
-
         by_name = {f"job{r.job_id}": r for r in replicas}
         result = _score(by_name, labels, meta, self.settings)
         replica_agreement = {by_name[a.annotator].job_id: _finite(a.vs_consensus_f1) for a in result.annotators}
-        # the calibrated numbers a person reads: estimated accuracy against the latent truth
-        truth = {by_name[a.annotator].job_id: json_ready(dict(a.truth_estimate)) for a in result.annotators}
-        said = {job_id: _estimate_note(est) for job_id, est in truth.items()}
         findings: list[Finding] = []
         for f in result.findings:
             assert f.votes is not None, "consensus findings carry their votes"
@@ -110,7 +104,7 @@ class ConsensusEngineRunner:
                         f,
                         job_id=replica.job_id,
                         annotator=name,
-                        message=f"{f.message} (replica agreement {agreement:.2f}{said[replica.job_id]})",
+                        message=f"{f.message} (replica agreement {agreement:.2f})",
                     )
                 )
         s = result.summary
@@ -119,23 +113,8 @@ class ConsensusEngineRunner:
             replica_agreement=replica_agreement,
             findings=tuple(findings),
             merged=result.merged,
-            detail={
-                "mean_iou": _finite(s.mean_iou),
-                "missing": s.missing,
-                "extra": s.extra,
-                "clusters": s.clusters,
-                "truth_estimate": truth,
-            },
+            detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
         )
-
-
-def _estimate_note(est: Mapping[str, Any]) -> str:
-    """``; estimated F1 0.62 ± 0.05`` from a truth estimate, empty without one."""
-    f1, se = est.get("f1"), (est.get("se") or {}).get("f1")
-    if f1 is None or not math.isfinite(f1):
-        return ""
-    interval = f" ± {1.96 * se:.2f}" if se is not None and math.isfinite(se) else ""
-    return f"; estimated F1 {f1:.2f}{interval}"
 
 
 def _score(
