@@ -222,7 +222,7 @@ class ReportPages:
                  ("jobs / frames / objects", f"{card.jobs} / {card.frames} / {card.objects}"),
                  ("accuracy on gold", "—" if card.gold_accuracy is None else
                   f"{card.gold_accuracy:.3f} over {card.gold_frames} gold frames"),
-                 ("estimated F1 vs truth (± one standard error)", estimated_text(card)),
+                 ("estimated F1 vs truth (± 95 % interval)", estimated_text(card)),
                  ("agreement vs consensus (not accuracy)", "—" if card.vs_consensus is None else
                   f"{card.vs_consensus:.3f}"),
                  ("rule errors", f"{card.rule_errors}" + ("" if card.rule_errors_per_100 is None else
@@ -283,27 +283,32 @@ class ReportPages:
 
 
 def estimated_text(card: Scorecard) -> str:
-    """A scorecard's estimated F1 vs truth: ``0.812 ± 0.031 (14 GT objects)``, or ``—``."""
+    """A scorecard's estimated F1 vs truth: ``0.812 ± 0.061 (14 GT objects)`` (95 % interval), or ``—``."""
+    from cvat_ext.workforce.accuracy import Z95
+
     if card.estimated_f1 is None:
         return "—"
-    se = "" if card.estimated_f1_se is None else f" ± {card.estimated_f1_se:.3f}"
+    se = "" if card.estimated_f1_se is None else f" ± {Z95 * card.estimated_f1_se:.3f}"
     gt = f" ({card.estimated_gt_objects} GT objects)" if card.estimated_gt_objects else ""
     return f"{card.estimated_f1:.3f}{se}{gt}"
 
 
 def _annotators_of_task(scores: Sequence[ScoreRow]) -> str:
     """The task's annotators over its consensus jobs: estimates vs truth beside F1 vs consensus."""
-    from cvat_ext.workforce.accuracy import accuracies_of, summarise
+    from cvat_ext.workforce.accuracy import accuracies_of, gt_check_line, summarise
 
-    summaries = summarise([a for s in scores if s.kind == "consensus" for a in accuracies_of(s.detail)])
+    consensus = [s for s in scores if s.kind == "consensus"]
+    summaries = summarise([a for s in consensus for a in accuracies_of(s.detail)])
     if not summaries:
         return ""
     rows = [[esc(a.name), str(a.jobs), a.f1_text(), a.mean_iou_text(), str(a.gt_objects),
              f"{a.vs_consensus_f1:.3f}"] for a in summaries]
-    return ("<h2>Annotators</h2><p class=\"muted\">Estimated against the truth (± one standard error); "
+    checks = "".join(f'<p class="muted">{esc(gt_check_line(s.job_id, s.detail["ground_truth"]))}</p>'
+                     for s in consensus if s.detail.get("ground_truth"))
+    return ("<h2>Annotators</h2><p class=\"muted\">Estimated against the truth (± a 95 % interval); "
             "F1 vs consensus is agreement with the other replicas, not accuracy.</p>"
             + table(["annotator", "jobs", "estimated F1 (±)", "estimated mean IoU (±)", "GT objects",
-                     "F1 vs consensus"], rows, numeric=(1, 2, 3, 4, 5)))
+                     "F1 vs consensus"], rows, numeric=(1, 2, 3, 4, 5)) + checks)
 
 
 def _cookie(headers: Mapping[str, str]) -> str | None:

@@ -9,9 +9,8 @@ object or a disagreeing label on the replicas that drew it. Rule findings alread
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,9 +112,7 @@ class ConsensusEngineRunner:
                 message = f"{f.message} ({name}: {said})"
                 findings.append(dataclasses.replace(f, job_id=replica.job_id, annotator=name, message=message))
         s = result.summary
-        fitted = {a.annotator: getattr(a, "model", None) for a in result.annotators}
-        models = {name: dict(m) for name, m in fitted.items() if isinstance(m, Mapping)}
-        gt_report = getattr(result, "ground_truth", None)
+        models = {a.annotator: dict(a.model) for a in result.annotators if a.model}
         return ConsensusOutcome(
             agreement=_finite(s.f1),
             replica_agreement={n.job_id: n.vs_consensus_f1 for n in numbers.values()},
@@ -124,7 +121,7 @@ class ConsensusEngineRunner:
             detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
             annotators=tuple(numbers.values()),
             models=models,
-            ground_truth=gt_report if isinstance(gt_report, Mapping) else None,
+            ground_truth=result.ground_truth,
         )
 
 
@@ -138,13 +135,12 @@ def _score(
     priors: Mapping[str, Mapping[str, Any]] | None,
 ) -> ConsensusResult:
     """The columnar engine when every replica came as columns, else the per-object one."""
-    extra = {"ground_truth": ground_truth, "priors": priors}
     columns = {n: r.columns for n, r in by_name.items()}
     if all(c is not None for c in columns.values()):
         from cvat_ext.consensus.table_source import score_tables
 
         tables = {n: c for n, c in columns.items() if c is not None}
-        return score_tables(tables, labels, meta, settings, **_accepted(score_tables, extra))
+        return score_tables(tables, labels, meta, settings, ground_truth=ground_truth, priors=priors)
     from cvat_ext.consensus.engine import score_replicas
 
     objects = {n: r.annotations for n, r in by_name.items()}
@@ -152,28 +148,7 @@ def _score(
     if missing:
         raise ValueError(f"replicas {missing}: neither annotations nor columns")
     given = {n: a for n, a in objects.items() if a is not None}
-    return score_replicas(given, labels, meta, settings, **_accepted(score_replicas, extra))
-
-
-def _accepted(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments ``fn`` takes, among those given and not None.
-
-    Gate until the engine of contract 11 (``ground_truth=``, ``priors=``) is merged: an engine
-    without them scores without GT and without pooling, and says so once per argument."""
-    params = inspect.signature(fn).parameters
-    out = {}
-    for key, value in kwargs.items():
-        if value is None:
-            continue
-        if key in params:
-            out[key] = value
-        elif key not in _WARNED:
-            _WARNED.add(key)
-            log.warning("the consensus engine does not take %s= yet; scoring without it", key)
-    return out
-
-
-_WARNED: set[str] = set()
+    return score_replicas(given, labels, meta, settings, ground_truth=ground_truth, priors=priors)
 
 
 def _finite(value: float) -> float:

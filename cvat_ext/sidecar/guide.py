@@ -21,7 +21,7 @@ from cvat_ext.cvat.guide_blocks import replace_block as replace_named_block
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.state import ScoreRow, StateStore
-from cvat_ext.workforce.accuracy import accuracies_of, summarise
+from cvat_ext.workforce.accuracy import accuracies_of, gt_check_line, summarise
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,13 @@ def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement:
 
 
 def _annotator_lines(consensus: Sequence[ScoreRow]) -> list[str]:
-    """Per annotator over the task's consensus jobs: the estimate vs truth (± one standard error, GT
+    """Per annotator over the task's consensus jobs: the estimate vs truth (± a 95 % interval, GT
     objects behind it) beside the F1 vs consensus, which is agreement, not accuracy."""
     summaries = summarise([a for s in consensus for a in accuracies_of(s.detail)])
     if not summaries:
         return []
     lines = [
-        "Annotators (estimated against the truth; ± one standard error):",
+        "Annotators (estimated against the truth; ± a 95 % interval):",
         "",
         "| annotator | jobs | estimated F1 (±) | estimated mean IoU (±) | GT objects | F1 vs consensus |",
         "|---|---|---|---|---|---|",
@@ -80,7 +80,12 @@ def _annotator_lines(consensus: Sequence[ScoreRow]) -> list[str]:
     for a in summaries:
         lines.append(f"| {a.name} | {a.jobs} | {a.f1_text()} | {a.mean_iou_text()} | {a.gt_objects} "
                      f"| {a.vs_consensus_f1:.3f} |")
-    return [*lines, ""]
+    lines.append("")
+    for s in consensus:
+        gt = s.detail.get("ground_truth")
+        if gt:
+            lines += [gt_check_line(s.job_id, gt), ""]
+    return lines
 
 
 def replace_block(markdown: str, block: str) -> str:

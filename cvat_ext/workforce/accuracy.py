@@ -16,12 +16,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from cvat_ext.consensus.report import AnnotatorStats
+
 #: the metrics of a truth estimate, in the engine's key names
 TRUTH_METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
+#: ``±`` shows a 95 % interval (1.96 standard errors), as the engine's own report lines do
+Z95 = 1.96
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,13 @@ class AnnotatorAccuracy:
         return "f1" in self.truth
 
     @classmethod
-    def from_stats(cls, stats: Any, job_id: int) -> AnnotatorAccuracy:
-        """From the engine's ``AnnotatorStats`` (report fields of contract 11; the figures of an
-        engine without truth estimates are read under their older names)."""
-        vs = getattr(stats, "vs_consensus_f1", None)
-        vs = getattr(stats, "f1", 0.0) if vs is None else vs
-        est = getattr(stats, "truth_estimate", None) or {}
+    def from_stats(cls, stats: AnnotatorStats, job_id: int) -> AnnotatorAccuracy:
+        """From the engine's per-annotator report (NaN figures: nothing to estimate, left out)."""
+        est = stats.truth_estimate or {}
         return cls(
-            name=str(stats.annotator),
+            name=stats.annotator,
             job_id=job_id,
-            vs_consensus_f1=_finite(vs),
+            vs_consensus_f1=_finite(stats.vs_consensus_f1),
             truth={k: _finite(est[k]) for k in TRUTH_METRICS if _number(est.get(k))},
             truth_se={k: _finite(v) for k, v in (est.get("se") or {}).items() if k in TRUTH_METRICS and _number(v)},
             gt_objects=int(est.get("gt_objects") or 0),
@@ -75,7 +77,8 @@ class AnnotatorAccuracy:
         )
 
     def f1_text(self) -> str:
-        """The F1 with what it is measured against: ``est. F1 0.82 ± 0.04`` or ``F1 vs consensus 0.78``."""
+        """The F1 with what it is measured against: ``est. F1 0.82 ± 0.04`` (95 % interval) or
+        ``F1 vs consensus 0.78``."""
         if not self.estimated:
             return f"F1 vs consensus {self.vs_consensus_f1:.2f}"
         return f"est. F1 {self.truth['f1']:.2f}{_pm(self.truth_se.get('f1'))}"
@@ -92,7 +95,7 @@ class AnnotatorAccuracy:
 
 
 def _pm(se: float | None) -> str:
-    return "" if se is None else f" ± {se:.2f}"
+    return "" if se is None else f" ± {Z95 * se:.2f}"
 
 
 def _number(value: Any) -> bool:
@@ -133,7 +136,7 @@ class AccuracySummary:
     vs_consensus_f1: float
 
     def f1_text(self) -> str:
-        """``0.820 ± 0.030`` (the estimate vs truth), or ``—`` when no job had one."""
+        """``0.820 ± 0.059`` (the estimate vs truth, 95 % interval), or ``—`` when no job had one."""
         return _estimate_text(self.f1, self.f1_se)
 
     def mean_iou_text(self) -> str:
@@ -141,7 +144,7 @@ class AccuracySummary:
 
 
 def _estimate_text(value: float | None, se: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}" + ("" if se is None else f" ± {se:.3f}")
+    return "—" if value is None else f"{value:.3f}" + ("" if se is None else f" ± {Z95 * se:.3f}")
 
 
 def summarise(accuracies: Sequence[AnnotatorAccuracy]) -> list[AccuracySummary]:
@@ -170,3 +173,18 @@ def _mean_se(group: Sequence[AnnotatorAccuracy], metric: str) -> tuple[float | N
     ses = np.array([a.truth_se[metric] for a in group if metric in a.truth and metric in a.truth_se])
     se = float(np.sqrt(np.sum(ses**2)) / len(values)) if len(ses) == len(values) else None
     return float(values.mean()), se
+
+
+def gt_check_line(parent_job_id: int, gt: Mapping[str, Any]) -> str:
+    """The calibration check of one parent job: the model's own error (estimate minus what GT
+    measured) per annotator on the GT frames, F1 and mean IoU."""
+    errors = gt.get("model_error") or {}
+
+    def signed(v: Any) -> str:
+        return "n/a" if v is None else f"{v:+.2f}"
+
+    per = "; ".join(f"{name}: F1 {signed(e.get('f1'))}, mean IoU {signed(e.get('mean_iou'))}"
+                    for name, e in sorted(errors.items()))
+    return (f"Ground-truth check, job {parent_job_id}: GT job {gt.get('job_id')}, {gt.get('frames', 0)} frames, "
+            f"{gt.get('objects', 0)} objects; estimate minus GT on those frames: {per or 'n/a'}.")
+

@@ -5,6 +5,7 @@ job handed to the consensus engine. Against the CVAT stand-in, with the real cva
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from cvat_ext.cvat.annotators import replica_names
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.interface import ConsensusOutcome, ReplicaInput
 from cvat_ext.sidecar.service import SidecarService
-from cvat_ext.workforce.accuracy import accuracies_of
+from cvat_ext.workforce.accuracy import accuracies_of, gt_check_line
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
 from tests.sidecar.fakes import ScriptedConsensus
@@ -187,11 +188,35 @@ class RecordingEngine(engines.ConsensusEngineRunner):
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self.given: dict[int, Any] = {}
+        self.priors: dict[int, Any] = {}
+        self.models: dict[int, Mapping[str, Any]] = {}
 
     def score(self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta,
               **kw: Any) -> ConsensusOutcome:
         self.given[parent_job_id] = kw.get("ground_truth")
-        return super().score(parent_job_id, replicas, labels, meta, **kw)
+        self.priors[parent_job_id] = kw.get("priors")
+        outcome = super().score(parent_job_id, replicas, labels, meta, **kw)
+        self.models[parent_job_id] = outcome.models
+        return outcome
+
+
+def test_the_real_engine_fits_the_second_job_from_the_first(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path
+) -> None:
+    world = cvat_org_world
+    seed_sloppy_consensus(cvat_standin, world)
+    _gt_cars(cvat_standin, world)
+    p1, p2 = world.parent_job_ids
+    cfg = _settings(cvat_standin, world, tmp_path)
+    engine = RecordingEngine(cfg.consensus.engine)
+    with _service(cvat_standin, world, cfg, Clock(), engine) as svc:
+        assert svc.run_once().failed_units == 0
+        pooled = {user: model for _, user, _, model in svc.store.pooled_models()}
+    assert engine.priors[p1] is None
+    assert set(engine.models[p1]) == {"ann1", "ann2", "ann3"}
+    # the second job starts from the first job's fitted models, as stored (JSON)
+    assert engine.priors[p2] == json.loads(json.dumps(engine.models[p1]))
+    assert pooled == json.loads(json.dumps(engine.models[p2]))
 
 
 def test_the_accepted_gt_job_is_read_and_passed(
@@ -214,6 +239,14 @@ def test_the_accepted_gt_job_is_read_and_passed(
         detail = {s.job_id: s.detail for s in svc.store.scores_of_task(world.task_id) if s.kind == "consensus"}
         assert detail[p1]["ground_truth"]["job_id"] == world.gt_job_id
         assert detail[p1]["ground_truth"]["frames"] == len(frames[p1])
+        # the engine's calibration check on the GT frames, per annotator, reaches the task guide
+        assert set(detail[p1]["ground_truth"]["model_error"]) == {"ann1", "ann2", "ann3"}
+        guide = svc.client.get_guide(svc.client.get_task(world.task_id).guide_id).markdown  # type: ignore[arg-type]
+        for parent in (p1, p2):
+            assert gt_check_line(parent, detail[parent]["ground_truth"]) in guide
+        assert f"Ground-truth check, job {p1}: GT job {world.gt_job_id}, {len(frames[p1])} frames" in guide
+        # estimates say how many GT objects informed them
+        assert {a.gt_objects > 0 for a in accuracies_of(detail[p1])} == {True}
         # GT edited (and still accepted): both parents are scored again, with the new version
         engine.given.clear()
         cvat_standin.set_annotations(world.gt_job_id, {"version": 0, "tags": [], "tracks": [], "shapes": [
