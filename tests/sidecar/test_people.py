@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.annotations.model import JobMeta, LabelSet
 from cvat_ext.cvat.annotators import replica_names
 from cvat_ext.sidecar import engines
 from cvat_ext.sidecar.interface import ConsensusOutcome, ReplicaInput
@@ -96,16 +96,8 @@ class CountingConsensus:
     inner: ScriptedConsensus
     calls: list[tuple[int, dict[str, Any] | None]] = dataclasses.field(default_factory=list)
 
-    def score(
-        self,
-        parent_job_id: int,
-        replicas: Sequence[ReplicaInput],
-        labels: LabelSet,
-        meta: JobMeta,
-        *,
-        ground_truth: tuple[JobAnnotations, Sequence[int]] | None = None,
-        priors: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> ConsensusOutcome:
+    def score(self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta,
+              *, priors: Mapping[str, Mapping[str, Any]] | None = None, **kw: Any) -> ConsensusOutcome:
         self.calls.append((parent_job_id, None if priors is None else {k: dict(v) for k, v in priors.items()}))
         outcome = self.inner.score(parent_job_id, replicas, labels, meta)
         models = {}
