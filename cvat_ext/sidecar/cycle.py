@@ -51,7 +51,7 @@ from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.duplicates import DuplicateSweeper
 from cvat_ext.sidecar.ground_truth import accepted_gt_job, read_ground_truth
-from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
+from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.pooling import AnnotatorPool, people_of, pool_scope
 from cvat_ext.sidecar.prefetch import Prefetcher
@@ -514,25 +514,13 @@ class Cycle:
             return "unchanged"
         labels = self.labels(parent.task_id)
         meta = self.meta(parent.id)
-        names = replica_names(replicas)
         fetched = [self.replica(r) for r in replicas]
-        inputs = [
-            ReplicaInput(r.id, r.assignee_id, columns=f.columns(meta.stop_frame), name=n)
-            for r, f, n in zip(replicas, fetched, names, strict=True)
-        ]
         rule_findings: list[Finding] = []
         if self.rules is not None:
             for r, f in zip(replicas, fetched, strict=True):
                 rule_findings += self._rule_findings(r, f.annotations(), labels, meta)
         ground_truth = self._ground_truth(gt_job, meta)
-        pool = AnnotatorPool(self.store, pool_scope(cfg.pool_scope, parent), parent.id, people_of(names, replicas))
-        outcome = self.consensus.score(
-            parent.id, inputs, labels, meta, ground_truth=ground_truth, priors=pool.priors() or None
-        )
-        pool.fold(outcome.models)
-        log.info(
-            "job %d: %s", parent.id, "; ".join(f"{a.name} (job {a.job_id}): {a.text()}" for a in outcome.annotators)
-        )
+        outcome = self._fit(parent, replicas, fetched, labels, meta, ground_truth)
         agreement = Agreement(
             outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0
         )
@@ -585,6 +573,33 @@ class Cycle:
         self.metrics.jobs_scored.inc(len(replicas))
         self.store.set_unit_signature(unit.key, sig, parent.task_id)
         return "scored"
+
+    def _fit(
+        self,
+        parent: JobRow,
+        replicas: list[JobRow],
+        fetched: list[_Replica],
+        labels: LabelSet,
+        meta: JobMeta,
+        ground_truth: tuple[JobAnnotations, tuple[int, ...]] | None,
+    ) -> ConsensusOutcome:
+        """Score the replicas, named by username, from each person's pooled model; keep the new ones."""
+        assert self.consensus is not None
+        names = replica_names(replicas)
+        inputs = [
+            ReplicaInput(r.id, r.assignee_id, columns=f.columns(meta.stop_frame), name=n)
+            for r, f, n in zip(replicas, fetched, names, strict=True)
+        ]
+        scope = pool_scope(self.settings.consensus.pool_scope, parent)
+        pool = AnnotatorPool(self.store, scope, parent.id, people_of(names, replicas))
+        outcome = self.consensus.score(
+            parent.id, inputs, labels, meta, ground_truth=ground_truth, priors=pool.priors() or None
+        )
+        pool.fold(outcome.models)
+        log.info(
+            "job %d: %s", parent.id, "; ".join(f"{a.name} (job {a.job_id}): {a.text()}" for a in outcome.annotators)
+        )
+        return outcome
 
     def _execute(
         self,
