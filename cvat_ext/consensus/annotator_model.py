@@ -280,7 +280,9 @@ def _anchor(
     n_gt = np.maximum(gt.counts[:, 0], 1.0)
     out, out_se = {}, {}
     for m in METRICS:
-        ok = np.isfinite(error[m])
+        # label accuracy: Dawid–Skene's estimate is one job-wide figure, so the GT frames' difference
+        # is only the GT sample's noise; it is reported (model_error) but does not correct
+        ok = np.isfinite(error[m]) & (m != "label_accuracy")
         out[m] = np.where(ok, np.clip(values[m] - np.where(ok, error[m], 0.0), 0.0, 1.0), values[m])
         # the correction carries the GT sample's own noise
         out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + _binomial_se(truth[m], n_gt) ** 2 * 0.5), se[m])

@@ -135,10 +135,12 @@ def fit_noise(
         row[[r, s]] = inv
         row[[n + r, n + s]] = 1.0
         rows.append(row)
-        target.append(tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr))
+        spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
+        target.append(spread2)
         # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
-        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance
-        weight.append(np.sqrt(c) / max(target[-1], 1e-3))
+        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
+        # and a truncated cell tells its spread only as far as the truncated moment still moves
+        weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
     for r, (alpha, beta, w) in (prior or {}).items():
         for s_ref in (_bin_centres()[2], _bin_centres()[8]):  # a small and a large object pin both terms
             row = np.zeros(2 * n)
@@ -178,11 +180,16 @@ class IouTemplate:
         hit, mean_iou = _threshold_table(self, round(float(iou_thr), 6))
         return np.interp(spread, self.spread, hit), np.interp(spread, self.spread, mean_iou)
 
-    def untruncate(self, mean_square: float, iou_thr: float) -> float:
+    def untruncate(self, mean_square: float, iou_thr: float) -> tuple[float, float]:
         """The squared spread whose ``x``, seen only at or below ``1 - iou_thr`` (a matched pair),
-        has the mean square ``mean_square`` (capped where the truncated moment saturates)."""
+        has the mean square ``mean_square`` (capped where the truncated moment saturates), and the
+        elasticity ``d ln(truncated ms) / d ln(spread^2)`` there: 1 where truncation does not bite,
+        towards 0 where the observed moment barely tells the spread."""
         spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
-        return float(np.interp(mean_square, truncated, spread) ** 2)
+        sp = float(np.interp(mean_square, truncated, spread))
+        log_ms, log_s2 = np.log(np.maximum(truncated[1:], 1e-12)), np.log(spread[1:] ** 2)
+        slope = np.gradient(log_ms, log_s2)
+        return sp * sp, float(np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0))
 
 
 def _box_draws(spread: float, noise: FloatArray) -> FloatArray:
