@@ -39,7 +39,7 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
-from cvat_ext.consensus.noise_model import NoiseFit, PairEvidence, fit_noise, template
+from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, template
 from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
 from cvat_ext.errors import ConfigError
 
@@ -63,19 +63,30 @@ class FamilyEvidence:
     size: list[FloatArray] = field(default_factory=list)
     frame: list[IntArray] = field(default_factory=list)
     pairs: PairEvidence = field(init=False)
+    corners: CornerEvidence = field(init=False)
 
     def __post_init__(self) -> None:
         self.pairs = PairEvidence(self.n_annotators)
+        self.corners = CornerEvidence(self.n_annotators)
 
     def add(
-        self, present: BoolArray, size: FloatArray, frame: IntArray, pair_sim: FloatArray, strata: IntArray | None
+        self,
+        present: BoolArray,
+        size: FloatArray,
+        frame: IntArray,
+        pair_sim: FloatArray,
+        strata: IntArray | None,
+        xyxy: FloatArray | None = None,
     ) -> None:
-        """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``."""
+        """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``;
+        ``xyxy (K, R, 4)`` the member extents for families whose noise is read on the corners."""
         self.present.append(present)
         self.size.append(size)
         self.frame.append(frame)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
         self.pairs.add(pair_sim, size)
+        if xyxy is not None:
+            self.corners.add(xyxy, pair_sim, size)
 
 
 def cluster_size(xyxy: FloatArray, rows: IntArray) -> FloatArray:
@@ -205,6 +216,7 @@ def fit_annotator_model(
             iou_thr,
             template(family, oks_sigma),
             {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
+            ev.corners if family in WEIGHTED_FAMILIES else None,
         )
         present = np.concatenate(ev.present)
         size = np.concatenate(ev.size)
@@ -280,7 +292,9 @@ def _anchor(
     n_gt = np.maximum(gt.counts[:, 0], 1.0)
     out, out_se = {}, {}
     for m in METRICS:
-        ok = np.isfinite(error[m])
+        # label accuracy: Dawid–Skene's estimate is one job-wide figure, so the GT frames' difference
+        # is only the GT sample's noise; it is reported (model_error) but does not correct
+        ok = np.isfinite(error[m]) & (m != "label_accuracy")
         out[m] = np.where(ok, np.clip(values[m] - np.where(ok, error[m], 0.0), 0.0, 1.0), values[m])
         # the correction carries the GT sample's own noise
         out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + _binomial_se(truth[m], n_gt) ** 2 * 0.5), se[m])

@@ -332,6 +332,7 @@ def score_chunks(
                 batch.frames[table.frame_pos],
                 table.pair_sim,
                 chunk_strata.get(key),
+                batch.xyxy[np.maximum(rows, 0)] if batch.family in EXTENT_FAMILIES else None,
             )
             if gt is not None:
                 gt.add_batch(batch, params)

@@ -81,6 +81,81 @@ class PairEvidence:
         self.count += np.bincount(cell, minlength=n).reshape(self.count.shape)
 
 
+@dataclass
+class CornerEvidence:
+    """Corner offsets of the extents, per (size bin, annotator): the covariance estimate.
+
+    With corners drawn as truth + e_r (independent, zero-mean), two differences that share
+    annotator r have ``E[(c_r - c_s)(c_r - c_t)] = Var(e_r)``: annotator r's own variance, with
+    no subtraction of the others' larger ones (the three-cornered hat on pair disagreements is a
+    small difference of large numbers where one annotator is far more precise than the others).
+    Offsets are divided by the object size, so the sums are of squared relative spreads.
+    ``sum_cov, sum_inv_s2, count`` are (B, R)."""
+
+    n_annotators: int
+    sum_cov: FloatArray = field(init=False)
+    sum_inv_s2: FloatArray = field(init=False)
+    count: FloatArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        shape = (SIZE_EDGES.size - 1, self.n_annotators)
+        self.sum_cov, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
+
+    def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray) -> None:
+        """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
+        the pair matched), ``size (K,)`` px. Uses the triples (r, s, t) whose pairs r-s, r-t matched."""
+        n = self.n_annotators
+        if n < 3 or xyxy.shape[0] == 0:
+            return
+        linked = np.zeros((xyxy.shape[0], n, n), dtype=bool)
+        for p, (r, s) in enumerate(annotator_pairs(n)):
+            linked[:, r, s] = linked[:, s, r] = np.isfinite(pair_sim[:, p])
+        s_obj = np.maximum(size, 1.0)
+        bins = size_bin(s_obj)
+        inv_s2 = 1.0 / (s_obj * s_obj)
+        cells = self.count.size
+        for r in range(n):
+            for a, b in annotator_pairs(n):
+                if r in (a, b):
+                    continue
+                ok = linked[:, r, a] & linked[:, r, b]
+                if not ok.any():
+                    continue
+                d_a = xyxy[ok, r] - xyxy[ok, a]
+                d_b = xyxy[ok, r] - xyxy[ok, b]
+                cov = (d_a * d_b).mean(axis=1) * inv_s2[ok]
+                cell = bins[ok] * n + r
+                self.sum_cov += np.bincount(cell, weights=cov, minlength=cells).reshape(self.count.shape)
+                self.sum_inv_s2 += np.bincount(cell, weights=inv_s2[ok], minlength=cells).reshape(self.count.shape)
+                self.count += np.bincount(cell, minlength=cells).reshape(self.count.shape)
+
+
+def fit_corner_noise(
+    ev: CornerEvidence, trust: FloatArray, min_count: int = 5, min_trust: float = 0.5
+) -> tuple[FloatArray, FloatArray] | None:
+    """Per annotator ``alpha, beta (R,)`` of the extents' corner variance ``alpha / s^2 + beta``
+    (relative units) by NNLS over its size bins; None when an annotator has no usable bin.
+
+    Only matched members give offsets, so where the match truncates an annotator's errors (small
+    objects, large jitter) the covariance is biased low: ``trust (B, R)`` (the least elasticity of
+    the annotator's pairs in the bin, :meth:`IouTemplate.untruncate`) weighs the bins, and bins
+    below ``min_trust`` are left to the model's ``alpha / s^2`` extrapolation."""
+    n = ev.n_annotators
+    alpha, beta = np.zeros(n), np.zeros(n)
+    for r in range(n):
+        ok = (ev.count[:, r] >= min_count) & (trust[:, r] >= min_trust)
+        if not ok.any():
+            return None
+        c = ev.count[ok, r]
+        design = np.stack([ev.sum_inv_s2[ok, r] / c, np.ones(int(ok.sum()))], axis=1)
+        target = ev.sum_cov[ok, r] / c
+        scale = np.abs(design).max(axis=0)
+        w = (np.sqrt(c) * trust[ok, r])[:, None]
+        coef, _ = nnls(design / scale * w, target * w[:, 0])
+        alpha[r], beta[r] = coef / scale
+    return alpha, beta
+
+
 @dataclass(frozen=True)
 class NoiseFit:
     """Fitted noise of one family: ``alpha, beta (R,)`` in ``E[x_r^2](s) = alpha/s^2 + beta``;
@@ -109,6 +184,7 @@ def fit_noise(
     iou_thr: float,
     tmpl: IouTemplate,
     prior: Mapping[int, tuple[float, float, float]] | None = None,
+    corners: CornerEvidence | None = None,
 ) -> NoiseFit:
     """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring).
 
@@ -117,7 +193,11 @@ def fit_noise(
     fit (without this, a sloppy annotator's pairs look as good as a moderate one's).
 
     ``prior`` maps an annotator position to ``(alpha, beta, weight)`` from earlier jobs: added as
-    pseudo-observations of that annotator alone, ``weight`` matched pairs strong."""
+    pseudo-observations of that annotator alone, ``weight`` matched pairs strong.
+
+    ``corners`` (extent families): each annotator's variance *shape* comes from the corner
+    covariances (:class:`CornerEvidence`), and one scale factor maps it onto the pairs'
+    similarity spreads (for boxes ~1; masks and polygons also carry outline noise)."""
     n = ev.n_annotators
     pairs = annotator_pairs(n)
     per_annot = np.zeros(n)
@@ -126,6 +206,7 @@ def fit_noise(
     rows: list[FloatArray] = []
     target: list[float] = []
     weight: list[float] = []
+    trust = np.ones((ev.count.shape[0], n))  # per (bin, annotator): least elasticity of its pairs
     b_idx, p_idx = np.nonzero(ev.count > 0)
     for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
         c = ev.count[b, p]
@@ -135,10 +216,13 @@ def fit_noise(
         row[[r, s]] = inv
         row[[n + r, n + s]] = 1.0
         rows.append(row)
-        target.append(tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr))
+        spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
+        trust[b, [r, s]] = np.minimum(trust[b, [r, s]], elasticity)
+        target.append(spread2)
         # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
-        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance
-        weight.append(np.sqrt(c) / max(target[-1], 1e-3))
+        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
+        # and a truncated cell tells its spread only as far as the truncated moment still moves
+        weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
     for r, (alpha, beta, w) in (prior or {}).items():
         for s_ref in (_bin_centres()[2], _bin_centres()[8]):  # a small and a large object pin both terms
             row = np.zeros(2 * n)
@@ -151,6 +235,13 @@ def fit_noise(
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
     a = np.asarray(rows) * np.asarray(weight)[:, None]
     y = np.asarray(target) * np.asarray(weight)
+    shape = fit_corner_noise(corners, trust) if corners is not None and not prior else None
+    if shape is not None:
+        # one scale: the corner variances' pair sums against the pairs' similarity spreads
+        pred = a @ np.concatenate(shape)
+        if float(pred @ pred) > 0:
+            scale = max(float(pred @ y) / float(pred @ pred), 0.0)
+            return NoiseFit(shape[0] * scale, shape[1] * scale, per_annot)
     if n < 3 and not prior:
         # two annotators: only the sum is identified; give each half
         a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
@@ -178,11 +269,16 @@ class IouTemplate:
         hit, mean_iou = _threshold_table(self, round(float(iou_thr), 6))
         return np.interp(spread, self.spread, hit), np.interp(spread, self.spread, mean_iou)
 
-    def untruncate(self, mean_square: float, iou_thr: float) -> float:
+    def untruncate(self, mean_square: float, iou_thr: float) -> tuple[float, float]:
         """The squared spread whose ``x``, seen only at or below ``1 - iou_thr`` (a matched pair),
-        has the mean square ``mean_square`` (capped where the truncated moment saturates)."""
+        has the mean square ``mean_square`` (capped where the truncated moment saturates), and the
+        elasticity ``d ln(truncated ms) / d ln(spread^2)`` there: 1 where truncation does not bite,
+        towards 0 where the observed moment barely tells the spread."""
         spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
-        return float(np.interp(mean_square, truncated, spread) ** 2)
+        sp = float(np.interp(mean_square, truncated, spread))
+        log_ms, log_s2 = np.log(np.maximum(truncated[1:], 1e-12)), np.log(spread[1:] ** 2)
+        slope = np.gradient(log_ms, log_s2)
+        return sp * sp, float(np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0))
 
 
 def _box_draws(spread: float, noise: FloatArray) -> FloatArray:
