@@ -105,29 +105,32 @@ class CornerEvidence:
         """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
         the pair matched), ``size (K,)`` px. Uses the triples (r, s, t) whose pairs r-s, r-t matched."""
         n = self.n_annotators
-        if n < 3 or xyxy.shape[0] == 0:
+        k = xyxy.shape[0]
+        if n < 3 or k == 0:
             return
-        linked = np.zeros((xyxy.shape[0], n, n), dtype=bool)
-        for p, (r, s) in enumerate(annotator_pairs(n)):
-            linked[:, r, s] = linked[:, s, r] = np.isfinite(pair_sim[:, p])
+        pairs = annotator_pairs(n)
+        matched = np.isfinite(pair_sim)
+        # corner offsets of every pair once: (K, 4) each, first minus second annotator
+        diff = [xyxy[:, r] - xyxy[:, t] for r, t in pairs]
+        index = {pair: p for p, pair in enumerate(pairs)}
         s_obj = np.maximum(size, 1.0)
-        bins = size_bin(s_obj)
         inv_s2 = 1.0 / (s_obj * s_obj)
-        cells = self.count.size
+        cov, count = np.zeros((k, n)), np.zeros((k, n))
         for r in range(n):
-            for a, b in annotator_pairs(n):
+            for a, b in pairs:
                 if r in (a, b):
                     continue
-                ok = linked[:, r, a] & linked[:, r, b]
-                if not ok.any():
-                    continue
-                d_a = xyxy[ok, r] - xyxy[ok, a]
-                d_b = xyxy[ok, r] - xyxy[ok, b]
-                cov = (d_a * d_b).mean(axis=1) * inv_s2[ok]
-                cell = bins[ok] * n + r
-                self.sum_cov += np.bincount(cell, weights=cov, minlength=cells).reshape(self.count.shape)
-                self.sum_inv_s2 += np.bincount(cell, weights=inv_s2[ok], minlength=cells).reshape(self.count.shape)
-                self.count += np.bincount(cell, minlength=cells).reshape(self.count.shape)
+                pa, pb = index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]
+                sign = (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0)
+                ok = matched[:, pa] & matched[:, pb]
+                cov[:, r] += np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
+                count[:, r] += ok
+        cell = (size_bin(s_obj)[:, None] * n + np.arange(n)[None, :]).ravel()
+        cells = self.count.size
+        shape = self.count.shape
+        self.sum_cov += np.bincount(cell, weights=(cov * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
+        self.sum_inv_s2 += np.bincount(cell, weights=(count * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
+        self.count += np.bincount(cell, weights=count.ravel(), minlength=cells).reshape(shape)
 
 
 def fit_corner_noise(
@@ -265,9 +268,15 @@ class IouTemplate:
     def at_threshold(self, spread2: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray]:
         """For objects of squared relative spread ``spread2 (N,)``: the share whose similarity to
         the truth reaches ``iou_thr`` and the mean similarity of that share (``(N,)`` each)."""
+        hit, mean_sim, _ = self.moments(spread2, iou_thr)
+        return hit, mean_sim
+
+    def moments(self, spread2: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`at_threshold` and the mean squared similarity of the share (``(N,)`` each)."""
         spread = np.sqrt(np.clip(np.asarray(spread2, dtype=np.float64), 0.0, self.spread[-1] ** 2))
-        hit, mean_iou = _threshold_table(self, round(float(iou_thr), 6))
-        return np.interp(spread, self.spread, hit), np.interp(spread, self.spread, mean_iou)
+        table = _threshold_table(self, round(float(iou_thr), 6))
+        hit, mean_sim, mean_sq = (np.interp(spread, self.spread, col) for col in table)
+        return hit, mean_sim, mean_sq
 
     def untruncate(self, mean_square: float, iou_thr: float) -> tuple[float, float]:
         """The squared spread whose ``x``, seen only at or below ``1 - iou_thr`` (a matched pair),
@@ -323,9 +332,13 @@ def _truncated_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatA
 
 
 @functools.cache
-def _threshold_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+def _threshold_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per template row: share at or above ``iou_thr``, mean and mean square of its similarity."""
     hit = (t.x <= 1.0 - iou_thr + 1e-12).mean(axis=1)
     sim = 1.0 - t.x
     above = sim >= iou_thr - 1e-12
-    mean_sim = np.where(above.any(axis=1), (sim * above).sum(axis=1) / np.maximum(above.sum(axis=1), 1), iou_thr)
-    return hit, mean_sim
+    n_above = np.maximum(above.sum(axis=1), 1)
+    some = above.any(axis=1)
+    mean_sim = np.where(some, (sim * above).sum(axis=1) / n_above, iou_thr)
+    mean_sq = np.where(some, (sim * sim * above).sum(axis=1) / n_above, iou_thr**2)
+    return hit, mean_sim, mean_sq

@@ -222,7 +222,7 @@ class ReportPages:
                  ("jobs / frames / objects", f"{card.jobs} / {card.frames} / {card.objects}"),
                  ("accuracy on gold", "—" if card.gold_accuracy is None else
                   f"{card.gold_accuracy:.3f} over {card.gold_frames} gold frames"),
-                 ("estimated F1 vs truth (± 95 % interval)", estimated_text(card)),
+                 ("estimated F1 vs truth (± one standard error)", estimated_text(card)),
                  ("agreement vs consensus (not accuracy)", "—" if card.vs_consensus is None else
                   f"{card.vs_consensus:.3f}"),
                  ("rule errors", f"{card.rule_errors}" + ("" if card.rule_errors_per_100 is None else
@@ -283,12 +283,10 @@ class ReportPages:
 
 
 def estimated_text(card: Scorecard) -> str:
-    """A scorecard's estimated F1 vs truth: ``0.812 ± 0.061 (14 GT objects)`` (95 % interval), or ``—``."""
-    from cvat_ext.workforce.accuracy import Z95
-
+    """A scorecard's estimated F1 vs truth: ``0.812 ± 0.031 (14 GT objects)`` (± one standard error), or ``—``."""
     if card.estimated_f1 is None:
         return "—"
-    se = "" if card.estimated_f1_se is None else f" ± {Z95 * card.estimated_f1_se:.3f}"
+    se = "" if card.estimated_f1_se is None else f" ± {card.estimated_f1_se:.3f}"
     gt = f" ({card.estimated_gt_objects} GT objects)" if card.estimated_gt_objects else ""
     return f"{card.estimated_f1:.3f}{se}{gt}"
 
@@ -305,8 +303,8 @@ def _annotators_of_task(scores: Sequence[ScoreRow]) -> str:
              f"{a.vs_consensus_f1:.3f}"] for a in summaries]
     checks = "".join(f'<p class="muted">{esc(gt_check_line(s.job_id, s.detail["ground_truth"]))}</p>'
                      for s in consensus if s.detail.get("ground_truth"))
-    return ("<h2>Annotators</h2><p class=\"muted\">Estimated against the truth (± a 95 % interval); "
-            "F1 vs consensus is agreement with the other replicas, not accuracy.</p>"
+    return ("<h2>Annotators</h2><p class=\"muted\">Estimated against the truth (± one standard error; twice it "
+            "is the range); F1 vs consensus is agreement with the other replicas, not accuracy.</p>"
             + table(["annotator", "jobs", "estimated F1 (±)", "estimated mean IoU (±)", "GT objects",
                      "F1 vs consensus"], rows, numeric=(1, 2, 3, 4, 5)) + checks)
 

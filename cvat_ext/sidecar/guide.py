@@ -66,13 +66,13 @@ def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement:
 
 
 def _annotator_lines(consensus: Sequence[ScoreRow]) -> list[str]:
-    """Per annotator over the task's consensus jobs: the estimate vs truth (± a 95 % interval, GT
+    """Per annotator over the task's consensus jobs: the estimate vs truth (± one standard error, GT
     objects behind it) beside the F1 vs consensus, which is agreement, not accuracy."""
     summaries = summarise([a for s in consensus for a in accuracies_of(s.detail)])
     if not summaries:
         return []
     lines = [
-        "Annotators (estimated against the truth; ± a 95 % interval):",
+        "Annotators (estimated against the truth; ± one standard error, twice it is the range):",
         "",
         "| annotator | jobs | estimated F1 (±) | estimated mean IoU (±) | GT objects | F1 vs consensus |",
         "|---|---|---|---|---|---|",

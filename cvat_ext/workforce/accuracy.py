@@ -25,8 +25,7 @@ if TYPE_CHECKING:
 
 #: the metrics of a truth estimate, in the engine's key names
 TRUTH_METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
-#: ``±`` shows a 95 % interval (1.96 standard errors), as the engine's own report lines do
-Z95 = 1.96
+#: ``±`` is followed by one standard error, as in the engine's own report lines
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class AnnotatorAccuracy:
         )
 
     def f1_text(self) -> str:
-        """The F1 with what it is measured against: ``est. F1 0.82 ± 0.04`` (95 % interval) or
+        """The F1 with what it is measured against: ``est. F1 0.82 ± 0.04`` (± one standard error) or
         ``F1 vs consensus 0.78``."""
         if not self.estimated:
             return f"F1 vs consensus {self.vs_consensus_f1:.2f}"
@@ -95,7 +94,7 @@ class AnnotatorAccuracy:
 
 
 def _pm(se: float | None) -> str:
-    return "" if se is None else f" ± {Z95 * se:.2f}"
+    return "" if se is None else f" ± {se:.2f}"
 
 
 def _number(value: Any) -> bool:
@@ -136,7 +135,7 @@ class AccuracySummary:
     vs_consensus_f1: float
 
     def f1_text(self) -> str:
-        """``0.820 ± 0.059`` (the estimate vs truth, 95 % interval), or ``—`` when no job had one."""
+        """``0.820 ± 0.030`` (the estimate vs truth ± one standard error), or ``—`` when no job had one."""
         return _estimate_text(self.f1, self.f1_se)
 
     def mean_iou_text(self) -> str:
@@ -144,7 +143,7 @@ class AccuracySummary:
 
 
 def _estimate_text(value: float | None, se: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}" + ("" if se is None else f" ± {Z95 * se:.3f}")
+    return "—" if value is None else f"{value:.3f}" + ("" if se is None else f" ± {se:.3f}")
 
 
 def summarise(accuracies: Sequence[AnnotatorAccuracy]) -> list[AccuracySummary]:

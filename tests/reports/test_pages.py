@@ -219,10 +219,10 @@ def test_annotators_show_their_estimated_f1_beside_gold_accuracy(served: Served)
         for name, card in cards.items():
             assert rows[name][5] == estimated_text(card)
             assert rows[name][7] == f"{card.vs_consensus:.3f}"
-        # ann3's two replicas: 0.4 (se 0.05) twice -> 0.400, se 0.035, ± 1.96 se = 0.069, over 6 GT objects
-        assert rows["ann3"][5] == "0.400 ± 0.069 (6 GT objects)"
+        # ann3's two replicas: 0.4 (se 0.05) twice -> 0.400, se of the mean 0.035, over 6 GT objects
+        assert rows["ann3"][5] == "0.400 ± 0.035 (6 GT objects)"
         driver.find_element("link text", "ann3").click()
         summary = dict(_cells(driver, "main table:first-of-type tbody tr"))
-        assert summary["estimated F1 vs truth (± 95 % interval)"] == "0.400 ± 0.069 (6 GT objects)"
+        assert summary["estimated F1 vs truth (± one standard error)"] == "0.400 ± 0.035 (6 GT objects)"
         assert summary["agreement vs consensus (not accuracy)"] == f"{cards['ann3'].vs_consensus:.3f}"
         assert console_errors(driver) == []

@@ -111,8 +111,8 @@ def test_guide_block_names_annotators_with_their_estimates() -> None:
                                "model_error": {"ann1": {"f1": 0.012, "mean_iou": -0.03}, "ann3": {"f1": None}}}}
     scores = [ScoreRow("consensus:7", 3, 7, "consensus", 0.812, 0, 1, "pass", detail, 0.0)]
     block = summary_markdown(3, scores, min_agreement=0.9, chart_url=None)
-    assert "| 7 | 0.81 | ann1: est. F1 0.90 ± 0.02, ann3: F1 vs consensus 0.60 | 0 | 1 | pass |" in block
-    assert "| ann1 | 1 | 0.900 ± 0.020 | 0.850 ± 0.039 | 12 | 0.950 |" in block  # ± 1.96 standard errors
+    assert "| 7 | 0.81 | ann1: est. F1 0.90 ± 0.01, ann3: F1 vs consensus 0.60 | 0 | 1 | pass |" in block
+    assert "| ann1 | 1 | 0.900 ± 0.010 | 0.850 ± 0.020 | 12 | 0.950 |" in block  # ± one standard error
     assert "| ann3 | 1 | — | — | 0 | 0.600 |" in block
     assert ("Ground-truth check, job 7: GT job 20, 3 frames, 12 objects; estimate minus GT on those frames: "
             "ann1: F1 +0.01, mean IoU -0.03; ann3: F1 n/a, mean IoU n/a.") in block
