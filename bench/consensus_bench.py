@@ -33,19 +33,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from annotator_truth import truth_scores
 from consensus_generator import MODERATE, PRECISE, SCENARIO_PMS, SLOPPY, AnnotatorProfile, Kind, Scenario, generate
 from results_io import BenchResults
 
-from cvat_ext.annotations.model import JobAnnotations, Shape
+from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.consensus.batch import ChunkInput, GroupKey, ReplicaBatch, build_batches
 from cvat_ext.consensus.engine import iter_chunks, score_chunks, score_replicas
 from cvat_ext.consensus.settings import ConsensusSettings
-from cvat_ext.geometry import SimilarityParams, similarity_matrix
+from cvat_ext.geometry import SimilarityParams
 
 CLOCK = time.process_time
 FRAMES = {"rectangle": 4000, "polygon": 150, "mask": 600, "skeleton": 400}
@@ -92,34 +92,10 @@ def throughput(
 # accuracy
 
 
-def _by_frame(ann: JobAnnotations) -> dict[int, list[Shape]]:
-    out: dict[int, list[Shape]] = {}
-    for s in ann.shapes:
-        out.setdefault(s.frame, []).append(s)
-    return out
-
-
 def evaluate(pred: JobAnnotations, truth: JobAnnotations, iou_thr: float = 0.5) -> tuple[float, float, float]:
     """(F1, mean IoU of matched objects, label accuracy of matched objects) against the truth."""
-    params = SimilarityParams(image_wh=(1280, 720))
-    p_by, t_by = _by_frame(pred), _by_frame(truth)
-    tp = n_pred = n_true = correct = 0
-    ious: list[float] = []
-    for frame in sorted(p_by.keys() | t_by.keys()):
-        p, t = p_by.get(frame, []), t_by.get(frame, [])
-        n_pred += len(p)
-        n_true += len(t)
-        if not p or not t:
-            continue
-        sim = similarity_matrix(p, t, params)
-        rows, cols = linear_sum_assignment(np.where(sim >= iou_thr, sim, 0.0), maximize=True)
-        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-            if sim[i, j] >= iou_thr:
-                tp += 1
-                ious.append(float(sim[i, j]))
-                correct += p[i].label_id == t[j].label_id
-    f1 = 2 * tp / max(n_pred + n_true, 1)
-    return f1, float(np.mean(ious)) if ious else float("nan"), correct / max(tp, 1)
+    scores = truth_scores(pred, truth, iou_thr=iou_thr, params=SimilarityParams(image_wh=(1280, 720)))
+    return scores.f1, scores.mean_iou, scores.label_accuracy if scores.matched else 0.0
 
 
 def accuracy(kind: Kind, frames: int, results: BenchResults, seeds: tuple[int, ...] = (7, 1, 2, 3)) -> None:

@@ -21,16 +21,18 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Tag
 from cvat_ext.annotations.tracks import iter_frames
+from cvat_ext.consensus.annotator_model import FamilyEvidence, cluster_size, fit_annotator_model
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
+from cvat_ext.consensus.gt_anchor import GtTally
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
 from cvat_ext.consensus.reliability import (
@@ -63,16 +65,22 @@ EXTENT_FAMILIES = frozenset({"rectangle", "segment"})
 
 #: progress callback: (pass name, frames just finished)
 ProgressFn = Callable[[str, int], None]
+#: ground truth: the GT annotations and the frames they cover (every frame listed fully annotated)
+GroundTruth = tuple[JobAnnotations, Sequence[int]]
+#: annotator name -> the ``model`` dict of an earlier report
+Priors = Mapping[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
 class ChunkClusters:
-    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R) and, when
-    the existence model decides the quorum, existence strata (K,) (:func:`cluster_strata`)."""
+    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R), object
+    sizes (K,) px (:func:`~cvat_ext.consensus.annotator_model.cluster_size`) and, when the
+    existence model decides the quorum, existence strata (K,) (:func:`cluster_strata`)."""
 
     tables: Mapping[GroupKey, ClusterTable]
     labels: Mapping[GroupKey, IntArray]
     strata: Mapping[GroupKey, IntArray]
+    sizes: Mapping[GroupKey, FloatArray]
 
 
 #: a re-startable per-replica stream: each call yields the replica's frames anew, in frame order
@@ -191,17 +199,24 @@ def score_replicas(
     settings: ConsensusSettings | None = None,
     *,
     progress: ProgressFn | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """Score the agreement of a job's consensus replicas and merge them.
 
     ``replicas`` maps annotator name -> that annotator's job annotations (the order fixes the
     annotator order of every table). Returns the per-frame findings, the job/label/annotator/pair
     statistics and the merged annotations (``source="consensus"``, ``score`` set).
+
+    ``ground_truth``: the GT annotations and the frames they cover (each fully annotated): they
+    anchor the annotator model and the report gains ``ground_truth``. ``priors``: annotator name
+    -> a ``model`` dict of an earlier report (:mod:`cvat_ext.consensus.annotator_model`).
     """
     settings = settings or ConsensusSettings()
     names = tuple(replicas)
+    source = _batched_source([replicas[n] for n in names], meta, settings)
     return score_chunks(
-        names, _batched_source([replicas[n] for n in names], meta, settings), labels, meta, settings, progress=progress
+        names, source, labels, meta, settings, progress=progress, ground_truth=ground_truth, priors=priors
     )
 
 
@@ -213,6 +228,8 @@ def score_streams(
     *,
     progress: ProgressFn | None = None,
     cache_objects: int | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """:func:`score_replicas` on replicas read frame by frame (e.g. from
     :class:`~cvat_ext.annotations.frame_store.FrameStore`), re-read on every pass.
@@ -229,7 +246,8 @@ def score_streams(
     ]
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
     source = _batched_source(sources, meta, settings)
-    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget)
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
+                        ground_truth=ground_truth, priors=priors)
 
 
 def _batched_source(
@@ -255,6 +273,8 @@ def score_chunks(
     *,
     progress: ProgressFn | None = None,
     cache_objects: int | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """The engine on already columnar chunks (what :func:`score_replicas` feeds it; the benchmark
     feeds it directly to time matching, agreement and merge without the object conversion).
@@ -280,6 +300,8 @@ def score_chunks(
     presence: dict[str, list[BoolArray]] = {}
     strata_of: dict[str, list[IntArray]] = {}
     auto_quorum = settings.auto_quorum(n_annot)
+    evidence: dict[str, FamilyEvidence] = {}
+    gt = GtTally(ground_truth, n_annot, settings.iou_thr) if ground_truth is not None else None
     n_objects = n_runs = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0], element_sigmas)
@@ -287,6 +309,7 @@ def score_chunks(
         tables: dict[GroupKey, ClusterTable] = {}
         chunk_labels: dict[GroupKey, IntArray] = {}
         chunk_strata: dict[GroupKey, IntArray] = {}
+        chunk_sizes: dict[GroupKey, FloatArray] = {}
         for key, batch in batches.items():
             table = cluster_batch(batch, params, settings.iou_thr, frame_wh, settings.weak_thr)
             rows = member_rows(batch, table)
@@ -297,6 +320,18 @@ def score_chunks(
             if auto_quorum:
                 chunk_strata[key] = cluster_strata(batch, table, rows)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
+            extents = batch.xyxy[np.maximum(rows, 0)]
+            chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
+            evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
+                rows >= 0,
+                chunk_sizes[key],
+                batch.frames[table.frame_pos],
+                table.pair_sim,
+                chunk_strata.get(key),
+                extents if batch.family in EXTENT_FAMILIES else None,
+            )
+            if gt is not None:
+                gt.add_batch(batch, params)
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
             iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
@@ -314,7 +349,7 @@ def score_chunks(
         if not keep and stored and stored[0][0] is not None:
             # over the budget: pass 2 will re-read everything, so drop what was kept so far
             stored = [(None, None, clusters) for _, _, clusters in stored]
-        clusters = ChunkClusters(tables, chunk_labels, chunk_strata)
+        clusters = ChunkClusters(tables, chunk_labels, chunk_strata, chunk_sizes)
         stored.append((chunk if keep else None, batches if keep else None, clusters))
         if progress is not None:
             progress("match", len(chunk.frames))
@@ -329,6 +364,24 @@ def score_chunks(
                 for family, parts in presence.items()
             },
         )
+    if gt is not None:
+        gt.finish()
+    label_table = np.concatenate(all_labels) if all_labels else np.zeros((0, n_annot), dtype=np.int64)
+    annotators = fit_annotator_model(
+        names,
+        evidence,
+        model.existence,
+        settings.quorum_for(n_annot),
+        model.dawid_skene,
+        (label_table >= 0).sum(axis=0).astype(np.float64),
+        settings.iou_thr,
+        link_thr=settings.weak_thr,
+        oks_sigma=settings.oks_sigma,
+        gt=gt,
+        priors=priors,
+    )
+    if settings.weights is None and settings.estimate_reliability and settings.method != "nearest":
+        model = dataclasses.replace(model, annotator_model=annotators)
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
     # pass 2: merge and statistics
@@ -343,13 +396,17 @@ def score_chunks(
         else:
             assert chunk_or_none is not None and batches_or_none is not None
             chunk, batches = chunk_or_none, batches_or_none
-        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata)
+        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata, clusters.sizes)
         _drop_runs([batches])
         if progress is not None:
             progress("merge", len(chunk.frames))
     sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}
     return tally.result(
-        merger.merged, keypoint_sigmas=sigmas, merged_stream=merger.stream, merged_parts=merger.parts
+        merger.merged,
+        keypoint_sigmas=sigmas,
+        merged_stream=merger.stream,
+        merged_parts=merger.parts,
+        annotator_model=annotators,
     )
 
 

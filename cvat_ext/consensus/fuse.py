@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, MaskRle, Shape, ShapeType, Tag
+from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
@@ -183,7 +184,9 @@ class ChunkMerger:
         batches: Mapping[GroupKey, ReplicaBatch],
         tables: Mapping[GroupKey, ClusterTable],
         strata: Mapping[GroupKey, IntArray] | None = None,
+        sizes: Mapping[GroupKey, FloatArray] | None = None,
     ) -> None:
+        """Merge one chunk's clusters (``sizes``: each cluster's object size, px, when known)."""
         frame_tally = self.tally.frame_tally(len(chunk.frames))
         self._chunk_starts.append(len(self._parts))
         w_all = float(self.model.weights.sum())
@@ -196,7 +199,8 @@ class ChunkMerger:
             kept = self.model.keep(batch.family, present, self.quorum, None if strata is None else strata.get(key))
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
-            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity))
+            size = sizes[key] if sizes is not None and key in sizes else cluster_size(batch.xyxy, rows)
+            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity, size))
             self.tally.add_conformity(conformity)
             self.tally.add_group(batch, table, rows, labels_kr, cons, kept, score, frame_tally)
         for pos, frame in enumerate(chunk.frames):
@@ -244,6 +248,7 @@ class ChunkMerger:
         score: FloatArray,
         kept: BoolArray,
         conformity: FloatArray,
+        size: FloatArray,
     ) -> list[MergedColumns | list[Shape]]:
         """Fused objects of the kept clusters; ``conformity (K_kept, R)`` receives each member's
         similarity to its fused object."""
@@ -254,7 +259,13 @@ class ChunkMerger:
         rows_k = rows[idx]
         present_k = rows_k >= 0
         safe = np.maximum(rows_k, 0)
-        weight = w[None, :] * present_k
+        # (K, R) per-cluster weights: the annotators' inverse noise variance at the cluster's size
+        wk = (
+            np.broadcast_to(w[None, :], rows_k.shape)
+            if self.settings.method == "nearest"
+            else self.model.member_weights(batch.family, size[idx])
+        )
+        weight = wk * present_k
         occluded = (weight * batch.occluded[safe]).sum(axis=1) > 0.5 * weight.sum(axis=1)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
         z_order = batch.z_order[rows_k[np.arange(idx.size), ref]] if idx.size else np.zeros(0, dtype=np.int64)
@@ -283,14 +294,14 @@ class ChunkMerger:
             member_rows = rows_k[sel][member_j, member_r]
             masks = MaskView(batch.mask, member_rows)  # read when used: a dominant lead's only
             # IoU with the heaviest member, known from the matching where the two are linked
-            lead_r = np.where(present_k[sel], w[None, :], -1.0).argmax(axis=1)[member_j]
+            lead_r = np.where(present_k[sel], wk[sel], -1.0).argmax(axis=1)[member_j]
             pair_of = _pair_index(len(w))
             lead_iou = table.pair_sim[idx[sel[member_j]], pair_of[member_r, lead_r]]
             lead_iou[member_r == lead_r] = 1.0
             ltrb, counts, member_iou = vote_masks(
                 masks,
                 member_j,
-                w[member_r],
+                wk[sel][member_j, member_r],
                 sel.size,
                 self.settings.mask_vote_thr,
                 lead_iou,
@@ -303,7 +314,7 @@ class ChunkMerger:
             out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
-            fused = self._fuse_skeletons(batch, rows_k[rest], w)
+            fused = self._fuse_skeletons(batch, rows_k[rest], wk[rest])
             if fused is not None:
                 kp_label, (kp_xy, kp_outside, kp_occluded, kp_present), (xy, visible) = fused
                 params = self.params(int(frames[0])) if frames.size else self.params(0)
@@ -350,7 +361,7 @@ class ChunkMerger:
             if pick is not None:
                 shape: Shape | None = _copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common)
             else:
-                shape = self._fuse_members(members, w, common)
+                shape = self._fuse_members(members, wk[j], common)
             if shape is None:
                 continue
             shapes.append(shape)
@@ -363,14 +374,14 @@ class ChunkMerger:
     def _fuse_skeletons(
         self, batch: ReplicaBatch, rows_k: IntArray, w: FloatArray
     ) -> tuple[IntArray, tuple[FloatArray, BoolArray, BoolArray, BoolArray], tuple[FloatArray, BoolArray]] | None:
-        """Columnar keypoint fusion of kept skeleton clusters; None when an element carries
-        attributes (the per-cluster path votes them)."""
+        """Columnar keypoint fusion of kept skeleton clusters (``w (K, R)`` member weights); None
+        when an element carries attributes (the per-cluster path votes them)."""
         member_rows = rows_k[rows_k >= 0].tolist()
         if any(e.attributes for i in member_rows for e in batch.shape(i).elements):
             return None
         kp_label, xy, fl = keypoint_columns(batch, rows_k)
         present = rows_k >= 0
-        weight = w[None, :] * present
+        weight = w * present
         fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
         return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])

@@ -43,7 +43,7 @@ def test_every_results_file_is_listed() -> None:
 
 def test_every_bench_script_writes_results() -> None:
     # a bench that prints figures without writing its JSON would be missing from FIGURES.md
-    helpers = {"results_io.py", "figures.py", "consensus_generator.py"}
+    helpers = {"results_io.py", "figures.py", "consensus_generator.py", "annotator_truth.py"}
     scripts = [p for p in BENCH.glob("*.py") if p.name not in helpers]
     assert scripts
     for script in scripts:

@@ -1,0 +1,442 @@
+"""A generative model of the annotators, and what a ground-truth evaluation would say about them.
+
+Each annotator r, on the latent true objects of a job:
+
+* draws a real object with probability ``recall`` (the existence model's sensitivity,
+  :class:`~cvat_ext.consensus.reliability.ExistenceModel`), and adds spurious objects;
+* gives it a label through its confusion matrix (Dawid–Skene, :class:`~cvat_ext.consensus.reliability.DawidSkene`);
+* places it with a localisation noise that scales with the object's size, per shape family
+  (:mod:`cvat_ext.consensus.noise_model`).
+
+The estimates against the latent truth at the job's match threshold ``iou_thr`` follow from the
+fit, cluster by cluster: a cluster is real with its existence posterior ``p_k``; annotator r's
+member of a real cluster of size ``s`` reaches ``iou_thr`` against the truth with probability
+``q_r(s)`` and then has the mean IoU ``m_r(s)`` (the noise template). So, with ``n_r`` the objects
+r drew and ``N`` the expected number of true objects (the real clusters plus those nobody drew),
+
+    TP_r = sum_k present_kr p_k q_r(s_k),   precision = TP_r / n_r,   recall = TP_r / N,
+    F1 = 2 TP_r / (n_r + N),   mean IoU = sum_k present_kr p_k q_r m_r / TP_r,
+
+and label accuracy is the Dawid–Skene prior-weighted accuracy. Standard errors are binomial on
+the evidence (``sqrt(v (1 - v) / n)`` with n the objects behind each ratio) plus, for the mean
+IoU, the spread of the member similarities; they measure the sampling noise of the job, not a
+model error (the GT check does: ``ground_truth.model_error`` in the report).
+
+Ground truth (:mod:`cvat_ext.consensus.gt_anchor`): on the GT frames the model's estimate and the
+measurement are both known, so each estimate is corrected by their difference (a control variate:
+the model's bias on the GT frames is removed from the whole job's estimate). Priors from earlier
+jobs (the ``model`` dicts of earlier reports) enter as pseudo-counts: their estimates count as
+``min(evidence, PRIOR_CAP)`` objects besides the job's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.consensus.gt_anchor import GtTally, measured
+from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, size_bin, template
+from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
+from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence, link_table
+from cvat_ext.errors import ConfigError
+
+#: the five metrics of a truth estimate, in report order
+METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
+#: the most objects an earlier job's estimate counts for against this job's evidence
+PRIOR_CAP = 200.0
+#: families whose merge weighs members by the fitted inverse variance (extent-based noise)
+WEIGHTED_FAMILIES = frozenset({"rectangle", "segment", "ellipse"})
+#: version of the ``model`` dict layout (a prior of another version is refused)
+MODEL_VERSION = 1
+
+
+@dataclass
+class FamilyEvidence:
+    """What pass 1 keeps about one shape family's clusters for the annotator model."""
+
+    n_annotators: int
+    present: list[BoolArray] = field(default_factory=list)
+    strata: list[IntArray] = field(default_factory=list)
+    size: list[FloatArray] = field(default_factory=list)
+    frame: list[IntArray] = field(default_factory=list)
+    pairs: PairEvidence = field(init=False)
+    corners: CornerEvidence = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pairs = PairEvidence(self.n_annotators)
+        self.corners = CornerEvidence(self.n_annotators)
+
+    def add(
+        self,
+        present: BoolArray,
+        size: FloatArray,
+        frame: IntArray,
+        pair_sim: FloatArray,
+        strata: IntArray | None,
+        xyxy: FloatArray | None = None,
+    ) -> None:
+        """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``;
+        ``xyxy (K, R, 4)`` the member extents for families whose noise is read on the corners."""
+        self.present.append(present)
+        self.size.append(size)
+        self.frame.append(frame)
+        self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
+        bins = size_bin(size)
+        self.pairs.add(pair_sim, size, bins)
+        if xyxy is not None:
+            self.corners.add(xyxy, pair_sim, size, bins)
+
+
+def cluster_size(xyxy: FloatArray, rows: IntArray, extents: FloatArray | None = None) -> FloatArray:
+    """(K,) object size of each cluster in px: the square root of its members' mean extent area
+    (``extents (K, R, 4)``: the members' extents when already taken from ``xyxy``)."""
+    present = rows >= 0
+    box = xyxy[np.maximum(rows, 0)] if extents is None else extents
+    area = np.maximum((box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1]), 0.0)
+    mean = (area * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    return np.asarray(np.sqrt(np.maximum(mean, 1.0)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TruthEstimate:
+    """One annotator's estimated precision / recall / F1 / mean IoU / label accuracy against the
+    latent truth (``values``), their standard errors (``se``) and the GT objects that informed them."""
+
+    values: Mapping[str, float]
+    se: Mapping[str, float]
+    gt_objects: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {m: self.values[m] for m in METRICS}
+        out["se"] = {m: self.se[m] for m in METRICS}
+        out["gt_objects"] = self.gt_objects
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class AnnotatorModel:
+    """The fitted model: per family noise fits, per annotator truth estimates and model dicts."""
+
+    names: tuple[str, ...]
+    noise: Mapping[str, NoiseFit]
+    #: per family: existence with size-dependent sensitivities (where the engine's existence model
+    #: was fitted: 3+ annotators, automatic quorum); the truth estimates use it, the merge's keep /
+    #: drop decisions stay the engine's (deciding with it cost merged F1 on the generated presets)
+    existence: Mapping[str, SizedExistence]
+    estimates: tuple[TruthEstimate, ...]
+    models: tuple[dict[str, Any], ...]
+    #: ``{"frames", "objects", "model_error": {annotator: {metric: estimate - measured}}}`` or None
+    ground_truth: dict[str, Any] | None = None
+    _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
+
+    def member_weights(self, family: str, size: FloatArray) -> FloatArray | None:
+        """(K, R) inverse-variance fusion weights of each annotator at cluster sizes ``size (K,)``
+        (scaled to max 1 per cluster), None when the family's noise was not fitted."""
+        fit = self.noise.get(family)
+        # OKS families: visibility flips blur the keypoint noise fit; their merge keeps its weights
+        if fit is None or family not in WEIGHTED_FAMILIES or not np.any(fit.pairs > 0):
+            return None
+        # tabulated on the fine size bins once per family: a lookup per cluster, not arithmetic
+        table = self._weight_tables.get(family)
+        if table is None:
+            var = fit.pixel_variance(_FINE_CENTRES)
+            # a floor keeps an annotator measured as noise-free from taking weight it cannot be sure of
+            var = np.maximum(var, 0.01 * var.mean(axis=1, keepdims=True) + 1e-12)
+            w = 1.0 / var
+            table = self._weight_tables[family] = w / w.max(axis=1, keepdims=True)
+        return np.asarray(table[_fine_bin(size)], dtype=np.float64)
+
+
+#: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the
+#: per-cluster sums are pooled per (bin, annotator) first (ratio of neighbouring edges ~1.07)
+FINE_EDGES = np.geomspace(1.0, 4096.0, 129)
+_FINE_CENTRES = np.sqrt(FINE_EDGES[:-1] * FINE_EDGES[1:])
+
+
+def _fine_bin(size: FloatArray) -> IntArray:
+    """(K,) fine size bin (:data:`FINE_EDGES`) of each size, clipped to the end bins."""
+    return np.clip(np.searchsorted(FINE_EDGES, size, side="right") - 1, 0, _FINE_CENTRES.size - 1).astype(np.int64)
+
+
+def _real_per_bin(present: BoolArray, real: FloatArray, size: FloatArray) -> FloatArray:
+    """(B, R) sum over clusters of ``present * real`` per fine size bin and annotator."""
+    n_bins, n_annot = _FINE_CENTRES.size, present.shape[1]
+    fine = _fine_bin(size)
+    k, r = np.nonzero(present)
+    cell = fine[k] * n_annot + r
+    out = np.bincount(cell, weights=real[k], minlength=n_bins * n_annot)
+    return np.asarray(out.reshape(n_bins, n_annot), dtype=np.float64)
+
+
+@dataclass
+class _Sums:
+    """Per-annotator sums over a set of clusters (the whole job, or its GT frames)."""
+
+    n_annot: int
+    objects: FloatArray = field(init=False)
+    hits: FloatArray = field(init=False)
+    iou: FloatArray = field(init=False)
+    iou_sq: FloatArray = field(init=False)
+    truth: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.objects, self.hits, self.iou, self.iou_sq = (np.zeros(self.n_annot) for _ in range(4))
+
+    def add(
+        self, present: BoolArray, real: FloatArray, size: FloatArray, moments: tuple[FloatArray, ...], unseen: float
+    ) -> None:
+        """Clusters ``present (K, R)``, ``real (K,)``, ``size (K,)``; ``moments``: the share at the
+        threshold, mean and mean square similarity of that share, (B, R) each per fine bin."""
+        q, m, m2 = moments
+        p = _real_per_bin(present, real, size) * q
+        self.objects += present.sum(axis=0)
+        self.hits += p.sum(axis=0)
+        self.iou += (p * m).sum(axis=0)
+        self.iou_sq += (p * m2).sum(axis=0)
+        self.truth += float(real.sum()) + unseen
+
+    def values(self, label_accuracy: FloatArray) -> dict[str, FloatArray]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {
+                "precision": np.where(self.objects > 0, self.hits / self.objects, np.nan),
+                "recall": np.where(self.truth > 0, self.hits / self.truth, np.nan),
+                "f1": np.where(self.objects + self.truth > 0, 2 * self.hits / (self.objects + self.truth), np.nan),
+                "mean_iou": np.where(self.hits > 0, self.iou / self.hits, np.nan),
+                "label_accuracy": label_accuracy,
+            }
+
+
+def _binomial_se(value: FloatArray, n: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.sqrt(np.clip(value * (1 - value), 0, None) / np.maximum(n, 1.0)), dtype=np.float64)
+
+
+def fit_annotator_model(
+    names: Sequence[str],
+    evidence: Mapping[str, FamilyEvidence],
+    existence: Mapping[str, ExistenceModel],
+    quorum: int,
+    dawid_skene: DawidSkene | None,
+    label_counts: FloatArray,
+    iou_thr: float,
+    *,
+    link_thr: float | None = None,
+    oks_sigma: float = 0.09,
+    gt: GtTally | None = None,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AnnotatorModel:
+    """Fit the noise per family and derive each annotator's truth estimate (module docstring).
+
+    ``label_counts (R,)``: the labelled objects behind each annotator's Dawid–Skene accuracy."""
+    names = tuple(names)
+    n = len(names)
+    link_thr = iou_thr if link_thr is None else link_thr
+    sized: dict[str, SizedExistence] = {}
+    prior_of = _parse_priors(names, priors)
+    noise: dict[str, NoiseFit] = {}
+    job, on_gt = _Sums(n), _Sums(n)
+    for family, ev in evidence.items():
+        if not ev.present:
+            continue
+        fam_prior = {
+            r: (
+                float(pr["noise"][family]["alpha"]),
+                float(pr["noise"][family]["beta"]),
+                float(pr["noise"][family]["pairs"]),
+            )
+            for r, pr in prior_of.items()
+            if family in pr.get("noise", {})
+        }
+        fit = noise[family] = fit_noise(
+            ev.pairs,
+            iou_thr,
+            template(family, oks_sigma),
+            {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
+            ev.corners if family in WEIGHTED_FAMILIES else None,
+        )
+        present = np.concatenate(ev.present)
+        size = np.concatenate(ev.size)
+        frames = np.concatenate(ev.frame)
+        model = existence.get(family)
+        if model is not None:
+            # who drew a cluster, weighed with how likely each drawing was to link at its size
+            link = link_table(fit, template(family, oks_sigma), link_thr)
+            strata = np.concatenate(ev.strata)
+            sized[family], real = fit_sized_existence(model, link, present, strata, size)
+            miss_all = float(np.prod(1.0 - model.sensitivity))
+            unseen_share = miss_all / max(1.0 - miss_all, 1e-9)
+        else:
+            real = (present.sum(axis=1) >= quorum).astype(np.float64)
+            unseen_share = 0.0
+        moments = tuple(
+            col.reshape(-1, n)
+            for col in template(family, oks_sigma).moments(fit.mean_square(_FINE_CENTRES).ravel(), iou_thr)
+        )
+        job.add(present, real, size, moments, unseen_share * float(real.sum()))
+        if gt is not None:
+            sel = gt.frame_mask(frames)
+            on_gt.add(present[sel], real[sel], size[sel], moments, unseen_share * float(real[sel].sum()))
+    label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
+    values = job.values(label_acc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou_sd = np.sqrt(np.clip(job.iou_sq / np.maximum(job.hits, 1e-12) - values["mean_iou"] ** 2, 0, None))
+    se = {
+        "precision": _binomial_se(values["precision"], job.objects),
+        "recall": _binomial_se(values["recall"], np.full(n, job.truth)),
+        "f1": _binomial_se(values["f1"], (job.objects + job.truth) / 2),
+        "mean_iou": iou_sd / np.sqrt(np.maximum(job.hits, 1.0)),
+        "label_accuracy": _binomial_se(label_acc, label_counts),
+    }
+    evidence_n = {
+        "precision": job.objects,
+        "recall": np.full(n, job.truth),
+        "f1": (job.objects + job.truth) / 2,
+        "mean_iou": job.hits,
+        "label_accuracy": label_counts,
+    }
+    gt_report = None
+    gt_objects = np.zeros(n, dtype=np.int64)
+    if gt is not None:
+        values, se, gt_report = _anchor(names, values, se, on_gt.values(label_acc), gt)
+        gt_objects = gt.counts[:, 0].astype(np.int64)
+    values, se = _apply_priors(values, se, evidence_n, prior_of)
+    estimates = tuple(
+        TruthEstimate(
+            values={m_: _f(values[m_][r]) for m_ in METRICS},
+            se={m_: _f(se[m_][r]) for m_ in METRICS},
+            gt_objects=int(gt_objects[r]),
+        )
+        for r in range(n)
+    )
+    models = tuple(
+        _model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n)
+    )
+    return AnnotatorModel(names, noise, sized, estimates, models, gt_report)
+
+
+def _f(v: float | np.floating[Any]) -> float:
+    return float(v)
+
+
+def _anchor(
+    names: tuple[str, ...],
+    values: dict[str, FloatArray],
+    se: dict[str, FloatArray],
+    model_on_gt: dict[str, FloatArray],
+    gt: GtTally,
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray], dict[str, Any]]:
+    """Correct each estimate by the model's own error on the GT frames; the report's GT section."""
+    truth = measured(gt.counts)
+    error = {m: model_on_gt[m] - truth[m] for m in METRICS}
+    n_gt = np.maximum(gt.counts[:, 0], 1.0)
+    out, out_se = {}, {}
+    for m in METRICS:
+        # label accuracy: Dawid–Skene's estimate is one job-wide figure, so the GT frames' difference
+        # is only the GT sample's noise; it is reported (model_error) but does not correct
+        ok = np.isfinite(error[m]) & (m != "label_accuracy")
+        out[m] = np.where(ok, np.clip(values[m] - np.where(ok, error[m], 0.0), 0.0, 1.0), values[m])
+        # the correction carries the GT sample's own noise
+        out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + _binomial_se(truth[m], n_gt) ** 2 * 0.5), se[m])
+    report = {
+        "frames": len(gt.frames),
+        "objects": gt.n_objects,
+        "model_error": {
+            name: {m: (None if not np.isfinite(error[m][r]) else round(float(error[m][r]), 6)) for m in METRICS}
+            for r, name in enumerate(names)
+        },
+    }
+    return out, out_se, report
+
+
+def _parse_priors(
+    names: tuple[str, ...], priors: Mapping[str, Mapping[str, Any]] | None
+) -> dict[int, Mapping[str, Any]]:
+    """Annotator position -> prior ``model`` dict; unknown annotators are ignored (they did not
+    work on this job), a dict of another layout is refused."""
+    out: dict[int, Mapping[str, Any]] = {}
+    for name, model in (priors or {}).items():
+        if name not in names:
+            continue
+        if not isinstance(model, Mapping) or model.get("version") != MODEL_VERSION or "truth_estimate" not in model:
+            raise ConfigError(f"priors: annotator {name!r}: not a model dict of version {MODEL_VERSION}")
+        out[names.index(name)] = model
+    return out
+
+
+def _apply_priors(
+    values: dict[str, FloatArray],
+    se: dict[str, FloatArray],
+    evidence_n: Mapping[str, FloatArray],
+    prior_of: Mapping[int, Mapping[str, Any]],
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
+    """Pseudo-count update: the prior's value counts for ``min(its evidence, PRIOR_CAP)`` objects."""
+    if not prior_of:
+        return values, se
+    values = {m: v.copy() for m, v in values.items()}
+    se = {m: v.copy() for m, v in se.items()}
+    for r, model in prior_of.items():
+        est, ev = model["truth_estimate"], model.get("evidence", {})
+        for m in METRICS:
+            pv, pn = est.get(m), min(float(ev.get(m, 0.0)), PRIOR_CAP)
+            if pv is None or pn <= 0:
+                continue
+            n_job = float(evidence_n[m][r])
+            if not np.isfinite(values[m][r]):
+                values[m][r], n_job = float(pv), 0.0
+            total = n_job + pn
+            values[m][r] = (values[m][r] * n_job + float(pv) * pn) / total
+            se[m][r] = (
+                float(se[m][r]) * np.sqrt(n_job / total) if n_job else float(_binomial_se(np.array(pv), np.array(pn)))
+            )
+    return values, se
+
+
+def _model_dict(
+    r: int,
+    names: tuple[str, ...],
+    noise: Mapping[str, NoiseFit],
+    existence: Mapping[str, SizedExistence],
+    values: Mapping[str, FloatArray],
+    evidence_n: Mapping[str, FloatArray],
+    dawid_skene: DawidSkene | None,
+    objects: FloatArray,
+) -> dict[str, Any]:
+    """The JSON-serialisable parameters of annotator r (what a later job takes as its prior)."""
+
+    def num(v: float) -> float | None:
+        return None if not np.isfinite(v) else round(float(v), 6)
+
+    confusion = None
+    if dawid_skene is not None and dawid_skene.classes.size:
+        cm = dawid_skene.confusion[r]
+        confusion = {
+            "classes": dawid_skene.classes.tolist(),
+            "accuracy_per_class": [num(float(x)) for x in np.diagonal(cm)],
+        }
+    return {
+        "version": MODEL_VERSION,
+        "annotator": names[r],
+        "truth_estimate": {m: num(float(values[m][r])) for m in METRICS},
+        "evidence": {m: num(float(evidence_n[m][r])) for m in METRICS},
+        "objects": int(objects[r]),
+        "existence": {
+            family: {
+                "draw_rate": num(float(model.draw[r])),
+                "spurious_share": num(float(model.base.false_share[0, r])),
+            }
+            for family, model in existence.items()
+        },
+        "label_confusion": confusion,
+        "noise": {
+            family: {
+                "alpha": num(float(fit.alpha[r])),
+                "beta": num(float(fit.beta[r])),
+                "pairs": num(float(fit.pairs[r])),
+            }
+            for family, fit in noise.items()
+        },
+    }
