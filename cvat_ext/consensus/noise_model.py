@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
 from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.nnls import nnls
 
 #: size bins (px, sqrt of the extent's area), log-spaced: evidence is pooled per (bin, pair)
 SIZE_EDGES = np.geomspace(4.0, 1024.0, 17)
