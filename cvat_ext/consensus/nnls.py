@@ -1,8 +1,11 @@
-"""Non-negative least squares for the annotator model's small systems, in NumPy.
+"""Non-negative least squares, ``argmin_x ||A x - b||`` subject to ``x >= 0``, in NumPy.
 
-``scipy.optimize.nnls`` would import ``scipy.optimize``'s package (about 0.3 s before the first
-frame is scored, :mod:`cvat_ext.consensus.assignment`); the noise fits solve systems of at most
-``2R`` unknowns, for which the Lawson–Hanson active-set method takes a few NumPy solves.
+The annotator noise fits solve problems of a few to a few tens of columns; SciPy's ``nnls`` would
+import ``scipy.optimize`` (and with it ``scipy.linalg``, ``fft`` and ``special``: about 0.3 s of
+start-up, see :mod:`cvat_ext.consensus.assignment`). This is the Lawson–Hanson active-set method:
+move the column with the largest gradient into the passive set, solve the unconstrained problem on
+the passive set, and step back towards the previous point while any passive coefficient would go
+negative.
 """
 
 from __future__ import annotations
@@ -10,36 +13,35 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["nnls"]
+
 FloatArray = npt.NDArray[np.float64]
 
 
-def nnls(a: FloatArray, y: FloatArray, *, tol: float = 1e-12) -> FloatArray:
-    """``argmin ||a x - y||`` subject to ``x >= 0``; ``a (M, N)``, ``y (M,)`` -> ``x (N,)``.
-
-    Lawson & Hanson (1974): move the variable with the largest gradient into the free set, solve
-    the free least squares, and step back along the segment while any free variable would turn
-    negative."""
+def nnls(a: npt.ArrayLike, b: npt.ArrayLike, *, max_iter: int | None = None) -> tuple[FloatArray, float]:
+    """``(x, ||A x - b||)`` with ``x (n,) >= 0`` for ``a (m, n)``, ``b (m,)``."""
     a = np.asarray(a, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    n = a.shape[1]
+    b = np.asarray(b, dtype=np.float64)
+    m, n = a.shape
     x = np.zeros(n)
-    free = np.zeros(n, dtype=bool)
-    for _ in range(3 * n + 10):
-        grad = a.T @ (y - a @ x)
-        candidates = np.where(~free & (grad > tol), grad, -np.inf)
-        if not np.isfinite(candidates.max(initial=-np.inf)):
+    passive = np.zeros(n, dtype=bool)
+    tol = 10 * np.finfo(np.float64).eps * max(m, n) * max(float(np.abs(a).max(initial=0.0)), 1.0)
+    for _ in range(max_iter if max_iter is not None else 3 * n + 10):
+        grad = a.T @ (b - a @ x)
+        free = ~passive & (grad > tol)
+        if not free.any():
             break
-        free[int(np.argmax(candidates))] = True
+        passive[np.flatnonzero(free)[np.argmax(grad[free])]] = True
         while True:
             z = np.zeros(n)
-            z[free], *_ = np.linalg.lstsq(a[:, free], y, rcond=None)
-            if np.all(z[free] > tol):
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if (z[passive] > tol).all():
                 x = z
                 break
-            # step back to the first free variable that would go negative, and release it
-            neg = free & (z <= tol)
-            step = np.min(x[neg] / np.maximum(x[neg] - z[neg], 1e-300))
-            x = x + step * (z - x)
-            free &= x > tol
-            x[~free] = 0.0
-    return x
+            # step from x towards z until the first passive coefficient reaches zero, drop those
+            shrink = passive & (z <= tol)
+            alpha = np.min(x[shrink] / np.maximum(x[shrink] - z[shrink], 1e-300))
+            x = x + alpha * (z - x)
+            passive &= x > tol
+            x[~passive] = 0.0
+    return x, float(np.linalg.norm(a @ x - b))

@@ -163,7 +163,7 @@ def fit_corner_noise(
         target = ev.sum_cov[ok, r] / c
         scale = np.abs(design).max(axis=0)
         w = (np.sqrt(c) * trust[ok, r])[:, None]
-        coef = nnls(design / scale * w, target * w[:, 0])
+        coef, _ = nnls(design / scale * w, target * w[:, 0])
         alpha[r], beta[r] = coef / scale
     return alpha, beta
 
@@ -258,7 +258,7 @@ def fit_noise(
         # two annotators: only the sum is identified; give each half
         a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
         y = np.concatenate([y, np.zeros(2)])
-    coef = nnls(a / np.maximum(np.abs(a).max(axis=0), 1e-12), y)
+    coef, _ = nnls(a / np.maximum(np.abs(a).max(axis=0), 1e-12), y)
     coef = coef / np.maximum(np.abs(a).max(axis=0), 1e-12)
     return NoiseFit(coef[:n], coef[n:], per_annot)
 

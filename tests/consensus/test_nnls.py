@@ -1,4 +1,4 @@
-"""The NumPy NNLS against SciPy's on random systems (feasible, infeasible, degenerate)."""
+"""The NumPy NNLS against SciPy's on random problems, including rank-deficient and all-negative ones."""
 
 from __future__ import annotations
 
@@ -9,20 +9,24 @@ from scipy.optimize import nnls as scipy_nnls
 from cvat_ext.consensus.nnls import nnls
 
 
-@pytest.mark.parametrize("seed", range(20))
-@pytest.mark.parametrize(("m", "n"), [(3, 2), (12, 6), (40, 10), (5, 8)])
-def test_nnls_matches_scipy(seed: int, m: int, n: int) -> None:
+@pytest.mark.parametrize("seed", range(40))
+def test_matches_scipy(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    a = rng.normal(size=(m, n)) * rng.uniform(0.01, 10, n)
-    y = a @ rng.normal(size=n) + rng.normal(scale=0.1, size=m)
-    ours = nnls(a, y)
-    ref, _ = scipy_nnls(a, y)
-    assert np.all(ours >= 0)
-    # the optimum's residual is unique even where x is not (underdetermined systems)
-    assert np.linalg.norm(a @ ours - y) == pytest.approx(np.linalg.norm(a @ ref - y), rel=1e-6, abs=1e-9)
+    m, n = int(rng.integers(2, 30)), int(rng.integers(1, 12))
+    a = rng.normal(size=(m, n)) * rng.choice([1e-3, 1.0, 1e3], size=n)
+    if seed % 5 == 0 and n > 1:
+        a[:, -1] = a[:, 0]  # two equal columns
+    b = rng.normal(size=m)
+    x, res = nnls(a, b)
+    x_ref, res_ref = scipy_nnls(a, b)
+    assert (x >= 0).all()
+    assert res == pytest.approx(res_ref, rel=1e-6, abs=1e-9)
+    if seed % 5 and m > n:  # a unique solution: full column rank
+        np.testing.assert_allclose(x, x_ref, rtol=1e-5, atol=1e-8 * np.abs(x_ref).max(initial=1.0))
 
 
-def test_nnls_edge_cases() -> None:
-    assert np.array_equal(nnls(np.zeros((3, 2)), np.ones(3)), np.zeros(2))
-    assert np.array_equal(nnls(np.eye(2), -np.ones(2)), np.zeros(2))
-    np.testing.assert_allclose(nnls(np.eye(3), np.array([1.0, -2.0, 3.0])), [1.0, 0.0, 3.0])
+def test_all_negative_target_gives_zero() -> None:
+    a = np.eye(3)
+    x, res = nnls(a, [-1.0, -2.0, -3.0])
+    assert x.tolist() == [0.0, 0.0, 0.0]
+    assert res == pytest.approx(np.sqrt(14))
