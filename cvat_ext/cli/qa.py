@@ -170,6 +170,7 @@ def consensus(
         if not columns_consistent(tables[name], meta=meta, labels=labels):
             check_annotation_file(path, meta=meta, meta_path=str(meta_path), labels=labels,
                                   labels_path=str(labels_path))
+    from cvat_ext.consensus.report import annotator_line
     from cvat_ext.consensus.table_source import score_tables
     from cvat_ext.consensus.writers import write_outputs
 
@@ -198,10 +199,7 @@ def consensus(
         f"{result.n_findings} findings"
     )
     for a in result.annotators:
-        click.echo(
-            f"  {a.annotator}: F1 {a.f1:.3f} vs consensus, mean IoU {a.mean_iou:.3f}, "
-            f"label acc {a.label_accuracy:.3f}, weight {a.weight:.2f}"
-        )
+        click.echo(f"  {a.annotator}: {annotator_line(a)}")
     from cvat_ext.qa.decision import Agreement, Policy, decide
 
     agreement = Agreement(0.0 if math.isnan(s.f1) else s.f1, measurable=s.clusters > 0)

@@ -21,16 +21,18 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Tag
 from cvat_ext.annotations.tracks import iter_frames
+from cvat_ext.consensus.annotator_model import FamilyEvidence, cluster_size, fit_annotator_model
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
+from cvat_ext.consensus.gt_anchor import GtTally
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
 from cvat_ext.consensus.reliability import (
@@ -63,6 +65,10 @@ EXTENT_FAMILIES = frozenset({"rectangle", "segment"})
 
 #: progress callback: (pass name, frames just finished)
 ProgressFn = Callable[[str, int], None]
+#: ground truth: the GT annotations and the frames they cover (every frame listed fully annotated)
+GroundTruth = tuple[JobAnnotations, Sequence[int]]
+#: annotator name -> the ``model`` dict of an earlier report
+Priors = Mapping[str, Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -191,17 +197,24 @@ def score_replicas(
     settings: ConsensusSettings | None = None,
     *,
     progress: ProgressFn | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """Score the agreement of a job's consensus replicas and merge them.
 
     ``replicas`` maps annotator name -> that annotator's job annotations (the order fixes the
     annotator order of every table). Returns the per-frame findings, the job/label/annotator/pair
     statistics and the merged annotations (``source="consensus"``, ``score`` set).
+
+    ``ground_truth``: the GT annotations and the frames they cover (each fully annotated): they
+    anchor the annotator model and the report gains ``ground_truth``. ``priors``: annotator name
+    -> a ``model`` dict of an earlier report (:mod:`cvat_ext.consensus.annotator_model`).
     """
     settings = settings or ConsensusSettings()
     names = tuple(replicas)
+    source = _batched_source([replicas[n] for n in names], meta, settings)
     return score_chunks(
-        names, _batched_source([replicas[n] for n in names], meta, settings), labels, meta, settings, progress=progress
+        names, source, labels, meta, settings, progress=progress, ground_truth=ground_truth, priors=priors
     )
 
 
@@ -213,6 +226,8 @@ def score_streams(
     *,
     progress: ProgressFn | None = None,
     cache_objects: int | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """:func:`score_replicas` on replicas read frame by frame (e.g. from
     :class:`~cvat_ext.annotations.frame_store.FrameStore`), re-read on every pass.
@@ -229,7 +244,17 @@ def score_streams(
     ]
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
     source = _batched_source(sources, meta, settings)
-    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget)
+    return score_chunks(
+        names,
+        source,
+        labels,
+        meta,
+        settings,
+        progress=progress,
+        cache_objects=budget,
+        ground_truth=ground_truth,
+        priors=priors,
+    )
 
 
 def _batched_source(
@@ -255,6 +280,8 @@ def score_chunks(
     *,
     progress: ProgressFn | None = None,
     cache_objects: int | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """The engine on already columnar chunks (what :func:`score_replicas` feeds it; the benchmark
     feeds it directly to time matching, agreement and merge without the object conversion).
@@ -280,6 +307,8 @@ def score_chunks(
     presence: dict[str, list[BoolArray]] = {}
     strata_of: dict[str, list[IntArray]] = {}
     auto_quorum = settings.auto_quorum(n_annot)
+    evidence: dict[str, FamilyEvidence] = {}
+    gt = GtTally(ground_truth, n_annot, settings.iou_thr) if ground_truth is not None else None
     n_objects = n_runs = 0
     for chunk, batches in source():
         params = _params(settings, meta, chunk.frames[0], element_sigmas)
@@ -297,6 +326,15 @@ def score_chunks(
             if auto_quorum:
                 chunk_strata[key] = cluster_strata(batch, table, rows)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
+            evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
+                rows >= 0,
+                cluster_size(batch.xyxy, rows),
+                batch.frames[table.frame_pos],
+                table.pair_sim,
+                chunk_strata.get(key),
+            )
+            if gt is not None:
+                gt.add_batch(batch, params)
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
             iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
@@ -329,6 +367,23 @@ def score_chunks(
                 for family, parts in presence.items()
             },
         )
+    if gt is not None:
+        gt.finish()
+    label_table = np.concatenate(all_labels) if all_labels else np.zeros((0, n_annot), dtype=np.int64)
+    annotators = fit_annotator_model(
+        names,
+        evidence,
+        model.existence,
+        settings.quorum_for(n_annot),
+        model.dawid_skene,
+        (label_table >= 0).sum(axis=0).astype(np.float64),
+        settings.iou_thr,
+        oks_sigma=settings.oks_sigma,
+        gt=gt,
+        priors=priors,
+    )
+    if settings.weights is None and settings.estimate_reliability and settings.method != "nearest":
+        model = dataclasses.replace(model, annotator_model=annotators)
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
     # pass 2: merge and statistics
@@ -349,7 +404,11 @@ def score_chunks(
             progress("merge", len(chunk.frames))
     sigmas = sigmas_by_skeleton(element_sigmas, labels) if element_sigmas is not None else {}
     return tally.result(
-        merger.merged, keypoint_sigmas=sigmas, merged_stream=merger.stream, merged_parts=merger.parts
+        merger.merged,
+        keypoint_sigmas=sigmas,
+        merged_stream=merger.stream,
+        merged_parts=merger.parts,
+        annotator_model=annotators,
     )
 
 

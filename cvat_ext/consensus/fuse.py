@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cvat_ext.annotations.model import Attribute, JobAnnotations, JobMeta, LabelSet, MaskRle, Shape, ShapeType, Tag
+from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
@@ -253,7 +254,13 @@ class ChunkMerger:
         rows_k = rows[idx]
         present_k = rows_k >= 0
         safe = np.maximum(rows_k, 0)
-        weight = w[None, :] * present_k
+        # (K, R) per-cluster weights: the annotators' inverse noise variance at the cluster's size
+        wk = (
+            np.broadcast_to(w[None, :], rows_k.shape)
+            if self.settings.method == "nearest"
+            else self.model.member_weights(batch.family, cluster_size(batch.xyxy, rows_k))
+        )
+        weight = wk * present_k
         occluded = (weight * batch.occluded[safe]).sum(axis=1) > 0.5 * weight.sum(axis=1)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
         z_order = batch.z_order[rows_k[np.arange(idx.size), ref]] if idx.size else np.zeros(0, dtype=np.int64)
@@ -282,14 +289,14 @@ class ChunkMerger:
             member_rows = rows_k[sel][member_j, member_r]
             masks = [batch.shapes[i].mask for i in member_rows.tolist()]
             # IoU with the heaviest member, known from the matching where the two are linked
-            lead_r = np.where(present_k[sel], w[None, :], -1.0).argmax(axis=1)[member_j]
+            lead_r = np.where(present_k[sel], wk[sel], -1.0).argmax(axis=1)[member_j]
             pair_of = _pair_index(len(w))
             lead_iou = table.pair_sim[idx[sel[member_j]], pair_of[member_r, lead_r]]
             lead_iou[member_r == lead_r] = 1.0
             ltrb, counts, member_iou = vote_masks(
                 masks,
                 member_j,
-                w[member_r],
+                wk[sel][member_j, member_r],
                 sel.size,
                 self.settings.mask_vote_thr,
                 lead_iou,
@@ -302,7 +309,7 @@ class ChunkMerger:
             out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
-            fused = self._fuse_skeletons(batch, rows_k[rest], w)
+            fused = self._fuse_skeletons(batch, rows_k[rest], wk[rest])
             if fused is not None:
                 kp_label, (kp_xy, kp_outside, kp_occluded, kp_present), (xy, visible) = fused
                 params = self.params(int(frames[0])) if frames.size else self.params(0)
@@ -349,7 +356,7 @@ class ChunkMerger:
             if pick is not None:
                 shape: Shape | None = _copy_geometry(batch.shape(int(rows_k[j, pick[j]])), common)
             else:
-                shape = self._fuse_members(members, w, common)
+                shape = self._fuse_members(members, wk[j], common)
             if shape is None:
                 continue
             shapes.append(shape)
@@ -362,14 +369,14 @@ class ChunkMerger:
     def _fuse_skeletons(
         self, batch: ReplicaBatch, rows_k: IntArray, w: FloatArray
     ) -> tuple[IntArray, tuple[FloatArray, BoolArray, BoolArray, BoolArray], tuple[FloatArray, BoolArray]] | None:
-        """Columnar keypoint fusion of kept skeleton clusters; None when an element carries
-        attributes (the per-cluster path votes them)."""
+        """Columnar keypoint fusion of kept skeleton clusters (``w (K, R)`` member weights); None
+        when an element carries attributes (the per-cluster path votes them)."""
         member_rows = rows_k[rows_k >= 0].tolist()
         if any(e.attributes for i in member_rows for e in batch.shape(i).elements):
             return None
         kp_label, xy, fl = keypoint_columns(batch, rows_k)
         present = rows_k >= 0
-        weight = w[None, :] * present
+        weight = w * present
         fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
         return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
+
+if TYPE_CHECKING:
+    from cvat_ext.consensus.annotator_model import AnnotatorModel
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,6 +281,17 @@ class ReliabilityModel:
     dawid_skene: DawidSkene | None
     label_reliability: FloatArray
     geometric_reliability: FloatArray
+    #: the size-scaled noise model: when set, the merge weighs members by their inverse variance
+    annotator_model: AnnotatorModel | None = None
+
+    def member_weights(self, family: str, size: FloatArray) -> FloatArray:
+        """(K, R) fusion weight of each annotator in clusters of ``size (K,)`` px: inverse variance
+        from the annotator model when fitted, else the family's weights for every cluster."""
+        if self.annotator_model is not None:
+            w = self.annotator_model.member_weights(family, size)
+            if w is not None:
+                return w
+        return np.broadcast_to(self.weights_for(family)[None, :], (size.shape[0], len(self.names)))
 
     def keep(self, family: str, present: BoolArray, quorum: int, stratum: IntArray | None = None) -> BoolArray:
         """(K,) clusters to merge: existence posterior >= 0.5 when fitted (``stratum``: see

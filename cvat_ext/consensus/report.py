@@ -107,22 +107,80 @@ def finding_record(f: Finding) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AnnotatorStats:
-    """One annotator against the consensus (kept clusters)."""
+    """One annotator: against the consensus (``vs_consensus_*``, kept clusters: agreement, not
+    accuracy) and, in ``truth_estimate``, against the latent truth as the annotator model estimates
+    it (:mod:`cvat_ext.consensus.annotator_model`)."""
 
     annotator: str
     objects: int
     matched: int  # objects in kept clusters
     missing: int  # kept clusters without this annotator
     extra: int  # objects in clusters below the quorum
-    precision: float
-    recall: float
-    f1: float
-    mean_iou: float  # mean similarity with the other members of its clusters
-    consensus_iou: float  # mean IoU/OKS of its members against the merged object of their kept cluster
-    label_accuracy: float  # share of its matched objects whose label equals the consensus label
+    vs_consensus_precision: float
+    vs_consensus_recall: float
+    vs_consensus_f1: float
+    vs_consensus_mean_iou: float  # mean similarity with the other members of its clusters
+    vs_consensus_iou: float  # mean IoU/OKS of its members against the merged object of their kept cluster
+    vs_consensus_label_accuracy: float  # share of its matched objects whose label equals the consensus label
     label_reliability: float  # Dawid–Skene prior-weighted accuracy
     geometric_reliability: float  # 1 - sqrt(noise) from the pairwise variance separation
     weight: float  # fusion weight used by the merge
+    #: estimated precision / recall / f1 / mean_iou / label_accuracy against the latent truth at the
+    #: job's match threshold, ``se`` (a standard error each) and ``gt_objects``
+    truth_estimate: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: the annotator's fitted parameters (a prior for later jobs)
+    model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _pm(est: Mapping[str, Any], metric: str) -> str:
+    value, se = est.get(metric), (est.get("se") or {}).get(metric)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if se is None or (isinstance(se, float) and math.isnan(se)):
+        return f"{value:.2f}"
+    return f"{value:.2f} ± {1.96 * se:.2f}"
+
+
+def annotator_line(a: AnnotatorStats) -> str:
+    """One line about an annotator for a person: the truth estimate with its 95 % interval, then
+    the agreement with the consensus (named so, never taken for accuracy)."""
+    est = a.truth_estimate
+    head = ""
+    if est:
+        gt = f" ({est.get('gt_objects', 0)} GT objects)" if est.get("gt_objects") else ""
+        head = (
+            f"estimated F1 {_pm(est, 'f1')}, mean IoU {_pm(est, 'mean_iou')}, "
+            f"label accuracy {_pm(est, 'label_accuracy')}{gt}; "
+        )
+    return (
+        f"{head}vs consensus F1 {a.vs_consensus_f1:.3f}, mean IoU {a.vs_consensus_mean_iou:.3f}, "
+        f"label acc {a.vs_consensus_label_accuracy:.3f}, weight {a.weight:.2f}"
+    )
+
+
+#: the truth-estimate metrics (``AnnotatorStats.truth_estimate``)
+TRUTH_METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
+#: ``annotators.csv`` columns: the scalar fields, then the truth estimate flattened, then the model
+ANNOTATOR_CSV_COLUMNS = (
+    *(f.name for f in dataclasses.fields(AnnotatorStats) if f.name not in ("truth_estimate", "model")),
+    *(f"truth_{m}" for m in TRUTH_METRICS),
+    *(f"truth_{m}_se" for m in TRUTH_METRICS),
+    "gt_objects",
+    "model",
+)
+
+
+def annotator_csv_row(a: AnnotatorStats) -> dict[str, Any]:
+    """The ``annotators.csv`` row of ``a`` (:data:`ANNOTATOR_CSV_COLUMNS`; the model as JSON)."""
+    row = _plain(a)
+    est = row.pop("truth_estimate") or {}
+    se = est.get("se") or {}
+    for m in TRUTH_METRICS:
+        row[f"truth_{m}"] = est.get(m)
+        row[f"truth_{m}_se"] = se.get(m)
+    row["gt_objects"] = est.get("gt_objects")
+    row["model"] = json.dumps(row.pop("model") or {}, sort_keys=True)
+    return row
 
 
 @dataclass(frozen=True)
@@ -330,6 +388,9 @@ class ConsensusResult:
     #: skeleton label name -> OKS sigma per keypoint (sublabel order) used to match; empty when
     #: every keypoint used ``oks_sigma``
     keypoint_sigmas: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+    #: with ground truth: ``{"frames", "objects", "model_error": {annotator: {metric: estimate -
+    #: GT-measured}}}`` (the annotator model's own error on the GT frames); None without
+    ground_truth: Mapping[str, Any] | None = None
 
     @cached_property
     def frames(self) -> tuple[FrameStats, ...]:
@@ -361,14 +422,23 @@ class ConsensusResult:
     def n_findings(self) -> int:
         return sum(len(b) for b in self.finding_blocks) + len(self.extra_findings)
 
-    def to_json(self) -> dict[str, Any]:
-        """The report as JSON-ready data (NaN -> None); the merged annotations are not included."""
-        return {
+    def head_json(self) -> dict[str, Any]:
+        """The report's small sections (everything but ``frames`` and ``findings``), in order."""
+        head = {
             "summary": _plain(self.summary),
             "annotators": [_plain(a) for a in self.annotators],
             "pairs": [_plain(p) for p in self.pairs],
             "labels": [_plain(lb) for lb in self.labels],
             "keypoint_sigmas": _clean(dict(self.keypoint_sigmas)),
+        }
+        if self.ground_truth is not None:
+            head["ground_truth"] = _clean(dict(self.ground_truth))
+        return head
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data (NaN -> None); the merged annotations are not included."""
+        return {
+            **self.head_json(),
             "frames": [_plain(f) for f in self.frames],
             "findings": [_clean(finding_record(f)) for f in self.findings],
         }
@@ -404,13 +474,7 @@ def _json_array(fh: TextIO, rows: Iterable[Any]) -> None:
 def write_report_json(result: ConsensusResult, path: str | Path) -> None:
     """Write the report (:meth:`ConsensusResult.to_json`) to ``path``, streaming the per-frame rows
     and findings (built a block at a time, never all at once)."""
-    head = {
-        "summary": _plain(result.summary),
-        "annotators": [_plain(a) for a in result.annotators],
-        "pairs": [_plain(p) for p in result.pairs],
-        "labels": [_plain(lb) for lb in result.labels],
-        "keypoint_sigmas": _clean(dict(result.keypoint_sigmas)),
-    }
+    head = result.head_json()
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with Path(path).open("w") as fh:
@@ -479,6 +543,8 @@ def _write_table(path: Path, rows: Iterable[Mapping[str, Any]], names: Sequence[
 
 
 def _dataclass_table(rows: Iterable[Any], row_type: type) -> tuple[Iterable[Mapping[str, Any]], Sequence[str]]:
+    if row_type is AnnotatorStats:
+        return (annotator_csv_row(r) for r in rows), ANNOTATOR_CSV_COLUMNS
     return (_plain(r) for r in rows), [f.name for f in dataclasses.fields(row_type)]
 
 

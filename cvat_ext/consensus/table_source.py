@@ -19,7 +19,7 @@ from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import FrameAnnotations, JobMeta, LabelSet
 from cvat_ext.annotations.table import LazyShapes, ShapeTable
 from cvat_ext.consensus.batch import ChunkInput, GroupKey, IntArray, ObjectColumns, ReplicaBatch, group_batches
-from cvat_ext.consensus.engine import STREAM_CACHE_OBJECTS, ChunkSource, ProgressFn, score_chunks
+from cvat_ext.consensus.engine import STREAM_CACHE_OBJECTS, ChunkSource, GroundTruth, Priors, ProgressFn, score_chunks
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 
@@ -111,6 +111,8 @@ def score_tables(
     *,
     progress: ProgressFn | None = None,
     cache_objects: int | None = None,
+    ground_truth: GroundTruth | None = None,
+    priors: Priors | None = None,
 ) -> ConsensusResult:
     """:func:`~cvat_ext.consensus.engine.score_replicas` on replicas read as columns: the same
     result, chunk by chunk. Pass-1 chunks are kept for pass 2 while the job has at most
@@ -120,4 +122,14 @@ def score_tables(
     names = tuple(replicas)
     source = table_source([replicas[n] for n in names], meta, settings)
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
-    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget)
+    return score_chunks(
+        names,
+        source,
+        labels,
+        meta,
+        settings,
+        progress=progress,
+        cache_objects=budget,
+        ground_truth=ground_truth,
+        priors=priors,
+    )

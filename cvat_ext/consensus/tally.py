@@ -14,6 +14,7 @@ import numpy as np
 
 from cvat_ext.annotations.model import JobAnnotations, LabelSet, Shape, Tag
 from cvat_ext.consensus.agreement import AlphaAccumulator, add_grouped, safe_ratio
+from cvat_ext.consensus.annotator_model import AnnotatorModel
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
@@ -216,6 +217,7 @@ class JobTally:
         keypoint_sigmas: Mapping[str, tuple[float, ...]] | None = None,
         merged_stream: Callable[[], tuple[tuple[Tag, ...], Iterator[list[Shape]]]] | None = None,
         merged_parts: Callable[[], tuple[tuple[Tag, ...], Iterator[Sequence[Any]]]] | None = None,
+        annotator_model: AnnotatorModel | None = None,
     ) -> ConsensusResult:
         names = self.model.names
         st = self.settings
@@ -230,15 +232,17 @@ class JobTally:
                     matched=int(matched),
                     missing=int(missing),
                     extra=int(extra),
-                    precision=safe_ratio(matched, objects),
-                    recall=safe_ratio(matched, n_kept),
-                    f1=safe_ratio(2 * matched, objects + n_kept),
-                    mean_iou=safe_ratio(sim_sum, sim_n),
-                    consensus_iou=safe_ratio(float(self.conformity[r, 0]), float(self.conformity[r, 1])),
-                    label_accuracy=safe_ratio(correct, matched),
+                    vs_consensus_precision=safe_ratio(matched, objects),
+                    vs_consensus_recall=safe_ratio(matched, n_kept),
+                    vs_consensus_f1=safe_ratio(2 * matched, objects + n_kept),
+                    vs_consensus_mean_iou=safe_ratio(sim_sum, sim_n),
+                    vs_consensus_iou=safe_ratio(float(self.conformity[r, 0]), float(self.conformity[r, 1])),
+                    vs_consensus_label_accuracy=safe_ratio(correct, matched),
                     label_reliability=float(self.model.label_reliability[r]),
                     geometric_reliability=float(self.model.geometric_reliability[r]),
                     weight=float(self.model.weights[r]),
+                    truth_estimate={} if annotator_model is None else annotator_model.estimates[r].as_dict(),
+                    model={} if annotator_model is None else annotator_model.models[r],
                 )
             )
         obj = self.annot[:, 0].tolist()
@@ -303,4 +307,5 @@ class JobTally:
             keypoint_sigmas=dict(keypoint_sigmas or {}),
             merged_stream=merged_stream,
             merged_parts=merged_parts,
+            ground_truth=None if annotator_model is None else annotator_model.ground_truth,
         )

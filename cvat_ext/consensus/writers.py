@@ -302,13 +302,7 @@ def _write_report_and_tables(result: ConsensusResult, report_out: Path | None, c
         if report_out is not None:
             report_out.parent.mkdir(parents=True, exist_ok=True)
             out.fh = report_out.open("w")
-            head = {
-                "summary": report._plain(result.summary),
-                "annotators": [report._plain(a) for a in result.annotators],
-                "pairs": [report._plain(p) for p in result.pairs],
-                "labels": [report._plain(lb) for lb in result.labels],
-                "keypoint_sigmas": report._clean(dict(result.keypoint_sigmas)),
-            }
+            head = result.head_json()
             out.fh.write("{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()))
         out.write_table("frames", "frames.csv", _FRAME_FIELDS, frame_lines(result.frame_table))
         out.write_table("findings", "findings.csv", _FINDING_FIELDS, finding_lines(result))

@@ -83,7 +83,7 @@ class ConsensusEngineRunner:
     ) -> ConsensusOutcome:
         by_name = {f"job{r.job_id}": r for r in replicas}
         result = _score(by_name, labels, meta, self.settings)
-        replica_agreement = {by_name[a.annotator].job_id: _finite(a.f1) for a in result.annotators}
+        replica_agreement = {by_name[a.annotator].job_id: _finite(a.vs_consensus_f1) for a in result.annotators}
         findings: list[Finding] = []
         for f in result.findings:
             assert f.votes is not None, "consensus findings carry their votes"

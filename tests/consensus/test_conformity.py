@@ -1,4 +1,4 @@
-"""Per-annotator geometric agreement with the merged objects (``AnnotatorStats.consensus_iou``)."""
+"""Per-annotator geometric agreement with the merged objects (``AnnotatorStats.vs_consensus_iou``)."""
 
 from __future__ import annotations
 
@@ -36,18 +36,19 @@ def _golden() -> dict[str, JobAnnotations]:
     }
 
 
-def test_golden_consensus_iou(tmp_path: Path) -> None:
+def test_golden_vs_consensus_iou(tmp_path: Path) -> None:
     result = score_replicas(_golden(), labels(), meta(3), EQUAL)
-    got = {a.annotator: a.consensus_iou for a in result.annotators}
+    got = {a.annotator: a.vs_consensus_iou for a in result.annotators}
     ab = (96 + 2 / 3) / (103 + 1 / 3)
     assert got["a"] == pytest.approx((ab + 1.0) / 2)
     assert got["b"] == pytest.approx((ab + 1.0) / 2)
     assert got["c"] == pytest.approx(((93 + 1 / 3) / (106 + 2 / 3) + 0.9) / 2)
     # JSON and CSV carry it
-    assert [a["consensus_iou"] for a in result.to_json()["annotators"]] == pytest.approx(list(got.values()), abs=1e-6)
+    in_json = [a["vs_consensus_iou"] for a in result.to_json()["annotators"]]
+    assert in_json == pytest.approx(list(got.values()), abs=1e-6)
     write_csv_tables(result, tmp_path)
     with (tmp_path / "annotators.csv").open() as fh:
-        rows = {row["annotator"]: float(row["consensus_iou"]) for row in csv.DictReader(fh)}
+        rows = {row["annotator"]: float(row["vs_consensus_iou"]) for row in csv.DictReader(fh)}
     assert rows == pytest.approx(got, abs=1e-6)
 
 
@@ -60,7 +61,7 @@ def test_consensus_oks_for_skeletons() -> None:
         "c": JobAnnotations(shapes=(skeleton(0, moved, [False] * 3),)),
     }
     result = score_replicas(replicas, labels(), meta(1), EQUAL)
-    got = {a.annotator: a.consensus_iou for a in result.annotators}
+    got = {a.annotator: a.vs_consensus_iou for a in result.annotators}
     # the weighted median of each keypoint is a's (= b's) point: a and b match it exactly
     assert got["a"] == pytest.approx(1.0) and got["b"] == pytest.approx(1.0)
     # c: one keypoint 4 px off; OKS scale = mean box area 20 * 30, sigma 0.09
@@ -70,14 +71,14 @@ def test_consensus_oks_for_skeletons() -> None:
 
 def test_nearest_method_compares_with_the_chosen_member() -> None:
     result = score_replicas(_golden(), labels(), meta(3), EQUAL.model_copy(update={"method": "nearest"}))
-    got = {a.annotator: a.consensus_iou for a in result.annotators}
+    got = {a.annotator: a.vs_consensus_iou for a in result.annotators}
     # frame 0: the member nearest the mean box is a (or b, identical): IoU 1, 1 and 90/110
     assert got["c"] < got["a"] == got["b"]
     assert all(0.0 <= v <= 1.0 for v in got.values())
 
 
 @pytest.mark.parametrize("weights", [{"a": 3.0, "b": 1.0, "c": 1.0}, {"a": 1.0, "b": 1.0, "c": 1.0}])
-def test_polygon_consensus_iou_equals_the_kernel(weights: dict[str, float]) -> None:
+def test_polygon_vs_consensus_iou_equals_the_kernel(weights: dict[str, float]) -> None:
     from cvat_ext.geometry import SimilarityParams, similarity_matrix
 
     def poly(dx: float) -> Shape:
@@ -91,7 +92,7 @@ def test_polygon_consensus_iou_equals_the_kernel(weights: dict[str, float]) -> N
     (fused,) = result.merged.shapes
     params = SimilarityParams(image_wh=(640, 480))
     want = similarity_matrix(list(members.values()), [fused], params)[:, 0]
-    got = [a.consensus_iou for a in result.annotators]
+    got = [a.vs_consensus_iou for a in result.annotators]
     np.testing.assert_allclose(got, want, atol=1e-9)
     if weights["a"] == 3.0:  # a dominates the vote: the merged polygon is a's drawing
         assert got[0] == 1.0

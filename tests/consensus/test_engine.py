@@ -47,10 +47,10 @@ def test_golden_report() -> None:
     by_name = {a.annotator: a for a in result.annotators}
     a, c = by_name["a"], by_name["c"]
     assert (a.objects, a.matched, a.missing, a.extra) == (3, 3, 0, 0)
-    assert a.label_accuracy == pytest.approx(2 / 3)  # Y: person, the consensus says car (tie -> lower id)
-    assert a.mean_iou == pytest.approx((1 + iou_ac + 1 + 0.5) / 4)
+    assert a.vs_consensus_label_accuracy == pytest.approx(2 / 3)  # Y: person, the consensus says car (tie -> lower id)
+    assert a.vs_consensus_mean_iou == pytest.approx((1 + iou_ac + 1 + 0.5) / 4)
     assert (c.objects, c.matched, c.missing, c.extra) == (2, 1, 2, 1)
-    assert (c.precision, c.recall, c.f1) == pytest.approx((1 / 2, 1 / 3, 2 / 5))
+    assert (c.vs_consensus_precision, c.vs_consensus_recall, c.vs_consensus_f1) == pytest.approx((1 / 2, 1 / 3, 2 / 5))
 
     pairs = {(p.a, p.b): p for p in result.pairs}
     assert (pairs[("a", "b")].matched, pairs[("a", "b")].f1) == (3, 1.0)

@@ -1,0 +1,384 @@
+"""A generative model of the annotators, and what a ground-truth evaluation would say about them.
+
+Each annotator r, on the latent true objects of a job:
+
+* draws a real object with probability ``recall`` (the existence model's sensitivity,
+  :class:`~cvat_ext.consensus.reliability.ExistenceModel`), and adds spurious objects;
+* gives it a label through its confusion matrix (Dawid–Skene, :class:`~cvat_ext.consensus.reliability.DawidSkene`);
+* places it with a localisation noise that scales with the object's size, per shape family
+  (:mod:`cvat_ext.consensus.noise_model`).
+
+The estimates against the latent truth at the job's match threshold ``iou_thr`` follow from the
+fit, cluster by cluster: a cluster is real with its existence posterior ``p_k``; annotator r's
+member of a real cluster of size ``s`` reaches ``iou_thr`` against the truth with probability
+``q_r(s)`` and then has the mean IoU ``m_r(s)`` (the noise template). So, with ``n_r`` the objects
+r drew and ``N`` the expected number of true objects (the real clusters plus those nobody drew),
+
+    TP_r = sum_k present_kr p_k q_r(s_k),   precision = TP_r / n_r,   recall = TP_r / N,
+    F1 = 2 TP_r / (n_r + N),   mean IoU = sum_k present_kr p_k q_r m_r / TP_r,
+
+and label accuracy is the Dawid–Skene prior-weighted accuracy. Standard errors are binomial on
+the evidence (``sqrt(v (1 - v) / n)`` with n the objects behind each ratio) plus, for the mean
+IoU, the spread of the member similarities; they measure the sampling noise of the job, not a
+model error (the GT check does: ``ground_truth.model_error`` in the report).
+
+Ground truth (:mod:`cvat_ext.consensus.gt_anchor`): on the GT frames the model's estimate and the
+measurement are both known, so each estimate is corrected by their difference (a control variate:
+the model's bias on the GT frames is removed from the whole job's estimate). Priors from earlier
+jobs (the ``model`` dicts of earlier reports) enter as pseudo-counts: their estimates count as
+``min(evidence, PRIOR_CAP)`` objects besides the job's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.consensus.gt_anchor import GtTally, measured
+from cvat_ext.consensus.noise_model import NoiseFit, PairEvidence, fit_noise, template
+from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
+from cvat_ext.errors import ConfigError
+
+#: the five metrics of a truth estimate, in report order
+METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
+#: the most objects an earlier job's estimate counts for against this job's evidence
+PRIOR_CAP = 200.0
+#: families whose merge weighs members by the fitted inverse variance (extent-based noise)
+WEIGHTED_FAMILIES = frozenset({"rectangle", "segment", "ellipse"})
+#: version of the ``model`` dict layout (a prior of another version is refused)
+MODEL_VERSION = 1
+
+
+@dataclass
+class FamilyEvidence:
+    """What pass 1 keeps about one shape family's clusters for the annotator model."""
+
+    n_annotators: int
+    present: list[BoolArray] = field(default_factory=list)
+    strata: list[IntArray] = field(default_factory=list)
+    size: list[FloatArray] = field(default_factory=list)
+    frame: list[IntArray] = field(default_factory=list)
+    pairs: PairEvidence = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pairs = PairEvidence(self.n_annotators)
+
+    def add(
+        self, present: BoolArray, size: FloatArray, frame: IntArray, pair_sim: FloatArray, strata: IntArray | None
+    ) -> None:
+        """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``."""
+        self.present.append(present)
+        self.size.append(size)
+        self.frame.append(frame)
+        self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
+        self.pairs.add(pair_sim, size)
+
+
+def cluster_size(xyxy: FloatArray, rows: IntArray) -> FloatArray:
+    """(K,) object size of each cluster in px: the square root of its members' mean extent area."""
+    present = rows >= 0
+    box = xyxy[np.maximum(rows, 0)]
+    area = np.maximum((box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1]), 0.0)
+    mean = (area * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    return np.asarray(np.sqrt(np.maximum(mean, 1.0)), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TruthEstimate:
+    """One annotator's estimated precision / recall / F1 / mean IoU / label accuracy against the
+    latent truth (``values``), their standard errors (``se``) and the GT objects that informed them."""
+
+    values: Mapping[str, float]
+    se: Mapping[str, float]
+    gt_objects: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {m: self.values[m] for m in METRICS}
+        out["se"] = {m: self.se[m] for m in METRICS}
+        out["gt_objects"] = self.gt_objects
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class AnnotatorModel:
+    """The fitted model: per family noise fits, per annotator truth estimates and model dicts."""
+
+    names: tuple[str, ...]
+    noise: Mapping[str, NoiseFit]
+    estimates: tuple[TruthEstimate, ...]
+    models: tuple[dict[str, Any], ...]
+    #: ``{"frames", "objects", "model_error": {annotator: {metric: estimate - measured}}}`` or None
+    ground_truth: dict[str, Any] | None = None
+
+    def member_weights(self, family: str, size: FloatArray) -> FloatArray | None:
+        """(K, R) inverse-variance fusion weights of each annotator at cluster sizes ``size (K,)``
+        (scaled to max 1 per cluster), None when the family's noise was not fitted."""
+        fit = self.noise.get(family)
+        # OKS families: visibility flips blur the keypoint noise fit; their merge keeps its weights
+        if fit is None or family not in WEIGHTED_FAMILIES or not np.any(fit.pairs > 0):
+            return None
+        var = fit.pixel_variance(size)
+        # a floor keeps an annotator measured as noise-free from taking weight it cannot be sure of
+        var = np.maximum(var, 0.01 * var.mean(axis=1, keepdims=True) + 1e-12)
+        w = 1.0 / var
+        return np.asarray(w / w.max(axis=1, keepdims=True), dtype=np.float64)
+
+
+@dataclass
+class _Sums:
+    """Per-annotator sums over a set of clusters (the whole job, or its GT frames)."""
+
+    n_annot: int
+    objects: FloatArray = field(init=False)
+    hits: FloatArray = field(init=False)
+    hits_var: FloatArray = field(init=False)
+    iou: FloatArray = field(init=False)
+    truth: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.objects, self.hits, self.hits_var, self.iou = (np.zeros(self.n_annot) for _ in range(4))
+
+    def add(self, present: BoolArray, real: FloatArray, q: FloatArray, m: FloatArray, unseen: float) -> None:
+        p = present * (real[:, None] * q)
+        self.objects += present.sum(axis=0)
+        self.hits += p.sum(axis=0)
+        self.hits_var += (p * (1.0 - p)).sum(axis=0)
+        self.iou += (p * m).sum(axis=0)
+        self.truth += float(real.sum()) + unseen
+
+    def values(self, label_accuracy: FloatArray) -> dict[str, FloatArray]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return {
+                "precision": np.where(self.objects > 0, self.hits / self.objects, np.nan),
+                "recall": np.where(self.truth > 0, self.hits / self.truth, np.nan),
+                "f1": np.where(self.objects + self.truth > 0, 2 * self.hits / (self.objects + self.truth), np.nan),
+                "mean_iou": np.where(self.hits > 0, self.iou / self.hits, np.nan),
+                "label_accuracy": label_accuracy,
+            }
+
+
+def _binomial_se(value: FloatArray, n: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.sqrt(np.clip(value * (1 - value), 0, None) / np.maximum(n, 1.0)), dtype=np.float64)
+
+
+def fit_annotator_model(
+    names: Sequence[str],
+    evidence: Mapping[str, FamilyEvidence],
+    existence: Mapping[str, ExistenceModel],
+    quorum: int,
+    dawid_skene: DawidSkene | None,
+    label_counts: FloatArray,
+    iou_thr: float,
+    *,
+    oks_sigma: float = 0.09,
+    gt: GtTally | None = None,
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AnnotatorModel:
+    """Fit the noise per family and derive each annotator's truth estimate (module docstring).
+
+    ``label_counts (R,)``: the labelled objects behind each annotator's Dawid–Skene accuracy."""
+    names = tuple(names)
+    n = len(names)
+    prior_of = _parse_priors(names, priors)
+    noise: dict[str, NoiseFit] = {}
+    job, on_gt = _Sums(n), _Sums(n)
+    iou_sq = np.zeros((2, n))  # per annotator: sum of m^2 weights for the mean-IoU spread
+    for family, ev in evidence.items():
+        if not ev.present:
+            continue
+        fam_prior = {
+            r: (
+                float(pr["noise"][family]["alpha"]),
+                float(pr["noise"][family]["beta"]),
+                float(pr["noise"][family]["pairs"]),
+            )
+            for r, pr in prior_of.items()
+            if family in pr.get("noise", {})
+        }
+        fit = noise[family] = fit_noise(
+            ev.pairs,
+            iou_thr,
+            template(family, oks_sigma),
+            {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
+        )
+        present = np.concatenate(ev.present)
+        size = np.concatenate(ev.size)
+        frames = np.concatenate(ev.frame)
+        model = existence.get(family)
+        if model is not None:
+            real = model.posterior(present, np.concatenate(ev.strata))
+            miss_all = float(np.prod(1.0 - model.sensitivity))
+            unseen_share = miss_all / max(1.0 - miss_all, 1e-9)
+        else:
+            real = (present.sum(axis=1) >= quorum).astype(np.float64)
+            unseen_share = 0.0
+        q, m = template(family, oks_sigma).at_threshold(fit.mean_square(size).ravel(), iou_thr)
+        q, m = q.reshape(present.shape), m.reshape(present.shape)
+        job.add(present, real, q, m, unseen_share * float(real.sum()))
+        p = present * (real[:, None] * q)
+        iou_sq += ((p * m * m).sum(axis=0), p.sum(axis=0))
+        if gt is not None:
+            sel = gt.frame_mask(frames)
+            on_gt.add(present[sel], real[sel], q[sel], m[sel], unseen_share * float(real[sel].sum()))
+    label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
+    values = job.values(label_acc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou_sd = np.sqrt(np.clip(iou_sq[0] / np.maximum(iou_sq[1], 1e-12) - values["mean_iou"] ** 2, 0, None))
+    se = {
+        "precision": _binomial_se(values["precision"], job.objects),
+        "recall": _binomial_se(values["recall"], np.full(n, job.truth)),
+        "f1": _binomial_se(values["f1"], (job.objects + job.truth) / 2),
+        "mean_iou": iou_sd / np.sqrt(np.maximum(job.hits, 1.0)),
+        "label_accuracy": _binomial_se(label_acc, label_counts),
+    }
+    evidence_n = {
+        "precision": job.objects,
+        "recall": np.full(n, job.truth),
+        "f1": (job.objects + job.truth) / 2,
+        "mean_iou": job.hits,
+        "label_accuracy": label_counts,
+    }
+    gt_report = None
+    gt_objects = np.zeros(n, dtype=np.int64)
+    if gt is not None:
+        values, se, gt_report = _anchor(names, values, se, on_gt.values(label_acc), gt)
+        gt_objects = gt.counts[:, 0].astype(np.int64)
+    values, se = _apply_priors(values, se, evidence_n, prior_of)
+    estimates = tuple(
+        TruthEstimate(
+            values={m_: _f(values[m_][r]) for m_ in METRICS},
+            se={m_: _f(se[m_][r]) for m_ in METRICS},
+            gt_objects=int(gt_objects[r]),
+        )
+        for r in range(n)
+    )
+    models = tuple(
+        _model_dict(r, names, noise, existence, values, evidence_n, dawid_skene, job.objects) for r in range(n)
+    )
+    return AnnotatorModel(names, noise, estimates, models, gt_report)
+
+
+def _f(v: float | np.floating[Any]) -> float:
+    return float(v)
+
+
+def _anchor(
+    names: tuple[str, ...],
+    values: dict[str, FloatArray],
+    se: dict[str, FloatArray],
+    model_on_gt: dict[str, FloatArray],
+    gt: GtTally,
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray], dict[str, Any]]:
+    """Correct each estimate by the model's own error on the GT frames; the report's GT section."""
+    truth = measured(gt.counts)
+    error = {m: model_on_gt[m] - truth[m] for m in METRICS}
+    n_gt = np.maximum(gt.counts[:, 0], 1.0)
+    out, out_se = {}, {}
+    for m in METRICS:
+        # label accuracy: Dawid–Skene's estimate is one job-wide figure, so the GT frames' difference
+        # is only the GT sample's noise; it is reported (model_error) but does not correct
+        ok = np.isfinite(error[m]) & (m != "label_accuracy")
+        out[m] = np.where(ok, np.clip(values[m] - np.where(ok, error[m], 0.0), 0.0, 1.0), values[m])
+        # the correction carries the GT sample's own noise
+        out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + _binomial_se(truth[m], n_gt) ** 2 * 0.5), se[m])
+    report = {
+        "frames": len(gt.frames),
+        "objects": gt.n_objects,
+        "model_error": {
+            name: {m: (None if not np.isfinite(error[m][r]) else round(float(error[m][r]), 6)) for m in METRICS}
+            for r, name in enumerate(names)
+        },
+    }
+    return out, out_se, report
+
+
+def _parse_priors(
+    names: tuple[str, ...], priors: Mapping[str, Mapping[str, Any]] | None
+) -> dict[int, Mapping[str, Any]]:
+    """Annotator position -> prior ``model`` dict; unknown annotators are ignored (they did not
+    work on this job), a dict of another layout is refused."""
+    out: dict[int, Mapping[str, Any]] = {}
+    for name, model in (priors or {}).items():
+        if name not in names:
+            continue
+        if not isinstance(model, Mapping) or model.get("version") != MODEL_VERSION or "truth_estimate" not in model:
+            raise ConfigError(f"priors: annotator {name!r}: not a model dict of version {MODEL_VERSION}")
+        out[names.index(name)] = model
+    return out
+
+
+def _apply_priors(
+    values: dict[str, FloatArray],
+    se: dict[str, FloatArray],
+    evidence_n: Mapping[str, FloatArray],
+    prior_of: Mapping[int, Mapping[str, Any]],
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
+    """Pseudo-count update: the prior's value counts for ``min(its evidence, PRIOR_CAP)`` objects."""
+    if not prior_of:
+        return values, se
+    values = {m: v.copy() for m, v in values.items()}
+    se = {m: v.copy() for m, v in se.items()}
+    for r, model in prior_of.items():
+        est, ev = model["truth_estimate"], model.get("evidence", {})
+        for m in METRICS:
+            pv, pn = est.get(m), min(float(ev.get(m, 0.0)), PRIOR_CAP)
+            if pv is None or pn <= 0:
+                continue
+            n_job = float(evidence_n[m][r])
+            if not np.isfinite(values[m][r]):
+                values[m][r], n_job = float(pv), 0.0
+            total = n_job + pn
+            values[m][r] = (values[m][r] * n_job + float(pv) * pn) / total
+            se[m][r] = (
+                float(se[m][r]) * np.sqrt(n_job / total) if n_job else float(_binomial_se(np.array(pv), np.array(pn)))
+            )
+    return values, se
+
+
+def _model_dict(
+    r: int,
+    names: tuple[str, ...],
+    noise: Mapping[str, NoiseFit],
+    existence: Mapping[str, ExistenceModel],
+    values: Mapping[str, FloatArray],
+    evidence_n: Mapping[str, FloatArray],
+    dawid_skene: DawidSkene | None,
+    objects: FloatArray,
+) -> dict[str, Any]:
+    """The JSON-serialisable parameters of annotator r (what a later job takes as its prior)."""
+
+    def num(v: float) -> float | None:
+        return None if not np.isfinite(v) else round(float(v), 6)
+
+    confusion = None
+    if dawid_skene is not None and dawid_skene.classes.size:
+        cm = dawid_skene.confusion[r]
+        confusion = {
+            "classes": dawid_skene.classes.tolist(),
+            "accuracy_per_class": [num(float(x)) for x in np.diagonal(cm)],
+        }
+    return {
+        "version": MODEL_VERSION,
+        "annotator": names[r],
+        "truth_estimate": {m: num(float(values[m][r])) for m in METRICS},
+        "evidence": {m: num(float(evidence_n[m][r])) for m in METRICS},
+        "objects": int(objects[r]),
+        "existence": {
+            family: {"recall": num(float(model.sensitivity[r])), "spurious_share": num(float(model.false_share[0, r]))}
+            for family, model in existence.items()
+        },
+        "label_confusion": confusion,
+        "noise": {
+            family: {
+                "alpha": num(float(fit.alpha[r])),
+                "beta": num(float(fit.beta[r])),
+                "pairs": num(float(fit.pairs[r])),
+            }
+            for family, fit in noise.items()
+        },
+    }

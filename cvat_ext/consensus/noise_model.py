@@ -1,0 +1,242 @@
+"""Localisation noise of each annotator, scaled with object size, from the matched pairs of a job.
+
+Model. Annotator r draws an object of size ``s`` (px, the square root of its extent's area) with
+corner jitter of standard deviation ``sd_r(s) = sqrt(a_r^2 + (b_r * s)^2)`` px: an absolute part
+(hand tremor, zoom) and a relative one. The dissimilarity to the truth ``x = 1 - IoU`` scales with
+``sd / s`` for a fixed shape of noise, so its mean square is
+
+    E[x_r^2](s) = alpha_r / s^2 + beta_r           (alpha ~ a^2, beta ~ b^2, both >= 0)
+
+and two annotators' independent errors add, so a pair's dissimilarity has the mean square
+``E[x_rs^2](s) = (alpha_r + alpha_s) / s^2 + beta_r + beta_s`` (the "three-cornered hat" of clock
+noises, per size). Non-negative least squares over the pairs of every cluster, binned by size,
+fits ``alpha, beta (R,)`` per shape family (needs three annotators; with two, both get half).
+
+From the fitted spread, a :class:`IouTemplate` gives what a ground-truth evaluation at the match
+threshold would see: the share of an annotator's objects at or above ``iou_thr`` and their mean
+IoU. The template is the distribution of ``1 - IoU`` of a square box under Gaussian corner noise
+(a scale family: one shape, scaled by ``sd / s``), tabulated once by Monte-Carlo; it is the
+documented assumption of the estimator (``docs/developers/annotator-model.md``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+
+from cvat_ext.consensus.batch import FloatArray, IntArray
+from cvat_ext.consensus.matching import annotator_pairs
+
+#: size bins (px, sqrt of the extent's area), log-spaced: evidence is pooled per (bin, pair)
+SIZE_EDGES = np.geomspace(4.0, 1024.0, 17)
+#: Monte-Carlo draws per template row (fixed seed: the table is deterministic)
+_TEMPLATE_DRAWS = 4000
+#: relative corner spreads ``sd / s`` the template tabulates
+_TEMPLATE_SPREADS = np.concatenate([[0.0], np.geomspace(1e-3, 3.0, 80)])
+
+
+def size_bin(size: FloatArray) -> IntArray:
+    """(N,) bin of each object size in :data:`SIZE_EDGES` (clipped to the end bins)."""
+    return np.clip(np.searchsorted(SIZE_EDGES, size, side="right") - 1, 0, SIZE_EDGES.size - 2).astype(np.int64)
+
+
+def _bin_centres() -> FloatArray:
+    return np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
+
+
+@dataclass
+class PairEvidence:
+    """Matched-pair dissimilarities of one shape family, pooled per (size bin, annotator pair).
+
+    ``sum_x, sum_x2, sum_inv_s2, count`` are (B, P) sums of ``x = 1 - sim``, ``x^2``, ``1/s^2`` and
+    the number of matched pairs."""
+
+    n_annotators: int
+    sum_x: FloatArray = field(init=False)
+    sum_x2: FloatArray = field(init=False)
+    sum_inv_s2: FloatArray = field(init=False)
+    count: FloatArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        shape = (SIZE_EDGES.size - 1, len(annotator_pairs(self.n_annotators)))
+        self.sum_x, self.sum_x2, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(4))
+
+    def add(self, pair_sim: FloatArray, size: FloatArray) -> None:
+        """``pair_sim (K, P)`` cluster pair similarities (NaN unless both matched), ``size (K,)`` px."""
+        ok = np.isfinite(pair_sim)
+        if not ok.any():
+            return
+        k, p = np.nonzero(ok)
+        x = 1.0 - np.clip(pair_sim[k, p], 0.0, 1.0)
+        s = np.maximum(size[k], 1.0)
+        cell = size_bin(s) * self.count.shape[1] + p
+        n = self.count.size
+        for acc, values in ((self.sum_x, x), (self.sum_x2, x * x), (self.sum_inv_s2, 1.0 / (s * s))):
+            acc += np.bincount(cell, weights=values, minlength=n).reshape(acc.shape)
+        self.count += np.bincount(cell, minlength=n).reshape(self.count.shape)
+
+
+@dataclass(frozen=True)
+class NoiseFit:
+    """Fitted noise of one family: ``alpha, beta (R,)`` in ``E[x_r^2](s) = alpha/s^2 + beta``;
+    ``pairs (R,)`` the matched pairs each annotator's fit rests on."""
+
+    alpha: FloatArray
+    beta: FloatArray
+    pairs: FloatArray
+
+    def mean_square(self, size: FloatArray) -> FloatArray:
+        """(K, R) mean squared dissimilarity to the truth of each annotator at sizes ``size (K,)``."""
+        inv = 1.0 / np.maximum(np.asarray(size, dtype=np.float64), 1.0) ** 2
+        return np.asarray(inv[:, None] * self.alpha[None, :] + self.beta[None, :], dtype=np.float64)
+
+    def pixel_variance(self, size: FloatArray) -> FloatArray:
+        """(K, R) corner variance in px^2 (up to the template's constant): ``alpha + beta s^2``."""
+        s = np.maximum(np.asarray(size, dtype=np.float64), 1.0)
+        return np.asarray(self.alpha[None, :] + self.beta[None, :] * (s * s)[:, None], dtype=np.float64)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"alpha": self.alpha.tolist(), "beta": self.beta.tolist(), "pairs": self.pairs.tolist()}
+
+
+def fit_noise(
+    ev: PairEvidence,
+    iou_thr: float,
+    tmpl: IouTemplate,
+    prior: Mapping[int, tuple[float, float, float]] | None = None,
+) -> NoiseFit:
+    """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring).
+
+    A pair is seen only where it matched (``x <= 1 - iou_thr``), so each cell's mean square is a
+    truncated one: it is mapped back to the untruncated mean square through the template before the
+    fit (without this, a sloppy annotator's pairs look as good as a moderate one's).
+
+    ``prior`` maps an annotator position to ``(alpha, beta, weight)`` from earlier jobs: added as
+    pseudo-observations of that annotator alone, ``weight`` matched pairs strong."""
+    n = ev.n_annotators
+    pairs = annotator_pairs(n)
+    per_annot = np.zeros(n)
+    for p, (r, s) in enumerate(pairs):
+        per_annot[[r, s]] += ev.count[:, p].sum()
+    rows: list[FloatArray] = []
+    target: list[float] = []
+    weight: list[float] = []
+    b_idx, p_idx = np.nonzero(ev.count > 0)
+    for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
+        c = ev.count[b, p]
+        r, s = pairs[p]
+        row = np.zeros(2 * n)
+        inv = ev.sum_inv_s2[b, p] / c
+        row[[r, s]] = inv
+        row[[n + r, n + s]] = 1.0
+        rows.append(row)
+        spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
+        target.append(spread2)
+        # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
+        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
+        # and a truncated cell tells its spread only as far as the truncated moment still moves
+        weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
+    for r, (alpha, beta, w) in (prior or {}).items():
+        for s_ref in (_bin_centres()[2], _bin_centres()[8]):  # a small and a large object pin both terms
+            row = np.zeros(2 * n)
+            row[r] = 1.0 / s_ref**2
+            row[n + r] = 1.0
+            rows.append(2.0 * row)  # a pair of two such annotators: the model's own scale
+            target.append(2.0 * (alpha / s_ref**2 + beta))
+            weight.append(np.sqrt(max(w, 0.0) / 2))
+    if not rows:
+        return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
+    a = np.asarray(rows) * np.asarray(weight)[:, None]
+    y = np.asarray(target) * np.asarray(weight)
+    if n < 3 and not prior:
+        # two annotators: only the sum is identified; give each half
+        a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
+        y = np.concatenate([y, np.zeros(2)])
+    coef, _ = nnls(a / np.maximum(np.abs(a).max(axis=0), 1e-12), y)
+    coef = coef / np.maximum(np.abs(a).max(axis=0), 1e-12)
+    return NoiseFit(coef[:n], coef[n:], per_annot)
+
+
+@dataclass(frozen=True, eq=False)
+class IouTemplate:
+    """The distribution of ``x = 1 - similarity`` against the truth under Gaussian noise of relative
+    spread ``sd / s``: ``spread (T,)`` the tabulated spreads, ``x (T, D)`` sorted draws per spread.
+
+    Two annotators' errors add in variance, so a pair's ``x`` follows the row of spread
+    ``sqrt(sd_r^2 + sd_s^2) / s``."""
+
+    spread: FloatArray
+    x: FloatArray
+
+    def at_threshold(self, spread2: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+        """For objects of squared relative spread ``spread2 (N,)``: the share whose similarity to
+        the truth reaches ``iou_thr`` and the mean similarity of that share (``(N,)`` each)."""
+        spread = np.sqrt(np.clip(np.asarray(spread2, dtype=np.float64), 0.0, self.spread[-1] ** 2))
+        hit, mean_iou = _threshold_table(self, round(float(iou_thr), 6))
+        return np.interp(spread, self.spread, hit), np.interp(spread, self.spread, mean_iou)
+
+    def untruncate(self, mean_square: float, iou_thr: float) -> tuple[float, float]:
+        """The squared spread whose ``x``, seen only at or below ``1 - iou_thr`` (a matched pair),
+        has the mean square ``mean_square`` (capped where the truncated moment saturates), and the
+        elasticity ``d ln(truncated ms) / d ln(spread^2)`` there: 1 where truncation does not bite,
+        towards 0 where the observed moment barely tells the spread."""
+        spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
+        sp = float(np.interp(mean_square, truncated, spread))
+        log_ms, log_s2 = np.log(np.maximum(truncated[1:], 1e-12)), np.log(spread[1:] ** 2)
+        slope = np.gradient(log_ms, log_s2)
+        return sp * sp, float(np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0))
+
+
+def _box_draws(spread: float, noise: FloatArray) -> FloatArray:
+    box = np.array([0.0, 0.0, 1.0, 1.0]) + spread * noise[:, :4]
+    lo, hi = np.minimum(box[:, :2], box[:, 2:]), np.maximum(box[:, :2], box[:, 2:])
+    inter = np.prod(np.clip(np.minimum(hi, 1.0) - np.maximum(lo, 0.0), 0.0, None), axis=1)
+    area = np.prod(hi - lo, axis=1)
+    return np.asarray(1.0 - inter / np.maximum(area + 1.0 - inter, 1e-12), dtype=np.float64)
+
+
+def _keypoint_draws(spread: float, noise: FloatArray, oks_sigma: float) -> FloatArray:
+    # OKS of 5 keypoints each displaced by N(0, spread * s) per axis, s^2 the object's area
+    d2 = spread**2 * (noise[:, :5] ** 2 + noise[:, 5:10] ** 2)
+    return np.asarray(1.0 - np.exp(-d2 / (8.0 * oks_sigma**2)).mean(axis=1), dtype=np.float64)
+
+
+#: families whose similarity is OKS
+KEYPOINT_FAMILIES = frozenset({"points", "skeleton"})
+
+
+@functools.cache
+def template(family: str = "rectangle", oks_sigma: float = 0.09) -> IouTemplate:
+    """The tabulated :class:`IouTemplate` of a match family: box IoU under corner noise for areas
+    (rectangles, polygons, masks, ellipses...), OKS under keypoint noise for points and skeletons."""
+    rng = np.random.default_rng(20261207)
+    noise = rng.normal(0.0, 1.0, (_TEMPLATE_DRAWS, 10))
+    keypoints = family in KEYPOINT_FAMILIES
+    rows = [
+        np.sort(_keypoint_draws(sp, noise, oks_sigma) if keypoints else _box_draws(sp, noise))
+        for sp in _TEMPLATE_SPREADS.tolist()
+    ]
+    return IouTemplate(_TEMPLATE_SPREADS.copy(), np.asarray(rows))
+
+
+@functools.cache
+def _truncated_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+    """Template rows up to where the truncated mean square stops growing: (spread, truncated ms)."""
+    within = t.x <= 1.0 - iou_thr + 1e-12
+    ms = (t.x**2 * within).sum(axis=1) / np.maximum(within.sum(axis=1), 1)
+    top = int(np.argmax(ms)) + 1
+    return t.spread[:top], np.maximum.accumulate(ms[:top])
+
+
+@functools.cache
+def _threshold_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+    hit = (t.x <= 1.0 - iou_thr + 1e-12).mean(axis=1)
+    sim = 1.0 - t.x
+    above = sim >= iou_thr - 1e-12
+    mean_sim = np.where(above.any(axis=1), (sim * above).sum(axis=1) / np.maximum(above.sum(axis=1), 1), iou_thr)
+    return hit, mean_sim
