@@ -122,7 +122,7 @@ def read_estimates(result: ConsensusResult) -> tuple[str, Estimates, dict[str, i
     sources = set()
     for a in result.annotators:
         te = getattr(a, "truth_estimate", None)
-        if te is not None:
+        if te:  # issue 11's engine leaves it empty where it fits no model
             sources.add("model")
             out[a.annotator] = {m: float(_field(te, m)) for m in METRICS}
             gt_objects[a.annotator] = int(_field(te, "gt_objects")) if _has(te, "gt_objects") else 0
@@ -174,7 +174,8 @@ def run_job(preset: str, kind: Kind, frames: int, seed: int, with_gt: bool) -> J
 
 
 def errors(jobs: Iterable[Job], metric: str, gt: bool) -> np.ndarray:
-    """|estimate - truth| of every annotator of ``jobs`` (NaN truths, nothing matched, left out)."""
+    """|estimate - truth| of every annotator of ``jobs``; a NaN on either side (nothing matched,
+    nothing estimated) is left out and counted by :func:`missing_estimates`."""
     out = []
     for job in jobs:
         est = job.gt_estimates if gt else job.estimates
@@ -185,6 +186,16 @@ def errors(jobs: Iterable[Job], metric: str, gt: bool) -> np.ndarray:
             if np.isfinite(true) and np.isfinite(guess):
                 out.append(abs(guess - true))
     return np.asarray(out, dtype=np.float64)
+
+
+def missing_estimates(jobs: Iterable[Job], metric: str, gt: bool) -> int:
+    """Annotators whose truth is a number but whose estimate is not (NaN)."""
+    count = 0
+    for job in jobs:
+        est = job.gt_estimates if gt else job.estimates
+        if est is not None:
+            count += sum(np.isfinite(s.get(metric)) and not np.isfinite(est[n][metric]) for n, s in job.truth.items())
+    return count
 
 
 def ranked_right(job: Job, gt: bool) -> bool:
@@ -280,6 +291,11 @@ def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults)
             results.add(f"{name} median", med, metric, f"<= {med_target}", med <= med_target)
             results.add(f"{name} p90", p90, metric, f"<= {p90_target}", p90 <= p90_target)
         print(f"{preset:26s} {kind:10s} " + " ".join(f"{v:7.3f}" for v in row))
+    for metric in TARGET_METRICS:
+        missing = missing_estimates(jobs, metric, gt)
+        if missing:
+            print(f"[{tag}] {mode}: {missing} annotator {metric} estimates are NaN (left out above)")
+            results.add(f"[{tag}] {mode}: annotators without a {metric} estimate", missing, "annotators", "0", False)
     print(f"[{tag}] {mode}: other metrics, pooled median |estimate - truth|: " + ", ".join(
         f"{m} {_q(errors(jobs, m, gt))[0]:.3f}" for m in METRICS if m not in TARGET_METRICS
     ))
