@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,9 @@ class Job:
     estimates: Estimates
     gt_estimates: Estimates | None
     gt_objects: dict[str, int] = field(default_factory=dict)
+    #: the GT run's report ``ground_truth.model_error``: annotator -> metric -> the model's own
+    #: error on the GT frames, as a manager reads it
+    model_error: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -161,12 +165,15 @@ def run_job(preset: str, kind: Kind, frames: int, seed: int, with_gt: bool) -> J
     result = engine.score_replicas(g.replicas, g.labels, g.meta, settings)
     source, estimates, _ = read_estimates(result)
     merged = truth_scores(result.merged, g.truth, iou_thr=settings.iou_thr, params=params)
-    gt_estimates, gt_objects = None, {}
+    gt_estimates, gt_objects, model_error = None, {}, {}
     if with_gt:
         gt = gt_sample(g, GT_SHARE, seed=seed)
         score: Any = engine.score_replicas  # the keyword exists only on issue 11's engine
-        _, gt_estimates, gt_objects = read_estimates(score(g.replicas, g.labels, g.meta, settings, ground_truth=gt))
-    return Job(preset, kind, seed, truth, merged, source, estimates, gt_estimates, gt_objects)
+        gt_result = score(g.replicas, g.labels, g.meta, settings, ground_truth=gt)
+        _, gt_estimates, gt_objects = read_estimates(gt_result)
+        reported = (getattr(gt_result, "ground_truth", None) or {}).get("model_error") or {}
+        model_error = {n: {m: float(v) for m, v in errs.items() if m in METRICS} for n, errs in reported.items()}
+    return Job(preset, kind, seed, truth, merged, source, estimates, gt_estimates, gt_objects, model_error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +203,19 @@ def missing_estimates(jobs: Iterable[Job], metric: str, gt: bool) -> int:
         if est is not None:
             count += sum(np.isfinite(s.get(metric)) and not np.isfinite(est[n][metric]) for n, s in job.truth.items())
     return count
+
+
+def calibration_gaps(jobs: Iterable[Job], metric: str) -> np.ndarray:
+    """|reported GT-frame model error - the no-GT estimate's real error| per annotator: how well
+    the report's calibration check tells a manager how far the estimate without GT is off."""
+    out = []
+    for job in jobs:
+        for name, scores in job.truth.items():
+            reported = job.model_error.get(name, {}).get(metric, float("nan"))
+            real = job.estimates[name][metric] - scores.get(metric)
+            if np.isfinite(reported) and np.isfinite(real):
+                out.append(abs(reported - real))
+    return np.asarray(out, dtype=np.float64)
 
 
 def ranked_right(job: Job, gt: bool) -> bool:
@@ -244,7 +264,7 @@ def _throughput(root: Path, frames: Mapping[str, int]) -> dict[str, float]:
 
 
 def throughput_vs_baseline(
-    ref: str, frames: Mapping[str, int], rounds: int = 2
+    ref: str, frames: Mapping[str, int], rounds: int = 3
 ) -> dict[str, tuple[float, float]] | None:
     """kind -> (this checkout's core frames/s, ``ref``'s), best of ``rounds`` alternating runs each;
     None when ``ref`` cannot be exported."""
@@ -299,6 +319,9 @@ def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults)
     print(f"[{tag}] {mode}: other metrics, pooled median |estimate - truth|: " + ", ".join(
         f"{m} {_q(errors(jobs, m, gt))[0]:.3f}" for m in METRICS if m not in TARGET_METRICS
     ))
+    wrong = Counter(j.kind for j in jobs if not ranked_right(j, gt))
+    if wrong:
+        print(f"[{tag}] {mode}: jobs ranked wrong by kind: " + ", ".join(f"{k} {n}" for k, n in wrong.items()))
     for preset in [*PRESETS, "pooled"]:
         sel = [j for j in jobs if preset in (j.preset, "pooled")]
         share = float(np.mean([ranked_right(j, gt) for j in sel]))
@@ -394,6 +417,16 @@ def main(argv: list[str] | None = None) -> None:
         report_estimates(jobs, True, tag, results)
         used = [sum(j.gt_objects.values()) for j in jobs]
         print(f"GT objects informing the estimates per job: median {np.median(used):.0f}")
+        for metric in TARGET_METRICS:
+            gaps = calibration_gaps(jobs, metric)
+            if gaps.size:
+                med, p90 = _q(gaps)
+                print(f"report's GT-frame model error vs the no-GT {metric} estimate's real error: "
+                      f"median gap {med:.3f}, p90 {p90:.3f} ({gaps.size} annotators)")
+                results.add(f"[{tag}] GT calibration check, {metric}: |reported model error - real no-GT error| "
+                            "median", med, metric)
+            else:
+                print(f"report's GT-frame model error for {metric}: not in the report")
     else:
         print("\n10 % GT sample: not available (engine.score_replicas takes no ground_truth=)")
         results.add("ground-truth path available", 0, "bool", "1", False)
