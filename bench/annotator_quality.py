@@ -27,7 +27,10 @@ truth is generated and scored by the engine, without and with a 10 % ground-trut
    alternating subprocesses, best of each), target >= 90 % of it.
 
 Usage: ``python3 bench/annotator_quality.py [--seeds 8] [--frames-scale 1.0] [--no-throughput]
-[--baseline-ref REF]``. About 3-5 minutes on one core. Figures only; nothing is asserted.
+[--baseline-ref REF] [--sizes uniform] [--noise relative]``. About 3-5 minutes on one core. The
+last two options run the same measurements on a second generator (uniform object sizes, jitter
+proportional to the object size), so no estimator is tuned to one; their results files carry the
+variant in their name. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "bench"))
 
 from annotator_truth import TruthScores, params_for, truth_scores
-from consensus_generator import PRESETS, Kind, generate, gt_sample, preset_scenario
+from consensus_generator import PRESETS, Kind, NoiseLaw, SizeDist, generate, gt_sample, preset_scenario
 from results_io import BenchResults
 
 from cvat_ext.consensus import engine
@@ -154,9 +157,17 @@ def accepts_ground_truth() -> bool:
     return "ground_truth" in inspect.signature(engine.score_replicas).parameters
 
 
-def run_job(preset: str, kind: Kind, frames: int, seed: int, with_gt: bool) -> Job:
+def run_job(
+    preset: str,
+    kind: Kind,
+    frames: int,
+    seed: int,
+    with_gt: bool,
+    sizes: SizeDist = "log-uniform",
+    noise: NoiseLaw = "absolute",
+) -> Job:
     """Generate one job, score it without (and, ``with_gt``, with) a GT sample, measure the truth."""
-    g = generate(preset_scenario(preset, kind, frames, seed))
+    g = generate(preset_scenario(preset, kind, frames, seed, sizes=sizes, noise=noise))
     settings = ConsensusSettings()
     params = params_for(settings, g.meta)
     truth = {
@@ -394,11 +405,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames-scale", type=float, default=1.0, help="scale the frames per job (a smoke run: 0.2)")
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput comparison")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the throughput baseline")
+    parser.add_argument("--sizes", choices=("log-uniform", "uniform"), default="log-uniform",
+                        help="truth side distribution over 10-200 px (a cross-check variant: uniform)")
+    parser.add_argument("--noise", choices=("absolute", "relative"), default="absolute",
+                        help="annotator jitter law (a cross-check variant: relative to the object size)")
     args = parser.parse_args(argv)
     with_gt = accepts_ground_truth()
     t0 = time.process_time()
     jobs = [
-        run_job(preset, kind, max(5, int(FRAMES[kind] * args.frames_scale)), seed, with_gt)
+        run_job(preset, kind, max(5, int(FRAMES[kind] * args.frames_scale)), seed, with_gt, args.sizes, args.noise)
         for preset in PRESETS
         for kind in KINDS
         for seed in range(args.seeds)
@@ -409,7 +424,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.seeds} seeds x {len(PRESETS)} presets x {len(KINDS)} kinds, "
         f"frames per job {FRAMES} x {args.frames_scale}; one core, CPU time"
     )
-    results = BenchResults(__file__, variant=None if source == "model" else "baseline", note=note)
+    generator = [v for v, default in ((args.sizes, "log-uniform"), (args.noise, "absolute")) if v != default]
+    if generator:
+        note += f"; generator variant: {', '.join(f'{v} sizes' if v == 'uniform' else f'{v} noise' for v in generator)}"
+    variant = "-".join(([] if source == "model" else ["baseline"]) + generator) or None
+    results = BenchResults(__file__, variant=variant, note=note)
     print(f"{len(jobs)} jobs scored in {time.process_time() - t0:.0f} s CPU; estimates: {tag}")
     report_annotators(jobs, tag)
     report_estimates(jobs, False, tag, results)
