@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from annotator_truth import TruthScores, params_for, truth_scores
 from consensus_generator import PRESETS, Kind, NoiseLaw, SizeDist, generate, gt_sample, preset_scenario
-from results_io import BenchResults
+from results_io import BenchResults, machine_facts
 
 from cvat_ext.consensus import engine
 from cvat_ext.consensus.report import ConsensusResult
@@ -399,6 +399,15 @@ def report_throughput(ref: str, scale: float, results: BenchResults) -> None:
                     ratio >= 0.90)
 
 
+def _head_commit() -> str:
+    """The checkout's commit (with ``+`` when the working tree has changes): the engine measured."""
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "cvat_ext"], capture_output=True, text=True
+    )
+    return rev.stdout.strip() + ("+" if dirty.stdout.strip() else "") if rev.returncode == 0 else "unknown"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8, help="seeds per preset and kind (default 8)")
@@ -428,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     if generator:
         note += f"; generator variant: {', '.join(f'{v} sizes' if v == 'uniform' else f'{v} noise' for v in generator)}"
     variant = "-".join(([] if source == "model" else ["baseline"]) + generator) or None
-    results = BenchResults(__file__, variant=variant, note=note)
+    results = BenchResults(__file__, variant=variant, note=note, machine=machine_facts(commit=_head_commit()))
     print(f"{len(jobs)} jobs scored in {time.process_time() - t0:.0f} s CPU; estimates: {tag}")
     report_annotators(jobs, tag)
     report_estimates(jobs, False, tag, results)
