@@ -14,6 +14,11 @@ Bounds (:class:`HttpLimits`, set in one place: defaults here, ``CVAT_EXT_HTTP_*`
 * **JSON depth**: a body that starts with ``[`` or ``{`` and nests deeper than ``max_json_depth``
   (64) -> 400, found by a non-recursive scan (:mod:`cvat_ext.json_depth`) before any parser runs.
 * **listen backlog**: ``request_queue_size`` (128; the stdlib's 5 dropped connections in bursts).
+* **connections**: at most ``max_connections`` (256) are served at once, one thread each; one more
+  is answered 503 with ``Retry-After`` by a short-lived refusal thread (its request read within
+  ``header_timeout_s``, so the client reads the answer instead of a reset), and at most
+  ``max_connections // 8 + 1`` refusals run at once: beyond that a connection is closed unanswered.
+  Threads are bounded however many clients arrive or stall.
 
 Every refusal answers ``{"error": <message>, "field": <field or null>}`` with its 4xx status.
 """
@@ -26,6 +31,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -81,6 +87,7 @@ class HttpLimits:
     body_timeout_s: float = 60.0
     max_json_depth: int = 64
     request_queue_size: int = 128
+    max_connections: int = 256
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -105,7 +112,8 @@ class HttpLimits:
 
 class BoundedHTTPServer(ThreadingHTTPServer):
     """A threading server with :class:`HttpLimits` (``limits``, default from the environment);
-    one daemon thread per connection, listen backlog ``limits.request_queue_size``."""
+    one daemon thread per connection, at most ``limits.max_connections`` at once (one more gets a
+    503), listen backlog ``limits.request_queue_size``."""
 
     daemon_threads = True
 
@@ -118,7 +126,60 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     ) -> None:
         self.limits = limits or HttpLimits.from_env()
         self.request_queue_size = self.limits.request_queue_size  # read by listen() in server_activate
+        self._serving = threading.BoundedSemaphore(self.limits.max_connections)
+        self._refusing = threading.BoundedSemaphore(self.limits.max_connections // 8 + 1)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._serving.acquire(blocking=False):
+            self._start(self.process_request_thread, self._serving, request, client_address)
+        elif self._refusing.acquire(blocking=False):
+            self._start(self._refuse_busy, self._refusing, request, client_address)
+        else:
+            self.shutdown_request(request)  # a flood: no thread, no answer
+
+    def _start(self, target: Callable[[Any, Any], None], slot: threading.BoundedSemaphore, *args: Any) -> None:
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                slot.release()
+
+        try:
+            threading.Thread(target=run, daemon=True).start()
+        except BaseException:
+            slot.release()
+            self.shutdown_request(args[0])
+            raise
+
+    def _refuse_busy(self, request: Any, client_address: Any) -> None:
+        """503 to one connection over ``max_connections``: read its request head (bounded), answer,
+        close."""
+        body = json.dumps(
+            {"error": f"busy: {self.limits.max_connections} connections in service, retry shortly", "field": None}
+        ).encode()
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        deadline = time.monotonic() + self.limits.header_timeout_s
+        try:
+            seen, total = b"", 0
+            while b"\r\n\r\n" not in seen and total < 65536:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                request.settimeout(left)
+                chunk = request.recv(65536)
+                if not chunk:
+                    break
+                seen, total = seen[-3:] + chunk, total + len(chunk)
+            request.settimeout(self.limits.body_timeout_s)
+            request.sendall(head.encode("ascii") + body)
+        except OSError:
+            pass  # the client left or stalled
+        finally:
+            self.shutdown_request(request)
 
 
 class _DeadlineReader:

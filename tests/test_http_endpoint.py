@@ -133,6 +133,66 @@ def test_listen_backlog_takes_a_burst_before_accepting() -> None:
         srv.server_close()
 
 
+def _serve(limits: HttpLimits) -> tuple[BoundedHTTPServer, threading.Thread]:
+    srv = BoundedHTTPServer(("127.0.0.1", 0), Echo, limits=limits)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    return srv, thread
+
+
+def _closed(sock: socket.socket, wait_s: float) -> bool:
+    """Whether the server closed ``sock`` (without a word) within ``wait_s``."""
+    sock.settimeout(wait_s)
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def _stop(srv: BoundedHTTPServer) -> None:
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_connection_over_the_cap_gets_503_then_service_resumes() -> None:
+    srv, _ = _serve(HttpLimits(header_timeout_s=3, max_connections=2))
+    port = srv.server_address[1]
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+    try:
+        time.sleep(0.2)  # both accepted and holding their threads, silent
+        status, payload, _ = exchange(port, post("/", b"{}"))
+        assert status == 503
+        assert "2 connections" in payload["error"] and payload["field"] is None
+        for sock in idle:
+            sock.close()
+        deadline = time.monotonic() + 5
+        while (answer := exchange(port, post("/", b"{}"))[0]) != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answer == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        _stop(srv)
+
+
+def test_a_flood_of_silent_connections_keeps_threads_bounded() -> None:
+    # cap 8: 8 serving + 2 refusing threads at most, however many connect and say nothing
+    srv, _ = _serve(HttpLimits(header_timeout_s=2, max_connections=8))
+    before = threading.active_count()
+    socks = [socket.create_connection(srv.server_address[:2], timeout=5) for _ in range(60)]
+    try:
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 8 + 8 // 8 + 1
+        closed = sum(_closed(sock, 1.0) for sock in socks[-20:])
+        assert closed == 20  # the ones past both caps were closed at once, not parked
+    finally:
+        for sock in socks:
+            sock.close()
+        _stop(srv)
+
+
 @pytest.mark.parametrize(
     ("env", "error"),
     [

@@ -39,7 +39,7 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
-from cvat_ext.consensus.noise_model import NoiseFit, PairEvidence, fit_noise, template
+from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, template
 from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
 from cvat_ext.errors import ConfigError
 
@@ -63,25 +63,37 @@ class FamilyEvidence:
     size: list[FloatArray] = field(default_factory=list)
     frame: list[IntArray] = field(default_factory=list)
     pairs: PairEvidence = field(init=False)
+    corners: CornerEvidence = field(init=False)
 
     def __post_init__(self) -> None:
         self.pairs = PairEvidence(self.n_annotators)
+        self.corners = CornerEvidence(self.n_annotators)
 
     def add(
-        self, present: BoolArray, size: FloatArray, frame: IntArray, pair_sim: FloatArray, strata: IntArray | None
+        self,
+        present: BoolArray,
+        size: FloatArray,
+        frame: IntArray,
+        pair_sim: FloatArray,
+        strata: IntArray | None,
+        xyxy: FloatArray | None = None,
     ) -> None:
-        """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``."""
+        """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``;
+        ``xyxy (K, R, 4)`` the member extents for families whose noise is read on the corners."""
         self.present.append(present)
         self.size.append(size)
         self.frame.append(frame)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
         self.pairs.add(pair_sim, size)
+        if xyxy is not None:
+            self.corners.add(xyxy, pair_sim, size)
 
 
-def cluster_size(xyxy: FloatArray, rows: IntArray) -> FloatArray:
-    """(K,) object size of each cluster in px: the square root of its members' mean extent area."""
+def cluster_size(xyxy: FloatArray, rows: IntArray, extents: FloatArray | None = None) -> FloatArray:
+    """(K,) object size of each cluster in px: the square root of its members' mean extent area
+    (``extents (K, R, 4)``: the members' extents when already taken from ``xyxy``)."""
     present = rows >= 0
-    box = xyxy[np.maximum(rows, 0)]
+    box = xyxy[np.maximum(rows, 0)] if extents is None else extents
     area = np.maximum((box[..., 2] - box[..., 0]) * (box[..., 3] - box[..., 1]), 0.0)
     mean = (area * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
     return np.asarray(np.sqrt(np.maximum(mean, 1.0)), dtype=np.float64)
@@ -128,6 +140,22 @@ class AnnotatorModel:
         return np.asarray(w / w.max(axis=1, keepdims=True), dtype=np.float64)
 
 
+#: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the
+#: per-cluster sums are pooled per (bin, annotator) first (ratio of neighbouring edges ~1.07)
+FINE_EDGES = np.geomspace(1.0, 4096.0, 129)
+_FINE_CENTRES = np.sqrt(FINE_EDGES[:-1] * FINE_EDGES[1:])
+
+
+def _real_per_bin(present: BoolArray, real: FloatArray, size: FloatArray) -> FloatArray:
+    """(B, R) sum over clusters of ``present * real`` per fine size bin and annotator."""
+    n_bins, n_annot = _FINE_CENTRES.size, present.shape[1]
+    fine = np.clip(np.searchsorted(FINE_EDGES, size, side="right") - 1, 0, n_bins - 1)
+    k, r = np.nonzero(present)
+    cell = fine[k] * n_annot + r
+    out = np.bincount(cell, weights=real[k], minlength=n_bins * n_annot)
+    return np.asarray(out.reshape(n_bins, n_annot), dtype=np.float64)
+
+
 @dataclass
 class _Sums:
     """Per-annotator sums over a set of clusters (the whole job, or its GT frames)."""
@@ -135,19 +163,24 @@ class _Sums:
     n_annot: int
     objects: FloatArray = field(init=False)
     hits: FloatArray = field(init=False)
-    hits_var: FloatArray = field(init=False)
     iou: FloatArray = field(init=False)
+    iou_sq: FloatArray = field(init=False)
     truth: float = 0.0
 
     def __post_init__(self) -> None:
-        self.objects, self.hits, self.hits_var, self.iou = (np.zeros(self.n_annot) for _ in range(4))
+        self.objects, self.hits, self.iou, self.iou_sq = (np.zeros(self.n_annot) for _ in range(4))
 
-    def add(self, present: BoolArray, real: FloatArray, q: FloatArray, m: FloatArray, unseen: float) -> None:
-        p = present * (real[:, None] * q)
+    def add(
+        self, present: BoolArray, real: FloatArray, size: FloatArray, moments: tuple[FloatArray, ...], unseen: float
+    ) -> None:
+        """Clusters ``present (K, R)``, ``real (K,)``, ``size (K,)``; ``moments``: the share at the
+        threshold, mean and mean square similarity of that share, (B, R) each per fine bin."""
+        q, m, m2 = moments
+        p = _real_per_bin(present, real, size) * q
         self.objects += present.sum(axis=0)
         self.hits += p.sum(axis=0)
-        self.hits_var += (p * (1.0 - p)).sum(axis=0)
         self.iou += (p * m).sum(axis=0)
+        self.iou_sq += (p * m2).sum(axis=0)
         self.truth += float(real.sum()) + unseen
 
     def values(self, label_accuracy: FloatArray) -> dict[str, FloatArray]:
@@ -187,7 +220,6 @@ def fit_annotator_model(
     prior_of = _parse_priors(names, priors)
     noise: dict[str, NoiseFit] = {}
     job, on_gt = _Sums(n), _Sums(n)
-    iou_sq = np.zeros((2, n))  # per annotator: sum of m^2 weights for the mean-IoU spread
     for family, ev in evidence.items():
         if not ev.present:
             continue
@@ -205,6 +237,7 @@ def fit_annotator_model(
             iou_thr,
             template(family, oks_sigma),
             {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
+            ev.corners if family in WEIGHTED_FAMILIES else None,
         )
         present = np.concatenate(ev.present)
         size = np.concatenate(ev.size)
@@ -217,18 +250,18 @@ def fit_annotator_model(
         else:
             real = (present.sum(axis=1) >= quorum).astype(np.float64)
             unseen_share = 0.0
-        q, m = template(family, oks_sigma).at_threshold(fit.mean_square(size).ravel(), iou_thr)
-        q, m = q.reshape(present.shape), m.reshape(present.shape)
-        job.add(present, real, q, m, unseen_share * float(real.sum()))
-        p = present * (real[:, None] * q)
-        iou_sq += ((p * m * m).sum(axis=0), p.sum(axis=0))
+        moments = tuple(
+            col.reshape(-1, n)
+            for col in template(family, oks_sigma).moments(fit.mean_square(_FINE_CENTRES).ravel(), iou_thr)
+        )
+        job.add(present, real, size, moments, unseen_share * float(real.sum()))
         if gt is not None:
             sel = gt.frame_mask(frames)
-            on_gt.add(present[sel], real[sel], q[sel], m[sel], unseen_share * float(real[sel].sum()))
+            on_gt.add(present[sel], real[sel], size[sel], moments, unseen_share * float(real[sel].sum()))
     label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
     values = job.values(label_acc)
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou_sd = np.sqrt(np.clip(iou_sq[0] / np.maximum(iou_sq[1], 1e-12) - values["mean_iou"] ** 2, 0, None))
+        iou_sd = np.sqrt(np.clip(job.iou_sq / np.maximum(job.hits, 1e-12) - values["mean_iou"] ** 2, 0, None))
     se = {
         "precision": _binomial_se(values["precision"], job.objects),
         "recall": _binomial_se(values["recall"], np.full(n, job.truth)),

@@ -73,12 +73,14 @@ Priors = Mapping[str, Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class ChunkClusters:
-    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R) and, when
-    the existence model decides the quorum, existence strata (K,) (:func:`cluster_strata`)."""
+    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R), object
+    sizes (K,) px (:func:`~cvat_ext.consensus.annotator_model.cluster_size`) and, when the
+    existence model decides the quorum, existence strata (K,) (:func:`cluster_strata`)."""
 
     tables: Mapping[GroupKey, ClusterTable]
     labels: Mapping[GroupKey, IntArray]
     strata: Mapping[GroupKey, IntArray]
+    sizes: Mapping[GroupKey, FloatArray]
 
 
 #: a re-startable per-replica stream: each call yields the replica's frames anew, in frame order
@@ -244,17 +246,8 @@ def score_streams(
     ]
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
     source = _batched_source(sources, meta, settings)
-    return score_chunks(
-        names,
-        source,
-        labels,
-        meta,
-        settings,
-        progress=progress,
-        cache_objects=budget,
-        ground_truth=ground_truth,
-        priors=priors,
-    )
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
+                        ground_truth=ground_truth, priors=priors)
 
 
 def _batched_source(
@@ -316,6 +309,7 @@ def score_chunks(
         tables: dict[GroupKey, ClusterTable] = {}
         chunk_labels: dict[GroupKey, IntArray] = {}
         chunk_strata: dict[GroupKey, IntArray] = {}
+        chunk_sizes: dict[GroupKey, FloatArray] = {}
         for key, batch in batches.items():
             table = cluster_batch(batch, params, settings.iou_thr, frame_wh, settings.weak_thr)
             rows = member_rows(batch, table)
@@ -326,12 +320,15 @@ def score_chunks(
             if auto_quorum:
                 chunk_strata[key] = cluster_strata(batch, table, rows)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
+            extents = batch.xyxy[np.maximum(rows, 0)]
+            chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
             evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
                 rows >= 0,
-                cluster_size(batch.xyxy, rows),
+                chunk_sizes[key],
                 batch.frames[table.frame_pos],
                 table.pair_sim,
                 chunk_strata.get(key),
+                extents if batch.family in EXTENT_FAMILIES else None,
             )
             if gt is not None:
                 gt.add_batch(batch, params)
@@ -352,7 +349,7 @@ def score_chunks(
         if not keep and stored and stored[0][0] is not None:
             # over the budget: pass 2 will re-read everything, so drop what was kept so far
             stored = [(None, None, clusters) for _, _, clusters in stored]
-        clusters = ChunkClusters(tables, chunk_labels, chunk_strata)
+        clusters = ChunkClusters(tables, chunk_labels, chunk_strata, chunk_sizes)
         stored.append((chunk if keep else None, batches if keep else None, clusters))
         if progress is not None:
             progress("match", len(chunk.frames))
@@ -398,7 +395,7 @@ def score_chunks(
         else:
             assert chunk_or_none is not None and batches_or_none is not None
             chunk, batches = chunk_or_none, batches_or_none
-        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata)
+        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata, clusters.sizes)
         _drop_runs([batches])
         if progress is not None:
             progress("merge", len(chunk.frames))

@@ -183,7 +183,9 @@ class ChunkMerger:
         batches: Mapping[GroupKey, ReplicaBatch],
         tables: Mapping[GroupKey, ClusterTable],
         strata: Mapping[GroupKey, IntArray] | None = None,
+        sizes: Mapping[GroupKey, FloatArray] | None = None,
     ) -> None:
+        """Merge one chunk's clusters (``sizes``: each cluster's object size, px, when known)."""
         frame_tally = self.tally.frame_tally(len(chunk.frames))
         self._chunk_starts.append(len(self._parts))
         w_all = float(self.model.weights.sum())
@@ -196,7 +198,8 @@ class ChunkMerger:
             kept = self.model.keep(batch.family, present, self.quorum, None if strata is None else strata.get(key))
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
-            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity))
+            size = sizes[key] if sizes is not None and key in sizes else cluster_size(batch.xyxy, rows)
+            self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity, size))
             self.tally.add_conformity(conformity)
             self.tally.add_group(batch, table, rows, labels_kr, cons, kept, score, frame_tally)
         for pos, frame in enumerate(chunk.frames):
@@ -244,6 +247,7 @@ class ChunkMerger:
         score: FloatArray,
         kept: BoolArray,
         conformity: FloatArray,
+        size: FloatArray,
     ) -> list[MergedColumns | list[Shape]]:
         """Fused objects of the kept clusters; ``conformity (K_kept, R)`` receives each member's
         similarity to its fused object."""
@@ -258,7 +262,7 @@ class ChunkMerger:
         wk = (
             np.broadcast_to(w[None, :], rows_k.shape)
             if self.settings.method == "nearest"
-            else self.model.member_weights(batch.family, cluster_size(batch.xyxy, rows_k))
+            else self.model.member_weights(batch.family, size[idx])
         )
         weight = wk * present_k
         occluded = (weight * batch.occluded[safe]).sum(axis=1) > 0.5 * weight.sum(axis=1)

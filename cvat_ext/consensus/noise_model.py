@@ -81,6 +81,84 @@ class PairEvidence:
         self.count += np.bincount(cell, minlength=n).reshape(self.count.shape)
 
 
+@dataclass
+class CornerEvidence:
+    """Corner offsets of the extents, per (size bin, annotator): the covariance estimate.
+
+    With corners drawn as truth + e_r (independent, zero-mean), two differences that share
+    annotator r have ``E[(c_r - c_s)(c_r - c_t)] = Var(e_r)``: annotator r's own variance, with
+    no subtraction of the others' larger ones (the three-cornered hat on pair disagreements is a
+    small difference of large numbers where one annotator is far more precise than the others).
+    Offsets are divided by the object size, so the sums are of squared relative spreads.
+    ``sum_cov, sum_inv_s2, count`` are (B, R)."""
+
+    n_annotators: int
+    sum_cov: FloatArray = field(init=False)
+    sum_inv_s2: FloatArray = field(init=False)
+    count: FloatArray = field(init=False)
+
+    def __post_init__(self) -> None:
+        shape = (SIZE_EDGES.size - 1, self.n_annotators)
+        self.sum_cov, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
+
+    def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray) -> None:
+        """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
+        the pair matched), ``size (K,)`` px. Uses the triples (r, s, t) whose pairs r-s, r-t matched."""
+        n = self.n_annotators
+        k = xyxy.shape[0]
+        if n < 3 or k == 0:
+            return
+        pairs = annotator_pairs(n)
+        matched = np.isfinite(pair_sim)
+        # corner offsets of every pair once: (K, 4) each, first minus second annotator
+        diff = [xyxy[:, r] - xyxy[:, t] for r, t in pairs]
+        index = {pair: p for p, pair in enumerate(pairs)}
+        s_obj = np.maximum(size, 1.0)
+        inv_s2 = 1.0 / (s_obj * s_obj)
+        cov, count = np.zeros((k, n)), np.zeros((k, n))
+        for r in range(n):
+            for a, b in pairs:
+                if r in (a, b):
+                    continue
+                pa, pb = index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]
+                sign = (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0)
+                ok = matched[:, pa] & matched[:, pb]
+                cov[:, r] += np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
+                count[:, r] += ok
+        cell = (size_bin(s_obj)[:, None] * n + np.arange(n)[None, :]).ravel()
+        cells = self.count.size
+        shape = self.count.shape
+        self.sum_cov += np.bincount(cell, weights=(cov * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
+        self.sum_inv_s2 += np.bincount(cell, weights=(count * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
+        self.count += np.bincount(cell, weights=count.ravel(), minlength=cells).reshape(shape)
+
+
+def fit_corner_noise(
+    ev: CornerEvidence, trust: FloatArray, min_count: int = 5, min_trust: float = 0.5
+) -> tuple[FloatArray, FloatArray] | None:
+    """Per annotator ``alpha, beta (R,)`` of the extents' corner variance ``alpha / s^2 + beta``
+    (relative units) by NNLS over its size bins; None when an annotator has no usable bin.
+
+    Only matched members give offsets, so where the match truncates an annotator's errors (small
+    objects, large jitter) the covariance is biased low: ``trust (B, R)`` (the least elasticity of
+    the annotator's pairs in the bin, :meth:`IouTemplate.untruncate`) weighs the bins, and bins
+    below ``min_trust`` are left to the model's ``alpha / s^2`` extrapolation."""
+    n = ev.n_annotators
+    alpha, beta = np.zeros(n), np.zeros(n)
+    for r in range(n):
+        ok = (ev.count[:, r] >= min_count) & (trust[:, r] >= min_trust)
+        if not ok.any():
+            return None
+        c = ev.count[ok, r]
+        design = np.stack([ev.sum_inv_s2[ok, r] / c, np.ones(int(ok.sum()))], axis=1)
+        target = ev.sum_cov[ok, r] / c
+        scale = np.abs(design).max(axis=0)
+        w = (np.sqrt(c) * trust[ok, r])[:, None]
+        coef, _ = nnls(design / scale * w, target * w[:, 0])
+        alpha[r], beta[r] = coef / scale
+    return alpha, beta
+
+
 @dataclass(frozen=True)
 class NoiseFit:
     """Fitted noise of one family: ``alpha, beta (R,)`` in ``E[x_r^2](s) = alpha/s^2 + beta``;
@@ -109,6 +187,7 @@ def fit_noise(
     iou_thr: float,
     tmpl: IouTemplate,
     prior: Mapping[int, tuple[float, float, float]] | None = None,
+    corners: CornerEvidence | None = None,
 ) -> NoiseFit:
     """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring).
 
@@ -117,7 +196,11 @@ def fit_noise(
     fit (without this, a sloppy annotator's pairs look as good as a moderate one's).
 
     ``prior`` maps an annotator position to ``(alpha, beta, weight)`` from earlier jobs: added as
-    pseudo-observations of that annotator alone, ``weight`` matched pairs strong."""
+    pseudo-observations of that annotator alone, ``weight`` matched pairs strong.
+
+    ``corners`` (extent families): each annotator's variance *shape* comes from the corner
+    covariances (:class:`CornerEvidence`), and one scale factor maps it onto the pairs'
+    similarity spreads (for boxes ~1; masks and polygons also carry outline noise)."""
     n = ev.n_annotators
     pairs = annotator_pairs(n)
     per_annot = np.zeros(n)
@@ -126,6 +209,7 @@ def fit_noise(
     rows: list[FloatArray] = []
     target: list[float] = []
     weight: list[float] = []
+    trust = np.ones((ev.count.shape[0], n))  # per (bin, annotator): least elasticity of its pairs
     b_idx, p_idx = np.nonzero(ev.count > 0)
     for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
         c = ev.count[b, p]
@@ -136,6 +220,7 @@ def fit_noise(
         row[[n + r, n + s]] = 1.0
         rows.append(row)
         spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
+        trust[b, [r, s]] = np.minimum(trust[b, [r, s]], elasticity)
         target.append(spread2)
         # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
         # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
@@ -153,6 +238,13 @@ def fit_noise(
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
     a = np.asarray(rows) * np.asarray(weight)[:, None]
     y = np.asarray(target) * np.asarray(weight)
+    shape = fit_corner_noise(corners, trust) if corners is not None and not prior else None
+    if shape is not None:
+        # one scale: the corner variances' pair sums against the pairs' similarity spreads
+        pred = a @ np.concatenate(shape)
+        if float(pred @ pred) > 0:
+            scale = max(float(pred @ y) / float(pred @ pred), 0.0)
+            return NoiseFit(shape[0] * scale, shape[1] * scale, per_annot)
     if n < 3 and not prior:
         # two annotators: only the sum is identified; give each half
         a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
@@ -176,9 +268,15 @@ class IouTemplate:
     def at_threshold(self, spread2: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray]:
         """For objects of squared relative spread ``spread2 (N,)``: the share whose similarity to
         the truth reaches ``iou_thr`` and the mean similarity of that share (``(N,)`` each)."""
+        hit, mean_sim, _ = self.moments(spread2, iou_thr)
+        return hit, mean_sim
+
+    def moments(self, spread2: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`at_threshold` and the mean squared similarity of the share (``(N,)`` each)."""
         spread = np.sqrt(np.clip(np.asarray(spread2, dtype=np.float64), 0.0, self.spread[-1] ** 2))
-        hit, mean_iou = _threshold_table(self, round(float(iou_thr), 6))
-        return np.interp(spread, self.spread, hit), np.interp(spread, self.spread, mean_iou)
+        table = _threshold_table(self, round(float(iou_thr), 6))
+        hit, mean_sim, mean_sq = (np.interp(spread, self.spread, col) for col in table)
+        return hit, mean_sim, mean_sq
 
     def untruncate(self, mean_square: float, iou_thr: float) -> tuple[float, float]:
         """The squared spread whose ``x``, seen only at or below ``1 - iou_thr`` (a matched pair),
@@ -234,9 +332,13 @@ def _truncated_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatA
 
 
 @functools.cache
-def _threshold_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+def _threshold_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per template row: share at or above ``iou_thr``, mean and mean square of its similarity."""
     hit = (t.x <= 1.0 - iou_thr + 1e-12).mean(axis=1)
     sim = 1.0 - t.x
     above = sim >= iou_thr - 1e-12
-    mean_sim = np.where(above.any(axis=1), (sim * above).sum(axis=1) / np.maximum(above.sum(axis=1), 1), iou_thr)
-    return hit, mean_sim
+    n_above = np.maximum(above.sum(axis=1), 1)
+    some = above.any(axis=1)
+    mean_sim = np.where(some, (sim * above).sum(axis=1) / n_above, iou_thr)
+    mean_sq = np.where(some, (sim * sim * above).sum(axis=1) / n_above, iou_thr**2)
+    return hit, mean_sim, mean_sq

@@ -138,12 +138,12 @@ def _pm(est: Mapping[str, Any], metric: str) -> str:
         return "n/a"
     if se is None or (isinstance(se, float) and math.isnan(se)):
         return f"{value:.2f}"
-    return f"{value:.2f} ± {1.96 * se:.2f}"
+    return f"{value:.2f} ± {se:.2f}"
 
 
 def annotator_line(a: AnnotatorStats) -> str:
-    """One line about an annotator for a person: the truth estimate with its 95 % interval, then
-    the agreement with the consensus (named so, never taken for accuracy)."""
+    """One line about an annotator for a person: the truth estimate ± its standard error, then the
+    agreement with the consensus (named so, never taken for accuracy)."""
     est = a.truth_estimate
     head = ""
     if est:

@@ -122,14 +122,5 @@ def score_tables(
     names = tuple(replicas)
     source = table_source([replicas[n] for n in names], meta, settings)
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
-    return score_chunks(
-        names,
-        source,
-        labels,
-        meta,
-        settings,
-        progress=progress,
-        cache_objects=budget,
-        ground_truth=ground_truth,
-        priors=priors,
-    )
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
+                        ground_truth=ground_truth, priors=priors)
