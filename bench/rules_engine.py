@@ -6,7 +6,13 @@ batch. The job is synthetic but shaped like a driving job: mostly rectangles of 
 few polygons, a mask and a skeleton per frame, tags, and rectangle tracks; ~1% of objects carry a
 defect so findings are produced and formatted too.
 
-    python3 bench/rules_engine.py [--frames 10000] [--objects 50] [--packs qa_rules/default.yaml ...]
+Then, from CVAT's body (the decoded JSON of a job of ``--body-frames`` frames, the same objects
+without tracks and skeletons: the columnar reader sends bodies with either to its per-object slow
+path, so they gain nothing yet), each pack per object (``parse_job_annotations`` + the rules: the path before
+issue 12) and over columns (``read_annotations_body`` + the rules over the table), side by side,
+with a check that both give the same findings.
+
+    python3 bench/rules_engine.py [--frames 10000] [--objects 50] [--body-frames 2000] [--packs ...]
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from results_io import BenchResults
 
+from cvat_ext.annotations.columnar_json import read_annotations_body
+from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.model import (
     Attribute,
     AttributeInputType,
@@ -39,7 +47,7 @@ from cvat_ext.annotations.model import (
     TrackShape,
 )
 from cvat_ext.annotations.tracks import iter_frames
-from cvat_ext.rules import iter_findings, load_packs
+from cvat_ext.rules import check_job, iter_findings, load_packs
 from cvat_ext.rules.engine import DEFAULT_BATCH_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--objects", type=int, default=50)
+    parser.add_argument("--body-frames", type=int, default=2000)
     parser.add_argument(
         "--packs", nargs="+", default=[str(ROOT / "qa_rules" / "default.yaml"), str(ROOT / "qa_rules" / "driving.yaml")]
     )
@@ -164,7 +173,37 @@ def main() -> None:
     batched, single = cpu_by_run[f"{first} (batched)"], cpu_by_run[f"{first} (one frame per batch)"]
     print(f"batching makes {first} {single / batched:.1f}x faster than one frame per batch (same run)")
     results.add(f"{first}: batched vs one frame per batch", single / batched, "x faster")
+    _from_body(args, results)
     results.write()
+
+
+def _from_body(args: argparse.Namespace, results: BenchResults) -> None:
+    """Each pack from CVAT's body, per object and over columns (CPU time, side by side)."""
+    frames = args.body_frames
+    ann = make_job(frames, args.objects, seed=1)
+    shapes = tuple(sh for sh in ann.shapes if sh.type is not ShapeType.SKELETON)
+    body = dump_job_annotations(JobAnnotations(shapes=shapes, tags=ann.tags))
+    meta = JobMeta(start_frame=0, stop_frame=frames - 1, frames=(FrameInfo(W, H),) * frames)
+    print(f"from CVAT's body: {frames} frames, {len(body['shapes'])} shapes, no tracks, no skeletons")
+    for pack_path in args.packs:
+        pack = load_packs([pack_path])
+        name = Path(pack_path).name
+        cpu0 = time.process_time()
+        want = check_job(parse_job_annotations(body, where="bench"), LABELS, meta, pack, job_id=1, annotator="bench")
+        per_object = time.process_time() - cpu0
+        cpu0 = time.process_time()
+        columns = read_annotations_body(body, where="bench", last_frame=frames - 1)
+        got = check_job(columns, LABELS, meta, pack, job_id=1, annotator="bench")
+        columnar = time.process_time() - cpu0
+        same = [repr(f) for f in got] == [repr(f) for f in want]
+        print(
+            f"{name:>34}: per object {per_object:6.2f} s cpu, columns {columnar:6.2f} s cpu "
+            f"({per_object / columnar:4.1f}x)  {len(got)} findings, same: {same}"
+        )
+        results.add(f"{name} from the body, per object: CPU time", per_object, "CPU s")
+        results.add(f"{name} from the body, columns: CPU time", columnar, "CPU s")
+        results.add(f"{name} from the body: columns vs per object", per_object / columnar, "x faster")
+        results.add(f"{name} from the body: same findings", float(same), "bool", "1", same)
 
 
 if __name__ == "__main__":

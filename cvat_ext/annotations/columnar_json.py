@@ -45,6 +45,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
 from cvat_ext.annotations.model import Attribute, ShapeType, Tag
 from cvat_ext.annotations.table import (
@@ -175,25 +176,29 @@ def read_annotations_bytes(
     raw: bytes, *, where: str, last_frame: int | None = None, path: Path | None = None
 ) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already in memory (``where`` starts the errors)."""
-    try:
-        return _fast(raw)
-    except _NotFast:
-        pass
+    with gc_paused():
+        try:
+            return _fast(raw)
+        except _NotFast:
+            pass
     return _slow(raw, where, last_frame, path)
 
 
 def read_annotations_body(data: Any, *, where: str, last_frame: int | None = None) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already decoded (the dict an HTTP client returns):
     msgspec converts it into the typed structs with the same strict type checks."""
-    try:
-        body = msgspec.convert(data, _Body)
-    except (msgspec.ValidationError, TypeError):
-        body = None
-    if body is not None:
+    # the structs are garbage a moment later; the collector would rescan the caller's whole heap
+    # (the decoded bodies themselves) on every allocation burst
+    with gc_paused():
         try:
-            return _columns(body, [_table_or_not(body.shapes)], None)
-        except _NotFast:
-            pass
+            body = msgspec.convert(data, _Body)
+        except (msgspec.ValidationError, TypeError):
+            body = None
+        if body is not None:
+            try:
+                return _columns(body, [_table_or_not(body.shapes)], None)
+            except _NotFast:
+                pass
     try:
         raw = json.dumps(data, allow_nan=True).encode()
     except (TypeError, ValueError) as exc:
@@ -368,8 +373,10 @@ def _check_points(type_code: np.ndarray, lengths: np.ndarray, coords: np.ndarray
         raise _NotFast
     start, stop = coord_start[masks], coord_start[masks + 1]
     in_mask = np.repeat(np.arange(masks.size), lengths[masks])
-    values = coords[np.repeat(start - np.concatenate(([0], np.cumsum(lengths[masks])[:-1])), lengths[masks])
-                    + np.arange(in_mask.size)]
+    values = coords[
+        np.repeat(start - np.concatenate(([0], np.cumsum(lengths[masks])[:-1])), lengths[masks])
+        + np.arange(in_mask.size)
+    ]
     if np.any(np.floor(values) != values):
         raise _NotFast
     ltrb = coords[stop[:, None] - 4 + np.arange(4)]

@@ -24,14 +24,13 @@ written as plain ``int``/``float`` even when our objects hold numpy scalars, so 
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 import numpy as np
 
+from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_files import load_json_file
 from cvat_ext.annotations.model import (
     MIN_VERTICES,
@@ -507,29 +506,12 @@ def _dump_track_shape(s: TrackShape) -> dict[str, Any]:
 # whole job
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a whole job.
-
-    A 500,000-shape job allocates millions of container objects; each allocation burst makes the
-    collector rescan the growing heap, which made dumping 5x slower (bench/annotations_parse.py).
-    Nothing built here forms a reference cycle, so pausing loses nothing.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def parse_job_annotations(data: Mapping[str, Any], *, where: str = "") -> JobAnnotations:
     """CVAT ``LabeledData`` ``{version, tags, shapes, tracks, intervals}`` -> :class:`JobAnnotations`.
 
     ``where`` (e.g. ``"job 812"``) starts every error message. Missing lists count as empty.
     """
-    with _gc_paused():
+    with gc_paused():
         return _parse_job_annotations(data, where)
 
 
@@ -551,7 +533,7 @@ def _parse_job_annotations(data: Mapping[str, Any], where: str) -> JobAnnotation
 
 def dump_job_annotations(ann: JobAnnotations) -> dict[str, Any]:
     """:class:`JobAnnotations` -> CVAT ``LabeledData`` JSON (lossless round trip of CVAT's responses)."""
-    with _gc_paused():
+    with gc_paused():
         return {
             "version": ann.version,
             "tags": [dump_tag(t) for t in ann.tags],

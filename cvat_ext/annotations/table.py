@@ -23,9 +23,10 @@ few objects. Rows keep the order they were given in.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, SupportsIndex, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -375,14 +376,19 @@ class LazyShapes(Sequence[Shape]):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def attributes(self, i: SupportsIndex) -> tuple[Attribute, ...]:
+        """The attribute values of the ``i``-th shape, without building it."""
+        return self._table.attributes.get(self._rows[operator.index(i)], ())
+
     @overload
-    def __getitem__(self, i: int) -> Shape: ...
+    def __getitem__(self, i: SupportsIndex) -> Shape: ...
     @overload
     def __getitem__(self, i: slice) -> Sequence[Shape]: ...
-    def __getitem__(self, i: int | slice) -> Shape | Sequence[Shape]:
+    def __getitem__(self, i: SupportsIndex | slice) -> Shape | Sequence[Shape]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        shape = self._built.get(i)
+        at = operator.index(i)  # NumPy integers too (the rules index with them)
+        shape = self._built.get(at)
         if shape is None:
-            shape = self._built[i] = self._table.shape(self._rows[i])
+            shape = self._built[at] = self._table.shape(self._rows[at])
         return shape

@@ -14,8 +14,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from cvat_ext.inputs.crosscheck import check_annotation_file
-from cvat_ext.inputs.files import read_annotations, read_labels, read_meta
+from cvat_ext.annotations.columnar_json import ReplicaColumns
+from cvat_ext.inputs.crosscheck import check_annotation_file, columns_consistent
+from cvat_ext.inputs.files import read_labels, read_meta, read_rule_input
 from cvat_ext.inputs.kinds import FileKind, expect_kind
 from cvat_ext.qa.decision import Policy, decide
 from cvat_ext.rules import Finding, Severity, check_job, lint_files, load_packs, rule_file_json_schema
@@ -151,10 +152,13 @@ def check(
     for rule_path in rule_paths:
         expect_kind(rule_path, FileKind.RULES, "--rules")
     pack = load_packs(list(rule_paths))
-    ann = read_annotations(annotations)
+    ann = read_rule_input(annotations)
     label_set = read_labels(labels)
     job_meta = read_meta(meta)
-    check_annotation_file(annotations, meta=job_meta, meta_path=str(meta), labels=label_set, labels_path=str(labels))
+    if not isinstance(ann, ReplicaColumns) or not columns_consistent(ann, meta=job_meta, labels=label_set):
+        check_annotation_file(
+            annotations, meta=job_meta, meta_path=str(meta), labels=label_set, labels_path=str(labels)
+        )
     show = sys.stderr.isatty() if progress is None else progress
     with tqdm(desc="rules", unit="frame", file=sys.stderr, disable=not show) as bar:
 

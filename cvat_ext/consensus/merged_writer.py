@@ -12,21 +12,22 @@ the shapes.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
-from cvat_ext.annotations.cvat_json import dump_shape
+from cvat_ext.annotations.cvat_json import dump_job_annotations, dump_shape
 from cvat_ext.annotations.model import Attribute, Shape
 from cvat_ext.consensus.fuse import MergedColumns
 from cvat_ext.consensus.merge import SOURCE
 from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
 from cvat_ext.errors import ConfigError
 
-__all__ = ["write_merged"]
+__all__ = ["merged_json", "write_merged"]
 
 _TAIL = '"label_id": %d, "group": 0, "source": ' + json.dumps(SOURCE) + ', "frame": %d, "score": %r, "attributes": %s, '
 _RECT = (
@@ -96,13 +97,28 @@ def write_merged(result: ConsensusResult, path: Path) -> None:
     if result.merged_parts is None:
         write_merged_json(result, path)
         return
-    tags, chunks = result.merged_parts()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as fh:
-            write_labeled_data(fh, tags, lambda: _write_lines(fh, (_chunk_lines(parts) for parts in chunks)))
+            _write_body(fh, result)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the merged annotations: {exc.strerror}") from exc
+
+
+def merged_json(result: ConsensusResult) -> str:
+    """``result``'s merged annotations as CVAT ``LabeledData`` JSON text (the sidecar's PUT body):
+    the text :func:`write_merged` writes, equal as JSON to ``dump_job_annotations(result.merged)``."""
+    if result.merged_parts is None:
+        return json.dumps(dump_job_annotations(result.merged))
+    fh = io.StringIO()
+    _write_body(fh, result)
+    return fh.getvalue()
+
+
+def _write_body(fh: TextIO, result: ConsensusResult) -> None:
+    assert result.merged_parts is not None
+    tags, chunks = result.merged_parts()
+    write_labeled_data(fh, tags, lambda: _write_lines(fh, (_chunk_lines(parts) for parts in chunks)))
 
 
 def _write_lines(fh: Any, chunks: Iterator[list[str]]) -> None:

@@ -280,22 +280,37 @@ class FindingBlock:
 
     def iter_findings(self, names: Sequence[str], label_name: Callable[[int], str]) -> Iterator[Finding]:
         """The block's findings as objects, one cluster at a time (in frame order)."""
-        shape_types = [t.value for t in ShapeType]
         for k in range(self.frame.shape[0]):
-            shape_type = shape_types[int(self.type_code[k])]
-            members = self.labels[k]
-            present = tuple(names[r] for r in range(len(names)) if members[r] >= 0)
-            missing = tuple(names[r] for r in range(len(names)) if members[r] < 0)
-            by_annot = tuple((names[r], label_name(int(members[r]))) for r in range(len(names)) if members[r] >= 0)
-            frame = int(self.frame[k])
-            label = label_name(int(self.label[k]))
-            xyxy = tuple(round(float(v), 2) for v in self.xyxy[k])
-            min_sim = float(self.min_similarity[k])
-            for c, kind in enumerate(CLUSTER_FINDING_KINDS):
-                if not self.flags[k, c]:
-                    continue
-                votes = Votes(shape_type, present, missing, by_annot, min_sim, float(self.score[k]), bool(self.kept[k]))
-                yield consensus_finding(kind, frame, label, xyxy, votes)  # type: ignore[arg-type]
+            for c in np.flatnonzero(self.flags[k]).tolist():
+                yield self.finding(k, c, names, label_name)
+
+    def finding(self, k: int, c: int, names: Sequence[str], label_name: Callable[[int], str]) -> Finding:
+        """The finding of kind ``CLUSTER_FINDING_KINDS[c]`` on flagged cluster ``k``, as an object."""
+        members = self.labels[k]
+        present = tuple(names[r] for r in range(len(names)) if members[r] >= 0)
+        missing = tuple(names[r] for r in range(len(names)) if members[r] < 0)
+        by_annot = tuple((names[r], label_name(int(members[r]))) for r in range(len(names)) if members[r] >= 0)
+        x0, y0, x1, y1 = (round(float(v), 2) for v in self.xyxy[k])
+        shape_type = _SHAPE_TYPE_NAMES[int(self.type_code[k])]
+        votes = Votes(
+            shape_type,
+            present,
+            missing,
+            by_annot,
+            float(self.min_similarity[k]),
+            float(self.score[k]),
+            bool(self.kept[k]),
+        )
+        return consensus_finding(
+            CLUSTER_FINDING_KINDS[c],
+            int(self.frame[k]),
+            label_name(int(self.label[k])),
+            (x0, y0, x1, y1),
+            votes,
+        )
+
+
+_SHAPE_TYPE_NAMES: tuple[str, ...] = tuple(t.value for t in ShapeType)
 
 
 def finding_message(

@@ -51,7 +51,7 @@ from cvat_ext.cvat.records import (
     User,
 )
 from cvat_ext.cvat.tasks import TaskCalls
-from cvat_ext.cvat.transport import Transport
+from cvat_ext.cvat.transport import JsonText, Transport
 from cvat_ext.cvat.versions import ServerFeatures, features_for
 from cvat_ext.errors import ConfigError, CvatConflictError
 
@@ -342,6 +342,22 @@ class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
         if data is None:  # older servers answer without a body
             return self.get_annotations(job_id)
         return parse_job_annotations(wire.expect_mapping(data, what), where=f"job {job_id}")
+
+    def put_annotations_json(self, job_id: int, text: str) -> dict[str, int]:
+        """Replace all annotations of the job with ``text`` (CVAT ``LabeledData`` JSON, e.g. a merge
+        written from columns, sent as it is); returns how many shapes, tags and tracks CVAT saved.
+
+        The same request as :meth:`put_annotations`, without an object per annotation on either side.
+        """
+        what = f"job {job_id} annotations"
+        endpoint = self._api.jobs_api.update_annotations_endpoint
+        data = self._t.json(what, lambda: self._t.raw(endpoint, path_params={"id": job_id}, body=JsonText(text)))
+        saved = wire.expect_mapping(data, what) if data is not None else self.get_annotations_json(job_id)
+        counts: dict[str, int] = {}
+        for key in ("shapes", "tags", "tracks"):
+            items = saved.get(key)
+            counts[key] = len(items) if isinstance(items, list) else 0
+        return counts
 
     def patch_annotations(
         self, job_id: int, action: Literal["create", "update", "delete"], ann: JobAnnotations

@@ -133,7 +133,14 @@ def _sloppy(f: Finding, agreement: Agreement | None, policy: Policy) -> bool:
     """A consensus finding is published when its replica agrees too little with the consensus."""
     if agreement is None or f.job_id is None:
         return True
-    return agreement.by_job.get(f.job_id, 0.0) < policy.min_replica_agreement
+    return replica_is_sloppy(f.job_id, agreement, policy)
+
+
+def replica_is_sloppy(job_id: int, agreement: Agreement, policy: Policy) -> bool:
+    """Whether the consensus findings on replica ``job_id`` get issues: its agreement with the
+    consensus is below ``min_replica_agreement`` (for findings kept as columns, which
+    :func:`decide` does not see)."""
+    return agreement.by_job.get(job_id, 0.0) < policy.min_replica_agreement
 
 
 def _job_of(f: Finding, default: int) -> int:

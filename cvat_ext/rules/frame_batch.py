@@ -15,7 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import FloatArray, FrameAnnotations, IntArray, LabelSet, Shape, ShapeType, Tag
+from cvat_ext.annotations.model import (
+    Attribute,
+    FloatArray,
+    FrameAnnotations,
+    IntArray,
+    LabelSet,
+    Shape,
+    ShapeType,
+    Tag,
+)
+from cvat_ext.annotations.table import LazyShapes, ShapeTable
 
 #: shape types in a fixed order: ``FrameBatch.type_code`` indexes this
 TYPE_ORDER: tuple[ShapeType, ...] = tuple(ShapeType)
@@ -73,14 +83,16 @@ class FrameBatch:
       the extent area; pixels^2;
     * ``rotation`` degrees (rectangles, ellipses; 0 otherwise);
     * ``label_id`` int64, ``label_idx`` dense label index (:class:`LabelIndex`), ``type_name`` str,
-      ``type_code`` index into :data:`TYPE_ORDER`; ``shapes``/``track_ids`` the objects themselves.
+      ``type_code`` index into :data:`TYPE_ORDER`; ``score``, ``occluded``; ``shapes``/``track_ids``
+      the objects themselves (built on first use when the batch was cut from a table: read
+      attributes through :meth:`row_attributes`).
     """
 
     frames: IntArray
     frame_wh: IntArray
     tags: tuple[tuple[Tag, ...], ...]
     starts: IntArray
-    shapes: tuple[Shape, ...]
+    shapes: tuple[Shape, ...] | LazyShapes
     track_ids: tuple[int | None, ...]
     frame_pos: IntArray
     frame: IntArray
@@ -95,6 +107,8 @@ class FrameBatch:
     label_idx: IntArray
     type_name: npt.NDArray[np.str_]
     type_code: IntArray
+    score: FloatArray
+    occluded: BoolArray
     _label_names: Mapping[int, str] = field(repr=False)
 
     def __len__(self) -> int:
@@ -112,6 +126,12 @@ class FrameBatch:
         """(N,) rows whose frame size is known."""
         result: BoolArray = (self.frame_w > 0) & (self.frame_h > 0)
         return result
+
+    def row_attributes(self, row: int) -> tuple[Attribute, ...]:
+        """The attribute values of ``row`` (from a table without building its object)."""
+        if isinstance(self.shapes, LazyShapes):
+            return self.shapes.attributes(row)
+        return self.shapes[row].attributes
 
     def row_frame_wh(self, row: int) -> tuple[int, int]:
         return int(self.frame_w[row]), int(self.frame_h[row])
@@ -193,54 +213,217 @@ def build_frame_batch(
                 track_l.append(t)
         counts[k] = len(shapes_l) - before
     n = len(shapes_l)
-    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    frame_pos = np.repeat(np.arange(len(frames), dtype=np.int64), counts)
-    frame_arr = np.array([fa.frame for fa in frames], dtype=np.int64)
-    wh = np.array(frame_wh, dtype=np.int64).reshape(len(frames), 2)
-
     # one pass over the shapes for the per-row scalars; geometry is then vectorised per type
-    dense, unknown = index.dense, len(index.dense)
     label_id = np.empty(n, dtype=np.int64)
-    label_idx = np.empty(n, dtype=np.int64)
     type_code = np.empty(n, dtype=np.int64)
     rotation = np.empty(n, dtype=np.float64)
+    score = np.empty(n, dtype=np.float64)
+    occluded = np.empty(n, dtype=bool)
     for i, s in enumerate(shapes_l):
         label_id[i] = s.label_id
-        label_idx[i] = dense.get(s.label_id, unknown)
         type_code[i] = _TYPE_CODE[s.type]
         rotation[i] = s.rotation
-    xyxy = np.zeros((n, 4), dtype=np.float64)
-    width = np.zeros(n, dtype=np.float64)
-    height = np.zeros(n, dtype=np.float64)
-    area = np.zeros(n, dtype=np.float64)
+        score[i] = s.score
+        occluded[i] = s.occluded
+    geometry = _Geometry.empty(n)
     is_rect = type_code == _TYPE_CODE[ShapeType.RECTANGLE]
     rect_rows = np.flatnonzero(is_rect)
     if rect_rows.size:
-        points = np.stack([shapes_l[i].points for i in rect_rows])
-        extent, rect_w, rect_h = _rect_columns(points, rotation[rect_rows])
-        xyxy[rect_rows], width[rect_rows], height[rect_rows] = extent, rect_w, rect_h
-        area[rect_rows] = rect_w * rect_h
-    for row in np.flatnonzero(~is_rect):
-        xyxy[row], width[row], height[row], area[row] = _other_geometry(shapes_l[row])
+        geometry.set_rectangles(rect_rows, np.stack([shapes_l[i].points for i in rect_rows]), rotation[rect_rows])
+    for row in np.flatnonzero(~is_rect).tolist():
+        extent, width, height, area = _other_geometry(shapes_l[row])
+        geometry.set_row(row, extent, width, height, area)
+    return _batch(
+        np.array([fa.frame for fa in frames], dtype=np.int64),
+        frame_wh,
+        tuple(fa.tags for fa in frames),
+        counts,
+        _Rows(tuple(shapes_l), tuple(track_l), label_id, type_code, rotation, score, occluded, geometry),
+        index,
+    )
+
+
+def build_table_batch(
+    table: ShapeTable,
+    rows: IntArray,
+    frames: IntArray,
+    counts: IntArray,
+    tags: Sequence[tuple[Tag, ...]],
+    frame_wh: Sequence[tuple[int, int]],
+    index: LabelIndex,
+) -> FrameBatch:
+    """The same batch from a :class:`ShapeTable`: ``rows`` the visible rows of ``frames (F,)``,
+    frame by frame (``counts (F,)`` rows each), ``tags[k]`` the tags of ``frames[k]``.
+
+    Nothing is built per shape: ``FrameBatch.shapes`` builds an object when a checker asks for
+    one (a finding names it, or a kernel needs its polygon or mask). The table has no tracks.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    type_code = table.type_code[rows].astype(np.int64)
+    rotation = table.rotation[rows].astype(np.float64)
+    shapes = LazyShapes(table, rows)
+    return _batch(
+        np.asarray(frames, dtype=np.int64),
+        frame_wh,
+        tuple(tags),
+        np.asarray(counts, dtype=np.int64),
+        _Rows(
+            shapes,
+            (None,) * rows.size,
+            table.label_id[rows].astype(np.int64),
+            type_code,
+            rotation,
+            table.score[rows].astype(np.float64),
+            table.occluded[rows].astype(bool),
+            _table_geometry(table, rows, type_code, rotation, shapes),
+        ),
+        index,
+    )
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Per-row geometry of a batch (see :class:`FrameBatch`): extent ``xyxy (N, 4)``, own
+    ``width``, ``height`` and ``area``."""
+
+    xyxy: FloatArray
+    width: FloatArray
+    height: FloatArray
+    area: FloatArray
+
+    @classmethod
+    def empty(cls, n: int) -> _Geometry:
+        return cls(np.zeros((n, 4)), np.zeros(n), np.zeros(n), np.zeros(n))
+
+    def set_rectangles(self, rows: IntArray, points: FloatArray, rotation: FloatArray) -> None:
+        extent, width, height = _rect_columns(points, rotation)
+        self.xyxy[rows], self.width[rows], self.height[rows] = extent, width, height
+        self.area[rows] = width * height
+
+    def set_row(self, row: int, extent: FloatArray, width: float, height: float, area: float) -> None:
+        self.xyxy[row], self.width[row], self.height[row], self.area[row] = extent, width, height, area
+
+
+def _table_geometry(
+    table: ShapeTable, rows: IntArray, type_code: IntArray, rotation: FloatArray, shapes: LazyShapes
+) -> _Geometry:
+    """:class:`_Geometry` of table ``rows`` from the columns, with the values ``_other_geometry``
+    gives for an object: rectangles, ellipses and masks vectorised, polygons one shoelace per row
+    on the row's coordinates, skeletons from their objects (their extent needs the elements)."""
+    geometry = _Geometry.empty(rows.size)
+    start = table.coord_start[rows]
+    stop = table.coord_start[rows + 1]
+
+    def where(t: ShapeType) -> IntArray:
+        return np.flatnonzero(type_code == _TYPE_CODE[t])
+
+    rect = where(ShapeType.RECTANGLE)
+    if rect.size:
+        points = table.coords[start[rect][:, None] + np.arange(4)].astype(np.float64)
+        geometry.set_rectangles(rect, points, rotation[rect])
+    ell = where(ShapeType.ELLIPSE)
+    if ell.size:
+        cx, cy, x_right, y_top = table.coords[start[ell][:, None] + np.arange(4)].astype(np.float64).T
+        rx, ry = np.abs(x_right - cx), np.abs(cy - y_top)
+        rad = np.deg2rad(rotation[ell])
+        half_x = np.hypot(rx * np.cos(rad), ry * np.sin(rad))
+        half_y = np.hypot(rx * np.sin(rad), ry * np.cos(rad))
+        geometry.xyxy[ell] = np.stack([cx - half_x, cy - half_y, cx + half_x, cy + half_y], axis=1)
+        geometry.width[ell], geometry.height[ell], geometry.area[ell] = 2 * rx, 2 * ry, np.pi * rx * ry
+    rest = np.flatnonzero(
+        (type_code != _TYPE_CODE[ShapeType.RECTANGLE])
+        & (type_code != _TYPE_CODE[ShapeType.ELLIPSE])
+        & (type_code != _TYPE_CODE[ShapeType.SKELETON])
+    )
+    if rest.size:
+        extent = table.take(rows[rest]).xyxy()
+        geometry.xyxy[rest] = extent
+        geometry.width[rest] = extent[:, 2] - extent[:, 0]
+        geometry.height[rest] = extent[:, 3] - extent[:, 1]
+        geometry.area[rest] = geometry.width[rest] * geometry.height[rest]
+    mask = where(ShapeType.MASK)
+    if mask.size:
+        # foreground pixels: the odd runs of the RLE (the row's numbers before its 4 ltrb values)
+        counts_len = (stop[mask] - start[mask] - 4).astype(np.int64)
+        within = _ranges(counts_len)
+        runs = table.coords[np.repeat(start[mask], counts_len) + within].astype(np.float64)
+        owner = np.repeat(np.arange(mask.size), counts_len)
+        geometry.area[mask] = np.bincount(owner, weights=runs * (within % 2), minlength=mask.size)
+    for i in where(ShapeType.POLYGON).tolist():
+        flat = table.coords[int(start[i]) : int(stop[i])].astype(np.float64)
+        geometry.area[i] = polygon_area(flat.reshape(-1, 2))
+    for i in where(ShapeType.SKELETON).tolist():
+        geometry.set_row(i, *_other_geometry(shapes[i]))
+    return geometry
+
+
+def _ranges(lengths: IntArray) -> IntArray:
+    """``0..n-1`` for each ``n`` of ``lengths``, concatenated."""
+    total = int(lengths.sum())
+    firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    return np.arange(total, dtype=np.int64) - np.repeat(firsts, lengths)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The per-row inputs of a batch, whichever source they came from."""
+
+    shapes: tuple[Shape, ...] | LazyShapes
+    track_ids: tuple[int | None, ...]
+    label_id: IntArray
+    type_code: IntArray
+    rotation: FloatArray
+    score: FloatArray
+    occluded: BoolArray
+    geometry: _Geometry
+
+
+def _batch(
+    frame_arr: IntArray,
+    frame_wh: Sequence[tuple[int, int]],
+    tags: tuple[tuple[Tag, ...], ...],
+    counts: IntArray,
+    rows: _Rows,
+    index: LabelIndex,
+) -> FrameBatch:
+    starts = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    frame_pos = np.repeat(np.arange(frame_arr.shape[0], dtype=np.int64), counts)
+    wh = np.array(frame_wh, dtype=np.int64).reshape(frame_arr.shape[0], 2)
+    dense_ids = np.fromiter(index.dense, dtype=np.int64, count=len(index.dense))
+    label_idx = _dense_index(rows.label_id, dense_ids, np.fromiter(index.dense.values(), np.int64, len(index.dense)))
     return FrameBatch(
         frames=frame_arr,
         frame_wh=wh,
-        tags=tuple(fa.tags for fa in frames),
+        tags=tags,
         starts=starts,
-        shapes=tuple(shapes_l),
-        track_ids=tuple(track_l),
+        shapes=rows.shapes,
+        track_ids=rows.track_ids,
         frame_pos=frame_pos,
         frame=frame_arr[frame_pos],
         frame_w=wh[frame_pos, 0].astype(np.float64),
         frame_h=wh[frame_pos, 1].astype(np.float64),
-        xyxy=xyxy,
-        width=width,
-        height=height,
-        area=area,
-        rotation=rotation,
-        label_id=label_id,
+        xyxy=rows.geometry.xyxy,
+        width=rows.geometry.width,
+        height=rows.geometry.height,
+        area=rows.geometry.area,
+        rotation=rows.rotation,
+        label_id=rows.label_id,
         label_idx=label_idx,
-        type_name=_TYPE_NAMES[type_code],
-        type_code=type_code,
+        type_name=_TYPE_NAMES[rows.type_code],
+        type_code=rows.type_code,
+        score=rows.score,
+        occluded=rows.occluded,
         _label_names=index.names,
     )
+
+
+def _dense_index(label_id: IntArray, ids: IntArray, dense: IntArray) -> IntArray:
+    """(N,) the dense index of each label id (``len(ids)`` for ids the label set lacks)."""
+    out = np.full(label_id.shape[0], ids.shape[0], dtype=np.int64)
+    if ids.size == 0 or label_id.size == 0:
+        return out
+    order = np.argsort(ids)
+    pos = np.clip(np.searchsorted(ids[order], label_id), 0, ids.size - 1)
+    hit = ids[order][pos] == label_id
+    out[hit] = dense[order][pos[hit]]
+    return out

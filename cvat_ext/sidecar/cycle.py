@@ -43,8 +43,8 @@ from cvat_ext.errors import (
     CvatWritePendingError,
     LeaseLostError,
 )
-from cvat_ext.qa.decision import Agreement, Decision, Policy, Verdict, decide
-from cvat_ext.qa.findings import Finding, Severity
+from cvat_ext.qa.decision import Agreement, Decision, Policy, Verdict, decide, replica_is_sloppy
+from cvat_ext.qa.findings import Finding, Severity, Source
 from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
@@ -432,7 +432,7 @@ class Cycle:
 
     def replica(self, job: JobRow) -> _Replica:
         """A replica's annotations: fetched once per ``updated_date`` as CVAT's JSON, read into
-        columns for the engine and into objects for the rules on first use."""
+        columns for the engine and the rules (objects only for a body with tracks) on first use."""
         hit = self._annotations.get(job.id)
         if hit is not None and hit[0] == job.updated_date:
             self._annotations.move_to_end(job.id)
@@ -465,7 +465,9 @@ class Cycle:
             self.store.upsert_jobs(rows)
         return rows
 
-    def _rule_findings(self, job: JobRow, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def _rule_findings(
+        self, job: JobRow, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]:
         if self.rules is None:
             return []
         return list(self.rules.check(JobRef(job.id, job.task_id, job.project_id), ann, labels, meta))
@@ -489,14 +491,24 @@ class Cycle:
         ]
         rule_findings: list[Finding] = []
         if self.rules is not None:
-            for r, f in zip(replicas, fetched, strict=True):
-                rule_findings += self._rule_findings(r, f.annotations(), labels, meta)
+            for r, f, given in zip(replicas, fetched, inputs, strict=True):
+                # the rules read the engine's columns; a body with tracks needs its objects
+                cols = given.columns
+                source = f.annotations() if cols is None or cols.from_tracks else cols
+                rule_findings += self._rule_findings(r, source, labels, meta)
         outcome = self.consensus.score(parent.id, inputs, labels, meta)
         agreement = Agreement(
             outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0
         )
         decided = decide([*rule_findings, *outcome.findings], self.policy, job_id=parent.id, agreement=agreement)
-        findings = self.publisher.publishable(decided.issues)
+        # the engine's findings on objects stay columns: they never change the verdict, and only
+        # the replicas that agree too little get issues (decide's rule for consensus findings)
+        table = outcome.replica_findings
+        rows = None
+        if table is not None:
+            rows = table.on_jobs([r.id for r in replicas if replica_is_sloppy(r.id, agreement, self.policy)])
+            self._count_table(table.severity_counts(rows), report)
+        findings = self.publisher.publishable(decided.issues, table, rows)
         self._count_findings([*decided.issues, *decided.recorded], report)
         assignees = {r.id: r.assignee_id for r in replicas}
         self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
@@ -524,9 +536,10 @@ class Cycle:
         annotators = {r.assignee_id for r in replicas} | {parent.assignee_id}
 
         def merge(why: str) -> None:
-            if self.settings.merge.policy == "ours" and outcome.merged is not None:
+            merged = outcome.merged_json or outcome.merged
+            if self.settings.merge.policy == "ours" and merged is not None:
                 self.publisher.write_merge(
-                    f"merge:{unit.key}:{sig}", parent, outcome.merged, task_id=parent.task_id, reason=why
+                    f"merge:{unit.key}:{sig}", parent, merged, task_id=parent.task_id, reason=why
                 )
             elif self.settings.merge.policy == "cvat":
                 self.publisher.request_cvat_merge(f"merge:{unit.key}:{sig}", parent, task_id=parent.task_id, reason=why)
@@ -633,16 +646,18 @@ class Cycle:
         # errors per rule: the annotators' scorecards break rule violations down by rule
         detail = {"rule_errors": dict(Counter(f.code for f in found if f.severity is Severity.ERROR))}
         self.store.put_score(
-            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", detail,
-                     self.clock())
+            ScoreRow(
+                unit.key, job.task_id, job.id, "rules", None, errors, len(findings), "pending", detail, self.clock()
+            )
         )
         decision = self._execute(decided, f"{unit.key}:{sig}", {job.id: job}, {job.assignee_id})
         report.decisions[job.id] = decision
         report.jobs_scored += 1
         self.metrics.jobs_scored.inc()
         self.store.put_score(
-            ScoreRow(unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, detail,
-                     self.clock())
+            ScoreRow(
+                unit.key, job.task_id, job.id, "rules", None, errors, len(findings), decision, detail, self.clock()
+            )
         )
         # our own PATCH moved updated_date: remember the post-action value so it is not "changed"
         after = self.store.get_job(job.id) or job
@@ -696,6 +711,12 @@ class Cycle:
         report.findings += len(findings)
         for f in findings:
             self.metrics.findings.labels(source=f.source, severity=f.severity).inc()
+
+    def _count_table(self, by_severity: dict[Severity, int], report: CycleReport) -> None:
+        """Count columnar consensus findings (``severity -> how many``)."""
+        for severity, n in by_severity.items():
+            report.findings += n
+            self.metrics.findings.labels(source=Source.CONSENSUS, severity=severity).inc(n)
 
     def _after_task(self, task_id: int, report: CycleReport) -> None:
         if self.guide is None or not self.settings.guide.enabled:

@@ -8,7 +8,6 @@ object or a disagreeing label on the replicas that drew it. Rule findings alread
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,21 +21,12 @@ from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, JobRef, ReplicaInput, RuleRunner
 
 if TYPE_CHECKING:
+    from cvat_ext.annotations.columnar_json import ReplicaColumns
     from cvat_ext.consensus.report import ConsensusResult
     from cvat_ext.consensus.settings import ConsensusSettings
     from cvat_ext.rules import RulePack
 
 log = logging.getLogger(__name__)
-
-#: consensus finding kind -> whose replica job gets it: "missing" | "present" | "odd_label"
-_AT_FAULT: dict[str, str] = {
-    "missing": "missing",
-    "extra": "present",
-    "label_disagreement": "odd_label",
-    "attribute_disagreement": "present",
-    "low_overlap": "present",
-    "tag_disagreement": "missing",
-}
 
 
 class RulePackRunner:
@@ -45,7 +35,9 @@ class RulePackRunner:
     def __init__(self, pack: RulePack) -> None:
         self.pack = pack
 
-    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def check(
+        self, job: JobRef, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]:
         from cvat_ext.rules import check_job
 
         return check_job(
@@ -81,38 +73,35 @@ class ConsensusEngineRunner:
     def score(
         self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
     ) -> ConsensusOutcome:
+        from cvat_ext.consensus.merged_writer import merged_json
+        from cvat_ext.consensus.replica_findings import ReplicaFindings, at_fault, on_replica
+
         by_name = {f"job{r.job_id}": r for r in replicas}
         result = _score(by_name, labels, meta, self.settings)
         replica_agreement = {by_name[a.annotator].job_id: _finite(a.vs_consensus_f1) for a in result.annotators}
-        findings: list[Finding] = []
-        for f in result.findings:
-            assert f.votes is not None, "consensus findings carry their votes"
-            whose = _AT_FAULT.get(f.code, "present")
-            if whose == "missing":
-                names = f.votes.missing
-            elif whose == "odd_label":
-                names = tuple(n for n, label in f.votes.labels_by_annotator if label != f.label)
-            else:
-                names = f.votes.present
-            for name in names:
-                replica = by_name.get(name)
-                if replica is None:
-                    continue
-                agreement = replica_agreement.get(replica.job_id, 0.0)
-                findings.append(
-                    dataclasses.replace(
-                        f,
-                        job_id=replica.job_id,
-                        annotator=name,
-                        message=f"{f.message} (replica agreement {agreement:.2f})",
-                    )
-                )
+        # findings on objects stay columns (most are never published); tag findings are few
+        names = result.summary.annotators
+        replica_job = [by_name[n].job_id if n in by_name else -1 for n in names]
+        table = ReplicaFindings.from_blocks(
+            result.finding_blocks,
+            names,
+            replica_job,
+            [replica_agreement.get(j, 0.0) for j in replica_job],
+            result.label_name,
+        )
+        findings = [
+            on_replica(f, by_name[name].job_id, name, replica_agreement.get(by_name[name].job_id, 0.0))
+            for f in result.extra_findings
+            for name in at_fault(f)
+            if name in by_name
+        ]
         s = result.summary
         return ConsensusOutcome(
             agreement=_finite(s.f1),
             replica_agreement=replica_agreement,
             findings=tuple(findings),
-            merged=result.merged,
+            replica_findings=table,
+            merged_json=lambda: merged_json(result),
             detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
         )
 

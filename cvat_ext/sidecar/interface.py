@@ -7,15 +7,20 @@ it with plain fakes while the production wiring (:mod:`cvat_ext.sidecar.engines`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import heapq
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.qa.findings import Finding
+
+if TYPE_CHECKING:
+    from cvat_ext.consensus.replica_findings import ReplicaFindings
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,10 @@ class ConsensusOutcome:
 
     ``agreement`` in [0, 1] for the whole group; ``replica_agreement`` replica job id -> [0, 1]
     (how well that annotator agrees with the others); ``findings`` are on replica jobs (``job_id``
-    set, one per replica at fault);
-    ``merged`` the merged annotations (scores set) when the engine produced them.
+    set, one per replica at fault), and so are the rows of ``replica_findings`` (the engine's
+    findings on objects, columnar: most are never published, so they are built as objects only
+    when asked for); ``merged`` the merged annotations (scores set) as objects, or ``merged_json``
+    the same as CVAT's ``LabeledData`` JSON text written from the merge's columns.
     """
 
     agreement: float
@@ -33,6 +40,23 @@ class ConsensusOutcome:
     findings: tuple[Finding, ...] = ()
     merged: JobAnnotations | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    replica_findings: ReplicaFindings | None = None
+    merged_json: Callable[[], str] | None = None
+
+    def all_findings(self) -> list[Finding]:
+        """Every finding as an object, by frame (``replica_findings`` first on a frame, as the
+        engine orders object findings before tag findings)."""
+        if self.replica_findings is None:
+            return list(self.findings)
+        return list(heapq.merge(self.replica_findings.iter_findings(), self.findings, key=lambda f: f.frame))
+
+    def merged_annotations(self) -> JobAnnotations | None:
+        """The merge as objects (read from ``merged_json`` when the engine wrote it as text)."""
+        if self.merged is not None or self.merged_json is None:
+            return self.merged
+        from cvat_ext.annotations.cvat_json import parse_job_annotations
+
+        return parse_job_annotations(json.loads(self.merged_json()), where="merged annotations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +84,12 @@ class JobRef:
 
 
 class RuleRunner(Protocol):
-    """Runs the configured rule packs on one job's annotations."""
+    """Runs the configured rule packs on one job's annotations: objects, or the columns of a body
+    without tracks (the same findings; see :func:`cvat_ext.rules.engine.iter_findings`)."""
 
-    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]: ...
+    def check(
+        self, job: JobRef, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]: ...
 
 
 class ConsensusRunner(Protocol):
@@ -110,6 +137,8 @@ class CvatApi(Protocol):
     def get_annotations_json(self, job_id: int) -> dict[str, Any]: ...
 
     def put_annotations(self, job_id: int, ann: JobAnnotations) -> JobAnnotations: ...
+
+    def put_annotations_json(self, job_id: int, text: str) -> dict[str, int]: ...
 
     def get_labels(self, *, job_id: int | None = None, task_id: int | None = None) -> LabelSet: ...
 

@@ -28,7 +28,9 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.cvat.records import UNSET, Issue, Job
@@ -38,6 +40,10 @@ from cvat_ext.sidecar.actions import ActionOutcome, ActionRunner
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore
+
+if TYPE_CHECKING:
+    from cvat_ext.consensus.replica_findings import ReplicaFindings
+    from cvat_ext.consensus.report import IntArray
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,33 @@ def iso_utc(job: Job) -> str:
     return job.updated_date.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def publishable(
+    findings: Iterable[Finding],
+    *,
+    min_rank: int,
+    max_per_job: int,
+    table: ReplicaFindings | None = None,
+    rows: IntArray | None = None,
+) -> list[Finding]:
+    """What :meth:`Publisher.publishable` picks (see there)."""
+    found = list(findings)
+    if table is not None:
+        # the table's rows never share a fingerprint with an object finding (their code differs
+        # from a tag finding's, their source from a rule's), so its candidates go last
+        picked = np.arange(len(table)) if rows is None else rows
+        found += table.candidates(picked, min_rank=min_rank, per_job=max_per_job)
+    unique: dict[str, Finding] = {}
+    for f in found:
+        if SEVERITY_RANK.get(f.severity, 0) >= min_rank:
+            unique.setdefault(f.fingerprint, f)
+    per_job: dict[int | None, list[Finding]] = {}
+    for f in sorted(unique.values(), key=lambda f: (-SEVERITY_RANK[f.severity], f.frame, f.fingerprint)):
+        bucket = per_job.setdefault(f.job_id, [])
+        if len(bucket) < max_per_job:
+            bucket.append(f)
+    return [f for bucket in per_job.values() for f in bucket]
+
+
 class Publisher:
     """All CVAT writes of one cycle (one replica)."""
 
@@ -121,18 +154,15 @@ class Publisher:
         self.duplicate_watch_s = duplicate_watch_s
 
     # --- issues -----------------------------------------------------------------------------
-    def publishable(self, findings: Iterable[Finding]) -> list[Finding]:
-        """Findings at or above the severity floor, deduplicated, at most N per job (worst first)."""
-        unique: dict[str, Finding] = {}
-        for f in findings:
-            if SEVERITY_RANK.get(f.severity, 0) >= self.min_rank:
-                unique.setdefault(f.fingerprint, f)
-        per_job: dict[int | None, list[Finding]] = {}
-        for f in sorted(unique.values(), key=lambda f: (-SEVERITY_RANK[f.severity], f.frame, f.fingerprint)):
-            bucket = per_job.setdefault(f.job_id, [])
-            if len(bucket) < self.max_issues_per_job:
-                bucket.append(f)
-        return [f for bucket in per_job.values() for f in bucket]
+    def publishable(
+        self, findings: Iterable[Finding], table: ReplicaFindings | None = None, rows: IntArray | None = None
+    ) -> list[Finding]:
+        """Findings at or above the severity floor, deduplicated, at most N per job (worst first):
+        ``findings``, and the ``rows`` of ``table`` (columnar consensus findings, built as objects
+        only where they could be picked)."""
+        return publishable(
+            findings, min_rank=self.min_rank, max_per_job=self.max_issues_per_job, table=table, rows=rows
+        )
 
     def sync_issues(
         self, job_ids: Sequence[int], findings: Sequence[Finding], assignees: dict[int, int | None], task_id: int
@@ -485,10 +515,16 @@ class Publisher:
             return False
         return True
 
-    def write_merge(self, key: str, parent: JobRow, merged: JobAnnotations, *, task_id: int, reason: str) -> None:
-        """Our merge replaces the parent job's annotations (PUT is idempotent: a restart repeats it)."""
+    def write_merge(
+        self, key: str, parent: JobRow, merged: JobAnnotations | Callable[[], str], *, task_id: int, reason: str
+    ) -> None:
+        """Our merge replaces the parent job's annotations (PUT is idempotent: a restart repeats it).
+
+        ``merged`` as objects, or as a callable giving CVAT's JSON text (written from columns)."""
 
         def do(p: dict[str, Any]) -> dict[str, Any]:
+            if callable(merged):
+                return self.client.put_annotations_json(p["job_id"], merged())
             saved = self.client.put_annotations(p["job_id"], merged)
             return {"shapes": len(saved.shapes), "tags": len(saved.tags), "tracks": len(saved.tracks)}
 

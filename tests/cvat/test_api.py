@@ -8,8 +8,16 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.cvat import UNSET, CvatClient
-from cvat_ext.errors import ConfigError, CvatConflictError, CvatError, CvatRequestFailedError, CvatVersionError
+from cvat_ext.errors import (
+    ConfigError,
+    CvatConflictError,
+    CvatError,
+    CvatNotFoundError,
+    CvatRequestFailedError,
+    CvatVersionError,
+)
 from tests.cvat.recorded import load, response_bodies
 from tests.cvat.stub import FakeTime, Reply, StubCvat
 
@@ -391,3 +399,27 @@ def test_unexpected_json_shape_names_object(stub: StubCvat, make_client: MakeCli
     stub.on("GET", "/api/jobs/5", Reply(200, {"id": 5}))
     with pytest.raises(CvatError, match="job 5: unexpected CVAT response: task_id"):
         make_client(stub.url).get_job(5)
+
+
+def test_annotations_put_as_json_text_send_what_the_objects_send(stub: StubCvat, make_client: MakeClient):
+    """A merge written as JSON text goes out as those bytes, with the same headers (auth, org,
+    JSON content type) and the same JSON as the PUT of the objects; errors translate by status."""
+    ann_body = response_bodies("40_job_annotations_get_replica.json", "GET", "/api/jobs/")[0]
+    put = _exchanges("42_job_annotations_put.json")[0]
+    saved = Reply(200, put["response"]["body"])
+    stub.on("PUT", "/api/jobs/140/annotations", saved, saved)
+    stub.on("PUT", "/api/jobs/141/annotations", Reply(404, {"detail": "Not found."}))
+    client = make_client(stub.url, org="qa-eval")
+    ann = parse_job_annotations(ann_body)
+    client.put_annotations(140, ann)
+    text = json.dumps(dump_job_annotations(ann), indent=1)
+    counts = client.put_annotations_json(140, text)
+    want = put["response"]["body"]
+    assert counts == {k: len(want[k]) for k in ("shapes", "tags", "tracks")}
+    by_objects, by_text = stub.requests("PUT", "/api/jobs/140/annotations")
+    assert by_text.body == text.encode() and by_text.json() == by_objects.json()
+    for header in ("Content-Type", "X-Organization", "Authorization"):
+        assert by_text.headers.get(header) == by_objects.headers.get(header)
+    assert client.calls["PUT /api/jobs/{id}/annotations"] == 2
+    with pytest.raises(CvatNotFoundError, match="job 141 annotations"):
+        client.put_annotations_json(141, text)

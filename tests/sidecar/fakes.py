@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from cvat_ext.annotations.cvat_json import dump_job_annotations
+from cvat_ext.annotations.columnar_json import ReplicaColumns
+from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
@@ -162,6 +164,11 @@ class FakeCvat:
         self.annotations[job_id] = ann
         return ann
 
+    def put_annotations_json(self, job_id: int, text: str) -> dict[str, int]:
+        self._call("PUT /api/jobs/{id}/annotations")
+        ann = self.annotations[job_id] = parse_job_annotations(json.loads(text), where=f"PUT job {job_id}")
+        return {"shapes": len(ann.shapes), "tags": len(ann.tags), "tracks": len(ann.tracks)}
+
     def get_labels(self, *, job_id: int | None = None, task_id: int | None = None) -> LabelSet:
         self._call("GET /api/labels")
         return LabelSet((Label(1, "car", "rectangle"), Label(2, "person", "any")))
@@ -294,8 +301,11 @@ class BoxCountRules:
 
     action: Action = Action.OPEN_ISSUE
 
-    def check(self, job: JobRef, ann: JobAnnotations, labels: LabelSet, meta: JobMeta) -> list[Finding]:
+    def check(
+        self, job: JobRef, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
+    ) -> list[Finding]:
         job_id = job.job_id
+        shapes = list(ann.shapes.shapes()) if isinstance(ann, ReplicaColumns) else ann.shapes
         return [
             Finding(
                 source=Source.RULE,
@@ -308,6 +318,6 @@ class BoxCountRules:
                 job_id=job_id,
                 label="car",
             )
-            for s in ann.shapes
+            for s in shapes
             if s.points[2] - s.points[0] < 10
         ]

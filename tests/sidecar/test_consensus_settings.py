@@ -124,4 +124,5 @@ def test_quorum_set_in_the_sidecar_reaches_the_merge(quorum: int, merged: int) -
     runner = engines.consensus_runner(cfg)
     assert runner is not None
     outcome = runner.score(10, _replicas(), labels(), meta(1))
-    assert outcome.merged is not None and len(outcome.merged.shapes) == merged
+    merged_ann = outcome.merged_annotations()
+    assert merged_ann is not None and len(merged_ann.shapes) == merged

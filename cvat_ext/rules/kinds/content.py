@@ -38,8 +38,7 @@ class RequiredAttributesChecker(Checker[RequiredAttributesRule]):
     def check_batch(self, batch: FrameBatch) -> Iterator[Finding]:
         names = self.ctx.attribute_names
         for row in np.flatnonzero(self.in_scope(batch)):
-            shape = batch.shapes[row]
-            values = {names.get(a.spec_id, f"#{a.spec_id}"): a.value for a in shape.attributes}
+            values = {names.get(a.spec_id, f"#{a.spec_id}"): a.value for a in batch.row_attributes(int(row))}
             problems = [f"attribute '{n}' has no value" for n in self.rule.required if not values.get(n)]
             for attr, allowed in self.rule.allowed_values.items():
                 value = values.get(attr)

@@ -259,14 +259,13 @@ class ExpressionChecker(Checker[ExpressionRule]):
 
     def _env(self, batch: FrameBatch, rows: npt.NDArray[np.intp]) -> dict[str, Any]:
         """Columns of the names the expression reads, for ``rows`` only."""
-        shapes = [batch.shapes[i] for i in rows]
         columns: dict[str, Callable[[], Any]] = {
             "area": lambda: batch.area[rows],
             "width": lambda: batch.width[rows],
             "height": lambda: batch.height[rows],
             "rotation": lambda: batch.rotation[rows],
-            "score": lambda: np.array([s.score for s in shapes], dtype=np.float64),
-            "occluded": lambda: np.array([s.occluded for s in shapes], dtype=bool),
+            "score": lambda: batch.score[rows],
+            "occluded": lambda: batch.occluded[rows],
             "label": lambda: self.label_by_idx[batch.label_idx[rows]],
             "type": lambda: batch.type_name[rows].astype(object),
             "frame": lambda: batch.frame[rows].astype(np.float64),
@@ -277,7 +276,9 @@ class ExpressionChecker(Checker[ExpressionRule]):
         attributes: dict[str, npt.NDArray[np.object_]] = {}
         for name in self.compiled.attributes:
             ids = self.spec_ids.get(name, set())
-            values = [next((a.value for a in s.attributes if a.spec_id in ids), "") for s in shapes]
+            values = [
+                next((a.value for a in batch.row_attributes(int(i)) if a.spec_id in ids), "") for i in rows.tolist()
+            ]
             attributes[name] = np.array(values, dtype=object)
         env["attributes"] = attributes
         return env
