@@ -41,6 +41,7 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
 from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, template
 from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
+from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
 
 #: the five metrics of a truth estimate, in report order
@@ -121,6 +122,10 @@ class AnnotatorModel:
 
     names: tuple[str, ...]
     noise: Mapping[str, NoiseFit]
+    #: per family: existence with size-dependent sensitivities (where the engine's existence model
+    #: was fitted: 3+ annotators, automatic quorum); the truth estimates use it, the merge's keep /
+    #: drop decisions stay the engine's (deciding with it cost merged F1 on the generated presets)
+    existence: Mapping[str, SizedExistence]
     estimates: tuple[TruthEstimate, ...]
     models: tuple[dict[str, Any], ...]
     #: ``{"frames", "objects", "model_error": {annotator: {metric: estimate - measured}}}`` or None
@@ -208,6 +213,7 @@ def fit_annotator_model(
     label_counts: FloatArray,
     iou_thr: float,
     *,
+    link_thr: float | None = None,
     oks_sigma: float = 0.09,
     gt: GtTally | None = None,
     priors: Mapping[str, Mapping[str, Any]] | None = None,
@@ -217,6 +223,8 @@ def fit_annotator_model(
     ``label_counts (R,)``: the labelled objects behind each annotator's Dawid–Skene accuracy."""
     names = tuple(names)
     n = len(names)
+    link_thr = iou_thr if link_thr is None else link_thr
+    sized: dict[str, SizedExistence] = {}
     prior_of = _parse_priors(names, priors)
     noise: dict[str, NoiseFit] = {}
     job, on_gt = _Sums(n), _Sums(n)
@@ -244,7 +252,10 @@ def fit_annotator_model(
         frames = np.concatenate(ev.frame)
         model = existence.get(family)
         if model is not None:
-            real = model.posterior(present, np.concatenate(ev.strata))
+            # who drew a cluster, weighed with how likely each drawing was to link at its size
+            link = link_table(fit, template(family, oks_sigma), link_thr)
+            strata = np.concatenate(ev.strata)
+            sized[family], real = fit_sized_existence(model, link, present, strata, size)
             miss_all = float(np.prod(1.0 - model.sensitivity))
             unseen_share = miss_all / max(1.0 - miss_all, 1e-9)
         else:
@@ -291,9 +302,9 @@ def fit_annotator_model(
         for r in range(n)
     )
     models = tuple(
-        _model_dict(r, names, noise, existence, values, evidence_n, dawid_skene, job.objects) for r in range(n)
+        _model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n)
     )
-    return AnnotatorModel(names, noise, estimates, models, gt_report)
+    return AnnotatorModel(names, noise, sized, estimates, models, gt_report)
 
 
 def _f(v: float | np.floating[Any]) -> float:
@@ -377,7 +388,7 @@ def _model_dict(
     r: int,
     names: tuple[str, ...],
     noise: Mapping[str, NoiseFit],
-    existence: Mapping[str, ExistenceModel],
+    existence: Mapping[str, SizedExistence],
     values: Mapping[str, FloatArray],
     evidence_n: Mapping[str, FloatArray],
     dawid_skene: DawidSkene | None,
@@ -402,7 +413,10 @@ def _model_dict(
         "evidence": {m: num(float(evidence_n[m][r])) for m in METRICS},
         "objects": int(objects[r]),
         "existence": {
-            family: {"recall": num(float(model.sensitivity[r])), "spurious_share": num(float(model.false_share[0, r]))}
+            family: {
+                "draw_rate": num(float(model.draw[r])),
+                "spurious_share": num(float(model.base.false_share[0, r])),
+            }
             for family, model in existence.items()
         },
         "label_confusion": confusion,

@@ -375,6 +375,7 @@ def score_chunks(
         model.dawid_skene,
         (label_table >= 0).sum(axis=0).astype(np.float64),
         settings.iou_thr,
+        link_thr=settings.weak_thr,
         oks_sigma=settings.oks_sigma,
         gt=gt,
         priors=priors,

@@ -133,6 +133,10 @@ class CornerEvidence:
         self.count += np.bincount(cell, weights=count.ravel(), minlength=cells).reshape(shape)
 
 
+#: triples an annotator's trusted bins need before the corner fit leaves out the truncated ones
+MIN_CORNER_TRIPLES = 100
+
+
 def fit_corner_noise(
     ev: CornerEvidence, trust: FloatArray, min_count: int = 5, min_trust: float = 0.5
 ) -> tuple[FloatArray, FloatArray] | None:
@@ -142,11 +146,15 @@ def fit_corner_noise(
     Only matched members give offsets, so where the match truncates an annotator's errors (small
     objects, large jitter) the covariance is biased low: ``trust (B, R)`` (the least elasticity of
     the annotator's pairs in the bin, :meth:`IouTemplate.untruncate`) weighs the bins, and bins
-    below ``min_trust`` are left to the model's ``alpha / s^2`` extrapolation."""
+    below ``min_trust`` are left to the model's ``alpha / s^2`` extrapolation (unless fewer than
+    two bins or :data:`MIN_CORNER_TRIPLES` triples are left: then every bin counts, by trust)."""
     n = ev.n_annotators
     alpha, beta = np.zeros(n), np.zeros(n)
     for r in range(n):
         ok = (ev.count[:, r] >= min_count) & (trust[:, r] >= min_trust)
+        if ok.sum() < 2 or ev.count[ok, r].sum() < MIN_CORNER_TRIPLES:
+            # too little untruncated evidence (a small job): every bin, weighed by its trust
+            ok = (ev.count[:, r] >= min_count) & (trust[:, r] > 0)
         if not ok.any():
             return None
         c = ev.count[ok, r]

@@ -1,0 +1,126 @@
+"""Existence with size: a real object's drawing joins its cluster only when it lands close enough.
+
+The existence model (:class:`~cvat_ext.consensus.reliability.ExistenceModel`) gives each annotator
+one sensitivity. But a drawing joins the cluster of its object only when it matches the others'
+drawings, and whether it does depends on the object's size: a 15 px jitter on a 10 px sign lands
+outside the match, on a 100 px car it does not. Without size, a precise annotator's lone tiny
+object (the noisy ones drew it too, and missed the match) looks like an invention.
+
+Here annotator r's sensitivity on an object of size ``s`` is ``draw_r * link_r(s)``: ``draw_r`` the
+probability it draws a real object at all (fitted), ``link_r(s)`` the probability its drawing
+matches the most precise other annotator's (from the fitted noise and the template, at the
+link threshold). The spurious part (false shares, echoes) stays the base model's. EM runs on
+the distinct (pattern, stratum, size bin) units with their counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.consensus.noise_model import SIZE_EDGES, IouTemplate, NoiseFit, size_bin
+from cvat_ext.consensus.reliability import SHADOWED, ExistenceModel
+
+_EPS = 1e-6
+
+
+def link_table(fit: NoiseFit, tmpl: IouTemplate, link_thr: float) -> FloatArray:
+    """(B, R) probability that annotator r's drawing of an object in size bin b matches (similarity
+    >= ``link_thr``) the drawing of the most precise other annotator."""
+    centres = np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
+    spread2 = fit.mean_square(centres)  # (B, R)
+    n = spread2.shape[1]
+    if n < 2:
+        return np.ones_like(spread2)
+    others = np.stack([np.delete(spread2, r, axis=1).min(axis=1) for r in range(n)], axis=1)
+    hit, _ = tmpl.at_threshold((spread2 + others).ravel(), link_thr)
+    return np.asarray(hit.reshape(spread2.shape), dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class SizedExistence:
+    """``base`` with size-dependent sensitivities ``draw (R,) * link (B, R)`` and its own ``prior (2,)``."""
+
+    base: ExistenceModel
+    draw: FloatArray
+    link: FloatArray
+    prior: FloatArray
+
+    def sensitivity_of_bins(self, bins: IntArray) -> FloatArray:
+        """(K, R) probability each annotator's drawing of a real object in size bins ``bins (K,)``
+        joins its cluster."""
+        return np.clip(self.draw[None, :] * self.link[bins], _EPS, 1 - _EPS)
+
+    def posterior(self, present: BoolArray, stratum: IntArray | None, size: FloatArray) -> FloatArray:
+        """(K,) P(real | who drew the cluster, its stratum, its size ``(K,)`` px)."""
+        bins = size_bin(np.asarray(size, dtype=np.float64))
+        return self.posterior_of_bins(present, stratum, bins)
+
+    def posterior_of_bins(self, present: BoolArray, stratum: IntArray | None, bins: IntArray) -> FloatArray:
+        present = np.asarray(present, dtype=bool)
+        sens = self.sensitivity_of_bins(bins)
+        c = np.zeros(present.shape[0], dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
+        partial = ~present.all(axis=1)
+        log_p, log_q = np.log(sens), np.log1p(-sens)
+        seen = np.maximum(1.0 - np.exp(log_q.sum(axis=1)), 1e-300)
+        not_all = np.maximum(1.0 - np.exp(log_p.sum(axis=1)) / seen, 1e-300)
+        real = self.prior[c] * np.exp((present * log_p + ~present * log_q).sum(axis=1)) / seen / not_all
+        base = self.base
+        fake = np.where(present.sum(axis=1) == 1, base.false_share[c, present.argmax(axis=1)], 0.0)
+        if base.echo is not None:
+            e_p, e_q = np.log(base.echo), np.log1p(-base.echo)
+            e_seen = max(1.0 - float(np.exp(e_q.sum())), 1e-300)
+            e_not_all = max(1.0 - float(np.exp(e_p.sum())) / e_seen, 1e-300)
+            echo = np.exp(present @ e_p + (~present) @ e_q) / e_seen / e_not_all
+            fake = np.where(c == SHADOWED, echo, fake)
+        fake = (1.0 - self.prior[c]) * fake
+        return np.asarray(np.where(partial, real / np.maximum(real + fake, 1e-300), 1.0), dtype=np.float64)
+
+
+def fit_sized_existence(
+    base: ExistenceModel,
+    link: FloatArray,
+    present: BoolArray,
+    stratum: IntArray,
+    size: FloatArray,
+    *,
+    iterations: int = 30,
+    tol: float = 1e-6,
+) -> tuple[SizedExistence, FloatArray]:
+    """EM for ``draw`` and ``prior`` with the base model's spurious part and the given ``link (B, R)``,
+    on the distinct (pattern, stratum, size bin) units. Returns the model and each cluster's
+    P(real) ``(K,)``."""
+    present = np.asarray(present, dtype=bool)
+    n_annot = present.shape[1]
+    bins = size_bin(np.asarray(size, dtype=np.float64))
+    n_bins = SIZE_EDGES.size - 1
+    if n_annot <= 40:
+        # one int64 key per cluster (pattern bits, stratum, bin): a 1-D unique, not a row-wise one
+        bits = present.astype(np.int64) @ (np.int64(1) << np.arange(n_annot, dtype=np.int64))
+        key = (bits * 2 + np.asarray(stratum, dtype=np.int64)) * n_bins + bins
+        _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        pattern, c, b = present[first], np.asarray(stratum, dtype=np.int64)[first], bins[first]
+    else:
+        rows = np.column_stack([present, stratum, bins])
+        keys, inverse, count = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+        pattern, c, b = keys[:, :n_annot].astype(bool), keys[:, n_annot], keys[:, n_annot + 1]
+    w = count.astype(np.float64)
+    partial = ~pattern.all(axis=1)
+    units = np.bincount(c[partial], weights=w[partial], minlength=2)
+    model = SizedExistence(base, np.clip(base.sensitivity, _EPS, 1 - _EPS), link, base.prior.copy())
+    real = model.posterior_of_bins(pattern, c, b)
+    for _ in range(iterations):
+        w_real = w * real
+        # draw rate: the real clusters' members over the drawings expected to link there
+        draw = np.clip((w_real @ pattern) / np.maximum(w_real @ link[b], _EPS), _EPS, 1 - _EPS)
+        real_partial = np.bincount(c[partial], weights=w_real[partial], minlength=2)
+        prior = np.clip(real_partial / np.maximum(units, _EPS), _EPS, 1.0)
+        model = SizedExistence(base, draw, link, prior)
+        new_real = model.posterior_of_bins(pattern, c, b)
+        moved = float(np.abs(new_real - real).max()) if real.size else 0.0
+        real = new_real
+        if moved < tol:
+            break
+    return model, np.asarray(real[np.ravel(inverse)], dtype=np.float64)
