@@ -104,7 +104,10 @@ def main() -> None:
         objects = {f"job{j}": parse_job_annotations(b, where=f"job {j}") for j, b in bodies.items()}
         result = score_replicas(objects, g.labels, g.meta, settings)
         job_of = {f"job{j}": j for j in bodies}
-        agreement = {job_of[a.annotator]: a.f1 if a.f1 == a.f1 else 0.0 for a in result.annotators}
+        agreement = {
+            job_of[a.annotator]: a.vs_consensus_f1 if a.vs_consensus_f1 == a.vs_consensus_f1 else 0.0
+            for a in result.annotators
+        }
         found = [
             on_replica(f, job_of[n], n, agreement.get(job_of[n], 0.0)) for f in result.findings for n in at_fault(f)
         ]

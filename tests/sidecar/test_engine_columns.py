@@ -66,7 +66,10 @@ def test_columns_and_objects_give_the_same_outcome(kind: Kind, seed: int) -> Non
 def _per_object(result: object, job_of: dict[str, int]) -> tuple[list[Finding], dict[int, float]]:
     """What the sidecar built before the columnar outcome: every consensus finding as an object,
     copied onto each replica at fault."""
-    agreement = {job_of[a.annotator]: a.f1 if a.f1 == a.f1 else 0.0 for a in result.annotators}  # type: ignore[attr-defined]
+    agreement = {
+        job_of[a.annotator]: a.vs_consensus_f1 if a.vs_consensus_f1 == a.vs_consensus_f1 else 0.0
+        for a in result.annotators
+    }
     found = [
         on_replica(f, job_of[n], n, agreement.get(job_of[n], 0.0))
         for f in result.findings  # type: ignore[attr-defined]
