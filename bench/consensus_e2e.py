@@ -8,7 +8,9 @@ side by side in the same run:
 * ``cli``: ``python -m cvat_ext qa consensus`` with the agreement report, the CSV tables and the
   merged CVAT JSON;
 * ``today``: the path the CLI took before the columnar reader (each file spilled to a
-  :class:`~cvat_ext.annotations.frame_store.FrameStore`, ``score_streams``, the per-finding writers).
+  :class:`~cvat_ext.annotations.frame_store.FrameStore`, ``score_streams``, the per-finding writers);
+* ``before`` (with ``--before DIR``): the same CLI command from another source tree, e.g. the
+  previous version of the columnar path (``git archive main cvat_ext | tar -x -C DIR``).
 
 It prints frames/s and peak RSS of both, whether their outputs are byte-identical, the time from
 process start to the first byte read (the labels file is a FIFO; the bench times the moment the
@@ -17,6 +19,7 @@ child opens it), and a boxes run at ``--big-frames`` for the memory target. Figu
 
     python3 bench/consensus_e2e.py                          # 10,000 frames, boxes/masks/polygons, 100,000 boxes
     python3 bench/consensus_e2e.py --frames 2000 --big-frames 0 --kinds rectangle
+    python3 bench/consensus_e2e.py --kinds rectangle --big-frames 0 --before /tmp/main-src
 """
 
 from __future__ import annotations
@@ -127,27 +130,32 @@ def _tile(src: Path, dst: Path, times: int) -> None:
         fh.write('], "tracks": []}')
 
 
-def run_measured(argv: list[str], labels_text: str, fifo: Path) -> tuple[float, float, float, float]:
+def run_measured(
+    argv: list[str], labels_text: str, fifo: Path | None, cwd: Path = ROOT
+) -> tuple[float, float, float, float]:
     """Run ``argv`` on core 0 with ``fifo`` serving the labels: wall seconds, CPU seconds (user +
     system: what the run costs when other work shares the core), seconds to the first byte read
-    (the child opening the FIFO), peak RSS (GB)."""
-    if fifo.exists():
-        fifo.unlink()
-    os.mkfifo(fifo)
+    (the child opening the FIFO; NaN without one), peak RSS (GB)."""
     opened: list[float] = []
+    server = None
+    if fifo is not None:
+        if fifo.exists():
+            fifo.unlink()
+        os.mkfifo(fifo)
 
-    def serve() -> None:
-        with fifo.open("w") as fh:  # blocks until the child opens the FIFO to read
-            opened.append(time.perf_counter())
-            fh.write(labels_text)
+        def serve() -> None:
+            with fifo.open("w") as fh:  # blocks until the child opens the FIFO to read
+                opened.append(time.perf_counter())
+                fh.write(labels_text)
 
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    server.join(timeout=5)
+    if server is not None:
+        server.join(timeout=5)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{argv[:6]} failed with exit code {os.waitstatus_to_exitcode(status)}")
     first_byte = opened[0] - t0 if opened else float("nan")
@@ -158,7 +166,7 @@ def run_measured(argv: list[str], labels_text: str, fifo: Path) -> tuple[float, 
 Measured = tuple[float, float, float, float]
 
 
-def run_both(folder: Path, replicas: list[Path], *, today: bool) -> dict[str, Measured]:
+def run_both(folder: Path, replicas: list[Path], *, today: bool, before: Path | None = None) -> dict[str, Measured]:
     pairs = [f"{p.stem}={p}" for p in replicas]
     labels_text = (folder / "labels.json").read_text()
     fifo = folder / "labels.fifo"
@@ -166,11 +174,19 @@ def run_both(folder: Path, replicas: list[Path], *, today: bool) -> dict[str, Me
     out: dict[str, Measured] = {}
     cli_out = folder / "out-cli"
     shutil.rmtree(cli_out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "cvat_ext", "qa", "consensus", "--labels", str(fifo), "--meta", meta]
-    cmd += [a for pair in pairs for a in ("--annotations", pair)]
-    cmd += ["--report-out", str(cli_out / "report.json"), "--csv-dir", str(cli_out / "tables")]
-    cmd += ["--merged-out", str(cli_out / "merged.json"), "--no-progress"]
-    out["cli"] = run_measured(cmd, labels_text, fifo)
+
+    def cli(out_dir: Path, labels: Path = fifo) -> list[str]:
+        cmd = [sys.executable, "-m", "cvat_ext", "qa", "consensus", "--labels", str(labels), "--meta", meta]
+        cmd += [a for pair in pairs for a in ("--annotations", pair)]
+        cmd += ["--report-out", str(out_dir / "report.json"), "--csv-dir", str(out_dir / "tables")]
+        return [*cmd, "--merged-out", str(out_dir / "merged.json"), "--no-progress"]
+
+    out["cli"] = run_measured(cli(cli_out), labels_text, fifo)
+    if before is not None:  # python -m puts the working folder first on sys.path: run from there
+        shutil.rmtree(folder / "out-before", ignore_errors=True)
+        # the labels as a plain file: an older CLI may open them twice (its kind sniff drained a FIFO)
+        argv = cli(folder / "out-before", folder / "labels.json")
+        out["before"] = run_measured(argv, labels_text, None, cwd=before)
     if today:
         today_out = folder / "out-today"
         shutil.rmtree(today_out, ignore_errors=True)
@@ -180,8 +196,8 @@ def run_both(folder: Path, replicas: list[Path], *, today: bool) -> dict[str, Me
     return out
 
 
-def identical(folder: Path) -> bool:
-    return all((folder / "out-cli" / rel).read_bytes() == (folder / "out-today" / rel).read_bytes() for rel in OUTPUTS)
+def identical(folder: Path, other: str = "out-today") -> bool:
+    return all((folder / "out-cli" / rel).read_bytes() == (folder / other / rel).read_bytes() for rel in OUTPUTS)
 
 
 def main() -> None:
@@ -196,6 +212,9 @@ def main() -> None:
     )
     parser.add_argument("--side-frames", type=int, default=0, help="also run each kind at this size (side by side)")
     parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/cvat-ext-e2e"))
+    parser.add_argument(
+        "--before", type=Path, help="also run the CLI of the source tree in this folder (holding cvat_ext/)"
+    )
     args = parser.parse_args()
 
     figures: list[dict[str, Any]] = []
@@ -214,7 +233,7 @@ def main() -> None:
         size = sum(p.stat().st_size for p in replicas)
         # today's path at 100,000 frames takes ~10 min: only the CLI runs there
         today = not args.no_today and frames <= args.today_frames
-        runs = run_both(folder, replicas, today=today)
+        runs = run_both(folder, replicas, today=today, before=args.before)
         print(f"{kind}, {frames} frames x 3 replicas, {size / 1e6:.0f} MB of JSON (one core)")
         for path, (wall, cpu, first, rss) in runs.items():
             speed = f"{frames / wall:7.0f} frames/s wall ({wall:6.1f} s)"
@@ -240,6 +259,15 @@ def main() -> None:
             None if rss_target is None else rss <= rss_target,
         )
         figure(f"{tag}: cli time to first byte read", first, "s", "< 0.3", first < 0.3)
+        if "before" in runs:
+            b_wall, b_cpu, _, b_rss = runs["before"]
+            same = identical(folder, "out-before")
+            print(f"  speed-up over before {b_wall / wall:.1f}x wall, {b_cpu / cpu:.1f}x CPU; byte-identical: {same}")
+            figure(f"{tag}: before frames/s (wall)", frames / b_wall, "frames/s")
+            figure(f"{tag}: before frames/s (CPU)", frames / b_cpu, "frames/s")
+            figure(f"{tag}: before peak RSS", b_rss, "GB")
+            figure(f"{tag}: speed-up over before (CPU)", b_cpu / cpu, "x")
+            figure(f"{tag}: outputs byte-identical to before", float(same), "bool", "1", same)
         if "today" in runs:
             t_wall, t_cpu, t_first, t_rss = runs["today"]
             same = identical(folder)

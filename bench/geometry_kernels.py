@@ -2,11 +2,21 @@
 
 Run: ``python3 bench/geometry_kernels.py [--quick]``. Figures depend on the machine; compare rows
 of one run with each other (e.g. per-frame vs batched boxes), not with numbers from elsewhere.
+
+The raster rows ("raster: ...", objects/s) rasterise one matching block (8 frames x 60 objects)
+side by side: polygons by OpenCV ``fillPoly`` per object into its own crop (the baseline), by the
+previous scanline kernel (crossings paired after a three-key lexsort, one ``np.roll`` per
+polygon) and by ``polygon_runs_flat`` (one sorted int64 key, flat vertex columns); masks from
+:class:`MaskRle` objects and from the table's flat columns; a mixed block from ``Shape`` objects
+read from a :class:`ShapeTable` through ``Shape`` objects built on demand (the matching before)
+and as flat CVAT points (``segment_runs_flat``, the matching now). The raster rows are timed in
+CPU seconds of this process (best of 7 windows), which a busy shared machine disturbs less.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from results_io import BenchResults
 
 from cvat_ext.annotations.model import MaskRle, Shape, ShapeType
+from cvat_ext.annotations.table import TYPE_CODE, LazyShapes, ShapeTable, compact_coords
 from cvat_ext.geometry import (
     SimilarityParams,
     box_iou,
@@ -32,29 +43,35 @@ from cvat_ext.geometry import (
     mask_iou,
     oks,
     polygon_iou,
+    polygon_runs_flat,
+    rle_flat_to_runs,
     rle_to_runs,
     rotated_box_iou,
     runs_iou,
     runs_iou_sparse,
+    segment_runs,
+    segment_runs_flat,
     similarity_matrices,
     similarity_matrix,
     similarity_sparse,
 )
 
 
-def timeit(fn: Callable[[], object], min_time: float, repeats: int = 5) -> float:
+def timeit(
+    fn: Callable[[], object], min_time: float, repeats: int = 5, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Seconds per call: the best of ``repeats`` batches (a shared machine only ever adds time)."""
     fn()
-    start = time.perf_counter()
+    start = clock()
     fn()
-    per_call = max(time.perf_counter() - start, 1e-7)
+    per_call = max(clock() - start, 1e-7)
     calls = max(1, int(min_time / repeats / per_call))
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             fn()
-        best = min(best, (time.perf_counter() - start) / calls)
+        best = min(best, (clock() - start) / calls)
     return best
 
 
@@ -72,6 +89,98 @@ def masks(rng: np.random.Generator, n: int) -> list[MaskRle]:
         left, top = rng.integers(0, 640 - ww), rng.integers(0, 480 - hh)
         out.append(MaskRle.from_bitmap(bits, int(left), int(top)))
     return out
+
+
+def star_polygons(rng: np.random.Generator, n: int, w: int = 1280, h: int = 720) -> list[np.ndarray]:
+    """``n`` 6-10-gons of radius 10-60 px, jittered (some self-intersecting), inside a w x h frame."""
+    out = []
+    for _ in range(n):
+        k = int(rng.integers(6, 11))
+        angle = np.sort(rng.uniform(0, 2 * np.pi, k))
+        radius = rng.uniform(10, 60) * rng.uniform(0.6, 1.0, k)
+        centre = rng.uniform(60, [w - 60, h - 60])
+        out.append(centre + radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1))
+    return out
+
+
+def polygon_runs_lexsort(polys: list[np.ndarray], clip_wh: tuple[int, int]) -> object:
+    """The previous polygon scanline (for the before/after rows): one ``np.roll`` per polygon,
+    crossings ordered by a three-key lexsort."""
+    from cvat_ext.geometry.masks import RowRuns, expand_rows
+
+    pts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polys]
+    v0 = np.concatenate(pts)
+    v1 = np.concatenate([np.roll(p, -1, axis=0) for p in pts])
+    owner = np.repeat(np.arange(len(pts)), [len(p) for p in pts])
+    r_lo = np.ceil(np.minimum(v0[:, 1], v1[:, 1]) - 0.5)
+    r_hi = np.ceil(np.maximum(v0[:, 1], v1[:, 1]) - 0.5)
+    edge, row = expand_rows(r_lo, r_hi, clip_wh, 1.0)
+    x0, y0, x1, y1 = v0[edge, 0], v0[edge, 1], v1[edge, 0], v1[edge, 1]
+    x = x0 + (row + 0.5 - y0) * (x1 - x0) / (y1 - y0)
+    own = owner[edge]
+    order = np.lexsort((x, row, own))
+    x, row, own = x[order], row[order], own[order]
+    start = np.maximum(np.ceil(x[0::2] - 0.5).astype(np.int64), 0)
+    end = np.minimum(np.ceil(x[1::2] - 0.5).astype(np.int64), clip_wh[0])
+    keep = end > start
+    return RowRuns(row[0::2][keep], start[keep], end[keep], own[0::2][keep], len(polys))
+
+
+def polygons_fillpoly(polys: list[np.ndarray]) -> object:
+    """OpenCV per object: each polygon filled into its own bounding-box crop (pixel centres)."""
+    import cv2
+
+    out = []
+    for poly in polys:
+        x0, y0 = np.floor(poly.min(axis=0))
+        x1, y1 = np.ceil(poly.max(axis=0))
+        crop = np.zeros((int(y1 - y0) + 1, int(x1 - x0) + 1), dtype=np.uint8)
+        pts = np.round((poly - (x0, y0) - 0.5) * 16).astype(np.int32)
+        cv2.fillPoly(crop, [pts], 1, lineType=cv2.LINE_8, shift=4)
+        out.append(crop)
+    return out
+
+
+def raster_rows(rng: np.random.Generator) -> list[tuple[str, int, Callable[[], object]]]:
+    """(name, objects, call) of the raster kernels on one matching block: 8 frames x 60 objects."""
+    n, wh = 480, (1280, 720)
+    polys = star_polygons(rng, n)
+    xy = np.concatenate(polys)
+    vertex_start = np.concatenate(([0], np.cumsum([len(p) for p in polys])))
+    rles = [m for _ in range(n // 20) for m in masks(rng, 20)]
+    sizes = np.array([m.counts.size for m in rles])
+    flat_counts = np.concatenate([m.counts for m in rles]).astype(np.uint16)  # as the table keeps them
+    ltrb = np.array([m.ltrb for m in rles])
+    shapes: list[Shape] = []
+    for i in range(n):  # a mixed block: masks and polygons, every other object
+        if i % 2:
+            shapes.append(Shape(ShapeType.MASK, 0, 1, np.zeros((0, 2)), mask=rles[i]))
+        else:
+            shapes.append(Shape(ShapeType.POLYGON, 0, 1, polys[i]))
+    table = ShapeTable.from_shapes(shapes)
+    table = dataclasses.replace(table, coords=compact_coords(table.coords))
+    rows = np.arange(n)
+    is_mask = table.type_code == TYPE_CODE[ShapeType.MASK]
+
+    def block_from_shapes() -> object:
+        return segment_runs(LazyShapes(table, rows)[:], params)
+
+    def block_from_columns() -> object:
+        return segment_runs_flat(is_mask, *table.flat_points(rows), wh)
+
+    params = SimilarityParams(image_wh=wh)
+    before, after = polygon_runs_lexsort(polys, wh), polygon_runs_flat(xy, vertex_start, clip_wh=wh)
+    same = all(np.array_equal(getattr(before, f), getattr(after, f)) for f in ("row", "start", "end", "owner"))
+    print(f"polygon runs before == after: {same}")
+    return [
+        ("raster: polygons, OpenCV fillPoly per object (baseline)", n, lambda: polygons_fillpoly(polys)),
+        ("raster: polygons, scanline + lexsort (before)", n, lambda: polygon_runs_lexsort(polys, wh)),
+        ("raster: polygons, polygon_runs_flat (after)", n, lambda: polygon_runs_flat(xy, vertex_start, clip_wh=wh)),
+        ("raster: masks, rle_to_runs from MaskRle objects", n, lambda: rle_to_runs(rles)),
+        ("raster: masks, rle_flat_to_runs from columns", n, lambda: rle_flat_to_runs(flat_counts, sizes, ltrb)),
+        ("raster: mixed block from the table, via Shape objects (before)", n, block_from_shapes),
+        ("raster: mixed block from the table, segment_runs_flat (after)", n, block_from_columns),
+    ]
 
 
 def main() -> None:
@@ -161,6 +270,11 @@ def main() -> None:
         ("3 annotators x 20 masks: similarity_matrices", 3 * n * n, lambda: similarity_matrices(three, params)),
     ]
     results = BenchResults(__file__, note="one core; best of 5 timing windows per kernel")
+    print(f"{'raster kernel (one matching block)':56s} {'objects/s':>12s}")
+    for name, objects, fn in raster_rows(rng):
+        sec = timeit(fn, t, repeats=7, clock=time.process_time)  # CPU time: the machine is shared
+        print(f"{name:56s} {objects / sec:12,.0f}")
+        results.add(name, objects / sec, "objects/s")
     print(f"{'kernel':40s} {'calls/s':>12s} {'pairs/s':>14s}")
     for name, pairs, fn in rows:
         sec = timeit(fn, t)

@@ -9,6 +9,15 @@ label model against the majority vote on LF outputs with known accuracies.
    with ``taskset -c 0`` (or ``OMP_NUM_THREADS=1``) to pin it to one core.
 2. **Label model vs majority vote** on generated votes: 20 LFs whose accuracies (0.55-0.95) and
    coverages (0.1-0.6) are known, 3 labels, for several seeds.
+3. **Colour features per frame**: :func:`~cvat_ext.labeling_functions.pixels.pixel_stats` on a
+   1920x1080 frame (scikit-image photos tiled) for 10, 100 and 1000 boxes, and with 20 polygon
+   masks among 100 candidates (what ``lf apply`` pays per frame after the download).
+4. **Region proposals of the pre-label detector**: recall at IoU >= 0.5 of the hand-made boxes
+   of ``tests/data/labeling_functions/objects.json`` (24 objects on 5 scikit-image photos), the
+   proposals per photo and the time per photo after the superpixels, for the colour regions
+   (the previous method) and the hierarchical grouping at several contrast floors, scales and
+   strategies; and the whole pre-label call (superpixels, proposals, colour features, 11 LFs) on
+   a 1920x1080 frame.
 
     python3 bench/labeling_functions.py [--n 1000000]
 """
@@ -16,6 +25,7 @@ label model against the majority vote on LF outputs with known accuracies.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -65,9 +75,9 @@ def random_candidates(n: int, seed: int = 0) -> Candidates:
     )
 
 
-def _extra_pack(folder: Path) -> Path:
+def _extra_pack(folder: Path, count: int) -> Path:
     lines = ["labels: [vehicle, person, sign]", "functions:"]
-    for k, (feature, op, value) in enumerate(FEATURE_RULES):
+    for k, (feature, op, value) in enumerate(FEATURE_RULES[:count]):
         label = ("vehicle", "person", "sign")[k % 3]
         lines += [
             f"  - name: generated_{k}_{feature}_{op}",
@@ -86,8 +96,9 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
 
 
 def bench_throughput(n: int) -> list[dict[str, Any]]:
+    shipped = load_lfs([PACKS / "vehicles.yaml", PACKS / "street_python.py"])
     with tempfile.TemporaryDirectory() as tmp:
-        lfs = load_lfs([PACKS / "vehicles.yaml", PACKS / "street_python.py", _extra_pack(Path(tmp))])
+        lfs = shipped + load_lfs([_extra_pack(Path(tmp), 20 - len(shipped))])
     assert len(lfs) == 20, len(lfs)
     candidates, build_wall, build_cpu = _timed(lambda: random_candidates(n))
     run, apply_wall, apply_cpu = _timed(lambda: apply_lfs(lfs, candidates))
@@ -140,11 +151,109 @@ def bench_label_model(seeds: int = 5, n: int = 20_000) -> list[dict[str, Any]]:
     ]
 
 
+def frame_1080p() -> np.ndarray:
+    from skimage import data
+
+    tiles = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    row = np.concatenate([t[:300, :480] for t in tiles], axis=1)  # 1920 wide
+    return np.ascontiguousarray(np.concatenate([row, row, row, row[:180]], axis=0))  # 1080 high
+
+
+def bench_pixels(repeats: int = 5) -> list[dict[str, Any]]:
+    import cv2
+
+    from cvat_ext.labeling_functions.pixels import pixel_stats
+
+    rgb = frame_1080p()
+    rng = np.random.default_rng(0)
+    figures = []
+    for n, n_masks in ((10, 0), (100, 0), (1000, 0), (100, 20)):
+        xy = rng.uniform(0, [1800, 1000], size=(n, 2))
+        xyxy = np.concatenate([xy, np.minimum(xy + rng.lognormal(4, 0.7, (n, 2)), [1920, 1080])], axis=1)
+        masks: list[np.ndarray | None] = [None] * n
+        for i in range(n_masks):
+            x0, y0, x1, y1 = np.floor(xyxy[i, :2]).astype(int).tolist() + np.ceil(xyxy[i, 2:]).astype(int).tolist()
+            ellipse = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.ellipse(ellipse, ((x1 - x0) // 2, (y1 - y0) // 2), ((x1 - x0) // 2, (y1 - y0) // 2), 0, 0, 360, 1, -1)
+            masks[i] = ellipse.astype(bool)
+        pixel_stats(rgb, xyxy, masks)  # warm-up (imports)
+        walls, cpus = [], []
+        for _ in range(repeats):
+            _, wall, cpu = _timed(lambda xyxy=xyxy, masks=masks: pixel_stats(rgb, xyxy, masks))
+            walls.append(wall)
+            cpus.append(cpu)
+        what = f"{n} boxes" + (f" ({n_masks} polygons)" if n_masks else "")
+        print(f"colour features, 1920x1080 frame, {what}: {1000 * np.median(cpus):.0f} ms CPU, "
+              f"{1000 * np.median(walls):.0f} ms wall (median of {repeats})")
+        figures.append(_figure(f"colour features per 1920x1080 frame, {what} (CPU)", 1000 * np.median(cpus), "ms"))
+    return figures
+
+
+def bench_proposals() -> list[dict[str, Any]]:
+    from skimage import data
+
+    from cvat_ext.labeling_functions.prelabel import LfPrelabeller
+    from cvat_ext.labeling_functions.proposals import STRATEGIES, colour_regions, hierarchical_proposals
+    from cvat_ext.models.superpixels import SCALES, segment_frame
+
+    objects = json.loads((ROOT / "tests" / "data" / "labeling_functions" / "objects.json").read_text())["images"]
+    methods: dict[str, Any] = {
+        "colour regions (previous)": lambda spx: colour_regions(spx),
+        "hierarchy, contrast >= 0": lambda spx: hierarchical_proposals(
+            spx, strategies=STRATEGIES[:1], max_rel_area=0.5
+        ),
+        "hierarchy, contrast >= 8": lambda spx: hierarchical_proposals(
+            spx, strategies=STRATEGIES[:1], max_rel_area=0.5, min_contrast=8
+        ),
+        "hierarchy, contrast >= 12": lambda spx: hierarchical_proposals(
+            spx, strategies=STRATEGIES[:1], max_rel_area=0.5, min_contrast=12
+        ),
+        "hierarchy x2 strategies, contrast >= 8": lambda spx: hierarchical_proposals(
+            spx, max_rel_area=0.5, min_contrast=8
+        ),
+    }
+    figures = []
+    for scale in ("coarse", "fine"):
+        maps = []
+        for image in objects:
+            rgb = np.asarray(getattr(data, image["source"])())
+            rgb = np.ascontiguousarray(np.stack([rgb] * 3, axis=-1) if rgb.ndim == 2 else rgb[..., :3])
+            gt = np.asarray([o["xyxy"] for o in image["objects"]], dtype=np.float64)
+            maps.append((segment_frame(rgb, SCALES[scale]), gt))
+        for name, method in methods.items():
+            hits = total = count = 0
+            cpu = 0.0
+            for spx, gt in maps:
+                props, _, dt = _timed(lambda spx=spx, method=method: method(spx))
+                cpu += dt
+                lt = np.maximum(gt[:, None, :2], props.xyxy[None, :, :2])
+                rb = np.minimum(gt[:, None, 2:], props.xyxy[None, :, 2:])
+                inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+                union = np.prod(gt[:, 2:] - gt[:, :2], axis=1)[:, None] + np.prod(
+                    props.xyxy[:, 2:] - props.xyxy[:, :2], axis=1
+                )[None, :]
+                hits += int(((inter / (union - inter)).max(axis=1) >= 0.5).sum())
+                total, count = total + len(gt), count + len(props)
+            label = f"proposals, {scale} superpixels, {name}"
+            print(f"{label}: recall {hits}/{total} at IoU >= 0.5, {count / len(maps):.0f} proposals/photo, "
+                  f"{1000 * cpu / len(maps):.0f} ms CPU/photo")
+            figures.append(_figure(f"{label}: recall at IoU >= 0.5", hits / total, "ratio"))
+            figures.append(_figure(f"{label}: proposals per photo", count / len(maps), "count"))
+    lfs = load_lfs([PACKS / "vehicles.yaml", PACKS / "street_python.py"])
+    prelabel = LfPrelabeller(lfs)
+    rgb = frame_1080p()
+    prelabel(rgb)
+    dets, wall, cpu = _timed(lambda: prelabel(rgb))
+    print(f"pre-label call, 1920x1080 frame: {1000 * cpu:.0f} ms CPU, {1000 * wall:.0f} ms wall, {len(dets)} labels")
+    figures.append(_figure("pre-label detector call, 1920x1080 frame (CPU)", 1000 * cpu, "ms"))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     args = parser.parse_args()
-    figures = bench_throughput(args.n) + bench_label_model()
+    figures = bench_throughput(args.n) + bench_label_model() + bench_pixels() + bench_proposals()
     results = BenchResults(__file__)
     results.add_all(figures)
     results.write()

@@ -9,17 +9,25 @@ Two paths, one result:
 * the **fast path** decodes with msgspec into typed structs (C-level type checks: no bools for
   numbers, no strings for numbers, no NaN/infinity), then checks every rule of
   :func:`~cvat_ext.annotations.cvat_json.parse_shape` on whole columns (points per type, mask RLE
-  sums and boxes, finite numbers) and fills the columns without a Python object per shape;
-* the **slow path** runs when the fast one cannot vouch for a file: a check failed, the body has
-  tracks or skeletons, an integer is written as ``14.0``, a top-level key may be repeated. It is
-  :class:`~cvat_ext.annotations.frame_store.FrameStore`, the strict per-object reader: it raises
-  the one error naming the file, the object index and the field (``a.json: shapes[1234] frame 7:
-  polygon 3 has 2 points, need >= 3``), or, for a valid body, gives the frames the table is built
-  from (tracks expanded up to ``last_frame``).
+  sums and boxes, finite numbers) and fills the columns without a Python object per shape.
+  Skeletons (``parse_shape``) and tracks (``parse_track``, then
+  :func:`~cvat_ext.annotations.tracks.expand_track` up to ``last_frame``: the per-object path's
+  keyframes, interpolation and outside frames) are built by the per-object code and go into the
+  same table, track rows after each frame's own shapes, in track order;
+* the **slow path** runs when the fast one cannot vouch for a file: a check failed, the
+  per-object parser complained about a skeleton or a track, an integer is written as ``14.0``, a
+  top-level key may be repeated. It is :class:`~cvat_ext.annotations.frame_store.FrameStore`,
+  the strict per-object reader: it raises the one error naming the file, the object index and the
+  field (``a.json: shapes[1234] frame 7: polygon 3 has 2 points, need >= 3``), or, for a valid
+  body, gives the frames the table is built from (tracks expanded up to ``last_frame``).
 
-Large bodies are not decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds
-each shape's bytes and the shapes are decoded :data:`BLOCK_ITEMS` at a time (a file is
-memory-mapped and its pages dropped as they are done), so reading holds the columns, not the file.
+Files are memory-mapped and decoded from the page cache. Bodies of :data:`SPLIT_BYTES` or more,
+and those whose structs would exceed :data:`WHOLE_STRUCT_BYTES` (dense mask RLEs), are not
+decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds each shape's bytes and
+the shapes are decoded :data:`BLOCK_ITEMS` at a time (the pages dropped as they are done), so
+reading holds the columns, not the file. Other bodies are decoded in one call (the scan costs
+more than the decoding); the cyclic garbage collector is paused meanwhile
+(:mod:`cvat_ext.annotations.gc_pause`).
 
 msgspec was chosen on measurement (bench/consensus_e2e.py's notes; a 58 MB file of 200,000 boxes
 decodes into typed structs in about half the time ``orjson``/``json`` take to build dicts, and the
@@ -35,11 +43,12 @@ import mmap
 import operator
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import numpy as np
@@ -47,7 +56,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
-from cvat_ext.annotations.model import Attribute, ShapeType, Tag
+from cvat_ext.annotations.model import Attribute, Shape, ShapeType, Tag
 from cvat_ext.annotations.table import (
     SHAPE_TYPES,
     TYPE_CODE,
@@ -59,6 +68,8 @@ from cvat_ext.annotations.table import (
 from cvat_ext.errors import AnnotationFormatError
 
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
+
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,7 +95,8 @@ class _Shape(msgspec.Struct):
     source: str = "manual"
     score: float = 1.0
     attributes: list[_Attribute] = msgspec.field(default_factory=list)
-    elements: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    #: a skeleton's keypoints, as plain JSON data for the per-object parser
+    elements: list[Any] = msgspec.field(default_factory=list)
 
 
 class _Tag(msgspec.Struct):
@@ -100,14 +112,24 @@ class _Body(msgspec.Struct):
     version: int = 0
     tags: list[_Tag] = msgspec.field(default_factory=list)
     shapes: list[_Shape] = msgspec.field(default_factory=list)
-    tracks: list[msgspec.Raw] = msgspec.field(default_factory=list)
+    #: plain JSON data for the per-object parser and the track expansion
+    tracks: list[Any] = msgspec.field(default_factory=list)
     intervals: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 _DECODER: Final = msgspec.json.Decoder(_Body)
 _SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
-#: bodies of this size or more have their shapes decoded a block at a time
-SPLIT_BYTES: Final = 16 << 20
+#: bodies of this size or more have their shapes decoded a block at a time ...
+SPLIT_BYTES: Final = 128 << 20
+#: ... bodies under this size are decoded whole (no scan: it costs more than the decoding) ...
+WHOLE_BYTES: Final = 16 << 20
+#: ... and those between when their structs are expected to stay under this: each JSON number
+#: becomes a Python float in a list (32 bytes), and the shapes' structs add about as much again
+#: per comma for boxes; the commas are counted in the body's first and last MB (a mask RLE of short
+#: numbers is about 8 bytes of structs per byte of JSON, a box about 2)
+WHOLE_STRUCT_BYTES: Final = 256 << 20
+_STRUCT_BYTES_PER_COMMA: Final = 40
+_SAMPLE_BYTES: Final = 1 << 20
 #: shapes decoded at once from a split body (a few MB of structs) ...
 BLOCK_ITEMS: Final = 20_000
 #: ... and at most about this much of its text
@@ -116,6 +138,7 @@ BLOCK_BYTES: Final = 4 << 20
 #: and ``"shapes"`` also appear inside tracks, so their counts are compared with the track count
 _TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
 _CODE_OF: Final = {t.value: TYPE_CODE[t] for t in SHAPE_TYPES if t is not ShapeType.SKELETON}
+_SKELETON: Final = ShapeType.SKELETON.value
 #: numbers in ``points`` per type code (-1: XY pairs, at least MIN_VERTICES of them; -2: mask)
 _NEED = np.array(
     [
@@ -152,19 +175,20 @@ class ReplicaColumns:
 def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None = None) -> ReplicaColumns:
     """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``).
 
-    Files of :data:`SPLIT_BYTES` or more are memory-mapped and their shapes decoded
-    :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so memory holds the columns
-    and one block, not the file. Bad input raises :class:`AnnotationFormatError` naming the file,
-    the object and the field."""
+    Files are memory-mapped and decoded from the page cache; large ones (see ``_decode_whole``)
+    have their shapes decoded :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so
+    memory holds the columns and one block, not the file. Bad input raises
+    :class:`AnnotationFormatError` naming the file, the object and the field."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < SPLIT_BYTES:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode) or not info.st_size:  # a pipe, an empty file
                 return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path)
+            # decoded straight from the page cache: no copy of the file in memory
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 try:
-                    return _fast(mapped, release=functools.partial(_drop_pages, mapped))
+                    return _fast(mapped, last_frame, release=functools.partial(_drop_pages, mapped))
                 except _NotFast:
                     pass
     except OSError as exc:
@@ -176,11 +200,10 @@ def read_annotations_bytes(
     raw: bytes, *, where: str, last_frame: int | None = None, path: Path | None = None
 ) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already in memory (``where`` starts the errors)."""
-    with gc_paused():
-        try:
-            return _fast(raw)
-        except _NotFast:
-            pass
+    try:
+        return _fast(raw, last_frame)  # the collector is paused inside
+    except _NotFast:
+        pass
     return _slow(raw, where, last_frame, path)
 
 
@@ -196,7 +219,7 @@ def read_annotations_body(data: Any, *, where: str, last_frame: int | None = Non
             body = None
         if body is not None:
             try:
-                return _columns(body, [_table_or_not(body.shapes)], None)
+                return _columns(body, [_table_or_not(body.shapes)], None, last_frame)
             except _NotFast:
                 pass
     try:
@@ -225,8 +248,28 @@ def _decode(raw: bytes | mmap.mmap) -> _Body:
         raise _NotFast from exc
 
 
-def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = None) -> ReplicaColumns:
-    items = array_items(raw, b"shapes", release=release) if len(raw) >= SPLIT_BYTES else None
+def _fast(
+    raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None = None
+) -> ReplicaColumns:
+    with gc_paused():  # millions of acyclic structs and lists: the collector would rescan them all
+        return _fast_columns(raw, last_frame, release)
+
+
+def _decode_whole(raw: bytes | mmap.mmap) -> bool:
+    """Whether to decode ``raw`` in one call (see :data:`WHOLE_STRUCT_BYTES`)."""
+    n = len(raw)
+    if n >= SPLIT_BYTES:
+        return False
+    if n < WHOLE_BYTES:
+        return True
+    sample = raw[:_SAMPLE_BYTES] + raw[-_SAMPLE_BYTES:]
+    return sample.count(b",") / len(sample) * n * _STRUCT_BYTES_PER_COMMA <= WHOLE_STRUCT_BYTES
+
+
+def _fast_columns(
+    raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None
+) -> ReplicaColumns:
+    items = None if _decode_whole(raw) else array_items(raw, b"shapes", release=release)
     if items is None:
         body = _decode(raw)
         head: bytes | mmap.mmap = raw
@@ -240,17 +283,26 @@ def _fast(raw: bytes | mmap.mmap, release: Callable[[int, int], None] | None = N
         for block in _shape_blocks(raw, items, release):
             builder.add(block)
         parts = [builder.build()]
-    return _columns(body, parts, head)
+    return _columns(body, parts, head, last_frame)
 
 
-def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None) -> ReplicaColumns:
+def _columns(
+    body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None, last_frame: int | None
+) -> ReplicaColumns:
     """The replica's columns from its decoded body and shape tables (``head``: the JSON text with
-    the top-level keys, checked for a repeated key; None for a body decoded elsewhere)."""
+    the top-level keys, checked for a repeated key; None for a body decoded elsewhere). Tracks
+    are expanded up to ``last_frame`` into rows after the shapes' (the frame sort below puts them
+    after each frame's own shapes, in track order)."""
+    inner_shapes_keys = 0
     if body.tracks:
-        raise _NotFast
+        track_rows, inner_shapes_keys = _track_table(body.tracks, last_frame)
+        parts = [*parts, track_rows]
     if head is not None:
+        # "shapes" is also the key of every track's (and element track's) keyframes
         keys = _TOP_KEY.findall(head)
-        if len(keys) != len(set(keys)):
+        count = {k: keys.count(k) for k in set(keys)}
+        count[b"shapes"] = count.get(b"shapes", 0) - inner_shapes_keys
+        if any(c > 1 for c in count.values()) or count[b"shapes"] < 0:
             raise _NotFast
     shapes = compact_ints(ShapeTable.concat(parts))
     tags: dict[int, list[Tag]] = {}
@@ -258,11 +310,15 @@ def _columns(body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | Non
         tag = Tag(t.frame, t.label_id, t.id, t.group, t.source, _attrs(t.attributes))
         tags.setdefault(t.frame, []).append(tag)
     tag_frames = np.fromiter(tags, dtype=np.int64, count=len(tags))
+    shapes = _by_frame(shapes)
+    frame = shapes.frame.astype(np.int64)
+    shape_frames = frame[np.concatenate(([True], frame[1:] != frame[:-1]))] if frame.size else frame  # sorted
     return ReplicaColumns(
-        shapes=_by_frame(shapes),
-        frames=np.union1d(shapes.frame, tag_frames),
+        shapes=shapes,
+        frames=np.union1d(shape_frames, tag_frames) if tag_frames.size else shape_frames,
         tags={f: tuple(v) for f, v in sorted(tags.items())},
         version=body.version,
+        from_tracks=bool(body.tracks),
     )
 
 
@@ -312,12 +368,52 @@ def _column(items: Sequence[_Shape], name: str, dtype: type) -> np.ndarray:
 
 
 def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
-    """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail."""
+    """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail.
+    Skeletons (and anything with elements) are built by ``parse_shape`` itself and put back in
+    file order."""
+    types = map(operator.attrgetter("type"), items)
+    if not any(map(operator.attrgetter("elements"), items)) and _SKELETON not in types:
+        return _plain_table(items)
+    from cvat_ext.annotations.cvat_json import parse_shape  # the per-object parser: only for skeletons
+
+    is_object = np.fromiter((bool(s.elements) or s.type == _SKELETON for s in items), dtype=np.bool_, count=len(items))
+    objects, plain = np.flatnonzero(is_object), np.flatnonzero(~is_object)
+    tables = [
+        _plain_table([items[i] for i in plain.tolist()]),
+        ShapeTable.from_shapes([_parsed(msgspec.to_builtins(items[i]), parse_shape) for i in objects.tolist()]),
+    ]
+    return ShapeTable.concat(tables).take(np.argsort(np.concatenate([plain, objects]), kind="stable"))
+
+
+def _parsed(data: Any, parse: Callable[..., T]) -> T:
+    """``parse(data)`` by the per-object parser; any complaint sends the body to the slow path,
+    which names the object in its error."""
+    try:
+        return parse(data)
+    except AnnotationFormatError as exc:
+        raise _NotFast from exc
+
+
+def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTable, int]:
+    """The tracks' visible shapes (expanded up to ``last_frame`` by
+    :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion), in track
+    order, and how many ``"shapes"`` keys the tracks and their element tracks hold."""
+    from cvat_ext.annotations.cvat_json import parse_track
+    from cvat_ext.annotations.tracks import expand_track
+
+    shapes: list[Shape] = []
+    inner_keys = 0
+    for data in tracks:
+        track = _parsed(data, parse_track)
+        inner_keys += 1 + sum(isinstance(e, dict) and "shapes" in e for e in data.get("elements", ()))
+        shapes.extend(_parsed(track, functools.partial(expand_track, last_frame=last_frame)))
+    return ShapeTable.from_shapes(shapes), inner_keys
+
+
+def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
+    """Typed shapes without elements -> columns (see :func:`_shape_table`)."""
     n = len(items)
-    if any(map(operator.attrgetter("elements"), items)):
-        raise _NotFast  # skeletons: the slow path builds their elements
-    code_of = _CODE_OF.get
-    type_code = np.fromiter((code_of(t, -1) for t in map(operator.attrgetter("type"), items)), np.int64, n)
+    type_code = _codes(list(map(operator.attrgetter("type"), items)), _CODE_OF)
     if n and type_code.min() < 0:
         raise _NotFast
     points = list(map(operator.attrgetter("points"), items))
@@ -331,11 +427,15 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
         raise _NotFast
     _check_points(type_code, lengths, coords, coord_start)
     ids = list(map(operator.attrgetter("id"), items))
-    has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
-    sources: dict[str, int] = {}
-    source_code = np.fromiter(
-        (sources.setdefault(s, len(sources)) for s in map(operator.attrgetter("source"), items)), np.int64, n
-    )
+    if ids.count(None) == n:  # CVAT's export of a job: no ids at all (C-level count, no loop)
+        has_id, obj_id = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64)
+    else:
+        has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
+        obj_id = np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n)
+    source_names = list(map(operator.attrgetter("source"), items))
+    sources = {name: code for code, name in enumerate(dict.fromkeys(source_names))}
+    source_code = _codes(source_names, sources)
+    with_attributes = np.flatnonzero(np.fromiter(map(bool, map(operator.attrgetter("attributes"), items)), np.bool_, n))
     return ShapeTable(
         frame=_column(items, "frame", np.int64),
         label_id=_column(items, "label_id", np.int64),
@@ -346,14 +446,22 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
         group=_column(items, "group", np.int64),
         rotation=rotation,
         score=score,
-        obj_id=np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n),
+        obj_id=obj_id,
         has_id=has_id,
         source_code=source_code,
         sources=tuple(sources),
         coords=compact_coords(coords),
         coord_start=coord_start,
-        attributes={i: _attrs(s.attributes) for i, s in enumerate(items) if s.attributes},
+        attributes={i: _attrs(items[i].attributes) for i in with_attributes.tolist()},
     )
+
+
+def _codes(names: list[str], code_of: dict[str, int]) -> npt.NDArray[np.int64]:
+    """``(N,)`` the code of every name (-1 for a name ``code_of`` lacks); one C-level count when
+    every name is the same (a job of boxes: every type is ``rectangle``)."""
+    if names and names.count(names[0]) == len(names):
+        return np.full(len(names), code_of.get(names[0], -1), dtype=np.int64)
+    return np.fromiter(map(code_of.get, names, itertools.repeat(-1)), dtype=np.int64, count=len(names))
 
 
 def _check_points(type_code: np.ndarray, lengths: np.ndarray, coords: np.ndarray, coord_start: np.ndarray) -> None:

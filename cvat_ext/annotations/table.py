@@ -132,9 +132,7 @@ class ShapeTable:
     def take(self, rows: IntArray) -> ShapeTable:
         """The table of ``rows`` (positions, in the order given)."""
         rows = np.asarray(rows, dtype=np.int64)
-        lengths = np.diff(self.coord_start)[rows]
-        start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        gather = np.repeat(self.coord_start[rows] - start[:-1], lengths) + np.arange(int(start[-1]), dtype=np.int64)
+        coords, start = self.flat_points(rows)
         renumber = {int(r): i for i, r in enumerate(rows.tolist())} if (self.attributes or self.elements) else {}
         return ShapeTable(
             frame=self.frame[rows],
@@ -150,7 +148,7 @@ class ShapeTable:
             has_id=self.has_id[rows],
             source_code=self.source_code[rows],
             sources=self.sources,
-            coords=self.coords[gather],
+            coords=coords,
             coord_start=start,
             attributes={renumber[r]: a for r, a in self.attributes.items() if r in renumber},
             elements={renumber[r]: e for r, e in self.elements.items() if r in renumber},
@@ -158,6 +156,15 @@ class ShapeTable:
 
     # ------------------------------------------------------------------------------------------
     # columns the engines need
+
+    def flat_points(self, rows: IntArray) -> tuple[npt.NDArray[Any], IntArray]:
+        """CVAT's flat ``points`` of ``rows`` (positions, in the order given), one after the other:
+        ``coords (C',)`` in the table's coordinate type and ``coord_start (len(rows) + 1,)``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = np.diff(self.coord_start)[rows]
+        start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        gather = np.repeat(self.coord_start[rows] - start[:-1], lengths) + np.arange(int(start[-1]), dtype=np.int64)
+        return self.coords[gather], start
 
     def xyxy(self) -> FloatArray:
         """(M, 4) axis-aligned extent of every row, as :attr:`Shape.xyxy` (rectangles: the box)."""
@@ -219,10 +226,7 @@ class ShapeTable:
         flat = self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])]
         mask = None
         if code == _MASK:
-            whole = flat.astype(np.int64)
-            whole.setflags(write=False)
-            ltrb = (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1]))
-            mask = _assembled(MaskRle, counts=whole[:-4], ltrb=ltrb)
+            mask = _mask_of(flat)
             points: FloatArray = np.zeros((0, 2))
         elif code == _CUBOID:
             points = flat.astype(np.float64).reshape(8, 2)
@@ -250,6 +254,12 @@ class ShapeTable:
             elements=self.elements.get(row, ()),
         )
 
+    def mask(self, row: int) -> MaskRle:
+        """The :class:`MaskRle` of mask row ``row``, without its :class:`Shape`."""
+        if int(self.type_code[row]) != _MASK:
+            raise ValueError(f"row {row} is a {SHAPE_TYPES[int(self.type_code[row])].value}, not a mask")
+        return _mask_of(self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])])
+
     def shapes(self) -> Iterator[Shape]:
         """Every row as a :class:`Shape`, in order."""
         return map(self.shape, range(len(self)))
@@ -264,6 +274,14 @@ def _assembled(cls: type[T], **fields: Any) -> T:
     for name, value in fields.items():
         object.__setattr__(obj, name, value)
     return obj
+
+
+def _mask_of(flat: npt.NDArray[Any]) -> MaskRle:
+    """A mask's flat CVAT points (RLE counts, then inclusive ``ltrb``), validated when read."""
+    whole = flat.astype(np.int64)
+    whole.setflags(write=False)
+    ltrb = (int(whole[-4]), int(whole[-3]), int(whole[-2]), int(whole[-1]))
+    return _assembled(MaskRle, counts=whole[:-4], ltrb=ltrb)
 
 
 def _flat_points(s: Shape) -> FloatArray:
@@ -370,8 +388,21 @@ class LazyShapes(Sequence[Shape]):
 
     def __init__(self, table: ShapeTable, rows: IntArray) -> None:
         self._table = table
-        self._rows = rows.tolist()
+        self._row_array = np.asarray(rows, dtype=np.int64)
+        self._rows = self._row_array.tolist()
         self._built: dict[int, Shape] = {}
+
+    def flat_points(self, positions: IntArray) -> tuple[npt.NDArray[Any], IntArray]:
+        """:meth:`ShapeTable.flat_points` of the shapes at ``positions`` of this sequence, read
+        from the columns (no :class:`Shape` built): for kernels that take geometry as columns."""
+        return self._table.flat_points(self._row_array[np.asarray(positions, dtype=np.int64)])
+
+    def mask(self, i: int) -> MaskRle:
+        """The mask of mask shape ``i`` (its :class:`Shape` is not built when it was not yet)."""
+        shape = self._built.get(i)
+        if shape is not None and shape.mask is not None:
+            return shape.mask
+        return self._table.mask(self._rows[i])
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from cvat_ext.annotations.model import FrameAnnotations, Shape, ShapeType, Tag
-from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE
+from cvat_ext.annotations.model import FrameAnnotations, MaskRle, Shape, ShapeType, Tag
+from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, LazyShapes
 from cvat_ext.geometry import SHAPE_FAMILY
 
 if TYPE_CHECKING:
@@ -124,6 +124,15 @@ class ReplicaBatch:
         if self.shapes is None:
             raise ValueError(f"match group {self.key}: built from columns, no shape objects")
         return self.shapes[row]
+
+    def mask(self, row: int) -> MaskRle:
+        """The mask of a mask row, read from the table's columns when the batch was cut from one."""
+        if isinstance(self.shapes, LazyShapes):
+            return self.shapes.mask(row)
+        mask = self.shape(row).mask
+        if mask is None:
+            raise ValueError(f"match group {self.key}: row {row} is not a mask")
+        return mask
 
     @property
     def family(self) -> str:

@@ -24,10 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBatch
+from cvat_ext.consensus.components import connected_components
 from cvat_ext.consensus.matching import PairLinks, annotator_pairs
 
 Pair = tuple[int, int]
@@ -73,9 +72,7 @@ def build_clusters(batch: ReplicaBatch, links: Mapping[Pair, PairLinks], *, rejo
     edge_sim = np.concatenate([links[p].sim for p in pairs]) if pairs else np.zeros(0)
     edge_pair = np.repeat(np.arange(len(pairs)), [len(links[p]) for p in pairs])
 
-    graph = coo_matrix((np.ones(edge_a.size), (edge_a, edge_b)), shape=(m, m))
-    _, comp = connected_components(graph, directed=False)
-    comp = np.asarray(comp, dtype=np.int64)
+    comp = connected_components(m, edge_a, edge_b)
 
     # a component is a clique of links iff it has one object per annotator at most and
     # size * (size - 1) / 2 links (links join different annotators and are one-to-one per pair)

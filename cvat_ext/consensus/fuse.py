@@ -23,6 +23,7 @@ from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, s
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
     SOURCE,
+    MaskView,
     MemberRuns,
     fuse_boxes,
     fuse_keypoints,
@@ -291,7 +292,7 @@ class ChunkMerger:
             sel = np.flatnonzero(all_masks)
             member_j, member_r = np.nonzero(present_k[sel])
             member_rows = rows_k[sel][member_j, member_r]
-            masks = [batch.shapes[i].mask for i in member_rows.tolist()]
+            masks = MaskView(batch.mask, member_rows)  # read when used: a dominant lead's only
             # IoU with the heaviest member, known from the matching where the two are linked
             lead_r = np.where(present_k[sel], wk[sel], -1.0).argmax(axis=1)[member_j]
             pair_of = _pair_index(len(w))

@@ -18,8 +18,8 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from cvat_ext.consensus.assignment import linear_sum_assignment
 from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
 from cvat_ext.consensus.segments import segment_rows_runs
 from cvat_ext.geometry import (

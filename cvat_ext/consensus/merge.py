@@ -17,6 +17,7 @@ Weights are per annotator ``(R,)``, larger = more trusted.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import overload
 
 import numpy as np
 
@@ -170,6 +171,31 @@ def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod
 VOTE_BLOCK = 128
 
 
+class MaskView(Sequence[MaskRle]):
+    """``mask_of(positions[i])`` for each i, read when used: the member masks of a chunk's clusters
+    without reading every one (a dominant cluster's vote needs only its lead's mask)."""
+
+    def __init__(self, mask_of: Callable[[int], MaskRle], positions: IntArray) -> None:
+        self._mask_of = mask_of
+        self._positions = np.asarray(positions, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._positions.size)
+
+    @overload
+    def __getitem__(self, i: int) -> MaskRle: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[MaskRle]: ...
+    def __getitem__(self, i: int | slice) -> MaskRle | Sequence[MaskRle]:
+        if isinstance(i, slice):
+            return MaskView(self._mask_of, self._positions[i])
+        return self._mask_of(int(self._positions[i]))
+
+    def view(self, sel: IntArray) -> MaskView:
+        """The masks at positions ``sel`` of this view."""
+        return MaskView(self._mask_of, self._positions[sel])
+
+
 #: the row runs of some of the masks given to :func:`vote_masks`, by their positions
 MemberRuns = Callable[[IntArray], RowRuns]
 
@@ -201,7 +227,7 @@ def vote_masks(
         c1 = min(c0 + VOTE_BLOCK, n_clusters)
         sel = np.flatnonzero((cluster >= c0) & (cluster < c1))
         part = _vote_block(
-            [masks[i] for i in sel.tolist()],
+            masks.view(sel) if isinstance(masks, MaskView) else [masks[i] for i in sel.tolist()],
             cluster[sel] - c0,
             weight[sel],
             c1 - c0,

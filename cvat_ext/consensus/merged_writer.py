@@ -25,15 +25,14 @@ from cvat_ext.annotations.model import Attribute, Shape
 from cvat_ext.consensus.fuse import MergedColumns
 from cvat_ext.consensus.merge import SOURCE
 from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
+from cvat_ext.consensus.report_text import float_texts, round_like_python
 from cvat_ext.errors import ConfigError
 
 __all__ = ["merged_json", "write_merged"]
 
-_TAIL = '"label_id": %d, "group": 0, "source": ' + json.dumps(SOURCE) + ', "frame": %d, "score": %r, "attributes": %s, '
-_RECT = (
-    '{"type": "rectangle", "occluded": %s, "outside": false, "z_order": %d, "rotation": %r, '
-    '"points": [%r, %r, %r, %r], ' + _TAIL + '"elements": []}'
-)
+_TAIL = '"label_id": %d, "group": 0, "source": ' + json.dumps(SOURCE) + ', "frame": %d, "score": %s, "attributes": %s, '
+_RECT = '{"type": "rectangle", "occluded": %s, "outside": false, "z_order": %d, "rotation": %s, "points": %s, '
+_RECT += _TAIL + '"elements": []}'
 _MASK = '{"type": "mask", "occluded": %s, "outside": false, "z_order": %d, "rotation": 0.0, "points": [%s], ' + _TAIL
 _MASK += '"elements": []}'
 _BOOL = ("false", "true")
@@ -48,16 +47,20 @@ def _attributes_json(attrs: tuple[tuple[Attribute, ...], ...] | None, n: int) ->
 def _column_lines(part: MergedColumns) -> list[str] | None:
     """One JSON line per fused rectangle or mask; None for parts the template does not cover."""
     n = part.frame.shape[0]
+    if not np.isfinite(part.score).all():
+        return None  # json writes NaN/Infinity, the templates would not
     head = (part.occluded.tolist(), part.z_order.tolist())
-    tail = (part.label.tolist(), part.frame.tolist(), [round(s, 4) for s in part.score.tolist()])
+    tail = (part.label.tolist(), part.frame.tolist(), float_texts(round_like_python(part.score, 4)))
     attrs = _attributes_json(part.attributes, n)
     if part.xyxy is not None and part.rotation is not None:
         if not (np.isfinite(part.xyxy).all() and np.isfinite(part.rotation).all()):
-            return None  # json writes NaN/Infinity, the template would not
+            return None
+        x0, y0, x1, y1 = (iter(float_texts(part.xyxy[:, i])) for i in range(4))
+        points = [f"[{a}, {b}, {c}, {d}]" for a, b, c, d in zip(x0, y0, x1, y1, strict=True)]
         return [
-            _RECT % (_BOOL[occ], z, rot, x0, y0, x1, y1, lb, fr, sc, at)
-            for occ, z, rot, (x0, y0, x1, y1), lb, fr, sc, at in zip(
-                *head, part.rotation.tolist(), part.xyxy.tolist(), *tail, attrs, strict=True
+            _RECT % (_BOOL[occ], z, rot, pts, lb, fr, sc, at)
+            for occ, z, rot, pts, lb, fr, sc, at in zip(
+                *head, float_texts(part.rotation), points, *tail, attrs, strict=True
             )
         ]
     if part.mask_ltrb is not None and part.mask_counts is not None and part.kp_label is None:

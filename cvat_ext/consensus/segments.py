@@ -14,12 +14,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cvat_ext.annotations.model import ShapeType
+from cvat_ext.annotations.table import TYPE_CODE, LazyShapes
 from cvat_ext.consensus.batch import IntArray, ReplicaBatch
-from cvat_ext.geometry import RowRuns, SimilarityParams, empty_runs, owner_offsets, segment_runs, take_runs
+from cvat_ext.geometry import (
+    RowRuns,
+    SimilarityParams,
+    concat_ranges,
+    empty_runs,
+    owner_offsets,
+    segment_runs,
+    segment_runs_flat,
+    take_runs,
+)
 
 #: frames decoded (and joined by the matching) together: the matching's IoU matrix per block is
 #: (20 F)^2 for 20 objects per frame
 SEGMENT_FRAMES = 8
+
+_MASK_CODE = TYPE_CODE[ShapeType.MASK]
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,19 +95,44 @@ def _decode_block(
     batch: ReplicaBatch, lo: int, hi: int, params: SimilarityParams, frame_wh: IntArray | None
 ) -> RowRuns:
     """Runs of rows ``lo:hi`` (owner = row - lo, grouped by owner), clipped per frame size."""
-    shapes = [batch.shape(i) for i in range(lo, hi)]
+    geometry = _BlockGeometry(batch, lo, hi)
     if frame_wh is None:
-        return _grouped(segment_runs(shapes, params))
+        return _grouped(geometry.runs(None, params.image_wh))
     sizes = frame_wh[batch.frame_pos[lo:hi]]
     if (sizes == sizes[0]).all():
-        return _grouped(segment_runs(shapes, params.sized((int(sizes[0, 0]), int(sizes[0, 1])))))
+        return _grouped(geometry.runs(None, (int(sizes[0, 0]), int(sizes[0, 1]))))
     parts = []
     for wh in np.unique(sizes, axis=0):
         local = np.flatnonzero((sizes == wh).all(axis=1))
-        runs = segment_runs([shapes[i] for i in local.tolist()], params.sized((int(wh[0]), int(wh[1]))))
+        runs = geometry.runs(local, (int(wh[0]), int(wh[1])))
         parts.append(RowRuns(runs.row, runs.start, runs.end, local[runs.owner], hi - lo))
     row, start, end, owner = (np.concatenate([getattr(p, f) for p in parts]) for f in ("row", "start", "end", "owner"))
     return _grouped(RowRuns(row, start, end, owner, hi - lo))
+
+
+class _BlockGeometry:
+    """The polygons and masks of batch rows ``lo:hi`` as CVAT's flat points, read from the table's
+    columns when the batch was cut from one (no :class:`Shape` built), else from the shapes."""
+
+    def __init__(self, batch: ReplicaBatch, lo: int, hi: int) -> None:
+        shapes = batch.shapes
+        self.is_mask = batch.type_code[lo:hi] == _MASK_CODE
+        if isinstance(shapes, LazyShapes):
+            self.coords, self.start = shapes.flat_points(np.arange(lo, hi))
+            self.shapes = None
+        else:
+            self.shapes = [batch.shape(i) for i in range(lo, hi)]
+
+    def runs(self, local: IntArray | None, clip_wh: tuple[int, int]) -> RowRuns:
+        """Runs of the block's rows ``local`` (all when None), clipped to ``clip_wh``."""
+        if self.shapes is not None:
+            chosen = self.shapes if local is None else [self.shapes[i] for i in local.tolist()]
+            return segment_runs(chosen, SimilarityParams(image_wh=clip_wh))
+        if local is None:
+            return segment_runs_flat(self.is_mask, self.coords, self.start, clip_wh)
+        lengths = self.start[local + 1] - self.start[local]
+        coords = self.coords[concat_ranges(self.start[local], lengths)]
+        return segment_runs_flat(self.is_mask[local], coords, np.concatenate(([0], np.cumsum(lengths))), clip_wh)
 
 
 def _grouped(runs: RowRuns) -> RowRuns:

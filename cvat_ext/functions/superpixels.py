@@ -90,7 +90,8 @@ class SuperpixelFunction:
 
         def compute() -> tuple[SuperpixelMap, bytes]:
             spx = segment_frame(image.rgb(), self.scale)
-            return spx, spx.to_bytes()
+            # serialising costs ~50 ms of a 1080p first click: only when a shared cache takes it
+            return spx, spx.to_bytes() if self.cache.shared is not None else b""
 
         def from_raw(raw: bytes) -> SuperpixelMap:
             try:

@@ -25,10 +25,12 @@ from cvat_ext.geometry.keypoints import (
 from cvat_ext.geometry.lines import line_iou, line_point_similarity, polyline_runs
 from cvat_ext.geometry.masks import (
     RowRuns,
+    concat_ranges,
     empty_runs,
     mask_iou,
     owner_offsets,
     rle_columns_to_runs,
+    rle_flat_to_runs,
     rle_to_runs,
     runs_intersection,
     runs_iou,
@@ -36,7 +38,7 @@ from cvat_ext.geometry.masks import (
     runs_iou_sparse,
     take_runs,
 )
-from cvat_ext.geometry.polygons import polygon_iou, polygon_runs
+from cvat_ext.geometry.polygons import polygon_iou, polygon_runs, polygon_runs_flat
 from cvat_ext.geometry.rotated import box_corners, convex_intersection_area, convex_iou, rotated_box_iou
 from cvat_ext.geometry.similarity import (
     LINE_METRICS,
@@ -45,6 +47,7 @@ from cvat_ext.geometry.similarity import (
     points_similarity,
     rectangle_similarity,
     segment_runs,
+    segment_runs_flat,
     similarity_matrices,
     similarity_matrix,
     similarity_sparse,
@@ -65,6 +68,7 @@ __all__ = [
     "box_iou",
     "box_iou_batched",
     "box_iou_pairs",
+    "concat_ranges",
     "convex_hulls",
     "convex_intersection_area",
     "convex_iou",
@@ -86,9 +90,11 @@ __all__ = [
     "points_similarity",
     "polygon_iou",
     "polygon_runs",
+    "polygon_runs_flat",
     "polyline_runs",
     "rectangle_similarity",
     "rle_columns_to_runs",
+    "rle_flat_to_runs",
     "rle_to_runs",
     "rotated_box_iou",
     "runs_intersection",
@@ -96,6 +102,7 @@ __all__ = [
     "runs_iou_paired",
     "runs_iou_sparse",
     "segment_runs",
+    "segment_runs_flat",
     "sigmas_from_moments",
     "similarity_matrices",
     "similarity_matrix",

@@ -155,6 +155,15 @@ def clip_columns(start: IntArray, end: IntArray, clip_wh: tuple[int, int], scale
     return start, end
 
 
+def concat_ranges(first: npt.ArrayLike, lengths: npt.ArrayLike) -> IntArray:
+    """Positions ``first[i] .. first[i] + lengths[i] - 1`` of every i, one range after the other:
+    the gather index of ragged rows stored flat (``(sum(lengths),)`` int64)."""
+    first_i = np.asarray(first, dtype=np.int64)
+    length = np.asarray(lengths, dtype=np.int64)
+    offset = np.cumsum(length) - length
+    return np.repeat(first_i - offset, length) + np.arange(int(length.sum()), dtype=np.int64)
+
+
 #: masks decoded per vectorised block by :func:`rle_to_runs`: one call over a whole chunk's masks
 #: (millions of runs) is several times slower per run than blocks whose temporaries stay in cache
 RLE_BLOCK = 256
@@ -172,25 +181,41 @@ def rle_columns_to_runs(counts: Sequence[npt.ArrayLike], ltrb: npt.ArrayLike) ->
     n = len(counts)
     if n == 0:
         return empty_runs(0)
+    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n)  # type: ignore[arg-type]
+    return rle_flat_to_runs(np.concatenate(counts), sizes, ltrb)
+
+
+def rle_flat_to_runs(counts: npt.ArrayLike, sizes: npt.ArrayLike, ltrb: npt.ArrayLike) -> RowRuns:
+    """:func:`rle_to_runs` on S masks given as flat columns: the CVAT RLE counts of all of them one
+    after the other ``counts (C,)`` (any integer or integral float type), ``sizes (S,)`` the number
+    of counts of each, ``ltrb (S, 4)`` their inclusive crops. Decoded in blocks of
+    :data:`RLE_BLOCK` masks, no per-mask Python step."""
+    length = np.asarray(sizes, dtype=np.int64)
+    n = length.size
+    if n == 0:
+        return empty_runs(0)
+    flat = np.asarray(counts).astype(np.int64, copy=False)
     box = np.asarray(ltrb, dtype=np.int64).reshape(n, 4)
-    if n <= RLE_BLOCK:
-        return RowRuns(*_rle_block(counts, box), n)
-    parts = [_rle_block(counts[lo : lo + RLE_BLOCK], box[lo : lo + RLE_BLOCK]) for lo in range(0, n, RLE_BLOCK)]
-    owners = [part[3] + lo for part, lo in zip(parts, range(0, n, RLE_BLOCK), strict=True)]
+    first = np.concatenate(([0], np.cumsum(length)))
+    blocks = range(0, n, RLE_BLOCK)
+    parts = [
+        _rle_block(flat[first[lo] : first[hi]], length[lo:hi], box[lo:hi])
+        for lo, hi in ((lo, min(lo + RLE_BLOCK, n)) for lo in blocks)
+    ]
+    if len(parts) == 1:
+        return RowRuns(*parts[0], n)
     return RowRuns(
         np.concatenate([p[0] for p in parts]),
         np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]),
-        np.concatenate(owners),
+        np.concatenate([part[3] + lo for part, lo in zip(parts, blocks, strict=True)]),
         n,
     )
 
 
-def _rle_block(counts: Sequence[npt.ArrayLike], ltrb: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """(row, start, end, owner) of the runs of a few masks."""
-    n = len(counts)
-    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n)  # type: ignore[arg-type]
-    flat = np.concatenate(counts).astype(np.int64, copy=False)
+def _rle_block(flat: IntArray, sizes: IntArray, ltrb: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """(row, start, end, owner) of the runs of a few masks (``flat`` counts, ``sizes`` per mask)."""
+    n = sizes.size
     width = ltrb[:, 2] - ltrb[:, 0] + 1
     area = width * (ltrb[:, 3] - ltrb[:, 1] + 1)
     first = np.cumsum(sizes) - sizes

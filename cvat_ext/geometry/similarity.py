@@ -36,8 +36,8 @@ from cvat_ext.geometry.cuboids import cuboid2d_iou
 from cvat_ext.geometry.ellipses import ellipse_runs
 from cvat_ext.geometry.keypoints import oks
 from cvat_ext.geometry.lines import line_point_similarity, polyline_runs
-from cvat_ext.geometry.masks import RowRuns, empty_runs, rle_to_runs, runs_iou
-from cvat_ext.geometry.polygons import polygon_runs
+from cvat_ext.geometry.masks import IntArray, RowRuns, concat_ranges, empty_runs, rle_flat_to_runs, runs_iou
+from cvat_ext.geometry.polygons import polygon_runs_flat
 from cvat_ext.geometry.rotated import rotated_box_iou
 
 #: polyline similarity variants (``SimilarityParams.line_metric``)
@@ -146,22 +146,48 @@ def segment_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
     if not shapes:
         return empty_runs(0)
     is_mask = np.array([s.type is ShapeType.MASK for s in shapes])
-    clip = min(params.image_wh) > 0
-    if is_mask.all():
-        runs = rle_to_runs([s.mask for s in shapes if s.mask is not None])
-        return runs.clipped(*params.image_wh) if clip else runs
-    if not is_mask.any():
-        return polygon_runs([s.points for s in shapes], clip_wh=params.image_wh)
-    parts = RowRuns.concat(
-        [
-            rle_to_runs([s.mask for s in shapes if s.mask is not None]),
-            polygon_runs([s.points for s in shapes if s.type is ShapeType.POLYGON]),
-        ]
-    )
+    flat = [np.concatenate([s.mask.counts, s.mask.ltrb]) if s.mask is not None else np.ravel(s.points) for s in shapes]
+    lengths = np.fromiter(map(len, flat), dtype=np.int64, count=len(flat))
+    coords = np.concatenate(flat)
+    return segment_runs_flat(is_mask, coords, np.concatenate(([0], np.cumsum(lengths))), params.image_wh)
+
+
+def segment_runs_flat(
+    is_mask: npt.ArrayLike, coords: npt.ArrayLike, coord_start: npt.ArrayLike, clip_wh: tuple[int, int] = (0, 0)
+) -> RowRuns:
+    """:func:`segment_runs` of S polygons and masks given as CVAT's flat ``points``, one shape after
+    the other (:meth:`~cvat_ext.annotations.table.ShapeTable.flat_points`): ``is_mask (S,)``,
+    ``coords (C,)`` (polygon: XY pairs; mask: RLE counts then inclusive ``left, top, right,
+    bottom``), shape ``i`` being ``coords[coord_start[i]:coord_start[i + 1]]``. Clipped to
+    ``clip_wh`` (width, height) when > 0. Vectorised over all shapes (no Shape objects)."""
+    mask = np.asarray(is_mask, dtype=bool)
+    flat = np.asarray(coords)
+    start = np.asarray(coord_start, dtype=np.int64)
+    n = mask.size
+    if n == 0:
+        return empty_runs(0)
+    clip = min(clip_wh) > 0
+    if not mask.any():
+        return polygon_runs_flat(flat.reshape(-1, 2), start // 2, clip_wh=clip_wh)
+    mask_runs = _flat_mask_runs(flat, start, np.flatnonzero(mask))
+    if mask.all():
+        return mask_runs.clipped(*clip_wh) if clip else mask_runs
+    polys = np.flatnonzero(~mask)
+    lengths = start[polys + 1] - start[polys]
+    xy = flat[concat_ranges(start[polys], lengths)].reshape(-1, 2)
+    parts = RowRuns.concat([mask_runs, polygon_runs_flat(xy, np.concatenate(([0], np.cumsum(lengths // 2))))])
     # restore the caller's order: masks were numbered first, then polygons
-    position = np.concatenate([np.flatnonzero(is_mask), np.flatnonzero(~is_mask)])
-    runs = RowRuns(parts.row, parts.start, parts.end, position[parts.owner], len(shapes))
-    return runs.clipped(*params.image_wh) if clip else runs
+    position = np.concatenate([np.flatnonzero(mask), polys])
+    runs = RowRuns(parts.row, parts.start, parts.end, position[parts.owner], n)
+    return runs.clipped(*clip_wh) if clip else runs
+
+
+def _flat_mask_runs(flat: npt.NDArray[np.generic], start: IntArray, rows: IntArray) -> RowRuns:
+    """Runs of the masks ``rows`` of flat CVAT points (RLE counts, then ``ltrb``)."""
+    end = start[rows + 1]
+    ltrb = flat[end[:, None] - 4 + np.arange(4)]
+    n_counts = end - 4 - start[rows]
+    return rle_flat_to_runs(flat[concat_ranges(start[rows], n_counts)], n_counts, ltrb)
 
 
 def _ellipse_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:

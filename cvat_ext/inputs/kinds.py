@@ -117,9 +117,14 @@ def _sniff_json(path: Path) -> FileKind | None:
 
 def sniff_kind(path: str | PathLike[str]) -> FileKind | None:
     """The kind of the file at ``path``, or None when its start decides nothing (an empty list,
-    an unknown layout: the reader then says what is wrong). Unreadable files give None too, for
-    the reader to report."""
+    an unknown layout: the reader then says what is wrong). Unreadable files and pipes (which a
+    sniff would drain) give None too, for the reader to report or read."""
     p = Path(path)
+    try:
+        if not p.is_file():
+            return None  # a pipe (``--labels <(curl ...)``) can be read once: that is the reader's
+    except OSError:
+        return None
     try:
         return _sniff_json(p)
     except (ijson.JSONError, ValueError):

@@ -4,7 +4,9 @@ objects or whole images, a label model combines the votes into probabilistic lab
 Modules: ``candidates`` (the columnar table LFs see), ``functions`` (decorator, ``vote``),
 ``heuristics`` (YAML), ``apply`` (loading packs, the vote matrix, failing LFs skipped),
 ``label_model`` (Dawid–Skene and the majority baseline), ``analysis`` (coverage, overlap,
-conflict, accuracy), ``cvat_task`` (candidates and gold from a CVAT task). Example packs:
+conflict, accuracy), ``cvat_task`` (candidates, gold and write-back for a CVAT task),
+``pixels`` (colour features of candidates' pixels, per frame), ``proposals`` (region proposals
+of one image), ``prelabel`` (the auto-annotation detector function). Example packs:
 ``cvat_ext/labeling_functions/packs/``.
 """
 

@@ -20,9 +20,9 @@ import numpy.typing as npt
 
 from cvat_ext.errors import ConfigError
 from cvat_ext.labeling_functions.candidates import Candidates
-from cvat_ext.labeling_functions.functions import ABSTAIN, LabelingFunction, labels_in_scope
+from cvat_ext.labeling_functions.functions import ABSTAIN, LabelingFunction, Target, labels_in_scope
 
-__all__ = ["LfFailure", "LfRun", "apply_lfs", "load_lfs"]
+__all__ = ["LfFailure", "LfRun", "apply_lfs", "by_target", "load_lfs"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ def apply_lfs(lfs: Sequence[LabelingFunction], candidates: Candidates) -> LfRun:
         raise ConfigError("labeling functions: none given")
     labels = lfs[0].labels
     for lf in lfs:
+        if lf.target != lfs[0].target:
+            raise ConfigError(
+                f"labeling function {lf.name!r}: votes on {lf.target}s, {lfs[0].name!r} on {lfs[0].target}s; "
+                "apply each target's LFs separately (by_target)"
+            )
         if lf.labels != labels:
             raise ConfigError(
                 f"labeling function {lf.name!r}: label space {list(lf.labels)} differs from {list(labels)}"
@@ -78,6 +83,15 @@ def apply_lfs(lfs: Sequence[LabelingFunction], candidates: Candidates) -> LfRun:
             logger.warning("labeling function %s failed and is skipped: %s", lf.name, reason)
             failures.append(LfFailure(lf.name, reason))
     return LfRun(matrix, tuple(lf.name for lf in lfs), labels, tuple(failures))
+
+
+def by_target(lfs: Sequence[LabelingFunction]) -> dict[Target, list[LabelingFunction]]:
+    """The LFs grouped by what they vote on (objects, images), each group in load order; a target
+    no LF has is absent. Each group has its own label space (object labels, tag labels)."""
+    groups: dict[Target, list[LabelingFunction]] = {}
+    for lf in lfs:
+        groups.setdefault(lf.target, []).append(lf)
+    return groups
 
 
 def _load_python(path: Path) -> list[LabelingFunction]:

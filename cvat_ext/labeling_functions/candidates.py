@@ -8,12 +8,19 @@ Columns (all (N,) unless said otherwise):
   rectangles and for whole images);
 * ``det_label`` int64 index into ``det_names`` (the class a detector or an annotator gave it,
   -1 = none) and ``det_score`` float64 in [0, 1] (NaN = none);
-* ``mean_rgb`` (N, 3) float64 mean colour 0..255 (NaN when pixels were not read).
+* ``mean_rgb`` (N, 3) float64 mean colour 0..255 (NaN when pixels were not read);
+* ``pixels`` (N, P) float64 colour statistics of the candidate's pixels, one column per
+  :data:`~cvat_ext.labeling_functions.pixels.PIXEL_COLUMNS` (NaN when pixels were not read;
+  computed per frame by :func:`~cvat_ext.labeling_functions.pixels.pixel_stats`). When given
+  without ``mean_rgb``, the mean colour is taken from it.
 
 Derived features (:meth:`Candidates.feature`, computed once, vectorised): ``width``, ``height``,
 ``area`` (box), ``aspect`` (width / height), ``fill`` (shape_area / box area: 1.0 for a rectangle,
 ~0.785 for an ellipse), ``rel_area`` (box area / image area), ``cx``/``cy`` (box centre relative to
-the image, 0..1), ``det_score``, ``brightness`` (mean of mean_rgb), ``red``/``green``/``blue``.
+the image, 0..1), ``det_score``, ``brightness`` (mean of mean_rgb), ``red``/``green``/``blue``, and
+the colour statistics (:data:`PIXEL_FEATURES`: CIELAB and HSV means and standard deviations, shares
+of dark / white / grey pixels and of named hues). :meth:`Candidates.hue_fraction` gives the share
+of saturated pixels in any hue range (30-degree resolution).
 A whole image (for tags) is one candidate whose box is the frame.
 """
 
@@ -27,8 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.errors import AnnotationFormatError
+from cvat_ext.labeling_functions.pixels import NAMED_HUES, PIXEL_COLUMNS, hue_bins_between
 
-__all__ = ["FEATURES", "Candidates"]
+__all__ = ["FEATURES", "PIXEL_FEATURES", "Candidates"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -49,6 +57,34 @@ FEATURES: dict[str, str] = {
     "green": "mean green 0..255",
     "blue": "mean blue 0..255",
 }
+
+#: colour statistics of the candidate's pixels (NaN = pixels not read)
+PIXEL_FEATURES: dict[str, str] = {
+    "lab_l": "mean CIELAB lightness 0..100",
+    "lab_a": "mean CIELAB a (green -, red +)",
+    "lab_b": "mean CIELAB b (blue -, yellow +)",
+    "lab_l_std": "standard deviation of lightness (texture)",
+    "lab_a_std": "standard deviation of CIELAB a",
+    "lab_b_std": "standard deviation of CIELAB b",
+    "hsv_s": "mean HSV saturation 0..1",
+    "hsv_v": "mean HSV value 0..1",
+    "hsv_s_std": "standard deviation of saturation",
+    "hsv_v_std": "standard deviation of value",
+    "frac_dark": "share of dark pixels (V < 0.2)",
+    "frac_white": "share of white pixels (S < 0.25, V >= 0.8)",
+    "frac_grey": "share of other unsaturated pixels",
+    "frac_red": "share of saturated pixels with hue 345..15 degrees",
+    "frac_orange": "share with hue 15..45",
+    "frac_yellow": "share with hue 45..75",
+    "frac_green": "share with hue 75..165",
+    "frac_cyan": "share with hue 165..195",
+    "frac_blue": "share with hue 195..255",
+    "frac_purple": "share with hue 255..345",
+    "frac_chromatic": "share of saturated pixels (any hue)",
+}
+FEATURES.update(PIXEL_FEATURES)
+_COLUMN = {name: k for k, name in enumerate(PIXEL_COLUMNS)}
+_HUE0 = _COLUMN["hue_00"]
 
 
 def _column(value: Any, n: int, name: str, dtype: Any, fill: float | int) -> np.ndarray:
@@ -72,6 +108,7 @@ class Candidates:
     det_names: tuple[str, ...] = ()
     det_score: FloatArray | None = None
     mean_rgb: FloatArray | None = None
+    pixels: FloatArray | None = None
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -86,7 +123,19 @@ class Candidates:
         if wh.shape != (n, 2):
             raise AnnotationFormatError(f"candidates: expected image_wh shape ({n}, 2) or (2,), got {wh.shape}")
         box_area = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
-        rgb = np.full((n, 3), np.nan) if self.mean_rgb is None else np.asarray(self.mean_rgb, dtype=np.float64)
+        pixels = (
+            np.full((n, len(PIXEL_COLUMNS)), np.nan)
+            if self.pixels is None
+            else np.asarray(self.pixels, dtype=np.float64)
+        )
+        if pixels.shape != (n, len(PIXEL_COLUMNS)):
+            raise AnnotationFormatError(
+                f"candidates: expected pixels shape ({n}, {len(PIXEL_COLUMNS)}), got {pixels.shape}"
+            )
+        if self.mean_rgb is not None:
+            rgb = np.asarray(self.mean_rgb, dtype=np.float64)
+        else:
+            rgb = pixels[:, [_COLUMN["red"], _COLUMN["green"], _COLUMN["blue"]]]
         if rgb.shape != (n, 3):
             raise AnnotationFormatError(f"candidates: expected mean_rgb shape ({n}, 3), got {rgb.shape}")
         det_label = _column(self.det_label, n, "det_label", np.int64, -1)
@@ -105,6 +154,7 @@ class Candidates:
             ("det_label", det_label),
             ("det_score", _column(self.det_score, n, "det_score", np.float64, np.nan)),
             ("mean_rgb", rgb),
+            ("pixels", pixels),
             ("det_names", tuple(self.det_names)),
         ):
             object.__setattr__(self, name, value)
@@ -131,6 +181,18 @@ class Candidates:
         assert self.mean_rgb is not None
         return self.mean_rgb
 
+    @property
+    def pixel_table(self) -> FloatArray:
+        """``pixels`` after validation (never None; NaN rows where pixels were not read)."""
+        assert self.pixels is not None
+        return self.pixels
+
+    def hue_fraction(self, lo_deg: float, hi_deg: float) -> FloatArray:
+        """(N,) share of each candidate's pixels that are saturated with a hue in ``[lo_deg,
+        hi_deg)`` degrees (wraps past 360; resolution: 30-degree bins, counted by their centre)."""
+        bins = hue_bins_between(lo_deg, hi_deg)
+        return np.asarray(self.pixel_table[:, _HUE0 + bins].sum(axis=1), dtype=np.float64)
+
     def feature(self, name: str) -> FloatArray:
         """The (N,) float64 column of a feature in :data:`FEATURES` (KeyError names the known ones)."""
         cached = self._cache.get(name)
@@ -154,6 +216,12 @@ class Candidates:
                 "green": lambda: self.rgb[:, 1],
                 "blue": lambda: self.rgb[:, 2],
             }.get(name)
+            if value is None and name in _COLUMN:
+                column_index = _COLUMN[name]
+                value = lambda: self.pixel_table[:, column_index]  # noqa: E731
+            elif value is None and name in NAMED_HUES:
+                bins = np.asarray(NAMED_HUES[name], dtype=np.int64)
+                value = lambda: self.pixel_table[:, _HUE0 + bins].sum(axis=1)  # noqa: E731
             if value is None:
                 raise KeyError(f"unknown feature {name!r}; known: {', '.join(FEATURES)}")
             column = np.asarray(value(), dtype=np.float64)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,34 +30,45 @@ from cvat_ext.errors import ConfigError
 if TYPE_CHECKING:
     from cvat_ext.labeling_functions.candidates import Candidates
 
-__all__ = ["ABSTAIN", "LabelingFunction", "labeling_function", "vote"]
+__all__ = ["ABSTAIN", "TARGETS", "LabelingFunction", "Target", "labeling_function", "vote"]
 
 ABSTAIN = -1
 Votes = npt.NDArray[np.int64]
+#: what an LF votes on: candidate objects (shapes, proposals) or whole images (CVAT tags)
+Target = Literal["object", "image"]
+TARGETS: tuple[Target, ...] = ("object", "image")
 
 
 @dataclass(frozen=True)
 class LabelingFunction:
-    """``fn(candidates) -> (N,) votes``; ``labels`` the label space it votes in (names, in order)."""
+    """``fn(candidates) -> (N,) votes``; ``labels`` the label space it votes in (names, in order);
+    ``target`` whether its candidates are objects or whole images (its votes then become tags)."""
 
     name: str
     fn: Callable[[Candidates], npt.ArrayLike]
     labels: tuple[str, ...]
     source: str = "python"
+    target: Target = "object"
 
     def __call__(self, candidates: Candidates) -> npt.ArrayLike:
         return self.fn(candidates)
 
 
 def labeling_function(
-    *, labels: Sequence[str], name: str | None = None
+    *, labels: Sequence[str], name: str | None = None, target: Target = "object"
 ) -> Callable[[Callable[[Candidates], npt.ArrayLike]], LabelingFunction]:
-    """Decorator: turn ``fn(candidates) -> votes`` into a :class:`LabelingFunction`."""
+    """Decorator: turn ``fn(candidates) -> votes`` into a :class:`LabelingFunction`.
+
+    ``target="image"``: the LF votes on whole images (one candidate per frame) and its labels are
+    tags; ``"object"`` (default): on candidate objects.
+    """
     if not labels or len(set(labels)) != len(labels):
         raise ConfigError(f"labeling function: labels must be unique and non-empty, got {list(labels)}")
+    if target not in TARGETS:
+        raise ConfigError(f"labeling function: target must be one of {list(TARGETS)}, got {target!r}")
 
     def wrap(fn: Callable[[Candidates], npt.ArrayLike]) -> LabelingFunction:
-        return LabelingFunction(name or fn.__name__, fn, tuple(labels), source=f"python:{fn.__module__}")
+        return LabelingFunction(name or fn.__name__, fn, tuple(labels), source=f"python:{fn.__module__}", target=target)
 
     return wrap
 

@@ -3,6 +3,7 @@
 ::
 
     labels: [vehicle, person, sign]
+    target: object                            # or image: whole images, the votes become tags
     functions:
       - name: big_rectangle_is_vehicle        # "rectangular and larger than X pixels -> vehicle"
         when: {fill: {ge: 0.9}, area: {gt: 5000}}
@@ -10,10 +11,15 @@
       - name: detector_person
         when: {det_label: {in: [person, pedestrian]}, det_score: {ge: 0.5}}
         vote: person
+      - name: mostly_red_is_sign
+        when: {hue_fraction: {hue: [330, 20], ge: 0.4}, hsv_s: {ge: 0.5}}
+        vote: sign
 
 ``when`` maps a feature (:data:`cvat_ext.labeling_functions.candidates.FEATURES`, or ``det_label``)
 to comparisons, all of which must hold: ``lt le gt ge eq ne`` take a number, ``between`` two
-numbers (inclusive), ``in``/``not_in`` a list of detector class names (``det_label`` only). A
+numbers (inclusive), ``in``/``not_in`` a list of detector class names (``det_label`` only).
+``hue_fraction`` is the share of saturated pixels whose hue lies in ``hue: [lo, hi]`` degrees
+(wrapping past 360), compared like any feature. A
 feature that is NaN for a candidate (no detector score, pixels not read) fails every comparison:
 the LF abstains there. Files are validated on load; an error names the file, function and key.
 """
@@ -32,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cvat_ext.errors import ConfigError
 from cvat_ext.labeling_functions.candidates import FEATURES, Candidates
-from cvat_ext.labeling_functions.functions import LabelingFunction, vote
+from cvat_ext.labeling_functions.functions import LabelingFunction, Target, vote
 
 __all__ = ["load_heuristics"]
 
@@ -58,6 +64,7 @@ class Condition(BaseModel):
     between: tuple[float, float] | None = None
     in_: list[str] | None = Field(default=None, alias="in")
     not_in: list[str] | None = None
+    hue: tuple[float, float] | None = None  # hue_fraction only: the hue range in degrees
 
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
@@ -77,8 +84,13 @@ class HeuristicSpec(BaseModel):
     @classmethod
     def _known_features(cls, value: dict[str, Condition]) -> dict[str, Condition]:
         for feature, cond in value.items():
-            if feature != "det_label" and feature not in FEATURES:
-                raise ValueError(f"unknown feature {feature!r}; known: det_label, {', '.join(FEATURES)}")
+            if feature == "hue_fraction":
+                if cond.hue is None:
+                    raise ValueError("hue_fraction needs hue: [lo, hi] (degrees)")
+            elif cond.hue is not None:
+                raise ValueError(f"{feature}: hue applies to hue_fraction only")
+            if feature not in ("det_label", "hue_fraction") and feature not in FEATURES:
+                raise ValueError(f"unknown feature {feature!r}; known: det_label, hue_fraction, {', '.join(FEATURES)}")
             if feature == "det_label" and any(getattr(cond, k) is not None for k in (*_NUMERIC_OPS, "between")):
                 raise ValueError("det_label takes in / not_in (class names) only")
             if feature != "det_label" and (cond.in_ is not None or cond.not_in is not None):
@@ -90,6 +102,7 @@ class HeuristicFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     labels: list[str] = Field(min_length=1)
+    target: Target = "object"
     functions: list[HeuristicSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -113,7 +126,11 @@ def _mask(candidates: Candidates, feature: str, cond: Condition) -> npt.NDArray[
         if cond.not_in is not None:
             mask &= ~candidates.det_is(*cond.not_in) & (candidates.det_ids >= 0)
         return mask
-    values = candidates.feature(feature)
+    if feature == "hue_fraction":
+        assert cond.hue is not None
+        values = candidates.hue_fraction(*cond.hue)
+    else:
+        values = candidates.feature(feature)
     mask = np.isfinite(values) | np.isinf(values)  # NaN fails everything
     for op, fn in _NUMERIC_OPS.items():
         bound = getattr(cond, op)
@@ -126,7 +143,7 @@ def _mask(candidates: Candidates, feature: str, cond: Condition) -> npt.NDArray[
     return mask
 
 
-def _compile(spec: HeuristicSpec, labels: tuple[str, ...], where: str) -> LabelingFunction:
+def _compile(spec: HeuristicSpec, labels: tuple[str, ...], where: str, target: Target) -> LabelingFunction:
     label = labels.index(spec.vote)
 
     def run(candidates: Candidates) -> npt.NDArray[np.int64]:
@@ -135,7 +152,7 @@ def _compile(spec: HeuristicSpec, labels: tuple[str, ...], where: str) -> Labeli
             mask &= _mask(candidates, feature, cond)
         return vote(len(candidates), mask, label)
 
-    return LabelingFunction(spec.name, run, labels, source=where)
+    return LabelingFunction(spec.name, run, labels, source=where, target=target)
 
 
 def load_heuristics(path: str | Path) -> list[LabelingFunction]:
@@ -152,4 +169,4 @@ def load_heuristics(path: str | Path) -> list[LabelingFunction]:
         loc = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{file}: {loc}: {first['msg']}") from exc
     labels = tuple(parsed.labels)
-    return [_compile(spec, labels, f"yaml:{file.name}") for spec in parsed.functions]
+    return [_compile(spec, labels, f"yaml:{file.name}", parsed.target) for spec in parsed.functions]

@@ -9,7 +9,8 @@ A :class:`SuperpixelMap` holds, for an (H, W) frame cut into S superpixels:
 * ``edges`` (E, 2) int32: pairs ``a < b`` of 4-connected neighbouring superpixels.
 
 It is computed once per frame (:func:`segment_frame`: scikit-image SLIC on the frame downscaled so
-its longest side is at most ``work_max_side``, labels scaled back with nearest neighbour) and each
+its longest side is at most ``work_max_side``, converted to CIELAB and smoothed with OpenCV in
+float32, labels scaled back with nearest neighbour) and each
 click is then a walk over the S-node graph plus a lookup over the crop the result covers, never
 a pass over the whole frame.
 
@@ -101,7 +102,9 @@ class SuperpixelScale:
 #: fine ~4000 superpixels per MP (about 16x16 px) and a tight colour growth, for object parts;
 #: coarse ~2000 per MP (about 22x22 px) and a looser growth, for a whole uniform object in one click
 SCALES: dict[str, SuperpixelScale] = {
-    "fine": SuperpixelScale("fine", segments_per_mp=4000, edge_lab=8.0, seed_lab=15.0),
+    # fine works on a 640 px frame: 1080p first click ~40 % cheaper than at 800 px, IoU on the hand
+    # masks (also with the photos upscaled 2x, where the downscale matters) the same
+    "fine": SuperpixelScale("fine", segments_per_mp=4000, edge_lab=8.0, seed_lab=15.0, work_max_side=640),
     "coarse": SuperpixelScale("coarse", segments_per_mp=2000, edge_lab=12.0, seed_lab=22.0),
 }
 
@@ -347,17 +350,24 @@ def map_from_work_labels(
 def segment_frame(rgb: npt.NDArray[np.uint8], scale: SuperpixelScale) -> SuperpixelMap:
     """The :class:`SuperpixelMap` of an (H, W, 3) uint8 RGB frame at ``scale``: SLIC on
     :func:`work_frame`, so boundaries are exact to ``max(H, W) / work_max_side`` pixels."""
+    import cv2
     from skimage.segmentation import slic
 
     h, w = rgb.shape[:2]
-    work, lab = work_frame(rgb, scale.work_max_side)
-    # SLIC gets the RGB frame and converts it to Lab itself: it rescales its input to [0, 1] first,
-    # so a Lab input would shrink every colour difference ~100x and leave a plain grid
+    _, lab = work_frame(rgb, scale.work_max_side)
+    # SLIC gets our float32 CIELAB (OpenCV's conversion and blur: several times faster than
+    # scikit-image's float64 ones, and SLIC then runs in float32). SLIC rescales its input to
+    # [0, 1] by the global range r first; dividing the compactness by r gives the same trade-off
+    # as SLIC's own conversion on Lab in its natural units (measured: same superpixel count, 3-click
+    # IoU on the hand-made masks no worse, bench/functions_superpixels.py)
+    smooth = cv2.GaussianBlur(lab, (0, 0), scale.sigma) if scale.sigma > 0 else lab
+    lab_range = float(smooth.max() - smooth.min()) or 1.0
     labels = slic(
-        work,
+        np.asarray(smooth, dtype=np.float32),
         n_segments=scale.n_segments(h, w),
-        compactness=scale.compactness,
-        sigma=scale.sigma,
+        compactness=scale.compactness / lab_range,
+        sigma=0,
+        convert2lab=False,
         start_label=0,
         channel_axis=-1,
         enforce_connectivity=True,

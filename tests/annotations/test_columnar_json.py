@@ -39,7 +39,7 @@ def _columns_view(cols: ReplicaColumns) -> tuple[list[Any], list[Any], list[int]
 
 
 def _fast_only(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` without what the fast path hands to the slow one (tracks, skeletons)."""
+    """``body`` without tracks and skeletons (every row from the columns, none from the per-object parser)."""
     return {**body, "tracks": [], "shapes": [s for s in body["shapes"] if s["type"] != "skeleton"]}
 
 
@@ -66,6 +66,28 @@ def test_plain_bodies_take_the_fast_path(tmp_path: Path, monkeypatch: pytest.Mon
         cols = read_annotations_bytes(json.dumps(body).encode(), where="a")
         assert len(cols.shapes) == len(body["shapes"])
     assert kinds >= {"rectangle", "polygon", "mask", "points", "cuboid", "ellipse", "polyline"}
+
+
+def test_tracks_and_skeletons_take_the_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracks (keyframes, interpolation, outside frames) and skeletons go into the same table as
+    the shapes, FrameStore's rows in FrameStore's order, without the slow path."""
+    monkeypatch.setattr(columnar_json, "_slow", _no_slow)
+    seen = {"tracks": 0, "skeletons": 0}
+    bodies = [random_body(seed) for seed in range(40)]
+    bodies += [(body, 19) for _, side, _, body in recordings.annotation_bodies() if side == "response"]
+    for i, (body, stop_frame) in enumerate(bodies):
+        seen["tracks"] += bool(body["tracks"])
+        seen["skeletons"] += any(s["type"] == "skeleton" for s in body["shapes"])
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps(body))
+        cols = read_annotations_file(path, last_frame=stop_frame)
+        assert _columns_view(cols) == _store_view(path, stop_frame)
+        assert cols.from_tracks == bool(body["tracks"])
+    assert seen["tracks"] >= 10 and seen["skeletons"] >= 5
+
+
+def _no_slow(*args: Any) -> ReplicaColumns:
+    raise AssertionError("slow path taken")
 
 
 def test_recorded_cvat_bodies(tmp_path: Path) -> None:
@@ -200,7 +222,7 @@ def test_split_path_same_as_frame_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, ascii_only: bool
 ) -> None:
     body, stop_frame = random_body(seed)
-    body = _tricky_strings(_fast_only(body), seed)
+    body = _tricky_strings(body, seed)  # tracks and skeletons too
     path = tmp_path / "a.json"
     path.write_text(json.dumps(body, ensure_ascii=ascii_only, indent=seed % 3 or None))
     blocks: list[int] = []
@@ -301,3 +323,21 @@ def test_integer_columns_narrowed_only_when_they_fit() -> None:
     big = read_annotations_bytes(json.dumps({"shapes": [{**GOOD_SHAPE, "z_order": 2**40}]}).encode(), where="a")
     assert big.shapes.z_order.dtype == np.int64 and int(big.shapes.z_order[0]) == 2**40
     assert big.shapes.shape(0).z_order == 2**40 and big.shapes.frame.dtype == np.int32
+
+
+def test_dense_bodies_are_split_sparse_ones_decoded_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between WHOLE_BYTES and SPLIT_BYTES the commas decide: a mask RLE of short numbers would
+    take about 8 bytes of structs per byte of JSON decoded whole, boxes about 2."""
+    box = json.dumps({**GOOD_SHAPE, "type": "rectangle", "points": [10.123456789, 20.5, 30.25, 40.0]})
+    mask = json.dumps({**GOOD_SHAPE, "type": "mask", "points": [1, 2, 3, 4] * 100 + [0, 0, 9, 9]})
+    bodies = {kind: f'{{"version": 0, "shapes": [{", ".join([item] * 3000)}]}}'.encode()
+              for kind, item in (("box", box), ("mask", mask))}  # fmt: skip
+    monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 1000)
+    monkeypatch.setattr(columnar_json, "_SAMPLE_BYTES", 20_000)
+    size = len(bodies["mask"])
+    monkeypatch.setattr(columnar_json, "WHOLE_STRUCT_BYTES", 4 * size)  # between the two estimates
+    assert columnar_json._decode_whole(bodies["box"]) and not columnar_json._decode_whole(bodies["mask"])
+    monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 100)  # from SPLIT_BYTES on, always split
+    assert not columnar_json._decode_whole(bodies["box"])
+    monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 10**9)
+    assert columnar_json._decode_whole(b"{}")

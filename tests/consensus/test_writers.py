@@ -11,7 +11,7 @@ import pytest
 
 from cvat_ext.annotations.cvat_json import parse_job_annotations
 from cvat_ext.annotations.model import Attribute, JobAnnotations, LabelSet, Tag
-from cvat_ext.consensus import writers
+from cvat_ext.consensus import finding_text, writers
 from cvat_ext.consensus.engine import score_replicas
 from cvat_ext.consensus.report import ConsensusResult, write_csv_tables, write_merged_json, write_report_json
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -69,11 +69,11 @@ def test_generated_jobs_byte_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: Kind, options: dict[str, object], seed: int
 ) -> None:
     if seed % 2:
-        monkeypatch.setattr(writers, "_SLICE", 3)  # blocks converted a few clusters at a time
+        monkeypatch.setattr(finding_text, "WINDOW_CLUSTERS", 3)  # windows of a few clusters
     g = generate(Scenario(kind=kind, frames=14, objects_per_frame=7, seed=seed))
     replicas = _with_tags_and_attributes(g.replicas, seed)
     result = score_replicas(replicas, g.labels, g.meta, ConsensusSettings.parse({"chunk_frames": 4, **options}))
-    assert result.n_findings > 0 and result.merged_parts is not None
+    assert result.n_findings > 0 and result.merged_parts is not None and finding_text.supported(result)
     old, new = _both(result, tmp_path)
     assert sorted(new) == sorted(old) and len(new) == 8
     for name in old:
@@ -99,3 +99,42 @@ def test_unknown_row_fields_fall_back_to_the_per_object_writers(
     monkeypatch.setattr(writers, "_FINDING_FIELDS", ("frame", "kind"))
     old, new = _both(result, tmp_path)
     assert new == old
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_names_that_need_quoting_byte_identical(tmp_path: Path, seed: int) -> None:
+    """Annotator and label names with commas, quotes, semicolons and non-ASCII letters: the CSV
+    cells and the JSON strings are quoted and escaped as csv and json do it."""
+    g = generate(Scenario(kind="rectangle", frames=12, objects_per_frame=6, seed=seed))
+    odd_names = ['a, "b"', "c;d", "é:ü"]
+    replicas = dict(zip(odd_names, _with_tags_and_attributes(g.replicas, seed).values(), strict=True))
+    labels = LabelSet(
+        tuple(dataclasses.replace(lb, name=f'{lb.name}, "q{i}" ü') for i, lb in enumerate(g.labels.labels))
+    )
+    result = score_replicas(replicas, labels, g.meta, ConsensusSettings.parse({"chunk_frames": 5}))
+    assert result.n_findings > 0 and finding_text.supported(result)
+    old, new = _both(result, tmp_path)
+    assert new == old
+
+
+def test_blocks_out_of_frame_order_fall_back_to_the_per_object_writers(tmp_path: Path) -> None:
+    g = generate(Scenario(kind="rectangle", frames=6, objects_per_frame=5, seed=23))
+    result = score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings.parse({"chunk_frames": 6}))
+    block = max(result.finding_blocks, key=lambda b: b.frame.size)
+    assert np.unique(block.frame).size > 1
+    flipped = dataclasses.replace(block, **{f.name: getattr(block, f.name)[::-1] for f in dataclasses.fields(block)})
+    blocks = tuple(flipped if b is block else b for b in result.finding_blocks)
+    result = dataclasses.replace(result, finding_blocks=blocks)
+    assert not finding_text.supported(result)
+    old, new = _both(result, tmp_path)
+    assert new == old
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (50, 3), (40, 2), (30, 40)])
+def test_distinct_rows_equal_numpy_unique(shape: tuple[int, int]) -> None:
+    """Member label rows (few annotators: one integer key per row; many: ``np.unique(axis=0)``)
+    map back to themselves, one entry per distinct row."""
+    rows = np.random.default_rng(sum(shape)).integers(-1, 4, shape)
+    first, pos = finding_text._distinct_rows(rows)
+    assert np.array_equal(rows[first][pos], rows)
+    assert len(first) == len(np.unique(rows, axis=0)) == len({tuple(r) for r in rows.tolist()})

@@ -203,3 +203,35 @@ def line_point_similarity_ref(a: np.ndarray, b: np.ndarray, scale: float, torso_
     if float(((ca - cb) ** 2).sum()) > ra2 + rb2 + scale * (6 * torso_r) ** 2:
         return 0.0
     return max(score(a, b), score(a, b[::-1]))
+
+
+def polygon_runs_loop_ref(polys: list[np.ndarray], scale: float = 1.0, clip_wh: tuple[int, int] = (0, 0)) -> object:
+    """Row runs of polygons by a scalar scanline loop: polygon by polygon, row by row, edge by
+    edge, the even-odd rule at pixel centres with the half-open row rule ``ceil(y_lo - 0.5) <= row
+    < ceil(y_hi - 0.5)``; crossing columns ``ceil(x - 0.5)`` sorted and paired. Runs come in
+    (polygon, row, column) order, clipped to ``clip_wh`` when > 0 (in unscaled pixels)."""
+    from cvat_ext.geometry import RowRuns
+
+    clip = min(clip_wh) > 0
+    width, height = math.ceil(clip_wh[0] * scale), math.ceil(clip_wh[1] * scale)
+    out: list[tuple[int, int, int, int]] = []
+    for i, poly in enumerate(polys):
+        pts = [(float(x) * scale, float(y) * scale) for x, y in np.asarray(poly, dtype=np.float64).reshape(-1, 2)]
+        edges = [(pts[j], pts[(j + 1) % len(pts)]) for j in range(len(pts))]
+        spans = [(math.ceil(min(a[1], b[1]) - 0.5), math.ceil(max(a[1], b[1]) - 0.5)) for a, b in edges]
+        bounds = [(max(lo, 0), min(hi, height)) if clip else (lo, hi) for lo, hi in spans]
+        rows = sorted({r for lo, hi in bounds for r in range(lo, hi)})
+        for row in rows:
+            yc = row + 0.5
+            cols = sorted(
+                math.ceil(x0 + (yc - y0) * (x1 - x0) / (y1 - y0) - 0.5)
+                for ((x0, y0), (x1, y1)), (lo, hi) in zip(edges, spans)
+                if lo <= row < hi
+            )
+            for start, end in zip(cols[0::2], cols[1::2]):
+                if clip:
+                    start, end = max(start, 0), min(end, width)
+                if end > start:
+                    out.append((row, start, end, i))
+    cols = np.array(out, dtype=np.int64).reshape(-1, 4).T
+    return RowRuns(cols[0], cols[1], cols[2], cols[3], len(polys))

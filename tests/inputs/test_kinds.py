@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cvat_ext.errors import InputMismatchError
+from cvat_ext.inputs.files import read_labels
 from cvat_ext.inputs.kinds import MAX_EVENTS, FileKind, expect_kind, sniff_kind
 from tests.shared_data import RECORDED_DIR
 
@@ -86,3 +89,21 @@ def test_expect_kind_names_file_kind_and_option(tmp_path: Path) -> None:
         "(GET /api/jobs/{id}/annotations) or rule findings (cvat-ext rules check --format json): check --predictions"
     )
     expect_kind(path, FileKind.META, "--meta")
+
+
+def test_a_pipe_is_not_sniffed(tmp_path: Path) -> None:
+    """``--labels <(curl ...)``: sniffing would drain the pipe and the reader would wait forever."""
+    fifo = tmp_path / "labels.fifo"
+    os.mkfifo(fifo)
+    assert sniff_kind(fifo) is None  # returns without opening it (an open would block: no writer)
+    body = recorded_body("22_labels_list_task")
+
+    def serve() -> None:
+        with fifo.open("w") as fh:  # one reader, once
+            fh.write(json.dumps(body))
+
+    writer = threading.Thread(target=serve, daemon=True)
+    writer.start()
+    labels = read_labels(fifo)
+    writer.join(timeout=5)
+    assert not writer.is_alive() and len(labels.labels) == len(body if isinstance(body, list) else body["results"])

@@ -87,6 +87,9 @@ def test_the_vehicle_pack_labels_a_large_rectangle_vehicle() -> None:
             "function names must be unique",
         ),
         ("labels: [a\n", "cannot read heuristics"),
+        ("labels: [a]\nfunctions: [{name: x, when: {hue_fraction: {ge: 0.5}}, vote: a}]", "needs hue: \\[lo, hi\\]"),
+        ("labels: [a]\nfunctions: [{name: x, when: {hsv_s: {hue: [0, 30], ge: 1}}, vote: a}]", "hue_fraction only"),
+        ("labels: [a]\ntarget: tags\nfunctions: [{name: x, when: {area: {gt: 1}}, vote: a}]", "target"),
     ],
 )
 def test_bad_heuristics_name_file_and_key(tmp_path: Path, yaml_text: str, message: str) -> None:
@@ -128,7 +131,7 @@ def test_an_lf_that_raises_is_reported_and_skipped(tmp_path: Path) -> None:
 
 def test_packs_load_and_check_their_label_space(tmp_path: Path) -> None:
     lfs = load_lfs([PACKS / "vehicles.yaml", PACKS / "street_python.py"])
-    assert len(lfs) == 9 and {lf.source for lf in lfs} == {"yaml:vehicles.yaml", "python:street_python.py"}
+    assert len(lfs) == 11 and {lf.source for lf in lfs} == {"yaml:vehicles.yaml", "python:street_python.py"}
     other = tmp_path / "other.yaml"
     other.write_text("labels: [cat]\nfunctions: [{name: c, when: {area: {gt: 1}}, vote: cat}]\n")
     with pytest.raises(ConfigError, match="label space"):

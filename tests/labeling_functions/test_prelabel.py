@@ -62,6 +62,7 @@ def test_auto_annotation_labels_the_drawn_objects(seed: int, monkeypatch: pytest
     status, items = call(function_module(RELPATH), {"image": b64(image), "threshold": 0.5})
     assert status == 200, items
     found: dict[str, list[list[float]]] = {}
+    assert not [item for item in items if item["type"] == "tag"]  # a green-grey scene: no scene tag fits
     for item in items:
         assert item["type"] == "rectangle" and 0.5 <= float(item["confidence"]) <= 1.0
         found.setdefault(item["label"], []).append(item["points"])
@@ -78,4 +79,34 @@ def test_labels_must_be_the_pack_label_space(tmp_path: Path) -> None:
     pack = tmp_path / "p.yaml"
     pack.write_text("labels: [car, person, sign]\nfunctions: [{name: big, when: {area: {gt: 10}}, vote: car}]\n")
     function = prelabel_function_from_env(wrong, {"CVAT_EXT_LF_PACKS": str(pack)})
-    assert [spec.name for spec in function.labels] == ["car", "person", "sign"]
+    assert function.objects is not None and not function.tag_lfs
+    assert [spec.name for spec in function.objects.labels] == ["car", "person", "sign"]
+    # tag LFs' labels follow the object labels and are declared as tags
+    tags = tmp_path / "t.yaml"
+    tags.write_text(
+        "labels: [day, night]\ntarget: image\nfunctions: [{name: lit, when: {lab_l: {ge: 50}}, vote: day}]\n"
+    )
+    env = {"CVAT_EXT_LF_PACKS": f"{pack}:{tags}"}
+    with pytest.raises(ConfigError, match=r"\['day', 'night'\] of the tag LFs must be declared with type tag"):
+        prelabel_function_from_env([*wrong, LabelSpec(name="day", id=3), LabelSpec(name="night", id=4)], env)
+    declared = [*wrong, LabelSpec(name="day", type="tag", id=3), LabelSpec(name="night", type="tag", id=4)]
+    assert [lf.name for lf in prelabel_function_from_env(declared, env).tag_lfs] == ["lit"]
+
+
+@pytest.mark.parametrize(
+    ("photo", "tag"),
+    [("rocket", "blue_sky"), ("hubble_deep_field", "dark"), ("camera", "greyscale"), ("coffee", None)],
+)
+def test_auto_annotation_tags_real_photos(photo: str, tag: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example scene pack's tag comes back as a CVAT tag item (contracts §2.6), after any boxes."""
+    from skimage import data
+
+    monkeypatch.delenv("CVAT_EXT_LF_PACKS", raising=False)
+    rgb = np.asarray(getattr(data, photo)())
+    rgb = np.stack([rgb] * 3, axis=-1) if rgb.ndim == 2 else rgb[..., :3]
+    status, items = call(function_module(RELPATH), {"image": b64(np.ascontiguousarray(rgb)), "threshold": 0.5})
+    assert status == 200, items
+    tags = [item for item in items if item["type"] == "tag"]
+    assert [t["label"] for t in tags] == ([] if tag is None else [tag])
+    assert all(set(t) == {"label", "type", "confidence"} for t in tags)
+    assert items[len(items) - len(tags) :] == tags

@@ -1,4 +1,4 @@
-"""The real photos of tests/data/privacy/faces.json with their hand-labelled boxes."""
+"""The real photos of tests/data/privacy/faces.json and plates.json with their hand-labelled boxes."""
 
 from __future__ import annotations
 
@@ -46,6 +46,27 @@ def labelled_photos() -> list[LabelledPhoto]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class PlatePhoto:
+    name: str
+    rgb: npt.NDArray[np.uint8]
+    plates_xyxy: npt.NDArray[np.float64]  # (P, 4)
+    ignore_xyxy: npt.NDArray[np.float64]  # (I, 4) unreadable fragments: neither hits nor false detections
+
+
+def plate_photos() -> list[PlatePhoto]:
+    """The real photos of tests/data/privacy/plates.json with their hand-labelled plate boxes."""
+    return [
+        PlatePhoto(
+            entry["source"],
+            load_photo(entry["source"]),
+            np.asarray(entry["plates"], dtype=np.float64).reshape(-1, 4),
+            np.asarray(entry["ignore"], dtype=np.float64).reshape(-1, 4),
+        )
+        for entry in json.loads((DATA / "plates.json").read_text())["images"]
+    ]
 
 
 def box_iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -1,0 +1,87 @@
+"""Column formatting equals Python's ``round``, ``json.dumps`` and ``csv.writer`` value by value."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cvat_ext.consensus.report_text import (
+    csv_field,
+    csv_texts,
+    float_texts,
+    json_and_csv_texts,
+    json_texts,
+    round_like_python,
+)
+
+
+def _values(seed: int) -> np.ndarray:
+    """Random magnitudes, values on and next to rounding ties, integers, signed zeros, huge and
+    non-finite values."""
+    rng = np.random.default_rng(seed)
+    ties = (rng.integers(-10**6, 10**6, 2000) + 0.5) / 100.0  # x.xx5: binary values next to a tie
+    exact_ties = rng.integers(-4000, 4000, 500) / 8.0  # 0.125, 0.375 ...: exact ties at 2 decimals
+    near = np.concatenate([np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf)])
+    spread = rng.standard_normal(3000) * 10.0 ** rng.integers(-8, 12, 3000)
+    special = [0.0, -0.0, 1e-300, -1e-300, 5e-324, 1e15, 1e16, 1e300, 1.7e308, -1.7e308, 2.675, 0.5, 1.5,
+               2.5, -2.5, math.nan, math.inf, -math.inf]  # fmt: skip
+    return np.concatenate([ties, exact_ties, near, spread, rng.random(2000), special])
+
+
+@pytest.mark.parametrize("ndigits", [0, 1, 2, 4, 6])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_round_like_python_equals_round(ndigits: int, seed: int) -> None:
+    values = _values(seed)
+    got = round_like_python(values, ndigits).tolist()
+    want = [round(v, ndigits) for v in values.tolist()]
+    assert list(map(repr, got)) == list(map(repr, want))  # repr: -0.0 and NaN compared too
+
+
+def test_round_like_python_keeps_the_shape() -> None:
+    values = np.arange(12, dtype=np.float64).reshape(3, 4) / 7
+    assert round_like_python(values, 2).shape == (3, 4)
+    assert round_like_python(np.zeros((0, 4)), 2).shape == (0, 4)
+
+
+def test_json_and_csv_texts_equal_the_writers() -> None:
+    values = round_like_python(_values(3), 6)
+    assert json_texts(values) == [json.dumps(None if math.isnan(v) else v) for v in values.tolist()]
+    buf = io.StringIO()
+    csv.writer(buf).writerow(["" if math.isnan(v) else v for v in values.tolist()])
+    assert ",".join(csv_texts(values)) + "\r\n" == buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", "a,b", 'say "hi"', "line\nbreak", "cr\r", " lead", "tab\tx", "é ü 中", "", ";:", '"', "a;b,c"],
+)
+def test_csv_field_equals_csv_writer(text: str) -> None:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(["x", text])
+    assert "x," + csv_field(text) + "\r\n" == buf.getvalue()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_float_texts_equal_repr(seed: int) -> None:
+    """Every magnitude (the encoder's range and both sides of it), random bit patterns, rounded
+    values, integers, signed zeros and non-finite values."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2**63, 200_000, dtype=np.int64).view(np.float64)
+    scaled = rng.random(200_000) * 10.0 ** rng.integers(-8, 20, 200_000)
+    values = np.concatenate([bits, -scaled, np.round(scaled, 2), np.floor(scaled), _values(seed)])
+    values = np.concatenate([values, [1e-4, np.nextafter(1e-4, 0), 1e16, np.nextafter(1e16, 0)]])
+    assert float_texts(values) == list(map(repr, values.tolist()))
+    assert float_texts(values[:0]) == []
+    assert float_texts(np.ones((2, 3))) == ["1.0"] * 6
+
+
+def test_json_and_csv_texts_format_once_for_both() -> None:
+    values = round_like_python(_values(6), 6)
+    assert json_and_csv_texts(values) == (json_texts(values), csv_texts(values))
+    finite = values[np.isfinite(values)]
+    assert json_and_csv_texts(finite) == (json_texts(finite), csv_texts(finite))
