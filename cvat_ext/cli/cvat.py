@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cvat_ext.cvat.annotators import replica_names
 from cvat_ext.errors import ConfigError
 
 if TYPE_CHECKING:
     from cvat_ext.cvat.client import CvatClient
-    from cvat_ext.cvat.records import Job
 
 JOB_TYPES = ("annotation", "ground_truth", "consensus_replica")
 JOB_STAGES = ("annotation", "validation", "acceptance")
@@ -265,12 +266,6 @@ def fetch_cmd(conn: Connection, job_id: int, out_dir: Path) -> None:
     )
 
 
-def _replica_names(replicas: Sequence[Job]) -> list[str]:
-    """One annotator name per replica: its assignee, or ``job<ID>`` when unassigned or repeated."""
-    names = [r.assignee_username or f"job{r.id}" for r in replicas]
-    return [n if names.count(n) == 1 else f"{n}-job{r.id}" for n, r in zip(names, replicas, strict=True)]
-
-
 @group.command("fetch-replicas")
 @click.argument("parent_job_id", type=int)
 @_out_dir_option
@@ -288,13 +283,14 @@ def fetch_replicas_cmd(conn: Connection, parent_job_id: int, out_dir: Path) -> N
             )
         labels_path, meta_path = _fetch_job_files(client, parent_job_id, out_dir)
         written: list[tuple[str, Path]] = []
-        for name, replica in zip(_replica_names(replicas), replicas, strict=True):
-            path = out_dir / f"{name}.json"
+        for name, replica in zip(replica_names(replicas), replicas, strict=True):
+            # "ann1 (job12)" -> ann1-job12.json: no spaces or brackets in a file name
+            path = out_dir / (name.replace(" (", "-").rstrip(")") + ".json")
             data = client.get_annotations_json(replica.id)
             _write_json(path, data)
             written.append((name, path))
             click.echo(f"replica job {replica.id} ({name}): {_counts(data)} -> {path}")
-    args = " ".join(f"--annotations {name}={path}" for name, path in written)
+    args = " ".join(f"--annotations {shlex.quote(f'{name}={path}')}" for name, path in written)
     merged = out_dir / "merged.json"
     click.echo(
         f"next: cvat-ext qa consensus {args} --labels {labels_path} --meta {meta_path} "

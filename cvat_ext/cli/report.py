@@ -18,8 +18,9 @@ import click
 from cvat_ext.cli.al_rounds import state_option
 from cvat_ext.errors import ConfigError
 
-COLUMNS = ("username", "status", "jobs", "frames", "objects", "gold_frames", "gold_accuracy", "vs_consensus",
-           "rule_errors_per_100", "issues_opened", "issues_resolved", "median_hours", "objects_per_hour",
+COLUMNS = ("username", "status", "jobs", "frames", "objects", "gold_frames", "gold_accuracy", "estimated_f1",
+           "estimated_f1_se", "estimated_gt_objects", "vs_consensus", "rule_errors_per_100", "issues_opened",
+           "issues_resolved", "median_hours", "objects_per_hour",
            "jobs_7d", "gold_7d", "jobs_30d", "gold_30d")
 
 
@@ -54,7 +55,8 @@ def _cell(value: object) -> str:
               show_default=True)
 @state_option
 def annotators(project_id: int | None, since: str | None, org: str, out_format: str, state_url: str) -> None:
-    """Per-annotator scorecards: volume, accuracy on gold, agreement vs consensus, rules, rework, speed, trend."""
+    """Per-annotator scorecards: volume, accuracy on gold, estimated F1 vs truth, agreement vs consensus, rules,
+    rework, speed, trend."""
     from cvat_ext.sidecar.state import open_store
     from cvat_ext.workforce.scorecards import scorecards
 

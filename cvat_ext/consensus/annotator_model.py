@@ -39,7 +39,7 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
-from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, template
+from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, size_bin, template
 from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
 from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
@@ -85,9 +85,10 @@ class FamilyEvidence:
         self.size.append(size)
         self.frame.append(frame)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
-        self.pairs.add(pair_sim, size)
+        bins = size_bin(size)
+        self.pairs.add(pair_sim, size, bins)
         if xyxy is not None:
-            self.corners.add(xyxy, pair_sim, size)
+            self.corners.add(xyxy, pair_sim, size, bins)
 
 
 def cluster_size(xyxy: FloatArray, rows: IntArray, extents: FloatArray | None = None) -> FloatArray:
@@ -130,6 +131,7 @@ class AnnotatorModel:
     models: tuple[dict[str, Any], ...]
     #: ``{"frames", "objects", "model_error": {annotator: {metric: estimate - measured}}}`` or None
     ground_truth: dict[str, Any] | None = None
+    _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     def member_weights(self, family: str, size: FloatArray) -> FloatArray | None:
         """(K, R) inverse-variance fusion weights of each annotator at cluster sizes ``size (K,)``
@@ -138,11 +140,15 @@ class AnnotatorModel:
         # OKS families: visibility flips blur the keypoint noise fit; their merge keeps its weights
         if fit is None or family not in WEIGHTED_FAMILIES or not np.any(fit.pairs > 0):
             return None
-        var = fit.pixel_variance(size)
-        # a floor keeps an annotator measured as noise-free from taking weight it cannot be sure of
-        var = np.maximum(var, 0.01 * var.mean(axis=1, keepdims=True) + 1e-12)
-        w = 1.0 / var
-        return np.asarray(w / w.max(axis=1, keepdims=True), dtype=np.float64)
+        # tabulated on the fine size bins once per family: a lookup per cluster, not arithmetic
+        table = self._weight_tables.get(family)
+        if table is None:
+            var = fit.pixel_variance(_FINE_CENTRES)
+            # a floor keeps an annotator measured as noise-free from taking weight it cannot be sure of
+            var = np.maximum(var, 0.01 * var.mean(axis=1, keepdims=True) + 1e-12)
+            w = 1.0 / var
+            table = self._weight_tables[family] = w / w.max(axis=1, keepdims=True)
+        return np.asarray(table[_fine_bin(size)], dtype=np.float64)
 
 
 #: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the
@@ -151,10 +157,15 @@ FINE_EDGES = np.geomspace(1.0, 4096.0, 129)
 _FINE_CENTRES = np.sqrt(FINE_EDGES[:-1] * FINE_EDGES[1:])
 
 
+def _fine_bin(size: FloatArray) -> IntArray:
+    """(K,) fine size bin (:data:`FINE_EDGES`) of each size, clipped to the end bins."""
+    return np.clip(np.searchsorted(FINE_EDGES, size, side="right") - 1, 0, _FINE_CENTRES.size - 1).astype(np.int64)
+
+
 def _real_per_bin(present: BoolArray, real: FloatArray, size: FloatArray) -> FloatArray:
     """(B, R) sum over clusters of ``present * real`` per fine size bin and annotator."""
     n_bins, n_annot = _FINE_CENTRES.size, present.shape[1]
-    fine = np.clip(np.searchsorted(FINE_EDGES, size, side="right") - 1, 0, n_bins - 1)
+    fine = _fine_bin(size)
     k, r = np.nonzero(present)
     cell = fine[k] * n_annot + r
     out = np.bincount(cell, weights=real[k], minlength=n_bins * n_annot)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.annotations.model import JobAnnotations, Shape
+from cvat_ext.consensus.assignment import linear_sum_assignment
 from cvat_ext.consensus.batch import FloatArray, ReplicaBatch
 from cvat_ext.errors import ConfigError
 from cvat_ext.geometry import SHAPE_FAMILY, SimilarityParams, box_iou, similarity_matrix

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
 from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.nnls import nnls
 
 #: size bins (px, sqrt of the extent's area), log-spaced: evidence is pooled per (bin, pair)
 SIZE_EDGES = np.geomspace(4.0, 1024.0, 17)
@@ -53,30 +53,30 @@ def _bin_centres() -> FloatArray:
 class PairEvidence:
     """Matched-pair dissimilarities of one shape family, pooled per (size bin, annotator pair).
 
-    ``sum_x, sum_x2, sum_inv_s2, count`` are (B, P) sums of ``x = 1 - sim``, ``x^2``, ``1/s^2`` and
-    the number of matched pairs."""
+    ``sum_x2, sum_inv_s2, count`` are (B, P) sums of ``x^2`` (``x = 1 - sim``), ``1/s^2`` and the
+    number of matched pairs."""
 
     n_annotators: int
-    sum_x: FloatArray = field(init=False)
     sum_x2: FloatArray = field(init=False)
     sum_inv_s2: FloatArray = field(init=False)
     count: FloatArray = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (SIZE_EDGES.size - 1, len(annotator_pairs(self.n_annotators)))
-        self.sum_x, self.sum_x2, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(4))
+        self.sum_x2, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
 
-    def add(self, pair_sim: FloatArray, size: FloatArray) -> None:
-        """``pair_sim (K, P)`` cluster pair similarities (NaN unless both matched), ``size (K,)`` px."""
+    def add(self, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
+        """``pair_sim (K, P)`` cluster pair similarities (NaN unless both matched), ``size (K,)`` px
+        (``bins (K,)``: its :func:`size_bin` when already known)."""
         ok = np.isfinite(pair_sim)
         if not ok.any():
             return
         k, p = np.nonzero(ok)
         x = 1.0 - np.clip(pair_sim[k, p], 0.0, 1.0)
         s = np.maximum(size[k], 1.0)
-        cell = size_bin(s) * self.count.shape[1] + p
+        cell = (size_bin(size) if bins is None else bins)[k] * self.count.shape[1] + p
         n = self.count.size
-        for acc, values in ((self.sum_x, x), (self.sum_x2, x * x), (self.sum_inv_s2, 1.0 / (s * s))):
+        for acc, values in ((self.sum_x2, x * x), (self.sum_inv_s2, 1.0 / (s * s))):
             acc += np.bincount(cell, weights=values, minlength=n).reshape(acc.shape)
         self.count += np.bincount(cell, minlength=n).reshape(self.count.shape)
 
@@ -101,9 +101,10 @@ class CornerEvidence:
         shape = (SIZE_EDGES.size - 1, self.n_annotators)
         self.sum_cov, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
 
-    def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray) -> None:
+    def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
         """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
-        the pair matched), ``size (K,)`` px. Uses the triples (r, s, t) whose pairs r-s, r-t matched."""
+        the pair matched), ``size (K,)`` px (``bins``: its :func:`size_bin`). Uses the triples
+        (r, s, t) whose pairs r-s, r-t matched."""
         n = self.n_annotators
         k = xyxy.shape[0]
         if n < 3 or k == 0:
@@ -125,7 +126,7 @@ class CornerEvidence:
                 ok = matched[:, pa] & matched[:, pb]
                 cov[:, r] += np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
                 count[:, r] += ok
-        cell = (size_bin(s_obj)[:, None] * n + np.arange(n)[None, :]).ravel()
+        cell = ((size_bin(s_obj) if bins is None else bins)[:, None] * n + np.arange(n)[None, :]).ravel()
         cells = self.count.size
         shape = self.count.shape
         self.sum_cov += np.bincount(cell, weights=(cov * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
@@ -162,7 +163,7 @@ def fit_corner_noise(
         target = ev.sum_cov[ok, r] / c
         scale = np.abs(design).max(axis=0)
         w = (np.sqrt(c) * trust[ok, r])[:, None]
-        coef, _ = nnls(design / scale * w, target * w[:, 0])
+        coef = nnls(design / scale * w, target * w[:, 0])
         alpha[r], beta[r] = coef / scale
     return alpha, beta
 
@@ -257,7 +258,7 @@ def fit_noise(
         # two annotators: only the sum is identified; give each half
         a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
         y = np.concatenate([y, np.zeros(2)])
-    coef, _ = nnls(a / np.maximum(np.abs(a).max(axis=0), 1e-12), y)
+    coef = nnls(a / np.maximum(np.abs(a).max(axis=0), 1e-12), y)
     coef = coef / np.maximum(np.abs(a).max(axis=0), 1e-12)
     return NoiseFit(coef[:n], coef[n:], per_annot)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,8 @@ from cvat_ext.reports.access import SESSION_COOKIE, AccessDenied, Sessions, Veri
 from cvat_ext.reports.html import bar_chart, esc, layout, line_chart, table
 
 if TYPE_CHECKING:
-    from cvat_ext.sidecar.state import StateStore
+    from cvat_ext.sidecar.state import ScoreRow, StateStore
+    from cvat_ext.workforce.scorecards import Scorecard
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,12 @@ class ReportPages:
             status = ('<span class="bad">not qualified</span>' if c.status == "not_qualified"
                       else esc(c.status.replace("_", " ")) or '<span class="muted">—</span>')
             rows.append([f'<a href="/reports/org/{esc(_slug(org))}/annotator/{c.user_id}">{esc(c.username)}</a>',
-                         status, str(c.jobs), str(c.objects), fmt(c.gold_accuracy), str(c.gold_frames),
-                         fmt(c.vs_consensus), fmt(c.rule_errors_per_100, 1),
+                         status, str(c.jobs), str(c.objects), fmt(c.gold_accuracy), estimated_text(c),
+                         str(c.gold_frames), fmt(c.vs_consensus), fmt(c.rule_errors_per_100, 1),
                          f"{c.issues_resolved}/{c.issues_opened}", fmt(c.gold_7d), str(c.jobs_7d)])
-        return table(["annotator", "qualification", "jobs", "objects", "gold accuracy", "gold frames",
-                      "vs consensus", "rule errors /100 obj", "issues resolved/opened", "gold 7 d", "jobs 7 d"],
-                     rows, numeric=(2, 3, 4, 5, 6, 7, 9, 10))
+        return table(["annotator", "qualification", "jobs", "objects", "gold accuracy", "estimated F1 (±)",
+                      "gold frames", "F1 vs consensus", "rule errors /100 obj", "issues resolved/opened", "gold 7 d",
+                      "jobs 7 d"], rows, numeric=(2, 3, 4, 5, 6, 7, 8, 10, 11))
 
     def _annotator(self, viewer: Viewer, store: StateStore, org: str, user_id: int) -> bytes:
         from cvat_ext.workforce.gold import GoldCheck
@@ -221,6 +222,7 @@ class ReportPages:
                  ("jobs / frames / objects", f"{card.jobs} / {card.frames} / {card.objects}"),
                  ("accuracy on gold", "—" if card.gold_accuracy is None else
                   f"{card.gold_accuracy:.3f} over {card.gold_frames} gold frames"),
+                 ("estimated F1 vs truth (± one standard error)", estimated_text(card)),
                  ("agreement vs consensus (not accuracy)", "—" if card.vs_consensus is None else
                   f"{card.vs_consensus:.3f}"),
                  ("rule errors", f"{card.rule_errors}" + ("" if card.rule_errors_per_100 is None else
@@ -258,7 +260,8 @@ class ReportPages:
                  if bars else "")
         body = (f'<p><a href="{esc(self.cvat_url)}/tasks/{task_id}">Open task {task_id} in CVAT</a></p>{chart}'
                 "<h2>Scored jobs</h2>" + table(["job", "kind", "agreement", "rule errors", "findings", "decision"],
-                                               rows, numeric=(2, 3, 4)))
+                                               rows, numeric=(2, 3, 4))
+                + _annotators_of_task(scores))
         return layout(f"Task {task_id}", body, username=viewer.username)
 
     def _rounds(self, viewer: Viewer, store: StateStore, org: str, project_id: int) -> bytes:
@@ -277,6 +280,33 @@ class ReportPages:
                          + table(["rank", "pool frame", "file", "score", "why"], rows, numeric=(0, 1, 3)))
         body = "".join(parts) or '<p class="muted">No rounds yet.</p>'
         return layout(f"Active learning · project {project_id}", body, username=viewer.username)
+
+
+def estimated_text(card: Scorecard) -> str:
+    """A scorecard's estimated F1 vs truth: ``0.812 ± 0.031 (14 GT objects)`` (± one standard error), or ``—``."""
+    if card.estimated_f1 is None:
+        return "—"
+    se = "" if card.estimated_f1_se is None else f" ± {card.estimated_f1_se:.3f}"
+    gt = f" ({card.estimated_gt_objects} GT objects)" if card.estimated_gt_objects else ""
+    return f"{card.estimated_f1:.3f}{se}{gt}"
+
+
+def _annotators_of_task(scores: Sequence[ScoreRow]) -> str:
+    """The task's annotators over its consensus jobs: estimates vs truth beside F1 vs consensus."""
+    from cvat_ext.workforce.accuracy import accuracies_of, gt_check_line, summarise
+
+    consensus = [s for s in scores if s.kind == "consensus"]
+    summaries = summarise([a for s in consensus for a in accuracies_of(s.detail)])
+    if not summaries:
+        return ""
+    rows = [[esc(a.name), str(a.jobs), a.f1_text(), a.mean_iou_text(), str(a.gt_objects),
+             f"{a.vs_consensus_f1:.3f}"] for a in summaries]
+    checks = "".join(f'<p class="muted">{esc(gt_check_line(s.job_id, s.detail["ground_truth"]))}</p>'
+                     for s in consensus if s.detail.get("ground_truth"))
+    return ("<h2>Annotators</h2><p class=\"muted\">Estimated against the truth (± one standard error; twice it "
+            "is the range); F1 vs consensus is agreement with the other replicas, not accuracy.</p>"
+            + table(["annotator", "jobs", "estimated F1 (±)", "estimated mean IoU (±)", "GT objects",
+                     "F1 vs consensus"], rows, numeric=(1, 2, 3, 4, 5)) + checks)
 
 
 def _cookie(headers: Mapping[str, str]) -> str | None:

@@ -133,6 +133,15 @@ class ConsensusSection(_Section):
     min_replica_agreement: float = Field(
         default=0.9, ge=0, le=1, description="a replica's F1 against the consensus; below it its findings become issues"
     )
+    pool_scope: Literal["project", "task", "off"] = Field(
+        default="project",
+        description="pool each annotator's fitted model across the consensus jobs of a project (a task outside "
+        "projects pools per task), per task, or not at all",
+    )
+    use_ground_truth: bool = Field(
+        default=True,
+        description="anchor the annotator estimates on the task's accepted ground-truth job when it has one",
+    )
 
     @model_validator(mode="before")
     @classmethod

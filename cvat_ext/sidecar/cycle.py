@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_body
 from cvat_ext.annotations.cvat_json import parse_job_annotations
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
+from cvat_ext.cvat.annotators import replica_names
 from cvat_ext.cvat.records import Job
 from cvat_ext.errors import (
     CvatError,
@@ -49,8 +50,10 @@ from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.duplicates import DuplicateSweeper
-from cvat_ext.sidecar.interface import ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
+from cvat_ext.sidecar.ground_truth import accepted_gt_job, read_ground_truth
+from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
+from cvat_ext.sidecar.pooling import AnnotatorPool, people_of, pool_scope
 from cvat_ext.sidecar.prefetch import Prefetcher
 from cvat_ext.sidecar.publish import Publisher, job_row
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
@@ -322,8 +325,10 @@ class Cycle:
         """Group changed jobs into units (sorted by key, so replicas visit them in one order)."""
         triggers: dict[tuple[str, int], tuple[int, list[int]]] = {}
 
-        def add(kind: str, job_id: int, task_id: int, trigger: int) -> None:
-            triggers.setdefault((kind, job_id), (task_id, []))[1].append(trigger)
+        def add(kind: str, job_id: int, task_id: int, trigger: int | None) -> None:
+            ids = triggers.setdefault((kind, job_id), (task_id, []))[1]
+            if trigger is not None:
+                ids.append(trigger)
 
         consensus_on = self.settings.consensus.enabled and self.consensus is not None
         for job in jobs:
@@ -335,6 +340,14 @@ class Cycle:
                 add("job", job.id, job.task_id, job.id)
             elif job.type == "ground_truth":
                 add("quality", job.id, job.task_id, job.id)
+                if consensus_on and self.settings.consensus.use_ground_truth:
+                    # GT anchors the annotator estimates: its parents are scored again (their
+                    # signature includes the GT version). The quality unit alone holds the GT
+                    # job's queue entry, so a crash or failure here never drops its report.
+                    parents = {r.parent_job_id for r in self.store.jobs_of_task(job.task_id)
+                               if r.type == "consensus_replica" and r.parent_job_id is not None}
+                    for parent_id in sorted(parents):
+                        add("consensus", parent_id, job.task_id, None)
         return [Unit(kind, jid, task_id, tuple(ids)) for (kind, jid), (task_id, ids) in sorted(triggers.items())]
 
     def _run_unit(self, unit: Unit, report: CycleReport) -> bool:
@@ -465,6 +478,21 @@ class Cycle:
             self.store.upsert_jobs(rows)
         return rows
 
+    def _ground_truth(self, gt_job: JobRow | None, meta: JobMeta) -> tuple[JobAnnotations, tuple[int, ...]] | None:
+        """The task's accepted GT (annotations, frames) within the parent job's frames, or None."""
+        if gt_job is None:
+            return None
+        gt = read_ground_truth([gt_job], self)
+        if gt is None:
+            return None
+        if not (gt.annotations.shapes or gt.annotations.tracks or gt.annotations.tags):
+            # every GT frame would say "nothing here": far likelier a GT job accepted before anyone
+            # annotated it than a validation set of empty frames, and it would call every object spurious
+            log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.job_id)
+            return None
+        frames = gt.within(meta.start_frame, meta.stop_frame)
+        return (gt.annotations, frames) if frames else None
+
     def _rule_findings(
         self, job: JobRow, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
     ) -> list[Finding]:
@@ -475,19 +503,23 @@ class Cycle:
     # --- units ------------------------------------------------------------------------------------
     def _consensus_unit(self, unit: Unit, report: CycleReport) -> str:
         assert self.consensus is not None
+        cfg = self.settings.consensus
         parent = self._job_row(unit.job_id)
         replicas = self._replicas(unit.job_id)
         if not replicas or any(r.state != "completed" for r in replicas):
             return "waiting"
-        sig = signature(f"{r.id}@{r.updated_date}" for r in replicas)
+        gt_job = accepted_gt_job(self.store.jobs_of_task(parent.task_id)) if cfg.use_ground_truth else None
+        versions = [f"{r.id}@{r.updated_date}" for r in replicas]
+        # the task's GT job is an input too: accepting or editing it re-scores the replicas
+        sig = signature(versions + ([f"gt{gt_job.id}@{gt_job.updated_date}"] if gt_job is not None else []))
         if self.store.unit_signature(unit.key) == sig:
             return "unchanged"
         labels = self.labels(parent.task_id)
         meta = self.meta(parent.id)
         fetched = [self.replica(r) for r in replicas]
         inputs = [
-            ReplicaInput(r.id, r.assignee_id, columns=f.columns(meta.stop_frame))
-            for r, f in zip(replicas, fetched, strict=True)
+            ReplicaInput(r.id, r.assignee_id, columns=f.columns(meta.stop_frame), name=n)
+            for r, f, n in zip(replicas, fetched, replica_names(replicas), strict=True)
         ]
         rule_findings: list[Finding] = []
         if self.rules is not None:
@@ -496,7 +528,8 @@ class Cycle:
                 cols = given.columns
                 source = f.annotations() if cols is None or cols.from_tracks else cols
                 rule_findings += self._rule_findings(r, source, labels, meta)
-        outcome = self.consensus.score(parent.id, inputs, labels, meta)
+        ground_truth = self._ground_truth(gt_job, meta)
+        outcome = self._fit(parent, replicas, inputs, labels, meta, ground_truth)
         agreement = Agreement(
             outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0
         )
@@ -514,7 +547,13 @@ class Cycle:
         self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
 
         errors = sum(1 for f in rule_findings if f.severity is Severity.ERROR)
-        detail = {"replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()}}
+        detail: dict[str, Any] = {
+            "replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()},
+            "annotators": [a.as_dict() for a in outcome.annotators],
+        }
+        if ground_truth is not None:
+            detail["ground_truth"] = {"job_id": gt_job.id if gt_job else None, "frames": len(ground_truth[1]),
+                                      **(dict(outcome.ground_truth) if outcome.ground_truth else {})}
 
         def score(decision: str) -> ScoreRow:
             return ScoreRow(
@@ -551,6 +590,28 @@ class Cycle:
         self.metrics.jobs_scored.inc(len(replicas))
         self.store.set_unit_signature(unit.key, sig, parent.task_id)
         return "scored"
+
+    def _fit(
+        self,
+        parent: JobRow,
+        replicas: list[JobRow],
+        inputs: list[ReplicaInput],
+        labels: LabelSet,
+        meta: JobMeta,
+        ground_truth: tuple[JobAnnotations, tuple[int, ...]] | None,
+    ) -> ConsensusOutcome:
+        """Score the replicas (named by username) from each person's pooled model; keep the new ones."""
+        assert self.consensus is not None
+        scope = pool_scope(self.settings.consensus.pool_scope, parent)
+        pool = AnnotatorPool(self.store, scope, parent.id, people_of([i.annotator for i in inputs], replicas))
+        outcome = self.consensus.score(
+            parent.id, inputs, labels, meta, ground_truth=ground_truth, priors=pool.priors() or None
+        )
+        pool.fold(outcome.models)
+        log.info(
+            "job %d: %s", parent.id, "; ".join(f"{a.name} (job {a.job_id}): {a.text()}" for a in outcome.annotators)
+        )
+        return outcome
 
     def _execute(
         self,

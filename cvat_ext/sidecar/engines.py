@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -19,6 +19,7 @@ from cvat_ext.errors import ConfigError
 from cvat_ext.qa.findings import Finding
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, JobRef, ReplicaInput, RuleRunner
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 
 if TYPE_CHECKING:
     from cvat_ext.annotations.columnar_json import ReplicaColumns
@@ -55,8 +56,10 @@ class RulePackRunner:
 class ConsensusEngineRunner:
     """:class:`ConsensusRunner` over :func:`cvat_ext.consensus.engine.score_replicas`.
 
-    ``agreement`` is the pooled pairwise F1 of the replicas; a replica's agreement is its F1
-    against the consensus.
+    Replicas are keyed by annotator name (CVAT username). ``agreement`` is the pooled pairwise F1
+    of the replicas; a replica's agreement is its F1 against the consensus; each issue's message
+    ends with the annotator's estimated accuracy against the truth, or that vs-consensus F1
+    labelled as such when the engine made no estimate.
     """
 
     def __init__(self, settings: ConsensusSettings) -> None:
@@ -71,57 +74,79 @@ class ConsensusEngineRunner:
         self.settings = settings
 
     def score(
-        self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
+        self,
+        parent_job_id: int,
+        replicas: Sequence[ReplicaInput],
+        labels: LabelSet,
+        meta: JobMeta,
+        *,
+        ground_truth: tuple[JobAnnotations, Sequence[int]] | None = None,
+        priors: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ConsensusOutcome:
         from cvat_ext.consensus.merged_writer import merged_json
-        from cvat_ext.consensus.replica_findings import ReplicaFindings, at_fault, on_replica
+        from cvat_ext.consensus.replica_findings import ReplicaFindings, at_fault
+        from cvat_ext.sidecar.replica_messages import NamedReplicaFindings, named
 
-        by_name = {f"job{r.job_id}": r for r in replicas}
-        result = _score(by_name, labels, meta, self.settings)
-        replica_agreement = {by_name[a.annotator].job_id: _finite(a.vs_consensus_f1) for a in result.annotators}
+        by_name = {r.annotator: r for r in replicas}
+        result = _score(by_name, labels, meta, self.settings, ground_truth=ground_truth, priors=priors)
+        numbers = {a.annotator: AnnotatorAccuracy.from_stats(a, by_name[a.annotator].job_id) for a in result.annotators}
+        said = {name: f"{name}: {n.text()}" for name, n in numbers.items()}
+        agreement = {n.job_id: n.vs_consensus_f1 for n in numbers.values()}
         # findings on objects stay columns (most are never published); tag findings are few
         names = result.summary.annotators
         replica_job = [by_name[n].job_id if n in by_name else -1 for n in names]
-        table = ReplicaFindings.from_blocks(
-            result.finding_blocks,
-            names,
-            replica_job,
-            [replica_agreement.get(j, 0.0) for j in replica_job],
-            result.label_name,
+        table = NamedReplicaFindings.of(
+            ReplicaFindings.from_blocks(
+                result.finding_blocks, names, replica_job, [agreement.get(j, 0.0) for j in replica_job],
+                result.label_name,
+            ),
+            tuple(said.get(n, f"{n}: no figures") for n in names),
         )
         findings = [
-            on_replica(f, by_name[name].job_id, name, replica_agreement.get(by_name[name].job_id, 0.0))
+            named(f, by_name[name].job_id, name, said.get(name, f"{name}: no figures"))
             for f in result.extra_findings
             for name in at_fault(f)
             if name in by_name
         ]
         s = result.summary
+        models = {a.annotator: dict(a.model) for a in result.annotators if a.model}
         return ConsensusOutcome(
             agreement=_finite(s.f1),
-            replica_agreement=replica_agreement,
+            replica_agreement=agreement,
             findings=tuple(findings),
             replica_findings=table,
             merged_json=lambda: merged_json(result),
             detail={"mean_iou": _finite(s.mean_iou), "missing": s.missing, "extra": s.extra, "clusters": s.clusters},
+            annotators=tuple(numbers.values()),
+            models=models,
+            ground_truth=result.ground_truth,
         )
 
 
 def _score(
-    by_name: Mapping[str, ReplicaInput], labels: LabelSet, meta: JobMeta, settings: ConsensusSettings
+    by_name: Mapping[str, ReplicaInput],
+    labels: LabelSet,
+    meta: JobMeta,
+    settings: ConsensusSettings,
+    *,
+    ground_truth: tuple[JobAnnotations, Sequence[int]] | None,
+    priors: Mapping[str, Mapping[str, Any]] | None,
 ) -> ConsensusResult:
     """The columnar engine when every replica came as columns, else the per-object one."""
     columns = {n: r.columns for n, r in by_name.items()}
     if all(c is not None for c in columns.values()):
         from cvat_ext.consensus.table_source import score_tables
 
-        return score_tables({n: c for n, c in columns.items() if c is not None}, labels, meta, settings)
+        tables = {n: c for n, c in columns.items() if c is not None}
+        return score_tables(tables, labels, meta, settings, ground_truth=ground_truth, priors=priors)
     from cvat_ext.consensus.engine import score_replicas
 
     objects = {n: r.annotations for n, r in by_name.items()}
     missing = [n for n, a in objects.items() if a is None]
     if missing:
         raise ValueError(f"replicas {missing}: neither annotations nor columns")
-    return score_replicas({n: a for n, a in objects.items() if a is not None}, labels, meta, settings)
+    given = {n: a for n, a in objects.items() if a is not None}
+    return score_replicas(given, labels, meta, settings, ground_truth=ground_truth, priors=priors)
 
 
 def _finite(value: float) -> float:

@@ -21,6 +21,7 @@ from cvat_ext.cvat.guide_blocks import replace_block as replace_named_block
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.state import ScoreRow, StateStore
+from cvat_ext.workforce.accuracy import accuracies_of, gt_check_line, summarise
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement:
         lines += [
             f"Consensus agreement (threshold {min_agreement:.2f}):",
             "",
-            "| parent job | agreement | replicas (job: agreement) | rule errors | issues | decision |",
+            "| parent job | agreement | annotators | rule errors | issues | decision |",
             "|---|---|---|---|---|---|",
         ]
         for s in consensus:
-            replicas = ", ".join(f"{k}: {v:.2f}" for k, v in sorted(s.detail.get("replicas", {}).items()))
+            people = ", ".join(f"{a.name}: {a.f1_text()}" for a in accuracies_of(s.detail))
             agreement = f"{s.agreement:.2f}" if s.agreement is not None else "-"
-            lines.append(f"| {s.job_id} | {agreement} | {replicas} | {s.rule_errors} | {s.findings} | {s.decision} |")
-        lines.append("")
+            lines.append(f"| {s.job_id} | {agreement} | {people} | {s.rule_errors} | {s.findings} | {s.decision} |")
+        lines += ["", *_annotator_lines(consensus)]
     if rules:
         lines += ["Rule checks:", "", "| job | rule errors | issues | decision |", "|---|---|---|---|"]
         lines += [f"| {s.job_id} | {s.rule_errors} | {s.findings} | {s.decision} |" for s in rules]
@@ -62,6 +63,29 @@ def summary_markdown(task_id: int, scores: Sequence[ScoreRow], *, min_agreement:
         lines += [f"Details per job and annotator: [task {task_id} on the QA report pages]({report_url})", ""]
     lines.append(END)
     return "\n".join(lines)
+
+
+def _annotator_lines(consensus: Sequence[ScoreRow]) -> list[str]:
+    """Per annotator over the task's consensus jobs: the estimate vs truth (± one standard error, GT
+    objects behind it) beside the F1 vs consensus, which is agreement, not accuracy."""
+    summaries = summarise([a for s in consensus for a in accuracies_of(s.detail)])
+    if not summaries:
+        return []
+    lines = [
+        "Annotators (estimated against the truth; ± one standard error, twice it is the range):",
+        "",
+        "| annotator | jobs | estimated F1 (±) | estimated mean IoU (±) | GT objects | F1 vs consensus |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in summaries:
+        lines.append(f"| {a.name} | {a.jobs} | {a.f1_text()} | {a.mean_iou_text()} | {a.gt_objects} "
+                     f"| {a.vs_consensus_f1:.3f} |")
+    lines.append("")
+    for s in consensus:
+        gt = s.detail.get("ground_truth")
+        if gt:
+            lines += [gt_check_line(s.job_id, gt), ""]
+    return lines
 
 
 def replace_block(markdown: str, block: str) -> str:

@@ -18,6 +18,7 @@ from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
 from cvat_ext.qa.findings import Finding
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.replica_findings import ReplicaFindings
@@ -28,11 +29,15 @@ class ConsensusOutcome:
     """Agreement of the replicas of one parent job.
 
     ``agreement`` in [0, 1] for the whole group; ``replica_agreement`` replica job id -> [0, 1]
-    (how well that annotator agrees with the others); ``findings`` are on replica jobs (``job_id``
-    set, one per replica at fault), and so are the rows of ``replica_findings`` (the engine's
-    findings on objects, columnar: most are never published, so they are built as objects only
-    when asked for); ``merged`` the merged annotations (scores set) as objects, or ``merged_json``
-    the same as CVAT's ``LabeledData`` JSON text written from the merge's columns.
+    (how well that annotator agrees with the others: F1 vs consensus, not accuracy); ``findings``
+    are on replica jobs (``job_id`` set, one per replica at fault), and so are the rows of
+    ``replica_findings`` (the engine's findings on objects, columnar: most are never published, so
+    they are built as objects only when asked for); ``merged`` the merged annotations (scores set)
+    as objects, or ``merged_json`` the same as CVAT's ``LabeledData`` JSON text written from the
+    merge's columns; ``annotators`` per replica, by annotator name: the estimate against the truth
+    when the engine made one, and the vs-consensus F1; ``models`` annotator name -> fitted model
+    dict (pooled across jobs as the next job's prior); ``ground_truth`` the report's GT section
+    when GT was given.
     """
 
     agreement: float
@@ -40,6 +45,9 @@ class ConsensusOutcome:
     findings: tuple[Finding, ...] = ()
     merged: JobAnnotations | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
+    annotators: tuple[AnnotatorAccuracy, ...] = ()
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    ground_truth: Mapping[str, Any] | None = None
     replica_findings: ReplicaFindings | None = None
     merged_json: Callable[[], str] | None = None
 
@@ -62,12 +70,19 @@ class ConsensusOutcome:
 @dataclass(frozen=True, slots=True)
 class ReplicaInput:
     """One replica handed to the consensus engine: its annotations as objects, or as columns
-    (:mod:`cvat_ext.annotations.columnar_json`; the engine then takes the columnar path), or both."""
+    (:mod:`cvat_ext.annotations.columnar_json`; the engine then takes the columnar path), or both.
+    ``name``: the annotator's name (:func:`cvat_ext.cvat.annotators.replica_names`; ``job<ID>`` when
+    not given)."""
 
     job_id: int
     assignee_id: int | None
     annotations: JobAnnotations | None = None
     columns: ReplicaColumns | None = None
+    name: str = ""
+
+    @property
+    def annotator(self) -> str:
+        return self.name or f"job{self.job_id}"
 
     def __post_init__(self) -> None:
         if self.annotations is None and self.columns is None:
@@ -93,10 +108,20 @@ class RuleRunner(Protocol):
 
 
 class ConsensusRunner(Protocol):
-    """Scores the replicas of one parent job (all completed) against each other."""
+    """Scores the replicas of one parent job (all completed) against each other.
+
+    ``ground_truth``: the task's GT annotations and the task frames they fully cover;
+    ``priors``: annotator name -> a model dict from an earlier job (pooling)."""
 
     def score(
-        self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
+        self,
+        parent_job_id: int,
+        replicas: Sequence[ReplicaInput],
+        labels: LabelSet,
+        meta: JobMeta,
+        *,
+        ground_truth: tuple[JobAnnotations, Sequence[int]] | None = None,
+        priors: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ConsensusOutcome: ...
 
 

@@ -92,6 +92,7 @@ def job_row(job: Job) -> JobRow:
         assignee_id=job.assignee_id,
         updated_date=iso_utc(job),
         project_id=job.project_id,
+        assignee_username=job.assignee_username,
     )
 
 

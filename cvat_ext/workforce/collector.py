@@ -31,6 +31,7 @@ from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatError, CvatNotFoundError
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.config import WorkforceSettings
+from cvat_ext.sidecar.ground_truth import read_ground_truth
 from cvat_ext.sidecar.publish import Publisher
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, QualificationRow, StateStore, WorkRow
@@ -160,12 +161,8 @@ class WorkCollector:
 
     def _gold_of(self, task_id: int) -> tuple[int, Any, tuple[int, ...]] | None:
         if task_id not in self._gold:
-            found = None
-            for gt in self.store.jobs_of_task(task_id):  # the job cache: no CVAT call
-                if gt.type == "ground_truth" and (gt.stage == "acceptance" or gt.state == "completed"):
-                    meta = self.reader.meta(gt.id)
-                    found = (gt.id, self.reader.annotations(gt), tuple(meta.included_frames or ()))
-            self._gold[task_id] = found
+            gt = read_ground_truth(self.store.jobs_of_task(task_id), self.reader)  # the job cache: no CVAT call
+            self._gold[task_id] = None if gt is None else (gt.job_id, gt.annotations, gt.frames)
         return self._gold[task_id]
 
     def _facts(self, job: Job) -> dict[str, Any]:

@@ -9,6 +9,9 @@ jobs, and the qualification standing. Columns are computed with numpy over all r
 * ``gold_accuracy``: pooled F1 against gold over ``gold_frames`` (``None`` without gold);
 * ``vs_consensus``: mean agreement of the annotator's replicas with the consensus (``None`` when
   none was scored);
+* ``estimated_f1`` ± ``estimated_f1_se``: the consensus engine's estimate of their F1 against the
+  latent truth, averaged over their scored replicas that had one (``None`` otherwise), and
+  ``estimated_gt_objects``: the ground-truth objects behind those estimates;
 * ``rule_errors_per_100``: rule errors per 100 objects drawn, and ``rule_errors_by_rule``: the same
   errors by rule (the rule's id);
 * ``issues_opened`` / ``issues_resolved``: issues the sidecar published on their jobs, and how many
@@ -27,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from cvat_ext.sidecar.state import StateStore, WorkRow
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy, accuracies_of, combine
 
 DAY_S = 86400.0
 
@@ -42,6 +46,9 @@ class Scorecard:
     gold_frames: int
     gold_accuracy: float | None
     vs_consensus: float | None
+    estimated_f1: float | None
+    estimated_f1_se: float | None
+    estimated_gt_objects: int
     rule_errors: int
     rule_errors_per_100: float | None
     rule_errors_by_rule: dict[str, int]  # rule code -> errors (per 100 objects: divide by objects / 100)
@@ -94,12 +101,14 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
     vs = np.full(len(rows), np.nan)
     rule_err = np.zeros(len(rows))
     by_rule: list[dict[str, int]] = [{} for _ in users]
+    estimates: list[list[AnnotatorAccuracy]] = [[] for _ in users]
     for i, r in enumerate(rows):
         parent = jobs[r.job_id].parent_job_id if r.job_id in jobs else None
         cons = scores.get((parent, "consensus")) if parent is not None else None
         if cons is not None:
             value = cons.detail.get("replicas", {}).get(str(r.job_id))
             vs[i] = np.nan if value is None else float(value)
+            estimates[who[i]] += [a for a in accuracies_of(cons.detail) if a.job_id == r.job_id and a.estimated]
         own = scores.get((r.job_id, "rules"))
         if own is not None:
             rule_err[i] = own.rule_errors
@@ -128,11 +137,14 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
     cards = []
     for i, (username, uid) in enumerate(users):
         err = int(err_sum[i])
+        est = combine(username, estimates[i]) if estimates[i] else None
         cards.append(Scorecard(
             username=username, user_id=uid, status=standing.get(uid, ""), jobs=int(job_n[i]),
             frames=int(frames_sum[i]), objects=int(obj_sum[i]), gold_frames=int(gold_frames_sum[i]),
             gold_accuracy=None if total_sum[i] <= 0 else float(2 * matched_sum[i] / total_sum[i]),
             vs_consensus=None if vs_n[i] == 0 else float(vs_sum[i] / vs_n[i]),
+            estimated_f1=None if est is None else est.f1, estimated_f1_se=None if est is None else est.f1_se,
+            estimated_gt_objects=0 if est is None else est.gt_objects,
             rule_errors=err, rule_errors_per_100=None if obj_sum[i] <= 0 else 100.0 * err / float(obj_sum[i]),
             rule_errors_by_rule=dict(sorted(by_rule[i].items())),
             issues_opened=int(opened_sum[i]), issues_resolved=int(resolved_sum[i]),

@@ -141,3 +141,23 @@ def test_fetch_replicas_of_a_job_without_replicas(world: OrgWorld, tmp_path: Pat
     assert f"job {world.gt_job_id} (ground_truth job of task {world.task_id}) has no consensus replicas" in (
         capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_replicas_names_one_person_with_two_replicas_and_the_unassigned(
+    world: OrgWorld, cvat_standin: CvatStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sidecar's naming rule (cvat_ext.cvat.annotators): ``ann1 (job<ID>)`` twice when ann1 holds
+    two replicas, ``job<ID>`` unassigned; the file names have no spaces and the printed command runs."""
+    parent = world.parent_job_ids[0]
+    r1, r2, r3 = (world.replica_of(parent, a) for a in ("ann1", "ann2", "ann3"))
+    cvat_standin.set_job(r2, assignee="ann1")
+    cvat_standin.set_job(r3, assignee=None)
+    assert main(["cvat", "fetch-replicas", str(parent), "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"replica job {r1} (ann1 (job{r1}))" in out and f"replica job {r3} (job{r3})" in out
+    assert {p.name for p in tmp_path.glob("*.json")} >= {f"ann1-job{r1}.json", f"ann1-job{r2}.json", f"job{r3}.json"}
+    command = printed_command(out, "next:")
+    assert f"ann1 (job{r2})={tmp_path / f'ann1-job{r2}.json'}" in command
+    assert main([*command, "--no-progress"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {a["annotator"] for a in report["annotators"]} == {f"ann1 (job{r1})", f"ann1 (job{r2})", f"job{r3}"}

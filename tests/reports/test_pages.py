@@ -11,6 +11,7 @@ import requests
 
 from cvat_ext.active_learning.round import RoundParams, run_round
 from cvat_ext.sidecar.state import StateStore
+from cvat_ext.workforce.accuracy import accuracies_of, summarise
 from tests.active_learning.detector_server import detector_function, url_of
 from tests.active_learning.pool import pool_images
 from tests.reports.browser import chromium, console_errors
@@ -59,8 +60,16 @@ def test_a_supervisor_reads_the_numbers_the_sidecar_stored(served: Served, tmp_p
                                 str(sum(s.decision.startswith("review") for s in scores))]
         overview_png = _shot(driver, tmp_path, "reports-overview.png")
         driver.find_element("link text", f"task {task_id}").click()
-        rows = _cells(driver)
+        rows = _cells(driver, "main table:first-of-type tbody tr")
         assert [r[0] for r in rows] == [f"job {s.job_id}" for s in scores]
+        # the task's annotators by CVAT username: estimate vs truth beside the labelled F1 vs consensus
+        people = summarise([a for s in scores if s.kind == "consensus" for a in accuracies_of(s.detail)])
+        assert [p.name for p in people] == ["ann1", "ann2", "ann3"]
+        assert _cells(driver, "main table:last-of-type tbody tr") == [
+            [p.name, "2", p.f1_text(), p.mean_iou_text(), str(p.gt_objects), f"{p.vs_consensus_f1:.3f}"]
+            for p in people]
+        headers = [th.text for th in driver.find_elements("css selector", "main table:last-of-type th")]
+        assert headers[2] == "estimated F1 (±)" and headers[5] == "F1 vs consensus"
         assert [r[2] for r in rows] == [f"{s.agreement:.3f}" if s.agreement is not None else "—" for s in scores]
         bars = driver.find_elements("css selector", "svg rect")
         assert len(bars) == sum(1 for s in scores if s.kind == "consensus" and s.agreement is not None) > 0
@@ -175,3 +184,45 @@ def test_a_manager_sees_who_is_below_the_bar_and_why(cvat_standin, cvat_org_worl
             assert link == f"{cvat_standin.url}/tasks/{task.task_id}/jobs/{task.sloppy_job}?frame=11"
             _shot(driver, tmp_path, "reports-annotator.png")
             assert console_errors(driver) == []
+
+
+def test_annotators_show_their_estimated_f1_beside_gold_accuracy(served: Served) -> None:
+    """The overview's annotators (scorecards, by CVAT username) and an annotator's page show the
+    engine's estimate vs truth with its standard error and GT objects, labelled apart from the F1 vs
+    consensus. The stored consensus scores are given estimates, as an engine that makes them stores them."""
+    import dataclasses
+
+    from cvat_ext.reports.pages import estimated_text
+    from cvat_ext.workforce.scorecards import scorecards
+
+    store: StateStore = served.service.store
+    (task_id,) = store.scored_tasks()
+    rng = {"ann1": (0.95, 0.01, 6), "ann2": (0.9, 0.02, 0), "ann3": (0.4, 0.05, 3)}
+    for score in store.scores_of_task(task_id):
+        if score.kind != "consensus":
+            continue
+        people = [dataclasses.replace(a, truth={"f1": rng[a.name][0]}, truth_se={"f1": rng[a.name][1]},
+                                      gt_objects=rng[a.name][2]) for a in accuracies_of(score.detail)]
+        store.put_score(dataclasses.replace(score, detail={**score.detail,
+                                                           "annotators": [p.as_dict() for p in people]}))
+    cards = {c.username: c for c in scorecards(store, now=served.clock())}
+    assert set(cards) == {"ann1", "ann2", "ann3"}
+    assert cards["ann3"].estimated_f1 == pytest.approx(0.4) and cards["ann3"].estimated_gt_objects == 6
+    with chromium() as driver:
+        _sign_in(driver, served.url, "rev1", served.world.password)
+        driver.get(f"{served.url}/reports/org/qa-eval")
+        tables = driver.find_elements("css selector", "main table")
+        headers = [th.text for th in tables[1].find_elements("tag name", "th")]
+        assert headers[4:8] == ["gold accuracy", "estimated F1 (±)", "gold frames", "F1 vs consensus"]
+        rows = {r[0]: r for r in ([td.text for td in tr.find_elements("tag name", "td")]
+                                  for tr in tables[1].find_elements("css selector", "tbody tr"))}
+        for name, card in cards.items():
+            assert rows[name][5] == estimated_text(card)
+            assert rows[name][7] == f"{card.vs_consensus:.3f}"
+        # ann3's two replicas: 0.4 (se 0.05) twice -> 0.400, se of the mean 0.035, over 6 GT objects
+        assert rows["ann3"][5] == "0.400 ± 0.035 (6 GT objects)"
+        driver.find_element("link text", "ann3").click()
+        summary = dict(_cells(driver, "main table:first-of-type tbody tr"))
+        assert summary["estimated F1 vs truth (± one standard error)"] == "0.400 ± 0.035 (6 GT objects)"
+        assert summary["agreement vs consensus (not accuracy)"] == f"{cards['ann3'].vs_consensus:.3f}"
+        assert console_errors(driver) == []

@@ -272,10 +272,20 @@ class ScriptedConsensus:
 
     agreement: Callable[[int], float]
     bad_frames: tuple[int, ...] = (2, 5)
+    #: (parent job id, replica names, ground_truth, priors) of every call
+    calls: list[tuple[int, list[str], Any, Any]] = field(default_factory=list)
 
     def score(
-        self, parent_job_id: int, replicas: Sequence[ReplicaInput], labels: LabelSet, meta: JobMeta
+        self,
+        parent_job_id: int,
+        replicas: Sequence[ReplicaInput],
+        labels: LabelSet,
+        meta: JobMeta,
+        *,
+        ground_truth: Any = None,
+        priors: Any = None,
     ) -> ConsensusOutcome:
+        self.calls.append((parent_job_id, [r.annotator for r in replicas], ground_truth, priors))
         per = {r.job_id: self.agreement(r.job_id) for r in replicas}
         findings = tuple(
             Finding(

@@ -206,3 +206,26 @@ def test_the_merge_is_sent_as_the_objects_would_be() -> None:
 def test_a_replica_needs_objects_or_columns() -> None:
     with pytest.raises(ValueError, match="replica job 7"):
         ReplicaInput(7, None)
+
+
+def test_named_rows_read_as_the_object_path_words_them() -> None:
+    """The sidecar's wording of the engine's columnar findings (annotator and figures) equals the
+    per-object copies worded by :func:`named`, row for row."""
+    from cvat_ext.sidecar.replica_messages import NamedReplicaFindings, named
+
+    bodies, g = _bodies("rectangle", 8, 12, 10)
+    tables = {f"ann{j}": read_annotations_body(b, where=f"job {j}", last_frame=g.meta.stop_frame)
+              for j, b in bodies.items()}
+    result = score_tables(tables, g.labels, g.meta, ConsensusSettings(iou_thr=0.5))
+    job_of = {f"ann{j}": j for j in bodies}
+    names = result.summary.annotators
+    said = tuple(f"{n}: figures of {n}" for n in names)
+    table = NamedReplicaFindings.of(
+        ReplicaFindings.from_blocks(result.finding_blocks, names, [job_of[n] for n in names], [0.0] * len(names),
+                                    result.label_name), said)
+    want = [named(f, job_of[n], n, f"{n}: figures of {n}") for f in result.findings for n in at_fault(f)
+            if f.code != "tag_disagreement"]
+    assert len(table) > 10 and repr(list(table.materialise())) == repr(want)
+    assert all(f.message.endswith(f"({f.annotator}: figures of {f.annotator})") for f in want)
+    with pytest.raises(ValueError, match="expected figures for 3 annotators, got 2"):
+        NamedReplicaFindings.of(table, said[:2])

@@ -143,3 +143,45 @@ def test_postgres_unreachable_names_host_not_password() -> None:
     with pytest.raises(StateStoreError) as err:
         open_store("postgresql://bob:hunter2@127.0.0.1:1/db")
     assert "hunter2" not in str(err.value) and "127.0.0.1:1/db" in str(err.value)
+
+
+def test_annotator_models_fold_once_per_job(store: StateStore) -> None:
+    """Pooling: a new job starts from the latest posterior; a job scored again starts from the prior
+    it was first fitted from, and keeps its place (issue 11, people not jobs)."""
+    org = store.scoped("org")
+    assert org.pooled_prior("project:1", "ann1", 10) is None
+    org.fold_models("project:1", 10, [("ann1", None, {"n": 1}), ("ann2", None, {"n": 1, "who": "ann2"})])
+    assert org.pooled_prior("project:1", "ann1", 11) == {"n": 1}
+    org.fold_models("project:1", 11, [("ann1", {"n": 1}, {"n": 2})])
+    assert org.pooled_prior("project:1", "ann1", 10) is None  # job 10 again: its first prior
+    assert org.pooled_prior("project:1", "ann1", 11) == {"n": 1}
+    org.fold_models("project:1", 10, [("ann1", None, {"n": 1, "again": True})])  # job 10 re-scored
+    assert org.pooled_prior("project:1", "ann1", 12) == {"n": 2}  # the head is still job 11
+    assert org.pooled_models() == [("project:1", "ann1", 2, {"n": 2}),
+                                   ("project:1", "ann2", 1, {"n": 1, "who": "ann2"})]
+    assert org.pooled_models("task:3") == []
+    # scopes and organizations are apart
+    assert org.pooled_prior("project:2", "ann1", 12) is None
+    assert store.scoped("other").pooled_prior("project:1", "ann1", 12) is None
+
+
+def test_job_rows_carry_the_assignee_username(store: StateStore) -> None:
+    store.upsert_jobs([JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7, "ann1"),
+                       JobRow(6, 1, 4, "consensus_replica", "annotation", "new", None, "2033-01-01T00:00:00Z", 7)])
+    assert [(r.id, r.assignee_username) for r in store.replicas_of(4)] == [(5, "ann1"), (6, None)]
+    # renamed in CVAT: the next sighting of any of their jobs renames them everywhere
+    store.upsert_jobs([JobRow(7, 1, None, "annotation", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7, "ann1b")])
+    assert store.get_job(5).assignee_username == "ann1b"  # type: ignore[union-attr]
+
+
+def test_a_version_2_store_gains_the_people_tables(backend: str, clock: Clock) -> None:
+    with open_store(backend, clock=clock) as s:
+        s.upsert_jobs([JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7)])
+        for table in ("users", "annotator_models"):
+            s._execute(f"DROP TABLE {table}")
+        s._execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    with open_store(backend, clock=clock) as s:
+        assert s.schema_version() == 3
+        assert s.get_job(5) == JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7)
+        s.fold_models("task:1", 4, [("ann1", None, {"n": 1})])
+        assert s.pooled_prior("task:1", "ann1", 8) == {"n": 1}

@@ -15,6 +15,7 @@ from cvat_ext.sidecar.logs import RedactingFilter
 from cvat_ext.sidecar.metrics import SidecarMetrics, endpoint_label
 from cvat_ext.sidecar.state import ScoreRow, open_store
 from cvat_ext.sidecar.webhooks import WebhookReceiver
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 from tests.cvat.recorded import recorded_dir
 
 RECORDED_SECRET = "qa-eval-webhook-secret"  # visible in 10_webhook_create.json (see its README)
@@ -90,7 +91,9 @@ def test_guide_block_keeps_human_text_and_is_replaced_in_place() -> None:
     ]
     block = summary_markdown(3, scores, min_agreement=0.9, chart_url="/api/assets/u1")
     assert block.startswith(BEGIN) and block.endswith(END)
-    assert "| 7 | 0.81 | 8: 0.95, 9: 0.60 | 2 | 4 | review (agreement 0.81 < 0.90) |" in block
+    # a score kept before annotators were named reads as job<ID>, its figure labelled vs consensus
+    assert ("| 7 | 0.81 | job8: F1 vs consensus 0.95, job9: F1 vs consensus 0.60 | 2 | 4 "
+            "| review (agreement 0.81 < 0.90) |") in block
     human = "# Labeling guide\n\nDraw tight boxes.\n"
     first = replace_block(human, block)
     assert first.startswith(human.rstrip()) and block in first
@@ -98,6 +101,21 @@ def test_guide_block_keeps_human_text_and_is_replaced_in_place() -> None:
     second = replace_block(first + "\nFooter by a human.\n", newer)
     assert second.count(BEGIN) == 1 and "0.81" not in second and "Draw tight boxes." in second
     assert second.rstrip().endswith("Footer by a human.")
+
+
+def test_guide_block_names_annotators_with_their_estimates() -> None:
+    ann1 = AnnotatorAccuracy("ann1", 8, 0.95, {"f1": 0.9, "mean_iou": 0.85}, {"f1": 0.01, "mean_iou": 0.02}, 12)
+    ann3 = AnnotatorAccuracy("ann3", 9, 0.6, {}, {})
+    detail = {"replicas": {"8": 0.95, "9": 0.6}, "annotators": [ann1.as_dict(), ann3.as_dict()],
+              "ground_truth": {"job_id": 20, "frames": 3, "objects": 12,
+                               "model_error": {"ann1": {"f1": 0.012, "mean_iou": -0.03}, "ann3": {"f1": None}}}}
+    scores = [ScoreRow("consensus:7", 3, 7, "consensus", 0.812, 0, 1, "pass", detail, 0.0)]
+    block = summary_markdown(3, scores, min_agreement=0.9, chart_url=None)
+    assert "| 7 | 0.81 | ann1: est. F1 0.90 ± 0.01, ann3: F1 vs consensus 0.60 | 0 | 1 | pass |" in block
+    assert "| ann1 | 1 | 0.900 ± 0.010 | 0.850 ± 0.020 | 12 | 0.950 |" in block  # ± one standard error
+    assert "| ann3 | 1 | — | — | 0 | 0.600 |" in block
+    assert ("Ground-truth check, job 7: GT job 20, 3 frames, 12 objects; estimate minus GT on those frames: "
+            "ann1: F1 +0.01, mean IoU -0.03; ann3: F1 n/a, mean IoU n/a.") in block
 
 
 def test_chart_is_a_png_with_red_bars_below_threshold() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cvat_ext.sidecar.state import IssueRow, JobRow, QualificationRow, ScoreRow, WorkRow, open_store
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 from cvat_ext.workforce.scorecards import DAY_S, scorecards
 
 NOW = 2_000_000_000.0
@@ -18,6 +19,7 @@ def _fill(store, rng: np.random.Generator, n_jobs: int, n_people: int) -> list[d
     """A random store; returns what each job is, for the reference computation."""
     truth = []
     replicas: dict[int, dict[str, float]] = {}  # parent -> replica agreements: one consensus score per parent
+    people: dict[int, list[dict]] = {}  # parent -> per-annotator figures (AnnotatorAccuracy.as_dict)
     for j in range(n_jobs):
         job_id, parent, user = 100 + j, 10 + j // 3, int(rng.integers(n_people))
         kind = "consensus_replica" if j % 2 else "annotation"
@@ -35,10 +37,17 @@ def _fill(store, rng: np.random.Generator, n_jobs: int, n_people: int) -> list[d
         store.start_work(WorkRow(job_id, user + 1, f"u{user}", 7, 1, kind, started))
         store.complete_work(job_id, completed_at=done, completed_date=f"d{j}", facts=facts)
         agreement = rule_errors = None
+        estimate: dict | None = None
         codes: dict[str, int] = {}
         if kind == "consensus_replica" and rng.random() < 0.8:
             agreement = round(float(rng.uniform(0, 1)), 4)
             replicas.setdefault(parent, {})[str(job_id)] = agreement
+            if rng.random() < 0.6:  # the engine estimated this replica against the truth
+                estimate = {"f1": float(rng.uniform(0, 1)), "se": float(rng.uniform(0, 0.1)),
+                            "gt": int(rng.integers(0, 20))}
+            people.setdefault(parent, []).append(AnnotatorAccuracy(
+                f"u{user}", job_id, agreement, {"f1": estimate["f1"]} if estimate else {},
+                {"f1": estimate["se"]} if estimate else {}, estimate["gt"] if estimate else 0).as_dict())
         if kind == "annotation":
             codes = {"min_size": int(rng.integers(0, 3)), "in_frame": int(rng.integers(0, 2))}
             rule_errors = sum(codes.values())
@@ -50,10 +59,11 @@ def _fill(store, rng: np.random.Generator, n_jobs: int, n_people: int) -> list[d
             status = "resolved" if k < resolved else "open"
             store.put_issue(IssueRow(f"fp{j}-{k}", job_id, 1000 * j + k, 0, status, "m"))
         truth.append({"user": user, "completed": done, "started": started, "facts": facts, "agreement": agreement,
+                      "estimate": estimate,
                       "rule_errors": rule_errors or 0, "codes": codes, "opened": opened, "resolved": resolved})
     for parent, agreements in replicas.items():
         store.put_score(ScoreRow(f"consensus:{parent}", 1, parent, "consensus", 0.5, 0, 0, "pass",
-                                 {"replicas": agreements}, NOW))
+                                 {"replicas": agreements, "annotators": people[parent]}, NOW))
     return truth
 
 
@@ -75,6 +85,14 @@ def test_scorecards_equal_a_per_annotator_loop(tmp_path: Path, seed: int, n_jobs
         assert card.gold_accuracy == (None if total == 0 else pytest.approx(2 * matched / total))
         agreements = [t["agreement"] for t in mine if t["agreement"] is not None]
         assert card.vs_consensus == (pytest.approx(sum(agreements) / len(agreements)) if agreements else None)
+        estimates = [t["estimate"] for t in mine if t["estimate"] is not None]
+        if estimates:
+            assert card.estimated_f1 == pytest.approx(sum(e["f1"] for e in estimates) / len(estimates))
+            se = sum(e["se"] ** 2 for e in estimates) ** 0.5 / len(estimates)
+            assert card.estimated_f1_se == pytest.approx(se)
+            assert card.estimated_gt_objects == sum(e["gt"] for e in estimates)
+        else:
+            assert card.estimated_f1 is None and card.estimated_f1_se is None and card.estimated_gt_objects == 0
         assert card.rule_errors == sum(t["rule_errors"] for t in mine)
         by_rule: dict[str, int] = {}
         for t in mine:

@@ -18,6 +18,10 @@ What is kept (table: meaning):
 * ``guides``: hash and time of the last guide update per task;
 * ``work``: each annotator job (who, when started and completed, what it measured) for scorecards;
 * ``qualification``: each annotator's standing against gold and the checks behind it;
+* ``users``: the CVAT username of every assignee seen, so job rows carry the name people read;
+* ``annotator_models``: each annotator's fitted consensus model, per pooling scope (a project or
+  a task), username and scored parent job: the prior that job's fit started from and the posterior
+  it produced (see :meth:`StateStore.pooled_prior`);
 * ``audit``: the append-only log (a trigger rejects UPDATE and DELETE).
 
 Times are epoch seconds (float) from the injected clock, except ``audit.at`` (ISO 8601 UTC).
@@ -47,7 +51,8 @@ from cvat_ext.errors import StateStoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+#: 3 added the ``users`` and ``annotator_models`` tables (created on migrate; no row changes)
+SCHEMA_VERSION = 3
 #: the org column of rows migrated from a version 1 (single-organization) store
 LEGACY_ORG = "*legacy*"
 
@@ -65,6 +70,7 @@ class JobRow:
     assignee_id: int | None
     updated_date: str
     project_id: int | None = None
+    assignee_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,14 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "updated_at DOUBLE PRECISION NOT NULL",
         "user_id",
         (),
+    ),
+    "users": ("user_id BIGINT NOT NULL, username TEXT NOT NULL", "user_id", ()),
+    # pooling across jobs: one row per (scope, annotator, parent job); seq orders the folds
+    "annotator_models": (
+        "scope TEXT NOT NULL, username TEXT NOT NULL, job_id BIGINT NOT NULL, seq BIGINT NOT NULL, prior TEXT, "
+        "posterior TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+        "scope, username, job_id",
+        ("scope",),
     ),
 }
 
@@ -468,11 +482,19 @@ class StateStore:
                         r.project_id,
                     ),
                 )
+                if r.assignee_id is not None and r.assignee_username:
+                    # a user renamed in CVAT shows under the new name from the next sighting on
+                    self._execute(
+                        "INSERT INTO users(org, user_id, username) VALUES (?, ?, ?) ON CONFLICT (org, user_id) "
+                        "DO UPDATE SET username = excluded.username",
+                        (self.org, r.assignee_id, r.assignee_username),
+                    )
 
     def _job_rows(self, where: str, params: Sequence[Any]) -> list[JobRow]:
         rows = self._execute(
-            "SELECT id, task_id, parent_job_id, type, stage, state, assignee_id, updated_date, project_id FROM jobs "
-            f"WHERE org = ? AND {where} ORDER BY id",
+            "SELECT j.id, j.task_id, j.parent_job_id, j.type, j.stage, j.state, j.assignee_id, j.updated_date, "
+            "j.project_id, u.username FROM jobs j LEFT JOIN users u ON u.org = j.org AND u.user_id = j.assignee_id "
+            f"WHERE j.org = ? AND {where} ORDER BY j.id",
             (self.org, *params),
         )
         return [JobRow(*row) for row in rows]
@@ -748,6 +770,69 @@ class StateStore:
         )
 
     # --- workforce ------------------------------------------------------------------------------
+    # --- annotator models (pooling across jobs) -----------------------------------------------------
+    def pooled_prior(self, scope: str, username: str, job_id: int) -> dict[str, Any] | None:
+        """The prior for fitting ``username`` on parent job ``job_id`` within ``scope``.
+
+        A job scored before gets the prior it was first fitted from, so scoring it again (its
+        replicas changed, or a cycle replayed after a crash) replaces its contribution instead of
+        adding it twice; a new job gets the latest posterior of the scope (None: no history)."""
+        own = self._execute(
+            "SELECT prior FROM annotator_models WHERE org = ? AND scope = ? AND username = ? AND job_id = ?",
+            (self.org, scope, username, job_id),
+        )
+        if own:
+            return json.loads(own[0][0]) if own[0][0] is not None else None
+        head = self._execute(
+            "SELECT posterior FROM annotator_models WHERE org = ? AND scope = ? AND username = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (self.org, scope, username),
+        )
+        return json.loads(head[0][0]) if head else None
+
+    def fold_models(
+        self, scope: str, job_id: int, folds: Iterable[tuple[str, dict[str, Any] | None, dict[str, Any]]]
+    ) -> None:
+        """Record, in one transaction, each (username, prior, posterior) of parent job ``job_id``:
+        the posterior fitted from ``prior`` (what :meth:`pooled_prior` gave). A job already folded
+        keeps its place and its first prior; only its posterior is replaced."""
+        with self._transaction():
+            for username, prior, posterior in folds:
+                seq = self._execute(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM annotator_models WHERE org = ? AND scope = ? "
+                    "AND username = ?",
+                    (self.org, scope, username),
+                )[0][0]
+                self._execute(
+                    "INSERT INTO annotator_models(org, scope, username, job_id, seq, prior, posterior, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, scope, username, job_id) DO UPDATE SET "
+                    "posterior = excluded.posterior, updated_at = excluded.updated_at",
+                    (
+                        self.org,
+                        scope,
+                        username,
+                        job_id,
+                        int(seq),
+                        None if prior is None else json.dumps(prior, sort_keys=True),
+                        json.dumps(posterior, sort_keys=True),
+                        self.clock(),
+                    ),
+                )
+
+    def pooled_models(self, scope: str | None = None) -> list[tuple[str, str, int, dict[str, Any]]]:
+        """Per (scope, username): the jobs folded in and the latest posterior, sorted by scope and name."""
+        where, params = ("AND scope = ?", (scope,)) if scope is not None else ("", ())
+        rows = self._execute(
+            "SELECT scope, username, seq, posterior FROM annotator_models WHERE org = ? "
+            f"{where} ORDER BY scope, username, seq",
+            (self.org, *params),
+        )
+        latest: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        for sc, user, _, posterior in rows:
+            jobs = latest.get((sc, user), (0, {}))[0] + 1
+            latest[(sc, user)] = (jobs, json.loads(posterior))
+        return [(sc, user, jobs, model) for (sc, user), (jobs, model) in latest.items()]
+
     def start_work(self, row: WorkRow) -> None:
         """Remember that ``row.username`` works on ``row.job_id`` (first sighting wins; a new assignee restarts it)."""
         self._execute(
