@@ -40,7 +40,12 @@ import numpy as np
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
 from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, size_bin, template
-from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
+from cvat_ext.consensus.reliability import (
+    DawidSkene,
+    ExistenceModel,
+    existence_posterior_by_size,
+    fit_existence_by_size,
+)
 from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
 
@@ -124,13 +129,19 @@ class AnnotatorModel:
     names: tuple[str, ...]
     noise: Mapping[str, NoiseFit]
     #: per family: existence with size-dependent sensitivities (where the engine's existence model
-    #: was fitted: 3+ annotators, automatic quorum); the truth estimates use it, the merge's keep /
-    #: drop decisions stay the engine's (deciding with it cost merged F1 on the generated presets)
+    #: was fitted: 3+ annotators, automatic quorum); the truth estimates and the merge's keep /
+    #: drop decisions (:meth:`keep_probability`) use it
     existence: Mapping[str, SizedExistence]
     estimates: tuple[TruthEstimate, ...]
     models: tuple[dict[str, Any], ...]
     #: ``{"frames", "objects", "model_error": {annotator: {metric: estimate - measured}}}`` or None
     ground_truth: dict[str, Any] | None = None
+    #: per family: ``(F, R)`` probability that annotator r's drawing of an object in fine size bin
+    #: f reaches the job's match threshold against the truth (from the fitted noise)
+    truth_hit: Mapping[str, FloatArray] = field(default_factory=dict)
+    #: per family: the existence model refitted on the clusters of each size group
+    #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions
+    existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     def member_weights(self, family: str, size: FloatArray) -> FloatArray | None:
@@ -149,6 +160,24 @@ class AnnotatorModel:
             w = 1.0 / var
             table = self._weight_tables[family] = w / w.max(axis=1, keepdims=True)
         return np.asarray(table[_fine_bin(size)], dtype=np.float64)
+
+    def keep_probability(
+        self, family: str, present: BoolArray, stratum: IntArray | None, size: FloatArray
+    ) -> FloatArray | None:
+        """(K,) probability that merging a cluster adds a true positive: P(real | who drew it,
+        its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster of
+        one drawing, the probability that this drawing matches the truth at the job's threshold
+        (a lone 15 px-jitter box on a 10 px sign is a false positive even where the sign is real).
+        None when the family's size-aware existence was not fitted."""
+        by_size = self.existence_by_size.get(family)
+        hit = self.truth_hit.get(family)
+        if by_size is None or hit is None:
+            return None
+        present = np.asarray(present, dtype=bool)
+        p_real = existence_posterior_by_size(by_size, present, stratum, size)
+        lone = present.sum(axis=1) == 1
+        lone_hit = hit[_fine_bin(np.asarray(size, dtype=np.float64)), present.argmax(axis=1)]
+        return np.asarray(np.where(lone, p_real * lone_hit, p_real), dtype=np.float64)
 
 
 #: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the
@@ -238,6 +267,8 @@ def fit_annotator_model(
     sized: dict[str, SizedExistence] = {}
     prior_of = _parse_priors(names, priors)
     noise: dict[str, NoiseFit] = {}
+    truth_hit: dict[str, FloatArray] = {}
+    by_size: dict[str, tuple[ExistenceModel, ...]] = {}
     job, on_gt = _Sums(n), _Sums(n)
     for family, ev in evidence.items():
         if not ev.present:
@@ -267,6 +298,7 @@ def fit_annotator_model(
             link = link_table(fit, template(family, oks_sigma), link_thr)
             strata = np.concatenate(ev.strata)
             sized[family], real = fit_sized_existence(model, link, present, strata, size)
+            by_size[family] = fit_existence_by_size(model, present, strata, size)
             miss_all = float(np.prod(1.0 - model.sensitivity))
             unseen_share = miss_all / max(1.0 - miss_all, 1e-9)
         else:
@@ -276,6 +308,7 @@ def fit_annotator_model(
             col.reshape(-1, n)
             for col in template(family, oks_sigma).moments(fit.mean_square(_FINE_CENTRES).ravel(), iou_thr)
         )
+        truth_hit[family] = moments[0]
         job.add(present, real, size, moments, unseen_share * float(real.sum()))
         if gt is not None:
             sel = gt.frame_mask(frames)
@@ -315,7 +348,9 @@ def fit_annotator_model(
     models = tuple(
         _model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n)
     )
-    return AnnotatorModel(names, noise, sized, estimates, models, gt_report)
+    return AnnotatorModel(
+        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit, existence_by_size=by_size
+    )
 
 
 def _f(v: float | np.floating[Any]) -> float:

@@ -196,10 +196,11 @@ class ChunkMerger:
             present = rows >= 0
             labels_kr = np.where(present, batch.label[np.maximum(rows, 0)], -1)
             cons = self.model.consensus_labels(labels_kr)
-            kept = self.model.keep(batch.family, present, self.quorum, None if strata is None else strata.get(key))
+            size = sizes[key] if sizes is not None and key in sizes else cluster_size(batch.xyxy, rows)
+            stratum = None if strata is None else strata.get(key)
+            kept = self.model.keep(batch.family, present, self.quorum, stratum, size)
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
-            size = sizes[key] if sizes is not None and key in sizes else cluster_size(batch.xyxy, rows)
             self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity, size))
             self.tally.add_conformity(conformity)
             self.tally.add_group(batch, table, rows, labels_kr, cons, kept, score, frame_tally)

@@ -217,3 +217,20 @@ def test_rename_and_truth_estimate_reach_every_output(tmp_path: Path) -> None:
     for row, a in zip(rows, result.annotators, strict=True):
         assert float(row["truth_f1"]) == pytest.approx(a.truth_estimate["f1"], abs=1e-6)
         assert json.loads(row["model"])["annotator"] == a.annotator
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("rectangle", 5), ("mask", 6)])
+def test_size_aware_keep_raises_merged_f1_with_one_precise_annotator(
+    kind: Kind, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the precise annotator's lone small objects are real: the size-aware keep decision keeps them,
+    # the job-wide existence posterior (what keep falls back to) drops them
+    from cvat_ext.consensus.annotator_model import AnnotatorModel
+
+    g = generate(preset_scenario("precise-moderate-sloppy", kind, frames=24, seed=seed))
+    params = params_for(SETTINGS, g.meta)
+    sized = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
+    monkeypatch.setattr(AnnotatorModel, "keep_probability", lambda *_a, **_k: None)
+    job_wide = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
+    assert sized.f1 >= job_wide.f1 + 0.005, (sized.f1, job_wide.f1)
+    assert sized.precision >= job_wide.precision - 0.02  # kept more, not at the cost of inventions
