@@ -168,10 +168,12 @@ class AnnotatorModel:
         its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster of
         one drawing, the probability that this drawing matches the truth at the job's threshold
         (a lone 15 px-jitter box on a 10 px sign is a false positive even where the sign is real).
-        None when the family's size-aware existence was not fitted."""
+        None when the family's size-aware existence was not fitted or is not weighted (keypoints)."""
         by_size = self.existence_by_size.get(family)
         hit = self.truth_hit.get(family)
-        if by_size is None or hit is None:
+        # keypoint families: the OKS noise fit absorbs visibility flips (see member_weights), and
+        # per size group their existence fit cost merged F1 with five replicas: the job-wide model
+        if by_size is None or hit is None or family not in WEIGHTED_FAMILIES:
             return None
         present = np.asarray(present, dtype=bool)
         p_real = existence_posterior_by_size(by_size, present, stratum, size)

@@ -241,8 +241,14 @@ def fit_existence(
     if n_units == 0 or n_annot == 0:
         return ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
     strata = np.zeros(n_units, dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
-    keys, count = np.unique(np.column_stack([present, strata]), axis=0, return_counts=True)
-    pattern, c, count = keys[:, :-1].astype(bool), keys[:, -1], count.astype(np.float64)
+    if n_annot <= 40:
+        # one int64 key per cluster (pattern bits, stratum): a 1-D unique, not a row-wise one
+        bits = present.astype(np.int64) @ (np.int64(1) << np.arange(n_annot, dtype=np.int64))
+        _, first, count_i = np.unique(bits * 2 + strata, return_index=True, return_counts=True)
+        pattern, c, count = present[first], strata[first], count_i.astype(np.float64)
+    else:
+        keys, count_i = np.unique(np.column_stack([present, strata]), axis=0, return_counts=True)
+        pattern, c, count = keys[:, :-1].astype(bool), keys[:, -1], count_i.astype(np.float64)
     size = pattern.sum(axis=1)
     single = size == 1
     shadow = c == SHADOWED
