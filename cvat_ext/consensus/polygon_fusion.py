@@ -24,6 +24,8 @@ from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import fuse_polygons
 from cvat_ext.consensus.settings import MergeMethod
 from cvat_ext.geometry import SimilarityParams
+from cvat_ext.geometry.masks import concat_ranges, runs_iou_paired, take_runs
+from cvat_ext.geometry.similarity import segment_runs_flat
 
 _POLYGON_CODE = TYPE_CODE[ShapeType.POLYGON]
 #: numpy sums fewer numbers than this one after the other: a row sum with absent members' zero
@@ -73,35 +75,92 @@ def fuse_polygon_clusters(
     dominant = _dominant(weight, present, lead, method, vote_thr)
     lead_m = slot[np.arange(n_clusters), lead]
     slow = ~dominant | _earlier_twin(coords, start, member_j, member_r, lead, lead_m, dominant)
-    # the others' similarity to the lead's drawing, where the matching linked the pair
+    # the others' similarity to the lead's drawing, where the matching linked the pair (others
+    # are rasterised against it)
     pair_of = pair_index(n_annotators)
     others = present & (np.arange(n_annotators)[None, :] != lead[:, None])
     lead_sim = np.take_along_axis(pair_sim, pair_of[lead[:, None], np.arange(n_annotators)[None, :]], axis=1)
-    slow |= (others & ~np.isfinite(lead_sim)).any(axis=1)
-    pieces: list[FloatArray] = []
-    slow_items: list[tuple[int, list[tuple[int, Shape]], Shape, FloatArray]] = []
     lead_start, lead_end = start[lead_m], start[lead_m + 1]
-    for j in range(n_clusters):
-        if dominant[j]:
-            poly = coords[lead_start[j] : lead_end[j]].astype(np.float64)
-        else:
-            members = _member_points(coords, start, slot[j])
-            fused = fuse_polygons([pts for _, pts in members], weight[j, [r for r, _ in members]], method, vote_thr)
-            if fused is None:
-                return None
-            poly = fused.reshape(-1)
-        pieces.append(poly)
-        if slow[j]:
-            member_shapes = [(r, shapes[int(i)]) for r, i in enumerate(rows_k[j].tolist()) if i >= 0]
-            fused_shape = Shape(type=ShapeType.POLYGON, frame=int(frames[j]), label_id=0, points=poly.reshape(-1, 2))
-            slow_items.append((j, member_shapes, fused_shape, pair_sim[j]))
+    voted: dict[int, FloatArray] = {}  # clusters no member dominates: their vote's polygon
+    for j in np.flatnonzero(~dominant).tolist():
+        members = _member_points(coords, start, slot[j])
+        fused = fuse_polygons([pts for _, pts in members], weight[j, [r for r, _ in members]], method, vote_thr)
+        if fused is None:
+            return None
+        voted[j] = fused.reshape(-1)
+    lengths = lead_end - lead_start
+    for j, poly in voted.items():
+        lengths[j] = poly.size
+    out_start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+    xy = np.empty(int(out_start[-1]), dtype=np.float64)
+    dom = np.flatnonzero(dominant)
+    xy[concat_ranges(out_start[dom], lengths[dom])] = coords[concat_ranges(lead_start[dom], lengths[dom])]
+    for j, poly in voted.items():
+        xy[out_start[j] : out_start[j + 1]] = poly
     fast = np.flatnonzero(~slow)
     conformity[fast] = np.where(others[fast], lead_sim[fast], np.nan)
     conformity[fast, lead[fast]] = 1.0
+    _unlinked_conformity(coords, start, slot, xy, out_start, fast, frames, params, conformity)
+    slow_items = [
+        (
+            j,
+            [(r, shapes[i]) for r, i in enumerate(rows_k[j].tolist()) if i >= 0],
+            Shape(
+                type=ShapeType.POLYGON,
+                frame=int(frames[j]),
+                label_id=0,
+                points=xy[out_start[j] : out_start[j + 1]].reshape(-1, 2),
+            ),
+            pair_sim[j],
+        )
+        for j in np.flatnonzero(slow).tolist()
+    ]
     shape_conformity(slow_items, lambda fused: params(fused.frame), conformity)
-    lengths = np.fromiter((p.size for p in pieces), dtype=np.int64, count=len(pieces))
-    out_start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    return FusedPolygons(np.concatenate(pieces) if pieces else np.zeros(0), out_start)
+    return FusedPolygons(xy, out_start)
+
+
+def _unlinked_conformity(
+    coords: Any,
+    start: IntArray,
+    slot: IntArray,
+    xy: FloatArray,
+    xy_start: IntArray,
+    clusters: IntArray,
+    frames: IntArray,
+    params: Callable[[int], SimilarityParams],
+    conformity: FloatArray,
+) -> None:
+    """IoU of each member of ``clusters`` still without a conformity (NaN: the matching did not
+    link it with the lead) with its cluster's fused polygon, by rasterising both as
+    :func:`~cvat_ext.consensus.conformity.shape_conformity` does (frame-clipped row runs, one
+    paired join per frame size)."""
+    todo_j, todo_r = np.nonzero(np.isnan(conformity[clusters]) & (slot[clusters] >= 0))
+    if not todo_j.size:
+        return
+    todo_j = clusters[todo_j]
+    sizes = [params(int(f)).image_wh for f in frames[todo_j].tolist()]
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for p, wh in enumerate(sizes):
+        by_size.setdefault(wh, []).append(p)
+    for wh, picks in by_size.items():
+        at = np.asarray(picks, dtype=np.int64)
+        js, rs = todo_j[at], todo_r[at]
+        m = slot[js, rs]
+        member_len = start[m + 1] - start[m]
+        member_xy = np.asarray(coords[concat_ranges(start[m], member_len)], dtype=np.float64)
+        member_runs = segment_runs_flat(
+            np.zeros(m.size, dtype=bool), member_xy, np.concatenate(([0], np.cumsum(member_len))), wh
+        )
+        # each fused polygon rasterised once, then repeated for its members
+        fused_j, fused_of = np.unique(js, return_inverse=True)
+        fused_len = xy_start[fused_j + 1] - xy_start[fused_j]
+        fused_runs = segment_runs_flat(
+            np.zeros(fused_j.size, dtype=bool),
+            xy[concat_ranges(xy_start[fused_j], fused_len)],
+            np.concatenate(([0], np.cumsum(fused_len))),
+            wh,
+        )
+        conformity[js, rs] = runs_iou_paired(member_runs, take_runs(fused_runs, fused_of))
 
 
 def _dominant(
