@@ -13,7 +13,10 @@ frame, the way a manager's GT evaluation would:
   (OKS for skeletons) of the matched pairs, label accuracy = matched pairs with the truth's label /
   matched pairs.
 
-``frames`` restricts the evaluation to a frame subset (a GT job's frames). Used by
+``truth_iou`` keeps, per truth object, the similarity of its match (NaN: missed), so two sets of
+annotations can be compared on the objects both found (a mean over matched objects alone favours
+whoever drops the hard, small ones). ``frames`` restricts the evaluation to a frame subset (a GT
+job's frames). Used by
 ``bench/annotator_quality.py``, ``bench/consensus_bench.py`` and the tests.
 """
 
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -34,11 +38,13 @@ from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.geometry import SimilarityParams, similarity_matrix
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TruthScores:
     """One set of annotations against the truth (see the module docstring for the definitions).
 
-    ``mean_iou`` is NaN when nothing matched; counts are objects."""
+    ``mean_iou`` is NaN when nothing matched; counts are objects. ``truth_iou`` (truth,) float64:
+    the similarity of each truth object's match, NaN when missed, truth objects in frame order
+    and, within a frame, in the order of ``truth.shapes``."""
 
     precision: float
     recall: float
@@ -48,6 +54,7 @@ class TruthScores:
     matched: int
     drawn: int
     truth: int
+    truth_iou: npt.NDArray[np.float64]
 
     def get(self, metric: str) -> float:
         """The figure named ``metric`` (``precision``, ``recall``, ``f1``, ``mean_iou``, ``label_accuracy``)."""
@@ -91,10 +98,13 @@ def truth_scores(
     p_by, t_by = _by_frame(pred, keep), _by_frame(truth, keep)
     matched = drawn = n_truth = same_label = 0
     ious: list[float] = []
+    truth_iou: list[np.ndarray] = []
     for frame in sorted(p_by.keys() | t_by.keys()):
         p, t = p_by.get(frame, []), t_by.get(frame, [])
         drawn += len(p)
         n_truth += len(t)
+        frame_iou = np.full(len(t), np.nan)
+        truth_iou.append(frame_iou)
         if not p or not t:
             continue
         sim = similarity_matrix(p, t, params)
@@ -104,6 +114,7 @@ def truth_scores(
         rows, cols = rows[ok], cols[ok]
         matched += len(rows)
         ious.extend(sim[rows, cols].tolist())
+        frame_iou[cols] = sim[rows, cols]
         same_label += sum(p[i].label_id == t[j].label_id for i, j in zip(rows.tolist(), cols.tolist(), strict=True))
     return TruthScores(
         precision=matched / drawn if drawn else 0.0,
@@ -114,4 +125,5 @@ def truth_scores(
         matched=matched,
         drawn=drawn,
         truth=n_truth,
+        truth_iou=np.concatenate(truth_iou) if truth_iou else np.zeros(0),
     )

@@ -45,6 +45,11 @@ from cvat_ext.annotations.model import (
 from cvat_ext.geometry.boxes import box_iou
 
 Kind = Literal["rectangle", "polygon", "mask", "skeleton"]
+SizeDist = Literal["log-uniform", "uniform"]
+#: how an annotator's jitter scales with the object: ``absolute`` (pixels, the presets' own) or
+#: ``relative`` (the same jitter at a ``RELATIVE_REF_PX`` side, proportional to the size)
+NoiseLaw = Literal["absolute", "relative"]
+RELATIVE_REF_PX = 100.0
 CLASS_LABELS = ((1, "car"), (2, "person"), (3, "sign"), (4, "bike"))
 SKELETON_ID = 10
 KEYPOINTS = ((11, "head"), (12, "l_hand"), (13, "r_hand"), (14, "l_foot"), (15, "r_foot"))
@@ -136,9 +141,12 @@ class Scenario:
     #: skeletons: extra jitter per keypoint (std as a fraction of the object size, one value per
     #: keypoint of ``KEYPOINTS``), on top of the annotator's box jitter; None = none
     keypoint_jitter: tuple[float, ...] | None = None
-    #: truth object sides (sqrt of the box area) drawn log-uniform in this range (px), boxes placed
-    #: freely on the frame; None = the grid above (``tiny_share`` of 8-16 px, the rest 30-160 px)
+    #: truth object sides (sqrt of the box area) drawn in this range (px), boxes placed freely on
+    #: the frame; None = the grid above (``tiny_share`` of 8-16 px, the rest 30-160 px)
     size_px: tuple[float, float] | None = None
+    #: with ``size_px``: how sides spread over the range: ``log-uniform`` (small objects common, as
+    #: in real data) or ``uniform``
+    size_dist: SizeDist = "log-uniform"
     #: objects per frame drawn uniformly in this inclusive range for each frame; None =
     #: ``objects_per_frame`` on every frame
     objects_range: tuple[int, int] | None = None
@@ -222,12 +230,14 @@ _PLACE_TRIES = 30
 
 
 def _placed_boxes(rng: np.random.Generator, n: int, sc: Scenario) -> np.ndarray:
-    """Up to ``n`` truth boxes (M, 4) xyxy: sides log-uniform in ``sc.size_px``; a share
+    """Up to ``n`` truth boxes (M, 4) xyxy: sides in ``sc.size_px`` (``sc.size_dist``); a share
     ``sc.overlap_share`` overlaps an earlier box (IoU in (0, 0.4)), the rest overlap nothing. An
     object that finds no place in ``_PLACE_TRIES`` tries is left out (crowded frames)."""
     assert sc.size_px is not None
-    lo, hi = np.log(sc.size_px[0]), np.log(sc.size_px[1])
-    sides = np.exp(rng.uniform(lo, hi, n))
+    if sc.size_dist == "uniform":
+        sides = rng.uniform(sc.size_px[0], sc.size_px[1], n)
+    else:
+        sides = np.exp(rng.uniform(np.log(sc.size_px[0]), np.log(sc.size_px[1]), n))
     overlapping = rng.random(n) < sc.overlap_share
     placed: list[np.ndarray] = []
     for i in range(n):
@@ -410,17 +420,34 @@ def generate(sc: Scenario) -> Generated:
     )
 
 
-def preset_scenario(preset: str, kind: Kind = "rectangle", frames: int = 40, seed: int = 0) -> Scenario:
+def relative_noise(profile: AnnotatorProfile, ref_px: float = RELATIVE_REF_PX) -> AnnotatorProfile:
+    """``profile`` with its pixel jitter turned into jitter proportional to the object size, equal
+    at a ``ref_px`` side (a second noise law, so no estimator is tuned to one)."""
+    return dataclasses.replace(profile, jitter=profile.jitter + profile.jitter_px / ref_px, jitter_px=0.0)
+
+
+def preset_scenario(
+    preset: str,
+    kind: Kind = "rectangle",
+    frames: int = 40,
+    seed: int = 0,
+    *,
+    sizes: SizeDist = "log-uniform",
+    noise: NoiseLaw = "absolute",
+) -> Scenario:
     """Issue 11's scenario for ``preset`` (a key of :data:`PRESETS`): sides 10-200 px (skeletons
     30-200 px: nobody places five keypoints on a 10 px person, and OKS at that scale is all
     jitter), 5-60 objects per frame, 15 % of the objects overlapping a neighbour, imbalanced
-    classes."""
+    classes. ``sizes`` and ``noise`` pick the variants of the truth's sizes and of the noise law
+    that cross-check an estimator (the issue's scenario: the defaults)."""
     if preset not in PRESETS:
         raise KeyError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    team = PRESETS[preset] if noise == "absolute" else tuple(relative_noise(p) for p in PRESETS[preset])
     return Scenario(
         kind=kind,
         frames=frames,
-        annotators=PRESETS[preset],
+        annotators=team,
+        size_dist=sizes,
         seed=seed,
         size_px=(30.0 if kind == "skeleton" else 10.0, 200.0),
         objects_range=(5, 60),

@@ -58,6 +58,8 @@ def test_a_miss_an_extra_and_a_wrong_label() -> None:
     assert s.precision == s.recall == s.f1 == 0.75
     assert s.mean_iou == 1.0
     assert s.label_accuracy == pytest.approx(2 / 3)
+    # per truth object, frame by frame: the missed one is NaN
+    np.testing.assert_array_equal(s.truth_iou, [1.0, 1.0, np.nan, 1.0])
     # a frame subset (a GT job's frames) sees only its frames
     on_frame_1 = truth_scores(pred, truth, frames=[1])
     assert (on_frame_1.matched, on_frame_1.drawn, on_frame_1.truth) == (1, 1, 1)

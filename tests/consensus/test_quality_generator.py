@@ -28,6 +28,7 @@ from consensus_generator import (
     PX_MODERATE,
     PX_PRECISE,
     PX_SLOPPY,
+    RELATIVE_REF_PX,
     Generated,
     generate,
     gt_sample,
@@ -217,3 +218,19 @@ def test_gt_sample_is_the_truth_on_a_tenth_of_the_frames() -> None:
     assert len(gt.shapes) == sum(s.frame in frames for s in g.truth.shapes)
     assert gt_sample(g, 0.1, seed=9)[1] == frames and gt_sample(g, 0.1, seed=10)[1] != frames
     assert len(gt_sample(g, 0.001)[1]) == 1
+
+
+def test_cross_check_variants_change_the_size_law_and_the_noise_law() -> None:
+    log_sides = _side(_boxes(list(generate(preset_scenario("three-equal", frames=40, seed=6)).truth.shapes)))
+    sc = preset_scenario("precise-moderate-sloppy", frames=120, seed=6, sizes="uniform", noise="relative")
+    g = generate(sc)
+    uni_sides = _side(_boxes(list(g.truth.shapes)))
+    assert uni_sides.min() >= 10 - 1e-6 and uni_sides.max() <= 200 + 1e-6
+    assert np.median(log_sides) < 60 < 90 < np.median(uni_sides)  # log-uniform: ~45 px; uniform: ~105 px
+    # relative noise: the offset of a box corner divided by the object's size has a constant spread
+    for profile in (PX_MODERATE, PX_SLOPPY):
+        scaled = np.concatenate(
+            [(p.points - t.points) / _side(t.points[None])[0] for t, p in _pairs(g, profile.name) if p is not None]
+        )
+        robust = 1.4826 * np.median(np.abs(scaled - np.median(scaled)))
+        assert robust == pytest.approx(profile.jitter_px / RELATIVE_REF_PX, rel=0.15)

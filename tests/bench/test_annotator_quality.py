@@ -1,0 +1,88 @@
+"""bench/annotator_quality: where its estimates come from, how it judges a ranking, and a real job."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import annotator_quality as aq
+from annotator_truth import TruthScores
+
+
+def _stats(name: str, **fields: Any) -> SimpleNamespace:
+    return SimpleNamespace(annotator=name, **fields)
+
+
+def _result(*annotators: SimpleNamespace) -> Any:
+    return SimpleNamespace(annotators=list(annotators))
+
+
+def _baseline_fields(prefix: str, value: float) -> dict[str, float]:
+    return {f"{prefix}{m}": value for m in ("precision", "recall", "f1", "mean_iou", "label_accuracy")}
+
+
+def test_truth_estimate_is_read_as_a_mapping_or_an_object() -> None:
+    estimate = {"precision": 0.9, "recall": 0.8, "f1": 0.85, "mean_iou": 0.7, "label_accuracy": 0.95, "gt_objects": 12}
+    as_object = SimpleNamespace(**estimate)
+    result = _result(_stats("ann", truth_estimate=estimate), _stats("bob", truth_estimate=as_object))
+    source, est, gt = aq.read_estimates(result)
+    assert source == "model"
+    assert est["ann"] == est["bob"] == {k: v for k, v in estimate.items() if k != "gt_objects"}
+    assert gt == {"ann": 12, "bob": 12}
+
+
+@pytest.mark.parametrize("prefix", ["vs_consensus_", ""])
+def test_without_truth_estimates_the_consensus_figures_are_the_baseline(prefix: str) -> None:
+    source, est, gt = aq.read_estimates(_result(_stats("ann", truth_estimate=None, **_baseline_fields(prefix, 0.6))))
+    assert source == "baseline" and est["ann"]["f1"] == 0.6 and gt == {}
+    if prefix:  # after the rename: the new name wins over an old one of another meaning
+        both = _stats("ann", **_baseline_fields(prefix, 0.6), f1=0.1, mean_iou=0.1)
+        assert aq.read_estimates(_result(both))[1]["ann"]["f1"] == 0.6
+
+
+def _scores(f1: float, mean_iou: float = 0.8) -> TruthScores:
+    return TruthScores(f1, f1, f1, mean_iou, 1.0, 1, 1, 1, np.zeros(0))
+
+
+def _job(true_f1: dict[str, float], est_f1: dict[str, float]) -> aq.Job:
+    truth = {n: _scores(v) for n, v in true_f1.items()}
+    est = {n: {"f1": v, "mean_iou": 0.8} for n, v in est_f1.items()}
+    return aq.Job("p", "rectangle", 0, truth, _scores(1.0), "model", est, None)
+
+
+@pytest.mark.parametrize(
+    ("true_f1", "est_f1", "right"),
+    [
+        ({"a": 0.9, "b": 0.6, "c": 0.3}, {"a": 0.8, "b": 0.7, "c": 0.6}, True),  # far off, right order
+        ({"a": 0.9, "b": 0.6, "c": 0.3}, {"a": 0.6, "b": 0.7, "c": 0.5}, False),
+        ({"a": 0.71, "b": 0.70, "c": 0.3}, {"a": 0.6, "b": 0.7, "c": 0.5}, True),  # a, b: a tie
+        ({"a": 0.73, "b": 0.70, "c": 0.3}, {"a": 0.6, "b": 0.7, "c": 0.5}, False),
+    ],
+)
+def test_ranking_judges_only_pairs_apart_by_more_than_a_tie(
+    true_f1: dict[str, float], est_f1: dict[str, float], right: bool
+) -> None:
+    assert aq.ranked_right(_job(true_f1, est_f1), gt=False) is right
+
+
+def test_errors_pool_annotators_and_skip_what_matched_nothing() -> None:
+    job = _job({"a": 0.9, "b": 0.5}, {"a": 0.8, "b": 0.8})
+    job.truth["b"] = _scores(0.5, float("nan"))
+    np.testing.assert_allclose(np.sort(aq.errors([job], "f1", gt=False)), [0.1, 0.3])
+    np.testing.assert_allclose(aq.errors([job], "mean_iou", gt=False), [0.0])
+    assert aq.errors([job], "f1", gt=True).size == 0  # no GT run
+
+
+def test_one_real_job() -> None:
+    job = aq.run_job("precise-moderate-sloppy", "rectangle", frames=8, seed=1, with_gt=aq.accepts_ground_truth())
+    assert set(job.truth) == set(job.estimates) == {"precise", "moderate", "sloppy"}
+    assert job.truth["precise"].f1 > job.truth["moderate"].f1 > job.truth["sloppy"].f1
+    assert 0 < job.merged.f1 <= 1 and job.merged.truth == job.truth["precise"].truth
+    assert job.source in ("model", "baseline")
