@@ -20,7 +20,6 @@ from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
-from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.merge import (
     SOURCE,
     MaskView,
@@ -37,6 +36,7 @@ from cvat_ext.consensus.merge import (
     vote_masks,
     weighted_medoid,
 )
+from cvat_ext.consensus.polygon_fusion import fuse_polygon_clusters, pair_index
 from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import keypoint_columns
@@ -49,7 +49,9 @@ _MASK_CODE = list(ShapeType).index(ShapeType.MASK)
 @dataclass(frozen=True, eq=False)
 class MergedColumns:
     """Fused objects of one match group in one chunk, columnar (K kept clusters): rectangles
-    (``xyxy (K, 4)``, ``rotation (K,)``) or masks (``mask_ltrb (K, 4)``, ``mask_counts`` K RLEs)."""
+    (``xyxy (K, 4)``, ``rotation (K,)``), masks (``mask_ltrb (K, 4)``, ``mask_counts`` K RLEs),
+    keypoints or polygons (CVAT's flat points ``poly_xy``, object ``k``'s at
+    ``poly_xy[poly_start[k]:poly_start[k + 1]]``)."""
 
     frame: IntArray
     label: IntArray
@@ -66,6 +68,8 @@ class MergedColumns:
     kp_outside: BoolArray | None = None  # (K, P)
     kp_occluded: BoolArray | None = None  # (K, P)
     kp_present: BoolArray | None = None  # (K, P) some member has the keypoint
+    poly_xy: FloatArray | None = None  # (C,) x, y, x, y, ...
+    poly_start: IntArray | None = None  # (K + 1,)
 
     def materialise(self) -> list[Shape]:
         n = self.frame.shape[0]
@@ -99,6 +103,11 @@ class MergedColumns:
             return [
                 {"type": ShapeType.RECTANGLE, "points": xy, "rotation": rot}
                 for xy, rot in zip(self.xyxy, self.rotation.tolist(), strict=True)
+            ]
+        if self.poly_xy is not None and self.poly_start is not None:
+            xy, bounds = self.poly_xy, self.poly_start.tolist()
+            return [
+                {"type": ShapeType.POLYGON, "points": xy[lo:hi].reshape(-1, 2)} for lo, hi in itertools.pairwise(bounds)
             ]
         no_points = np.zeros((0, 2))
         if self.kp_label is not None:
@@ -296,7 +305,7 @@ class ChunkMerger:
             masks = MaskView(batch.mask, member_rows)  # read when used: a dominant lead's only
             # IoU with the heaviest member, known from the matching where the two are linked
             lead_r = np.where(present_k[sel], wk[sel], -1.0).argmax(axis=1)[member_j]
-            pair_of = _pair_index(len(w))
+            pair_of = pair_index(len(w))
             lead_iou = table.pair_sim[idx[sel[member_j]], pair_of[member_r, lead_r]]
             lead_iou[member_r == lead_r] = 1.0
             ltrb, counts, member_iou = vote_masks(
@@ -334,6 +343,23 @@ class ChunkMerger:
                         kp_present=kp_present,
                     )
                 )
+                return out
+        if family == "segment" and rest.size:
+            sub = np.full((rest.size, conformity.shape[1]), np.nan)
+            polygons = fuse_polygon_clusters(
+                batch,
+                rows_k[rest],
+                wk[rest],
+                table.pair_sim[idx[rest]],
+                frames[rest],
+                method,
+                self.settings.mask_vote_thr,
+                self.params,
+                sub,
+            )
+            if polygons is not None:
+                conformity[rest] = sub
+                out.append(columns(rest, poly_xy=polygons.xy, poly_start=polygons.start))
                 return out
         pick: IntArray | None = None
         if method == "nearest":
@@ -405,15 +431,6 @@ class ChunkMerger:
                 return Shape(type=ShapeType.MASK, points=np.zeros((0, 2)), mask=rle, **common)
         # mixed polygon/mask clusters or an empty vote: the most trusted member's geometry
         return _copy_geometry(shapes[int(np.argmax(w))], common)
-
-
-def _pair_index(n_annotators: int) -> IntArray:
-    """(R, R) column of each annotator pair in pair tables (``annotator_pairs`` order); 0 on the
-    diagonal (callers handle equal annotators)."""
-    out = np.zeros((n_annotators, n_annotators), dtype=np.int64)
-    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
-        out[r, s] = out[s, r] = p
-    return out
 
 
 def _kp_sigmas(params: SimilarityParams, kp_label: IntArray) -> float | FloatArray:

@@ -2,9 +2,9 @@
 
 Writes what :func:`cvat_ext.consensus.report.write_merged_json` writes, byte for byte: a
 ``LabeledData`` body whose ``shapes`` array holds one ``dump_shape`` object a line. Fused
-rectangles and masks (:class:`~cvat_ext.consensus.fuse.MergedColumns`) are formatted with one
-template per object straight from their columns (numbers as Python's ``repr``, as ``json`` writes
-them); every other merged shape (skeletons, polygons, the nearest member's copy) goes through
+rectangles, masks and polygons (:class:`~cvat_ext.consensus.fuse.MergedColumns`) are formatted
+with one template per object straight from their columns (numbers as Python's ``repr``, as
+``json`` writes them); every other merged shape (skeletons, the nearest member's copy) goes through
 :func:`~cvat_ext.annotations.cvat_json.dump_shape`. Within a chunk the lines are ordered by frame,
 stable across the chunk's parts, as :meth:`~cvat_ext.consensus.fuse.ChunkMerger.stream` orders
 the shapes.
@@ -13,6 +13,7 @@ the shapes.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,8 +34,8 @@ __all__ = ["merged_json", "write_merged"]
 _TAIL = '"label_id": %d, "group": 0, "source": ' + json.dumps(SOURCE) + ', "frame": %d, "score": %s, "attributes": %s, '
 _RECT = '{"type": "rectangle", "occluded": %s, "outside": false, "z_order": %d, "rotation": %s, "points": %s, '
 _RECT += _TAIL + '"elements": []}'
-_MASK = '{"type": "mask", "occluded": %s, "outside": false, "z_order": %d, "rotation": 0.0, "points": [%s], ' + _TAIL
-_MASK += '"elements": []}'
+_SEGMENT = '{"type": "%s", "occluded": %s, "outside": false, "z_order": %d, "rotation": 0.0, "points": [%s], ' + _TAIL
+_SEGMENT += '"elements": []}'
 _BOOL = ("false", "true")
 
 
@@ -64,15 +65,23 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
             )
         ]
     if part.mask_ltrb is not None and part.mask_counts is not None and part.kp_label is None:
+        kind = "mask"
         points = [
             ", ".join(map(str, [*np.asarray(c, dtype=np.int64).tolist(), *lt]))
             for c, lt in zip(part.mask_counts, part.mask_ltrb.tolist(), strict=True)
         ]
-        return [
-            _MASK % (_BOOL[occ], z, pts, lb, fr, sc, at)
-            for occ, z, pts, lb, fr, sc, at in zip(*head, points, *tail, attrs, strict=True)
-        ]
-    return None
+    elif part.poly_xy is not None and part.poly_start is not None:
+        if not np.isfinite(part.poly_xy).all():
+            return None
+        kind = "polygon"
+        texts = float_texts(part.poly_xy)
+        points = [", ".join(texts[lo:hi]) for lo, hi in itertools.pairwise(part.poly_start.tolist())]
+    else:
+        return None
+    return [
+        _SEGMENT % (kind, _BOOL[occ], z, pts, lb, fr, sc, at)
+        for occ, z, pts, lb, fr, sc, at in zip(*head, points, *tail, attrs, strict=True)
+    ]
 
 
 def _chunk_lines(parts: Sequence[MergedColumns | list[Shape]]) -> list[str]:

@@ -13,13 +13,12 @@ from cvat_ext.annotations.model import JobAnnotations
 from cvat_ext.sidecar.config import SidecarSettings, load_settings
 from cvat_ext.sidecar.service import SidecarService
 from cvat_ext.sidecar.state import open_store
+from tests.sidecar.crash import Clock, Crash, die
 from tests.sidecar.fakes import BoxCountRules, FakeCvat, ScriptedConsensus, box
 
+__all__ = ["Clock"]  # test_units imports it from here
+
 SLOPPY = 103
-
-
-class Crash(BaseException):
-    """A simulated kill -9 (BaseException: nothing in the service may swallow it)."""
 
 
 def world() -> FakeCvat:
@@ -52,17 +51,6 @@ def settings(tmp_path: Path, **extra: object) -> SidecarSettings:
             **extra,
         },
     )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 def agreement(job_id: int) -> float:
@@ -158,12 +146,7 @@ def test_kill_at_boundary_then_restart(tmp_path: Path, boundary: str, occurrence
         if name == boundary and seen[name] == occurrence:
             raise Crash(name)
 
-    svc = service(cvat, cfg, clock, hook=hook, owner="dead")
-    with pytest.raises(Crash):
-        svc.run_once()
-    svc.close()
-    # restart: a new process (new owner); the dead one's leases expire
-    clock.t += cfg.state.lease_ttl_s + 1
+    die(service(cvat, cfg, clock, hook=hook, owner="dead"), clock, cfg.state.lease_ttl_s)
     with service(cvat, cfg, clock, owner="alive") as svc2:
         svc2.run_once()
         clock.t += 60

@@ -21,25 +21,13 @@ from cvat_ext.sidecar.service import SidecarService
 from cvat_ext.sidecar.state import open_store
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
+from tests.sidecar.crash import Clock, crash_at, die
 from tests.sidecar.scenario import SLOPPY_FRAMES, seed_sloppy_consensus
+
+__all__ = ["Clock"]  # the other sidecar tests import it from here too
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec-e2e-0123456789"
-
-
-class Crash(BaseException):
-    """A simulated kill -9."""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 2_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
 
 
 def make_settings(standin: CvatStandIn, world: OrgWorld, state_url: str, **extra: Any) -> SidecarSettings:
@@ -182,16 +170,7 @@ def test_kill_at_each_boundary_then_restart(
     seed_sloppy_consensus(standin, world)
     cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
     clock = Clock()
-
-    def hook(name: str) -> None:
-        if name == boundary:
-            raise Crash(name)
-
-    dead = make_service(standin, world, cfg, clock, hook=hook, owner="dead")
-    with pytest.raises(Crash):
-        dead.run_once()
-    dead.close()
-    clock.t += cfg.state.lease_ttl_s + 1
+    die(make_service(standin, world, cfg, clock, hook=crash_at(boundary), owner="dead"), clock, cfg.state.lease_ttl_s)
     with make_service(standin, world, cfg, clock, owner="restarted") as svc:
         svc.run_once()
         clock.t += 60

@@ -17,8 +17,9 @@ from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
 from tests.reliability.fault_proxy import FaultProxy
 from tests.reliability.fault_run import fault_run, issue_copies, proxied_client
+from tests.sidecar.crash import Clock, Crash, crash_at
 from tests.sidecar.scenario import SLOPPY_FRAMES
-from tests.sidecar.test_e2e_standin import Clock, Crash, make_service, make_settings
+from tests.sidecar.test_e2e_standin import make_service, make_settings
 from tests.sidecar.test_startup_faults import warm_up
 
 CLIENT_TIMEOUT_S = 0.5
@@ -145,11 +146,8 @@ def test_superseded_guide_action_is_closed(sloppy: tuple[CvatStandIn, OrgWorld],
     cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
     clock = Clock()
 
-    def crash_in_guide(boundary: str) -> None:
-        if boundary == "guide:started":
-            raise Crash(boundary)
-
-    with make_service(standin, world, cfg, clock, hook=crash_in_guide, owner="dead") as dead, pytest.raises(Crash):
+    dead = make_service(standin, world, cfg, clock, hook=crash_at("guide:started"), owner="dead")
+    with dead, pytest.raises(Crash):
         dead.run_once()
     # an annotator changes a replica of parent 2: the next summary differs from the interrupted one
     p2 = world.parent_job_ids[1]

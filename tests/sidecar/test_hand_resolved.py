@@ -16,8 +16,9 @@ from cvat_ext.sidecar.service import SidecarService
 from cvat_ext.sidecar.state import open_store
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
+from tests.sidecar.crash import Clock, crash_at, die
 from tests.sidecar.scenario import replica_annotations, seed_sloppy_consensus
-from tests.sidecar.test_e2e_standin import Clock, Crash, make_service, make_settings
+from tests.sidecar.test_e2e_standin import make_service, make_settings
 
 
 def _setup(
@@ -87,19 +88,12 @@ def test_kill_around_the_comment_then_restart(
     cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")
     clock = Clock()
 
-    def hook(name: str) -> None:
-        if name == boundary:
-            raise Crash(name)
-
-    crashing: Hook = hook
+    crashing: Hook = crash_at(boundary)
     with rev1:
         dead = make_service(standin, world, cfg, clock, hook=crashing, owner="dead")
         _, issue_ids, resave = _setup(standin, world, rev1, clock, dead)
         resave()
-        with pytest.raises(Crash):
-            dead.run_once()
-        dead.close()
-        clock.t += cfg.state.lease_ttl_s + 1
+        die(dead, clock, cfg.state.lease_ttl_s)
         with make_service(standin, world, cfg, clock, owner="restarted") as svc:
             svc.run_once()
             resave()

@@ -23,9 +23,10 @@ from cvat_ext.sidecar.service import SidecarService
 from cvat_ext.workforce.accuracy import accuracies_of, gt_check_line
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
+from tests.sidecar.crash import Clock, crash_at, die
 from tests.sidecar.fakes import ScriptedConsensus
 from tests.sidecar.scenario import CARS_XYXY, _rect, seed_sloppy_consensus
-from tests.sidecar.test_e2e_standin import Clock, Crash, make_client, make_service, make_settings
+from tests.sidecar.test_e2e_standin import make_client, make_service, make_settings
 
 
 @pytest.mark.parametrize(
@@ -146,16 +147,9 @@ def test_a_cycle_replayed_after_a_crash_does_not_count_a_job_twice(
     low = set(world.replica_job_ids[p1])
     engine = CountingConsensus(ScriptedConsensus(lambda job_id: 0.2 if job_id in low else 1.0))
 
-    def hook(name: str) -> None:
-        if name == "job:started":
-            raise Crash(name)
-
-    dead = _service(cvat_standin, world, cfg, clock, engine, hook=hook, owner="dead")
-    with pytest.raises(Crash):
-        dead.run_once()
-    dead.close()
+    die(_service(cvat_standin, world, cfg, clock, engine, hook=crash_at("job:started"), owner="dead"), clock,
+        cfg.state.lease_ttl_s)
     assert engine.calls == [(p1, None)]
-    clock.t += cfg.state.lease_ttl_s + 1
     with _service(cvat_standin, world, cfg, clock, engine, owner="restarted") as svc:
         svc.run_once()
         clock.t += 60

@@ -12,8 +12,9 @@ from cvat_ext.qa.findings import Action
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.service import SidecarService
 from cvat_ext.sidecar.state import open_store
+from tests.sidecar.crash import Clock, crash_at, die
 from tests.sidecar.fakes import BoxCountRules, FakeCvat, ScriptedConsensus
-from tests.sidecar.test_cycle_fake import Clock, Crash, agreement, settings, world
+from tests.sidecar.test_cycle_fake import agreement, settings, world
 
 
 def _service(cvat: FakeCvat, cfg: SidecarSettings, clock: Clock, owner: str, hook: object = None) -> SidecarService:
@@ -34,16 +35,8 @@ def test_reject_is_carried_out_once_across_a_crash(tmp_path: Path, boundary: str
     cvat, clock = world(), Clock()
     cfg = settings(tmp_path, scope={"task_ids": [6]})  # job 200 alone: six 4 px boxes, each a reject_job error
 
-    def hook(name: str) -> None:
-        if name == boundary:
-            raise Crash(name)
-
     if boundary is not None:
-        dead = _service(cvat, cfg, clock, "dead", hook)
-        with pytest.raises(Crash):
-            dead.run_once()
-        dead.close()
-        clock.t += cfg.state.lease_ttl_s + 1
+        die(_service(cvat, cfg, clock, "dead", crash_at(boundary)), clock, cfg.state.lease_ttl_s)
     with _service(cvat, cfg, clock, "r1") as svc:
         report = svc.run_once()
         clock.t += 60

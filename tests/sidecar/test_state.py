@@ -10,14 +10,7 @@ import pytest
 
 from cvat_ext.errors import ConfigError, StateStoreError
 from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore, open_store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.sidecar.crash import Clock
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -15,7 +15,8 @@ from cvat_ext.sidecar.state import open_store
 from cvat_ext.workforce.collector import GATE_MARK
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
-from tests.sidecar.test_e2e_standin import Clock, Crash, make_service, make_settings
+from tests.sidecar.crash import Clock, crash_at, die
+from tests.sidecar.test_e2e_standin import make_service, make_settings
 from tests.workforce.scenario import seed_gold_task
 
 QUALIFICATION = {"qualification": {"enabled": True, "bar": 0.9, "min_gold_frames": 4, "requalify_checks": 2}}
@@ -78,18 +79,8 @@ def test_a_kill_mid_gate_never_doubles_the_issue_or_the_routing(
     task = seed_gold_task(cvat_standin, cvat_org_world)
     cfg = _settings(cvat_standin, cvat_org_world, tmp_path)
     clock = Clock()
-    armed = [True]
-
-    def hook(name: str) -> None:
-        if name == boundary and armed[0]:
-            armed[0] = False
-            raise Crash(name)
-
-    dead = make_service(cvat_standin, cvat_org_world, cfg, clock, hook=hook, owner="dead")
-    with pytest.raises(Crash):
-        dead.run_once()
-    dead.close()
-    clock.t += cfg.state.lease_ttl_s + 1
+    dead = make_service(cvat_standin, cvat_org_world, cfg, clock, hook=crash_at(boundary, once=True), owner="dead")
+    die(dead, clock, cfg.state.lease_ttl_s)
     with make_service(cvat_standin, cvat_org_world, cfg, clock, owner="restarted") as svc:
         svc.run_once()
         clock.t += 60
