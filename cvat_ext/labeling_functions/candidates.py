@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from cvat_ext.errors import AnnotationFormatError
 from cvat_ext.labeling_functions.pixels import NAMED_HUES, PIXEL_COLUMNS, hue_bins_between
+from cvat_ext.models.detections import xyxy_rows
 
 __all__ = ["FEATURES", "PIXEL_FEATURES", "Candidates"]
 
@@ -112,12 +113,8 @@ class Candidates:
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float64)
-        if xyxy.size == 0:
-            xyxy = xyxy.reshape(0, 4)
+        xyxy = xyxy_rows(self.xyxy, what="candidates")
         n = xyxy.shape[0]
-        if xyxy.shape != (n, 4):
-            raise AnnotationFormatError(f"candidates: expected xyxy shape (N, 4), got {xyxy.shape}")
         wh = np.asarray(self.image_wh, dtype=np.float64)
         wh = np.broadcast_to(wh, (n, 2)) if wh.shape == (2,) else wh
         if wh.shape != (n, 2):

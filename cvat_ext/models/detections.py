@@ -65,6 +65,17 @@ class MaskCrop:
         return None if inner is None else MaskCrop(inner.bitmap, self.left + inner.left, self.top + inner.top)
 
 
+def xyxy_rows(xyxy: npt.ArrayLike, *, what: str) -> FloatArray:
+    """``xyxy`` as an (N, 4) float64 array (an empty input is (0, 4)); any other shape is an
+    :class:`AnnotationFormatError` naming ``what``."""
+    arr = np.asarray(xyxy, dtype=np.float64)
+    if arr.size == 0:
+        arr = arr.reshape(0, 4)
+    if arr.shape != (arr.shape[0], 4):
+        raise AnnotationFormatError(f"{what}: expected xyxy shape (N, 4), got {arr.shape}")
+    return arr
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Detections:
     """N detected objects of one image (see the module docstring for the arrays)."""
@@ -76,12 +87,8 @@ class Detections:
     keypoints: FloatArray | None = None
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float64)
-        if xyxy.size == 0:
-            xyxy = xyxy.reshape(0, 4)
+        xyxy = xyxy_rows(self.xyxy, what="detections")
         n = xyxy.shape[0]
-        if xyxy.shape != (n, 4):
-            raise AnnotationFormatError(f"detections: expected xyxy shape (N, 4), got {xyxy.shape}")
         score = np.asarray(self.score, dtype=np.float64).reshape(-1)
         class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
         if score.shape != (n,) or class_id.shape != (n,):
