@@ -56,6 +56,7 @@ from cvat_ext.sidecar.engines import ConsensusEngineRunner
 from cvat_ext.sidecar.interface import ReplicaInput
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.publish import publishable
+from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 
 TARGET_SPEEDUP = 10.0
 #: the sidecar's defaults route this job to an expert (its group agreement is below 0.9): no merge
@@ -104,13 +105,9 @@ def main() -> None:
         objects = {f"job{j}": parse_job_annotations(b, where=f"job {j}") for j, b in bodies.items()}
         result = score_replicas(objects, g.labels, g.meta, settings)
         job_of = {f"job{j}": j for j in bodies}
-        agreement = {
-            job_of[a.annotator]: a.vs_consensus_f1 if a.vs_consensus_f1 == a.vs_consensus_f1 else 0.0
-            for a in result.annotators
-        }
-        found = [
-            on_replica(f, job_of[n], n, agreement.get(job_of[n], 0.0)) for f in result.findings for n in at_fault(f)
-        ]
+        numbers = {a.annotator: AnnotatorAccuracy.from_stats(a, job_of[a.annotator]) for a in result.annotators}
+        agreement = {n.job_id: n.vs_consensus_f1 for n in numbers.values()}
+        found = [on_replica(f, job_of[n], n, numbers[n].said()) for f in result.findings for n in at_fault(f)]
         merged = result.merged  # the runner built the merge as objects whatever the decision
         decided = decide(found, policy, job_id=1, agreement=Agreement(result.summary.f1, agreement))
         issues = publishable(decided.issues, min_rank=MIN_RANK, max_per_job=PER_JOB)

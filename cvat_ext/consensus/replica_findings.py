@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_ext.consensus.report import CLUSTER_FINDING_KINDS, KIND_SEVERITY, FindingBlock, FloatArray, IntArray
+from cvat_ext.consensus.report import CLUSTER_FINDING_KINDS, KIND_SEVERITY, FindingBlock, IntArray
 from cvat_ext.qa.findings import SEVERITY_RANK, Finding, Severity
 
 #: consensus finding kind -> whose replica job gets it: "missing" | "present" | "odd_label"
@@ -53,10 +53,10 @@ def at_fault(f: Finding) -> tuple[str, ...]:
     return f.votes.present
 
 
-def on_replica(f: Finding, job_id: int, annotator: str, agreement: float) -> Finding:
-    """The copy of consensus finding ``f`` published on replica job ``job_id``."""
-    message = f"{f.message} (replica agreement {agreement:.2f})"
-    return dataclasses.replace(f, job_id=job_id, annotator=annotator, message=message)
+def on_replica(f: Finding, job_id: int, annotator: str, said: str) -> Finding:
+    """The copy of consensus finding ``f`` published on replica job ``job_id`` of ``annotator``;
+    ``said``, that annotator's figures, closes its message in brackets."""
+    return dataclasses.replace(f, job_id=job_id, annotator=annotator, message=f"{f.message} ({said})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +65,7 @@ class ReplicaFindings:
 
     Context: ``blocks`` the engine's finding blocks; ``names (R,)`` the annotators in the
     blocks' member columns; ``replica_job (R,)`` the replica job of each (-1: none, its rows are
-    dropped); ``agreement (R,)`` each replica's agreement, quoted in the messages.
+    dropped); ``said (R,)`` each annotator's figures, quoted in its rows' messages (:func:`on_replica`).
     Rows: ``block``, ``cluster``, ``kind`` (position in ``CLUSTER_FINDING_KINDS``), ``replica``
     (position in ``names``), ``job_id``, ``frame``, ``rank`` (severity rank) and ``ident (N, 8)``,
     the fields of :attr:`Finding.fingerprint` as integers (job, kind, frame, label name code,
@@ -76,7 +76,7 @@ class ReplicaFindings:
     blocks: tuple[FindingBlock, ...]
     names: tuple[str, ...]
     replica_job: IntArray
-    agreement: FloatArray
+    said: tuple[str, ...]
     label_name: Callable[[int], str]
     block: IntArray
     cluster: IntArray
@@ -96,11 +96,13 @@ class ReplicaFindings:
         blocks: Sequence[FindingBlock],
         names: Sequence[str],
         replica_job: Sequence[int],
-        agreement: Sequence[float],
+        said: Sequence[str],
         label_name: Callable[[int], str],
     ) -> ReplicaFindings:
         """Expand every flagged cluster of ``blocks`` into its copies on the replicas at fault."""
         jobs = np.asarray(replica_job, dtype=np.int64).reshape(-1)
+        if len(said) != len(names):
+            raise ValueError(f"expected figures for {len(names)} annotators, got {len(said)}")
         cut = [_expand(b, i, jobs, label_name) for i, b in enumerate(blocks)]
         cols = [np.concatenate([c[j] for c in cut]) if cut else np.zeros(0, np.int64) for j in range(6)]
         block, cluster, kind, replica, frame, label_code = cols
@@ -115,7 +117,7 @@ class ReplicaFindings:
             blocks=tuple(blocks),
             names=tuple(names),
             replica_job=jobs,
-            agreement=np.asarray(agreement, dtype=np.float64).reshape(-1),
+            said=tuple(said),
             label_name=label_name,
             block=block,
             cluster=cluster,
@@ -168,7 +170,7 @@ class ReplicaFindings:
         base = self.blocks[int(self.block[i])].finding(
             int(self.cluster[i]), int(self.kind[i]), self.names, self.label_name
         )
-        return on_replica(base, int(self.job_id[i]), self.names[r], float(self.agreement[r]))
+        return on_replica(base, int(self.job_id[i]), self.names[r], self.said[r])
 
     def iter_findings(self) -> Iterator[Finding]:
         for i in range(len(self)):

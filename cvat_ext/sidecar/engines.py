@@ -84,26 +84,22 @@ class ConsensusEngineRunner:
         priors: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ConsensusOutcome:
         from cvat_ext.consensus.merged_writer import merged_json
-        from cvat_ext.consensus.replica_findings import ReplicaFindings, at_fault
-        from cvat_ext.sidecar.replica_messages import NamedReplicaFindings, named
+        from cvat_ext.consensus.replica_findings import ReplicaFindings, at_fault, on_replica
 
         by_name = {r.annotator: r for r in replicas}
         result = _score(by_name, labels, meta, self.settings, ground_truth=ground_truth, priors=priors)
         numbers = {a.annotator: AnnotatorAccuracy.from_stats(a, by_name[a.annotator].job_id) for a in result.annotators}
-        said = {name: f"{name}: {n.text()}" for name, n in numbers.items()}
+        said = {name: n.said() for name, n in numbers.items()}
         agreement = {n.job_id: n.vs_consensus_f1 for n in numbers.values()}
         # findings on objects stay columns (most are never published); tag findings are few
         names = result.summary.annotators
         replica_job = [by_name[n].job_id if n in by_name else -1 for n in names]
-        table = NamedReplicaFindings.of(
-            ReplicaFindings.from_blocks(
-                result.finding_blocks, names, replica_job, [agreement.get(j, 0.0) for j in replica_job],
-                result.label_name,
-            ),
-            tuple(said.get(n, f"{n}: no figures") for n in names),
+        table = ReplicaFindings.from_blocks(
+            result.finding_blocks, names, replica_job, [said.get(n, f"{n}: no figures") for n in names],
+            result.label_name,
         )
         findings = [
-            named(f, by_name[name].job_id, name, said.get(name, f"{name}: no figures"))
+            on_replica(f, by_name[name].job_id, name, said.get(name, f"{name}: no figures"))
             for f in result.extra_findings
             for name in at_fault(f)
             if name in by_name

@@ -92,6 +92,10 @@ class AnnotatorAccuracy:
         gt = f"{self.gt_objects} GT objects" if self.gt_objects else "no GT"
         return f"{', '.join(parts)} vs truth ({gt})"
 
+    def said(self) -> str:
+        """What a consensus finding on this annotator's replica quotes: ``ann3: est. F1 …``."""
+        return f"{self.name}: {self.text()}"
+
 
 def _pm(se: float | None) -> str:
     return "" if se is None else f" ± {se:.2f}"

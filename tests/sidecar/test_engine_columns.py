@@ -71,7 +71,7 @@ def _per_object(result: object, job_of: dict[str, int]) -> tuple[list[Finding], 
         for a in result.annotators
     }
     found = [
-        on_replica(f, job_of[n], n, agreement.get(job_of[n], 0.0))
+        on_replica(f, job_of[n], n, f"replica agreement {agreement.get(job_of[n], 0.0):.2f}")
         for f in result.findings  # type: ignore[attr-defined]
         for n in at_fault(f)
         if n in job_of
@@ -96,7 +96,7 @@ def test_columnar_findings_publish_what_the_objects_published(kind: Kind, seed: 
         result.finding_blocks,
         names,
         [job_of[n] for n in names],
-        [agreement[job_of[n]] for n in names],
+        [f"replica agreement {agreement[job_of[n]]:.2f}" for n in names],
         result.label_name,
     )
     tags = [f for f in found if f.code == "tag_disagreement"]
@@ -160,7 +160,8 @@ def test_fingerprint_twins_and_grid_halves_are_kept_once(seed: int) -> None:
     blocks = [_block(xyxy[:200], frame[:200], label[:200], labels[:200], kinds[:200])]
     blocks.append(_block(xyxy[200:], frame[200:], label[200:], labels[200:], kinds[200:]))
     names = ("a", "b", "c")
-    table = ReplicaFindings.from_blocks(blocks, names, [11, 12, 13], [0.3, 0.5, 0.7], names_of.__getitem__)
+    said = ["a: 0.3", "b: 0.5", "c: 0.7"]
+    table = ReplicaFindings.from_blocks(blocks, names, [11, 12, 13], said, names_of.__getitem__)
     every = list(table.materialise())
     twins = len(every) - len({f.fingerprint for f in every})
     assert twins > 0  # the scene does hold findings sharing a fingerprint
@@ -179,9 +180,11 @@ def test_fingerprint_twins_and_grid_halves_are_kept_once(seed: int) -> None:
 def test_replicas_without_a_job_are_left_out() -> None:
     xyxy = np.array([[0.0, 0.0, 10.0, 10.0]])
     block = _block(xyxy, np.array([0]), np.array([1]), np.array([[1, -1]]), np.array([0]))  # missing from "b"
-    table = ReplicaFindings.from_blocks([block], ("a", "b"), [5, -1], [1.0, 0.0], lambda i: f"label{i}")
+    table = ReplicaFindings.from_blocks([block], ("a", "b"), [5, -1], ["a: 1.00", "b: 0.00"], lambda i: f"label{i}")
     assert len(table) == 0 and table.severity_counts(np.arange(0)) == {}
-    table = ReplicaFindings.from_blocks([block], ("a", "b"), [5, 6], [1.0, 0.25], lambda i: f"label{i}")
+    table = ReplicaFindings.from_blocks(
+        [block], ("a", "b"), [5, 6], ["a: F1 0.98", "replica agreement 0.25"], lambda i: f"label{i}"
+    )
     (f,) = table.materialise()
     assert (f.job_id, f.annotator, f.severity) == (6, "b", Severity.ERROR)
     assert f.message.endswith("(replica agreement 0.25)")
@@ -209,10 +212,8 @@ def test_a_replica_needs_objects_or_columns() -> None:
 
 
 def test_named_rows_read_as_the_object_path_words_them() -> None:
-    """The sidecar's wording of the engine's columnar findings (annotator and figures) equals the
-    per-object copies worded by :func:`named`, row for row."""
-    from cvat_ext.sidecar.replica_messages import NamedReplicaFindings, named
-
+    """The columnar findings worded with each annotator's figures equal the per-object copies
+    worded by :func:`on_replica`, row for row."""
     bodies, g = _bodies("rectangle", 8, 12, 10)
     tables = {f"ann{j}": read_annotations_body(b, where=f"job {j}", last_frame=g.meta.stop_frame)
               for j, b in bodies.items()}
@@ -220,12 +221,12 @@ def test_named_rows_read_as_the_object_path_words_them() -> None:
     job_of = {f"ann{j}": j for j in bodies}
     names = result.summary.annotators
     said = tuple(f"{n}: figures of {n}" for n in names)
-    table = NamedReplicaFindings.of(
-        ReplicaFindings.from_blocks(result.finding_blocks, names, [job_of[n] for n in names], [0.0] * len(names),
-                                    result.label_name), said)
-    want = [named(f, job_of[n], n, f"{n}: figures of {n}") for f in result.findings for n in at_fault(f)
+    table = ReplicaFindings.from_blocks(result.finding_blocks, names, [job_of[n] for n in names], said,
+                                        result.label_name)
+    want = [on_replica(f, job_of[n], n, f"{n}: figures of {n}") for f in result.findings for n in at_fault(f)
             if f.code != "tag_disagreement"]
     assert len(table) > 10 and repr(list(table.materialise())) == repr(want)
     assert all(f.message.endswith(f"({f.annotator}: figures of {f.annotator})") for f in want)
     with pytest.raises(ValueError, match="expected figures for 3 annotators, got 2"):
-        NamedReplicaFindings.of(table, said[:2])
+        ReplicaFindings.from_blocks(result.finding_blocks, names, [job_of[n] for n in names], said[:2],
+                                    result.label_name)
