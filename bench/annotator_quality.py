@@ -27,8 +27,9 @@ truth is generated and scored by the engine, without and with a 10 % ground-trut
    alternating subprocesses, best of each), target >= 90 % of it.
 
 Usage: ``python3 bench/annotator_quality.py [--seeds 8] [--frames-scale 1.0] [--no-throughput]
-[--baseline-ref REF] [--sizes uniform] [--noise relative]``. About 3-5 minutes on one core. The
-last two options run the same measurements on a second generator (uniform object sizes, jitter
+[--baseline-ref REF] [--sizes uniform] [--noise relative] [--kinds K ...] [--presets P ...]``.
+About 3-5 minutes on one core. ``--kinds``/``--presets`` subsets are development runs (nothing
+written). ``--sizes``/``--noise`` run the same measurements on a second generator (uniform object sizes, jitter
 proportional to the object size), so no estimator is tuned to one; their results files carry the
 variant in their name. Figures only; nothing is asserted.
 """
@@ -298,6 +299,16 @@ def throughput_vs_baseline(
 # report
 
 
+def _presets(jobs: list[Job]) -> list[str]:
+    """The presets that were run (``--presets``), in :data:`PRESETS` order."""
+    return [p for p in PRESETS if any(j.preset == p for j in jobs)]
+
+
+def _kinds(jobs: list[Job]) -> list[Kind]:
+    """The kinds that were run (``--kinds``), in :data:`KINDS` order."""
+    return [k for k in KINDS if any(j.kind == k for j in jobs)]
+
+
 def _q(values: np.ndarray) -> tuple[float, float]:
     return (float(np.median(values)), float(np.quantile(values, 0.9))) if values.size else (float("nan"),) * 2
 
@@ -333,7 +344,7 @@ def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults)
     wrong = Counter(j.kind for j in jobs if not ranked_right(j, gt))
     if wrong:
         print(f"[{tag}] {mode}: jobs ranked wrong by kind: " + ", ".join(f"{k} {n}" for k, n in wrong.items()))
-    for preset in [*PRESETS, "pooled"]:
+    for preset in [*_presets(jobs), "pooled"]:
         sel = [j for j in jobs if preset in (j.preset, "pooled")]
         share = float(np.mean([ranked_right(j, gt) for j in sel]))
         results.add(f"[{tag}] {mode}, {preset}: annotators ranked as their true F1", share, "share of jobs",
@@ -344,8 +355,8 @@ def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults)
 def report_annotators(jobs: list[Job], tag: str) -> None:
     """Mean truth and estimate per annotator (no GT): what the report says next to what is true."""
     print(f"\n[{tag}] per annotator, mean over seeds: true F1 / estimated F1, true mean IoU / estimated")
-    for preset in PRESETS:
-        for kind in KINDS:
+    for preset in _presets(jobs):
+        for kind in _kinds(jobs):
             sel = [j for j in jobs if j.preset == preset and j.kind == kind]
             parts = []
             for name in sel[0].truth:
@@ -362,9 +373,9 @@ def report_merge(jobs: list[Job], results: BenchResults) -> None:
     print("\nmerged vs the best annotator (truth), mean over seeds (worst seed); paired: on objects both found")
     heads = ("IoU gain", "(worst)", "paired", "F1 gain", "(worst)")
     print(f"{'preset':26s} {'kind':10s} " + " ".join(f"{h:>8s}" for h in heads))
-    for preset in PRESETS:
+    for preset in _presets(jobs):
         iou_target = -0.01 if preset in ONE_PRECISE else 0.03
-        for kind in KINDS:
+        for kind in _kinds(jobs):
             sel = [j for j in jobs if j.preset == preset and j.kind == kind]
             iou_gain = np.array([j.merged.mean_iou - j.truth[best(j, "mean_iou")].mean_iou for j in sel])
             paired = float(np.nanmean([paired_iou_gain(j) for j in sel]))
@@ -418,19 +429,24 @@ def main(argv: list[str] | None = None) -> None:
                         help="truth side distribution over 10-200 px (a cross-check variant: uniform)")
     parser.add_argument("--noise", choices=("absolute", "relative"), default="absolute",
                         help="annotator jitter law (a cross-check variant: relative to the object size)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="shape kinds to run (default all; a subset is a development run: nothing is written)")
+    parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS),
+                        help="presets to run (default all; a subset is a development run: nothing is written)")
     args = parser.parse_args(argv)
+    partial = set(args.kinds) != set(KINDS) or set(args.presets) != set(PRESETS)
     with_gt = accepts_ground_truth()
     t0 = time.process_time()
     jobs = [
         run_job(preset, kind, max(5, int(FRAMES[kind] * args.frames_scale)), seed, with_gt, args.sizes, args.noise)
-        for preset in PRESETS
-        for kind in KINDS
+        for preset in args.presets
+        for kind in args.kinds
         for seed in range(args.seeds)
     ]
     source = jobs[0].source
     tag = "model: truth_estimate" if source == "model" else "baseline: vs consensus"
     note = (
-        f"{args.seeds} seeds x {len(PRESETS)} presets x {len(KINDS)} kinds, "
+        f"{args.seeds} seeds x {len(args.presets)} presets x {len(args.kinds)} kinds, "
         f"frames per job {FRAMES} x {args.frames_scale}; one core, CPU time"
     )
     generator = [v for v, default in ((args.sizes, "log-uniform"), (args.noise, "absolute")) if v != default]
@@ -461,7 +477,10 @@ def main(argv: list[str] | None = None) -> None:
     report_merge(jobs, results)
     if not args.no_throughput:
         report_throughput(args.baseline_ref, args.frames_scale, results)
-    results.write()
+    if partial:
+        print("\n--kinds/--presets subset: a development run, bench/results not written")
+    else:
+        results.write()
 
 
 if __name__ == "__main__":
