@@ -260,6 +260,20 @@ class ShapeTable:
             raise ValueError(f"row {row} is a {SHAPE_TYPES[int(self.type_code[row])].value}, not a mask")
         return _mask_of(self.coords[int(self.coord_start[row]) : int(self.coord_start[row + 1])])
 
+    def mask_rles(self, rows: IntArray) -> tuple[list[IntArray], IntArray]:
+        """The RLEs of mask ``rows`` as :meth:`mask` reads them, many at once: each one's counts
+        (int64, read-only views of one array) and their inclusive ``ltrb (len(rows), 4)``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if np.any(self.type_code[rows] != _MASK):
+            bad = int(rows[np.flatnonzero(self.type_code[rows] != _MASK)[0]])
+            raise ValueError(f"row {bad} is a {SHAPE_TYPES[int(self.type_code[bad])].value}, not a mask")
+        coords, start = self.flat_points(rows)
+        whole = coords.astype(np.int64)
+        whole.setflags(write=False)
+        ends = start[1:]
+        ltrb = whole[ends[:, None] - 4 + np.arange(4)]
+        return [whole[lo:hi] for lo, hi in zip(start[:-1].tolist(), (ends - 4).tolist(), strict=True)], ltrb
+
     def shapes(self) -> Iterator[Shape]:
         """Every row as a :class:`Shape`, in order."""
         return map(self.shape, range(len(self)))
@@ -403,6 +417,10 @@ class LazyShapes(Sequence[Shape]):
         if shape is not None and shape.mask is not None:
             return shape.mask
         return self._table.mask(self._rows[i])
+
+    def mask_rles(self, positions: IntArray) -> tuple[list[IntArray], IntArray]:
+        """:meth:`ShapeTable.mask_rles` of the mask shapes at ``positions`` of this sequence."""
+        return self._table.mask_rles(self._row_array[np.asarray(positions, dtype=np.int64)])
 
     def __len__(self) -> int:
         return len(self._rows)

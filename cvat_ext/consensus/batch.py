@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import FrameAnnotations, MaskRle, Shape, ShapeType, Tag
 from cvat_ext.annotations.table import SHAPE_TYPES, TYPE_CODE, LazyShapes
-from cvat_ext.geometry import SHAPE_FAMILY
+from cvat_ext.geometry import SHAPE_FAMILY, mask_rle_columns
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.segments import SegmentRuns
@@ -133,6 +133,12 @@ class ReplicaBatch:
         if mask is None:
             raise ValueError(f"match group {self.key}: row {row} is not a mask")
         return mask
+
+    def mask_rles(self, rows: IntArray) -> tuple[list[IntArray], IntArray]:
+        """The masks of mask ``rows``, many at once: each one's counts and their ``ltrb (n, 4)``."""
+        if isinstance(self.shapes, LazyShapes):
+            return self.shapes.mask_rles(rows)
+        return mask_rle_columns([self.mask(i) for i in np.asarray(rows).tolist()])
 
     @property
     def family(self) -> str:

@@ -302,7 +302,7 @@ class ChunkMerger:
             sel = np.flatnonzero(all_masks)
             member_j, member_r = np.nonzero(present_k[sel])
             member_rows = rows_k[sel][member_j, member_r]
-            masks = MaskView(batch.mask, member_rows)  # read when used: a dominant lead's only
+            masks = MaskView(batch.mask, member_rows, batch.mask_rles)  # read when used: a dominant lead's only
             # IoU with the heaviest member, known from the matching where the two are linked
             lead_r = np.where(present_k[sel], wk[sel], -1.0).argmax(axis=1)[member_j]
             pair_of = pair_index(len(w))

@@ -26,7 +26,7 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBat
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import MergeMethod
-from cvat_ext.geometry import RowRuns, box_iou_pairs, rle_to_runs, runs_iou_paired, take_runs
+from cvat_ext.geometry import RowRuns, box_iou_pairs, mask_rle_columns, rle_to_runs, runs_iou_paired, take_runs
 
 SOURCE = "consensus"
 #: sub-pixel factor for polygon rasterisation, and the crop size above which it falls back to 1
@@ -171,13 +171,21 @@ def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod
 VOTE_BLOCK = 128
 
 
+#: CVAT RLEs of masks by position: each one's counts (int64) and their inclusive ``ltrb (n, 4)``
+RleColumns = Callable[[IntArray], tuple[list[IntArray], IntArray]]
+
+
 class MaskView(Sequence[MaskRle]):
     """``mask_of(positions[i])`` for each i, read when used: the member masks of a chunk's clusters
-    without reading every one (a dominant cluster's vote needs only its lead's mask)."""
+    without reading every one (a dominant cluster's vote needs only its lead's mask).
+    ``rle_columns`` reads many masks' RLEs at once (no :class:`MaskRle` each)."""
 
-    def __init__(self, mask_of: Callable[[int], MaskRle], positions: IntArray) -> None:
+    def __init__(
+        self, mask_of: Callable[[int], MaskRle], positions: IntArray, rle_columns: RleColumns | None = None
+    ) -> None:
         self._mask_of = mask_of
         self._positions = np.asarray(positions, dtype=np.int64)
+        self._rle_columns = rle_columns
 
     def __len__(self) -> int:
         return int(self._positions.size)
@@ -188,12 +196,18 @@ class MaskView(Sequence[MaskRle]):
     def __getitem__(self, i: slice) -> Sequence[MaskRle]: ...
     def __getitem__(self, i: int | slice) -> MaskRle | Sequence[MaskRle]:
         if isinstance(i, slice):
-            return MaskView(self._mask_of, self._positions[i])
+            return MaskView(self._mask_of, self._positions[i], self._rle_columns)
         return self._mask_of(int(self._positions[i]))
 
     def view(self, sel: IntArray) -> MaskView:
         """The masks at positions ``sel`` of this view."""
-        return MaskView(self._mask_of, self._positions[sel])
+        return MaskView(self._mask_of, self._positions[sel], self._rle_columns)
+
+    def rles(self, sel: IntArray) -> tuple[list[IntArray], IntArray]:
+        """The counts and ``ltrb (n, 4)`` of the masks at positions ``sel`` of this view."""
+        if self._rle_columns is None:
+            return mask_rle_columns([self[i] for i in np.asarray(sel).tolist()])
+        return self._rle_columns(self._positions[sel])
 
 
 #: the row runs of some of the masks given to :func:`vote_masks`, by their positions
@@ -330,10 +344,14 @@ def _vote_block(
     w_best = np.where(best >= 0, weight[np.maximum(best, 0)], 0.0)
     need = vote_thr * total
     dominant = (best >= 0) & (w_best >= need - 1e-9) & (total - w_best < need - 1e-9)
-    for kk in np.flatnonzero(dominant).tolist():
-        mask = masks[int(best[kk])]
-        ltrb[kk] = mask.ltrb
-        counts[kk] = mask.counts
+    led_clusters = np.flatnonzero(dominant)
+    if led_clusters.size:
+        lead = best[led_clusters]
+        lead_counts, ltrb[led_clusters] = (
+            masks.rles(lead) if isinstance(masks, MaskView) else mask_rle_columns([masks[i] for i in lead.tolist()])
+        )
+        for kk, lead_rle in zip(led_clusters.tolist(), lead_counts, strict=True):
+            counts[kk] = lead_rle
     voting = ~dominant[cluster]
     # a dominant cluster's vote is its lead's mask: the lead scores 1, the others their IoU with it
     led = np.flatnonzero(~voting)

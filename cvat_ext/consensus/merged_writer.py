@@ -26,7 +26,7 @@ from cvat_ext.annotations.model import Attribute, Shape
 from cvat_ext.consensus.fuse import MergedColumns
 from cvat_ext.consensus.merge import SOURCE
 from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
-from cvat_ext.consensus.report_text import float_texts, round_like_python
+from cvat_ext.consensus.report_text import float_texts, int_row_texts, round_like_python
 from cvat_ext.errors import ConfigError
 
 __all__ = ["merged_json", "write_merged"]
@@ -66,10 +66,7 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
         ]
     if part.mask_ltrb is not None and part.mask_counts is not None and part.kp_label is None:
         kind = "mask"
-        points = [
-            ", ".join(map(str, [*np.asarray(c, dtype=np.int64).tolist(), *lt]))
-            for c, lt in zip(part.mask_counts, part.mask_ltrb.tolist(), strict=True)
-        ]
+        points = _mask_points(part.mask_counts, part.mask_ltrb)
     elif part.poly_xy is not None and part.poly_start is not None:
         if not np.isfinite(part.poly_xy).all():
             return None
@@ -82,6 +79,22 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
         _SEGMENT % (kind, _BOOL[occ], z, pts, lb, fr, sc, at)
         for occ, z, pts, lb, fr, sc, at in zip(*head, points, *tail, attrs, strict=True)
     ]
+
+
+def _mask_points(counts: Sequence[np.ndarray], ltrb: np.ndarray) -> list[str]:
+    """CVAT's flat mask ``points`` (RLE counts, then the inclusive ``ltrb``) of each fused mask as
+    the text inside the JSON brackets, every number formatted in one call."""
+    n = len(counts)
+    if n == 0:
+        return []
+    sizes = np.fromiter(map(len, counts), dtype=np.int64, count=n) + 4
+    ends = np.cumsum(sizes)
+    flat = np.empty(int(ends[-1]), dtype=np.int64)
+    is_box = np.zeros(flat.size, dtype=bool)
+    is_box[(ends[:, None] - 4 + np.arange(4)).ravel()] = True
+    flat[~is_box] = np.concatenate(counts)
+    flat[is_box] = np.asarray(ltrb, dtype=np.int64).ravel()
+    return int_row_texts(flat, sizes)
 
 
 def _chunk_lines(parts: Sequence[MergedColumns | list[Shape]]) -> list[str]:

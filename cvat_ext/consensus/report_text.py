@@ -11,6 +11,9 @@ on every number and let ``json.dumps`` (``repr``, ``NaN``, ``Infinity``) or ``cs
   (and zero); the other values go to ``repr`` (they differ only in the exponent's form there:
   ``1e16`` against ``1e+16``); :func:`json_texts` / :func:`csv_texts` build on it, the
   non-finite values patched afterwards;
+* :func:`int_row_texts` joins ragged rows of integers as ``", ".join(map(str, row))`` does (a
+  mask's RLE points), all rows in one msgspec encode sliced at offsets computed from the digit
+  counts (about 2.5x faster than formatting row by row);
 * :func:`csv_field` quotes a text as ``csv.writer``'s default dialect does (QUOTE_MINIMAL).
 
 Why the NumPy rounding equals Python's: ``round(x, n)`` is the double nearest to ``d / 10**n``
@@ -33,6 +36,7 @@ __all__ = [
     "csv_field",
     "csv_texts",
     "float_texts",
+    "int_row_texts",
     "json_and_csv_texts",
     "json_texts",
     "needs_quotes",
@@ -81,6 +85,30 @@ def float_texts(values: npt.ArrayLike) -> list[str]:
 
 def _encoded(x: FloatArray) -> list[str]:
     return msgspec.json.encode(x.tolist())[1:-1].decode("ascii").split(",")
+
+
+def int_row_texts(values: npt.ArrayLike, sizes: npt.ArrayLike) -> list[str]:
+    """``", ".join(map(str, row))`` of every row of a ragged integer array: ``values (V,)`` the rows
+    one after the other, ``sizes (S,)`` the length of each (each >= 1) -> S texts."""
+    flat = np.asarray(values, dtype=np.int64)
+    length = np.asarray(sizes, dtype=np.int64)
+    if length.size == 0:
+        return []
+    # every number's text is its digits (and a minus sign), joined by ", "
+    text = msgspec.json.encode(flat.tolist())[1:-1].replace(b",", b", ").decode("ascii")
+    magnitude = np.abs(flat)
+    digits = 1 + (flat < 0).astype(np.int64)
+    top = int(magnitude.max()) if flat.size else 0
+    power = 10
+    while power <= top:
+        digits += magnitude >= power
+        power *= 10
+    width = digits + 2
+    offset = np.cumsum(width) - width
+    last = np.cumsum(length) - 1
+    lo = offset[last - length + 1].tolist()
+    hi = (offset[last] + digits[last]).tolist()
+    return [text[a:b] for a, b in zip(lo, hi, strict=True)]
 
 
 def json_and_csv_texts(values: FloatArray) -> tuple[list[str], list[str]]:

@@ -172,7 +172,12 @@ RLE_BLOCK = 256
 def rle_to_runs(rles: Sequence[MaskRle]) -> RowRuns:
     """CVAT mask RLEs (inclusive ``ltrb`` crops) -> row runs of ``len(rles)`` segments, vectorised
     (in blocks of :data:`RLE_BLOCK` masks)."""
-    return rle_columns_to_runs([r.counts for r in rles], [r.ltrb for r in rles])
+    return rle_columns_to_runs(*mask_rle_columns(rles))
+
+
+def mask_rle_columns(rles: Sequence[MaskRle]) -> tuple[list[IntArray], IntArray]:
+    """CVAT mask RLEs as columns: each one's ``counts`` and their inclusive ``ltrb (S, 4)`` int64."""
+    return [r.counts for r in rles], np.array([r.ltrb for r in rles], dtype=np.int64).reshape(-1, 4)
 
 
 def rle_columns_to_runs(counts: Sequence[npt.ArrayLike], ltrb: npt.ArrayLike) -> RowRuns:

@@ -14,6 +14,7 @@ from cvat_ext.consensus.report_text import (
     csv_field,
     csv_texts,
     float_texts,
+    int_row_texts,
     json_and_csv_texts,
     json_texts,
     round_like_python,
@@ -85,3 +86,20 @@ def test_json_and_csv_texts_format_once_for_both() -> None:
     assert json_and_csv_texts(values) == (json_texts(values), csv_texts(values))
     finite = values[np.isfinite(values)]
     assert json_and_csv_texts(finite) == (json_texts(finite), csv_texts(finite))
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_int_row_texts_equal_join_of_str(seed: int) -> None:
+    """Ragged rows of 1 to 60 integers: zeros, every digit count up to int64's, negative values,
+    powers of ten and their neighbours (where the digit count changes)."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 60, 500)
+    magnitude = 10 ** rng.integers(0, 19, int(sizes.sum()))
+    values = rng.integers(0, np.iinfo(np.int64).max, int(sizes.sum())) % magnitude
+    values[rng.random(values.size) < 0.1] *= -1
+    edges = np.array([0, 9, 10, 11, 99, 100, 999, 1000, -1, -9, -10, np.iinfo(np.int64).max, -np.iinfo(np.int64).max])
+    values = np.concatenate([values, edges])
+    sizes = np.append(sizes, [1] * edges.size)
+    rows = np.split(values, np.cumsum(sizes)[:-1])
+    assert int_row_texts(values, sizes) == [", ".join(map(str, r.tolist())) for r in rows]
+    assert int_row_texts(values[:0], sizes[:0]) == []
