@@ -143,23 +143,35 @@ def test_bad_file_same_error_as_today(tmp_path: Path, text: str) -> None:
     assert _same_error(path).startswith(f"{path}:")
 
 
+@pytest.mark.parametrize("masks_only", [False, True])
 @pytest.mark.parametrize("seed", range(12))
-def test_one_bad_mask_among_many_is_named(tmp_path: Path, seed: int) -> None:
-    """A vectorised check fails; the slow path names the first bad object, as today."""
+def test_one_bad_mask_among_many_is_named(tmp_path: Path, seed: int, masks_only: bool) -> None:
+    """A vectorised check fails; the slow path names the first bad object, as today (in a body of
+    mixed shapes, and in one of masks only, whose checks skip the gather)."""
     rng = np.random.default_rng(seed)
     body = _fast_only(random_body(seed)[0])
+    if masks_only:
+        body["shapes"] = [s for s in body["shapes"] if s["type"] == "mask"]
     masks = [s for s in body["shapes"] if s["type"] == "mask"]
     if not masks:
         body["shapes"].append({**GOOD_SHAPE, "type": "mask", "points": [1, 3, 0, 0, 1, 1]})
         masks = body["shapes"][-1:]
+    # a valid mask whose box starts left of and above the frame: never the one named
+    body["shapes"].insert(0, {**GOOD_SHAPE, "type": "mask", "points": [1, 3, 2, 2, -2, -1, 1, 0]})
     bad = masks[int(rng.integers(len(masks)))]
-    how = int(rng.integers(3))
+    how = int(rng.integers(5)) if len(bad["points"]) >= 6 else int(rng.integers(3))
     if how == 0:
         bad["points"][0] += 1  # the runs no longer sum to the box area
     elif how == 1:
         bad["points"][-2] = bad["points"][-4] - 1  # right < left
-    else:
+    elif how == 2:
         bad["points"] = bad["points"][-4:]
+    elif how == 3:  # a negative run, the sum kept
+        bad["points"][1] += bad["points"][0] + 1
+        bad["points"][0] = -1
+    else:  # fractional runs, the sum kept
+        bad["points"][0] += 0.5
+        bad["points"][1] -= 0.5
     path = tmp_path / "a.json"
     path.write_text(json.dumps(body))
     assert re.match(rf"{re.escape(str(path))}: shapes\[{body['shapes'].index(bad)}\]", _same_error(path))
