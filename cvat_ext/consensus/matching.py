@@ -214,12 +214,19 @@ def _segment_block(
         shift = (frame_pos[idx] - f0) * stride
         ltrb = x.ltrb + (shift[:, None] * np.array([0, 1, 0, 1])) * (x.area > 0)[:, None]
         stacked.append(RowRuns.derived(x.row + shift[x.owner], x.start, x.end, x.owner, x.count, x.area, ltrb))
-    for r, s in parts:
-        if local[r].size == 0 or local[s].size == 0:
+    # one run join of each annotator against all later ones together (R - 1 joins, not R(R-1)/2):
+    # the (n_r, n_later) IoU matrix is the pairs' matrices side by side, entry for entry
+    for r in range(batch.n_annotators - 1):
+        later = [s for s in range(r + 1, batch.n_annotators) if local[s].size]
+        if local[r].size == 0 or not later:
             continue
-        iou = runs_iou(stacked[r], stacked[s])
-        i, j = np.nonzero(iou >= iou_thr)
-        parts[(r, s)].append((lo + local[r][i], lo + local[s][j], iou[i, j]))
+        iou = runs_iou(stacked[r], RowRuns.concat([stacked[s] for s in later]))
+        col = 0
+        for s in later:
+            sub = iou[:, col : col + local[s].size]
+            col += local[s].size
+            i, j = np.nonzero(sub >= iou_thr)
+            parts[(r, s)].append((lo + local[r][i], lo + local[s][j], sub[i, j]))
 
 
 def batch_links(

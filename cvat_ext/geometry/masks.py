@@ -108,12 +108,15 @@ class RowRuns:
         if not parts:
             return empty_runs(0)
         offsets = np.cumsum([0] + [p.count for p in parts[:-1]])
-        return RowRuns(
+        # a segment's area and box are its own: taken, not recomputed
+        return RowRuns.derived(
             np.concatenate([p.row for p in parts]),
             np.concatenate([p.start for p in parts]),
             np.concatenate([p.end for p in parts]),
             np.concatenate([p.owner + off for p, off in zip(parts, offsets)]),
             int(sum(p.count for p in parts)),
+            np.concatenate([p.area for p in parts]),
+            np.concatenate([p.ltrb for p in parts]),
         )
 
 

@@ -36,7 +36,16 @@ from cvat_ext.geometry.cuboids import cuboid2d_iou
 from cvat_ext.geometry.ellipses import ellipse_runs
 from cvat_ext.geometry.keypoints import oks
 from cvat_ext.geometry.lines import line_point_similarity, polyline_runs
-from cvat_ext.geometry.masks import IntArray, RowRuns, concat_ranges, empty_runs, rle_flat_to_runs, runs_iou
+from cvat_ext.geometry.masks import (
+    IntArray,
+    RowRuns,
+    concat_ranges,
+    empty_runs,
+    mask_rle_columns,
+    rle_columns_to_runs,
+    rle_flat_to_runs,
+    runs_iou,
+)
 from cvat_ext.geometry.polygons import polygon_runs_flat
 from cvat_ext.geometry.rotated import rotated_box_iou
 
@@ -145,6 +154,10 @@ def segment_runs(shapes: Sequence[Shape], params: SimilarityParams) -> RowRuns:
     """Polygons and masks (any mix, in order) -> row runs, clipped to the frame when it is known."""
     if not shapes:
         return empty_runs(0)
+    masks = [s.mask for s in shapes]
+    if all(m is not None for m in masks):  # masks only: their runs straight from the RLE columns
+        runs = rle_columns_to_runs(*mask_rle_columns(masks))  # type: ignore[arg-type]
+        return runs.clipped(*params.image_wh) if min(params.image_wh) > 0 else runs
     is_mask = np.array([s.type is ShapeType.MASK for s in shapes])
     flat = [np.concatenate([s.mask.counts, s.mask.ltrb]) if s.mask is not None else np.ravel(s.points) for s in shapes]
     lengths = np.fromiter(map(len, flat), dtype=np.int64, count=len(flat))
