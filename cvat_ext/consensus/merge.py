@@ -26,7 +26,15 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray, ReplicaBat
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import MergeMethod
-from cvat_ext.geometry import RowRuns, box_iou_pairs, mask_rle_columns, rle_to_runs, runs_iou_paired, take_runs
+from cvat_ext.geometry import (
+    RowRuns,
+    box_iou_pairs,
+    mask_rle_columns,
+    rle_columns_to_runs,
+    rle_to_runs,
+    runs_iou_paired,
+    take_runs,
+)
 
 SOURCE = "consensus"
 #: sub-pixel factor for polygon rasterisation, and the crop size above which it falls back to 1
@@ -215,7 +223,10 @@ MemberRuns = Callable[[IntArray], RowRuns]
 
 
 def decoded_runs(masks: Sequence[MaskRle]) -> MemberRuns:
-    """Runs of ``masks`` decoded on demand (the default of :func:`vote_masks`)."""
+    """Runs of ``masks`` decoded on demand (the default of :func:`vote_masks`); a
+    :class:`MaskView` is read as columns (no :class:`MaskRle` per mask)."""
+    if isinstance(masks, MaskView):
+        return lambda idx: rle_columns_to_runs(*masks.rles(idx))
     return lambda idx: rle_to_runs([masks[i] for i in idx.tolist()])
 
 

@@ -79,8 +79,11 @@ def test_the_vote_reuses_the_matchings_runs_and_votes_the_same_masks(monkeypatch
     equals = tuple(dataclasses.replace(MODERATE, name=f"m{i}") for i in range(3))
     g = generate(Scenario(kind="mask", frames=12, seed=3, annotators=equals))
     decoded: list[int] = []
-    decode = merge.rle_to_runs
+    decode, decode_columns = merge.rle_to_runs, merge.rle_columns_to_runs
     monkeypatch.setattr(merge, "rle_to_runs", lambda masks: decoded.append(len(masks)) or decode(masks))
+    monkeypatch.setattr(
+        merge, "rle_columns_to_runs", lambda counts, ltrb: decoded.append(len(counts)) or decode_columns(counts, ltrb)
+    )
     reused = score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings())
     assert decoded == []  # every member's runs came from the matching
     monkeypatch.setattr(engine, "CACHE_RUNS", 0)
