@@ -132,7 +132,13 @@ class ShapeTable:
     def take(self, rows: IntArray) -> ShapeTable:
         """The table of ``rows`` (positions, in the order given)."""
         rows = np.asarray(rows, dtype=np.int64)
-        coords, start = self.flat_points(rows)
+        if rows.size and int(rows[-1]) - int(rows[0]) == rows.size - 1 and not np.any(np.diff(rows) != 1):
+            # a run of consecutive rows (a chunk's frames of one file): its coordinates are a view
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            first = self.coord_start[lo]
+            coords, start = self.coords[int(first) : int(self.coord_start[hi])], self.coord_start[lo : hi + 1] - first
+        else:
+            coords, start = self.flat_points(rows)
         renumber = {int(r): i for i, r in enumerate(rows.tolist())} if (self.attributes or self.elements) else {}
         return ShapeTable(
             frame=self.frame[rows],

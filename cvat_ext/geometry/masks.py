@@ -193,23 +193,38 @@ def rle_columns_to_runs(counts: Sequence[npt.ArrayLike], ltrb: npt.ArrayLike) ->
     return rle_flat_to_runs(np.concatenate(counts), sizes, ltrb)
 
 
-def rle_flat_to_runs(counts: npt.ArrayLike, sizes: npt.ArrayLike, ltrb: npt.ArrayLike) -> RowRuns:
-    """:func:`rle_to_runs` on S masks given as flat columns: the CVAT RLE counts of all of them one
-    after the other ``counts (C,)`` (any integer or integral float type), ``sizes (S,)`` the number
-    of counts of each, ``ltrb (S, 4)`` their inclusive crops. Decoded in blocks of
-    :data:`RLE_BLOCK` masks, no per-mask Python step."""
+def rle_flat_to_runs(
+    counts: npt.ArrayLike, sizes: npt.ArrayLike, ltrb: npt.ArrayLike, first: npt.ArrayLike | None = None
+) -> RowRuns:
+    """:func:`rle_to_runs` on S masks given as flat columns: the CVAT RLE counts of all of them
+    ``counts (C,)`` (any integer or integral float type), ``sizes (S,)`` the number of counts of
+    each, ``ltrb (S, 4)`` their inclusive crops. Mask ``i``'s counts are ``counts[first[i] :
+    first[i] + sizes[i]]``, in increasing ``first``; by default they are back to back. Numbers
+    between two masks' counts are ignored: CVAT's flat ``points`` of masks (each mask's box after
+    its counts) decode without gathering their counts. Decoded in blocks of :data:`RLE_BLOCK`
+    masks, no per-mask Python step."""
     length = np.asarray(sizes, dtype=np.int64)
     n = length.size
     if n == 0:
         return empty_runs(0)
-    flat = np.asarray(counts).astype(np.int64, copy=False)
+    flat = np.asarray(counts)
     box = np.asarray(ltrb, dtype=np.int64).reshape(n, 4)
-    first = np.concatenate(([0], np.cumsum(length)))
+    start = np.cumsum(length) - length if first is None else np.asarray(first, dtype=np.int64)
+    gapped = first is not None and bool(np.any(start[1:] != start[:-1] + length[:-1]))
     blocks = range(0, n, RLE_BLOCK)
-    parts = [
-        _rle_block(flat[first[lo] : first[hi]], length[lo:hi], box[lo:hi])
-        for lo, hi in ((lo, min(lo + RLE_BLOCK, n)) for lo in blocks)
-    ]
+    parts = []
+    for lo in blocks:
+        hi = min(lo + RLE_BLOCK, n)
+        a, b = int(start[lo]), int(start[hi - 1] + length[hi - 1])
+        local = start[lo:hi] - a
+        if gapped:
+            block = np.array(flat[a:b], dtype=np.int64)  # a copy: the gaps are zeroed below
+            gap_first = local[:-1] + length[lo : hi - 1]
+            # zeros in the gaps leave the running sum of the counts as it is
+            block[concat_ranges(gap_first, local[1:] - gap_first)] = 0
+        else:
+            block = flat[a:b].astype(np.int64, copy=False)
+        parts.append(_rle_block(block, length[lo:hi], local, box[lo:hi]))
     if len(parts) == 1:
         return RowRuns(*parts[0], n)
     return RowRuns(
@@ -221,12 +236,14 @@ def rle_flat_to_runs(counts: npt.ArrayLike, sizes: npt.ArrayLike, ltrb: npt.Arra
     )
 
 
-def _rle_block(flat: IntArray, sizes: IntArray, ltrb: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray]:
-    """(row, start, end, owner) of the runs of a few masks (``flat`` counts, ``sizes`` per mask)."""
+def _rle_block(
+    flat: IntArray, sizes: IntArray, first: IntArray, ltrb: IntArray
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """(row, start, end, owner) of the runs of a few masks (``flat`` counts, mask ``i``'s
+    ``sizes[i]`` of them from ``first[i]``; zeros between masks)."""
     n = sizes.size
     width = ltrb[:, 2] - ltrb[:, 0] + 1
     area = width * (ltrb[:, 3] - ltrb[:, 1] + 1)
-    first = np.cumsum(sizes) - sizes
     # foreground runs are a mask's odd positions: index them directly
     n_fg = sizes // 2
     fg_first = np.cumsum(n_fg) - n_fg

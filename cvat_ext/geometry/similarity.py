@@ -200,6 +200,8 @@ def _flat_mask_runs(flat: npt.NDArray[np.generic], start: IntArray, rows: IntArr
     end = start[rows + 1]
     ltrb = flat[end[:, None] - 4 + np.arange(4)]
     n_counts = end - 4 - start[rows]
+    if rows.size == start.size - 1:  # masks only: the counts are read in place, the boxes skipped
+        return rle_flat_to_runs(flat, n_counts, ltrb, first=start[rows])
     return rle_flat_to_runs(flat[concat_ranges(start[rows], n_counts)], n_counts, ltrb)
 
 

@@ -116,6 +116,18 @@ def test_rle_flat_to_runs_match_each_bitmap(seed: int) -> None:
     want = rle_to_runs(masks)
     for counts in (flat, flat.astype(np.float64), flat.astype(np.uint16)):
         assert_same_runs(rle_flat_to_runs(counts, sizes, ltrb), want)
+    # CVAT's flat points (each mask's box after its counts), and gaps of any length, read in place
+    points = np.concatenate([np.concatenate([m.counts, m.ltrb]) for m in masks])
+    first = np.concatenate(([0], np.cumsum(sizes + 4)[:-1]))
+    for counts in (points, points.astype(np.float64), points.astype(np.uint16)):
+        assert_same_runs(rle_flat_to_runs(counts, sizes, ltrb, first=first), want)
+    gaps = rng.integers(0, 9, len(masks))
+    spread = np.full(int(sizes.sum() + gaps.sum()), 7, dtype=np.int64)
+    first = np.cumsum(gaps) + np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    spread[concat_ranges(first, sizes)] = flat
+    before = spread.copy()
+    assert_same_runs(rle_flat_to_runs(spread, sizes, ltrb, first=first), want)
+    np.testing.assert_array_equal(spread, before)  # the gaps are zeroed in a copy
     for i in rng.choice(len(masks), 12, replace=False).tolist():
         np.testing.assert_array_equal(runs_to_dense(want, i, masks[i].ltrb), masks[i].to_bitmap())
 
