@@ -253,6 +253,43 @@ def test_split_path_same_as_frame_store(
     assert _columns_view(got) == _store_view(path, stop_frame)
 
 
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_integer_points_decoded_as_ints_until_a_block_has_another_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool, seed: int
+) -> None:
+    """Masks and boxes written as integers, then (from a random shape on) boxes with fractional,
+    ``2.0``-style and huge integer coordinates: the integer blocks are read as ints, the rest by
+    the general decoder, and the columns are the per-object reader's."""
+    if split:
+        monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
+        monkeypatch.setattr(columnar_json, "BLOCK_ITEMS", 3)
+    rng = np.random.default_rng(seed)
+    mask = {**GOOD_SHAPE, "type": "mask", "points": [1, 3, 2, 2, 0, 0, 1, 3]}
+    shapes: list[dict[str, Any]] = [
+        {**(mask if i % 2 else GOOD_SHAPE), "frame": i, "points": list((mask if i % 2 else GOOD_SHAPE)["points"])}
+        for i in range(int(rng.integers(4, 12)))
+    ]
+    others = [[0.5, 1, 2, 3.25], [2.0, 2, 3.0, 4], [2**60 + 1, 0, 2**62, 1], [1, 2, 3, 4]]
+    shapes += [{**GOOD_SHAPE, "frame": 20 + k, "points": others[k % 4]} for k in range(int(rng.integers(1, 8)))]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"shapes": shapes}))
+    kinds: list[bool] = []
+    plain = columnar_json._plain_table
+
+    def spy(items: Any) -> Any:
+        kinds.append(bool(items) and isinstance(items[0], columnar_json._IntShape))
+        return plain(items)
+
+    monkeypatch.setattr(columnar_json, "_plain_table", spy)
+    monkeypatch.setattr(columnar_json, "_slow", lambda *a: pytest.fail("slow path taken"))
+    got = read_annotations_file(path)
+    monkeypatch.undo()
+    assert _columns_view(got) == _store_view(path, 10**6)
+    assert kinds[0] is split and kinds[-1] is False  # a whole body with a fraction: the general decoder
+    assert kinds == sorted(kinds, reverse=True)  # once the general decoder, always
+
+
 @pytest.mark.usefixtures("split_small")
 @pytest.mark.parametrize(
     "text",
