@@ -410,6 +410,26 @@ def report_throughput(ref: str, scale: float, results: BenchResults) -> None:
                     ratio >= 0.90)
 
 
+def throughput_only(ref: str, scale: float) -> None:
+    """The throughput rows alone, written over those of the last full run (its other figures and
+    its note kept, the note saying which rows are newer)."""
+    fresh = BenchResults(__file__)
+    report_throughput(ref, scale, fresh)
+    path = ROOT / "bench" / "results" / "annotator_quality.json"
+    if not path.exists():
+        print(f"\n{path} missing: run the full bench first; throughput rows not written")
+        return
+    last = json.loads(path.read_text())
+    names = {f.name for f in fresh.figures}
+    note = last.get("note", "").split("; throughput rows:")[0]
+    results = BenchResults(__file__, note=f"{note}; throughput rows: python3 bench/annotator_quality.py "
+                           f"--throughput-only at {_head_commit()}, other figures: {last['command']}",
+                           machine=last.get("machine", machine_facts()))
+    results.add_all([f for f in last["figures"] if f["name"] not in names])
+    results.figures.extend(fresh.figures)
+    results.write()
+
+
 def _head_commit() -> str:
     """The checkout's commit (with ``+`` when the working tree has changes): the engine measured."""
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
@@ -424,6 +444,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=8, help="seeds per preset and kind (default 8)")
     parser.add_argument("--frames-scale", type=float, default=1.0, help="scale the frames per job (a smoke run: 0.2)")
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput comparison")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only the throughput rows (a few minutes): they replace those of "
+                             "bench/results/annotator_quality.json, every other figure is kept")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the throughput baseline")
     parser.add_argument("--sizes", choices=("log-uniform", "uniform"), default="log-uniform",
                         help="truth side distribution over 10-200 px (a cross-check variant: uniform)")
@@ -434,6 +457,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS),
                         help="presets to run (default all; a subset is a development run: nothing is written)")
     args = parser.parse_args(argv)
+    if args.throughput_only:
+        throughput_only(args.baseline_ref, args.frames_scale)
+        return
     partial = set(args.kinds) != set(KINDS) or set(args.presets) != set(PRESETS)
     with_gt = accepts_ground_truth()
     t0 = time.process_time()

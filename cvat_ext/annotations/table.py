@@ -132,13 +132,7 @@ class ShapeTable:
     def take(self, rows: IntArray) -> ShapeTable:
         """The table of ``rows`` (positions, in the order given)."""
         rows = np.asarray(rows, dtype=np.int64)
-        if rows.size and int(rows[-1]) - int(rows[0]) == rows.size - 1 and not np.any(np.diff(rows) != 1):
-            # a run of consecutive rows (a chunk's frames of one file): its coordinates are a view
-            lo, hi = int(rows[0]), int(rows[-1]) + 1
-            first = self.coord_start[lo]
-            coords, start = self.coords[int(first) : int(self.coord_start[hi])], self.coord_start[lo : hi + 1] - first
-        else:
-            coords, start = self.flat_points(rows)
+        coords, start = self.flat_points(rows)
         renumber = {int(r): i for i, r in enumerate(rows.tolist())} if (self.attributes or self.elements) else {}
         return ShapeTable(
             frame=self.frame[rows],
@@ -165,8 +159,16 @@ class ShapeTable:
 
     def flat_points(self, rows: IntArray) -> tuple[npt.NDArray[Any], IntArray]:
         """CVAT's flat ``points`` of ``rows`` (positions, in the order given), one after the other:
-        ``coords (C',)`` in the table's coordinate type and ``coord_start (len(rows) + 1,)``."""
+        ``coords (C',)`` in the table's coordinate type (a read-only view when the rows are
+        consecutive) and ``coord_start (len(rows) + 1,)``."""
         rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and int(rows[-1]) - int(rows[0]) == rows.size - 1 and not np.any(np.diff(rows) != 1):
+            # consecutive rows (a chunk's frames of one file, a block of a batch cut from a chunk)
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            first = int(self.coord_start[lo])
+            view = self.coords[first : int(self.coord_start[hi])]
+            view.setflags(write=False)
+            return view, self.coord_start[lo : hi + 1] - first
         lengths = np.diff(self.coord_start)[rows]
         start = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         gather = np.repeat(self.coord_start[rows] - start[:-1], lengths) + np.arange(int(start[-1]), dtype=np.int64)
