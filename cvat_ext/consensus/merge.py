@@ -245,6 +245,9 @@ def vote_masks(
     runs_of = member_runs or decoded_runs(masks)
     if n_clusters <= VOTE_BLOCK:
         return _vote_block(masks, cluster, weight, n_clusters, vote_thr, lead_iou, runs_of)
+    # the members of dominant clusters not yet compared with their lead: all at once, not a few
+    # per block (a decode call per block cost more than the decoding)
+    lead_iou = _lead_iou(cluster, np.asarray(weight, dtype=np.float64), n_clusters, vote_thr, lead_iou, runs_of)
     ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
     counts: list[IntArray | None] = [None] * n_clusters
     member_iou = np.zeros(len(masks))
@@ -316,6 +319,43 @@ def _member_vote_iou(
     return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 
 
+def _dominance(cluster: IntArray, weight: FloatArray, n_clusters: int, vote_thr: float) -> tuple[IntArray, BoolArray]:
+    """Each cluster's heaviest member (the first of equal weight; -1 for a cluster without
+    members) ``(K,)``, and whether its weight alone decides the vote ``(K,)``."""
+    total = np.bincount(cluster, weights=weight, minlength=n_clusters)
+    order = np.lexsort((-weight, cluster))
+    first = order[np.flatnonzero(np.concatenate(([True], cluster[order][1:] != cluster[order][:-1])))]
+    best = np.full(n_clusters, -1, dtype=np.int64)
+    best[cluster[first]] = first
+    w_best = np.where(best >= 0, weight[np.maximum(best, 0)], 0.0)
+    need = vote_thr * total
+    return best, (best >= 0) & (w_best >= need - 1e-9) & (total - w_best < need - 1e-9)
+
+
+def _lead_iou(
+    cluster: IntArray,
+    weight: FloatArray,
+    n_clusters: int,
+    vote_thr: float,
+    lead_iou: FloatArray | None,
+    runs_of: MemberRuns,
+    dominance: tuple[IntArray, BoolArray] | None = None,
+) -> FloatArray:
+    """``lead_iou`` (M,) completed for the members of dominant clusters: 1 for the lead, each
+    other member's IoU with its lead where it was not known (decoded and compared here); NaN for
+    the members of voting clusters where it was not given."""
+    best, dominant = dominance or _dominance(cluster, weight, n_clusters, vote_thr)
+    out = np.full(cluster.size, np.nan) if lead_iou is None else np.array(lead_iou, dtype=np.float64)
+    led = np.flatnonzero(dominant[cluster])
+    out[led[best[cluster[led]] == led]] = 1.0
+    others = led[best[cluster[led]] != led]
+    others = others[~np.isfinite(out[others])]
+    if others.size:
+        leads, pos = np.unique(best[cluster[others]], return_inverse=True)
+        out[others] = runs_iou_paired(runs_of(others), take_runs(runs_of(leads), pos))
+    return out
+
+
 def _vote_block(
     masks: Sequence[MaskRle],
     cluster: IntArray,
@@ -347,14 +387,7 @@ def _vote_block(
     if not masks:
         return ltrb, counts, member_iou
     weight = np.asarray(weight, dtype=np.float64)
-    total = np.bincount(cluster, weights=weight, minlength=n_clusters)
-    order = np.lexsort((-weight, cluster))
-    first = order[np.flatnonzero(np.concatenate(([True], cluster[order][1:] != cluster[order][:-1])))]
-    best = np.full(n_clusters, -1, dtype=np.int64)
-    best[cluster[first]] = first
-    w_best = np.where(best >= 0, weight[np.maximum(best, 0)], 0.0)
-    need = vote_thr * total
-    dominant = (best >= 0) & (w_best >= need - 1e-9) & (total - w_best < need - 1e-9)
+    best, dominant = _dominance(cluster, weight, n_clusters, vote_thr)
     led_clusters = np.flatnonzero(dominant)
     if led_clusters.size:
         lead = best[led_clusters]
@@ -366,16 +399,7 @@ def _vote_block(
     voting = ~dominant[cluster]
     # a dominant cluster's vote is its lead's mask: the lead scores 1, the others their IoU with it
     led = np.flatnonzero(~voting)
-    member_iou[led[best[cluster[led]] == led]] = 1.0
-    others = led[best[cluster[led]] != led]
-    if lead_iou is not None and others.size:
-        known = np.isfinite(lead_iou[others])
-        member_iou[others[known]] = lead_iou[others[known]]
-        others = others[~known]
-    if others.size:
-        leads, pos = np.unique(best[cluster[others]], return_inverse=True)
-        lead_runs = take_runs(runs_of(leads), pos)
-        member_iou[others] = runs_iou_paired(runs_of(others), lead_runs)
+    member_iou[led] = _lead_iou(cluster, weight, n_clusters, vote_thr, lead_iou, runs_of, (best, dominant))[led]
     if not voting.any():
         return ltrb, counts, member_iou
     sub = np.flatnonzero(voting)
