@@ -119,14 +119,11 @@ class ValidationLayout:
     honeypot_frames: tuple[int, ...] = ()
     honeypot_real_frames: tuple[int, ...] = ()
 
-    def honeypots_within(self, start_frame: int, stop_frame: int) -> tuple[tuple[int, int], ...]:
-        """``(honeypot frame, real frame)`` pairs whose honeypot lies in ``start_frame..stop_frame``
-        (inclusive: a job's frames) and whose real frame is not disabled, by honeypot frame."""
+    def active_honeypots(self) -> tuple[tuple[int, int], ...]:
+        """``(honeypot frame, real frame)`` pairs whose real frame is not disabled, by honeypot frame."""
         disabled = set(self.disabled_frames)
-        return tuple(sorted(
-            (h, r) for h, r in zip(self.honeypot_frames, self.honeypot_real_frames, strict=True)
-            if start_frame <= h <= stop_frame and r not in disabled
-        ))
+        pairs = zip(self.honeypot_frames, self.honeypot_real_frames, strict=True)
+        return tuple(sorted((h, r) for h, r in pairs if r not in disabled))
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,6 @@ class Honeypots:
                 log.warning("task %d: %s: %s", task_id, why, exc)
             self._cache[task_id] = (self.clock(), gt_version, (), why)
             return (), why
-        pairs = layout.honeypots_within(0, max((*layout.honeypot_frames, 0)))
+        pairs = layout.active_honeypots()
         self._cache[task_id] = (self.clock(), gt_version, pairs, None)
         return pairs, None
