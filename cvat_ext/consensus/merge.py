@@ -247,7 +247,8 @@ def vote_masks(
         return _vote_block(masks, cluster, weight, n_clusters, vote_thr, lead_iou, runs_of)
     # the members of dominant clusters not yet compared with their lead: all at once, not a few
     # per block (a decode call per block cost more than the decoding)
-    lead_iou = _lead_iou(cluster, np.asarray(weight, dtype=np.float64), n_clusters, vote_thr, lead_iou, runs_of)
+    dominance = _dominance(cluster, np.asarray(weight, dtype=np.float64), n_clusters, vote_thr)
+    lead_iou = _lead_iou(cluster, dominance, lead_iou, runs_of)
     ltrb = np.zeros((n_clusters, 4), dtype=np.int64)
     counts: list[IntArray | None] = [None] * n_clusters
     member_iou = np.zeros(len(masks))
@@ -333,18 +334,13 @@ def _dominance(cluster: IntArray, weight: FloatArray, n_clusters: int, vote_thr:
 
 
 def _lead_iou(
-    cluster: IntArray,
-    weight: FloatArray,
-    n_clusters: int,
-    vote_thr: float,
-    lead_iou: FloatArray | None,
-    runs_of: MemberRuns,
-    dominance: tuple[IntArray, BoolArray] | None = None,
+    cluster: IntArray, dominance: tuple[IntArray, BoolArray], lead_iou: FloatArray | None, runs_of: MemberRuns
 ) -> FloatArray:
-    """``lead_iou`` (M,) completed for the members of dominant clusters: 1 for the lead, each
-    other member's IoU with its lead where it was not known (decoded and compared here); NaN for
-    the members of voting clusters where it was not given."""
-    best, dominant = dominance or _dominance(cluster, weight, n_clusters, vote_thr)
+    """``lead_iou`` (M,) completed for the members of dominant clusters (``dominance``: what
+    :func:`_dominance` says of the clusters): 1 for the lead, each other member's IoU with its
+    lead where it was not known (decoded and compared here); NaN for the members of voting
+    clusters where it was not given."""
+    best, dominant = dominance
     out = np.full(cluster.size, np.nan) if lead_iou is None else np.array(lead_iou, dtype=np.float64)
     led = np.flatnonzero(dominant[cluster])
     out[led[best[cluster[led]] == led]] = 1.0
@@ -399,7 +395,7 @@ def _vote_block(
     voting = ~dominant[cluster]
     # a dominant cluster's vote is its lead's mask: the lead scores 1, the others their IoU with it
     led = np.flatnonzero(~voting)
-    member_iou[led] = _lead_iou(cluster, weight, n_clusters, vote_thr, lead_iou, runs_of, (best, dominant))[led]
+    member_iou[led] = _lead_iou(cluster, (best, dominant), lead_iou, runs_of)[led]
     if not voting.any():
         return ltrb, counts, member_iou
     sub = np.flatnonzero(voting)
