@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -231,7 +230,7 @@ def test_job_deleted_mid_cycle_is_dropped_not_retried_forever(tmp_path: Path) ->
     from cvat_ext.errors import CvatNotFoundError
 
     cvat, clock = world(), Clock()
-    real, real_json = cvat.get_annotations, cvat.get_annotations_json
+    real, real_bytes = cvat.get_annotations, cvat.get_annotations_bytes
 
     def missing() -> CvatNotFoundError:
         return CvatNotFoundError("job 200: GET /api/jobs/200/annotations -> 404 Not Found", status=404)
@@ -241,13 +240,13 @@ def test_job_deleted_mid_cycle_is_dropped_not_retried_forever(tmp_path: Path) ->
             raise missing()
         return real(job_id)
 
-    def gone_json(job_id: int) -> dict[str, Any]:
+    def gone_bytes(job_id: int) -> bytes:
         if job_id == 200:
             raise missing()
-        return real_json(job_id)
+        return real_bytes(job_id)
 
     cvat.get_annotations = gone  # type: ignore[method-assign]
-    cvat.get_annotations_json = gone_json  # type: ignore[method-assign]
+    cvat.get_annotations_bytes = gone_bytes  # type: ignore[method-assign]
     with service(cvat, settings(tmp_path), clock) as svc:
         report = svc.run_once()
         assert report.failed_units == 0 and svc.store.pending() == []
