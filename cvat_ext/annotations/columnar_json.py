@@ -56,7 +56,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap, keys_once
-from cvat_ext.annotations.model import Attribute, Shape, ShapeType, Tag
+from cvat_ext.annotations.model import Attribute, ShapeType, Tag
 from cvat_ext.annotations.table import (
     SHAPE_TYPES,
     TYPE_CODE,
@@ -398,17 +398,14 @@ def _parsed(data: Any, parse: Callable[..., T]) -> T:
 
 
 def _track_table(tracks: Sequence[Any], last_frame: int | None) -> ShapeTable:
-    """The tracks' visible shapes (expanded up to ``last_frame`` by
-    :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion), in track
-    order."""
+    """The tracks' visible shapes expanded up to ``last_frame``, in track order: each track
+    checked by the per-object parser, expanded straight into rows by
+    :func:`~cvat_ext.annotations.track_columns.track_table` (``expand_track``'s rows)."""
     from cvat_ext.annotations.cvat_json import parse_track
-    from cvat_ext.annotations.tracks import expand_track
+    from cvat_ext.annotations.track_columns import track_table
 
-    shapes: list[Shape] = []
-    for data in tracks:
-        track = _parsed(data, parse_track)
-        shapes.extend(_parsed(track, functools.partial(expand_track, last_frame=last_frame)))
-    return ShapeTable.from_shapes(shapes)
+    parsed = [_parsed(data, parse_track) for data in tracks]
+    return _parsed(parsed, functools.partial(track_table, last_frame=last_frame))
 
 
 def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
