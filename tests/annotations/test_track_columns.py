@@ -167,3 +167,15 @@ def test_keyframes_out_of_order_raise_expand_tracks_error() -> None:
 def test_no_tracks() -> None:
     assert len(track_table([], last_frame=5)) == 0
     assert_same_rows(track_table([], last_frame=5), ShapeTable.from_shapes([]))
+
+
+def test_rotations_bit_for_bit() -> None:
+    """The short way round and its half-turn tie-break, vectorised, equal tracks._linear's floats."""
+    rng = np.random.default_rng(5)
+    tracks = []
+    for _ in range(2_000):
+        r0 = float(rng.choice([rng.uniform(-720, 720), 0.1 * rng.integers(0, 3600), 180.0, 0.0]))
+        r1 = float(rng.choice([r0 + 180.0, r0 - 180.0, r0 + 180.0000001, rng.uniform(-720, 720)]))
+        keyframes = (_kf(0, 0.0, rotation=r0), _kf(int(rng.integers(2, 9)), 3.0, rotation=r1))
+        tracks.append(Track(frame=0, label_id=1, shapes=keyframes))
+    assert_same_rows(track_table(tracks, last_frame=10), _by_objects(tracks, 10))
