@@ -831,7 +831,8 @@ class _Replica:
         if self._annotations is None:
             try:
                 data = json.loads(self.raw)
-            except ValueError as exc:  # the reader names the bad spot the same way
+            except ValueError as exc:
+                read_annotations_bytes(self.raw, where=self.where)  # raises the reader's error, as columns() would
                 raise AnnotationFormatError(f"{self.where}: annotations are not valid JSON: {exc}") from exc
             self._annotations = parse_job_annotations(data, where=self.where)
         return self._annotations

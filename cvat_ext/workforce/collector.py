@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import Job
-from cvat_ext.errors import CvatError, CvatNotFoundError
+from cvat_ext.errors import AnnotationFormatError, CvatError, CvatNotFoundError
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.config import WorkforceSettings
 from cvat_ext.sidecar.ground_truth import read_ground_truth
@@ -106,6 +106,9 @@ class WorkCollector:
                 log.info("workforce: job %d is gone from CVAT; not recorded", job.id)
             except CvatError as exc:  # the job stays pending: the next cycle tries again
                 log.warning("workforce: job %d not recorded this cycle: %s", job.id, exc)
+            except AnnotationFormatError as exc:  # bad data in CVAT: the QA step reports it; no retry
+                self._release(job.id)
+                log.warning("workforce: job %d not recorded: %s", job.id, exc)
         return measured
 
     def _record(self, job: Job) -> int:
