@@ -4,7 +4,8 @@ A 3-replica job (``bench/consensus_generator.py``: precise / moderate / sloppy, 
 1,000 frames by default) is turned into the ``GET /api/jobs/{id}/annotations`` response bodies
 CVAT sends (JSON bytes, as ``json.dumps`` writes them). Both paths start from those same bytes and
 do what the sidecar's consensus unit does with them up to the HTTP calls, in this process, timed
-side by side (best of ``--repeat``, CPU time of one core; the HTTP exchange itself is not timed):
+side by side (best of ``--repeat``, CPU time of one core, each run from a collected heap; the HTTP
+exchange itself is not timed):
 
 * ``per-object`` (the sidecar before issue 12): the body decoded as the CVAT client decoded it
   (``json.loads`` of the response's data, a dict), ``parse_job_annotations`` per body (``Shape``
@@ -32,6 +33,7 @@ and writes ``bench/results/sidecar_consensus.json``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -162,6 +164,9 @@ def main() -> None:
         units: dict[str, Unit] = {}
         for _ in range(args.repeat):
             for name, run in runs.items():
+                # untimed: the other path's garbage (the per-object result holds reference cycles,
+                # so it waits for the collector) would otherwise slow the next run's allocations
+                gc.collect()
                 t0 = time.process_time()
                 units[name] = run(policy)
                 timings[name] = min(timings.get(name, float("inf")), time.process_time() - t0)

@@ -238,8 +238,8 @@ def _grid_boxes(blocks: Sequence[FindingBlock], block: IntArray, cluster: IntArr
     scaled = np.round(boxes, 2) / _GRID_PX
     grid = np.rint(scaled)
     near_half = np.abs(scaled - np.floor(scaled) - 0.5) < 0.02 / _GRID_PX
-    for i, j in zip(*np.nonzero(near_half & np.isfinite(scaled)), strict=True):
-        grid[i, j] = round(round(float(boxes[i, j]), 2) / _GRID_PX)
+    redo = np.nonzero(near_half & np.isfinite(scaled))
+    grid[redo] = [round(round(v, 2) / _GRID_PX) for v in boxes[redo].tolist()]
     grid[~np.isfinite(scaled)] = _NOT_FINITE  # no finite box cell has it
     return grid.astype(np.int64)
 
