@@ -186,9 +186,8 @@ class WorkCollector:
     def _gold_facts(self, job: Job, ann: JobAnnotations, gt: GroundTruth) -> dict[str, Any]:
         """The job's gold check on its GT frames and honeypots (``gold``, with the GT job id), and
         why honeypots were not used when the task's validation layout could not be read."""
-        pairs, unread = self.honeypots.of(job.task_id, gt.updated_date)
         meta = self.reader.meta(job.id)
-        truth = gt.for_job(meta, pairs)
+        truth, unread = self.honeypots.truth_for(job.task_id, gt, meta)
         facts: dict[str, Any] = {}
         if unread is not None:
             # said even when no frame of the job is covered: a gt_pool job then has no gold check at all
