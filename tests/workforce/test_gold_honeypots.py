@@ -19,7 +19,10 @@ from cvat_ext.workforce.collector import GATE_MARK
 from tests.conftest import OrgWorld
 from tests.cvat_standin import CvatStandIn
 from tests.sidecar.crash import Clock
+from tests.sidecar.scenario import CARS_XYXY
 from tests.sidecar.test_e2e_standin import make_service, make_settings
+from tests.sidecar.test_honeypots import HONEYPOTS as PARENT_HONEYPOTS
+from tests.sidecar.test_honeypots import _honeypot_task
 from tests.workforce.scenario import HONEYPOTS, GoldTask, seed_gold_task, seed_honeypot_task
 
 QUALIFICATION = {"qualification": {"enabled": True, "bar": 0.9, "min_gold_frames": 4, "requalify_checks": 2}}
@@ -131,3 +134,28 @@ def test_an_unreadable_layout_is_said_once_and_in_the_records(
     cards = _cards(world, cfg.state.url.get_secret_value(), capsys)
     assert {n: (c["honeypots_unread_jobs"], c["gold_frames"], c["gold_accuracy"]) for n, c in cards.items()} == {
         "ann1": (1, 0, None), "ann3": (1, 0, None)}
+
+
+def test_consensus_replicas_are_measured_on_their_parents_honeypots(
+        cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path) -> None:
+    """A gt_pool consensus task: each replica holds its parent's frames, so its gold check covers the
+    parent's honeypots, the same frames the consensus engine anchors on."""
+    standin, world = cvat_standin, cvat_org_world
+    task, parent, gt_job = _honeypot_task(standin, world)
+    cfg = _settings(standin, world, tmp_path, [task])
+    with make_service(standin, world, cfg, Clock()) as svc:
+        report = svc.run_once()
+        assert report.failed_units == 0, report.errors
+        replicas = {j["assignee"]["username"]: j["id"] for j in standin.jobs(parent_job_id=parent)}
+        gold = {name: _facts(svc.store, job_id)["gold"] for name, job_id in replicas.items()}
+        assert all(_facts(svc.store, job_id)["gold_job_id"] == gt_job for job_id in replicas.values())
+    n_gold = len(PARENT_HONEYPOTS) * len(CARS_XYXY)
+    # ann2 and ann3 miss the first car on odd frames: honeypots 1, 9 and 11; ann3 adds a phantom on 6
+    missed = sum(1 for h in PARENT_HONEYPOTS if h % 2 == 1)
+    phantoms = sum(1 for h in PARENT_HONEYPOTS if h % 3 == 0)
+    expect = {"ann1": (n_gold, n_gold), "ann2": (n_gold - missed, n_gold - missed),
+              "ann3": (n_gold - missed + phantoms, n_gold - missed)}
+    for name, (objects, matched) in expect.items():
+        g = gold[name]
+        assert (g["frames"], g["honeypots"], g["gold_objects"], g["objects"], g["matched"]) == (
+            len(PARENT_HONEYPOTS), len(PARENT_HONEYPOTS), n_gold, objects, matched), name
