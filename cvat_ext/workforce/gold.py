@@ -4,13 +4,12 @@ Gold frames are the frames of the annotator's job that the GT job fully covers: 
 ``gt`` the GT frames inside the job's range, in mode ``gt_pool`` also the job's honeypot frames,
 whose gold is the GT of the validation frame each one shows (the collector takes both from
 :meth:`~cvat_ext.sidecar.ground_truth.GroundTruth.for_job`, the view the consensus engine gets).
-Both sides are cut to those
-frames (tracks expanded to their shapes there) and matched by the consensus engine as a pair,
-labels kept apart (``match_across_labels=False``: a wrong label is a miss and an extra), at the
-job's IoU threshold. The accuracy is the pair's F1, ``2·matched / (gold objects + annotator
-objects)``: 1 when every gold object is drawn once with its label, lower for misses, extras, wrong
-labels and poor overlap alike. A gold frame that both leave empty counts as agreement on nothing:
-only frames count, not objects, toward ``frames``.
+Both sides are cut to those frames (tracks expanded to their shapes there) and matched by the
+consensus engine as a pair, labels kept apart (``match_across_labels=False``: a wrong label is a
+miss and an extra), at the job's IoU threshold. The accuracy is the pair's F1, ``2·matched / (gold
+objects + annotator objects)``: 1 when every gold object is drawn once with its label, lower for
+misses, extras, wrong labels and poor overlap alike. A gold frame that both leave empty counts as
+agreement on nothing: only frames count, not objects, toward ``frames``.
 """
 
 from __future__ import annotations
