@@ -26,6 +26,7 @@ from cvat_ext.consensus.merge import (
     MemberRuns,
     fuse_boxes,
     fuse_keypoints,
+    fuse_keypoints_iv,
     fuse_masks,
     fuse_polygons,
     fuse_skeleton,
@@ -409,9 +410,19 @@ class ChunkMerger:
         kp_label, xy, fl = keypoint_columns(batch, rows_k)
         present = rows_k >= 0
         weight = w * present
-        fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
+        vote = self._visibility_vote(batch.family)
+        if vote is not None:  # the annotator model's noise: inverse-variance mean, flip-rate vote
+            fused_xy, outside, occluded = fuse_keypoints_iv(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight, *vote)
+        else:
+            fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
         return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])
+
+    def _visibility_vote(self, family: str) -> tuple[FloatArray, float] | None:
+        """The annotator model's visibility vote of a keypoint family (None: not fitted, or the
+        merge does not use the model)."""
+        am = self.model.annotator_model
+        return None if am is None or self.settings.method == "nearest" else am.visibility_vote(family)
 
     def _fuse_members(
         self, members: list[tuple[int, Shape]], weights: FloatArray, common: dict[str, Any]

@@ -534,6 +534,35 @@ def fuse_keypoints(
     return out, outside, occ
 
 
+def fuse_keypoints_iv(
+    xy: FloatArray,
+    has: BoolArray,
+    visible: BoolArray,
+    occluded: BoolArray,
+    weight: FloatArray,
+    vote: FloatArray,
+    prior_logodds: float,
+) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Keypoint fusion with the annotator model's noise (inverse-variance fusion).
+
+    Same arrays as :func:`fuse_keypoints`; ``weight (K, R)`` each member's inverse position variance
+    at its cluster's size (0 if absent); ``vote (R,)`` the annotators' visibility vote weights and
+    ``prior_logodds`` the prior's (:meth:`AnnotatorModel.visibility_vote`). Position: the weighted
+    mean of the members that see the keypoint (of all that placed it when none sees it): the
+    minimum-variance estimate under independent Gaussian noise. Visible: where the members' votes
+    (``+vote_r`` visible, ``-vote_r`` outside) and the prior sum above 0. Returns fused
+    ``xy (K, P, 2)``, ``outside (K, P)`` and ``occluded (K, P)``."""
+    w = np.broadcast_to(weight[:, :, None], has.shape) * has
+    seen = w * visible
+    use = np.where((seen.sum(axis=1) > 0)[:, None, :], seen, w)
+    total = np.maximum(use.sum(axis=1), 1e-300)
+    out = np.einsum("krp,krpc->kpc", use, xy) / total[..., None]
+    ballot = np.where(has, np.where(visible, 1.0, -1.0), 0.0) * vote[None, :, None]
+    outside = ballot.sum(axis=1) + prior_logodds <= 0
+    occ = (w * occluded).sum(axis=1) > 0.5 * np.maximum(w.sum(axis=1), 1e-300)
+    return out, outside, occ
+
+
 # ---------------------------------------------------------------------------------------------
 # tags
 
