@@ -152,13 +152,17 @@ class AnnotatorModel:
     existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
+    def noise_weighted(self, family: str) -> bool:
+        """True when ``family``'s merge uses the fitted noise (weights, keep / drop): the extent
+        families, and the keypoint families where positions and visibility flips are fitted apart
+        (:class:`~cvat_ext.consensus.keypoint_noise.KeypointFit`)."""
+        return family in WEIGHTED_FAMILIES or isinstance(self.noise.get(family), KeypointFit)
+
     def member_weights(self, family: str, size: FloatArray) -> FloatArray | None:
         """(K, R) inverse-variance fusion weights of each annotator at cluster sizes ``size (K,)``
         (scaled to max 1 per cluster), None when the family's noise was not fitted."""
         fit = self.noise.get(family)
-        # keypoint families: weighted where the fit separates positions from visibility flips
-        fused = family in WEIGHTED_FAMILIES or isinstance(fit, KeypointFit)
-        if fit is None or not fused or not np.any(fit.pairs > 0):
+        if fit is None or not self.noise_weighted(family) or not np.any(fit.pairs > 0):
             return None
         # tabulated on the fine size bins once per family: a lookup per cluster, not arithmetic
         table = self._weight_tables.get(family)
@@ -190,12 +194,11 @@ class AnnotatorModel:
         its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster of
         one drawing, the probability that this drawing matches the truth at the job's threshold
         (a lone 15 px-jitter box on a 10 px sign is a false positive even where the sign is real).
-        None when the family's size-aware existence was not fitted or is not weighted (keypoints)."""
+        None when the family's size-aware existence was not fitted or the family is not
+        :meth:`noise_weighted`."""
         by_size = self.existence_by_size.get(family)
         hit = self.truth_hit.get(family)
-        # keypoint families: the OKS noise fit absorbs visibility flips (see member_weights), and
-        # per size group their existence fit cost merged F1 with five replicas: the job-wide model
-        if by_size is None or hit is None or not (family in WEIGHTED_FAMILIES or isinstance(self.noise.get(family), KeypointFit)):
+        if by_size is None or hit is None or not self.noise_weighted(family):
             return None
         present = np.asarray(present, dtype=bool)
         p_real = existence_posterior_by_size(by_size, present, stratum, size)

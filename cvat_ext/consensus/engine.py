@@ -27,7 +27,7 @@ import numpy as np
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Tag
 from cvat_ext.annotations.tracks import iter_frames
-from cvat_ext.consensus.annotator_model import FamilyEvidence, cluster_size, fit_annotator_model
+from cvat_ext.consensus.annotator_model import WEIGHTED_FAMILIES, FamilyEvidence, cluster_size, fit_annotator_model
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
@@ -329,7 +329,9 @@ def score_chunks(
                 batch.frames[table.frame_pos],
                 table.pair_sim,
                 chunk_strata.get(key),
-                extents if batch.family in EXTENT_FAMILIES else None,
+                # the extents' corners for every family whose noise weighs the merge (ellipses:
+                # centre +- radii, the axes as drawn)
+                extents if batch.family in WEIGHTED_FAMILIES else None,
                 member_keypoints(batch, rows)
                 if batch.family in KEYPOINT_FAMILIES and batch.shapes is not None
                 else None,

@@ -564,6 +564,43 @@ def fuse_keypoints_iv(
 
 
 # ---------------------------------------------------------------------------------------------
+# points and ellipses
+
+
+def fuse_points(points: Sequence[FloatArray], weight: FloatArray) -> FloatArray | None:
+    """Inverse-variance fusion of ``points`` shapes: the weighted mean of each point over the members
+    ``points`` ((P, 2) each, px), ``weight (n,)`` their inverse position variances; None when the
+    members do not have the same number of points (no correspondence: the caller keeps a member)."""
+    if not points or len({p.shape for p in points}) != 1 or float(weight.sum()) <= 0:
+        return None
+    stack = np.stack([np.asarray(p, dtype=np.float64) for p in points])
+    return np.asarray(np.einsum("n,npc->pc", weight, stack) / float(weight.sum()), dtype=np.float64)
+
+
+def fuse_ellipses(cxcy_rxry: FloatArray, rotation: FloatArray, weight: FloatArray) -> tuple[FloatArray, float]:
+    """Inverse-variance fusion of ellipses: ``cxcy_rxry (n, 4)`` centres and radii px, ``rotation (n,)``
+    degrees, ``weight (n,)`` -> fused ``(4,)`` and rotation (degrees, [0, 180)).
+
+    An ellipse is the same shape as its radii swapped and turned by 90 degrees, and the same turned
+    by 180: each member is first written in the form whose axes are closest to the heaviest
+    member's (``rx`` along the same direction); then centre and radii are weighted means and the
+    angle the weighted circular mean of twice the angle (axial data)."""
+    ref = int(np.argmax(weight))
+    rot = np.asarray(rotation, dtype=np.float64)
+    radii = np.asarray(cxcy_rxry[:, 2:], dtype=np.float64)
+    # angle between each member's x-axis and the reference's, folded into [-90, 90)
+    delta = np.mod(rot - rot[ref] + 90.0, 180.0) - 90.0
+    swap = np.abs(delta) > 45.0
+    radii = np.where(swap[:, None], radii[:, ::-1], radii)
+    rot = np.where(swap, rot - np.sign(delta) * 90.0, rot)
+    total = float(weight.sum())
+    out = np.concatenate([weight @ cxcy_rxry[:, :2], weight @ radii]) / total
+    doubled = np.deg2rad(2.0 * rot)
+    angle = np.rad2deg(np.arctan2(weight @ np.sin(doubled), weight @ np.cos(doubled))) / 2.0
+    return np.asarray(out, dtype=np.float64), float(np.mod(angle, 180.0))
+
+
+# ---------------------------------------------------------------------------------------------
 # tags
 
 
