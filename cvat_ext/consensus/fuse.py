@@ -441,7 +441,10 @@ class ChunkMerger:
         shapes = [sh for _, sh in members]
         method = self.settings.method
         if shapes[0].type is ShapeType.SKELETON:
-            return Shape(type=ShapeType.SKELETON, points=np.zeros((0, 2)), elements=fuse_skeleton(shapes, w), **common)
+            model_vote = self._visibility_vote(shapes[0].type.value)
+            vote = None if model_vote is None else (model_vote[0][[r for r, _ in members]], model_vote[1])
+            elements = fuse_skeleton(shapes, w, vote)
+            return Shape(type=ShapeType.SKELETON, points=np.zeros((0, 2)), elements=elements, **common)
         if all(sh.type is ShapeType.ELLIPSE for sh in shapes):
             cxcy_rxry = np.array([sh.ellipse_cxcy_rxry for sh in shapes])
             (cx, cy, rx, ry), angle = fuse_ellipses(cxcy_rxry, np.array([sh.rotation for sh in shapes]), w)

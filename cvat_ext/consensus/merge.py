@@ -474,34 +474,45 @@ def weighted_median(values: FloatArray, weight: FloatArray) -> float:
     return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
-def fuse_skeleton(members: Sequence[Shape], weight: FloatArray) -> tuple[Shape, ...]:
+def fuse_skeleton(
+    members: Sequence[Shape], weight: FloatArray, vote: tuple[FloatArray, float] | None = None
+) -> tuple[Shape, ...]:
     """Fused keypoint elements: per keypoint label, the weighted median of visible members' xy,
-    visible when the weight of members that see it reaches half of the members' weight."""
-    by_label: dict[int, list[tuple[Shape, float]]] = {}
-    for member, w in zip(members, weight, strict=True):
+    visible when the weight of members that see it reaches half of the members' weight.
+
+    ``vote``: the annotator model's ``(n,)`` members' visibility vote weights and the prior's
+    log-odds (:func:`fuse_keypoints_iv`'s rule): then the weighted mean (``weight``: inverse
+    variances) and the flip-rate vote."""
+    by_label: dict[int, list[tuple[Shape, float, float]]] = {}
+    ballots = np.zeros(len(members)) if vote is None else vote[0]
+    for member, w, b in zip(members, weight, ballots, strict=True):
         for element in member.elements:
-            by_label.setdefault(element.label_id, []).append((element, float(w)))
+            by_label.setdefault(element.label_id, []).append((element, float(w), float(b)))
     out: list[Shape] = []
     total = float(weight.sum())
     for label_id in sorted(by_label):
         entries = by_label[label_id]
-        seen = [(e, w) for e, w in entries if not e.outside]
-        visible_w = sum(w for _, w in seen)
-        use = seen or entries
+        seen = [(e, w) for e, w, _ in entries if not e.outside]
+        use = seen or [(e, w) for e, w, _ in entries]
         xy = np.array([e.points.reshape(-1, 2)[0] for e, _ in use])
         ww = np.array([w for _, w in use])
-        point = (weighted_median(xy[:, 0], ww), weighted_median(xy[:, 1], ww))
+        if vote is None:
+            point = np.array([(weighted_median(xy[:, 0], ww), weighted_median(xy[:, 1], ww))])
+            outside = sum(w for _, w in seen) < 0.5 * total
+        else:
+            point = (ww @ xy / max(float(ww.sum()), 1e-300))[None, :]
+            outside = sum(b if not e.outside else -b for e, _, b in entries) + vote[1] <= 0
         first = use[0][0]
         out.append(
             Shape(
                 type=ShapeType.POINTS,
                 frame=first.frame,
                 label_id=label_id,
-                points=np.array([point]),
-                outside=visible_w < 0.5 * total,
-                occluded=sum(w for e, w in entries if e.occluded) > 0.5 * total,
+                points=point,
+                outside=bool(outside),
+                occluded=sum(w for e, w, _ in entries if e.occluded) > 0.5 * total,
                 source=SOURCE,
-                attributes=vote_attributes([e for e, _ in entries], [w for _, w in entries]),
+                attributes=vote_attributes([e for e, _, _ in entries], [w for _, w, _ in entries]),
             )
         )
     return tuple(out)

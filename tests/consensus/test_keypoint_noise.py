@@ -12,8 +12,9 @@ import pytest
 from cvat_ext.annotations.model import ShapeType
 from cvat_ext.consensus.engine import score_replicas
 from cvat_ext.consensus.keypoint_noise import KeypointEvidence, fit_keypoint_noise, keypoint_template
-from cvat_ext.consensus.merge import fuse_ellipses, fuse_keypoints, fuse_keypoints_iv, fuse_points
+from cvat_ext.consensus.merge import fuse_ellipses, fuse_keypoints, fuse_keypoints_iv, fuse_points, fuse_skeleton
 from cvat_ext.consensus.settings import ConsensusSettings
+from tests.consensus.helpers import skeleton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -195,3 +196,21 @@ def test_points_and_ellipses_merge_near_the_precise_annotator(family: str) -> No
     assert fit["pairs"] > 0
     if family == "points":
         assert isinstance(fit.get("flip"), float)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_per_skeleton_path_with_the_model_equals_the_columnar_fusion(seed: int) -> None:
+    # elements with attributes take the per-skeleton path: the same rule as the columns
+    rng = np.random.default_rng(seed)
+    n_clusters, n_annot, n_kp = 40, 3, 4
+    xy = rng.uniform(0, 50, (n_clusters, n_annot, n_kp, 2))
+    visible = rng.random((n_clusters, n_annot, n_kp)) < 0.7
+    has = np.ones_like(visible)
+    weight = rng.uniform(0.1, 1.0, (n_clusters, n_annot))
+    vote, prior = rng.uniform(0.5, 4.0, n_annot), float(rng.uniform(-1, 2))
+    fused_xy, outside, _ = fuse_keypoints_iv(xy, has, visible, np.zeros_like(visible), weight, vote, prior)
+    for k in range(n_clusters):
+        members = [skeleton(0, [tuple(p) for p in xy[k, r]], [not v for v in visible[k, r]]) for r in range(n_annot)]
+        want = fuse_skeleton(members, weight[k], (vote, prior))
+        np.testing.assert_allclose([e.points[0] for e in want], fused_xy[k])
+        assert [e.outside for e in want] == outside[k].tolist()
