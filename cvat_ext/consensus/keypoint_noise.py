@@ -409,7 +409,11 @@ def _grid_weights(grid: FloatArray, values: FloatArray) -> tuple[IntArray, Float
     return i.astype(np.int64), w
 
 
-@functools.cache
+#: templates kept (17.6 MB each; a long-running sidecar meets many visible shares)
+_TEMPLATE_CACHE = 4
+
+
+@functools.lru_cache(maxsize=_TEMPLATE_CACHE)
 def keypoint_template(n_keypoints: int, visible_share: float, sigma: float) -> KeypointTemplate:
     """The tabulated :class:`KeypointTemplate` for objects of ``n_keypoints`` keypoints, each visible
     in the truth with probability ``visible_share``, OKS ``sigma`` (the same random draws for every
