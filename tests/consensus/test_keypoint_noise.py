@@ -3,6 +3,7 @@ skeletons, ``points`` shapes and ellipses, pinned on generated jobs whose truth 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -214,3 +215,16 @@ def test_per_skeleton_path_with_the_model_equals_the_columnar_fusion(seed: int) 
         want = fuse_skeleton(members, weight[k], (vote, prior))
         np.testing.assert_allclose([e.points[0] for e in want], fused_xy[k])
         assert [e.outside for e in want] == outside[k].tolist()
+
+
+@pytest.mark.parametrize("n_frames", [1, 12])
+def test_two_annotator_skeleton_jobs_get_finite_estimates_and_shared_flips(n_frames: int) -> None:
+    team = PRESETS["precise-moderate-sloppy"][:2]
+    scenario = dataclasses.replace(preset_scenario("precise-moderate-sloppy", "skeleton", n_frames, 8), annotators=team)
+    g = generate_job(scenario)
+    result = score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
+    flips = [a.model["noise"]["skeleton"]["flip"] for a in result.annotators]
+    assert flips[0] == pytest.approx(flips[1])  # two annotators: only the pair's sum is identified
+    for a in result.annotators:
+        assert all(np.isfinite(a.truth_estimate[m]) for m in ("precision", "recall", "f1", "mean_iou"))
+    assert any(s.type is ShapeType.SKELETON for s in result.merged.shapes)
