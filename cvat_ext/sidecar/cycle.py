@@ -495,8 +495,7 @@ class Cycle:
             # annotated it than a validation set of empty frames, and it would call every object spurious
             log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.job_id)
             return None, {}
-        pairs, unread = self.honeypots.of(gt_job.task_id, gt_job.updated_date)
-        truth = gt.for_job(meta, pairs)
+        truth, unread = self.honeypots.truth_for(gt_job.task_id, gt, meta)
         if not truth.frames and unread is None:
             return None, {}  # the task's GT covers other jobs' frames only
         section: dict[str, Any] = {"job_id": gt.job_id, "frames": len(truth.frames), "honeypots": truth.honeypots}
