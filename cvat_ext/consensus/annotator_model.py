@@ -162,12 +162,22 @@ class AnnotatorModel:
         return np.asarray(table[_fine_bin(size)], dtype=np.float64)
 
     def keep_probability(
-        self, family: str, present: BoolArray, stratum: IntArray | None, size: FloatArray
+        self,
+        family: str,
+        present: BoolArray,
+        stratum: IntArray | None,
+        size: FloatArray,
+        linked: BoolArray | None = None,
+        joined_hit: FloatArray | None = None,
     ) -> FloatArray | None:
         """(K,) probability that merging a cluster adds a true positive: P(real | who drew it,
-        its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster of
-        one drawing, the probability that this drawing matches the truth at the job's threshold
-        (a lone 15 px-jitter box on a 10 px sign is a false positive even where the sign is real).
+        its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster
+        no two members of which matched (one drawing, or drawings joined without a match:
+        ``linked (K,)`` false; None: the clusters of one drawing), the probability that its best
+        member matches the truth at the job's threshold (a lone 15 px-jitter box on a 10 px sign
+        is a false positive even where the sign is real; the merged object of an unmatched pair
+        is about as good as its better member), or ``joined_hit (K,)`` where finite (the split pairs'
+        own, :mod:`~cvat_ext.consensus.split_pairs`).
         None when the family's size-aware existence was not fitted or is not weighted (keypoints)."""
         by_size = self.existence_by_size.get(family)
         hit = self.truth_hit.get(family)
@@ -177,9 +187,11 @@ class AnnotatorModel:
             return None
         present = np.asarray(present, dtype=bool)
         p_real = existence_posterior_by_size(by_size, present, stratum, size)
-        lone = present.sum(axis=1) == 1
-        lone_hit = hit[_fine_bin(np.asarray(size, dtype=np.float64)), present.argmax(axis=1)]
-        return np.asarray(np.where(lone, p_real * lone_hit, p_real), dtype=np.float64)
+        unlinked = present.sum(axis=1) == 1 if linked is None else ~np.asarray(linked, dtype=bool)
+        best_hit = np.where(present, hit[_fine_bin(np.asarray(size, dtype=np.float64))], 0.0).max(axis=1)
+        if joined_hit is not None:
+            best_hit = np.where(np.isfinite(joined_hit), joined_hit, best_hit)
+        return np.asarray(np.where(unlinked, p_real * best_hit, p_real), dtype=np.float64)
 
 
 #: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the

@@ -353,13 +353,17 @@ class ReliabilityModel:
         quorum: int,
         stratum: IntArray | None = None,
         size: FloatArray | None = None,
+        linked: BoolArray | None = None,
+        hit: FloatArray | None = None,
     ) -> BoolArray:
         """(K,) clusters to merge, a Bayes decision (probability >= 0.5) where a model is fitted:
         with the annotator model and cluster ``size (K,)`` px, the probability that the cluster
-        adds a true positive (:meth:`AnnotatorModel.keep_probability`); else the existence
-        posterior (``stratum``: see :class:`ExistenceModel`); else ``quorum`` members."""
+        adds a true positive (:meth:`AnnotatorModel.keep_probability`; ``linked (K,)``: some two
+        members matched; ``hit (K,)``: an unlinked cluster's probability of matching the truth
+        where known); else the existence posterior (``stratum``: see
+        :class:`ExistenceModel`); else ``quorum`` members."""
         if self.annotator_model is not None and size is not None:
-            p_tp = self.annotator_model.keep_probability(family, present, stratum, size)
+            p_tp = self.annotator_model.keep_probability(family, present, stratum, size, linked, hit)
             if p_tp is not None:
                 return np.asarray(p_tp >= 0.5)
         model = self.existence.get(family)
