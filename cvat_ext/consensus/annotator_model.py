@@ -44,7 +44,6 @@ from cvat_ext.consensus.reliability import (
     DawidSkene,
     ExistenceModel,
     existence_posterior_by_size,
-    fit_existence_by_size,
 )
 from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
@@ -140,7 +139,8 @@ class AnnotatorModel:
     #: f reaches the job's match threshold against the truth (from the fitted noise)
     truth_hit: Mapping[str, FloatArray] = field(default_factory=dict)
     #: per family: the existence model refitted on the clusters of each size group
-    #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions
+    #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions;
+    #: the engine sets it on the clusters with their split pairs joined (``engine._join_split_pairs``)
     existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
@@ -282,7 +282,6 @@ def fit_annotator_model(
     prior_of = _parse_priors(names, priors)
     noise: dict[str, NoiseFit] = {}
     truth_hit: dict[str, FloatArray] = {}
-    by_size: dict[str, tuple[ExistenceModel, ...]] = {}
     job, on_gt = _Sums(n), _Sums(n)
     for family, ev in evidence.items():
         if not ev.present:
@@ -312,7 +311,6 @@ def fit_annotator_model(
             link = link_table(fit, template(family, oks_sigma), link_thr)
             strata = np.concatenate(ev.strata)
             sized[family], real = fit_sized_existence(model, link, present, strata, size)
-            by_size[family] = fit_existence_by_size(model, present, strata, size)
             miss_all = float(np.prod(1.0 - model.sensitivity))
             unseen_share = miss_all / max(1.0 - miss_all, 1e-9)
         else:
@@ -363,7 +361,7 @@ def fit_annotator_model(
         _model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n)
     )
     return AnnotatorModel(
-        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit, existence_by_size=by_size
+        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit
     )
 
 

@@ -402,16 +402,14 @@ def score_chunks(
     if settings.weights is None and settings.estimate_reliability and settings.method != "nearest":
         if auto_quorum:
             # second linking step, now that the noise is known; the existence fits that decide
-            # keep / drop are refitted on the joined clusters (the truth estimates keep pass 1's)
-            stored, refitted = _join_split_pairs(stored, annotators, settings)
+            # keep / drop (job-wide, per size group) see the joined clusters (the truth estimates
+            # keep pass 1's)
+            stored, fits = _join_split_pairs(stored, annotators, model.existence, settings)
             annotators = dataclasses.replace(
-                annotators, existence_by_size={
-                    **annotators.existence_by_size, **{f: groups for f, (_, groups) in refitted.items()}
-                }
+                annotators, existence_by_size={f: groups for f, (_, groups) in fits.items()}
             )
-            model = dataclasses.replace(
-                model, existence={**model.existence, **{f: job for f, (job, _) in refitted.items()}}
-            )
+            job_wide = {f: job for f, (job, _) in fits.items()}
+            model = dataclasses.replace(model, existence={**model.existence, **job_wide})
         model = dataclasses.replace(model, annotator_model=annotators)
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
@@ -442,19 +440,23 @@ def score_chunks(
 
 
 def _join_split_pairs(
-    stored: list[StoredChunk], annotators: AnnotatorModel, settings: ConsensusSettings
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    settings: ConsensusSettings,
 ) -> tuple[list[StoredChunk], dict[str, tuple[ExistenceModel, tuple[ExistenceModel, ...]]]]:
     """Join the split pairs of every stored cluster table (:mod:`cvat_ext.consensus.split_pairs`:
-    the lone pairs' offsets fitted per family over the whole job, then joined table by table),
-    and refit the existence (job-wide and per size group) of each family where pairs were joined.
-    Returns the new stored chunks and, per such family, the two fits."""
+    the lone pairs' offsets fitted per family over the whole job, then joined table by table).
+    Returns the new stored chunks and, per family whose merge weighs the noise, its existence
+    fits for the keep decisions on the joined clusters: job-wide (``existence``'s, refitted where
+    pairs were joined) and per size group."""
     n_annot = len(annotators.names)
     # sweep 1: the candidate pairs of every table whose family's keep reads the noise
     found: dict[tuple[int, GroupKey], Candidates] = {}
     for c, (_, _, clusters) in enumerate(stored):
         for key, extents in clusters.extents.items():
             fit = annotators.noise.get(key[0])
-            if fit is not None and key[0] in annotators.existence_by_size:
+            if fit is not None and key[0] in existence and key[0] in WEIGHTED_FAMILIES:
                 found[c, key] = lone_candidates(clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance)
     offsets = {
         family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
@@ -477,19 +479,19 @@ def _join_split_pairs(
             family = key[0]
             variance = annotators.noise[family].pixel_variance
             done = join_split_pairs(
-                tables[key], extents, sizes[key], found[c, key], offsets[family], variance, hit_at[family]
+                tables[key], extents, sizes[key], strata[key], found[c, key], offsets[family], variance, hit_at[family]
             )
             if done.strata is not None:
                 joined_any.add(family)
                 tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
             columns.setdefault(family, []).append((tables[key].present, strata[key], sizes[key]))
         out.append((chunk, batches, ChunkClusters(tables, strata, sizes, hits=hits)))
-    refitted = {}
-    for family in joined_any:
-        present, strata_f, size = (np.concatenate(col) for col in zip(*columns[family], strict=True))
-        job = fit_existence(present, strata_f)
-        refitted[family] = (job, fit_existence_by_size(job, present, strata_f, size))
-    return out, refitted
+    fits = {}
+    for family, parts in columns.items():
+        present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
+        job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
+        fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
+    return out, fits
 
 
 def _concat_candidates(parts: list[Candidates]) -> Candidates:

@@ -230,10 +230,12 @@ def fit_existence(
     *,
     iterations: int = 100,
     tol: float = 1e-8,
+    init: ExistenceModel | None = None,
 ) -> ExistenceModel:
     """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)`` of clusters in
     ``stratum (K,)`` (0 open, 1 shadowed; None: all open), over the distinct (pattern, stratum)
-    pairs with their counts."""
+    pairs with their counts. ``init``: start from this model's posteriors (a refit on slightly
+    changed clusters converges in a few steps)."""
     present = np.asarray(present, dtype=bool)
     n_units, n_annot = present.shape
     eps = 1e-6
@@ -256,7 +258,7 @@ def fit_existence(
     partial = size < n_annot
     units = np.bincount(c[partial], weights=count[partial], minlength=2)
     # start: lone objects half real, and shadowed groups too when they may be spurious
-    real = np.where(single | (shadow & echoes), 0.5, 1.0)
+    real = np.where(single | (shadow & echoes), 0.5, 1.0) if init is None else init.posterior(pattern, c)
     model = ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
     for _ in range(iterations):
         w_real, w_fake = count * real, count * (1.0 - real)

@@ -47,8 +47,9 @@ MIN_PAIR_VARIANCE = 1.0
 #: the largest scale ``c`` believed: offsets more than 4x wider (in sd) than the noise fit are
 #: spurious neighbours (a sloppy annotator's extra drawing near a real object), not split pairs
 MAX_SCALE = 16.0
-#: EM steps of :func:`fit_split_offsets`
+#: EM steps of :func:`fit_split_offsets`, and the largest change of a posterior that stops it
 EM_STEPS = 60
+EM_TOL = 1e-4
 
 #: (K,) sizes px -> (K, R) each annotator's corner variance px^2 at those sizes
 CornerVariance = Callable[[FloatArray], FloatArray]
@@ -179,7 +180,11 @@ def fit_split_offsets(candidates: Candidates, n_annotators: int) -> SplitOffsets
         w = np.full(u.size, 0.5)
         for _ in range(EM_STEPS):
             split = pi * _chi2_4(u / c) / c
-            w = split / np.maximum(split + (1.0 - pi) * _neighbour(u, e), 1e-300)
+            w_new = split / np.maximum(split + (1.0 - pi) * _neighbour(u, e), 1e-300)
+            moved = float(np.abs(w_new - w).max())
+            w = w_new
+            if moved < EM_TOL:
+                break
             pi = float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
             # the chi-square(4) scale's maximum likelihood: mean(u) / 4, weighted
             c = float(np.clip((w * u).sum() / max(4.0 * w.sum(), 1e-12), 1e-3, MAX_SCALE))
@@ -272,6 +277,7 @@ def join_split_pairs(
     table: ClusterTable,
     extents: FloatArray,
     sizes: FloatArray,
+    table_strata: IntArray,
     candidates: Candidates,
     offsets: SplitOffsets,
     variance: CornerVariance,
@@ -279,11 +285,12 @@ def join_split_pairs(
 ) -> Joined:
     """Join the split pairs among ``candidates`` of one cluster table (posterior >= 0.5 under
     ``offsets``, one-to-one, likeliest first). ``extents (K, 4)`` each cluster's mean member
-    extent, ``sizes (K,)`` px. Clusters stay ordered by frame; a joined cluster takes the place of
-    its first part, and the strata are recomputed (a joined pair outranks the lone clusters
-    around it). ``hit (K,)`` of the result: the probability that a joined cluster's merged object
-    (the inverse-variance fusion of its two drawings, each with the fit's variance plus
-    ``offsets.extra``) matches the truth, ``hit_at`` of its squared relative spread; NaN elsewhere."""
+    extent, ``sizes (K,)`` px, ``table_strata (K,)`` their strata. Clusters stay ordered by
+    frame; a joined cluster takes the place of its first part, and the strata of the frames with
+    a joined pair are recomputed (a joined pair outranks the lone clusters around it).
+    ``hit (K,)`` of the result: the probability that a joined cluster's merged object (the
+    inverse-variance fusion of its two drawings, :func:`_fused_variance`) matches the truth,
+    ``hit_at`` of its squared relative spread; NaN elsewhere."""
     post = offsets.posterior(candidates.pair, candidates.u)
     split = post >= 0.5
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
@@ -305,5 +312,8 @@ def join_split_pairs(
     alive[gone] = False
     joined = ClusterTable(table.frame_pos[alive], members[alive], table.pair_sim[alive])
     new_extents, new_sizes = new_extents[alive], new_sizes[alive]
-    strata = shadowed(joined.frame_pos, joined.present.sum(axis=1), new_extents).astype(np.int64)
+    # only the frames with a joined pair can change stratum
+    strata = np.asarray(table_strata, dtype=np.int64)[alive]
+    near = np.isin(joined.frame_pos, table.frame_pos[keep_row])
+    strata[near] = shadowed(joined.frame_pos[near], joined.present[near].sum(axis=1), new_extents[near])
     return Joined(joined, new_extents, new_sizes, strata, hit[alive], int(gone.size))

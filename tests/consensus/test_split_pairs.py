@@ -140,7 +140,16 @@ def test_join_keeps_the_frame_order_and_moves_the_second_part() -> None:
     offsets = SplitOffsets(
         share=np.full(3, 0.5), scale=np.ones(3), pair_var=np.full(3, 40.0), extra=np.zeros(3), spread=np.ones(3)
     )
-    done = join_split_pairs(table, extents, sizes, cand, offsets, variance, lambda spread2: 1.0 - np.sqrt(spread2))
+    done = join_split_pairs(
+        table,
+        extents,
+        sizes,
+        np.zeros(4, dtype=np.int64),
+        cand,
+        offsets,
+        variance,
+        lambda spread2: 1.0 - np.sqrt(spread2),
+    )
     assert done.n_joined == 1
     assert done.table.members.tolist() == [[0, 1, -1], [-1, -1, 2], [3, -1, -1]]
     assert done.table.frame_pos.tolist() == [0, 0, 1]
