@@ -39,6 +39,7 @@ from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
 from cvat_ext.consensus.gt_anchor import GtTally
+from cvat_ext.consensus.keypoint_noise import KEYPOINT_FAMILIES
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
 from cvat_ext.consensus.noise_model import IouTemplate, template
@@ -53,7 +54,7 @@ from cvat_ext.consensus.reliability import (
 )
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
-from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, sigmas_by_skeleton
+from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
 from cvat_ext.consensus.split_pairs import Candidates, fit_split_offsets, join_split_pairs, lone_candidates
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
@@ -347,7 +348,12 @@ def score_chunks(
                 batch.frames[table.frame_pos],
                 table.pair_sim,
                 chunk_strata.get(key),
-                extents if batch.family in EXTENT_FAMILIES else None,
+                # the extents' corners for every family whose noise weighs the merge (ellipses:
+                # centre +- radii, the axes as drawn)
+                extents if batch.family in WEIGHTED_FAMILIES else None,
+                member_keypoints(batch, rows)
+                if batch.family in KEYPOINT_FAMILIES and batch.shapes is not None
+                else None,
             )
             if gt is not None:
                 gt.add_batch(batch, params)
@@ -466,24 +472,31 @@ def _join_split_pairs(
     hit_at = {
         family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
     }
-    # sweep 2: join, and gather each family's clusters for the refit
+    # sweep 2: join, and gather the clusters of each family whose keep reads the noise
     joined_any: set[str] = set()
     out: list[StoredChunk] = []
     columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
     for c, (chunk, batches, clusters) in enumerate(stored):
         tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
         hits: dict[GroupKey, FloatArray] = {}
-        for key, extents in clusters.extents.items():
-            if (c, key) not in found:
-                continue
+        for key in clusters.tables:
             family = key[0]
-            variance = annotators.noise[family].pixel_variance
-            done = join_split_pairs(
-                tables[key], extents, sizes[key], strata[key], found[c, key], offsets[family], variance, hit_at[family]
-            )
-            if done.strata is not None:
-                joined_any.add(family)
-                tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
+            if family not in existence or not annotators.noise_weighted(family):
+                continue
+            if (c, key) in found:
+                done = join_split_pairs(
+                    tables[key],
+                    clusters.extents[key],
+                    sizes[key],
+                    strata[key],
+                    found[c, key],
+                    offsets[family],
+                    annotators.noise[family].pixel_variance,
+                    hit_at[family],
+                )
+                if done.strata is not None:
+                    joined_any.add(family)
+                    tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
             columns.setdefault(family, []).append((tables[key].present, strata[key], sizes[key]))
         out.append((chunk, batches, ChunkClusters(tables, strata, sizes, hits=hits)))
     fits = {}
