@@ -117,7 +117,19 @@ class _Body(msgspec.Struct):
     intervals: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
+class _Outer(msgspec.Struct):
+    """:class:`_Body` with the shapes array kept as its text: a view of the decoded buffer, whose
+    place in the buffer tells where the top-level keys can be (see :func:`_whole_body`)."""
+
+    version: int = 0
+    tags: list[_Tag] = msgspec.field(default_factory=list)
+    shapes: msgspec.Raw = msgspec.Raw(b"[]")
+    tracks: list[Any] = msgspec.field(default_factory=list)
+    intervals: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
 _DECODER: Final = msgspec.json.Decoder(_Body)
+_OUTER_DECODER: Final = msgspec.json.Decoder(_Outer)
 _SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
 #: bodies of this size or more have their shapes decoded a block at a time ...
 SPLIT_BYTES: Final = 128 << 20
@@ -241,11 +253,31 @@ def _drop_pages(mapped: mmap.mmap, lo: int, hi: int) -> None:
         mapped.madvise(mmap.MADV_DONTNEED, start, hi - start)
 
 
-def _decode(raw: bytes | mmap.mmap) -> _Body:
+def _decode(raw: bytes | mmap.mmap | msgspec.Raw, decoder: msgspec.json.Decoder[T]) -> T:
     try:
-        return _DECODER.decode(raw)
+        return decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _NotFast from exc
+
+
+def _whole_body(raw: bytes | mmap.mmap) -> tuple[_Body, bytes | mmap.mmap]:
+    """``raw`` decoded in one piece, and the text that holds its top-level keys: ``raw`` without
+    its shapes array (every key inside that array belongs to a shape, and scanning the array for
+    keys cost about half the decoding time of a box body)."""
+    outer = _decode(raw, _OUTER_DECODER)
+    shapes = _decode(outer.shapes, _SHAPES_DECODER)
+    body = _Body(outer.version, outer.tags, shapes, outer.tracks, outer.intervals)
+    span = _span_in(raw, outer.shapes)
+    return body, raw if span is None else raw[: span[0]] + raw[span[1] :]
+
+
+def _span_in(raw: bytes | mmap.mmap, part: msgspec.Raw) -> tuple[int, int] | None:
+    """Where ``part`` lies in ``raw`` (``raw[lo:hi]``), or None when it is not a view of it."""
+    base, view = np.frombuffer(raw, dtype=np.uint8), np.frombuffer(part, dtype=np.uint8)
+    lo = view.ctypes.data - base.ctypes.data
+    if view.size and lo >= 0 and lo + view.size <= base.size:
+        return lo, lo + view.size
+    return None
 
 
 def _fast(
@@ -271,13 +303,12 @@ def _fast_columns(
 ) -> ReplicaColumns:
     items = None if _decode_whole(raw) else array_items(raw, b"shapes", release=release)
     if items is None:
-        body = _decode(raw)
-        head: bytes | mmap.mmap = raw
+        body, head = _whole_body(raw)
         parts = [_table_or_not(body.shapes)]
     else:
         # everything but the shapes in one decode (the array emptied), the shapes a block at a time
         head = raw[: items.open + 1] + raw[items.close :]
-        body = _decode(head)
+        body = _decode(head, _DECODER)
         # the blocks go straight into columns allocated once
         builder = TableBuilder(items.start.size)
         for block in _shape_blocks(raw, items, release):

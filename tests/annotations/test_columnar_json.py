@@ -129,11 +129,28 @@ BAD_FILES = [
     '{"version": "x"}',
     '{"intervals": [1]}',
     '{"shapes": [], "shapes": []}',
+    # a repeated key around a shapes array (the keys are looked for outside the last one)
+    '{"shapes": [%s], "version": 1, "shapes": [%s]}' % (json.dumps(GOOD_SHAPE), json.dumps(GOOD_SHAPE)),
+    '{"version": 1, "shapes": [%s], "version": 2}' % json.dumps(GOOD_SHAPE),
+    '{"tags": [], "shapes": [%s],\n "tags" : []}' % json.dumps(GOOD_SHAPE),
     json.dumps({"shapes": [GOOD_SHAPE, 3]}),
     json.dumps({"tags": [{"frame": "x", "label_id": 1}]}),
     json.dumps({"shapes": [{**GOOD_SHAPE, "frame": 2**70}]}),
     json.dumps({"tracks": [{"frame": 0, "label_id": 1, "shapes": [{**GOOD_SHAPE, "points": [1]}]}]}),
 ]
+
+
+def test_top_level_key_names_inside_shapes_are_not_top_level_keys(tmp_path: Path) -> None:
+    """A shape carrying fields named like the top-level keys (ignored, as unknown fields are) is
+    read as FrameStore reads it, on the fast path."""
+    odd = {**GOOD_SHAPE, "shapes": [], "tracks": [1], "version": 3}
+    body = {"version": 1, "tags": [], "shapes": [GOOD_SHAPE, odd], "tracks": []}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(columnar_json, "_slow", lambda *a: pytest.fail("slow path taken"))
+        got = read_annotations_file(path)
+    assert _columns_view(got) == _store_view(path, 0)
 
 
 @pytest.mark.parametrize("text", BAD_FILES)
