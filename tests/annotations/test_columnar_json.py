@@ -120,6 +120,7 @@ def test_bad_shape_same_error_as_today(tmp_path: Path, data: Any, message: str) 
     assert got.startswith(f"{path}: shapes[2]") or f"{path}: invalid JSON" in got
 
 
+_GOOD = json.dumps(GOOD_SHAPE)
 BAD_FILES = [
     '{"shapes": [',
     "",
@@ -130,9 +131,9 @@ BAD_FILES = [
     '{"intervals": [1]}',
     '{"shapes": [], "shapes": []}',
     # a repeated key around a shapes array (the keys are looked for outside the last one)
-    '{"shapes": [%s], "version": 1, "shapes": [%s]}' % (json.dumps(GOOD_SHAPE), json.dumps(GOOD_SHAPE)),
-    '{"version": 1, "shapes": [%s], "version": 2}' % json.dumps(GOOD_SHAPE),
-    '{"tags": [], "shapes": [%s],\n "tags" : []}' % json.dumps(GOOD_SHAPE),
+    '{"shapes": [' + _GOOD + '], "version": 1, "shapes": [' + _GOOD + "]}",
+    '{"version": 1, "shapes": [' + _GOOD + '], "version": 2}',
+    '{"tags": [], "shapes": [' + _GOOD + '],\n "tags" : []}',
     json.dumps({"shapes": [GOOD_SHAPE, 3]}),
     json.dumps({"tags": [{"frame": "x", "label_id": 1}]}),
     json.dumps({"shapes": [{**GOOD_SHAPE, "frame": 2**70}]}),
@@ -358,3 +359,18 @@ def test_dense_bodies_are_split_sparse_ones_decoded_whole(monkeypatch: pytest.Mo
     assert not columnar_json._decode_whole(bodies["box"])
     monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 10**9)
     assert columnar_json._decode_whole(b"{}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_span_is_take_of_the_range(seed: int) -> None:
+    """``ShapeTable.span(lo, hi)`` (views) holds what ``take(arange(lo, hi))`` copies: every
+    column, the coordinates, attributes and skeleton elements renumbered."""
+    rng = np.random.default_rng(seed)
+    table = read_annotations_bytes(json.dumps(random_body(seed)[0]).encode(), where="a").shapes
+    m = len(table)
+    for lo, hi in [(0, m), (0, 0), (m, m), *(sorted(rng.integers(0, m + 1, 2).tolist()) for _ in range(5))]:
+        got, want = table.span(lo, hi), table.take(np.arange(lo, hi))
+        for f in dataclasses.fields(ShapeTable):
+            a, b = getattr(got, f.name), getattr(want, f.name)
+            assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b, f.name
+        assert [dump_shape(s) for s in got.shapes()] == [dump_shape(s) for s in want.shapes()]
