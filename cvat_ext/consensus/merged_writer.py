@@ -141,6 +141,7 @@ def _write_lines(fh: Any, chunks: Iterator[list[str]]) -> None:
     sep = "\n  "
     for lines in chunks:
         if lines:
-            fh.write(sep + ",\n  ".join(lines))
+            fh.write(sep)  # apart: joined to the batch it would copy the batch once more
+            fh.write(",\n  ".join(lines))
             sep = ",\n  "
     fh.write("\n ]" if sep != "\n  " else "]")
