@@ -404,9 +404,9 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
     """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail.
     Skeletons (and anything with elements) are built by ``parse_shape`` itself and put back in
     file order."""
-    types = map(operator.attrgetter("type"), items)
-    if not any(map(operator.attrgetter("elements"), items)) and _SKELETON not in types:
-        return _plain_table(items)
+    types = list(map(operator.attrgetter("type"), items))
+    if not any(map(operator.attrgetter("elements"), items)) and not _holds(types, _SKELETON):
+        return _plain_table(items, types)
     from cvat_ext.annotations.cvat_json import parse_shape  # the per-object parser: only for skeletons
 
     is_object = np.fromiter((bool(s.elements) or s.type == _SKELETON for s in items), dtype=np.bool_, count=len(items))
@@ -452,10 +452,11 @@ def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTa
     return ShapeTable.from_shapes(shapes), inner_keys
 
 
-def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
-    """Typed shapes without elements -> columns (see :func:`_shape_table`)."""
+def _plain_table(items: Sequence[_Shape], types: list[str] | None = None) -> ShapeTable:
+    """Typed shapes without elements -> columns (see :func:`_shape_table`; ``types``: their
+    types, when the caller has them)."""
     n = len(items)
-    type_code = _codes(list(map(operator.attrgetter("type"), items)), _CODE_OF)
+    type_code = _codes(list(map(operator.attrgetter("type"), items)) if types is None else types, _CODE_OF)
     if n and type_code.min() < 0:
         raise _NotFast
     points = list(map(operator.attrgetter("points"), items))
@@ -475,7 +476,8 @@ def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
         has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
         obj_id = np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n)
     source_names = list(map(operator.attrgetter("source"), items))
-    sources = {name: code for code, name in enumerate(dict.fromkeys(source_names))}
+    distinct = source_names[:1] if _same(source_names) else dict.fromkeys(source_names)
+    sources = {name: code for code, name in enumerate(distinct)}
     source_code = _codes(source_names, sources)
     with_attributes = np.flatnonzero(np.fromiter(map(bool, map(operator.attrgetter("attributes"), items)), np.bool_, n))
     return ShapeTable(
@@ -498,10 +500,21 @@ def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
     )
 
 
+def _same(names: list[str]) -> bool:
+    """Whether every name is the first one (one C-level count: a job of boxes, every type is
+    ``rectangle``, every source ``manual``)."""
+    return bool(names) and names.count(names[0]) == len(names)
+
+
+def _holds(names: list[str], name: str) -> bool:
+    """``name in names``, at the cost of one comparison when every name is the same."""
+    return names[0] == name if _same(names) else name in names
+
+
 def _codes(names: list[str], code_of: dict[str, int]) -> npt.NDArray[np.int64]:
     """``(N,)`` the code of every name (-1 for a name ``code_of`` lacks); one C-level count when
-    every name is the same (a job of boxes: every type is ``rectangle``)."""
-    if names and names.count(names[0]) == len(names):
+    every name is the same."""
+    if _same(names):
         return np.full(len(names), code_of.get(names[0], -1), dtype=np.int64)
     return np.fromiter(map(code_of.get, names, itertools.repeat(-1)), dtype=np.int64, count=len(names))
 
