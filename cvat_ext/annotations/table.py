@@ -188,6 +188,8 @@ class ShapeTable:
         out = np.zeros((m, 4))
         start, stop = self.coord_start[:-1], self.coord_start[1:]
         code = self.type_code
+        if np.all(code == _RECT):  # rectangles only: their points as they are (no masked copy)
+            return self.coords[start[:, None] + np.arange(4)].astype(np.float64)
         flat = np.isin(code, list(_FLAT_TYPES))
         if flat.any():
             four = self.coords[start[flat][:, None] + np.arange(4)].astype(np.float64)

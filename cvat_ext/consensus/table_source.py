@@ -64,7 +64,7 @@ def table_chunks(
             occluded=table.occluded,
             z_order=table.z_order,
             outside=table.outside,
-            extents=lambda idx, xyxy=xyxy: xyxy[idx],  # type: ignore[misc]
+            extents=lambda idx, xyxy=xyxy: xyxy.take(idx, axis=0),  # type: ignore[misc]
             attr_keys=lambda idx, attr_key=attr_key: attr_key[idx],  # type: ignore[misc]
             shapes=lambda idx, table=table: LazyShapes(table, idx),  # type: ignore[misc]
         )
