@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -81,8 +81,13 @@ class _Attribute(msgspec.Struct):
     value: str
 
 
+#: CVAT's shape types (``ShapeType``): decoded as a literal, the string is the one object here, not
+#: a new one per shape (and a type CVAT does not know sends the body to the slow path, which names it)
+ShapeTypeName = Literal["rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"]
+
+
 class _Shape(msgspec.Struct):
-    type: str
+    type: ShapeTypeName
     frame: int
     label_id: int
     points: list[float] = msgspec.field(default_factory=list)
@@ -405,7 +410,7 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
     Skeletons (and anything with elements) are built by ``parse_shape`` itself and put back in
     file order."""
     types = list(map(operator.attrgetter("type"), items))
-    if not any(map(operator.attrgetter("elements"), items)) and not _holds(types, _SKELETON):
+    if not any(map(operator.attrgetter("elements"), items)) and _SKELETON not in types:
         return _plain_table(items, types)
     from cvat_ext.annotations.cvat_json import parse_shape  # the per-object parser: only for skeletons
 
@@ -476,9 +481,11 @@ def _plain_table(items: Sequence[_Shape], types: list[str] | None = None) -> Sha
         has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
         obj_id = np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n)
     source_names = list(map(operator.attrgetter("source"), items))
-    distinct = source_names[:1] if _same(source_names) else dict.fromkeys(source_names)
-    sources = {name: code for code, name in enumerate(distinct)}
-    source_code = _codes(source_names, sources)
+    if _same(source_names):  # one source (CVAT's export of a job: "manual")
+        sources, source_code = {source_names[0]: 0}, np.zeros(n, dtype=np.int64)
+    else:
+        sources = {name: code for code, name in enumerate(dict.fromkeys(source_names))}
+        source_code = _codes(source_names, sources)
     with_attributes = np.flatnonzero(np.fromiter(map(bool, map(operator.attrgetter("attributes"), items)), np.bool_, n))
     return ShapeTable(
         frame=_column(items, "frame", np.int64),
@@ -504,11 +511,6 @@ def _same(names: list[str]) -> bool:
     """Whether every name is the first one (one C-level count: a job of boxes, every type is
     ``rectangle``, every source ``manual``)."""
     return bool(names) and names.count(names[0]) == len(names)
-
-
-def _holds(names: list[str], name: str) -> bool:
-    """``name in names``, at the cost of one comparison when every name is the same."""
-    return names[0] == name if _same(names) else name in names
 
 
 def _codes(names: list[str], code_of: dict[str, int]) -> npt.NDArray[np.int64]:

@@ -374,3 +374,12 @@ def test_span_is_take_of_the_range(seed: int) -> None:
             a, b = getattr(got, f.name), getattr(want, f.name)
             assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b, f.name
         assert [dump_shape(s) for s in got.shapes()] == [dump_shape(s) for s in want.shapes()]
+
+
+def test_decoded_shape_types_are_cvats() -> None:
+    """The literal the fast path decodes ``type`` into lists every ShapeType, and nothing else."""
+    from typing import get_args
+
+    from cvat_ext.annotations.model import ShapeType
+
+    assert set(get_args(columnar_json.ShapeTypeName)) == {t.value for t in ShapeType}
