@@ -102,8 +102,10 @@ def _chunk_lines(parts: Sequence[MergedColumns | list[Shape]]) -> list[str]:
         lines.extend(got)
     if not lines:
         return lines
-    order = np.argsort(np.concatenate(frames), kind="stable")
-    return [lines[i] for i in order.tolist()]
+    frame = np.concatenate(frames)
+    if not np.any(frame[1:] < frame[:-1]):
+        return lines  # in frame order already (one part of fused boxes)
+    return [lines[i] for i in np.argsort(frame, kind="stable").tolist()]
 
 
 def write_merged(result: ConsensusResult, path: Path) -> None:
