@@ -5,7 +5,8 @@ finding (300,000 on a 10,000-frame job with a sloppy annotator). Here the text i
 the :class:`~cvat_ext.consensus.report.FindingBlock` columns, a window of clusters at a time:
 
 * per **cluster**: the frame, the box (rounded with NumPy, one ``repr`` per row), the similarity
-  and score texts, and one pre-formatted middle part of the JSON line and of the CSV row;
+  and score texts, one pre-formatted middle part of the JSON line, and the CSV row's cells and
+  message head (a quoted message puts its quote between them);
 * per **member pattern** (present / missing / labels by annotator) and **label**: their JSON and
   CSV texts and each kind's message suffix, formatted once for the run
   (:func:`~cvat_ext.consensus.report.finding_message` stays the one definition of the messages:
