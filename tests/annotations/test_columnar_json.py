@@ -335,9 +335,9 @@ def test_integer_points_decoded_as_ints_until_a_block_has_another_number(
     kinds: list[bool] = []
     plain = columnar_json._plain_table
 
-    def spy(items: Any) -> Any:
+    def spy(items: Any, *args: Any) -> Any:
         kinds.append(bool(items) and isinstance(items[0], columnar_json._IntShape))
-        return plain(items)
+        return plain(items, *args)
 
     monkeypatch.setattr(columnar_json, "_plain_table", spy)
     monkeypatch.setattr(columnar_json, "_slow", lambda *a: pytest.fail("slow path taken"))
