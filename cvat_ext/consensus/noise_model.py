@@ -191,6 +191,13 @@ class NoiseFit:
         return {"alpha": self.alpha.tolist(), "beta": self.beta.tolist(), "pairs": self.pairs.tolist()}
 
 
+#: pair cells whose truncated moment still moves at least this much with the spread set the corner
+#: shape's scale (the corner fit's own trust threshold)
+MIN_SCALE_ELASTICITY = 0.5
+#: pairs a cell needs to set the scale (the corner fit's ``min_count``)
+MIN_SCALE_PAIRS = 5
+
+
 def fit_noise(
     ev: PairEvidence,
     iou_thr: float,
@@ -218,6 +225,8 @@ def fit_noise(
     rows: list[FloatArray] = []
     target: list[float] = []
     weight: list[float] = []
+    elastic: list[float] = []  # per row: how far its spread is read without truncation
+    counts: list[float] = []  # per row: the matched pairs behind it
     trust = np.ones((ev.count.shape[0], n))  # per (bin, annotator): least elasticity of its pairs
     b_idx, p_idx = np.nonzero(ev.count > 0)
     for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
@@ -231,6 +240,8 @@ def fit_noise(
         spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
         trust[b, [r, s]] = np.minimum(trust[b, [r, s]], elasticity)
         target.append(spread2)
+        elastic.append(elasticity)
+        counts.append(float(c))
         # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
         # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
         # and a truncated cell tells its spread only as far as the truncated moment still moves
@@ -243,16 +254,26 @@ def fit_noise(
             rows.append(2.0 * row)  # a pair of two such annotators: the model's own scale
             target.append(2.0 * (alpha / s_ref**2 + beta))
             weight.append(np.sqrt(max(w, 0.0) / 2))
+            elastic.append(1.0)
+            counts.append(float(max(w, 0.0)))
     if not rows:
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
     a = np.asarray(rows) * np.asarray(weight)[:, None]
     y = np.asarray(target) * np.asarray(weight)
     shape = fit_corner_noise(corners, trust) if corners is not None and not prior else None
     if shape is not None:
-        # one scale: the corner variances' pair sums against the pairs' similarity spreads
-        pred = a @ np.concatenate(shape)
-        if float(pred @ pred) > 0:
-            scale = max(float(pred @ y) / float(pred @ pred), 0.0)
+        # one scale: the corner variances' pair sums against the pairs' similarity spreads, as
+        # the count-weighted mean of their ratios on the cells the match does not truncate (a
+        # truncated cell's untruncated spread is biased low) and that hold a few pairs: a least-
+        # squares scale was set by single lone pairs of tiny objects (predicted spreads 100x the
+        # others) and came out ~0.35 on boxes, where it is ~1
+        raw = np.asarray(rows) @ np.concatenate(shape)
+        ratio_w = np.asarray(counts) * np.asarray(elastic)
+        sel = (np.asarray(elastic) >= MIN_SCALE_ELASTICITY) & (np.asarray(counts) >= MIN_SCALE_PAIRS) & (raw > 0)
+        if not sel.any():
+            sel = raw > 0
+        if sel.any():
+            scale = float(np.average(np.asarray(target)[sel] / raw[sel], weights=ratio_w[sel]))
             return NoiseFit(shape[0] * scale, shape[1] * scale, per_annot)
     if n < 3 and not prior:
         # two annotators: only the sum is identified; give each half
