@@ -334,9 +334,9 @@ def fit_noise(
             for r, cell in enumerate(cells):
                 block = np.zeros((cell.target.size, 2 * n))
                 block[:, r], block[:, n + r] = cell.design[:, 0], 1.0
-                w = cell.weight / max(scale, 1e-12)
-                joint_rows.append(block * w[:, None])
-                joint_y.append(cell.target * scale * w)
+                cell_w = cell.weight / max(scale, 1e-12)
+                joint_rows.append(block * cell_w[:, None])
+                joint_y.append(cell.target * scale * cell_w)
             a_j, y_j = np.concatenate(joint_rows), np.concatenate(joint_y)
             col = np.maximum(np.abs(a_j).max(axis=0), 1e-12)
             coef, _ = nnls(a_j / col, y_j)
