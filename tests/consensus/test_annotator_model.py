@@ -4,6 +4,7 @@ with a known truth, the GT anchor, priors, the size-scaled noise fit and the noi
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_one_precise_annotator_in_pixels(preset: str, frames: int, seed: int) ->
     truth = _truth(g, result)
     by_truth = sorted(truth, key=lambda n: truth[n].f1)
     estimate = {a.annotator: a.truth_estimate["f1"] for a in result.annotators}
-    for low, high in zip(by_truth, by_truth[1:]):
+    for low, high in itertools.pairwise(by_truth):
         if truth[high].f1 - truth[low].f1 >= 0.02:
             assert estimate[high] > estimate[low], (low, high, estimate)
 
