@@ -35,6 +35,7 @@ from cvat_ext.active_learning.signals import (
     uncertainty_signal,
 )
 from cvat_ext.cli import main as cli_main
+from cvat_ext.inputs.files import read_meta
 
 
 def _timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
@@ -109,7 +110,7 @@ def main() -> None:
         paths = _files(Path(tmp), n, args.per_frame, rng)
         t_read, (det, table, counts, meta) = _timed(lambda: (
             sources.read_predictions(paths["pred"]), sources.read_consensus_report(paths["report"]),
-            sources.read_findings(paths["findings"]), sources.read_meta(paths["meta"])), repeat=1)
+            sources.read_findings(paths["findings"]), read_meta(paths["meta"])), repeat=1)
         frames: FrameSet = sources.frames_from_metas([("job", meta)])
         params = UncertaintyParams()
         t_sig, signals = _timed(lambda: [uncertainty_signal(frames, det, params), disagreement_signal(frames, table),

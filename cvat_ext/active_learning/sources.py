@@ -1,7 +1,8 @@
 """Readers: files and in-memory results -> the columnar inputs of :mod:`.signals`.
 
 * predictions: CVAT ``LabeledData`` JSON (``GET /api/jobs/{id}/annotations`` or ``/api/tasks/{id}/
-  annotations`` after ``cvat-cli task auto-annotate``; every shape carries ``score``) or a
+  annotations`` after ``cvat-cli task auto-annotate``; every shape carries ``score``), read by
+  :mod:`cvat_ext.annotations.columnar_json` (as strict as every other annotations file), or a
   :class:`JobAnnotations`. Shapes only: CVAT tracks and tags have no score.
 * consensus: the report JSON of ``cvat-ext qa consensus --report-out`` or a
   :class:`~cvat_ext.consensus.report.ConsensusResult` (read column-wise, no per-frame objects).
@@ -10,7 +11,7 @@
 * frames: job frame metas (read by :func:`cvat_ext.inputs.files.read_meta`), one per job.
 
 Errors raise :class:`AnnotationFormatError` naming the file and the item
-(``pred.json: shapes[3]: score 'high' is not a number``).
+(``pred.json: shapes[3]: score 1.5 is not a number in [0, 1]``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cvat_ext.active_learning.signals import ConsensusFrames, FindingCounts, FrameSet, Prelabels
+from cvat_ext.annotations.columnar_json import read_annotations_file
 from cvat_ext.annotations.cvat_json import load_json_file
 from cvat_ext.annotations.model import JobAnnotations, JobMeta
 from cvat_ext.errors import AnnotationFormatError
@@ -55,9 +57,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
 
 def _list_field(data: Any, key: str, where: str) -> list[Any]:
     if not isinstance(data, dict):
@@ -72,20 +71,6 @@ def _list_field(data: Any, key: str, where: str) -> list[Any]:
 # predictions
 
 
-def detections_from_json(data: Any, *, where: str) -> Prelabels:
-    """Scored shapes of a CVAT ``LabeledData`` body, columnar."""
-    shapes = _list_field(data, "shapes", where)
-    loc = f"{where}: shapes"
-    frame = _column(shapes, "frame", None, _is_int, loc, "a frame index")
-    score = _column(shapes, "score", 1.0, lambda v: _is_number(v) and 0.0 <= v <= 1.0, loc, "a number in [0, 1]")
-    label_id = _column(shapes, "label_id", None, _is_int, loc, "a label id")
-    return Prelabels(
-        np.array(frame, dtype=np.int64).reshape(-1),
-        np.array(score, dtype=np.float64).reshape(-1),
-        np.array(label_id, dtype=np.int64).reshape(-1),
-    )
-
-
 def detections_from_annotations(ann: JobAnnotations) -> Prelabels:
     """Scored shapes of a :class:`JobAnnotations` (tracks and tags carry no score)."""
     n = len(ann.shapes)
@@ -97,8 +82,11 @@ def detections_from_annotations(ann: JobAnnotations) -> Prelabels:
 
 
 def read_predictions(path: str | Path) -> Prelabels:
-    """A predictions file (CVAT annotations JSON with scores)."""
-    return detections_from_json(load_json_file(path), where=str(path))
+    """A predictions file (CVAT annotations JSON with scores), read by the columnar reader with
+    the two options predictions need: every score in [0, 1], tracks checked but not counted (they
+    carry no score). Rows come in frame order (the signals do not depend on it)."""
+    shapes = read_annotations_file(path, tracks="skip", score_range=(0.0, 1.0)).shapes
+    return Prelabels(shapes.frame.astype(np.int64), shapes.score.astype(np.float64), shapes.label_id.astype(np.int64))
 
 
 # ----------------------------------------------------------------------------------------------

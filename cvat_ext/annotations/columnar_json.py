@@ -21,6 +21,15 @@ Two paths, one result:
   field (``a.json: shapes[1234] frame 7: polygon 3 has 2 points, need >= 3``), or, for a valid
   body, gives the frames the table is built from (tracks expanded up to ``last_frame``).
 
+Two options serve readers with other needs than the consensus engine's (``cvat-ext al rank``'s
+predictions files), named at the call, the strict rules otherwise unchanged:
+
+* ``tracks="skip"``: tracks are still checked but not expanded into rows (a prediction's
+  confidence is a shape's ``score``; track keyframes carry none);
+* ``score_range=(lo, hi)``: every shape's ``score`` must lie in it (detector confidences are
+  probabilities); the first one outside is named by its index in the file
+  (``pred.json: shapes[2]: score 1.5 is not a number in [0, 1]``).
+
 Files are memory-mapped and decoded from the page cache. Bodies of :data:`SPLIT_BYTES` or more,
 and those whose structs would exceed :data:`WHOLE_STRUCT_BYTES` (dense mask RLEs), are not
 decoded whole: :func:`~cvat_ext.annotations.json_scan.array_items` finds each shape's bytes and
@@ -36,6 +45,7 @@ columns come out of structs 2x faster than out of dicts).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -45,10 +55,10 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -70,6 +80,8 @@ from cvat_ext.errors import AnnotationFormatError
 __all__ = ["ReplicaColumns", "read_annotations_body", "read_annotations_bytes", "read_annotations_file"]
 
 T = TypeVar("T")
+#: what a read does with tracks: expand them into rows (the engine's view) or only check them
+Tracks = Literal["expand", "skip"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,44 +184,66 @@ class ReplicaColumns:
     from_tracks: bool = False
 
 
-def read_annotations_file(path: str | PathLike[str], *, last_frame: int | None = None) -> ReplicaColumns:
-    """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``).
+def read_annotations_file(
+    path: str | PathLike[str],
+    *,
+    last_frame: int | None = None,
+    tracks: Tracks = "expand",
+    score_range: tuple[float, float] | None = None,
+) -> ReplicaColumns:
+    """A CVAT annotations JSON file -> :class:`ReplicaColumns` (tracks expanded up to ``last_frame``;
+    ``tracks`` and ``score_range``: see the module docstring).
 
     Files are memory-mapped and decoded from the page cache; large ones (see ``_decode_whole``)
     have their shapes decoded :data:`BLOCK_ITEMS` at a time, the pages dropped as they are done, so
     memory holds the columns and one block, not the file. Bad input raises
     :class:`AnnotationFormatError` naming the file, the object and the field."""
     path = Path(path)
+    cols: ReplicaColumns | None = None
     try:
         with path.open("rb") as fh:
             info = os.fstat(fh.fileno())
             if not stat.S_ISREG(info.st_mode) or not info.st_size:  # a pipe, an empty file
-                return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path)
+                return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path,
+                                              tracks=tracks, score_range=score_range)
             # decoded straight from the page cache: no copy of the file in memory
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                try:
-                    return _fast(mapped, last_frame, release=functools.partial(_drop_pages, mapped))
-                except _NotFast:
-                    pass
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped, contextlib.suppress(_NotFast):
+                cols = _fast(mapped, last_frame, tracks, release=functools.partial(_drop_pages, mapped))
     except OSError as exc:
         raise AnnotationFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return _slow(b"", str(path), last_frame, path)
+    if cols is None:
+        cols = _slow(b"", str(path), last_frame, path, tracks)
+    return _scores_within(cols, score_range, str(path), path.read_bytes)
 
 
 def read_annotations_bytes(
-    raw: bytes, *, where: str, last_frame: int | None = None, path: Path | None = None
+    raw: bytes,
+    *,
+    where: str,
+    last_frame: int | None = None,
+    path: Path | None = None,
+    tracks: Tracks = "expand",
+    score_range: tuple[float, float] | None = None,
 ) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already in memory (``where`` starts the errors)."""
     try:
-        return _fast(raw, last_frame)  # the collector is paused inside
+        cols = _fast(raw, last_frame, tracks)  # the collector is paused inside
     except _NotFast:
-        pass
-    return _slow(raw, where, last_frame, path)
+        cols = _slow(raw, where, last_frame, path, tracks)
+    return _scores_within(cols, score_range, where, lambda: raw)
 
 
-def read_annotations_body(data: Any, *, where: str, last_frame: int | None = None) -> ReplicaColumns:
+def read_annotations_body(
+    data: Any,
+    *,
+    where: str,
+    last_frame: int | None = None,
+    tracks: Tracks = "expand",
+    score_range: tuple[float, float] | None = None,
+) -> ReplicaColumns:
     """:func:`read_annotations_file` on a body already decoded (the dict an HTTP client returns):
     msgspec converts it into the typed structs with the same strict type checks."""
+    cols: ReplicaColumns | None = None
     # the structs are garbage a moment later; the collector would rescan the caller's whole heap
     # (the decoded bodies themselves) on every allocation burst
     with gc_paused():
@@ -218,15 +252,35 @@ def read_annotations_body(data: Any, *, where: str, last_frame: int | None = Non
         except (msgspec.ValidationError, TypeError):
             body = None
         if body is not None:
-            try:
-                return _columns(body, [_table_or_not(body.shapes)], None, last_frame)
-            except _NotFast:
-                pass
-    try:
-        raw = json.dumps(data, allow_nan=True).encode()
-    except (TypeError, ValueError) as exc:
-        raise AnnotationFormatError(f"{where}: annotations are not JSON data: {exc}") from exc
-    return _slow(raw, where, last_frame, None)
+            with contextlib.suppress(_NotFast):  # the slow path decides
+                cols = _columns(body, [_table_or_not(body.shapes)], None, last_frame, tracks)
+    if cols is None:
+        try:
+            raw = json.dumps(data, allow_nan=True).encode()
+        except (TypeError, ValueError) as exc:
+            raise AnnotationFormatError(f"{where}: annotations are not JSON data: {exc}") from exc
+        cols = _slow(raw, where, last_frame, None, tracks)
+    return _scores_within(cols, score_range, where, lambda: json.dumps(data, allow_nan=True).encode())
+
+
+def _scores_within(
+    cols: ReplicaColumns, score_range: tuple[float, float] | None, where: str, text: Callable[[], bytes]
+) -> ReplicaColumns:
+    """``cols`` when every shape's score lies in ``score_range`` (or no range is asked for); else
+    the error naming the first shape outside it by its index in the body (``text()`` gives the
+    body again: only then, to name it)."""
+    if score_range is None:
+        return cols
+    lo, hi = score_range
+    score = cols.shapes.score
+    if not np.any((score < lo) | (score > hi)):
+        return cols
+    shapes = msgspec.json.decode(text()).get("shapes", [])  # a valid body: the reader just read it
+    for i, item in enumerate(shapes):
+        value = item.get("score", 1.0)
+        if not lo <= value <= hi:
+            raise AnnotationFormatError(f"{where}: shapes[{i}]: score {value!r} is not a number in [{lo:g}, {hi:g}]")
+    raise AssertionError("unreachable: a score outside the range is a shape's")  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,10 +303,13 @@ def _decode(raw: bytes | mmap.mmap) -> _Body:
 
 
 def _fast(
-    raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None = None
+    raw: bytes | mmap.mmap,
+    last_frame: int | None,
+    tracks: Tracks = "expand",
+    release: Callable[[int, int], None] | None = None,
 ) -> ReplicaColumns:
     with gc_paused():  # millions of acyclic structs and lists: the collector would rescan them all
-        return _fast_columns(raw, last_frame, release)
+        return _fast_columns(raw, last_frame, tracks, release)
 
 
 def _decode_whole(raw: bytes | mmap.mmap) -> bool:
@@ -267,7 +324,7 @@ def _decode_whole(raw: bytes | mmap.mmap) -> bool:
 
 
 def _fast_columns(
-    raw: bytes | mmap.mmap, last_frame: int | None, release: Callable[[int, int], None] | None
+    raw: bytes | mmap.mmap, last_frame: int | None, tracks: Tracks, release: Callable[[int, int], None] | None
 ) -> ReplicaColumns:
     items = None if _decode_whole(raw) else array_items(raw, b"shapes", release=release)
     if items is None:
@@ -283,20 +340,23 @@ def _fast_columns(
         for block in _shape_blocks(raw, items, release):
             builder.add(block)
         parts = [builder.build()]
-    return _columns(body, parts, head, last_frame)
+    return _columns(body, parts, head, last_frame, tracks)
 
 
 def _columns(
-    body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None, last_frame: int | None
+    body: _Body, parts: list[ShapeTable], head: bytes | mmap.mmap | None, last_frame: int | None,
+    tracks: Tracks = "expand",
 ) -> ReplicaColumns:
     """The replica's columns from its decoded body and shape tables (``head``: the JSON text with
     the top-level keys, checked for a repeated key; None for a body decoded elsewhere). Tracks
-    are expanded up to ``last_frame`` into rows after the shapes' (the frame sort below puts them
-    after each frame's own shapes, in track order)."""
+    are checked, and with ``tracks="expand"`` expanded up to ``last_frame`` into rows after the
+    shapes' (the frame sort below puts them after each frame's own shapes, in track order)."""
     inner_shapes_keys = 0
+    expand = tracks == "expand"
     if body.tracks:
-        track_rows, inner_shapes_keys = _track_table(body.tracks, last_frame)
-        parts = [*parts, track_rows]
+        track_rows, inner_shapes_keys = _track_table(body.tracks, last_frame if expand else None, expand=expand)
+        if expand:
+            parts = [*parts, track_rows]
     if head is not None:
         # "shapes" is also the key of every track's (and element track's) keyframes
         keys = _TOP_KEY.findall(head)
@@ -318,7 +378,7 @@ def _columns(
         frames=np.union1d(shape_frames, tag_frames) if tag_frames.size else shape_frames,
         tags={f: tuple(v) for f, v in sorted(tags.items())},
         version=body.version,
-        from_tracks=bool(body.tracks),
+        from_tracks=bool(body.tracks) and expand,
     )
 
 
@@ -394,10 +454,11 @@ def _parsed(data: Any, parse: Callable[..., T]) -> T:
         raise _NotFast from exc
 
 
-def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTable, int]:
+def _track_table(tracks: Sequence[Any], last_frame: int | None, *, expand: bool = True) -> tuple[ShapeTable, int]:
     """The tracks' visible shapes (expanded up to ``last_frame`` by
-    :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion), in track
-    order, and how many ``"shapes"`` keys the tracks and their element tracks hold."""
+    :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion; none
+    without ``expand``: the tracks are only checked), in track order, and how many ``"shapes"``
+    keys the tracks and their element tracks hold."""
     from cvat_ext.annotations.cvat_json import parse_track
     from cvat_ext.annotations.tracks import expand_track
 
@@ -406,7 +467,8 @@ def _track_table(tracks: Sequence[Any], last_frame: int | None) -> tuple[ShapeTa
     for data in tracks:
         track = _parsed(data, parse_track)
         inner_keys += 1 + sum(isinstance(e, dict) and "shapes" in e for e in data.get("elements", ()))
-        shapes.extend(_parsed(track, functools.partial(expand_track, last_frame=last_frame)))
+        if expand:
+            shapes.extend(_parsed(track, functools.partial(expand_track, last_frame=last_frame)))
     return ShapeTable.from_shapes(shapes), inner_keys
 
 
@@ -513,8 +575,11 @@ def _by_frame(table: ShapeTable) -> ShapeTable:
 # slow path
 
 
-def _slow(raw: bytes, where: str, last_frame: int | None, path: Path | None) -> ReplicaColumns:
-    """The strict per-object reader: raises today's errors, or builds the columns from its frames."""
+def _slow(
+    raw: bytes, where: str, last_frame: int | None, path: Path | None, tracks: Tracks = "expand"
+) -> ReplicaColumns:
+    """The strict per-object reader: raises today's errors, or builds the columns from its frames
+    (with ``tracks="skip"``, the frames' own shapes only)."""
     import tempfile
 
     from cvat_ext.annotations.frame_store import FrameStore
@@ -532,6 +597,12 @@ def _slow(raw: bytes, where: str, last_frame: int | None, path: Path | None) -> 
             if path is None:  # the temporary file's name means nothing to the reader: name the body
                 raise AnnotationFormatError(str(exc).replace(str(source), where, 1)) from None
             raise
+    if tracks == "skip" and from_tracks:
+        # a shape from a track carries its track id (same index); a frame's own shapes carry None
+        frames = [replace(fa, shapes=tuple(s for s, t in zip(fa.shapes, fa.track_ids, strict=True) if t is None),
+                          track_ids=()) for fa in frames]
+        frames = [fa for fa in frames if fa.shapes or fa.tags]
+        from_tracks = False
     shapes = ShapeTable.from_shapes([s for fa in frames for s in fa.shapes])
     tags = {fa.frame: fa.tags for fa in frames if fa.tags}
     frame_idx = np.fromiter((fa.frame for fa in frames), dtype=np.int64, count=len(frames))

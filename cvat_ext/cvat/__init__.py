@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Task,
         Unset,
         User,
+        ValidationLayout,
         Webhook,
     )
 
@@ -39,6 +40,7 @@ __all__ = [
     "Task",
     "Unset",
     "User",
+    "ValidationLayout",
     "Webhook",
 ]
 

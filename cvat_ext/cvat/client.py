@@ -49,6 +49,7 @@ from cvat_ext.cvat.records import (
     Task,
     Unset,
     User,
+    ValidationLayout,
 )
 from cvat_ext.cvat.tasks import TaskCalls
 from cvat_ext.cvat.transport import JsonText, Transport
@@ -316,6 +317,16 @@ class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
         what = f"task {task_id}"
         data = self._t.json(what, lambda: self._api.tasks_api.retrieve(task_id, **self._t.opts))
         return wire.task_from_json(data, where=what)
+
+    def get_validation_layout(self, task_id: int) -> ValidationLayout:
+        """``GET /api/tasks/{id}/validation_layout`` (CVAT 2.20+): the task's validation mode, its
+        validation frames and, in ``gt_pool`` mode, its honeypots. An older server answers 404
+        (:class:`~cvat_ext.errors.CvatNotFoundError`)."""
+        what = f"task {task_id} validation layout"
+        data = self._t.json(
+            what, lambda: self._api.tasks_api.retrieve_validation_layout(task_id, **self._t.opts)
+        )
+        return wire.validation_layout_from_json(data, where=what)
 
     # ------------------------------------------------------------------------------------------
     # annotations, labels, frame meta

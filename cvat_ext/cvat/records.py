@@ -103,6 +103,30 @@ class Task:
 
 
 @dataclass(frozen=True)
+class ValidationLayout:
+    """``GET /api/tasks/{id}/validation_layout``: how a task validates its annotators.
+
+    ``mode``: ``"gt"`` (a GT job over some task frames), ``"gt_pool"`` (honeypots) or None.
+    ``validation_frames``: the task frames the GT job covers; ``disabled_frames``: those excluded
+    from validation. In ``gt_pool`` mode the annotation jobs hold placeholder frames:
+    ``honeypot_frames[i]`` (a task frame inside an annotation job) shows the image of validation
+    frame ``honeypot_real_frames[i]``. Frame numbers are task frames; the honeypot tuples are
+    parallel and empty outside ``gt_pool`` mode."""
+
+    mode: str | None
+    validation_frames: tuple[int, ...] = ()
+    disabled_frames: tuple[int, ...] = ()
+    honeypot_frames: tuple[int, ...] = ()
+    honeypot_real_frames: tuple[int, ...] = ()
+
+    def active_honeypots(self) -> tuple[tuple[int, int], ...]:
+        """``(honeypot frame, real frame)`` pairs whose real frame is not disabled, by honeypot frame."""
+        disabled = set(self.disabled_frames)
+        pairs = zip(self.honeypot_frames, self.honeypot_real_frames, strict=True)
+        return tuple(sorted((h, r) for h, r in pairs if r not in disabled))
+
+
+@dataclass(frozen=True)
 class Issue:
     """A CVAT issue. ``position``: 2 numbers = point ``(x, y)``, 4 = rectangle ``xyxy``, more =
     polygon ``(x1, y1, x2, y2, ...)``, absolute pixels on task frame ``frame``."""

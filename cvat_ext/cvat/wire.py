@@ -15,7 +15,18 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from cvat_ext.cvat.records import Comment, Guide, Issue, Job, Membership, ServerInfo, Task, User, Webhook
+from cvat_ext.cvat.records import (
+    Comment,
+    Guide,
+    Issue,
+    Job,
+    Membership,
+    ServerInfo,
+    Task,
+    User,
+    ValidationLayout,
+    Webhook,
+)
 from cvat_ext.errors import CvatError
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -74,6 +85,15 @@ class _Task(_Wire):
     organization: int | None = None
     size: int = 0
     updated_date: datetime
+
+
+class _ValidationLayout(_Wire):
+    # frame lists are absent outside their mode (CVAT's serializer skips them)
+    mode: str | None = None
+    validation_frames: list[int] = []
+    disabled_frames: list[int] = []
+    honeypot_frames: list[int] = []
+    honeypot_real_frames: list[int] = []
 
 
 class _Issue(_Wire):
@@ -194,6 +214,22 @@ def task_from_json(data: Any, *, where: str = "task") -> Task:
         organization_id=t.organization_id if t.organization_id is not None else t.organization,
         size=t.size,
         updated_date=_utc(t.updated_date),
+    )
+
+
+def validation_layout_from_json(data: Any, *, where: str = "validation layout") -> ValidationLayout:
+    v = _validate(_ValidationLayout, data, where)
+    if len(v.honeypot_frames) != len(v.honeypot_real_frames):
+        raise CvatError(
+            f"{where}: unexpected CVAT response: {len(v.honeypot_frames)} honeypot_frames but "
+            f"{len(v.honeypot_real_frames)} honeypot_real_frames (they are parallel lists)"
+        )
+    return ValidationLayout(
+        mode=v.mode,
+        validation_frames=tuple(v.validation_frames),
+        disabled_frames=tuple(v.disabled_frames),
+        honeypot_frames=tuple(v.honeypot_frames),
+        honeypot_real_frames=tuple(v.honeypot_real_frames),
     )
 
 

@@ -50,7 +50,7 @@ from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.duplicates import DuplicateSweeper
-from cvat_ext.sidecar.ground_truth import accepted_gt_job, read_ground_truth
+from cvat_ext.sidecar.ground_truth import Honeypots, JobTruth, accepted_gt_job, read_ground_truth
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.pooling import AnnotatorPool, people_of, pool_scope
@@ -206,6 +206,7 @@ class Cycle:
             client, store, settings.reviewers, ttl_s=settings.service.reconcile_interval_s, clock=clock
         )
         self._labels: dict[int, tuple[float, LabelSet]] = {}
+        self.honeypots = Honeypots(client, ttl_s=settings.service.reconcile_interval_s, clock=clock)
         self._meta: dict[int, JobMeta] = {}
         # replica annotations by (job id, updated_date): re-scoring a parent after one replica
         # changed fetches only that replica (saving annotations always moves updated_date)
@@ -478,20 +479,27 @@ class Cycle:
             self.store.upsert_jobs(rows)
         return rows
 
-    def _ground_truth(self, gt_job: JobRow | None, meta: JobMeta) -> tuple[JobAnnotations, tuple[int, ...]] | None:
-        """The task's accepted GT (annotations, frames) within the parent job's frames, or None."""
+    def _ground_truth(self, gt_job: JobRow | None, meta: JobMeta) -> tuple[JobTruth | None, dict[str, Any]]:
+        """The task's accepted GT on the parent job's frames (its own GT frames and its honeypots),
+        or None; and the report's ``ground_truth`` section so far (empty: no GT to speak of)."""
         if gt_job is None:
-            return None
+            return None, {}
         gt = read_ground_truth([gt_job], self)
         if gt is None:
-            return None
+            return None, {}
         if not (gt.annotations.shapes or gt.annotations.tracks or gt.annotations.tags):
             # every GT frame would say "nothing here": far likelier a GT job accepted before anyone
             # annotated it than a validation set of empty frames, and it would call every object spurious
             log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.job_id)
-            return None
-        frames = gt.within(meta.start_frame, meta.stop_frame)
-        return (gt.annotations, frames) if frames else None
+            return None, {}
+        pairs, unread = self.honeypots.of(gt_job.task_id, gt_job.updated_date)
+        truth = gt.for_job(meta, pairs)
+        if not truth.frames and unread is None:
+            return None, {}  # the task's GT covers other jobs' frames only
+        section: dict[str, Any] = {"job_id": gt.job_id, "frames": len(truth.frames), "honeypots": truth.honeypots}
+        if unread is not None:
+            section["honeypots_unread"] = unread
+        return (truth if truth.frames else None), section
 
     def _rule_findings(
         self, job: JobRow, ann: JobAnnotations | ReplicaColumns, labels: LabelSet, meta: JobMeta
@@ -528,7 +536,8 @@ class Cycle:
                 cols = given.columns
                 source = f.annotations() if cols is None or cols.from_tracks else cols
                 rule_findings += self._rule_findings(r, source, labels, meta)
-        ground_truth = self._ground_truth(gt_job, meta)
+        truth, gt_section = self._ground_truth(gt_job, meta)
+        ground_truth = (truth.annotations, truth.frames) if truth is not None else None
         outcome = self._fit(parent, replicas, inputs, labels, meta, ground_truth)
         agreement = Agreement(
             outcome.agreement, outcome.replica_agreement, measurable=outcome.detail.get("clusters") != 0
@@ -551,9 +560,9 @@ class Cycle:
             "replicas": {str(k): round(float(v), 4) for k, v in outcome.replica_agreement.items()},
             "annotators": [a.as_dict() for a in outcome.annotators],
         }
-        if ground_truth is not None:
-            detail["ground_truth"] = {"job_id": gt_job.id if gt_job else None, "frames": len(ground_truth[1]),
-                                      **(dict(outcome.ground_truth) if outcome.ground_truth else {})}
+        if gt_section:
+            # said even when no frame of this job is covered (honeypots unread): never silently
+            detail["ground_truth"] = {**gt_section, **(dict(outcome.ground_truth) if outcome.ground_truth else {})}
 
         def score(decision: str) -> ScoreRow:
             return ScoreRow(

@@ -4,16 +4,37 @@ CVAT counts a GT job only in stage ``acceptance`` or state ``completed`` (its qu
 refuse it otherwise). The GT job's frame meta lists every task frame, with ``included_frames`` the
 validation frames it covers; each of those is fully annotated in GT, so an object missing there is
 a real miss. The workforce gold checks and the consensus engine's GT anchors read it here.
+
+Two validation modes place the GT frames differently (``GET /api/tasks/{id}/validation_layout``):
+
+* ``gt``: the validation frames are ordinary task frames, inside the annotation jobs: a job's GT
+  frames are those within its frame range (:meth:`GroundTruth.within`);
+* ``gt_pool`` ("honeypots"): the validation frames form a pool outside every annotation job, and
+  each annotation job holds placeholder frames that show one of them. On honeypot frame ``h``
+  showing validation frame ``r``, the GT objects of ``r`` are the truth of ``h``
+  (:meth:`GroundTruth.for_job` copies them there). Replica jobs of a consensus task hold their
+  parent's frames, so the parent's frame range selects the honeypots of all its replicas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from cvat_ext.annotations.model import JobAnnotations, JobMeta
+from cvat_ext.annotations.model import JobAnnotations, JobMeta, Shape
+from cvat_ext.cvat.records import ValidationLayout
+from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
 from cvat_ext.sidecar.state import JobRow
+
+log = logging.getLogger(__name__)
+
+
+class LayoutSource(Protocol):
+    """The CVAT call the honeypot mapping needs (:class:`~cvat_ext.cvat.client.CvatClient` has it)."""
+
+    def get_validation_layout(self, task_id: int) -> ValidationLayout: ...
 
 
 class JobReader(Protocol):
@@ -38,6 +59,40 @@ class GroundTruth:
         """The GT frames inside ``start_frame..stop_frame`` (inclusive): a parent job's share."""
         return tuple(f for f in self.frames if start_frame <= f <= stop_frame)
 
+    def for_job(self, meta: JobMeta, honeypots: Sequence[tuple[int, int]] = ()) -> JobTruth:
+        """The truth of one (parent) job: its own GT frames, plus each honeypot ``(h, r)`` (a
+        placeholder frame ``h`` of the job showing validation frame ``r``) whose ``r`` this GT
+        covers, with the GT shapes of ``r`` copied onto ``h``. Deleted frames of the job are left out."""
+        deleted = set(meta.deleted_frames)
+        own = [f for f in self.within(meta.start_frame, meta.stop_frame) if f not in deleted]
+        covered = set(self.frames)
+        used = [(h, r) for h, r in honeypots
+                if r in covered and meta.start_frame <= h <= meta.stop_frame and h not in deleted]
+        shapes: tuple[Shape, ...] = self.annotations.shapes
+        if used:
+            by_frame: dict[int, list[Shape]] = {}
+            for shape in shapes:
+                by_frame.setdefault(shape.frame, []).append(shape)
+            shapes = shapes + tuple(_on_frame(s, h) for h, r in used for s in by_frame.get(r, ()))
+        frames = tuple(sorted({*own, *(h for h, _ in used)}))
+        return JobTruth(self.job_id, replace(self.annotations, shapes=shapes), frames, len(used))
+
+
+@dataclass(frozen=True)
+class JobTruth:
+    """What a job is measured against: the GT annotations (honeypot copies included) and the
+    job's frames they fully cover (``frames``, sorted; ``honeypots`` of them are honeypot frames)."""
+
+    gt_job_id: int
+    annotations: JobAnnotations
+    frames: tuple[int, ...]
+    honeypots: int = 0
+
+
+def _on_frame(shape: Shape, frame: int) -> Shape:
+    """``shape`` (and a skeleton's points) moved to task frame ``frame``."""
+    return replace(shape, frame=frame, elements=tuple(_on_frame(e, frame) for e in shape.elements))
+
 
 def accepted_gt_job(jobs: Iterable[JobRow]) -> JobRow | None:
     """The task's GT job when CVAT counts it (stage acceptance or state completed), else None."""
@@ -59,3 +114,36 @@ def read_ground_truth(jobs: Iterable[JobRow], reader: JobReader) -> GroundTruth 
     if not frames:
         return None
     return GroundTruth(gt.id, gt.updated_date, reader.annotations(gt), frames)
+
+
+class Honeypots:
+    """Each task's honeypots, read from its validation layout at most once per ``ttl_s`` and GT
+    version. A layout CVAT will not give (404: a server older than 2.20; 403: no permission) is
+    said once per task in the log, and every time in :meth:`of`'s reason."""
+
+    def __init__(self, client: LayoutSource, *, ttl_s: float, clock: Callable[[], float]) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._cache: dict[int, tuple[float, str, tuple[tuple[int, int], ...], str | None]] = {}
+        self._said: set[int] = set()
+
+    def of(self, task_id: int, gt_version: str) -> tuple[tuple[tuple[int, int], ...], str | None]:
+        """The task's ``(honeypot frame, real frame)`` pairs (empty outside ``gt_pool`` mode), and
+        None, or no pairs and why the layout could not be read."""
+        hit = self._cache.get(task_id)
+        if hit is not None and hit[1] == gt_version and self.clock() - hit[0] < self.ttl_s:
+            return hit[2], hit[3]
+        try:
+            layout = self.client.get_validation_layout(task_id)
+        except (CvatNotFoundError, CvatPermissionError) as exc:
+            why = (f"the task's validation layout could not be read (CVAT answered {exc.status}; "
+                   "a server before 2.20 has none, 403: the bot may not read it): honeypot frames are not used")
+            if task_id not in self._said:
+                self._said.add(task_id)
+                log.warning("task %d: %s: %s", task_id, why, exc)
+            self._cache[task_id] = (self.clock(), gt_version, (), why)
+            return (), why
+        pairs = layout.active_honeypots()
+        self._cache[task_id] = (self.clock(), gt_version, pairs, None)
+        return pairs, None

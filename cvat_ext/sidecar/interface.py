@@ -16,7 +16,19 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
-from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
+from cvat_ext.cvat.records import (
+    UNSET,
+    Comment,
+    Guide,
+    Issue,
+    Job,
+    Membership,
+    ServerInfo,
+    Task,
+    Unset,
+    User,
+    ValidationLayout,
+)
 from cvat_ext.qa.findings import Finding
 from cvat_ext.workforce.accuracy import AnnotatorAccuracy
 
@@ -156,6 +168,8 @@ class CvatApi(Protocol):
     ) -> Job: ...
 
     def get_task(self, task_id: int) -> Task: ...
+
+    def get_validation_layout(self, task_id: int) -> ValidationLayout: ...
 
     def get_annotations(self, job_id: int) -> JobAnnotations: ...
 

@@ -4,7 +4,8 @@ The consensus engine fits, per annotator, a model (recall, spurious rate, label 
 localisation noise per shape family and size, evidence counts) from one parent job's replicas,
 starting from a prior. The sidecar keeps the posterior in the state store per pooling scope
 (``project:<id>``, or ``task:<id>`` for a task outside projects or with ``pool_scope: task``) and
-CVAT username, and hands it back as the prior of that person's next job in the same scope.
+CVAT user id (the replica's assignee), and hands it back as the prior of that person's next job in
+the same scope. A person renamed in CVAT keeps their pool; the latest username is what people read.
 
 A job is folded in once: scoring it again (a replica changed, or a cycle replayed after a crash
 between the fit and the unit's signature) starts again from the prior it was first fitted from,
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cvat_ext.sidecar.state import JobRow, StateStore
+from cvat_ext.sidecar.state import JobRow, Person, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class AnnotatorPool:
     """Priors for, and posteriors from, one parent job's fit, for the annotators who are people."""
 
     def __init__(self, store: StateStore, scope: str | None, parent_job_id: int,
-                 people: Mapping[str, str]) -> None:
-        """``people``: annotator name -> CVAT username, for the replicas that have an assignee."""
+                 people: Mapping[str, Person]) -> None:
+        """``people``: annotator name -> the CVAT user, for the replicas that have an assignee."""
         self.store = store
         self.scope = scope
         self.parent_job_id = parent_job_id
@@ -49,7 +50,8 @@ class AnnotatorPool:
         if self.scope is None:
             return {}
         self._priors = {
-            name: self.store.pooled_prior(self.scope, user, self.parent_job_id) for name, user in self.people.items()
+            name: self.store.pooled_prior(self.scope, person, self.parent_job_id)
+            for name, person in self.people.items()
         }
         return {name: model for name, model in self._priors.items() if model is not None}
 
@@ -60,12 +62,14 @@ class AnnotatorPool:
         folds = [(self.people[name], self._priors.get(name), dict(model))
                  for name, model in models.items() if name in self.people]
         self.store.fold_models(self.scope, self.parent_job_id, folds)  # all of the job's annotators, or none
-        kept = [user for user, _, _ in folds]
+        kept = [person.username for person, _, _ in folds]
         if kept:
             log.info("job %d: pooled models of %s in %s", self.parent_job_id, ", ".join(sorted(kept)), self.scope)
         return kept
 
 
-def people_of(names: Sequence[str], replicas: Sequence[JobRow]) -> dict[str, str]:
-    """Annotator name -> username for the assigned replicas (``names`` in the replicas' order)."""
-    return {n: r.assignee_username for n, r in zip(names, replicas, strict=True) if r.assignee_username}
+def people_of(names: Sequence[str], replicas: Sequence[JobRow]) -> dict[str, Person]:
+    """Annotator name -> the CVAT user (id, username) of each assigned replica (``names`` in the
+    replicas' order)."""
+    return {n: Person(r.assignee_id, r.assignee_username) for n, r in zip(names, replicas, strict=True)
+            if r.assignee_id is not None and r.assignee_username}

@@ -188,6 +188,8 @@ def gt_check_line(parent_job_id: int, gt: Mapping[str, Any]) -> str:
 
     per = "; ".join(f"{name}: F1 {signed(e.get('f1'))}, mean IoU {signed(e.get('mean_iou'))}"
                     for name, e in sorted(errors.items()))
-    return (f"Ground-truth check, job {parent_job_id}: GT job {gt.get('job_id')}, {gt.get('frames', 0)} frames, "
-            f"{gt.get('objects', 0)} objects; estimate minus GT on those frames: {per or 'n/a'}.")
+    honeypots = f" ({gt['honeypots']} of them honeypots)" if gt.get("honeypots") else ""
+    unread = f" {gt['honeypots_unread'][0].upper()}{gt['honeypots_unread'][1:]}." if gt.get("honeypots_unread") else ""
+    return (f"Ground-truth check, job {parent_job_id}: GT job {gt.get('job_id')}, {gt.get('frames', 0)} frames"
+            f"{honeypots}, {gt.get('objects', 0)} objects; estimate minus GT on those frames: {per or 'n/a'}.{unread}")
 

@@ -120,9 +120,10 @@ def test_rank_bad_options_exit_2(files: dict[str, Path], capsys: pytest.CaptureF
 
 def test_rank_bad_files_name_the_file(files: dict[str, Path], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    bad = write(tmp_path / "bad_pred.json", {"shapes": [{"frame": 1, "label_id": 1, "score": "x"}]})
+    bad = write(tmp_path / "bad_pred.json", {"shapes": [{"type": "rectangle", "frame": 1, "label_id": 1,
+                                                         "points": [0, 0, 5, 5], "score": 1.5}]})
     assert cli.main(["al", "rank", "--predictions", str(bad), "--meta", str(files["meta"])]) == 2
-    assert f"cvat-ext: error: {bad}: shapes[0]: score 'x'" in capsys.readouterr().err
+    assert f"cvat-ext: error: {bad}: shapes[0]: score 1.5 is not a number in [0, 1]\n" in capsys.readouterr().err
     missing = tmp_path / "nope.json"
     assert cli.main(["al", "rank", "--consensus-report", str(missing), "--meta", str(files["meta"])]) == 2
     assert f"{missing}: cannot read" in capsys.readouterr().err

@@ -27,10 +27,13 @@ def test_predictions_from_json_and_from_annotations_agree(tmp_path: Path) -> Non
                        "shapes": [{"type": "rectangle", "frame": 0, "points": [0, 0, 5, 5], "outside": False,
                                    "occluded": False, "z_order": 0, "rotation": 0, "attributes": []}]}]
     det = sources.read_predictions(write(tmp_path / "pred.json", data))
-    assert det.frame_idx.tolist() == [3, 1, 3]
-    assert det.score.tolist() == [0.9, 0.42, 0.5]
+    # the shapes in frame order (file order within a frame); the track carries no score: not a row
+    assert det.frame_idx.tolist() == [1, 3, 3]
+    assert det.score.tolist() == [0.42, 0.9, 0.5]
     same = sources.detections_from_annotations(parse_job_annotations(data))
-    assert same.frame_idx.tolist() == det.frame_idx.tolist() and same.score.tolist() == det.score.tolist()
+    order = np.argsort(same.frame_idx, kind="stable")
+    assert same.frame_idx[order].tolist() == det.frame_idx.tolist()
+    assert same.score[order].tolist() == det.score.tolist()
     assert len(sources.detections_from_annotations(JobAnnotations())) == 0
 
 
@@ -40,18 +43,29 @@ def _shape_edit(**changes: Any) -> dict[str, Any]:
     return data
 
 
+def _slow_path(data: dict[str, Any]) -> dict[str, Any]:
+    """The same body with an integer written as ``1.0``: the columnar reader's strict per-object path reads it."""
+    data["shapes"][1]["frame"] = 1.0
+    return data
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (_shape_edit(score="high"), r"pred.json: shapes\[2\]: score 'high' is not a number in \[0, 1\]"),
-        (_shape_edit(score=1.5), r"shapes\[2\]: score 1.5 is not"),
-        (_shape_edit(score=True), r"shapes\[2\]: score True is not"),
-        (_shape_edit(frame="7"), r"shapes\[2\]: frame '7' is not a frame index"),
-        (_shape_edit(frame=2.5), r"shapes\[2\]: frame 2.5 is not a frame index"),
-        ({"shapes": [{"label_id": 1}]}, r"shapes\[0\]: missing 'frame'"),
-        ({"shapes": [7]}, r"shapes\[0\]: expected an object, got int"),
-        ({"shapes": {}}, r"'shapes' must be a list, got dict"),
-        ([], r"pred.json: expected a JSON object, got list"),
+        # the predictions' own rule: a score is a probability
+        (_shape_edit(score=1.5), r"pred.json: shapes\[2\]: score 1.5 is not a number in \[0, 1\]$"),
+        (_shape_edit(score=-0.25), r"pred.json: shapes\[2\]: score -0.25 is not a number in \[0, 1\]$"),
+        (_slow_path(_shape_edit(score=2)), r"pred.json: shapes\[2\]: score 2 is not a number in \[0, 1\]$"),
+        # the columnar reader's strict messages, as for every annotations file
+        (_shape_edit(score="high"), r"pred.json: shapes\[2\].* field 'score': expected a number, got str 'high'"),
+        (_shape_edit(score=True), r"shapes\[2\].* field 'score': expected a number, got bool True"),
+        (_shape_edit(frame="7"), r"shapes\[2\]: rectangle 3 field 'frame': expected an integer, got str '7'"),
+        (_shape_edit(frame=2.5), r"shapes\[2\]: rectangle 3 field 'frame': expected an integer, got float 2.5"),
+        (_shape_edit(points=[1.0, 2.0]), r"shapes\[2\].*rectangle"),
+        ({"shapes": [{"label_id": 1, "frame": 0}]}, r"shapes\[0\]: shape is missing required field 'type'"),
+        ({"shapes": [7]}, r"shapes\[0\]: shape must be a JSON object, got int 7"),
+        ({"shapes": {}}, r"pred.json: annotations field 'shapes': expected a list, got dict"),
+        ([], r"pred.json: annotations must be a JSON object, got list"),
     ],
 )
 def test_prediction_errors_name_the_file_and_item(tmp_path: Path, data: Any, message: str) -> None:
@@ -68,7 +82,7 @@ def test_prediction_score_defaults_to_certain(tmp_path: Path) -> None:
 def test_bad_json_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{not json")
-    with pytest.raises(AnnotationFormatError, match=r"broken\.json:1:2: invalid JSON"):
+    with pytest.raises(AnnotationFormatError, match=r"broken\.json: invalid JSON"):
         sources.read_predictions(path)
 
 

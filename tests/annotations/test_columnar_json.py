@@ -341,3 +341,77 @@ def test_dense_bodies_are_split_sparse_ones_decoded_whole(monkeypatch: pytest.Mo
     assert not columnar_json._decode_whole(bodies["box"])
     monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 10**9)
     assert columnar_json._decode_whole(b"{}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the options other readers need (cvat-ext al rank's predictions)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("path_taken", ["fast", "slow", "body"])
+def test_tracks_skip_keeps_the_frames_own_shapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int,
+                                                 path_taken: str) -> None:
+    """``tracks="skip"``: the same table as a body without its tracks, on every path; the default
+    still expands them."""
+    body, stop_frame = random_body(seed)
+    if path_taken == "slow":
+        monkeypatch.setattr(columnar_json, "_fast", _refuse_fast)
+    without = {**body, "tracks": []}
+    path, bare = tmp_path / "a.json", tmp_path / "bare.json"
+    path.write_text(json.dumps(body))
+    bare.write_text(json.dumps(without))
+    if path_taken == "body":
+        cols = columnar_json.read_annotations_body(body, where="job 5", last_frame=stop_frame, tracks="skip")
+    else:
+        cols = read_annotations_file(path, last_frame=stop_frame, tracks="skip")
+    assert _columns_view(cols) == _store_view(bare, stop_frame)
+    assert not cols.from_tracks
+    expanded = read_annotations_file(path, last_frame=stop_frame)
+    assert _columns_view(expanded) == _store_view(path, stop_frame)
+
+
+def _refuse_fast(*args: Any, **kwargs: Any) -> ReplicaColumns:
+    raise columnar_json._NotFast
+
+
+def test_tracks_skip_still_checks_the_tracks(tmp_path: Path) -> None:
+    body, _ = random_body(3)
+    body["tracks"] = [{"frame": 0, "label_id": 1, "shapes": "none"}]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body))
+    with pytest.raises(AnnotationFormatError, match=r"a\.json: tracks\[0\]"):
+        read_annotations_file(path, tracks="skip")
+
+
+@pytest.mark.parametrize("path_taken", ["fast", "slow", "bytes", "body"])
+@pytest.mark.parametrize(("scores", "message"), [
+    ([0.5, 1.0, 0.0], None),
+    ([0.5, 1.5, -1.0], r"^x\.json: shapes\[1\]: score 1\.5 is not a number in \[0, 1\]$"),
+    ([0.5, 0.2, -1.0], r"^x\.json: shapes\[2\]: score -1\.0 is not a number in \[0, 1\]$"),
+])
+def test_score_range_names_the_first_shape_outside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      path_taken: str, scores: list[float],
+                                                      message: str | None) -> None:
+    # file order differs from frame order: the index named is the file's
+    shapes = [{**GOOD_SHAPE, "frame": 9 - i, "score": s} for i, s in enumerate(scores)]
+    body = {"version": 0, "tags": [], "shapes": shapes, "tracks": []}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(body))
+    if path_taken == "slow":
+        monkeypatch.setattr(columnar_json, "_fast", _refuse_fast)
+    monkeypatch.chdir(tmp_path)
+
+    def read() -> ReplicaColumns:
+        if path_taken == "bytes":
+            return read_annotations_bytes(path.read_bytes(), where="x.json", score_range=(0.0, 1.0))
+        if path_taken == "body":
+            return columnar_json.read_annotations_body(body, where="x.json", score_range=(0.0, 1.0))
+        return read_annotations_file(Path("x.json"), score_range=(0.0, 1.0))
+
+    # without the option any finite score is read, as before
+    assert sorted(read_annotations_file(path).shapes.score.tolist()) == sorted(scores)
+    if message is None:
+        assert sorted(read().shapes.score.tolist()) == sorted(scores)
+        return
+    with pytest.raises(AnnotationFormatError, match=message):
+        read()

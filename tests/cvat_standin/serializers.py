@@ -76,6 +76,31 @@ def aggregate_status(statuses: set[str]) -> str:
     return "validation" if "validation" in statuses else "completed"
 
 
+def validation_mode(t: TaskRec, has_gt: bool) -> str | None:
+    """``gt_pool`` for a task made with a validation pool, ``gt`` once it has a GT job, else None."""
+    if t.validation_pool:
+        return "gt_pool"
+    return "gt" if has_gt else None
+
+
+def validation_layout(w: World, t: TaskRec) -> dict[str, Any]:
+    """``GET /api/tasks/{id}/validation_layout`` (TaskValidationLayoutRead): CVAT's serializer
+    leaves the honeypot fields out unless the mode is ``gt_pool``, and lists honeypots by frame."""
+    gt = next((j for j in w.jobs.values() if j.task_id == t.id and j.type == "ground_truth"), None)
+    mode = validation_mode(t, gt is not None)
+    body: dict[str, Any] = {"mode": mode, "frames_per_job_count": None,
+                            "validation_frames": list(gt.included_frames or []) if gt is not None else [],
+                            "disabled_frames": []}
+    if mode == "gt_pool":
+        pairs = sorted(t.honeypots.items())
+        body["frames_per_job_count"] = max((sum(1 for h, _ in pairs if j.start_frame <= h <= j.stop_frame)
+                                            for j in w.jobs.values() if j.task_id == t.id and j.type == "annotation"),
+                                           default=0)
+        body |= {"honeypot_count": len(pairs), "honeypot_frames": [h for h, _ in pairs],
+                 "honeypot_real_frames": [r for _, r in pairs]}
+    return body
+
+
 def task(w: World, base: str, t: TaskRec) -> dict[str, Any]:
     jobs = [j for j in w.jobs.values() if j.task_id == t.id]
     counted = [j for j in jobs if j.type == "annotation"]
@@ -95,7 +120,7 @@ def task(w: World, base: str, t: TaskRec) -> dict[str, Any]:
                  "validation": sum(job_status(j) == "validation" for j in jobs),
                  "url": f"{base}/api/jobs?task_id={t.id}"},
         "labels": {"url": f"{base}/api/labels?task_id={t.id}"}, "assignee_updated_date": None,
-        "validation_mode": "gt" if has_gt else None, "consensus_enabled": t.consensus_replicas > 0,
+        "validation_mode": validation_mode(t, has_gt), "consensus_enabled": t.consensus_replicas > 0,
     }
     if not t.has_data:  # created over HTTP, data not uploaded yet (recording T01, exchange 1)
         for key in ("size", "image_quality", "data_chunk_size", "data_original_chunk_type",

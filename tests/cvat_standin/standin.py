@@ -228,10 +228,16 @@ class CvatStandIn:
 
     def add_task(self, name: str, *, org: str | None = None, project_id: int | None = None,
                  labels: list[dict[str, Any]] | None = None, frames: int = 10, frame_size: tuple[int, int] = (640, 480),
-                 segment_size: int | None = None, consensus_replicas: int = 0, owner: str | None = None) -> int:
-        """A task with annotation jobs per segment, each followed by its ``consensus_replicas`` replicas."""
+                 segment_size: int | None = None, consensus_replicas: int = 0, owner: str | None = None,
+                 validation_pool: int = 0) -> int:
+        """A task with annotation jobs per segment, each followed by its ``consensus_replicas`` replicas.
+        ``validation_pool`` > 0 makes a ``gt_pool`` ("honeypots") task: its last ``validation_pool``
+        frames are the validation frames, in no annotation job (give them a GT job with
+        :meth:`add_gt_job` and honeypots with :meth:`set_honeypots`)."""
         if consensus_replicas == 1 or consensus_replicas < 0:
             raise ValueError("consensus_replicas must be 0 or >= 2 (CVAT rejects 1)")
+        if not 0 <= validation_pool < frames:
+            raise ValueError(f"validation_pool must be in [0, {frames - 1}], got {validation_pool}")
         if (project_id is None) == (labels is None):
             raise ValueError("give either project_id or labels")
         w = self.world
@@ -244,7 +250,8 @@ class CvatStandIn:
                 org_id = self._org_id(org)
             now = w.now()
             t = TaskRec(w.next_id("task"), name, org_id, project_id, self._default_owner(org_id, owner), frames,
-                        frame_size, segment_size or frames, consensus_replicas, now, now)
+                        frame_size, segment_size or frames - validation_pool, consensus_replicas, now, now,
+                        validation_pool=validation_pool)
             w.tasks[t.id] = t
             if labels is not None:
                 self._add_labels(labels, project_id=None, task_id=t.id)
@@ -266,6 +273,20 @@ class CvatStandIn:
                 job.assignee_id = w.user_by_name(assignee).id
                 job.assignee_updated_date = w.now()
             return job.id
+
+    def set_honeypots(self, task_id: int, honeypots: dict[int, int]) -> None:
+        """The honeypots of a ``gt_pool`` task: placeholder frame (inside an annotation job) ->
+        the validation frame it shows (one of the pool's)."""
+        w = self.world
+        with w.lock:
+            task = w.tasks[task_id]
+            pool = range(task.size - task.validation_pool, task.size)
+            if not task.validation_pool:
+                raise ValueError(f"task {task_id} has no validation pool (add_task(validation_pool=...))")
+            for h, r in honeypots.items():
+                if not (0 <= h < pool.start and r in pool):
+                    raise ValueError(f"honeypot {h} -> {r}: need a job frame < {pool.start} showing a pool frame")
+            task.honeypots = dict(honeypots)
 
     # seeding: state -------------------------------------------------------------------------------
     def jobs(self, *, task_id: int | None = None, type: str | None = None,

@@ -113,6 +113,11 @@ class TaskRec:
     images: list[ImageRec] | None = None
     has_data: bool = True
     upload: list[ImageRec] | None = None  # files received between Upload-Start and Upload-Finish
+    # validation mode gt_pool ("honeypots"): the last ``validation_pool`` task frames are the
+    # validation frames (outside every annotation job); ``honeypots`` maps a placeholder frame
+    # inside an annotation job to the validation frame it shows
+    validation_pool: int = 0
+    honeypots: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,23 @@ def test_slow_clients_hold_no_connection(gateway: FunctionGateway) -> None:
 
 def test_listen_backlog_comes_from_the_shared_limits(gateway: FunctionGateway) -> None:
     assert {server.request_queue_size for server in gateway._servers} == {128}
+
+
+def test_a_bad_limit_fails_before_any_function_loads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped ``CVAT_EXT_HTTP_*`` stops ``functions serve`` at once, not after every model has
+    loaded (minutes for SAM on a CPU): the gateway reads its limits before the yamls."""
+    import cvat_ext.functions.dev.gateway as gateway_module
+    from cvat_ext import cli
+
+    loaded: list[Path] = []
+    real_load = gateway_module.load_function
+    monkeypatch.setattr(
+        gateway_module, "load_function", lambda path, **kw: loaded.append(path) or real_load(path, **kw)
+    )
+    monkeypatch.setenv("CVAT_EXT_HTTP_MAX_CONNECTIONS", "many")
+    assert cli.main(["functions", "serve", "--root", str(REPO / "serverless" / "opencv"), "--port", "0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "CVAT_EXT_HTTP_MAX_CONNECTIONS" in line, line
+    assert loaded == []

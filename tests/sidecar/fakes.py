@@ -17,7 +17,19 @@ import numpy as np
 from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Label, LabelSet, Shape, ShapeType
-from cvat_ext.cvat.records import UNSET, Comment, Guide, Issue, Job, Membership, ServerInfo, Task, Unset, User
+from cvat_ext.cvat.records import (
+    UNSET,
+    Comment,
+    Guide,
+    Issue,
+    Job,
+    Membership,
+    ServerInfo,
+    Task,
+    Unset,
+    User,
+    ValidationLayout,
+)
 from cvat_ext.errors import CvatNotFoundError, CvatServerError
 from cvat_ext.qa.findings import Action, Finding, Severity, Source
 from cvat_ext.sidecar.interface import ConsensusOutcome, JobRef, ReplicaInput
@@ -39,6 +51,7 @@ class FakeCvat:
     guides: dict[int, Guide] = field(default_factory=dict)
     task_guides: dict[int, int] = field(default_factory=dict)
     assets: list[bytes] = field(default_factory=list)
+    layouts: dict[int, ValidationLayout] = field(default_factory=dict)
     fail: dict[str, int] = field(default_factory=dict)
     calls: collections.Counter[str] = field(default_factory=collections.Counter)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000))
@@ -150,6 +163,10 @@ class FakeCvat:
     def get_task(self, task_id: int) -> Task:
         self._call("GET /api/tasks/{id}")
         return Task(task_id, f"task {task_id}", None, self.task_guides.get(task_id), True, 1, 20, T0)
+
+    def get_validation_layout(self, task_id: int) -> ValidationLayout:
+        self._call("GET /api/tasks/{id}/validation_layout")
+        return self.layouts.get(task_id, ValidationLayout(None))
 
     def get_annotations(self, job_id: int) -> JobAnnotations:
         self._call("GET /api/jobs/{id}/annotations")

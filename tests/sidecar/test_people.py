@@ -135,6 +135,34 @@ def test_second_job_starts_from_the_first_jobs_model(
     assert pooled == [(where, n, 2, {"jobs": 2, "seen": [p1, p2]}) for n in ("ann1", "ann2", "ann3")]
 
 
+def test_a_person_renamed_between_two_cycles_keeps_their_pool(
+    cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path
+) -> None:
+    world = cvat_org_world
+    seed_sloppy_consensus(cvat_standin, world)
+    p1, p2 = world.parent_job_ids
+    for job_id in world.replica_job_ids[p2]:  # parent 2 is still being annotated in the first cycle
+        cvat_standin.set_job(job_id, state="in progress")
+    cfg = _settings(cvat_standin, world, tmp_path)
+    engine = CountingConsensus(ScriptedConsensus(lambda job_id: 1.0))
+    clock = Clock()
+    with _service(cvat_standin, world, cfg, clock, engine) as svc:
+        assert svc.run_once().failed_units == 0
+        assert engine.calls == [(p1, None)]
+        # ann3 becomes ann3-new in CVAT (same user id), then parent 2's replicas are completed
+        with cvat_standin.world.lock:
+            cvat_standin.world.users[world.user_ids["ann3"]].username = "ann3-new"
+        for job_id in world.replica_job_ids[p2]:
+            cvat_standin.set_job(job_id, state="completed")
+        clock.t += 60
+        assert svc.run_once().failed_units == 0
+        pooled = svc.store.pooled_models()
+    # parent 2 is fitted from ann3's model under the new name: the pool continued
+    assert engine.calls[1] == (p2, {n: {"jobs": 1, "seen": [p1]} for n in ("ann1", "ann2", "ann3-new")})
+    scope = f"project:{world.project_id}"
+    assert pooled == [(scope, n, 2, {"jobs": 2, "seen": [p1, p2]}) for n in ("ann1", "ann2", "ann3-new")]
+
+
 def test_a_cycle_replayed_after_a_crash_does_not_count_a_job_twice(
     cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path
 ) -> None:

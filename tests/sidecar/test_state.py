@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from cvat_ext.errors import ConfigError, StateStoreError
-from cvat_ext.sidecar.state import IssueRow, JobRow, StateStore, open_store
+from cvat_ext.sidecar.state import IssueRow, JobRow, Person, StateStore, open_store
+from cvat_ext.sidecar.state.base import SCHEMA_VERSION
 from tests.sidecar.crash import Clock
 
 
@@ -138,24 +139,38 @@ def test_postgres_unreachable_names_host_not_password() -> None:
     assert "hunter2" not in str(err.value) and "127.0.0.1:1/db" in str(err.value)
 
 
+ANN1, ANN2 = Person(3, "ann1"), Person(4, "ann2")
+
+
 def test_annotator_models_fold_once_per_job(store: StateStore) -> None:
     """Pooling: a new job starts from the latest posterior; a job scored again starts from the prior
     it was first fitted from, and keeps its place (issue 11, people not jobs)."""
     org = store.scoped("org")
-    assert org.pooled_prior("project:1", "ann1", 10) is None
-    org.fold_models("project:1", 10, [("ann1", None, {"n": 1}), ("ann2", None, {"n": 1, "who": "ann2"})])
-    assert org.pooled_prior("project:1", "ann1", 11) == {"n": 1}
-    org.fold_models("project:1", 11, [("ann1", {"n": 1}, {"n": 2})])
-    assert org.pooled_prior("project:1", "ann1", 10) is None  # job 10 again: its first prior
-    assert org.pooled_prior("project:1", "ann1", 11) == {"n": 1}
-    org.fold_models("project:1", 10, [("ann1", None, {"n": 1, "again": True})])  # job 10 re-scored
-    assert org.pooled_prior("project:1", "ann1", 12) == {"n": 2}  # the head is still job 11
+    assert org.pooled_prior("project:1", ANN1, 10) is None
+    org.fold_models("project:1", 10, [(ANN1, None, {"n": 1}), (ANN2, None, {"n": 1, "who": "ann2"})])
+    assert org.pooled_prior("project:1", ANN1, 11) == {"n": 1}
+    org.fold_models("project:1", 11, [(ANN1, {"n": 1}, {"n": 2})])
+    assert org.pooled_prior("project:1", ANN1, 10) is None  # job 10 again: its first prior
+    assert org.pooled_prior("project:1", ANN1, 11) == {"n": 1}
+    org.fold_models("project:1", 10, [(ANN1, None, {"n": 1, "again": True})])  # job 10 re-scored
+    assert org.pooled_prior("project:1", ANN1, 12) == {"n": 2}  # the head is still job 11
     assert org.pooled_models() == [("project:1", "ann1", 2, {"n": 2}),
                                    ("project:1", "ann2", 1, {"n": 1, "who": "ann2"})]
     assert org.pooled_models("task:3") == []
     # scopes and organizations are apart
-    assert org.pooled_prior("project:2", "ann1", 12) is None
-    assert store.scoped("other").pooled_prior("project:1", "ann1", 12) is None
+    assert org.pooled_prior("project:2", ANN1, 12) is None
+    assert store.scoped("other").pooled_prior("project:1", ANN1, 12) is None
+
+
+def test_a_renamed_person_keeps_their_pool(store: StateStore) -> None:
+    org = store.scoped("org")
+    org.fold_models("project:1", 10, [(ANN1, None, {"n": 1})])
+    renamed = Person(ANN1.user_id, "ann1-new")
+    assert org.pooled_prior("project:1", renamed, 11) == {"n": 1}
+    org.fold_models("project:1", 11, [(renamed, {"n": 1}, {"n": 2})])
+    # one pool, shown under the name last seen; a new person with the old name starts afresh
+    assert org.pooled_models() == [("project:1", "ann1-new", 2, {"n": 2})]
+    assert org.pooled_prior("project:1", Person(9, "ann1"), 12) is None
 
 
 def test_job_rows_carry_the_assignee_username(store: StateStore) -> None:
@@ -170,11 +185,11 @@ def test_job_rows_carry_the_assignee_username(store: StateStore) -> None:
 def test_a_version_2_store_gains_the_people_tables(backend: str, clock: Clock) -> None:
     with open_store(backend, clock=clock) as s:
         s.upsert_jobs([JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7)])
-        for table in ("users", "annotator_models"):
+        for table in ("users", "annotator_models", "annotator_models_by_name"):
             s._execute(f"DROP TABLE {table}")
         s._execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
     with open_store(backend, clock=clock) as s:
-        assert s.schema_version() == 3
+        assert s.schema_version() == SCHEMA_VERSION
         assert s.get_job(5) == JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7)
-        s.fold_models("task:1", 4, [("ann1", None, {"n": 1})])
-        assert s.pooled_prior("task:1", "ann1", 8) == {"n": 1}
+        s.fold_models("task:1", 4, [(ANN1, None, {"n": 1})])
+        assert s.pooled_prior("task:1", ANN1, 8) == {"n": 1}

@@ -57,7 +57,7 @@ from cvat_ext.functions.dev.workers import WorkerPool
 from cvat_ext.functions.embedding_cache import ENV_LOCAL_CACHE_SCOPE
 from cvat_ext.functions.handler import error_body
 from cvat_ext.functions.spec import FunctionYaml, HttpTrigger, load_function_config
-from cvat_ext.http_endpoint import BoundedHTTPServer, JsonRequestHandler, bind_server
+from cvat_ext.http_endpoint import BoundedHTTPServer, HttpLimits, JsonRequestHandler, bind_server
 
 __all__ = ["FunctionGateway", "LocalFunction", "load_function"]
 
@@ -371,7 +371,8 @@ class FunctionGateway:
     ``env`` overrides (``NAME=VALUE`` / ``FUNCTION:NAME=VALUE``) go on top of each yaml's
     ``spec.env``; ``workers`` replaces every function's ``numWorkers``. No function.yaml under
     ``roots`` (or none of ``names``) is a ConfigError; functions that fail to load are listed in
-    :attr:`failures` (name or yaml path -> reason) and not served.
+    :attr:`failures` (name or yaml path -> reason) and not served. The HTTP limits
+    (``CVAT_EXT_HTTP_*``, or ``limits``) are read first, so a bad one fails before any model loads.
     """
 
     def __init__(
@@ -385,7 +386,9 @@ class FunctionGateway:
         direct_ports: bool = True,
         env: Iterable[str] | EnvOverrides = (),
         workers: int | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
+        self.limits = limits or HttpLimits.from_env()
         roots = list(roots)
         wanted = set(names) if names is not None else None
         overrides = env if isinstance(env, EnvOverrides) else EnvOverrides.parse(env)
@@ -470,14 +473,20 @@ class FunctionGateway:
         if self._eager:
             self.load()
         dashboard = bind_server(
-            lambda address: _Server(address, _DashboardHandler), self.host, self._port, what="functions dashboard"
+            lambda address: _Server(address, _DashboardHandler, limits=self.limits),
+            self.host,
+            self._port,
+            what="functions dashboard",
         )
         dashboard.gateway = self
         self._serve(dashboard)
         for fn in self.ready_functions().values():
             if self._direct_ports:
                 direct = bind_server(
-                    lambda address: _Server(address, _DirectHandler), self.host, 0, what=f"function {fn.name}"
+                    lambda address: _Server(address, _DirectHandler, limits=self.limits),
+                    self.host,
+                    0,
+                    what=f"function {fn.name}",
                 )
                 direct.gateway = self
                 direct.function = fn

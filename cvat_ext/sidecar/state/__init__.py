@@ -12,14 +12,15 @@ from cvat_ext.sidecar.state.base import (
     AuditRecord,
     IssueRow,
     JobRow,
+    Person,
     QualificationRow,
     ScoreRow,
     StateStore,
     WorkRow,
 )
 
-__all__ = ["ActionRow", "AuditRecord", "IssueRow", "JobRow", "QualificationRow", "ScoreRow", "StateStore", "WorkRow",
-           "open_store"]
+__all__ = ["ActionRow", "AuditRecord", "IssueRow", "JobRow", "Person", "QualificationRow", "ScoreRow", "StateStore",
+           "WorkRow", "open_store"]
 
 
 def open_store(url: str, *, clock: Callable[[], float] = time.time, must_exist: bool = False) -> StateStore:

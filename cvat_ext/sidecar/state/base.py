@@ -20,8 +20,11 @@ What is kept (table: meaning):
 * ``qualification``: each annotator's standing against gold and the checks behind it;
 * ``users``: the CVAT username of every assignee seen, so job rows carry the name people read;
 * ``annotator_models``: each annotator's fitted consensus model, per pooling scope (a project or
-  a task), username and scored parent job: the prior that job's fit started from and the posterior
-  it produced (see :meth:`StateStore.pooled_prior`);
+  a task), CVAT user id (a rename keeps the pool; ``username`` is the latest name seen, for people
+  to read) and scored parent job: the prior that job's fit started from and the posterior it
+  produced (see :meth:`StateStore.pooled_prior`);
+* ``annotator_models_by_name``: models a version 3 store kept by username only, until that name
+  is seen with a user id (:meth:`StateStore.pooled_prior` then moves them under the id);
 * ``audit``: the append-only log (a trigger rejects UPDATE and DELETE).
 
 Times are epoch seconds (float) from the injected clock, except ``audit.at`` (ISO 8601 UTC).
@@ -51,8 +54,10 @@ from cvat_ext.errors import StateStoreError
 
 log = logging.getLogger(__name__)
 
-#: 3 added the ``users`` and ``annotator_models`` tables (created on migrate; no row changes)
-SCHEMA_VERSION = 3
+#: 3 added the ``users`` and ``annotator_models`` tables (created on migrate; no row changes);
+#: 4 keys ``annotator_models`` by CVAT user id (version 3's rows move to ``annotator_models_by_name``,
+#: and those whose name the ``users`` table knows for one id move back under that id)
+SCHEMA_VERSION = 4
 #: the org column of rows migrated from a version 1 (single-organization) store
 LEGACY_ORG = "*legacy*"
 
@@ -71,6 +76,15 @@ class JobRow:
     updated_date: str
     project_id: int | None = None
     assignee_username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A CVAT user as the annotator pool keys them: ``user_id`` (kept across renames) and the
+    ``username`` last seen (what people read)."""
+
+    user_id: int
+    username: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +189,11 @@ class AuditRecord:
 
 _META_DDL = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
+_V3_MODEL_COLUMNS = (
+    "scope TEXT NOT NULL, username TEXT NOT NULL, job_id BIGINT NOT NULL, seq BIGINT NOT NULL, prior TEXT, "
+    "posterior TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL"
+)
+
 #: version 2 keyed tables: name -> (columns after ``org``, primary key after ``org``, indexes)
 _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "cursors": ("name TEXT NOT NULL, value TEXT NOT NULL", "name", ()),
@@ -239,10 +258,16 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "users": ("user_id BIGINT NOT NULL, username TEXT NOT NULL", "user_id", ()),
     # pooling across jobs: one row per (scope, annotator, parent job); seq orders the folds
     "annotator_models": (
-        "scope TEXT NOT NULL, username TEXT NOT NULL, job_id BIGINT NOT NULL, seq BIGINT NOT NULL, prior TEXT, "
-        "posterior TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+        "scope TEXT NOT NULL, user_id BIGINT NOT NULL, username TEXT NOT NULL, job_id BIGINT NOT NULL, "
+        "seq BIGINT NOT NULL, prior TEXT, posterior TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL",
+        "scope, user_id, job_id",
+        ("scope", "user_id"),
+    ),
+    # version 3's annotator_models (keyed by username), until each name is seen with an id
+    "annotator_models_by_name": (
+        _V3_MODEL_COLUMNS,
         "scope, username, job_id",
-        ("scope",),
+        ("username",),
     ),
 }
 
@@ -397,9 +422,13 @@ class StateStore:
                 )
             if version == 1:
                 self._migrate_v1()
+            if version == 3:
+                self._migrate_v3()
             for name in _TABLES:
                 for statement in _table_ddl(name):
                     self._execute(statement)
+            if version == 3:
+                self._adopt_known_names()
             self._execute(_AUDIT_DDL.replace("{serial}", self.serial_ddl))
             self._execute(
                 "INSERT INTO meta(name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO UPDATE "
@@ -424,6 +453,60 @@ class StateStore:
             self._execute(f"DROP TABLE {name}_v1")
         if self._has_table("audit"):
             self._execute("ALTER TABLE audit ADD COLUMN org TEXT NOT NULL DEFAULT ''")
+
+    def _migrate_v3(self) -> None:
+        """Version 3 -> 4, step 1 (in the migration's transaction): the username-keyed models become
+        ``annotator_models_by_name``; the id-keyed table is then created empty."""
+        log.info("%s: migrating the state schema from version 3 to %d", self.description, SCHEMA_VERSION)
+        self._execute("ALTER TABLE annotator_models RENAME TO annotator_models_by_name")
+        # its index keeps its name through the rename: free the name for the new table's index
+        self._execute("DROP INDEX IF EXISTS annotator_models_v2_scope")
+
+    def _adopt_known_names(self) -> None:
+        """Version 3 -> 4, step 2: models under a name the ``users`` table gives to exactly one id
+        move under that id (the sighting that named the user happened before the migration)."""
+        rows = self._execute(
+            "SELECT u.org, u.user_id, u.username FROM users u WHERE NOT EXISTS (SELECT 1 FROM users v "
+            "WHERE v.org = u.org AND v.username = u.username AND v.user_id <> u.user_id) AND EXISTS "
+            "(SELECT 1 FROM annotator_models_by_name m WHERE m.org = u.org AND m.username = u.username)"
+        )
+        for org, user_id, username in rows:
+            self.scoped(str(org))._adopt_name(Person(int(user_id), str(username)))
+
+    def _adopt_name(self, person: Person) -> int:
+        """Move the models kept under ``person.username`` alone (version 3) under ``person.user_id``,
+        in every scope; returns the rows moved. They are older than any fold under the id, so they
+        go before them in ``seq``; a job the id already has a row for keeps that row."""
+        query = (
+            "SELECT scope, job_id, seq, prior, posterior, updated_at FROM annotator_models_by_name "
+            "WHERE org = ? AND username = ? ORDER BY scope, seq"
+        )
+        if not self._execute(query, (self.org, person.username)):
+            return 0  # the usual case, without taking the write lock
+        with self._transaction():
+            rows = self._execute(query, (self.org, person.username))
+            moved = 0
+            for scope in sorted({str(r[0]) for r in rows}):
+                mine = [r for r in rows if r[0] == scope]
+                first = self._execute(
+                    "SELECT MIN(seq) FROM annotator_models WHERE org = ? AND scope = ? AND user_id = ?",
+                    (self.org, scope, person.user_id),
+                )[0][0]
+                shift = 0 if first is None else int(first) - 1 - max(int(r[2]) for r in mine)
+                for _, job_id, seq, prior, posterior, updated_at in mine:
+                    moved += len(self._execute(
+                        "INSERT INTO annotator_models(org, scope, user_id, username, job_id, seq, prior, posterior, "
+                        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, scope, user_id, job_id) "
+                        "DO NOTHING RETURNING 1",
+                        (self.org, scope, person.user_id, person.username, job_id, int(seq) + shift, prior,
+                         posterior, updated_at),
+                    ))
+            self._execute(
+                "DELETE FROM annotator_models_by_name WHERE org = ? AND username = ?", (self.org, person.username)
+            )
+        log.info("%s: %d pooled models of %r (kept by name) now belong to user id %d",
+                 self.description, moved, person.username, person.user_id)
+        return moved
 
     def adopt_legacy(self, org: str) -> int:
         """Hand the rows a version 1 store had (one organization's) to ``org``; returns the rows
@@ -771,46 +854,51 @@ class StateStore:
 
     # --- workforce ------------------------------------------------------------------------------
     # --- annotator models (pooling across jobs) -----------------------------------------------------
-    def pooled_prior(self, scope: str, username: str, job_id: int) -> dict[str, Any] | None:
-        """The prior for fitting ``username`` on parent job ``job_id`` within ``scope``.
+    def pooled_prior(self, scope: str, person: Person, job_id: int) -> dict[str, Any] | None:
+        """The prior for fitting ``person`` on parent job ``job_id`` within ``scope``.
 
         A job scored before gets the prior it was first fitted from, so scoring it again (its
         replicas changed, or a cycle replayed after a crash) replaces its contribution instead of
-        adding it twice; a new job gets the latest posterior of the scope (None: no history)."""
+        adding it twice; a new job gets the latest posterior of the scope (None: no history).
+        Models a version 3 store kept under this username move under the user id first."""
+        self._adopt_name(person)
         own = self._execute(
-            "SELECT prior FROM annotator_models WHERE org = ? AND scope = ? AND username = ? AND job_id = ?",
-            (self.org, scope, username, job_id),
+            "SELECT prior FROM annotator_models WHERE org = ? AND scope = ? AND user_id = ? AND job_id = ?",
+            (self.org, scope, person.user_id, job_id),
         )
         if own:
             return json.loads(own[0][0]) if own[0][0] is not None else None
         head = self._execute(
-            "SELECT posterior FROM annotator_models WHERE org = ? AND scope = ? AND username = ? "
+            "SELECT posterior FROM annotator_models WHERE org = ? AND scope = ? AND user_id = ? "
             "ORDER BY seq DESC LIMIT 1",
-            (self.org, scope, username),
+            (self.org, scope, person.user_id),
         )
         return json.loads(head[0][0]) if head else None
 
     def fold_models(
-        self, scope: str, job_id: int, folds: Iterable[tuple[str, dict[str, Any] | None, dict[str, Any]]]
+        self, scope: str, job_id: int, folds: Iterable[tuple[Person, dict[str, Any] | None, dict[str, Any]]]
     ) -> None:
-        """Record, in one transaction, each (username, prior, posterior) of parent job ``job_id``:
+        """Record, in one transaction, each (person, prior, posterior) of parent job ``job_id``:
         the posterior fitted from ``prior`` (what :meth:`pooled_prior` gave). A job already folded
-        keeps its place and its first prior; only its posterior is replaced."""
+        keeps its place and its first prior; only its posterior is replaced. The person's rows
+        everywhere take the username given (a rename shows at once)."""
         with self._transaction():
-            for username, prior, posterior in folds:
+            for person, prior, posterior in folds:
+                self._adopt_name(person)
                 seq = self._execute(
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM annotator_models WHERE org = ? AND scope = ? "
-                    "AND username = ?",
-                    (self.org, scope, username),
+                    "AND user_id = ?",
+                    (self.org, scope, person.user_id),
                 )[0][0]
                 self._execute(
-                    "INSERT INTO annotator_models(org, scope, username, job_id, seq, prior, posterior, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, scope, username, job_id) DO UPDATE SET "
-                    "posterior = excluded.posterior, updated_at = excluded.updated_at",
+                    "INSERT INTO annotator_models(org, scope, user_id, username, job_id, seq, prior, posterior, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, scope, user_id, job_id) DO "
+                    "UPDATE SET posterior = excluded.posterior, updated_at = excluded.updated_at",
                     (
                         self.org,
                         scope,
-                        username,
+                        person.user_id,
+                        person.username,
                         job_id,
                         int(seq),
                         None if prior is None else json.dumps(prior, sort_keys=True),
@@ -818,20 +906,26 @@ class StateStore:
                         self.clock(),
                     ),
                 )
+                self._execute(
+                    "UPDATE annotator_models SET username = ? WHERE org = ? AND user_id = ? AND username <> ?",
+                    (person.username, self.org, person.user_id, person.username),
+                )
 
     def pooled_models(self, scope: str | None = None) -> list[tuple[str, str, int, dict[str, Any]]]:
-        """Per (scope, username): the jobs folded in and the latest posterior, sorted by scope and name."""
+        """Per (scope, person): the username last seen, the jobs folded in and the latest posterior,
+        sorted by scope and username."""
         where, params = ("AND scope = ?", (scope,)) if scope is not None else ("", ())
         rows = self._execute(
-            "SELECT scope, username, seq, posterior FROM annotator_models WHERE org = ? "
-            f"{where} ORDER BY scope, username, seq",
+            "SELECT scope, user_id, username, seq, posterior FROM annotator_models WHERE org = ? "
+            f"{where} ORDER BY scope, user_id, seq",
             (self.org, *params),
         )
-        latest: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
-        for sc, user, _, posterior in rows:
-            jobs = latest.get((sc, user), (0, {}))[0] + 1
-            latest[(sc, user)] = (jobs, json.loads(posterior))
-        return [(sc, user, jobs, model) for (sc, user), (jobs, model) in latest.items()]
+        latest: dict[tuple[str, int], tuple[str, int, dict[str, Any]]] = {}
+        for sc, user_id, user, _, posterior in rows:
+            jobs = latest.get((sc, user_id), ("", 0, {}))[1] + 1
+            latest[(sc, user_id)] = (str(user), jobs, json.loads(posterior))
+        out = [(sc, user, jobs, model) for (sc, _), (user, jobs, model) in latest.items()]
+        return sorted(out, key=lambda row: (row[0], row[1]))
 
     def start_work(self, row: WorkRow) -> None:
         """Remember that ``row.username`` works on ``row.job_id`` (first sighting wins; a new assignee restarts it)."""

@@ -29,6 +29,7 @@ def register(r: Router) -> None:
     r.add("GET", "/api/projects/{id}", get_project)
     r.add("GET", "/api/tasks", list_tasks)
     r.add("GET", "/api/tasks/{id}", get_task)
+    r.add("GET", "/api/tasks/{id}/validation_layout", get_validation_layout)
     r.add("GET", "/api/labels", list_labels)
     r.add("GET", "/api/labels/{id}", get_label)
     r.add("GET", "/api/jobs", list_jobs)
@@ -96,6 +97,10 @@ def list_projects(ctx: Request) -> Response:
 
 def get_task(ctx: Request) -> Response:
     return Response(body=ser.task(ctx.w, ctx.base_url, load_task(ctx, ctx.int_param())))
+
+
+def get_validation_layout(ctx: Request) -> Response:
+    return Response(body=ser.validation_layout(ctx.w, load_task(ctx, ctx.int_param())))
 
 
 def list_tasks(ctx: Request) -> Response:

@@ -55,8 +55,9 @@ def add_quality_settings(w: World, *, task_id: int | None, project_id: int | Non
 
 def build_task_jobs(w: World, task: TaskRec) -> None:
     """Annotation jobs per segment, each followed by its replicas; quality (+ consensus) settings."""
-    for start in range(0, task.size, task.segment_size):
-        stop = min(start + task.segment_size, task.size) - 1
+    annotated = task.size - task.validation_pool  # a gt_pool task's validation frames are in no annotation job
+    for start in range(0, annotated, task.segment_size):
+        stop = min(start + task.segment_size, annotated) - 1
         parent = add_job(w, task, "annotation", start, stop)
         for _ in range(task.consensus_replicas):
             add_job(w, task, "consensus_replica", start, stop, parent_job_id=parent.id)
