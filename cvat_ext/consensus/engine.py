@@ -246,17 +246,8 @@ def score_streams(
     ]
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
     source = _batched_source(sources, meta, settings)
-    return score_chunks(
-        names,
-        source,
-        labels,
-        meta,
-        settings,
-        progress=progress,
-        cache_objects=budget,
-        ground_truth=ground_truth,
-        priors=priors,
-    )
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
+                        ground_truth=ground_truth, priors=priors)
 
 
 def _batched_source(

@@ -44,7 +44,9 @@ def table_chunks(
         chunk_frames_idx = frames[lo : lo + chunk_frames]
         table, frame_pos, annotator = _chunk_rows(replicas, chunk_frames_idx)
         per_frame = tuple(
-            tuple(FrameAnnotations(frame, (), r.tags[frame]) if frame in r.tags else None for r in replicas)
+            tuple(
+                FrameAnnotations(frame, (), r.tags[frame]) if frame in r.tags else None for r in replicas
+            )
             for frame in chunk_frames_idx.tolist()
         )
         chunk = ChunkInput(tuple(chunk_frames_idx.tolist()), per_frame, n_annot)
@@ -120,14 +122,5 @@ def score_tables(
     names = tuple(replicas)
     source = table_source([replicas[n] for n in names], meta, settings)
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
-    return score_chunks(
-        names,
-        source,
-        labels,
-        meta,
-        settings,
-        progress=progress,
-        cache_objects=budget,
-        ground_truth=ground_truth,
-        priors=priors,
-    )
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
+                        ground_truth=ground_truth, priors=priors)
