@@ -39,6 +39,8 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
+from cvat_ext.consensus.keypoint_noise import KEYPOINT_FAMILIES, KeypointEvidence, KeypointFit, fit_keypoint_noise
+from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, size_bin, template
 from cvat_ext.consensus.reliability import (
     DawidSkene,
@@ -70,10 +72,12 @@ class FamilyEvidence:
     frame: list[IntArray] = field(default_factory=list)
     pairs: PairEvidence = field(init=False)
     corners: CornerEvidence = field(init=False)
+    keypoints: KeypointEvidence = field(init=False)
 
     def __post_init__(self) -> None:
         self.pairs = PairEvidence(self.n_annotators)
         self.corners = CornerEvidence(self.n_annotators)
+        self.keypoints = KeypointEvidence(self.n_annotators)
 
     def add(
         self,
@@ -83,9 +87,11 @@ class FamilyEvidence:
         pair_sim: FloatArray,
         strata: IntArray | None,
         xyxy: FloatArray | None = None,
+        keypoints: tuple[FloatArray, BoolArray, BoolArray] | None = None,
     ) -> None:
         """One cluster table: ``present (K, R)``, ``size (K,)`` px, ``frame (K,)``, ``pair_sim (K, P)``;
-        ``xyxy (K, R, 4)`` the member extents for families whose noise is read on the corners."""
+        ``xyxy (K, R, 4)`` the member extents for families whose noise is read on the corners;
+        ``keypoints``: ``xy (K, R, P, 2)``, ``has``, ``visible (K, R, P)`` for keypoint families."""
         self.present.append(present)
         self.size.append(size)
         self.frame.append(frame)
@@ -94,6 +100,8 @@ class FamilyEvidence:
         self.pairs.add(pair_sim, size, bins)
         if xyxy is not None:
             self.corners.add(xyxy, pair_sim, size, bins)
+        if keypoints is not None:
+            self.keypoints.add(*keypoints, size, bins)
 
 
 def cluster_size(xyxy: FloatArray, rows: IntArray, extents: FloatArray | None = None) -> FloatArray:
@@ -144,12 +152,17 @@ class AnnotatorModel:
     existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
+    def noise_weighted(self, family: str) -> bool:
+        """True when ``family``'s merge uses the fitted noise (weights, keep / drop): the extent
+        families, and the keypoint families where positions and visibility flips are fitted apart
+        (:class:`~cvat_ext.consensus.keypoint_noise.KeypointFit`)."""
+        return family in WEIGHTED_FAMILIES or isinstance(self.noise.get(family), KeypointFit)
+
     def member_weights(self, family: str, size: FloatArray) -> FloatArray | None:
         """(K, R) inverse-variance fusion weights of each annotator at cluster sizes ``size (K,)``
         (scaled to max 1 per cluster), None when the family's noise was not fitted."""
         fit = self.noise.get(family)
-        # OKS families: visibility flips blur the keypoint noise fit; their merge keeps its weights
-        if fit is None or family not in WEIGHTED_FAMILIES or not np.any(fit.pairs > 0):
+        if fit is None or not self.noise_weighted(family) or not np.any(fit.pairs > 0):
             return None
         # tabulated on the fine size bins once per family: a lookup per cluster, not arithmetic
         table = self._weight_tables.get(family)
@@ -161,6 +174,19 @@ class AnnotatorModel:
             table = self._weight_tables[family] = w / w.max(axis=1, keepdims=True)
         return np.asarray(table[_fine_bin(size)], dtype=np.float64)
 
+    def visibility_vote(self, family: str) -> tuple[FloatArray, float] | None:
+        """For a keypoint family's fused visibility: ``(R,)`` each annotator's vote weight
+        ``ln((1 - f_r) / f_r)`` (its flip rate ``f_r``, kept within [0.5 %, 45 %]) and the prior
+        log-odds ``ln(pi / (1 - pi))`` of a true keypoint being visible; a keypoint is visible where
+        the votes of the members (+ visible, - outside) and the prior sum above 0 (the posterior
+        under independent flips). None when the family has no keypoint fit."""
+        fit = self.noise.get(family)
+        if not isinstance(fit, KeypointFit) or not np.any(fit.pairs > 0):
+            return None
+        f = np.clip(fit.flip, 0.005, 0.45)
+        pi = float(np.clip(fit.visible_share, 0.02, 0.98))
+        return np.asarray(np.log((1 - f) / f), dtype=np.float64), float(np.log(pi / (1 - pi)))
+
     def keep_probability(
         self, family: str, present: BoolArray, stratum: IntArray | None, size: FloatArray
     ) -> FloatArray | None:
@@ -168,12 +194,11 @@ class AnnotatorModel:
         its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster of
         one drawing, the probability that this drawing matches the truth at the job's threshold
         (a lone 15 px-jitter box on a 10 px sign is a false positive even where the sign is real).
-        None when the family's size-aware existence was not fitted or is not weighted (keypoints)."""
+        None when the family's size-aware existence was not fitted or the family is not
+        :meth:`noise_weighted`."""
         by_size = self.existence_by_size.get(family)
         hit = self.truth_hit.get(family)
-        # keypoint families: the OKS noise fit absorbs visibility flips (see member_weights), and
-        # per size group their existence fit cost merged F1 with five replicas: the job-wide model
-        if by_size is None or hit is None or family not in WEIGHTED_FAMILIES:
+        if by_size is None or hit is None or not self.noise_weighted(family):
             return None
         present = np.asarray(present, dtype=bool)
         p_real = existence_posterior_by_size(by_size, present, stratum, size)
@@ -292,20 +317,28 @@ def fit_annotator_model(
             for r, pr in prior_of.items()
             if family in pr.get("noise", {})
         }
-        fit = noise[family] = fit_noise(
-            ev.pairs,
-            iou_thr,
-            template(family, oks_sigma),
-            {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
-            ev.corners if family in WEIGHTED_FAMILIES else None,
-        )
+        if family in KEYPOINT_FAMILIES and ev.keypoints.has.sum() > 0:
+            fit: NoiseFit = _fit_keypoints(family, ev, link_thr, oks_sigma, prior_of)
+        else:
+            fit = fit_noise(
+                ev.pairs,
+                iou_thr,
+                template(family, oks_sigma),
+                {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
+                ev.corners if family in WEIGHTED_FAMILIES else None,
+            )
+        noise[family] = fit
         present = np.concatenate(ev.present)
         size = np.concatenate(ev.size)
         frames = np.concatenate(ev.frame)
         model = existence.get(family)
         if model is not None:
             # who drew a cluster, weighed with how likely each drawing was to link at its size
-            link = link_table(fit, template(family, oks_sigma), link_thr)
+            link = (
+                fit.link_table(link_thr)
+                if isinstance(fit, KeypointFit)
+                else link_table(fit, template(family, oks_sigma), link_thr)
+            )
             strata = np.concatenate(ev.strata)
             sized[family], real = fit_sized_existence(model, link, present, strata, size)
             by_size[family] = fit_existence_by_size(model, present, strata, size)
@@ -317,9 +350,13 @@ def fit_annotator_model(
             real = (present.sum(axis=1) >= quorum).astype(np.float64)
             unseen_share = 0.0
             objects = real
-        moments = tuple(
-            col.reshape(-1, n)
-            for col in template(family, oks_sigma).moments(fit.mean_square(_FINE_CENTRES).ravel(), iou_thr)
+        moments = (
+            fit.moments(_FINE_CENTRES, iou_thr)
+            if isinstance(fit, KeypointFit)
+            else tuple(
+                col.reshape(-1, n)
+                for col in template(family, oks_sigma).moments(fit.mean_square(_FINE_CENTRES).ravel(), iou_thr)
+            )
         )
         truth_hit[family] = moments[0]
         job.add(present, real, size, moments, objects, unseen_share)
@@ -362,6 +399,28 @@ def fit_annotator_model(
     return AnnotatorModel(
         names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit, existence_by_size=by_size
     )
+
+
+def _fit_keypoints(
+    family: str, ev: FamilyEvidence, link_thr: float, oks_sigma: float, prior_of: Mapping[int, Mapping[str, Any]]
+) -> KeypointFit:
+    """Keypoint positions and visibility flips (:mod:`~cvat_ext.consensus.keypoint_noise`), pooled
+    with the annotators' priors (an earlier layout without ``flip`` counts as no flips)."""
+    n = ev.n_annotators
+    per_annot = np.zeros(n)
+    for p, (r, s) in enumerate(annotator_pairs(n)):
+        per_annot[[r, s]] += ev.pairs.count[:, p].sum()
+    prior = {
+        r: (
+            float(pr["noise"][family]["alpha"]),
+            float(pr["noise"][family]["beta"]),
+            float(pr["noise"][family].get("flip", 0.0) or 0.0),
+            min(float(pr["noise"][family]["pairs"]), PRIOR_CAP),
+        )
+        for r, pr in prior_of.items()
+        if family in pr.get("noise", {})
+    }
+    return fit_keypoint_noise(ev.keypoints, per_annot, link_thr, oks_sigma, prior)
 
 
 def _f(v: float | np.floating[Any]) -> float:
@@ -499,6 +558,7 @@ def _model_dict(
                 "alpha": num(float(fit.alpha[r])),
                 "beta": num(float(fit.beta[r])),
                 "pairs": num(float(fit.pairs[r])),
+                **({"flip": num(float(fit.flip[r]))} if isinstance(fit, KeypointFit) else {}),
             }
             for family, fit in noise.items()
         },

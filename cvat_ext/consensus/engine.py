@@ -27,12 +27,13 @@ import numpy as np
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Tag
 from cvat_ext.annotations.tracks import iter_frames
-from cvat_ext.consensus.annotator_model import FamilyEvidence, cluster_size, fit_annotator_model
+from cvat_ext.consensus.annotator_model import WEIGHTED_FAMILIES, FamilyEvidence, cluster_size, fit_annotator_model
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
 from cvat_ext.consensus.gt_anchor import GtTally
+from cvat_ext.consensus.keypoint_noise import KEYPOINT_FAMILIES
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
 from cvat_ext.consensus.reliability import (
@@ -44,7 +45,7 @@ from cvat_ext.consensus.reliability import (
 )
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
-from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, sigmas_by_skeleton
+from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
 from cvat_ext.geometry import SimilarityParams
@@ -328,7 +329,12 @@ def score_chunks(
                 batch.frames[table.frame_pos],
                 table.pair_sim,
                 chunk_strata.get(key),
-                extents if batch.family in EXTENT_FAMILIES else None,
+                # the extents' corners for every family whose noise weighs the merge (ellipses:
+                # centre +- radii, the axes as drawn)
+                extents if batch.family in WEIGHTED_FAMILIES else None,
+                member_keypoints(batch, rows)
+                if batch.family in KEYPOINT_FAMILIES and batch.shapes is not None
+                else None,
             )
             if gt is not None:
                 gt.add_batch(batch, params)

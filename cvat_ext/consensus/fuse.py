@@ -25,8 +25,11 @@ from cvat_ext.consensus.merge import (
     MaskView,
     MemberRuns,
     fuse_boxes,
+    fuse_ellipses,
     fuse_keypoints,
+    fuse_keypoints_iv,
     fuse_masks,
+    fuse_points,
     fuse_polygons,
     fuse_skeleton,
     member_rows,
@@ -44,6 +47,9 @@ from cvat_ext.consensus.tally import JobTally
 from cvat_ext.geometry import SimilarityParams
 
 _MASK_CODE = list(ShapeType).index(ShapeType.MASK)
+#: families fused member by member from their geometry (centre/axes/angle, points) with the
+#: annotator model's inverse-variance weights; without the model they keep the weighted medoid
+_FUSED_BY_NOISE = frozenset({"ellipse", "points"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -364,7 +370,7 @@ class ChunkMerger:
         pick: IntArray | None = None
         if method == "nearest":
             pick = nearest_to_mean(batch.xyxy[safe], present_k)
-        elif family not in ("segment", "skeleton"):
+        elif family not in ("segment", "skeleton") and not (family in _FUSED_BY_NOISE and self._noise_weighted(family)):
             pick = weighted_medoid(table.pair_sim[idx], present_k, w)
         if pick is not None and family == "rectangle" and idx.size:
             chosen = rows_k[np.arange(idx.size), pick]
@@ -409,9 +415,24 @@ class ChunkMerger:
         kp_label, xy, fl = keypoint_columns(batch, rows_k)
         present = rows_k >= 0
         weight = w * present
-        fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
+        vote = self._visibility_vote(batch.family)
+        if vote is not None:  # the annotator model's noise: inverse-variance mean, flip-rate vote
+            fused_xy, outside, occluded = fuse_keypoints_iv(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight, *vote)
+        else:
+            fused_xy, outside, occluded = fuse_keypoints(xy, fl[..., 0], fl[..., 1], fl[..., 2], weight)
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
         return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])
+
+    def _noise_weighted(self, family: str) -> bool:
+        """True when the merge weighs ``family``'s members by the annotator model's inverse variance."""
+        am = self.model.annotator_model
+        return am is not None and self.settings.method != "nearest" and am.noise_weighted(family)
+
+    def _visibility_vote(self, family: str) -> tuple[FloatArray, float] | None:
+        """The annotator model's visibility vote of a keypoint family (None: not fitted, or the
+        merge does not use the model)."""
+        am = self.model.annotator_model
+        return None if am is None or self.settings.method == "nearest" else am.visibility_vote(family)
 
     def _fuse_members(
         self, members: list[tuple[int, Shape]], weights: FloatArray, common: dict[str, Any]
@@ -420,7 +441,18 @@ class ChunkMerger:
         shapes = [sh for _, sh in members]
         method = self.settings.method
         if shapes[0].type is ShapeType.SKELETON:
-            return Shape(type=ShapeType.SKELETON, points=np.zeros((0, 2)), elements=fuse_skeleton(shapes, w), **common)
+            model_vote = self._visibility_vote(shapes[0].type.value)
+            vote = None if model_vote is None else (model_vote[0][[r for r, _ in members]], model_vote[1])
+            elements = fuse_skeleton(shapes, w, vote)
+            return Shape(type=ShapeType.SKELETON, points=np.zeros((0, 2)), elements=elements, **common)
+        if all(sh.type is ShapeType.ELLIPSE for sh in shapes):
+            cxcy_rxry = np.array([sh.ellipse_cxcy_rxry for sh in shapes])
+            (cx, cy, rx, ry), angle = fuse_ellipses(cxcy_rxry, np.array([sh.rotation for sh in shapes]), w)
+            return Shape(type=ShapeType.ELLIPSE, points=np.array([cx, cy, cx + rx, cy - ry]), rotation=angle, **common)
+        if all(sh.type is ShapeType.POINTS for sh in shapes):
+            points = fuse_points([sh.points for sh in shapes], w)
+            if points is not None:
+                return Shape(type=ShapeType.POINTS, points=points, **common)
         if all(sh.type is ShapeType.POLYGON for sh in shapes):
             poly = fuse_polygons([sh.points for sh in shapes], w, method, self.settings.mask_vote_thr)
             if poly is not None:

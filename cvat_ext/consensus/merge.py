@@ -474,34 +474,45 @@ def weighted_median(values: FloatArray, weight: FloatArray) -> float:
     return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
-def fuse_skeleton(members: Sequence[Shape], weight: FloatArray) -> tuple[Shape, ...]:
+def fuse_skeleton(
+    members: Sequence[Shape], weight: FloatArray, vote: tuple[FloatArray, float] | None = None
+) -> tuple[Shape, ...]:
     """Fused keypoint elements: per keypoint label, the weighted median of visible members' xy,
-    visible when the weight of members that see it reaches half of the members' weight."""
-    by_label: dict[int, list[tuple[Shape, float]]] = {}
-    for member, w in zip(members, weight, strict=True):
+    visible when the weight of members that see it reaches half of the members' weight.
+
+    ``vote``: the annotator model's ``(n,)`` members' visibility vote weights and the prior's
+    log-odds (:func:`fuse_keypoints_iv`'s rule): then the weighted mean (``weight``: inverse
+    variances) and the flip-rate vote."""
+    by_label: dict[int, list[tuple[Shape, float, float]]] = {}
+    ballots = np.zeros(len(members)) if vote is None else vote[0]
+    for member, w, b in zip(members, weight, ballots, strict=True):
         for element in member.elements:
-            by_label.setdefault(element.label_id, []).append((element, float(w)))
+            by_label.setdefault(element.label_id, []).append((element, float(w), float(b)))
     out: list[Shape] = []
     total = float(weight.sum())
     for label_id in sorted(by_label):
         entries = by_label[label_id]
-        seen = [(e, w) for e, w in entries if not e.outside]
-        visible_w = sum(w for _, w in seen)
-        use = seen or entries
+        seen = [(e, w) for e, w, _ in entries if not e.outside]
+        use = seen or [(e, w) for e, w, _ in entries]
         xy = np.array([e.points.reshape(-1, 2)[0] for e, _ in use])
         ww = np.array([w for _, w in use])
-        point = (weighted_median(xy[:, 0], ww), weighted_median(xy[:, 1], ww))
+        if vote is None:
+            point = np.array([(weighted_median(xy[:, 0], ww), weighted_median(xy[:, 1], ww))])
+            outside = sum(w for _, w in seen) < 0.5 * total
+        else:
+            point = (ww @ xy / max(float(ww.sum()), 1e-300))[None, :]
+            outside = sum(b if not e.outside else -b for e, _, b in entries) + vote[1] <= 0
         first = use[0][0]
         out.append(
             Shape(
                 type=ShapeType.POINTS,
                 frame=first.frame,
                 label_id=label_id,
-                points=np.array([point]),
-                outside=visible_w < 0.5 * total,
-                occluded=sum(w for e, w in entries if e.occluded) > 0.5 * total,
+                points=point,
+                outside=bool(outside),
+                occluded=sum(w for e, w, _ in entries if e.occluded) > 0.5 * total,
                 source=SOURCE,
-                attributes=vote_attributes([e for e, _ in entries], [w for _, w in entries]),
+                attributes=vote_attributes([e for e, _, _ in entries], [w for _, w, _ in entries]),
             )
         )
     return tuple(out)
@@ -532,6 +543,72 @@ def fuse_keypoints(
     outside = seen.sum(axis=1) < 0.5 * total
     occ = (w * occluded).sum(axis=1) > 0.5 * total
     return out, outside, occ
+
+
+def fuse_keypoints_iv(
+    xy: FloatArray,
+    has: BoolArray,
+    visible: BoolArray,
+    occluded: BoolArray,
+    weight: FloatArray,
+    vote: FloatArray,
+    prior_logodds: float,
+) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Keypoint fusion with the annotator model's noise (inverse-variance fusion).
+
+    Same arrays as :func:`fuse_keypoints`; ``weight (K, R)`` each member's inverse position variance
+    at its cluster's size (0 if absent); ``vote (R,)`` the annotators' visibility vote weights and
+    ``prior_logodds`` the prior's (:meth:`AnnotatorModel.visibility_vote`). Position: the weighted
+    mean of the members that see the keypoint (of all that placed it when none sees it): the
+    minimum-variance estimate under independent Gaussian noise. Visible: where the members' votes
+    (``+vote_r`` visible, ``-vote_r`` outside) and the prior sum above 0. Returns fused
+    ``xy (K, P, 2)``, ``outside (K, P)`` and ``occluded (K, P)``."""
+    w = np.broadcast_to(weight[:, :, None], has.shape) * has
+    seen = w * visible
+    use = np.where((seen.sum(axis=1) > 0)[:, None, :], seen, w)
+    total = np.maximum(use.sum(axis=1), 1e-300)
+    out = np.einsum("krp,krpc->kpc", use, xy) / total[..., None]
+    ballot = np.where(has, np.where(visible, 1.0, -1.0), 0.0) * vote[None, :, None]
+    outside = ballot.sum(axis=1) + prior_logodds <= 0
+    occ = (w * occluded).sum(axis=1) > 0.5 * np.maximum(w.sum(axis=1), 1e-300)
+    return out, outside, occ
+
+
+# ---------------------------------------------------------------------------------------------
+# points and ellipses
+
+
+def fuse_points(points: Sequence[FloatArray], weight: FloatArray) -> FloatArray | None:
+    """Inverse-variance fusion of ``points`` shapes: the weighted mean of each point over the members
+    ``points`` ((P, 2) each, px), ``weight (n,)`` their inverse position variances; None when the
+    members do not have the same number of points (no correspondence: the caller keeps a member)."""
+    if not points or len({p.shape for p in points}) != 1 or float(weight.sum()) <= 0:
+        return None
+    stack = np.stack([np.asarray(p, dtype=np.float64) for p in points])
+    return np.asarray(np.einsum("n,npc->pc", weight, stack) / float(weight.sum()), dtype=np.float64)
+
+
+def fuse_ellipses(cxcy_rxry: FloatArray, rotation: FloatArray, weight: FloatArray) -> tuple[FloatArray, float]:
+    """Inverse-variance fusion of ellipses: ``cxcy_rxry (n, 4)`` centres and radii px, ``rotation (n,)``
+    degrees, ``weight (n,)`` -> fused ``(4,)`` and rotation (degrees, [0, 180)).
+
+    An ellipse is the same shape as its radii swapped and turned by 90 degrees, and the same turned
+    by 180: each member is first written in the form whose axes are closest to the heaviest
+    member's (``rx`` along the same direction); then centre and radii are weighted means and the
+    angle the weighted circular mean of twice the angle (axial data)."""
+    ref = int(np.argmax(weight))
+    rot = np.asarray(rotation, dtype=np.float64)
+    radii = np.asarray(cxcy_rxry[:, 2:], dtype=np.float64)
+    # angle between each member's x-axis and the reference's, folded into [-90, 90)
+    delta = np.mod(rot - rot[ref] + 90.0, 180.0) - 90.0
+    swap = np.abs(delta) > 45.0
+    radii = np.where(swap[:, None], radii[:, ::-1], radii)
+    rot = np.where(swap, rot - np.sign(delta) * 90.0, rot)
+    total = float(weight.sum())
+    out = np.concatenate([weight @ cxcy_rxry[:, :2], weight @ radii]) / total
+    doubled = np.deg2rad(2.0 * rot)
+    angle = np.rad2deg(np.arctan2(weight @ np.sin(doubled), weight @ np.cos(doubled))) / 2.0
+    return np.asarray(out, dtype=np.float64), float(np.mod(angle, 180.0))
 
 
 # ---------------------------------------------------------------------------------------------

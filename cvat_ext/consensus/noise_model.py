@@ -205,16 +205,50 @@ def corner_cells(
     return out
 
 
+def _nnls_alpha_beta(design: FloatArray, target: FloatArray, weight: FloatArray) -> tuple[float, float]:
+    """Weighted NNLS of ``target (M,) ~ design (M, 2) @ (alpha, beta)``, ``weight (M,)`` per row."""
+    scale = np.abs(design).max(axis=0)
+    w = weight[:, None]
+    coef, _ = nnls(design / scale * w, target * weight)
+    alpha, beta = coef / scale
+    return float(alpha), float(beta)
+
+
 def fit_corner_noise(cells: list[CornerCells]) -> tuple[FloatArray, FloatArray]:
     """Per annotator ``alpha, beta (R,)`` of the extents' corner variance ``alpha / s^2 + beta``
     (relative units) by NNLS over its :func:`corner_cells`."""
-    n = len(cells)
+    fits = [_nnls_alpha_beta(cell.design, cell.target, cell.weight) for cell in cells]
+    return np.array([a for a, _ in fits]), np.array([b for _, b in fits])
+
+
+@dataclass
+class BinnedCovariance:
+    """Covariance sums per (size bin, annotator), ``(B, R)`` each: ``sum_cov`` of an annotator's
+    offsets to two others over the object size squared, ``sum_inv_s2`` of ``1/s^2``, ``count``
+    (the keypoint model's, which picks its triples by the partners' link before summing)."""
+
+    sum_cov: FloatArray
+    sum_inv_s2: FloatArray
+    count: FloatArray
+
+
+def fit_binned_covariance(
+    ev: BinnedCovariance, trust: FloatArray, min_count: int = 5, min_trust: float = 0.5
+) -> tuple[FloatArray, FloatArray] | None:
+    """Per annotator ``alpha, beta (R,)`` of ``alpha / s^2 + beta`` by NNLS over its size bins,
+    weighed by ``trust (B, R)``; bins under ``min_trust`` are left out unless fewer than two bins or
+    :data:`MIN_CORNER_TRIPLES` triples are left. None when an annotator has no usable bin."""
+    n = ev.count.shape[1]
     alpha, beta = np.zeros(n), np.zeros(n)
-    for r, cell in enumerate(cells):
-        scale = np.abs(cell.design).max(axis=0)
-        w = cell.weight[:, None]
-        coef, _ = nnls(cell.design / scale * w, cell.target * w[:, 0])
-        alpha[r], beta[r] = coef / scale
+    for r in range(n):
+        ok = (ev.count[:, r] >= min_count) & (trust[:, r] >= min_trust)
+        if ok.sum() < 2 or ev.count[ok, r].sum() < MIN_CORNER_TRIPLES:
+            ok = (ev.count[:, r] >= min_count) & (trust[:, r] > 0)
+        if not ok.any():
+            return None
+        c = ev.count[ok, r]
+        design = np.stack([ev.sum_inv_s2[ok, r] / c, np.ones(int(ok.sum()))], axis=1)
+        alpha[r], beta[r] = _nnls_alpha_beta(design, ev.sum_cov[ok, r] / c, np.sqrt(c) * trust[ok, r])
     return alpha, beta
 
 

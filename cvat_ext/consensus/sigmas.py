@@ -49,6 +49,34 @@ def keypoint_columns(batch: ReplicaBatch, rows_k: IntArray) -> tuple[IntArray, F
     return kp_label, xy, flags
 
 
+def points_columns(batch: ReplicaBatch, rows_k: IntArray) -> tuple[FloatArray, BoolArray]:
+    """Points of ``points`` clusters, columnar: ``rows_k (K, R)`` -> ``xy (K, R, P, 2)`` pixels and
+    ``has (K, R, P)``, P the most points of a member; a member has its cluster's points when it
+    has as many as the cluster's largest member (shapes of other counts never match: OKS 0)."""
+    present = rows_k >= 0
+    count = np.zeros(rows_k.shape, dtype=np.int64)
+    member_rows = rows_k[present].tolist()
+    count[present] = [batch.shape(i).points.shape[0] for i in member_rows]
+    p = int(count.max()) if count.size else 0
+    xy = np.zeros((*rows_k.shape, p, 2))
+    full = present & (count == count.max(axis=1, keepdims=True)) if count.size else present
+    for (k, r), i in zip(np.argwhere(full).tolist(), rows_k[full].tolist(), strict=True):
+        xy[k, r] = batch.shape(i).points
+    has = np.broadcast_to(full[:, :, None], (*rows_k.shape, p)).copy()
+    return xy, has
+
+
+def member_keypoints(batch: ReplicaBatch, rows_k: IntArray) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Keypoints of the clusters ``rows_k (K, R)`` of a ``skeleton`` or ``points`` batch:
+    ``xy (K, R, P, 2)`` px, ``has`` (the member placed the keypoint) and ``visible`` (not
+    ``outside``; every point of a ``points`` shape), ``(K, R, P)`` each."""
+    if batch.family == "points":
+        xy, has = points_columns(batch, rows_k)
+        return xy, has, has
+    _, xy, flags = keypoint_columns(batch, rows_k)
+    return xy, flags[..., 0], flags[..., 1]
+
+
 class SigmaAccumulator:
     """Spread of matched keypoints, summed chunk by chunk, per element label id."""
 
