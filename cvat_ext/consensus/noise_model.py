@@ -182,6 +182,8 @@ def corner_cells(
     pairs = annotator_pairs(n)
     index = {pair: p for p, pair in enumerate(pairs)}
     triples = annotator_triples(n)
+    if not triples:  # two annotators: no triple, the pairs alone
+        return None
     cols = [(index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]) for r, a, b in triples]
     factor = np.stack([shrink[:, pa] * shrink[:, pb] for pa, pb in cols], axis=1)  # (B, T)
     noise = np.stack([np.sqrt(spread2[:, pa] * spread2[:, pb]) for pa, pb in cols], axis=1)  # (B, T)
