@@ -1,16 +1,19 @@
-"""Benchmark: the sidecar's consensus unit, from CVAT bodies to what it publishes, per object and columnar.
+"""Benchmark: the sidecar's consensus unit, from CVAT's response bytes to what it publishes, per object and columnar.
 
 A 3-replica job (``bench/consensus_generator.py``: precise / moderate / sloppy, 20 boxes a frame,
-1,000 frames by default) is turned into the ``GET /api/jobs/{id}/annotations`` bodies the CVAT
-client hands the sidecar (decoded JSON). Both paths then do what the sidecar's consensus unit does
-with them up to the HTTP calls, in this process, timed side by side (best of ``--repeat``, CPU
-time of one core):
+1,000 frames by default) is turned into the ``GET /api/jobs/{id}/annotations`` response bodies
+CVAT sends (JSON bytes, as ``json.dumps`` writes them). Both paths start from those same bytes and
+do what the sidecar's consensus unit does with them up to the HTTP calls, in this process, timed
+side by side (best of ``--repeat``, CPU time of one core, each run from a collected heap; the HTTP
+exchange itself is not timed):
 
-* ``per-object`` (the sidecar before issue 12): ``parse_job_annotations`` per body (``Shape``
+* ``per-object`` (the sidecar before issue 12): the body decoded as the CVAT client decoded it
+  (``json.loads`` of the response's data, a dict), ``parse_job_annotations`` per body (``Shape``
   objects), ``score_replicas``, one ``Finding`` per consensus finding and replica at fault,
   ``decide``, the findings metric counted one finding at a time and the publisher's pick over all
   of them, the merge built as ``JobAnnotations`` and dumped as the PUT body;
-* ``columnar``: ``read_annotations_body`` per body (columns), the sidecar's
+* ``columnar`` (the sidecar now: ``CvatClient.get_annotations_bytes``): ``read_annotations_bytes``
+  per body (msgspec decodes the bytes straight into columns), the sidecar's
   ``ConsensusEngineRunner`` (``score_tables``; findings per replica as ``ReplicaFindings``
   columns), the metric counted per severity, the publisher's pick over the columns, the merge
   written from its columns as the PUT body.
@@ -30,6 +33,7 @@ and writes ``bench/results/sidecar_consensus.json``.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -45,7 +49,7 @@ from consensus_generator import Scenario, generate
 from cvat_sdk.api_client.model_utils import to_json
 from results_io import BenchResults
 
-from cvat_ext.annotations.columnar_json import read_annotations_body
+from cvat_ext.annotations.columnar_json import read_annotations_bytes
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.consensus.engine import score_replicas
 from cvat_ext.consensus.replica_findings import at_fault, on_replica
@@ -95,14 +99,16 @@ def main() -> None:
     args = parser.parse_args()
 
     g = generate(Scenario(kind=args.kind, frames=args.frames, objects_per_frame=20, seed=0))
-    bodies = {100 + i: dump_job_annotations(ann) for i, ann in enumerate(g.replicas.values())}
+    # what CVAT sends: the response bytes both paths start from
+    bodies = {100 + i: json.dumps(dump_job_annotations(ann)).encode() for i, ann in enumerate(g.replicas.values())}
     settings = ConsensusSettings(iou_thr=0.5)
     runner = ConsensusEngineRunner(settings)
     metrics = SidecarMetrics()  # a registry of its own, as the cycle's
     stages: dict[str, float] = {}
 
     def per_object(policy: Policy) -> Unit:
-        objects = {f"job{j}": parse_job_annotations(b, where=f"job {j}") for j, b in bodies.items()}
+        # the client's decode (Transport.json) then the per-object parser
+        objects = {f"job{j}": parse_job_annotations(json.loads(b), where=f"job {j}") for j, b in bodies.items()}
         result = score_replicas(objects, g.labels, g.meta, settings)
         job_of = {f"job{j}": j for j in bodies}
         numbers = {a.annotator: AnnotatorAccuracy.from_stats(a, job_of[a.annotator]) for a in result.annotators}
@@ -121,7 +127,7 @@ def main() -> None:
         clock = time.process_time
         t0 = clock()
         inputs = [
-            ReplicaInput(j, None, columns=read_annotations_body(b, where=f"job {j}", last_frame=g.meta.stop_frame))
+            ReplicaInput(j, None, columns=read_annotations_bytes(b, where=f"job {j}", last_frame=g.meta.stop_frame))
             for j, b in bodies.items()
         ]
         t1 = clock()
@@ -158,6 +164,9 @@ def main() -> None:
         units: dict[str, Unit] = {}
         for _ in range(args.repeat):
             for name, run in runs.items():
+                # untimed: the other path's garbage (the per-object result holds reference cycles,
+                # so it waits for the collector) would otherwise slow the next run's allocations
+                gc.collect()
                 t0 = time.process_time()
                 units[name] = run(policy)
                 timings[name] = min(timings.get(name, float("inf")), time.process_time() - t0)

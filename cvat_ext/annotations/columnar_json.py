@@ -65,8 +65,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.gc_pause import gc_paused
-from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap
-from cvat_ext.annotations.model import Attribute, Shape, ShapeType, Tag
+from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap, keys_once
+from cvat_ext.annotations.model import Attribute, ShapeType, Tag
 from cvat_ext.annotations.table import (
     SHAPE_TYPES,
     TYPE_CODE,
@@ -129,7 +129,18 @@ class _Body(msgspec.Struct):
     intervals: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
+class _TopValues(msgspec.Struct):
+    """The values of the top-level keys as spans of the text (:func:`json_scan.keys_once`)."""
+
+    version: msgspec.Raw = msgspec.Raw()
+    tags: msgspec.Raw = msgspec.Raw()
+    shapes: msgspec.Raw = msgspec.Raw()
+    tracks: msgspec.Raw = msgspec.Raw()
+    intervals: msgspec.Raw = msgspec.Raw()
+
+
 _DECODER: Final = msgspec.json.Decoder(_Body)
+_TOP_VALUES: Final = msgspec.json.Decoder(_TopValues)
 _SHAPES_DECODER: Final = msgspec.json.Decoder(list[_Shape])
 #: bodies of this size or more have their shapes decoded a block at a time ...
 SPLIT_BYTES: Final = 128 << 20
@@ -146,8 +157,7 @@ _SAMPLE_BYTES: Final = 1 << 20
 BLOCK_ITEMS: Final = 20_000
 #: ... and at most about this much of its text
 BLOCK_BYTES: Final = 4 << 20
-#: a top-level key the fast decoder would silently take twice (the last one wins): ``"tracks"``
-#: and ``"shapes"`` also appear inside tracks, so their counts are compared with the track count
+#: a top-level key the fast decoder would silently take twice (the last one wins)
 _TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
 _CODE_OF: Final = {t.value: TYPE_CODE[t] for t in SHAPE_TYPES if t is not ShapeType.SKELETON}
 _SKELETON: Final = ShapeType.SKELETON.value
@@ -351,19 +361,13 @@ def _columns(
     the top-level keys, checked for a repeated key; None for a body decoded elsewhere). Tracks
     are checked, and with ``tracks="expand"`` expanded up to ``last_frame`` into rows after the
     shapes' (the frame sort below puts them after each frame's own shapes, in track order)."""
-    inner_shapes_keys = 0
     expand = tracks == "expand"
     if body.tracks:
-        track_rows, inner_shapes_keys = _track_table(body.tracks, last_frame if expand else None, expand=expand)
+        track_rows = _track_table(body.tracks, last_frame, expand=expand)
         if expand:
             parts = [*parts, track_rows]
-    if head is not None:
-        # "shapes" is also the key of every track's (and element track's) keyframes
-        keys = _TOP_KEY.findall(head)
-        count = {k: keys.count(k) for k in set(keys)}
-        count[b"shapes"] = count.get(b"shapes", 0) - inner_shapes_keys
-        if any(c > 1 for c in count.values()) or count[b"shapes"] < 0:
-            raise _NotFast
+    if head is not None and not keys_once(head, _TOP_KEY, _TOP_VALUES):
+        raise _NotFast
     shapes = compact_ints(ShapeTable.concat(parts))
     tags: dict[int, list[Tag]] = {}
     for t in body.tags:
@@ -454,22 +458,18 @@ def _parsed(data: Any, parse: Callable[..., T]) -> T:
         raise _NotFast from exc
 
 
-def _track_table(tracks: Sequence[Any], last_frame: int | None, *, expand: bool = True) -> tuple[ShapeTable, int]:
-    """The tracks' visible shapes (expanded up to ``last_frame`` by
-    :func:`~cvat_ext.annotations.tracks.expand_track`, the per-object path's expansion; none
-    without ``expand``: the tracks are only checked), in track order, and how many ``"shapes"``
-    keys the tracks and their element tracks hold."""
+def _track_table(tracks: Sequence[Any], last_frame: int | None, *, expand: bool = True) -> ShapeTable:
+    """The tracks' visible shapes expanded up to ``last_frame``, in track order: each track
+    checked by the per-object parser, expanded straight into rows by
+    :func:`~cvat_ext.annotations.track_columns.track_table` (``expand_track``'s rows); without
+    ``expand`` the tracks are only checked (no rows)."""
     from cvat_ext.annotations.cvat_json import parse_track
-    from cvat_ext.annotations.tracks import expand_track
+    from cvat_ext.annotations.track_columns import track_table
 
-    shapes: list[Shape] = []
-    inner_keys = 0
-    for data in tracks:
-        track = _parsed(data, parse_track)
-        inner_keys += 1 + sum(isinstance(e, dict) and "shapes" in e for e in data.get("elements", ()))
-        if expand:
-            shapes.extend(_parsed(track, functools.partial(expand_track, last_frame=last_frame)))
-    return ShapeTable.from_shapes(shapes), inner_keys
+    parsed = [_parsed(data, parse_track) for data in tracks]
+    if not expand:
+        return ShapeTable.empty()
+    return _parsed(parsed, functools.partial(track_table, last_frame=last_frame))
 
 
 def _plain_table(items: Sequence[_Shape]) -> ShapeTable:

@@ -18,7 +18,8 @@ import click
 from cvat_ext.cli.al_rounds import state_option
 from cvat_ext.errors import ConfigError
 
-COLUMNS = ("username", "status", "jobs", "frames", "objects", "gold_frames", "gold_accuracy", "estimated_f1",
+COLUMNS = ("username", "status", "jobs", "frames", "objects", "gold_frames", "gold_honeypot_frames",
+           "honeypots_unread_jobs", "gold_accuracy", "estimated_f1",
            "estimated_f1_se", "estimated_gt_objects", "vs_consensus", "rule_errors_per_100", "issues_opened",
            "issues_resolved", "median_hours", "objects_per_hour",
            "jobs_7d", "gold_7d", "jobs_30d", "gold_30d")

@@ -46,7 +46,6 @@ from cvat_ext.consensus.reliability import (
     DawidSkene,
     ExistenceModel,
     existence_posterior_by_size,
-    fit_existence_by_size,
 )
 from cvat_ext.consensus.sized_existence import SizedExistence, clusters_per_object, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
@@ -148,7 +147,8 @@ class AnnotatorModel:
     #: f reaches the job's match threshold against the truth (from the fitted noise)
     truth_hit: Mapping[str, FloatArray] = field(default_factory=dict)
     #: per family: the existence model refitted on the clusters of each size group
-    #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions
+    #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions;
+    #: the engine sets it on the clusters with their split pairs joined (``engine._join_split_pairs``)
     existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
@@ -188,23 +188,36 @@ class AnnotatorModel:
         return np.asarray(np.log((1 - f) / f), dtype=np.float64), float(np.log(pi / (1 - pi)))
 
     def keep_probability(
-        self, family: str, present: BoolArray, stratum: IntArray | None, size: FloatArray
+        self,
+        family: str,
+        present: BoolArray,
+        stratum: IntArray | None,
+        size: FloatArray,
+        linked: BoolArray | None = None,
+        joined_hit: FloatArray | None = None,
     ) -> FloatArray | None:
         """(K,) probability that merging a cluster adds a true positive: P(real | who drew it,
-        its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster of
-        one drawing, the probability that this drawing matches the truth at the job's threshold
-        (a lone 15 px-jitter box on a 10 px sign is a false positive even where the sign is real).
-        None when the family's size-aware existence was not fitted or the family is not
-        :meth:`noise_weighted`."""
+        its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster
+        no two members of which matched (one drawing, or drawings joined without a match:
+        ``linked (K,)`` false; None: the clusters of one drawing), the probability that its best
+        member matches the truth at the job's threshold (a lone 15 px-jitter box on a 10 px sign
+        is a false positive even where the sign is real; the merged object of an unmatched pair
+        is about as good as its better member), or ``joined_hit (K,)`` where finite (the split
+        pairs' own, :mod:`~cvat_ext.consensus.split_pairs`). None when the family's size-aware
+        existence was not fitted or the family is not :meth:`noise_weighted`."""
         by_size = self.existence_by_size.get(family)
         hit = self.truth_hit.get(family)
         if by_size is None or hit is None or not self.noise_weighted(family):
             return None
         present = np.asarray(present, dtype=bool)
         p_real = existence_posterior_by_size(by_size, present, stratum, size)
+        # keypoint families: lone clusters only (their weak rejoins are the keypoint model's business)
         lone = present.sum(axis=1) == 1
-        lone_hit = hit[_fine_bin(np.asarray(size, dtype=np.float64)), present.argmax(axis=1)]
-        return np.asarray(np.where(lone, p_real * lone_hit, p_real), dtype=np.float64)
+        unlinked = lone if linked is None or family not in WEIGHTED_FAMILIES else ~np.asarray(linked, dtype=bool)
+        best_hit = np.where(present, hit[_fine_bin(np.asarray(size, dtype=np.float64))], 0.0).max(axis=1)
+        if joined_hit is not None:
+            best_hit = np.where(np.isfinite(joined_hit), joined_hit, best_hit)
+        return np.asarray(np.where(unlinked, p_real * best_hit, p_real), dtype=np.float64)
 
 
 #: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the
@@ -303,7 +316,6 @@ def fit_annotator_model(
     prior_of = _parse_priors(names, priors)
     noise: dict[str, NoiseFit] = {}
     truth_hit: dict[str, FloatArray] = {}
-    by_size: dict[str, tuple[ExistenceModel, ...]] = {}
     job, on_gt = _Sums(n), _Sums(n)
     for family, ev in evidence.items():
         if not ev.present:
@@ -341,7 +353,6 @@ def fit_annotator_model(
             )
             strata = np.concatenate(ev.strata)
             sized[family], real = fit_sized_existence(model, link, present, strata, size)
-            by_size[family] = fit_existence_by_size(model, present, strata, size)
             # a real object drawn apart by two annotators is two real clusters but one object; and
             # the objects nobody drew are counted in (zero clusters)
             objects = real / clusters_per_object(sized[family], present, real, size)
@@ -397,7 +408,7 @@ def fit_annotator_model(
     )
     models = tuple(_model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n))
     return AnnotatorModel(
-        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit, existence_by_size=by_size
+        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit
     )
 
 

@@ -27,7 +27,13 @@ import numpy as np
 
 from cvat_ext.annotations.model import FrameAnnotations, JobAnnotations, JobMeta, LabelSet, Tag
 from cvat_ext.annotations.tracks import iter_frames
-from cvat_ext.consensus.annotator_model import WEIGHTED_FAMILIES, FamilyEvidence, cluster_size, fit_annotator_model
+from cvat_ext.consensus.annotator_model import (
+    WEIGHTED_FAMILIES,
+    AnnotatorModel,
+    FamilyEvidence,
+    cluster_size,
+    fit_annotator_model,
+)
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
@@ -36,16 +42,20 @@ from cvat_ext.consensus.gt_anchor import GtTally
 from cvat_ext.consensus.keypoint_noise import KEYPOINT_FAMILIES
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
+from cvat_ext.consensus.noise_model import IouTemplate, template
 from cvat_ext.consensus.reliability import (
+    ExistenceModel,
     ReliabilityModel,
     fit_dawid_skene,
     fit_existence,
+    fit_existence_by_size,
     fusion_weights,
     separate_noise,
 )
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
+from cvat_ext.consensus.split_pairs import Candidates, fit_split_offsets, join_split_pairs, lone_candidates
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
 from cvat_ext.geometry import SimilarityParams
@@ -74,14 +84,22 @@ Priors = Mapping[str, Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class ChunkClusters:
-    """Pass-1 result for one chunk: per match group its clusters, member labels (K, R), object
-    sizes (K,) px (:func:`~cvat_ext.consensus.annotator_model.cluster_size`) and, when the
-    existence model decides the quorum, existence strata (K,) (:func:`cluster_strata`)."""
+    """Pass-1 result for one chunk: per match group its clusters, object sizes (K,) px
+    (:func:`~cvat_ext.consensus.annotator_model.cluster_size`) and, when the existence model
+    decides the quorum, existence strata (K,) (:func:`cluster_strata`) and the clusters' mean
+    extents (K, 4) xyxy px (what :func:`~cvat_ext.consensus.split_pairs.join_split_pairs` reads)."""
 
     tables: Mapping[GroupKey, ClusterTable]
-    labels: Mapping[GroupKey, IntArray]
     strata: Mapping[GroupKey, IntArray]
     sizes: Mapping[GroupKey, FloatArray]
+    extents: Mapping[GroupKey, FloatArray] = dataclasses.field(default_factory=dict)
+    #: per match group with joined split pairs: (K,) probability that a joined cluster's merged
+    #: object matches the truth (NaN for the other clusters)
+    hits: Mapping[GroupKey, FloatArray] = dataclasses.field(default_factory=dict)
+
+
+#: a stored pass-1 chunk: the chunk and its batches while cached (else None), and its clusters
+StoredChunk = tuple[ChunkInput | None, dict[GroupKey, ReplicaBatch] | None, ChunkClusters]
 
 
 #: a re-startable per-replica stream: each call yields the replica's frames anew, in frame order
@@ -296,7 +314,7 @@ def score_chunks(
     # per family: pooled pair disagreement (sum, count), and the IoU-based one for reporting
     by_family: dict[str, FloatArray] = {}
     iou_disagreement = np.zeros((2, len(pairs)))
-    stored: list[tuple[ChunkInput | None, dict[GroupKey, ReplicaBatch] | None, ChunkClusters]] = []
+    stored: list[StoredChunk] = []
     all_labels: list[IntArray] = []
     presence: dict[str, list[BoolArray]] = {}
     strata_of: dict[str, list[IntArray]] = {}
@@ -308,19 +326,20 @@ def score_chunks(
         params = _params(settings, meta, chunk.frames[0], element_sigmas)
         frame_wh = _frame_sizes(meta, chunk.frames)
         tables: dict[GroupKey, ClusterTable] = {}
-        chunk_labels: dict[GroupKey, IntArray] = {}
         chunk_strata: dict[GroupKey, IntArray] = {}
         chunk_sizes: dict[GroupKey, FloatArray] = {}
+        chunk_extents: dict[GroupKey, FloatArray] = {}
         for key, batch in batches.items():
             table = cluster_batch(batch, params, settings.iou_thr, frame_wh, settings.weak_thr)
             rows = member_rows(batch, table)
             tables[key] = table
-            chunk_labels[key] = np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1)
-            all_labels.append(chunk_labels[key])
+            all_labels.append(np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1))
             presence.setdefault(batch.family, []).append(rows >= 0)
             if auto_quorum:
                 chunk_strata[key] = cluster_strata(batch, table, rows)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
+                if batch.family in WEIGHTED_FAMILIES:
+                    chunk_extents[key] = cluster_extents(batch.xyxy, rows)
             extents = batch.xyxy[np.maximum(rows, 0)]
             chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
             evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
@@ -355,7 +374,7 @@ def score_chunks(
         if not keep and stored and stored[0][0] is not None:
             # over the budget: pass 2 will re-read everything, so drop what was kept so far
             stored = [(None, None, clusters) for _, _, clusters in stored]
-        clusters = ChunkClusters(tables, chunk_labels, chunk_strata, chunk_sizes)
+        clusters = ChunkClusters(tables, chunk_strata, chunk_sizes, chunk_extents)
         stored.append((chunk if keep else None, batches if keep else None, clusters))
         if progress is not None:
             progress("match", len(chunk.frames))
@@ -387,6 +406,16 @@ def score_chunks(
         priors=priors,
     )
     if settings.weights is None and settings.estimate_reliability and settings.method != "nearest":
+        if auto_quorum:
+            # second linking step, now that the noise is known; the existence fits that decide
+            # keep / drop (job-wide, per size group) see the joined clusters (the truth estimates
+            # keep pass 1's)
+            stored, fits = _join_split_pairs(stored, annotators, model.existence, settings)
+            annotators = dataclasses.replace(
+                annotators, existence_by_size={f: groups for f, (_, groups) in fits.items()}
+            )
+            job_wide = {f: job for f, (job, _) in fits.items()}
+            model = dataclasses.replace(model, existence={**model.existence, **job_wide})
         model = dataclasses.replace(model, annotator_model=annotators)
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
@@ -402,7 +431,7 @@ def score_chunks(
         else:
             assert chunk_or_none is not None and batches_or_none is not None
             chunk, batches = chunk_or_none, batches_or_none
-        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata, clusters.sizes)
+        merger.merge_chunk(chunk, batches, clusters.tables, clusters.strata, clusters.sizes, clusters.hits)
         _drop_runs([batches])
         if progress is not None:
             progress("merge", len(chunk.frames))
@@ -414,6 +443,77 @@ def score_chunks(
         merged_parts=merger.parts,
         annotator_model=annotators,
     )
+
+
+def _join_split_pairs(
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    settings: ConsensusSettings,
+) -> tuple[list[StoredChunk], dict[str, tuple[ExistenceModel, tuple[ExistenceModel, ...]]]]:
+    """Join the split pairs of every stored cluster table (:mod:`cvat_ext.consensus.split_pairs`:
+    the lone pairs' offsets fitted per family over the whole job, then joined table by table).
+    Returns the new stored chunks and, per family whose merge weighs the noise, its existence
+    fits for the keep decisions on the joined clusters: job-wide (``existence``'s, refitted where
+    pairs were joined) and per size group."""
+    n_annot = len(annotators.names)
+    # sweep 1: the candidate pairs of every table whose family's keep reads the noise
+    found: dict[tuple[int, GroupKey], Candidates] = {}
+    for c, (_, _, clusters) in enumerate(stored):
+        for key, extents in clusters.extents.items():
+            fit = annotators.noise.get(key[0])
+            if fit is not None and key[0] in existence and key[0] in WEIGHTED_FAMILIES:
+                found[c, key] = lone_candidates(clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance)
+    offsets = {
+        family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
+        for family in {k[0] for _, k in found}
+    }
+    # the template's share of drawings at the match threshold, per family
+    hit_at = {
+        family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
+    }
+    # sweep 2: join, and gather the clusters of each family whose keep reads the noise
+    joined_any: set[str] = set()
+    out: list[StoredChunk] = []
+    columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
+    for c, (chunk, batches, clusters) in enumerate(stored):
+        tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
+        hits: dict[GroupKey, FloatArray] = {}
+        for key in clusters.tables:
+            family = key[0]
+            if family not in existence or not annotators.noise_weighted(family):
+                continue
+            if (c, key) in found:
+                done = join_split_pairs(
+                    tables[key],
+                    clusters.extents[key],
+                    sizes[key],
+                    strata[key],
+                    found[c, key],
+                    offsets[family],
+                    annotators.noise[family].pixel_variance,
+                    hit_at[family],
+                )
+                if done.strata is not None:
+                    joined_any.add(family)
+                    tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
+            columns.setdefault(family, []).append((tables[key].present, strata[key], sizes[key]))
+        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, hits=hits)))
+    fits = {}
+    for family, parts in columns.items():
+        present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
+        job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
+        fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
+    return out, fits
+
+
+def _concat_candidates(parts: list[Candidates]) -> Candidates:
+    return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("a", "b", "pair", "u", "fit_var")))
+
+
+def _hit_at(tmpl: IouTemplate, iou_thr: float, spread2: FloatArray) -> FloatArray:
+    """(N,) share of drawings of squared relative spread ``spread2 (N,)`` at ``iou_thr`` or above."""
+    return tmpl.at_threshold(spread2, iou_thr)[0]
 
 
 def _drop_runs(chunks: Iterable[Mapping[GroupKey, ReplicaBatch]]) -> None:

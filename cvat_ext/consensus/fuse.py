@@ -200,8 +200,11 @@ class ChunkMerger:
         tables: Mapping[GroupKey, ClusterTable],
         strata: Mapping[GroupKey, IntArray] | None = None,
         sizes: Mapping[GroupKey, FloatArray] | None = None,
+        hits: Mapping[GroupKey, FloatArray] | None = None,
     ) -> None:
-        """Merge one chunk's clusters (``sizes``: each cluster's object size, px, when known)."""
+        """Merge one chunk's clusters (``sizes``: each cluster's object size, px, when known;
+        ``hits``: joined split pairs' probability of matching the truth, see
+        :meth:`~cvat_ext.consensus.reliability.ReliabilityModel.keep`)."""
         frame_tally = self.tally.frame_tally(len(chunk.frames))
         self._chunk_starts.append(len(self._parts))
         w_all = float(self.model.weights.sum())
@@ -213,7 +216,9 @@ class ChunkMerger:
             cons = self.model.consensus_labels(labels_kr)
             size = sizes[key] if sizes is not None and key in sizes else cluster_size(batch.xyxy, rows)
             stratum = None if strata is None else strata.get(key)
-            kept = self.model.keep(batch.family, present, self.quorum, stratum, size)
+            linked = np.asarray(np.isfinite(table.pair_sim).any(axis=1))
+            hit = None if hits is None else hits.get(key)
+            kept = self.model.keep(batch.family, present, self.quorum, stratum, size, linked, hit)
             score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
             self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity, size))

@@ -230,10 +230,12 @@ def fit_existence(
     *,
     iterations: int = 100,
     tol: float = 1e-8,
+    init: ExistenceModel | None = None,
 ) -> ExistenceModel:
     """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)`` of clusters in
     ``stratum (K,)`` (0 open, 1 shadowed; None: all open), over the distinct (pattern, stratum)
-    pairs with their counts."""
+    pairs with their counts. ``init``: start from this model's posteriors (a refit on slightly
+    changed clusters converges in a few steps)."""
     present = np.asarray(present, dtype=bool)
     n_units, n_annot = present.shape
     eps = 1e-6
@@ -256,7 +258,7 @@ def fit_existence(
     partial = size < n_annot
     units = np.bincount(c[partial], weights=count[partial], minlength=2)
     # start: lone objects half real, and shadowed groups too when they may be spurious
-    real = np.where(single | (shadow & echoes), 0.5, 1.0)
+    real = np.where(single | (shadow & echoes), 0.5, 1.0) if init is None else init.posterior(pattern, c)
     model = ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
     for _ in range(iterations):
         w_real, w_fake = count * real, count * (1.0 - real)
@@ -353,13 +355,17 @@ class ReliabilityModel:
         quorum: int,
         stratum: IntArray | None = None,
         size: FloatArray | None = None,
+        linked: BoolArray | None = None,
+        hit: FloatArray | None = None,
     ) -> BoolArray:
         """(K,) clusters to merge, a Bayes decision (probability >= 0.5) where a model is fitted:
         with the annotator model and cluster ``size (K,)`` px, the probability that the cluster
-        adds a true positive (:meth:`AnnotatorModel.keep_probability`); else the existence
-        posterior (``stratum``: see :class:`ExistenceModel`); else ``quorum`` members."""
+        adds a true positive (:meth:`AnnotatorModel.keep_probability`; ``linked (K,)``: some two
+        members matched; ``hit (K,)``: an unlinked cluster's probability of matching the truth
+        where known); else the existence posterior (``stratum``: see
+        :class:`ExistenceModel`); else ``quorum`` members."""
         if self.annotator_model is not None and size is not None:
-            p_tp = self.annotator_model.keep_probability(family, present, stratum, size)
+            p_tp = self.annotator_model.keep_probability(family, present, stratum, size, linked, hit)
             if p_tp is not None:
                 return np.asarray(p_tp >= 0.5)
         model = self.existence.get(family)

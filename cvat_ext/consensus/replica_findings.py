@@ -107,9 +107,10 @@ class ReplicaFindings:
         cols = [np.concatenate([c[j] for c in cut]) if cut else np.zeros(0, np.int64) for j in range(6)]
         block, cluster, kind, replica, frame, label_code = cols
         # blocks are each in frame order; a stable sort by frame merges them as heapq.merge does
-        order = np.argsort(frame, kind="stable")
-        block, cluster, kind, replica, frame = block[order], cluster[order], kind[order], replica[order], frame[order]
-        label_code = label_code[order]
+        if np.any(frame[1:] < frame[:-1]):
+            order = np.argsort(frame, kind="stable")
+            block, cluster, kind, replica = block[order], cluster[order], kind[order], replica[order]
+            frame, label_code = frame[order], label_code[order]
         job_id = jobs[replica] if replica.size else np.zeros(0, np.int64)
         grid = _grid_boxes(blocks, block, cluster)
         ident = np.column_stack([job_id, kind, frame, label_code, grid]) if frame.size else np.zeros((0, 8), np.int64)
@@ -151,8 +152,7 @@ class ReplicaFindings:
         rows = rows[self.rank[rows] >= min_rank]
         if rows.size == 0 or per_job <= 0:
             return []
-        _, first = np.unique(self.ident[rows], axis=0, return_index=True)
-        rows = rows[np.sort(first)]
+        rows = rows[_first_of_each(self.ident[rows])]
         keep = np.zeros(rows.size, dtype=bool)
         for job in np.unique(self.job_id[rows]).tolist():
             mine = np.flatnonzero(self.job_id[rows] == job)
@@ -178,6 +178,19 @@ class ReplicaFindings:
 
     def materialise(self) -> tuple[Finding, ...]:
         return tuple(self.iter_findings())
+
+
+def _first_of_each(ident: IntArray) -> IntArray:
+    """``(U,)`` sorted positions of the first row of each distinct row of ``ident (N, C)``: what
+    ``np.unique(ident, axis=0, return_index=True)`` gives, sorted, without its sort of ``N`` void
+    records (about 4x slower than a stable lexsort of the columns)."""
+    if ident.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort(ident.T[::-1])  # stable: the first of equal rows comes first
+    ordered = ident[order]
+    starts = np.ones(order.size, dtype=bool)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    return np.sort(order[starts])
 
 
 def _expand(block: FindingBlock, index: int, jobs: IntArray, label_name: Callable[[int], str]) -> tuple[IntArray, ...]:
@@ -225,8 +238,8 @@ def _grid_boxes(blocks: Sequence[FindingBlock], block: IntArray, cluster: IntArr
     scaled = np.round(boxes, 2) / _GRID_PX
     grid = np.rint(scaled)
     near_half = np.abs(scaled - np.floor(scaled) - 0.5) < 0.02 / _GRID_PX
-    for i, j in zip(*np.nonzero(near_half & np.isfinite(scaled)), strict=True):
-        grid[i, j] = round(round(float(boxes[i, j]), 2) / _GRID_PX)
+    redo = np.nonzero(near_half & np.isfinite(scaled))
+    grid[redo] = [round(round(v, 2) / _GRID_PX) for v in boxes[redo].tolist()]
     grid[~np.isfinite(scaled)] = _NOT_FINITE  # no finite box cell has it
     return grid.astype(np.int64)
 

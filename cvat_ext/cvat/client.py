@@ -342,6 +342,18 @@ class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
         what = f"job {job_id} annotations"
         return self._t.object(what, lambda: self._api.jobs_api.retrieve_annotations(job_id, **self._t.opts))
 
+    def get_annotations_bytes(self, job_id: int) -> bytes:
+        """``GET /api/jobs/{id}/annotations`` as the bytes CVAT sent (``LabeledData`` JSON), not
+        decoded: :func:`~cvat_ext.annotations.columnar_json.read_annotations_bytes` reads them
+        straight into columns, about twice as fast as decoding them into dicts first.
+
+        Same call, retries and errors as :meth:`get_annotations_json`; a body that is not a JSON
+        object (a proxy's error page, an empty answer) raises :class:`~cvat_ext.errors.CvatError`
+        naming the job here, as the decoding client does. Anything wrong inside the object is the
+        reader's to name (``job 12: shapes[3] ...``)."""
+        what = f"job {job_id} annotations"
+        return self._t.object_bytes(what, lambda: self._api.jobs_api.retrieve_annotations(job_id, **self._t.opts))
+
     def put_annotations(self, job_id: int, ann: JobAnnotations) -> JobAnnotations:
         """Replace all annotations of the job; returns what CVAT saved (with ids)."""
         from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations

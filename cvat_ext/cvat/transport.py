@@ -227,18 +227,34 @@ class Transport:
                 self._sleep(delay)
 
     def json(self, what: str, send: Callable[[], Any]) -> Any:
-        resp = self.request(what, send)
-        if not resp.data.strip():
+        return self._decode(what, self.request(what, send).data)
+
+    def _decode(self, what: str, data: bytes) -> Any:
+        """A response body decoded (None when empty), else a :class:`CvatError` naming ``what``."""
+        if not data.strip():
             return None
         try:
-            return _json.loads(resp.data)
+            return _json.loads(data)
         except ValueError as exc:
             method, path = self.api.last_call
-            text = body_excerpt(resp.data.decode("utf-8", "replace"))
+            text = body_excerpt(data.decode("utf-8", "replace"))
             raise CvatError(f"{what}: {method} {path} returned a non-JSON body: {text}") from exc
 
     def object(self, what: str, send: Callable[[], Any]) -> dict[str, Any]:
         return wire.expect_mapping(self.json(what, send), what)
+
+    def object_bytes(self, what: str, send: Callable[[], Any]) -> bytes:
+        """The raw body of a call that answers a JSON object, not decoded (a large annotations body
+        is read straight into columns). Only its ends are checked here, so that a proxy's error
+        page, an empty answer or a JSON list fails as :meth:`object` fails; the reader checks the
+        rest."""
+        data = self.request(what, send).data
+        text = data.strip()
+        if text.startswith(b"{") and text.endswith(b"}"):
+            return data
+        # not an object (or one behind a byte-order mark): the decoded call's check decides
+        wire.expect_mapping(self._decode(what, text), what)
+        return data
 
     def pages(self, what: str, send_page: Callable[[int], Any]) -> Iterator[dict[str, Any]]:
         """All results of a paginated list endpoint, following ``next`` page by page."""

@@ -31,7 +31,7 @@ from cvat_ext.reports.access import SESSION_COOKIE, AccessDenied, Sessions, Veri
 from cvat_ext.reports.html import bar_chart, esc, layout, line_chart, table
 
 if TYPE_CHECKING:
-    from cvat_ext.sidecar.state import ScoreRow, StateStore
+    from cvat_ext.sidecar.state import ScoreRow, StateStore, WorkRow
     from cvat_ext.workforce.scorecards import Scorecard
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,9 @@ class ReportPages:
         facts = [("qualification", (standing.status.replace("_", " ") if standing else "not tracked")),
                  ("jobs / frames / objects", f"{card.jobs} / {card.frames} / {card.objects}"),
                  ("accuracy on gold", "—" if card.gold_accuracy is None else
-                  f"{card.gold_accuracy:.3f} over {card.gold_frames} gold frames"),
+                  f"{card.gold_accuracy:.3f} over {card.gold_frames} gold frames"
+                  + (f" ({card.gold_honeypot_frames} of them honeypots)" if card.gold_honeypot_frames else "")),
+                 *_honeypots_unread(work),
                  ("estimated F1 vs truth (± one standard error)", estimated_text(card)),
                  ("agreement vs consensus (not accuracy)", "—" if card.vs_consensus is None else
                   f"{card.vs_consensus:.3f}"),
@@ -289,6 +291,20 @@ def estimated_text(card: Scorecard) -> str:
     se = "" if card.estimated_f1_se is None else f" ± {card.estimated_f1_se:.3f}"
     gt = f" ({card.estimated_gt_objects} GT objects)" if card.estimated_gt_objects else ""
     return f"{card.estimated_f1:.3f}{se}{gt}"
+
+
+def _honeypots_unread(work: Sequence[WorkRow]) -> list[tuple[str, str]]:
+    """The annotator page's ``honeypots not used`` line: each task whose validation layout CVAT would
+    not give while their jobs were measured (``task 7, 3 jobs: why``); none when every layout was read."""
+    by_task: dict[int, tuple[int, str]] = {}
+    for r in work:
+        why = r.facts.get("gold_honeypots_unread")
+        if why:
+            by_task[r.task_id] = (by_task.get(r.task_id, (0, ""))[0] + 1, str(why))
+    if not by_task:
+        return []
+    return [("honeypots not used", "; ".join(f"task {task_id}, {n} job{'s' if n > 1 else ''}: {why}"
+                                             for task_id, (n, why) in sorted(by_task.items())))]
 
 
 def _annotators_of_task(scores: Sequence[ScoreRow]) -> str:

@@ -24,6 +24,7 @@ units, the jobs watched after ambiguous creates are checked for duplicate issues
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -31,12 +32,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_body
+from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_bytes
 from cvat_ext.annotations.cvat_json import parse_job_annotations
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.annotators import replica_names
 from cvat_ext.cvat.records import Job
 from cvat_ext.errors import (
+    AnnotationFormatError,
     CvatError,
     CvatExtError,
     CvatNotFoundError,
@@ -65,8 +67,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: replica annotations kept in memory between cycles, counted in objects (shapes + tags + track
-#: keyframes; least recently used jobs dropped first): ~100 MB at the upper end
+#: replica annotations kept in memory between cycles, counted in objects (shapes + tags + tracks
+#: and their keyframes; least recently used jobs dropped first): ~100 MB at the upper end with
+#: their objects built (plain jobs), far less as the body's bytes and columns (consensus replicas)
 ANNOTATION_CACHE_OBJECTS = 100_000
 
 
@@ -451,7 +454,7 @@ class Cycle:
         if hit is not None and hit[0] == job.updated_date:
             self._annotations.move_to_end(job.id)
             return hit[1]
-        fetched = _Replica(self.client.get_annotations_json(job.id), f"job {job.id}")
+        fetched = _Replica(self.client.get_annotations_bytes(job.id), f"job {job.id}")
         size = fetched.size()
         if hit is not None:
             self._cached_objects -= self._annotations.pop(job.id)[2]
@@ -492,8 +495,7 @@ class Cycle:
             # annotated it than a validation set of empty frames, and it would call every object spurious
             log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.job_id)
             return None, {}
-        pairs, unread = self.honeypots.of(gt_job.task_id, gt_job.updated_date)
-        truth = gt.for_job(meta, pairs)
+        truth, unread = self.honeypots.truth_for(gt_job.task_id, gt, meta)
         if not truth.frames and unread is None:
             return None, {}  # the task's GT covers other jobs' frames only
         section: dict[str, Any] = {"job_id": gt.job_id, "frames": len(truth.frames), "honeypots": truth.honeypots}
@@ -819,28 +821,34 @@ def _closing(row: ActionRow, status: str) -> dict[str, Any]:
 
 
 class _Replica:
-    """One fetched replica body (CVAT's JSON), read into columns and objects on first use."""
+    """One fetched replica body (the bytes CVAT sent), read into columns (for the engine and the
+    rules) and objects (for the rules on tracks, plain jobs, the workforce step) on first use."""
 
-    def __init__(self, body: dict[str, Any], where: str) -> None:
-        self.body = body
+    def __init__(self, raw: bytes, where: str) -> None:
+        self.raw = raw
         self.where = where
         self._columns: dict[int, ReplicaColumns] = {}
         self._annotations: JobAnnotations | None = None
 
     def size(self) -> int:
-        """Objects held, for the cache's bound (malformed sections count as one)."""
-        sections = [self.body.get(k) for k in ("shapes", "tags")] if isinstance(self.body, dict) else []
-        return 1 + sum(len(v) for v in sections if isinstance(v, list))
+        """Objects held, for the cache's bound: every shape, tag, track and keyframe has a
+        ``"frame"`` key (a C-level count; a body without one counts as one)."""
+        return 1 + self.raw.count(b'"frame"')
 
     def annotations(self) -> JobAnnotations:
         if self._annotations is None:
-            self._annotations = parse_job_annotations(self.body, where=self.where)
+            try:
+                data = json.loads(self.raw)
+            except ValueError as exc:
+                read_annotations_bytes(self.raw, where=self.where)  # raises the reader's error, as columns() would
+                raise AnnotationFormatError(f"{self.where}: annotations are not valid JSON: {exc}") from exc
+            self._annotations = parse_job_annotations(data, where=self.where)
         return self._annotations
 
     def columns(self, last_frame: int) -> ReplicaColumns:
         found = self._columns.get(last_frame)
         if found is None:
-            found = self._columns[last_frame] = read_annotations_body(
-                self.body, where=self.where, last_frame=last_frame
+            found = self._columns[last_frame] = read_annotations_bytes(
+                self.raw, where=self.where, last_frame=last_frame
             )
         return found

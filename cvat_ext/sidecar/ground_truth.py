@@ -147,3 +147,10 @@ class Honeypots:
         pairs = layout.active_honeypots()
         self._cache[task_id] = (self.clock(), gt_version, pairs, None)
         return pairs, None
+
+    def truth_for(self, task_id: int, gt: GroundTruth, meta: JobMeta) -> tuple[JobTruth, str | None]:
+        """What the job of ``meta`` in task ``task_id`` is measured against (:meth:`GroundTruth.for_job`
+        with the task's honeypots), and why honeypots were not used, or None: the one view of GT that
+        the consensus engine and the workforce gold checks share."""
+        pairs, unread = self.of(task_id, gt.updated_date)
+        return gt.for_job(meta, pairs), unread

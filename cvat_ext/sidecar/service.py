@@ -174,7 +174,7 @@ class SidecarService:
 
                 cycle.workforce = WorkCollector(settings.workforce, self.clients[org], cycle, org_store,
                                                 cycle.runner, cycle.pool, cycle.publisher,
-                                                iou_thr=settings.consensus.engine.iou_thr)
+                                                honeypots=cycle.honeypots, iou_thr=settings.consensus.engine.iou_thr)
             scheduled = [r for r in settings.active_learning.rounds if r.org == org]
             if scheduled:
                 from cvat_ext.sidecar.al_rounds import RoundScheduler

@@ -7,7 +7,13 @@ For every annotation or consensus-replica job in stage ``annotation`` with an as
 * completed → the work completes (once per completion: a job reopened and completed again is
   measured again): objects drawn and frames, and — when the task has a ground-truth job in
   ``acceptance`` or ``completed`` and the task is in the exam scope — a gold check
-  (:mod:`cvat_ext.workforce.gold`).
+  (:mod:`cvat_ext.workforce.gold`) on the job's view of that GT,
+  :meth:`~cvat_ext.sidecar.ground_truth.GroundTruth.for_job`: its own GT frames and its honeypot
+  frames (``gt_pool`` tasks, where annotators never see a GT job), the same view the consensus
+  engine gets. The task's validation layout comes through the cycle's
+  :class:`~cvat_ext.sidecar.ground_truth.Honeypots`, so one that CVAT will not give is said once
+  per task in the log (whichever path read it first) and in each such job's record
+  (``gold_honeypots_unread``).
 
 With ``workforce.qualification.enabled`` the annotator's standing is recomputed from all their
 gold checks (:mod:`cvat_ext.workforce.qualification`) and kept in the state store; a change is an
@@ -28,10 +34,10 @@ from typing import Any, Protocol
 
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
 from cvat_ext.cvat.records import Job
-from cvat_ext.errors import CvatError, CvatNotFoundError
+from cvat_ext.errors import AnnotationFormatError, CvatError, CvatNotFoundError
 from cvat_ext.sidecar.actions import ActionRunner
 from cvat_ext.sidecar.config import WorkforceSettings
-from cvat_ext.sidecar.ground_truth import read_ground_truth
+from cvat_ext.sidecar.ground_truth import GroundTruth, Honeypots, read_ground_truth
 from cvat_ext.sidecar.publish import Publisher
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import JobRow, QualificationRow, StateStore, WorkRow
@@ -70,10 +76,12 @@ class WorkCollector:
     """Records annotators' work and applies the qualification gate; :meth:`step` runs once per cycle."""
 
     def __init__(self, settings: WorkforceSettings, client: Any, reader: JobReader, store: StateStore,
-                 runner: ActionRunner, pool: ReviewerPool, publisher: Publisher, *, iou_thr: float) -> None:
+                 runner: ActionRunner, pool: ReviewerPool, publisher: Publisher, *, honeypots: Honeypots,
+                 iou_thr: float) -> None:
         self.settings = settings
         self.client = client
         self.reader = reader
+        self.honeypots = honeypots  # the cycle's: one layout read and one warning per task for both paths
         self.publisher = publisher
         self.store = store
         self.runner = runner
@@ -82,7 +90,7 @@ class WorkCollector:
         q = settings.qualification
         self.policy = QualificationPolicy(bar=q.bar, min_gold_frames=q.min_gold_frames,
                                           requalify_checks=q.requalify_checks)
-        self._gold: dict[int, tuple[int, Any, tuple[int, ...]] | None] = {}  # task -> (gt job, annotations, frames)
+        self._gold: dict[int, GroundTruth | None] = {}  # task -> its accepted GT, read once per cycle
         self._queued_before: set[int] = set()
 
     # --- per cycle ------------------------------------------------------------------------------
@@ -106,6 +114,9 @@ class WorkCollector:
                 log.info("workforce: job %d is gone from CVAT; not recorded", job.id)
             except CvatError as exc:  # the job stays pending: the next cycle tries again
                 log.warning("workforce: job %d not recorded this cycle: %s", job.id, exc)
+            except AnnotationFormatError as exc:  # bad data in CVAT: the QA step reports it; no retry
+                self._release(job.id)
+                log.warning("workforce: job %d not recorded: %s", job.id, exc)
         return measured
 
     def _record(self, job: Job) -> int:
@@ -159,10 +170,10 @@ class WorkCollector:
             return True
         return job.task_id in q.exam_task_ids or (job.project_id is not None and job.project_id in q.exam_project_ids)
 
-    def _gold_of(self, task_id: int) -> tuple[int, Any, tuple[int, ...]] | None:
+    def _gold_of(self, task_id: int) -> GroundTruth | None:
         if task_id not in self._gold:
-            gt = read_ground_truth(self.store.jobs_of_task(task_id), self.reader)  # the job cache: no CVAT call
-            self._gold[task_id] = None if gt is None else (gt.job_id, gt.annotations, gt.frames)
+            # the job cache: no CVAT call for the listing, the reader's cache for the GT job itself
+            self._gold[task_id] = read_ground_truth(self.store.jobs_of_task(task_id), self.reader)
         return self._gold[task_id]
 
     def _facts(self, job: Job) -> dict[str, Any]:
@@ -170,16 +181,27 @@ class WorkCollector:
         ann = self.reader.annotations(row) if row is not None else self.client.get_annotations(job.id)
         facts: dict[str, Any] = {"objects": len(ann.shapes) + len(ann.tracks) + len(ann.tags),
                                  "frames": job.frame_count}
-        gold = self._gold_of(job.task_id) if self._in_exam(job) else None
-        if gold is not None:
-            gt_id, gt_ann, frames = gold
-            check = gold_check(job.id, ann, gt_ann, frames, self.reader.labels(job.task_id),
-                               self.reader.meta(job.id), iou_thr=self.iou_thr)
-            if check is not None:
-                facts["gold"] = {"frames": check.frames, "gold_objects": check.gold_objects,
-                                 "objects": check.objects, "matched": check.matched,
-                                 "worst_frames": [list(t) for t in check.worst_frames]}
-                facts["gold_job_id"] = gt_id
+        gt = self._gold_of(job.task_id) if self._in_exam(job) else None
+        if gt is not None:
+            facts |= self._gold_facts(job, ann, gt)
+        return facts
+
+    def _gold_facts(self, job: Job, ann: JobAnnotations, gt: GroundTruth) -> dict[str, Any]:
+        """The job's gold check on its GT frames and honeypots (``gold``, with the GT job id), and
+        why honeypots were not used when the task's validation layout could not be read."""
+        meta = self.reader.meta(job.id)
+        truth, unread = self.honeypots.truth_for(job.task_id, gt, meta)
+        facts: dict[str, Any] = {}
+        if unread is not None:
+            # said even when no frame of the job is covered: a gt_pool job then has no gold check at all
+            facts |= {"gold_job_id": gt.job_id, "gold_honeypots_unread": unread}
+        check = gold_check(job.id, ann, truth.annotations, truth.frames, self.reader.labels(job.task_id), meta,
+                           iou_thr=self.iou_thr, honeypots=truth.honeypots)
+        if check is not None:
+            facts["gold"] = {"frames": check.frames, "gold_objects": check.gold_objects, "objects": check.objects,
+                             "matched": check.matched, "worst_frames": [list(t) for t in check.worst_frames],
+                             "honeypots": check.honeypots}
+            facts["gold_job_id"] = gt.job_id
         return facts
 
     # --- qualification --------------------------------------------------------------------------

@@ -6,7 +6,9 @@ checks, time), consensus scores (each replica's agreement with the merged consen
 jobs, and the qualification standing. Columns are computed with numpy over all rows at once
 (``bincount`` by annotator), so a project of thousands of jobs costs milliseconds.
 
-* ``gold_accuracy``: pooled F1 against gold over ``gold_frames`` (``None`` without gold);
+* ``gold_accuracy``: pooled F1 against gold over ``gold_frames`` (``None`` without gold), of which
+  ``gold_honeypot_frames`` were honeypots (``gt_pool`` tasks); ``honeypots_unread_jobs``: their jobs
+  in tasks whose validation layout CVAT would not give, so that honeypots there measured nothing;
 * ``vs_consensus``: mean agreement of the annotator's replicas with the consensus (``None`` when
   none was scored);
 * ``estimated_f1`` ± ``estimated_f1_se``: the consensus engine's estimate of their F1 against the
@@ -44,6 +46,8 @@ class Scorecard:
     frames: int
     objects: int
     gold_frames: int
+    gold_honeypot_frames: int
+    honeypots_unread_jobs: int
     gold_accuracy: float | None
     vs_consensus: float | None
     estimated_f1: float | None
@@ -91,6 +95,8 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
     completed = np.array([r.completed_at or 0.0 for r in rows])
     gold = [r.facts.get("gold") or {} for r in rows]
     g_frames = np.array([g.get("frames", 0) for g in gold], np.float64)
+    g_honeypots = np.array([g.get("honeypots", 0) for g in gold], np.float64)
+    unread = np.array([bool(r.facts.get("gold_honeypots_unread")) for r in rows], np.float64)
     g_matched = np.array([g.get("matched", 0) for g in gold], np.float64)
     g_total = np.array([g.get("gold_objects", 0) + g.get("objects", 0) for g in gold], np.float64)
     objects = np.array([r.facts.get("objects", 0) for r in rows], np.float64)
@@ -132,6 +138,7 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
     obj_sum, hours_sum = col(objects), col(np.maximum(hours, 0.0))
     frames_sum = col([r.facts.get("frames", 0) for r in rows])
     gold_frames_sum, matched_sum, total_sum = col(g_frames), col(g_matched), col(g_total)
+    honeypot_sum, unread_sum = col(g_honeypots), col(unread)
     err_sum, opened_sum, resolved_sum = col(rule_err), col(opened), col(resolved)
     job_n = np.bincount(who, minlength=n)
     cards = []
@@ -141,6 +148,7 @@ def _cards(rows: Sequence[WorkRow], store: StateStore, now: float) -> list[Score
         cards.append(Scorecard(
             username=username, user_id=uid, status=standing.get(uid, ""), jobs=int(job_n[i]),
             frames=int(frames_sum[i]), objects=int(obj_sum[i]), gold_frames=int(gold_frames_sum[i]),
+            gold_honeypot_frames=int(honeypot_sum[i]), honeypots_unread_jobs=int(unread_sum[i]),
             gold_accuracy=None if total_sum[i] <= 0 else float(2 * matched_sum[i] / total_sum[i]),
             vs_consensus=None if vs_n[i] == 0 else float(vs_sum[i] / vs_n[i]),
             estimated_f1=None if est is None else est.f1, estimated_f1_se=None if est is None else est.f1_se,

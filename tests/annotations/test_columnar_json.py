@@ -143,6 +143,46 @@ def test_bad_file_same_error_as_today(tmp_path: Path, text: str) -> None:
     assert _same_error(path).startswith(f"{path}:")
 
 
+_TRACK = {"frame": 0, "label_id": 1, "shapes": [{**GOOD_SHAPE, "frame": 0}], "attributes": []}
+REPEATED_KEYS = [
+    # a body's text, then: "twice" (a top-level key repeated: FrameStore's error), "fast" (the
+    # names only nested in tracks: the fast path), "same" (nested in an unknown key's value: a
+    # false alarm may take the slow path, the result is FrameStore's either way)
+    ('{"shapes": [%s], "tags": [], "shapes": [%s]}', "twice"),
+    ('{"version": 1, "shapes": [%s, %s], "version": 2}', "twice"),
+    ('{"tracks": [], "shapes": [%s, %s], "tracks" : []}', "twice"),
+    ('{"shapes": [%s], "intervals": [], "tags": [], "intervals": [], "x": [%s]}', "twice"),
+    ('{"shapes": [%s, %s], "tracks": [TRACK, TRACK], "version": 3}', "fast"),
+    ('{"shapes": [%s], "tracks": [TRACK, TRACK], "x": {"shapes": [%s]}}', "same"),
+    ('{"x": {"version": 1, "tags": []}, "shapes": [%s, %s], "tracks": [TRACK]}', "same"),
+]
+
+
+@pytest.mark.parametrize(("template", "expect"), REPEATED_KEYS)
+@pytest.mark.parametrize("split", [False, True])
+def test_repeated_top_level_keys_are_found_nested_ones_are_not_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template: str, expect: str, split: bool
+) -> None:
+    """A key given twice at the top level takes the slow path (FrameStore's error), whole or
+    split, as bytes or as a file; the same names inside tracks do not count."""
+    if split:
+        monkeypatch.setattr(columnar_json, "SPLIT_BYTES", 0)
+    shape = json.dumps(GOOD_SHAPE)
+    text = (template % (shape, shape)).replace("TRACK", json.dumps(_TRACK))
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    if expect == "twice":
+        assert "twice" in _same_error(path)
+        with pytest.raises(AnnotationFormatError, match=r"^job 7: .*twice"):
+            read_annotations_bytes(text.encode(), where="job 7")
+        return
+    if expect == "fast":
+        monkeypatch.setattr(columnar_json, "_slow", _no_slow)
+    by_bytes = read_annotations_bytes(text.encode(), where="a", last_frame=3)
+    for cols in (read_annotations_file(path, last_frame=3), by_bytes):
+        assert _columns_view(cols) == _store_view(path, 3)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_one_bad_mask_among_many_is_named(tmp_path: Path, seed: int) -> None:
     """A vectorised check fails; the slow path names the first bad object, as today."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvat_ext.consensus import engine
+from cvat_ext.consensus import engine, split_pairs
 from cvat_ext.consensus.settings import ConsensusSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -48,5 +48,7 @@ def test_shadow_strata_keep_the_careful_annotators_finds_and_drop_its_duplicates
     settings = ConsensusSettings()
     with_strata = engine.score_replicas(g.replicas, g.labels, g.meta, settings).merged
     monkeypatch.setattr(engine, "cluster_strata", lambda batch, table, rows: np.zeros(len(table), dtype=np.int64))
+    # ... and where split pairs are joined, their tables' strata are recomputed
+    monkeypatch.setattr(split_pairs, "shadowed", lambda frame_pos, support, extents: np.zeros(len(frame_pos), bool))
     one_stratum = engine.score_replicas(g.replicas, g.labels, g.meta, settings).merged
     assert evaluate(with_strata, g.truth)[0] > evaluate(one_stratum, g.truth)[0] + 0.002

