@@ -93,8 +93,13 @@ class _Attribute(msgspec.Struct):
     value: str
 
 
+#: CVAT's shape types (``ShapeType``): decoded as a literal, the string is the one object here, not
+#: a new one per shape (and a type CVAT does not know sends the body to the slow path, which names it)
+ShapeTypeName = Literal["rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"]
+
+
 class _Shape(msgspec.Struct):
-    type: str
+    type: ShapeTypeName
     frame: int
     label_id: int
     points: list[float] = msgspec.field(default_factory=list)
@@ -106,9 +111,11 @@ class _Shape(msgspec.Struct):
     group: int = 0
     source: str = "manual"
     score: float = 1.0
-    attributes: list[_Attribute] = msgspec.field(default_factory=list)
+    #: tuples, not lists: an empty one is the shared ``()`` (no list made and freed per shape:
+    #: a tenth of the decoding time of a box body)
+    attributes: tuple[_Attribute, ...] = ()
     #: a skeleton's keypoints, as plain JSON data for the per-object parser
-    elements: list[Any] = msgspec.field(default_factory=list)
+    elements: tuple[Any, ...] = ()
 
 
 class _Tag(msgspec.Struct):
@@ -117,7 +124,7 @@ class _Tag(msgspec.Struct):
     id: int | None = None
     group: int = 0
     source: str = "manual"
-    attributes: list[_Attribute] = msgspec.field(default_factory=list)
+    attributes: tuple[_Attribute, ...] = ()
 
 
 class _Body(msgspec.Struct):
@@ -435,18 +442,27 @@ def _shape_table(items: Sequence[_Shape]) -> ShapeTable:
     """Typed shapes -> columns; raises :class:`_NotFast` when any rule of ``parse_shape`` may fail.
     Skeletons (and anything with elements) are built by ``parse_shape`` itself and put back in
     file order."""
-    types = map(operator.attrgetter("type"), items)
+    types = list(map(operator.attrgetter("type"), items))
     if not any(map(operator.attrgetter("elements"), items)) and _SKELETON not in types:
-        return _plain_table(items)
+        return _plain_table(items, types)
     from cvat_ext.annotations.cvat_json import parse_shape  # the per-object parser: only for skeletons
 
     is_object = np.fromiter((bool(s.elements) or s.type == _SKELETON for s in items), dtype=np.bool_, count=len(items))
     objects, plain = np.flatnonzero(is_object), np.flatnonzero(~is_object)
     tables = [
         _plain_table([items[i] for i in plain.tolist()]),
-        ShapeTable.from_shapes([_parsed(msgspec.to_builtins(items[i]), parse_shape) for i in objects.tolist()]),
+        ShapeTable.from_shapes([_parsed(_plain_data(items[i]), parse_shape) for i in objects.tolist()]),
     ]
     return ShapeTable.concat(tables).take(np.argsort(np.concatenate([plain, objects]), kind="stable"))
+
+
+def _plain_data(shape: _Shape) -> dict[str, Any]:
+    """A typed shape as the JSON data it was decoded from (its tuples as lists), for the
+    per-object parser."""
+    data = msgspec.to_builtins(shape)
+    data["attributes"] = list(data["attributes"])
+    data["elements"] = list(data["elements"])
+    return data
 
 
 def _parsed(data: Any, parse: Callable[..., T]) -> T:
@@ -472,10 +488,11 @@ def _track_table(tracks: Sequence[Any], last_frame: int | None, *, expand: bool 
     return _parsed(parsed, functools.partial(track_table, last_frame=last_frame))
 
 
-def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
-    """Typed shapes without elements -> columns (see :func:`_shape_table`)."""
+def _plain_table(items: Sequence[_Shape], types: list[str] | None = None) -> ShapeTable:
+    """Typed shapes without elements -> columns (see :func:`_shape_table`; ``types``: their
+    types, when the caller has them)."""
     n = len(items)
-    type_code = _codes(list(map(operator.attrgetter("type"), items)), _CODE_OF)
+    type_code = _codes(list(map(operator.attrgetter("type"), items)) if types is None else types, _CODE_OF)
     if n and type_code.min() < 0:
         raise _NotFast
     points = list(map(operator.attrgetter("points"), items))
@@ -495,8 +512,11 @@ def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
         has_id = np.fromiter((i is not None for i in ids), dtype=np.bool_, count=n)
         obj_id = np.fromiter((0 if i is None else i for i in ids), dtype=np.int64, count=n)
     source_names = list(map(operator.attrgetter("source"), items))
-    sources = {name: code for code, name in enumerate(dict.fromkeys(source_names))}
-    source_code = _codes(source_names, sources)
+    if _same(source_names):  # one source (CVAT's export of a job: "manual")
+        sources, source_code = {source_names[0]: 0}, np.zeros(n, dtype=np.int64)
+    else:
+        sources = {name: code for code, name in enumerate(dict.fromkeys(source_names))}
+        source_code = _codes(source_names, sources)
     with_attributes = np.flatnonzero(np.fromiter(map(bool, map(operator.attrgetter("attributes"), items)), np.bool_, n))
     return ShapeTable(
         frame=_column(items, "frame", np.int64),
@@ -518,10 +538,16 @@ def _plain_table(items: Sequence[_Shape]) -> ShapeTable:
     )
 
 
+def _same(names: list[str]) -> bool:
+    """Whether every name is the first one (one C-level count: a job of boxes, every type is
+    ``rectangle``, every source ``manual``)."""
+    return bool(names) and names.count(names[0]) == len(names)
+
+
 def _codes(names: list[str], code_of: dict[str, int]) -> npt.NDArray[np.int64]:
     """``(N,)`` the code of every name (-1 for a name ``code_of`` lacks); one C-level count when
-    every name is the same (a job of boxes: every type is ``rectangle``)."""
-    if names and names.count(names[0]) == len(names):
+    every name is the same."""
+    if _same(names):
         return np.full(len(names), code_of.get(names[0], -1), dtype=np.int64)
     return np.fromiter(map(code_of.get, names, itertools.repeat(-1)), dtype=np.int64, count=len(names))
 

@@ -23,6 +23,7 @@ few objects. Rows keep the order they were given in.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,6 +155,21 @@ class ShapeTable:
             elements={renumber[r]: e for r, e in self.elements.items() if r in renumber},
         )
 
+    def span(self, lo: int, hi: int) -> ShapeTable:
+        """The table of rows ``lo:hi``: views of the columns (no copy), as ``take(arange(lo, hi))``."""
+        start = self.coord_start[lo : hi + 1]  # 0 <= lo <= hi <= M: at least one entry
+        first = int(start[0])
+        sparse = bool(self.attributes or self.elements)
+        return ShapeTable(
+            **{name: getattr(self, name)[lo:hi] for name in _SCALARS},
+            source_code=self.source_code[lo:hi],
+            sources=self.sources,
+            coords=self.coords[first : int(start[-1])],
+            coord_start=start - first,
+            attributes={r - lo: a for r, a in self.attributes.items() if lo <= r < hi} if sparse else {},
+            elements={r - lo: e for r, e in self.elements.items() if lo <= r < hi} if sparse else {},
+        )
+
     # ------------------------------------------------------------------------------------------
     # columns the engines need
 
@@ -172,6 +188,8 @@ class ShapeTable:
         out = np.zeros((m, 4))
         start, stop = self.coord_start[:-1], self.coord_start[1:]
         code = self.type_code
+        if np.all(code == _RECT):  # rectangles only: their points as they are (no masked copy)
+            return self.coords[start[:, None] + np.arange(4)].astype(np.float64)
         flat = np.isin(code, list(_FLAT_TYPES))
         if flat.any():
             four = self.coords[start[flat][:, None] + np.arange(4)].astype(np.float64)
@@ -389,8 +407,12 @@ class LazyShapes(Sequence[Shape]):
     def __init__(self, table: ShapeTable, rows: IntArray) -> None:
         self._table = table
         self._row_array = np.asarray(rows, dtype=np.int64)
-        self._rows = self._row_array.tolist()
         self._built: dict[int, Shape] = {}
+
+    @functools.cached_property
+    def _rows(self) -> list[int]:
+        """The rows as Python integers, made on first use (a batch of boxes never asks)."""
+        return self._row_array.tolist()
 
     def flat_points(self, positions: IntArray) -> tuple[npt.NDArray[Any], IntArray]:
         """:meth:`ShapeTable.flat_points` of the shapes at ``positions`` of this sequence, read
@@ -405,7 +427,7 @@ class LazyShapes(Sequence[Shape]):
         return self._table.mask(self._rows[i])
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return int(self._row_array.shape[0])
 
     def attributes(self, i: SupportsIndex) -> tuple[Attribute, ...]:
         """The attribute values of the ``i``-th shape, without building it."""

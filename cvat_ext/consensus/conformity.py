@@ -37,7 +37,10 @@ def box_conformity(
     if kk.size == 0:
         return out
     if not np.any(np.mod(member_rot[kk, rr], 180.0)) and not np.any(np.mod(fused_rot, 180.0)):
-        out[kk, rr] = box_iou_pairs(member_xyxy[kk, rr], fused_xyxy[kk])
+        # one flat index per (cluster, member): NumPy's 2-D fancy indexing is ~8x slower than take
+        flat = kk * r + rr
+        iou = box_iou_pairs(member_xyxy.reshape(-1, 4).take(flat, axis=0), fused_xyxy.take(kk, axis=0))
+        out.reshape(-1)[flat] = iou
         return out
     for j, q in zip(kk.tolist(), rr.tolist(), strict=True):  # rotated boxes: rare, exact clipping
         out[j, q] = rotated_box_iou(

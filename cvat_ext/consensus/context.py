@@ -26,7 +26,7 @@ def cluster_extents(xyxy: FloatArray, rows: IntArray) -> FloatArray:
     """(K, 4) mean extent of each cluster's members; ``xyxy (M, 4)`` the batch rows' extents,
     ``rows (K, R)`` member rows (-1 absent; every cluster has one member at least)."""
     present = rows >= 0
-    boxes = xyxy[np.maximum(rows, 0)] * present[..., None]
+    boxes = xyxy.take(np.maximum(rows, 0), axis=0) * present[..., None]  # take: ~8x a fancy index
     return np.asarray(boxes.sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None], dtype=np.float64)
 
 
@@ -52,7 +52,7 @@ def shadowed(frame_pos: IntArray, support: IntArray, extents: FloatArray, cover:
     if own.size == 0:
         return out
     other = order[np.repeat(first - (np.cumsum(n_better) - n_better), n_better) + np.arange(own.size)]
-    a, b = extents[own], extents[other]
+    a, b = extents.take(own, axis=0), extents.take(other, axis=0)  # take: ~8x a 2-D fancy index
     iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
     ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
     inter = np.maximum(iw, 0) * np.maximum(ih, 0)

@@ -340,7 +340,7 @@ def score_chunks(
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
                 if batch.family in WEIGHTED_FAMILIES:
                     chunk_extents[key] = cluster_extents(batch.xyxy, rows)
-            extents = batch.xyxy[np.maximum(rows, 0)]
+            extents = batch.xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a 2-D fancy index
             chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
             evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
                 rows >= 0,
@@ -554,7 +554,7 @@ def _box_disagreement(batch: ReplicaBatch, rows: IntArray, pairs: list[tuple[int
     """(K, P) squared corner offsets of two members, over the product of their sizes (NaN-free;
     absent members give garbage the caller masks). Additive in the annotators' relative jitter
     variances, unlike IoU."""
-    xyxy = batch.xyxy[np.maximum(rows, 0)]
+    xyxy = batch.xyxy.take(np.maximum(rows, 0), axis=0)
     size = np.sqrt(np.maximum((xyxy[..., 2] - xyxy[..., 0]) * (xyxy[..., 3] - xyxy[..., 1]), 1.0))
     out = np.zeros((rows.shape[0], len(pairs)))
     for p, (r, s) in enumerate(pairs):

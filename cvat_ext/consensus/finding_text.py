@@ -5,7 +5,8 @@ finding (300,000 on a 10,000-frame job with a sloppy annotator). Here the text i
 the :class:`~cvat_ext.consensus.report.FindingBlock` columns, a window of clusters at a time:
 
 * per **cluster**: the frame, the box (rounded with NumPy, one ``repr`` per row), the similarity
-  and score texts, and one pre-formatted middle part of the JSON line and of the CSV row;
+  and score texts, one pre-formatted middle part of the JSON line, and the CSV row's cells and
+  message head (a quoted message puts its quote between them);
 * per **member pattern** (present / missing / labels by annotator) and **label**: their JSON and
   CSV texts and each kind's message suffix, formatted once for the run
   (:func:`~cvat_ext.consensus.report.finding_message` stays the one definition of the messages:
@@ -200,30 +201,32 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     pattern_json = np.array([p[0] for p in pattern_rows], dtype=object)[pattern_pos]
     pattern_csv = np.array([p[1] for p in pattern_rows], dtype=object)[pattern_pos]
     suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
-    box = iter(float_texts(round_like_python(w.xyxy, 2)))
-    box_json, box_csv = [], []
-    for x0, y0, x1, y1 in zip(box, box, box, box, strict=True):
-        box_json.append(f"[{x0}, {y0}, {x1}, {y1}]")  # a list of finite floats, as json writes it
-        box_csv.append(f"{x0};{y0};{x1};{y1}")
+    box = float_texts(round_like_python(w.xyxy, 2))  # (4K,) row by row: x0, y0, x1, y1
+    x0s, y0s, x1s, y1s = box[0::4], box[1::4], box[2::4], box[3::4]
     sim_json, sim_csv = json_and_csv_texts(round_like_python(w.min_similarity, 6))
     score_json, score_csv = json_and_csv_texts(round_like_python(w.score, 6))
+    kept = w.kept.astype(np.int64)
+    # the box as a list of finite floats, as json writes it
     mid_json = [
-        f', "shape_type": "{st}", "label": {lj}, {pj}, "xyxy": {bx}, "min_similarity": {sm}, "score": {sc}, '
-        f'"kept": {kp}, "message": "frame {fr}: {le} {st}'
-        for st, lj, pj, bx, sm, sc, kp, fr, le in zip(
-            shape_type, label_json, pattern_json, box_json, sim_json, score_json,
-            _JSON_BOOL[w.kept.astype(np.int64)], frame_s, label_esc, strict=True,
+        f', "shape_type": "{st}", "label": {lj}, {pj}, "xyxy": [{x0}, {y0}, {x1}, {y1}], "min_similarity": {sm}, '
+        f'"score": {sc}, "kept": {kp}, "message": "frame {fr}: {le} {st}'
+        for st, lj, pj, x0, y0, x1, y1, sm, sc, kp, fr, le in zip(
+            shape_type, label_json, pattern_json, x0s, y0s, x1s, y1s, sim_json, score_json, _JSON_BOOL[kept],
+            frame_s, label_esc, strict=True,
         )
     ]  # fmt: skip
-    # the CSV row after frame and kind, up to the message's suffix: plain, and opening a quoted message
-    csv_plain, csv_quoted = [], []
-    for st, lc, pc, bx, sm, sc, kp, fr, lb in zip(
-        shape_type, label_csv, pattern_csv, box_csv, sim_csv, score_csv, _CSV_BOOL[w.kept.astype(np.int64)],
-        frame_s, label_name, strict=True,
-    ):  # fmt: skip
-        cells = f",{st},{lc},{pc},{bx},{sm},{sc},{kp},"
-        csv_plain.append(f"{cells}frame {fr}: {lb} {st}")
-        csv_quoted.append(f'{cells}"frame {fr}: {lb.replace(chr(34), chr(34) * 2)} {st}')
+    # the CSV row after frame and kind, up to the message, and the message's head: a row whose
+    # message is quoted puts a quote between them (and doubles the label's quotes, if any)
+    csv_cells = [
+        f",{st},{lc},{pc},{x0};{y0};{x1};{y1},{sm},{sc},{kp},"
+        for st, lc, pc, x0, y0, x1, y1, sm, sc, kp in zip(
+            shape_type, label_csv, pattern_csv, x0s, y0s, x1s, y1s, sim_csv, score_csv, _CSV_BOOL[kept], strict=True,
+        )
+    ]  # fmt: skip
+    csv_head = [f"frame {fr}: {lb} {st}" for fr, lb, st in zip(frame_s, label_name, shape_type, strict=True)]
+    csv_head_quoted = csv_head
+    if any('"' in name for name in label_name.tolist()):
+        csv_head_quoted = [h.replace('"', '""') for h in csv_head]  # only the label can hold a quote
 
     # per finding: its suffix, then the lines
     suffix_id = suffix_of[pattern_pos[ks], cs]
@@ -234,18 +237,22 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
         sims, sim_pos = np.unique(round_like_python(w.min_similarity[ks[low]], 2), return_inverse=True)
         suffix_id[low] = np.array([texts.low_overlap(f"{v:.2f}") for v in sims.tolist()], dtype=np.int64)[sim_pos]
     suffixes = texts.suffixes
-    sfx = [suffixes[i] for i in suffix_id.tolist()]
+    ids = suffix_id.tolist()
+    sfx_json = [suffixes[i].json for i in ids]
+    # a row's message is quoted when its suffix or its label needs it
+    suffix_quote = np.array([x.quote for x in suffixes], dtype=np.bool_)
+    quoted = (suffix_quote[suffix_id] | label_quote[ks].astype(np.bool_)).tolist()
+    sfx_csv = [suffixes[i].csv_quoted if q else suffixes[i].csv for i, q in zip(ids, quoted, strict=True)]
     kind = [_KINDS[c] for c in cs.tolist()]
     k_list = ks.tolist()
-    fr_f = frame_s[ks]
+    fr_f = frame_s[ks].tolist()
     json_lines = [
-        f'{{"frame": {fr}, "kind": "{kd}"{mid_json[k]}{s.json}"}}'
-        for fr, kd, k, s in zip(fr_f, kind, k_list, sfx, strict=True)
+        f'{{"frame": {fr}, "kind": "{kd}"{mid_json[k]}{sj}"}}'
+        for fr, kd, k, sj in zip(fr_f, kind, k_list, sfx_json, strict=True)
     ]
-    quote_label = label_quote.tolist()
     csv_rows = [
-        f"{fr},{kd}{csv_quoted[k]}{s.csv_quoted}" if s.quote or quote_label[k] else f"{fr},{kd}{csv_plain[k]}{s.csv}"
-        for fr, kd, k, s in zip(fr_f, kind, k_list, sfx, strict=True)
+        f'{fr},{kd}{csv_cells[k]}"{csv_head_quoted[k]}{sc}' if q else f"{fr},{kd}{csv_cells[k]}{csv_head[k]}{sc}"
+        for fr, kd, k, sc, q in zip(fr_f, kind, k_list, sfx_csv, quoted, strict=True)
     ]
     return json_lines, csv_rows, w.frame[ks]
 

@@ -276,8 +276,8 @@ class ChunkMerger:
         idx = np.flatnonzero(kept)
         w = self.weights if self.settings.method == "nearest" else self.model.weights_for(batch.family)
         frames = batch.frames[table.frame_pos[idx]]
-        attrs = self._attributes(batch, rows[idx], cons[idx], w)
-        rows_k = rows[idx]
+        rows_k = rows.take(idx, axis=0)  # take: ~8x a 2-D fancy index
+        attrs = self._attributes(batch, rows_k, cons[idx], w)
         present_k = rows_k >= 0
         safe = np.maximum(rows_k, 0)
         # (K, R) per-cluster weights: the annotators' inverse noise variance at the cluster's size
@@ -293,8 +293,9 @@ class ChunkMerger:
         method = self.settings.method
         family = batch.family
         if family == "rectangle" and method != "nearest":
-            boxes, angles = fuse_boxes(batch.xyxy[safe], batch.rotation[safe], weight)
-            conformity[:] = box_conformity(batch.xyxy[safe], batch.rotation[safe], present_k, boxes, angles)
+            member_xyxy = batch.xyxy.take(safe, axis=0)  # take: ~8x a 2-D fancy index
+            boxes, angles = fuse_boxes(member_xyxy, batch.rotation[safe], weight)
+            conformity[:] = box_conformity(member_xyxy, batch.rotation[safe], present_k, boxes, angles)
             return [MergedColumns(frames, cons[idx], score[idx], occluded, z_order, attrs, xyxy=boxes, rotation=angles)]
         out: list[MergedColumns | list[Shape]] = []
         rest = np.arange(idx.size)
@@ -374,13 +375,17 @@ class ChunkMerger:
                 return out
         pick: IntArray | None = None
         if method == "nearest":
-            pick = nearest_to_mean(batch.xyxy[safe], present_k)
+            pick = nearest_to_mean(batch.xyxy.take(safe, axis=0), present_k)
         elif family not in ("segment", "skeleton") and not (family in _FUSED_BY_NOISE and self._noise_weighted(family)):
             pick = weighted_medoid(table.pair_sim[idx], present_k, w)
         if pick is not None and family == "rectangle" and idx.size:
             chosen = rows_k[np.arange(idx.size), pick]
             conformity[:] = box_conformity(
-                batch.xyxy[safe], batch.rotation[safe], present_k, batch.xyxy[chosen], batch.rotation[chosen]
+                batch.xyxy.take(safe, axis=0),
+                batch.rotation[safe],
+                present_k,
+                batch.xyxy.take(chosen, axis=0),
+                batch.rotation[chosen],
             )
         shapes: list[Shape] = []
         to_compare: list[tuple[int, list[tuple[int, Shape]], Shape, FloatArray]] = []

@@ -85,7 +85,8 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int, iou_thr: float = 0.0) ->
     rows_a, rows_b = _rows_of(batch, r), _rows_of(batch, s)
     if rows_a.size == 0 or rows_b.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    xyxy_a, xyxy_b = batch.xyxy[rows_a], batch.xyxy[rows_b]
+    # rows of (M, 4) arrays by take(axis=0): NumPy's fancy index of a 2-D array is ~8x slower
+    xyxy_a, xyxy_b = batch.xyxy.take(rows_a, axis=0), batch.xyxy.take(rows_b, axis=0)
     # one sorted key per frame band: frames are separated by more than any box reach
     span = float(max(np.abs(batch.xyxy).max(), 1.0)) * 4.0 + 1.0
     cx_a = (xyxy_a[:, 0] + xyxy_a[:, 2]) / 2 + batch.frame_pos[rows_a] * span
@@ -104,7 +105,7 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int, iou_thr: float = 0.0) ->
     offsets = np.repeat(lo - (np.cumsum(counts) - counts), counts)
     ib = order[np.arange(total) + offsets]
     # exact extent overlap on both axes (zero-area contact cannot reach a positive threshold)
-    a, b = xyxy_a[ia], xyxy_b[ib]
+    a, b = xyxy_a.take(ia, axis=0), xyxy_b.take(ib, axis=0)
     keep = (
         (np.minimum(a[:, 2], b[:, 2]) > np.maximum(a[:, 0], b[:, 0]))
         & (np.minimum(a[:, 3], b[:, 3]) > np.maximum(a[:, 1], b[:, 1]))
@@ -119,7 +120,8 @@ def box_candidates(batch: ReplicaBatch, r: int, s: int, iou_thr: float = 0.0) ->
 def box_links(batch: ReplicaBatch, r: int, s: int, iou_thr: float, weak_thr: float | None = None) -> PairLinks:
     """Optimal matching of axis-aligned rectangles of annotators r and s over the whole chunk."""
     ia, ib = box_candidates(batch, r, s, iou_thr if weak_thr is None else weak_thr)
-    return match_candidates(batch, ia, ib, box_iou_pairs(batch.xyxy[ia], batch.xyxy[ib]), iou_thr, weak_thr)
+    iou = box_iou_pairs(batch.xyxy.take(ia, axis=0), batch.xyxy.take(ib, axis=0))
+    return match_candidates(batch, ia, ib, iou, iou_thr, weak_thr)
 
 
 def _with_size(params: SimilarityParams, frame_wh: IntArray | None, frame_pos: int) -> SimilarityParams:

@@ -31,9 +31,8 @@ from cvat_ext.errors import ConfigError
 
 __all__ = ["merged_json", "write_merged"]
 
-_TAIL = '"label_id": %d, "group": 0, "source": ' + json.dumps(SOURCE) + ', "frame": %d, "score": %s, "attributes": %s, '
-_RECT = '{"type": "rectangle", "occluded": %s, "outside": false, "z_order": %d, "rotation": %s, "points": %s, '
-_RECT += _TAIL + '"elements": []}'
+_SOURCE = json.dumps(SOURCE)
+_TAIL = '"label_id": %d, "group": 0, "source": ' + _SOURCE + ', "frame": %d, "score": %s, "attributes": %s, '
 _SEGMENT = '{"type": "%s", "occluded": %s, "outside": false, "z_order": %d, "rotation": 0.0, "points": [%s], ' + _TAIL
 _SEGMENT += '"elements": []}'
 _BOOL = ("false", "true")
@@ -56,12 +55,15 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
     if part.xyxy is not None and part.rotation is not None:
         if not (np.isfinite(part.xyxy).all() and np.isfinite(part.rotation).all()):
             return None
-        x0, y0, x1, y1 = (iter(float_texts(part.xyxy[:, i])) for i in range(4))
-        points = [f"[{a}, {b}, {c}, {d}]" for a, b, c, d in zip(x0, y0, x1, y1, strict=True)]
+        box = float_texts(part.xyxy)  # (4N,) row by row: x0, y0, x1, y1
+        # an f-string per row: about a third faster than the %-template of the other types
         return [
-            _RECT % (_BOOL[occ], z, rot, pts, lb, fr, sc, at)
-            for occ, z, rot, pts, lb, fr, sc, at in zip(
-                *head, float_texts(part.rotation), points, *tail, attrs, strict=True
+            f'{{"type": "rectangle", "occluded": {_BOOL[occ]}, "outside": false, "z_order": {z}, "rotation": {rot}, '
+            f'"points": [{x0}, {y0}, {x1}, {y1}], "label_id": {lb}, "group": 0, "source": {_SOURCE}, "frame": {fr}, '
+            f'"score": {sc}, "attributes": {at}, "elements": []}}'
+            for occ, z, rot, x0, y0, x1, y1, lb, fr, sc, at in zip(
+                *head, float_texts(part.rotation), box[0::4], box[1::4], box[2::4], box[3::4], *tail, attrs,
+                strict=True,
             )
         ]
     if part.mask_ltrb is not None and part.mask_counts is not None and part.kp_label is None:
@@ -100,8 +102,10 @@ def _chunk_lines(parts: Sequence[MergedColumns | list[Shape]]) -> list[str]:
         lines.extend(got)
     if not lines:
         return lines
-    order = np.argsort(np.concatenate(frames), kind="stable")
-    return [lines[i] for i in order.tolist()]
+    frame = np.concatenate(frames)
+    if not np.any(frame[1:] < frame[:-1]):
+        return lines  # in frame order already (one part of fused boxes)
+    return [lines[i] for i in np.argsort(frame, kind="stable").tolist()]
 
 
 def write_merged(result: ConsensusResult, path: Path) -> None:
@@ -139,6 +143,7 @@ def _write_lines(fh: Any, chunks: Iterator[list[str]]) -> None:
     sep = "\n  "
     for lines in chunks:
         if lines:
-            fh.write(sep + ",\n  ".join(lines))
+            fh.write(sep)  # apart: joined to the batch it would copy the batch once more
+            fh.write(",\n  ".join(lines))
             sep = ",\n  "
     fh.write("\n ]" if sep != "\n  " else "]")

@@ -69,13 +69,13 @@ def float_texts(values: npt.ArrayLike) -> list[str]:
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     size = np.abs(x)
     plain = (size == 0) | ((size >= 1e-4) & (size < 1e16))  # NaN compares False
-    if plain.all():
-        return _encoded(x) if x.size else []
-    texts = list(map(repr, x.tolist()))
-    idx = np.flatnonzero(plain)
-    if idx.size:
-        for i, text in zip(idx.tolist(), _encoded(x[idx]), strict=True):
-            texts[i] = text
+    if not x.size:
+        return []
+    # every value through the encoder (NaN and infinities come out as null), then ``repr`` of the
+    # others: a column of similarities with a few NaN is written at the encoder's speed
+    texts = _encoded(x)
+    for i in np.flatnonzero(~plain).tolist():
+        texts[i] = repr(float(x[i]))
     return texts
 
 

@@ -64,7 +64,7 @@ def table_chunks(
             occluded=table.occluded,
             z_order=table.z_order,
             outside=table.outside,
-            extents=lambda idx, xyxy=xyxy: xyxy[idx],  # type: ignore[misc]
+            extents=lambda idx, xyxy=xyxy: xyxy.take(idx, axis=0),  # type: ignore[misc]
             attr_keys=lambda idx, attr_key=attr_key: attr_key[idx],  # type: ignore[misc]
             shapes=lambda idx, table=table: LazyShapes(table, idx),  # type: ignore[misc]
         )
@@ -81,14 +81,19 @@ def _chunk_rows(replicas: Sequence[ReplicaColumns], frames: IntArray) -> tuple[S
         column = replica.shapes.frame
         lo = int(np.searchsorted(column, frames[0], side="left"))
         hi = int(np.searchsorted(column, frames[-1], side="right"))
-        rows = np.arange(lo, hi, dtype=np.int64)
-        pos = np.searchsorted(frames, column[lo:hi])
-        inside = frames[np.minimum(pos, frames.size - 1)] == column[lo:hi]  # deleted frames fall out
-        if not inside.all():
-            rows, pos = rows[inside], pos[inside]
-        parts.append(replica.shapes.take(rows))
-        pos_parts.append(pos.astype(np.int64))
-        annot_parts.append(np.full(rows.size, r, dtype=np.int64))
+        rows_in = column[lo:hi]
+        # each chunk frame's rows (both sides sorted): when they cover lo:hi, no row is on a
+        # deleted frame, and the rows are one span
+        counts = np.searchsorted(rows_in, frames, side="right") - np.searchsorted(rows_in, frames, side="left")
+        if int(counts.sum()) == hi - lo:
+            parts.append(replica.shapes.span(lo, hi))
+            pos_parts.append(np.repeat(np.arange(frames.size, dtype=np.int64), counts))
+        else:
+            pos = np.searchsorted(frames, rows_in)
+            inside = frames[np.minimum(pos, frames.size - 1)] == rows_in  # deleted frames fall out
+            parts.append(replica.shapes.take(np.flatnonzero(inside) + lo))
+            pos_parts.append(pos[inside].astype(np.int64))
+        annot_parts.append(np.full(pos_parts[-1].size, r, dtype=np.int64))
     frame_pos, annotator = np.concatenate(pos_parts), np.concatenate(annot_parts)
     order = np.lexsort((annotator, frame_pos))  # stable: file order within (frame, annotator)
     return ShapeTable.concat(parts).take(order), frame_pos[order], annotator[order]

@@ -43,7 +43,7 @@ _F_COLS = 9
 
 def _extents(batch: ReplicaBatch, rows: IntArray, present: BoolArray) -> FloatArray:
     """(K, 4) union of the members' extents."""
-    xyxy = batch.xyxy[np.maximum(rows, 0)]
+    xyxy = batch.xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a 2-D fancy index
     lo = np.where(present[:, :, None], xyxy[:, :, :2], np.inf).min(axis=1)
     hi = np.where(present[:, :, None], xyxy[:, :, 2:], -np.inf).max(axis=1)
     return np.concatenate([lo, hi], axis=1)
@@ -151,19 +151,19 @@ class JobTally:
         n_findings = flags.sum(axis=1)
         idx = np.flatnonzero(n_findings)
         if idx.size:
-            rows_i = rows[idx]
+            rows_i = rows.take(idx, axis=0)
             first = rows_i[np.arange(idx.size), (rows_i >= 0).argmax(axis=1)]
             self.blocks.append(
                 FindingBlock(
                     frame=batch.frames[table.frame_pos[idx]],
                     type_code=batch.type_code[first],
                     label=cons[idx],
-                    labels=labels_kr[idx],
+                    labels=labels_kr.take(idx, axis=0),
                     xyxy=_extents(batch, rows_i, rows_i >= 0),
                     min_similarity=min_sim[idx],
                     score=score[idx],
                     kept=kept[idx],
-                    flags=flags[idx],
+                    flags=flags.take(idx, axis=0),
                 )
             )
 

@@ -131,7 +131,8 @@ class _Outputs:
             sep = "\n  "
             for lines, csv_text in batches:
                 if fh is not None and lines:
-                    fh.write(sep + ",\n  ".join(lines))
+                    fh.write(sep)  # apart: joined to the batch it would copy the batch once more
+                    fh.write(",\n  ".join(lines))
                     sep = ",\n  "
                 if csv_fh is not None:
                     csv_fh.write(csv_text)

@@ -120,6 +120,7 @@ def test_bad_shape_same_error_as_today(tmp_path: Path, data: Any, message: str) 
     assert got.startswith(f"{path}: shapes[2]") or f"{path}: invalid JSON" in got
 
 
+_GOOD = json.dumps(GOOD_SHAPE)
 BAD_FILES = [
     '{"shapes": [',
     "",
@@ -129,11 +130,28 @@ BAD_FILES = [
     '{"version": "x"}',
     '{"intervals": [1]}',
     '{"shapes": [], "shapes": []}',
+    # a repeated key around a shapes array (the keys are looked for outside the last one)
+    '{"shapes": [' + _GOOD + '], "version": 1, "shapes": [' + _GOOD + "]}",
+    '{"version": 1, "shapes": [' + _GOOD + '], "version": 2}',
+    '{"tags": [], "shapes": [' + _GOOD + '],\n "tags" : []}',
     json.dumps({"shapes": [GOOD_SHAPE, 3]}),
     json.dumps({"tags": [{"frame": "x", "label_id": 1}]}),
     json.dumps({"shapes": [{**GOOD_SHAPE, "frame": 2**70}]}),
     json.dumps({"tracks": [{"frame": 0, "label_id": 1, "shapes": [{**GOOD_SHAPE, "points": [1]}]}]}),
 ]
+
+
+def test_top_level_key_names_inside_shapes_are_not_top_level_keys(tmp_path: Path) -> None:
+    """A shape carrying fields named like the top-level keys (ignored, as unknown fields are) is
+    read as FrameStore reads it, on the fast path."""
+    odd = {**GOOD_SHAPE, "shapes": [], "tracks": [1], "version": 3}
+    body = {"version": 1, "tags": [], "shapes": [GOOD_SHAPE, odd], "tracks": []}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(body))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(columnar_json, "_slow", lambda *a: pytest.fail("slow path taken"))
+        got = read_annotations_file(path)
+    assert _columns_view(got) == _store_view(path, 0)
 
 
 @pytest.mark.parametrize("text", BAD_FILES)
@@ -381,6 +399,30 @@ def test_dense_bodies_are_split_sparse_ones_decoded_whole(monkeypatch: pytest.Mo
     assert not columnar_json._decode_whole(bodies["box"])
     monkeypatch.setattr(columnar_json, "WHOLE_BYTES", 10**9)
     assert columnar_json._decode_whole(b"{}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_span_is_take_of_the_range(seed: int) -> None:
+    """``ShapeTable.span(lo, hi)`` (views) holds what ``take(arange(lo, hi))`` copies: every
+    column, the coordinates, attributes and skeleton elements renumbered."""
+    rng = np.random.default_rng(seed)
+    table = read_annotations_bytes(json.dumps(random_body(seed)[0]).encode(), where="a").shapes
+    m = len(table)
+    for lo, hi in [(0, m), (0, 0), (m, m), *(sorted(rng.integers(0, m + 1, 2).tolist()) for _ in range(5))]:
+        got, want = table.span(lo, hi), table.take(np.arange(lo, hi))
+        for f in dataclasses.fields(ShapeTable):
+            a, b = getattr(got, f.name), getattr(want, f.name)
+            assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b, f.name
+        assert [dump_shape(s) for s in got.shapes()] == [dump_shape(s) for s in want.shapes()]
+
+
+def test_decoded_shape_types_are_cvats() -> None:
+    """The literal the fast path decodes ``type`` into lists every ShapeType, and nothing else."""
+    from typing import get_args
+
+    from cvat_ext.annotations.model import ShapeType
+
+    assert set(get_args(columnar_json.ShapeTypeName)) == {t.value for t in ShapeType}
 
 
 # ----------------------------------------------------------------------------------------------
