@@ -47,7 +47,7 @@ from cvat_ext.consensus.reliability import (
     ExistenceModel,
     existence_posterior_by_size,
 )
-from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence, link_table
+from cvat_ext.consensus.sized_existence import SizedExistence, clusters_per_object, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
 
 #: the five metrics of a truth estimate, in report order
@@ -256,17 +256,25 @@ class _Sums:
         self.objects, self.hits, self.iou, self.iou_sq = (np.zeros(self.n_annot) for _ in range(4))
 
     def add(
-        self, present: BoolArray, real: FloatArray, size: FloatArray, moments: tuple[FloatArray, ...], unseen: float
+        self,
+        present: BoolArray,
+        real: FloatArray,
+        size: FloatArray,
+        moments: tuple[FloatArray, ...],
+        objects: FloatArray,
+        unseen_share: float,
     ) -> None:
         """Clusters ``present (K, R)``, ``real (K,)``, ``size (K,)``; ``moments``: the share at the
-        threshold, mean and mean square similarity of that share, (B, R) each per fine bin."""
+        threshold, mean and mean square similarity of that share, (B, R) each per fine bin;
+        ``objects (K,)``: the distinct real objects each cluster stands for (``real`` times its
+        object share); ``unseen_share``: real objects nobody drew per seen one."""
         q, m, m2 = moments
         p = _real_per_bin(present, real, size) * q
         self.objects += present.sum(axis=0)
         self.hits += p.sum(axis=0)
         self.iou += (p * m).sum(axis=0)
         self.iou_sq += (p * m2).sum(axis=0)
-        self.truth += float(real.sum()) + unseen
+        self.truth += float(objects.sum()) * (1.0 + unseen_share)
 
     def values(self, label_accuracy: FloatArray) -> dict[str, FloatArray]:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -345,11 +353,14 @@ def fit_annotator_model(
             )
             strata = np.concatenate(ev.strata)
             sized[family], real = fit_sized_existence(model, link, present, strata, size)
-            miss_all = float(np.prod(1.0 - model.sensitivity))
-            unseen_share = miss_all / max(1.0 - miss_all, 1e-9)
+            # a real object drawn apart by two annotators is two real clusters but one object; and
+            # the objects nobody drew are counted in (zero clusters)
+            objects = real / clusters_per_object(sized[family], present, real, size)
+            unseen_share = 0.0
         else:
             real = (present.sum(axis=1) >= quorum).astype(np.float64)
             unseen_share = 0.0
+            objects = real
         moments = (
             fit.moments(_FINE_CENTRES, iou_thr)
             if isinstance(fit, KeypointFit)
@@ -359,10 +370,10 @@ def fit_annotator_model(
             )
         )
         truth_hit[family] = moments[0]
-        job.add(present, real, size, moments, unseen_share * float(real.sum()))
+        job.add(present, real, size, moments, objects, unseen_share)
         if gt is not None:
             sel = gt.frame_mask(frames)
-            on_gt.add(present[sel], real[sel], size[sel], moments, unseen_share * float(real[sel].sum()))
+            on_gt.add(present[sel], real[sel], size[sel], moments, objects[sel], unseen_share)
     label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
     values = job.values(label_acc)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -384,7 +395,7 @@ def fit_annotator_model(
     gt_report = None
     gt_objects = np.zeros(n, dtype=np.int64)
     if gt is not None:
-        values, se, gt_report = _anchor(names, values, se, on_gt.values(label_acc), gt)
+        values, se, gt_report = _anchor(names, values, se, on_gt.values(label_acc), gt, iou_sd)
         gt_objects = gt.counts[:, 0].astype(np.int64)
     values, se = _apply_priors(values, se, evidence_n, prior_of)
     estimates = tuple(
@@ -395,9 +406,7 @@ def fit_annotator_model(
         )
         for r in range(n)
     )
-    models = tuple(
-        _model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n)
-    )
+    models = tuple(_model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n))
     return AnnotatorModel(
         names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit
     )
@@ -435,19 +444,36 @@ def _anchor(
     se: dict[str, FloatArray],
     model_on_gt: dict[str, FloatArray],
     gt: GtTally,
+    iou_sd: FloatArray,
 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray], dict[str, Any]]:
-    """Correct each estimate by the model's own error on the GT frames; the report's GT section."""
+    """Correct each estimate by the model's own error on the GT frames, shrunk by how much of that
+    error the GT sample's noise explains; the report's GT section. ``iou_sd (R,)``: the spread of
+    each annotator's matched similarities (the noise of a mean IoU over few objects)."""
     truth = measured(gt.counts)
     error = {m: model_on_gt[m] - truth[m] for m in METRICS}
-    n_gt = np.maximum(gt.counts[:, 0], 1.0)
+    n_gt, n_obj, n_tp = (np.maximum(gt.counts[:, i], 1.0) for i in (0, 1, 2))
+    # the sampling noise of the error on the GT frames (the estimate there follows the same
+    # frames' data, so half the variance of the measurement's own; the earlier uncorrected form)
+    noise = {
+        "precision": _binomial_se(truth["precision"], n_obj),
+        "recall": _binomial_se(truth["recall"], n_gt),
+        "f1": _binomial_se(truth["f1"], (n_obj + n_gt) / 2),
+        "mean_iou": np.nan_to_num(iou_sd) / np.sqrt(n_tp),
+    }
     out, out_se = {}, {}
     for m in METRICS:
         # label accuracy: Dawid–Skene's estimate is one job-wide figure, so the GT frames' difference
         # is only the GT sample's noise; it is reported (model_error) but does not correct
         ok = np.isfinite(error[m]) & (m != "label_accuracy")
-        out[m] = np.where(ok, np.clip(values[m] - np.where(ok, error[m], 0.0), 0.0, 1.0), values[m])
+        e = np.where(ok, error[m], 0.0)
+        var = noise[m] ** 2 * 0.5 if m in noise else np.zeros_like(e)
+        # shrink the correction by the share of the error's square its noise explains (a model
+        # already right on the job would otherwise take on the GT sample's noise: with 10 % of
+        # the frames that made the estimates worse than without GT once the model was unbiased)
+        keep = np.where(e * e > 0, np.clip(1.0 - var / np.maximum(e * e, 1e-300), 0.0, 1.0), 0.0)
+        out[m] = np.where(ok, np.clip(values[m] - keep * e, 0.0, 1.0), values[m])
         # the correction carries the GT sample's own noise
-        out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + _binomial_se(truth[m], n_gt) ** 2 * 0.5), se[m])
+        out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + keep * var), se[m])
     report = {
         "frames": len(gt.frames),
         "objects": gt.n_objects,

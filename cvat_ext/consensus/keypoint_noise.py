@@ -13,7 +13,7 @@ Fitted from the clusters of a job (:class:`KeypointEvidence`, accumulated in pas
   ``E[(x_r - x_s)(x_r - x_t)] = Var(e_r)`` over the triples whose three members see the keypoint
   (:class:`~cvat_ext.consensus.noise_model.CornerEvidence`'s covariance, per keypoint instead of
   per box corner), NNLS per annotator over the size bins whose drawings are rarely cut off by the
-  match (:func:`~cvat_ext.consensus.noise_model.fit_corner_noise`). Two annotators: only the sum
+  match (:func:`~cvat_ext.consensus.noise_model.fit_binned_covariance`). Two annotators: only the sum
   of the pair's variances is identified (mean squared difference), each gets half;
 * flips: a keypoint two members both have but see differently is a flip of one of them:
   ``P(disagree_rs) = f_r + f_s - 2 f_r f_s``, i.e. ``1 - 2 d_rs = (1 - 2 f_r)(1 - 2 f_s)``, so
@@ -42,7 +42,7 @@ import numpy as np
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.nnls import nnls
-from cvat_ext.consensus.noise_model import SIZE_EDGES, CornerEvidence, NoiseFit, fit_corner_noise, size_bin
+from cvat_ext.consensus.noise_model import SIZE_EDGES, BinnedCovariance, NoiseFit, fit_binned_covariance, size_bin
 
 #: families whose similarity is OKS over keypoints
 KEYPOINT_FAMILIES = frozenset({"points", "skeleton"})
@@ -141,11 +141,11 @@ class KeypointEvidence:
                 self.tri_inv_s2[:, r, q] += np.bincount(bins, weights=c * inv_s2, minlength=n_bins)
                 self.tri_count[:, r, q] += np.bincount(bins, weights=c, minlength=n_bins)
 
-    def covariances(self, trust: FloatArray, min_trust: float) -> CornerEvidence:
+    def covariances(self, trust: FloatArray, min_trust: float) -> BinnedCovariance:
         """The covariance sums per (bin, annotator) over the triples whose two partners' drawings
         are trusted (``trust (B, R) >= min_trust``, the partners' link probability) in the bin."""
         n = self.n_annotators
-        ev = CornerEvidence(n)
+        ev = BinnedCovariance(*(np.zeros(self.tri_cov.shape[:2]) for _ in range(3)))
         ok = trust >= min_trust
         for q, (a, b) in enumerate(annotator_pairs(n)):
             use = (ok[:, a] & ok[:, b])[:, None]
@@ -271,7 +271,7 @@ def fit_keypoint_noise(
         for _ in range(2):
             link = fit.link_table(link_thr)
             trust = np.where(link >= _MIN_LINK, 1.0, 0.01)
-            shape = fit_corner_noise(ev.covariances(link, _MIN_LINK), trust)
+            shape = fit_binned_covariance(ev.covariances(link, _MIN_LINK), trust)
             if shape is None:
                 break
             fit = _assemble(shape[0], shape[1], fit.flip, seen_share, ev, pairs, sigma)

@@ -81,16 +81,23 @@ class PairEvidence:
         self.count += np.bincount(cell, minlength=n).reshape(self.count.shape)
 
 
+def annotator_triples(n: int) -> list[tuple[int, int, int]]:
+    """The triples ``(r, a, b)``, ``a < b``, ``r`` not in them, of ``n`` annotators: annotator r's
+    corner covariance through the pairs r-a and r-b."""
+    return [(r, a, b) for r in range(n) for a, b in annotator_pairs(n) if r not in (a, b)]
+
+
 @dataclass
 class CornerEvidence:
-    """Corner offsets of the extents, per (size bin, annotator): the covariance estimate.
+    """Corner offsets of the extents, per (size bin, triple): the covariance estimate.
 
     With corners drawn as truth + e_r (independent, zero-mean), two differences that share
-    annotator r have ``E[(c_r - c_s)(c_r - c_t)] = Var(e_r)``: annotator r's own variance, with
+    annotator r have ``E[(c_r - c_a)(c_r - c_b)] = Var(e_r)``: annotator r's own variance, with
     no subtraction of the others' larger ones (the three-cornered hat on pair disagreements is a
     small difference of large numbers where one annotator is far more precise than the others).
     Offsets are divided by the object size, so the sums are of squared relative spreads.
-    ``sum_cov, sum_inv_s2, count`` are (B, R)."""
+    ``sum_cov, sum_inv_s2, count`` are (B, T), T the :func:`annotator_triples`: kept per triple
+    because each triple's pairs truncate it differently (:func:`fit_corner_noise`)."""
 
     n_annotators: int
     sum_cov: FloatArray = field(init=False)
@@ -98,13 +105,13 @@ class CornerEvidence:
     count: FloatArray = field(init=False)
 
     def __post_init__(self) -> None:
-        shape = (SIZE_EDGES.size - 1, self.n_annotators)
+        shape = (SIZE_EDGES.size - 1, len(annotator_triples(self.n_annotators)))
         self.sum_cov, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
 
     def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
         """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
         the pair matched), ``size (K,)`` px (``bins``: its :func:`size_bin`). Uses the triples
-        (r, s, t) whose pairs r-s, r-t matched."""
+        (r, a, b) whose pairs r-a, r-b matched."""
         n = self.n_annotators
         k = xyxy.shape[0]
         if n < 3 or k == 0:
@@ -116,17 +123,16 @@ class CornerEvidence:
         index = {pair: p for p, pair in enumerate(pairs)}
         s_obj = np.maximum(size, 1.0)
         inv_s2 = 1.0 / (s_obj * s_obj)
-        cov, count = np.zeros((k, n)), np.zeros((k, n))
-        for r in range(n):
-            for a, b in pairs:
-                if r in (a, b):
-                    continue
-                pa, pb = index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]
-                sign = (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0)
-                ok = matched[:, pa] & matched[:, pb]
-                cov[:, r] += np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
-                count[:, r] += ok
-        cell = ((size_bin(s_obj) if bins is None else bins)[:, None] * n + np.arange(n)[None, :]).ravel()
+        triples = annotator_triples(n)
+        cov, count = np.zeros((k, len(triples))), np.zeros((k, len(triples)))
+        for t, (r, a, b) in enumerate(triples):
+            pa, pb = index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]
+            sign = (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0)
+            ok = matched[:, pa] & matched[:, pb]
+            cov[:, t] = np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
+            count[:, t] = ok
+        n_t = len(triples)
+        cell = ((size_bin(s_obj) if bins is None else bins)[:, None] * n_t + np.arange(n_t)[None, :]).ravel()
         cells = self.count.size
         shape = self.count.shape
         self.sum_cov += np.bincount(cell, weights=(cov * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
@@ -134,37 +140,117 @@ class CornerEvidence:
         self.count += np.bincount(cell, weights=count.ravel(), minlength=cells).reshape(shape)
 
 
-#: triples an annotator's trusted bins need before the corner fit leaves out the truncated ones
+#: triples an annotator's usable cells need before the corner fit leaves out the most truncated ones
 MIN_CORNER_TRIPLES = 100
+#: the least truncation factor (the product of the two pairs' kept shares of the squared error) a
+#: triple cell needs to count: below it the correction amplifies noise more than it removes bias
+MIN_CORNER_FACTOR = 0.25
 
 
-def fit_corner_noise(
-    ev: CornerEvidence, trust: FloatArray, min_count: int = 5, min_trust: float = 0.5
-) -> tuple[FloatArray, FloatArray] | None:
-    """Per annotator ``alpha, beta (R,)`` of the extents' corner variance ``alpha / s^2 + beta``
-    (relative units) by NNLS over its size bins; None when an annotator has no usable bin.
+@dataclass(frozen=True)
+class CornerCells:
+    """One annotator's usable corner cells: ``design (M, 2)`` (mean ``1/s^2``, 1) against
+    ``target (M,)`` (its corner variance, corrected for truncation, relative units), ``weight (M,)``
+    (inverse standard error)."""
 
-    Only matched members give offsets, so where the match truncates an annotator's errors (small
-    objects, large jitter) the covariance is biased low: ``trust (B, R)`` (the least elasticity of
-    the annotator's pairs in the bin, :meth:`IouTemplate.untruncate`) weighs the bins, and bins
-    below ``min_trust`` are left to the model's ``alpha / s^2`` extrapolation (unless fewer than
-    two bins or :data:`MIN_CORNER_TRIPLES` triples are left: then every bin counts, by trust)."""
+    design: FloatArray
+    target: FloatArray
+    weight: FloatArray
+
+
+def corner_cells(
+    ev: CornerEvidence,
+    shrink: FloatArray,
+    spread2: FloatArray,
+    min_count: int = 5,
+    min_factor: float = MIN_CORNER_FACTOR,
+) -> list[CornerCells] | None:
+    """Per annotator, its (size bin, triple) cells of the corner covariance; None when an annotator
+    has none.
+
+    Only matched members give offsets, so where the match truncates the errors (small objects,
+    large jitter) the covariance is biased low. ``shrink (B, P)``: per size bin and pair, the share
+    of the squared error the match keeps (:meth:`IouTemplate.shrink`); a triple r-a-b's covariance
+    keeps about ``shrink_ra * shrink_rb`` of annotator r's variance (Gaussian errors with each pair
+    truncated), so each cell is divided by it. Cells under ``min_factor`` are left out (unless fewer
+    than two cells or :data:`MIN_CORNER_TRIPLES` triples are left: then every cell counts, weighed
+    by its factor). ``spread2 (B, P)``: the pairs' untruncated squared spreads (0: unknown); a
+    cell's standard error grows with them (the covariance of r is the mean of a product of two
+    differences each as noisy as its pair), so the precise annotator's cells, small beside the
+    others' spreads, weigh by that."""
     n = ev.n_annotators
+    pairs = annotator_pairs(n)
+    index = {pair: p for p, pair in enumerate(pairs)}
+    triples = annotator_triples(n)
+    if not triples:  # two annotators: no triple, the pairs alone
+        return None
+    cols = [(index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]) for r, a, b in triples]
+    factor = np.stack([shrink[:, pa] * shrink[:, pb] for pa, pb in cols], axis=1)  # (B, T)
+    noise = np.stack([np.sqrt(spread2[:, pa] * spread2[:, pb]) for pa, pb in cols], axis=1)  # (B, T)
+    owner = np.array([r for r, _, _ in triples])
+    out = []
+    for r in range(n):
+        mine = owner == r
+        cnt, fac = ev.count[:, mine], factor[:, mine]
+        ok = (cnt >= min_count) & (fac >= min_factor)
+        if ok.sum() < 2 or cnt[ok].sum() < MIN_CORNER_TRIPLES:
+            # too little mildly truncated evidence (a small job): every cell, weighed by its factor
+            ok = (cnt >= min_count) & (fac > 0)
+        if not ok.any():
+            return None
+        c, f = cnt[ok], fac[ok]
+        design = np.stack([ev.sum_inv_s2[:, mine][ok] / c, np.ones(int(ok.sum()))], axis=1)
+        target = ev.sum_cov[:, mine][ok] / c / f
+        spread = noise[:, mine][ok]
+        spread = np.where(spread > 0, spread, np.maximum(np.abs(target), 1e-4))
+        out.append(CornerCells(design, target, np.sqrt(c) * f / spread))
+    return out
+
+
+def _nnls_alpha_beta(design: FloatArray, target: FloatArray, weight: FloatArray) -> tuple[float, float]:
+    """Weighted NNLS of ``target (M,) ~ design (M, 2) @ (alpha, beta)``, ``weight (M,)`` per row."""
+    scale = np.abs(design).max(axis=0)
+    w = weight[:, None]
+    coef, _ = nnls(design / scale * w, target * weight)
+    alpha, beta = coef / scale
+    return float(alpha), float(beta)
+
+
+def fit_corner_noise(cells: list[CornerCells]) -> tuple[FloatArray, FloatArray]:
+    """Per annotator ``alpha, beta (R,)`` of the extents' corner variance ``alpha / s^2 + beta``
+    (relative units) by NNLS over its :func:`corner_cells`."""
+    fits = [_nnls_alpha_beta(cell.design, cell.target, cell.weight) for cell in cells]
+    return np.array([a for a, _ in fits]), np.array([b for _, b in fits])
+
+
+@dataclass
+class BinnedCovariance:
+    """Covariance sums per (size bin, annotator), ``(B, R)`` each: ``sum_cov`` of an annotator's
+    offsets to two others over the object size squared, ``sum_inv_s2`` of ``1/s^2``, ``count``
+    (the keypoint model's, which picks its triples by the partners' link before summing)."""
+
+    sum_cov: FloatArray
+    sum_inv_s2: FloatArray
+    count: FloatArray
+
+
+def fit_binned_covariance(
+    ev: BinnedCovariance, trust: FloatArray, min_count: int = 5, min_trust: float = 0.5
+) -> tuple[FloatArray, FloatArray] | None:
+    """Per annotator ``alpha, beta (R,)`` of ``alpha / s^2 + beta`` by NNLS over its size bins,
+    weighed by ``trust (B, R)``; bins under ``min_trust`` are left out unless fewer than two bins or
+    :data:`MIN_CORNER_TRIPLES` triples are left. None when an annotator has no usable bin."""
+    n = ev.count.shape[1]
     alpha, beta = np.zeros(n), np.zeros(n)
     for r in range(n):
         ok = (ev.count[:, r] >= min_count) & (trust[:, r] >= min_trust)
         if ok.sum() < 2 or ev.count[ok, r].sum() < MIN_CORNER_TRIPLES:
-            # too little untruncated evidence (a small job): every bin, weighed by its trust
             ok = (ev.count[:, r] >= min_count) & (trust[:, r] > 0)
         if not ok.any():
             return None
         c = ev.count[ok, r]
         design = np.stack([ev.sum_inv_s2[ok, r] / c, np.ones(int(ok.sum()))], axis=1)
-        target = ev.sum_cov[ok, r] / c
-        scale = np.abs(design).max(axis=0)
-        w = (np.sqrt(c) * trust[ok, r])[:, None]
-        coef, _ = nnls(design / scale * w, target * w[:, 0])
-        alpha[r], beta[r] = coef / scale
+        alpha[r], beta[r] = _nnls_alpha_beta(design, ev.sum_cov[ok, r] / c, np.sqrt(c) * trust[ok, r])
     return alpha, beta
 
 
@@ -189,6 +275,13 @@ class NoiseFit:
 
     def as_dict(self) -> dict[str, Any]:
         return {"alpha": self.alpha.tolist(), "beta": self.beta.tolist(), "pairs": self.pairs.tolist()}
+
+
+#: pair cells whose truncated moment still moves at least this much with the spread set the corner
+#: shape's scale (the corner fit's own trust threshold)
+MIN_SCALE_ELASTICITY = 0.5
+#: pairs a cell needs to set the scale (the corner fit's ``min_count``)
+MIN_SCALE_PAIRS = 5
 
 
 def fit_noise(
@@ -218,7 +311,10 @@ def fit_noise(
     rows: list[FloatArray] = []
     target: list[float] = []
     weight: list[float] = []
-    trust = np.ones((ev.count.shape[0], n))  # per (bin, annotator): least elasticity of its pairs
+    elastic: list[float] = []  # per row: how far its spread is read without truncation
+    counts: list[float] = []  # per row: the matched pairs behind it
+    shrink = np.ones(ev.count.shape)  # per (bin, pair): the share of the squared error the match keeps
+    pair_spread2 = np.zeros(ev.count.shape)  # per (bin, pair): untruncated squared spread
     b_idx, p_idx = np.nonzero(ev.count > 0)
     for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
         c = ev.count[b, p]
@@ -229,8 +325,11 @@ def fit_noise(
         row[[n + r, n + s]] = 1.0
         rows.append(row)
         spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
-        trust[b, [r, s]] = np.minimum(trust[b, [r, s]], elasticity)
+        shrink[b, p] = tmpl.shrink(spread2, iou_thr)
+        pair_spread2[b, p] = spread2
         target.append(spread2)
+        elastic.append(elasticity)
+        counts.append(float(c))
         # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
         # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
         # and a truncated cell tells its spread only as far as the truncated moment still moves
@@ -243,17 +342,42 @@ def fit_noise(
             rows.append(2.0 * row)  # a pair of two such annotators: the model's own scale
             target.append(2.0 * (alpha / s_ref**2 + beta))
             weight.append(np.sqrt(max(w, 0.0) / 2))
+            elastic.append(1.0)
+            counts.append(float(max(w, 0.0)))
     if not rows:
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
     a = np.asarray(rows) * np.asarray(weight)[:, None]
     y = np.asarray(target) * np.asarray(weight)
-    shape = fit_corner_noise(corners, trust) if corners is not None and not prior else None
-    if shape is not None:
-        # one scale: the corner variances' pair sums against the pairs' similarity spreads
-        pred = a @ np.concatenate(shape)
-        if float(pred @ pred) > 0:
-            scale = max(float(pred @ y) / float(pred @ pred), 0.0)
-            return NoiseFit(shape[0] * scale, shape[1] * scale, per_annot)
+    cells = corner_cells(corners, shrink, pair_spread2) if corners is not None and not prior else None
+    if cells is not None:
+        shape = fit_corner_noise(cells)
+        # one scale maps the corner variances onto the pairs' similarity spreads: the count-
+        # weighted mean of their ratios on the cells the match does not truncate (a truncated
+        # cell's untruncated spread is biased low) and that hold a few pairs (a least-squares
+        # scale was set by single lone pairs of tiny objects and came out ~0.35 on boxes, where
+        # it is ~1)
+        raw = np.asarray(rows) @ np.concatenate(shape)
+        elastic_a, counts_a = np.asarray(elastic), np.asarray(counts)
+        sel = (elastic_a >= MIN_SCALE_ELASTICITY) & (counts_a >= MIN_SCALE_PAIRS) & (raw > 0)
+        if not sel.any():
+            sel = raw > 0
+        if sel.any():
+            scale = float(np.average(np.asarray(target)[sel] / raw[sel], weights=(counts_a * elastic_a)[sel]))
+            # then one fit of both: each annotator's own (scaled) corner variances and the
+            # untruncated pairs; the pairs carry a moderate annotator's spread where its triples
+            # are cut by the sloppy one's (a cluster needs all its pairs matched)
+            joint_rows, joint_y = [a[sel]], [y[sel]]
+            for r, cell in enumerate(cells):
+                block = np.zeros((cell.target.size, 2 * n))
+                block[:, r], block[:, n + r] = cell.design[:, 0], 1.0
+                cell_w = cell.weight / max(scale, 1e-12)
+                joint_rows.append(block * cell_w[:, None])
+                joint_y.append(cell.target * scale * cell_w)
+            a_j, y_j = np.concatenate(joint_rows), np.concatenate(joint_y)
+            col = np.maximum(np.abs(a_j).max(axis=0), 1e-12)
+            coef, _ = nnls(a_j / col, y_j)
+            coef = coef / col
+            return NoiseFit(coef[:n], coef[n:], per_annot)
     if n < 3 and not prior:
         # two annotators: only the sum is identified; give each half
         a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
@@ -298,6 +422,16 @@ class IouTemplate:
         slope = np.gradient(log_ms, log_s2)
         return sp * sp, float(np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0))
 
+    def shrink(self, spread2: float, iou_thr: float) -> float:
+        """The share of the mean square of ``x`` that the match keeps (``x <= 1 - iou_thr``) at the
+        squared spread ``spread2``: truncated over untruncated mean square, 1 without truncation."""
+        spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
+        full = _full_mean_square(self)
+        sp = float(np.sqrt(max(spread2, 0.0)))
+        kept = float(np.interp(sp, spread, truncated))
+        whole = float(np.interp(sp, self.spread, full))
+        return float(np.clip(kept / whole, 0.0, 1.0)) if whole > 0 else 1.0
+
 
 def _box_draws(spread: float, noise: FloatArray) -> FloatArray:
     box = np.array([0.0, 0.0, 1.0, 1.0]) + spread * noise[:, :4]
@@ -338,6 +472,12 @@ def _truncated_table(t: IouTemplate, iou_thr: float) -> tuple[FloatArray, FloatA
     ms = (t.x**2 * within).sum(axis=1) / np.maximum(within.sum(axis=1), 1)
     top = int(np.argmax(ms)) + 1
     return t.spread[:top], np.maximum.accumulate(ms[:top])
+
+
+@functools.cache
+def _full_mean_square(t: IouTemplate) -> FloatArray:
+    """(T,) untruncated mean square of ``x`` per template row."""
+    return np.asarray((t.x**2).mean(axis=1), dtype=np.float64)
 
 
 @functools.cache

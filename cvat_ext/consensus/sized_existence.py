@@ -9,8 +9,11 @@ object (the noisy ones drew it too, and missed the match) looks like an inventio
 Here annotator r's sensitivity on an object of size ``s`` is ``draw_r * link_r(s)``: ``draw_r`` the
 probability it draws a real object at all (fitted), ``link_r(s)`` the probability its drawing
 matches the most precise other annotator's (from the fitted noise and the template, at the
-link threshold). The spurious part (false shares, echoes) stays the base model's. EM runs on
-the distinct (pattern, stratum, size bin) units with their counts.
+link threshold). The lone spurious drawings' shares per annotator are refitted with them: the
+base model, blind to size, reads a precise annotator's lone small objects (the noisy ones drew
+them too, and missed the match) as its inventions and gives it a spurious share near the sloppy
+one's. The echoes (spurious drawings around real objects, several annotators at once) stay the
+base model's. EM runs on the distinct (pattern, stratum, size bin) units with their counts.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from cvat_ext.consensus.noise_model import SIZE_EDGES, IouTemplate, NoiseFit, si
 from cvat_ext.consensus.reliability import SHADOWED, ExistenceModel
 
 _EPS = 1e-6
+#: partial clusters' worth of the stratum's real share each size bin's own share is shrunk with
+PRIOR_UNITS = 20.0
+#: floor of :func:`clusters_per_object` (a bin where nearly every drawing splits and reads spurious
+#: would otherwise turn a few real clusters into many objects)
+MIN_CLUSTERS_PER_OBJECT = 0.2
 
 
 def link_table(fit: NoiseFit, tmpl: IouTemplate, link_thr: float) -> FloatArray:
@@ -41,12 +49,15 @@ def link_table(fit: NoiseFit, tmpl: IouTemplate, link_thr: float) -> FloatArray:
 
 @dataclass(frozen=True, eq=False)
 class SizedExistence:
-    """``base`` with size-dependent sensitivities ``draw (R,) * link (B, R)`` and its own ``prior (2,)``."""
+    """``base`` with size-dependent sensitivities ``draw (R,) * link (B, R)``, its own real share of
+    the partial clusters per stratum and size bin ``prior (2, B)``, and lone spurious shares
+    ``false_share (2, R)`` (per stratum, summing to 1 over annotators)."""
 
     base: ExistenceModel
     draw: FloatArray
     link: FloatArray
     prior: FloatArray
+    false_share: FloatArray
 
     def sensitivity_of_bins(self, bins: IntArray) -> FloatArray:
         """(K, R) probability each annotator's drawing of a real object in size bins ``bins (K,)``
@@ -66,16 +77,17 @@ class SizedExistence:
         log_p, log_q = np.log(sens), np.log1p(-sens)
         seen = np.maximum(1.0 - np.exp(log_q.sum(axis=1)), 1e-300)
         not_all = np.maximum(1.0 - np.exp(log_p.sum(axis=1)) / seen, 1e-300)
-        real = self.prior[c] * np.exp((present * log_p + ~present * log_q).sum(axis=1)) / seen / not_all
+        prior = self.prior[c, bins]
+        real = prior * np.exp((present * log_p + ~present * log_q).sum(axis=1)) / seen / not_all
         base = self.base
-        fake = np.where(present.sum(axis=1) == 1, base.false_share[c, present.argmax(axis=1)], 0.0)
+        fake = np.where(present.sum(axis=1) == 1, self.false_share[c, present.argmax(axis=1)], 0.0)
         if base.echo is not None:
             e_p, e_q = np.log(base.echo), np.log1p(-base.echo)
             e_seen = max(1.0 - float(np.exp(e_q.sum())), 1e-300)
             e_not_all = max(1.0 - float(np.exp(e_p.sum())) / e_seen, 1e-300)
             echo = np.exp(present @ e_p + (~present) @ e_q) / e_seen / e_not_all
             fake = np.where(c == SHADOWED, echo, fake)
-        fake = (1.0 - self.prior[c]) * fake
+        fake = (1.0 - prior) * fake
         return np.asarray(np.where(partial, real / np.maximum(real + fake, 1e-300), 1.0), dtype=np.float64)
 
 
@@ -109,18 +121,72 @@ def fit_sized_existence(
     w = count.astype(np.float64)
     partial = ~pattern.all(axis=1)
     units = np.bincount(c[partial], weights=w[partial], minlength=2)
-    model = SizedExistence(base, np.clip(base.sensitivity, _EPS, 1 - _EPS), link, base.prior.copy())
+    cell = c * n_bins + b
+    units_by_bin = np.bincount(cell[partial], weights=w[partial], minlength=2 * n_bins).reshape(2, n_bins)
+    single = pattern.sum(axis=1) == 1
+    # the echo model (when fitted) explains the shadowed stratum; lone shares are of the rest
+    lone = single & ((c != SHADOWED) | (base.echo is None))
+    model = SizedExistence(
+        base,
+        np.clip(base.sensitivity, _EPS, 1 - _EPS),
+        link,
+        np.repeat(base.prior[:, None], n_bins, axis=1),
+        base.false_share.copy(),
+    )
     real = model.posterior_of_bins(pattern, c, b)
     for _ in range(iterations):
         w_real = w * real
         # draw rate: the real clusters' members over the drawings expected to link there
         draw = np.clip((w_real @ pattern) / np.maximum(w_real @ link[b], _EPS), _EPS, 1 - _EPS)
-        real_partial = np.bincount(c[partial], weights=w_real[partial], minlength=2)
-        prior = np.clip(real_partial / np.maximum(units, _EPS), _EPS, 1.0)
-        model = SizedExistence(base, draw, link, prior)
+        # the real share of the partial clusters per stratum and size bin, shrunk towards the
+        # stratum's: the spurious drawings have sizes of their own (a sloppy annotator's tiny
+        # boxes), so one share for all sizes reads a lone precise drawing of a 20 px object as
+        # likely spurious as a lone 8 px one
+        real_partial = np.bincount(cell[partial], weights=w_real[partial], minlength=2 * n_bins).reshape(2, n_bins)
+        stratum_prior = real_partial.sum(axis=1, keepdims=True) / np.maximum(units[:, None], _EPS)
+        prior = np.clip((real_partial + PRIOR_UNITS * stratum_prior) / (units_by_bin + PRIOR_UNITS), _EPS, 1.0)
+        # who invents the lone spurious drawings, per stratum
+        share = np.zeros((2, n_annot))
+        np.add.at(share, c[lone], (w - w_real)[lone, None] * pattern[lone])
+        share = np.where(
+            share.sum(axis=1, keepdims=True) > 0,
+            (share + _EPS) / (share.sum(axis=1, keepdims=True) + _EPS * n_annot),
+            base.false_share,
+        )
+        model = SizedExistence(base, draw, link, prior, share)
         new_real = model.posterior_of_bins(pattern, c, b)
         moved = float(np.abs(new_real - real).max()) if real.size else 0.0
         real = new_real
         if moved < tol:
             break
     return model, np.asarray(real[np.ravel(inverse)], dtype=np.float64)
+
+
+def clusters_per_object(model: SizedExistence, present: BoolArray, real: FloatArray, size: FloatArray) -> FloatArray:
+    """(K,) the expected real clusters per true object of each cluster's size bin (objects nobody
+    drew included, as zero): ``N = sum_k real_k / clusters_per_object_k`` counts the true objects.
+
+    A real object whose drawings do not match each other (a 6 px jitter on a 12 px sign) gives
+    several clusters: the drawings that linked, and a lone cluster for each one that did not (the
+    split pairs); counting every real cluster as an object counted such an object two or three
+    times (N 5-15 % high on the pixel-jitter presets). Per size bin, with ``pi_s = draw_s link_s``:
+    the linked drawings make one cluster, real when two or more (``1 - P(none) - P(one)``) and as
+    real as s's lone clusters of the bin when s alone (``lr_s``, their mean P(real)); each drawing
+    that did not link (``draw_s (1 - link_s)``) adds a lone cluster, again ``lr_s`` real (a split
+    drawing read as spurious adds nothing). ``present (K, R)``, ``real (K,)`` the clusters'
+    P(real), ``size (K,)`` px."""
+    present = np.asarray(present, dtype=bool)
+    bins = size_bin(np.asarray(size, dtype=np.float64))
+    n_bins, n_annot = model.link.shape
+    lone = present.sum(axis=1) == 1
+    k, r = np.nonzero(present & lone[:, None])
+    cell = bins[k] * n_annot + r
+    mass = np.bincount(cell, weights=real[k], minlength=n_bins * n_annot).reshape(n_bins, n_annot)
+    count = np.bincount(cell, minlength=n_bins * n_annot).reshape(n_bins, n_annot)
+    lone_real = np.where(count > 0, mass / np.maximum(count, 1), 0.0)  # (B, R)
+    linked = np.clip(model.draw[None, :] * model.link, _EPS, 1 - _EPS)  # (B, R)
+    none = np.prod(1.0 - linked, axis=1)  # (B,)
+    alone = linked * none[:, None] / (1.0 - linked)  # (B, R): s linked, nobody else
+    apart = model.draw[None, :] * (1.0 - model.link)
+    per_object = (1.0 - none - alone.sum(axis=1)) + ((alone + apart) * lone_real).sum(axis=1)
+    return np.asarray(np.maximum(per_object, MIN_CLUSTERS_PER_OBJECT)[bins], dtype=np.float64)

@@ -4,6 +4,7 @@ with a known truth, the GT anchor, priors, the size-scaled noise fit and the noi
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -66,6 +67,37 @@ def test_estimates_track_a_gt_evaluation(kind: Kind, seed: int, f1_tol: float, i
     assert abs(sloppy.truth_estimate["f1"] - true_f1) < abs(sloppy.vs_consensus_f1 - true_f1)
 
 
+@pytest.mark.parametrize(
+    ("preset", "frames", "seed"),
+    [
+        ("precise-moderate-sloppy", 60, 4),
+        ("precise-moderate-sloppy", 60, 6),
+        ("five-two-sloppy", 40, 4),
+        ("five-two-sloppy", 40, 6),
+    ],
+)
+def test_one_precise_annotator_in_pixels(preset: str, frames: int, seed: int) -> None:
+    # issue 11's jobs: one precise annotator (2 px jitter) beside 6 px and 15 px ones. The
+    # estimator before the truncation-corrected noise fit and the split-object count (main at
+    # 89ff8c2) was off by 0.05-0.19 in F1 on these jobs: the precise annotator's F1 too low, the
+    # others' too high. The precise annotator's own mean IoU is not pinned on the three-replica
+    # preset: its 4 px^2 variance rests on a covariance with a standard error of the same size
+    # beside the others' (docs/developers/annotator-model.md, "Known gaps")
+    g = generate(preset_scenario(preset, "rectangle", frames=frames, seed=seed))
+    result = score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
+    f1_err, iou_err = _errors(g, result, "f1"), _errors(g, result, "mean_iou")
+    assert max(f1_err.values()) <= 0.03, f1_err
+    pinned = {name: err for name, err in iou_err.items() if preset != "precise-moderate-sloppy" or name != "precise"}
+    assert max(pinned.values()) <= 0.03, iou_err
+    # and the order of the true F1
+    truth = _truth(g, result)
+    by_truth = sorted(truth, key=lambda n: truth[n].f1)
+    estimate = {a.annotator: a.truth_estimate["f1"] for a in result.annotators}
+    for low, high in itertools.pairwise(by_truth):
+        if truth[high].f1 - truth[low].f1 >= 0.02:
+            assert estimate[high] > estimate[low], (low, high, estimate)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_equal_annotators_estimates_and_merge(seed: int) -> None:
     g = generate(preset_scenario("three-equal", "rectangle", frames=30, seed=seed))
@@ -93,8 +125,10 @@ def test_standard_errors_shrink_with_evidence() -> None:
 
 
 def test_gt_anchors_improve_the_estimates_and_count_gt_objects() -> None:
-    g = generate(preset_scenario("precise-moderate-sloppy", "rectangle", frames=40, seed=3))
-    gt, frames = gt_sample(g, 0.1, seed=3)
+    # masks, one precise annotator in pixels: without GT this job's precise F1 is 0.14 low (the
+    # mask noise template's known gap); the GT frames show and remove it
+    g = generate(preset_scenario("precise-moderate-sloppy", "mask", frames=30, seed=2))
+    gt, frames = gt_sample(g, 0.1, seed=2)
     plain = score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
     anchored = score_replicas(g.replicas, g.labels, g.meta, SETTINGS, ground_truth=(gt, frames))
     for metric in ("f1", "recall"):

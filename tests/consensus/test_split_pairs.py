@@ -234,5 +234,6 @@ def test_split_pairs_find_the_small_objects_of_a_precise_annotator(
     found_small = lambda t: int(np.isfinite(t.truth_iou[small]).sum())  # noqa: E731
     assert found_small(joined) > found_small(alone) * 1.1, (found_small(joined), found_small(alone))
     assert joined.f1 > alone.f1
-    # found more, at a small cost in precision (polygons, seed 3: 0.948 -> 0.914, recall 0.752 -> 0.808)
-    assert joined.precision >= alone.precision - 0.05
+    # found more, at a small cost in precision (polygons, seed 3, with the truncation-corrected noise
+    # fit: 0.950 -> 0.894, recall 0.750 -> 0.829, F1 0.838 -> 0.860)
+    assert joined.precision >= alone.precision - 0.06

@@ -171,7 +171,10 @@ def test_honeypots_anchor_the_estimates(cvat_standin: CvatStandIn, cvat_org_worl
     true_f1 = {"ann1": 1.0, "ann2": 2 * 30 / (30 + 36), "ann3": 2 * 30 / (34 + 36)}
     error = {n: (abs(anchored[n].truth["f1"] - f1), abs(blind[n].truth["f1"] - f1)) for n, f1 in true_f1.items()}
     assert all(blind[n].gt_objects == 0 for n in true_f1)
-    assert all(with_gt < without and with_gt <= 0.03 for with_gt, without in error.values()), error
+    # 15 GT objects: the correction by the model's error on them is shrunk by the share of it their
+    # sampling noise explains (docs/developers/annotator-model.md, "Ground truth"), so ann3's 0.08
+    # is taken 60 % of the way
+    assert all(with_gt < without and with_gt <= 0.04 for with_gt, without in error.values()), error
 
 
 @pytest.mark.parametrize("status", [404, 403])
