@@ -338,8 +338,7 @@ def score_chunks(
             if auto_quorum:
                 chunk_strata[key] = cluster_strata(batch, table, rows)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
-                # the split-pair join reads them (keypoint families: the keypoints' bounding box)
-                if batch.family in WEIGHTED_FAMILIES or batch.family in KEYPOINT_FAMILIES:
+                if batch.family in WEIGHTED_FAMILIES:
                     chunk_extents[key] = cluster_extents(batch.xyxy, rows)
             extents = batch.xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a 2-D fancy index
             chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
@@ -463,7 +462,7 @@ def _join_split_pairs(
     for c, (_, _, clusters) in enumerate(stored):
         for key, extents in clusters.extents.items():
             fit = annotators.noise.get(key[0])
-            if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
+            if fit is not None and key[0] in existence and key[0] in WEIGHTED_FAMILIES:
                 found[c, key] = lone_candidates(clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance)
     offsets = {
         family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
