@@ -490,11 +490,6 @@ class Cycle:
         gt = read_ground_truth([gt_job], self)
         if gt is None:
             return None, {}
-        if not (gt.annotations.shapes or gt.annotations.tracks or gt.annotations.tags):
-            # every GT frame would say "nothing here": far likelier a GT job accepted before anyone
-            # annotated it than a validation set of empty frames, and it would call every object spurious
-            log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.job_id)
-            return None, {}
         truth, unread = self.honeypots.truth_for(gt_job.task_id, gt, meta)
         if not truth.frames and unread is None:
             return None, {}  # the task's GT covers other jobs' frames only

@@ -104,7 +104,8 @@ def accepted_gt_job(jobs: Iterable[JobRow]) -> JobRow | None:
 
 def read_ground_truth(jobs: Iterable[JobRow], reader: JobReader) -> GroundTruth | None:
     """Read the accepted GT job among a task's ``jobs`` (the state store's job cache): None when
-    the task has none, or when its meta lists no validation frames."""
+    the task has none, when its meta lists no validation frames, or when nothing is drawn in it
+    (said in the log): the one rule for the consensus estimates and the workforce gold checks."""
     gt = accepted_gt_job(jobs)
     if gt is None:
         return None
@@ -113,7 +114,13 @@ def read_ground_truth(jobs: Iterable[JobRow], reader: JobReader) -> GroundTruth 
     frames = tuple(sorted(set(meta.included_frames or ()) - set(meta.deleted_frames)))
     if not frames:
         return None
-    return GroundTruth(gt.id, gt.updated_date, reader.annotations(gt), frames)
+    annotations = reader.annotations(gt)
+    if not (annotations.shapes or annotations.tracks or annotations.tags):
+        # every GT frame would say "nothing here": far likelier a GT job accepted before anyone
+        # annotated it than a validation set of empty frames, and it would call every object spurious
+        log.warning("task GT job %d is accepted but has no annotations: not used as ground truth", gt.id)
+        return None
+    return GroundTruth(gt.id, gt.updated_date, annotations, frames)
 
 
 class Honeypots:

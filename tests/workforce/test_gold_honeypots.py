@@ -159,3 +159,22 @@ def test_consensus_replicas_are_measured_on_their_parents_honeypots(
         g = gold[name]
         assert (g["frames"], g["honeypots"], g["gold_objects"], g["objects"], g["matched"]) == (
             len(PARENT_HONEYPOTS), len(PARENT_HONEYPOTS), n_gold, objects, matched), name
+
+
+def test_an_accepted_gt_job_with_nothing_drawn_is_no_gold(
+        cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The consensus path's rule, for the gold checks too (one place: ``read_ground_truth``): a GT
+    job accepted before anyone drew in it would fail every annotator on every object."""
+    standin, world = cvat_standin, cvat_org_world
+    task = seed_gold_task(standin, world)
+    standin.set_annotations(task.gt_job, {"version": 0, "tags": [], "tracks": [], "shapes": []})
+    cfg = _settings(standin, world, tmp_path, [task.task_id])
+    with caplog.at_level(logging.WARNING), make_service(standin, world, cfg, Clock()) as svc:
+        report = svc.run_once()
+        assert report.failed_units == 0, report.errors
+        for job_id in (task.precise_job, task.sloppy_job):
+            assert "gold" not in _facts(svc.store, job_id)
+        assert {q.status for q in svc.store.qualifications()} <= {"pending"}
+        assert not [i for i in standin.issues() if i["job"] in (task.precise_job, task.sloppy_job)]
+    assert f"GT job {task.gt_job} is accepted but has no annotations" in caplog.text
