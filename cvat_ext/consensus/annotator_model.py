@@ -39,9 +39,17 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
-from cvat_ext.consensus.keypoint_noise import KEYPOINT_FAMILIES, KeypointEvidence, KeypointFit, fit_keypoint_noise
+from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit_keypoint_noise
 from cvat_ext.consensus.matching import annotator_pairs
-from cvat_ext.consensus.noise_model import CornerEvidence, NoiseFit, PairEvidence, fit_noise, size_bin, template
+from cvat_ext.consensus.noise_model import (
+    KEYPOINT_FAMILIES,
+    CornerEvidence,
+    NoiseFit,
+    PairEvidence,
+    fit_noise,
+    size_bin,
+    template,
+)
 from cvat_ext.consensus.reliability import (
     DawidSkene,
     ExistenceModel,
@@ -136,8 +144,8 @@ class AnnotatorModel:
     names: tuple[str, ...]
     noise: Mapping[str, NoiseFit]
     #: per family: existence with size-dependent sensitivities (where the engine's existence model
-    #: was fitted: 3+ annotators, automatic quorum); the truth estimates and the merge's keep /
-    #: drop decisions (:meth:`keep_probability`) use it
+    #: was fitted: 3+ annotators, automatic quorum); the truth estimates use it (the merge's keep /
+    #: drop decisions, :meth:`keep_probability`, use :attr:`existence_by_size`)
     existence: Mapping[str, SizedExistence]
     estimates: tuple[TruthEstimate, ...]
     models: tuple[dict[str, Any], ...]
@@ -262,19 +270,18 @@ class _Sums:
         size: FloatArray,
         moments: tuple[FloatArray, ...],
         objects: FloatArray,
-        unseen_share: float,
     ) -> None:
         """Clusters ``present (K, R)``, ``real (K,)``, ``size (K,)``; ``moments``: the share at the
         threshold, mean and mean square similarity of that share, (B, R) each per fine bin;
         ``objects (K,)``: the distinct real objects each cluster stands for (``real`` times its
-        object share); ``unseen_share``: real objects nobody drew per seen one."""
+        object share, the real objects nobody drew included)."""
         q, m, m2 = moments
         p = _real_per_bin(present, real, size) * q
         self.objects += present.sum(axis=0)
         self.hits += p.sum(axis=0)
         self.iou += (p * m).sum(axis=0)
         self.iou_sq += (p * m2).sum(axis=0)
-        self.truth += float(objects.sum()) * (1.0 + unseen_share)
+        self.truth += float(objects.sum())
 
     def values(self, label_accuracy: FloatArray) -> dict[str, FloatArray]:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -356,10 +363,8 @@ def fit_annotator_model(
             # a real object drawn apart by two annotators is two real clusters but one object; and
             # the objects nobody drew are counted in (zero clusters)
             objects = real / clusters_per_object(sized[family], present, real, size)
-            unseen_share = 0.0
         else:
             real = (present.sum(axis=1) >= quorum).astype(np.float64)
-            unseen_share = 0.0
             objects = real
         moments = (
             fit.moments(_FINE_CENTRES, iou_thr)
@@ -370,10 +375,10 @@ def fit_annotator_model(
             )
         )
         truth_hit[family] = moments[0]
-        job.add(present, real, size, moments, objects, unseen_share)
+        job.add(present, real, size, moments, objects)
         if gt is not None:
             sel = gt.frame_mask(frames)
-            on_gt.add(present[sel], real[sel], size[sel], moments, objects[sel], unseen_share)
+            on_gt.add(present[sel], real[sel], size[sel], moments, objects[sel])
     label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
     values = job.values(label_acc)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -39,10 +39,9 @@ from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
 from cvat_ext.consensus.gt_anchor import GtTally
-from cvat_ext.consensus.keypoint_noise import KEYPOINT_FAMILIES
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
-from cvat_ext.consensus.noise_model import IouTemplate, template
+from cvat_ext.consensus.noise_model import KEYPOINT_FAMILIES, IouTemplate, template
 from cvat_ext.consensus.reliability import (
     ExistenceModel,
     ReliabilityModel,

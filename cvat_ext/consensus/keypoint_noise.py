@@ -44,8 +44,6 @@ from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.nnls import nnls
 from cvat_ext.consensus.noise_model import SIZE_EDGES, BinnedCovariance, NoiseFit, fit_binned_covariance, size_bin
 
-#: families whose similarity is OKS over keypoints
-KEYPOINT_FAMILIES = frozenset({"points", "skeleton"})
 #: flip rates the template tabulates (a keypoint's visibility differs from the truth's)
 FLIP_GRID = np.array([0.0, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5])
 #: relative position spreads ``sd / s`` (per axis) the template tabulates

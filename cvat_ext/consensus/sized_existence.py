@@ -120,9 +120,9 @@ def fit_sized_existence(
         pattern, c, b = keys[:, :n_annot].astype(bool), keys[:, n_annot], keys[:, n_annot + 1]
     w = count.astype(np.float64)
     partial = ~pattern.all(axis=1)
-    units = np.bincount(c[partial], weights=w[partial], minlength=2)
     cell = c * n_bins + b
     units_by_bin = np.bincount(cell[partial], weights=w[partial], minlength=2 * n_bins).reshape(2, n_bins)
+    units = units_by_bin.sum(axis=1)
     single = pattern.sum(axis=1) == 1
     # the echo model (when fitted) explains the shadowed stratum; lone shares are of the rest
     lone = single & ((c != SHADOWED) | (base.echo is None))
