@@ -564,7 +564,7 @@ def _model_dict(
         "existence": {
             family: {
                 "draw_rate": num(float(model.draw[r])),
-                "spurious_share": num(float(model.base.false_share[0, r])),
+                "spurious_share": num(float(model.false_share[0, r])),
             }
             for family, model in existence.items()
         },
