@@ -173,7 +173,13 @@ class WorkCollector:
     def _gold_of(self, task_id: int) -> GroundTruth | None:
         if task_id not in self._gold:
             # the job cache: no CVAT call for the listing, the reader's cache for the GT job itself
-            self._gold[task_id] = read_ground_truth(self.store.jobs_of_task(task_id), self.reader)
+            try:
+                self._gold[task_id] = read_ground_truth(self.store.jobs_of_task(task_id), self.reader)
+            except AnnotationFormatError as exc:
+                # a bad GT body measures nobody, but the jobs' own work is still recorded (said once
+                # per task and cycle; the consensus units of the task report it as well)
+                log.error("workforce: task %d: its GT job cannot be read, no gold checks: %s", task_id, exc)
+                self._gold[task_id] = None
         return self._gold[task_id]
 
     def _facts(self, job: Job) -> dict[str, Any]:

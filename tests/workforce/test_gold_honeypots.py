@@ -178,3 +178,24 @@ def test_an_accepted_gt_job_with_nothing_drawn_is_no_gold(
         assert {q.status for q in svc.store.qualifications()} <= {"pending"}
         assert not [i for i in standin.issues() if i["job"] in (task.precise_job, task.sloppy_job)]
     assert f"GT job {task.gt_job} is accepted but has no annotations" in caplog.text
+
+
+def test_a_malformed_gt_job_measures_nobody_but_the_work_is_recorded(
+        cvat_standin: CvatStandIn, cvat_org_world: OrgWorld, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Bad data in the task's GT job is the GT's problem: each completed job still gets its work
+    record (objects, frames), without a gold check, and the GT job is named once."""
+    standin, world = cvat_standin, cvat_org_world
+    task = seed_gold_task(standin, world)
+    bad = b'{"version": 0, "tags": [], "tracks": [], "shapes": [{"type": "rectangle", "frame": 0, ' \
+          b'"label_id": 1, "points": [1, 2, 3]}]}'  # what the stand-in would refuse to store
+    cfg = _settings(standin, world, tmp_path, [task.task_id])
+    with caplog.at_level(logging.WARNING), make_service(standin, world, cfg, Clock()) as svc:
+        real = svc.client.get_annotations_bytes
+        svc.client.get_annotations_bytes = lambda j: bad if j == task.gt_job else real(j)  # type: ignore[method-assign]
+        svc.run_once()
+        for job_id in (task.precise_job, task.sloppy_job):
+            facts = _facts(svc.store, job_id)
+            assert facts["objects"] > 0 and "gold" not in facts
+    said = [r.getMessage() for r in caplog.records if "its GT job cannot be read" in r.getMessage()]
+    assert len(said) == 1 and f"job {task.gt_job}" in said[0], said
