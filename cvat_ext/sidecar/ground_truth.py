@@ -21,14 +21,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from cvat_ext.annotations.model import JobAnnotations, JobMeta, Shape
+from cvat_ext.annotations.model import JobAnnotations, JobMeta, Shape, Tag
 from cvat_ext.cvat.records import ValidationLayout
 from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
 from cvat_ext.sidecar.state import JobRow
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T", Shape, Tag)
 
 
 class LayoutSource(Protocol):
@@ -62,20 +64,23 @@ class GroundTruth:
     def for_job(self, meta: JobMeta, honeypots: Sequence[tuple[int, int]] = ()) -> JobTruth:
         """The truth of one (parent) job: its own GT frames, plus each honeypot ``(h, r)`` (a
         placeholder frame ``h`` of the job showing validation frame ``r``) whose ``r`` this GT
-        covers, with the GT shapes of ``r`` copied onto ``h``. Deleted frames of the job are left out."""
+        covers, with the GT shapes and tags of ``r`` copied onto ``h`` (honeypot tasks have no
+        tracks: CVAT allows them for image tasks only). Deleted frames of the job are left out."""
         deleted = set(meta.deleted_frames)
         own = [f for f in self.within(meta.start_frame, meta.stop_frame) if f not in deleted]
         covered = set(self.frames)
         used = [(h, r) for h, r in honeypots
                 if r in covered and meta.start_frame <= h <= meta.stop_frame and h not in deleted]
-        shapes: tuple[Shape, ...] = self.annotations.shapes
+        gt = self.annotations
         if used:
-            by_frame: dict[int, list[Shape]] = {}
-            for shape in shapes:
-                by_frame.setdefault(shape.frame, []).append(shape)
-            shapes = shapes + tuple(_on_frame(s, h) for h, r in used for s in by_frame.get(r, ()))
+            shapes, tags = _by_frame(gt.shapes), _by_frame(gt.tags)
+            gt = replace(
+                gt,
+                shapes=gt.shapes + tuple(_on_frame(s, h) for h, r in used for s in shapes.get(r, ())),
+                tags=gt.tags + tuple(replace(t, frame=h) for h, r in used for t in tags.get(r, ())),
+            )
         frames = tuple(sorted({*own, *(h for h, _ in used)}))
-        return JobTruth(self.job_id, replace(self.annotations, shapes=shapes), frames, len(used))
+        return JobTruth(self.job_id, gt, frames, len(used))
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,14 @@ class JobTruth:
     annotations: JobAnnotations
     frames: tuple[int, ...]
     honeypots: int = 0
+
+
+def _by_frame(objects: Iterable[_T]) -> dict[int, list[_T]]:
+    """``objects`` (shapes or tags) grouped by their ``frame``."""
+    grouped: dict[int, list[_T]] = {}
+    for obj in objects:
+        grouped.setdefault(obj.frame, []).append(obj)
+    return grouped
 
 
 def _on_frame(shape: Shape, frame: int) -> Shape:

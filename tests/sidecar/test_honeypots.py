@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Shape, ShapeType
+from cvat_ext.annotations.model import FrameInfo, JobAnnotations, JobMeta, Shape, ShapeType, Tag
 from cvat_ext.cvat.records import ValidationLayout
 from cvat_ext.cvat.wire import validation_layout_from_json
 from cvat_ext.errors import CvatError
@@ -56,6 +56,10 @@ def test_honeypot_frames_take_the_truth_of_the_frame_they_show() -> None:
     assert on[1] == [(1, [0, 0, 10, 10]), (1, [20, 20, 40, 40])]
     assert on[4] == [(2, [5, 5, 9, 9])]
     assert on[3] == [(1, [1, 1, 2, 2])]
+    # the GT tags of the frame shown go to the honeypot too (a correct tag there is no extra)
+    tagged = GroundTruth(9, "v1", JobAnnotations(tags=(Tag(12, 3), Tag(3, 4))), (3, 12))
+    tags = tagged.for_job(_meta(0, 9), [(1, 12)]).annotations.tags
+    assert sorted((t.frame, t.label_id) for t in tags) == [(1, 3), (3, 4), (12, 3)]
     # a deleted honeypot frame is no truth; a job without honeypots keeps only its own GT frames
     assert gt.for_job(_meta(0, 9, deleted=(1,)), [(1, 12), (4, 13)]).frames == (3, 4)
     assert gt.for_job(_meta(0, 9)).frames == (3,)
