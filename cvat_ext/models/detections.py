@@ -71,7 +71,7 @@ def xyxy_rows(xyxy: npt.ArrayLike, *, what: str) -> FloatArray:
     arr = np.asarray(xyxy, dtype=np.float64)
     if arr.size == 0:
         arr = arr.reshape(0, 4)
-    if arr.shape != (arr.shape[0], 4):
+    if arr.ndim != 2 or arr.shape[1] != 4:
         raise AnnotationFormatError(f"{what}: expected xyxy shape (N, 4), got {arr.shape}")
     return arr
 

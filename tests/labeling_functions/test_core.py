@@ -49,6 +49,8 @@ def test_features_are_vectorised_columns() -> None:
     ("kwargs", "message"),
     [
         ({"xyxy": [[0, 0, 1]]}, r"expected xyxy shape \(N, 4\)"),
+        ({"xyxy": 5.0}, r"expected xyxy shape \(N, 4\), got \(\)"),
+        ({"xyxy": [0, 0, 1, 1]}, r"expected xyxy shape \(N, 4\), got \(4,\)"),
         ({"image_wh": [[1, 2, 3]]}, "image_wh shape"),
         ({"det_label": [5]}, "has no name"),
         ({"mean_rgb": [[1, 2]]}, r"mean_rgb shape \(1, 3\)"),
