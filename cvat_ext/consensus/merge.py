@@ -619,7 +619,7 @@ def fuse_keypoints_iv(
     out = np.einsum("krp,krpc->kpc", use, xy) / total[..., None]
     ballot = np.where(has, np.where(visible, 1.0, -1.0), 0.0) * vote[None, :, None]
     outside = ballot.sum(axis=1) + prior_logodds <= 0
-    occ = (w * occluded).sum(axis=1) > 0.5 * np.maximum(w.sum(axis=1), 1e-300)
+    occ = (w * occluded).sum(axis=1) > 0.5 * weight.sum(axis=1)[:, None]  # of all members: fuse_keypoints' rule
     return out, outside, occ
 
 

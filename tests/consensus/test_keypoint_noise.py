@@ -217,6 +217,22 @@ def test_per_skeleton_path_with_the_model_equals_the_columnar_fusion(seed: int) 
         assert [e.outside for e in want] == outside[k].tolist()
 
 
+def test_occluded_is_voted_over_all_members_on_every_path() -> None:
+    # one of two equal members placed the keypoint, occluded; the other has no such keypoint (a
+    # cluster mixing skeletons of different elements): half the weight, not a majority, on every path
+    xy = np.zeros((1, 2, 1, 2))
+    has = np.array([[[True], [False]]])
+    visible, occluded = has.copy(), has.copy()
+    weight, vote = np.ones((1, 2)), np.ones(2)
+    _, _, occ_median = fuse_keypoints(xy, has, visible, occluded, weight)
+    _, _, occ_iv = fuse_keypoints_iv(xy, has, visible, occluded, weight, vote, 0.0)
+    member = skeleton(0, [(0.0, 0.0)], [False])
+    member = dataclasses.replace(member, elements=(dataclasses.replace(member.elements[0], occluded=True),))
+    bare = dataclasses.replace(member, elements=())
+    (element,) = fuse_skeleton([member, bare], weight[0], (vote, 0.0))
+    assert occ_median.tolist() == occ_iv.tolist() == [[element.occluded]] == [[False]]
+
+
 @pytest.mark.parametrize("n_frames", [1, 12])
 def test_two_annotator_skeleton_jobs_get_finite_estimates_and_shared_flips(n_frames: int) -> None:
     team = PRESETS["precise-moderate-sloppy"][:2]
