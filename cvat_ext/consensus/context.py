@@ -22,11 +22,14 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 SHADOW_COVER = 0.2
 
 
-def cluster_extents(xyxy: FloatArray, rows: IntArray) -> FloatArray:
+def cluster_extents(xyxy: FloatArray, rows: IntArray, members: FloatArray | None = None) -> FloatArray:
     """(K, 4) mean extent of each cluster's members; ``xyxy (M, 4)`` the batch rows' extents,
-    ``rows (K, R)`` member rows (-1 absent; every cluster has one member at least)."""
+    ``rows (K, R)`` member rows (-1 absent; every cluster has one member at least); ``members
+    (K, R, 4)``: the members' extents when already taken from ``xyxy``."""
     present = rows >= 0
-    boxes = xyxy.take(np.maximum(rows, 0), axis=0) * present[..., None]  # take: ~8x a fancy index
+    if members is None:
+        members = xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a fancy index
+    boxes = members * present[..., None]
     return np.asarray(boxes.sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None], dtype=np.float64)
 
 

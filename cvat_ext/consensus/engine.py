@@ -192,9 +192,13 @@ def cluster_batch(
     return build_clusters(batch, batch_links(batch, params, iou_thr, frame_wh, weak_thr), rejoin=weak_thr is not None)
 
 
-def cluster_strata(batch: ReplicaBatch, table: ClusterTable, rows: IntArray) -> IntArray:
-    """(K,) existence stratum of each cluster: 1 when shadowed by a better-supported cluster."""
-    extents = cluster_extents(batch.xyxy, rows)
+def cluster_strata(
+    batch: ReplicaBatch, table: ClusterTable, rows: IntArray, extents: FloatArray | None = None
+) -> IntArray:
+    """(K,) existence stratum of each cluster: 1 when shadowed by a better-supported cluster
+    (``extents (K, 4)``: the clusters' mean extents, when already computed)."""
+    if extents is None:
+        extents = cluster_extents(batch.xyxy, rows)
     return shadowed(table.frame_pos, table.present.sum(axis=1), extents).astype(np.int64)
 
 
@@ -334,12 +338,13 @@ def score_chunks(
             tables[key] = table
             all_labels.append(np.where(rows >= 0, batch.label[np.maximum(rows, 0)], -1))
             presence.setdefault(batch.family, []).append(rows >= 0)
+            extents = batch.xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a 2-D fancy index
             if auto_quorum:
-                chunk_strata[key] = cluster_strata(batch, table, rows)
+                mean_extents = cluster_extents(batch.xyxy, rows, extents)
+                chunk_strata[key] = cluster_strata(batch, table, rows, mean_extents)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
                 if batch.family in WEIGHTED_FAMILIES:
-                    chunk_extents[key] = cluster_extents(batch.xyxy, rows)
-            extents = batch.xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a 2-D fancy index
+                    chunk_extents[key] = mean_extents
             chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
             evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
                 rows >= 0,

@@ -47,7 +47,9 @@ def test_shadow_strata_keep_the_careful_annotators_finds_and_drop_its_duplicates
     g = generate(Scenario(kind="rectangle", frames=300, seed=4))
     settings = ConsensusSettings()
     with_strata = engine.score_replicas(g.replicas, g.labels, g.meta, settings).merged
-    monkeypatch.setattr(engine, "cluster_strata", lambda batch, table, rows: np.zeros(len(table), dtype=np.int64))
+    monkeypatch.setattr(
+        engine, "cluster_strata", lambda batch, table, rows, extents=None: np.zeros(len(table), dtype=np.int64)
+    )
     # ... and where split pairs are joined, their tables' strata are recomputed
     monkeypatch.setattr(split_pairs, "shadowed", lambda frame_pos, support, extents: np.zeros(len(frame_pos), bool))
     one_stratum = engine.score_replicas(g.replicas, g.labels, g.meta, settings).merged
