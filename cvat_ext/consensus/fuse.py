@@ -20,6 +20,7 @@ from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
+from cvat_ext.consensus.matching import pair_index
 from cvat_ext.consensus.merge import (
     SOURCE,
     MaskView,
@@ -39,7 +40,7 @@ from cvat_ext.consensus.merge import (
     vote_masks,
     weighted_medoid,
 )
-from cvat_ext.consensus.polygon_fusion import fuse_polygon_clusters, pair_index
+from cvat_ext.consensus.polygon_fusion import fuse_polygon_clusters
 from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import keypoint_columns

@@ -67,6 +67,24 @@ def annotator_pairs(n_annotators: int) -> list[tuple[int, int]]:
     return [(r, s) for r in range(n_annotators) for s in range(r + 1, n_annotators)]
 
 
+def pair_design(n_annotators: int) -> FloatArray:
+    """(P, R) pair-annotator incidence in :func:`annotator_pairs` order (1 at both annotators of
+    each pair): the design of a per-pair quantity that adds per annotator (variances)."""
+    design = np.zeros((n_annotators * (n_annotators - 1) // 2, n_annotators))
+    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
+        design[p, r] = design[p, s] = 1.0
+    return design
+
+
+def pair_index(n_annotators: int) -> IntArray:
+    """(R, R) column of each annotator pair in pair tables (:func:`annotator_pairs` order); 0 on
+    the diagonal (callers handle equal annotators)."""
+    out = np.zeros((n_annotators, n_annotators), dtype=np.int64)
+    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
+        out[r, s] = out[s, r] = p
+    return out
+
+
 def _rows_of(batch: ReplicaBatch, r: int) -> IntArray:
     return np.flatnonzero(batch.annotator == r)
 

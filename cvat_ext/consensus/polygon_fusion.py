@@ -20,7 +20,7 @@ from cvat_ext.annotations.model import Shape, ShapeType
 from cvat_ext.annotations.table import TYPE_CODE, LazyShapes
 from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
 from cvat_ext.consensus.conformity import shape_conformity
-from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.matching import pair_index
 from cvat_ext.consensus.merge import fuse_polygons
 from cvat_ext.consensus.settings import MergeMethod
 from cvat_ext.geometry import SimilarityParams
@@ -207,12 +207,3 @@ def _member_points(coords: Any, start: IntArray, slot_row: IntArray) -> list[tup
         for r, m in enumerate(slot_row.tolist())
         if m >= 0
     ]
-
-
-def pair_index(n_annotators: int) -> IntArray:
-    """(R, R) column of each annotator pair in pair tables (``annotator_pairs`` order); 0 on the
-    diagonal (callers handle equal annotators)."""
-    out = np.zeros((n_annotators, n_annotators), dtype=np.int64)
-    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
-        out[r, s] = out[s, r] = p
-    return out

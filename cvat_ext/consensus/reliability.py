@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
-from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.matching import pair_design
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.annotator_model import AnnotatorModel
@@ -122,15 +122,12 @@ def separate_noise(pair_disagreement: FloatArray, n_annotators: int) -> FloatArr
 
     Least squares on ``d_rs = v_r + v_s``; equal noise when the system is underdetermined.
     """
-    pairs = annotator_pairs(n_annotators)
     d = np.asarray(pair_disagreement, dtype=np.float64)
     ok = np.isfinite(d)
     if n_annotators < 3 or ok.sum() < n_annotators:
         mean = float(np.nanmean(d)) / 2 if ok.any() else 0.0
         return np.full(n_annotators, mean)
-    design = np.zeros((len(pairs), n_annotators))
-    for p, (r, s) in enumerate(pairs):
-        design[p, r] = design[p, s] = 1.0
+    design = pair_design(n_annotators)
     v, *_ = np.linalg.lstsq(design[ok], d[ok], rcond=None)
     return np.asarray(np.clip(v, 0.0, None), dtype=np.float64)
 

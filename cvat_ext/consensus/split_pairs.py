@@ -34,7 +34,7 @@ import numpy as np
 from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.context import shadowed
-from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.matching import pair_design, pair_index
 from cvat_ext.consensus.nnls import nnls
 
 #: search radius of the candidate pairs, in ``u`` (squared offset over the fitted pair variance):
@@ -109,7 +109,7 @@ def lone_candidates(
     rows = np.arange(a.size)
     pair_var = np.maximum(var[rows, r] + var[rows, s], MIN_PAIR_VARIANCE)
     u = ((extents[a] - extents[b]) ** 2).sum(axis=1) / pair_var
-    pair = _pair_index(r, s, n_annot)
+    pair = pair_index(n_annot)[r, s]
     near = u <= SEARCH_U
     return Candidates(a[near], b[near], pair[near], u[near], pair_var[near])
 
@@ -209,11 +209,8 @@ def extra_variance(pair_var: FloatArray, fit_var: FloatArray, n_annotators: int)
     variance, so least squares on ``extra_r + extra_s = pair_var - fit_var`` separates them (the
     three-cornered hat), never negative (NNLS). All NaN where the fitted pairs do not determine
     every annotator's share (fewer of them than annotators, or no odd cycle among them)."""
-    n_pairs = pair_var.size
     ok = np.isfinite(pair_var)
-    design = np.zeros((n_pairs, n_annotators))
-    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
-        design[p, r] = design[p, s] = 1.0
+    design = pair_design(n_annotators)
     if not ok.any() or np.linalg.matrix_rank(design[ok]) < n_annotators:
         return np.full(n_annotators, np.nan)
     extra, _ = nnls(design[ok], (pair_var - fit_var)[ok])
@@ -238,13 +235,8 @@ def _fused_variance(
         return np.asarray(var_r * var_s / (var_r + var_s), dtype=np.float64)
     n_annot = table.members.shape[1]
     lo, hi = np.minimum(r, s), np.maximum(r, s)
-    scale = offsets.scale[_pair_index(lo, hi, n_annot)]
+    scale = offsets.scale[pair_index(n_annot)[lo, hi]]
     return np.asarray(scale * np.maximum(var_r + var_s, MIN_PAIR_VARIANCE) / 4.0, dtype=np.float64)
-
-
-def _pair_index(r: IntArray, s: IntArray, n_annot: int) -> IntArray:
-    """Position of annotator pairs ``r < s`` in :func:`~cvat_ext.consensus.matching.annotator_pairs` order."""
-    return np.asarray(r * n_annot - r * (r + 1) // 2 + (s - r - 1), dtype=np.int64)
 
 
 def greedy_one_to_one(a: IntArray, b: IntArray, score: FloatArray, n: int) -> tuple[IntArray, IntArray]:
