@@ -66,7 +66,7 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.gc_pause import gc_paused
 from cvat_ext.annotations.json_scan import ArrayItems, array_items, is_gap, keys_once
-from cvat_ext.annotations.model import Attribute, ShapeType, Tag
+from cvat_ext.annotations.model import Attribute, ShapeType, ShapeTypeName, Tag
 from cvat_ext.annotations.table import (
     SHAPE_TYPES,
     TYPE_CODE,
@@ -93,12 +93,9 @@ class _Attribute(msgspec.Struct):
     value: str
 
 
-#: CVAT's shape types (``ShapeType``): decoded as a literal, the string is the one object here, not
-#: a new one per shape (and a type CVAT does not know sends the body to the slow path, which names it)
-ShapeTypeName = Literal["rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"]
-
-
 class _Shape(msgspec.Struct):
+    #: decoded as a literal, the string is one object, not a new one per shape (and a type CVAT
+    #: does not know sends the body to the slow path, which names it)
     type: ShapeTypeName
     frame: int
     label_id: int

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,11 @@ class ShapeType(StrEnum):
     CUBOID = "cuboid"
     MASK = "mask"
     SKELETON = "skeleton"
+
+
+#: the values of :class:`ShapeType` as a type (pydantic's and msgspec's decoders check a string
+#: against it: one interned string per type, and an unknown type is refused where it is decoded)
+ShapeTypeName = Literal["rectangle", "polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton"]
 
 
 #: expected ``points`` array shape per type; ``None`` = any count of rows (min rows in MIN_VERTICES)

@@ -466,12 +466,13 @@ def test_span_is_take_of_the_range(seed: int) -> None:
 
 
 def test_decoded_shape_types_are_cvats() -> None:
-    """The literal the fast path decodes ``type`` into lists every ShapeType, and nothing else."""
+    """The literal the fast path (and the rule schema) decodes ``type`` into lists every ShapeType,
+    and nothing else."""
     from typing import get_args
 
-    from cvat_ext.annotations.model import ShapeType
+    from cvat_ext.annotations.model import ShapeType, ShapeTypeName
 
-    assert set(get_args(columnar_json.ShapeTypeName)) == {t.value for t in ShapeType}
+    assert set(get_args(ShapeTypeName)) == {t.value for t in ShapeType}
 
 
 # ----------------------------------------------------------------------------------------------
