@@ -44,6 +44,7 @@ import numpy.typing as npt
 from cvat_ext.annotations.model import Attribute, ShapeType, Track, TrackShape
 from cvat_ext.annotations.table import TYPE_CODE, ShapeTable
 from cvat_ext.annotations.tracks import _LINEAR_TYPES, _PolyMatch, _polyshape_points, expand_track
+from cvat_ext.geometry.masks import concat_ranges
 
 __all__ = ["track_table"]
 
@@ -148,7 +149,7 @@ def _geometry(
     flat = np.concatenate(flats)
     rotation_of = np.fromiter((kf.rotation for kf in keyframes), dtype=np.float64, count=k_n)
     lengths = width[seg]
-    coords = flat[_ragged(key_start[seg], lengths)]
+    coords = flat[concat_ranges(key_start[seg], lengths)]
     rotation = rotation_of[seg]
     toward = np.flatnonzero((step > 0) & (seg + 1 < k_n))  # rows between seg and seg + 1
     if not toward.size:
@@ -158,7 +159,7 @@ def _geometry(
     lerp = _linear_pairs(shape_type, width, flat, key_start)[s0]
     if lerp.any():
         rows, pair, tt = toward[lerp], s0[lerp], t[lerp]
-        coords[_ragged(_row_starts(lengths)[rows], lengths[rows])] = _lerp(flat, key_start, width, pair, tt)
+        coords[concat_ranges(_row_starts(lengths)[rows], lengths[rows])] = _lerp(flat, key_start, width, pair, tt)
         if shape_type not in _POLY_TYPES:  # polygons keep their keyframe's rotation
             d = np.remainder(rotation_of[pair + 1] - rotation_of[pair] + 180.0, 360.0) - 180.0
             d[d == -180.0] = 1.0  # CVAT's tie-break for an exact half turn
@@ -182,12 +183,6 @@ def _flat(kf: TrackShape) -> FloatArray:
     if kf.mask is not None:
         return np.concatenate([kf.mask.counts.astype(np.float64), np.asarray(kf.mask.ltrb, dtype=np.float64)])
     return np.asarray(kf.points, dtype=np.float64).ravel()
-
-
-def _ragged(starts: IntArray, lengths: IntArray) -> IntArray:
-    """The positions ``starts[r] .. starts[r] + lengths[r] - 1`` of every ``r``, one after the other."""
-    total = int(lengths.sum())
-    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total, dtype=np.int64)
 
 
 def _row_starts(lengths: IntArray) -> IntArray:
@@ -243,8 +238,8 @@ def _lerp(flat: FloatArray, key_start: IntArray, width: IntArray, pair: IntArray
     """The flat points of ``p0 + (p1 - p0) * t`` for rows between keyframes ``pair`` and
     ``pair + 1`` (equal widths), one row after the other."""
     w = width[pair]
-    p0 = flat[_ragged(key_start[pair], w)]
-    p1 = flat[_ragged(key_start[pair + 1], w)]
+    p0 = flat[concat_ranges(key_start[pair], w)]
+    p1 = flat[concat_ranges(key_start[pair + 1], w)]
     return p0 + (p1 - p0) * np.repeat(t, w)
 
 
@@ -273,8 +268,9 @@ def _with_rows(coords: FloatArray, lengths: IntArray, replaced: dict[int, FloatA
     old_starts, new_starts = _row_starts(lengths), _row_starts(new_lengths)
     out = np.empty(int(new_starts[-1]))
     keep_rows = np.flatnonzero(kept)
-    out[_ragged(new_starts[keep_rows], lengths[keep_rows])] = coords[_ragged(old_starts[keep_rows], lengths[keep_rows])]
-    out[_ragged(new_starts[rows], new_lengths[rows])] = np.concatenate(list(replaced.values()))
+    kept_lengths = lengths[keep_rows]
+    out[concat_ranges(new_starts[keep_rows], kept_lengths)] = coords[concat_ranges(old_starts[keep_rows], kept_lengths)]
+    out[concat_ranges(new_starts[rows], new_lengths[rows])] = np.concatenate(list(replaced.values()))
     return out, new_lengths
 
 
