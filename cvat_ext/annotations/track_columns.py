@@ -43,7 +43,13 @@ import numpy.typing as npt
 
 from cvat_ext.annotations.model import Attribute, ShapeType, Track, TrackShape
 from cvat_ext.annotations.table import TYPE_CODE, ShapeTable
-from cvat_ext.annotations.tracks import _LINEAR_TYPES, _PolyMatch, _polyshape_points, expand_track
+from cvat_ext.annotations.tracks import (
+    _LINEAR_TYPES,
+    _PolyMatch,
+    _polyshape_points,
+    carried_attributes,
+    expand_track,
+)
 from cvat_ext.geometry.masks import concat_ranges
 
 __all__ = ["track_table"]
@@ -280,12 +286,8 @@ def _row_attributes(track: Track, seg: IntArray) -> dict[int, tuple[Attribute, .
     state: list[tuple[Attribute, ...]] = []
     carried: tuple[Attribute, ...] = ()
     for kf in track.shapes:
-        own = kf.attributes
-        if carried:  # mutable attributes the keyframe does not set carry over (CVAT's propagation)
-            spec_ids = {a.spec_id for a in own}
-            own = own + tuple(a for a in carried if a.spec_id not in spec_ids)
-        state.append(own)
-        carried = own
+        carried = carried_attributes(kf.attributes, carried)
+        state.append(carried)
     full = [s + track.attributes for s in state]
     has = np.fromiter(map(bool, full), dtype=np.bool_, count=len(full))
     if not has.any():

@@ -234,11 +234,17 @@ def _keep(states: Iterable[_State], track: Track, include_outside: bool) -> Iter
             yield st
 
 
+def carried_attributes(own: tuple[Attribute, ...], previous: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
+    """A keyframe's attribute values: its ``own``, then the ``previous`` keyframe's values of the
+    attributes it does not set (CVAT propagates mutable attributes along a track)."""
+    if not previous:
+        return own
+    spec_ids = {a.spec_id for a in own}
+    return own + tuple(a for a in previous if a.spec_id not in spec_ids)
+
+
 def _keyframe_state(kf: TrackShape, prev: _State | None) -> _State:
-    attributes = kf.attributes
-    if prev is not None and prev.attributes:
-        own = {a.spec_id for a in kf.attributes}
-        attributes = attributes + tuple(a for a in prev.attributes if a.spec_id not in own)
+    attributes = kf.attributes if prev is None else carried_attributes(kf.attributes, prev.attributes)
     return _State(
         frame=kf.frame,
         keyframe=True,
