@@ -665,7 +665,7 @@ def _slow(
             if path is None:  # the temporary file's name means nothing to the reader: name the body
                 raise AnnotationFormatError(str(exc).replace(str(source), where, 1)) from None
             raise
-    if tracks == "skip" and from_tracks:
+    if tracks != "expand" and from_tracks:  # the fast path's test: expand only when asked
         # a shape from a track carries its track id (same index); a frame's own shapes carry None
         frames = [replace(fa, shapes=tuple(s for s, t in zip(fa.shapes, fa.track_ids, strict=True) if t is None),
                           track_ids=()) for fa in frames]
