@@ -182,7 +182,7 @@ BLOCK_ITEMS: Final = 20_000
 #: ... and at most about this much of its text
 BLOCK_BYTES: Final = 4 << 20
 #: a top-level key the fast decoder would silently take twice (the last one wins)
-_TOP_KEY = re.compile(rb'"(version|tags|shapes|tracks|intervals)"\s*:')
+_TOP_KEY = re.compile(rb'"(%b)"\s*:' % "|".join(_TopValues.__struct_fields__).encode())
 _CODE_OF: Final = {t.value: TYPE_CODE[t] for t in SHAPE_TYPES if t is not ShapeType.SKELETON}
 _SKELETON: Final = ShapeType.SKELETON.value
 #: numbers in ``points`` per type code (-1: XY pairs, at least MIN_VERTICES of them; -2: mask)
