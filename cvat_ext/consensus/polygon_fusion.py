@@ -138,10 +138,11 @@ def _unlinked_conformity(
     if not todo_j.size:
         return
     todo_j = clusters[todo_j]
-    sizes = [params(int(f)).image_wh for f in frames[todo_j].tolist()]
+    distinct, frame_of = np.unique(frames[todo_j], return_inverse=True)
+    size_of = [params(int(f)).image_wh for f in distinct.tolist()]  # one lookup per frame
     by_size: dict[tuple[int, int], list[int]] = {}
-    for p, wh in enumerate(sizes):
-        by_size.setdefault(wh, []).append(p)
+    for p, k in enumerate(frame_of.tolist()):
+        by_size.setdefault(size_of[k], []).append(p)
     for wh, picks in by_size.items():
         at = np.asarray(picks, dtype=np.int64)
         js, rs = todo_j[at], todo_r[at]
