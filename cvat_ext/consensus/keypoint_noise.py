@@ -41,8 +41,15 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
-from cvat_ext.consensus.nnls import nnls
-from cvat_ext.consensus.noise_model import SIZE_EDGES, BinnedCovariance, NoiseFit, fit_binned_covariance, size_bin
+from cvat_ext.consensus.nnls import nnls, scaled_nnls
+from cvat_ext.consensus.noise_model import (
+    SIZE_EDGES,
+    BinnedCovariance,
+    NoiseFit,
+    fit_binned_covariance,
+    size_bin,
+    with_equal_split,
+)
 
 #: flip rates the template tabulates (a keypoint's visibility differs from the truth's)
 FLIP_GRID = np.array([0.0, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5])
@@ -236,11 +243,8 @@ def _pair_position(ev: KeypointEvidence) -> tuple[FloatArray, FloatArray]:
     w = np.sqrt(ev.pair_count[b_idx, p_idx]) / np.maximum(target, 1e-6)
     a, y = rows * w[:, None], target * w
     if n < 3:
-        a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])])
-        y = np.concatenate([y, np.zeros(2)])
-    scale = np.maximum(np.abs(a).max(axis=0), 1e-12)
-    coef, _ = nnls(a / scale, y)
-    coef = coef / scale
+        a, y = with_equal_split(a, y, n)
+    coef = scaled_nnls(a, y)
     return coef[:n], coef[n:]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["nnls"]
+__all__ = ["nnls", "scaled_nnls"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,3 +45,13 @@ def nnls(a: npt.ArrayLike, b: npt.ArrayLike, *, max_iter: int | None = None) -> 
             passive &= x > tol
             x[~passive] = 0.0
     return x, float(np.linalg.norm(a @ x - b))
+
+
+def scaled_nnls(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
+    """:func:`nnls`'s ``x`` with the columns of ``a`` scaled to a largest magnitude of 1 first (and
+    ``x`` scaled back): the noise fits' columns differ by orders of magnitude (px^2 against
+    relative units), which the active set's tolerance would otherwise read unevenly."""
+    a = np.asarray(a, dtype=np.float64)
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-12)
+    x, _ = nnls(a / scale, b)
+    return np.asarray(x / scale, dtype=np.float64)

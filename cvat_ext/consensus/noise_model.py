@@ -30,7 +30,7 @@ import numpy as np
 
 from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
-from cvat_ext.consensus.nnls import nnls
+from cvat_ext.consensus.nnls import nnls, scaled_nnls
 
 #: size bins (px, sqrt of the extent's area), log-spaced: evidence is pooled per (bin, pair)
 SIZE_EDGES = np.geomspace(4.0, 1024.0, 17)
@@ -373,18 +373,20 @@ def fit_noise(
                 cell_w = cell.weight / max(scale, 1e-12)
                 joint_rows.append(block * cell_w[:, None])
                 joint_y.append(cell.target * scale * cell_w)
-            a_j, y_j = np.concatenate(joint_rows), np.concatenate(joint_y)
-            col = np.maximum(np.abs(a_j).max(axis=0), 1e-12)
-            coef, _ = nnls(a_j / col, y_j)
-            coef = coef / col
+            coef = scaled_nnls(np.concatenate(joint_rows), np.concatenate(joint_y))
             return NoiseFit(coef[:n], coef[n:], per_annot)
     if n < 3 and not prior:
-        # two annotators: only the sum is identified; give each half
-        a = np.concatenate([a, 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]])
-        y = np.concatenate([y, np.zeros(2)])
-    coef, _ = nnls(a / np.maximum(np.abs(a).max(axis=0), 1e-12), y)
-    coef = coef / np.maximum(np.abs(a).max(axis=0), 1e-12)
+        a, y = with_equal_split(a, y, n)
+    coef = scaled_nnls(a, y)
     return NoiseFit(coef[:n], coef[n:], per_annot)
+
+
+def with_equal_split(a: FloatArray, y: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
+    """``a (M, 2n)``, ``y (M,)`` of an ``(alpha (n,), beta (n,))`` pair fit with two annotators
+    (or one): only the pair's sum is identified, so two heavy rows ask ``alpha_0 = alpha_1`` and
+    ``beta_0 = beta_1`` (each gets half)."""
+    split = 1e3 * np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])[:, : 2 * n]
+    return np.concatenate([a, split]), np.concatenate([y, np.zeros(2)])
 
 
 @dataclass(frozen=True, eq=False)
