@@ -40,7 +40,6 @@ import numpy as np
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
 from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit_keypoint_noise
-from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
     CornerEvidence,
@@ -327,23 +326,26 @@ def fit_annotator_model(
     for family, ev in evidence.items():
         if not ev.present:
             continue
+        # each prior's (alpha, beta, flip, weight); an earlier layout without ``flip``: no flips
         fam_prior = {
             r: (
                 float(pr["noise"][family]["alpha"]),
                 float(pr["noise"][family]["beta"]),
-                float(pr["noise"][family]["pairs"]),
+                float(pr["noise"][family].get("flip", 0.0) or 0.0),
+                min(float(pr["noise"][family]["pairs"]), PRIOR_CAP),
             )
             for r, pr in prior_of.items()
             if family in pr.get("noise", {})
         }
         if family in KEYPOINT_FAMILIES and ev.keypoints.has.sum() > 0:
-            fit: NoiseFit = _fit_keypoints(family, ev, link_thr, oks_sigma, prior_of)
+            # keypoint positions and visibility flips (:mod:`~cvat_ext.consensus.keypoint_noise`)
+            fit: NoiseFit = fit_keypoint_noise(ev.keypoints, ev.pairs.per_annotator(), link_thr, oks_sigma, fam_prior)
         else:
             fit = fit_noise(
                 ev.pairs,
                 iou_thr,
                 template(family, oks_sigma),
-                {r: (a, b, min(w, PRIOR_CAP)) for r, (a, b, w) in fam_prior.items()},
+                {r: (a, b, w) for r, (a, b, _, w) in fam_prior.items()},
                 ev.corners if family in WEIGHTED_FAMILIES else None,
             )
         noise[family] = fit
@@ -415,28 +417,6 @@ def fit_annotator_model(
     return AnnotatorModel(
         names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit
     )
-
-
-def _fit_keypoints(
-    family: str, ev: FamilyEvidence, link_thr: float, oks_sigma: float, prior_of: Mapping[int, Mapping[str, Any]]
-) -> KeypointFit:
-    """Keypoint positions and visibility flips (:mod:`~cvat_ext.consensus.keypoint_noise`), pooled
-    with the annotators' priors (an earlier layout without ``flip`` counts as no flips)."""
-    n = ev.n_annotators
-    per_annot = np.zeros(n)
-    for p, (r, s) in enumerate(annotator_pairs(n)):
-        per_annot[[r, s]] += ev.pairs.count[:, p].sum()
-    prior = {
-        r: (
-            float(pr["noise"][family]["alpha"]),
-            float(pr["noise"][family]["beta"]),
-            float(pr["noise"][family].get("flip", 0.0) or 0.0),
-            min(float(pr["noise"][family]["pairs"]), PRIOR_CAP),
-        )
-        for r, pr in prior_of.items()
-        if family in pr.get("noise", {})
-    }
-    return fit_keypoint_noise(ev.keypoints, per_annot, link_thr, oks_sigma, prior)
 
 
 def _f(v: float | np.floating[Any]) -> float:

@@ -65,6 +65,14 @@ class PairEvidence:
         shape = (SIZE_EDGES.size - 1, len(annotator_pairs(self.n_annotators)))
         self.sum_x2, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
 
+    def per_annotator(self) -> FloatArray:
+        """(R,) matched pairs each annotator is in (its evidence)."""
+        per_pair = self.count.sum(axis=0)
+        out = np.zeros(self.n_annotators)
+        for p, (r, s) in enumerate(annotator_pairs(self.n_annotators)):
+            out[[r, s]] += per_pair[p]
+        return out
+
     def add(self, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
         """``pair_sim (K, P)`` cluster pair similarities (NaN unless both matched), ``size (K,)`` px
         (``bins (K,)``: its :func:`size_bin` when already known)."""
@@ -305,9 +313,7 @@ def fit_noise(
     similarity spreads (for boxes ~1; masks and polygons also carry outline noise)."""
     n = ev.n_annotators
     pairs = annotator_pairs(n)
-    per_annot = np.zeros(n)
-    for p, (r, s) in enumerate(pairs):
-        per_annot[[r, s]] += ev.count[:, p].sum()
+    per_annot = ev.per_annotator()
     rows: list[FloatArray] = []
     target: list[float] = []
     weight: list[float] = []
