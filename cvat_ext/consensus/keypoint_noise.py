@@ -46,8 +46,10 @@ from cvat_ext.consensus.noise_model import (
     SIZE_EDGES,
     BinnedCovariance,
     NoiseFit,
+    annotator_triples,
     fit_binned_covariance,
     size_bin,
+    triple_pairs,
     with_equal_split,
 )
 
@@ -132,19 +134,13 @@ class KeypointEvidence:
             return
         # covariance of r's offsets to two others: r's own variance (CornerEvidence's estimator),
         # kept per triple so that the fit can leave out partners whose drawings are cut off
-        index = {pair: p for p, pair in enumerate(pairs)}
-        for r in range(n):
-            for q, (a, b) in enumerate(pairs):
-                if r in (a, b):
-                    continue
-                pa, pb = index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]
-                sign = (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0)
-                ok = both[pa] & both[pb]
-                cov = np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=2), 0.0).sum(axis=1)
-                c = ok.sum(axis=1).astype(np.float64)
-                self.tri_cov[:, r, q] += np.bincount(bins, weights=cov, minlength=n_bins)
-                self.tri_inv_s2[:, r, q] += np.bincount(bins, weights=c * inv_s2, minlength=n_bins)
-                self.tri_count[:, r, q] += np.bincount(bins, weights=c, minlength=n_bins)
+        for (r, _, _), (pa, pb, sign, q) in zip(annotator_triples(n), triple_pairs(n), strict=True):
+            ok = both[pa] & both[pb]
+            cov = np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=2), 0.0).sum(axis=1)
+            c = ok.sum(axis=1).astype(np.float64)
+            self.tri_cov[:, r, q] += np.bincount(bins, weights=cov, minlength=n_bins)
+            self.tri_inv_s2[:, r, q] += np.bincount(bins, weights=c * inv_s2, minlength=n_bins)
+            self.tri_count[:, r, q] += np.bincount(bins, weights=c, minlength=n_bins)
 
     def covariances(self, trust: FloatArray, min_trust: float) -> BinnedCovariance:
         """The covariance sums per (bin, annotator) over the triples whose two partners' drawings

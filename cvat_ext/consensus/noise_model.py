@@ -95,6 +95,22 @@ def annotator_triples(n: int) -> list[tuple[int, int, int]]:
     return [(r, a, b) for r in range(n) for a, b in annotator_pairs(n) if r not in (a, b)]
 
 
+def triple_pairs(n: int) -> list[tuple[int, int, float, int]]:
+    """Per triple ``(r, a, b)`` of :func:`annotator_triples` (same order): the pair columns of r-a
+    and r-b, the sign that makes the product of their differences ``+ e_r e_r`` (a pair's
+    difference is its lower annotator's minus the higher's), and the pair column of a-b."""
+    index = {pair: p for p, pair in enumerate(annotator_pairs(n))}
+    return [
+        (
+            index[(min(r, a), max(r, a))],
+            index[(min(r, b), max(r, b))],
+            (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0),
+            index[(a, b)],
+        )
+        for r, a, b in annotator_triples(n)
+    ]
+
+
 @dataclass
 class CornerEvidence:
     """Corner offsets of the extents, per (size bin, triple): the covariance estimate.
@@ -128,14 +144,11 @@ class CornerEvidence:
         matched = np.isfinite(pair_sim)
         # corner offsets of every pair once: (K, 4) each, first minus second annotator
         diff = [xyxy[:, r] - xyxy[:, t] for r, t in pairs]
-        index = {pair: p for p, pair in enumerate(pairs)}
         s_obj = np.maximum(size, 1.0)
         inv_s2 = 1.0 / (s_obj * s_obj)
-        triples = annotator_triples(n)
+        triples = triple_pairs(n)
         cov, count = np.zeros((k, len(triples))), np.zeros((k, len(triples)))
-        for t, (r, a, b) in enumerate(triples):
-            pa, pb = index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]
-            sign = (1.0 if r < a else -1.0) * (1.0 if r < b else -1.0)
+        for t, (pa, pb, sign, _) in enumerate(triples):
             ok = matched[:, pa] & matched[:, pb]
             cov[:, t] = np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
             count[:, t] = ok
@@ -187,12 +200,10 @@ def corner_cells(
     differences each as noisy as its pair), so the precise annotator's cells, small beside the
     others' spreads, weigh by that."""
     n = ev.n_annotators
-    pairs = annotator_pairs(n)
-    index = {pair: p for p, pair in enumerate(pairs)}
     triples = annotator_triples(n)
     if not triples:  # two annotators: no triple, the pairs alone
         return None
-    cols = [(index[(min(r, a), max(r, a))], index[(min(r, b), max(r, b))]) for r, a, b in triples]
+    cols = [(pa, pb) for pa, pb, _, _ in triple_pairs(n)]
     factor = np.stack([shrink[:, pa] * shrink[:, pb] for pa, pb in cols], axis=1)  # (B, T)
     noise = np.stack([np.sqrt(spread2[:, pa] * spread2[:, pb]) for pa, pb in cols], axis=1)  # (B, T)
     owner = np.array([r for r, _, _ in triples])
