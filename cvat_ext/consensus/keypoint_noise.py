@@ -43,11 +43,13 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.nnls import nnls, scaled_nnls
 from cvat_ext.consensus.noise_model import (
+    SIZE_CENTRES,
     SIZE_EDGES,
     BinnedCovariance,
     NoiseFit,
     annotator_triples,
     fit_binned_covariance,
+    nearest_other,
     size_bin,
     triple_pairs,
     with_equal_split,
@@ -184,12 +186,10 @@ class KeypointFit(NoiseFit):
         """(B, R) on :data:`SIZE_EDGES`' bins: probability that r's drawing matches (OKS >=
         ``link_thr``) the most precise other annotator's: spreads add, flips combine
         (``f_r + f_o - 2 f_r f_o``)."""
-        centres = np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
-        spread2 = self.mean_square(centres)
-        n = spread2.shape[1]
-        if n < 2:
+        spread2 = self.mean_square(SIZE_CENTRES)
+        if spread2.shape[1] < 2:
             return np.ones_like(spread2)
-        other = np.stack([np.where(np.arange(n) == r, np.inf, spread2).argmin(axis=1) for r in range(n)], axis=1)
+        other = nearest_other(spread2)
         other_s2 = np.take_along_axis(spread2, other, axis=1)
         f_r, f_o = self.flip[None, :], self.flip[other]
         flip = f_r + f_o - 2 * f_r * f_o
@@ -314,11 +314,11 @@ def _untruncate_flips(fit: KeypointFit, flip_seen: FloatArray, link_thr: float, 
     if not np.any(flip_seen > 0) or size_count.sum() <= 0:
         return flip_seen
     tmpl = fit.template
-    centres = np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
-    spread2 = fit.mean_square(centres)  # (B, R)
+    spread2 = fit.mean_square(SIZE_CENTRES)  # (B, R)
     n = spread2.shape[1]
-    others = np.stack([np.where(np.arange(n) == r, np.inf, spread2).min(axis=1) for r in range(n)], axis=1)
-    pair2 = (spread2 + np.where(np.isfinite(others), others, 0.0)).ravel()
+    # one annotator: no other to link with, its own spread alone
+    others = np.take_along_axis(spread2, nearest_other(spread2), axis=1) if n > 1 else 0.0
+    pair2 = (spread2 + others).ravel()
     share = size_count / size_count.sum()
 
     def seen_rate(f: FloatArray) -> FloatArray:

@@ -34,6 +34,8 @@ from cvat_ext.consensus.nnls import nnls, scaled_nnls
 
 #: size bins (px, sqrt of the extent's area), log-spaced: evidence is pooled per (bin, pair)
 SIZE_EDGES = np.geomspace(4.0, 1024.0, 17)
+#: the bins' geometric centres (px)
+SIZE_CENTRES = np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
 #: Monte-Carlo draws per template row (fixed seed: the table is deterministic)
 _TEMPLATE_DRAWS = 4000
 #: relative corner spreads ``sd / s`` the template tabulates
@@ -45,8 +47,11 @@ def size_bin(size: FloatArray) -> IntArray:
     return np.clip(np.searchsorted(SIZE_EDGES, size, side="right") - 1, 0, SIZE_EDGES.size - 2).astype(np.int64)
 
 
-def _bin_centres() -> FloatArray:
-    return np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
+def nearest_other(spread2: FloatArray) -> IntArray:
+    """(B, R) index of the most precise *other* annotator (the first of equal ones) per size bin,
+    from ``spread2 (B, R)`` (two annotators at least): whose drawing r's must match to link."""
+    n = spread2.shape[1]
+    return np.stack([np.where(np.arange(n) == r, np.inf, spread2).argmin(axis=1) for r in range(n)], axis=1)
 
 
 @dataclass
@@ -352,7 +357,7 @@ def fit_noise(
         # and a truncated cell tells its spread only as far as the truncated moment still moves
         weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
     for r, (alpha, beta, w) in (prior or {}).items():
-        for s_ref in (_bin_centres()[2], _bin_centres()[8]):  # a small and a large object pin both terms
+        for s_ref in (SIZE_CENTRES[2], SIZE_CENTRES[8]):  # a small and a large object pin both terms
             row = np.zeros(2 * n)
             row[r] = 1.0 / s_ref**2
             row[n + r] = 1.0

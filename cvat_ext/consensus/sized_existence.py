@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
-from cvat_ext.consensus.noise_model import SIZE_EDGES, IouTemplate, NoiseFit, size_bin
+from cvat_ext.consensus.noise_model import SIZE_CENTRES, SIZE_EDGES, IouTemplate, NoiseFit, nearest_other, size_bin
 from cvat_ext.consensus.reliability import SHADOWED, ExistenceModel
 
 _EPS = 1e-6
@@ -37,12 +37,10 @@ MIN_CLUSTERS_PER_OBJECT = 0.2
 def link_table(fit: NoiseFit, tmpl: IouTemplate, link_thr: float) -> FloatArray:
     """(B, R) probability that annotator r's drawing of an object in size bin b matches (similarity
     >= ``link_thr``) the drawing of the most precise other annotator."""
-    centres = np.sqrt(SIZE_EDGES[:-1] * SIZE_EDGES[1:])
-    spread2 = fit.mean_square(centres)  # (B, R)
-    n = spread2.shape[1]
-    if n < 2:
+    spread2 = fit.mean_square(SIZE_CENTRES)  # (B, R)
+    if spread2.shape[1] < 2:
         return np.ones_like(spread2)
-    others = np.stack([np.delete(spread2, r, axis=1).min(axis=1) for r in range(n)], axis=1)
+    others = np.take_along_axis(spread2, nearest_other(spread2), axis=1)
     hit, _ = tmpl.at_threshold((spread2 + others).ravel(), link_thr)
     return np.asarray(hit.reshape(spread2.shape), dtype=np.float64)
 
