@@ -172,10 +172,6 @@ class FakeCvat:
         self._call("GET /api/jobs/{id}/annotations")
         return self.annotations[job_id]
 
-    def get_annotations_json(self, job_id: int) -> dict[str, Any]:
-        self._call("GET /api/jobs/{id}/annotations")
-        return dump_job_annotations(self.annotations[job_id])
-
     def get_annotations_bytes(self, job_id: int) -> bytes:
         self._call("GET /api/jobs/{id}/annotations")
         return json.dumps(dump_job_annotations(self.annotations[job_id])).encode()
