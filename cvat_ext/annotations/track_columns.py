@@ -318,20 +318,20 @@ def _table(tracks: list[tuple[Track, _Rows]]) -> ShapeTable:
         attributes.update((base + row, values) for row, values in r.attributes.items())
     lengths = joined("lengths", np.zeros(0, np.int64))
     return ShapeTable(
-        frame=joined("frames", np.zeros(0, np.int64)).astype(np.int64),
+        frame=joined("frames", np.zeros(0, np.int64)).astype(np.int64, copy=False),
         label_id=by_track([t.label_id for t, _ in tracks]),
         type_code=by_track([TYPE_CODE[t.shapes[0].type] if t.shapes else 0 for t, _ in tracks]),
-        occluded=joined("occluded", np.zeros(0, np.bool_)).astype(np.bool_),
+        occluded=joined("occluded", np.zeros(0, np.bool_)).astype(np.bool_, copy=False),
         outside=np.zeros(n, dtype=np.bool_),
-        z_order=joined("z_order", np.zeros(0, np.int64)).astype(np.int64),
+        z_order=joined("z_order", np.zeros(0, np.int64)).astype(np.int64, copy=False),
         group=by_track([t.group for t, _ in tracks]),
-        rotation=joined("rotation", np.zeros(0)).astype(np.float64),
+        rotation=joined("rotation", np.zeros(0)).astype(np.float64, copy=False),
         score=np.ones(n),
         obj_id=np.zeros(n, dtype=np.int64),
         has_id=np.zeros(n, dtype=np.bool_),
         source_code=by_track([source_of.get(t.source, 0) for t, _ in tracks]),
         sources=sources,
-        coords=joined("coords", np.zeros(0)).astype(np.float64),
-        coord_start=_row_starts(lengths.astype(np.int64)).astype(np.int64),
+        coords=joined("coords", np.zeros(0)).astype(np.float64, copy=False),
+        coord_start=_row_starts(lengths.astype(np.int64, copy=False)).astype(np.int64, copy=False),
         attributes=attributes,
     )
