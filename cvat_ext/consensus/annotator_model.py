@@ -40,6 +40,7 @@ import numpy as np
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
 from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit_keypoint_noise
+from cvat_ext.consensus.member_hit import member_hit, pair_hit_table, pooled_spread2
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
     CornerEvidence,
@@ -76,6 +77,7 @@ class FamilyEvidence:
     strata: list[IntArray] = field(default_factory=list)
     size: list[FloatArray] = field(default_factory=list)
     frame: list[IntArray] = field(default_factory=list)
+    pair_sim: list[FloatArray] = field(default_factory=list)
     pairs: PairEvidence = field(init=False)
     corners: CornerEvidence = field(init=False)
     keypoints: KeypointEvidence = field(init=False)
@@ -101,6 +103,7 @@ class FamilyEvidence:
         self.present.append(present)
         self.size.append(size)
         self.frame.append(frame)
+        self.pair_sim.append(pair_sim)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
         bins = size_bin(size)
         self.pairs.add(pair_sim, size, bins)
@@ -239,12 +242,13 @@ def _fine_bin(size: FloatArray) -> IntArray:
 
 
 def _real_per_bin(present: BoolArray, real: FloatArray, size: FloatArray) -> FloatArray:
-    """(B, R) sum over clusters of ``present * real`` per fine size bin and annotator."""
+    """(B, R) sum over clusters of ``present * real`` per fine size bin and annotator (``real (K,)``,
+    or ``(K, R)`` per member)."""
     n_bins, n_annot = _FINE_CENTRES.size, present.shape[1]
     fine = _fine_bin(size)
     k, r = np.nonzero(present)
     cell = fine[k] * n_annot + r
-    out = np.bincount(cell, weights=real[k], minlength=n_bins * n_annot)
+    out = np.bincount(cell, weights=real[k] if real.ndim == 1 else real[k, r], minlength=n_bins * n_annot)
     return np.asarray(out.reshape(n_bins, n_annot), dtype=np.float64)
 
 
@@ -269,13 +273,17 @@ class _Sums:
         size: FloatArray,
         moments: tuple[FloatArray, ...],
         objects: FloatArray,
+        hit: FloatArray | None = None,
     ) -> None:
         """Clusters ``present (K, R)``, ``real (K,)``, ``size (K,)``; ``moments``: the share at the
         threshold, mean and mean square similarity of that share, (B, R) each per fine bin;
         ``objects (K,)``: the distinct real objects each cluster stands for (``real`` times its
-        object share, the real objects nobody drew included)."""
+        object share, the real objects nobody drew included); ``hit (K, R)``: each member's own
+        posterior of reaching the threshold (:mod:`~cvat_ext.consensus.member_hit`; None: the rate)."""
         q, m, m2 = moments
-        p = _real_per_bin(present, real, size) * q
+        # the members' own hit probabilities where given, else the rate per bin
+        weight = real if hit is None else real[:, None] * hit
+        p = _real_per_bin(present, weight, size) * (q if hit is None else 1.0)
         self.objects += present.sum(axis=0)
         self.hits += p.sum(axis=0)
         self.iou += (p * m).sum(axis=0)
@@ -377,10 +385,24 @@ def fit_annotator_model(
             )
         )
         truth_hit[family] = moments[0]
-        job.add(present, real, size, moments, objects)
+        hit = None
+        if not isinstance(fit, KeypointFit):
+            # what each member did in its cluster, not the annotator's rate (module docstring)
+            fine = _fine_bin(size)
+            spread2 = pooled_spread2(fit.mean_square(_FINE_CENTRES))
+            rate = template(family, oks_sigma).at_threshold(spread2.ravel(), iou_thr)[0].reshape(spread2.shape)
+            hit = member_hit(
+                pair_hit_table(round(float(iou_thr), 6), round(float(link_thr), 6)),
+                present,
+                np.concatenate(ev.pair_sim),
+                spread2[fine],
+                rate[fine],
+                sized[family].draw if family in sized else None,
+            )
+        job.add(present, real, size, moments, objects, hit)
         if gt is not None:
             sel = gt.frame_mask(frames)
-            on_gt.add(present[sel], real[sel], size[sel], moments, objects[sel])
+            on_gt.add(present[sel], real[sel], size[sel], moments, objects[sel], None if hit is None else hit[sel])
     label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
     values = job.values(label_acc)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -454,11 +476,19 @@ def _anchor(
         var = noise[m] ** 2 * 0.5 if m in noise else np.zeros_like(e)
         # shrink the correction by the share of the error's square its noise explains (a model
         # already right on the job would otherwise take on the GT sample's noise: with 10 % of
-        # the frames that made the estimates worse than without GT once the model was unbiased)
-        keep = np.where(e * e > 0, np.clip(1.0 - var / np.maximum(e * e, 1e-300), 0.0, 1.0), 0.0)
-        out[m] = np.where(ok, np.clip(values[m] - keep * e, 0.0, 1.0), values[m])
+        # the frames that made the estimates worse than without GT once the model was unbiased),
+        # in two parts: the error all annotators share (its noise averages over them) and each
+        # one's departure from it (its own noise): corrected one by one, two annotators of one
+        # profile took independent draws of their samples' noise and swapped their order
+        common = float(np.mean(e[ok])) if ok.any() else 0.0
+        common_var = float(np.mean(var[ok])) / max(int(ok.sum()), 1) if ok.any() else 0.0
+        keep_common = float(np.clip(1.0 - common_var / common**2, 0.0, 1.0)) if common else 0.0
+        own = e - common
+        keep_own = np.where(own * own > 0, np.clip(1.0 - var / np.maximum(own * own, 1e-300), 0.0, 1.0), 0.0)
+        shift = keep_common * common + keep_own * own
+        out[m] = np.where(ok, np.clip(values[m] - shift, 0.0, 1.0), values[m])
         # the correction carries the GT sample's own noise
-        out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + keep * var), se[m])
+        out_se[m] = np.where(ok, np.sqrt(se[m] ** 2 + keep_common * common_var + keep_own * var), se[m])
     report = {
         "frames": len(gt.frames),
         "objects": gt.n_objects,
