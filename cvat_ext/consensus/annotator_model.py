@@ -388,15 +388,15 @@ def fit_annotator_model(
         hit = None
         if not isinstance(fit, KeypointFit):
             # what each member did in its cluster, not the annotator's rate (module docstring)
-            fine = _fine_bin(size)
             spread2 = pooled_spread2(fit.mean_square(_FINE_CENTRES))
             rate = template(family, oks_sigma).at_threshold(spread2.ravel(), iou_thr)[0].reshape(spread2.shape)
             hit = member_hit(
                 pair_hit_table(round(float(iou_thr), 6), round(float(link_thr), 6)),
                 present,
                 np.concatenate(ev.pair_sim),
-                spread2[fine],
-                rate[fine],
+                _fine_bin(size),
+                spread2,
+                rate,
                 sized[family].draw if family in sized else None,
             )
         job.add(present, real, size, moments, objects, hit)

@@ -143,46 +143,51 @@ def member_hit(
     table: PairHitTable,
     present: BoolArray,
     pair_sim: FloatArray,
+    bins: IntArray,
     spread2: FloatArray,
     rate: FloatArray,
     draw: FloatArray | None,
 ) -> FloatArray:
     """(K, R) P(member r of cluster k reaches the match threshold against the truth | the cluster is
     real, the cluster's evidence). ``present (K, R)``, ``pair_sim (K, P)`` (NaN: not matched),
-    ``spread2 (K, R)`` each annotator's fitted squared relative spread at the cluster's size,
-    ``rate (K, R)`` the template's share at the threshold (the prior), ``draw (R,)`` the fitted
-    draw rates (None: absent annotators tell nothing). 0 where absent.
+    ``bins (K,)`` each cluster's size bin, ``spread2 (F, R)`` each annotator's fitted squared
+    relative spread per size bin, ``rate (F, R)`` the template's share at the threshold (the
+    prior), ``draw (R,)`` the fitted draw rates (None: absent annotators tell nothing). 0 where
+    absent.
 
     Each other annotator s adds its log-likelihood ratio of hit against miss (independent given
     r's status, an approximation: they share r's error): matched, from ``x_rs``; in the cluster
     but not matched to r, ``x_rs`` above ``1 - iou_thr``; absent, not drawn or not linked."""
     n_annot = present.shape[1]
     prior = np.clip(np.asarray(rate, dtype=np.float64), 1e-4, 1 - 1e-4)
-    prior_logit = np.log(prior / (1 - prior))
-    logit = prior_logit.copy()
-    col = {pair: p for p, pair in enumerate(annotator_pairs(n_annot))}
-    for r in range(n_annot):
-        for s in range(n_annot):
-            if s == r:
-                continue
-            x = 1.0 - pair_sim[:, col[(min(r, s), max(r, s))]]
-            sp_r, sp_s = spread2[:, r], spread2[:, s]
-            both = present[:, r] & present[:, s]
-            matched = both & np.isfinite(x)
-            lr = np.zeros(present.shape[0])
-            if matched.any():
-                h = table.matched(sp_r[matched], sp_s[matched], x[matched])
-                lr[matched] = np.log(h / (1 - h)) - prior_logit[matched, r]
-            apart = both & ~matched
-            if apart.any():
-                lr[apart] = np.log(table.unmatched(sp_r[apart], sp_s[apart], True, False)) - np.log(
-                    table.unmatched(sp_r[apart], sp_s[apart], False, False)
-                )
-            absent = present[:, r] & ~present[:, s]
-            if draw is not None and absent.any():
-                d = float(np.clip(draw[s], 0.0, 1.0))
-                like_hit = (1 - d) + d * table.unmatched(sp_r[absent], sp_s[absent], True, True)
-                like_miss = (1 - d) + d * table.unmatched(sp_r[absent], sp_s[absent], False, True)
-                lr[absent] = np.log(like_hit) - np.log(like_miss)
+    prior_logit = np.log(prior / (1 - prior))  # (F, R)
+    # every (bin, r, s) row of the table once: a gather per cluster, not an interpolation
+    n_bins = spread2.shape[0]
+    sp_r = np.broadcast_to(spread2[:, :, None], (n_bins, n_annot, n_annot)).ravel()
+    sp_s = np.broadcast_to(spread2[:, None, :], (n_bins, n_annot, n_annot)).ravel()
+    shape = (n_bins, n_annot, n_annot)
+    x_mid = (np.arange(X_BINS) + 0.5) / X_BINS
+    hit_rows = table.matched(np.repeat(sp_r, X_BINS), np.repeat(sp_s, X_BINS), np.tile(x_mid, sp_r.size))
+    lr_matched = np.log(hit_rows / (1 - hit_rows)).reshape(*shape, X_BINS) - prior_logit[:, :, None, None]
+    lr_apart = (
+        np.log(table.unmatched(sp_r, sp_s, True, False)) - np.log(table.unmatched(sp_r, sp_s, False, False))
+    ).reshape(shape)
+    lr_absent: FloatArray = np.zeros(shape)
+    if draw is not None:
+        d = np.broadcast_to(np.clip(np.asarray(draw, dtype=np.float64), 0.0, 1.0)[None, None, :], shape).ravel()
+        like_hit = (1 - d) + d * table.unmatched(sp_r, sp_s, True, True)
+        like_miss = (1 - d) + d * table.unmatched(sp_r, sp_s, False, True)
+        lr_absent = np.asarray(np.log(like_hit) - np.log(like_miss), dtype=np.float64).reshape(shape)
+    logit = prior_logit[bins]
+    for p, (a, b) in enumerate(annotator_pairs(n_annot)):
+        x = 1.0 - pair_sim[:, p]
+        matched = np.isfinite(x)
+        xb = np.clip((np.where(matched, x, 0.0) * X_BINS).astype(np.int64), 0, X_BINS - 1)
+        for r, s in ((a, b), (b, a)):
+            lr = np.where(
+                matched,
+                lr_matched[bins, r, s, xb],
+                np.where(present[:, s], lr_apart[bins, r, s], lr_absent[bins, r, s]),
+            )
             logit[:, r] += lr
     return np.asarray(np.where(present, 1.0 / (1.0 + np.exp(-logit)), 0.0), dtype=np.float64)

@@ -51,9 +51,11 @@ def test_posteriors_are_calibrated_and_sharper_than_the_rate(spreads: list[float
     pair_sim = np.column_stack([box_iou_pairs(drawn[:, a], drawn[:, b]) for a, b in annotator_pairs(n_annot)])
     pair_sim = np.where(pair_sim >= IOU_THR, pair_sim, np.nan)
     present = np.ones_like(hit)
-    spread2 = np.broadcast_to(np.square(spreads), hit.shape).copy()
-    rate = template().at_threshold(spread2.ravel(), IOU_THR)[0].reshape(hit.shape)
-    post = member_hit(pair_hit_table(IOU_THR, IOU_THR), present, pair_sim, spread2, rate, None)
+    spread2 = np.square(spreads)[None, :]  # one size bin: the spreads are relative
+    rate = template().at_threshold(spread2.ravel(), IOU_THR)[0][None, :]
+    bins = np.zeros(hit.shape[0], dtype=np.int64)
+    post = member_hit(pair_hit_table(IOU_THR, IOU_THR), present, pair_sim, bins, spread2, rate, None)
+    rate = np.broadcast_to(rate, hit.shape)
     # calibrated: the posteriors sum to the realised hits (within 4 % of the drawings)
     assert np.all(np.abs(post.sum(axis=0) - hit.sum(axis=0)) <= 0.04 * hit.shape[0]), (post.sum(0), hit.sum(0))
     # and they tell the members that hit from those that miss better than the rate does
@@ -71,8 +73,9 @@ def test_absent_partners_speak_only_through_their_draw_rate() -> None:
     pair_sim = np.array([[np.nan]])
     spread2 = np.array([[0.3**2, 0.02**2]])
     rate = np.array([[0.4, 1.0]])
-    certain = member_hit(table, present, pair_sim, spread2, rate, np.array([1.0, 0.999]))
-    never = member_hit(table, present, pair_sim, spread2, rate, np.array([1.0, 0.0]))
+    bins = np.zeros(1, dtype=np.int64)
+    certain = member_hit(table, present, pair_sim, bins, spread2, rate, np.array([1.0, 0.999]))
+    never = member_hit(table, present, pair_sim, bins, spread2, rate, np.array([1.0, 0.0]))
     assert certain[0, 0] < 0.05
     assert never[0, 0] == pytest.approx(0.4, abs=1e-6)
     assert certain[0, 1] == never[0, 1] == 0.0  # absent members hit nothing
