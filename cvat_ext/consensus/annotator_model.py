@@ -11,11 +11,13 @@ Each annotator r, on the latent true objects of a job:
 The estimates against the latent truth at the job's match threshold ``iou_thr`` follow from the
 fit, cluster by cluster: a cluster is real with its existence posterior ``p_k``; annotator r's
 member of a real cluster of size ``s`` reaches ``iou_thr`` against the truth with probability
-``q_r(s)`` and then has the mean IoU ``m_r(s)`` (the noise template). So, with ``n_r`` the objects
-r drew and ``N`` the expected number of true objects (the real clusters plus those nobody drew),
+``h_kr``, the posterior given what the other annotators did in that cluster
+(:mod:`~cvat_ext.consensus.member_hit`; keypoint families: the rate ``q_r(s)`` of the noise
+template), and then has the mean IoU ``m_r(s)``. So, with ``n_r`` the objects r drew and ``N`` the
+expected number of true objects (the real clusters plus those nobody drew),
 
-    TP_r = sum_k present_kr p_k q_r(s_k),   precision = TP_r / n_r,   recall = TP_r / N,
-    F1 = 2 TP_r / (n_r + N),   mean IoU = sum_k present_kr p_k q_r m_r / TP_r,
+    TP_r = sum_k present_kr p_k h_kr,   precision = TP_r / n_r,   recall = TP_r / N,
+    F1 = 2 TP_r / (n_r + N),   mean IoU = sum_k present_kr p_k h_kr m_r / TP_r,
 
 and label accuracy is the Dawid–Skene prior-weighted accuracy. Standard errors are binomial on
 the evidence (``sqrt(v (1 - v) / n)`` with n the objects behind each ratio) plus, for the mean
@@ -24,7 +26,8 @@ model error (the GT check does: ``ground_truth.model_error`` in the report).
 
 Ground truth (:mod:`cvat_ext.consensus.gt_anchor`): on the GT frames the model's estimate and the
 measurement are both known, so each estimate is corrected by their difference (a control variate:
-the model's bias on the GT frames is removed from the whole job's estimate). Priors from earlier
+the model's bias on the GT frames is removed from the whole job's estimate; the part all
+annotators share and each one's departure from it are shrunk apart, by their own noise). Priors from earlier
 jobs (the ``model`` dicts of earlier reports) enter as pseudo-counts: their estimates count as
 ``min(evidence, PRIOR_CAP)`` objects besides the job's own.
 """
