@@ -486,8 +486,12 @@ def _anchor(
         common = float(np.mean(e[ok])) if ok.any() else 0.0
         common_var = float(np.mean(var[ok])) / max(int(ok.sum()), 1) if ok.any() else 0.0
         keep_common = float(np.clip(1.0 - common_var / common**2, 0.0, 1.0)) if common else 0.0
-        own = e - common
-        keep_own = np.where(own * own > 0, np.clip(1.0 - var / np.maximum(own * own, 1e-300), 0.0, 1.0), 0.0)
+        # departures from the common part as far as it is kept (none kept: each annotator's own
+        # error), shrunk by the share of their spread the noise does not explain (empirical Bayes:
+        # the annotators' own biases scatter by tau^2 around the common one)
+        own = e - keep_common * common
+        tau2 = max(float(np.mean(own[ok] ** 2) - np.mean(var[ok])), 0.0) if ok.any() else 0.0
+        keep_own = tau2 / np.maximum(tau2 + var, 1e-300)
         shift = keep_common * common + keep_own * own
         out[m] = np.where(ok, np.clip(values[m] - shift, 0.0, 1.0), values[m])
         # the correction carries the GT sample's own noise
