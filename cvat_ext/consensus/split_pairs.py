@@ -16,7 +16,11 @@ its ``u`` has the density ``2 u / U^2`` up to the search radius ``U`` (:data:`SE
 annotator pair, EM over the job's candidate pairs fits the mixture: the share of split pairs and
 the scale ``c`` (1 when the noise fit is right; the pairs' matched drawings only see the part of
 the noise below the match threshold, so the fit can be short on the noisier annotators, and the
-offsets themselves say by how much). A candidate is a split pair when its posterior reaches 0.5
+offsets themselves say by how much). Where the candidates carry the modelled chance ``m`` that the
+two annotators' drawings of one object of their size fail to link (keypoint families,
+:func:`non_link_chance`), a candidate's prior of being a split pair is ``share * m``: a split is a
+failed link, rare on objects large enough that the pair links, where a close lone pair is a noisy
+annotator's extra drawing beside another's. A candidate is a split pair when its posterior reaches 0.5
 (a Bayes decision); each lone drawing joins once, the likeliest first (the greedy assignment
 tracking uses). The joined cluster has two members and no link (its pair similarity stays NaN:
 an unmatched pair, low overlap); its merged geometry is the inverse-variance fusion of the two
