@@ -478,8 +478,8 @@ def _join_split_pairs(
             fit = annotators.noise.get(key[0])
             if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
                 # keypoint families: a split's prior follows the keypoint model's chance of a non-link
-                # at the size (its link law matches the measured link rates; the box template
-                # overstates how often outlines link, and tied to it masks and polygons lost F1)
+                # at the size (its link law matches the measured link rates); tied the same way,
+                # masks and polygons lost F1 (docs/developers/annotator-model.md, Split pairs)
                 non_link = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
                 found[c, key] = lone_candidates(
                     clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance, non_link
