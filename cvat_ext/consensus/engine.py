@@ -55,6 +55,7 @@ from cvat_ext.consensus.reliability import (
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
+from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
     fit_split_offsets,
@@ -275,8 +276,17 @@ def score_streams(
     ]
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
     source = _batched_source(sources, meta, settings)
-    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
-                        ground_truth=ground_truth, priors=priors)
+    return score_chunks(
+        names,
+        source,
+        labels,
+        meta,
+        settings,
+        progress=progress,
+        cache_objects=budget,
+        ground_truth=ground_truth,
+        priors=priors,
+    )
 
 
 def _batched_source(
@@ -495,9 +505,9 @@ def _join_split_pairs(
     # sweep 2: join, and gather the clusters of each family whose keep reads the noise
     joined_any: set[str] = set()
     out: list[StoredChunk] = []
-    columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
     for c, (chunk, batches, clusters) in enumerate(stored):
         tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
+        chunk_extents = dict(clusters.extents)
         hits: dict[GroupKey, FloatArray] = {}
         for key in clusters.tables:
             family = key[0]
@@ -517,14 +527,63 @@ def _join_split_pairs(
                 if done.strata is not None:
                     joined_any.add(family)
                     tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
-            columns.setdefault(family, []).append((tables[key].present, strata[key], sizes[key]))
-        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, hits=hits)))
+                    chunk_extents[key] = done.extents
+        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, chunk_extents, hits)))
+    out, joined_clusters = _join_split_clusters(out, annotators, existence, link_thr)
+    joined_any |= joined_clusters
+    columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
+    for _, _, clusters in out:
+        for key, table in clusters.tables.items():
+            if key[0] in existence and annotators.noise_weighted(key[0]):
+                columns.setdefault(key[0], []).append((table.present, clusters.strata[key], clusters.sizes[key]))
     fits = {}
     for family, parts in columns.items():
         present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
         job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
         fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
     return out, fits
+
+
+def _join_split_clusters(
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    link_thr: float,
+) -> tuple[list[StoredChunk], set[str]]:
+    """Join the split clusters of the keypoint families' tables (:mod:`cvat_ext.consensus.split_clusters`:
+    the offsets between clusters of disjoint annotators fitted per family over the whole job, then
+    joined table by table). Returns the new stored chunks and the families where clusters joined."""
+    found: dict[tuple[int, GroupKey], Candidates] = {}
+    for c, (_, _, clusters) in enumerate(stored):
+        for key, key_extents in clusters.extents.items():
+            fit = annotators.noise.get(key[0])
+            if isinstance(fit, KeypointFit) and key[0] in existence and annotators.noise_weighted(key[0]):
+                chance = non_link_chance(fit, link_thr)
+                found[c, key] = cluster_candidates(
+                    clusters.tables[key], key_extents, clusters.sizes[key], fit.pixel_variance, chance
+                )
+    offsets = {
+        family: fit_cluster_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]))
+        for family in {k[0] for _, k in found}
+    }
+    logger.debug("split clusters: %s", {f: (o.share, o.scale, o.spread) for f, o in offsets.items()})
+    joined_any: set[str] = set()
+    out: list[StoredChunk] = []
+    for c, (chunk, batches, clusters) in enumerate(stored):
+        tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
+        extents, hits = dict(clusters.extents), dict(clusters.hits)
+        for key in clusters.tables:
+            if (c, key) not in found:
+                continue
+            done = join_split_clusters(
+                tables[key], extents[key], sizes[key], strata[key], hits.get(key), found[c, key], offsets[key[0]]
+            )
+            if done.strata is not None:
+                joined_any.add(key[0])
+                tables[key], sizes[key], strata[key], extents[key] = done.table, done.sizes, done.strata, done.extents
+                hits[key] = done.hit
+        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, extents, hits)))
+    return out, joined_any
 
 
 def _concat_candidates(parts: list[Candidates]) -> Candidates:
