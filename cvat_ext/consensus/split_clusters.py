@@ -4,7 +4,7 @@
 drawings can also fall into two clusters of several members: the two sloppy annotators' drawings
 link to each other but to none of the others', and the merge keeps both clusters (a duplicate: one
 true positive and one false positive). This step reads the offset between two clusters ``A``, ``B``
-of one frame whose annotator sets are disjoint and one of which has two members or more:
+of one frame whose annotator sets are disjoint and each of which has two members or more:
 ``d = e_A - e_B`` (4,) px between their mean member extents (xyxy; keypoint families: each drawing's
 keypoints' bounding box), and ``u = |d|^2 / (V_A + V_B)`` with ``V_A = sum_{r in A} v_r(s) / |A|^2``
 the fitted variance of A's mean extent at the object size ``s`` (``v_r`` px^2, the family's
@@ -15,11 +15,18 @@ objects: ``u`` has the spurious neighbours' density of the job (its exponent fit
 two distinct objects that close is the job's own density of nearby distinct clusters). The mixture
 is :func:`~cvat_ext.consensus.split_pairs.fit_split_offsets`'s, pooled over every annotator set of
 the family, with a candidate's prior of one object ``share * m``: ``m`` the modelled chance that no
-drawing of A links to one of B when they are drawings of one object, the product of the pairs'
-non-link chances over every ``r in A, s in B``
-(:func:`~cvat_ext.consensus.split_pairs.non_link_chance`; the drawings are independent given the
-object). A candidate joins at posterior >= 0.5, each cluster once, the likeliest first. The joined
-cluster keeps every member and the links each part had (no cross link: those pairs stay NaN).
+drawing of A links to one of B when they are drawings of one object. The cross pairs' non-link
+events share drawings (one drawing placed badly fails to link with every drawing of the other part),
+so ``m`` is their upper bound, the smallest of the cross pairs' non-link chances
+(:func:`~cvat_ext.consensus.split_pairs.non_link_chance`): the chance that the likeliest link of
+the two parts fails. Their product (independent events) was measured and is too small: it left
+most duplicates unjoined (``docs/developers/annotator-model.md``, *Split clusters*).
+
+A candidate joins at posterior >= 0.5, each cluster once, the likeliest first. The joined cluster
+keeps every member and the links each part had (no cross link: those pairs stay NaN); its keep reads
+``P(real)`` of the joined pattern. Lone drawings beside a cluster are not candidates: pooled with
+the clusters or in a mixture of their own, they joined ~600 per job and lowered merged F1 (same
+section). With three annotators no two clusters of two or more are disjoint: a no-op there.
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ def cluster_candidates(
     variance: CornerVariance,
     non_link: NonLink,
 ) -> Candidates:
-    """Pairs of clusters of one frame with disjoint annotator sets, one of them with two members or
-    more (lone pairs are :mod:`~cvat_ext.consensus.split_pairs`'), within :data:`SEARCH_U`.
+    """Pairs of clusters of one frame with disjoint annotator sets, each with two members or more
+    (lone pairs are :mod:`~cvat_ext.consensus.split_pairs`'), within :data:`SEARCH_U`.
     ``extents (K, 4)`` mean member extent xyxy px, ``sizes (K,)`` px, ``variance`` each annotator's
     fitted corner variance, ``non_link`` a pair's chance of not linking (module docstring). All
     candidates are in one pool (``pair`` 0)."""
@@ -70,13 +77,13 @@ def cluster_candidates(
     u = ((extents[a] - extents[b]) ** 2).sum(axis=1) / pair_var
     near = u <= SEARCH_U
     a, b, size, u, pair_var = a[near], b[near], size[near], u[near], pair_var[near]
-    # no drawing of one part links to one of the other: the cross pairs' non-link chances multiply
+    # no drawing of one part links to one of the other: the likeliest cross link failed (its upper bound)
     chance = np.ones(a.size)
     for r, s in annotator_pairs(present.shape[1]):
         cross = (present[a, r] & present[b, s]) | (present[a, s] & present[b, r])
         if cross.any():
             rs = np.full(int(cross.sum()), r), np.full(int(cross.sum()), s)
-            chance[cross] *= non_link(size[cross], *rs)
+            chance[cross] = np.minimum(chance[cross], non_link(size[cross], *rs))
     return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, chance)
 
 
