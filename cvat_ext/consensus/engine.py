@@ -550,15 +550,17 @@ def _join_split_clusters(
     existence: Mapping[str, ExistenceModel],
     link_thr: float,
 ) -> tuple[list[StoredChunk], set[str]]:
-    """Join the split clusters of the keypoint families' tables (:mod:`cvat_ext.consensus.split_clusters`:
-    the offsets between clusters of disjoint annotators fitted per family over the whole job, then
-    joined table by table). Returns the new stored chunks and the families where clusters joined."""
+    """Join the split clusters of the tables whose family's keep reads the noise
+    (:mod:`cvat_ext.consensus.split_clusters`: the offsets between clusters of disjoint annotators
+    fitted per family over the whole job, then joined table by table). Returns the new stored
+    chunks and the families where clusters joined."""
     found: dict[tuple[int, GroupKey], Candidates] = {}
     for c, (_, _, clusters) in enumerate(stored):
         for key, key_extents in clusters.extents.items():
             fit = annotators.noise.get(key[0])
-            if isinstance(fit, KeypointFit) and key[0] in existence and annotators.noise_weighted(key[0]):
-                chance = non_link_chance(fit, link_thr)
+            if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
+                # extent families: the untied prior, as their split pairs'
+                chance = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
                 found[c, key] = cluster_candidates(
                     clusters.tables[key], key_extents, clusters.sizes[key], fit.pixel_variance, chance
                 )

@@ -56,13 +56,14 @@ def cluster_candidates(
     extents: FloatArray,
     sizes: FloatArray,
     variance: CornerVariance,
-    non_link: NonLink,
+    non_link: NonLink | None,
 ) -> Candidates:
     """Pairs of clusters of one frame with disjoint annotator sets, each with two members or more
     (lone pairs are :mod:`~cvat_ext.consensus.split_pairs`'), within :data:`SEARCH_U`.
     ``extents (K, 4)`` mean member extent xyxy px, ``sizes (K,)`` px, ``variance`` each annotator's
-    fitted corner variance, ``non_link`` a pair's chance of not linking (module docstring). All
-    candidates are in one pool (``pair`` 0)."""
+    fitted corner variance, ``non_link`` a pair's chance of not linking (module docstring; None: the
+    prior of one object is the share alone, as the extent families' split pairs'). All candidates
+    are in one pool (``pair`` 0)."""
     present = table.present
     count = present.sum(axis=1)
     i, j = frame_pairs(table.frame_pos)
@@ -78,6 +79,8 @@ def cluster_candidates(
     near = u <= SEARCH_U
     a, b, size, u, pair_var = a[near], b[near], size[near], u[near], pair_var[near]
     # no drawing of one part links to one of the other: the likeliest cross link failed (its upper bound)
+    if non_link is None:
+        return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, None)
     chance = np.ones(a.size)
     for r, s in annotator_pairs(present.shape[1]):
         cross = (present[a, r] & present[b, s]) | (present[a, s] & present[b, r])
