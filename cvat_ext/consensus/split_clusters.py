@@ -66,8 +66,11 @@ def cluster_candidates(
     are in one pool (``pair`` 0)."""
     present = table.present
     count = present.sum(axis=1)
-    i, j = frame_pairs(table.frame_pos)
-    ok = ~(present[i] & present[j]).any(axis=1) & (count[i] > 1) & (count[j] > 1)
+    # two disjoint sets of two or more need four annotators; the pairs are among such clusters only
+    multi = np.flatnonzero(count > 1) if present.shape[1] >= 4 else np.zeros(0, dtype=np.int64)
+    i, j = frame_pairs(table.frame_pos[multi])
+    i, j = multi[i], multi[j]
+    ok = ~(present[i] & present[j]).any(axis=1)
     a, b = i[ok], j[ok]
     size = np.sqrt((count[a] * sizes[a] ** 2 + count[b] * sizes[b] ** 2) / (count[a] + count[b]))
     var = variance(size)
