@@ -58,6 +58,9 @@ from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_key
 from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
+    CornerVariance,
+    Joined,
+    NonLink,
     fit_split_offsets,
     join_split_pairs,
     lone_candidates,
@@ -482,18 +485,7 @@ def _join_split_pairs(
     # the lone clusters are those that did not link at the weak threshold (or the match one)
     link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
     # sweep 1: the candidate pairs of every table whose family's keep reads the noise
-    found: dict[tuple[int, GroupKey], Candidates] = {}
-    for c, (_, _, clusters) in enumerate(stored):
-        for key, extents in clusters.extents.items():
-            fit = annotators.noise.get(key[0])
-            if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
-                # keypoint families: a split's prior follows the keypoint model's chance of a non-link
-                # at the size (its link law matches the measured link rates); tied the same way,
-                # masks and polygons lost F1 (docs/developers/annotator-model.md, Split pairs)
-                non_link = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
-                found[c, key] = lone_candidates(
-                    clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance, non_link
-                )
+    found = _find_candidates(stored, annotators, existence, link_thr, lone_candidates)
     offsets = {
         family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
         for family in {k[0] for _, k in found}
@@ -502,33 +494,21 @@ def _join_split_pairs(
     hit_at = {
         family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
     }
-    # sweep 2: join, and gather the clusters of each family whose keep reads the noise
-    joined_any: set[str] = set()
-    out: list[StoredChunk] = []
-    for c, (chunk, batches, clusters) in enumerate(stored):
-        tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
-        chunk_extents = dict(clusters.extents)
-        hits: dict[GroupKey, FloatArray] = {}
-        for key in clusters.tables:
-            family = key[0]
-            if family not in existence or not annotators.noise_weighted(family):
-                continue
-            if (c, key) in found:
-                done = join_split_pairs(
-                    tables[key],
-                    clusters.extents[key],
-                    sizes[key],
-                    strata[key],
-                    found[c, key],
-                    offsets[family],
-                    annotators.noise[family].pixel_variance,
-                    hit_at[family],
-                )
-                if done.strata is not None:
-                    joined_any.add(family)
-                    tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
-                    chunk_extents[key] = done.extents
-        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, chunk_extents, hits)))
+    # sweep 2: join
+    out, joined_any = _join_sweep(
+        stored,
+        found,
+        lambda key, table, extents, sizes, strata, _hit, candidates: join_split_pairs(
+            table,
+            extents,
+            sizes,
+            strata,
+            candidates,
+            offsets[key[0]],
+            annotators.noise[key[0]].pixel_variance,
+            hit_at[key[0]],
+        ),
+    )
     out, joined_clusters = _join_split_clusters(out, annotators, existence, link_thr)
     joined_any |= joined_clusters
     columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
@@ -554,21 +534,31 @@ def _join_split_clusters(
     (:mod:`cvat_ext.consensus.split_clusters`: the offsets between clusters of disjoint annotators
     fitted per family over the whole job, then joined table by table). Returns the new stored
     chunks and the families where clusters joined."""
-    found: dict[tuple[int, GroupKey], Candidates] = {}
-    for c, (_, _, clusters) in enumerate(stored):
-        for key, key_extents in clusters.extents.items():
-            fit = annotators.noise.get(key[0])
-            if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
-                # extent families: the untied prior, as their split pairs'
-                chance = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
-                found[c, key] = cluster_candidates(
-                    clusters.tables[key], key_extents, clusters.sizes[key], fit.pixel_variance, chance
-                )
+    found = _find_candidates(stored, annotators, existence, link_thr, cluster_candidates)
     offsets = {
         family: fit_cluster_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]))
         for family in {k[0] for _, k in found}
     }
     logger.debug("split clusters: %s", {f: (o.share, o.scale, o.spread) for f, o in offsets.items()})
+    return _join_sweep(
+        stored,
+        found,
+        lambda key, table, extents, sizes, strata, hit, candidates: join_split_clusters(
+            table, extents, sizes, strata, hit, candidates, offsets[key[0]]
+        ),
+    )
+
+
+#: (group, table, extents (K, 4), sizes (K,), strata (K,), hits (K,) or None, candidates) -> the joined table
+JoinFn = Callable[[GroupKey, ClusterTable, FloatArray, FloatArray, IntArray, FloatArray | None, Candidates], Joined]
+
+
+def _join_sweep(
+    stored: list[StoredChunk], found: Mapping[tuple[int, GroupKey], Candidates], join: JoinFn
+) -> tuple[list[StoredChunk], set[str]]:
+    """``join`` every stored table with candidates in ``found``; the new stored chunks (their
+    tables, strata, sizes, extents and hits replaced where something joined) and the families
+    where something did."""
     joined_any: set[str] = set()
     out: list[StoredChunk] = []
     for c, (chunk, batches, clusters) in enumerate(stored):
@@ -577,15 +567,36 @@ def _join_split_clusters(
         for key in clusters.tables:
             if (c, key) not in found:
                 continue
-            done = join_split_clusters(
-                tables[key], extents[key], sizes[key], strata[key], hits.get(key), found[c, key], offsets[key[0]]
-            )
+            done = join(key, tables[key], extents[key], sizes[key], strata[key], hits.get(key), found[c, key])
             if done.strata is not None:
                 joined_any.add(key[0])
                 tables[key], sizes[key], strata[key], extents[key] = done.table, done.sizes, done.strata, done.extents
                 hits[key] = done.hit
         out.append((chunk, batches, ChunkClusters(tables, strata, sizes, extents, hits)))
     return out, joined_any
+
+
+def _find_candidates(
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    link_thr: float,
+    candidates_of: Callable[[ClusterTable, FloatArray, FloatArray, CornerVariance, NonLink | None], Candidates],
+) -> dict[tuple[int, GroupKey], Candidates]:
+    """``candidates_of`` each stored table whose family's keep reads the noise, by (chunk, group)."""
+    found: dict[tuple[int, GroupKey], Candidates] = {}
+    for c, (_, _, clusters) in enumerate(stored):
+        for key, extents in clusters.extents.items():
+            fit = annotators.noise.get(key[0])
+            if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
+                # keypoint families: a split's prior follows the keypoint model's chance of a non-link
+                # at the size (its link law matches the measured link rates); tied the same way,
+                # masks and polygons lost F1 (docs/developers/annotator-model.md, Split pairs)
+                non_link = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
+                found[c, key] = candidates_of(
+                    clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance, non_link
+                )
+    return found
 
 
 def _concat_candidates(parts: list[Candidates]) -> Candidates:
