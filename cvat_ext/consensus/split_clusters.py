@@ -19,8 +19,10 @@ drawing of A links to one of B when they are drawings of one object. The cross p
 events share drawings (one drawing placed badly fails to link with every drawing of the other part),
 so ``m`` is their upper bound, the smallest of the cross pairs' non-link chances
 (:func:`~cvat_ext.consensus.split_pairs.non_link_chance`): the chance that the likeliest link of
-the two parts fails. Their product (independent events) was measured and is too small: it left
-most duplicates unjoined (``docs/developers/annotator-model.md``, *Split clusters*).
+the two parts fails (keypoint families, whose link law is measured right; the extent families
+keep ``m = 1``, the untied share, as their split pairs do). Their product (independent events)
+was measured and is too small: it left most duplicates unjoined
+(``docs/developers/annotator-model.md``, *Split clusters*).
 
 A candidate joins at posterior >= 0.5, each cluster once, the likeliest first. The joined cluster
 keeps every member and the links each part had (no cross link: those pairs stay NaN); its keep reads
@@ -81,9 +83,9 @@ def cluster_candidates(
     u = ((extents[a] - extents[b]) ** 2).sum(axis=1) / pair_var
     near = u <= SEARCH_U
     a, b, size, u, pair_var = a[near], b[near], size[near], u[near], pair_var[near]
-    # no drawing of one part links to one of the other: the likeliest cross link failed (its upper bound)
     if non_link is None:
         return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, None)
+    # no drawing of one part links to one of the other: the likeliest cross link failed (its upper bound)
     chance = np.ones(a.size)
     for r, s in annotator_pairs(present.shape[1]):
         cross = (present[a, r] & present[b, s]) | (present[a, s] & present[b, r])
