@@ -13,6 +13,7 @@ import pytest
 from cvat_ext.consensus.report_text import (
     csv_field,
     csv_texts,
+    float_row_texts,
     float_texts,
     int_row_texts,
     json_and_csv_texts,
@@ -79,6 +80,27 @@ def test_float_texts_equal_repr(seed: int) -> None:
     assert float_texts(values) == list(map(repr, values.tolist()))
     assert float_texts(values[:0]) == []
     assert float_texts(np.ones((2, 3))) == ["1.0"] * 6
+
+
+@pytest.mark.parametrize(
+    ("columns", "special"),
+    [(4, False), (4, True), (1, False), (3, True)],
+)
+def test_float_row_texts_equal_join_of_repr(columns: int, special: bool) -> None:
+    """Rows of rounded boxes (the encoder's path) and, with ``special``, rows holding values the
+    encoder does not write as ``repr`` (huge, tiny, non-finite: the per-value path)."""
+    rng = np.random.default_rng(columns)
+    values = round_like_python(rng.standard_normal((5000, columns)) * 10.0 ** rng.integers(-3, 6, (5000, columns)), 2)
+    values[rng.random(values.shape) < 0.05] = -0.0
+    if special:
+        flat = _values(columns)
+        values = np.concatenate([values, flat[: flat.size // columns * columns].reshape(-1, columns)])
+    rows = values.tolist()
+    for sep in (", ", ";"):
+        assert float_row_texts(values, [sep])[0] == [sep.join(map(repr, row)) for row in rows]
+    json_rows, csv_rows = float_row_texts(values, (", ", ";"))
+    assert [r.replace(", ", ";") for r in json_rows] == csv_rows
+    assert float_row_texts(values[:0], (", ", ";")) == [[], []]
 
 
 def test_json_and_csv_texts_format_once_for_both() -> None:
