@@ -48,6 +48,7 @@ from cvat_ext.consensus.report import (
 )
 from cvat_ext.consensus.report_text import (
     csv_field,
+    distinct_rows,
     float_row_texts,
     json_and_csv_texts,
     needs_quotes,
@@ -208,11 +209,11 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     # per (shape type, label, member pattern), a few dozen in a window: the texts they fix
     label_ids, label_pos = np.unique(w.label, return_inverse=True)
     label_rows = [texts.label(int(i)) for i in label_ids.tolist()]
-    first_row, pattern_pos = _distinct_rows(w.labels)
+    first_row, pattern_pos = distinct_rows(w.labels)
     pattern_rows = [texts.pattern(tuple(m)) for m in w.labels[first_row].tolist()]
     suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
     triples = np.stack([w.type_code.astype(np.int64), label_pos.reshape(-1), pattern_pos], axis=1)
-    first_triple, triple_pos = _distinct_rows(triples)
+    first_triple, triple_pos = distinct_rows(triples)
     triple_rows = [
         (_SHAPE_TYPES[t], label_rows[lb], pattern_rows[pt]) for t, lb, pt in triples[first_triple].tolist()
     ]
@@ -238,7 +239,7 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     head_pos = triple_pos[ks] * n_kinds + cs
     # the message after the frame, per (triple, suffix): label, shape type, suffix; a CSV row's
     # message is quoted when its suffix or its label needs it (the quote goes before "frame")
-    first_pair, pair_pos = _distinct_rows(np.stack([triple_pos[ks], suffix_id], axis=1))
+    first_pair, pair_pos = distinct_rows(np.stack([triple_pos[ks], suffix_id], axis=1))
     tail_json, tail_csv, quote_csv = [], [], []
     for t, sid in np.stack([triple_pos[ks], suffix_id], axis=1)[first_pair].tolist():
         st, (name, _, escaped, _, label_quote), _ = triple_rows[t]
@@ -273,19 +274,6 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
 def _gather(texts: list[str], pos: npt.NDArray[np.int64]) -> list[str]:
     """``[texts[i] for i in pos]``, at NumPy's speed."""
     return np.array(texts, dtype=object)[pos].tolist()
-
-
-def _distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``(first, pos)``: a row index per distinct row of ``rows (K, R)`` and each row's position in
-    ``first`` (as ``np.unique(axis=0)``, by one integer per row when the values allow it)."""
-    if rows.size and rows.min() >= -1:
-        base = int(rows.max()) + 2
-        if base ** rows.shape[1] < 2**62:
-            key = (rows + 1) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
-            _, first, pos = np.unique(key, return_index=True, return_inverse=True)
-            return first, pos.reshape(-1)
-    _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return first, pos.reshape(-1)
 
 
 def _with_tags(

@@ -39,6 +39,7 @@ import numpy.typing as npt
 __all__ = [
     "csv_field",
     "csv_texts",
+    "distinct_rows",
     "float_row_texts",
     "float_texts",
     "int_row_texts",
@@ -186,3 +187,16 @@ def _needs_quotes(text: str) -> bool:
 def needs_quotes(texts: Sequence[str]) -> list[bool]:
     """Whether each text needs quoting as a CSV field (see :func:`csv_field`)."""
     return [_needs_quotes(t) for t in texts]
+
+
+def distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(first, pos)``: a row index per distinct row of ``rows (K, R)`` and each row's position in
+    ``first`` (as ``np.unique(axis=0)``, by one integer per row when the values allow it)."""
+    if rows.size and rows.min() >= -1:
+        base = int(rows.max()) + 2
+        if base ** rows.shape[1] < 2**62:
+            key = (rows + 1) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
+            _, first, pos = np.unique(key, return_index=True, return_inverse=True)
+            return first, pos.reshape(-1)
+    _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first, pos.reshape(-1)
