@@ -54,6 +54,7 @@ from cvat_ext.consensus.reliability import (
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
+from cvat_ext.consensus.small_axis import row_sum
 from cvat_ext.consensus.split_pairs import Candidates, fit_split_offsets, join_split_pairs, lone_candidates
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
@@ -199,7 +200,7 @@ def cluster_strata(
     (``extents (K, 4)``: the clusters' mean extents, when already computed)."""
     if extents is None:
         extents = cluster_extents(batch.xyxy, rows)
-    return shadowed(table.frame_pos, table.present.sum(axis=1), extents).astype(np.int64)
+    return shadowed(table.frame_pos, row_sum(table.present), extents).astype(np.int64)
 
 
 def _frame_sizes(meta: JobMeta, frames: Sequence[int]) -> IntArray | None:
@@ -562,7 +563,7 @@ def _box_disagreement(batch: ReplicaBatch, rows: IntArray, pairs: list[tuple[int
     size = np.sqrt(np.maximum((xyxy[..., 2] - xyxy[..., 0]) * (xyxy[..., 3] - xyxy[..., 1]), 1.0))
     out = np.zeros((rows.shape[0], len(pairs)))
     for p, (r, s) in enumerate(pairs):
-        out[:, p] = ((xyxy[:, r] - xyxy[:, s]) ** 2).sum(axis=1) / (4.0 * size[:, r] * size[:, s])
+        out[:, p] = row_sum((xyxy[:, r] - xyxy[:, s]) ** 2) / (4.0 * size[:, r] * size[:, s])
     return out
 
 
