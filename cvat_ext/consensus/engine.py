@@ -54,7 +54,7 @@ from cvat_ext.consensus.reliability import (
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
-from cvat_ext.consensus.small_axis import row_sum
+from cvat_ext.consensus.small_axis import column_counts, row_sum
 from cvat_ext.consensus.split_pairs import Candidates, fit_split_offsets, join_split_pairs, lone_candidates
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
@@ -364,10 +364,11 @@ def score_chunks(
                 gt.add_batch(batch, params)
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
-            iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
+            ok_n = column_counts(ok)
+            iou_disagreement += (iou_d.sum(axis=0), ok_n)
             d = _box_disagreement(batch, rows, pairs) if batch.family in EXTENT_FAMILIES else iou_d
             acc = by_family.setdefault(batch.family, np.zeros((2, len(pairs))))
-            acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
+            acc += (np.where(ok, d, 0.0).sum(axis=0), ok_n)
             n_objects += int(batch.label.shape[0])
         if n_runs <= CACHE_RUNS:
             n_runs += sum(runs.n_runs for b in batches.values() for runs in b.runs_cache.values())

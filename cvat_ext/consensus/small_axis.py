@@ -20,6 +20,8 @@ Empty tables (no columns) go to NumPy, which gives its own answer or error.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,13 +31,19 @@ __all__ = ["column_counts", "row_any", "row_max", "row_min", "row_sum"]
 _PAIRWISE_FROM = 8
 
 
+@functools.cache
+def _sum_type(dtype: np.dtype) -> np.dtype:
+    """The dtype of NumPy's sum of ``dtype`` values (booleans and small integers: int64)."""
+    return np.zeros(1, dtype=dtype).sum().dtype
+
+
 def row_sum(a: npt.NDArray[np.generic]) -> np.ndarray:
     """``a.sum(axis=1)`` of ``a (K, R, ...)`` (trailing axes kept; booleans count as integers,
     small integers add up as int64, as NumPy's sum does)."""
     r = a.shape[1]
     if r == 0 or r >= _PAIRWISE_FROM:
         return a.sum(axis=1)
-    out = np.zeros(a.shape[:1] + a.shape[2:], dtype=np.zeros(0, dtype=a.dtype).sum().dtype)  # NumPy's type
+    out = np.zeros(a.shape[:1] + a.shape[2:], dtype=_sum_type(a.dtype))
     for j in range(r):
         np.add(out, a[:, j], out=out)
     return out
