@@ -238,8 +238,9 @@ def read_annotations_file(
         with path.open("rb") as fh:
             info = os.fstat(fh.fileno())
             if not stat.S_ISREG(info.st_mode) or not info.st_size:  # a pipe, an empty file
-                return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, path=path,
-                                              tracks=tracks, score_range=score_range)
+                # read once: the slow path gets the bytes (a pipe cannot be opened again)
+                return read_annotations_bytes(fh.read(), where=str(path), last_frame=last_frame, tracks=tracks,
+                                              score_range=score_range)
             # decoded straight from the page cache: no copy of the file in memory
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped, contextlib.suppress(_NotFast):
                 cols = _fast(mapped, last_frame, tracks, release=functools.partial(_drop_pages, mapped))
@@ -255,7 +256,6 @@ def read_annotations_bytes(
     *,
     where: str,
     last_frame: int | None = None,
-    path: Path | None = None,
     tracks: Tracks = "expand",
     score_range: tuple[float, float] | None = None,
 ) -> ReplicaColumns:
@@ -263,7 +263,7 @@ def read_annotations_bytes(
     try:
         cols = _fast(raw, last_frame, tracks)  # the collector is paused inside
     except _NotFast:
-        cols = _slow(raw, where, last_frame, path, tracks)
+        cols = _slow(raw, where, last_frame, None, tracks)
     return _scores_within(cols, score_range, where, lambda: raw)
 
 

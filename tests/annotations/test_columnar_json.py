@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -547,3 +549,41 @@ def test_score_range_names_the_first_shape_outside_it(tmp_path: Path, monkeypatc
         return
     with pytest.raises(AnnotationFormatError, match=message):
         read()
+
+
+_BAD_BODY = {"version": 0, "tags": [], "tracks": [], "shapes": [GOOD_SHAPE, {**GOOD_SHAPE, "points": [1, 2, 3]}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "named"), [(json.dumps(_BAD_BODY), "shapes[1]"), (json.dumps(_BAD_BODY)[:-40], "JSON")]
+)
+def test_a_bad_body_from_a_pipe_gets_the_error_a_file_gets(tmp_path: Path, text: str, named: str) -> None:
+    """``--annotations a=<(curl ...)``: the pipe is read once; when the body is bad, the slow path
+    reads those bytes (not the drained pipe) and names the bad object, as it does for a file."""
+    path = tmp_path / "a.json"
+    path.write_text(text)
+    fifo = tmp_path / "a.fifo"
+    os.mkfifo(fifo)
+
+    def serve() -> None:
+        with fifo.open("w") as fh:  # one reader, once
+            fh.write(text)
+
+    errors: list[AnnotationFormatError] = []
+
+    def read() -> None:
+        try:
+            read_annotations_file(fifo)
+        except AnnotationFormatError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (serve, read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    if threads[1].is_alive():  # it opened the pipe again and waits for a writer: let it go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("the reader opened the drained pipe a second time")
+    expected = _same_error(path).replace(str(path), str(fifo), 1)
+    assert named in expected and [str(e) for e in errors] == [expected]
