@@ -51,21 +51,19 @@ def row_sum(a: npt.NDArray[np.generic]) -> np.ndarray:
 
 def row_min(a: npt.NDArray[np.generic]) -> np.ndarray:
     """``a.min(axis=1)`` of ``a (K, R, ...)`` (trailing axes kept)."""
-    if a.shape[1] == 0:
-        return a.min(axis=1)
-    out = a[:, 0].copy()
-    for j in range(1, a.shape[1]):
-        np.minimum(out, a[:, j], out=out)
-    return out
+    return a.min(axis=1) if a.shape[1] == 0 else _fold(a, np.minimum)
 
 
 def row_max(a: npt.NDArray[np.generic]) -> np.ndarray:
     """``a.max(axis=1)`` of ``a (K, R, ...)`` (trailing axes kept)."""
-    if a.shape[1] == 0:
-        return a.max(axis=1)
+    return a.max(axis=1) if a.shape[1] == 0 else _fold(a, np.maximum)
+
+
+def _fold(a: npt.NDArray[np.generic], ufunc: np.ufunc) -> np.ndarray:
+    """``ufunc`` applied to the columns of ``a`` in order, the first column copied to start."""
     out = a[:, 0].copy()
     for j in range(1, a.shape[1]):
-        np.maximum(out, a[:, j], out=out)
+        ufunc(out, a[:, j], out=out)
     return out
 
 
