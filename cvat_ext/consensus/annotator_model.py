@@ -223,7 +223,9 @@ class AnnotatorModel:
         unlinked = lone if linked is None or family not in WEIGHTED_FAMILIES else ~np.asarray(linked, dtype=bool)
         best_hit = np.where(present, hit[_fine_bin(np.asarray(size, dtype=np.float64))], 0.0).max(axis=1)
         if joined_hit is not None:
-            best_hit = np.where(np.isfinite(joined_hit), joined_hit, best_hit)
+            joined = np.isfinite(joined_hit)
+            best_hit = np.where(joined, joined_hit, best_hit)
+            unlinked = unlinked | joined  # a joined split group never matched, keypoint families too
         return np.asarray(np.where(unlinked, p_real * best_hit, p_real), dtype=np.float64)
 
 

@@ -39,6 +39,7 @@ from cvat_ext.consensus.clusters import ClusterTable, build_clusters
 from cvat_ext.consensus.context import cluster_extents, shadowed
 from cvat_ext.consensus.fuse import ChunkMerger
 from cvat_ext.consensus.gt_anchor import GtTally
+from cvat_ext.consensus.keypoint_noise import KeypointFit
 from cvat_ext.consensus.matching import annotator_pairs, batch_links
 from cvat_ext.consensus.merge import member_rows
 from cvat_ext.consensus.noise_model import KEYPOINT_FAMILIES, IouTemplate, template
@@ -55,7 +56,13 @@ from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
 from cvat_ext.consensus.small_axis import column_counts, row_sum
-from cvat_ext.consensus.split_pairs import Candidates, fit_split_offsets, join_split_pairs, lone_candidates
+from cvat_ext.consensus.split_pairs import (
+    Candidates,
+    fit_split_offsets,
+    join_split_pairs,
+    lone_candidates,
+    non_link_chance,
+)
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.errors import ConfigError
 from cvat_ext.geometry import SimilarityParams
@@ -344,7 +351,8 @@ def score_chunks(
                 mean_extents = cluster_extents(batch.xyxy, rows, extents)
                 chunk_strata[key] = cluster_strata(batch, table, rows, mean_extents)
                 strata_of.setdefault(batch.family, []).append(chunk_strata[key])
-                if batch.family in WEIGHTED_FAMILIES:
+                # the split-pair join reads them (keypoint families: the keypoints' bounding box)
+                if batch.family in WEIGHTED_FAMILIES or batch.family in KEYPOINT_FAMILIES:
                     chunk_extents[key] = mean_extents
             chunk_sizes[key] = cluster_size(batch.xyxy, rows, extents)
             evidence.setdefault(batch.family, FamilyEvidence(n_annot)).add(
@@ -463,13 +471,21 @@ def _join_split_pairs(
     fits for the keep decisions on the joined clusters: job-wide (``existence``'s, refitted where
     pairs were joined) and per size group."""
     n_annot = len(annotators.names)
+    # the lone clusters are those that did not link at the weak threshold (or the match one)
+    link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
     # sweep 1: the candidate pairs of every table whose family's keep reads the noise
     found: dict[tuple[int, GroupKey], Candidates] = {}
     for c, (_, _, clusters) in enumerate(stored):
         for key, extents in clusters.extents.items():
             fit = annotators.noise.get(key[0])
-            if fit is not None and key[0] in existence and key[0] in WEIGHTED_FAMILIES:
-                found[c, key] = lone_candidates(clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance)
+            if fit is not None and key[0] in existence and annotators.noise_weighted(key[0]):
+                # keypoint families: a split's prior follows the keypoint model's chance of a non-link
+                # at the size (its link law matches the measured link rates); tied the same way,
+                # masks and polygons lost F1 (docs/developers/annotator-model.md, Split pairs)
+                non_link = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
+                found[c, key] = lone_candidates(
+                    clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance, non_link
+                )
     offsets = {
         family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
         for family in {k[0] for _, k in found}
@@ -514,7 +530,11 @@ def _join_split_pairs(
 
 
 def _concat_candidates(parts: list[Candidates]) -> Candidates:
-    return Candidates(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("a", "b", "pair", "u", "fit_var")))
+    def column(name: str) -> FloatArray | None:
+        values = [getattr(p, name) for p in parts]
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    return Candidates(*(column(f) for f in ("a", "b", "pair", "u", "fit_var", "non_link")))  # type: ignore[arg-type]
 
 
 def _hit_at(tmpl: IouTemplate, iou_thr: float, spread2: FloatArray) -> FloatArray:

@@ -16,7 +16,11 @@ its ``u`` has the density ``2 u / U^2`` up to the search radius ``U`` (:data:`SE
 annotator pair, EM over the job's candidate pairs fits the mixture: the share of split pairs and
 the scale ``c`` (1 when the noise fit is right; the pairs' matched drawings only see the part of
 the noise below the match threshold, so the fit can be short on the noisier annotators, and the
-offsets themselves say by how much). A candidate is a split pair when its posterior reaches 0.5
+offsets themselves say by how much). Where the candidates carry the modelled chance ``m`` that the
+two annotators' drawings of one object of their size fail to link (keypoint families,
+:func:`non_link_chance`), a candidate's prior of being a split pair is ``share * m``: a split is a
+failed link, rare on objects large enough that the pair links, where a close lone pair is a noisy
+annotator's extra drawing beside another's. A candidate is a split pair when its posterior reaches 0.5
 (a Bayes decision); each lone drawing joins once, the likeliest first (the greedy assignment
 tracking uses). The joined cluster has two members and no link (its pair similarity stays NaN:
 an unmatched pair, low overlap); its merged geometry is the inverse-variance fusion of the two
@@ -34,6 +38,7 @@ import numpy as np
 from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.context import shadowed
+from cvat_ext.consensus.keypoint_noise import KeypointFit
 from cvat_ext.consensus.matching import pair_design, pair_index
 from cvat_ext.consensus.nnls import nnls
 
@@ -53,6 +58,28 @@ EM_TOL = 1e-4
 
 #: (K,) sizes px -> (K, R) each annotator's corner variance px^2 at those sizes
 CornerVariance = Callable[[FloatArray], FloatArray]
+#: sizes px ``(C,)``, annotators ``r, s (C,)`` -> ``(C,)`` the modelled probability that r's and s's
+#: drawings of one object of that size do not link (:func:`non_link_chance`)
+NonLink = Callable[[FloatArray, IntArray, IntArray], FloatArray]
+#: the smallest non-link chance a candidate's split prior is scaled by (a pair the model says always
+#: links keeps a trace of prior: the model is not exact)
+MIN_NON_LINK = 1e-3
+
+
+def non_link_chance(fit: KeypointFit, link_thr: float) -> NonLink:
+    """The :data:`NonLink` of a keypoint family's fit: one minus its template's share of pairs of
+    drawings at OKS ``link_thr`` or above, at the pair's summed spread, flips combined as
+    ``f_r + f_s - 2 f_r f_s`` (the law the size-aware existence's link table reads)."""
+
+    def chance(size: FloatArray, r: IntArray, s: IntArray) -> FloatArray:
+        spread2 = fit.mean_square(size)
+        rows = np.arange(size.size)
+        f_r, f_s = fit.flip[r], fit.flip[s]
+        flip = f_r + f_s - 2 * f_r * f_s
+        link = fit.template.moments(spread2[rows, r] + spread2[rows, s], flip, link_thr)[0]
+        return np.asarray(1.0 - link, dtype=np.float64)
+
+    return chance
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,19 +109,34 @@ class Candidates:
     u: FloatArray
     #: (C,) the pair variance px^2 of the noise fit at the candidate's size (``u``'s denominator)
     fit_var: FloatArray
+    #: (C,) the modelled chance that the two annotators' drawings of one object of the candidate's
+    #: size fail to link (:data:`NonLink`); None: 1 everywhere (the split prior is the pair's share)
+    non_link: FloatArray | None = None
+
+    def split_weight(self) -> FloatArray:
+        """(C,) what the pair's split share is scaled by for each candidate (its non-link chance)."""
+        if self.non_link is None:
+            return np.ones(self.u.size)
+        return np.asarray(np.clip(self.non_link, MIN_NON_LINK, 1.0), dtype=np.float64)
 
 
 def lone_candidates(
-    table: ClusterTable, extents: FloatArray, sizes: FloatArray, variance: CornerVariance
+    table: ClusterTable,
+    extents: FloatArray,
+    sizes: FloatArray,
+    variance: CornerVariance,
+    non_link: NonLink | None = None,
 ) -> Candidates:
     """The :class:`Candidates` of one cluster table. ``extents (K, 4)`` each cluster's mean member
-    extent xyxy px, ``sizes (K,)`` px, ``variance``: each annotator's fitted corner variance."""
+    extent xyxy px, ``sizes (K,)`` px, ``variance``: each annotator's fitted corner variance,
+    ``non_link``: the modelled chance that a pair's drawings of one object fail to link (None: no
+    tie of the split prior to the size)."""
     present = table.present
     n_annot = present.shape[1]
     lone = np.flatnonzero(present.sum(axis=1) == 1)
     empty = np.zeros(0, dtype=np.int64)
     if lone.size < 2:
-        return Candidates(empty, empty, empty, np.zeros(0), np.zeros(0))
+        return Candidates(empty, empty, empty, np.zeros(0), np.zeros(0), None if non_link is None else np.zeros(0))
     annot = present[lone].argmax(axis=1)
     frame = table.frame_pos[lone]  # sorted: tables are ordered by frame
     # every pair of lone clusters within a frame: each one against the rest of its frame's stretch
@@ -105,18 +147,21 @@ def lone_candidates(
     i, j = i[ok], j[ok]
     a, b = lone[i], lone[j]
     r, s = np.minimum(annot[i], annot[j]), np.maximum(annot[i], annot[j])
-    var = variance(np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2))
+    size = np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2)
+    var = variance(size)
     rows = np.arange(a.size)
     pair_var = np.maximum(var[rows, r] + var[rows, s], MIN_PAIR_VARIANCE)
     u = ((extents[a] - extents[b]) ** 2).sum(axis=1) / pair_var
     pair = pair_index(n_annot)[r, s]
     near = u <= SEARCH_U
-    return Candidates(a[near], b[near], pair[near], u[near], pair_var[near])
+    chance = None if non_link is None else non_link(size[near], r[near], s[near])
+    return Candidates(a[near], b[near], pair[near], u[near], pair_var[near], chance)
 
 
 @dataclass(frozen=True, eq=False)
 class SplitOffsets:
-    """The fitted mixture per annotator pair: ``share (P,)`` of split pairs among the candidates,
+    """The fitted mixture per annotator pair: ``share (P,)`` of split pairs among the candidates
+    (per candidate, times its non-link chance where the candidates carry one: the prior of a split),
     ``scale (P,)`` the ``c`` of their offsets (NaN: too few candidates, no joins), ``pair_var (P,)``
     the pair variance px^2 the offsets show, ``c (v_r + v_s)``, at the split pairs' typical size,
     and ``extra (R,)`` each annotator's corner variance px^2 beyond the noise fit's there
@@ -129,11 +174,14 @@ class SplitOffsets:
     #: (P,) exponent ``e`` of the spurious neighbours' density ``(e + 1) u^e / U^(e + 1)``
     spread: FloatArray
 
-    def posterior(self, pair: IntArray, u: FloatArray) -> FloatArray:
-        """(C,) probability that candidates ``(pair, u)`` are one object's two drawings."""
+    def posterior(self, pair: IntArray, u: FloatArray, weight: FloatArray | None = None) -> FloatArray:
+        """(C,) probability that candidates ``(pair, u)`` are one object's two drawings; ``weight
+        (C,)`` scales the pair's split share per candidate (:meth:`Candidates.split_weight`)."""
         share, scale = self.share[pair], self.scale[pair]
         fitted = np.isfinite(scale)
         c = np.where(fitted, scale, 1.0)
+        if weight is not None:
+            share = np.where(fitted, share * weight, 0.0)
         split = share * _chi2_4(u / c) / c
         spurious = (1.0 - share) * _neighbour(u, np.where(fitted, self.spread[pair], 1.0))
         post = split / np.maximum(split + spurious, 1e-300)
@@ -164,32 +212,34 @@ def _fit_spread(u: FloatArray, weight: FloatArray) -> float:
 
 
 def fit_split_offsets(candidates: Candidates, n_annotators: int) -> SplitOffsets:
-    """EM for :class:`SplitOffsets` on a job's ``candidates`` (all tables of one family).
+    """EM for :class:`SplitOffsets` on a job's ``candidates`` (all tables of one family); a
+    candidate's split prior is the pair's share times its non-link chance where they carry one.
 
     An annotator pair's mixture is kept only where it explains the offsets better than spurious
     neighbours alone by the BIC's margin (``log n`` for its two parameters): a split component
     spread over the whole search radius is no evidence of split pairs, and joins nothing."""
     n_pairs = n_annotators * (n_annotators - 1) // 2
     share, scale, pair_var, fit_at, spread = (np.full(n_pairs, np.nan) for _ in range(5))
+    weight_all = candidates.split_weight()
     for p in range(n_pairs):
         sel = candidates.pair == p
-        u = candidates.u[sel]
+        u, m = candidates.u[sel], weight_all[sel]
         if u.size < MIN_CANDIDATES:
             continue
-        pi, c, e = 0.5, 1.0, 1.0
+        pi, c, e = 0.5 / float(m.max()), 1.0, 1.0
         w = np.full(u.size, 0.5)
         for _ in range(EM_STEPS):
-            split = pi * _chi2_4(u / c) / c
-            w_new = split / np.maximum(split + (1.0 - pi) * _neighbour(u, e), 1e-300)
+            split = pi * m * _chi2_4(u / c) / c
+            w_new = split / np.maximum(split + (1.0 - pi * m) * _neighbour(u, e), 1e-300)
             moved = float(np.abs(w_new - w).max())
             w = w_new
             if moved < EM_TOL:
                 break
-            pi = float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
+            pi = _split_share(w, m)
             # the chi-square(4) scale's maximum likelihood: mean(u) / 4, weighted
             c = float(np.clip((w * u).sum() / max(4.0 * w.sum(), 1e-12), 1e-3, MAX_SCALE))
             e = _fit_spread(u, 1.0 - w)
-        mixed = np.log(pi * _chi2_4(u / c) / c + (1.0 - pi) * _neighbour(u, e) + 1e-300).sum()
+        mixed = np.log(pi * m * _chi2_4(u / c) / c + (1.0 - pi * m) * _neighbour(u, e) + 1e-300).sum()
         alone = np.log(_neighbour(u, _fit_spread(u, np.ones(u.size))) + 1e-300).sum()
         # BIC: the split component's two parameters must pay for themselves
         if mixed - alone < np.log(u.size):
@@ -199,6 +249,22 @@ def fit_split_offsets(candidates: Candidates, n_annotators: int) -> SplitOffsets
         fit_at[p] = float((w * candidates.fit_var[sel]).sum() / max(w.sum(), 1e-12))
         pair_var[p] = c * fit_at[p]
     return SplitOffsets(share, scale, pair_var, extra_variance(pair_var, fit_at, n_annotators), spread)
+
+
+def _split_share(w: FloatArray, m: FloatArray) -> float:
+    """The M-step of the split share ``pi`` when a candidate's prior is ``pi m``: the root of
+    ``sum(w) / pi = sum((1 - w) m / (1 - pi m))`` (decreasing in ``pi``) on ``(0, 1 / max(m))``,
+    by bisection; ``w (n,)`` the posteriors, ``m (n,)`` the candidates' non-link chances. With every
+    ``m = 1`` it is ``mean(w)``."""
+    total = float(w.sum())
+    lo, hi = 1e-9, (1.0 - 1e-6) / float(m.max())
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if total / mid > float(((1.0 - w) * m / (1.0 - mid * m)).sum()):
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 def extra_variance(pair_var: FloatArray, fit_var: FloatArray, n_annotators: int) -> FloatArray:
@@ -283,7 +349,7 @@ def join_split_pairs(
     ``hit (K,)`` of the result: the probability that a joined cluster's merged object (the
     inverse-variance fusion of its two drawings, :func:`_fused_variance`) matches the truth,
     ``hit_at`` of its squared relative spread; NaN elsewhere."""
-    post = offsets.posterior(candidates.pair, candidates.u)
+    post = offsets.posterior(candidates.pair, candidates.u, candidates.split_weight())
     split = post >= 0.5
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
     if a.size == 0:
