@@ -55,6 +55,7 @@ from cvat_ext.consensus.reliability import (
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
+from cvat_ext.consensus.small_axis import column_counts, row_sum
 from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
@@ -210,7 +211,7 @@ def cluster_strata(
     (``extents (K, 4)``: the clusters' mean extents, when already computed)."""
     if extents is None:
         extents = cluster_extents(batch.xyxy, rows)
-    return shadowed(table.frame_pos, table.present.sum(axis=1), extents).astype(np.int64)
+    return shadowed(table.frame_pos, row_sum(table.present), extents).astype(np.int64)
 
 
 def _frame_sizes(meta: JobMeta, frames: Sequence[int]) -> IntArray | None:
@@ -279,17 +280,8 @@ def score_streams(
     ]
     budget = STREAM_CACHE_OBJECTS if cache_objects is None else cache_objects
     source = _batched_source(sources, meta, settings)
-    return score_chunks(
-        names,
-        source,
-        labels,
-        meta,
-        settings,
-        progress=progress,
-        cache_objects=budget,
-        ground_truth=ground_truth,
-        priors=priors,
-    )
+    return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
+                        ground_truth=ground_truth, priors=priors)
 
 
 def _batched_source(
@@ -384,10 +376,11 @@ def score_chunks(
                 gt.add_batch(batch, params)
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
-            iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
+            ok_n = column_counts(ok)
+            iou_disagreement += (iou_d.sum(axis=0), ok_n)
             d = _box_disagreement(batch, rows, pairs) if batch.family in EXTENT_FAMILIES else iou_d
             acc = by_family.setdefault(batch.family, np.zeros((2, len(pairs))))
-            acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
+            acc += (np.where(ok, d, 0.0).sum(axis=0), ok_n)
             n_objects += int(batch.label.shape[0])
         if n_runs <= CACHE_RUNS:
             n_runs += sum(runs.n_runs for b in batches.values() for runs in b.runs_cache.values())
@@ -654,7 +647,7 @@ def _box_disagreement(batch: ReplicaBatch, rows: IntArray, pairs: list[tuple[int
     size = np.sqrt(np.maximum((xyxy[..., 2] - xyxy[..., 0]) * (xyxy[..., 3] - xyxy[..., 1]), 1.0))
     out = np.zeros((rows.shape[0], len(pairs)))
     for p, (r, s) in enumerate(pairs):
-        out[:, p] = ((xyxy[:, r] - xyxy[:, s]) ** 2).sum(axis=1) / (4.0 * size[:, r] * size[:, s])
+        out[:, p] = row_sum((xyxy[:, r] - xyxy[:, s]) ** 2) / (4.0 * size[:, r] * size[:, s])
     return out
 
 
