@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.consensus.small_axis import row_sum
 
 #: value code for "this coder gave no value" (not pairable)
 NO_VALUE = -1
@@ -31,7 +32,7 @@ def unit_terms(values: IntArray) -> tuple[FloatArray, BoolArray]:
     """
     values = np.asarray(values, dtype=np.int64)
     valued = values != NO_VALUE
-    m = valued.sum(axis=1)
+    m = row_sum(valued)
     equal = np.zeros(values.shape[0], dtype=np.int64)
     for i in range(values.shape[1]):
         for j in range(i + 1, values.shape[1]):

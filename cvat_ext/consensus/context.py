@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.consensus.small_axis import row_sum
 
 #: share of the smaller extent two cluster extents must share to overlap
 SHADOW_COVER = 0.2
@@ -30,7 +31,7 @@ def cluster_extents(xyxy: FloatArray, rows: IntArray, members: FloatArray | None
     if members is None:
         members = xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a fancy index
     boxes = members * present[..., None]
-    return np.asarray(boxes.sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None], dtype=np.float64)
+    return np.asarray(row_sum(boxes) / np.maximum(row_sum(present), 1)[:, None], dtype=np.float64)
 
 
 def shadowed(frame_pos: IntArray, support: IntArray, extents: FloatArray, cover: float = SHADOW_COVER) -> BoolArray:

@@ -55,8 +55,13 @@ from cvat_ext.consensus.reliability import (
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
+from cvat_ext.consensus.small_axis import column_counts, row_sum
+from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
+    CornerVariance,
+    Joined,
+    NonLink,
     fit_split_offsets,
     join_split_pairs,
     lone_candidates,
@@ -206,7 +211,7 @@ def cluster_strata(
     (``extents (K, 4)``: the clusters' mean extents, when already computed)."""
     if extents is None:
         extents = cluster_extents(batch.xyxy, rows)
-    return shadowed(table.frame_pos, table.present.sum(axis=1), extents).astype(np.int64)
+    return shadowed(table.frame_pos, row_sum(table.present), extents).astype(np.int64)
 
 
 def _frame_sizes(meta: JobMeta, frames: Sequence[int]) -> IntArray | None:
@@ -371,10 +376,11 @@ def score_chunks(
                 gt.add_batch(batch, params)
             ok = np.isfinite(table.pair_sim)
             iou_d = np.where(ok, (1.0 - table.pair_sim) ** 2, 0.0)
-            iou_disagreement += (iou_d.sum(axis=0), ok.sum(axis=0))
+            ok_n = column_counts(ok)
+            iou_disagreement += (iou_d.sum(axis=0), ok_n)
             d = _box_disagreement(batch, rows, pairs) if batch.family in EXTENT_FAMILIES else iou_d
             acc = by_family.setdefault(batch.family, np.zeros((2, len(pairs))))
-            acc += (np.where(ok, d, 0.0).sum(axis=0), ok.sum(axis=0))
+            acc += (np.where(ok, d, 0.0).sum(axis=0), ok_n)
             n_objects += int(batch.label.shape[0])
         if n_runs <= CACHE_RUNS:
             n_runs += sum(runs.n_runs for b in batches.values() for runs in b.runs_cache.values())
@@ -472,6 +478,105 @@ def _join_split_pairs(
     # the lone clusters are those that did not link at the weak threshold (or the match one)
     link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
     # sweep 1: the candidate pairs of every table whose family's keep reads the noise
+    found = _find_candidates(stored, annotators, existence, link_thr, lone_candidates)
+    offsets = {
+        family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
+        for family in {k[0] for _, k in found}
+    }
+    # the template's share of drawings at the match threshold, per family
+    hit_at = {
+        family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
+    }
+    # sweep 2: join
+    out, joined_any = _join_sweep(
+        stored,
+        found,
+        lambda key, table, extents, sizes, strata, _hit, candidates: join_split_pairs(
+            table,
+            extents,
+            sizes,
+            strata,
+            candidates,
+            offsets[key[0]],
+            annotators.noise[key[0]].pixel_variance,
+            hit_at[key[0]],
+        ),
+    )
+    out, joined_clusters = _join_split_clusters(out, annotators, existence, link_thr)
+    joined_any |= joined_clusters
+    columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
+    for _, _, clusters in out:
+        for key, table in clusters.tables.items():
+            if key[0] in existence and annotators.noise_weighted(key[0]):
+                columns.setdefault(key[0], []).append((table.present, clusters.strata[key], clusters.sizes[key]))
+    fits = {}
+    for family, parts in columns.items():
+        present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
+        job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
+        fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
+    return out, fits
+
+
+def _join_split_clusters(
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    link_thr: float,
+) -> tuple[list[StoredChunk], set[str]]:
+    """Join the split clusters of the tables whose family's keep reads the noise
+    (:mod:`cvat_ext.consensus.split_clusters`: the offsets between clusters of disjoint annotators
+    fitted per family over the whole job, then joined table by table). Returns the new stored
+    chunks and the families where clusters joined."""
+    found = _find_candidates(stored, annotators, existence, link_thr, cluster_candidates)
+    offsets = {
+        family: fit_cluster_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]))
+        for family in {k[0] for _, k in found}
+    }
+    logger.debug("split clusters: %s", {f: (o.share, o.scale, o.spread) for f, o in offsets.items()})
+    return _join_sweep(
+        stored,
+        found,
+        lambda key, table, extents, sizes, strata, hit, candidates: join_split_clusters(
+            table, extents, sizes, strata, hit, candidates, offsets[key[0]]
+        ),
+    )
+
+
+#: (group, table, extents (K, 4), sizes (K,), strata (K,), hits (K,) or None, candidates) -> the joined table
+JoinFn = Callable[[GroupKey, ClusterTable, FloatArray, FloatArray, IntArray, FloatArray | None, Candidates], Joined]
+
+
+def _join_sweep(
+    stored: list[StoredChunk], found: Mapping[tuple[int, GroupKey], Candidates], join: JoinFn
+) -> tuple[list[StoredChunk], set[str]]:
+    """``join`` every stored table with candidates in ``found``; the new stored chunks (their
+    tables, strata, sizes, extents and hits replaced where something joined) and the families
+    where something did."""
+    joined_any: set[str] = set()
+    out: list[StoredChunk] = []
+    for c, (chunk, batches, clusters) in enumerate(stored):
+        tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
+        extents, hits = dict(clusters.extents), dict(clusters.hits)
+        for key in clusters.tables:
+            if (c, key) not in found:
+                continue
+            done = join(key, tables[key], extents[key], sizes[key], strata[key], hits.get(key), found[c, key])
+            if done.strata is not None:
+                joined_any.add(key[0])
+                tables[key], sizes[key], strata[key], extents[key] = done.table, done.sizes, done.strata, done.extents
+                hits[key] = done.hit
+        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, extents, hits)))
+    return out, joined_any
+
+
+def _find_candidates(
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    link_thr: float,
+    candidates_of: Callable[[ClusterTable, FloatArray, FloatArray, CornerVariance, NonLink | None], Candidates],
+) -> dict[tuple[int, GroupKey], Candidates]:
+    """``candidates_of`` each stored table whose family's keep reads the noise, by (chunk, group)."""
     found: dict[tuple[int, GroupKey], Candidates] = {}
     for c, (_, _, clusters) in enumerate(stored):
         for key, extents in clusters.extents.items():
@@ -481,50 +586,10 @@ def _join_split_pairs(
                 # at the size (its link law matches the measured link rates); tied the same way,
                 # masks and polygons lost F1 (docs/developers/annotator-model.md, Split pairs)
                 non_link = non_link_chance(fit, link_thr) if isinstance(fit, KeypointFit) else None
-                found[c, key] = lone_candidates(
+                found[c, key] = candidates_of(
                     clusters.tables[key], extents, clusters.sizes[key], fit.pixel_variance, non_link
                 )
-    offsets = {
-        family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
-        for family in {k[0] for _, k in found}
-    }
-    # the template's share of drawings at the match threshold, per family
-    hit_at = {
-        family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
-    }
-    # sweep 2: join, and gather the clusters of each family whose keep reads the noise
-    joined_any: set[str] = set()
-    out: list[StoredChunk] = []
-    columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
-    for c, (chunk, batches, clusters) in enumerate(stored):
-        tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
-        hits: dict[GroupKey, FloatArray] = {}
-        for key in clusters.tables:
-            family = key[0]
-            if family not in existence or not annotators.noise_weighted(family):
-                continue
-            if (c, key) in found:
-                done = join_split_pairs(
-                    tables[key],
-                    clusters.extents[key],
-                    sizes[key],
-                    strata[key],
-                    found[c, key],
-                    offsets[family],
-                    annotators.noise[family].pixel_variance,
-                    hit_at[family],
-                )
-                if done.strata is not None:
-                    joined_any.add(family)
-                    tables[key], sizes[key], strata[key], hits[key] = done.table, done.sizes, done.strata, done.hit
-            columns.setdefault(family, []).append((tables[key].present, strata[key], sizes[key]))
-        out.append((chunk, batches, ChunkClusters(tables, strata, sizes, hits=hits)))
-    fits = {}
-    for family, parts in columns.items():
-        present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
-        job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
-        fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
-    return out, fits
+    return found
 
 
 def _concat_candidates(parts: list[Candidates]) -> Candidates:
@@ -582,7 +647,7 @@ def _box_disagreement(batch: ReplicaBatch, rows: IntArray, pairs: list[tuple[int
     size = np.sqrt(np.maximum((xyxy[..., 2] - xyxy[..., 0]) * (xyxy[..., 3] - xyxy[..., 1]), 1.0))
     out = np.zeros((rows.shape[0], len(pairs)))
     for p, (r, s) in enumerate(pairs):
-        out[:, p] = ((xyxy[:, r] - xyxy[:, s]) ** 2).sum(axis=1) / (4.0 * size[:, r] * size[:, s])
+        out[:, p] = row_sum((xyxy[:, r] - xyxy[:, s]) ** 2) / (4.0 * size[:, r] * size[:, s])
     return out
 
 

@@ -4,14 +4,18 @@ The per-object writer builds a :class:`~cvat_ext.qa.findings.Finding`, a dict an
 finding (300,000 on a 10,000-frame job with a sloppy annotator). Here the text is assembled from
 the :class:`~cvat_ext.consensus.report.FindingBlock` columns, a window of clusters at a time:
 
-* per **cluster**: the frame, the box (rounded with NumPy, one ``repr`` per row), the similarity
-  and score texts, one pre-formatted middle part of the JSON line, and the CSV row's cells and
-  message head (a quoted message puts its quote between them);
-* per **member pattern** (present / missing / labels by annotator) and **label**: their JSON and
-  CSV texts and each kind's message suffix, formatted once for the run
+* per **cluster**: the frame, the box (rounded with NumPy, its four numbers joined in one encode
+  per window, for JSON and for CSV), the similarity and score texts;
+* per **(shape type, label, member pattern)**, a few dozen in a window: the text before the box,
+  per kind; per **(triple, message suffix)**: the message after the frame (a quoted CSV message
+  gets its quote before ``frame``);
+* per member pattern (present / missing / labels by annotator) and label: their JSON and CSV
+  texts and each kind's message suffix, formatted once for the run
   (:func:`~cvat_ext.consensus.report.finding_message` stays the one definition of the messages:
   the suffixes are cut from it);
-* per **finding**: one f-string joining those parts (no dict, no ``Finding``, no ``json.dumps``).
+* per **finding**: one f-string for its JSON line and one for its CSV row, from those parts
+  gathered by cluster (no per-cluster line part is built and copied again, no dict, no
+  ``Finding``, no ``json.dumps``).
 
 Order: the report lists findings by frame, each block's findings in cluster order and kind
 order, blocks in run order, tag findings last on their frame (``heapq.merge`` of the blocks). A
@@ -42,7 +46,14 @@ from cvat_ext.consensus.report import (
     FindingKind,
     finding_message,
 )
-from cvat_ext.consensus.report_text import csv_field, float_texts, json_and_csv_texts, needs_quotes, round_like_python
+from cvat_ext.consensus.report_text import (
+    csv_field,
+    distinct_rows,
+    float_row_texts,
+    json_and_csv_texts,
+    needs_quotes,
+    round_like_python,
+)
 
 __all__ = ["Batch", "finding_batches", "supported"]
 
@@ -188,47 +199,26 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     order = np.argsort(w.frame[ks], kind="stable")
     ks, cs = ks[order], cs[order]
 
-    # per cluster
+    # per cluster: the numbers' texts
     frame_s = np.array(list(map(str, w.frame.tolist())), dtype=object)
-    shape_type = _SHAPE_TYPES[w.type_code]
-    label_ids, label_pos = np.unique(w.label, return_inverse=True)
-    label_rows = [texts.label(int(i)) for i in label_ids.tolist()]
-    label_name, label_json, label_esc, label_csv, label_quote = (
-        np.array(col, dtype=object)[label_pos] for col in zip(*label_rows, strict=True)
-    )
-    first_row, pattern_pos = _distinct_rows(w.labels)
-    pattern_rows = [texts.pattern(tuple(m)) for m in w.labels[first_row].tolist()]
-    pattern_json = np.array([p[0] for p in pattern_rows], dtype=object)[pattern_pos]
-    pattern_csv = np.array([p[1] for p in pattern_rows], dtype=object)[pattern_pos]
-    suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
-    box = float_texts(round_like_python(w.xyxy, 2))  # (4K,) row by row: x0, y0, x1, y1
-    x0s, y0s, x1s, y1s = box[0::4], box[1::4], box[2::4], box[3::4]
+    box_json, box_csv = float_row_texts(round_like_python(w.xyxy, 2), (", ", ";"))
     sim_json, sim_csv = json_and_csv_texts(round_like_python(w.min_similarity, 6))
     score_json, score_csv = json_and_csv_texts(round_like_python(w.score, 6))
     kept = w.kept.astype(np.int64)
-    # the box as a list of finite floats, as json writes it
-    mid_json = [
-        f', "shape_type": "{st}", "label": {lj}, {pj}, "xyxy": [{x0}, {y0}, {x1}, {y1}], "min_similarity": {sm}, '
-        f'"score": {sc}, "kept": {kp}, "message": "frame {fr}: {le} {st}'
-        for st, lj, pj, x0, y0, x1, y1, sm, sc, kp, fr, le in zip(
-            shape_type, label_json, pattern_json, x0s, y0s, x1s, y1s, sim_json, score_json, _JSON_BOOL[kept],
-            frame_s, label_esc, strict=True,
-        )
-    ]  # fmt: skip
-    # the CSV row after frame and kind, up to the message, and the message's head: a row whose
-    # message is quoted puts a quote between them (and doubles the label's quotes, if any)
-    csv_cells = [
-        f",{st},{lc},{pc},{x0};{y0};{x1};{y1},{sm},{sc},{kp},"
-        for st, lc, pc, x0, y0, x1, y1, sm, sc, kp in zip(
-            shape_type, label_csv, pattern_csv, x0s, y0s, x1s, y1s, sim_csv, score_csv, _CSV_BOOL[kept], strict=True,
-        )
-    ]  # fmt: skip
-    csv_head = [f"frame {fr}: {lb} {st}" for fr, lb, st in zip(frame_s, label_name, shape_type, strict=True)]
-    csv_head_quoted = csv_head
-    if any('"' in name for name in label_name.tolist()):
-        csv_head_quoted = [h.replace('"', '""') for h in csv_head]  # only the label can hold a quote
 
-    # per finding: its suffix, then the lines
+    # per (shape type, label, member pattern), a few dozen in a window: the texts they fix
+    label_ids, label_pos = np.unique(w.label, return_inverse=True)
+    label_rows = [texts.label(int(i)) for i in label_ids.tolist()]
+    first_row, pattern_pos = distinct_rows(w.labels)
+    pattern_rows = [texts.pattern(tuple(m)) for m in w.labels[first_row].tolist()]
+    suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
+    triples = np.stack([w.type_code.astype(np.int64), label_pos.reshape(-1), pattern_pos], axis=1)
+    first_triple, triple_pos = distinct_rows(triples)
+    triple_rows = [
+        (_SHAPE_TYPES[t], label_rows[lb], pattern_rows[pt]) for t, lb, pt in triples[first_triple].tolist()
+    ]
+
+    # per finding: its message suffix (by member pattern and kind; low overlap: by similarity)
     suffix_id = suffix_of[pattern_pos[ks], cs]
     low = np.flatnonzero(cs == _LOW)
     if low.size:
@@ -236,38 +226,54 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
         # (``format(v, ".2f")`` and ``format(round(v, 2), ".2f")`` are the same text)
         sims, sim_pos = np.unique(round_like_python(w.min_similarity[ks[low]], 2), return_inverse=True)
         suffix_id[low] = np.array([texts.low_overlap(f"{v:.2f}") for v in sims.tolist()], dtype=np.int64)[sim_pos]
-    suffixes = texts.suffixes
-    ids = suffix_id.tolist()
-    sfx_json = [suffixes[i].json for i in ids]
-    # a row's message is quoted when its suffix or its label needs it
-    suffix_quote = np.array([x.quote for x in suffixes], dtype=np.bool_)
-    quoted = (suffix_quote[suffix_id] | label_quote[ks].astype(np.bool_)).tolist()
-    sfx_csv = [suffixes[i].csv_quoted if q else suffixes[i].csv for i, q in zip(ids, quoted, strict=True)]
-    kind = [_KINDS[c] for c in cs.tolist()]
-    k_list = ks.tolist()
+
+    # the text before the box, per (triple, kind): kind, shape type, label, members
+    n_kinds = len(_KINDS)
+    head_json, head_csv = [], []
+    for st, (_, label_json, _, label_csv, _), (pattern_json, pattern_csv, _) in triple_rows:
+        for kind in _KINDS:
+            head_json.append(
+                f', "kind": "{kind}", "shape_type": "{st}", "label": {label_json}, {pattern_json}, "xyxy": ['
+            )
+            head_csv.append(f",{kind},{st},{label_csv},{pattern_csv},")
+    head_pos = triple_pos[ks] * n_kinds + cs
+    # the message after the frame, per (triple, suffix): label, shape type, suffix; a CSV row's
+    # message is quoted when its suffix or its label needs it (the quote goes before "frame")
+    first_pair, pair_pos = distinct_rows(np.stack([triple_pos[ks], suffix_id], axis=1))
+    tail_json, tail_csv, quote_csv = [], [], []
+    for t, sid in np.stack([triple_pos[ks], suffix_id], axis=1)[first_pair].tolist():
+        st, (name, _, escaped, _, label_quote), _ = triple_rows[t]
+        suffix = texts.suffixes[sid]
+        tail_json.append(f'{escaped} {st}{suffix.json}"}}')
+        if suffix.quote or label_quote:
+            tail_csv.append(f"{name} {st}".replace('"', '""') + suffix.csv_quoted)  # only the label can hold a quote
+            quote_csv.append('"')
+        else:
+            tail_csv.append(f"{name} {st}{suffix.csv}")
+            quote_csv.append("")
+
+    # the lines: one f-string per finding, its cluster's texts gathered by ``ks``
     fr_f = frame_s[ks].tolist()
     json_lines = [
-        f'{{"frame": {fr}, "kind": "{kd}"{mid_json[k]}{sj}"}}'
-        for fr, kd, k, sj in zip(fr_f, kind, k_list, sfx_json, strict=True)
-    ]
+        f'{{"frame": {fr}{hd}{bx}], "min_similarity": {sm}, "score": {sc}, "kept": {kp}, "message": "frame {fr}: {tl}'
+        for fr, hd, bx, sm, sc, kp, tl in zip(
+            fr_f, _gather(head_json, head_pos), _gather(box_json, ks), _gather(sim_json, ks),
+            _gather(score_json, ks), _JSON_BOOL[kept[ks]].tolist(), _gather(tail_json, pair_pos), strict=True,
+        )
+    ]  # fmt: skip
     csv_rows = [
-        f'{fr},{kd}{csv_cells[k]}"{csv_head_quoted[k]}{sc}' if q else f"{fr},{kd}{csv_cells[k]}{csv_head[k]}{sc}"
-        for fr, kd, k, sc, q in zip(fr_f, kind, k_list, sfx_csv, quoted, strict=True)
-    ]
+        f"{fr}{hd}{bx},{sm},{sc},{kp},{q}frame {fr}: {tl}"
+        for fr, hd, bx, sm, sc, kp, q, tl in zip(
+            fr_f, _gather(head_csv, head_pos), _gather(box_csv, ks), _gather(sim_csv, ks), _gather(score_csv, ks),
+            _CSV_BOOL[kept[ks]].tolist(), _gather(quote_csv, pair_pos), _gather(tail_csv, pair_pos), strict=True,
+        )
+    ]  # fmt: skip
     return json_lines, csv_rows, w.frame[ks]
 
 
-def _distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``(first, pos)``: a row index per distinct row of ``rows (K, R)`` and each row's position in
-    ``first`` (as ``np.unique(axis=0)``, by one integer per row when the values allow it)."""
-    if rows.size and rows.min() >= -1:
-        base = int(rows.max()) + 2
-        if base ** rows.shape[1] < 2**62:
-            key = (rows + 1) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
-            _, first, pos = np.unique(key, return_index=True, return_inverse=True)
-            return first, pos.reshape(-1)
-    _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return first, pos.reshape(-1)
+def _gather(texts: list[str], pos: npt.NDArray[np.int64]) -> list[str]:
+    """``[texts[i] for i in pos]``, at NumPy's speed."""
+    return np.array(texts, dtype=object)[pos].tolist()
 
 
 def _with_tags(

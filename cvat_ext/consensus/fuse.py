@@ -44,6 +44,7 @@ from cvat_ext.consensus.polygon_fusion import fuse_polygon_clusters
 from cvat_ext.consensus.reliability import ReliabilityModel
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import keypoint_columns
+from cvat_ext.consensus.small_axis import row_any, row_sum
 from cvat_ext.consensus.tally import JobTally
 from cvat_ext.geometry import SimilarityParams
 
@@ -217,10 +218,10 @@ class ChunkMerger:
             cons = self.model.consensus_labels(labels_kr)
             size = sizes[key] if sizes is not None and key in sizes else cluster_size(batch.xyxy, rows)
             stratum = None if strata is None else strata.get(key)
-            linked = np.asarray(np.isfinite(table.pair_sim).any(axis=1))
+            linked = row_any(np.isfinite(table.pair_sim))
             hit = None if hits is None else hits.get(key)
             kept = self.model.keep(batch.family, present, self.quorum, stratum, size, linked, hit)
-            score = (self.model.weights[None, :] * present).sum(axis=1) / w_all
+            score = row_sum(self.model.weights[None, :] * present) / w_all
             conformity = np.full((int(kept.sum()), len(self.model.names)), np.nan)
             self._parts.extend(self._fuse(batch, table, rows, cons, score, kept, conformity, size))
             self.tally.add_conformity(conformity)
@@ -288,7 +289,7 @@ class ChunkMerger:
             else self.model.member_weights(batch.family, size[idx])
         )
         weight = wk * present_k
-        occluded = (weight * batch.occluded[safe]).sum(axis=1) > 0.5 * weight.sum(axis=1)
+        occluded = row_sum(weight * batch.occluded[safe]) > 0.5 * row_sum(weight)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
         z_order = batch.z_order[rows_k[np.arange(idx.size), ref]] if idx.size else np.zeros(0, dtype=np.int64)
         method = self.settings.method

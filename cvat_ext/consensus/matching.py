@@ -305,13 +305,32 @@ def match_candidates(
     stop_a = np.searchsorted(frame_a, frames, side="right")
     stop_b = np.searchsorted(frame_b, frames, side="right")
     stops = np.append(first[1:], frame_h.size)
-    for f in range(frames.size):
-        lo, hi = int(first[f]), int(stops[f])
-        weights = np.zeros((int(stop_a[f] - start_a[f]), int(stop_b[f] - start_b[f])))
-        weights[rank_a[lo:hi] - start_a[f], rank_b[lo:hi] - start_b[f]] = sim_h[lo:hi]
+    # the loop solves each frame's matrix; what it picks is looked up once, after it (a pair the
+    # solver picks without a candidate has weight 0 and is dropped, as are candidates of weight 0)
+    frame_of = np.repeat(np.arange(frames.size), stops - first)  # each candidate's frame, 0..F-1
+    local_a, local_b = rank_a - start_a[frame_of], rank_b - start_b[frame_of]
+    picked_a: list[IntArray] = []
+    picked_b: list[IntArray] = []
+    for lo, hi, a0, a1, b0, b1 in zip(
+        first.tolist(), stops.tolist(), start_a.tolist(), stop_a.tolist(), start_b.tolist(), stop_b.tolist(),
+        strict=True,
+    ):
+        weights = np.zeros((a1 - a0, b1 - b0))
+        weights[local_a[lo:hi], local_b[lo:hi]] = sim_h[lo:hi]
         sel_a, sel_b = linear_sum_assignment(weights, maximize=True)
-        ok = weights[sel_a, sel_b] > 0
-        out_a.append(uniq_a[start_a[f] + sel_a[ok]])
-        out_b.append(uniq_b[start_b[f] + sel_b[ok]])
-        out_sim.append(weights[sel_a[ok], sel_b[ok]])
+        picked_a.append(sel_a + a0)
+        picked_b.append(sel_b + b0)
+    pick_a, pick_b = np.concatenate(picked_a), np.concatenate(picked_b)
+    # candidates and picks as (rank_a, rank_b) keys: a pick's weight is its candidate's similarity
+    # (the last one of a repeated pair, as the matrix got it)
+    n_b = int(uniq_b.size)
+    cand_key = rank_a * n_b + rank_b
+    cand_order = np.argsort(cand_key, kind="stable")
+    pick_key = pick_a * n_b + pick_b
+    at = cand_order[np.maximum(np.searchsorted(cand_key, pick_key, side="right", sorter=cand_order) - 1, 0)]
+    pick_sim = np.where(cand_key[at] == pick_key, sim_h[at], 0.0)
+    ok = pick_sim > 0
+    out_a.append(uniq_a[pick_a[ok]])
+    out_b.append(uniq_b[pick_b[ok]])
+    out_sim.append(pick_sim[ok])
     return PairLinks(np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_sim))

@@ -11,6 +11,10 @@ on every number and let ``json.dumps`` (``repr``, ``NaN``, ``Infinity``) or ``cs
   (and zero); the other values go to ``repr`` (they differ only in the exponent's form there:
   ``1e16`` against ``1e+16``); :func:`json_texts` / :func:`csv_texts` build on it, the
   non-finite values patched afterwards;
+* :func:`float_row_texts` joins the rows of a float table (a box's four numbers) with each
+  separator asked for, every row in one encode: the encoder's ``[[a,b],[c,d]]`` has its commas
+  replaced by the separator and is split at the row breaks, so a writer puts one text per row
+  into its line instead of four numbers and three separators;
 * :func:`int_row_texts` joins ragged rows of integers as ``", ".join(map(str, row))`` does (a
   mask's RLE points), all rows in one msgspec encode sliced at offsets computed from the digit
   counts (about 2.5x faster than formatting row by row);
@@ -35,6 +39,8 @@ import numpy.typing as npt
 __all__ = [
     "csv_field",
     "csv_texts",
+    "distinct_rows",
+    "float_row_texts",
     "float_texts",
     "int_row_texts",
     "json_and_csv_texts",
@@ -71,8 +77,7 @@ def round_like_python(values: npt.ArrayLike, ndigits: int) -> FloatArray:
 def float_texts(values: npt.ArrayLike) -> list[str]:
     """``repr`` of every value of ``values`` (flattened), as a list."""
     x = np.asarray(values, dtype=np.float64).reshape(-1)
-    size = np.abs(x)
-    plain = (size == 0) | ((size >= 1e-4) & (size < 1e16))  # NaN compares False
+    plain = _plain(x)
     if not x.size:
         return []
     # every value through the encoder (NaN and infinities come out as null), then ``repr`` of the
@@ -81,6 +86,26 @@ def float_texts(values: npt.ArrayLike) -> list[str]:
     for i in np.flatnonzero(~plain).tolist():
         texts[i] = repr(float(x[i]))
     return texts
+
+
+def _plain(x: FloatArray) -> npt.NDArray[np.bool_]:
+    """Where the encoder writes ``repr``'s text (zero, or ``1e-4 <= |v| < 1e16``; NaN is not)."""
+    size = np.abs(x)
+    return (size == 0) | ((size >= 1e-4) & (size < 1e16))
+
+
+def float_row_texts(values: npt.ArrayLike, seps: Sequence[str]) -> list[list[str]]:
+    """For each separator of ``seps``: the rows of ``values (N, C)`` (C >= 1) as ``sep.join(map(repr,
+    row))``, N texts."""
+    x = np.asarray(values, dtype=np.float64)
+    n, c = x.shape
+    if n == 0:
+        return [[] for _ in seps]
+    if not _plain(x).all():  # repr's exponent form (or null for NaN): a value at a time
+        texts = float_texts(x)
+        return [[sep.join(texts[i : i + c]) for i in range(0, n * c, c)] for sep in seps]
+    inner = msgspec.json.encode(x.tolist())[2:-2].decode("ascii")  # a,b],[c,d
+    return [inner.replace(",", sep).split(f"]{sep}[") for sep in seps]
 
 
 def _encoded(x: FloatArray) -> list[str]:
@@ -162,3 +187,16 @@ def _needs_quotes(text: str) -> bool:
 def needs_quotes(texts: Sequence[str]) -> list[bool]:
     """Whether each text needs quoting as a CSV field (see :func:`csv_field`)."""
     return [_needs_quotes(t) for t in texts]
+
+
+def distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(first, pos)``: a row index per distinct row of ``rows (K, R)`` and each row's position in
+    ``first`` (as ``np.unique(axis=0)``, by one integer per row when the values allow it)."""
+    if rows.size and rows.min() >= -1:
+        base = int(rows.max()) + 2
+        if base ** rows.shape[1] < 2**62:
+            key = (rows + 1) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
+            _, first, pos = np.unique(key, return_index=True, return_inverse=True)
+            return first, pos.reshape(-1)
+    _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return first, pos.reshape(-1)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_ext.consensus.batch import FloatArray, IntArray
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.context import shadowed
 from cvat_ext.consensus.keypoint_noise import KeypointFit
@@ -120,6 +120,16 @@ class Candidates:
         return np.asarray(np.clip(self.non_link, MIN_NON_LINK, 1.0), dtype=np.float64)
 
 
+def frame_pairs(frame_pos: IntArray) -> tuple[IntArray, IntArray]:
+    """Every pair ``(i, j)``, ``i < j``, of rows with the same ``frame_pos (K,)`` (sorted): each row
+    against the rest of its frame's stretch."""
+    n = frame_pos.size
+    later = np.searchsorted(frame_pos, frame_pos, side="right") - np.arange(n) - 1
+    i = np.repeat(np.arange(n), later)
+    j = i + 1 + (np.arange(i.size) - np.repeat(np.cumsum(later) - later, later))
+    return i, j
+
+
 def lone_candidates(
     table: ClusterTable,
     extents: FloatArray,
@@ -138,11 +148,7 @@ def lone_candidates(
     if lone.size < 2:
         return Candidates(empty, empty, empty, np.zeros(0), np.zeros(0), None if non_link is None else np.zeros(0))
     annot = present[lone].argmax(axis=1)
-    frame = table.frame_pos[lone]  # sorted: tables are ordered by frame
-    # every pair of lone clusters within a frame: each one against the rest of its frame's stretch
-    later = np.searchsorted(frame, frame, side="right") - np.arange(lone.size) - 1
-    i = np.repeat(np.arange(lone.size), later)
-    j = i + 1 + (np.arange(i.size) - np.repeat(np.cumsum(later) - later, later))
+    i, j = frame_pairs(table.frame_pos[lone])  # sorted: tables are ordered by frame
     ok = annot[i] != annot[j]
     i, j = i[ok], j[ok]
     a, b = lone[i], lone[j]
@@ -352,26 +358,51 @@ def join_split_pairs(
     post = offsets.posterior(candidates.pair, candidates.u, candidates.split_weight())
     split = post >= 0.5
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
+    size = np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2)  # merge_rows' joined size of two lone clusters
+    hit = hit_at(_fused_variance(offsets, variance, table, a, b, size) / np.maximum(size, 1e-9) ** 2)
+    return merge_rows(table, extents, sizes, table_strata, a, b, hit)[0]
+
+
+def merge_rows(
+    table: ClusterTable,
+    extents: FloatArray,
+    sizes: FloatArray,
+    table_strata: IntArray,
+    a: IntArray,
+    b: IntArray,
+    hit_joined: FloatArray,
+    hit_base: FloatArray | None = None,
+) -> tuple[Joined, BoolArray]:
+    """Join clusters ``a (J,)`` and ``b (J,)`` of ``table`` (disjoint annotator sets, each row in
+    one pair at most) and return the :class:`Joined` table and ``alive (K,)``, the rows kept.
+    Clusters stay ordered by frame; a joined cluster takes the place of its first part, with every
+    member and link of both, the member-weighted mean extent and size (rms), and ``hit_joined
+    (J,)`` (elsewhere ``hit_base (K,)``, None: NaN); the strata of the frames with a joined pair
+    are recomputed (a joined cluster outranks the clusters around it)."""
+    hit = np.full(len(table), np.nan) if hit_base is None else hit_base.copy()
     if a.size == 0:
-        return Joined(table, extents, sizes, None, np.full(len(table), np.nan), 0)
+        return Joined(table, extents, sizes, None, hit, 0), np.ones(len(table), dtype=bool)
     keep_row, gone = np.minimum(a, b), np.maximum(a, b)
+    present = table.present
     members = table.members.copy()
-    donor = table.present[gone].argmax(axis=1)
-    members[keep_row, donor] = members[gone, donor]
+    members[keep_row] = np.where(present[gone], members[gone], members[keep_row])
+    pair_sim = table.pair_sim.copy()
+    pair_sim[keep_row] = np.where(np.isnan(pair_sim[keep_row]), pair_sim[gone], pair_sim[keep_row])
+    n_keep = present[keep_row].sum(axis=1)[:, None].astype(np.float64)
+    n_gone = present[gone].sum(axis=1)[:, None].astype(np.float64)
     new_extents = extents.copy()
-    new_extents[keep_row] = (extents[a] + extents[b]) / 2
+    new_extents[keep_row] = (n_keep * extents[keep_row] + n_gone * extents[gone]) / (n_keep + n_gone)
     new_sizes = sizes.copy()
-    new_sizes[keep_row] = np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2)
-    hit = np.full(len(table), np.nan)
-    hit[keep_row] = hit_at(
-        _fused_variance(offsets, variance, table, a, b, new_sizes[keep_row]) / new_sizes[keep_row] ** 2
+    new_sizes[keep_row] = np.sqrt(
+        (n_keep[:, 0] * sizes[keep_row] ** 2 + n_gone[:, 0] * sizes[gone] ** 2) / (n_keep[:, 0] + n_gone[:, 0])
     )
+    hit[keep_row] = hit_joined
     alive = np.ones(len(table), dtype=bool)
     alive[gone] = False
-    joined = ClusterTable(table.frame_pos[alive], members[alive], table.pair_sim[alive])
+    joined = ClusterTable(table.frame_pos[alive], members[alive], pair_sim[alive])
     new_extents, new_sizes = new_extents[alive], new_sizes[alive]
     # only the frames with a joined pair can change stratum
     strata = np.asarray(table_strata, dtype=np.int64)[alive]
     near = np.isin(joined.frame_pos, table.frame_pos[keep_row])
     strata[near] = shadowed(joined.frame_pos[near], joined.present[near].sum(axis=1), new_extents[near])
-    return Joined(joined, new_extents, new_sizes, strata, hit[alive], int(gone.size))
+    return Joined(joined, new_extents, new_sizes, strata, hit[alive], int(gone.size)), alive

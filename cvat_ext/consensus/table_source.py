@@ -50,11 +50,13 @@ def table_chunks(
     for lo in range(0, frames.size, chunk_frames):
         chunk_frames_idx = frames[lo : lo + chunk_frames]
         table, frame_pos, annotator = _chunk_rows(replicas, chunk_frames_idx)
-        per_frame = tuple(
+        per_frame = (
             tuple(
-                FrameAnnotations(frame, (), r.tags[frame]) if frame in r.tags else None for r in replicas
+                tuple(FrameAnnotations(frame, (), r.tags[frame]) if frame in r.tags else None for r in replicas)
+                for frame in chunk_frames_idx.tolist()
             )
-            for frame in chunk_frames_idx.tolist()
+            if any(r.tags for r in replicas)
+            else ((None,) * n_annot,) * chunk_frames_idx.size  # no tags: nothing per frame
         )
         chunk = ChunkInput(tuple(chunk_frames_idx.tolist()), per_frame, n_annot)
         if not len(table):

@@ -31,6 +31,7 @@ from cvat_ext.consensus.report import (
     consensus_finding,
 )
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.small_axis import column_counts, row_any, row_max, row_min, row_sum
 from cvat_ext.qa.findings import Finding, Votes
 
 #: value code of "not annotated" in the localise-then-label alpha (label ids are >= 0)
@@ -44,8 +45,8 @@ _F_COLS = 9
 def _extents(batch: ReplicaBatch, rows: IntArray, present: BoolArray) -> FloatArray:
     """(K, 4) union of the members' extents."""
     xyxy = batch.xyxy.take(np.maximum(rows, 0), axis=0)  # take: ~8x a 2-D fancy index
-    lo = np.where(present[:, :, None], xyxy[:, :, :2], np.inf).min(axis=1)
-    hi = np.where(present[:, :, None], xyxy[:, :, 2:], -np.inf).max(axis=1)
+    lo = row_min(np.where(present[:, :, None], xyxy[:, :, :2], np.inf))
+    hi = row_max(np.where(present[:, :, None], xyxy[:, :, 2:], -np.inf))
     return np.concatenate([lo, hi], axis=1)
 
 
@@ -80,7 +81,7 @@ class JobTally:
         """``sim (K, R)``: each member's IoU/OKS to the merged object of its (kept) cluster, NaN absent."""
         ok = np.isfinite(sim)
         self.conformity[:, 0] += np.where(ok, sim, 0.0).sum(axis=0)
-        self.conformity[:, 1] += ok.sum(axis=0)
+        self.conformity[:, 1] += column_counts(ok)
 
     def add_group(
         self,
@@ -94,38 +95,38 @@ class JobTally:
         frame_tally: FloatArray,
     ) -> None:
         present = rows >= 0
-        count = present.sum(axis=1)
+        count = row_sum(present)
         n = self.n_annot
         sim = table.pair_sim
         sim_ok = np.isfinite(sim)
         sim0 = np.where(sim_ok, sim, 0.0)
-        sim_sum = sim0.sum(axis=1)
-        sim_n = sim_ok.sum(axis=1)
+        sim_sum = row_sum(sim0)
+        sim_n = row_sum(sim_ok)
 
         # disagreements
-        label_dis = (present & (labels_kr != labels_kr.max(axis=1, keepdims=True))).any(axis=1)
+        label_dis = row_any(present & (labels_kr != row_max(labels_kr)[:, None]))
         akeys = batch.attr_key[np.maximum(rows, 0)]
         same = present & (labels_kr == cons[:, None])
         big = np.iinfo(np.int64).max
-        amin = np.where(same, akeys, big).min(axis=1)
-        amax = np.where(same, akeys, -big).max(axis=1)
-        attr_dis = (same.sum(axis=1) >= 2) & (amax > amin)
+        amin = row_min(np.where(same, akeys, big))
+        amax = row_max(np.where(same, akeys, -big))
+        attr_dis = (row_sum(same) >= 2) & (amax > amin)
         missing = np.where(kept, n - count, 0)
         extra = np.where(kept, 0, count)
-        min_sim = np.where(sim_ok, sim, np.inf).min(axis=1)
-        min_sim[~sim_ok.any(axis=1)] = np.nan
+        min_sim = row_min(np.where(sim_ok, sim, np.inf))
+        min_sim[~row_any(sim_ok)] = np.nan
         # a rejoined cluster has a pair below the match threshold (not linked): low overlap too
         low = (np.nan_to_num(min_sim, nan=1.0) < self.settings.low_overlap_thr) | (count * (count - 1) // 2 > sim_n)
         self.low_overlap += int(low.sum())
 
         # annotators and pairs
         p_kept = present & kept[:, None]
-        self.annot[:, 0] += present.sum(axis=0)
-        self.annot[:, 1] += p_kept.sum(axis=0)
-        self.annot[:, 2] += (kept[:, None] & ~present).sum(axis=0)
-        self.annot[:, 3] += (present & ~kept[:, None]).sum(axis=0)
-        self.annot[:, 4] += (p_kept & (labels_kr == cons[:, None])).sum(axis=0)
-        pair_n = sim_ok.sum(axis=0)
+        self.annot[:, 0] += column_counts(present)
+        self.annot[:, 1] += column_counts(p_kept)
+        self.annot[:, 2] += column_counts(kept[:, None] & ~present)
+        self.annot[:, 3] += column_counts(present & ~kept[:, None])
+        self.annot[:, 4] += column_counts(p_kept & (labels_kr == cons[:, None]))
+        pair_n = column_counts(sim_ok)
         pair_sum = sim0.sum(axis=0)
         self.pair[:, 0] += pair_n
         self.pair[:, 1] += pair_sum
@@ -148,7 +149,7 @@ class JobTally:
 
         # findings, columnar
         flags = np.stack([kept & (count < n), ~kept, label_dis, attr_dis, low], axis=1)
-        n_findings = flags.sum(axis=1)
+        n_findings = row_sum(flags)
         idx = np.flatnonzero(n_findings)
         if idx.size:
             rows_i = rows.take(idx, axis=0)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -42,6 +40,7 @@ from cvat_ext.consensus.report import (
     LabelStats,
     PairStats,
 )
+from cvat_ext.consensus.report_text import json_and_csv_texts, round_like_python
 from cvat_ext.errors import ConfigError
 
 __all__ = ["write_outputs"]
@@ -63,47 +62,35 @@ def _known_layout() -> bool:
     return tuple(FINDING_COLUMNS) == _FINDING_FIELDS and _fields(FrameStats) == _FRAME_FIELDS
 
 
-def _r6(value: float) -> float | None:
-    """The report's number: NaN -> null, else rounded to 6 decimals (``report._clean``)."""
-    return None if math.isnan(value) else round(value, 6)
-
-
 # ----------------------------------------------------------------------------------------------
 # rows
 
 
 def frame_batches(table: FrameTable, block: int = 4096) -> Iterator[Batch]:
-    """Per-frame rows (report lines, CSV text), ``block`` frames at a time."""
+    """Per-frame rows (report lines, CSV text), ``block`` frames at a time: one f-string per row
+    and format, the ratios rounded and formatted a column at a time (as the report's ``round(v, 6)``
+    and ``json`` / ``csv`` write them: NaN is ``null`` / an empty cell)."""
     n_other = table.n_annotators - 1
-    buf = io.StringIO()
-    writer = csv.writer(buf)
     for lo in range(0, table.frame.shape[0], block):
         counts = table.counts[lo : lo + block]
         sim, sim_n, objects = counts[:, 2], counts[:, 3], counts[:, 8]  # see FRAME_COLUMNS
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_iou = np.where(sim_n != 0, sim / np.where(sim_n != 0, sim_n, 1.0), np.nan)
             f1 = np.where(objects != 0, 2 * sim_n / np.where(objects != 0, n_other * objects, 1.0), np.nan)
-        ints = counts[:, [0, 1, 4, 5, 6, 7]].astype(np.int64).tolist()
-        lines = []
-        for frame, (c, k, m, e, ld, fi), iou, f in zip(
-            table.frame[lo : lo + block].tolist(), ints, mean_iou.tolist(), f1.tolist(), strict=True
-        ):
-            row = {
-                "frame": frame,
-                "clusters": c,
-                "kept": k,
-                "mean_iou": _r6(iou),
-                "f1": _r6(f),
-                "missing": m,
-                "extra": e,
-                "label_disagreements": ld,
-                "findings": fi,
-            }
-            lines.append(json.dumps(row))
-            writer.writerow([report._cell(row[n]) for n in _FRAME_FIELDS])
-        yield lines, buf.getvalue()
-        buf.seek(0)
-        buf.truncate()
+        iou_json, iou_csv = json_and_csv_texts(round_like_python(mean_iou, 6))
+        f1_json, f1_csv = json_and_csv_texts(round_like_python(f1, 6))
+        ints = counts[:, [0, 1, 4, 5, 6, 7]].astype(np.int64).T.tolist()
+        frames = table.frame[lo : lo + block].tolist()
+        lines = [
+            f'{{"frame": {fr}, "clusters": {c}, "kept": {k}, "mean_iou": {iou}, "f1": {f}, "missing": {m}, '
+            f'"extra": {e}, "label_disagreements": {ld}, "findings": {fi}}}'
+            for fr, c, k, iou, f, m, e, ld, fi in zip(frames, *ints[:2], iou_json, f1_json, *ints[2:], strict=True)
+        ]
+        rows = [
+            f"{fr},{c},{k},{iou},{f},{m},{e},{ld},{fi}\r\n"
+            for fr, c, k, iou, f, m, e, ld, fi in zip(frames, *ints[:2], iou_csv, f1_csv, *ints[2:], strict=True)
+        ]
+        yield lines, "".join(rows)
 
 
 # ----------------------------------------------------------------------------------------------

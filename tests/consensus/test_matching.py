@@ -260,3 +260,58 @@ def test_weak_joins_by_rounds_equal_the_edge_by_edge_greedy(data: tuple[list[int
     if order.size:
         _join_weak_in_turn(slow, weak_a[useful][order], weak_b[useful][order], annotator)
     assert _partition(fast) == _partition(slow)
+
+
+def _per_frame_matching(batch: ReplicaBatch, ia: np.ndarray, ib: np.ndarray, sim: np.ndarray, thr: float) -> tuple:
+    """The reference: every frame's candidates in one dense matrix (the last of a repeated pair),
+    solved on its own; uncontested frames keep their candidates as they are (in input order)."""
+    keep = sim >= thr
+    ia, ib, sim = ia[keep], ib[keep], sim[keep]
+    frame = batch.frame_pos[ia]
+    m = batch.label.size
+    contested = (np.bincount(ia, minlength=m)[ia] > 1) | (np.bincount(ib, minlength=m)[ib] > 1)
+    hard = np.isin(frame, frame[contested])
+    out = [(ia[~hard], ib[~hard], sim[~hard])]
+    for f in np.unique(frame[hard]).tolist():
+        sel = np.flatnonzero(hard & (frame == f))
+        rows, cols = np.unique(ia[sel]), np.unique(ib[sel])
+        weights = np.zeros((rows.size, cols.size))
+        for i in sel.tolist():  # in input order: a repeated pair keeps its last similarity
+            weights[np.searchsorted(rows, ia[i]), np.searchsorted(cols, ib[i])] = sim[i]
+        a, b = linear_sum_assignment(weights, maximize=True)
+        ok = weights[a, b] > 0
+        out.append((rows[a[ok]], cols[b[ok]], weights[a[ok], b[ok]]))
+    return tuple(np.concatenate(col) for col in zip(*out, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_match_candidates_equal_a_matrix_per_frame(seed: int) -> None:
+    """Random candidates on a few frames: contested and not, repeated pairs, ties, zero and
+    below-threshold similarities; the same links in the same order as one solve per frame."""
+    from cvat_ext.consensus.matching import match_candidates
+
+    rng = np.random.default_rng(seed)
+    n_frames, per_frame = 12, 6
+    frame_pos = np.repeat(np.arange(n_frames), 2 * per_frame)
+    annotator = np.tile(np.repeat([0, 1], per_frame), n_frames)
+    batch = ReplicaBatch.from_columns(
+        frames=np.arange(n_frames),
+        n_annotators=2,
+        frame_pos=frame_pos,
+        annotator=annotator,
+        label=np.ones(frame_pos.size, dtype=np.int64),
+        xyxy=np.tile([0.0, 0.0, 1.0, 1.0], (frame_pos.size, 1)),
+    )
+    ia, ib = [], []
+    for f in range(n_frames):
+        rows_a = np.flatnonzero((frame_pos == f) & (annotator == 0))
+        rows_b = np.flatnonzero((frame_pos == f) & (annotator == 1))
+        n = int(rng.integers(0, 10))
+        ia.append(rng.choice(rows_a, n))
+        ib.append(rng.choice(rows_b, n))
+    ia_all, ib_all = np.concatenate(ia), np.concatenate(ib)
+    sim = rng.choice([0.0, 0.3, 0.5, 0.5, 0.75, 1.0], ia_all.size) * rng.choice([1.0, 1.0, 0.9], ia_all.size)
+    links = match_candidates(batch, ia_all, ib_all, sim, 0.3)
+    expected = _per_frame_matching(batch, ia_all, ib_all, sim, 0.3)
+    for got, want in zip((links.a, links.b, links.sim), expected, strict=True):
+        assert np.array_equal(got, want)

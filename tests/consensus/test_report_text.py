@@ -13,6 +13,8 @@ import pytest
 from cvat_ext.consensus.report_text import (
     csv_field,
     csv_texts,
+    distinct_rows,
+    float_row_texts,
     float_texts,
     int_row_texts,
     json_and_csv_texts,
@@ -81,6 +83,27 @@ def test_float_texts_equal_repr(seed: int) -> None:
     assert float_texts(np.ones((2, 3))) == ["1.0"] * 6
 
 
+@pytest.mark.parametrize(
+    ("columns", "special"),
+    [(4, False), (4, True), (1, False), (3, True)],
+)
+def test_float_row_texts_equal_join_of_repr(columns: int, special: bool) -> None:
+    """Rows of rounded boxes (the encoder's path) and, with ``special``, rows holding values the
+    encoder does not write as ``repr`` (huge, tiny, non-finite: the per-value path)."""
+    rng = np.random.default_rng(columns)
+    values = round_like_python(rng.standard_normal((5000, columns)) * 10.0 ** rng.integers(-3, 6, (5000, columns)), 2)
+    values[rng.random(values.shape) < 0.05] = -0.0
+    if special:
+        flat = _values(columns)
+        values = np.concatenate([values, flat[: flat.size // columns * columns].reshape(-1, columns)])
+    rows = values.tolist()
+    for sep in (", ", ";"):
+        assert float_row_texts(values, [sep])[0] == [sep.join(map(repr, row)) for row in rows]
+    json_rows, csv_rows = float_row_texts(values, (", ", ";"))
+    assert [r.replace(", ", ";") for r in json_rows] == csv_rows
+    assert float_row_texts(values[:0], (", ", ";")) == [[], []]
+
+
 def test_json_and_csv_texts_format_once_for_both() -> None:
     values = round_like_python(_values(6), 6)
     assert json_and_csv_texts(values) == (json_texts(values), csv_texts(values))
@@ -103,3 +126,21 @@ def test_int_row_texts_equal_join_of_str(seed: int) -> None:
     rows = np.split(values, np.cumsum(sizes)[:-1])
     assert int_row_texts(values, sizes) == [", ".join(map(str, r.tolist())) for r in rows]
     assert int_row_texts(values[:0], sizes[:0]) == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "low", "high"),
+    [((0, 3), -1, 4), ((50, 3), -1, 4), ((40, 2), -1, 4), ((30, 40), -1, 4), ((60, 3), -5, 3), ((60, 3), 0, 2**62)],
+)
+def test_distinct_rows_equal_numpy_unique(shape: tuple[int, int], low: int, high: int) -> None:
+    """Member label rows (few annotators: one integer key per row; many, values below -1 or too
+    large for one key, such as a float's bits: ``np.unique(axis=0)``) map back to themselves, one
+    entry per distinct row, the first of each."""
+    rng = np.random.default_rng(sum(shape))
+    rows = rng.integers(low, high, shape)
+    if rows.shape[0]:
+        rows[rng.integers(0, rows.shape[0], rows.shape[0] // 2)] = rows[0]  # repeated rows
+    first, pos = distinct_rows(rows)
+    assert np.array_equal(rows[first][pos], rows)
+    assert len(first) == len(np.unique(rows, axis=0)) == len({tuple(r) for r in rows.tolist()})
+    assert all(not np.array_equal(rows[i], rows[first[pos[i]]]) or first[pos[i]] <= i for i in range(len(rows)))

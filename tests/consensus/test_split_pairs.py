@@ -12,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.annotations.model import JobAnnotations, Shape, ShapeType
-from cvat_ext.consensus import engine, split_pairs
+from cvat_ext.consensus import engine, split_clusters, split_pairs
 from cvat_ext.consensus.clusters import ClusterTable
+from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import ConsensusSettings
+from cvat_ext.consensus.split_clusters import cluster_candidates, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
     SplitOffsets,
@@ -26,7 +29,7 @@ from cvat_ext.consensus.split_pairs import (
     join_split_pairs,
     lone_candidates,
 )
-from cvat_ext.geometry import box_iou_pairs
+from cvat_ext.geometry import SimilarityParams, box_iou_pairs, similarity_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -326,3 +329,181 @@ def test_split_pairs_of_skeletons_are_joined_and_raise_merged_f1(
         # five annotators: a real object is rarely lone in all; the join's recall gain is paid in
         # precision (bench, 8 seeds: merged F1 minus the best annotator's -0.016 either way)
         assert joined.f1 >= alone.f1 - 0.01, (joined.f1, alone.f1)
+
+
+# ---------------------------------------------------------------------------------------------
+# split clusters (consensus.split_clusters): two clusters of two or more members, one object
+
+
+def _group_table(frame_pos: list[int], groups: list[list[int]], n_annot: int = 5) -> ClusterTable:
+    members = np.full((len(frame_pos), n_annot), -1, dtype=np.int64)
+    for k, group in enumerate(groups):
+        members[k, group] = 10 * k + np.asarray(group)
+    sim = np.full((len(frame_pos), n_annot * (n_annot - 1) // 2), np.nan)
+    for k, group in enumerate(groups):
+        for p, (r, s) in enumerate(annotator_pairs(n_annot)):
+            if r in group and s in group:
+                sim[k, p] = 0.8
+    return ClusterTable(np.asarray(frame_pos, dtype=np.int64), members, sim)
+
+
+def test_cluster_candidates_are_disjoint_clusters_of_two_or_more_with_the_likeliest_cross_link() -> None:
+    rng = np.random.default_rng(7)
+    n = 60
+    frame_pos = sorted(rng.integers(0, 5, n).tolist())
+    groups = [sorted(rng.choice(5, int(rng.integers(1, 4)), replace=False).tolist()) for _ in range(n)]
+    table = _group_table(frame_pos, groups)
+    xy = rng.uniform(0, 200, (n, 2))
+    side = rng.uniform(10, 60, (n, 1))
+    extents, sizes = np.hstack([xy, xy + side]), side[:, 0]
+    v = np.array([4.0, 36.0, 36.0, 225.0, 225.0])
+    variance = lambda s: np.broadcast_to(v, (s.size, 5))  # noqa: E731
+    pair_chance = rng.uniform(0.01, 1.0, (5, 5))
+    non_link = lambda size, r, s: pair_chance[r, s] * np.ones(size.size)  # noqa: E731
+    cand = cluster_candidates(table, extents, sizes, variance, non_link)
+    want = {}
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = set(groups[i]), set(groups[j])
+            if frame_pos[i] != frame_pos[j] or a & b or len(a) < 2 or len(b) < 2:
+                continue
+            var = sum(v[r] for r in a) / len(a) ** 2 + sum(v[r] for r in b) / len(b) ** 2
+            u = float(((extents[i] - extents[j]) ** 2).sum() / var)
+            if u <= split_pairs.SEARCH_U:
+                want[i, j] = (u, min(pair_chance[min(r, s), max(r, s)] for r in a for s in b))
+    got = {
+        (int(a), int(b)): (float(u), float(m))
+        for a, b, u, m in zip(cand.a, cand.b, cand.u, cand.non_link, strict=True)  # type: ignore[arg-type]
+    }
+    assert got.keys() == want.keys() and want
+    for key, (u, m) in want.items():
+        assert got[key] == pytest.approx((u, m))
+
+
+def test_a_split_cluster_is_joined_with_its_members_and_links_and_a_likely_link_is_not() -> None:
+    # frame 0: {0, 1} and {2, 3, 4} 2 px apart at 20 px (the likeliest cross link fails half the
+    # time: a split), and the same two groups on frame 1 at 120 px (they would have linked)
+    table = _group_table([0, 0, 1, 1], [[0, 1], [2, 3, 4], [0, 1], [2, 3, 4]])
+    extents = np.array([[0, 0, 20, 20], [2, 0, 22, 20], [0, 0, 120, 120], [2, 0, 122, 120]], dtype=np.float64)
+    sizes = np.array([20.0, 20.0, 120.0, 120.0])
+    variance = lambda s: np.broadcast_to(np.array([4.0, 36.0, 36.0, 225.0, 225.0]), (s.size, 5))  # noqa: E731
+    non_link = lambda size, r, s: np.where(size < 50, 0.5, 1e-3)  # noqa: E731
+    cand = cluster_candidates(table, extents, sizes, variance, non_link)
+    assert cand.a.tolist() == [0, 2] and cand.b.tolist() == [1, 3]
+    offsets = SplitOffsets(
+        share=np.array([0.9, np.nan, np.nan]),
+        scale=np.array([1.0, np.nan, np.nan]),
+        pair_var=np.full(3, np.nan),
+        extra=np.full(5, np.nan),
+        spread=np.array([0.0, np.nan, np.nan]),
+    )
+    hit = np.array([np.nan, 0.7, 0.4, np.nan])
+    done = join_split_clusters(table, extents, sizes, np.zeros(4, dtype=np.int64), hit, cand, offsets)
+    assert done.n_joined == 1
+    assert done.table.members.tolist() == [[0, 1, 12, 13, 14], [20, 21, -1, -1, -1], [-1, -1, 32, 33, 34]]
+    # both parts' links, none across
+    assert np.isfinite(done.table.pair_sim[0]).sum() == 1 + 3
+    assert done.extents[0].tolist() == pytest.approx([1.2, 0.0, 21.2, 20.0])  # member-weighted
+    # a joined cluster's keep reads P(real) alone; the others keep their hit
+    assert np.isnan(done.hit[0]) and done.hit[1] == 0.4 and np.isnan(done.hit[2])
+
+
+def _duplicates(merged: JobAnnotations, truth: JobAnnotations, params: SimilarityParams) -> int:
+    """Merged objects that match no truth object while their likeliest truth object (OKS >= 0.05)
+    is matched by another merged object: one object merged twice."""
+    out = 0
+    for frame in {s.frame for s in merged.shapes}:
+        p = [s for s in merged.shapes if s.frame == frame]
+        t = [s for s in truth.shapes if s.frame == frame]
+        if not t:
+            continue
+        sim = similarity_matrix(p, t, params)
+        rows, cols = linear_sum_assignment(np.where(sim >= SETTINGS.iou_thr, sim, 0.0), maximize=True)
+        ok = sim[rows, cols] >= SETTINGS.iou_thr
+        matched_p, matched_t = set(rows[ok].tolist()), set(cols[ok].tolist())
+        for i in set(range(len(p))) - matched_p:
+            j = int(np.argmax(sim[i]))
+            out += int(sim[i, j] >= 0.05 and j in matched_t)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_split_clusters_of_five_annotators_skeletons_are_joined_and_raise_merged_precision(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the two sloppy annotators' drawings of an object link to each other (and maybe a moderate
+    # one's) but not to the precise one's cluster: one object, two clusters, both kept
+    g = generate(preset_scenario("five-two-sloppy", "skeleton", frames=30, seed=seed))
+    params = params_for(SETTINGS, g.meta)
+    merged = engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged
+    joined = truth_scores(merged, g.truth, params=params)
+    monkeypatch.setattr(engine, "_join_split_clusters", lambda stored, *_: (stored, set()))
+    merged_alone = engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged
+    alone = truth_scores(merged_alone, g.truth, params=params)
+    assert _duplicates(merged, g.truth, params) < 0.6 * _duplicates(merged_alone, g.truth, params)
+    assert joined.precision > alone.precision + 0.005, (joined.precision, alone.precision)
+    assert joined.f1 > alone.f1 + 0.005, (joined.f1, alone.f1)
+
+
+def _skeleton(like: Shape, frame: int, keypoints: np.ndarray) -> Shape:
+    """A skeleton with ``like``'s labels and ``keypoints (K, 2)`` px on ``frame``."""
+    elements = tuple(
+        dataclasses.replace(e, frame=frame, points=xy[None, :].copy())
+        for e, xy in zip(like.elements, keypoints, strict=True)
+    )
+    return dataclasses.replace(like, frame=frame, elements=elements)
+
+
+def _blank_and_plant(g: Generated, frame: int, drawn: dict[str, list[np.ndarray]]) -> Generated:
+    """``g`` with ``frame`` emptied in the truth and every replica, then the skeletons ``drawn[name]``
+    (keypoints (K, 2) each) added for each named annotator."""
+    like = g.truth.shapes[0]
+
+    def redo(ann: JobAnnotations, name: str | None) -> JobAnnotations:
+        kept = tuple(s for s in ann.shapes if s.frame != frame)
+        return JobAnnotations(shapes=(*kept, *(_skeleton(like, frame, kp) for kp in drawn.get(name or "", []))))
+
+    return dataclasses.replace(
+        g, truth=redo(g.truth, None), replicas={name: redo(ann, name) for name, ann in g.replicas.items()}
+    )
+
+
+def test_a_planted_split_cluster_is_joined_and_two_close_distinct_objects_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    g = generate(preset_scenario("five-two-sloppy", "skeleton", frames=30, seed=2))
+    params = params_for(SETTINGS, g.meta)
+    unit = np.array([[0.5, 0.0], [0.0, 0.4], [1.0, 0.4], [0.2, 1.0], [0.8, 1.0]])
+    # a 24 px object: {precise, moderate1} on it, {moderate2, sloppy1, sloppy2} 8 px off (no link)
+    small = 100.0 + 24.0 * unit
+    small_off = small + np.array([8.0, 0.0])
+    # two distinct 120 px objects 40 px apart, one drawn by each group
+    large = np.array([600.0, 200.0]) + 120.0 * unit
+    large_other = large + np.array([40.0, 0.0])
+    first, second = ("precise", "moderate1"), ("moderate2", "sloppy1", "sloppy2")
+    drawn = {n: [small, large] for n in first} | {n: [small_off, large_other] for n in second}
+    g = _blank_and_plant(g, 3, drawn)
+    like = g.truth.shapes[0]
+    oks = similarity_matrix(
+        [_skeleton(like, 3, small), _skeleton(like, 3, large)],
+        [_skeleton(like, 3, small_off), _skeleton(like, 3, large_other)],
+        params,
+    )
+    assert SETTINGS.weak_thr is not None and oks[0, 0] < SETTINGS.weak_thr and oks[1, 1] < SETTINGS.weak_thr
+
+    joined: list[split_clusters.Joined] = []
+    real = engine.join_split_clusters
+
+    def spy(*args: object, **kwargs: object) -> split_clusters.Joined:
+        done = real(*args, **kwargs)  # type: ignore[arg-type]
+        joined.append(done)
+        return done
+
+    monkeypatch.setattr(engine, "join_split_clusters", spy)
+    engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
+    on_frame = [(d.table.present[k], d.extents[k]) for d in joined for k in np.flatnonzero(d.table.frame_pos == 3)]
+    whole = [extent for present, extent in on_frame if present.all()]
+    # the small object's two clusters are one, the large objects' stay two
+    assert len(whole) == 1 and np.abs(whole[0][:2] - small.min(axis=0)).max() < 8.0, whole
+    assert sum(present.sum() == 2 for present, _ in on_frame) == 1
+    assert sum(present.sum() == 3 for present, _ in on_frame) == 1

@@ -128,13 +128,3 @@ def test_blocks_out_of_frame_order_fall_back_to_the_per_object_writers(tmp_path:
     assert not finding_text.supported(result)
     old, new = _both(result, tmp_path)
     assert new == old
-
-
-@pytest.mark.parametrize("shape", [(0, 3), (50, 3), (40, 2), (30, 40)])
-def test_distinct_rows_equal_numpy_unique(shape: tuple[int, int]) -> None:
-    """Member label rows (few annotators: one integer key per row; many: ``np.unique(axis=0)``)
-    map back to themselves, one entry per distinct row."""
-    rows = np.random.default_rng(sum(shape)).integers(-1, 4, shape)
-    first, pos = finding_text._distinct_rows(rows)
-    assert np.array_equal(rows[first][pos], rows)
-    assert len(first) == len(np.unique(rows, axis=0)) == len({tuple(r) for r in rows.tolist()})

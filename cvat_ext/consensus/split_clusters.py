@@ -1,0 +1,120 @@
+"""Split clusters: one object whose drawings fell into two clusters of one frame, joined after the noise fit.
+
+:mod:`cvat_ext.consensus.split_pairs` joins two *lone* drawings. With more annotators an object's
+drawings can also fall into two clusters of several members: the two sloppy annotators' drawings
+link to each other but to none of the others', and the merge keeps both clusters (a duplicate: one
+true positive and one false positive). This step reads the offset between two clusters ``A``, ``B``
+of one frame whose annotator sets are disjoint and each of which has two members or more:
+``d = e_A - e_B`` (4,) px between their mean member extents (xyxy; keypoint families: each drawing's
+keypoints' bounding box), and ``u = |d|^2 / (V_A + V_B)`` with ``V_A = sum_{r in A} v_r(s) / |A|^2``
+the fitted variance of A's mean extent at the object size ``s`` (``v_r`` px^2, the family's
+``pixel_variance``).
+
+One object: ``d ~ N(0, c (V_A + V_B) I_4)`` (``u / c`` chi-square with 4 degrees of freedom); two
+objects: ``u`` has the spurious neighbours' density of the job (its exponent fitted, so the prior of
+two distinct objects that close is the job's own density of nearby distinct clusters). The mixture
+is :func:`~cvat_ext.consensus.split_pairs.fit_split_offsets`'s, pooled over every annotator set of
+the family, with a candidate's prior of one object ``share * m``: ``m`` the modelled chance that no
+drawing of A links to one of B when they are drawings of one object. The cross pairs' non-link
+events share drawings (one drawing placed badly fails to link with every drawing of the other part),
+so ``m`` is their upper bound, the smallest of the cross pairs' non-link chances
+(:func:`~cvat_ext.consensus.split_pairs.non_link_chance`): the chance that the likeliest link of
+the two parts fails (keypoint families, whose link law is measured right; the extent families
+keep ``m = 1``, the untied share, as their split pairs do). Their product (independent events)
+was measured and is too small: it left most duplicates unjoined
+(``docs/developers/annotator-model.md``, *Split clusters*).
+
+A candidate joins at posterior >= 0.5, each cluster once, the likeliest first. The joined cluster
+keeps every member and the links each part had (no cross link: those pairs stay NaN); its keep reads
+``P(real)`` of the joined pattern. Lone drawings beside a cluster are not candidates: pooled with
+the clusters or in a mixture of their own, they joined ~600 per job and lowered merged F1 (same
+section). With three annotators no two clusters of two or more are disjoint: a no-op there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvat_ext.consensus.batch import FloatArray, IntArray
+from cvat_ext.consensus.clusters import ClusterTable
+from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.split_pairs import (
+    MIN_PAIR_VARIANCE,
+    SEARCH_U,
+    Candidates,
+    CornerVariance,
+    Joined,
+    NonLink,
+    SplitOffsets,
+    fit_split_offsets,
+    frame_pairs,
+    greedy_one_to_one,
+    merge_rows,
+)
+
+
+def cluster_candidates(
+    table: ClusterTable,
+    extents: FloatArray,
+    sizes: FloatArray,
+    variance: CornerVariance,
+    non_link: NonLink | None,
+) -> Candidates:
+    """Pairs of clusters of one frame with disjoint annotator sets, each with two members or more
+    (lone pairs are :mod:`~cvat_ext.consensus.split_pairs`'), within :data:`SEARCH_U`.
+    ``extents (K, 4)`` mean member extent xyxy px, ``sizes (K,)`` px, ``variance`` each annotator's
+    fitted corner variance, ``non_link`` a pair's chance of not linking (module docstring; None: the
+    prior of one object is the share alone, as the extent families' split pairs'). All candidates
+    are in one pool (``pair`` 0)."""
+    present = table.present
+    count = present.sum(axis=1)
+    # two disjoint sets of two or more need four annotators; the pairs are among such clusters only
+    multi = np.flatnonzero(count > 1) if present.shape[1] >= 4 else np.zeros(0, dtype=np.int64)
+    i, j = frame_pairs(table.frame_pos[multi])
+    i, j = multi[i], multi[j]
+    ok = ~(present[i] & present[j]).any(axis=1)
+    a, b = i[ok], j[ok]
+    size = np.sqrt((count[a] * sizes[a] ** 2 + count[b] * sizes[b] ** 2) / (count[a] + count[b]))
+    var = variance(size)
+    # variance of each cluster's mean member extent (the members' noises are independent)
+    var_a = (var * present[a]).sum(axis=1) / count[a] ** 2
+    var_b = (var * present[b]).sum(axis=1) / count[b] ** 2
+    pair_var = np.maximum(var_a + var_b, MIN_PAIR_VARIANCE)
+    u = ((extents[a] - extents[b]) ** 2).sum(axis=1) / pair_var
+    near = u <= SEARCH_U
+    a, b, size, u, pair_var = a[near], b[near], size[near], u[near], pair_var[near]
+    if non_link is None:
+        return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, None)
+    # no drawing of one part links to one of the other: the likeliest cross link failed (its upper bound)
+    chance = np.ones(a.size)
+    for r, s in annotator_pairs(present.shape[1]):
+        cross = (present[a, r] & present[b, s]) | (present[a, s] & present[b, r])
+        if cross.any():
+            rs = np.full(int(cross.sum()), r), np.full(int(cross.sum()), s)
+            chance[cross] = np.minimum(chance[cross], non_link(size[cross], *rs))
+    return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, chance)
+
+
+def fit_cluster_offsets(candidates: Candidates) -> SplitOffsets:
+    """The offset mixture of a family's pooled cluster candidates (one pool: ``pair`` 0)."""
+    return fit_split_offsets(candidates, 2)
+
+
+def join_split_clusters(
+    table: ClusterTable,
+    extents: FloatArray,
+    sizes: FloatArray,
+    table_strata: IntArray,
+    hit: FloatArray | None,
+    candidates: Candidates,
+    offsets: SplitOffsets,
+) -> Joined:
+    """Join the split clusters among ``candidates`` of one table (posterior >= 0.5, one-to-one,
+    likeliest first). ``hit (K,)``: the table's hit column (joined split pairs'; None: all NaN),
+    carried to the clusters that stay; a joined cluster's is NaN (its parts' links make it a
+    matched cluster, whose keep reads ``P(real)`` alone)."""
+    post = offsets.posterior(candidates.pair, candidates.u, candidates.split_weight())
+    split = post >= 0.5
+    a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
+    base = np.full(len(table), np.nan) if hit is None else hit
+    return merge_rows(table, extents, sizes, table_strata, a, b, np.full(a.size, np.nan), base)[0]
