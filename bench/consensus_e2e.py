@@ -164,6 +164,9 @@ def run_measured(
 
         server = threading.Thread(target=serve, daemon=True)
         server.start()
+    # the previous run's outputs (deleted or still being written back to disk) are flushed first:
+    # otherwise the kernel does that work during this run, on a timing that varies from run to run
+    os.sync()
     t0 = time.perf_counter()
     proc = subprocess.Popen(["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, cwd=cwd, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
