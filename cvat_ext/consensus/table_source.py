@@ -37,8 +37,12 @@ def job_frames(replicas: Sequence[ReplicaColumns], meta: JobMeta) -> IntArray:
 #: keep pass-1 chunks for pass 2 while the job has at most this many objects: cutting them again
 #: from the columns costs ~0.1 s per 600,000 boxes; keeping them, about 100 bytes an object more
 #: peak memory (a 10,000-frame job of 3 x 20 boxes caches; a 100,000-frame one cuts them again,
-#: bounded by the chunk)
+#: bounded by the chunk) ...
 TABLE_CACHE_OBJECTS = 1_000_000
+#: ... and at most this many coordinate numbers: a kept chunk holds its shapes' points too (a
+#: 10,000-frame job of 3 x 20 polygons has 10 million and caches; of masks, 87 million RLE numbers,
+#: 0.4 GB more at the peak, and cuts them again)
+TABLE_CACHE_NUMBERS = 20_000_000
 
 
 def table_chunks(
@@ -130,11 +134,15 @@ def score_tables(
 ) -> ConsensusResult:
     """:func:`~cvat_ext.consensus.engine.score_replicas` on replicas read as columns: the same
     result, chunk by chunk. Pass-1 chunks are kept for pass 2 while the job has at most
-    ``cache_objects`` objects (default :data:`TABLE_CACHE_OBJECTS`), else cut again from the
-    columns."""
+    ``cache_objects`` objects (default: :data:`TABLE_CACHE_OBJECTS`, and none kept beyond
+    :data:`TABLE_CACHE_NUMBERS` coordinate numbers), else cut again from the columns."""
     settings = settings or ConsensusSettings()
     names = tuple(replicas)
     source = table_source([replicas[n] for n in names], meta, settings)
-    budget = TABLE_CACHE_OBJECTS if cache_objects is None else cache_objects
+    if cache_objects is None:
+        numbers = sum(r.shapes.coords.size for r in replicas.values())
+        budget = TABLE_CACHE_OBJECTS if numbers <= TABLE_CACHE_NUMBERS else 0
+    else:
+        budget = cache_objects
     return score_chunks(names, source, labels, meta, settings, progress=progress, cache_objects=budget,
                         ground_truth=ground_truth, priors=priors)

@@ -13,6 +13,7 @@ import pytest
 from cvat_ext.annotations.columnar_json import read_annotations_bytes
 from cvat_ext.annotations.cvat_json import dump_job_annotations, parse_job_annotations
 from cvat_ext.annotations.model import JobMeta
+from cvat_ext.consensus import table_source as table_source_module
 from cvat_ext.consensus.batch import build_batches
 from cvat_ext.consensus.engine import iter_chunks, score_replicas
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -69,3 +70,32 @@ def test_score_tables_equals_score_replicas(kind: Kind, cache_objects: int | Non
     )
     assert _plain(got) == _plain(expected)
     assert passes.count("match") == passes.count("merge") == 4
+
+
+@pytest.mark.parametrize("numbers_budget", [0, 10**9])
+def test_chunks_are_kept_for_pass_two_only_within_the_coordinate_budget(
+    monkeypatch: pytest.MonkeyPatch, numbers_budget: int
+) -> None:
+    """The default budget counts coordinate numbers too (a job of masks holds ~140 an object):
+    over it, pass 2 cuts the chunks again from the columns; the result is the same either way."""
+    bodies, labels, meta = _shuffled_bodies("mask", 10, 5)
+    settings = ConsensusSettings(chunk_frames=3)
+    tables = {n: read_annotations_bytes(json.dumps(b).encode(), where=n) for n, b in bodies.items()}
+    expected = score_tables(tables, labels, meta, settings, cache_objects=0)
+    calls: list[int] = []
+    make_source = table_source_module.table_source
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        source = make_source(*args, **kwargs)
+
+        def again() -> Any:
+            calls.append(1)
+            return source()
+
+        return again
+
+    monkeypatch.setattr(table_source_module, "table_source", counted)
+    monkeypatch.setattr(table_source_module, "TABLE_CACHE_NUMBERS", numbers_budget)
+    got = score_tables(tables, labels, meta, settings)
+    assert _plain(got) == _plain(expected)
+    assert len(calls) == (2 if numbers_budget == 0 else 1)
