@@ -34,7 +34,7 @@ jobs (the ``model`` dicts of earlier reports) enter as pseudo-counts: their esti
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ import numpy as np
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
 from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit_keypoint_noise
-from cvat_ext.consensus.member_hit import member_hit, pair_hit_table, pooled_spread2
+from cvat_ext.consensus.member_hit import member_ratios, pair_hit_table, pooled_spread2
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
     CornerEvidence,
@@ -306,6 +306,22 @@ class _Sums:
             }
 
 
+#: clusters whose member hits are computed at once (bounds the temporaries on long jobs)
+HIT_BLOCK_ROWS = 1 << 16
+
+
+def _row_blocks(parts: Sequence[FloatArray]) -> Iterator[tuple[slice, FloatArray]]:
+    """Consecutive per-chunk ``parts`` joined into blocks of at least :data:`HIT_BLOCK_ROWS` rows
+    (the last one shorter): each block's slice of the concatenated rows, and its rows."""
+    lo, pending = 0, []
+    for i, part in enumerate(parts):
+        pending.append(part)
+        rows = sum(len(p) for p in pending)
+        if rows >= HIT_BLOCK_ROWS or i == len(parts) - 1:
+            yield slice(lo, lo + rows), pending[0] if len(pending) == 1 else np.concatenate(pending)
+            lo, pending = lo + rows, []
+
+
 def _binomial_se(value: FloatArray, n: FloatArray) -> FloatArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.asarray(np.sqrt(np.clip(value * (1 - value), 0, None) / np.maximum(n, 1.0)), dtype=np.float64)
@@ -390,24 +406,31 @@ def fit_annotator_model(
             )
         )
         truth_hit[family] = moments[0]
-        hit = None
-        if not isinstance(fit, KeypointFit):
-            # what each member did in its cluster, not the annotator's rate (module docstring)
+        on_gt_frames = gt.frame_mask(frames) if gt is not None else None
+        if isinstance(fit, KeypointFit):
+            blocks: Iterator[tuple[slice, FloatArray | None]] = iter([(slice(None), None)])
+        else:
+            # what each member did in its cluster, not the annotator's rate (module docstring), a
+            # block of clusters at a time (a long job has millions: the posteriors' temporaries)
             spread2 = pooled_spread2(fit.mean_square(_FINE_CENTRES))
             rate = template(family, oks_sigma).at_threshold(spread2.ravel(), iou_thr)[0].reshape(spread2.shape)
-            hit = member_hit(
+            ratios = member_ratios(
                 pair_hit_table(round(float(iou_thr), 6), round(float(link_thr), 6)),
-                present,
-                np.concatenate(ev.pair_sim),
-                _fine_bin(size),
                 spread2,
                 rate,
                 sized[family].draw if family in sized else None,
             )
-        job.add(present, real, size, moments, objects, hit)
-        if gt is not None:
-            sel = gt.frame_mask(frames)
-            on_gt.add(present[sel], real[sel], size[sel], moments, objects[sel], None if hit is None else hit[sel])
+            fine_bin = _fine_bin(size)
+            blocks = (
+                (sl, ratios.posterior(present[sl], pair_sim, fine_bin[sl])) for sl, pair_sim in _row_blocks(ev.pair_sim)
+            )
+        for sl, hit in blocks:
+            job.add(present[sl], real[sl], size[sl], moments, objects[sl], hit)
+            if on_gt_frames is not None:
+                g = on_gt_frames[sl]
+                on_gt.add(
+                    present[sl][g], real[sl][g], size[sl][g], moments, objects[sl][g], None if hit is None else hit[g]
+                )
     label_acc = dawid_skene.accuracy if dawid_skene is not None and dawid_skene.classes.size else np.full(n, np.nan)
     values = job.values(label_acc)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -504,6 +504,8 @@ def _join_split_pairs(
     )
     out, joined_clusters = _join_split_clusters(out, annotators, existence, link_thr)
     joined_any |= joined_clusters
+    # the mean extents were for the joins: pass 2 does not read them (32 bytes a cluster)
+    out = [(chunk, batches, dataclasses.replace(clusters, extents={})) for chunk, batches, clusters in out]
     columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
     for _, _, clusters in out:
         for key, table in clusters.tables.items():

@@ -145,30 +145,55 @@ def pooled_spread2(spread2: FloatArray) -> FloatArray:
     return np.asarray((near * spread2[:, None, :]).sum(axis=2) / near.sum(axis=2), dtype=np.float64)
 
 
-def member_hit(
-    table: PairHitTable,
-    present: BoolArray,
-    pair_sim: FloatArray,
-    bins: IntArray,
-    spread2: FloatArray,
-    rate: FloatArray,
-    draw: FloatArray | None,
-) -> FloatArray:
-    """(K, R) P(member r of cluster k reaches the match threshold against the truth | the cluster is
-    real, the cluster's evidence). ``present (K, R)``, ``pair_sim (K, P)`` (NaN: not matched),
-    ``bins (K,)`` each cluster's size bin, ``spread2 (F, R)`` each annotator's fitted squared
-    relative spread per size bin, ``rate (F, R)`` the template's share at the threshold (the
-    prior), ``draw (R,)`` the fitted draw rates (None: absent annotators tell nothing). 0 where
-    absent.
+@dataclass(frozen=True, eq=False)
+class MemberRatios:
+    """Each partner's log-likelihood ratio of hit against miss for every (size bin, r, s), from
+    :func:`member_ratios`: ``matched (B, R, R, X)`` by ``x_rs`` bin, ``apart (B, R, R)`` (s in the
+    cluster, not matched to r), ``absent (B, R, R)`` (s not in the cluster), ``prior_logit (B, R)``."""
+
+    matched: FloatArray
+    apart: FloatArray
+    absent: FloatArray
+    prior_logit: FloatArray
+
+    def posterior(self, present: BoolArray, pair_sim: FloatArray, bins: IntArray) -> FloatArray:
+        """(K, R) P(member r of cluster k reaches the match threshold against the truth | the
+        cluster is real, the cluster's evidence); 0 where absent. ``present (K, R)``, ``pair_sim
+        (K, P)`` (NaN: not matched), ``bins (K,)`` each cluster's size bin. Rows are independent:
+        a job's clusters may be given a block at a time."""
+        n_annot = present.shape[1]
+        logit = np.zeros((bins.size, n_annot))
+        for p, (a, b) in enumerate(annotator_pairs(n_annot)):
+            x = 1.0 - pair_sim[:, p]
+            matched = np.isfinite(x)
+            xb = np.clip((np.where(matched, x, 0.0) * X_BINS).astype(np.int64), 0, X_BINS - 1)
+            for r, s in ((a, b), (b, a)):
+                lr = np.where(
+                    matched,
+                    self.matched[bins, r, s, xb],
+                    np.where(present[:, s], self.apart[bins, r, s], self.absent[bins, r, s]),
+                )
+                logit[:, r] += lr
+        # the partners share r's error, so their ratios are not independent given hit or miss:
+        # summed as they are (naive Bayes) the posteriors came out too sure and the hits 2-3 % low
+        # on boxes; the sum is damped as if the R - 1 partners' evidence were one partner's, repeated
+        logit = self.prior_logit[bins] + logit / np.sqrt(max(n_annot - 1, 1))
+        return np.asarray(np.where(present, 1.0 / (1.0 + np.exp(-logit)), 0.0), dtype=np.float64)
+
+
+def member_ratios(table: PairHitTable, spread2: FloatArray, rate: FloatArray, draw: FloatArray | None) -> MemberRatios:
+    """The ratios :meth:`MemberRatios.posterior` sums, once per job and family. ``spread2 (F, R)``
+    each annotator's fitted squared relative spread per size bin, ``rate (F, R)`` the template's
+    share at the threshold (the prior), ``draw (R,)`` the fitted draw rates (None: absent
+    annotators tell nothing).
 
     Each other annotator s adds its log-likelihood ratio of hit against miss (matched, from
     ``x_rs``; in the cluster but not matched to r, ``x_rs`` above ``1 - iou_thr``; absent, not
     drawn or not linked), the sum damped by ``sqrt(R - 1)`` (they share r's error)."""
-    n_annot = present.shape[1]
+    n_bins, n_annot = spread2.shape
     prior = np.clip(np.asarray(rate, dtype=np.float64), 1e-4, 1 - 1e-4)
     prior_logit = np.log(prior / (1 - prior))  # (F, R)
     # every (bin, r, s) row of the table once: a gather per cluster, not an interpolation
-    n_bins = spread2.shape[0]
     sp_r = np.broadcast_to(spread2[:, :, None], (n_bins, n_annot, n_annot)).ravel()
     sp_s = np.broadcast_to(spread2[:, None, :], (n_bins, n_annot, n_annot)).ravel()
     shape = (n_bins, n_annot, n_annot)
@@ -184,20 +209,17 @@ def member_hit(
         like_hit = (1 - d) + d * table.unmatched(sp_r, sp_s, True, True)
         like_miss = (1 - d) + d * table.unmatched(sp_r, sp_s, False, True)
         lr_absent = np.asarray(np.log(like_hit) - np.log(like_miss), dtype=np.float64).reshape(shape)
-    logit = np.zeros((bins.size, n_annot))
-    for p, (a, b) in enumerate(annotator_pairs(n_annot)):
-        x = 1.0 - pair_sim[:, p]
-        matched = np.isfinite(x)
-        xb = np.clip((np.where(matched, x, 0.0) * X_BINS).astype(np.int64), 0, X_BINS - 1)
-        for r, s in ((a, b), (b, a)):
-            lr = np.where(
-                matched,
-                lr_matched[bins, r, s, xb],
-                np.where(present[:, s], lr_apart[bins, r, s], lr_absent[bins, r, s]),
-            )
-            logit[:, r] += lr
-    # the partners share r's error, so their ratios are not independent given hit or miss: summed
-    # as they are (naive Bayes) the posteriors came out too sure and the hits 2-3 % low on boxes;
-    # the sum is damped as if the R - 1 partners' evidence were one partner's, repeated
-    logit = prior_logit[bins] + logit / np.sqrt(max(n_annot - 1, 1))
-    return np.asarray(np.where(present, 1.0 / (1.0 + np.exp(-logit)), 0.0), dtype=np.float64)
+    return MemberRatios(lr_matched, lr_apart, lr_absent, prior_logit)
+
+
+def member_hit(
+    table: PairHitTable,
+    present: BoolArray,
+    pair_sim: FloatArray,
+    bins: IntArray,
+    spread2: FloatArray,
+    rate: FloatArray,
+    draw: FloatArray | None,
+) -> FloatArray:
+    """(K, R) :meth:`MemberRatios.posterior` of every cluster at once (see :func:`member_ratios`)."""
+    return member_ratios(table, spread2, rate, draw).posterior(present, pair_sim, bins)

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cvat_ext.consensus import annotator_model
 from cvat_ext.consensus.engine import score_replicas
 from cvat_ext.consensus.matching import annotator_pairs
-from cvat_ext.consensus.member_hit import member_hit, pair_hit_table, pooled_spread2
+from cvat_ext.consensus.member_hit import member_hit, member_ratios, pair_hit_table, pooled_spread2
 from cvat_ext.consensus.noise_model import template
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.geometry import box_iou_pairs
@@ -56,7 +57,11 @@ def test_posteriors_are_calibrated_and_sharper_than_the_rate(spreads: list[float
     spread2 = np.square(spreads)[None, :]  # one size bin: the spreads are relative
     rate = template().at_threshold(spread2.ravel(), IOU_THR)[0][None, :]
     bins = np.zeros(hit.shape[0], dtype=np.int64)
-    post = member_hit(pair_hit_table(IOU_THR, IOU_THR), present, pair_sim, bins, spread2, rate, None)
+    table = pair_hit_table(IOU_THR, IOU_THR)
+    post = member_hit(table, present, pair_sim, bins, spread2, rate, None)
+    ratios = member_ratios(table, spread2, rate, None)  # rows are independent: blocks give the same
+    blocks = [ratios.posterior(present[sl], pair_sim[sl], bins[sl]) for sl in (slice(0, 700), slice(700, None))]
+    assert np.array_equal(np.concatenate(blocks), post)
     rate = np.broadcast_to(rate, hit.shape)
     # calibrated: the posteriors sum to the realised hits (within 4 % of the drawings)
     assert np.all(np.abs(post.sum(axis=0) - hit.sum(axis=0)) <= 0.04 * hit.shape[0]), (post.sum(0), hit.sum(0))
@@ -106,3 +111,23 @@ def test_two_annotators_of_one_profile_are_ordered_as_their_true_f1() -> None:
     assert true_gap >= 0.03
     assert est_gap > 0
     assert abs(est_gap - true_gap) < abs(MAIN_GAP - true_gap) - 0.005, (true_f1, est)
+
+
+def test_the_job_sums_do_not_depend_on_the_block_of_clusters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The member hits are summed a block of clusters at a time (memory on long jobs): blocks of a
+    few chunks' clusters give the estimates one block gives, up to the summation order."""
+    g = generate(preset_scenario("precise-moderate-sloppy", "rectangle", frames=24, seed=2))
+    settings = ConsensusSettings(chunk_frames=4)
+
+    def estimates() -> list[dict[str, float]]:
+        result = score_replicas(g.replicas, g.labels, g.meta, settings)
+        return [dict(a.truth_estimate) for a in result.annotators]
+
+    whole = estimates()
+    monkeypatch.setattr(annotator_model, "HIT_BLOCK_ROWS", 50)
+    blocks = list(annotator_model._row_blocks([np.zeros((30, 3)), np.zeros((30, 3)), np.zeros((7, 3))]))
+    assert [(sl.start, sl.stop, len(rows)) for sl, rows in blocks] == [(0, 60, 60), (60, 67, 7)]
+    for got, want in zip(estimates(), whole, strict=True):
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
