@@ -236,12 +236,14 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
                 f', "kind": "{kind}", "shape_type": "{st}", "label": {label_json}, {pattern_json}, "xyxy": ['
             )
             head_csv.append(f",{kind},{st},{label_csv},{pattern_csv},")
-    head_pos = triple_pos[ks] * n_kinds + cs
+    finding_triple = triple_pos[ks]
+    head_pos = finding_triple * n_kinds + cs
     # the message after the frame, per (triple, suffix): label, shape type, suffix; a CSV row's
     # message is quoted when its suffix or its label needs it (the quote goes before "frame")
-    first_pair, pair_pos = distinct_rows(np.stack([triple_pos[ks], suffix_id], axis=1))
+    pairs = np.stack([finding_triple, suffix_id], axis=1)
+    first_pair, pair_pos = distinct_rows(pairs)
     tail_json, tail_csv, quote_csv = [], [], []
-    for t, sid in np.stack([triple_pos[ks], suffix_id], axis=1)[first_pair].tolist():
+    for t, sid in pairs[first_pair].tolist():
         st, (name, _, escaped, _, label_quote), _ = triple_rows[t]
         suffix = texts.suffixes[sid]
         tail_json.append(f'{escaped} {st}{suffix.json}"}}')

@@ -55,7 +55,6 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
     n = part.frame.shape[0]
     if not np.isfinite(part.score).all():
         return None  # json writes NaN/Infinity, the templates would not
-    head = (part.occluded.tolist(), part.z_order.tolist())
     tail = (part.label.tolist(), part.frame.tolist(), float_texts(round_like_python(part.score, 4)))
     attrs = _attributes_json(part.attributes, n)
     if part.xyxy is not None and part.rotation is not None:
@@ -94,6 +93,7 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
         points = [", ".join(texts[lo:hi]) for lo, hi in itertools.pairwise(part.poly_start.tolist())]
     else:
         return None
+    head = (part.occluded.tolist(), part.z_order.tolist())
     return [
         _SEGMENT % (kind, _BOOL[occ], z, pts, lb, fr, sc, at)
         for occ, z, pts, lb, fr, sc, at in zip(*head, points, *tail, attrs, strict=True)

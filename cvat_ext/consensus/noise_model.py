@@ -460,8 +460,11 @@ class IouTemplate:
 def _box_draws(spread: float, noise: FloatArray) -> FloatArray:
     box = np.array([0.0, 0.0, 1.0, 1.0]) + spread * noise[:, :4]
     lo, hi = np.minimum(box[:, :2], box[:, 2:]), np.maximum(box[:, :2], box[:, 2:])
-    inter = np.prod(np.clip(np.minimum(hi, 1.0) - np.maximum(lo, 0.0), 0.0, None), axis=1)
-    area = np.prod(hi - lo, axis=1)
+    # the two sides multiplied as columns: what prod(axis=1) gives, without its slow short-axis loop
+    side = np.clip(np.minimum(hi, 1.0) - np.maximum(lo, 0.0), 0.0, None)
+    inter = side[:, 0] * side[:, 1]
+    extent = hi - lo
+    area = extent[:, 0] * extent[:, 1]
     return np.asarray(1.0 - inter / np.maximum(area + 1.0 - inter, 1e-12), dtype=np.float64)
 
 
