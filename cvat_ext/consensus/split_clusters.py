@@ -116,5 +116,4 @@ def join_split_clusters(
     post = offsets.posterior(candidates.pair, candidates.u, candidates.split_weight())
     split = post >= 0.5
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
-    base = np.full(len(table), np.nan) if hit is None else hit
-    return merge_rows(table, extents, sizes, table_strata, a, b, np.full(a.size, np.nan), base)[0]
+    return merge_rows(table, extents, sizes, table_strata, a, b, np.full(a.size, np.nan), hit)

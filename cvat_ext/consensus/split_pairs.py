@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
+from cvat_ext.consensus.batch import FloatArray, IntArray
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.context import shadowed
 from cvat_ext.consensus.keypoint_noise import KeypointFit
@@ -261,7 +261,9 @@ def _split_share(w: FloatArray, m: FloatArray) -> float:
     """The M-step of the split share ``pi`` when a candidate's prior is ``pi m``: the root of
     ``sum(w) / pi = sum((1 - w) m / (1 - pi m))`` (decreasing in ``pi``) on ``(0, 1 / max(m))``,
     by bisection; ``w (n,)`` the posteriors, ``m (n,)`` the candidates' non-link chances. With every
-    ``m = 1`` it is ``mean(w)``."""
+    ``m = 1`` it is ``mean(w)`` (the extent families' candidates: taken directly)."""
+    if not np.any(m != 1.0):
+        return float(np.clip(w.mean(), 1e-6, 1 - 1e-6))
     total = float(w.sum())
     lo, hi = 1e-9, (1.0 - 1e-6) / float(m.max())
     for _ in range(40):
@@ -360,7 +362,7 @@ def join_split_pairs(
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
     size = np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2)  # merge_rows' joined size of two lone clusters
     hit = hit_at(_fused_variance(offsets, variance, table, a, b, size) / np.maximum(size, 1e-9) ** 2)
-    return merge_rows(table, extents, sizes, table_strata, a, b, hit)[0]
+    return merge_rows(table, extents, sizes, table_strata, a, b, hit)
 
 
 def merge_rows(
@@ -372,16 +374,16 @@ def merge_rows(
     b: IntArray,
     hit_joined: FloatArray,
     hit_base: FloatArray | None = None,
-) -> tuple[Joined, BoolArray]:
+) -> Joined:
     """Join clusters ``a (J,)`` and ``b (J,)`` of ``table`` (disjoint annotator sets, each row in
-    one pair at most) and return the :class:`Joined` table and ``alive (K,)``, the rows kept.
+    one pair at most) and return the :class:`Joined` table.
     Clusters stay ordered by frame; a joined cluster takes the place of its first part, with every
     member and link of both, the member-weighted mean extent and size (rms), and ``hit_joined
     (J,)`` (elsewhere ``hit_base (K,)``, None: NaN); the strata of the frames with a joined pair
     are recomputed (a joined cluster outranks the clusters around it)."""
     hit = np.full(len(table), np.nan) if hit_base is None else hit_base.copy()
     if a.size == 0:
-        return Joined(table, extents, sizes, None, hit, 0), np.ones(len(table), dtype=bool)
+        return Joined(table, extents, sizes, None, hit, 0)
     keep_row, gone = np.minimum(a, b), np.maximum(a, b)
     present = table.present
     members = table.members.copy()
@@ -405,4 +407,4 @@ def merge_rows(
     strata = np.asarray(table_strata, dtype=np.int64)[alive]
     near = np.isin(joined.frame_pos, table.frame_pos[keep_row])
     strata[near] = shadowed(joined.frame_pos[near], joined.present[near].sum(axis=1), new_extents[near])
-    return Joined(joined, new_extents, new_sizes, strata, hit[alive], int(gone.size)), alive
+    return Joined(joined, new_extents, new_sizes, strata, hit[alive], int(gone.size))

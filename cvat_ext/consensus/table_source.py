@@ -51,6 +51,7 @@ def table_chunks(
     """Chunks of ``chunk_frames`` frames with their match groups (see the module docstring)."""
     frames = job_frames(replicas, meta)
     n_annot = len(replicas)
+    has_tags = any(r.tags for r in replicas)
     for lo in range(0, frames.size, chunk_frames):
         chunk_frames_idx = frames[lo : lo + chunk_frames]
         table, frame_pos, annotator = _chunk_rows(replicas, chunk_frames_idx)
@@ -59,7 +60,7 @@ def table_chunks(
                 tuple(FrameAnnotations(frame, (), r.tags[frame]) if frame in r.tags else None for r in replicas)
                 for frame in chunk_frames_idx.tolist()
             )
-            if any(r.tags for r in replicas)
+            if has_tags
             else ((None,) * n_annot,) * chunk_frames_idx.size  # no tags: nothing per frame
         )
         chunk = ChunkInput(tuple(chunk_frames_idx.tolist()), per_frame, n_annot)

@@ -114,7 +114,7 @@ class JobTally:
         missing = np.where(kept, n - count, 0)
         extra = np.where(kept, 0, count)
         min_sim = row_min(np.where(sim_ok, sim, np.inf))
-        min_sim[~row_any(sim_ok)] = np.nan
+        min_sim[sim_n == 0] = np.nan
         # a rejoined cluster has a pair below the match threshold (not linked): low overlap too
         low = (np.nan_to_num(min_sim, nan=1.0) < self.settings.low_overlap_thr) | (count * (count - 1) // 2 > sim_n)
         self.low_overlap += int(low.sum())
