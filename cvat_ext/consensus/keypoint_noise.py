@@ -191,10 +191,18 @@ class KeypointFit(NoiseFit):
             return np.ones_like(spread2)
         other = nearest_other(spread2)
         other_s2 = np.take_along_axis(spread2, other, axis=1)
-        f_r, f_o = self.flip[None, :], self.flip[other]
-        flip = f_r + f_o - 2 * f_r * f_o
-        hit, _, _ = self.template.moments((spread2 + other_s2).ravel(), flip.ravel(), link_thr)
-        return np.asarray(hit.reshape(spread2.shape), dtype=np.float64)
+        f_r, f_o = np.broadcast_arrays(self.flip[None, :], self.flip[other])
+        return self.pair_link(spread2, other_s2, f_r, f_o, link_thr)
+
+    def pair_link(
+        self, spread2_r: FloatArray, spread2_s: FloatArray, flip_r: FloatArray, flip_s: FloatArray, link_thr: float
+    ) -> FloatArray:
+        """Probability that two drawings of one object, of squared spreads ``spread2_r, spread2_s``
+        and flip rates ``flip_r, flip_s`` (one shape), match at OKS ``link_thr`` or above: spreads
+        add, flips combine (``f_r + f_s - 2 f_r f_s``)."""
+        flip = flip_r + flip_s - 2 * flip_r * flip_s
+        hit, _, _ = self.template.moments((spread2_r + spread2_s).ravel(), flip.ravel(), link_thr)
+        return np.asarray(hit.reshape(np.shape(spread2_r)), dtype=np.float64)
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "flip": self.flip.tolist(), "visible_share": self.visible_share}

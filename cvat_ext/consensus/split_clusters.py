@@ -49,6 +49,7 @@ from cvat_ext.consensus.split_pairs import (
     fit_split_offsets,
     frame_pairs,
     greedy_one_to_one,
+    joined_size,
     merge_rows,
 )
 
@@ -74,7 +75,7 @@ def cluster_candidates(
     i, j = multi[i], multi[j]
     ok = ~(present[i] & present[j]).any(axis=1)
     a, b = i[ok], j[ok]
-    size = np.sqrt((count[a] * sizes[a] ** 2 + count[b] * sizes[b] ** 2) / (count[a] + count[b]))
+    size = joined_size(sizes[a], sizes[b], count[a], count[b])
     var = variance(size)
     # variance of each cluster's mean member extent (the members' noises are independent)
     var_a = (var * present[a]).sum(axis=1) / count[a] ** 2

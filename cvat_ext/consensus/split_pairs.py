@@ -68,15 +68,13 @@ MIN_NON_LINK = 1e-3
 
 def non_link_chance(fit: KeypointFit, link_thr: float) -> NonLink:
     """The :data:`NonLink` of a keypoint family's fit: one minus its template's share of pairs of
-    drawings at OKS ``link_thr`` or above, at the pair's summed spread, flips combined as
-    ``f_r + f_s - 2 f_r f_s`` (the law the size-aware existence's link table reads)."""
+    drawings at OKS ``link_thr`` or above (:meth:`KeypointFit.pair_link`, the law the size-aware
+    existence's link table reads)."""
 
     def chance(size: FloatArray, r: IntArray, s: IntArray) -> FloatArray:
         spread2 = fit.mean_square(size)
         rows = np.arange(size.size)
-        f_r, f_s = fit.flip[r], fit.flip[s]
-        flip = f_r + f_s - 2 * f_r * f_s
-        link = fit.template.moments(spread2[rows, r] + spread2[rows, s], flip, link_thr)[0]
+        link = fit.pair_link(spread2[rows, r], spread2[rows, s], fit.flip[r], fit.flip[s], link_thr)
         return np.asarray(1.0 - link, dtype=np.float64)
 
     return chance
@@ -153,7 +151,7 @@ def lone_candidates(
     i, j = i[ok], j[ok]
     a, b = lone[i], lone[j]
     r, s = np.minimum(annot[i], annot[j]), np.maximum(annot[i], annot[j])
-    size = np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2)
+    size = joined_size(sizes[a], sizes[b])
     var = variance(size)
     rows = np.arange(a.size)
     pair_var = np.maximum(var[rows, r] + var[rows, s], MIN_PAIR_VARIANCE)
@@ -360,9 +358,17 @@ def join_split_pairs(
     post = offsets.posterior(candidates.pair, candidates.u, candidates.split_weight())
     split = post >= 0.5
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
-    size = np.sqrt((sizes[a] ** 2 + sizes[b] ** 2) / 2)  # merge_rows' joined size of two lone clusters
+    size = joined_size(sizes[a], sizes[b])  # what merge_rows gives the joined cluster
     hit = hit_at(_fused_variance(offsets, variance, table, a, b, size) / np.maximum(size, 1e-9) ** 2)
     return merge_rows(table, extents, sizes, table_strata, a, b, hit)
+
+
+def joined_size(
+    size_a: FloatArray, size_b: FloatArray, n_a: FloatArray | int = 1, n_b: FloatArray | int = 1
+) -> FloatArray:
+    """The size px of a cluster joined from two parts of sizes ``size_a, size_b`` and ``n_a, n_b``
+    members: the member-weighted rms (two lone drawings: the rms of the two)."""
+    return np.asarray(np.sqrt((n_a * size_a**2 + n_b * size_b**2) / (n_a + n_b)), dtype=np.float64)
 
 
 def merge_rows(
@@ -395,9 +401,7 @@ def merge_rows(
     new_extents = extents.copy()
     new_extents[keep_row] = (n_keep * extents[keep_row] + n_gone * extents[gone]) / (n_keep + n_gone)
     new_sizes = sizes.copy()
-    new_sizes[keep_row] = np.sqrt(
-        (n_keep[:, 0] * sizes[keep_row] ** 2 + n_gone[:, 0] * sizes[gone] ** 2) / (n_keep[:, 0] + n_gone[:, 0])
-    )
+    new_sizes[keep_row] = joined_size(sizes[keep_row], sizes[gone], n_keep[:, 0], n_gone[:, 0])
     hit[keep_row] = hit_joined
     alive = np.ones(len(table), dtype=bool)
     alive[gone] = False
