@@ -33,6 +33,7 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import annotator_pairs
+from cvat_ext.consensus.noise_model import UNIT_SQUARE, corner_iou, noisy_unit_boxes
 
 #: relative spreads ``sd / s`` the table is built on (log-spaced; interpolated in log spread)
 SPREAD_GRID = np.geomspace(0.004, 2.0, 28)
@@ -88,40 +89,24 @@ def _bilinear(table: FloatArray, spread2_r: FloatArray, spread2_s: FloatArray, l
     return np.asarray(out, dtype=np.float64)
 
 
-def _boxes(spread: float, noise: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The unit square's corners moved by ``spread * noise (D, 4)``: ``lo, hi (D, 2)``."""
-    box = np.array([0.0, 0.0, 1.0, 1.0]) + spread * noise
-    return np.minimum(box[:, :2], box[:, 2:]), np.maximum(box[:, :2], box[:, 2:])
-
-
-def _iou(a: tuple[FloatArray, FloatArray], b: tuple[FloatArray, FloatArray]) -> FloatArray:
-    """IoU of boxes given as ``lo, hi (..., 2)`` corners (broadcast); the two sides multiplied as
-    columns, which is what ``prod(axis=-1)`` gives, without its slow reduction over a short axis."""
-    side = np.clip(np.minimum(a[1], b[1]) - np.maximum(a[0], b[0]), 0.0, None)
-    inter = side[..., 0] * side[..., 1]
-    size_a, size_b = a[1] - a[0], b[1] - b[0]
-    union = size_a[..., 0] * size_a[..., 1] + size_b[..., 0] * size_b[..., 1] - inter
-    return np.asarray(inter / np.maximum(union, 1e-12), dtype=np.float64)
-
-
 @functools.cache
 def pair_hit_table(iou_thr: float, link_thr: float) -> PairHitTable:
     """The table for area families (box IoU under corner noise; masks and polygons are read as
     boxes with their fitted spread, as the truth estimates' template does)."""
     rng = np.random.default_rng(20261207)
     noise_r, noise_s = rng.normal(0.0, 1.0, (2, _DRAWS, 4))
-    unit = (np.zeros((1, 2)), np.ones((1, 2)))
     n = SPREAD_GRID.size
     hit = np.empty((n, n, X_BINS))
     apart = np.empty((2, 2, n, n))
     # s's drawings at every spread at once: (T, D, 2) corners, one IoU per r's spread below
-    lo_s, hi_s = (np.stack(c) for c in zip(*(_boxes(float(sp), noise_s) for sp in SPREAD_GRID.tolist()), strict=True))
+    boxes_s = [noisy_unit_boxes(float(sp), noise_s) for sp in SPREAD_GRID.tolist()]
+    lo_s, hi_s = (np.stack(c) for c in zip(*boxes_s, strict=True))
     cell = np.arange(n)[:, None] * X_BINS  # each s spread's first bin in the flat (T * X) count
     for i, sp_r in enumerate(SPREAD_GRID.tolist()):
-        box_r = _boxes(sp_r, noise_r)
-        hits = _iou(box_r, unit) >= iou_thr - 1e-12
+        box_r = noisy_unit_boxes(sp_r, noise_r)
+        hits = corner_iou(box_r, UNIT_SQUARE) >= iou_thr - 1e-12
         q = hits.mean()
-        sim = _iou((box_r[0][None], box_r[1][None]), (lo_s, hi_s))  # (T, D)
+        sim = corner_iou((box_r[0][None], box_r[1][None]), (lo_s, hi_s))  # (T, D)
         flat = (cell + np.clip(((1.0 - sim) * X_BINS).astype(np.int64), 0, X_BINS - 1)).ravel()
         count = np.bincount(flat, minlength=n * X_BINS).reshape(n, X_BINS)
         hit_count = np.bincount(flat, weights=np.tile(hits, n), minlength=n * X_BINS).reshape(n, X_BINS)

@@ -42,6 +42,10 @@ _TEMPLATE_DRAWS = 4000
 _TEMPLATE_SPREADS = np.concatenate([[0.0], np.geomspace(1e-3, 3.0, 80)])
 
 
+#: the unit square as ``lo, hi (1, 2)`` corners
+UNIT_SQUARE = (np.zeros((1, 2)), np.ones((1, 2)))
+
+
 def size_bin(size: FloatArray) -> IntArray:
     """(N,) bin of each object size in :data:`SIZE_EDGES` (clipped to the end bins)."""
     return np.clip(np.searchsorted(SIZE_EDGES, size, side="right") - 1, 0, SIZE_EDGES.size - 2).astype(np.int64)
@@ -457,15 +461,25 @@ class IouTemplate:
         return float(np.clip(kept / whole, 0.0, 1.0)) if whole > 0 else 1.0
 
 
+def noisy_unit_boxes(spread: float, noise: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The unit square's corners moved by ``spread * noise (D, 4)``: ``lo, hi (D, 2)``."""
+    box = np.array([0.0, 0.0, 1.0, 1.0]) + spread * noise
+    return np.minimum(box[:, :2], box[:, 2:]), np.maximum(box[:, :2], box[:, 2:])
+
+
+def corner_iou(a: tuple[FloatArray, FloatArray], b: tuple[FloatArray, FloatArray]) -> FloatArray:
+    """IoU of boxes given as ``lo, hi (..., 2)`` corners (broadcast); the two sides multiplied as
+    columns, which is what ``prod(axis=-1)`` gives, without its slow reduction over a short axis."""
+    side = np.clip(np.minimum(a[1], b[1]) - np.maximum(a[0], b[0]), 0.0, None)
+    inter = side[..., 0] * side[..., 1]
+    size_a, size_b = a[1] - a[0], b[1] - b[0]
+    union = size_a[..., 0] * size_a[..., 1] + size_b[..., 0] * size_b[..., 1] - inter
+    return np.asarray(inter / np.maximum(union, 1e-12), dtype=np.float64)
+
+
 def _box_draws(spread: float, noise: FloatArray) -> FloatArray:
-    box = np.array([0.0, 0.0, 1.0, 1.0]) + spread * noise[:, :4]
-    lo, hi = np.minimum(box[:, :2], box[:, 2:]), np.maximum(box[:, :2], box[:, 2:])
-    # the two sides multiplied as columns: what prod(axis=1) gives, without its slow short-axis loop
-    side = np.clip(np.minimum(hi, 1.0) - np.maximum(lo, 0.0), 0.0, None)
-    inter = side[:, 0] * side[:, 1]
-    extent = hi - lo
-    area = extent[:, 0] * extent[:, 1]
-    return np.asarray(1.0 - inter / np.maximum(area + 1.0 - inter, 1e-12), dtype=np.float64)
+    """(D,) 1 - IoU of the unit square and its corners moved by ``spread * noise[:, :4]``."""
+    return 1.0 - corner_iou(noisy_unit_boxes(spread, noise[:, :4]), UNIT_SQUARE)
 
 
 def _keypoint_draws(spread: float, noise: FloatArray, oks_sigma: float) -> FloatArray:
