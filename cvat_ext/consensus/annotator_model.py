@@ -163,6 +163,9 @@ class AnnotatorModel:
     #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions;
     #: the engine sets it on the clusters with their split pairs joined (``engine._join_split_pairs``)
     existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
+    #: per family: the expected number of true objects of the job (real clusters over the clusters
+    #: each true object leaves, the objects nobody drew included), the merge's recall denominator
+    true_objects: Mapping[str, float] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     def noise_weighted(self, family: str) -> bool:
@@ -233,6 +236,31 @@ class AnnotatorModel:
             best_hit = np.where(joined, joined_hit, best_hit)
             unlinked = unlinked | joined  # a joined split group never matched, keypoint families too
         return np.asarray(np.where(unlinked, p_real * best_hit, p_real), dtype=np.float64)
+
+    def keep_threshold(self, family: str, p_tp: FloatArray) -> float:
+        """The keep decision's threshold on :meth:`keep_probability` for ``family``, given every
+        cluster's ``p_tp (K,)`` in the job: :func:`f1_keep_threshold` with the family's expected
+        true objects; 0.5 (the most true minus false positives) where those are not known."""
+        n_true = self.true_objects.get(family)
+        return 0.5 if n_true is None else f1_keep_threshold(p_tp, n_true)
+
+
+def f1_keep_threshold(p_tp: FloatArray, n_true: float) -> float:
+    """The threshold on the clusters' probabilities of adding a true positive ``p_tp (K,)`` that
+    maximises the merge's expected F1, ``2 sum(p) / (kept + n_true)`` over the kept clusters
+    (``n_true``: the expected true objects).
+
+    The expected F1 is largest when the clusters kept are the likeliest ones, as many as raise it:
+    one more cluster of probability ``p`` raises it when ``p > F1 / 2`` (the F1 at that point), so
+    the threshold is half the F1 reached, never above 0.5; a Bayes decision at 0.5 maximises the
+    expected true minus false positives instead, and drops the clusters between (the merge's F1 is
+    under 0.9 where a precise annotator's small objects are coin flips). Returns 0.5 when there is
+    nothing to keep or no true object (the ratio is then not defined)."""
+    p = np.sort(np.asarray(p_tp, dtype=np.float64).ravel())[::-1]
+    if p.size == 0 or n_true <= 0:
+        return 0.5
+    f1 = 2.0 * np.cumsum(p) / (np.arange(1, p.size + 1) + n_true)
+    return float(min(0.5, 0.5 * f1.max()))
 
 
 #: fine log-spaced size bins (px) on which the threshold share and mean IoU are evaluated: the
@@ -351,6 +379,7 @@ def fit_annotator_model(
     prior_of = _parse_priors(names, priors)
     noise: dict[str, NoiseFit] = {}
     truth_hit: dict[str, FloatArray] = {}
+    true_objects: dict[str, float] = {}
     job, on_gt = _Sums(n), _Sums(n)
     for family, ev in evidence.items():
         if not ev.present:
@@ -394,6 +423,7 @@ def fit_annotator_model(
             # a real object drawn apart by two annotators is two real clusters but one object; and
             # the objects nobody drew are counted in (zero clusters)
             objects = real / clusters_per_object(sized[family], present, real, size)
+            true_objects[family] = float(objects.sum())
         else:
             real = (present.sum(axis=1) >= quorum).astype(np.float64)
             objects = real
@@ -465,7 +495,7 @@ def fit_annotator_model(
     )
     models = tuple(_model_dict(r, names, noise, sized, values, evidence_n, dawid_skene, job.objects) for r in range(n))
     return AnnotatorModel(
-        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit
+        names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit, true_objects=true_objects
     )
 
 

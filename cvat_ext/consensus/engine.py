@@ -55,7 +55,7 @@ from cvat_ext.consensus.reliability import (
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
-from cvat_ext.consensus.small_axis import column_counts, row_sum
+from cvat_ext.consensus.small_axis import column_counts, row_any, row_sum
 from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
@@ -435,6 +435,8 @@ def score_chunks(
             job_wide = {f: job for f, (job, _) in fits.items()}
             model = dataclasses.replace(model, existence={**model.existence, **job_wide})
         model = dataclasses.replace(model, annotator_model=annotators)
+        if auto_quorum:
+            model = dataclasses.replace(model, keep_thr=_keep_thresholds(stored, annotators))
     logger.info("consensus weights %s", dict(zip(names, np.round(model.weights, 3).tolist(), strict=True)))
 
     # pass 2: merge and statistics
@@ -517,6 +519,25 @@ def _join_split_pairs(
         job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
         fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
     return out, fits
+
+
+def _keep_thresholds(stored: list[StoredChunk], annotators: AnnotatorModel) -> dict[str, float]:
+    """Per family, the keep decision's threshold (:meth:`AnnotatorModel.keep_threshold`) on the
+    probabilities that the job's clusters, as pass 2 will merge them, add a true positive."""
+    p_of: dict[str, list[FloatArray]] = {}
+    for _, _, clusters in stored:
+        for key, table in clusters.tables.items():
+            p_tp = annotators.keep_probability(
+                key[0],
+                table.present,
+                clusters.strata.get(key),
+                clusters.sizes[key],
+                row_any(np.isfinite(table.pair_sim)),
+                clusters.hits.get(key),
+            )
+            if p_tp is not None:
+                p_of.setdefault(key[0], []).append(p_tp)
+    return {family: annotators.keep_threshold(family, np.concatenate(parts)) for family, parts in p_of.items()}
 
 
 def _join_split_clusters(

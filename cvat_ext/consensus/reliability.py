@@ -15,7 +15,7 @@ used to separate clock noises). Solving ``d_rs = v_r + v_s`` by least squares ov
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -335,6 +335,10 @@ class ReliabilityModel:
     geometric_reliability: FloatArray
     #: the size-scaled noise model: when set, the merge weighs members by their inverse variance
     annotator_model: AnnotatorModel | None = None
+    #: per family: the keep decision's threshold on the probability of a true positive
+    #: (:meth:`AnnotatorModel.keep_threshold`, set by the engine from all the job's clusters); 0.5
+    #: where absent
+    keep_thr: Mapping[str, float] = field(default_factory=dict)
 
     def member_weights(self, family: str, size: FloatArray) -> FloatArray:
         """(K, R) fusion weight of each annotator in clusters of ``size (K,)`` px: inverse variance
@@ -355,16 +359,17 @@ class ReliabilityModel:
         linked: BoolArray | None = None,
         hit: FloatArray | None = None,
     ) -> BoolArray:
-        """(K,) clusters to merge, a Bayes decision (probability >= 0.5) where a model is fitted:
-        with the annotator model and cluster ``size (K,)`` px, the probability that the cluster
-        adds a true positive (:meth:`AnnotatorModel.keep_probability`; ``linked (K,)``: some two
-        members matched; ``hit (K,)``: an unlinked cluster's probability of matching the truth
-        where known); else the existence posterior (``stratum``: see
+        """(K,) clusters to merge, a decision on a fitted model where there is one: with the
+        annotator model and cluster ``size (K,)`` px, the probability that the cluster adds a true
+        positive (:meth:`AnnotatorModel.keep_probability`; ``linked (K,)``: some two members
+        matched; ``hit (K,)``: an unlinked cluster's probability of matching the truth where
+        known) at the family's :attr:`keep_thr` (the merge's expected F1 at its most; 0.5
+        without it); else the existence posterior at 0.5 (``stratum``: see
         :class:`ExistenceModel`); else ``quorum`` members."""
         if self.annotator_model is not None and size is not None:
             p_tp = self.annotator_model.keep_probability(family, present, stratum, size, linked, hit)
             if p_tp is not None:
-                return np.asarray(p_tp >= 0.5)
+                return np.asarray(p_tp >= self.keep_thr.get(family, 0.5))
         model = self.existence.get(family)
         if model is not None:
             return model.posterior(present, stratum) >= 0.5

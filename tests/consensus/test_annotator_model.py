@@ -277,3 +277,56 @@ def test_size_aware_keep_raises_merged_f1_with_one_precise_annotator(
     job_wide = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
     assert sized.f1 >= job_wide.f1 + margin, (sized.f1, job_wide.f1)
     assert sized.precision >= job_wide.precision - 0.02  # kept more, not at the cost of inventions
+
+
+# ---------------------------------------------------------------------------------------------
+# the keep threshold: the merge's expected F1 at its most
+
+
+@pytest.mark.parametrize(
+    ("p_tp", "n_true", "want"),
+    [
+        ([], 10.0, 0.5),  # nothing to keep
+        ([0.9, 0.8], 0.0, 0.5),  # no true object: F1 not defined
+        ([1.0] * 9, 9.0, 0.5),  # a perfect merge: the cap
+        ([1.0] * 8 + [0.45], 10.0, 2 * 8.45 / 19 / 2),  # 0.45 raises F1 (8/9 -> 0.889): kept
+        ([1.0] * 8 + [0.40], 10.0, 8 / 18),  # 0.40 does not (F1 0.889 > 2 * 8.40 / 19): dropped
+    ],
+)
+def test_f1_keep_threshold_table(p_tp: list[float], n_true: float, want: float) -> None:
+    from cvat_ext.consensus.annotator_model import f1_keep_threshold
+
+    assert f1_keep_threshold(np.asarray(p_tp), n_true) == pytest.approx(want)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_f1_keep_threshold_keeps_the_set_of_the_largest_expected_f1(seed: int) -> None:
+    from cvat_ext.consensus.annotator_model import f1_keep_threshold
+
+    rng = np.random.default_rng(seed)
+    p = rng.beta(2.0, 1.0, rng.integers(1, 40))
+    n_true = float(rng.uniform(0.5, 1.5) * p.size)
+    thr = f1_keep_threshold(p, n_true)
+    expected_f1 = lambda kept: 2 * p[kept].sum() / (kept.sum() + n_true)  # noqa: E731
+    # naive: every threshold at a probability (and keep-all / keep-none) against the decision
+    best = max(expected_f1(p >= t) for t in [*p.tolist(), 2.0])
+    assert expected_f1(p >= thr) == pytest.approx(best)
+    assert thr <= 0.5
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("mask", 6), ("polygon", 2)])
+def test_f1_keep_threshold_raises_merged_f1_with_one_precise_annotator(
+    kind: Kind, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the precise annotator's small objects are kept at a hit probability under 0.5 when that
+    # raises the merge's expected F1 (the Bayes decision at 0.5 dropped them: coin flips worth
+    # more than the F1 the merge reaches)
+    from cvat_ext.consensus import engine
+
+    g = generate(preset_scenario("precise-moderate-sloppy", kind, frames=30, seed=seed))
+    params = params_for(SETTINGS, g.meta)
+    f1_thr = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
+    monkeypatch.setattr(engine, "_keep_thresholds", lambda *_a: {})  # 0.5 for every family
+    at_half = truth_scores(score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
+    assert f1_thr.f1 >= at_half.f1 + 0.005, (f1_thr.f1, at_half.f1)
+    assert f1_thr.recall > at_half.recall
