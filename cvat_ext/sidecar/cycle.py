@@ -54,6 +54,7 @@ from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.duplicates import DuplicateSweeper
 from cvat_ext.sidecar.ground_truth import Honeypots, JobTruth, accepted_gt_job, read_ground_truth
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
+from cvat_ext.sidecar.issues import IssuePublisher
 from cvat_ext.sidecar.job_rows import job_row
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.pooling import AnnotatorPool, people_of, pool_scope
@@ -183,7 +184,7 @@ class Cycle:
             min_replica_agreement=settings.consensus.min_replica_agreement,
             review_target=settings.routing.target,
         )
-        self.publisher = Publisher(
+        issues = IssuePublisher(
             client,
             store,
             self.runner,
@@ -194,6 +195,7 @@ class Cycle:
             write_visibility_s=settings.cvat.write_visibility_s,
             duplicate_watch_s=settings.cvat.duplicate_watch_s,
         )
+        self.publisher = Publisher(client, store, self.runner, self.metrics, issues)
         self.sweeper = DuplicateSweeper(client, store, self.publisher.issues)
         #: unit key -> cycles in a row CVAT answered 403 (parked at service.park_after_denials)
         self._denials: dict[str, int] = {}

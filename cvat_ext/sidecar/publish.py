@@ -45,36 +45,17 @@ __all__ = [
 
 
 class Publisher:
-    """All CVAT writes of one cycle (one replica): the issue writes are :attr:`issues`."""
+    """All CVAT writes of one cycle (one replica): the issue writes are ``issues``'s, the job moves,
+    merges and quality reports are here."""
 
     def __init__(
-        self,
-        client: CvatApi,
-        store: StateStore,
-        runner: ActionRunner,
-        metrics: SidecarMetrics,
-        *,
-        min_severity: str = "warning",
-        max_issues_per_job: int = 50,
-        resolve_fixed: bool = True,
-        write_visibility_s: float = 120.0,
-        duplicate_watch_s: float = 3600.0,
+        self, client: CvatApi, store: StateStore, runner: ActionRunner, metrics: SidecarMetrics, issues: IssuePublisher
     ) -> None:
         self.client = client
         self.store = store
         self.runner = runner
         self.metrics = metrics
-        self.issues = IssuePublisher(
-            client,
-            store,
-            runner,
-            metrics,
-            min_severity=min_severity,
-            max_issues_per_job=max_issues_per_job,
-            resolve_fixed=resolve_fixed,
-            write_visibility_s=write_visibility_s,
-            duplicate_watch_s=duplicate_watch_s,
-        )
+        self.issues = issues
 
     # --- jobs ---------------------------------------------------------------------------------
     def move_job(

@@ -200,8 +200,9 @@ def test_publish_keeps_its_names_and_hands_issue_actions_to_the_issue_publisher(
     assert publish.maybe_applied is issues.maybe_applied
     with open_store(f"sqlite:///{tmp_path}/s.db") as store:
         runner = ActionRunner(store, "test")
-        publisher = publish.Publisher(None, store, runner, SidecarMetrics())  # type: ignore[arg-type]
-        assert isinstance(publisher.issues, issues.IssuePublisher)
+        metrics = SidecarMetrics()
+        writes = publish.IssuePublisher(None, store, runner, metrics)  # type: ignore[arg-type]
+        publisher = publish.Publisher(None, store, runner, metrics, writes)  # type: ignore[arg-type]
         assert not publisher.resume("merge:1", "merge", {"job_id": 1})  # a unit re-runs a merge
         with pytest.raises(ValueError, match="not an issue action"):
             publisher.issues.resume("merge:1", "merge", {"job_id": 1})
