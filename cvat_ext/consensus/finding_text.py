@@ -50,6 +50,7 @@ from cvat_ext.consensus.report_text import (
     csv_field,
     distinct_rows,
     float_row_texts,
+    gather_texts,
     json_and_csv_texts,
     needs_quotes,
     round_like_python,
@@ -259,23 +260,20 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     json_lines = [
         f'{{"frame": {fr}{hd}{bx}], "min_similarity": {sm}, "score": {sc}, "kept": {kp}, "message": "frame {fr}: {tl}'
         for fr, hd, bx, sm, sc, kp, tl in zip(
-            fr_f, _gather(head_json, head_pos), _gather(box_json, ks), _gather(sim_json, ks),
-            _gather(score_json, ks), _JSON_BOOL[kept[ks]].tolist(), _gather(tail_json, pair_pos), strict=True,
+            fr_f, gather_texts(head_json, head_pos), gather_texts(box_json, ks), gather_texts(sim_json, ks),
+            gather_texts(score_json, ks), _JSON_BOOL[kept[ks]].tolist(), gather_texts(tail_json, pair_pos),
+            strict=True,
         )
     ]  # fmt: skip
     csv_rows = [
         f"{fr}{hd}{bx},{sm},{sc},{kp},{q}frame {fr}: {tl}"
         for fr, hd, bx, sm, sc, kp, q, tl in zip(
-            fr_f, _gather(head_csv, head_pos), _gather(box_csv, ks), _gather(sim_csv, ks), _gather(score_csv, ks),
-            _CSV_BOOL[kept[ks]].tolist(), _gather(quote_csv, pair_pos), _gather(tail_csv, pair_pos), strict=True,
+            fr_f, gather_texts(head_csv, head_pos), gather_texts(box_csv, ks), gather_texts(sim_csv, ks),
+            gather_texts(score_csv, ks), _CSV_BOOL[kept[ks]].tolist(), gather_texts(quote_csv, pair_pos),
+            gather_texts(tail_csv, pair_pos), strict=True,
         )
     ]  # fmt: skip
     return json_lines, csv_rows, w.frame[ks]
-
-
-def _gather(texts: list[str], pos: npt.NDArray[np.int64]) -> list[str]:
-    """``[texts[i] for i in pos]``, at NumPy's speed."""
-    return np.array(texts, dtype=object)[pos].tolist()
 
 
 def _with_tags(

@@ -17,7 +17,7 @@ import itertools
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from cvat_ext.consensus.fuse import MergedColumns
 from cvat_ext.consensus.merge import SOURCE
 from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
 from cvat_ext.consensus.report_text import (
+    JsonArray,
     distinct_rows,
     float_row_texts,
     float_texts,
@@ -167,13 +168,9 @@ def _write_body(fh: TextIO, result: ConsensusResult) -> None:
     write_labeled_data(fh, tags, lambda: _write_lines(fh, (_chunk_lines(parts) for parts in chunks)))
 
 
-def _write_lines(fh: Any, chunks: Iterator[list[str]]) -> None:
-    """A JSON array of pre-formatted elements, one a line (as ``report._json_array`` writes it)."""
-    fh.write("[")
-    sep = "\n  "
+def _write_lines(fh: TextIO, chunks: Iterator[list[str]]) -> None:
+    """A JSON array of pre-formatted elements, a chunk of lines at a time."""
+    array = JsonArray(fh)
     for lines in chunks:
-        if lines:
-            fh.write(sep)  # apart: joined to the batch it would copy the batch once more
-            fh.write(",\n  ".join(lines))
-            sep = ",\n  "
-    fh.write("\n ]" if sep != "\n  " else "]")
+        array.extend(lines)
+    array.close()

@@ -141,7 +141,8 @@ class ReplicaFindings:
         return {Severity(s): int(counts[r]) for s, r in SEVERITY_RANK.items() if counts[r]}
 
     def candidates(self, rows: IntArray, *, min_rank: int, per_job: int) -> list[Finding]:
-        """The findings among ``rows`` that :meth:`Publisher.publishable` could pick, as objects.
+        """The findings among ``rows`` that :func:`~cvat_ext.sidecar.issue_selection.publishable`
+        could pick, as objects.
 
         Publishing keeps findings at or above ``min_rank``, the first of each fingerprint, and per
         job the ``per_job`` worst (severity, then frame, then fingerprint). This returns every row

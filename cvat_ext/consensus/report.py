@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cvat_ext.annotations.model import JobAnnotations, Shape, ShapeType, Tag
+from cvat_ext.consensus.report_text import JsonArray
 from cvat_ext.errors import ConfigError
 from cvat_ext.qa.findings import Finding, Severity, Source, Votes
 
@@ -476,14 +477,11 @@ def _plain(obj: Any) -> dict[str, Any]:
 
 
 def _json_array(fh: TextIO, rows: Iterable[Any]) -> None:
-    """A JSON array written one element a line."""
-    fh.write("[")
-    sep = "\n  "
+    """A JSON array of ``rows`` (each through ``json.dumps``) written one element a line."""
+    array = JsonArray(fh)
     for row in rows:
-        fh.write(sep)
-        fh.write(json.dumps(row))
-        sep = ",\n  "
-    fh.write("\n ]" if sep != "\n  " else "]")
+        array.extend((json.dumps(row),))
+    array.close()
 
 
 def write_report_json(result: ConsensusResult, path: str | Path) -> None:

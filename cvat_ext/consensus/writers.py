@@ -40,7 +40,7 @@ from cvat_ext.consensus.report import (
     LabelStats,
     PairStats,
 )
-from cvat_ext.consensus.report_text import json_and_csv_texts, round_like_python
+from cvat_ext.consensus.report_text import JsonArray, json_and_csv_texts, round_like_python
 from cvat_ext.errors import ConfigError
 
 __all__ = ["write_outputs"]
@@ -112,19 +112,17 @@ class _Outputs:
             if self.csv_dir is not None:
                 csv_fh = (self.csv_dir / csv_name).open("w", newline="")
                 csv.writer(csv_fh).writerow(names)
-            fh = self.fh
-            if fh is not None:
-                fh.write(f',\n "{key}": [')
-            sep = "\n  "
+            array = None
+            if self.fh is not None:
+                self.fh.write(f',\n "{key}": ')
+                array = JsonArray(self.fh)
             for lines, csv_text in batches:
-                if fh is not None and lines:
-                    fh.write(sep)  # apart: joined to the batch it would copy the batch once more
-                    fh.write(",\n  ".join(lines))
-                    sep = ",\n  "
+                if array is not None:
+                    array.extend(lines)
                 if csv_fh is not None:
                     csv_fh.write(csv_text)
-            if fh is not None:
-                fh.write("\n ]" if sep != "\n  " else "]")
+            if array is not None:
+                array.close()
         finally:
             if csv_fh is not None:
                 csv_fh.close()

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from cvat_sdk.api_client import models
 
@@ -41,8 +41,10 @@ from cvat_ext.cvat import wire
 from cvat_ext.cvat.publishing import PublishingCalls
 from cvat_ext.cvat.quality import QualityCalls
 from cvat_ext.cvat.records import (
+    JOB_FILTERS,
     UNSET,
     Job,
+    JobQuery,
     Membership,
     RetryPolicy,
     ServerInfo,
@@ -176,43 +178,24 @@ class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
     # ------------------------------------------------------------------------------------------
     # jobs and tasks
 
-    def iter_jobs(
-        self,
-        *,
-        task_id: int | None = None,
-        project_id: int | None = None,
-        type: str | None = None,
-        parent_job_id: int | None = None,
-        stage: str | None = None,
-        state: str | None = None,
-        updated_after: datetime | None = None,
-        sort: str = "updated_date",
-        page_size: int = 100,
-    ) -> Iterator[Job]:
-        """Jobs matching the filters, all pages, in ``sort`` order.
+    def iter_jobs(self, **query: Unpack[JobQuery]) -> Iterator[Job]:
+        """Jobs matching the filters (:class:`~cvat_ext.cvat.records.JobQuery`), all pages, in
+        ``sort`` order.
 
         ``updated_after`` (tz-aware) becomes the JSON-logic filter
         ``{">": [{"var": "updated_date"}, "<iso>"]}``: with ``sort="updated_date"`` this is the
         change-detection cursor (annotation saves touch the job's ``updated_date``).
         """
-        if type == "consensus_replica":  # the name differs by server version (asks /about once)
-            type = self.features().replica_job_type
-        filters: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "task_id": task_id,
-                "project_id": project_id,
-                "type": type,
-                "parent_job_id": parent_job_id,
-                "stage": stage,
-                "state": state,
-            }.items()
-            if v is not None
-        }
+        if query.get("type") == "consensus_replica":  # the name differs by server version (asks /about once)
+            query["type"] = self.features().replica_job_type
+        filters: dict[str, Any] = {k: query.get(k) for k in JOB_FILTERS if query.get(k) is not None}
+        updated_after = query.get("updated_after")
         if updated_after is not None:
             filters["filter"] = json.dumps({">": [{"var": "updated_date"}, _iso_utc(updated_after)]})
+        sort = query.get("sort", "updated_date")
         if sort:
             filters["sort"] = sort
+        page_size = query.get("page_size", 100)
         where = ", ".join(f"{k}={v}" for k, v in filters.items() if k != "filter")
         what = f"jobs ({where})" if where else "jobs"
         rows = self._t.pages(
@@ -225,33 +208,9 @@ class CvatClient(PublishingCalls, QualityCalls, TaskCalls):
         for row in rows:
             yield wire.job_from_json(row, where=what)
 
-    def list_jobs(
-        self,
-        *,
-        task_id: int | None = None,
-        project_id: int | None = None,
-        type: str | None = None,
-        parent_job_id: int | None = None,
-        stage: str | None = None,
-        state: str | None = None,
-        updated_after: datetime | None = None,
-        sort: str = "updated_date",
-        page_size: int = 100,
-    ) -> list[Job]:
+    def list_jobs(self, **query: Unpack[JobQuery]) -> list[Job]:
         """:meth:`iter_jobs` as a list."""
-        return list(
-            self.iter_jobs(
-                task_id=task_id,
-                project_id=project_id,
-                type=type,
-                parent_job_id=parent_job_id,
-                stage=stage,
-                state=state,
-                updated_after=updated_after,
-                sort=sort,
-                page_size=page_size,
-            )
-        )
+        return list(self.iter_jobs(**query))
 
     def get_job(self, job_id: int) -> Job:
         what = f"job {job_id}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 
 from cvat_ext.errors import ConfigError
 
@@ -31,6 +31,27 @@ JobType = Literal["annotation", "ground_truth", "consensus_replica"]
 JOB_TYPES: Final = ("annotation", "ground_truth", "consensus_replica")
 JOB_STAGES: Final = ("annotation", "validation", "acceptance")
 JOB_STATES: Final = ("new", "in progress", "completed", "rejected")
+
+
+class JobQuery(TypedDict, total=False):
+    """The filters of a job listing (``GET /api/jobs``), all optional: the keyword arguments of
+    :meth:`cvat_ext.cvat.client.CvatClient.iter_jobs` and its fakes.
+
+    ``updated_after`` is tz-aware; ``sort`` defaults to ``"updated_date"``, ``page_size`` to 100."""
+
+    task_id: int | None
+    project_id: int | None
+    type: str | None
+    parent_job_id: int | None
+    stage: str | None
+    state: str | None
+    updated_after: datetime | None
+    sort: str
+    page_size: int
+
+
+#: the :class:`JobQuery` keys sent as equality filters, in query-string order
+JOB_FILTERS: Final = ("task_id", "project_id", "type", "parent_job_id", "stage", "state")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -316,14 +316,12 @@ def write_labels(
     for job_id, rows in _confident_by_job(
         task.job_id, predicted, confidence, label_space, task.label_names, min_confidence
     ):
-        updates = [
+        updates = tuple(
             dataclasses.replace(task.shapes[i], label_id=label_id)
             for i, label_id in rows
             if label_id != task.shapes[i].label_id and task.shapes[i].id is not None
-        ]
-        if updates:
-            client.patch_annotations(job_id, "update", JobAnnotations(shapes=tuple(updates)))
-            changed += len(updates)
+        )
+        changed += _patch_job(client, job_id, "update", JobAnnotations(shapes=updates))
     return changed
 
 
@@ -360,12 +358,18 @@ def write_tags(
     for job_id, rows in _confident_by_job(
         images.job_id, predicted, confidence, label_space, images.label_names, min_confidence
     ):
-        new = [
+        new = tuple(
             Tag(frame=int(images.candidates.frame[i]), label_id=label_id, source="auto")
             for i, label_id in rows
             if label_id not in images.tag_label_ids[i]
-        ]
-        if new:
-            client.patch_annotations(job_id, "create", JobAnnotations(tags=tuple(new)))
-            added += len(new)
+        )
+        added += _patch_job(client, job_id, "create", JobAnnotations(tags=new))
     return added
+
+
+def _patch_job(client: CvatClient, job_id: int, action: Literal["create", "update"], objects: JobAnnotations) -> int:
+    """PATCH ``objects`` into job ``job_id`` (nothing is sent when there are none); returns how many."""
+    count = len(objects.shapes) + len(objects.tags)
+    if count:
+        client.patch_annotations(job_id, action, objects)
+    return count

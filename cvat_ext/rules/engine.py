@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import numpy as np
 
@@ -39,6 +39,22 @@ MAX_BATCH_FRAMES = 256
 
 #: ``progress(frames_done, frames_total)``, called after each batch of frames
 Progress = Callable[[int, int], None]
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`iter_findings` and :func:`check_job`.
+
+    ``job_id``, ``annotator`` (the job's assignee: every object of a job is by its annotator) are
+    put on the findings; rules scoped to projects/tasks apply only when ``project_id``/``task_id``
+    match; ``batch_rows`` (default :data:`DEFAULT_BATCH_ROWS`) bounds the objects held at once;
+    ``progress`` is told ``(frames_done, frames_total)`` after each batch."""
+
+    job_id: Required[int | None]
+    annotator: Required[str | None]
+    project_id: int | None
+    task_id: int | None
+    batch_rows: int
+    progress: Progress | None
 
 
 def applicable(rule: RuleBase, *, project_id: int | None, task_id: int | None) -> bool:
@@ -124,27 +140,22 @@ def iter_findings(
     labels: LabelSet,
     meta: JobMeta,
     pack: RulePack,
-    *,
-    job_id: int | None,
-    annotator: str | None,
-    project_id: int | None = None,
-    task_id: int | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: Progress | None = None,
+    **options: Unpack[RunOptions],
 ) -> Iterator[Finding]:
     """Findings of ``pack`` on one job, lazily: track findings, then batches of consecutive frames
-    (findings of one batch grouped by rule), then job-level ones. ``batch_rows`` bounds the objects
-    held at once (a batch closes once it reaches this many objects or 256 frames). ``progress`` is
-    told ``(frames_done, frames_total)`` after each batch.
+    (findings of one batch grouped by rule), then job-level ones; ``options`` as in
+    :class:`RunOptions` (a batch closes once it reaches ``batch_rows`` objects or 256 frames).
 
     ``ann`` as objects, or as columns (:class:`ReplicaColumns` of a body without tracks): the same
     findings; from columns no object is built per shape, only for the shapes a checker looks at
     (a finding names it, or its polygon or mask is needed)."""
-    ctx = JobContext(labels=labels, job_id=job_id, annotator=annotator, actions=pack.actions)
+    batch_rows = options.get("batch_rows", DEFAULT_BATCH_ROWS)
+    progress = options.get("progress")
+    ctx = JobContext(labels=labels, job_id=options["job_id"], annotator=options["annotator"], actions=pack.actions)
     checkers: list[Checker[Any]] = [
         CHECKERS[rule.kind](rule, ctx)
         for rule in pack.rules
-        if applicable(rule, project_id=project_id, task_id=task_id)
+        if applicable(rule, project_id=options.get("project_id"), task_id=options.get("task_id"))
     ]
     if not checkers:
         return
@@ -182,31 +193,12 @@ def check_job(
     labels: LabelSet,
     meta: JobMeta,
     pack: RulePack,
-    *,
-    job_id: int | None,
-    annotator: str | None,
-    project_id: int | None = None,
-    task_id: int | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    progress: Progress | None = None,
+    **options: Unpack[RunOptions],
 ) -> list[Finding]:
     """All findings of ``pack`` on one job, sorted by frame, then by the rule's place in the pack.
 
-    ``annotator`` is the job's assignee (every object of a job is by its annotator). Rules scoped to
-    projects/tasks apply only when ``project_id``/``task_id`` match. ``ann`` as objects or as
-    columns (see :func:`iter_findings`).
+    ``ann`` and ``options`` as in :func:`iter_findings`.
     """
-    found = iter_findings(
-        ann,
-        labels,
-        meta,
-        pack,
-        job_id=job_id,
-        annotator=annotator,
-        project_id=project_id,
-        task_id=task_id,
-        batch_rows=batch_rows,
-        progress=progress,
-    )
+    found = iter_findings(ann, labels, meta, pack, **options)
     order = {rule.id: i for i, rule in enumerate(pack.rules)}
     return sorted(found, key=lambda f: (f.frame, order.get(f.code, 0)))

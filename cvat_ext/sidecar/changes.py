@@ -25,8 +25,8 @@ from cvat_ext.cvat.records import Job
 from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
 from cvat_ext.sidecar.config import ScopeSettings
 from cvat_ext.sidecar.interface import CvatApi
+from cvat_ext.sidecar.job_rows import iso_utc, job_row
 from cvat_ext.sidecar.metrics import SidecarMetrics
-from cvat_ext.sidecar.publish import iso_utc, job_row
 from cvat_ext.sidecar.state import JobRow, StateStore
 
 log = logging.getLogger(__name__)

@@ -54,10 +54,12 @@ from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.duplicates import DuplicateSweeper
 from cvat_ext.sidecar.ground_truth import Honeypots, JobTruth, accepted_gt_job, read_ground_truth
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
+from cvat_ext.sidecar.issues import IssuePublisher
+from cvat_ext.sidecar.job_rows import job_row
 from cvat_ext.sidecar.metrics import SidecarMetrics
 from cvat_ext.sidecar.pooling import AnnotatorPool, people_of, pool_scope
 from cvat_ext.sidecar.prefetch import Prefetcher
-from cvat_ext.sidecar.publish import Publisher, job_row
+from cvat_ext.sidecar.publish import Publisher
 from cvat_ext.sidecar.routing import NoReviewerError, ReviewerPool
 from cvat_ext.sidecar.state import ActionRow, JobRow, ScoreRow, StateStore
 
@@ -182,7 +184,7 @@ class Cycle:
             min_replica_agreement=settings.consensus.min_replica_agreement,
             review_target=settings.routing.target,
         )
-        self.publisher = Publisher(
+        issues = IssuePublisher(
             client,
             store,
             self.runner,
@@ -193,7 +195,8 @@ class Cycle:
             write_visibility_s=settings.cvat.write_visibility_s,
             duplicate_watch_s=settings.cvat.duplicate_watch_s,
         )
-        self.sweeper = DuplicateSweeper(client, store, self.publisher)
+        self.publisher = Publisher(client, store, self.runner, self.metrics, issues)
+        self.sweeper = DuplicateSweeper(client, store, self.publisher.issues)
         #: unit key -> cycles in a row CVAT answered 403 (parked at service.park_after_denials)
         self._denials: dict[str, int] = {}
         self.feed = ChangeFeed(
@@ -547,7 +550,7 @@ class Cycle:
         if table is not None:
             rows = table.on_jobs([r.id for r in replicas if replica_is_sloppy(r.id, agreement, self.policy)])
             self._count_table(table.severity_counts(rows), report)
-        findings = self.publisher.publishable(decided.issues, table, rows)
+        findings = self.publisher.issues.publishable(decided.issues, table, rows)
         self._count_findings([*decided.issues, *decided.recorded], report)
         assignees = {r.id: r.assignee_id for r in replicas}
         self._publish(findings, [r.id for r in replicas], assignees, parent.task_id, report)
@@ -706,7 +709,7 @@ class Cycle:
         ann = self.annotations(job)  # cached: the workforce step reads the same job after
         found = self._rule_findings(job, ann, self.labels(job.task_id), self.meta(job.id))
         decided = decide(found, self.policy, job_id=job.id)
-        findings = self.publisher.publishable(decided.issues)
+        findings = self.publisher.issues.publishable(decided.issues)
         self._count_findings(found, report)
         self._publish(findings, [job.id], {job.id: job.assignee_id}, job.task_id, report)
         errors = sum(1 for f in found if f.severity is Severity.ERROR)
@@ -770,7 +773,7 @@ class Cycle:
     ) -> None:
         if not self.settings.issues.enabled:
             return
-        opened, resolved = self.publisher.sync_issues(job_ids, findings, assignees, task_id)
+        opened, resolved = self.publisher.issues.sync_issues(job_ids, findings, assignees, task_id)
         report.issues_opened += opened
         report.issues_resolved += resolved
 

@@ -23,7 +23,8 @@ from typing import Any
 from cvat_ext.cvat.records import Issue
 from cvat_ext.errors import CvatError, CvatWritePendingError, LeaseLostError
 from cvat_ext.sidecar.interface import CvatApi
-from cvat_ext.sidecar.publish import Publisher, fingerprinted
+from cvat_ext.sidecar.issue_fingerprint import fingerprinted
+from cvat_ext.sidecar.issues import IssuePublisher
 from cvat_ext.sidecar.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,10 @@ def duplicate_comment(kept_issue_id: int) -> str:
 class DuplicateSweeper:
     """Finds and resolves duplicate issues on the jobs watched after ambiguous creates."""
 
-    def __init__(self, client: CvatApi, store: StateStore, publisher: Publisher) -> None:
+    def __init__(self, client: CvatApi, store: StateStore, issues: IssuePublisher) -> None:
         self.client = client
         self.store = store
-        self.publisher = publisher
+        self.issues = issues
 
     def sweep(self) -> int:
         """One pass over the live watches; returns the duplicates resolved now. A CVAT error on one
@@ -96,4 +97,4 @@ class DuplicateSweeper:
             "fingerprint": watched["fingerprint"],
             "comment": duplicate_comment(kept),
         }
-        return int(self.publisher.resolve_duplicate(f"dedupe:{dup.id}", payload))
+        return int(self.issues.resolve_duplicate(f"dedupe:{dup.id}", payload))

@@ -11,8 +11,7 @@ import heapq
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Unpack
 
 from cvat_ext.annotations.columnar_json import ReplicaColumns
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, LabelSet
@@ -22,6 +21,7 @@ from cvat_ext.cvat.records import (
     Guide,
     Issue,
     Job,
+    JobQuery,
     Membership,
     ServerInfo,
     Task,
@@ -142,19 +142,7 @@ class CvatApi(Protocol):
 
     calls: Any
 
-    def iter_jobs(
-        self,
-        *,
-        task_id: int | None = None,
-        project_id: int | None = None,
-        type: str | None = None,
-        parent_job_id: int | None = None,
-        stage: str | None = None,
-        state: str | None = None,
-        updated_after: datetime | None = None,
-        sort: str = "updated_date",
-        page_size: int = 100,
-    ) -> Iterator[Job]: ...
+    def iter_jobs(self, **query: Unpack[JobQuery]) -> Iterator[Job]: ...
 
     def get_job(self, job_id: int) -> Job: ...
 

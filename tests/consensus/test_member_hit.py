@@ -24,8 +24,6 @@ from annotator_truth import params_for, truth_scores
 from consensus_generator import generate, preset_scenario
 
 IOU_THR = 0.5
-#: moderate2's minus moderate1's estimated F1 on the job of the last test, by main at c34fe48
-MAIN_GAP = 0.013
 
 
 def _drawings(rng: np.random.Generator, spreads: list[float], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -96,21 +94,41 @@ def test_equally_precise_annotators_share_a_spread() -> None:
     assert pooled[1] == pytest.approx([0.0, 0.0, 1.0, 1.0, 1.0])  # a spread fitted at 0 stays 0
 
 
-def test_two_annotators_of_one_profile_are_ordered_as_their_true_f1() -> None:
+class _RateOnly:
+    """Stands in for :func:`~cvat_ext.consensus.member_hit.member_ratios`' result: no member
+    posterior, so the truth estimates sum each annotator's hit rate over its clusters."""
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def posterior(self, *args: object) -> None:
+        return None
+
+
+def test_two_annotators_of_one_profile_are_ordered_as_their_true_f1(monkeypatch: pytest.MonkeyPatch) -> None:
     # five with two sloppy, polygons, seed 4: moderate1 and moderate2 (6 px, 10 % missed) differ
-    # by 0.034 in true F1 by chance. Summing the annotator's hit rate over its clusters (main at
-    # c34fe48) put them MAIN_GAP apart; what each drew in its clusters puts them 0.019 apart
+    # by 0.034 in true F1 by chance. Summing the annotator's hit rate over its clusters puts them
+    # about 0.013 apart; what each drew in its clusters (the member posteriors) puts them closer to
+    # the true gap. The rate's gap is computed here on the same job, by the same engine with the
+    # member posteriors turned off, so the test compares the two mechanisms, not a recorded figure
     g = generate(preset_scenario("five-two-sloppy", "polygon", frames=30, seed=4))
     settings = ConsensusSettings()
-    result = score_replicas(g.replicas, g.labels, g.meta, settings)
     params = params_for(settings, g.meta)
     true_f1 = {n: truth_scores(g.replicas[n], g.truth, params=params).f1 for n in ("moderate1", "moderate2")}
-    est = {a.annotator: a.truth_estimate["f1"] for a in result.annotators}
     true_gap = true_f1["moderate2"] - true_f1["moderate1"]
-    est_gap = est["moderate2"] - est["moderate1"]
+
+    def estimated_gap() -> tuple[float, dict[str, float]]:
+        result = score_replicas(g.replicas, g.labels, g.meta, settings)
+        est = {a.annotator: a.truth_estimate["f1"] for a in result.annotators}
+        return est["moderate2"] - est["moderate1"], est
+
+    est_gap, est = estimated_gap()
+    monkeypatch.setattr(annotator_model, "member_ratios", _RateOnly)
+    rate_gap, rate_est = estimated_gap()
     assert true_gap >= 0.03
     assert est_gap > 0
-    assert abs(est_gap - true_gap) < abs(MAIN_GAP - true_gap) - 0.005, (true_f1, est)
+    assert rate_gap != est_gap  # the patch reached the rate path
+    assert abs(est_gap - true_gap) < abs(rate_gap - true_gap) - 0.005, (true_f1, est, rate_est)
 
 
 def test_the_job_sums_do_not_depend_on_the_block_of_clusters(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from cvat_ext.consensus.report_text import (
+    JsonArray,
     csv_field,
     csv_texts,
     distinct_rows,
     float_row_texts,
     float_texts,
+    gather_texts,
     int_row_texts,
     json_and_csv_texts,
     json_texts,
@@ -144,3 +146,30 @@ def test_distinct_rows_equal_numpy_unique(shape: tuple[int, int], low: int, high
     assert np.array_equal(rows[first][pos], rows)
     assert len(first) == len(np.unique(rows, axis=0)) == len({tuple(r) for r in rows.tolist()})
     assert all(not np.array_equal(rows[i], rows[first[pos[i]]]) or first[pos[i]] <= i for i in range(len(rows)))
+
+
+def test_gather_texts_equals_indexing() -> None:
+    texts = ["a", "bb", "", "d,e"]
+    pos = np.array([3, 0, 0, 2, 1, 3], dtype=np.int64)
+    assert gather_texts(texts, pos) == [texts[i] for i in pos.tolist()]
+    assert gather_texts(texts, np.zeros(0, dtype=np.int64)) == []
+
+
+@pytest.mark.parametrize(
+    ("batches", "expected"),
+    [
+        ([], "[]"),
+        ([[], []], "[]"),
+        ([["1"]], "[\n  1\n ]"),
+        ([["1", "2"], [], ["{}"]], "[\n  1,\n  2,\n  {}\n ]"),
+    ],
+)
+def test_json_array_layout(batches: list[list[str]], expected: str) -> None:
+    """One element a line, however the elements are batched; the text parses to the elements."""
+    fh = io.StringIO()
+    array = JsonArray(fh)
+    for lines in batches:
+        array.extend(lines)
+    array.close()
+    assert fh.getvalue() == expected
+    assert json.loads(fh.getvalue()) == [json.loads(t) for lines in batches for t in lines]

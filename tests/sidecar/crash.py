@@ -1,7 +1,7 @@
 """A kill -9 in the sidecar's tests: a hook that dies at a boundary, and the death itself.
 
 A service built with ``hook=crash_at("issue:called")`` raises :class:`Crash` when its cycle reaches
-that boundary (the names are ``<action kind>:<started|called|done>``, see ``sidecar.publish``).
+that boundary (the names are ``<action kind>:<started|called|done>``, see ``sidecar.publish`` and ``sidecar.issues``).
 :func:`die` runs that cycle, closes the service without releasing anything more (what a killed
 process leaves behind) and moves the clock past the state store's lease, so the next service
 takes over as a restarted replica would.

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from cvat_ext.cvat.records import (
     Guide,
     Issue,
     Job,
+    JobQuery,
     Membership,
     ServerInfo,
     Task,
@@ -109,19 +110,9 @@ class FakeCvat:
         self.jobs[job_id] = replace(self.jobs[job_id], updated_date=self.now(), **fields)
 
     # the CvatApi subset
-    def iter_jobs(
-        self,
-        *,
-        task_id: int | None = None,
-        project_id: int | None = None,
-        type: str | None = None,
-        parent_job_id: int | None = None,
-        stage: str | None = None,
-        state: str | None = None,
-        updated_after: datetime | None = None,
-        sort: str = "updated_date",
-        page_size: int = 100,
-    ) -> Iterator[Job]:
+    def iter_jobs(self, **query: Unpack[JobQuery]) -> Iterator[Job]:
+        task_id, type, parent_job_id = query.get("task_id"), query.get("type"), query.get("parent_job_id")
+        updated_after = query.get("updated_after")
         self._call("GET /api/jobs")
         found = [
             j

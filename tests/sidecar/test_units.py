@@ -185,3 +185,24 @@ def test_run_loop_survives_a_failing_cycle(tmp_path: Path) -> None:
         svc.cycle.run = flaky  # type: ignore[method-assign]
         svc.run(max_cycles=2)
         assert calls["n"] == 2 and svc.health()[0]  # failed once, then healthy again
+
+
+def test_publish_keeps_its_names_and_hands_issue_actions_to_the_issue_publisher(tmp_path: Path) -> None:
+    """``sidecar.publish`` is split along its concepts; its public names still import from it, and
+    ``Publisher.resume`` hands an issue action to :class:`IssuePublisher` (which refuses others)."""
+    from cvat_ext.sidecar import issue_fingerprint, issue_selection, issues, job_rows, publish
+    from cvat_ext.sidecar.actions import ActionRunner
+
+    assert publish.publishable is issue_selection.publishable
+    assert publish.job_row is job_rows.job_row and publish.iso_utc is job_rows.iso_utc
+    assert publish.fingerprinted is issue_fingerprint.fingerprinted
+    assert publish.issue_message is issue_fingerprint.issue_message
+    assert publish.maybe_applied is issues.maybe_applied
+    with open_store(f"sqlite:///{tmp_path}/s.db") as store:
+        runner = ActionRunner(store, "test")
+        metrics = SidecarMetrics()
+        writes = publish.IssuePublisher(None, store, runner, metrics)  # type: ignore[arg-type]
+        publisher = publish.Publisher(None, store, runner, metrics, writes)  # type: ignore[arg-type]
+        assert not publisher.resume("merge:1", "merge", {"job_id": 1})  # a unit re-runs a merge
+        with pytest.raises(ValueError, match="not an issue action"):
+            publisher.issues.resume("merge:1", "merge", {"job_id": 1})
