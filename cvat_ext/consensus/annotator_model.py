@@ -163,6 +163,10 @@ class AnnotatorModel:
     #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions;
     #: the engine sets it on the clusters with their split pairs joined (``engine._join_split_pairs``)
     existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
+    #: per keypoint family: the factor on a drawing's fitted variance where it was joined beside a
+    #: linked cluster without linking to it (the split clusters' lone pool scale ``c``; the engine
+    #: sets it, ``engine._join_split_clusters``): its offset to the others is selected wide
+    unlinked_scale: Mapping[str, float] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     def noise_weighted(self, family: str) -> bool:

@@ -20,7 +20,7 @@ from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
-from cvat_ext.consensus.matching import pair_index
+from cvat_ext.consensus.matching import annotator_pairs, pair_index
 from cvat_ext.consensus.merge import (
     SOURCE,
     MaskView,
@@ -338,7 +338,8 @@ class ChunkMerger:
             out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
-            fused = self._fuse_skeletons(batch, rows_k[rest], wk[rest])
+            w_rest = self._unlinked_weights(family, wk[rest], table.pair_sim[idx[rest]])
+            fused = self._fuse_skeletons(batch, rows_k[rest], w_rest)
             if fused is not None:
                 kp_label, (kp_xy, kp_outside, kp_occluded, kp_present), (xy, visible) = fused
                 params = self.params(int(frames[0])) if frames.size else self.params(0)
@@ -435,6 +436,18 @@ class ChunkMerger:
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
         return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])
 
+    def _unlinked_weights(self, family: str, weight: FloatArray, pair_sim: FloatArray) -> FloatArray:
+        """(K, R) the fusion weights ``weight (K, R)`` of clusters with pair similarities ``pair_sim
+        (K, P)`` (NaN: not linked), divided by the family's :attr:`AnnotatorModel.unlinked_scale` for
+        a member linked to none of the others where some of them did link (a lone drawing the split
+        clusters joined beside them): its offset is wider than its fitted variance by that factor."""
+        am = self.model.annotator_model
+        scale = None if am is None else am.unlinked_scale.get(family)
+        if scale is None:
+            return weight
+        wide = unlinked_beside_linked(pair_sim, weight.shape[1])
+        return np.asarray(np.where(wide, weight / scale, weight), dtype=np.float64)
+
     def _noise_weighted(self, family: str) -> bool:
         """True when the merge weighs ``family``'s members by the annotator model's inverse variance."""
         am = self.model.annotator_model
@@ -475,6 +488,19 @@ class ChunkMerger:
                 return Shape(type=ShapeType.MASK, points=np.zeros((0, 2)), mask=rle, **common)
         # mixed polygon/mask clusters or an empty vote: the most trusted member's geometry
         return _copy_geometry(shapes[int(np.argmax(w))], common)
+
+
+def unlinked_beside_linked(pair_sim: FloatArray, n_annotators: int) -> BoolArray:
+    """(K, R) the members of clusters with pair similarities ``pair_sim (K, P)`` (NaN: not linked)
+    that linked to none of the others where some two of them did link; a cluster none of whose
+    members linked (a joined split pair) has none."""
+    linked = np.zeros((pair_sim.shape[0], n_annotators), dtype=bool)
+    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
+        ok = np.isfinite(pair_sim[:, p])
+        linked[:, r] |= ok
+        linked[:, s] |= ok
+    some = np.asarray(linked.any(axis=1), dtype=bool)
+    return np.asarray(~linked & some[:, None], dtype=bool)
 
 
 def _kp_sigmas(params: SimilarityParams, kp_label: IntArray) -> float | FloatArray:
