@@ -288,6 +288,8 @@ class ChunkMerger:
             if self.settings.method == "nearest"
             else self.model.member_weights(batch.family, size[idx])
         )
+        if batch.family == "skeleton" and self.settings.method != "nearest":
+            wk = self._unlinked_weights(batch.family, wk, table.pair_sim[idx])
         weight = wk * present_k
         occluded = row_sum(weight * batch.occluded[safe]) > 0.5 * row_sum(weight)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
@@ -338,8 +340,7 @@ class ChunkMerger:
             out.append(columns(got, mask_ltrb=ltrb[voted], mask_counts=[c for c in counts if c is not None]))
             rest = np.setdiff1d(rest, got)
         if family == "skeleton" and method != "nearest" and batch.shapes is not None:
-            w_rest = self._unlinked_weights(family, wk[rest], table.pair_sim[idx[rest]])
-            fused = self._fuse_skeletons(batch, rows_k[rest], w_rest)
+            fused = self._fuse_skeletons(batch, rows_k[rest], wk[rest])
             if fused is not None:
                 kp_label, (kp_xy, kp_outside, kp_occluded, kp_present), (xy, visible) = fused
                 params = self.params(int(frames[0])) if frames.size else self.params(0)
