@@ -56,7 +56,7 @@ from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
 from cvat_ext.consensus.small_axis import column_counts, row_any, row_sum
-from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
+from cvat_ext.consensus.split_clusters import LONE_POOL, cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
     CornerVariance,
@@ -428,9 +428,11 @@ def score_chunks(
             # second linking step, now that the noise is known; the existence fits that decide
             # keep / drop (job-wide, per size group) see the joined clusters (the truth estimates
             # keep pass 1's)
-            stored, fits = _join_split_pairs(stored, annotators, model.existence, settings)
+            stored, fits, unlinked = _join_split_pairs(stored, annotators, model.existence, settings)
             annotators = dataclasses.replace(
-                annotators, existence_by_size={f: groups for f, (_, groups) in fits.items()}
+                annotators,
+                existence_by_size={f: groups for f, (_, groups) in fits.items()},
+                unlinked_scale=unlinked,
             )
             job_wide = {f: job for f, (job, _) in fits.items()}
             model = dataclasses.replace(model, existence={**model.existence, **job_wide})
@@ -470,12 +472,13 @@ def _join_split_pairs(
     annotators: AnnotatorModel,
     existence: Mapping[str, ExistenceModel],
     settings: ConsensusSettings,
-) -> tuple[list[StoredChunk], dict[str, tuple[ExistenceModel, tuple[ExistenceModel, ...]]]]:
+) -> tuple[list[StoredChunk], dict[str, tuple[ExistenceModel, tuple[ExistenceModel, ...]]], dict[str, float]]:
     """Join the split pairs of every stored cluster table (:mod:`cvat_ext.consensus.split_pairs`:
     the lone pairs' offsets fitted per family over the whole job, then joined table by table).
     Returns the new stored chunks and, per family whose merge weighs the noise, its existence
     fits for the keep decisions on the joined clusters: job-wide (``existence``'s, refitted where
-    pairs were joined) and per size group."""
+    pairs were joined) and per size group; and per keypoint family the variance factor of a lone
+    drawing joined beside a cluster of the others (:attr:`AnnotatorModel.unlinked_scale`)."""
     n_annot = len(annotators.names)
     # the lone clusters are those that did not link at the weak threshold (or the match one)
     link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
@@ -485,6 +488,12 @@ def _join_split_pairs(
         family: fit_split_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]), n_annot)
         for family in {k[0] for _, k in found}
     }
+    # keypoint families: a joined pair's hit reads the keypoint fit's own variances. That fit is
+    # read where the partners link (no truncation to make up for), and the offsets of the keypoints'
+    # bounding boxes also move with every visibility flip, which the three-cornered hat put on the
+    # precise annotator (16.6 px^2 of extra on a 2 px jitter): its joined small skeletons were dropped
+    keypoint = {f for f in offsets if isinstance(annotators.noise[f], KeypointFit)}
+    offsets = {f: o.without_extra() if f in keypoint else o for f, o in offsets.items()}
     # the template's share of drawings at the match threshold, per family
     hit_at = {
         family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
@@ -502,9 +511,10 @@ def _join_split_pairs(
             offsets[key[0]],
             annotators.noise[key[0]].pixel_variance,
             hit_at[key[0]],
+            thirds=key[0] in keypoint,
         ),
     )
-    out, joined_clusters = _join_split_clusters(out, annotators, existence, link_thr)
+    out, joined_clusters, unlinked = _join_split_clusters(out, annotators, existence, link_thr)
     joined_any |= joined_clusters
     # the mean extents were for the joins: pass 2 does not read them (32 bytes a cluster)
     out = [(chunk, batches, dataclasses.replace(clusters, extents={})) for chunk, batches, clusters in out]
@@ -518,7 +528,7 @@ def _join_split_pairs(
         present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
         job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
         fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
-    return out, fits
+    return out, fits, unlinked
 
 
 def _keep_thresholds(stored: list[StoredChunk], annotators: AnnotatorModel) -> dict[str, float]:
@@ -545,24 +555,27 @@ def _join_split_clusters(
     annotators: AnnotatorModel,
     existence: Mapping[str, ExistenceModel],
     link_thr: float,
-) -> tuple[list[StoredChunk], set[str]]:
+) -> tuple[list[StoredChunk], set[str], dict[str, float]]:
     """Join the split clusters of the tables whose family's keep reads the noise
     (:mod:`cvat_ext.consensus.split_clusters`: the offsets between clusters of disjoint annotators
     fitted per family over the whole job, then joined table by table). Returns the new stored
-    chunks and the families where clusters joined."""
+    chunks, the families where clusters joined, and per family with a fitted lone pool its scale
+    ``c`` (a lone drawing's offset to the cluster it joins is ``c`` times wider than the fit says)."""
     found = _find_candidates(stored, annotators, existence, link_thr, cluster_candidates)
     offsets = {
         family: fit_cluster_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]))
         for family in {k[0] for _, k in found}
     }
     logger.debug("split clusters: %s", {f: (o.share, o.scale, o.spread) for f, o in offsets.items()})
-    return _join_sweep(
+    out, joined = _join_sweep(
         stored,
         found,
         lambda key, table, extents, sizes, strata, hit, candidates: join_split_clusters(
             table, extents, sizes, strata, hit, candidates, offsets[key[0]]
         ),
     )
+    lone_scale = {f: float(o.scale[LONE_POOL]) for f, o in offsets.items() if np.isfinite(o.scale[LONE_POOL])}
+    return out, joined, lone_scale
 
 
 #: (group, table, extents (K, 4), sizes (K,), strata (K,), hits (K,) or None, candidates) -> the joined table

@@ -26,9 +26,16 @@ was measured and is too small: it left most duplicates unjoined
 
 A candidate joins at posterior >= 0.5, each cluster once, the likeliest first. The joined cluster
 keeps every member and the links each part had (no cross link: those pairs stay NaN); its keep reads
-``P(real)`` of the joined pattern. Lone drawings beside a cluster are not candidates: pooled with
-the clusters or in a mixture of their own, they joined ~600 per job and lowered merged F1 (same
-section). With three annotators no two clusters of two or more are disjoint: a no-op there.
+``P(real)`` of the joined pattern. With three annotators no two clusters of two or more are disjoint.
+
+Keypoint families also pair a *lone* drawing with a cluster of *every other* annotator (their own
+pool, :data:`LONE_POOL`, its own mixture): one drawing that failed to link to all the others, e.g.
+a precise skeleton beside the moderate and sloppy ones' cluster, which shadows it and has it dropped
+while the cluster's moderate-led object misses. Beside any cluster of two or more (five annotators,
+pooled or in their own mixture) lone drawings joined ~600 per job and lowered merged F1: a lone
+drawing beside a partial cluster is as often a neighbour's; beside the rest of the team it is the
+missing member's or nobody's (``docs/developers/annotator-model.md``, *Split clusters*, *Three
+drawings*).
 """
 
 from __future__ import annotations
@@ -53,6 +60,10 @@ from cvat_ext.consensus.split_pairs import (
     merge_rows,
 )
 
+#: candidate pools, fitted apart: two clusters of two or more members each; a lone drawing beside
+#: a cluster of every other annotator (keypoint families)
+CLUSTER_POOL, LONE_POOL = 0, 1
+
 
 def cluster_candidates(
     table: ClusterTable,
@@ -61,20 +72,29 @@ def cluster_candidates(
     variance: CornerVariance,
     non_link: NonLink | None,
 ) -> Candidates:
-    """Pairs of clusters of one frame with disjoint annotator sets, each with two members or more
-    (lone pairs are :mod:`~cvat_ext.consensus.split_pairs`'), within :data:`SEARCH_U`.
+    """Pairs of clusters of one frame with disjoint annotator sets within :data:`SEARCH_U`: each of
+    two members or more (``pair`` :data:`CLUSTER_POOL`), and where ``non_link`` is given (keypoint
+    families) a lone drawing beside a cluster of every other annotator (``pair``
+    :data:`LONE_POOL`; two lone drawings are :mod:`~cvat_ext.consensus.split_pairs`').
     ``extents (K, 4)`` mean member extent xyxy px, ``sizes (K,)`` px, ``variance`` each annotator's
     fitted corner variance, ``non_link`` a pair's chance of not linking (module docstring; None: the
-    prior of one object is the share alone, as the extent families' split pairs'). All candidates
-    are in one pool (``pair`` 0)."""
+    prior of one object is the share alone, as the extent families' split pairs')."""
     present = table.present
     count = present.sum(axis=1)
-    # two disjoint sets of two or more need four annotators; the pairs are among such clusters only
-    multi = np.flatnonzero(count > 1) if present.shape[1] >= 4 else np.zeros(0, dtype=np.int64)
-    i, j = frame_pairs(table.frame_pos[multi])
-    i, j = multi[i], multi[j]
-    ok = ~(present[i] & present[j]).any(axis=1)
+    n_annot = present.shape[1]
+    # two disjoint sets of two or more need four annotators
+    multi = count > 1 if n_annot >= 4 else np.zeros(count.size, dtype=bool)
+    # keypoint families: a lone drawing and a cluster of every other annotator (one drawing failed
+    # to link to all the others: a precise one beside the noisier ones' cluster, shadowed by it)
+    rest = (count == 1) | (count == n_annot - 1) if non_link is not None and n_annot >= 3 else np.zeros_like(multi)
+    rows = np.flatnonzero(multi | rest)
+    i, j = frame_pairs(table.frame_pos[rows])
+    i, j = rows[i], rows[j]
+    disjoint = ~(present[i] & present[j]).any(axis=1)
+    lone_beside = rest[i] & rest[j] & (np.minimum(count[i], count[j]) == 1) & (count[i] + count[j] == n_annot)
+    ok = disjoint & ((multi[i] & multi[j]) | lone_beside)
     a, b = i[ok], j[ok]
+    pool = np.where(np.minimum(count[a], count[b]) == 1, LONE_POOL, CLUSTER_POOL).astype(np.int64)
     size = joined_size(sizes[a], sizes[b], count[a], count[b])
     var = variance(size)
     # variance of each cluster's mean member extent (the members' noises are independent)
@@ -83,9 +103,9 @@ def cluster_candidates(
     pair_var = np.maximum(var_a + var_b, MIN_PAIR_VARIANCE)
     u = ((extents[a] - extents[b]) ** 2).sum(axis=1) / pair_var
     near = u <= SEARCH_U
-    a, b, size, u, pair_var = a[near], b[near], size[near], u[near], pair_var[near]
+    a, b, size, u, pair_var, pool = a[near], b[near], size[near], u[near], pair_var[near], pool[near]
     if non_link is None:
-        return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, None)
+        return Candidates(a, b, pool, u, pair_var, None)
     # no drawing of one part links to one of the other: the likeliest cross link failed (its upper bound)
     chance = np.ones(a.size)
     for r, s in annotator_pairs(present.shape[1]):
@@ -93,12 +113,23 @@ def cluster_candidates(
         if cross.any():
             rs = np.full(int(cross.sum()), r), np.full(int(cross.sum()), s)
             chance[cross] = np.minimum(chance[cross], non_link(size[cross], *rs))
-    return Candidates(a, b, np.zeros(a.size, dtype=np.int64), u, pair_var, chance)
+    return Candidates(a, b, pool, u, pair_var, chance)
 
 
 def fit_cluster_offsets(candidates: Candidates) -> SplitOffsets:
-    """The offset mixture of a family's pooled cluster candidates (one pool: ``pair`` 0)."""
-    return fit_split_offsets(candidates, 2)
+    """The offset mixture of a family's pooled cluster candidates, one per pool (``pair``
+    :data:`CLUSTER_POOL`, :data:`LONE_POOL`): a lone drawing beside the rest is a different
+    population (its offsets carry one drawing's noise, and where it is not the object's it is a
+    neighbour's drawing, not a cluster) and gets its own share, scale and neighbours' exponent."""
+    fits = [
+        fit_split_offsets(candidates.subset(candidates.pair == pool, pair=0), 2) for pool in (CLUSTER_POOL, LONE_POOL)
+    ]
+    return SplitOffsets(
+        *(
+            np.concatenate([getattr(f, name) for f in fits])
+            for name in ("share", "scale", "pair_var", "extra", "spread")
+        )
+    )
 
 
 def join_split_clusters(

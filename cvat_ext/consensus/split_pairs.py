@@ -25,17 +25,20 @@ annotator's extra drawing beside another's. A candidate is a split pair when its
 tracking uses). The joined cluster has two members and no link (its pair similarity stays NaN:
 an unmatched pair, low overlap); its merged geometry is the inverse-variance fusion of the two
 (the precise member dominates), and the existence model, refitted on the joined clusters, reads
-it as what it is: an object two annotators drew.
+it as what it is: an object two annotators drew. Keypoint families then give a joined pair its third
+drawing (:func:`third_members`): a lone drawing that is a split partner of both its members (three
+drawings of one object, none linked, of which the one-to-one join took two, often the noisier two).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from cvat_ext.consensus.batch import FloatArray, IntArray
+from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.context import shadowed
 from cvat_ext.consensus.keypoint_noise import KeypointFit
@@ -111,6 +114,17 @@ class Candidates:
     #: size fail to link (:data:`NonLink`); None: 1 everywhere (the split prior is the pair's share)
     non_link: FloatArray | None = None
 
+    def subset(self, sel: BoolArray, *, pair: int | None = None) -> Candidates:
+        """The candidates ``sel (C,)``; ``pair``: each given that annotator pair (a pool's own fit)."""
+        return Candidates(
+            self.a[sel],
+            self.b[sel],
+            self.pair[sel] if pair is None else np.full(int(sel.sum()), pair, dtype=np.int64),
+            self.u[sel],
+            self.fit_var[sel],
+            None if self.non_link is None else self.non_link[sel],
+        )
+
     def split_weight(self) -> FloatArray:
         """(C,) what the pair's split share is scaled by for each candidate (its non-link chance)."""
         if self.non_link is None:
@@ -177,6 +191,11 @@ class SplitOffsets:
     extra: FloatArray
     #: (P,) exponent ``e`` of the spurious neighbours' density ``(e + 1) u^e / U^(e + 1)``
     spread: FloatArray
+
+    def without_extra(self) -> SplitOffsets:
+        """The same mixture with no annotator's variance beyond the noise fit's (``extra`` 0: the
+        fit's variances are the drawings' own)."""
+        return dataclasses.replace(self, extra=np.zeros_like(self.extra))
 
     def posterior(self, pair: IntArray, u: FloatArray, weight: FloatArray | None = None) -> FloatArray:
         """(C,) probability that candidates ``(pair, u)`` are one object's two drawings; ``weight
@@ -290,25 +309,66 @@ def extra_variance(pair_var: FloatArray, fit_var: FloatArray, n_annotators: int)
 
 
 def _fused_variance(
-    offsets: SplitOffsets, variance: CornerVariance, table: ClusterTable, a: IntArray, b: IntArray, size: FloatArray
+    offsets: SplitOffsets,
+    variance: CornerVariance,
+    table: ClusterTable,
+    a: IntArray,
+    b: IntArray,
+    size: FloatArray,
+    third: IntArray | None = None,
 ) -> FloatArray:
     """(J,) corner variance px^2 of the inverse-variance fusion of the joined lone clusters
-    ``a, b (J,)`` at their sizes ``size (J,)``: each drawing with the fit's variance plus its
-    annotator's ``offsets.extra``; where those are not determined, the pair's own variance
-    ``c (v_r + v_s)`` split evenly (the widest fusion the pair allows)."""
+    ``a, b (J,)`` (and ``third (J,)``, -1: none) at their sizes ``size (J,)``: each drawing with
+    the fit's variance plus its annotator's ``offsets.extra``; where those are not determined, the
+    pair's own variance ``c (v_r + v_s)`` split evenly (the widest fusion the pair allows; a third
+    drawing would only narrow it)."""
     r = table.present[a].argmax(axis=1)
     s = table.present[b].argmax(axis=1)
     rows = np.arange(a.size)
     var = variance(size)
     var_r, var_s = var[rows, r], var[rows, s]
     if np.all(np.isfinite(offsets.extra)):
-        var_r = np.maximum(var_r + offsets.extra[r], 1e-9)
-        var_s = np.maximum(var_s + offsets.extra[s], 1e-9)
-        return np.asarray(var_r * var_s / (var_r + var_s), dtype=np.float64)
+        precision = 1.0 / np.maximum(var_r + offsets.extra[r], 1e-9) + 1.0 / np.maximum(var_s + offsets.extra[s], 1e-9)
+        if third is not None:
+            t = table.present[np.maximum(third, 0)].argmax(axis=1)
+            var_t = np.maximum(var[rows, t] + offsets.extra[t], 1e-9)
+            precision = precision + np.where(third >= 0, 1.0 / var_t, 0.0)
+        return np.asarray(1.0 / precision, dtype=np.float64)
     n_annot = table.members.shape[1]
     lo, hi = np.minimum(r, s), np.maximum(r, s)
     scale = offsets.scale[pair_index(n_annot)[lo, hi]]
     return np.asarray(scale * np.maximum(var_r + var_s, MIN_PAIR_VARIANCE) / 4.0, dtype=np.float64)
+
+
+def third_members(
+    edge_a: IntArray, edge_b: IntArray, post: FloatArray, a: IntArray, b: IntArray, n: int
+) -> tuple[IntArray, IntArray]:
+    """The lone drawings that join a joined split pair as its third member: ``(pair, lone)``,
+    ``pair`` positions in ``a, b (J,)``. A lone drawing left out of the pairs is a candidate for a
+    pair when it is a split partner (an edge of ``edge_a, edge_b (E,)`` with ``post`` >= 0.5) of
+    *both* its members: the three drawings are one object that none of them linked to, where the
+    one-to-one join took only two (a precise drawing then stays lone beside the pair of the
+    noisier two, shadowed by it, and is dropped or kept as a duplicate). Each pair and each lone
+    drawing joins once, the largest summed posterior first. ``n``: the table's rows."""
+    pair_of = np.full(n, -1, dtype=np.int64)
+    pair_of[a] = pair_of[b] = np.arange(a.size)
+    ok = post >= 0.5
+    x, y, w = edge_a[ok], edge_b[ok], post[ok]
+    # orient each edge as (lone drawing left over, member of a joined pair)
+    left_x, left_y = pair_of[x] < 0, pair_of[y] < 0
+    lone = np.concatenate([x[left_x & ~left_y], y[left_y & ~left_x]])
+    pair = np.concatenate([pair_of[y[left_x & ~left_y]], pair_of[x[left_y & ~left_x]]])
+    weight = np.concatenate([w[left_x & ~left_y], w[left_y & ~left_x]])
+    if lone.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    key = lone * max(a.size, 1) + pair
+    uniq, inv, count = np.unique(key, return_inverse=True, return_counts=True)
+    both = count == 2  # a split partner of both members
+    total = np.bincount(inv, weights=weight)
+    lone_u, pair_u = uniq[both] // max(a.size, 1), uniq[both] % max(a.size, 1)
+    # one-to-one between pairs and lone drawings (distinct node ids: pairs after the table's rows)
+    got_lone, got_pair = greedy_one_to_one(lone_u, pair_u + n, -total[both], n + a.size)
+    return got_pair - n, got_lone
 
 
 def greedy_one_to_one(a: IntArray, b: IntArray, score: FloatArray, n: int) -> tuple[IntArray, IntArray]:
@@ -346,21 +406,47 @@ def join_split_pairs(
     offsets: SplitOffsets,
     variance: CornerVariance,
     hit_at: Callable[[FloatArray], FloatArray],
+    *,
+    thirds: bool = False,
 ) -> Joined:
     """Join the split pairs among ``candidates`` of one cluster table (posterior >= 0.5 under
-    ``offsets``, one-to-one, likeliest first). ``extents (K, 4)`` each cluster's mean member
-    extent, ``sizes (K,)`` px, ``table_strata (K,)`` their strata. Clusters stay ordered by
-    frame; a joined cluster takes the place of its first part, and the strata of the frames with
-    a joined pair are recomputed (a joined pair outranks the lone clusters around it).
-    ``hit (K,)`` of the result: the probability that a joined cluster's merged object (the
-    inverse-variance fusion of its two drawings, :func:`_fused_variance`) matches the truth,
-    ``hit_at`` of its squared relative spread; NaN elsewhere."""
+    ``offsets``, one-to-one, likeliest first); with ``thirds``, then each pair's third drawing
+    (:func:`third_members`). ``extents (K, 4)`` each cluster's mean member extent, ``sizes (K,)``
+    px, ``table_strata (K,)`` their strata. Clusters stay ordered by frame; a joined cluster takes
+    the place of its first part, and the strata of the frames with a joined pair are recomputed (a
+    joined pair outranks the lone clusters around it). ``hit (K,)`` of the result: the probability
+    that a joined cluster's merged object (the inverse-variance fusion of its drawings,
+    :func:`_fused_variance`) matches the truth, ``hit_at`` of its squared relative spread; NaN
+    elsewhere."""
     post = offsets.posterior(candidates.pair, candidates.u, candidates.split_weight())
     split = post >= 0.5
     a, b = greedy_one_to_one(candidates.a[split], candidates.b[split], -post[split], len(table))
+    if thirds:
+        pair, third = third_members(candidates.a, candidates.b, post, a, b, len(table))
+    else:
+        pair, third = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     size = joined_size(sizes[a], sizes[b])  # what merge_rows gives the joined cluster
-    hit = hit_at(_fused_variance(offsets, variance, table, a, b, size) / np.maximum(size, 1e-9) ** 2)
-    return merge_rows(table, extents, sizes, table_strata, a, b, hit)
+    size[pair] = joined_size(size[pair], sizes[third], 2, 1)
+    third_of = np.full(a.size, -1, dtype=np.int64)
+    third_of[pair] = third
+    hit = hit_at(_fused_variance(offsets, variance, table, a, b, size, third_of) / np.maximum(size, 1e-9) ** 2)
+    joined = merge_rows(table, extents, sizes, table_strata, a, b, hit)
+    if pair.size == 0 or joined.strata is None:
+        return joined
+    alive = np.ones(len(table), dtype=bool)
+    alive[np.maximum(a, b)] = False
+    row = np.cumsum(alive) - 1  # a row's position in the joined table
+    grown = merge_rows(
+        joined.table,
+        joined.extents,
+        joined.sizes,
+        joined.strata,
+        row[np.minimum(a[pair], b[pair])],
+        row[third],
+        hit[pair],
+        joined.hit,
+    )
+    return dataclasses.replace(grown, n_joined=joined.n_joined + grown.n_joined)
 
 
 def joined_size(
