@@ -331,12 +331,18 @@ def pool_prior(fit: NoiseFit, prior: Mapping[int, tuple[float, float, float]]) -
     by ``weight`` (matched pairs, capped by the caller), as a pseudo-count."""
     alpha, beta = fit.alpha.copy(), fit.beta.copy()
     for r, (a, b, w) in prior.items():
-        own, w = float(fit.pairs[r]), max(float(w), 0.0)
-        if own + w <= 0:
-            continue
-        alpha[r] = (alpha[r] * own + a * w) / (own + w)
-        beta[r] = (beta[r] * own + b * w) / (own + w)
+        own = float(fit.pairs[r])
+        alpha[r] = pseudo_count_mean(float(alpha[r]), own, a, w)
+        beta[r] = pseudo_count_mean(float(beta[r]), own, b, w)
     return NoiseFit(alpha, beta, fit.pairs)
+
+
+def pseudo_count_mean(own: float, own_weight: float, prior: float, prior_weight: float) -> float:
+    """The job's value and a prior's averaged by their weights (matched pairs); ``own`` where
+    neither has any."""
+    prior_weight = max(prior_weight, 0.0)
+    total = own_weight + prior_weight
+    return own if total <= 0 else (own * own_weight + prior * prior_weight) / total
 
 
 def fit_job_noise(

@@ -227,6 +227,25 @@ def test_noise_fit_recovers_absolute_and_relative_jitter() -> None:
     assert np.argsort(spread_fit[0]).tolist() == [0, 1, 2]
 
 
+def test_a_noise_prior_pools_the_jobs_own_fit_by_matched_pairs() -> None:
+    rng = np.random.default_rng(1)
+    n = 3000
+    size = np.exp(rng.uniform(np.log(20), np.log(200), n))
+    truth = np.stack([np.zeros(n), np.zeros(n), size, size], axis=1)
+    drawn = truth[:, None, :] + rng.normal(0, 1, (n, 3, 4)) * np.array([1.0, 4.0, 10.0])[None, :, None]
+    ev = PairEvidence(3)
+    sim = np.stack([box_iou_pairs(drawn[:, r], drawn[:, s]) for r, s in ((0, 1), (0, 2), (1, 2))], axis=1)
+    ev.add(np.where(sim >= 0.5, sim, np.nan), size)
+    alone = fit_noise(ev, 0.5, template())
+    pooled = fit_noise(ev, 0.5, template(), {0: (50.0, 0.01, 200.0), 2: (7.0, 0.0, 0.0)})
+    own = alone.pairs[0]
+    assert pooled.alpha[0] == pytest.approx((alone.alpha[0] * own + 50.0 * 200) / (own + 200))
+    assert pooled.beta[0] == pytest.approx((alone.beta[0] * own + 0.01 * 200) / (own + 200))
+    # the job's own fit is untouched by a prior (its other annotators, a prior of no weight)
+    assert pooled.alpha[1:].tolist() == alone.alpha[1:].tolist()
+    assert pooled.beta[1:].tolist() == alone.beta[1:].tolist()
+
+
 def test_template_threshold_share_falls_with_spread() -> None:
     hit, mean_iou = template().at_threshold(np.array([0.0, 0.02**2, 0.1**2, 0.3**2]), 0.5)
     assert hit[0] == 1.0 and mean_iou[0] == pytest.approx(1.0)
