@@ -22,12 +22,18 @@ truth is generated and scored by the engine, without and with a 10 % ground-trut
    IoU of the issue is over each side's own matches, which favours a merge that drops the small,
    hard objects; the paired gain (the same truth objects, found by both) is printed and
    recorded beside it, without a target;
-4. engine throughput, 3 annotators x 20 objects per frame, one core: this checkout against the
+4. ``--chained`` (the per-person pooling of the sidecar, ``cvat_ext/sidecar/pooling.py``): per
+   preset x kind the seeds are scored in order, seed i also with ``priors`` = the model dicts seed
+   i - 1 stored (``annotators[r].model`` of its chained run, by annotator name: a chain, each job
+   scored with the previous one's posterior). Rows ``chained priors, as the sidecar pools, no GT``
+   (the seeds that had a prior: 1..n-1) beside ``no GT, single job, the chained seeds`` (the same
+   seeds without priors), same targets; one more engine run per job;
+5. engine throughput, 3 annotators x 20 objects per frame, one core: this checkout against the
    engine before issue 11 (``--baseline-ref``, exported with ``git archive`` and measured in
    alternating subprocesses, best of each), target >= 90 % of it.
 
 Usage: ``python3 bench/annotator_quality.py [--seeds 8] [--frames-scale 1.0] [--no-throughput]
-[--baseline-ref REF] [--sizes uniform] [--noise relative] [--kinds K ...] [--presets P ...]``.
+[--baseline-ref REF] [--sizes uniform] [--noise relative] [--chained] [--kinds K ...] [--presets P ...]``.
 About 3-5 minutes on one core. ``--kinds``/``--presets`` subsets are development runs (nothing
 written). ``--sizes``/``--noise`` run the same measurements on a second generator (uniform object sizes, jitter
 proportional to the object size), so no estimator is tuned to one; their results files carry the
@@ -114,6 +120,12 @@ class Job:
     #: the GT run's report ``ground_truth.model_error``: annotator -> metric -> the model's own
     #: error on the GT frames, as a manager reads it
     model_error: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: ``--chained``: the estimates without GT scored with the previous seed's stored models as
+    #: ``priors`` (None for the first seed of a chain, or without ``--chained``)
+    chained_estimates: Estimates | None = None
+    #: annotator -> the model dict the sidecar would store for this job's person (``--chained``:
+    #: of the chained run where there was one, else of the run without priors)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -166,8 +178,12 @@ def run_job(
     with_gt: bool,
     sizes: SizeDist = "log-uniform",
     noise: NoiseLaw = "absolute",
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Job:
-    """Generate one job, score it without (and, ``with_gt``, with) a GT sample, measure the truth."""
+    """Generate one job, score it without (and, ``with_gt``, with) a GT sample, measure the truth.
+
+    ``priors`` (``--chained``): also scored without GT with these model dicts as priors, as the
+    sidecar scores a person's next job with the model its last job stored."""
     g = generate(preset_scenario(preset, kind, frames, seed, sizes=sizes, noise=noise))
     settings = ConsensusSettings()
     params = params_for(settings, g.meta)
@@ -185,19 +201,52 @@ def run_job(
         _, gt_estimates, gt_objects = read_estimates(gt_result)
         reported = (getattr(gt_result, "ground_truth", None) or {}).get("model_error") or {}
         model_error = {n: {m: float(v) for m, v in errs.items() if m in METRICS} for n, errs in reported.items()}
-    return Job(preset, kind, seed, truth, merged, source, estimates, gt_estimates, gt_objects, model_error)
+    chained_estimates = None
+    stored = result
+    if priors is not None:
+        stored = engine.score_replicas(g.replicas, g.labels, g.meta, settings, priors=priors)
+        chained_estimates = read_estimates(stored)[1]
+    models = {a.annotator: dict(a.model) for a in stored.annotators if getattr(a, "model", None)}
+    return Job(preset, kind, seed, truth, merged, source, estimates, gt_estimates, gt_objects, model_error,
+               chained_estimates, models)
+
+
+def run_chain(
+    preset: str,
+    kind: Kind,
+    frames: int,
+    seeds: int,
+    with_gt: bool,
+    sizes: SizeDist = "log-uniform",
+    noise: NoiseLaw = "absolute",
+    chained: bool = False,
+) -> list[Job]:
+    """The seeds of one preset x kind in order; ``chained``: seed i also scored with the models
+    seed i - 1 stored (its chained run's: the sidecar's per-person chain; the generator's annotator
+    names are the same across seeds)."""
+    jobs: list[Job] = []
+    for seed in range(seeds):
+        priors = jobs[-1].models if chained and jobs and jobs[-1].models else None
+        jobs.append(run_job(preset, kind, frames, seed, with_gt, sizes, noise, priors))
+    return jobs
 
 
 # ---------------------------------------------------------------------------------------------
 # aggregation
 
 
-def errors(jobs: Iterable[Job], metric: str, gt: bool) -> np.ndarray:
+def chosen(job: Job, gt: bool, chained: bool = False) -> Estimates | None:
+    """The estimates of one run of ``job``: with the GT sample, with the previous seed's models as
+    priors (``chained``), or the single job's without either."""
+    return job.chained_estimates if chained else job.gt_estimates if gt else job.estimates
+
+
+def errors(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> np.ndarray:
     """|estimate - truth| of every annotator of ``jobs``; a NaN on either side (nothing matched,
     nothing estimated) is left out and counted by :func:`missing_estimates`."""
     out = []
     for job in jobs:
-        est = job.gt_estimates if gt else job.estimates
+        est = chosen(job, gt, chained)
         if est is None:
             continue
         for name, scores in job.truth.items():
@@ -207,11 +256,11 @@ def errors(jobs: Iterable[Job], metric: str, gt: bool) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def missing_estimates(jobs: Iterable[Job], metric: str, gt: bool) -> int:
+def missing_estimates(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> int:
     """Annotators whose truth is a number but whose estimate is not (NaN)."""
     count = 0
     for job in jobs:
-        est = job.gt_estimates if gt else job.estimates
+        est = chosen(job, gt, chained)
         if est is not None:
             count += sum(np.isfinite(s.get(metric)) and not np.isfinite(est[n][metric]) for n, s in job.truth.items())
     return count
@@ -230,9 +279,9 @@ def calibration_gaps(jobs: Iterable[Job], metric: str) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def ranked_right(job: Job, gt: bool) -> bool:
+def ranked_right(job: Job, gt: bool, chained: bool = False) -> bool:
     """True when every annotator pair whose true F1 differ by >= RANK_TIE is ordered so by the estimate."""
-    est = job.gt_estimates if gt else job.estimates
+    est = chosen(job, gt, chained)
     assert est is not None
     names = list(job.truth)
     for i, a in enumerate(names):
@@ -313,8 +362,12 @@ def _q(values: np.ndarray) -> tuple[float, float]:
     return (float(np.median(values)), float(np.quantile(values, 0.9))) if values.size else (float("nan"),) * 2
 
 
-def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults) -> None:
-    mode = "10 % GT sample" if gt else "no GT"
+def report_estimates(
+    jobs: list[Job], gt: bool, tag: str, results: BenchResults, chained: bool = False, mode: str | None = None
+) -> None:
+    """|estimate - truth| median / p90 per preset x kind and pooled, and the ranking, of the run
+    :func:`chosen` picks; ``mode`` names the rows (default: "no GT" or "10 % GT sample")."""
+    mode = mode or ("10 % GT sample" if gt else "no GT")
     med_target, p90_target = (0.02, 0.06) if gt else (0.03, 0.06)
     print(f"\n[{tag}] {mode}: |estimate - truth| per annotator, median / p90 over seeds and annotators")
     print(f"{'preset':26s} {'kind':10s} {'F1 med':>7s} {'F1 p90':>7s} {'IoU med':>8s} {'IoU p90':>8s}")
@@ -325,7 +378,7 @@ def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults)
             continue
         row = []
         for metric in TARGET_METRICS:
-            med, p90 = _q(errors(sel, metric, gt))
+            med, p90 = _q(errors(sel, metric, gt, chained))
             row += [med, p90]
             if not np.isfinite(med):
                 continue
@@ -334,22 +387,32 @@ def report_estimates(jobs: list[Job], gt: bool, tag: str, results: BenchResults)
             results.add(f"{name} p90", p90, metric, f"<= {p90_target}", p90 <= p90_target)
         print(f"{preset:26s} {kind:10s} " + " ".join(f"{v:7.3f}" for v in row))
     for metric in TARGET_METRICS:
-        missing = missing_estimates(jobs, metric, gt)
+        missing = missing_estimates(jobs, metric, gt, chained)
         if missing:
             print(f"[{tag}] {mode}: {missing} annotator {metric} estimates are NaN (left out above)")
             results.add(f"[{tag}] {mode}: annotators without a {metric} estimate", missing, "annotators", "0", False)
     print(f"[{tag}] {mode}: other metrics, pooled median |estimate - truth|: " + ", ".join(
-        f"{m} {_q(errors(jobs, m, gt))[0]:.3f}" for m in METRICS if m not in TARGET_METRICS
+        f"{m} {_q(errors(jobs, m, gt, chained))[0]:.3f}" for m in METRICS if m not in TARGET_METRICS
     ))
-    wrong = Counter(j.kind for j in jobs if not ranked_right(j, gt))
+    wrong = Counter(j.kind for j in jobs if not ranked_right(j, gt, chained))
     if wrong:
         print(f"[{tag}] {mode}: jobs ranked wrong by kind: " + ", ".join(f"{k} {n}" for k, n in wrong.items()))
     for preset in [*_presets(jobs), "pooled"]:
         sel = [j for j in jobs if preset in (j.preset, "pooled")]
-        share = float(np.mean([ranked_right(j, gt) for j in sel]))
+        share = float(np.mean([ranked_right(j, gt, chained) for j in sel]))
         results.add(f"[{tag}] {mode}, {preset}: annotators ranked as their true F1", share, "share of jobs",
                     ">= 0.95", share >= 0.95)
         print(f"[{tag}] {mode}, {preset}: ranked as the true F1 in {share:.0%} of {len(sel)} jobs")
+
+
+def report_chained(jobs: list[Job], tag: str, results: BenchResults) -> None:
+    """The chained-priors rows (the seeds that had a prior) beside the single-job rows of the same
+    seeds: what the sidecar's per-person pooling does to the estimates."""
+    chain = [j for j in jobs if j.chained_estimates is not None]
+    if not chain:
+        return
+    report_estimates(chain, False, tag, results, mode="no GT, single job, the chained seeds")
+    report_estimates(chain, False, tag, results, chained=True, mode="chained priors, as the sidecar pools, no GT")
 
 
 def report_annotators(jobs: list[Job], tag: str) -> None:
@@ -452,6 +515,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="truth side distribution over 10-200 px (a cross-check variant: uniform)")
     parser.add_argument("--noise", choices=("absolute", "relative"), default="absolute",
                         help="annotator jitter law (a cross-check variant: relative to the object size)")
+    parser.add_argument("--chained", action="store_true",
+                        help="also score each seed with the previous seed's models as priors, as the sidecar "
+                             "pools a person's jobs (one more engine run per job)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="shape kinds to run (default all; a subset is a development run: nothing is written)")
     parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS),
@@ -464,10 +530,11 @@ def main(argv: list[str] | None = None) -> None:
     with_gt = accepts_ground_truth()
     t0 = time.process_time()
     jobs = [
-        run_job(preset, kind, max(5, int(FRAMES[kind] * args.frames_scale)), seed, with_gt, args.sizes, args.noise)
+        job
         for preset in args.presets
         for kind in args.kinds
-        for seed in range(args.seeds)
+        for job in run_chain(preset, kind, max(5, int(FRAMES[kind] * args.frames_scale)), args.seeds, with_gt,
+                             args.sizes, args.noise, args.chained)
     ]
     source = jobs[0].source
     tag = "model: truth_estimate" if source == "model" else "baseline: vs consensus"
@@ -500,6 +567,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("\n10 % GT sample: not available (engine.score_replicas takes no ground_truth=)")
         results.add("ground-truth path available", 0, "bool", "1", False)
+    if args.chained:
+        report_chained(jobs, tag, results)
     report_merge(jobs, results)
     if not args.no_throughput:
         report_throughput(args.baseline_ref, args.frames_scale, results)

@@ -28,8 +28,10 @@ Ground truth (:mod:`cvat_ext.consensus.gt_anchor`): on the GT frames the model's
 measurement are both known, so each estimate is corrected by their difference (a control variate:
 the model's bias on the GT frames is removed from the whole job's estimate; the part all
 annotators share and each one's departure from it are shrunk apart, by their own noise). Priors from earlier
-jobs (the ``model`` dicts of earlier reports) enter as pseudo-counts: their estimates count as
-``min(evidence, PRIOR_CAP)`` objects besides the job's own.
+jobs (the ``model`` dicts of earlier reports) enter once, as pseudo-counts of what the job
+estimates from: each family's noise ``alpha, beta`` (then precision, recall, F1 and mean IoU
+follow from the pooled noise, on this job's objects) and the label accuracy, each counting as
+``min(evidence, PRIOR_CAP)`` pairs or objects besides the job's own.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ from cvat_ext.errors import ConfigError
 METRICS = ("precision", "recall", "f1", "mean_iou", "label_accuracy")
 #: the most objects an earlier job's estimate counts for against this job's evidence
 PRIOR_CAP = 200.0
+#: the estimates a prior's figure is pooled into directly; the others derive from the noise fit,
+#: which has pooled the prior's noise already (pooling them again counted the prior twice)
+PRIOR_POOLED_METRICS = ("label_accuracy",)
 #: families whose merge weighs members by the fitted inverse variance (extent-based noise)
 WEIGHTED_FAMILIES = frozenset({"rectangle", "segment", "ellipse"})
 #: version of the ``model`` dict layout (a prior of another version is refused)
@@ -587,14 +592,15 @@ def _apply_priors(
     evidence_n: Mapping[str, FloatArray],
     prior_of: Mapping[int, Mapping[str, Any]],
 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
-    """Pseudo-count update: the prior's value counts for ``min(its evidence, PRIOR_CAP)`` objects."""
+    """Pseudo-count update of :data:`PRIOR_POOLED_METRICS`: the prior's value counts for
+    ``min(its evidence, PRIOR_CAP)`` objects."""
     if not prior_of:
         return values, se
     values = {m: v.copy() for m, v in values.items()}
     se = {m: v.copy() for m, v in se.items()}
     for r, model in prior_of.items():
         est, ev = model["truth_estimate"], model.get("evidence", {})
-        for m in METRICS:
+        for m in PRIOR_POOLED_METRICS:
             pv, pn = est.get(m), min(float(ev.get(m, 0.0)), PRIOR_CAP)
             if pv is None or pn <= 0:
                 continue

@@ -50,6 +50,7 @@ from cvat_ext.consensus.noise_model import (
     annotator_triples,
     fit_binned_covariance,
     nearest_other,
+    pseudo_count_mean,
     size_bin,
     triple_pairs,
     with_equal_split,
@@ -356,12 +357,9 @@ def _pool_prior(fit: KeypointFit, prior: Mapping[int, tuple[float, float, float,
     alpha, beta, flip = fit.alpha.copy(), fit.beta.copy(), fit.flip.copy()
     for r, (a, b, f, w) in prior.items():
         own = float(fit.pairs[r])
-        total = own + max(w, 0.0)
-        if total <= 0:
-            continue
-        alpha[r] = (alpha[r] * own + a * w) / total
-        beta[r] = (beta[r] * own + b * w) / total
-        flip[r] = (flip[r] * own + f * w) / total
+        alpha[r] = pseudo_count_mean(float(alpha[r]), own, a, w)
+        beta[r] = pseudo_count_mean(float(beta[r]), own, b, w)
+        flip[r] = pseudo_count_mean(float(flip[r]), own, f, w)
     return KeypointFit(
         alpha=alpha,
         beta=beta,

@@ -319,14 +319,43 @@ def fit_noise(
     prior: Mapping[int, tuple[float, float, float]] | None = None,
     corners: CornerEvidence | None = None,
 ) -> NoiseFit:
+    """:func:`fit_job_noise`, then each annotator's ``alpha, beta`` pooled with its ``prior``
+    (:func:`pool_prior`): the job's own evidence (its corner cells too) is fitted as without one."""
+    fit = fit_job_noise(ev, iou_thr, tmpl, corners)
+    return pool_prior(fit, prior) if prior else fit
+
+
+def pool_prior(fit: NoiseFit, prior: Mapping[int, tuple[float, float, float]]) -> NoiseFit:
+    """``prior`` maps an annotator position to ``(alpha, beta, weight)`` from earlier jobs: its
+    parameters and the job's are averaged, the job's weighed by its matched pairs and the prior's
+    by ``weight`` (matched pairs, capped by the caller), as a pseudo-count."""
+    alpha, beta = fit.alpha.copy(), fit.beta.copy()
+    for r, (a, b, w) in prior.items():
+        own = float(fit.pairs[r])
+        alpha[r] = pseudo_count_mean(float(alpha[r]), own, a, w)
+        beta[r] = pseudo_count_mean(float(beta[r]), own, b, w)
+    return NoiseFit(alpha, beta, fit.pairs)
+
+
+def pseudo_count_mean(own: float, own_weight: float, prior: float, prior_weight: float) -> float:
+    """The job's value and a prior's averaged by their weights (matched pairs); ``own`` where
+    neither has any."""
+    prior_weight = max(prior_weight, 0.0)
+    total = own_weight + prior_weight
+    return own if total <= 0 else (own * own_weight + prior * prior_weight) / total
+
+
+def fit_job_noise(
+    ev: PairEvidence,
+    iou_thr: float,
+    tmpl: IouTemplate,
+    corners: CornerEvidence | None = None,
+) -> NoiseFit:
     """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring).
 
     A pair is seen only where it matched (``x <= 1 - iou_thr``), so each cell's mean square is a
     truncated one: it is mapped back to the untruncated mean square through the template before the
     fit (without this, a sloppy annotator's pairs look as good as a moderate one's).
-
-    ``prior`` maps an annotator position to ``(alpha, beta, weight)`` from earlier jobs: added as
-    pseudo-observations of that annotator alone, ``weight`` matched pairs strong.
 
     ``corners`` (extent families): each annotator's variance *shape* comes from the corner
     covariances (:class:`CornerEvidence`), and one scale factor maps it onto the pairs'
@@ -360,21 +389,11 @@ def fit_noise(
         # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
         # and a truncated cell tells its spread only as far as the truncated moment still moves
         weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
-    for r, (alpha, beta, w) in (prior or {}).items():
-        for s_ref in (SIZE_CENTRES[2], SIZE_CENTRES[8]):  # a small and a large object pin both terms
-            row = np.zeros(2 * n)
-            row[r] = 1.0 / s_ref**2
-            row[n + r] = 1.0
-            rows.append(2.0 * row)  # a pair of two such annotators: the model's own scale
-            target.append(2.0 * (alpha / s_ref**2 + beta))
-            weight.append(np.sqrt(max(w, 0.0) / 2))
-            elastic.append(1.0)
-            counts.append(float(max(w, 0.0)))
     if not rows:
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
     a = np.asarray(rows) * np.asarray(weight)[:, None]
     y = np.asarray(target) * np.asarray(weight)
-    cells = corner_cells(corners, shrink, pair_spread2) if corners is not None and not prior else None
+    cells = corner_cells(corners, shrink, pair_spread2) if corners is not None else None
     if cells is not None:
         shape = fit_corner_noise(cells)
         # one scale maps the corner variances onto the pairs' similarity spreads: the count-
@@ -401,7 +420,7 @@ def fit_noise(
                 joint_y.append(cell.target * scale * cell_w)
             coef = scaled_nnls(np.concatenate(joint_rows), np.concatenate(joint_y))
             return NoiseFit(coef[:n], coef[n:], per_annot)
-    if n < 3 and not prior:
+    if n < 3:
         a, y = with_equal_split(a, y, n)
     coef = scaled_nnls(a, y)
     return NoiseFit(coef[:n], coef[n:], per_annot)

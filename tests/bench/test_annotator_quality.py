@@ -86,3 +86,23 @@ def test_one_real_job() -> None:
     assert job.truth["precise"].f1 > job.truth["moderate"].f1 > job.truth["sloppy"].f1
     assert 0 < job.merged.f1 <= 1 and job.merged.truth == job.truth["precise"].truth
     assert job.source in ("model", "baseline")
+
+
+def test_a_chain_scores_each_seed_with_the_models_the_previous_one_stored(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+    score = aq.engine.score_replicas
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        seen.append(kw.get("priors"))
+        return score(*args, **kw)
+
+    monkeypatch.setattr(aq.engine, "score_replicas", spy)
+    jobs = aq.run_chain("precise-moderate-sloppy", "rectangle", frames=6, seeds=3, with_gt=False, chained=True)
+    assert [j.chained_estimates is None for j in jobs] == [True, False, False]
+    # seed 0: one run without priors; seeds 1, 2: without, then with the previous seed's stored models
+    assert seen[0] is None and seen[1] is None and seen[3] is None
+    assert seen[2] == jobs[0].models and seen[4] == jobs[1].models
+    assert set(jobs[1].models) == {"precise", "moderate", "sloppy"}
+    assert aq.errors(jobs, "f1", gt=False, chained=True).size == 6
+    unchained = aq.run_chain("precise-moderate-sloppy", "rectangle", 6, 2, False)
+    assert [j.chained_estimates for j in unchained] == [None, None]

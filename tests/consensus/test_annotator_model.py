@@ -159,17 +159,42 @@ def test_priors_shift_a_small_jobs_fit() -> None:
     alone = score_replicas(small.replicas, small.labels, small.meta)
     big = generate(Scenario(kind="rectangle", frames=60, seed=10))
     earlier = score_replicas(big.replicas, big.labels, big.meta)
-    # what an earlier job says, with a sloppy annotator far worse than this small job suggests
+    # what an earlier job says, with a sloppy annotator far worse than this small job suggests:
+    # its noise enters the fit (the F1 follows from it), its label accuracy the estimate
     prior = {a.annotator: json.loads(json.dumps(a.model)) for a in earlier.annotators}
-    prior["sloppy"]["truth_estimate"]["f1"] = 0.1
+    noise = prior["sloppy"]["noise"]["rectangle"]
+    noise["alpha"], noise["beta"] = 10 * noise["alpha"], 10 * noise["beta"]
+    prior["sloppy"]["truth_estimate"]["label_accuracy"] = 0.5
     pooled = score_replicas(small.replicas, small.labels, small.meta, priors=prior)
     by = {a.annotator: a.truth_estimate for a in pooled.annotators}
     before = {a.annotator: a.truth_estimate for a in alone.annotators}
     assert by["sloppy"]["f1"] < before["sloppy"]["f1"] - 0.05
-    assert by["sloppy"]["se"]["f1"] < before["sloppy"]["se"]["f1"]
+    assert by["sloppy"]["mean_iou"] < before["sloppy"]["mean_iou"] - 0.05
+    assert by["sloppy"]["label_accuracy"] < before["sloppy"]["label_accuracy"] - 0.05
+    assert by["sloppy"]["se"]["label_accuracy"] < before["sloppy"]["se"]["label_accuracy"]
     # a prior for someone who did not work on this job changes nothing
     other = score_replicas(small.replicas, small.labels, small.meta, priors={"nobody": prior["sloppy"]})
     assert [a.truth_estimate for a in other.annotators] == [a.truth_estimate for a in alone.annotators]
+
+
+def test_a_chained_prior_makes_the_next_jobs_estimates_no_worse() -> None:
+    """As the sidecar pools a person's jobs: job 2 scored with the models job 1 stored. A prior
+    that replaced the job's corner evidence split the pairs by one job's fit (the precise
+    annotator's box F1 read 0.2-0.3 low); pooled after the job's own fit it is no worse."""
+    errors: dict[tuple[bool, str], list[float]] = {}
+    for seed in (0, 2, 4):
+        first = generate(preset_scenario("precise-moderate-sloppy", "rectangle", 60, seed))
+        earlier = score_replicas(first.replicas, first.labels, first.meta, SETTINGS)
+        priors = {a.annotator: a.model for a in earlier.annotators}
+        g = generate(preset_scenario("precise-moderate-sloppy", "rectangle", 60, seed + 1))
+        for with_prior in (False, True):
+            result = score_replicas(g.replicas, g.labels, g.meta, SETTINGS, priors=priors if with_prior else None)
+            for metric in ("f1", "mean_iou"):
+                errors.setdefault((with_prior, metric), []).extend(_errors(g, result, metric).values())
+    for metric in ("f1", "mean_iou"):
+        alone, chained = np.array(errors[False, metric]), np.array(errors[True, metric])
+        assert chained.mean() <= alone.mean() + 0.003, (metric, alone, chained)
+        assert chained.max() <= alone.max() + 0.01, (metric, alone, chained)
 
 
 def test_a_prior_of_another_layout_is_refused() -> None:
@@ -200,6 +225,25 @@ def test_noise_fit_recovers_absolute_and_relative_jitter() -> None:
     # the precise annotator on small objects is the hardest: a small difference of larger pairs
     np.testing.assert_allclose(spread_fit, spread_true, rtol=0.3)
     assert np.argsort(spread_fit[0]).tolist() == [0, 1, 2]
+
+
+def test_a_noise_prior_pools_the_jobs_own_fit_by_matched_pairs() -> None:
+    rng = np.random.default_rng(1)
+    n = 3000
+    size = np.exp(rng.uniform(np.log(20), np.log(200), n))
+    truth = np.stack([np.zeros(n), np.zeros(n), size, size], axis=1)
+    drawn = truth[:, None, :] + rng.normal(0, 1, (n, 3, 4)) * np.array([1.0, 4.0, 10.0])[None, :, None]
+    ev = PairEvidence(3)
+    sim = np.stack([box_iou_pairs(drawn[:, r], drawn[:, s]) for r, s in ((0, 1), (0, 2), (1, 2))], axis=1)
+    ev.add(np.where(sim >= 0.5, sim, np.nan), size)
+    alone = fit_noise(ev, 0.5, template())
+    pooled = fit_noise(ev, 0.5, template(), {0: (50.0, 0.01, 200.0), 2: (7.0, 0.0, 0.0)})
+    own = alone.pairs[0]
+    assert pooled.alpha[0] == pytest.approx((alone.alpha[0] * own + 50.0 * 200) / (own + 200))
+    assert pooled.beta[0] == pytest.approx((alone.beta[0] * own + 0.01 * 200) / (own + 200))
+    # the job's own fit is untouched by a prior (its other annotators, a prior of no weight)
+    assert pooled.alpha[1:].tolist() == alone.alpha[1:].tolist()
+    assert pooled.beta[1:].tolist() == alone.beta[1:].tolist()
 
 
 def test_template_threshold_share_falls_with_spread() -> None:
