@@ -20,7 +20,7 @@ from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
-from cvat_ext.consensus.matching import annotator_pairs, pair_index
+from cvat_ext.consensus.matching import pair_design, pair_index
 from cvat_ext.consensus.merge import (
     SOURCE,
     MaskView,
@@ -495,11 +495,7 @@ def unlinked_beside_linked(pair_sim: FloatArray, n_annotators: int) -> BoolArray
     """(K, R) the members of clusters with pair similarities ``pair_sim (K, P)`` (NaN: not linked)
     that linked to none of the others where some two of them did link; a cluster none of whose
     members linked (a joined split pair) has none."""
-    linked = np.zeros((pair_sim.shape[0], n_annotators), dtype=bool)
-    for p, (r, s) in enumerate(annotator_pairs(n_annotators)):
-        ok = np.isfinite(pair_sim[:, p])
-        linked[:, r] |= ok
-        linked[:, s] |= ok
+    linked = np.isfinite(pair_sim).astype(np.float64) @ pair_design(n_annotators) > 0
     some = np.asarray(linked.any(axis=1), dtype=bool)
     return np.asarray(~linked & some[:, None], dtype=bool)
 
