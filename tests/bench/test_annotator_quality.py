@@ -106,3 +106,12 @@ def test_a_chain_scores_each_seed_with_the_models_the_previous_one_stored(monkey
     assert aq.errors(jobs, "f1", gt=False, chained=True).size == 6
     unchained = aq.run_chain("precise-moderate-sloppy", "rectangle", 6, 2, False)
     assert [j.chained_estimates for j in unchained] == [None, None]
+
+
+def test_a_chain_of_one_seed_is_refused_with_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # seed i is scored with seed i - 1's models: one seed has no chain, and printing no chained
+    # rows without a word would read as "nothing to report"
+    with pytest.raises(SystemExit) as exc:
+        aq.main(["--chained", "--seeds", "1", "--kinds", "rectangle", "--no-throughput"])
+    assert exc.value.code == 2
+    assert "--chained needs at least 2 seeds" in capsys.readouterr().err
