@@ -197,8 +197,6 @@ class Cycle:
         )
         self.publisher = Publisher(client, store, self.runner, self.metrics, issues)
         self.sweeper = DuplicateSweeper(client, store, self.publisher.issues)
-        #: unit key -> cycles in a row CVAT answered 403 (parked at service.park_after_denials)
-        self._denials: dict[str, int] = {}
         self.feed = ChangeFeed(
             client,
             store,
@@ -378,7 +376,7 @@ class Cycle:
             else:
                 report.waiting_units += 1
             self.store.dequeue(unit.trigger_ids)
-            self._denials.pop(unit.key, None)
+            self.store.clear_denials(unit.key)
             return outcome in ("scored", "quality")
         except CvatWritePendingError as exc:
             # not a failure: an earlier create may still land; the unit stays queued
@@ -386,7 +384,7 @@ class Cycle:
             log.info("%s: stays queued while an earlier write may still land (%.0f s left)", unit.key, exc.wait_s)
             return False
         except CvatPermissionError as exc:
-            denials = self._denials[unit.key] = self._denials.get(unit.key, 0) + 1
+            denials = self.store.count_denial(unit.key)
             if denials < self.settings.service.park_after_denials:
                 report.failed_units += 1
                 report.errors.append(f"{unit.key}: {exc}")
@@ -433,7 +431,7 @@ class Cycle:
             replica=self.owner, action="unit.parked", job_id=unit.job_id, task_id=unit.task_id, reason=reason
         )
         self.store.dequeue(unit.trigger_ids)
-        self._denials.pop(unit.key, None)
+        self.store.clear_denials(unit.key)
 
     # --- inputs (cached) --------------------------------------------------------------------------
     def labels(self, task_id: int) -> LabelSet:

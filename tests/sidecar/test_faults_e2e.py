@@ -141,6 +141,20 @@ def test_refused_unit_is_parked_and_its_action_too(sloppy: tuple[CvatStandIn, Or
     assert f'cvat_ext_sidecar_parked_total{{what="action"}} {float(len(refused))}' in metrics
 
 
+def test_refusals_in_a_row_survive_a_restart(sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path) -> None:
+    """A replica restarted between refused cycles goes on counting: the third refusal parks."""
+    standin, world = sloppy
+    cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db", service={"park_after_denials": 3})
+    clock = Clock()
+    standin.faults.add("POST", ISSUES, "status", status=403, times=1000)
+    parked = []
+    for owner in ("r1", "r1-restarted", "r1-restarted-again"):
+        clock.t += 60
+        with make_service(standin, world, cfg, clock, owner=owner) as svc:
+            parked.append(svc.run_once().parked_units)
+    assert parked == [0, 0, 1]
+
+
 def test_superseded_guide_action_is_closed(sloppy: tuple[CvatStandIn, OrgWorld], tmp_path: Path) -> None:
     standin, world = sloppy
     cfg = make_settings(standin, world, f"sqlite:///{tmp_path}/state.db")

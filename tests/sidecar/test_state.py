@@ -66,6 +66,19 @@ def test_lease_race_has_one_winner(backend: str, clock: Clock) -> None:
     assert sorted(wins) == sorted(f"unit:{n}" for n in range(20))  # each unit won exactly once
 
 
+def test_denials_count_in_a_row_per_unit_across_stores(backend: str, clock: Clock) -> None:
+    """Every replica's refusals of a unit add up, a reopened store keeps them, clearing restarts."""
+    with open_store(backend, clock=clock) as a, open_store(backend, clock=clock) as b:
+        assert [a.count_denial("consensus:1"), b.count_denial("consensus:1")] == [1, 2]
+        assert a.count_denial("job:7") == 1  # per unit
+        assert a.scoped("other-org").count_denial("consensus:1") == 1  # per organization
+    with open_store(backend, clock=clock) as again:
+        assert again.count_denial("consensus:1") == 3
+        again.clear_denials("consensus:1")
+        assert again.count_denial("consensus:1") == 1
+        assert again.count_denial("job:7") == 2
+
+
 def test_cursor_only_moves_forward(store: StateStore) -> None:
     assert store.get_cursor("jobs") is None
     store.advance_cursor("jobs", "2026-11-01T10:00:00.000000Z")
@@ -193,3 +206,13 @@ def test_a_version_2_store_gains_the_people_tables(backend: str, clock: Clock) -
         assert s.get_job(5) == JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7)
         s.fold_models("task:1", 4, [(ANN1, None, {"n": 1})])
         assert s.pooled_prior("task:1", ANN1, 8) == {"n": 1}
+
+
+def test_a_version_4_store_gains_the_denials_table(backend: str, clock: Clock) -> None:
+    with open_store(backend, clock=clock) as s:
+        s.upsert_jobs([JobRow(5, 1, 4, "consensus_replica", "annotation", "new", 3, "2033-01-01T00:00:00Z", 7)])
+        s._execute("DROP TABLE denials")
+        s._execute("UPDATE meta SET value = '4' WHERE name = 'schema_version'")
+    with open_store(backend, clock=clock) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 5
+        assert s.get_job(5) is not None and s.count_denial("job:5") == 1

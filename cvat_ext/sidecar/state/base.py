@@ -14,6 +14,8 @@ What is kept (table: meaning):
   job, frame and fingerprint, until when their job is checked for duplicate issues;
 * ``issues``: published issues by finding fingerprint (``open`` / ``resolved``);
 * ``leases``: row leases with an expiry, so replicas never act on the same unit at once;
+* ``denials``: per unit, the cycles in a row CVAT refused it (403), counted by every replica and
+  kept across restarts, until the unit is scored or parked;
 * ``scores``: the latest result per unit (agreement, rule errors, decision) for the task guide;
 * ``guides``: hash and time of the last guide update per task;
 * ``work``: each annotator job (who, when started and completed, what it measured) for scorecards;
@@ -56,8 +58,9 @@ log = logging.getLogger(__name__)
 
 #: 3 added the ``users`` and ``annotator_models`` tables (created on migrate; no row changes);
 #: 4 keys ``annotator_models`` by CVAT user id (version 3's rows move to ``annotator_models_by_name``,
-#: and those whose name the ``users`` table knows for one id move back under that id)
-SCHEMA_VERSION = 4
+#: and those whose name the ``users`` table knows for one id move back under that id);
+#: 5 added the ``denials`` table (created on migrate; no row changes)
+SCHEMA_VERSION = 5
 #: the org column of rows migrated from a version 1 (single-organization) store
 LEGACY_ORG = "*legacy*"
 
@@ -228,6 +231,7 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         (),
     ),
     "leases": ("key TEXT NOT NULL, owner TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL", "key", ()),
+    "denials": ("key TEXT NOT NULL, count BIGINT NOT NULL, updated_at DOUBLE PRECISION NOT NULL", "key", ()),
     "scores": (
         "unit_key TEXT NOT NULL, task_id BIGINT NOT NULL, job_id BIGINT NOT NULL, kind TEXT NOT NULL, "
         "agreement DOUBLE PRECISION, rule_errors BIGINT NOT NULL, findings BIGINT NOT NULL, decision TEXT NOT NULL, "
@@ -757,6 +761,21 @@ class StateStore:
 
     def release_lease(self, key: str, owner: str) -> None:
         self._execute("DELETE FROM leases WHERE org = ? AND key = ? AND owner = ?", (self.org, key, owner))
+
+    # --- refusals (units CVAT answers 403) --------------------------------------------------------
+    def count_denial(self, key: str) -> int:
+        """One more cycle in a row in which CVAT refused unit ``key``; returns the count so far
+        (every replica's refusals, across restarts)."""
+        rows = self._execute(
+            "INSERT INTO denials(org, key, count, updated_at) VALUES (?, ?, 1, ?) ON CONFLICT (org, key) DO UPDATE "
+            "SET count = denials.count + 1, updated_at = excluded.updated_at RETURNING count",
+            (self.org, key, self.clock()),
+        )
+        return int(rows[0][0])
+
+    def clear_denials(self, key: str) -> None:
+        """Unit ``key`` went through (or was parked): its refusals no longer run in a row."""
+        self._execute("DELETE FROM denials WHERE org = ? AND key = ?", (self.org, key))
 
     # --- scores and guides ------------------------------------------------------------------------
     def put_score(self, row: ScoreRow) -> None:
