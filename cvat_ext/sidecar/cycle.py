@@ -52,6 +52,7 @@ from cvat_ext.sidecar.actions import ActionRunner, Hook, no_hook
 from cvat_ext.sidecar.changes import ChangeFeed
 from cvat_ext.sidecar.config import SidecarSettings
 from cvat_ext.sidecar.duplicates import DuplicateSweeper
+from cvat_ext.sidecar.expiring import ExpiringCache
 from cvat_ext.sidecar.ground_truth import Honeypots, JobTruth, accepted_gt_job, read_ground_truth
 from cvat_ext.sidecar.interface import ConsensusOutcome, ConsensusRunner, CvatApi, JobRef, ReplicaInput, RuleRunner
 from cvat_ext.sidecar.issues import IssuePublisher
@@ -73,6 +74,10 @@ log = logging.getLogger(__name__)
 #: and their keyframes; least recently used jobs dropped first): ~100 MB at the upper end with
 #: their objects built (plain jobs), far less as the body's bytes and columns (consensus replicas)
 ANNOTATION_CACHE_OBJECTS = 100_000
+#: tasks whose labels and honeypots, and jobs whose frame meta, stay cached (least recently used
+#: dropped beyond): a scored parent's replicas and its task's neighbours fit many times over
+CACHED_TASKS = 1024
+CACHED_JOBS = 8192
 
 
 @dataclass(frozen=True)
@@ -209,9 +214,13 @@ class Cycle:
         self.pool = ReviewerPool(
             client, store, settings.reviewers, ttl_s=settings.service.reconcile_interval_s, clock=clock
         )
-        self._labels: dict[int, tuple[float, LabelSet]] = {}
-        self.honeypots = Honeypots(client, ttl_s=settings.service.reconcile_interval_s, clock=clock)
-        self._meta: dict[int, JobMeta] = {}
+        reread_s = settings.service.reconcile_interval_s
+        self._labels: ExpiringCache[int, LabelSet] = ExpiringCache(
+            ttl_s=reread_s, clock=clock, max_entries=CACHED_TASKS
+        )
+        self.honeypots = Honeypots(client, ttl_s=reread_s, clock=clock, max_tasks=CACHED_TASKS)
+        # a job's frame meta is read once (until evicted)
+        self._meta: ExpiringCache[int, JobMeta] = ExpiringCache(ttl_s=None, clock=clock, max_entries=CACHED_JOBS)
         # replica annotations by (job id, updated_date): re-scoring a parent after one replica
         # changed fetches only that replica (saving annotations always moves updated_date)
         self._annotations: OrderedDict[int, tuple[str, _Replica, int]] = OrderedDict()
@@ -436,17 +445,11 @@ class Cycle:
     # --- inputs (cached) --------------------------------------------------------------------------
     def labels(self, task_id: int) -> LabelSet:
         hit = self._labels.get(task_id)
-        if hit is not None and self.clock() - hit[0] < self.settings.service.reconcile_interval_s:
-            return hit[1]
-        labels = self.client.get_labels(task_id=task_id)
-        self._labels[task_id] = (self.clock(), labels)
-        return labels
+        return hit if hit is not None else self._labels.put(task_id, self.client.get_labels(task_id=task_id))
 
     def meta(self, job_id: int) -> JobMeta:
         hit = self._meta.get(job_id)
-        if hit is None:
-            hit = self._meta[job_id] = self.client.get_job_meta(job_id)
-        return hit
+        return hit if hit is not None else self._meta.put(job_id, self.client.get_job_meta(job_id))
 
     def replica(self, job: JobRow) -> _Replica:
         """A replica's annotations: fetched once per ``updated_date`` as CVAT's JSON, read into

@@ -26,6 +26,7 @@ from typing import Protocol, TypeVar
 from cvat_ext.annotations.model import JobAnnotations, JobMeta, Shape, Tag
 from cvat_ext.cvat.records import ValidationLayout
 from cvat_ext.errors import CvatNotFoundError, CvatPermissionError
+from cvat_ext.sidecar.expiring import ExpiringCache
 from cvat_ext.sidecar.state import JobRow
 
 log = logging.getLogger(__name__)
@@ -138,22 +139,24 @@ def read_ground_truth(jobs: Iterable[JobRow], reader: JobReader) -> GroundTruth 
 
 class Honeypots:
     """Each task's honeypots, read from its validation layout at most once per ``ttl_s`` and GT
-    version. A layout CVAT will not give (404: a server older than 2.20; 403: no permission) is
-    said once per task in the log, and every time in :meth:`of`'s reason."""
+    version (``max_tasks`` kept). A layout CVAT will not give (404: a server older than 2.20; 403:
+    no permission) is said once per task in the log, and every time in :meth:`of`'s reason."""
 
-    def __init__(self, client: LayoutSource, *, ttl_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, client: LayoutSource, *, ttl_s: float, clock: Callable[[], float], max_tasks: int = 1024
+    ) -> None:
         self.client = client
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._cache: dict[int, tuple[float, str, tuple[tuple[int, int], ...], str | None]] = {}
+        self._cache: ExpiringCache[tuple[int, str], tuple[tuple[tuple[int, int], ...], str | None]] = ExpiringCache(
+            ttl_s=ttl_s, clock=clock, max_entries=max_tasks
+        )
         self._said: set[int] = set()
 
     def of(self, task_id: int, gt_version: str) -> tuple[tuple[tuple[int, int], ...], str | None]:
         """The task's ``(honeypot frame, real frame)`` pairs (empty outside ``gt_pool`` mode), and
         None, or no pairs and why the layout could not be read."""
-        hit = self._cache.get(task_id)
-        if hit is not None and hit[1] == gt_version and self.clock() - hit[0] < self.ttl_s:
-            return hit[2], hit[3]
+        hit = self._cache.get((task_id, gt_version))
+        if hit is not None:
+            return hit
         try:
             layout = self.client.get_validation_layout(task_id)
         except (CvatNotFoundError, CvatPermissionError) as exc:
@@ -162,11 +165,8 @@ class Honeypots:
             if task_id not in self._said:
                 self._said.add(task_id)
                 log.warning("task %d: %s: %s", task_id, why, exc)
-            self._cache[task_id] = (self.clock(), gt_version, (), why)
-            return (), why
-        pairs = layout.active_honeypots()
-        self._cache[task_id] = (self.clock(), gt_version, pairs, None)
-        return pairs, None
+            return self._cache.put((task_id, gt_version), ((), why))
+        return self._cache.put((task_id, gt_version), (layout.active_honeypots(), None))
 
     def truth_for(self, task_id: int, gt: GroundTruth, meta: JobMeta) -> tuple[JobTruth, str | None]:
         """What the job of ``meta`` in task ``task_id`` is measured against (:meth:`GroundTruth.for_job`
