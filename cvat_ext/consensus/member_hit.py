@@ -57,34 +57,40 @@ class PairHitTable:
     hit: FloatArray
     apart: FloatArray
 
-    def matched(self, spread2_r: FloatArray, spread2_s: FloatArray, x_rs: FloatArray) -> FloatArray:
-        """(N,) P(hit | x_rs) for drawings of squared relative spreads ``spread2_r, spread2_s (N,)``."""
-        xb = np.clip((np.asarray(x_rs) * X_BINS).astype(np.int64), 0, X_BINS - 1)
-        return _bilinear(self.hit, spread2_r, spread2_s, xb)
+    def matched(self, spread2_r: FloatArray, spread2_s: FloatArray) -> FloatArray:
+        """(N, X) P(hit | ``x_rs`` bin) in every bin, for drawings of squared relative spreads
+        ``spread2_r, spread2_s (N,)``."""
+        return _bilinear(self.hit, spread2_r, spread2_s)
 
     def unmatched(self, spread2_r: FloatArray, spread2_s: FloatArray, hit: bool, at_link: bool) -> FloatArray:
         """(N,) P(r's drawing does not match s's | r hits (``hit``) or misses), at the link
         threshold (``at_link``: s's drawing is elsewhere) or the match threshold (s's drawing is in
         r's cluster, joined through another member)."""
-        table = self.apart[0 if at_link else 1, int(hit)][..., None]
-        return _bilinear(table, spread2_r, spread2_s, np.zeros(np.shape(spread2_r), dtype=np.int64))
+        return _bilinear(self.apart[0 if at_link else 1, int(hit)][..., None], spread2_r, spread2_s)[..., 0]
 
 
-def _bilinear(table: FloatArray, spread2_r: FloatArray, spread2_s: FloatArray, last: IntArray) -> FloatArray:
-    """``table (T, T, X)`` at ``(spread_r, spread_s)`` (bilinear in log spread) and index ``last``."""
+def x_bin(x_rs: FloatArray) -> IntArray:
+    """The bin of each pair dissimilarity ``x_rs = 1 - sim`` (any shape) among :data:`X_BINS` over
+    [0, 1] (clipped: 1 falls in the last)."""
+    return np.clip((np.asarray(x_rs) * X_BINS).astype(np.int64), 0, X_BINS - 1)
+
+
+def _bilinear(table: FloatArray, spread2_r: FloatArray, spread2_s: FloatArray) -> FloatArray:
+    """``table (T, T, X)`` at ``(spread_r, spread_s)`` of shape ``S`` (bilinear in log spread):
+    ``(*S, X)``."""
     log_grid = np.log(SPREAD_GRID)
 
     def axis(spread2: FloatArray) -> tuple[IntArray, FloatArray]:
         v = np.clip(0.5 * np.log(np.maximum(np.asarray(spread2, dtype=np.float64), 1e-300)), log_grid[0], log_grid[-1])
         i = np.clip(np.searchsorted(log_grid, v, side="right") - 1, 0, log_grid.size - 2)
-        return i, (v - log_grid[i]) / (log_grid[i + 1] - log_grid[i])
+        return i, ((v - log_grid[i]) / (log_grid[i + 1] - log_grid[i]))[..., None]
 
     (i, wi), (j, wj) = axis(spread2_r), axis(spread2_s)
     out = (
-        table[i, j, last] * (1 - wi) * (1 - wj)
-        + table[i + 1, j, last] * wi * (1 - wj)
-        + table[i, j + 1, last] * (1 - wi) * wj
-        + table[i + 1, j + 1, last] * wi * wj
+        table[i, j] * (1 - wi) * (1 - wj)
+        + table[i + 1, j] * wi * (1 - wj)
+        + table[i, j + 1] * (1 - wi) * wj
+        + table[i + 1, j + 1] * wi * wj
     )
     return np.asarray(out, dtype=np.float64)
 
@@ -107,7 +113,7 @@ def pair_hit_table(iou_thr: float, link_thr: float) -> PairHitTable:
         hits = corner_iou(box_r, UNIT_SQUARE) >= iou_thr - 1e-12
         q = hits.mean()
         sim = corner_iou((box_r[0][None], box_r[1][None]), (lo_s, hi_s))  # (T, D)
-        flat = (cell + np.clip(((1.0 - sim) * X_BINS).astype(np.int64), 0, X_BINS - 1)).ravel()
+        flat = (cell + x_bin(1.0 - sim)).ravel()
         count = np.bincount(flat, minlength=n * X_BINS).reshape(n, X_BINS)
         hit_count = np.bincount(flat, weights=np.tile(hits, n), minlength=n * X_BINS).reshape(n, X_BINS)
         hit[i] = (hit_count + _SMOOTH * q) / (count + _SMOOTH)
@@ -151,7 +157,7 @@ class MemberRatios:
         for p, (a, b) in enumerate(annotator_pairs(n_annot)):
             x = 1.0 - pair_sim[:, p]
             matched = np.isfinite(x)
-            xb = np.clip((np.where(matched, x, 0.0) * X_BINS).astype(np.int64), 0, X_BINS - 1)
+            xb = x_bin(np.where(matched, x, 0.0))
             for r, s in ((a, b), (b, a)):
                 lr = np.where(
                     matched,
@@ -182,8 +188,7 @@ def member_ratios(table: PairHitTable, spread2: FloatArray, rate: FloatArray, dr
     sp_r = np.broadcast_to(spread2[:, :, None], (n_bins, n_annot, n_annot)).ravel()
     sp_s = np.broadcast_to(spread2[:, None, :], (n_bins, n_annot, n_annot)).ravel()
     shape = (n_bins, n_annot, n_annot)
-    x_mid = (np.arange(X_BINS) + 0.5) / X_BINS
-    hit_rows = table.matched(np.repeat(sp_r, X_BINS), np.repeat(sp_s, X_BINS), np.tile(x_mid, sp_r.size))
+    hit_rows = table.matched(sp_r, sp_s)  # (B R R, X)
     lr_matched = np.log(hit_rows / (1 - hit_rows)).reshape(*shape, X_BINS) - prior_logit[:, :, None, None]
     lr_apart = (
         np.log(table.unmatched(sp_r, sp_s, True, False)) - np.log(table.unmatched(sp_r, sp_s, False, False))

@@ -155,15 +155,19 @@ def staple(stack: np.ndarray, weight: FloatArray, *, iterations: int = 15) -> np
     return np.asarray(prob[code] >= 0.5)
 
 
-def dominant_member(weight: FloatArray, vote_thr: float) -> int | None:
-    """The member whose weight alone decides a ``vote_thr`` vote (its weight reaches the threshold,
-    the others' together do not), or None."""
-    total = float(weight.sum())
-    best = int(np.argmax(weight))
+def decides_vote(lead_weight: np.ndarray | float, total: np.ndarray | float, vote_thr: float) -> BoolArray:
+    """Whether a member of weight ``lead_weight`` alone decides a ``vote_thr`` vote of members
+    weighing ``total`` (the same shapes): its weight reaches the threshold, the others' together
+    do not. The one rule of :func:`dominant_member`, :func:`_dominance` and the polygon fusion's
+    ``_dominant``; each computes ``total`` as the vote it stands for sums it."""
     need = vote_thr * total - 1e-9
-    if weight[best] >= need and total - weight[best] < need:
-        return best
-    return None
+    return np.asarray((lead_weight >= need) & (total - lead_weight < need), dtype=bool)
+
+
+def dominant_member(weight: FloatArray, vote_thr: float) -> int | None:
+    """The member whose weight alone decides a ``vote_thr`` vote (:func:`decides_vote`), or None."""
+    best = int(np.argmax(weight))
+    return best if decides_vote(weight[best], float(weight.sum()), vote_thr) else None
 
 
 def fuse_masks(masks: Sequence[MaskRle], weight: FloatArray, method: MergeMethod, vote_thr: float) -> MaskRle | None:
@@ -322,15 +326,16 @@ def _member_vote_iou(
 
 def _dominance(cluster: IntArray, weight: FloatArray, n_clusters: int, vote_thr: float) -> tuple[IntArray, BoolArray]:
     """Each cluster's heaviest member (the first of equal weight; -1 for a cluster without
-    members) ``(K,)``, and whether its weight alone decides the vote ``(K,)``."""
+    members) ``(K,)``, and whether its weight alone decides the vote ``(K,)`` (:func:`decides_vote`).
+    Members come as ``cluster (M,)``, ``weight (M,)`` (the mask vote's layout); the totals are
+    summed in member order."""
     total = np.bincount(cluster, weights=weight, minlength=n_clusters)
     order = np.lexsort((-weight, cluster))
     first = order[np.flatnonzero(np.concatenate(([True], cluster[order][1:] != cluster[order][:-1])))]
     best = np.full(n_clusters, -1, dtype=np.int64)
     best[cluster[first]] = first
     w_best = np.where(best >= 0, weight[np.maximum(best, 0)], 0.0)
-    need = vote_thr * total
-    return best, (best >= 0) & (w_best >= need - 1e-9) & (total - w_best < need - 1e-9)
+    return best, (best >= 0) & decides_vote(w_best, total, vote_thr)
 
 
 def _lead_iou(

@@ -21,7 +21,7 @@ from cvat_ext.annotations.table import TYPE_CODE, LazyShapes
 from cvat_ext.consensus.batch import FloatArray, IntArray, ReplicaBatch
 from cvat_ext.consensus.conformity import shape_conformity
 from cvat_ext.consensus.matching import pair_index
-from cvat_ext.consensus.merge import fuse_polygons
+from cvat_ext.consensus.merge import decides_vote, fuse_polygons
 from cvat_ext.consensus.settings import MergeMethod
 from cvat_ext.geometry import SimilarityParams
 from cvat_ext.geometry.masks import concat_ranges, runs_iou_paired, take_runs
@@ -168,16 +168,17 @@ def _dominant(
     weight: FloatArray, present: np.ndarray, lead: IntArray, method: MergeMethod, vote_thr: float
 ) -> np.ndarray:
     """(J,) whether the lead's weight alone decides the vote
-    (:func:`~cvat_ext.consensus.merge.dominant_member`, cluster by cluster)."""
+    (:func:`~cvat_ext.consensus.merge.dominant_member`, cluster by cluster). Not the mask vote's
+    :func:`~cvat_ext.consensus.merge._dominance` on purpose: its totals are summed in member order,
+    and here they must be NumPy's pairwise sums of :func:`~cvat_ext.consensus.merge.fuse_polygons`
+    (bit for bit, 8 or more members), which the clusters left to it are voted with."""
     if method == "staple":
         return np.zeros(weight.shape[0], dtype=bool)
     if weight.shape[1] < _SEQUENTIAL_SUM:
         total = weight.sum(axis=1)
     else:  # pairwise summation groups differently with the zeros in: sum the members alone
         total = np.array([float(row[on].sum()) for row, on in zip(weight, present, strict=True)])
-    best = weight[np.arange(weight.shape[0]), lead]
-    need = vote_thr * total - 1e-9
-    return np.asarray((best >= need) & (total - best < need), dtype=bool)
+    return decides_vote(weight[np.arange(weight.shape[0]), lead], total, vote_thr)
 
 
 def _earlier_twin(

@@ -198,13 +198,14 @@ class SplitOffsets:
         return dataclasses.replace(self, extra=np.zeros_like(self.extra))
 
     def posterior(self, pair: IntArray, u: FloatArray, weight: FloatArray | None = None) -> FloatArray:
-        """(C,) probability that candidates ``(pair, u)`` are one object's two drawings; ``weight
-        (C,)`` scales the pair's split share per candidate (:meth:`Candidates.split_weight`)."""
+        """(C,) probability that candidates ``(pair, u)`` are one object's two drawings, 0 for a
+        pair without a fitted mixture; ``weight (C,)`` scales the pair's split share per candidate
+        (:meth:`Candidates.split_weight`)."""
         share, scale = self.share[pair], self.scale[pair]
         fitted = np.isfinite(scale)
         c = np.where(fitted, scale, 1.0)
         if weight is not None:
-            share = np.where(fitted, share * weight, 0.0)
+            share = share * weight  # NaN where not fitted: those are set to 0 below
         split = share * _chi2_4(u / c) / c
         spurious = (1.0 - share) * _neighbour(u, np.where(fitted, self.spread[pair], 1.0))
         post = split / np.maximum(split + spurious, 1e-300)

@@ -141,6 +141,11 @@ class CycleReport:
         self.errors.extend(other.errors)
         self.aborted = self.aborted or other.aborted
 
+    def unit_failed(self, key: str, exc: Exception) -> None:
+        """Count a unit that failed this cycle (``key``: its :attr:`Unit.key`) and say why."""
+        self.failed_units += 1
+        self.errors.append(f"{key}: {exc}")
+
     @property
     def healthy(self) -> bool:
         """False when the cycle got nothing done because of errors (CVAT down, say)."""
@@ -395,8 +400,7 @@ class Cycle:
         except CvatPermissionError as exc:
             denials = self.store.count_denial(unit.key)
             if denials < self.settings.service.park_after_denials:
-                report.failed_units += 1
-                report.errors.append(f"{unit.key}: {exc}")
+                report.unit_failed(unit.key, exc)
                 self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
                 log.warning("%s: CVAT refused (403, %d in a row); left queued: %s", unit.key, denials, exc)
                 return False
@@ -405,26 +409,18 @@ class Cycle:
         except CvatNotFoundError as exc:
             # the job (or its task) was deleted in CVAT: nothing left to do for it
             log.info("%s: gone from CVAT, dropped: %s", unit.key, exc)
-            self.store.append_audit(
-                replica=self.owner, action="unit.gone", job_id=unit.job_id, task_id=unit.task_id, reason=str(exc)
-            )
-            self.store.dequeue(unit.trigger_ids)
+            self._drop(unit, "unit.gone", str(exc))
             return False
         except (CvatError, LeaseLostError) as exc:
-            report.failed_units += 1
-            report.errors.append(f"{unit.key}: {exc}")
+            report.unit_failed(unit.key, exc)
             self.metrics.cvat_errors.labels(kind=type(exc).__name__).inc()
             log.warning("%s: left queued for the next cycle after a CVAT error: %s", unit.key, exc)
             return False
         except CvatExtError as exc:
             # bad data in CVAT (malformed annotations...): report, do not retry forever
-            report.failed_units += 1
-            report.errors.append(f"{unit.key}: {exc}")
+            report.unit_failed(unit.key, exc)
             log.error("%s: skipped: %s", unit.key, exc)
-            self.store.append_audit(
-                replica=self.owner, action="unit.error", job_id=unit.job_id, task_id=unit.task_id, reason=str(exc)
-            )
-            self.store.dequeue(unit.trigger_ids)
+            self._drop(unit, "unit.error", str(exc))
             return False
         finally:
             self.store.release_lease(unit.key, self.owner)
@@ -436,8 +432,13 @@ class Cycle:
         report.errors.append(f"{unit.key}: parked: {reason}")
         self.metrics.parked.labels(what="unit").inc()
         log.error("%s: parked (not retried until the job changes again): %s", unit.key, reason)
+        self._drop(unit, "unit.parked", reason)
+
+    def _drop(self, unit: Unit, action: str, reason: str) -> None:
+        """Take a unit's jobs off the queue without scoring them, with an audit row (``action``:
+        ``unit.gone``, ``unit.error``, ``unit.parked``) saying why; its refusals in a row end too."""
         self.store.append_audit(
-            replica=self.owner, action="unit.parked", job_id=unit.job_id, task_id=unit.task_id, reason=reason
+            replica=self.owner, action=action, job_id=unit.job_id, task_id=unit.task_id, reason=reason
         )
         self.store.dequeue(unit.trigger_ids)
         self.store.clear_denials(unit.key)

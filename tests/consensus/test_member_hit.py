@@ -13,7 +13,14 @@ import pytest
 from cvat_ext.consensus import annotator_model
 from cvat_ext.consensus.engine import score_replicas
 from cvat_ext.consensus.matching import annotator_pairs
-from cvat_ext.consensus.member_hit import member_hit, member_ratios, pair_hit_table, pooled_spread2
+from cvat_ext.consensus.member_hit import (
+    SPREAD_GRID,
+    X_BINS,
+    member_hit,
+    member_ratios,
+    pair_hit_table,
+    pooled_spread2,
+)
 from cvat_ext.consensus.noise_model import template
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.geometry import box_iou_pairs
@@ -149,3 +156,28 @@ def test_the_job_sums_do_not_depend_on_the_block_of_clusters(monkeypatch: pytest
         assert got.keys() == want.keys()
         for key, value in want.items():
             assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+def test_table_rows_are_bilinear_in_log_spread() -> None:
+    """``matched`` gives every bin's row at once: at the grid's spreads the table's own rows, and
+    between them what a scalar bilinear interpolation in log spread gives, bin by bin."""
+    table = pair_hit_table(0.5, 0.05)
+    grid = SPREAD_GRID
+    np.testing.assert_array_equal(table.matched(grid[[3, 7]] ** 2, grid[[5, 0]] ** 2), table.hit[[3, 7], [5, 0]])
+    rng = np.random.default_rng(3)
+    spread_r, spread_s = np.exp(rng.uniform(np.log(grid[0]), np.log(grid[-1]), (2, 40)))
+    got = table.matched(spread_r**2, spread_s**2)
+    assert got.shape == (40, X_BINS)
+    log_grid = np.log(grid)
+    for n in range(40):
+        i, j = (int(np.searchsorted(log_grid, np.log(s), side="right")) - 1 for s in (spread_r[n], spread_s[n]))
+        wi = (np.log(spread_r[n]) - log_grid[i]) / (log_grid[i + 1] - log_grid[i])
+        wj = (np.log(spread_s[n]) - log_grid[j]) / (log_grid[j + 1] - log_grid[j])
+        for b in (0, 17, X_BINS - 1):
+            corners = table.hit[i : i + 2, j : j + 2, b]
+            want = (1 - wi) * ((1 - wj) * corners[0, 0] + wj * corners[0, 1]) + wi * (
+                (1 - wj) * corners[1, 0] + wj * corners[1, 1]
+            )
+            assert got[n, b] == pytest.approx(want, rel=1e-12)
+    absent = table.unmatched(spread_r**2, spread_s**2, True, True)
+    assert absent.shape == (40,)

@@ -15,7 +15,8 @@ import pytest
 from cvat_ext.annotations.columnar_json import ReplicaColumns, read_annotations_bytes
 from cvat_ext.annotations.cvat_json import dump_job_annotations
 from cvat_ext.annotations.model import JobAnnotations, Shape, ShapeType
-from cvat_ext.consensus import fuse
+from cvat_ext.consensus import fuse, polygon_fusion
+from cvat_ext.consensus.merge import dominant_member
 from cvat_ext.consensus.polygon_fusion import FusedPolygons
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.table_source import score_tables
@@ -86,3 +87,24 @@ def test_columnar_polygon_fusion_equals_per_cluster(
         assert new[name] == old[name], name
     merged = json.loads(new["merged.json"])
     assert merged["shapes"] and all(s["type"] == ShapeType.POLYGON.value for s in merged["shapes"])
+
+
+@pytest.mark.parametrize("n_annot", [3, 7, 8, 12])
+def test_dominant_rows_equal_the_per_cluster_rule(n_annot: int) -> None:
+    """``_dominant`` decides each row as :func:`dominant_member` decides the row's members alone,
+    also with 8 or more members (NumPy's pairwise sums), leads at the threshold's very edge."""
+    rng = np.random.default_rng(n_annot)
+    n_rows = 4000
+    weight = rng.choice([0.1, 0.2, 0.3, 0.7, 1.0 / 3.0, 2.0 / 3.0], size=(n_rows, n_annot))
+    present = rng.random((n_rows, n_annot)) < 0.8
+    rows, lead = np.arange(n_rows), rng.integers(0, n_annot, n_rows)
+    present[rows, lead] = True
+    weight = np.where(present, weight, 0.0)
+    # the lead weighs the others' sum plus 2e-9, give or take: at 0.5, within an ulp of deciding
+    others = weight.sum(axis=1) - weight[rows, lead]
+    weight[rows, lead] = others + 2e-9 * rng.choice([0.5, 1.0, 1.0 + 1e-7, 2.0], n_rows)
+    lead = np.where(present, weight, -np.inf).argmax(axis=1)
+    got = polygon_fusion._dominant(weight, present, lead, "wbf", 0.5)
+    want = np.array([dominant_member(w[on], 0.5) is not None for w, on in zip(weight, present, strict=True)])
+    assert got.any() and not got.all()
+    np.testing.assert_array_equal(got, want)
