@@ -48,6 +48,7 @@ from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit
 from cvat_ext.consensus.member_hit import member_ratios, pair_hit_table, pooled_spread2
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
+    CarriedCells,
     CornerEvidence,
     NoiseFit,
     PairEvidence,
@@ -414,6 +415,7 @@ def fit_annotator_model(
                 template(family, oks_sigma),
                 {r: (a, b, w) for r, (a, b, _, w) in fam_prior.items()},
                 ev.corners if family in WEIGHTED_FAMILIES else None,
+                carried_cells(prior_of, family),
             )
         noise[family] = fit
         present = np.concatenate(ev.present)
@@ -586,6 +588,18 @@ def _parse_priors(
     return out
 
 
+def carried_cells(prior_of: Mapping[int, Mapping[str, Any]], family: str) -> dict[int, CarriedCells]:
+    """Annotator position -> the corner cells its prior carries for ``family`` (a model dict
+    without them, as stored before they were carried, or of another cells layout: none)."""
+    out: dict[int, CarriedCells] = {}
+    for r, model in prior_of.items():
+        stored = model.get("noise", {}).get(family, {}).get("corner_cells")
+        cells = CarriedCells.from_dict(stored) if isinstance(stored, Mapping) else None
+        if cells is not None:
+            out[r] = cells
+    return out
+
+
 def _apply_priors(
     values: dict[str, FloatArray],
     se: dict[str, FloatArray],
@@ -657,6 +671,7 @@ def _model_dict(
                 "beta": num(float(fit.beta[r])),
                 "pairs": num(float(fit.pairs[r])),
                 **({"flip": num(float(fit.flip[r]))} if isinstance(fit, KeypointFit) else {}),
+                **({"corner_cells": fit.cells[r].as_dict()} if fit.cells is not None else {}),
             }
             for family, fit in noise.items()
         },

@@ -22,7 +22,7 @@ documented assumption of the estimator (``docs/developers/annotator-model.md``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,22 @@ def triple_pairs(n: int) -> list[tuple[int, int, float, int]]:
 
 
 @dataclass
+class CornerSums:
+    """Corner covariance sums per (size bin, triple), ``(B, T)`` each: ``sum_cov`` of the products
+    of r's two offsets over the object size squared, ``sum_inv_s2`` of ``1/s^2``, ``count``."""
+
+    sum_cov: FloatArray
+    sum_inv_s2: FloatArray
+    count: FloatArray
+
+    def add(self, cell: IntArray, cov: FloatArray, inv_s2: FloatArray, count: FloatArray) -> None:
+        """Add ``(K, T)`` per-cluster terms; ``cell (K*T,)`` their flat (bin, triple) index."""
+        n, shape = self.count.size, self.count.shape
+        for acc, values in ((self.sum_cov, cov), (self.sum_inv_s2, inv_s2), (self.count, count)):
+            acc += np.bincount(cell, weights=values.ravel(), minlength=n).reshape(shape)
+
+
+@dataclass
 class CornerEvidence:
     """Corner offsets of the extents, per (size bin, triple): the covariance estimate.
 
@@ -130,16 +146,25 @@ class CornerEvidence:
     small difference of large numbers where one annotator is far more precise than the others).
     Offsets are divided by the object size, so the sums are of squared relative spreads.
     ``sum_cov, sum_inv_s2, count`` are (B, T), T the :func:`annotator_triples`: kept per triple
-    because each triple's pairs truncate it differently (:func:`fit_corner_noise`)."""
+    because each triple's pairs truncate it differently (:func:`fit_corner_noise`). ``clique`` holds
+    the same sums over the clique triples alone (the pair a-b matched too), whose selection
+    :func:`clique_covariance` models."""
 
     n_annotators: int
     sum_cov: FloatArray = field(init=False)
     sum_inv_s2: FloatArray = field(init=False)
     count: FloatArray = field(init=False)
+    clique: CornerSums = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (SIZE_EDGES.size - 1, len(annotator_triples(self.n_annotators)))
         self.sum_cov, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
+        self.clique = CornerSums(*(np.zeros(shape) for _ in range(3)))
+
+    @property
+    def every(self) -> CornerSums:
+        """The sums over every triple whose pairs r-a, r-b matched (cliques and chains)."""
+        return CornerSums(self.sum_cov, self.sum_inv_s2, self.count)
 
     def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
         """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
@@ -157,17 +182,18 @@ class CornerEvidence:
         inv_s2 = 1.0 / (s_obj * s_obj)
         triples = triple_pairs(n)
         cov, count = np.zeros((k, len(triples))), np.zeros((k, len(triples)))
-        for t, (pa, pb, sign, _) in enumerate(triples):
+        clique = np.zeros((k, len(triples)), dtype=bool)
+        for t, (pa, pb, sign, pab) in enumerate(triples):
             ok = matched[:, pa] & matched[:, pb]
             cov[:, t] = np.where(ok, sign * (diff[pa] * diff[pb]).mean(axis=1), 0.0)
             count[:, t] = ok
+            clique[:, t] = ok & matched[:, pab]
         n_t = len(triples)
         cell = ((size_bin(s_obj) if bins is None else bins)[:, None] * n_t + np.arange(n_t)[None, :]).ravel()
-        cells = self.count.size
-        shape = self.count.shape
-        self.sum_cov += np.bincount(cell, weights=(cov * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
-        self.sum_inv_s2 += np.bincount(cell, weights=(count * inv_s2[:, None]).ravel(), minlength=cells).reshape(shape)
-        self.count += np.bincount(cell, weights=count.ravel(), minlength=cells).reshape(shape)
+        cov_s = cov * inv_s2[:, None]
+        count_s = count * inv_s2[:, None]
+        for sums, keep in ((self.every, None), (self.clique, clique)):
+            sums.add(cell, *((cov_s, count_s, count) if keep is None else (cov_s * keep, count_s * keep, count * keep)))
 
 
 #: triples an annotator's usable cells need before the corner fit leaves out the most truncated ones
@@ -181,58 +207,223 @@ MIN_CORNER_FACTOR = 0.25
 class CornerCells:
     """One annotator's usable corner cells: ``design (M, 2)`` (mean ``1/s^2``, 1) against
     ``target (M,)`` (its corner variance, corrected for truncation, relative units), ``weight (M,)``
-    (inverse standard error)."""
+    (inverse standard error), ``bins (M,)`` each cell's size bin, ``factor (M,)`` the share of the
+    variance it read (its truncation correction's divisor; 1 for a carried bin)."""
 
     design: FloatArray
     target: FloatArray
     weight: FloatArray
+    bins: IntArray
+    factor: FloatArray
+
+    @classmethod
+    def empty(cls) -> CornerCells:
+        return cls(np.zeros((0, 2)), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0))
+
+    def __add__(self, other: CornerCells) -> CornerCells:
+        return CornerCells(
+            np.concatenate([self.design, other.design]),
+            np.concatenate([self.target, other.target]),
+            np.concatenate([self.weight, other.weight]),
+            np.concatenate([self.bins, other.bins]),
+            np.concatenate([self.factor, other.factor]),
+        )
+
+
+def shrink_factor(shrink: FloatArray, n: int) -> FloatArray:
+    """(B, T) ``shrink_ra * shrink_rb`` per (size bin, triple) from ``shrink (B, P)`` (the share of
+    the squared error each pair's match keeps): the share of r's variance a triple keeps with each of
+    its two pairs truncated alone (every triple whose pairs r-a and r-b matched, chains too)."""
+    cols = [(pa, pb) for pa, pb, _, _ in triple_pairs(n)]
+    if not cols:  # fewer than three annotators: no triple
+        return np.zeros((shrink.shape[0], 0))
+    return np.stack([shrink[:, pa] * shrink[:, pb] for pa, pb in cols], axis=1)
+
+
+#: a triple's three pair differences in the errors ``(e_r, e_a, e_b)``: r-a, r-b, a-b
+_TRIPLE_DIFFERENCES = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0], [0.0, 1.0, -1.0]])
+
+
+def clique_covariance(variance: FloatArray, kept: Callable[[FloatArray], FloatArray], scale: float = 1.0) -> FloatArray:
+    """``(...,)`` the covariance a clique triple reads for r (in ``variance``'s units), from
+    ``variance (..., 3)`` the squared spreads of r, a, b (as the match sees them) and ``kept``: the
+    share of a pair's squared error its match keeps at a squared spread (vectorised
+    :meth:`IouTemplate.shrink`).
+
+    Gaussian errors ``Sigma = diag(v_r, v_a, v_b)`` conditioned on each pair's truncation in turn
+    (r-a, r-b, a-b): a truncation keeping the share ``k`` of the difference ``c``'s variance moves
+    ``Sigma <- Sigma - (1 - k) Sigma c c^T Sigma / c^T Sigma c``, ``k`` read at that difference's
+    spread under the current ``Sigma``; the triple reads ``c_ra^T Sigma c_rb``. With a-b matched too
+    (a clique) this is ``v_r shrink_ra shrink_rb`` no more: the a-b match adds about
+    ``v_a v_b / (v_a + v_b) (1 - k_ab)``, which for a precise r beside two noisy annotators is the
+    size of its own variance. ``scale``: the similarity's squared spread over the corners' (the
+    joint fit's scale: masks and polygons also carry outline noise); ``k`` is read there."""
+    v = np.maximum(np.asarray(variance, dtype=np.float64), 1e-12)
+    sigma = v[..., :, None] * np.eye(3)
+    for c in _TRIPLE_DIFFERENCES:
+        sc = sigma @ c  # (..., 3)
+        var = np.maximum(sc @ c, 1e-300)
+        # the match truncates the similarity, whose spread is ``scale`` times the corners'
+        cut = (1.0 - kept(scale * var)) / var
+        sigma = sigma - cut[..., None, None] * sc[..., :, None] * sc[..., None, :]
+    c_ra, c_rb = _TRIPLE_DIFFERENCES[0], _TRIPLE_DIFFERENCES[1]
+    return np.asarray((sigma @ c_rb) @ c_ra, dtype=np.float64)
+
+
+def clique_correction(
+    variance: FloatArray, kept: Callable[[FloatArray], FloatArray], scale: float = 1.0
+) -> tuple[FloatArray, FloatArray]:
+    """``slope, offset (...,)``: :func:`clique_covariance` linearised in r's variance at ``variance
+    (..., 3)``, ``covariance ~ slope * v_r + offset``. Inverting the line (not dividing by the
+    covariance over ``v_r``) stays finite where a fit put ``v_r`` near 0: the a-b match's
+    additive term then moves the cell by itself, not by a huge factor."""
+    v = np.asarray(variance, dtype=np.float64)
+    base = clique_covariance(v, kept, scale)
+    step = 0.1 * v[..., 0] + 0.01 * np.minimum(v[..., 1], v[..., 2]) + 1e-12
+    moved = v.copy()
+    moved[..., 0] += step
+    slope = (clique_covariance(moved, kept, scale) - base) / step
+    return slope, base - slope * v[..., 0]
+
+
+def triple_variances(fit: NoiseFit, sums: CornerSums) -> FloatArray:
+    """(B, T, 3) the fitted squared spreads of each triple's r, a, b at its cells' mean ``1/s^2``
+    (``sums``' cells; empty cells at the bin centre)."""
+    centre = 1.0 / SIZE_CENTRES**2
+    inv_s2 = np.where(sums.count > 0, sums.sum_inv_s2 / np.maximum(sums.count, 1e-12), centre[:, None])
+    members = np.array(annotator_triples(fit.alpha.size))  # (T, 3): r, a, b
+    return np.asarray(inv_s2[..., None] * fit.alpha[members] + fit.beta[members], dtype=np.float64)
 
 
 def corner_cells(
-    ev: CornerEvidence,
-    shrink: FloatArray,
+    sums: CornerSums,
+    factor: FloatArray,
     spread2: FloatArray,
+    n: int,
+    offset: FloatArray | None = None,
     min_count: int = 5,
     min_factor: float = MIN_CORNER_FACTOR,
 ) -> list[CornerCells] | None:
-    """Per annotator, its (size bin, triple) cells of the corner covariance; None when an annotator
-    has none.
+    """Per annotator (``n`` of them), its (size bin, triple) cells of the corner covariance
+    ``sums`` (:func:`annotator_corner_cells`, every cell where too few are mildly truncated); None
+    when an annotator has none (or there are fewer than three annotators)."""
+    cells = annotator_corner_cells(sums, factor, spread2, n, offset, min_count, min_factor, fallback=True)
+    usable = [c for c in cells if c is not None]
+    return usable if cells and len(usable) == n else None
+
+
+def annotator_corner_cells(
+    sums: CornerSums,
+    factor: FloatArray,
+    spread2: FloatArray,
+    n: int,
+    offset: FloatArray | None = None,
+    min_count: int = 5,
+    min_factor: float = MIN_CORNER_FACTOR,
+    *,
+    fallback: bool,
+) -> list[CornerCells | None]:
+    """Per annotator (``n`` of them), its (size bin, triple) cells of the corner covariance
+    ``sums``, None for an annotator without usable cells; ``[]`` with fewer than three annotators.
 
     Only matched members give offsets, so where the match truncates the errors (small objects,
-    large jitter) the covariance is biased low. ``shrink (B, P)``: per size bin and pair, the share
-    of the squared error the match keeps (:meth:`IouTemplate.shrink`); a triple r-a-b's covariance
-    keeps about ``shrink_ra * shrink_rb`` of annotator r's variance (Gaussian errors with each pair
-    truncated), so each cell is divided by it. Cells under ``min_factor`` are left out (unless fewer
-    than two cells or :data:`MIN_CORNER_TRIPLES` triples are left: then every cell counts, weighed
-    by its factor). ``spread2 (B, P)``: the pairs' untruncated squared spreads (0: unknown); a
-    cell's standard error grows with them (the covariance of r is the mean of a product of two
-    differences each as noisy as its pair), so the precise annotator's cells, small beside the
-    others' spreads, weigh by that."""
-    n = ev.n_annotators
+    large jitter) the covariance is biased. ``factor (B, T)``: the share of annotator r's variance
+    each (bin, triple) cell reads, ``offset (B, T)`` what it reads besides (the covariance is
+    ``factor * v_r + offset``: :func:`shrink_factor` and no offset for every triple,
+    :func:`clique_correction` for the cliques), so each cell less its offset is divided by the
+    factor. Cells under ``min_factor`` are left out; where fewer than two cells or
+    :data:`MIN_CORNER_TRIPLES` triples are left, ``fallback`` takes every cell, weighed by its factor
+    (a small job), and without it the annotator has none. ``spread2 (B, P)``: the pairs'
+    untruncated squared spreads (0: unknown); a cell's standard error grows with them (the
+    covariance of r is the mean of a product of two differences each as noisy as its pair), so the
+    precise annotator's cells, small beside the others' spreads, weigh by that."""
     triples = annotator_triples(n)
     if not triples:  # two annotators: no triple, the pairs alone
-        return None
+        return []
     cols = [(pa, pb) for pa, pb, _, _ in triple_pairs(n)]
-    factor = np.stack([shrink[:, pa] * shrink[:, pb] for pa, pb in cols], axis=1)  # (B, T)
     noise = np.stack([np.sqrt(spread2[:, pa] * spread2[:, pb]) for pa, pb in cols], axis=1)  # (B, T)
     owner = np.array([r for r, _, _ in triples])
-    out = []
+    bin_of = np.broadcast_to(np.arange(factor.shape[0])[:, None], factor.shape)
+    out: list[CornerCells | None] = []
     for r in range(n):
         mine = owner == r
-        cnt, fac = ev.count[:, mine], factor[:, mine]
+        cnt, fac = sums.count[:, mine], factor[:, mine]
         ok = (cnt >= min_count) & (fac >= min_factor)
         if ok.sum() < 2 or cnt[ok].sum() < MIN_CORNER_TRIPLES:
-            # too little mildly truncated evidence (a small job): every cell, weighed by its factor
-            ok = (cnt >= min_count) & (fac > 0)
+            ok = (cnt >= min_count) & (fac > 0) if fallback else np.zeros_like(ok)
         if not ok.any():
-            return None
+            out.append(None)
+            continue
         c, f = cnt[ok], fac[ok]
-        design = np.stack([ev.sum_inv_s2[:, mine][ok] / c, np.ones(int(ok.sum()))], axis=1)
-        target = ev.sum_cov[:, mine][ok] / c / f
+        design = np.stack([sums.sum_inv_s2[:, mine][ok] / c, np.ones(int(ok.sum()))], axis=1)
+        target = (sums.sum_cov[:, mine][ok] / c - (0.0 if offset is None else offset[:, mine][ok])) / f
         spread = noise[:, mine][ok]
         spread = np.where(spread > 0, spread, np.maximum(np.abs(target), 1e-4))
-        out.append(CornerCells(design, target, np.sqrt(c) * f / spread))
+        out.append(CornerCells(design, target, np.sqrt(c) * f / spread, bin_of[:, mine][ok], f))
     return out
+
+
+#: the share of its weight a person's carried corner cells keep at each later job (geometric
+#: forgetting: the last ~1 / (1 - decay) jobs dominate, so a person who changes is followed)
+CELL_DECAY = 0.8
+#: layout of the carried cells in a model dict (``noise[family]["corner_cells"]``)
+CELLS_LAYOUT = 1
+
+
+@dataclass(frozen=True)
+class CarriedCells:
+    """One annotator's truncation-corrected corner cells pooled per size bin (:data:`SIZE_EDGES`),
+    what its model carries to its next job: ``inv_s2 (B,)`` the mean ``1/s^2``, ``target (B,)`` the
+    corrected corner variance (relative units, before the pairs' scale), ``precision (B,)`` the sum
+    of the cells' squared inverse standard errors (0: no evidence in that bin)."""
+
+    inv_s2: FloatArray
+    target: FloatArray
+    precision: FloatArray
+
+    @classmethod
+    def pooled(cls, cells: CornerCells) -> CarriedCells:
+        """Per bin, the precision-weighted means of ``cells`` (a job's triples, a prior's bins)."""
+        n_bins = SIZE_CENTRES.size
+        w2 = cells.weight**2
+        precision = np.bincount(cells.bins, weights=w2, minlength=n_bins).astype(np.float64)
+        safe = np.maximum(precision, 1e-300)
+        inv_s2 = np.bincount(cells.bins, weights=w2 * cells.design[:, 0], minlength=n_bins) / safe
+        target = np.bincount(cells.bins, weights=w2 * cells.target, minlength=n_bins) / safe
+        return cls(inv_s2, target, precision)
+
+    def cells(self, decay: float = CELL_DECAY) -> CornerCells:
+        """The bins with evidence as corner cells, their precision times ``decay``."""
+        ok = self.precision > 0
+        design = np.stack([self.inv_s2[ok], np.ones(int(ok.sum()))], axis=1)
+        return CornerCells(
+            design, self.target[ok], np.sqrt(decay * self.precision[ok]), np.flatnonzero(ok), np.ones(int(ok.sum()))
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "layout": CELLS_LAYOUT,
+            **{
+                k: [float(f"{x:.6g}") for x in v.tolist()]
+                for k, v in (("inv_s2", self.inv_s2), ("target", self.target), ("precision", self.precision))
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CarriedCells | None:
+        """The cells of a model dict's ``corner_cells``; None for another layout or a malformed one
+        (the prior then pools as a dict without cells)."""
+        try:
+            if d.get("layout") != CELLS_LAYOUT:
+                return None
+            arrays = [np.asarray(d[k], dtype=np.float64) for k in ("inv_s2", "target", "precision")]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+        n_bins = SIZE_CENTRES.size
+        if any(a.shape != (n_bins,) for a in arrays) or not all(np.isfinite(a).all() for a in arrays):
+            return None
+        inv_s2, target, precision = arrays
+        return cls(inv_s2, target, np.maximum(precision, 0.0))
 
 
 def _nnls_alpha_beta(design: FloatArray, target: FloatArray, weight: FloatArray) -> tuple[float, float]:
@@ -285,11 +476,14 @@ def fit_binned_covariance(
 @dataclass(frozen=True)
 class NoiseFit:
     """Fitted noise of one family: ``alpha, beta (R,)`` in ``E[x_r^2](s) = alpha/s^2 + beta``;
-    ``pairs (R,)`` the matched pairs each annotator's fit rests on."""
+    ``pairs (R,)`` the matched pairs each annotator's fit rests on; ``cells`` each annotator's
+    corrected corner cells pooled per size bin (its earlier jobs' too), what its model carries on
+    (None: a fit without corner cells)."""
 
     alpha: FloatArray
     beta: FloatArray
     pairs: FloatArray
+    cells: tuple[CarriedCells, ...] | None = None
 
     def mean_square(self, size: FloatArray) -> FloatArray:
         """(K, R) mean squared dissimilarity to the truth of each annotator at sizes ``size (K,)``."""
@@ -318,11 +512,16 @@ def fit_noise(
     tmpl: IouTemplate,
     prior: Mapping[int, tuple[float, float, float]] | None = None,
     corners: CornerEvidence | None = None,
+    prior_cells: Mapping[int, CarriedCells] | None = None,
 ) -> NoiseFit:
-    """:func:`fit_job_noise`, then each annotator's ``alpha, beta`` pooled with its ``prior``
-    (:func:`pool_prior`): the job's own evidence (its corner cells too) is fitted as without one."""
-    fit = fit_job_noise(ev, iou_thr, tmpl, corners)
-    return pool_prior(fit, prior) if prior else fit
+    """:func:`fit_job_noise` (with the ``prior_cells`` a person's earlier jobs carry pooled into its
+    corner cells), then the ``alpha, beta`` of each annotator whose cells did not carry its prior
+    pooled with its ``prior`` (:func:`pool_prior`): the job's own evidence is fitted as without one,
+    and a prior counts once, through its cells or through its parameters."""
+    fit = fit_job_noise(ev, iou_thr, tmpl, corners, prior_cells)
+    carried = {r for r, c in (prior_cells or {}).items() if c.precision.sum() > 0} if fit.cells is not None else set()
+    rest = {r: p for r, p in (prior or {}).items() if r not in carried}
+    return pool_prior(fit, rest) if rest else fit
 
 
 def pool_prior(fit: NoiseFit, prior: Mapping[int, tuple[float, float, float]]) -> NoiseFit:
@@ -334,7 +533,7 @@ def pool_prior(fit: NoiseFit, prior: Mapping[int, tuple[float, float, float]]) -
         own = float(fit.pairs[r])
         alpha[r] = pseudo_count_mean(float(alpha[r]), own, a, w)
         beta[r] = pseudo_count_mean(float(beta[r]), own, b, w)
-    return NoiseFit(alpha, beta, fit.pairs)
+    return NoiseFit(alpha, beta, fit.pairs, fit.cells)
 
 
 def pseudo_count_mean(own: float, own_weight: float, prior: float, prior_weight: float) -> float:
@@ -345,38 +544,44 @@ def pseudo_count_mean(own: float, own_weight: float, prior: float, prior_weight:
     return own if total <= 0 else (own * own_weight + prior * prior_weight) / total
 
 
-def fit_job_noise(
-    ev: PairEvidence,
-    iou_thr: float,
-    tmpl: IouTemplate,
-    corners: CornerEvidence | None = None,
-) -> NoiseFit:
-    """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring).
+@dataclass(frozen=True)
+class PairCells:
+    """The pair side of the fit, one row per (size bin, pair) cell with matched pairs: ``rows (M,
+    2R)`` its design (mean ``1/s^2`` under ``alpha`` and 1 under ``beta`` of both annotators),
+    ``target (M,)`` the untruncated squared spread, ``weight (M,)`` the inverse relative standard
+    error times the elasticity, ``elastic, counts (M,)``; ``shrink, spread2 (B, P)`` per cell the
+    share of the squared error the match keeps and the untruncated squared spread (1 and 0 where
+    empty)."""
 
-    A pair is seen only where it matched (``x <= 1 - iou_thr``), so each cell's mean square is a
-    truncated one: it is mapped back to the untruncated mean square through the template before the
-    fit (without this, a sloppy annotator's pairs look as good as a moderate one's).
+    rows: FloatArray
+    target: FloatArray
+    weight: FloatArray
+    elastic: FloatArray
+    counts: FloatArray
+    shrink: FloatArray
+    spread2: FloatArray
 
-    ``corners`` (extent families): each annotator's variance *shape* comes from the corner
-    covariances (:class:`CornerEvidence`), and one scale factor maps it onto the pairs'
-    similarity spreads (for boxes ~1; masks and polygons also carry outline noise)."""
+
+def pair_cells(ev: PairEvidence, iou_thr: float, tmpl: IouTemplate) -> PairCells:
+    """The :class:`PairCells` of ``ev``: a pair is seen only where it matched (``x <= 1 -
+    iou_thr``), so each cell's mean square is a truncated one, mapped back to the untruncated mean
+    square through the template (without this, a sloppy annotator's pairs look as good as a moderate
+    one's)."""
     n = ev.n_annotators
     pairs = annotator_pairs(n)
-    per_annot = ev.per_annotator()
     rows: list[FloatArray] = []
     target: list[float] = []
     weight: list[float] = []
     elastic: list[float] = []  # per row: how far its spread is read without truncation
     counts: list[float] = []  # per row: the matched pairs behind it
-    shrink = np.ones(ev.count.shape)  # per (bin, pair): the share of the squared error the match keeps
-    pair_spread2 = np.zeros(ev.count.shape)  # per (bin, pair): untruncated squared spread
+    shrink = np.ones(ev.count.shape)
+    pair_spread2 = np.zeros(ev.count.shape)
     b_idx, p_idx = np.nonzero(ev.count > 0)
     for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
         c = ev.count[b, p]
         r, s = pairs[p]
         row = np.zeros(2 * n)
-        inv = ev.sum_inv_s2[b, p] / c
-        row[[r, s]] = inv
+        row[[r, s]] = ev.sum_inv_s2[b, p] / c
         row[[n + r, n + s]] = 1.0
         rows.append(row)
         spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
@@ -389,41 +594,133 @@ def fit_job_noise(
         # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
         # and a truncated cell tells its spread only as far as the truncated moment still moves
         weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
-    if not rows:
+    return PairCells(
+        np.asarray(rows, dtype=np.float64).reshape(-1, 2 * n),
+        np.asarray(target, dtype=np.float64),
+        np.asarray(weight, dtype=np.float64),
+        np.asarray(elastic, dtype=np.float64),
+        np.asarray(counts, dtype=np.float64),
+        shrink,
+        pair_spread2,
+    )
+
+
+#: refits of the clique correction, each at the previous fit's spreads (the first at the fit with
+#: every triple divided by :func:`shrink_factor`)
+CLIQUE_REFITS = 2
+
+
+def fit_job_noise(
+    ev: PairEvidence,
+    iou_thr: float,
+    tmpl: IouTemplate,
+    corners: CornerEvidence | None = None,
+    prior_cells: Mapping[int, CarriedCells] | None = None,
+) -> NoiseFit:
+    """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring, :func:`pair_cells`).
+
+    ``corners`` (extent families): each annotator's variance *shape* comes from the corner
+    covariances (:class:`CornerEvidence`), and one scale factor maps it onto the pairs'
+    similarity spreads (for boxes ~1; masks and polygons also carry outline noise): every triple
+    whose pairs r-a, r-b matched, divided by :func:`shrink_factor`. Its clique triples are then read
+    by :func:`clique_fit` and carried on in the fit's ``cells``; where an annotator's earlier jobs
+    carry ``prior_cells`` (:class:`CarriedCells`), that fit, with them pooled in, is the job's."""
+    n = ev.n_annotators
+    per_annot = ev.per_annotator()
+    pc = pair_cells(ev, iou_thr, tmpl)
+    if not pc.target.size:
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
-    a = np.asarray(rows) * np.asarray(weight)[:, None]
-    y = np.asarray(target) * np.asarray(weight)
-    cells = corner_cells(corners, shrink, pair_spread2) if corners is not None else None
-    if cells is not None:
-        shape = fit_corner_noise(cells)
-        # one scale maps the corner variances onto the pairs' similarity spreads: the count-
-        # weighted mean of their ratios on the cells the match does not truncate (a truncated
-        # cell's untruncated spread is biased low) and that hold a few pairs (a least-squares
-        # scale was set by single lone pairs of tiny objects and came out ~0.35 on boxes, where
-        # it is ~1)
-        raw = np.asarray(rows) @ np.concatenate(shape)
-        elastic_a, counts_a = np.asarray(elastic), np.asarray(counts)
-        sel = (elastic_a >= MIN_SCALE_ELASTICITY) & (counts_a >= MIN_SCALE_PAIRS) & (raw > 0)
-        if not sel.any():
-            sel = raw > 0
-        if sel.any():
-            scale = float(np.average(np.asarray(target)[sel] / raw[sel], weights=(counts_a * elastic_a)[sel]))
-            # then one fit of both: each annotator's own (scaled) corner variances and the
-            # untruncated pairs; the pairs carry a moderate annotator's spread where its triples
-            # are cut by the sloppy one's (a cluster needs all its pairs matched)
-            joint_rows, joint_y = [a[sel]], [y[sel]]
-            for r, cell in enumerate(cells):
-                block = np.zeros((cell.target.size, 2 * n))
-                block[:, r], block[:, n + r] = cell.design[:, 0], 1.0
-                cell_w = cell.weight / max(scale, 1e-12)
-                joint_rows.append(block * cell_w[:, None])
-                joint_y.append(cell.target * scale * cell_w)
-            coef = scaled_nnls(np.concatenate(joint_rows), np.concatenate(joint_y))
-            return NoiseFit(coef[:n], coef[n:], per_annot)
+    if corners is not None:
+        cells = corner_cells(corners.every, shrink_factor(pc.shrink, n), pc.spread2, n)
+        first = joint_fit(pc, cells) if cells is not None else None
+        if first is not None and cells is not None:
+            pooled = clique_fit(pc, corners, cells, first, per_annot, tmpl, iou_thr, prior_cells or {})
+            # one job's clique cells alone are unbiased but as noisy as its every-triple reading
+            # (and worse on polygons): the job's own fit stays that reading until a person's
+            # earlier jobs add their cells; the clique cells are carried on either way
+            if prior_cells:
+                return pooled
+            return NoiseFit(first[0][:n], first[0][n:], per_annot, pooled.cells)
+    a, y = pc.rows * pc.weight[:, None], pc.target * pc.weight
     if n < 3:
         a, y = with_equal_split(a, y, n)
     coef = scaled_nnls(a, y)
     return NoiseFit(coef[:n], coef[n:], per_annot)
+
+
+def clique_fit(
+    pc: PairCells,
+    corners: CornerEvidence,
+    every: list[CornerCells],
+    first: tuple[FloatArray, float],
+    pairs: FloatArray,
+    tmpl: IouTemplate,
+    iou_thr: float,
+    prior_cells: Mapping[int, CarriedCells],
+) -> NoiseFit:
+    """Refit the joint fit ``first`` (coefficients and scale, :func:`joint_fit`) on the clique
+    triples' cells, each less :func:`clique_correction` at the last fit's spreads, with each
+    annotator's carried ``prior_cells`` pooled in (:data:`CLIQUE_REFITS` times). An annotator whose
+    clique cells are all cut below :data:`MIN_CORNER_FACTOR` keeps its cells of ``every`` triple
+    (:func:`shrink_factor`) and carries none of its own."""
+    n = pairs.size
+
+    def kept(spread2: FloatArray) -> FloatArray:
+        return tmpl.kept_share(spread2, iou_thr)
+
+    coef, scale = first
+    fit = NoiseFit(coef[:n], coef[n:], pairs)
+    for _ in range(CLIQUE_REFITS):
+        # in the corners' units; the match truncates the similarity, ``scale`` times as wide
+        variance = triple_variances(fit, corners.clique) / max(scale, 1e-12)
+        slope, offset = clique_correction(variance, kept, scale)
+        clique = annotator_corner_cells(corners.clique, slope, pc.spread2, n, offset, fallback=False)
+        if not clique:
+            break
+        own = [c if c is not None else e for c, e in zip(clique, every, strict=True)]
+        cells = [c + prior_cells[r].cells() if r in prior_cells else c for r, c in enumerate(own)]
+        joint = joint_fit(pc, cells)
+        if joint is None:
+            break
+        coef, scale = joint
+        carried = tuple(
+            CarriedCells.pooled(
+                (c if c is not None else CornerCells.empty())
+                + (prior_cells[r].cells() if r in prior_cells else CornerCells.empty())
+            )
+            for r, c in enumerate(clique)
+        )
+        fit = NoiseFit(coef[:n], coef[n:], pairs, carried)
+    return fit
+
+
+def joint_fit(pc: PairCells, cells: list[CornerCells]) -> tuple[FloatArray, float] | None:
+    """``(alpha (R,), beta (R,))`` concatenated and the scale: the corner cells' shape
+    (:func:`fit_corner_noise`) scaled onto the pairs' spreads, then one NNLS over both; None without
+    a pair cell to scale on.
+
+    The scale is the count-weighted mean of the pairs' ratios on the cells the match does not
+    truncate (a truncated cell's untruncated spread is biased low) and that hold a few pairs (a
+    least-squares scale was set by single lone pairs of tiny objects and came out ~0.35 on boxes,
+    where it is ~1). The joint fit takes each annotator's own (scaled) corner variances and the
+    untruncated pairs: the pairs carry a moderate annotator's spread where its triples are cut by
+    the sloppy one's (a cluster needs all its pairs matched)."""
+    n = len(cells)
+    raw = pc.rows @ np.concatenate(fit_corner_noise(cells))
+    sel = (pc.elastic >= MIN_SCALE_ELASTICITY) & (pc.counts >= MIN_SCALE_PAIRS) & (raw > 0)
+    if not sel.any():
+        sel = raw > 0
+    if not sel.any():
+        return None
+    scale = float(np.average(pc.target[sel] / raw[sel], weights=(pc.counts * pc.elastic)[sel]))
+    joint_rows, joint_y = [pc.rows[sel] * pc.weight[sel, None]], [pc.target[sel] * pc.weight[sel]]
+    for r, cell in enumerate(cells):
+        block = np.zeros((cell.target.size, 2 * n))
+        block[:, r], block[:, n + r] = cell.design[:, 0], 1.0
+        cell_w = cell.weight / max(scale, 1e-12)
+        joint_rows.append(block * cell_w[:, None])
+        joint_y.append(cell.target * scale * cell_w)
+    return scaled_nnls(np.concatenate(joint_rows), np.concatenate(joint_y)), scale
 
 
 def with_equal_split(a: FloatArray, y: FloatArray, n: int) -> tuple[FloatArray, FloatArray]:
@@ -472,12 +769,15 @@ class IouTemplate:
     def shrink(self, spread2: float, iou_thr: float) -> float:
         """The share of the mean square of ``x`` that the match keeps (``x <= 1 - iou_thr``) at the
         squared spread ``spread2``: truncated over untruncated mean square, 1 without truncation."""
+        return float(self.kept_share(np.array([spread2]), iou_thr)[0])
+
+    def kept_share(self, spread2: FloatArray, iou_thr: float) -> FloatArray:
+        """:meth:`shrink` at each of the squared spreads ``spread2 (...)``."""
         spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
-        full = _full_mean_square(self)
-        sp = float(np.sqrt(max(spread2, 0.0)))
-        kept = float(np.interp(sp, spread, truncated))
-        whole = float(np.interp(sp, self.spread, full))
-        return float(np.clip(kept / whole, 0.0, 1.0)) if whole > 0 else 1.0
+        sp = np.sqrt(np.maximum(np.asarray(spread2, dtype=np.float64), 0.0))
+        kept = np.interp(sp, spread, truncated)
+        whole = np.interp(sp, self.spread, _full_mean_square(self))
+        return np.where(whole > 0, np.clip(kept / np.where(whole > 0, whole, 1.0), 0.0, 1.0), 1.0)
 
 
 def noisy_unit_boxes(spread: float, noise: FloatArray) -> tuple[FloatArray, FloatArray]:
