@@ -27,7 +27,9 @@ truth is generated and scored by the engine, without and with a 10 % ground-trut
    i - 1 stored (``annotators[r].model`` of its chained run, by annotator name: a chain, each job
    scored with the previous one's posterior). Rows ``chained priors, as the sidecar pools, no GT``
    (the seeds that had a prior: 1..n-1) beside ``no GT, single job, the chained seeds`` (the same
-   seeds without priors), same targets; one more engine run per job;
+   seeds without priors), same targets, and the merge of those runs (rows ``chained priors, as the
+   sidecar pools, <preset>, <kind>: merged ...`` beside ``single job, the chained seeds, ...``): the
+   sidecar merges a person's next job with the noise its model carries; one more engine run per job;
 5. engine throughput, 3 annotators x 20 objects per frame, one core: this checkout against the
    engine before issue 11 (``--baseline-ref``, exported with ``git archive`` and measured in
    alternating subprocesses, best of each), target >= 90 % of it.
@@ -126,6 +128,8 @@ class Job:
     #: annotator -> the model dict the sidecar would store for this job's person (``--chained``:
     #: of the chained run where there was one, else of the run without priors)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``--chained``: the merge of the run with priors against the truth (None without a prior)
+    chained_merged: TruthScores | None = None
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -201,14 +205,15 @@ def run_job(
         _, gt_estimates, gt_objects = read_estimates(gt_result)
         reported = (getattr(gt_result, "ground_truth", None) or {}).get("model_error") or {}
         model_error = {n: {m: float(v) for m, v in errs.items() if m in METRICS} for n, errs in reported.items()}
-    chained_estimates = None
+    chained_estimates, chained_merged = None, None
     stored = result
     if priors is not None:
         stored = engine.score_replicas(g.replicas, g.labels, g.meta, settings, priors=priors)
         chained_estimates = read_estimates(stored)[1]
+        chained_merged = truth_scores(stored.merged, g.truth, iou_thr=settings.iou_thr, params=params)
     models = {a.annotator: dict(a.model) for a in stored.annotators if getattr(a, "model", None)}
     return Job(preset, kind, seed, truth, merged, source, estimates, gt_estimates, gt_objects, model_error,
-               chained_estimates, models)
+               chained_estimates, models, chained_merged)
 
 
 def run_chain(
@@ -297,9 +302,17 @@ def best(job: Job, metric: str) -> str:
     return max((n for n, s in job.truth.items() if np.isfinite(s.get(metric))), key=lambda n: job.truth[n].get(metric))
 
 
-def paired_iou_gain(job: Job) -> float:
+def merged_of(job: Job, chained: bool = False) -> TruthScores:
+    """The job's merge against the truth: of its run with priors (``chained``) or without."""
+    out = job.chained_merged if chained else job.merged
+    if out is None:
+        raise ValueError(f"{job.preset}, {job.kind}, seed {job.seed}: no chained run")
+    return out
+
+
+def paired_iou_gain(job: Job, chained: bool = False) -> float:
     """Mean of merged minus best annotator's IoU over the truth objects both matched."""
-    merged, single = job.merged.truth_iou, job.truth[best(job, "mean_iou")].truth_iou
+    merged, single = merged_of(job, chained).truth_iou, job.truth[best(job, "mean_iou")].truth_iou
     both = np.isfinite(merged) & np.isfinite(single)
     return float(np.mean(merged[both] - single[both])) if both.any() else float("nan")
 
@@ -413,6 +426,8 @@ def report_chained(jobs: list[Job], tag: str, results: BenchResults) -> None:
         return
     report_estimates(chain, False, tag, results, mode="no GT, single job, the chained seeds")
     report_estimates(chain, False, tag, results, chained=True, mode="chained priors, as the sidecar pools, no GT")
+    report_merge(chain, results, mode="single job, the chained seeds")
+    report_merge(chain, results, chained=True, mode="chained priors, as the sidecar pools")
 
 
 def report_annotators(jobs: list[Job], tag: str) -> None:
@@ -432,23 +447,26 @@ def report_annotators(jobs: list[Job], tag: str) -> None:
             print(f"{preset:26s} {kind:10s} " + "; ".join(parts))
 
 
-def report_merge(jobs: list[Job], results: BenchResults) -> None:
-    print("\nmerged vs the best annotator (truth), mean over seeds (worst seed); paired: on objects both found")
+def report_merge(jobs: list[Job], results: BenchResults, chained: bool = False, mode: str | None = None) -> None:
+    """Merged vs the best annotator per preset x kind; ``chained``: the merges of the runs with
+    the previous seed's models as priors (the sidecar's path), rows labelled ``mode``."""
+    print("\nmerged vs the best annotator (truth), mean over seeds (worst seed); paired: on objects both found"
+          + (f" [{mode}]" if mode else ""))
     heads = ("IoU gain", "(worst)", "paired", "F1 gain", "(worst)")
     print(f"{'preset':26s} {'kind':10s} " + " ".join(f"{h:>8s}" for h in heads))
     for preset in _presets(jobs):
         iou_target = -0.01 if preset in ONE_PRECISE else 0.03
         for kind in _kinds(jobs):
             sel = [j for j in jobs if j.preset == preset and j.kind == kind]
-            iou_gain = np.array([j.merged.mean_iou - j.truth[best(j, "mean_iou")].mean_iou for j in sel])
-            paired = float(np.nanmean([paired_iou_gain(j) for j in sel]))
-            f1_gain = np.array([j.merged.f1 - j.truth[best(j, "f1")].f1 for j in sel])
+            iou_gain = np.array([merged_of(j, chained).mean_iou - j.truth[best(j, "mean_iou")].mean_iou for j in sel])
+            paired = float(np.nanmean([paired_iou_gain(j, chained) for j in sel]))
+            f1_gain = np.array([merged_of(j, chained).f1 - j.truth[best(j, "f1")].f1 for j in sel])
             iou_m, f1_m = float(np.nanmean(iou_gain)), float(np.mean(f1_gain))
             print(
                 f"{preset:26s} {kind:10s} {iou_m:+8.3f} {np.nanmin(iou_gain):+8.3f} {paired:+8.3f} "
                 f"{f1_m:+8.3f} {f1_gain.min():+8.3f}"
             )
-            label = f"{preset}, {kind}: merged"
+            label = (f"{mode}, " if mode else "") + f"{preset}, {kind}: merged"
             results.add(f"{label} mean IoU minus the best annotator's", iou_m, "IoU", f">= {iou_target:+.2f}",
                         iou_m >= iou_target)
             results.add(f"{label} mean IoU minus the best annotator's, paired objects", paired, "IoU")

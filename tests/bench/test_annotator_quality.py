@@ -104,6 +104,14 @@ def test_a_chain_scores_each_seed_with_the_models_the_previous_one_stored(monkey
     assert seen[2] == jobs[0].models and seen[4] == jobs[1].models
     assert set(jobs[1].models) == {"precise", "moderate", "sloppy"}
     assert aq.errors(jobs, "f1", gt=False, chained=True).size == 6
+    assert [j.chained_merged is None for j in jobs] == [True, False, False]
+    results = aq.BenchResults(aq.__file__)
+    aq.report_merge(jobs[1:], results, chained=True, mode="chained")
+    rows = {f.name: f.value for f in results.figures}
+    chained_f1 = np.mean([j.chained_merged.f1 - j.truth[aq.best(j, "f1")].f1 for j in jobs[1:]])  # type: ignore[union-attr]
+    assert rows["chained, precise-moderate-sloppy, rectangle: merged F1 minus the best annotator's"] == pytest.approx(
+        chained_f1
+    )
     unchained = aq.run_chain("precise-moderate-sloppy", "rectangle", 6, 2, False)
     assert [j.chained_estimates for j in unchained] == [None, None]
 
