@@ -619,3 +619,26 @@ def test_a_lone_drawing_joined_beside_a_cluster_places_keypoints_at_its_wider_va
     monkeypatch.setattr(fuse.ChunkMerger, "_unlinked_weights", lambda self, family, weight, pair_sim: weight)
     plain = truth_scores(engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
     assert scaled.f1 > plain.f1 + 0.002, (scaled.f1, plain.f1)
+
+
+def test_the_fusion_reads_which_families_have_a_lone_pool_scale_from_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``points`` fit the lone pool too (keypoint families): their fusion weighs a lone drawing joined
+    # beside the others at its scale, as skeletons', read off AnnotatorModel.unlinked_scale (not
+    # the family's name)
+    from consensus_generator import PRESETS
+    from point_fusion import generate_job
+
+    scaled: list[tuple[str, bool]] = []
+    unlinked_weights = fuse.ChunkMerger._unlinked_weights
+
+    def spy(self: fuse.ChunkMerger, family: str, weight: np.ndarray, pair_sim: np.ndarray) -> np.ndarray:
+        out = unlinked_weights(self, family, weight, pair_sim)
+        scaled.append((family, bool((out != weight).any())))
+        return out
+
+    monkeypatch.setattr(fuse.ChunkMerger, "_unlinked_weights", spy)
+    g = generate_job("points", PRESETS["precise-moderate-sloppy"], 1)
+    engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
+    assert ("points", True) in scaled
