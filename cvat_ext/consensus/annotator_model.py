@@ -56,11 +56,7 @@ from cvat_ext.consensus.noise_model import (
     size_bin,
     template,
 )
-from cvat_ext.consensus.reliability import (
-    DawidSkene,
-    ExistenceModel,
-    existence_posterior_by_size,
-)
+from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
 from cvat_ext.consensus.sized_existence import SizedExistence, clusters_per_object, fit_sized_existence, link_table
 from cvat_ext.errors import ConfigError
 
@@ -156,7 +152,7 @@ class AnnotatorModel:
     noise: Mapping[str, NoiseFit]
     #: per family: existence with size-dependent sensitivities (where the engine's existence model
     #: was fitted: 3+ annotators, automatic quorum); the truth estimates use it (the merge's keep /
-    #: drop decisions, :meth:`keep_probability`, use :attr:`existence_by_size`)
+    #: drop decisions, :meth:`keep_probability`, use :attr:`keep_existence`)
     existence: Mapping[str, SizedExistence]
     estimates: tuple[TruthEstimate, ...]
     models: tuple[dict[str, Any], ...]
@@ -165,10 +161,11 @@ class AnnotatorModel:
     #: per family: ``(F, R)`` probability that annotator r's drawing of an object in fine size bin
     #: f reaches the job's match threshold against the truth (from the fitted noise)
     truth_hit: Mapping[str, FloatArray] = field(default_factory=dict)
-    #: per family: the existence model refitted on the clusters of each size group
-    #: (:func:`~cvat_ext.consensus.reliability.fit_existence_by_size`), for the keep / drop decisions;
-    #: the engine sets it on the clusters with their split pairs joined (``engine._join_split_pairs``)
-    existence_by_size: Mapping[str, tuple[ExistenceModel, ...]] = field(default_factory=dict)
+    #: per family: the size-aware existence with its lone spurious shares per (stratum, size bin)
+    #: (``fit_sized_existence(..., shares_by_bin=True)``), for the keep / drop decisions; the engine
+    #: sets it on the clusters with their split pairs and split clusters joined
+    #: (``engine._fit_keep_existence``)
+    keep_existence: Mapping[str, SizedExistence] = field(default_factory=dict)
     #: per family: the expected number of true objects of the job (real clusters over the clusters
     #: each true object leaves, the objects nobody drew included), the merge's recall denominator
     true_objects: Mapping[str, float] = field(default_factory=dict)
@@ -223,20 +220,20 @@ class AnnotatorModel:
         joined_hit: FloatArray | None = None,
     ) -> FloatArray | None:
         """(K,) probability that merging a cluster adds a true positive: P(real | who drew it,
-        its stratum, its size ``(K,)`` px) from the size-aware existence, times, for a cluster
+        its stratum, its size ``(K,)`` px) from :attr:`keep_existence`, times, for a cluster
         no two members of which matched (one drawing, or drawings joined without a match:
         ``linked (K,)`` false; None: the clusters of one drawing), the probability that its best
         member matches the truth at the job's threshold (a lone 15 px-jitter box on a 10 px sign
         is a false positive even where the sign is real; the merged object of an unmatched pair
         is about as good as its better member), or ``joined_hit (K,)`` where finite (the split
-        pairs' own, :mod:`~cvat_ext.consensus.split_pairs`). None when the family's size-aware
-        existence was not fitted or the family is not :meth:`noise_weighted`."""
-        by_size = self.existence_by_size.get(family)
+        pairs' own, :mod:`~cvat_ext.consensus.split_pairs`). None when the family's
+        :attr:`keep_existence` was not fitted or the family is not :meth:`noise_weighted`."""
+        sized = self.keep_existence.get(family)
         hit = self.truth_hit.get(family)
-        if by_size is None or hit is None or not self.noise_weighted(family):
+        if sized is None or hit is None or not self.noise_weighted(family):
             return None
         present = np.asarray(present, dtype=bool)
-        p_real = existence_posterior_by_size(by_size, present, stratum, size)
+        p_real = sized.posterior(present, stratum, size)
         # keypoint families: lone clusters only (their weak rejoins are the keypoint model's business)
         lone = present.sum(axis=1) == 1
         unlinked = lone if linked is None or family not in WEIGHTED_FAMILIES else ~np.asarray(linked, dtype=bool)
@@ -253,6 +250,15 @@ class AnnotatorModel:
         true objects; 0.5 (the most true minus false positives) where those are not known."""
         n_true = self.true_objects.get(family)
         return 0.5 if n_true is None else f1_keep_threshold(p_tp, n_true)
+
+
+def template_link(family: str, fit: NoiseFit, link_thr: float, oks_sigma: float) -> FloatArray:
+    """(B, R) probability that annotator r's drawing of an object in size bin b links to the most
+    precise other annotator's at ``link_thr``, from ``family``'s fitted noise: the size-aware
+    existence's link prior (:func:`~cvat_ext.consensus.sized_existence.fit_link`)."""
+    if isinstance(fit, KeypointFit):
+        return fit.link_table(link_thr)
+    return link_table(fit, template(family, oks_sigma), link_thr)
 
 
 def f1_keep_threshold(p_tp: FloatArray, n_true: float) -> float:
@@ -424,11 +430,7 @@ def fit_annotator_model(
         model = existence.get(family)
         if model is not None:
             # who drew a cluster, weighed with how likely each drawing was to link at its size
-            link = (
-                fit.link_table(link_thr)
-                if isinstance(fit, KeypointFit)
-                else link_table(fit, template(family, oks_sigma), link_thr)
-            )
+            link = template_link(family, fit, link_thr, oks_sigma)
             strata = np.concatenate(ev.strata)
             sized[family], real = fit_sized_existence(model, link, present, strata, size)
             # a real object drawn apart by two annotators is two real clusters but one object; and

@@ -33,6 +33,7 @@ from cvat_ext.consensus.annotator_model import (
     FamilyEvidence,
     cluster_size,
     fit_annotator_model,
+    template_link,
 )
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch, build_batches
 from cvat_ext.consensus.clusters import ClusterTable, build_clusters
@@ -48,13 +49,13 @@ from cvat_ext.consensus.reliability import (
     ReliabilityModel,
     fit_dawid_skene,
     fit_existence,
-    fit_existence_by_size,
     fusion_weights,
     separate_noise,
 )
 from cvat_ext.consensus.report import ConsensusResult
 from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
+from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence
 from cvat_ext.consensus.small_axis import column_counts, row_any, row_sum
 from cvat_ext.consensus.split_clusters import LONE_POOL, cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
@@ -425,17 +426,14 @@ def score_chunks(
     )
     if settings.weights is None and settings.estimate_reliability and settings.method != "nearest":
         if auto_quorum:
-            # second linking step, now that the noise is known; the existence fits that decide
-            # keep / drop (job-wide, per size group) see the joined clusters (the truth estimates
-            # keep pass 1's)
-            stored, fits, unlinked = _join_split_pairs(stored, annotators, model.existence, settings)
+            # second linking step, now that the noise is known; the existence that decides keep /
+            # drop is fitted on the joined clusters (the truth estimates keep pass 1's)
+            stored, unlinked = _join_split_pairs(stored, annotators, model.existence, settings)
             annotators = dataclasses.replace(
                 annotators,
-                existence_by_size={f: groups for f, (_, groups) in fits.items()},
                 unlinked_scale=unlinked,
+                keep_existence=_fit_keep_existence(stored, annotators, model.existence, settings),
             )
-            job_wide = {f: job for f, (job, _) in fits.items()}
-            model = dataclasses.replace(model, existence={**model.existence, **job_wide})
         model = dataclasses.replace(model, annotator_model=annotators)
         if auto_quorum:
             model = dataclasses.replace(model, keep_thr=_keep_thresholds(stored, annotators))
@@ -472,13 +470,11 @@ def _join_split_pairs(
     annotators: AnnotatorModel,
     existence: Mapping[str, ExistenceModel],
     settings: ConsensusSettings,
-) -> tuple[list[StoredChunk], dict[str, tuple[ExistenceModel, tuple[ExistenceModel, ...]]], dict[str, float]]:
+) -> tuple[list[StoredChunk], dict[str, float]]:
     """Join the split pairs of every stored cluster table (:mod:`cvat_ext.consensus.split_pairs`:
     the lone pairs' offsets fitted per family over the whole job, then joined table by table).
-    Returns the new stored chunks and, per family whose merge weighs the noise, its existence
-    fits for the keep decisions on the joined clusters: job-wide (``existence``'s, refitted where
-    pairs were joined) and per size group; and per keypoint family the variance factor of a lone
-    drawing joined beside a cluster of the others (:attr:`AnnotatorModel.unlinked_scale`)."""
+    Returns the new stored chunks and per keypoint family the variance factor of a lone drawing
+    joined beside a cluster of the others (:attr:`AnnotatorModel.unlinked_scale`)."""
     n_annot = len(annotators.names)
     # the lone clusters are those that did not link at the weak threshold (or the match one)
     link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
@@ -499,7 +495,7 @@ def _join_split_pairs(
         family: functools.partial(_hit_at, template(family, settings.oks_sigma), settings.iou_thr) for family in offsets
     }
     # sweep 2: join
-    out, joined_any = _join_sweep(
+    out = _join_sweep(
         stored,
         found,
         lambda key, table, extents, sizes, strata, _hit, candidates: join_split_pairs(
@@ -514,21 +510,33 @@ def _join_split_pairs(
             thirds=key[0] in keypoint,
         ),
     )
-    out, joined_clusters, unlinked = _join_split_clusters(out, annotators, existence, link_thr)
-    joined_any |= joined_clusters
+    out, unlinked = _join_split_clusters(out, annotators, existence, link_thr)
     # the mean extents were for the joins: pass 2 does not read them (32 bytes a cluster)
     out = [(chunk, batches, dataclasses.replace(clusters, extents={})) for chunk, batches, clusters in out]
+    return out, unlinked
+
+
+def _fit_keep_existence(
+    stored: list[StoredChunk],
+    annotators: AnnotatorModel,
+    existence: Mapping[str, ExistenceModel],
+    settings: ConsensusSettings,
+) -> dict[str, SizedExistence]:
+    """Per family whose merge weighs the noise, the size-aware existence of the keep decisions
+    (:attr:`AnnotatorModel.keep_existence`) on the stored clusters, as pass 2 will merge them: its
+    lone spurious shares per (stratum, size bin), the echoes ``existence``'s."""
+    link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
     columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
-    for _, _, clusters in out:
+    for _, _, clusters in stored:
         for key, table in clusters.tables.items():
             if key[0] in existence and annotators.noise_weighted(key[0]):
                 columns.setdefault(key[0], []).append((table.present, clusters.strata[key], clusters.sizes[key]))
-    fits = {}
+    out = {}
     for family, parts in columns.items():
-        present, strata_f, size = (np.concatenate(col) for col in zip(*parts, strict=True))
-        job = fit_existence(present, strata_f, init=existence[family]) if family in joined_any else existence[family]
-        fits[family] = (job, fit_existence_by_size(job, present, strata_f, size))
-    return out, fits, unlinked
+        present, strata, size = (np.concatenate(col) for col in zip(*parts, strict=True))
+        link = template_link(family, annotators.noise[family], link_thr, settings.oks_sigma)
+        out[family], _ = fit_sized_existence(existence[family], link, present, strata, size, shares_by_bin=True)
+    return out
 
 
 def _keep_thresholds(stored: list[StoredChunk], annotators: AnnotatorModel) -> dict[str, float]:
@@ -555,11 +563,11 @@ def _join_split_clusters(
     annotators: AnnotatorModel,
     existence: Mapping[str, ExistenceModel],
     link_thr: float,
-) -> tuple[list[StoredChunk], set[str], dict[str, float]]:
+) -> tuple[list[StoredChunk], dict[str, float]]:
     """Join the split clusters of the tables whose family's keep reads the noise
     (:mod:`cvat_ext.consensus.split_clusters`: the offsets between clusters of disjoint annotators
     fitted per family over the whole job, then joined table by table). Returns the new stored
-    chunks, the families where clusters joined, and per family with a fitted lone pool its scale
+    chunks and per family with a fitted lone pool its scale
     ``c`` (a lone drawing's offset to the cluster it joins is ``c`` times wider than the fit says)."""
     found = _find_candidates(stored, annotators, existence, link_thr, cluster_candidates)
     offsets = {
@@ -567,7 +575,7 @@ def _join_split_clusters(
         for family in {k[0] for _, k in found}
     }
     logger.debug("split clusters: %s", {f: (o.share, o.scale, o.spread) for f, o in offsets.items()})
-    out, joined = _join_sweep(
+    out = _join_sweep(
         stored,
         found,
         lambda key, table, extents, sizes, strata, hit, candidates: join_split_clusters(
@@ -575,7 +583,7 @@ def _join_split_clusters(
         ),
     )
     lone_scale = {f: float(o.scale[LONE_POOL]) for f, o in offsets.items() if np.isfinite(o.scale[LONE_POOL])}
-    return out, joined, lone_scale
+    return out, lone_scale
 
 
 #: (group, table, extents (K, 4), sizes (K,), strata (K,), hits (K,) or None, candidates) -> the joined table
@@ -584,11 +592,9 @@ JoinFn = Callable[[GroupKey, ClusterTable, FloatArray, FloatArray, IntArray, Flo
 
 def _join_sweep(
     stored: list[StoredChunk], found: Mapping[tuple[int, GroupKey], Candidates], join: JoinFn
-) -> tuple[list[StoredChunk], set[str]]:
+) -> list[StoredChunk]:
     """``join`` every stored table with candidates in ``found``; the new stored chunks (their
-    tables, strata, sizes, extents and hits replaced where something joined) and the families
-    where something did."""
-    joined_any: set[str] = set()
+    tables, strata, sizes, extents and hits replaced where something joined)."""
     out: list[StoredChunk] = []
     for c, (chunk, batches, clusters) in enumerate(stored):
         tables, strata, sizes = dict(clusters.tables), dict(clusters.strata), dict(clusters.sizes)
@@ -598,11 +604,10 @@ def _join_sweep(
                 continue
             done = join(key, tables[key], extents[key], sizes[key], strata[key], hits.get(key), found[c, key])
             if done.strata is not None:
-                joined_any.add(key[0])
                 tables[key], sizes[key], strata[key], extents[key] = done.table, done.sizes, done.strata, done.extents
                 hits[key] = done.hit
         out.append((chunk, batches, ChunkClusters(tables, strata, sizes, extents, hits)))
-    return out, joined_any
+    return out
 
 
 def _find_candidates(

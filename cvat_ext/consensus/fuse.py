@@ -288,8 +288,8 @@ class ChunkMerger:
             if self.settings.method == "nearest"
             else self.model.member_weights(batch.family, size[idx])
         )
-        if batch.family == "skeleton" and self.settings.method != "nearest":
-            wk = self._unlinked_weights(batch.family, wk, table.pair_sim[idx])
+        # the families whose split clusters fitted a lone pool (keypoint families)
+        wk = self._unlinked_weights(batch.family, wk, table.pair_sim[idx])
         weight = wk * present_k
         occluded = row_sum(weight * batch.occluded[safe]) > 0.5 * row_sum(weight)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
@@ -443,7 +443,7 @@ class ChunkMerger:
         a member linked to none of the others where some of them did link (a lone drawing the split
         clusters joined beside them): its offset is wider than its fitted variance by that factor."""
         am = self.model.annotator_model
-        scale = None if am is None else am.unlinked_scale.get(family)
+        scale = None if am is None or self.settings.method == "nearest" else am.unlinked_scale.get(family)
         if scale is None:
             return weight
         wide = unlinked_beside_linked(pair_sim, weight.shape[1])

@@ -227,12 +227,10 @@ def fit_existence(
     *,
     iterations: int = 100,
     tol: float = 1e-8,
-    init: ExistenceModel | None = None,
 ) -> ExistenceModel:
     """EM for :class:`ExistenceModel` on the presence patterns ``present (K, R)`` of clusters in
     ``stratum (K,)`` (0 open, 1 shadowed; None: all open), over the distinct (pattern, stratum)
-    pairs with their counts. ``init``: start from this model's posteriors (a refit on slightly
-    changed clusters converges in a few steps)."""
+    pairs with their counts."""
     present = np.asarray(present, dtype=bool)
     n_units, n_annot = present.shape
     eps = 1e-6
@@ -255,7 +253,7 @@ def fit_existence(
     partial = size < n_annot
     units = np.bincount(c[partial], weights=count[partial], minlength=2)
     # start: lone objects half real, and shadowed groups too when they may be spurious
-    real = np.where(single | (shadow & echoes), 0.5, 1.0) if init is None else init.posterior(pattern, c)
+    real = np.where(single | (shadow & echoes), 0.5, 1.0)
     model = ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
     for _ in range(iterations):
         w_real, w_fake = count * real, count * (1.0 - real)
@@ -273,53 +271,6 @@ def fit_existence(
         if moved < tol:
             break
     return model
-
-
-#: object sizes (px) that split the clusters into the groups of :func:`fit_existence_by_size`:
-#: whether a drawing joins its object's cluster depends on the size (a 6 px jitter on a 12 px sign
-#: misses the match, on a 100 px car it does not), so who-drew-it patterns mean different things
-EXISTENCE_SIZE_EDGES = (16.0, 32.0, 64.0)
-#: partial clusters a size group needs for its own fit; fewer: the job-wide model decides there
-MIN_GROUP_PARTIAL = 100
-
-
-def _size_group(size: FloatArray) -> IntArray:
-    return np.searchsorted(np.asarray(EXISTENCE_SIZE_EDGES), np.asarray(size, dtype=np.float64), side="right")
-
-
-def fit_existence_by_size(
-    job_model: ExistenceModel, present: npt.NDArray[np.bool_], stratum: IntArray | None, size: FloatArray
-) -> tuple[ExistenceModel, ...]:
-    """One :class:`ExistenceModel` per size group of :data:`EXISTENCE_SIZE_EDGES`, each fitted on
-    that group's clusters ``present (K, R)``, ``stratum (K,)``, ``size (K,)`` px: within a group the
-    annotators' sensitivities (drawing *and* linking) and spurious shares are nearly constant, which
-    the capture–recapture model assumes. A group with fewer than :data:`MIN_GROUP_PARTIAL` partial
-    clusters keeps ``job_model``."""
-    present = np.asarray(present, dtype=bool)
-    group = _size_group(size)
-    partial = ~present.all(axis=1)
-    out = []
-    for g in range(len(EXISTENCE_SIZE_EDGES) + 1):
-        sel = group == g
-        if int((sel & partial).sum()) < MIN_GROUP_PARTIAL:
-            out.append(job_model)
-            continue
-        out.append(fit_existence(present[sel], None if stratum is None else np.asarray(stratum)[sel]))
-    return tuple(out)
-
-
-def existence_posterior_by_size(
-    models: tuple[ExistenceModel, ...], present: npt.NDArray[np.bool_], stratum: IntArray | None, size: FloatArray
-) -> FloatArray:
-    """(K,) P(real) of clusters ``present (K, R)`` from the model of each one's size group."""
-    present = np.asarray(present, dtype=bool)
-    group = _size_group(size)
-    post = np.ones(present.shape[0])
-    for g, model in enumerate(models):
-        sel = group == g
-        if sel.any():
-            post[sel] = model.posterior(present[sel], None if stratum is None else np.asarray(stratum)[sel])
-    return post
 
 
 @dataclass(frozen=True, eq=False)

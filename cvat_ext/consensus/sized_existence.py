@@ -14,6 +14,14 @@ base model, blind to size, reads a precise annotator's lone small objects (the n
 them too, and missed the match) as its inventions and gives it a spurious share near the sloppy
 one's. The echoes (spurious drawings around real objects, several annotators at once) stay the
 base model's. EM runs on the distinct (pattern, stratum, size bin) units with their counts.
+
+The merge's keep / drop decision reads a second fit, on the clusters after the split joins
+(``engine._fit_keep_existence``), whose lone spurious shares are per (stratum, size bin)
+(``shares_by_bin``): the real share is per size bin, so with one spurious share per annotator a
+bin whose real lone precise drawings raise the real share raises every annotator's lone clusters
+there (on the relative-jitter generator the moderate annotator's lone open drawings were kept).
+The truth estimates keep the per-stratum shares: per bin they read worse
+(``docs/developers/annotator-model.md``, *Keep or drop*).
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ from cvat_ext.consensus.reliability import SHADOWED, ExistenceModel
 _EPS = 1e-6
 #: partial clusters' worth of the stratum's real share each size bin's own share is shrunk with
 PRIOR_UNITS = 20.0
+#: spurious lone clusters' worth of the stratum's shares each size bin's lone spurious shares are
+#: shrunk with (``shares_by_bin``)
+SHARE_PRIOR_UNITS = 20.0
 #: real clusters' worth of the template's link each (size bin, annotator) link fit is shrunk with
 LINK_PRIOR_UNITS = 20.0
 #: template link at or above which a size bin is taken as always linking: there the fitted
@@ -90,13 +101,15 @@ def fit_link(
 class SizedExistence:
     """``base`` with size-dependent sensitivities ``draw (R,) * link (B, R)``, its own real share of
     the partial clusters per stratum and size bin ``prior (2, B)``, and lone spurious shares
-    ``false_share (2, R)`` (per stratum, summing to 1 over annotators)."""
+    ``false_share (2, R)`` (per stratum, summing to 1 over annotators) or, where fitted per size
+    bin too, ``bin_share (2, B, R)`` (``false_share`` then is their pooled share per stratum)."""
 
     base: ExistenceModel
     draw: FloatArray
     link: FloatArray
     prior: FloatArray
     false_share: FloatArray
+    bin_share: FloatArray | None = None
 
     def sensitivity_of_bins(self, bins: IntArray) -> FloatArray:
         """(K, R) probability each annotator's drawing of a real object in size bins ``bins (K,)``
@@ -119,7 +132,9 @@ class SizedExistence:
         prior = self.prior[c, bins]
         real = prior * np.exp((present * log_p + ~present * log_q).sum(axis=1)) / seen / not_all
         base = self.base
-        fake = np.where(present.sum(axis=1) == 1, self.false_share[c, present.argmax(axis=1)], 0.0)
+        who = present.argmax(axis=1)
+        share = self.false_share[c, who] if self.bin_share is None else self.bin_share[c, bins, who]
+        fake = np.where(present.sum(axis=1) == 1, share, 0.0)
         if base.echo is not None:
             e_p, e_q = np.log(base.echo), np.log1p(-base.echo)
             e_seen = max(1.0 - float(np.exp(e_q.sum())), 1e-300)
@@ -137,12 +152,14 @@ def fit_sized_existence(
     stratum: IntArray,
     size: FloatArray,
     *,
+    shares_by_bin: bool = False,
     iterations: int = 30,
     tol: float = 1e-6,
 ) -> tuple[SizedExistence, FloatArray]:
     """EM for ``draw`` and ``prior`` with the base model's spurious part and the given ``link (B, R)``,
-    on the distinct (pattern, stratum, size bin) units. Returns the model and each cluster's
-    P(real) ``(K,)``."""
+    on the distinct (pattern, stratum, size bin) units; the lone spurious shares per stratum or,
+    with ``shares_by_bin``, per stratum and size bin (shrunk towards the stratum's with
+    :data:`SHARE_PRIOR_UNITS`). Returns the model and each cluster's P(real) ``(K,)``."""
     present = np.asarray(present, dtype=bool)
     n_annot = present.shape[1]
     bins = size_bin(np.asarray(size, dtype=np.float64))
@@ -185,21 +202,33 @@ def fit_sized_existence(
         real_partial = np.bincount(cell[partial], weights=w_real[partial], minlength=2 * n_bins).reshape(2, n_bins)
         stratum_prior = real_partial.sum(axis=1, keepdims=True) / np.maximum(units[:, None], _EPS)
         prior = np.clip((real_partial + PRIOR_UNITS * stratum_prior) / (units_by_bin + PRIOR_UNITS), _EPS, 1.0)
-        # who invents the lone spurious drawings, per stratum
+        # who invents the lone spurious drawings, per stratum (and size bin)
+        spurious = (w - w_real)[lone, None] * pattern[lone]
         share = np.zeros((2, n_annot))
-        np.add.at(share, c[lone], (w - w_real)[lone, None] * pattern[lone])
+        np.add.at(share, c[lone], spurious)
         share = np.where(
             share.sum(axis=1, keepdims=True) > 0,
             (share + _EPS) / (share.sum(axis=1, keepdims=True) + _EPS * n_annot),
             base.false_share,
         )
-        model = SizedExistence(base, draw, fitted_link, prior, share)
+        bin_share = _bin_shares(spurious, c[lone], b[lone], share, n_bins) if shares_by_bin else None
+        model = SizedExistence(base, draw, fitted_link, prior, share, bin_share)
         new_real = model.posterior_of_bins(pattern, c, b)
         moved = float(np.abs(new_real - real).max()) if real.size else 0.0
         real = new_real
         if moved < tol:
             break
     return model, np.asarray(real[np.ravel(inverse)], dtype=np.float64)
+
+
+def _bin_shares(spurious: FloatArray, c: IntArray, b: IntArray, share: FloatArray, n_bins: int) -> FloatArray:
+    """(2, B, R) who invents the lone spurious drawings per stratum and size bin: the spurious lone
+    clusters ``spurious (L, R)`` (weight on their annotator) of strata ``c (L,)`` and size bins
+    ``b (L,)``, shrunk towards the stratum's shares ``share (2, R)`` with
+    :data:`SHARE_PRIOR_UNITS` clusters' weight."""
+    by_bin = np.zeros((2, n_bins, share.shape[1]))
+    np.add.at(by_bin, (c, b), spurious)
+    return (by_bin + SHARE_PRIOR_UNITS * share[:, None, :]) / (by_bin.sum(axis=2, keepdims=True) + SHARE_PRIOR_UNITS)
 
 
 def clusters_per_object(model: SizedExistence, present: BoolArray, real: FloatArray, size: FloatArray) -> FloatArray:

@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 
 from cvat_ext.consensus.reliability import (
-    existence_posterior_by_size,
     fit_dawid_skene,
     fit_existence,
-    fit_existence_by_size,
     fusion_weights,
     separate_noise,
 )
@@ -133,28 +131,3 @@ def test_shadowed_pairs_of_object_inventing_annotators_are_not_real() -> None:
     assert model.posterior(sloppy_pair, np.array([0]))[0] == 1.0  # in open space a pair is real
     careful_pair = np.array([[1, 1, 0, 0, 0]], dtype=bool)
     assert model.posterior(careful_pair, np.array([1]))[0] > 0.5
-
-
-def test_existence_by_size_keeps_a_precise_annotators_small_objects() -> None:
-    # small objects (10 px): the noisy annotators' drawings rarely join the precise one's cluster,
-    # so the precise annotator's lone clusters there are mostly real; large ones (100 px): everyone
-    # links, and a lone cluster is rare and, from the sloppy annotator, invented
-    rng = np.random.default_rng(4)
-    small = rng.random((1500, 3)) < np.array([0.99, 0.3, 0.15])
-    large = rng.random((1500, 3)) < np.array([0.99, 0.9, 0.8])
-    fake = np.zeros((600, 3), dtype=bool)
-    fake[np.arange(600), rng.choice(3, 600, p=[0.01, 0.09, 0.9])] = True
-    present = np.concatenate([small, large, fake])
-    size = np.concatenate([np.full(1500, 10.0), np.full(1500, 100.0), rng.uniform(8.0, 14.0, 600)])
-    keep = present.any(axis=1)
-    present, size = present[keep], size[keep]
-    job_model = fit_existence(present)
-    models = fit_existence_by_size(job_model, present, None, size)
-    lone = np.eye(3, dtype=bool)
-    small_post = existence_posterior_by_size(models, lone, None, np.full(3, 10.0))
-    assert small_post[0] > 0.8  # the precise annotator alone on a small object: real
-    assert small_post[2] < 0.2  # the sloppy one alone: invented
-    assert job_model.posterior(lone[:1])[0] < small_post[0]  # the job-wide model trusts it less
-    # a size group with too few partial clusters keeps the job-wide model
-    few = fit_existence_by_size(job_model, present[:50], None, np.full(50, 300.0))
-    assert all(m is job_model for m in few)

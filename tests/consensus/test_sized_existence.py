@@ -79,6 +79,37 @@ def test_link_fit_recovers_known_link_rates(draw: list[float], spurious: list[in
     assert share == pytest.approx(lone_real / (lone & present[:, 0]).sum(), abs=0.05)
 
 
+def test_shares_by_bin_read_who_invents_at_which_size() -> None:
+    # the sloppy annotator invents small objects, the moderate one large ones: one share per
+    # annotator reads both everywhere, the shares per size bin put each where it is
+    draw = np.array([0.99, 0.90, 0.80])
+    link = np.ones((SIZE_CENTRES.size, 3))
+    small, large = BINS[:3], BINS[-3:]
+    present, size = _synthetic(draw, link, 1500, np.zeros(3), 5)
+    fakes = []
+    for b, r in [(b, 2) for b in small] + [(b, 1) for b in large]:
+        fake = np.zeros((120, 3), dtype=bool)
+        fake[:, r] = True
+        fakes.append((fake, np.full(120, SIZE_CENTRES[b])))
+    present = np.concatenate([present, *(f for f, _ in fakes)])
+    size = np.concatenate([size, *(s for _, s in fakes)])
+    stratum = np.zeros(present.shape[0], dtype=np.int64)
+    base = fit_existence(present, stratum)
+    pooled, _ = fit_sized_existence(base, link, present, stratum, size)
+    by_bin, _ = fit_sized_existence(base, link, present, stratum, size, shares_by_bin=True)
+    assert pooled.bin_share is None
+    assert by_bin.bin_share is not None
+    np.testing.assert_allclose(by_bin.bin_share.sum(axis=2), 1.0)
+    np.testing.assert_allclose(pooled.false_share[0, 1:], 0.5, atol=0.05)  # both, at every size
+    assert by_bin.bin_share[0, small, 2].min() > 0.9
+    assert by_bin.bin_share[0, large, 1].min() > 0.9
+    # a lone moderate drawing of a small object, and a lone sloppy one of a large object, are
+    # several times likelier real than one share per annotator says
+    lone = np.array([[False, True, False], [False, False, True]])
+    sizes = np.array([SIZE_CENTRES[small[1]], SIZE_CENTRES[large[1]]])
+    assert (by_bin.posterior(lone, None, sizes) > 3 * pooled.posterior(lone, None, sizes)).all()
+
+
 def test_link_fit_keeps_the_template_with_two_annotators() -> None:
     pattern = np.array([[True, True], [True, False], [False, True]])
     template_link = np.full((SIZE_CENTRES.size, 2), 0.7)

@@ -356,7 +356,10 @@ def test_split_pairs_find_the_small_objects_of_a_precise_annotator(
     monkeypatch.setattr(split_pairs, "MIN_CANDIDATES", 10**9)  # no annotator pair fitted: nothing joins
     alone = truth_scores(engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
     found_small = lambda t: int(np.isfinite(t.truth_iou[small]).sum())  # noqa: E731
-    assert found_small(joined) > found_small(alone) * 1.1, (found_small(joined), found_small(alone))
+    # the keep's size-aware existence reads most unjoined lone precise boxes as real too (small
+    # objects found, rectangles seed 1: 134 joined, 130 alone; 108 alone under the per-size-group
+    # capture-recapture keep; polygons seed 3: 106 / 77); the joins still find more and raise F1
+    assert found_small(joined) > found_small(alone), (found_small(joined), found_small(alone))
     assert joined.f1 > alone.f1
     # found more, at a small cost in precision (polygons, seed 3, with the truncation-corrected noise
     # fit: 0.950 -> 0.894, recall 0.750 -> 0.829, F1 0.838 -> 0.860)
@@ -510,7 +513,7 @@ def test_split_clusters_of_five_annotators_skeletons_are_joined_and_raise_merged
     params = params_for(SETTINGS, g.meta)
     merged = engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged
     joined = truth_scores(merged, g.truth, params=params)
-    monkeypatch.setattr(engine, "_join_split_clusters", lambda stored, *_: (stored, set(), {}))
+    monkeypatch.setattr(engine, "_join_split_clusters", lambda stored, *_: (stored, {}))
     merged_alone = engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged
     alone = truth_scores(merged_alone, g.truth, params=params)
     assert _duplicates(merged, g.truth, params) < 0.6 * _duplicates(merged_alone, g.truth, params)
@@ -616,3 +619,26 @@ def test_a_lone_drawing_joined_beside_a_cluster_places_keypoints_at_its_wider_va
     monkeypatch.setattr(fuse.ChunkMerger, "_unlinked_weights", lambda self, family, weight, pair_sim: weight)
     plain = truth_scores(engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
     assert scaled.f1 > plain.f1 + 0.002, (scaled.f1, plain.f1)
+
+
+def test_the_fusion_reads_which_families_have_a_lone_pool_scale_from_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``points`` fit the lone pool too (keypoint families): their fusion weighs a lone drawing joined
+    # beside the others at its scale, as skeletons', read off AnnotatorModel.unlinked_scale (not
+    # the family's name)
+    from consensus_generator import PRESETS
+    from point_fusion import generate_job
+
+    scaled: list[tuple[str, bool]] = []
+    unlinked_weights = fuse.ChunkMerger._unlinked_weights
+
+    def spy(self: fuse.ChunkMerger, family: str, weight: np.ndarray, pair_sim: np.ndarray) -> np.ndarray:
+        out = unlinked_weights(self, family, weight, pair_sim)
+        scaled.append((family, bool((out != weight).any())))
+        return out
+
+    monkeypatch.setattr(fuse.ChunkMerger, "_unlinked_weights", spy)
+    g = generate_job("points", PRESETS["precise-moderate-sloppy"], 1)
+    engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
+    assert ("points", True) in scaled
