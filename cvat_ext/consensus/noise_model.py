@@ -198,8 +198,6 @@ class CornerEvidence:
 
 #: triples an annotator's usable cells need before the corner fit leaves out the most truncated ones
 MIN_CORNER_TRIPLES = 100
-#: coordinates of an extent (x0, y0, x1, y1) whose offset products a corner cell averages per object
-EXTENT_COORDINATES = 4
 #: the least truncation factor (the product of the two pairs' kept shares of the squared error) a
 #: triple cell needs to count: below it the correction amplifies noise more than it removes bias
 MIN_CORNER_FACTOR = 0.25
@@ -335,11 +333,10 @@ def annotator_corner_cells(
     :func:`clique_correction` for the cliques), so each cell less its offset is divided by the
     factor. Cells under ``min_factor`` are left out; where fewer than two cells or
     :data:`MIN_CORNER_TRIPLES` triples are left, ``fallback`` takes every cell, weighed by its factor
-    (a small job), and without it the annotator has none. ``spread2 (B, P)``: the matched pairs'
-    squared spreads (:attr:`PairCells.matched_spread2`; 0: unknown); a cell's standard error grows
-    with them (the covariance of r is the mean over the extent's four coordinates of a product of
-    two differences each as noisy as its matched pair: ``sqrt((V_ra V_rb + cov^2) / (4 count))``),
-    so the precise annotator's cells, small beside the others' spreads, weigh by that."""
+    (a small job), and without it the annotator has none. ``spread2 (B, P)``: the pairs'
+    untruncated squared spreads (0: unknown); a cell's standard error grows with them (the
+    covariance of r is the mean of a product of two differences each as noisy as its pair), so the
+    precise annotator's cells, small beside the others' spreads, weigh by that."""
     triples = annotator_triples(n)
     if not triples:  # two annotators: no triple, the pairs alone
         return []
@@ -360,14 +357,9 @@ def annotator_corner_cells(
         c, f = cnt[ok], fac[ok]
         design = np.stack([sums.sum_inv_s2[:, mine][ok] / c, np.ones(int(ok.sum()))], axis=1)
         target = (sums.sum_cov[:, mine][ok] / c - (0.0 if offset is None else offset[:, mine][ok])) / f
-        # a product of two Gaussian differences has variance V_ra V_rb + cov^2 (the cell's own
-        # covariance, as read: the sloppy annotator's is the size of its pairs' spreads)
-        cov = sums.sum_cov[:, mine][ok] / c
-        spread = np.sqrt(noise[:, mine][ok] ** 2 + cov**2)
+        spread = noise[:, mine][ok]
         spread = np.where(spread > 0, spread, np.maximum(np.abs(target), 1e-4))
-        # the cell averages the product over the extent's coordinates, about independent
-        weight = np.sqrt(EXTENT_COORDINATES * c) * f / spread
-        out.append(CornerCells(design, target, weight, bin_of[:, mine][ok], f))
+        out.append(CornerCells(design, target, np.sqrt(c) * f / spread, bin_of[:, mine][ok], f))
     return out
 
 
@@ -569,12 +561,6 @@ class PairCells:
     shrink: FloatArray
     spread2: FloatArray
 
-    @property
-    def matched_spread2(self) -> FloatArray:
-        """``(B, P)`` the squared spread of the matched pairs themselves (the untruncated one times
-        the share the match keeps): the spread of the offsets a corner cell averages."""
-        return np.asarray(self.spread2 * self.shrink, dtype=np.float64)
-
 
 def pair_cells(ev: PairEvidence, iou_thr: float, tmpl: IouTemplate) -> PairCells:
     """The :class:`PairCells` of ``ev``: a pair is seen only where it matched (``x <= 1 -
@@ -604,12 +590,10 @@ def pair_cells(ev: PairEvidence, iou_thr: float, tmpl: IouTemplate) -> PairCells
         target.append(spread2)
         elastic.append(elasticity)
         counts.append(float(c))
-        # a cell's mean square is known to a relative precision ``dispersion / sqrt(count)`` (the
-        # template's relative sd of a matched pair's x^2): weigh residuals relative to it, or the
-        # sloppy pairs' errors swamp the precise annotator's small variance; and a truncated cell
-        # tells its spread only as far as the truncated moment still moves
-        dispersion = float(tmpl.square_dispersion(np.array([spread2]), iou_thr)[0])
-        weight.append(np.sqrt(c) * elasticity / (max(spread2, 1e-3) * dispersion))
+        # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
+        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
+        # and a truncated cell tells its spread only as far as the truncated moment still moves
+        weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
     return PairCells(
         np.asarray(rows, dtype=np.float64).reshape(-1, 2 * n),
         np.asarray(target, dtype=np.float64),
@@ -647,7 +631,7 @@ def fit_job_noise(
     if not pc.target.size:
         return NoiseFit(np.zeros(n), np.zeros(n), per_annot)
     if corners is not None:
-        cells = corner_cells(corners.every, shrink_factor(pc.shrink, n), pc.matched_spread2, n)
+        cells = corner_cells(corners.every, shrink_factor(pc.shrink, n), pc.spread2, n)
         first = joint_fit(pc, cells) if cells is not None else None
         if first is not None and cells is not None:
             pooled = clique_fit(pc, corners, cells, first, per_annot, tmpl, iou_thr, prior_cells or {})
@@ -690,7 +674,7 @@ def clique_fit(
         # in the corners' units; the match truncates the similarity, ``scale`` times as wide
         variance = triple_variances(fit, corners.clique) / max(scale, 1e-12)
         slope, offset = clique_correction(variance, kept, scale)
-        clique = annotator_corner_cells(corners.clique, slope, pc.matched_spread2, n, offset, fallback=False)
+        clique = annotator_corner_cells(corners.clique, slope, pc.spread2, n, offset, fallback=False)
         if not clique:
             break
         own = [c if c is not None else e for c, e in zip(clique, every, strict=True)]
@@ -782,15 +766,6 @@ class IouTemplate:
         slope = np.gradient(log_ms, log_s2)
         return sp * sp, float(np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0))
 
-    def square_dispersion(self, spread2: FloatArray, iou_thr: float) -> FloatArray:
-        """``(N,)`` the relative standard deviation of a matched pair's ``x^2`` (``x <= 1 -
-        iou_thr``) at the squared spreads ``spread2 (N,)``: a cell of ``c`` pairs knows its mean
-        square to ``dispersion / sqrt(c)`` (boxes: 0.73 at small spreads, where one Gaussian
-        coordinate's square has sqrt(2): the IoU pools four corners; 0.3-0.4 where the match
-        truncates)."""
-        spread = np.sqrt(np.clip(np.asarray(spread2, dtype=np.float64), 0.0, self.spread[-1] ** 2))
-        return np.asarray(np.interp(spread, self.spread, _dispersion_table(self, round(float(iou_thr), 6))))
-
     def shrink(self, spread2: float, iou_thr: float) -> float:
         """The share of the mean square of ``x`` that the match keeps (``x <= 1 - iou_thr``) at the
         squared spread ``spread2``: truncated over untruncated mean square, 1 without truncation."""
@@ -848,22 +823,6 @@ def template(family: str = "rectangle", oks_sigma: float = 0.09) -> IouTemplate:
         for sp in _TEMPLATE_SPREADS.tolist()
     ]
     return IouTemplate(_TEMPLATE_SPREADS.copy(), np.asarray(rows))
-
-
-@functools.cache
-def _dispersion_table(t: IouTemplate, iou_thr: float) -> FloatArray:
-    """(T,) per template row the relative sd of ``x^2`` over its matched draws (the next row's
-    where a row has none or all are 0, so the zero spread reads its limit)."""
-    within = t.x <= 1.0 - iou_thr + 1e-12
-    n = np.maximum(within.sum(axis=1), 1)
-    x2 = t.x**2 * within
-    mean = x2.sum(axis=1) / n
-    sd = np.sqrt(np.maximum((x2 * x2).sum(axis=1) / n - mean**2, 0.0))
-    ok = mean > 0
-    rel = np.where(ok, sd / np.where(ok, mean, 1.0), np.nan)
-    first = int(np.argmax(ok)) if ok.any() else 0
-    rel[:first] = rel[first] if ok.any() else 1.0
-    return np.asarray(np.where(np.isfinite(rel), rel, 1.0), dtype=np.float64)
 
 
 @functools.cache
