@@ -295,19 +295,12 @@ def triple_variances(fit: NoiseFit, sums: CornerSums) -> FloatArray:
     return np.asarray(inv_s2[..., None] * fit.alpha[members] + fit.beta[members], dtype=np.float64)
 
 
-def corner_cells(
-    sums: CornerSums,
-    factor: FloatArray,
-    spread2: FloatArray,
-    n: int,
-    offset: FloatArray | None = None,
-    min_count: int = 5,
-    min_factor: float = MIN_CORNER_FACTOR,
-) -> list[CornerCells] | None:
+def corner_cells(sums: CornerSums, factor: FloatArray, spread2: FloatArray, n: int) -> list[CornerCells] | None:
     """Per annotator (``n`` of them), its (size bin, triple) cells of the corner covariance
-    ``sums`` (:func:`annotator_corner_cells`, every cell where too few are mildly truncated); None
-    when an annotator has none (or there are fewer than three annotators)."""
-    cells = annotator_corner_cells(sums, factor, spread2, n, offset, min_count, min_factor, fallback=True)
+    ``sums`` read as ``factor`` of its variance (:func:`annotator_corner_cells`, every cell where
+    too few are mildly truncated); None when an annotator has none (or there are fewer than three
+    annotators)."""
+    cells = annotator_corner_cells(sums, factor, spread2, n, fallback=True)
     usable = [c for c in cells if c is not None]
     return usable if cells and len(usable) == n else None
 
