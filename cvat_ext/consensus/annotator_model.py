@@ -48,7 +48,6 @@ from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit
 from cvat_ext.consensus.member_hit import member_ratios, pair_hit_table, pooled_spread2
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
-    SIZE_EDGES,
     CarriedCells,
     CornerEvidence,
     NoiseFit,
@@ -111,14 +110,6 @@ class FamilyEvidence:
         self.frame.append(frame)
         self.pair_sim.append(pair_sim)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
-        # the noise is read relative to the object's size: a cluster whose extent collapsed under the
-        # smallest size bin (a skeleton with one visible keypoint, or with its visible keypoints in a
-        # line) has no size to read its members' offsets against, and is left out of the noise fit
-        sized = size >= SIZE_EDGES[0]
-        if not sized.all():
-            size, pair_sim = size[sized], pair_sim[sized]
-            xyxy = None if xyxy is None else xyxy[sized]
-            keypoints = None if keypoints is None else (keypoints[0][sized], keypoints[1][sized], keypoints[2][sized])
         bins = size_bin(size)
         self.pairs.add(pair_sim, size, bins)
         if xyxy is not None:

@@ -116,13 +116,17 @@ class KeypointEvidence:
         inv_s2 = 1.0 / (s * s)
         rel = xy / s[:, None, None, None]
         seen = has & visible
+        # offsets are read relative to the size: a cluster whose extent collapsed under the smallest
+        # size bin (one visible keypoint, or its visible ones on a line: size 1 px) has no size to
+        # read them against, and is left out of the positions (its visibility still counts)
+        placed = seen & (s >= SIZE_EDGES[0])[:, None, None]
         bins = size_bin(s) if bins is None else bins
         self.visible += seen.sum(axis=(0, 2))
         self.has += has.sum(axis=(0, 2))
         self.size_count += np.bincount(bins, minlength=self.size_count.size)
         pairs = annotator_pairs(n)
         diff = [rel[:, r] - rel[:, t] for r, t in pairs]  # (K, P, 2) each
-        both = [seen[:, r] & seen[:, t] for r, t in pairs]
+        both = [placed[:, r] & placed[:, t] for r, t in pairs]
         n_bins = self.pair_count.shape[0]
         for p, (r, t) in enumerate(pairs):
             d2 = np.where(both[p], (diff[p] ** 2).mean(axis=2), 0.0).sum(axis=1)

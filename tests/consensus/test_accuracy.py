@@ -23,12 +23,26 @@ from consensus_generator import MODERATE, PRECISE, SLOPPY, Kind, Scenario, gener
 __all__ = ["MODERATE", "Scenario", "generate"]  # the other consensus tests build replicas with them
 
 
-@pytest.mark.parametrize(("kind", "frames"), [("rectangle", 200), ("mask", 60), ("polygon", 60), ("skeleton", 80)])
-def test_merge_beats_the_best_single_annotator(kind: Kind, frames: int) -> None:
-    g = generate(Scenario(kind=kind, frames=frames, seed=5))
+def _merged_minus_best(kind: Kind, frames: int, seed: int) -> float:
+    g = generate(Scenario(kind=kind, frames=frames, seed=seed))
     best = max(evaluate(ann, g.truth)[0] for ann in g.replicas.values())
     merged = engine.score_replicas(g.replicas, g.labels, g.meta, ConsensusSettings()).merged
-    assert evaluate(merged, g.truth)[0] > best
+    return float(evaluate(merged, g.truth)[0] - best)
+
+
+@pytest.mark.parametrize(("kind", "frames"), [("rectangle", 200), ("mask", 60), ("polygon", 60)])
+def test_merge_beats_the_best_single_annotator(kind: Kind, frames: int) -> None:
+    assert _merged_minus_best(kind, frames, seed=5) > 0
+
+
+def test_skeleton_merge_is_level_with_the_best_single_annotator() -> None:
+    # relative jitter, 20 % visibility flips: the merge is level with the precise annotator, a
+    # single seed's sign is noise (8 seeds: mean -0.0002, from -0.0036 to +0.0022). Before the
+    # collapsed skeletons were left out of the noise fit (docs/developers/annotator-model.md,
+    # "Collapsed sizes") seeds 0-3 averaged -0.0078 (seed 0 -0.021: the sloppy annotator's noise
+    # fitted at 8,129 relative units)
+    gaps = [_merged_minus_best("skeleton", 80, seed) for seed in range(4)]
+    assert np.mean(gaps) >= -0.002, gaps
 
 
 def test_two_sloppy_annotators_spurious_pairs_are_not_merged() -> None:
