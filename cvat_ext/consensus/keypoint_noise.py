@@ -153,7 +153,7 @@ class KeypointEvidence:
         """The covariance sums per (bin, annotator) over the triples whose two partners' drawings
         are trusted (``trust (B, R) >= min_trust``, the partners' link probability) in the bin."""
         n = self.n_annotators
-        ev = BinnedCovariance(*(np.zeros(self.tri_cov.shape[:2]) for _ in range(3)))
+        ev = BinnedCovariance.zeros(self.tri_cov.shape[:2])
         ok = trust >= min_trust
         for q, (a, b) in enumerate(annotator_pairs(n)):
             use = (ok[:, a] & ok[:, b])[:, None]

@@ -121,16 +121,23 @@ def triple_pairs(n: int) -> list[tuple[int, int, float, int]]:
 
 
 @dataclass
-class CornerSums:
-    """Corner covariance sums per (size bin, triple), ``(B, T)`` each: ``sum_cov`` of the products
-    of r's two offsets over the object size squared, ``sum_inv_s2`` of ``1/s^2``, ``count``."""
+class BinnedCovariance:
+    """Covariance sums per (size bin, column), ``(B, C)`` each: ``sum_cov`` of an annotator's
+    products of offsets to two others over the object size squared, ``sum_inv_s2`` of ``1/s^2``,
+    ``count``. The columns are the :func:`annotator_triples` for the corners (:class:`CornerEvidence`)
+    and the annotators for the keypoint model (which picks its triples by the partners' link
+    before summing)."""
 
     sum_cov: FloatArray
     sum_inv_s2: FloatArray
     count: FloatArray
 
+    @classmethod
+    def zeros(cls, shape: tuple[int, int]) -> BinnedCovariance:
+        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))
+
     def add(self, cell: IntArray, cov: FloatArray, inv_s2: FloatArray, count: FloatArray) -> None:
-        """Add ``(K, T)`` per-cluster terms; ``cell (K*T,)`` their flat (bin, triple) index."""
+        """Add ``(K, C)`` per-cluster terms; ``cell (K*C,)`` their flat (bin, column) index."""
         n, shape = self.count.size, self.count.shape
         for acc, values in ((self.sum_cov, cov), (self.sum_inv_s2, inv_s2), (self.count, count)):
             acc += np.bincount(cell, weights=values.ravel(), minlength=n).reshape(shape)
@@ -145,26 +152,19 @@ class CornerEvidence:
     no subtraction of the others' larger ones (the three-cornered hat on pair disagreements is a
     small difference of large numbers where one annotator is far more precise than the others).
     Offsets are divided by the object size, so the sums are of squared relative spreads.
-    ``sum_cov, sum_inv_s2, count`` are (B, T), T the :func:`annotator_triples`: kept per triple
-    because each triple's pairs truncate it differently (:func:`fit_corner_noise`). ``clique`` holds
-    the same sums over the clique triples alone (the pair a-b matched too), whose selection
-    :func:`clique_covariance` models."""
+    ``every`` holds the sums over every triple whose pairs r-a, r-b matched (cliques and chains),
+    (B, T) with T the :func:`annotator_triples`: kept per triple because each triple's pairs
+    truncate it differently (:func:`fit_corner_noise`). ``clique`` holds the same sums over the
+    clique triples alone (the pair a-b matched too), whose selection :func:`clique_covariance`
+    models."""
 
     n_annotators: int
-    sum_cov: FloatArray = field(init=False)
-    sum_inv_s2: FloatArray = field(init=False)
-    count: FloatArray = field(init=False)
-    clique: CornerSums = field(init=False)
+    every: BinnedCovariance = field(init=False)
+    clique: BinnedCovariance = field(init=False)
 
     def __post_init__(self) -> None:
         shape = (SIZE_EDGES.size - 1, len(annotator_triples(self.n_annotators)))
-        self.sum_cov, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
-        self.clique = CornerSums(*(np.zeros(shape) for _ in range(3)))
-
-    @property
-    def every(self) -> CornerSums:
-        """The sums over every triple whose pairs r-a, r-b matched (cliques and chains)."""
-        return CornerSums(self.sum_cov, self.sum_inv_s2, self.count)
+        self.every, self.clique = BinnedCovariance.zeros(shape), BinnedCovariance.zeros(shape)
 
     def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
         """``xyxy (K, R, 4)`` member extents (anything where absent), ``pair_sim (K, P)`` (NaN unless
@@ -192,8 +192,8 @@ class CornerEvidence:
         cell = ((size_bin(s_obj) if bins is None else bins)[:, None] * n_t + np.arange(n_t)[None, :]).ravel()
         cov_s = cov * inv_s2[:, None]
         count_s = count * inv_s2[:, None]
-        for sums, keep in ((self.every, None), (self.clique, clique)):
-            sums.add(cell, *((cov_s, count_s, count) if keep is None else (cov_s * keep, count_s * keep, count * keep)))
+        self.every.add(cell, cov_s, count_s, count)
+        self.clique.add(cell, cov_s * clique, count_s * clique, count * clique)
 
 
 #: triples an annotator's usable cells need before the corner fit leaves out the most truncated ones
@@ -286,7 +286,7 @@ def clique_correction(
     return slope, base - slope * v[..., 0]
 
 
-def triple_variances(fit: NoiseFit, sums: CornerSums) -> FloatArray:
+def triple_variances(fit: NoiseFit, sums: BinnedCovariance) -> FloatArray:
     """(B, T, 3) the fitted squared spreads of each triple's r, a, b at its cells' mean ``1/s^2``
     (``sums``' cells; empty cells at the bin centre)."""
     centre = 1.0 / SIZE_CENTRES**2
@@ -295,7 +295,7 @@ def triple_variances(fit: NoiseFit, sums: CornerSums) -> FloatArray:
     return np.asarray(inv_s2[..., None] * fit.alpha[members] + fit.beta[members], dtype=np.float64)
 
 
-def corner_cells(sums: CornerSums, factor: FloatArray, spread2: FloatArray, n: int) -> list[CornerCells] | None:
+def corner_cells(sums: BinnedCovariance, factor: FloatArray, spread2: FloatArray, n: int) -> list[CornerCells] | None:
     """Per annotator (``n`` of them), its (size bin, triple) cells of the corner covariance
     ``sums`` read as ``factor`` of its variance (:func:`annotator_corner_cells`, every cell where
     too few are mildly truncated); None when an annotator has none (or there are fewer than three
@@ -306,7 +306,7 @@ def corner_cells(sums: CornerSums, factor: FloatArray, spread2: FloatArray, n: i
 
 
 def annotator_corner_cells(
-    sums: CornerSums,
+    sums: BinnedCovariance,
     factor: FloatArray,
     spread2: FloatArray,
     n: int,
@@ -433,17 +433,6 @@ def fit_corner_noise(cells: list[CornerCells]) -> tuple[FloatArray, FloatArray]:
     (relative units) by NNLS over its :func:`corner_cells`."""
     fits = [_nnls_alpha_beta(cell.design, cell.target, cell.weight) for cell in cells]
     return np.array([a for a, _ in fits]), np.array([b for _, b in fits])
-
-
-@dataclass
-class BinnedCovariance:
-    """Covariance sums per (size bin, annotator), ``(B, R)`` each: ``sum_cov`` of an annotator's
-    offsets to two others over the object size squared, ``sum_inv_s2`` of ``1/s^2``, ``count``
-    (the keypoint model's, which picks its triples by the partners' link before summing)."""
-
-    sum_cov: FloatArray
-    sum_inv_s2: FloatArray
-    count: FloatArray
 
 
 def fit_binned_covariance(
@@ -663,6 +652,7 @@ def clique_fit(
 
     coef, scale = first
     fit = NoiseFit(coef[:n], coef[n:], pairs)
+    earlier = {r: cells.cells() for r, cells in prior_cells.items()}  # the same in every refit
     for _ in range(CLIQUE_REFITS):
         # in the corners' units; the match truncates the similarity, ``scale`` times as wide
         variance = triple_variances(fit, corners.clique) / max(scale, 1e-12)
@@ -671,16 +661,13 @@ def clique_fit(
         if not clique:
             break
         own = [c if c is not None else e for c, e in zip(clique, every, strict=True)]
-        cells = [c + prior_cells[r].cells() if r in prior_cells else c for r, c in enumerate(own)]
+        cells = [c + earlier[r] if r in earlier else c for r, c in enumerate(own)]
         joint = joint_fit(pc, cells)
         if joint is None:
             break
         coef, scale = joint
         carried = tuple(
-            CarriedCells.pooled(
-                (c if c is not None else CornerCells.empty())
-                + (prior_cells[r].cells() if r in prior_cells else CornerCells.empty())
-            )
+            CarriedCells.pooled((c if c is not None else CornerCells.empty()) + earlier.get(r, CornerCells.empty()))
             for r, c in enumerate(clique)
         )
         fit = NoiseFit(coef[:n], coef[n:], pairs, carried)
