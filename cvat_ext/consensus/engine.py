@@ -419,7 +419,7 @@ def score_chunks(
         model.dawid_skene,
         (label_table >= 0).sum(axis=0).astype(np.float64),
         settings.iou_thr,
-        link_thr=settings.weak_thr,
+        link_thr=settings.link_thr,
         oks_sigma=settings.oks_sigma,
         gt=gt,
         priors=priors,
@@ -477,7 +477,7 @@ def _join_split_pairs(
     joined beside a cluster of the others (:attr:`AnnotatorModel.unlinked_scale`)."""
     n_annot = len(annotators.names)
     # the lone clusters are those that did not link at the weak threshold (or the match one)
-    link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
+    link_thr = settings.link_thr
     # sweep 1: the candidate pairs of every table whose family's keep reads the noise
     found = _find_candidates(stored, annotators, existence, link_thr, lone_candidates)
     offsets = {
@@ -525,7 +525,6 @@ def _fit_keep_existence(
     """Per family whose merge weighs the noise, the size-aware existence of the keep decisions
     (:attr:`AnnotatorModel.keep_existence`) on the stored clusters, as pass 2 will merge them: its
     lone spurious shares per (stratum, size bin), the echoes ``existence``'s."""
-    link_thr = settings.iou_thr if settings.weak_thr is None else settings.weak_thr
     columns: dict[str, list[tuple[BoolArray, IntArray, FloatArray]]] = {}
     for _, _, clusters in stored:
         for key, table in clusters.tables.items():
@@ -534,7 +533,7 @@ def _fit_keep_existence(
     out = {}
     for family, parts in columns.items():
         present, strata, size = (np.concatenate(col) for col in zip(*parts, strict=True))
-        link = template_link(family, annotators.noise[family], link_thr, settings.oks_sigma)
+        link = template_link(family, annotators.noise[family], settings.link_thr, settings.oks_sigma)
         out[family], _ = fit_sized_existence(existence[family], link, present, strata, size, shares_by_bin=True)
     return out
 

@@ -59,6 +59,13 @@ class ConsensusSettings(BaseModel):
         """Similarity at which a singleton rejoins another annotator's object (None: never)."""
         return self.iou_thr * self.rejoin_share if self.rejoin_share > 0 else None
 
+    @property
+    def link_thr(self) -> float:
+        """Similarity at which drawings join one cluster: :attr:`weak_thr`, or :attr:`iou_thr` where
+        singletons never rejoin."""
+        weak = self.weak_thr
+        return self.iou_thr if weak is None else weak
+
     def auto_quorum(self, n_annotators: int) -> bool:
         """True when the quorum is decided by the existence model."""
         return self.quorum is None and self.estimate_reliability and self.method != "nearest" and n_annotators >= 3
