@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cvat_ext.errors import CvatExtError
 from cvat_ext.sidecar.config import ReviewerSettings
+from cvat_ext.sidecar.expiring import ExpiringCache
 from cvat_ext.sidecar.interface import CvatApi
 from cvat_ext.sidecar.state import StateStore
 
@@ -44,14 +45,14 @@ class ReviewerPool:
         self.client = client
         self.store = store
         self.settings = settings
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._cache: tuple[float, list[Reviewer]] | None = None
+        # one value: the resolved pool
+        self._cache: ExpiringCache[None, list[Reviewer]] = ExpiringCache(ttl_s=ttl_s, clock=clock, max_entries=1)
 
     def members(self) -> list[Reviewer]:
         """The pool, sorted by username (one or two CVAT calls per ``ttl_s``)."""
-        if self._cache is not None and self.clock() - self._cache[0] < self.ttl_s:
-            return self._cache[1]
+        cached = self._cache.get(None)
+        if cached is not None:
+            return cached
         found: dict[int, Reviewer] = {}
         if self.settings.usernames:
             wanted = set(self.settings.usernames)
@@ -65,9 +66,7 @@ class ReviewerPool:
             for m in self.client.list_memberships(role=role):
                 if m.is_active:
                     found[m.user_id] = Reviewer(m.user_id, m.username)
-        pool = sorted(found.values(), key=lambda r: r.username)
-        self._cache = (self.clock(), pool)
-        return pool
+        return self._cache.put(None, sorted(found.values(), key=lambda r: r.username))
 
     def is_reviewer(self, user_id: int | None) -> bool:
         return user_id is not None and any(r.id == user_id for r in self.members())
