@@ -15,7 +15,7 @@ What is kept (table: meaning):
 * ``issues``: published issues by finding fingerprint (``open`` / ``resolved``);
 * ``leases``: row leases with an expiry, so replicas never act on the same unit at once;
 * ``denials``: per unit, the cycles in a row CVAT refused it (403), counted by every replica and
-  kept across restarts, until the unit is scored or parked;
+  kept across restarts, until the unit goes through or leaves the queue (parked, gone, bad data);
 * ``scores``: the latest result per unit (agreement, rule errors, decision) for the task guide;
 * ``guides``: hash and time of the last guide update per task;
 * ``work``: each annotator job (who, when started and completed, what it measured) for scorecards;
@@ -774,7 +774,7 @@ class StateStore:
         return int(rows[0][0])
 
     def clear_denials(self, key: str) -> None:
-        """Unit ``key`` went through (or was parked): its refusals no longer run in a row."""
+        """Unit ``key`` went through or left the queue: its refusals no longer run in a row."""
         self._execute("DELETE FROM denials WHERE org = ? AND key = ?", (self.org, key))
 
     # --- scores and guides ------------------------------------------------------------------------
