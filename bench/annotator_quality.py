@@ -546,6 +546,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=list(PRESETS),
                         help="presets to run (default all; a subset is a development run: nothing is written)")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if args.chained and args.seeds < 2:
         parser.error(f"--chained needs at least 2 seeds (seed i is scored with seed i - 1's models), "
                      f"got --seeds {args.seeds}")

@@ -123,3 +123,10 @@ def test_a_chain_of_one_seed_is_refused_with_one_clear_error(capsys: pytest.Capt
         aq.main(["--chained", "--seeds", "1", "--kinds", "rectangle", "--no-throughput"])
     assert exc.value.code == 2
     assert "--chained needs at least 2 seeds" in capsys.readouterr().err
+
+
+def test_no_seeds_is_refused_with_one_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        aq.main(["--seeds", "0", "--kinds", "rectangle", "--no-throughput"])
+    assert exc.value.code == 2
+    assert "--seeds must be at least 1, got 0" in capsys.readouterr().err
