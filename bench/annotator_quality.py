@@ -149,6 +149,8 @@ def read_estimates(result: ConsensusResult) -> tuple[str, Estimates, dict[str, i
         if te:  # issue 11's engine leaves it empty where it fits no model
             sources.add("model")
             out[a.annotator] = {m: float(_field(te, m)) for m in METRICS}
+            se = _field(te, "se") if _has(te, "se") else {}
+            out[a.annotator].update({f"{m}_se": float(se[m]) for m in TARGET_METRICS if se.get(m) is not None})
             gt_objects[a.annotator] = int(_field(te, "gt_objects")) if _has(te, "gt_objects") else 0
         else:
             sources.add("baseline")
@@ -259,6 +261,25 @@ def errors(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) ->
             if np.isfinite(true) and np.isfinite(guess):
                 out.append(abs(guess - true))
     return np.asarray(out, dtype=np.float64)
+
+
+#: a two-sided 95 % normal interval: estimate +- this many standard errors
+INTERVAL_Z = 1.96
+
+
+def interval_coverage(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> float:
+    """The share of annotators whose truth lies within the reported estimate +- 1.96 standard
+    errors (a calibrated 95 % interval holds ~0.95); NaN where no standard error is reported."""
+    held = []
+    for job in jobs:
+        est = chosen(job, gt, chained)
+        if est is None:
+            continue
+        for name, scores in job.truth.items():
+            true, guess, se = scores.get(metric), est[name][metric], est[name].get(f"{metric}_se", np.nan)
+            if np.isfinite(true) and np.isfinite(guess) and np.isfinite(se):
+                held.append(abs(guess - true) <= INTERVAL_Z * se)
+    return float(np.mean(held)) if held else float("nan")
 
 
 def missing_estimates(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> int:
@@ -383,7 +404,7 @@ def report_estimates(
     mode = mode or ("10 % GT sample" if gt else "no GT")
     med_target, p90_target = (0.02, 0.06) if gt else (0.03, 0.06)
     print(f"\n[{tag}] {mode}: |estimate - truth| per annotator, median / p90 / worst over seeds and annotators")
-    heads = ("F1 med", "F1 p90", "F1 max", "IoU med", "IoU p90", "IoU max")
+    heads = ("F1 med", "F1 p90", "F1 max", "IoU med", "IoU p90", "IoU max", "F1 in95", "IoU in95")
     print(f"{'preset':26s} {'kind':10s} " + " ".join(f"{h:>7s}" for h in heads))
     cells = [(p, k) for p in PRESETS for k in KINDS] + [("pooled", "all")]
     for preset, kind in cells:
@@ -403,6 +424,13 @@ def report_estimates(
             results.add(f"{name} median", med, metric, f"<= {med_target}", med <= med_target)
             results.add(f"{name} p90", p90, metric, f"<= {p90_target}", p90 <= p90_target)
             results.add(f"{name} worst", worst, metric)
+        for metric in TARGET_METRICS:
+            # the reported standard errors: does estimate +- 1.96 se hold the truth ~95 % of the time
+            held = interval_coverage(sel, metric, gt, chained)
+            row.append(held)
+            if np.isfinite(held):
+                results.add(f"[{tag}] {mode}, {preset}, {kind}: truth within the {metric} estimate +- 1.96 se",
+                            held, "share of annotators")
         print(f"{preset:26s} {kind:10s} " + " ".join(f"{v:7.3f}" for v in row))
     for metric in TARGET_METRICS:
         missing = missing_estimates(jobs, metric, gt, chained)

@@ -21,8 +21,10 @@ expected number of true objects (the real clusters plus those nobody drew),
 
 and label accuracy is the Dawid–Skene prior-weighted accuracy. Standard errors are binomial on
 the evidence (``sqrt(v (1 - v) / n)`` with n the objects behind each ratio) plus, for the mean
-IoU, the spread of the member similarities; they measure the sampling noise of the job, not a
-model error (the GT check does: ``ground_truth.model_error`` in the report).
+IoU, the spread of the member similarities: the sampling noise of the job. Without GT the noise
+fit's own error is added in quadrature (a jackknife over frame groups,
+:mod:`~cvat_ext.consensus.noise_jackknife`); the model's systematic error is what the GT check
+measures (``ground_truth.model_error`` in the report).
 
 Ground truth (:mod:`cvat_ext.consensus.gt_anchor`): on the GT frames the model's estimate and the
 measurement are both known, so each estimate is corrected by their difference (a control variate:
@@ -46,6 +48,13 @@ from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
 from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit_keypoint_noise
 from cvat_ext.consensus.member_hit import member_ratios, pair_hit_table, pooled_spread2
+from cvat_ext.consensus.noise_jackknife import (
+    JACKKNIFE_METRICS,
+    FamilyRefit,
+    GroupedEvidence,
+    frame_group,
+    jackknife_se,
+)
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
     CarriedCells,
@@ -55,6 +64,7 @@ from cvat_ext.consensus.noise_model import (
     fit_noise,
     size_bin,
     template,
+    template_moments,
 )
 from cvat_ext.consensus.reliability import DawidSkene, ExistenceModel
 from cvat_ext.consensus.sized_existence import SizedExistence, clusters_per_object, fit_sized_existence, link_table
@@ -83,14 +93,23 @@ class FamilyEvidence:
     size: list[FloatArray] = field(default_factory=list)
     frame: list[IntArray] = field(default_factory=list)
     pair_sim: list[FloatArray] = field(default_factory=list)
-    pairs: PairEvidence = field(init=False)
-    corners: CornerEvidence = field(init=False)
+    #: the pair and corner sums per frame group (:mod:`~cvat_ext.consensus.noise_jackknife`)
+    grouped: GroupedEvidence = field(init=False)
     keypoints: KeypointEvidence = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pairs = PairEvidence(self.n_annotators)
-        self.corners = CornerEvidence(self.n_annotators)
+        self.grouped = GroupedEvidence(self.n_annotators)
         self.keypoints = KeypointEvidence(self.n_annotators)
+
+    @property
+    def pairs(self) -> PairEvidence:
+        """The job's matched-pair sums (its frame groups' added)."""
+        return self.grouped.pairs.total()
+
+    @property
+    def corners(self) -> CornerEvidence:
+        """The job's corner sums (its frame groups' added)."""
+        return self.grouped.corners.total()
 
     def add(
         self,
@@ -111,9 +130,7 @@ class FamilyEvidence:
         self.pair_sim.append(pair_sim)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
         bins = size_bin(size)
-        self.pairs.add(pair_sim, size, bins)
-        if xyxy is not None:
-            self.corners.add(xyxy, pair_sim, size, bins)
+        self.grouped.add(frame, pair_sim, size, bins, xyxy)
         if keypoints is not None:
             self.keypoints.add(*keypoints, size, bins)
 
@@ -397,6 +414,10 @@ def fit_annotator_model(
     truth_hit: dict[str, FloatArray] = {}
     true_objects: dict[str, float] = {}
     job, on_gt = _Sums(n), _Sums(n)
+    # the noise fit's own standard error: a refit per left-out frame group (noise_jackknife)
+    frames_seen = [f for ev in evidence.values() for f in ev.frame]
+    job_groups = np.unique(frame_group(np.concatenate(frames_seen))).tolist() if frames_seen else []
+    fit_shifts: list[FloatArray] = []
     for family, ev in evidence.items():
         if not ev.present:
             continue
@@ -415,14 +436,10 @@ def fit_annotator_model(
             # keypoint positions and visibility flips (:mod:`~cvat_ext.consensus.keypoint_noise`)
             fit: NoiseFit = fit_keypoint_noise(ev.keypoints, ev.pairs.per_annotator(), link_thr, oks_sigma, fam_prior)
         else:
-            fit = fit_noise(
-                ev.pairs,
-                iou_thr,
-                template(family, oks_sigma),
-                {r: (a, b, w) for r, (a, b, _, w) in fam_prior.items()},
-                ev.corners if family in WEIGHTED_FAMILIES else None,
-                carried_cells(prior_of, family),
-            )
+            pair_prior = {r: (a, b, w) for r, (a, b, _, w) in fam_prior.items()}
+            cells = carried_cells(prior_of, family)
+            corners = ev.corners if family in WEIGHTED_FAMILIES else None
+            fit = fit_noise(ev.pairs, iou_thr, template(family, oks_sigma), pair_prior, corners, cells)
         noise[family] = fit
         present = np.concatenate(ev.present)
         size = np.concatenate(ev.size)
@@ -443,12 +460,15 @@ def fit_annotator_model(
         moments = (
             fit.moments(_FINE_CENTRES, iou_thr)
             if isinstance(fit, KeypointFit)
-            else tuple(
-                col.reshape(-1, n)
-                for col in template(family, oks_sigma).moments(fit.mean_square(_FINE_CENTRES).ravel(), iou_thr)
-            )
+            else template_moments(fit, template(family, oks_sigma), _FINE_CENTRES, iou_thr)
         )
         truth_hit[family] = moments[0]
+        if gt is None and not isinstance(fit, KeypointFit):
+            refit = FamilyRefit(
+                ev.grouped, corners is not None, template(family, oks_sigma), pair_prior, cells,
+                _real_per_bin(present, real, size), _FINE_CENTRES,
+            )
+            fit_shifts.append(refit.shifts(job_groups, iou_thr, (moments[0], moments[1])))
         on_gt_frames = gt.frame_mask(frames) if gt is not None else None
         if isinstance(fit, KeypointFit):
             blocks: Iterator[tuple[slice, FloatArray | None]] = iter([(slice(None), None)])
@@ -494,6 +514,11 @@ def fit_annotator_model(
     }
     gt_report = None
     gt_objects = np.zeros(n, dtype=np.int64)
+    if gt is None and fit_shifts:
+        # the fit's error adds to the sampling error; with GT the anchor measures and removes it
+        fit_se = jackknife_se(job.hits, job.iou, job.objects, job.truth, np.sum(fit_shifts, axis=0))
+        for m_ in JACKKNIFE_METRICS:
+            se[m_] = np.where(np.isfinite(fit_se[m_]), np.hypot(se[m_], np.nan_to_num(fit_se[m_])), se[m_])
     if gt is not None:
         values, se, gt_report = _anchor(names, values, se, on_gt.values(label_acc), gt, iou_sd)
         gt_objects = gt.counts[:, 0].astype(np.int64)

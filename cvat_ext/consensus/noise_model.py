@@ -42,8 +42,19 @@ _TEMPLATE_DRAWS = 4000
 _TEMPLATE_SPREADS = np.concatenate([[0.0], np.geomspace(1e-3, 3.0, 80)])
 
 
+#: size bins of the evidence sums
+N_BINS = SIZE_EDGES.size - 1
+
 #: the unit square as ``lo, hi (1, 2)`` corners
 UNIT_SQUARE = (np.zeros((1, 2)), np.ones((1, 2)))
+
+
+def group_sum(sums: FloatArray, groups: int, without: int | None = None) -> FloatArray:
+    """``(B, C)``: the ``(groups * B, C)`` per-group ``sums`` added over the groups, ``without`` one."""
+    per = sums.reshape(groups, sums.shape[0] // groups, sums.shape[1])
+    if without is not None:
+        per = np.delete(per, without, axis=0)
+    return np.asarray(per.sum(axis=0), dtype=np.float64)
 
 
 def size_bin(size: FloatArray) -> IntArray:
@@ -63,15 +74,18 @@ class PairEvidence:
     """Matched-pair dissimilarities of one shape family, pooled per (size bin, annotator pair).
 
     ``sum_x2, sum_inv_s2, count`` are (B, P) sums of ``x^2`` (``x = 1 - sim``), ``1/s^2`` and the
-    number of matched pairs."""
+    number of matched pairs; ``(groups * B, P)`` where they are kept per group of clusters (the
+    jackknife's frame groups, :mod:`~cvat_ext.consensus.noise_jackknife`: row ``group * B + bin``;
+    :meth:`total` adds them up)."""
 
     n_annotators: int
+    groups: int = 1
     sum_x2: FloatArray = field(init=False)
     sum_inv_s2: FloatArray = field(init=False)
     count: FloatArray = field(init=False)
 
     def __post_init__(self) -> None:
-        shape = (SIZE_EDGES.size - 1, len(annotator_pairs(self.n_annotators)))
+        shape = (self.groups * N_BINS, len(annotator_pairs(self.n_annotators)))
         self.sum_x2, self.sum_inv_s2, self.count = (np.zeros(shape) for _ in range(3))
 
     def per_annotator(self) -> FloatArray:
@@ -84,7 +98,8 @@ class PairEvidence:
 
     def add(self, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
         """``pair_sim (K, P)`` cluster pair similarities (NaN unless both matched), ``size (K,)`` px
-        (``bins (K,)``: its :func:`size_bin` when already known)."""
+        (``bins (K,)``: its :func:`size_bin` when already known; with groups, the row
+        ``group * B + size_bin``)."""
         ok = np.isfinite(pair_sim)
         if not ok.any():
             return
@@ -96,6 +111,14 @@ class PairEvidence:
         for acc, values in ((self.sum_x2, x * x), (self.sum_inv_s2, 1.0 / (s * s))):
             acc += np.bincount(cell, weights=values, minlength=n).reshape(acc.shape)
         self.count += np.bincount(cell, minlength=n).reshape(self.count.shape)
+
+    def total(self, without: int | None = None) -> PairEvidence:
+        """The sums over the groups (``without`` one of them): the evidence of one job, ungrouped."""
+        out = PairEvidence(self.n_annotators)
+        out.sum_x2, out.sum_inv_s2, out.count = (
+            group_sum(a, self.groups, without) for a in (self.sum_x2, self.sum_inv_s2, self.count)
+        )
+        return out
 
 
 def annotator_triples(n: int) -> list[tuple[int, int, int]]:
@@ -142,6 +165,10 @@ class BinnedCovariance:
         for acc, values in ((self.sum_cov, cov), (self.sum_inv_s2, inv_s2), (self.count, count)):
             acc += np.bincount(cell, weights=values.ravel(), minlength=n).reshape(shape)
 
+    def total(self, groups: int, without: int | None = None) -> BinnedCovariance:
+        """The sums of ``groups`` groups of rows added (``without`` one of them)."""
+        return BinnedCovariance(*(group_sum(a, groups, without) for a in (self.sum_cov, self.sum_inv_s2, self.count)))
+
 
 @dataclass
 class CornerEvidence:
@@ -159,11 +186,13 @@ class CornerEvidence:
     models."""
 
     n_annotators: int
+    #: groups of clusters kept apart, as :class:`PairEvidence`'s (``bins`` of :meth:`add` the rows)
+    groups: int = 1
     every: BinnedCovariance = field(init=False)
     clique: BinnedCovariance = field(init=False)
 
     def __post_init__(self) -> None:
-        shape = (SIZE_EDGES.size - 1, len(annotator_triples(self.n_annotators)))
+        shape = (self.groups * N_BINS, len(annotator_triples(self.n_annotators)))
         self.every, self.clique = BinnedCovariance.zeros(shape), BinnedCovariance.zeros(shape)
 
     def add(self, xyxy: FloatArray, pair_sim: FloatArray, size: FloatArray, bins: IntArray | None = None) -> None:
@@ -194,6 +223,12 @@ class CornerEvidence:
         count_s = count * inv_s2[:, None]
         self.every.add(cell, cov_s, count_s, count)
         self.clique.add(cell, cov_s * clique, count_s * clique, count * clique)
+
+    def total(self, without: int | None = None) -> CornerEvidence:
+        """The sums over the groups (``without`` one of them), as :meth:`PairEvidence.total`."""
+        out = CornerEvidence(self.n_annotators)
+        out.every, out.clique = self.every.total(self.groups, without), self.clique.total(self.groups, without)
+        return out
 
 
 #: triples an annotator's usable cells need before the corner fit leaves out the most truncated ones
@@ -481,6 +516,17 @@ class NoiseFit:
         return {"alpha": self.alpha.tolist(), "beta": self.beta.tolist(), "pairs": self.pairs.tolist()}
 
 
+def template_moments(
+    fit: NoiseFit, tmpl: IouTemplate, size: FloatArray, iou_thr: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """At sizes ``size (B,)`` px, per annotator ``(B, R)``: the share of ``fit``'s drawings whose
+    similarity to the truth reaches ``iou_thr`` under ``tmpl``, the mean and the mean square
+    similarity of that share."""
+    spread2 = fit.mean_square(size)
+    hit, mean_sim, mean_sq = tmpl.moments(spread2.ravel(), iou_thr)
+    return hit.reshape(spread2.shape), mean_sim.reshape(spread2.shape), mean_sq.reshape(spread2.shape)
+
+
 #: pair cells whose truncated moment still moves at least this much with the spread set the corner
 #: shape's scale (the corner fit's own trust threshold)
 MIN_SCALE_ELASTICITY = 0.5
@@ -495,12 +541,16 @@ def fit_noise(
     prior: Mapping[int, tuple[float, float, float]] | None = None,
     corners: CornerEvidence | None = None,
     prior_cells: Mapping[int, CarriedCells] | None = None,
+    *,
+    carry: bool = True,
 ) -> NoiseFit:
     """:func:`fit_job_noise` (with the ``prior_cells`` a person's earlier jobs carry pooled into its
     corner cells), then the ``alpha, beta`` of each annotator whose cells did not carry its prior
     pooled with its ``prior`` (:func:`pool_prior`): the job's own evidence is fitted as without one,
-    and a prior counts once, through its cells or through its parameters."""
-    fit = fit_job_noise(ev, iou_thr, tmpl, corners, prior_cells)
+    and a prior counts once, through its cells or through its parameters. ``carry=False``: the fit
+    alone, without the cells a model carries on where no prior brings any (a refit that is not
+    stored: the same ``alpha, beta``, a third of the time)."""
+    fit = fit_job_noise(ev, iou_thr, tmpl, corners, prior_cells, carry=carry)
     carried = {r for r, c in (prior_cells or {}).items() if c.precision.sum() > 0} if fit.cells is not None else set()
     rest = {r: p for r, p in (prior or {}).items() if r not in carried}
     return pool_prior(fit, rest) if rest else fit
@@ -550,41 +600,23 @@ def pair_cells(ev: PairEvidence, iou_thr: float, tmpl: IouTemplate) -> PairCells
     square through the template (without this, a sloppy annotator's pairs look as good as a moderate
     one's)."""
     n = ev.n_annotators
-    pairs = annotator_pairs(n)
-    rows: list[FloatArray] = []
-    target: list[float] = []
-    weight: list[float] = []
-    elastic: list[float] = []  # per row: how far its spread is read without truncation
-    counts: list[float] = []  # per row: the matched pairs behind it
     shrink = np.ones(ev.count.shape)
     pair_spread2 = np.zeros(ev.count.shape)
-    b_idx, p_idx = np.nonzero(ev.count > 0)
-    for b, p in zip(b_idx.tolist(), p_idx.tolist(), strict=True):
-        c = ev.count[b, p]
-        r, s = pairs[p]
-        row = np.zeros(2 * n)
-        row[[r, s]] = ev.sum_inv_s2[b, p] / c
-        row[[n + r, n + s]] = 1.0
-        rows.append(row)
-        spread2, elasticity = tmpl.untruncate(ev.sum_x2[b, p] / c, iou_thr)
-        shrink[b, p] = tmpl.shrink(spread2, iou_thr)
-        pair_spread2[b, p] = spread2
-        target.append(spread2)
-        elastic.append(elasticity)
-        counts.append(float(c))
-        # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
-        # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
-        # and a truncated cell tells its spread only as far as the truncated moment still moves
-        weight.append(np.sqrt(c) * elasticity / max(spread2, 1e-3))
-    return PairCells(
-        np.asarray(rows, dtype=np.float64).reshape(-1, 2 * n),
-        np.asarray(target, dtype=np.float64),
-        np.asarray(weight, dtype=np.float64),
-        np.asarray(elastic, dtype=np.float64),
-        np.asarray(counts, dtype=np.float64),
-        shrink,
-        pair_spread2,
-    )
+    b_idx, p_idx = np.nonzero(ev.count > 0)  # one row per (bin, pair) cell with matched pairs
+    counts = ev.count[b_idx, p_idx]
+    members = np.asarray(annotator_pairs(n), dtype=np.int64).reshape(-1, 2)[p_idx]  # (M, 2): r, s
+    rows = np.zeros((counts.size, 2 * n))
+    at = np.arange(counts.size)[:, None]
+    rows[at, members] = (ev.sum_inv_s2[b_idx, p_idx] / np.maximum(counts, 1.0))[:, None]
+    rows[at, n + members] = 1.0
+    spread2, elastic = tmpl.untruncate_many(ev.sum_x2[b_idx, p_idx] / np.maximum(counts, 1.0), iou_thr)
+    shrink[b_idx, p_idx] = tmpl.kept_share(spread2, iou_thr)
+    pair_spread2[b_idx, p_idx] = spread2
+    # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
+    # relative to it, or the sloppy pairs' errors swamp the precise annotator's small variance;
+    # and a truncated cell tells its spread only as far as the truncated moment still moves
+    weight = np.sqrt(counts) * elastic / np.maximum(spread2, 1e-3)
+    return PairCells(rows, spread2, weight, elastic, counts.astype(np.float64), shrink, pair_spread2)
 
 
 #: refits of the clique correction, each at the previous fit's spreads (the first at the fit with
@@ -598,6 +630,8 @@ def fit_job_noise(
     tmpl: IouTemplate,
     corners: CornerEvidence | None = None,
     prior_cells: Mapping[int, CarriedCells] | None = None,
+    *,
+    carry: bool = True,
 ) -> NoiseFit:
     """NNLS fit of ``alpha, beta`` from the pooled pairs (module docstring, :func:`pair_cells`).
 
@@ -606,7 +640,8 @@ def fit_job_noise(
     similarity spreads (for boxes ~1; masks and polygons also carry outline noise): every triple
     whose pairs r-a, r-b matched, divided by :func:`shrink_factor`. Its clique triples are then read
     by :func:`clique_fit` and carried on in the fit's ``cells``; where an annotator's earlier jobs
-    carry ``prior_cells`` (:class:`CarriedCells`), that fit, with them pooled in, is the job's."""
+    carry ``prior_cells`` (:class:`CarriedCells`), that fit, with them pooled in, is the job's.
+    ``carry=False`` without ``prior_cells``: no clique cells (the fit's ``cells`` is None)."""
     n = ev.n_annotators
     per_annot = ev.per_annotator()
     pc = pair_cells(ev, iou_thr, tmpl)
@@ -615,6 +650,8 @@ def fit_job_noise(
     if corners is not None:
         cells = corner_cells(corners.every, shrink_factor(pc.shrink, n), pc.spread2, n)
         first = joint_fit(pc, cells) if cells is not None else None
+        if first is not None and cells is not None and not carry and not prior_cells:
+            return NoiseFit(first[0][:n], first[0][n:], per_annot)
         if first is not None and cells is not None:
             pooled = clique_fit(pc, corners, cells, first, per_annot, tmpl, iou_thr, prior_cells or {})
             # one job's clique cells alone are unbiased but as noisy as its every-triple reading
@@ -740,11 +777,16 @@ class IouTemplate:
         has the mean square ``mean_square`` (capped where the truncated moment saturates), and the
         elasticity ``d ln(truncated ms) / d ln(spread^2)`` there: 1 where truncation does not bite,
         towards 0 where the observed moment barely tells the spread."""
+        spread2, elasticity = self.untruncate_many(np.array([mean_square], dtype=np.float64), iou_thr)
+        return float(spread2[0]), float(elasticity[0])
+
+    def untruncate_many(self, mean_square: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+        """:meth:`untruncate` at each of the mean squares ``mean_square (M,)``: ``(M,)`` each."""
         spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
-        sp = float(np.interp(mean_square, truncated, spread))
+        sp = np.interp(np.asarray(mean_square, dtype=np.float64), truncated, spread)
         log_ms, log_s2 = np.log(np.maximum(truncated[1:], 1e-12)), np.log(spread[1:] ** 2)
         slope = np.gradient(log_ms, log_s2)
-        return sp * sp, float(np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0))
+        return sp * sp, np.clip(np.interp(sp * sp, spread[1:] ** 2, slope), 0.0, 1.0)
 
     def shrink(self, spread2: float, iou_thr: float) -> float:
         """The share of the mean square of ``x`` that the match keeps (``x <= 1 - iou_thr``) at the
