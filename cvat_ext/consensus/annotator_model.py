@@ -38,6 +38,7 @@ follow from the pooled noise, on this job's objects) and the label accuracy, eac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,19 +47,19 @@ import numpy as np
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.gt_anchor import GtTally, measured
-from cvat_ext.consensus.keypoint_noise import KeypointEvidence, KeypointFit, fit_keypoint_noise
+from cvat_ext.consensus.keypoint_noise import KeypointFit, fit_keypoint_noise
 from cvat_ext.consensus.member_hit import member_ratios, pair_hit_table, pooled_spread2
 from cvat_ext.consensus.noise_jackknife import (
     JACKKNIFE_METRICS,
-    FamilyRefit,
+    EvidenceSums,
     GroupedEvidence,
     frame_group,
     jackknife_se,
 )
+from cvat_ext.consensus.noise_jackknife import fit_shifts as jackknife_shifts
 from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
     CarriedCells,
-    CornerEvidence,
     NoiseFit,
     PairEvidence,
     fit_noise,
@@ -93,23 +94,16 @@ class FamilyEvidence:
     size: list[FloatArray] = field(default_factory=list)
     frame: list[IntArray] = field(default_factory=list)
     pair_sim: list[FloatArray] = field(default_factory=list)
-    #: the pair and corner sums per frame group (:mod:`~cvat_ext.consensus.noise_jackknife`)
+    #: the noise evidence per frame group (:mod:`~cvat_ext.consensus.noise_jackknife`)
     grouped: GroupedEvidence = field(init=False)
-    keypoints: KeypointEvidence = field(init=False)
 
     def __post_init__(self) -> None:
         self.grouped = GroupedEvidence(self.n_annotators)
-        self.keypoints = KeypointEvidence(self.n_annotators)
 
     @property
     def pairs(self) -> PairEvidence:
         """The job's matched-pair sums (its frame groups' added)."""
         return self.grouped.pairs.total()
-
-    @property
-    def corners(self) -> CornerEvidence:
-        """The job's corner sums (its frame groups' added)."""
-        return self.grouped.corners.total()
 
     def add(
         self,
@@ -129,10 +123,7 @@ class FamilyEvidence:
         self.frame.append(frame)
         self.pair_sim.append(pair_sim)
         self.strata.append(strata if strata is not None else np.zeros(present.shape[0], dtype=np.int64))
-        bins = size_bin(size)
-        self.grouped.add(frame, pair_sim, size, bins, xyxy)
-        if keypoints is not None:
-            self.keypoints.add(*keypoints, size, bins)
+        self.grouped.add(frame, pair_sim, size, size_bin(size), xyxy, keypoints)
 
 
 def cluster_size(xyxy: FloatArray, rows: IntArray, extents: FloatArray | None = None) -> FloatArray:
@@ -432,14 +423,11 @@ def fit_annotator_model(
             for r, pr in prior_of.items()
             if family in pr.get("noise", {})
         }
-        if family in KEYPOINT_FAMILIES and ev.keypoints.has.sum() > 0:
-            # keypoint positions and visibility flips (:mod:`~cvat_ext.consensus.keypoint_noise`)
-            fit: NoiseFit = fit_keypoint_noise(ev.keypoints, ev.pairs.per_annotator(), link_thr, oks_sigma, fam_prior)
-        else:
-            pair_prior = {r: (a, b, w) for r, (a, b, _, w) in fam_prior.items()}
-            cells = carried_cells(prior_of, family)
-            corners = ev.corners if family in WEIGHTED_FAMILIES else None
-            fit = fit_noise(ev.pairs, iou_thr, template(family, oks_sigma), pair_prior, corners, cells)
+        fit_family = functools.partial(
+            _fit_family, family, fam_prior, carried_cells(prior_of, family), iou_thr, link_thr, oks_sigma
+        )
+        rates = functools.partial(_family_moments, family, iou_thr, oks_sigma)
+        fit = fit_family(ev.grouped.sums())
         noise[family] = fit
         present = np.concatenate(ev.present)
         size = np.concatenate(ev.size)
@@ -457,18 +445,12 @@ def fit_annotator_model(
         else:
             real = (present.sum(axis=1) >= quorum).astype(np.float64)
             objects = real
-        moments = (
-            fit.moments(_FINE_CENTRES, iou_thr)
-            if isinstance(fit, KeypointFit)
-            else template_moments(fit, template(family, oks_sigma), _FINE_CENTRES, iou_thr)
-        )
+        moments = rates(fit)
         truth_hit[family] = moments[0]
-        if gt is None and not isinstance(fit, KeypointFit):
-            refit = FamilyRefit(
-                ev.grouped, corners is not None, template(family, oks_sigma), pair_prior, cells,
-                _real_per_bin(present, real, size), _FINE_CENTRES,
-            )
-            fit_shifts.append(refit.shifts(job_groups, iou_thr, (moments[0], moments[1])))
+        if gt is None:
+            refit = functools.partial(fit_family, carry=False)
+            weight = _real_per_bin(present, real, size)
+            fit_shifts.append(jackknife_shifts(job_groups, ev.grouped, refit, rates, weight, fit))
         on_gt_frames = gt.frame_mask(frames) if gt is not None else None
         if isinstance(fit, KeypointFit):
             blocks: Iterator[tuple[slice, FloatArray | None]] = iter([(slice(None), None)])
@@ -535,6 +517,39 @@ def fit_annotator_model(
     return AnnotatorModel(
         names, noise, sized, estimates, models, gt_report, truth_hit=truth_hit, true_objects=true_objects
     )
+
+
+def _fit_family(
+    family: str,
+    prior: Mapping[int, tuple[float, float, float, float]],
+    cells: Mapping[int, CarriedCells],
+    iou_thr: float,
+    link_thr: float,
+    oks_sigma: float,
+    sums: EvidenceSums,
+    *,
+    carry: bool = True,
+) -> NoiseFit:
+    """One family's noise fitted on ``sums`` (the job's evidence, or all but a frame group's):
+    keypoint positions and visibility flips for keypoint families
+    (:mod:`~cvat_ext.consensus.keypoint_noise`), else the pairs (and the corners, for
+    :data:`WEIGHTED_FAMILIES`) with each person's ``prior`` ``(alpha, beta, flip, weight)`` and
+    carried corner ``cells`` (``carry``: :func:`~cvat_ext.consensus.noise_model.fit_noise`'s)."""
+    if family in KEYPOINT_FAMILIES and sums.keypoints.has.sum() > 0:
+        return fit_keypoint_noise(sums.keypoints, sums.pairs.per_annotator(), link_thr, oks_sigma, prior)
+    pair_prior = {r: (a, b, w) for r, (a, b, _, w) in prior.items()}
+    corners = sums.corners if family in WEIGHTED_FAMILIES else None
+    return fit_noise(sums.pairs, iou_thr, template(family, oks_sigma), pair_prior, corners, cells, carry=carry)
+
+
+def _family_moments(
+    family: str, iou_thr: float, oks_sigma: float, fit: NoiseFit
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(F, R) each on the fine size bins: the share of each annotator's drawings at or above
+    ``iou_thr`` against the truth, their mean and mean square similarity (``fit``'s template)."""
+    if isinstance(fit, KeypointFit):
+        return fit.moments(_FINE_CENTRES, iou_thr)
+    return template_moments(fit, template(family, oks_sigma), _FINE_CENTRES, iou_thr)
 
 
 def _f(v: float | np.floating[Any]) -> float:

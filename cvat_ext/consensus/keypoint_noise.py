@@ -33,7 +33,7 @@ and flip rate ``f``, tabulated by Monte-Carlo (fixed seed) on a grid of spreads 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,13 @@ SPREAD_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 3.0, 60)])
 _DRAWS = 3000
 #: a size bin's positions count for the fit when r's drawings link this often (else truncated)
 _MIN_LINK = 0.8
+
+
+#: the sums of :class:`KeypointEvidence` (its arrays, each added over groups of clusters)
+_SUMMED_FIELDS = (
+    "tri_cov", "tri_inv_s2", "tri_count", "pair_d2", "pair_inv_s2", "pair_count",
+    "disagree", "shared", "visible", "has", "size_count",
+)
 
 
 @dataclass
@@ -101,6 +108,16 @@ class KeypointEvidence:
         self.disagree, self.shared = np.zeros(n_pairs), np.zeros(n_pairs)
         self.visible, self.has = np.zeros(self.n_annotators), np.zeros(self.n_annotators)
         self.size_count = np.zeros(SIZE_EDGES.size - 1)
+
+    @classmethod
+    def summed(cls, n_annotators: int, parts: Sequence[KeypointEvidence]) -> KeypointEvidence:
+        """The evidence of ``parts`` (of the same clusters' groups) added up."""
+        out = cls(n_annotators)
+        for part in parts:
+            for name in _SUMMED_FIELDS:
+                getattr(out, name)[...] += getattr(part, name)
+            out.n_keypoints = max(out.n_keypoints, part.n_keypoints)
+        return out
 
     def add(
         self, xy: FloatArray, has: BoolArray, visible: BoolArray, size: FloatArray, bins: IntArray | None = None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cvat_ext.consensus.engine import score_replicas
+from cvat_ext.consensus.keypoint_noise import KeypointEvidence
 from cvat_ext.consensus.noise_jackknife import (
     JACKKNIFE_GROUPS,
     GroupedEvidence,
@@ -70,6 +71,28 @@ def test_the_groups_add_up_to_the_job_and_leaving_one_out_is_the_rest() -> None:
     for mine_bc, theirs_bc in ((left_corners.every, other_corners.every), (left_corners.clique, other_corners.clique)):
         np.testing.assert_allclose(mine_bc.sum_cov, theirs_bc.sum_cov, rtol=1e-12, atol=1e-15)
         np.testing.assert_array_equal(mine_bc.count, theirs_bc.count)
+
+
+def test_keypoint_evidence_per_group_adds_up_to_the_job() -> None:
+    rng = np.random.default_rng(3)
+    k, n, p = 300, 3, 5
+    frame, size = rng.integers(0, 29, k), rng.uniform(6.0, 150.0, k)
+    xy = rng.normal(0.0, 1.0, (k, n, p, 2)) * size[:, None, None, None] * 0.05
+    has = rng.random((k, n, p)) > 0.1
+    visible = rng.random((k, n, p)) > 0.2
+    pair_sim = np.full((k, 3), 0.8)
+    bins = size_bin(size)
+    grouped = GroupedEvidence(n)
+    for part in np.array_split(np.arange(k), 2):
+        grouped.add(frame[part], pair_sim[part], size[part], bins[part], None, (xy[part], has[part], visible[part]))
+    for without, keep in ((None, np.ones(k, dtype=bool)), (5, frame_group(frame) != 5)):
+        direct = KeypointEvidence(n)
+        direct.add(xy[keep], has[keep], visible[keep], size[keep], bins[keep])
+        summed = grouped.sums(without).keypoints
+        for name in ("tri_cov", "tri_count", "pair_d2", "pair_count", "disagree", "visible", "has", "size_count"):
+            np.testing.assert_allclose(getattr(summed, name), getattr(direct, name), rtol=1e-12, atol=1e-15)
+        assert summed.n_keypoints == p
+    assert grouped.sums(5).keypoints.has.sum() < grouped.sums().keypoints.has.sum()
 
 
 def test_a_refit_without_carried_cells_is_the_same_fit() -> None:
