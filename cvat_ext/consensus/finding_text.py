@@ -48,13 +48,13 @@ from cvat_ext.consensus.report import (
 )
 from cvat_ext.consensus.report_text import (
     csv_field,
-    distinct_rows,
     float_row_texts,
     gather_texts,
     json_and_csv_texts,
     needs_quotes,
     round_like_python,
 )
+from cvat_ext.rows import distinct_rows
 
 __all__ = ["Batch", "finding_batches", "supported"]
 
@@ -210,11 +210,13 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     # per (shape type, label, member pattern), a few dozen in a window: the texts they fix
     label_ids, label_pos = np.unique(w.label, return_inverse=True)
     label_rows = [texts.label(int(i)) for i in label_ids.tolist()]
-    first_row, pattern_pos = distinct_rows(w.labels)
+    patterns = distinct_rows(w.labels)
+    first_row, pattern_pos = patterns.first, patterns.inverse
     pattern_rows = [texts.pattern(tuple(m)) for m in w.labels[first_row].tolist()]
     suffix_of = np.array([p[2] for p in pattern_rows], dtype=np.int64).reshape(-1, len(_KINDS))
     triples = np.stack([w.type_code.astype(np.int64), label_pos.reshape(-1), pattern_pos], axis=1)
-    first_triple, triple_pos = distinct_rows(triples)
+    distinct_triples = distinct_rows(triples)
+    first_triple, triple_pos = distinct_triples.first, distinct_triples.inverse
     triple_rows = [
         (_SHAPE_TYPES[t], label_rows[lb], pattern_rows[pt]) for t, lb, pt in triples[first_triple].tolist()
     ]
@@ -242,7 +244,8 @@ def _window_lines(w: FindingBlock, texts: _Texts) -> tuple[list[str], list[str],
     # the message after the frame, per (triple, suffix): label, shape type, suffix; a CSV row's
     # message is quoted when its suffix or its label needs it (the quote goes before "frame")
     pairs = np.stack([finding_triple, suffix_id], axis=1)
-    first_pair, pair_pos = distinct_rows(pairs)
+    distinct_pairs = distinct_rows(pairs)
+    first_pair, pair_pos = distinct_pairs.first, distinct_pairs.inverse
     tail_json, tail_csv, quote_csv = [], [], []
     for t, sid in pairs[first_pair].tolist():
         st, (name, _, escaped, _, label_quote), _ = triple_rows[t]

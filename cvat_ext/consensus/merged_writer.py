@@ -28,13 +28,13 @@ from cvat_ext.consensus.merge import SOURCE
 from cvat_ext.consensus.report import ConsensusResult, write_labeled_data, write_merged_json
 from cvat_ext.consensus.report_text import (
     JsonArray,
-    distinct_rows,
     float_row_texts,
     float_texts,
     int_row_texts,
     round_like_python,
 )
 from cvat_ext.errors import ConfigError
+from cvat_ext.rows import distinct_rows
 
 __all__ = ["merged_json", "write_merged"]
 
@@ -66,7 +66,8 @@ def _column_lines(part: MergedColumns) -> list[str] | None:
         (box,) = float_row_texts(part.xyxy, (", ",))
         keys = np.stack([part.occluded.astype(np.int64), part.z_order.astype(np.int64),
                          np.asarray(part.rotation, dtype=np.float64).view(np.int64)], axis=1)  # fmt: skip
-        first, pos = distinct_rows(keys)
+        distinct = distinct_rows(keys)
+        first, pos = distinct.first, distinct.inverse
         heads = np.array(
             [
                 f'{{"type": "rectangle", "occluded": {_BOOL[occ]}, "outside": false, "z_order": {z}, '

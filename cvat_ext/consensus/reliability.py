@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.matching import pair_design
+from cvat_ext.rows import distinct_rows
 
 if TYPE_CHECKING:
     from cvat_ext.consensus.annotator_model import AnnotatorModel
@@ -71,16 +72,10 @@ def _e_step(codes: IntArray, confusion: FloatArray, prior: FloatArray) -> FloatA
     return np.asarray(post / post.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def _patterns(codes: IntArray, n_cls: int) -> tuple[IntArray, IntArray]:
-    """Distinct rows of ``codes (K, R)`` (values -1..n_cls-1) and how often each occurs."""
-    n_annot = codes.shape[1]
-    base = n_cls + 1
-    if n_annot and base**n_annot < 2**62:
-        key = (codes + 1) @ (base ** np.arange(n_annot, dtype=np.int64))
-        _, first, counts = np.unique(key, return_index=True, return_counts=True)
-        return codes[first], counts
-    patterns, counts = np.unique(codes, axis=0, return_counts=True)
-    return patterns, counts
+def _patterns(codes: IntArray) -> tuple[IntArray, IntArray]:
+    """Distinct rows of ``codes (K, R)`` and how often each occurs."""
+    rows = distinct_rows(codes)
+    return codes[rows.first], rows.counts
 
 
 def fit_dawid_skene(labels: IntArray, *, iterations: int = 20, smoothing: float = 0.5, tol: float = 1e-6) -> DawidSkene:
@@ -96,7 +91,7 @@ def fit_dawid_skene(labels: IntArray, *, iterations: int = 20, smoothing: float 
     n_cls = classes.size
     if n_cls == 0:
         return DawidSkene(classes, np.ones((n_annot, 0, 0)), np.zeros(0))
-    codes, weight = _patterns(_encode(labels, classes), n_cls)
+    codes, weight = _patterns(_encode(labels, classes))
     # one-hot of the given labels per annotator, with a trailing "absent" column dropped
     onehot = [np.eye(n_cls + 1)[codes[:, r]][:, :n_cls] for r in range(n_annot)]
     post = sum(onehot, np.zeros((codes.shape[0], n_cls)))
@@ -238,14 +233,8 @@ def fit_existence(
     if n_units == 0 or n_annot == 0:
         return ExistenceModel(np.ones(2), np.full(n_annot, 0.5), flat)
     strata = np.zeros(n_units, dtype=np.int64) if stratum is None else np.asarray(stratum, dtype=np.int64)
-    if n_annot <= 40:
-        # one int64 key per cluster (pattern bits, stratum): a 1-D unique, not a row-wise one
-        bits = present.astype(np.int64) @ (np.int64(1) << np.arange(n_annot, dtype=np.int64))
-        _, first, count_i = np.unique(bits * 2 + strata, return_index=True, return_counts=True)
-        pattern, c, count = present[first], strata[first], count_i.astype(np.float64)
-    else:
-        keys, count_i = np.unique(np.column_stack([present, strata]), axis=0, return_counts=True)
-        pattern, c, count = keys[:, :-1].astype(bool), keys[:, -1], count_i.astype(np.float64)
+    distinct = distinct_rows(np.column_stack([present, strata]))
+    pattern, c, count = present[distinct.first], strata[distinct.first], distinct.counts.astype(np.float64)
     size = pattern.sum(axis=1)
     single = size == 1
     shadow = c == SHADOWED

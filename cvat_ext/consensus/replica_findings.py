@@ -25,6 +25,7 @@ import numpy as np
 
 from cvat_ext.consensus.report import CLUSTER_FINDING_KINDS, KIND_SEVERITY, FindingBlock, IntArray
 from cvat_ext.qa.findings import SEVERITY_RANK, Finding, Severity
+from cvat_ext.rows import distinct_rows
 
 #: consensus finding kind -> whose replica job gets it: "missing" | "present" | "odd_label"
 AT_FAULT: dict[str, str] = {
@@ -182,16 +183,8 @@ class ReplicaFindings:
 
 
 def _first_of_each(ident: IntArray) -> IntArray:
-    """``(U,)`` sorted positions of the first row of each distinct row of ``ident (N, C)``: what
-    ``np.unique(ident, axis=0, return_index=True)`` gives, sorted, without its sort of ``N`` void
-    records (about 4x slower than a stable lexsort of the columns)."""
-    if ident.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.lexsort(ident.T[::-1])  # stable: the first of equal rows comes first
-    ordered = ident[order]
-    starts = np.ones(order.size, dtype=bool)
-    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
-    return np.sort(order[starts])
+    """``(U,)`` sorted positions of the first row of each distinct row of ``ident (N, C)``."""
+    return np.sort(distinct_rows(ident).first)
 
 
 def _expand(block: FindingBlock, index: int, jobs: IntArray, label_name: Callable[[int], str]) -> tuple[IntArray, ...]:

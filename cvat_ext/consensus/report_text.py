@@ -19,8 +19,9 @@ on every number and let ``json.dumps`` (``repr``, ``NaN``, ``Infinity``) or ``cs
   mask's RLE points), all rows in one msgspec encode sliced at offsets computed from the digit
   counts (about 2.5x faster than formatting row by row);
 * :func:`csv_field` quotes a text as ``csv.writer``'s default dialect does (QUOTE_MINIMAL);
-* :func:`distinct_rows` and :func:`gather_texts` let a writer format each distinct value once and
-  hand every row its text; :class:`JsonArray` writes the report's one-element-a-line JSON arrays.
+* :func:`gather_texts` hands every row the text of its distinct value
+  (:func:`cvat_ext.rows.distinct_rows`), each formatted once; :class:`JsonArray` writes the
+  report's one-element-a-line JSON arrays.
 
 Why the NumPy rounding equals Python's: ``round(x, n)`` is the double nearest to ``d / 10**n``
 where ``d`` is the exact ``x * 10**n`` rounded half to even. NumPy computes ``s = fl(x * 10**n)``,
@@ -43,7 +44,6 @@ __all__ = [
     "JsonArray",
     "csv_field",
     "csv_texts",
-    "distinct_rows",
     "float_row_texts",
     "float_texts",
     "gather_texts",
@@ -192,19 +192,6 @@ def _needs_quotes(text: str) -> bool:
 def needs_quotes(texts: Sequence[str]) -> list[bool]:
     """Whether each text needs quoting as a CSV field (see :func:`csv_field`)."""
     return [_needs_quotes(t) for t in texts]
-
-
-def distinct_rows(rows: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``(first, pos)``: a row index per distinct row of ``rows (K, R)`` and each row's position in
-    ``first`` (as ``np.unique(axis=0)``, by one integer per row when the values allow it)."""
-    if rows.size and rows.min() >= -1:
-        base = int(rows.max()) + 2
-        if base ** rows.shape[1] < 2**62:
-            key = (rows + 1) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
-            _, first, pos = np.unique(key, return_index=True, return_inverse=True)
-            return first, pos.reshape(-1)
-    _, first, pos = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    return first, pos.reshape(-1)
 
 
 def gather_texts(texts: list[str], pos: npt.NDArray[np.int64]) -> list[str]:

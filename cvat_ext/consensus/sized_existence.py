@@ -33,6 +33,7 @@ import numpy as np
 from cvat_ext.consensus.batch import BoolArray, FloatArray, IntArray
 from cvat_ext.consensus.noise_model import SIZE_CENTRES, SIZE_EDGES, IouTemplate, NoiseFit, nearest_other, size_bin
 from cvat_ext.consensus.reliability import SHADOWED, ExistenceModel
+from cvat_ext.rows import distinct_rows
 
 _EPS = 1e-6
 #: partial clusters' worth of the stratum's real share each size bin's own share is shrunk with
@@ -164,16 +165,10 @@ def fit_sized_existence(
     n_annot = present.shape[1]
     bins = size_bin(np.asarray(size, dtype=np.float64))
     n_bins = SIZE_EDGES.size - 1
-    if n_annot <= 40:
-        # one int64 key per cluster (pattern bits, stratum, bin): a 1-D unique, not a row-wise one
-        bits = present.astype(np.int64) @ (np.int64(1) << np.arange(n_annot, dtype=np.int64))
-        key = (bits * 2 + np.asarray(stratum, dtype=np.int64)) * n_bins + bins
-        _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-        pattern, c, b = present[first], np.asarray(stratum, dtype=np.int64)[first], bins[first]
-    else:
-        rows = np.column_stack([present, stratum, bins])
-        keys, inverse, count = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
-        pattern, c, b = keys[:, :n_annot].astype(bool), keys[:, n_annot], keys[:, n_annot + 1]
+    strata = np.asarray(stratum, dtype=np.int64)
+    units = distinct_rows(np.column_stack([present, strata, bins]))
+    pattern, c, b = present[units.first], strata[units.first], bins[units.first]
+    inverse, count = units.inverse, units.counts
     w = count.astype(np.float64)
     partial = ~pattern.all(axis=1)
     cell = c * n_bins + b

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from cvat_ext.rows import distinct_rows
+
 __all__ = ["LabelModel", "fit_label_model", "majority_vote", "vote_posterior"]
 
 _EPS = 1e-4
@@ -48,10 +50,8 @@ class LabelModel:
 
 def _patterns(votes: npt.NDArray[np.int8]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64], npt.NDArray[np.intp]]:
     """Distinct rows of (N, M) int8 votes, their counts, and each row's pattern index."""
-    rows = np.ascontiguousarray(votes)
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
-    return rows[first], counts.astype(np.int64), inverse.reshape(-1)
+    rows = distinct_rows(votes)
+    return votes[rows.first], rows.counts, rows.inverse
 
 
 def _posterior(

@@ -14,7 +14,6 @@ from cvat_ext.consensus.report_text import (
     JsonArray,
     csv_field,
     csv_texts,
-    distinct_rows,
     float_row_texts,
     float_texts,
     gather_texts,
@@ -128,24 +127,6 @@ def test_int_row_texts_equal_join_of_str(seed: int) -> None:
     rows = np.split(values, np.cumsum(sizes)[:-1])
     assert int_row_texts(values, sizes) == [", ".join(map(str, r.tolist())) for r in rows]
     assert int_row_texts(values[:0], sizes[:0]) == []
-
-
-@pytest.mark.parametrize(
-    ("shape", "low", "high"),
-    [((0, 3), -1, 4), ((50, 3), -1, 4), ((40, 2), -1, 4), ((30, 40), -1, 4), ((60, 3), -5, 3), ((60, 3), 0, 2**62)],
-)
-def test_distinct_rows_equal_numpy_unique(shape: tuple[int, int], low: int, high: int) -> None:
-    """Member label rows (few annotators: one integer key per row; many, values below -1 or too
-    large for one key, such as a float's bits: ``np.unique(axis=0)``) map back to themselves, one
-    entry per distinct row, the first of each."""
-    rng = np.random.default_rng(sum(shape))
-    rows = rng.integers(low, high, shape)
-    if rows.shape[0]:
-        rows[rng.integers(0, rows.shape[0], rows.shape[0] // 2)] = rows[0]  # repeated rows
-    first, pos = distinct_rows(rows)
-    assert np.array_equal(rows[first][pos], rows)
-    assert len(first) == len(np.unique(rows, axis=0)) == len({tuple(r) for r in rows.tolist()})
-    assert all(not np.array_equal(rows[i], rows[first[pos[i]]]) or first[pos[i]] <= i for i in range(len(rows)))
 
 
 def test_gather_texts_equals_indexing() -> None:
