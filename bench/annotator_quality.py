@@ -58,7 +58,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,10 +248,9 @@ def chosen(job: Job, gt: bool, chained: bool = False) -> Estimates | None:
     return job.chained_estimates if chained else job.gt_estimates if gt else job.estimates
 
 
-def errors(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> np.ndarray:
-    """|estimate - truth| of every annotator of ``jobs``; a NaN on either side (nothing matched,
-    nothing estimated) is left out and counted by :func:`missing_estimates`."""
-    out = []
+def _estimated(jobs: Iterable[Job], metric: str, gt: bool, chained: bool) -> Iterator[tuple[float, float, float]]:
+    """(truth, estimate, standard error or NaN) of every annotator of ``jobs`` in the run
+    :func:`chosen` picks, where both the truth and the estimate are finite."""
     for job in jobs:
         est = chosen(job, gt, chained)
         if est is None:
@@ -259,8 +258,13 @@ def errors(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) ->
         for name, scores in job.truth.items():
             true, guess = scores.get(metric), est[name][metric]
             if np.isfinite(true) and np.isfinite(guess):
-                out.append(abs(guess - true))
-    return np.asarray(out, dtype=np.float64)
+                yield true, guess, est[name].get(f"{metric}_se", np.nan)
+
+
+def errors(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> np.ndarray:
+    """|estimate - truth| of every annotator of ``jobs``; a NaN on either side (nothing matched,
+    nothing estimated) is left out and counted by :func:`missing_estimates`."""
+    return np.asarray([abs(guess - true) for true, guess, _ in _estimated(jobs, metric, gt, chained)], dtype=np.float64)
 
 
 #: a two-sided 95 % normal interval: estimate +- this many standard errors
@@ -270,15 +274,8 @@ INTERVAL_Z = 1.96
 def interval_coverage(jobs: Iterable[Job], metric: str, gt: bool, chained: bool = False) -> float:
     """The share of annotators whose truth lies within the reported estimate +- 1.96 standard
     errors (a calibrated 95 % interval holds ~0.95); NaN where no standard error is reported."""
-    held = []
-    for job in jobs:
-        est = chosen(job, gt, chained)
-        if est is None:
-            continue
-        for name, scores in job.truth.items():
-            true, guess, se = scores.get(metric), est[name][metric], est[name].get(f"{metric}_se", np.nan)
-            if np.isfinite(true) and np.isfinite(guess) and np.isfinite(se):
-                held.append(abs(guess - true) <= INTERVAL_Z * se)
+    held = [abs(guess - true) <= INTERVAL_Z * se
+            for true, guess, se in _estimated(jobs, metric, gt, chained) if np.isfinite(se)]
     return float(np.mean(held)) if held else float("nan")
 
 
