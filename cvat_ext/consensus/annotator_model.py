@@ -177,6 +177,10 @@ class AnnotatorModel:
     #: per family: the expected number of true objects of the job (real clusters over the clusters
     #: each true object leaves, the objects nobody drew included), the merge's recall denominator
     true_objects: Mapping[str, float] = field(default_factory=dict)
+    #: per keypoint family: the factor on a drawing's fitted variance where it was joined beside a
+    #: linked cluster without linking to it (the split clusters' lone pool scale ``c``; the engine
+    #: sets it, ``engine._join_split_clusters``): its offset to the others is selected wide
+    unlinked_scale: Mapping[str, float] = field(default_factory=dict)
     _weight_tables: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     def noise_weighted(self, family: str) -> bool:

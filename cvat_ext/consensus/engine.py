@@ -57,7 +57,7 @@ from cvat_ext.consensus.settings import ConsensusSettings
 from cvat_ext.consensus.sigmas import SigmaAccumulator, given_sigmas, member_keypoints, sigmas_by_skeleton
 from cvat_ext.consensus.sized_existence import SizedExistence, fit_sized_existence
 from cvat_ext.consensus.small_axis import column_counts, row_any, row_sum
-from cvat_ext.consensus.split_clusters import cluster_candidates, fit_cluster_offsets, join_split_clusters
+from cvat_ext.consensus.split_clusters import LONE_POOL, cluster_candidates, fit_cluster_offsets, join_split_clusters
 from cvat_ext.consensus.split_pairs import (
     Candidates,
     CornerVariance,
@@ -428,9 +428,11 @@ def score_chunks(
         if auto_quorum:
             # second linking step, now that the noise is known; the existence that decides keep /
             # drop is fitted on the joined clusters (the truth estimates keep pass 1's)
-            stored = _join_split_pairs(stored, annotators, model.existence, settings)
+            stored, unlinked = _join_split_pairs(stored, annotators, model.existence, settings)
             annotators = dataclasses.replace(
-                annotators, keep_existence=_fit_keep_existence(stored, annotators, model.existence, settings)
+                annotators,
+                unlinked_scale=unlinked,
+                keep_existence=_fit_keep_existence(stored, annotators, model.existence, settings),
             )
         model = dataclasses.replace(model, annotator_model=annotators)
         if auto_quorum:
@@ -468,10 +470,11 @@ def _join_split_pairs(
     annotators: AnnotatorModel,
     existence: Mapping[str, ExistenceModel],
     settings: ConsensusSettings,
-) -> list[StoredChunk]:
+) -> tuple[list[StoredChunk], dict[str, float]]:
     """Join the split pairs of every stored cluster table (:mod:`cvat_ext.consensus.split_pairs`:
-    the lone pairs' offsets fitted per family over the whole job, then joined table by table), then
-    its split clusters (:func:`_join_split_clusters`); the new stored chunks."""
+    the lone pairs' offsets fitted per family over the whole job, then joined table by table).
+    Returns the new stored chunks and per keypoint family the variance factor of a lone drawing
+    joined beside a cluster of the others (:attr:`AnnotatorModel.unlinked_scale`)."""
     n_annot = len(annotators.names)
     # the lone clusters are those that did not link at the weak threshold (or the match one)
     link_thr = settings.link_thr
@@ -507,9 +510,10 @@ def _join_split_pairs(
             thirds=key[0] in keypoint,
         ),
     )
-    out = _join_split_clusters(out, annotators, existence, link_thr)
+    out, unlinked = _join_split_clusters(out, annotators, existence, link_thr)
     # the mean extents were for the joins: pass 2 does not read them (32 bytes a cluster)
-    return [(chunk, batches, dataclasses.replace(clusters, extents={})) for chunk, batches, clusters in out]
+    out = [(chunk, batches, dataclasses.replace(clusters, extents={})) for chunk, batches, clusters in out]
+    return out, unlinked
 
 
 def _fit_keep_existence(
@@ -558,23 +562,27 @@ def _join_split_clusters(
     annotators: AnnotatorModel,
     existence: Mapping[str, ExistenceModel],
     link_thr: float,
-) -> list[StoredChunk]:
+) -> tuple[list[StoredChunk], dict[str, float]]:
     """Join the split clusters of the tables whose family's keep reads the noise
     (:mod:`cvat_ext.consensus.split_clusters`: the offsets between clusters of disjoint annotators
-    fitted per family over the whole job, then joined table by table); the new stored chunks."""
+    fitted per family over the whole job, then joined table by table). Returns the new stored
+    chunks and per family with a fitted lone pool its scale
+    ``c`` (a lone drawing's offset to the cluster it joins is ``c`` times wider than the fit says)."""
     found = _find_candidates(stored, annotators, existence, link_thr, cluster_candidates)
     offsets = {
         family: fit_cluster_offsets(_concat_candidates([v for (_, k), v in found.items() if k[0] == family]))
         for family in {k[0] for _, k in found}
     }
     logger.debug("split clusters: %s", {f: (o.share, o.scale, o.spread) for f, o in offsets.items()})
-    return _join_sweep(
+    out = _join_sweep(
         stored,
         found,
         lambda key, table, extents, sizes, strata, hit, candidates: join_split_clusters(
             table, extents, sizes, strata, hit, candidates, offsets[key[0]]
         ),
     )
+    lone_scale = {f: float(o.scale[LONE_POOL]) for f, o in offsets.items() if np.isfinite(o.scale[LONE_POOL])}
+    return out, lone_scale
 
 
 #: (group, table, extents (K, 4), sizes (K,), strata (K,), hits (K,) or None, candidates) -> the joined table

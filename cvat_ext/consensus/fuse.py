@@ -20,7 +20,7 @@ from cvat_ext.consensus.annotator_model import cluster_size
 from cvat_ext.consensus.batch import BoolArray, ChunkInput, FloatArray, GroupKey, IntArray, ReplicaBatch
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.conformity import box_conformity, keypoint_conformity, shape_conformity
-from cvat_ext.consensus.matching import pair_index
+from cvat_ext.consensus.matching import pair_design, pair_index
 from cvat_ext.consensus.merge import (
     SOURCE,
     MaskView,
@@ -288,6 +288,8 @@ class ChunkMerger:
             if self.settings.method == "nearest"
             else self.model.member_weights(batch.family, size[idx])
         )
+        # the families whose split clusters fitted a lone pool (keypoint families)
+        wk = self._unlinked_weights(batch.family, wk, table.pair_sim[idx])
         weight = wk * present_k
         occluded = row_sum(weight * batch.occluded[safe]) > 0.5 * row_sum(weight)
         ref = np.where(present_k, w[None, :], -1.0).argmax(axis=1)
@@ -435,6 +437,18 @@ class ChunkMerger:
         has_any = np.asarray(fl[..., 0].any(axis=1), dtype=bool)
         return kp_label, (fused_xy, outside, occluded, has_any), (xy, fl[..., 0] & fl[..., 1])
 
+    def _unlinked_weights(self, family: str, weight: FloatArray, pair_sim: FloatArray) -> FloatArray:
+        """(K, R) the fusion weights ``weight (K, R)`` of clusters with pair similarities ``pair_sim
+        (K, P)`` (NaN: not linked), divided by the family's :attr:`AnnotatorModel.unlinked_scale` for
+        a member linked to none of the others where some of them did link (a lone drawing the split
+        clusters joined beside them): its offset is wider than its fitted variance by that factor."""
+        am = self.model.annotator_model
+        scale = None if am is None or self.settings.method == "nearest" else am.unlinked_scale.get(family)
+        if scale is None:
+            return weight
+        wide = unlinked_beside_linked(pair_sim, weight.shape[1])
+        return np.asarray(np.where(wide, weight / scale, weight), dtype=np.float64)
+
     def _noise_weighted(self, family: str) -> bool:
         """True when the merge weighs ``family``'s members by the annotator model's inverse variance."""
         am = self.model.annotator_model
@@ -475,6 +489,15 @@ class ChunkMerger:
                 return Shape(type=ShapeType.MASK, points=np.zeros((0, 2)), mask=rle, **common)
         # mixed polygon/mask clusters or an empty vote: the most trusted member's geometry
         return _copy_geometry(shapes[int(np.argmax(w))], common)
+
+
+def unlinked_beside_linked(pair_sim: FloatArray, n_annotators: int) -> BoolArray:
+    """(K, R) the members of clusters with pair similarities ``pair_sim (K, P)`` (NaN: not linked)
+    that linked to none of the others where some two of them did link; a cluster none of whose
+    members linked (a joined split pair) has none."""
+    linked = np.isfinite(pair_sim).astype(np.float64) @ pair_design(n_annotators) > 0
+    some = np.asarray(linked.any(axis=1), dtype=bool)
+    return np.asarray(~linked & some[:, None], dtype=bool)
 
 
 def _kp_sigmas(params: SimilarityParams, kp_label: IntArray) -> float | FloatArray:

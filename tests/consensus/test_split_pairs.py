@@ -15,7 +15,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from cvat_ext.annotations.model import JobAnnotations, Shape, ShapeType
-from cvat_ext.consensus import engine, split_clusters, split_pairs
+from cvat_ext.consensus import engine, fuse, split_clusters, split_pairs
 from cvat_ext.consensus.clusters import ClusterTable
 from cvat_ext.consensus.matching import annotator_pairs
 from cvat_ext.consensus.settings import ConsensusSettings
@@ -513,7 +513,7 @@ def test_split_clusters_of_five_annotators_skeletons_are_joined_and_raise_merged
     params = params_for(SETTINGS, g.meta)
     merged = engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged
     joined = truth_scores(merged, g.truth, params=params)
-    monkeypatch.setattr(engine, "_join_split_clusters", lambda stored, *_: stored)
+    monkeypatch.setattr(engine, "_join_split_clusters", lambda stored, *_: (stored, {}))
     merged_alone = engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged
     alone = truth_scores(merged_alone, g.truth, params=params)
     assert _duplicates(merged, g.truth, params) < 0.6 * _duplicates(merged_alone, g.truth, params)
@@ -595,3 +595,35 @@ def test_precise_moderate_sloppy_skeletons_merge_at_least_as_well_as_the_precise
     merged = truth_scores(engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS).merged, g.truth, params=params)
     precise = truth_scores(g.replicas["precise"], g.truth, params=params)
     assert merged.f1 >= precise.f1, (merged.f1, precise.f1)
+
+
+def test_unlinked_beside_linked_marks_a_joined_drawing_beside_a_linked_cluster_only() -> None:
+    nan = np.nan
+    # pairs (0, 1), (0, 2), (1, 2): cluster 0 links 0-1 with 2 joined beside them; cluster 1 a
+    # joined split group (no links); cluster 2 a chain 0-1-2; cluster 3 a lone drawing
+    pair_sim = np.array([[0.8, nan, nan], [nan, nan, nan], [0.8, nan, 0.6], [nan, nan, nan]])
+    got = fuse.unlinked_beside_linked(pair_sim, 3)
+    assert got.tolist() == [[False, False, True], [False] * 3, [False] * 3, [False] * 3]
+
+
+def test_the_fusion_reads_which_families_have_a_lone_pool_scale_from_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``points`` fit the lone pool too (keypoint families): their fusion weighs a lone drawing joined
+    # beside the others at its scale, as skeletons', read off AnnotatorModel.unlinked_scale (not
+    # the family's name)
+    from consensus_generator import PRESETS
+    from point_fusion import generate_job
+
+    scaled: list[tuple[str, bool]] = []
+    unlinked_weights = fuse.ChunkMerger._unlinked_weights
+
+    def spy(self: fuse.ChunkMerger, family: str, weight: np.ndarray, pair_sim: np.ndarray) -> np.ndarray:
+        out = unlinked_weights(self, family, weight, pair_sim)
+        scaled.append((family, bool((out != weight).any())))
+        return out
+
+    monkeypatch.setattr(fuse.ChunkMerger, "_unlinked_weights", spy)
+    g = generate_job("points", PRESETS["precise-moderate-sloppy"], 1)
+    engine.score_replicas(g.replicas, g.labels, g.meta, SETTINGS)
+    assert ("points", True) in scaled
