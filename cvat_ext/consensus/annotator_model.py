@@ -61,7 +61,6 @@ from cvat_ext.consensus.noise_model import (
     KEYPOINT_FAMILIES,
     CarriedCells,
     NoiseFit,
-    PairEvidence,
     fit_noise,
     size_bin,
     template,
@@ -99,11 +98,6 @@ class FamilyEvidence:
 
     def __post_init__(self) -> None:
         self.grouped = GroupedEvidence(self.n_annotators)
-
-    @property
-    def pairs(self) -> PairEvidence:
-        """The job's matched-pair sums (its frame groups' added)."""
-        return self.grouped.pairs.total()
 
     def add(
         self,

@@ -32,6 +32,7 @@ and flip rate ``f``, tabulated by Monte-Carlo (fixed seed) on a grid of spreads 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,13 +65,6 @@ SPREAD_GRID = np.concatenate([[0.0], np.geomspace(1e-3, 3.0, 60)])
 _DRAWS = 3000
 #: a size bin's positions count for the fit when r's drawings link this often (else truncated)
 _MIN_LINK = 0.8
-
-
-#: the sums of :class:`KeypointEvidence` (its arrays, each added over groups of clusters)
-_SUMMED_FIELDS = (
-    "tri_cov", "tri_inv_s2", "tri_count", "pair_d2", "pair_inv_s2", "pair_count",
-    "disagree", "shared", "visible", "has", "size_count",
-)
 
 
 @dataclass
@@ -113,8 +107,9 @@ class KeypointEvidence:
     def summed(cls, n_annotators: int, parts: Sequence[KeypointEvidence]) -> KeypointEvidence:
         """The evidence of ``parts`` (of the same clusters' groups) added up."""
         out = cls(n_annotators)
+        sums = [f.name for f in dataclasses.fields(cls) if not f.init]  # the sum arrays
         for part in parts:
-            for name in _SUMMED_FIELDS:
+            for name in sums:
                 getattr(out, name)[...] += getattr(part, name)
             out.n_keypoints = max(out.n_keypoints, part.n_keypoints)
         return out

@@ -607,9 +607,9 @@ def pair_cells(ev: PairEvidence, iou_thr: float, tmpl: IouTemplate) -> PairCells
     members = np.asarray(annotator_pairs(n), dtype=np.int64).reshape(-1, 2)[p_idx]  # (M, 2): r, s
     rows = np.zeros((counts.size, 2 * n))
     at = np.arange(counts.size)[:, None]
-    rows[at, members] = (ev.sum_inv_s2[b_idx, p_idx] / np.maximum(counts, 1.0))[:, None]
+    rows[at, members] = (ev.sum_inv_s2[b_idx, p_idx] / counts)[:, None]
     rows[at, n + members] = 1.0
-    spread2, elastic = tmpl.untruncate_many(ev.sum_x2[b_idx, p_idx] / np.maximum(counts, 1.0), iou_thr)
+    spread2, elastic = tmpl.untruncate(ev.sum_x2[b_idx, p_idx] / counts, iou_thr)
     shrink[b_idx, p_idx] = tmpl.kept_share(spread2, iou_thr)
     pair_spread2[b_idx, p_idx] = spread2
     # a cell's mean square is known to a relative precision ~ 1/sqrt(count): weigh residuals
@@ -772,16 +772,12 @@ class IouTemplate:
         hit, mean_sim, mean_sq = (np.interp(spread, self.spread, col) for col in table)
         return hit, mean_sim, mean_sq
 
-    def untruncate(self, mean_square: float, iou_thr: float) -> tuple[float, float]:
-        """The squared spread whose ``x``, seen only at or below ``1 - iou_thr`` (a matched pair),
-        has the mean square ``mean_square`` (capped where the truncated moment saturates), and the
-        elasticity ``d ln(truncated ms) / d ln(spread^2)`` there: 1 where truncation does not bite,
-        towards 0 where the observed moment barely tells the spread."""
-        spread2, elasticity = self.untruncate_many(np.array([mean_square], dtype=np.float64), iou_thr)
-        return float(spread2[0]), float(elasticity[0])
-
-    def untruncate_many(self, mean_square: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray]:
-        """:meth:`untruncate` at each of the mean squares ``mean_square (M,)``: ``(M,)`` each."""
+    def untruncate(self, mean_square: FloatArray, iou_thr: float) -> tuple[FloatArray, FloatArray]:
+        """``(M,)`` each, per mean square ``mean_square (M,)``: the squared spread whose ``x``, seen
+        only at or below ``1 - iou_thr`` (a matched pair), has that mean square (capped where the
+        truncated moment saturates), and the elasticity ``d ln(truncated ms) / d ln(spread^2)``
+        there: 1 where truncation does not bite, towards 0 where the observed moment barely tells
+        the spread."""
         spread, truncated = _truncated_table(self, round(float(iou_thr), 6))
         sp = np.interp(np.asarray(mean_square, dtype=np.float64), truncated, spread)
         log_ms, log_s2 = np.log(np.maximum(truncated[1:], 1e-12)), np.log(spread[1:] ** 2)
